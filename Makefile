@@ -1,0 +1,149 @@
+# itracker - every entry point: make, make test, make demo, make bench,
+# make fuzz, make install. Outputs go to $(BUILD) (default build/).
+#
+# New modules need no Makefile edit: user/*.c (except main.c) form
+# libitracker.a; tests/unit/test_*.c, tests/bpf/test_*.c and
+# tests/fuzz/fuzz_*.c are discovered by wildcard.
+
+BUILD ?= build
+PREFIX ?= /usr/local
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+FUZZ_SECONDS ?= 20
+
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
+PKGS := libbpf libnl-3.0 libnl-route-3.0 libmicrohttpd jansson libsodium
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS)
+LDLIBS := $(PKG_LIBS) -lelf -lz -lpcap -lpthread -lm
+
+BPF_CFLAGS := -g -O2 -target bpf $(WARN) -D__TARGET_ARCH_x86 \
+	-I/usr/include/$(MULTIARCH) -Imaps -Ibpf
+
+LIB_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+LIB_OBJS := $(LIB_SRCS:user/%.c=$(BUILD)/obj/%.o)
+CTL_SRCS := $(wildcard tools/itrackerctl/*.c)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+UNIT_ASAN_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/asan/tests/unit/%)
+BPFTEST_SRCS := $(wildcard tests/bpf/test_*.c)
+BPFTEST_BINS := $(BPFTEST_SRCS:tests/bpf/%.c=$(BUILD)/tests/bpf/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+BENCH_SRCS := $(wildcard tools/bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:tools/bench/%.c=$(BUILD)/bench/%)
+TOOL_SRCS := $(wildcard tools/loadgen/*.c)
+TOOL_BINS := $(TOOL_SRCS:tools/loadgen/%.c=$(BUILD)/%)
+HDRS := $(wildcard maps/*.h user/*.h bpf/*.h) $(BUILD)/locality.skel.h
+
+.PHONY: all deps test test-unit test-asan test-bpf test-e2e demo bench fuzz \
+	install clean format check-format
+
+all: $(BUILD)/itrackerd $(BUILD)/itrackerctl $(BUILD)/locality.bpf.o $(TOOL_BINS)
+
+deps:
+	@bash tools/deps.sh
+
+# ---- kernel side -------------------------------------------------------
+$(BUILD)/locality.bpf.o: bpf/locality.bpf.c $(wildcard bpf/*.h) maps/itracker_maps.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/locality.skel.h: $(BUILD)/locality.bpf.o
+	$(BPFTOOL) gen skeleton $< name locality > $@.tmp && mv $@.tmp $@
+
+# ---- user side ---------------------------------------------------------
+$(BUILD)/obj/%.o: user/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libitracker.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/itrackerd: user/main.c $(BUILD)/libitracker.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
+
+$(BUILD)/itrackerctl: $(CTL_SRCS) $(BUILD)/libitracker.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -Itools/itrackerctl $(CTL_SRCS) $(BUILD)/libitracker.a $(LDLIBS) -o $@
+
+$(BUILD)/%: tools/loadgen/%.c $(BUILD)/libitracker.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
+
+# ---- tests -------------------------------------------------------------
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libitracker.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(BUILD)/libitracker.a $(LDLIBS) -lcmocka -o $@
+
+# ASan/UBSan: the library is recompiled with the sanitizers, not reused.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(BUILD)/asan/obj/%.o: user/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) -c $< -o $@
+
+$(BUILD)/asan/libitracker.a: $(LIB_SRCS:user/%.c=$(BUILD)/asan/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/asan/tests/unit/%: tests/unit/%.c $(BUILD)/asan/libitracker.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) -Itests $< $(BUILD)/asan/libitracker.a $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/tests/bpf/%: tests/bpf/%.c $(BUILD)/libitracker.a $(BUILD)/locality.bpf.o $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests $< $(BUILD)/libitracker.a $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/bench/%: tools/bench/%.c $(BUILD)/libitracker.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itools/bench $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
+
+# libFuzzer: each harness links the library sources compiled with clang.
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	-Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS) -Wall -Wextra -Werror
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) $< $(LIB_SRCS) $(LDLIBS) -o $@
+
+test: deps all $(UNIT_BINS) $(UNIT_ASAN_BINS) $(BPFTEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
+	@BUILD=$(BUILD) bash tools/run-tests.sh all
+
+test-unit: all $(UNIT_BINS) $(UNIT_ASAN_BINS)
+	@BUILD=$(BUILD) bash tools/run-tests.sh unit
+
+test-bpf: all $(BPFTEST_BINS)
+	@BUILD=$(BUILD) bash tools/run-tests.sh bpf
+
+test-e2e: all
+	@BUILD=$(BUILD) bash tools/run-tests.sh e2e
+
+demo: deps all
+	@BUILD=$(BUILD) bash tools/demo.sh
+
+bench: deps all $(BENCH_BINS)
+	@BUILD=$(BUILD) bash tools/bench/run.sh
+
+fuzz: $(FUZZ_BINS)
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/run-tests.sh fuzz
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/itracker \
+		$(DESTDIR)$(PREFIX)/share/itracker
+	install -m 0755 $(BUILD)/itrackerd $(DESTDIR)$(PREFIX)/sbin/itrackerd
+	install -m 0755 $(BUILD)/itrackerctl $(DESTDIR)$(PREFIX)/bin/itrackerctl
+	install -m 0644 $(BUILD)/locality.bpf.o $(DESTDIR)$(PREFIX)/lib/itracker/locality.bpf.o
+	install -m 0644 maps/example.netmap $(DESTDIR)$(PREFIX)/share/itracker/example.netmap
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,202 @@
+/* itracker_maps.h - the contract between the kernel programs and userspace.
+ *
+ * Every BPF map's key and value layout, the locality classes, the BitTorrent
+ * kinds, the policy record and the pin names live here and nowhere else.
+ * bpf/locality.bpf.c and everything under user/ and tools/ include this file,
+ * so a layout change is one edit and both sides see it at compile time.
+ *
+ * Rules: fixed-width types only, explicit padding, no pointers; all structs
+ * are prefixed itr_ so they never clash with kernel or libc names.
+ * Addresses are stored in network byte order (big-endian byte arrays).
+ */
+#ifndef ITRACKER_MAPS_H
+#define ITRACKER_MAPS_H
+
+#include <linux/types.h>
+
+/* Bump when any struct below changes layout: userspace refuses to adopt
+ * pinned maps whose config.abi_version differs (see user/loader.c). */
+#define ITR_ABI_VERSION 1
+
+/* ---- locality classes ------------------------------------------------ */
+enum itr_class {
+	ITR_CLASS_INTRA_PID = 0, /* both ends in the same PID */
+	ITR_CLASS_INTRA_LOC = 1, /* different PIDs, same AS and same LOC */
+	ITR_CLASS_INTRA_AS = 2,  /* same AS, different LOC */
+	ITR_CLASS_INTER_AS = 3,  /* different ASes */
+	ITR_CLASS_UNKNOWN = 4,   /* at least one end matched no prefix */
+	ITR_CLASS_MAX = 5,
+};
+
+/* ---- BitTorrent kinds ------------------------------------------------ */
+enum itr_kind {
+	ITR_KIND_NONE = 0,         /* not (or not yet) recognised as BitTorrent */
+	ITR_KIND_PEER_WIRE = 1,    /* TCP handshake 0x13 "BitTorrent protocol" */
+	ITR_KIND_UTP = 2,          /* BEP 29 micro transport protocol */
+	ITR_KIND_DHT = 3,          /* BEP 5 KRPC over UDP */
+	ITR_KIND_UDP_TRACKER = 4,  /* BEP 15 */
+	ITR_KIND_HTTP_TRACKER = 5, /* GET /announce? or /scrape? with info_hash= */
+	ITR_KIND_ENDPOINT = 6,     /* no signature, but an endpoint known to speak BT */
+	ITR_KIND_MAX = 7,
+};
+
+enum itr_dir {
+	ITR_DIR_INGRESS = 0, /* XDP */
+	ITR_DIR_EGRESS = 1,  /* TC egress */
+	ITR_DIR_MAX = 2,
+};
+
+/* PID id 0 means "no PID": an address no prefix covers. */
+#define ITR_PID_NONE 0u
+/* LOC 0 means "no LOC given": two PIDs with loc 0 are never INTRA_LOC. */
+#define ITR_LOC_NONE 0u
+
+/* ---- LPM tries: prefix -> PID ---------------------------------------- */
+/* Layout required by BPF_MAP_TYPE_LPM_TRIE: prefix length, then the address
+ * bytes most significant first. */
+struct itr_lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct itr_lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct itr_pid_info {
+	__u32 pid;   /* numeric PID id, never ITR_PID_NONE for a stored prefix */
+	__u32 asn;   /* autonomous system number */
+	__u32 loc;   /* location id, ITR_LOC_NONE if not given */
+	__u32 flags; /* ITR_PID_F_* */
+};
+
+#define ITR_PID_F_DEFAULT (1u << 0) /* installed as the catch-all /0 */
+
+/* ---- flow cache ------------------------------------------------------ */
+/* Both directions of a flow map to one key: the (address, port) pair that
+ * sorts lower (memcmp of address, then port) goes into the "lo" fields.
+ * IPv4 addresses occupy the first 4 bytes of addr_*, the rest is zero. */
+struct itr_flow_key {
+	__u8 addr_lo[16];
+	__u8 addr_hi[16];
+	__u16 port_lo; /* network byte order */
+	__u16 port_hi; /* network byte order */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;   /* 4 or 6 */
+	__u8 pad[2];
+};
+
+enum itr_flow_state {
+	ITR_FLOW_PENDING = 0, /* still inspecting payload */
+	ITR_FLOW_FINAL = 1,   /* verdict settled (kind may be NONE) */
+};
+
+struct itr_flow_verdict {
+	__u64 generation; /* itr_config.generation when classified */
+	__u32 pid_lo;     /* PID of the "lo" end, ITR_PID_NONE if unmatched */
+	__u32 pid_hi;
+	__u32 asn_lo;
+	__u32 asn_hi;
+	__u32 loc_lo;
+	__u32 loc_hi;
+	__u8 kind;        /* enum itr_kind */
+	__u8 state;       /* enum itr_flow_state */
+	__u8 inspected;   /* payload-bearing packets examined so far */
+	__u8 utp_seen;    /* packets that passed the uTP header check */
+	__u8 pad[4];
+};
+
+/* Payload-bearing packets examined before a flow is settled as NONE. */
+#define ITR_MAX_INSPECT 4
+
+/* ---- endpoint cache: ip:port known to speak BitTorrent ------------- */
+struct itr_endpoint_key {
+	__u8 addr[16];
+	__u16 port; /* network byte order */
+	__u8 proto;
+	__u8 family;
+};
+
+struct itr_endpoint_info {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last confirmation */
+	__u8 kind;          /* kind that taught us this endpoint */
+	__u8 pad[7];
+};
+
+/* ---- counters: per-CPU array by (direction, class, kind) ---------- */
+struct itr_counter {
+	__u64 packets;
+	__u64 bytes; /* L2 frame length as seen by the hook */
+};
+
+#define ITR_COUNTER_SLOTS (ITR_DIR_MAX * ITR_CLASS_MAX * ITR_KIND_MAX)
+
+static inline __u32 itr_counter_index(__u32 dir, __u32 cls, __u32 kind)
+{
+	return (dir * ITR_CLASS_MAX + cls) * ITR_KIND_MAX + kind;
+}
+
+/* ---- PID x PID matrix: per-CPU hash, BitTorrent traffic only ------- */
+struct itr_matrix_key {
+	__u32 src_pid; /* PID of the packet's source, ITR_PID_NONE if unmatched */
+	__u32 dst_pid;
+};
+
+/* value: struct itr_counter */
+
+/* ---- policy: array indexed by enum itr_class ------------------------ */
+/* Applied by the TC egress program to BitTorrent packets only; traffic that
+ * is not BitTorrent is never touched. Each field has its own "set" flag so
+ * that zero stays a settable value. The default (all flags clear) counts
+ * and changes nothing. */
+#define ITR_POLICY_SET_DSCP (1u << 0)
+#define ITR_POLICY_SET_PRIORITY (1u << 1)
+#define ITR_POLICY_SET_MARK (1u << 2)
+#define ITR_POLICY_DROP (1u << 3)
+
+struct itr_policy {
+	__u32 flags;    /* ITR_POLICY_* */
+	__u32 priority; /* skb->priority, e.g. an HTB classid major:minor */
+	__u32 mark;     /* skb->mark */
+	__u8 dscp;      /* 0..63 */
+	__u8 pad[3];
+};
+
+/* ---- config: array with one element --------------------------------- */
+struct itr_config {
+	__u64 generation;  /* bumped by userspace after every map change */
+	__u32 abi_version; /* ITR_ABI_VERSION of the writer */
+	__u32 flags;       /* reserved, zero */
+};
+
+/* ---- sizes ----------------------------------------------------------- */
+#define ITR_LPM_V4_MAX 2000000
+#define ITR_LPM_V6_MAX 1000000
+#define ITR_FLOWS_MAX 262144
+#define ITR_ENDPOINTS_MAX 65536
+#define ITR_MATRIX_MAX 65536
+
+/* ---- pin names (under the pin root, default /sys/fs/bpf/itracker) --- */
+#define ITR_PIN_ROOT_DEFAULT "/sys/fs/bpf/itracker"
+#define ITR_MAP_LPM_V4 "lpm_v4"
+#define ITR_MAP_LPM_V6 "lpm_v6"
+#define ITR_MAP_FLOWS "flows"
+#define ITR_MAP_ENDPOINTS "endpoints"
+#define ITR_MAP_COUNTERS "counters"
+#define ITR_MAP_MATRIX "matrix"
+#define ITR_MAP_POLICY "policy"
+#define ITR_MAP_CONFIG "config"
+/* Links: "<prefix><ifname>", e.g. link_xdp_eth0. TC attachments (classic
+ * clsact on libbpf 1.1) are not links; they live in the interface's qdisc
+ * and are found again with bpf_tc_query. */
+#define ITR_PIN_LINK_XDP_PREFIX "link_xdp_"
+
+/* Program names in the object (also the names bpftool prints). */
+#define ITR_PROG_XDP "itr_xdp_ingress"
+#define ITR_PROG_TC "itr_tc_egress"
+/* TC filter handle and priority used for the egress attachment. */
+#define ITR_TC_HANDLE 0x17a
+#define ITR_TC_PRIORITY 0x17a
+
+#endif /* ITRACKER_MAPS_H */

@@ -1,0 +1,51 @@
+/* rank.h - order candidate peers by p-distance from a client, under the
+ * locality policy (shares and external budget), with BEP 40 tie-breaks.
+ */
+#ifndef ITR_RANK_H
+#define ITR_RANK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netmap.h"
+
+struct itr_peer_addr {
+	uint8_t family; /* 4 or 6 */
+	uint8_t addr[16];
+	uint16_t port; /* host byte order */
+};
+
+struct itr_rank_policy {
+	unsigned max_own_pid_pct; /* at most this % of the list from the client's PID */
+	unsigned max_own_as_pct;  /* at most this % from the client's AS (PID included) */
+	unsigned min_external;    /* at least this many from outside the AS, if any exist */
+	unsigned max_external;    /* at most this many from outside the AS */
+};
+
+/* The defaults (see rank.c for the measurements that chose them). */
+void itr_rank_policy_default(struct itr_rank_policy *policy);
+
+struct itr_ranked_peer {
+	struct itr_peer_addr peer;
+	const struct itr_pid *pid; /* NULL if no PID covers it */
+	uint32_t cost;             /* p-distance from the client's PID */
+	uint32_t priority;         /* BEP 40 canonical priority with the client */
+};
+
+/* Rank n candidates for client; writes at most want entries to out (which
+ * has room for want) and returns how many. Candidates equal to the client
+ * (same address and port) are left out. */
+size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+		const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
+		size_t want, struct itr_ranked_peer *out);
+
+/* BEP 40 canonical peer priority of a pair. */
+uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b);
+uint32_t itr_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* "1.2.3.4", "[2001:db8::1]:6881", "1.2.3.4:6881" -> peer; 0 or -1. */
+int itr_peer_addr_parse(const char *text, struct itr_peer_addr *out);
+/* Address only (no port) into buf (INET6_ADDRSTRLEN). */
+const char *itr_peer_addr_ntop(const struct itr_peer_addr *peer, char *buf, size_t len);
+
+#endif
