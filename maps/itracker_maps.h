@@ -168,6 +168,8 @@ struct itr_config {
 	__u64 generation;  /* bumped by userspace after every map change */
 	__u32 abi_version; /* ITR_ABI_VERSION of the writer */
 	__u32 flags;       /* reserved, zero */
+	__u64 updated_ns;  /* CLOCK_REALTIME ns of the last map change */
+	char vtag[72];     /* network map vtag, NUL-terminated, for tools */
 };
 
 /* ---- sizes ----------------------------------------------------------- */
