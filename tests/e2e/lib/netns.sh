@@ -1,0 +1,117 @@
+# netns.sh - shared helpers for e2e tests: namespaces, veth pairs, a private
+# bpffs, itrackerd start/stop, and cleanup on any exit. Source it.
+#
+# Every test gets its own name prefix ($E2E), so parallel or leftover runs
+# never collide, and everything it creates is removed by e2e_cleanup.
+
+set -euo pipefail
+
+: "${BUILD:=build}"
+E2E=${E2E:-itr$$}
+E2E_TMP=$(mktemp -d "/tmp/${E2E}.XXXXXX")
+E2E_NETNS=()
+E2E_PIDS=()
+E2E_BPFFS=""
+
+e2e_require_root() {
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "e2e: must run as root (network namespaces, BPF)" >&2
+		exit 1 # never skip: CI runs as root, a skip would hide a failure
+	fi
+}
+
+e2e_cleanup() {
+	local rc=$?
+	set +e
+	for pid in "${E2E_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	sleep 0.2
+	for pid in "${E2E_PIDS[@]}"; do
+		kill -9 "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	for ns in "${E2E_NETNS[@]}"; do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$ns" 2>/dev/null
+	done
+	if [[ -n $E2E_BPFFS ]]; then
+		umount "$E2E_BPFFS" 2>/dev/null
+	fi
+	if ((rc != 0)) && [[ -n ${E2E_KEEP_TMP:-} ]]; then
+		echo "e2e: kept $E2E_TMP" >&2
+	else
+		rm -rf "$E2E_TMP"
+	fi
+	exit "$rc"
+}
+trap e2e_cleanup EXIT
+trap 'exit 130' INT TERM
+
+e2e_netns() { # name
+	ip netns add "$1"
+	E2E_NETNS+=("$1")
+	ip -n "$1" link set lo up
+}
+
+# veth between two namespaces, offloads off so every frame is MTU-sized and
+# the data plane, tcpdump and the test see the same frames.
+e2e_veth() { # ns1 if1 ns2 if2
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+	local ns ifc
+	for pair in "$1:$2" "$3:$4"; do
+		ns=${pair%%:*}
+		ifc=${pair#*:}
+		ip netns exec "$ns" ethtool -K "$ifc" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+		ip -n "$ns" link set "$ifc" up
+	done
+}
+
+e2e_addr() { # ns if addr/len...
+	local ns=$1 ifc=$2
+	shift 2
+	for a in "$@"; do
+		ip -n "$ns" addr add "$a" dev "$ifc" nodad 2>/dev/null || ip -n "$ns" addr add "$a" dev "$ifc"
+	done
+}
+
+# A bpffs outside any namespace: `ip netns exec` remounts /sys, so pins
+# under /sys/fs/bpf made inside would vanish with the command.
+e2e_bpffs() {
+	E2E_BPFFS=$E2E_TMP/bpffs
+	mkdir -p "$E2E_BPFFS"
+	mount -t bpf bpf "$E2E_BPFFS"
+	echo "$E2E_BPFFS/itracker"
+}
+
+e2e_bg() { # run a command in the background, remember it for cleanup
+	"$@" &
+	E2E_PIDS+=($!)
+}
+
+e2e_wait_http() { # url [seconds]
+	local url=$1 limit=${2:-10} i
+	for ((i = 0; i < limit * 10; i++)); do
+		if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "e2e: $url did not answer within ${limit}s" >&2
+	return 1
+}
+
+e2e_wait_file() { # path [seconds]
+	local f=$1 limit=${2:-10} i
+	for ((i = 0; i < limit * 10; i++)); do
+		[[ -e $f ]] && return 0
+		sleep 0.1
+	done
+	echo "e2e: $f did not appear within ${limit}s" >&2
+	return 1
+}
+
+e2e_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}

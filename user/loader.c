@@ -1,0 +1,647 @@
+/* loader.c - load, pin, attach, adopt and detach the kernel data plane.
+ *
+ * Adoption is the normal case, not a special one: maps are pinned by name
+ * and libbpf reuses a compatible pinned map instead of creating a new one;
+ * an XDP link pinned by an earlier run is updated to the freshly loaded
+ * program (atomic replacement, no gap in counting); the TC egress filter is
+ * attached with a fixed handle/priority and BPF_TC_F_REPLACE. Starting the
+ * daemon twice therefore never attaches twice, and a restart never resets a
+ * counter.
+ */
+#include "loader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+
+#include "locality.skel.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+static const char *const class_names[ITR_CLASS_MAX] = {
+	[ITR_CLASS_INTRA_PID] = "intra-pid", [ITR_CLASS_INTRA_LOC] = "intra-loc",
+	[ITR_CLASS_INTRA_AS] = "intra-as",   [ITR_CLASS_INTER_AS] = "inter-as",
+	[ITR_CLASS_UNKNOWN] = "unknown",
+};
+
+static const char *const kind_names[ITR_KIND_MAX] = {
+	[ITR_KIND_NONE] = "none",
+	[ITR_KIND_PEER_WIRE] = "peer-wire",
+	[ITR_KIND_UTP] = "utp",
+	[ITR_KIND_DHT] = "dht",
+	[ITR_KIND_UDP_TRACKER] = "udp-tracker",
+	[ITR_KIND_HTTP_TRACKER] = "http-tracker",
+	[ITR_KIND_ENDPOINT] = "endpoint",
+};
+
+static const char *const map_names[] = {
+	ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
+	ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
+};
+
+int itr_class_from_name(const char *name)
+{
+	for (int i = 0; i < ITR_CLASS_MAX; i++)
+		if (strcmp(name, class_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *itr_class_name(enum itr_class cls)
+{
+	return (unsigned)cls < ITR_CLASS_MAX ? class_names[cls] : "?";
+}
+
+const char *itr_kind_name(enum itr_kind kind)
+{
+	return (unsigned)kind < ITR_KIND_MAX ? kind_names[kind] : "?";
+}
+
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int itr_ensure_bpffs(const char *dir, char *err, size_t errlen)
+{
+	struct statfs st;
+
+	/* The conventional mount point: mount it if the system did not. */
+	if (strncmp(dir, "/sys/fs/bpf", 11) == 0 &&
+	    (statfs("/sys/fs/bpf", &st) || st.f_type != BPF_FS_MAGIC)) {
+		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
+			snprintf(err, errlen,
+				 "cannot mount bpffs at /sys/fs/bpf: %s (run as root, or mount it: "
+				 "mount -t bpf bpf /sys/fs/bpf)",
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	int rc = mkdir_p(dir);
+	if (rc) {
+		snprintf(err, errlen, "cannot create pin root %s: %s", dir, strerror(-rc));
+		return rc;
+	}
+	if (statfs(dir, &st) || st.f_type != BPF_FS_MAGIC) {
+		snprintf(err, errlen,
+			 "pin root %s is not on a BPF filesystem (mount one: mount -t bpf bpf %s)",
+			 dir, dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void explain_errno(char *err, size_t errlen, const char *what, int e)
+{
+	if (e == EPERM || e == EACCES)
+		snprintf(err, errlen,
+			 "%s: permission denied; run itrackerd as root (it needs CAP_BPF, "
+			 "CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN for bpffs)",
+			 what);
+	else if (e == ENOSYS)
+		snprintf(err, errlen, "%s: this kernel has no BPF support (CONFIG_BPF_SYSCALL)",
+			 what);
+	else
+		snprintf(err, errlen, "%s: %s", what, strerror(e));
+}
+
+/* A pinned map whose layout differs from the object's would make libbpf fail
+ * with a terse message; check first and say which map and what differs. */
+static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err,
+			       size_t errlen, bool *any_pinned)
+{
+	struct bpf_map *map;
+
+	*any_pinned = false;
+	bpf_object__for_each_map(map, obj)
+	{
+		char path[PATH_MAX];
+		struct bpf_map_info info = {0};
+		__u32 len = sizeof(info);
+		const char *name = bpf_map__name(map);
+
+		if (name[0] == '.') /* .rodata/.bss: not pinned */
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, name);
+		int fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			explain_errno(err, errlen, path, errno);
+			return -errno;
+		}
+		*any_pinned = true;
+		int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
+		close(fd);
+		if (rc) {
+			explain_errno(err, errlen, path, errno);
+			return -errno;
+		}
+		if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+		    info.value_size != bpf_map__value_size(map) ||
+		    info.max_entries != bpf_map__max_entries(map) ||
+		    info.map_flags != bpf_map__map_flags(map)) {
+			snprintf(err, errlen,
+				 "pinned map %s has a different layout (key %u/%u bytes, value "
+				 "%u/%u bytes, max %u/%u entries: pinned/new); refusing to replace "
+				 "it with an empty one. Export what you need, then remove the old "
+				 "data plane with `itrackerd --purge --pin-root %s`",
+				 path, info.key_size, bpf_map__key_size(map), info.value_size,
+				 bpf_map__value_size(map), info.max_entries,
+				 bpf_map__max_entries(map), root);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+static int link_pin_path(char *buf, size_t len, const char *root, const char *ifname)
+{
+	int n = snprintf(buf, len, "%s/%s%s", root, ITR_PIN_LINK_XDP_PREFIX, ifname);
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+static const char *xdp_mode_of(int ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	if (bpf_xdp_query(ifindex, 0, &q))
+		return "?";
+	switch (q.attach_mode) {
+	case XDP_ATTACHED_DRV:
+		return "native";
+	case XDP_ATTACHED_SKB:
+		return "generic";
+	case XDP_ATTACHED_HW:
+		return "offload";
+	case XDP_ATTACHED_MULTI:
+		return "multi";
+	default:
+		return "none";
+	}
+}
+
+/* An XDP link pinned by an earlier run: update it to prog_fd if it is still
+ * alive on this interface. Returns the link fd, or -1 if there is none to
+ * adopt (a stale pin is removed). */
+static int adopt_xdp_link(const char *path, int ifindex, int prog_fd)
+{
+	struct bpf_link_info info = {0};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_LINK_TYPE_XDP ||
+	    (int)info.xdp.ifindex != ifindex) {
+		/* The interface went away (defunct link) or the pin is foreign. */
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (bpf_link_update(fd, prog_fd, NULL)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int attach_xdp(struct itr_dataplane *dp, struct itr_iface_state *ifs, int prog_fd,
+		      enum itr_xdp_mode mode, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (link_pin_path(path, sizeof(path), dp->pin_root, ifs->name)) {
+		snprintf(err, errlen, "interface name %s too long for a pin path", ifs->name);
+		return -ENAMETOOLONG;
+	}
+	fd = adopt_xdp_link(path, ifs->ifindex, prog_fd);
+	if (fd >= 0) {
+		ifs->xdp_link_fd = fd;
+		ifs->xdp_attached = ifs->xdp_adopted = true;
+		ifs->xdp_mode_name = xdp_mode_of(ifs->ifindex);
+		return 0;
+	}
+
+	const __u32 tries[2] = {
+		mode == ITR_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE,
+		mode == ITR_XDP_AUTO ? XDP_FLAGS_SKB_MODE : 0,
+	};
+	int e = 0;
+	for (int i = 0; i < 2 && tries[i]; i++) {
+		LIBBPF_OPTS(bpf_link_create_opts, lo, .flags = tries[i]);
+		fd = bpf_link_create(prog_fd, ifs->ifindex, BPF_XDP, &lo);
+		if (fd >= 0)
+			break;
+		e = errno;
+		/* Busy means someone else's program: falling back won't help. */
+		if (e == EBUSY || e == EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		char what[128];
+		if (e == EBUSY || e == EEXIST)
+			snprintf(err, errlen,
+				 "%s already has an XDP program that itracker did not attach; "
+				 "detach it (ip link set dev %s xdp off) or pick another interface",
+				 ifs->name, ifs->name);
+		else if (e == EOPNOTSUPP && mode == ITR_XDP_NATIVE)
+			snprintf(err, errlen,
+				 "%s: driver has no native XDP support; use --xdp-mode generic "
+				 "or auto",
+				 ifs->name);
+		else {
+			snprintf(what, sizeof(what), "attaching XDP to %s", ifs->name);
+			explain_errno(err, errlen, what, e);
+		}
+		return -e;
+	}
+	if (bpf_obj_pin(fd, path)) {
+		e = errno;
+		close(fd);
+		snprintf(err, errlen, "pinning XDP link at %s: %s", path, strerror(e));
+		return -e;
+	}
+	ifs->xdp_link_fd = fd;
+	ifs->xdp_attached = true;
+	ifs->xdp_mode_name = xdp_mode_of(ifs->ifindex);
+	return 0;
+}
+
+static void tc_hook_init(struct bpf_tc_hook *hook, int ifindex)
+{
+	memset(hook, 0, sizeof(*hook));
+	hook->sz = sizeof(*hook);
+	hook->ifindex = ifindex;
+	hook->attach_point = BPF_TC_EGRESS;
+}
+
+static bool tc_filter_present(int ifindex)
+{
+	struct bpf_tc_hook hook;
+	LIBBPF_OPTS(bpf_tc_opts, q, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
+
+	tc_hook_init(&hook, ifindex);
+	return bpf_tc_query(&hook, &q) == 0;
+}
+
+static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t errlen)
+{
+	struct bpf_tc_hook hook;
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY,
+		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+
+	tc_hook_init(&hook, ifs->ifindex);
+	int rc = bpf_tc_hook_create(&hook);
+	if (rc && rc != -EEXIST) {
+		char what[128];
+		snprintf(what, sizeof(what), "creating clsact qdisc on %s", ifs->name);
+		explain_errno(err, errlen, what, -rc);
+		return rc;
+	}
+	ifs->tc_adopted = tc_filter_present(ifs->ifindex);
+	rc = bpf_tc_attach(&hook, &opts);
+	if (rc) {
+		char what[128];
+		snprintf(what, sizeof(what), "attaching TC egress to %s", ifs->name);
+		explain_errno(err, errlen, what, -rc);
+		return rc;
+	}
+	ifs->tc_attached = true;
+	return 0;
+}
+
+static void detach_tc(int ifindex)
+{
+	struct bpf_tc_hook hook;
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
+
+	tc_hook_init(&hook, ifindex);
+	bpf_tc_detach(&hook, &opts);
+}
+
+static void detach_iface(struct itr_dataplane *dp, struct itr_iface_state *ifs)
+{
+	char path[PATH_MAX];
+
+	if (ifs->xdp_attached) {
+		if (!link_pin_path(path, sizeof(path), dp->pin_root, ifs->name))
+			unlink(path);
+		/* Closing the last reference to an unpinned link detaches it. */
+		if (ifs->xdp_link_fd >= 0)
+			close(ifs->xdp_link_fd);
+		ifs->xdp_link_fd = -1;
+		ifs->xdp_attached = false;
+	}
+	if (ifs->tc_attached) {
+		detach_tc(ifs->ifindex);
+		ifs->tc_attached = false;
+	}
+}
+
+static int map_fd(struct bpf_object *obj, const char *name)
+{
+	return bpf_object__find_map_fd_by_name(obj, name);
+}
+
+static struct bpf_object *open_object(const struct itr_loader_opts *opts, const char *root,
+				      char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = root, .object_name = "locality");
+	struct bpf_object *obj;
+
+	if (opts->bpf_object) {
+		obj = bpf_object__open_file(opts->bpf_object, &oo);
+	} else {
+		size_t sz = 0;
+		const void *bytes = locality__elf_bytes(&sz);
+		obj = bpf_object__open_mem(bytes, sz, &oo);
+	}
+	if (!obj) {
+		char what[PATH_MAX + 32];
+		snprintf(what, sizeof(what), "opening BPF object %s",
+			 opts->bpf_object ? opts->bpf_object : "(embedded)");
+		explain_errno(err, errlen, what, errno);
+	}
+	return obj;
+}
+
+static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
+		if (!bpf_object__find_map_by_name(obj, map_names[i])) {
+			snprintf(err, errlen, "BPF object has no map named %s: not an itracker "
+					      "data plane object",
+				 map_names[i]);
+			return -EINVAL;
+		}
+	if (!bpf_object__find_program_by_name(obj, ITR_PROG_XDP) ||
+	    !bpf_object__find_program_by_name(obj, ITR_PROG_TC)) {
+		snprintf(err, errlen, "BPF object lacks %s or %s: not an itracker data plane object",
+			 ITR_PROG_XDP, ITR_PROG_TC);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_WARN || getenv("ITRACKER_LIBBPF_DEBUG"))
+		return vfprintf(stderr, fmt, ap);
+	return 0;
+}
+
+struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, char *err,
+					 size_t errlen)
+{
+	const char *root = opts->pin_root ? opts->pin_root : ITR_PIN_ROOT_DEFAULT;
+	struct itr_dataplane *dp;
+	bool any_pinned = false;
+	int rc;
+
+	libbpf_set_print(quiet_libbpf);
+	if (opts->nifaces > ITR_MAX_IFACES) {
+		snprintf(err, errlen, "too many interfaces (at most %d)", ITR_MAX_IFACES);
+		return NULL;
+	}
+	/* Resolve interfaces first: a typo must not leave anything behind. */
+	dp = calloc(1, sizeof(*dp));
+	if (!dp) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < opts->nifaces; i++) {
+		struct itr_iface_state *ifs = &dp->ifaces[i];
+		if (strlen(opts->ifaces[i]) >= IF_NAMESIZE) {
+			snprintf(err, errlen, "interface name '%s' is too long", opts->ifaces[i]);
+			goto fail_free;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(opts->ifaces[i], opts->ifaces[j]) == 0) {
+				snprintf(err, errlen, "interface %s given twice", opts->ifaces[i]);
+				goto fail_free;
+			}
+		snprintf(ifs->name, sizeof(ifs->name), "%s", opts->ifaces[i]);
+		ifs->ifindex = (int)if_nametoindex(ifs->name);
+		ifs->xdp_link_fd = -1;
+		if (!ifs->ifindex) {
+			snprintf(err, errlen,
+				 "no such interface: %s (list them with `ip -br link`)", ifs->name);
+			goto fail_free;
+		}
+	}
+	dp->nifaces = opts->nifaces;
+	snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", root);
+
+	if (itr_ensure_bpffs(root, err, errlen))
+		goto fail_free;
+	dp->obj = open_object(opts, root, err, errlen);
+	if (!dp->obj)
+		goto fail_free;
+	if (check_object_shape(dp->obj, err, errlen))
+		goto fail_obj;
+	if (check_pinned_compat(dp->obj, root, err, errlen, &any_pinned))
+		goto fail_obj;
+	dp->maps_adopted = any_pinned;
+
+	rc = bpf_object__load(dp->obj);
+	if (rc) {
+		explain_errno(err, errlen, "loading the BPF data plane", -rc);
+		goto fail_obj;
+	}
+	dp->fd_lpm_v4 = map_fd(dp->obj, ITR_MAP_LPM_V4);
+	dp->fd_lpm_v6 = map_fd(dp->obj, ITR_MAP_LPM_V6);
+	dp->fd_flows = map_fd(dp->obj, ITR_MAP_FLOWS);
+	dp->fd_endpoints = map_fd(dp->obj, ITR_MAP_ENDPOINTS);
+	dp->fd_counters = map_fd(dp->obj, ITR_MAP_COUNTERS);
+	dp->fd_matrix = map_fd(dp->obj, ITR_MAP_MATRIX);
+	dp->fd_policy = map_fd(dp->obj, ITR_MAP_POLICY);
+	dp->fd_config = map_fd(dp->obj, ITR_MAP_CONFIG);
+
+	struct itr_config cfg;
+	if (itr_dataplane_get_config(dp, &cfg)) {
+		explain_errno(err, errlen, "reading the config map", errno);
+		goto fail_obj;
+	}
+	if (cfg.abi_version && cfg.abi_version != ITR_ABI_VERSION) {
+		snprintf(err, errlen,
+			 "pinned data plane under %s was written with map ABI %u, this build "
+			 "uses %u; refusing to mix them (remove it with `itrackerd --purge`)",
+			 root, cfg.abi_version, ITR_ABI_VERSION);
+		goto fail_obj;
+	}
+	if (!cfg.abi_version) {
+		__u32 zero = 0;
+		cfg.abi_version = ITR_ABI_VERSION;
+		if (bpf_map_update_elem(dp->fd_config, &zero, &cfg, BPF_ANY)) {
+			explain_errno(err, errlen, "writing the config map", errno);
+			goto fail_obj;
+		}
+	}
+
+	int xdp_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_XDP));
+	int tc_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_TC));
+	for (size_t i = 0; i < dp->nifaces; i++) {
+		struct itr_iface_state *ifs = &dp->ifaces[i];
+		if (attach_xdp(dp, ifs, xdp_fd, opts->xdp_mode, err, errlen))
+			goto fail_detach;
+		if (attach_tc(ifs, tc_fd, err, errlen))
+			goto fail_detach;
+	}
+	return dp;
+
+fail_detach:
+	/* Undo only what this run added; adopted attachments were there before
+	 * and keep running (now with the new program). */
+	for (size_t i = 0; i < dp->nifaces; i++) {
+		struct itr_iface_state *ifs = &dp->ifaces[i];
+		if (ifs->xdp_attached && !ifs->xdp_adopted) {
+			char path[PATH_MAX];
+			if (!link_pin_path(path, sizeof(path), dp->pin_root, ifs->name))
+				unlink(path);
+		}
+		if (ifs->xdp_link_fd >= 0)
+			close(ifs->xdp_link_fd);
+		if (ifs->tc_attached && !ifs->tc_adopted)
+			detach_tc(ifs->ifindex);
+	}
+fail_obj:
+	if (!dp->maps_adopted && dp->obj) {
+		/* Maps pinned by this failed run would look like state to adopt. */
+		bpf_object__unpin_maps(dp->obj, NULL);
+	}
+	bpf_object__close(dp->obj);
+fail_free:
+	free(dp);
+	return NULL;
+}
+
+void itr_dataplane_close(struct itr_dataplane *dp, bool keep_attached)
+{
+	if (!dp)
+		return;
+	for (size_t i = 0; i < dp->nifaces; i++) {
+		struct itr_iface_state *ifs = &dp->ifaces[i];
+		if (keep_attached) {
+			if (ifs->xdp_link_fd >= 0)
+				close(ifs->xdp_link_fd);
+		} else {
+			detach_iface(dp, ifs);
+		}
+	}
+	bpf_object__close(dp->obj);
+	free(dp);
+}
+
+int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
+{
+	const char *root = pin_root ? pin_root : ITR_PIN_ROOT_DEFAULT;
+	struct if_nameindex *ifs = if_nameindex();
+	char path[PATH_MAX];
+	int removed = 0;
+
+	if (ifs) {
+		for (struct if_nameindex *p = ifs; p->if_index; p++) {
+			if (tc_filter_present((int)p->if_index)) {
+				detach_tc((int)p->if_index);
+				removed++;
+			}
+		}
+		if_freenameindex(ifs);
+	}
+	DIR *d = opendir(root);
+	if (!d) {
+		if (errno == ENOENT)
+			return removed ? 0 : 0;
+		snprintf(err, errlen, "cannot open %s: %s", root, strerror(errno));
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		bool ours = strncmp(de->d_name, ITR_PIN_LINK_XDP_PREFIX,
+				    strlen(ITR_PIN_LINK_XDP_PREFIX)) == 0;
+		for (size_t i = 0; !ours && i < sizeof(map_names) / sizeof(map_names[0]); i++)
+			ours = strcmp(de->d_name, map_names[i]) == 0;
+		if (!ours)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);
+		if (unlink(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	rmdir(root); /* only succeeds if nothing else lives there */
+	return 0;
+}
+
+int itr_dataplane_get_config(const struct itr_dataplane *dp, struct itr_config *cfg)
+{
+	__u32 zero = 0;
+	memset(cfg, 0, sizeof(*cfg));
+	return bpf_map_lookup_elem(dp->fd_config, &zero, cfg);
+}
+
+int itr_dataplane_bump_generation(struct itr_dataplane *dp, const char *vtag,
+				  uint64_t *new_generation)
+{
+	struct itr_config cfg;
+	struct timespec ts;
+	__u32 zero = 0;
+
+	if (itr_dataplane_get_config(dp, &cfg))
+		return -errno;
+	cfg.generation++;
+	cfg.abi_version = ITR_ABI_VERSION;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	cfg.updated_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	memset(cfg.vtag, 0, sizeof(cfg.vtag));
+	if (vtag)
+		snprintf(cfg.vtag, sizeof(cfg.vtag), "%s", vtag);
+	if (bpf_map_update_elem(dp->fd_config, &zero, &cfg, BPF_ANY))
+		return -errno;
+	if (new_generation)
+		*new_generation = cfg.generation;
+	return 0;
+}
+
+int itr_dataplane_set_policy(struct itr_dataplane *dp, enum itr_class cls,
+			     const struct itr_policy *policy)
+{
+	__u32 key = (__u32)cls;
+	if (key >= ITR_CLASS_MAX)
+		return -EINVAL;
+	return bpf_map_update_elem(dp->fd_policy, &key, policy, BPF_ANY) ? -errno : 0;
+}

@@ -1,0 +1,589 @@
+/* main.c - itrackerd: parse options, wire the modules together, run.
+ *
+ * Nothing here is logic of its own: the data plane is user/loader.c, the map
+ * path user/daemon.c + user/netmap*.c, the services user/http.c with the
+ * handlers that register on it. main() only decides what runs, in which
+ * order, and how it stops.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "loader.h"
+#include "netmap.h"
+
+#define ITRACKER_VERSION "0.1.0"
+#define DEFAULT_PORT 6969
+
+struct options {
+	const char *map_file;
+	const char *listen;
+	struct itr_loader_opts loader;
+	bool no_dataplane;
+	bool keep_attached;
+	bool purge;
+	bool verbose;
+	struct {
+		bool set;
+		struct itr_policy policy;
+	} policy[ITR_CLASS_MAX];
+	size_t max_body;
+};
+
+static struct itr_daemon daemon_state = {
+	.reload_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: itrackerd [OPTION]...\n"
+		"Locality enforcer for BitTorrent traffic (P4P iTracker): an XDP/TC data plane that\n"
+		"counts and tags BitTorrent flows by network locality, and the iTracker services\n"
+		"(network info, peer ranking, ALTO, BitTorrent tracker) on one HTTP listener.\n"
+		"\n"
+		"Network map:\n"
+		"  -m, --map FILE           network map, text or ALTO JSON (required)\n"
+		"Data plane:\n"
+		"  -i, --interface IFACE    attach XDP (ingress) and TC (egress) to IFACE;\n"
+		"                           repeat for several interfaces\n"
+		"      --xdp-mode MODE      auto (native, else generic; default), native, generic\n"
+		"      --pin-root DIR       where maps and links are pinned (default %s)\n"
+		"      --bpf-object FILE    load this BPF object instead of the built-in one\n"
+		"                           (upgrade: the running program is replaced atomically)\n"
+		"      --policy CLASS:SPEC  tag BitTorrent packets of CLASS on egress; CLASS is\n"
+		"                           intra-pid, intra-loc, intra-as, inter-as or unknown;\n"
+		"                           SPEC is a comma list of dscp=0..63, priority=MAJ:MIN\n"
+		"                           or N, mark=N, drop. Default: count only.\n"
+		"      --keep-attached      on exit leave the data plane running (it keeps\n"
+		"                           counting; the next itrackerd adopts it)\n"
+		"      --no-dataplane       serve the iTracker only, load nothing into the kernel\n"
+		"      --purge              detach itracker from every interface, remove everything\n"
+		"                           pinned under the pin root, and exit\n"
+		"Services:\n"
+		"  -l, --listen ADDR:PORT   HTTP listener (default [::]:%d; 'off' to disable)\n"
+		"      --max-body BYTES     largest request body accepted (default 1048576)\n"
+		"Other:\n"
+		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
+		"                           option names as above without '--', '#' comments\n"
+		"  -v, --verbose            log more\n"
+		"  -h, --help               show this help and exit\n"
+		"  -V, --version            show the version and exit\n"
+		"\n"
+		"Signals: SIGHUP reloads the map file (an invalid file is rejected, the running map\n"
+		"stays); SIGINT/SIGTERM stop (detaching unless --keep-attached).\n"
+		"Exit status: 0 ok, 1 runtime failure, 2 bad command line or configuration.\n",
+		ITR_PIN_ROOT_DEFAULT, DEFAULT_PORT);
+}
+
+static _Noreturn void die_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "itrackerd: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'itrackerd --help'.\n");
+	exit(2);
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || v > 0xffffffffUL || s[0] == '-')
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "inter-as:dscp=8,priority=1:20,mark=0x10" */
+static void parse_policy(struct options *o, const char *arg)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", arg);
+	char *colon = strchr(buf, ':');
+	if (!colon)
+		die_usage("--policy '%s': expected CLASS:SPEC", arg);
+	*colon = '\0';
+	int cls = itr_class_from_name(buf);
+	if (cls < 0)
+		die_usage("--policy '%s': unknown class (intra-pid, intra-loc, intra-as, "
+			  "inter-as, unknown)",
+			  arg);
+	struct itr_policy *p = &o->policy[cls].policy;
+	o->policy[cls].set = true;
+	char *save = NULL;
+	for (char *kv = strtok_r(colon + 1, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		uint32_t v;
+		if (strcmp(kv, "drop") == 0) {
+			p->flags |= ITR_POLICY_DROP;
+			continue;
+		}
+		if (!eq)
+			die_usage("--policy '%s': expected KEY=VALUE items", arg);
+		*eq = '\0';
+		const char *val = eq + 1;
+		if (strcmp(kv, "dscp") == 0) {
+			if (parse_u32(val, &v) || v > 63)
+				die_usage("--policy '%s': dscp must be 0..63", arg);
+			p->dscp = (uint8_t)v;
+			p->flags |= ITR_POLICY_SET_DSCP;
+		} else if (strcmp(kv, "priority") == 0) {
+			const char *c = strchr(val, ':');
+			if (c) {
+				char major[16];
+				uint32_t maj, min;
+				snprintf(major, sizeof(major), "%.*s", (int)(c - val), val);
+				/* tc writes classids in hex: 1:20 is 0x10020 */
+				char mj[20], mn[20];
+				snprintf(mj, sizeof(mj), "0x%s", major);
+				snprintf(mn, sizeof(mn), "0x%s", c + 1);
+				if (parse_u32(mj, &maj) || parse_u32(mn, &min) || maj > 0xffff ||
+				    min > 0xffff)
+					die_usage("--policy '%s': priority MAJ:MIN in hex, as tc "
+						  "writes classids",
+						  arg);
+				v = maj << 16 | min;
+			} else if (parse_u32(val, &v)) {
+				die_usage("--policy '%s': bad priority", arg);
+			}
+			p->priority = v;
+			p->flags |= ITR_POLICY_SET_PRIORITY;
+		} else if (strcmp(kv, "mark") == 0) {
+			if (parse_u32(val, &v))
+				die_usage("--policy '%s': bad mark", arg);
+			p->mark = v;
+			p->flags |= ITR_POLICY_SET_MARK;
+		} else {
+			die_usage("--policy '%s': unknown key (dscp, priority, mark, drop)", arg);
+		}
+	}
+}
+
+enum {
+	OPT_XDP_MODE = 256,
+	OPT_PIN_ROOT,
+	OPT_BPF_OBJECT,
+	OPT_POLICY,
+	OPT_KEEP,
+	OPT_NO_DP,
+	OPT_PURGE,
+	OPT_MAX_BODY,
+};
+
+static const struct option long_opts[] = {
+	{"map", required_argument, NULL, 'm'},
+	{"interface", required_argument, NULL, 'i'},
+	{"xdp-mode", required_argument, NULL, OPT_XDP_MODE},
+	{"pin-root", required_argument, NULL, OPT_PIN_ROOT},
+	{"bpf-object", required_argument, NULL, OPT_BPF_OBJECT},
+	{"policy", required_argument, NULL, OPT_POLICY},
+	{"keep-attached", no_argument, NULL, OPT_KEEP},
+	{"no-dataplane", no_argument, NULL, OPT_NO_DP},
+	{"purge", no_argument, NULL, OPT_PURGE},
+	{"listen", required_argument, NULL, 'l'},
+	{"max-body", required_argument, NULL, OPT_MAX_BODY},
+	{"config", required_argument, NULL, 'c'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+static void apply_option(struct options *o, int c, const char *arg);
+
+/* Config file: "option value" lines, same names as the long options. */
+static void read_config(struct options *o, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int lineno = 0;
+
+	if (!f) {
+		fprintf(stderr, "itrackerd: cannot open config %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *name = strtok(line, " \t\r\n");
+		if (!name)
+			continue;
+		char *value = strtok(NULL, "\r\n");
+		while (value && (*value == ' ' || *value == '\t'))
+			value++;
+		const struct option *opt = NULL;
+		for (const struct option *p = long_opts; p->name; p++)
+			if (strcmp(p->name, name) == 0)
+				opt = p;
+		if (!opt || opt->val == 'c' || opt->val == 'h' || opt->val == 'V') {
+			fprintf(stderr, "itrackerd: %s:%d: unknown option '%s'\n", path, lineno,
+				name);
+			exit(2);
+		}
+		if (opt->has_arg == required_argument && (!value || !*value)) {
+			fprintf(stderr, "itrackerd: %s:%d: option '%s' needs a value\n", path,
+				lineno, name);
+			exit(2);
+		}
+		if (opt->has_arg == no_argument && value && *value &&
+		    strcmp(value, "yes") != 0 && strcmp(value, "true") != 0) {
+			fprintf(stderr, "itrackerd: %s:%d: option '%s' takes no value\n", path,
+				lineno, name);
+			exit(2);
+		}
+		apply_option(o, opt->val, value ? strdup(value) : NULL);
+	}
+	fclose(f);
+}
+
+static void apply_option(struct options *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'm':
+		o->map_file = arg;
+		break;
+	case 'i':
+		if (o->loader.nifaces >= ITR_MAX_IFACES)
+			die_usage("too many interfaces (at most %s)", "32");
+		o->loader.ifaces[o->loader.nifaces++] = arg;
+		break;
+	case OPT_XDP_MODE:
+		if (strcmp(arg, "auto") == 0)
+			o->loader.xdp_mode = ITR_XDP_AUTO;
+		else if (strcmp(arg, "native") == 0)
+			o->loader.xdp_mode = ITR_XDP_NATIVE;
+		else if (strcmp(arg, "generic") == 0)
+			o->loader.xdp_mode = ITR_XDP_GENERIC;
+		else
+			die_usage("--xdp-mode '%s': expected auto, native or generic", arg);
+		break;
+	case OPT_PIN_ROOT:
+		if (arg[0] != '/')
+			die_usage("--pin-root '%s': must be an absolute path", arg);
+		o->loader.pin_root = arg;
+		break;
+	case OPT_BPF_OBJECT:
+		o->loader.bpf_object = arg;
+		break;
+	case OPT_POLICY:
+		parse_policy(o, arg);
+		break;
+	case OPT_KEEP:
+		o->keep_attached = true;
+		break;
+	case OPT_NO_DP:
+		o->no_dataplane = true;
+		break;
+	case OPT_PURGE:
+		o->purge = true;
+		break;
+	case 'l':
+		o->listen = arg;
+		break;
+	case OPT_MAX_BODY: {
+		uint32_t v;
+		if (parse_u32(arg, &v) || v < 1024)
+			die_usage("--max-body '%s': a byte count of at least 1024", arg);
+		o->max_body = v;
+		break;
+	}
+	case 'c':
+		read_config(o, arg);
+		break;
+	case 'v':
+		o->verbose = true;
+		o->loader.verbose = true;
+		break;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case 'V':
+		printf("itrackerd %s\n", ITRACKER_VERSION);
+		exit(0);
+	default:
+		fprintf(stderr, "Try 'itrackerd --help'.\n");
+		exit(2);
+	}
+}
+
+/* "[::]:6969", "127.0.0.1:8080", ":6969" -> address and port. */
+static int split_listen(const char *spec, char *addr, size_t addrlen, uint16_t *port)
+{
+	const char *colon;
+	uint32_t p;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		snprintf(addr, addrlen, "%.*s", (int)(close - spec - 1), spec + 1);
+		colon = close + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon)
+			return -1;
+		snprintf(addr, addrlen, "%.*s", (int)(colon - spec), spec);
+		if (!addr[0])
+			snprintf(addr, addrlen, "::");
+	}
+	if (parse_u32(colon + 1, &p) || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static double now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void reply_json(struct itr_http_response *resp, int status, json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (!text) {
+		itr_http_set_body(resp, 500, "text/plain", strdup("out of memory\n"), 14);
+		return;
+	}
+	itr_http_set_body(resp, status, "application/json", text, strlen(text));
+}
+
+static void handle_status(const struct itr_http_request *req, struct itr_http_response *resp,
+			  void *arg)
+{
+	struct itr_daemon *d = arg;
+	(void)req;
+	json_t *o = json_object();
+	json_object_set_new(o, "version", json_string(ITRACKER_VERSION));
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	json_object_set_new(o, "uptime_s", json_real(now_realtime() - d->started_at));
+	json_object_set_new(o, "map_file", json_string(d->map_file));
+	struct itr_netmap *map = itr_netmap_current();
+	json_object_set_new(o, "vtag", map ? json_string(itr_netmap_vtag(map)) : json_null());
+	json_object_set_new(o, "pids", json_integer(map ? (json_int_t)itr_netmap_pid_count(map) : 0));
+	if (map)
+		itr_netmap_unref(map);
+	json_object_set_new(o, "generation", json_integer((json_int_t)d->generation));
+	json_object_set_new(o, "dataplane", json_boolean(d->dp != NULL));
+	json_t *ifs = json_array();
+	if (d->dp) {
+		json_object_set_new(o, "pin_root", json_string(d->dp->pin_root));
+		json_object_set_new(o, "maps_adopted", json_boolean(d->dp->maps_adopted));
+		for (size_t i = 0; i < d->dp->nifaces; i++) {
+			const struct itr_iface_state *s = &d->dp->ifaces[i];
+			json_t *j = json_object();
+			json_object_set_new(j, "name", json_string(s->name));
+			json_object_set_new(j, "ifindex", json_integer(s->ifindex));
+			json_object_set_new(j, "xdp", json_string(s->xdp_mode_name ? s->xdp_mode_name : "none"));
+			json_object_set_new(j, "tc_egress", json_boolean(s->tc_attached));
+			json_object_set_new(j, "adopted", json_boolean(s->xdp_adopted || s->tc_adopted));
+			json_array_append_new(ifs, j);
+		}
+	}
+	json_object_set_new(o, "interfaces", ifs);
+	json_t *r = json_object();
+	json_object_set_new(r, "ok", json_integer((json_int_t)d->reloads_ok));
+	json_object_set_new(r, "failed", json_integer((json_int_t)d->reloads_failed));
+	json_object_set_new(o, "reloads", r);
+	reply_json(resp, 200, o);
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		static const uint8_t v4mapped_lo[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (IN6_IS_ADDR_LOOPBACK(&s->sin6_addr))
+			return true;
+		return memcmp(s->sin6_addr.s6_addr, v4mapped_lo, 12) == 0 &&
+		       s->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
+}
+
+static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
+			  void *arg)
+{
+	struct itr_daemon *d = arg;
+	struct itr_reload_result res;
+
+	if (!is_loopback(&req->peer)) {
+		json_t *e = json_pack("{s:{s:s}}", "error", "reason",
+				      "the admin API answers on loopback only");
+		reply_json(resp, 403, e);
+		return;
+	}
+	itr_daemon_reload(d, &res);
+	if (!res.ok) {
+		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
+		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
+		return;
+	}
+	fprintf(stderr, "itrackerd: map reloaded: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
+		res.vtag, (unsigned long long)res.generation, res.added, res.changed,
+		res.deleted);
+	reply_json(resp, 200,
+		   json_pack("{s:s,s:I,s:I,s:I,s:I}", "vtag", res.vtag, "generation",
+			     (json_int_t)res.generation, "added", (json_int_t)res.added,
+			     "changed", (json_int_t)res.changed, "deleted",
+			     (json_int_t)res.deleted));
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {.listen = "[::]:6969", .max_body = 1 << 20};
+	struct itr_daemon *d = &daemon_state;
+	char err[1024] = "";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "m:i:l:c:vhV", long_opts, NULL)) != -1)
+		apply_option(&o, c, optarg);
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+
+	if (o.purge) {
+		if (itr_dataplane_purge(o.loader.pin_root, err, sizeof(err))) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			return 1;
+		}
+		printf("itrackerd: data plane removed from %s\n",
+		       o.loader.pin_root ? o.loader.pin_root : ITR_PIN_ROOT_DEFAULT);
+		return 0;
+	}
+	if (!o.map_file)
+		die_usage("%s", "a network map is required (--map FILE)");
+	if (o.no_dataplane && (o.loader.nifaces || o.keep_attached))
+		die_usage("%s", "--no-dataplane cannot be combined with --interface/--keep-attached");
+
+	/* Signals are taken synchronously by the main thread; block them before
+	 * any thread exists so service threads never see them. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	d->map_file = o.map_file;
+	d->started_at = now_realtime();
+
+	/* Validate the map before touching the kernel: a bad file changes nothing. */
+	struct itr_netmap_error merr = {0};
+	struct itr_netmap *map = itr_netmap_load_file(o.map_file, &merr);
+	if (!map) {
+		itr_netmap_error_format(&merr, err, sizeof(err));
+		fprintf(stderr, "itrackerd: %s\n", err);
+		return 2;
+	}
+
+	if (!o.no_dataplane) {
+		d->dp = itr_dataplane_open(&o.loader, err, sizeof(err));
+		if (!d->dp) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			itr_netmap_unref(map);
+			return 1;
+		}
+		for (int cls = 0; cls < ITR_CLASS_MAX; cls++) {
+			/* The policy is this run's configuration: rewrite every slot. */
+			struct itr_policy none = {0};
+			itr_dataplane_set_policy(d->dp, cls,
+						 o.policy[cls].set ? &o.policy[cls].policy : &none);
+		}
+	}
+	struct itr_reload_result res;
+	itr_daemon_install_map(d, map, &res);
+	if (!res.ok) {
+		fprintf(stderr, "itrackerd: %s\n", res.error);
+		itr_dataplane_close(d->dp, o.keep_attached);
+		return 1;
+	}
+	fprintf(stderr, "itrackerd: map %s loaded: vtag %s, generation %llu (+%zu ~%zu -%zu)\n",
+		o.map_file, res.vtag, (unsigned long long)res.generation, res.added, res.changed,
+		res.deleted);
+	if (d->dp)
+		for (size_t i = 0; i < d->dp->nifaces; i++) {
+			const struct itr_iface_state *s = &d->dp->ifaces[i];
+			fprintf(stderr, "itrackerd: %s: XDP %s%s, TC egress%s\n", s->name,
+				s->xdp_mode_name, s->xdp_adopted ? " (adopted)" : "",
+				s->tc_adopted ? " (adopted)" : "");
+		}
+
+	struct itr_http_server *srv = NULL;
+	if (strcmp(o.listen, "off") != 0) {
+		char addr[128];
+		uint16_t port;
+		if (split_listen(o.listen, addr, sizeof(addr), &port))
+			die_usage("--listen '%s': expected ADDR:PORT, [V6ADDR]:PORT or 'off'",
+				  o.listen);
+		struct itr_http_limits lim = {
+			.max_body = o.max_body,
+			.max_query = 8192,
+			.max_connections = 4096,
+			.connection_timeout_s = 30,
+		};
+		srv = itr_http_new(&lim);
+		if (!srv) {
+			fprintf(stderr, "itrackerd: out of memory\n");
+			return 1;
+		}
+		itr_http_route(srv, "GET", "/v1/status", handle_status, d);
+		itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, d);
+		if (itr_http_start(srv, addr, port, err, sizeof(err))) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			itr_http_free(srv);
+			itr_dataplane_close(d->dp, o.keep_attached);
+			return 1;
+		}
+		fprintf(stderr, "itrackerd: HTTP on %s port %u\n", addr, itr_http_port(srv));
+	}
+
+	for (;;) {
+		siginfo_t si;
+		struct timespec tick = {.tv_sec = 1};
+		int sig = sigtimedwait(&sigs, &si, &tick);
+		if (sig == SIGHUP) {
+			itr_daemon_reload(d, &res);
+			if (res.ok)
+				fprintf(stderr,
+					"itrackerd: SIGHUP: map reloaded: vtag %s generation %llu "
+					"(+%zu ~%zu -%zu)\n",
+					res.vtag, (unsigned long long)res.generation, res.added,
+					res.changed, res.deleted);
+			else
+				fprintf(stderr, "itrackerd: SIGHUP: map rejected, old map stays: %s\n",
+					res.error);
+		} else if (sig == SIGINT || sig == SIGTERM) {
+			fprintf(stderr, "itrackerd: %s, stopping%s\n",
+				sig == SIGINT ? "SIGINT" : "SIGTERM",
+				o.keep_attached ? " (data plane stays attached)" : "");
+			break;
+		}
+	}
+
+	itr_http_free(srv);
+	itr_dataplane_close(d->dp, o.keep_attached);
+	map = itr_netmap_current();
+	itr_netmap_publish(NULL);
+	if (map)
+		itr_netmap_unref(map);
+	return 0;
+}
