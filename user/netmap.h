@@ -101,6 +101,47 @@ struct itr_netmap_sync_stats {
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
 			int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats);
 
+/* ---- kernel entries and the diff a sync applies ------------------------
+ * What the tries should hold for a map: one entry per prefix (flags 0) and,
+ * if the map has a default PID, 0.0.0.0/0 and ::/0 with ITR_PID_F_DEFAULT.
+ * Arrays are sorted by prefix (family, address bytes, length). */
+struct itr_netmap_kentry {
+	struct itr_prefix prefix;
+	struct itr_pid_info info;
+};
+
+enum itr_netmap_op_kind {
+	ITR_NETMAP_OP_ADD = 0,    /* prefix not in the old set */
+	ITR_NETMAP_OP_CHANGE = 1, /* prefix in both, value differs */
+	ITR_NETMAP_OP_DELETE = 2, /* prefix not in the new set */
+};
+
+struct itr_netmap_op {
+	enum itr_netmap_op_kind kind;
+	struct itr_netmap_kentry entry; /* new value; old value for DELETE */
+};
+
+/* The kernel entries of map (NULL map: none). *out is malloc'd (free it);
+ * 0 or -ENOMEM. */
+int itr_netmap_kernel_entries(const struct itr_netmap *map, struct itr_netmap_kentry **out,
+			      size_t *n);
+/* Read both tries (either fd may be -1 to skip it); host bits found in a key
+ * are cleared. Sorted like itr_netmap_kernel_entries. 0 or -errno. */
+int itr_netmap_dump_bpf(int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_kentry **out, size_t *n);
+/* Sort entries by prefix (for sets read from elsewhere). */
+void itr_netmap_kentries_sort(struct itr_netmap_kentry *entries, size_t n);
+/* The operations turning sorted set old into sorted set new: every ADD and
+ * CHANGE (in prefix order) before every DELETE. *ops is malloc'd (NULL when
+ * *nops is 0). 0 or -ENOMEM. */
+int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
+		    const struct itr_netmap_kentry *new_entries, size_t nnew,
+		    struct itr_netmap_op **ops, size_t *nops);
+
+/* More accessors. */
+const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map); /* or NULL */
+size_t itr_netmap_prefix_count(const struct itr_netmap *map); /* v4 + v6, no default */
+size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map);
+
 /* The process-wide current map (thread safe). current() returns a new
  * reference (or NULL) that the caller unrefs; publish() takes over the
  * caller's reference and drops the old map's. */

@@ -1,0 +1,430 @@
+/* netmap_sync.c - make the kernel's LPM tries hold exactly a network map.
+ *
+ * The desired set (itr_netmap_kernel_entries) is diffed against what the
+ * tries hold: the previous map when the caller knows it, else the tries'
+ * real content read back. Updates (adds and changes) go first and deletes
+ * last, so an address covered before and after a reload is covered at every
+ * instant: a changed prefix is overwritten in place (the trie swaps the node
+ * under RCU) and a prefix that disappears is removed only after everything
+ * that replaces it is in. Batched syscalls are used where the kernel
+ * supports them for LPM tries, single-element calls otherwise.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bpf/bpf.h>
+
+#include "netmap_build.h"
+
+#define BATCH 8192
+
+static int cmp_kentry(const void *a, const void *b)
+{
+	const struct itr_netmap_kentry *x = a, *y = b;
+	return itr_prefix_cmp(&x->prefix, &y->prefix);
+}
+
+void itr_netmap_kentries_sort(struct itr_netmap_kentry *entries, size_t n)
+{
+	qsort(entries, n, sizeof(*entries), cmp_kentry);
+}
+
+static struct itr_pid_info info_of(const struct itr_pid *p, uint32_t flags)
+{
+	return (struct itr_pid_info){.pid = p->id, .asn = p->asn, .loc = p->loc, .flags = flags};
+}
+
+static void put_default(struct itr_netmap_kentry *e, int family, const struct itr_pid *p)
+{
+	memset(e, 0, sizeof(*e));
+	e->prefix.family = (uint8_t)family;
+	e->info = info_of(p, ITR_PID_F_DEFAULT);
+}
+
+int itr_netmap_kernel_entries(const struct itr_netmap *map, struct itr_netmap_kentry **out,
+			      size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (!map)
+		return 0;
+	size_t total = map->nentries + (map->default_pid ? 2 : 0);
+	struct itr_netmap_kentry *e = calloc(total + 1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	size_t k = 0;
+	bool v4_default = map->default_pid != NULL, v6_default = map->default_pid != NULL;
+	/* The /0 defaults sort first within their family; the builder refuses
+	 * an explicit /0 next to a default PID, so they never collide. */
+	for (size_t i = 0; i < map->nentries; i++) {
+		const struct nm_entry *src = &map->entries[i];
+		if (v4_default && src->prefix.family == 4) {
+			put_default(&e[k++], 4, map->default_pid);
+			v4_default = false;
+		}
+		if (v6_default && src->prefix.family == 6) {
+			if (v4_default) {
+				put_default(&e[k++], 4, map->default_pid);
+				v4_default = false;
+			}
+			put_default(&e[k++], 6, map->default_pid);
+			v6_default = false;
+		}
+		e[k].prefix = src->prefix;
+		e[k].info = info_of(&map->pids[src->pid], 0);
+		k++;
+	}
+	if (v4_default)
+		put_default(&e[k++], 4, map->default_pid);
+	if (v6_default)
+		put_default(&e[k++], 6, map->default_pid);
+	*out = e;
+	*n = k;
+	return 0;
+}
+
+static bool same_info(const struct itr_pid_info *a, const struct itr_pid_info *b)
+{
+	return a->pid == b->pid && a->asn == b->asn && a->loc == b->loc && a->flags == b->flags;
+}
+
+int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
+		    const struct itr_netmap_kentry *new_entries, size_t nnew,
+		    struct itr_netmap_op **ops, size_t *nops)
+{
+	size_t nup = 0, ndel = 0, i, j;
+	*ops = NULL;
+	*nops = 0;
+	/* Pass 1 counts, pass 2 fills: no worst-case sized allocation. */
+	for (int pass = 0; pass < 2; pass++) {
+		size_t up = 0, del = nup;
+		i = j = 0;
+		while (i < nold || j < nnew) {
+			int c = i == nold ? 1 : j == nnew ? -1
+							  : itr_prefix_cmp(&old[i].prefix,
+									   &new_entries[j].prefix);
+			if (c < 0) {
+				if (pass)
+					(*ops)[del] = (struct itr_netmap_op){ITR_NETMAP_OP_DELETE,
+									     old[i]};
+				del++;
+				i++;
+			} else if (c > 0) {
+				if (pass)
+					(*ops)[up] = (struct itr_netmap_op){ITR_NETMAP_OP_ADD,
+									    new_entries[j]};
+				up++;
+				j++;
+			} else {
+				if (!same_info(&old[i].info, &new_entries[j].info)) {
+					if (pass)
+						(*ops)[up] = (struct itr_netmap_op){
+							ITR_NETMAP_OP_CHANGE, new_entries[j]};
+					up++;
+				}
+				i++;
+				j++;
+			}
+		}
+		if (!pass) {
+			nup = up;
+			ndel = del;
+			if (nup + ndel == 0)
+				return 0;
+			*ops = malloc((nup + ndel) * sizeof(**ops));
+			if (!*ops)
+				return -ENOMEM;
+		}
+	}
+	*nops = nup + ndel;
+	return 0;
+}
+
+/* ---- reading the tries -------------------------------------------------- */
+
+static void clear_host_bits(struct itr_prefix *p)
+{
+	unsigned max = p->family == 4 ? 32 : 128;
+	for (unsigned bit = p->len; bit < max; bit++)
+		p->addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+}
+
+struct kset {
+	struct itr_netmap_kentry *e;
+	size_t n, cap;
+};
+
+static int kset_add(struct kset *s, int family, const uint8_t *key, size_t addr_len,
+		    const struct itr_pid_info *info)
+{
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 1024;
+		void *ne = realloc(s->e, ncap * sizeof(*s->e));
+		if (!ne)
+			return -ENOMEM;
+		s->e = ne;
+		s->cap = ncap;
+	}
+	struct itr_netmap_kentry *e = &s->e[s->n++];
+	memset(e, 0, sizeof(*e));
+	uint32_t plen;
+	memcpy(&plen, key, 4);
+	e->prefix.family = (uint8_t)family;
+	e->prefix.len = (uint8_t)(plen > addr_len * 8 ? addr_len * 8 : plen);
+	memcpy(e->prefix.addr, key + 4, addr_len);
+	clear_host_bits(&e->prefix);
+	e->info = *info;
+	return 0;
+}
+
+static int dump_one(int fd, int family, struct kset *s)
+{
+	size_t addr_len = family == 4 ? 4 : 16;
+	size_t ksz = 4 + addr_len;
+	uint8_t *keys = malloc(BATCH * ksz);
+	struct itr_pid_info *vals = malloc(BATCH * sizeof(*vals));
+	uint8_t token[20];
+	int rc = 0;
+	bool first = true, batched = true;
+	if (!keys || !vals) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		__u32 count = BATCH;
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		int r = bpf_map_lookup_batch(fd, first ? NULL : token, token, keys, vals, &count,
+					     &opts);
+		if (r < 0 && r != -ENOENT) {
+			if (first && (r == -EINVAL || r == -EOPNOTSUPP || r == -524 /* ENOTSUPP */))
+				batched = false;
+			else
+				rc = r;
+			break;
+		}
+		for (__u32 i = 0; i < count; i++)
+			if ((rc = kset_add(s, family, keys + i * ksz, addr_len, &vals[i])))
+				goto out;
+		first = false;
+		if (r == -ENOENT)
+			break;
+	}
+	if (!batched) {
+		uint8_t key[20], next[20];
+		struct itr_pid_info info;
+		bool have = false;
+		for (;;) {
+			int r = bpf_map_get_next_key(fd, have ? key : NULL, next);
+			if (r == -ENOENT)
+				break;
+			if (r < 0) {
+				rc = r;
+				break;
+			}
+			memcpy(key, next, ksz);
+			have = true;
+			r = bpf_map_lookup_elem(fd, key, &info);
+			if (r == -ENOENT)
+				continue; /* removed under our feet */
+			if (r < 0) {
+				rc = r;
+				break;
+			}
+			if ((rc = kset_add(s, family, key, addr_len, &info)))
+				break;
+		}
+	}
+out:
+	free(keys);
+	free(vals);
+	return rc;
+}
+
+int itr_netmap_dump_bpf(int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_kentry **out, size_t *n)
+{
+	struct kset s = {0};
+	int rc = 0;
+	*out = NULL;
+	*n = 0;
+	if (lpm_v4_fd >= 0)
+		rc = dump_one(lpm_v4_fd, 4, &s);
+	if (!rc && lpm_v6_fd >= 0)
+		rc = dump_one(lpm_v6_fd, 6, &s);
+	if (rc) {
+		free(s.e);
+		return rc;
+	}
+	itr_netmap_kentries_sort(s.e, s.n);
+	*out = s.e;
+	*n = s.n;
+	return 0;
+}
+
+/* ---- writing the tries -------------------------------------------------- */
+
+static bool batch_unsupported(int r)
+{
+	return r == -EINVAL || r == -EOPNOTSUPP || r == -524 /* ENOTSUPP */;
+}
+
+static int update_all(int fd, const uint8_t *keys, size_t ksz, const struct itr_pid_info *vals,
+		      size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		__u32 count = (__u32)(n - done < BATCH ? n - done : BATCH);
+		LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+		int r = bpf_map_update_batch(fd, keys + done * ksz, vals + done, &count, &opts);
+		if (r == 0) {
+			done += count;
+			continue;
+		}
+		if (!batch_unsupported(r) || count != 0)
+			return r;
+		/* Per element, in the same order. */
+		for (; done < n; done++) {
+			r = bpf_map_update_elem(fd, keys + done * ksz, vals + done, BPF_ANY);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+static int delete_all(int fd, const uint8_t *keys, size_t ksz, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		__u32 count = (__u32)(n - done < BATCH ? n - done : BATCH);
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		int r = bpf_map_delete_batch(fd, keys + done * ksz, &count, &opts);
+		if (r == 0) {
+			done += count;
+			continue;
+		}
+		if (r == -ENOENT) {
+			/* Already gone: the goal is reached for it; skip it. */
+			done += count + 1;
+			continue;
+		}
+		if (!batch_unsupported(r) || count != 0)
+			return r;
+		for (; done < n; done++) {
+			r = bpf_map_delete_elem(fd, keys + done * ksz);
+			if (r < 0 && r != -ENOENT)
+				return r;
+		}
+	}
+	return 0;
+}
+
+struct family_ops {
+	uint8_t *keys;
+	struct itr_pid_info *vals;
+	size_t n;
+};
+
+static void put_key(uint8_t *dst, const struct itr_prefix *p)
+{
+	uint32_t plen = p->len;
+	memcpy(dst, &plen, 4);
+	memcpy(dst + 4, p->addr, p->family == 4 ? 4 : 16);
+}
+
+/* Split ops[from, to) by family into key/value arrays. */
+static int split(const struct itr_netmap_op *ops, size_t from, size_t to, struct family_ops *v4,
+		 struct family_ops *v6)
+{
+	size_t n4 = 0, n6 = 0;
+	for (size_t i = from; i < to; i++)
+		if (ops[i].entry.prefix.family == 4)
+			n4++;
+		else
+			n6++;
+	v4->keys = malloc((n4 + 1) * sizeof(struct itr_lpm_v4_key));
+	v4->vals = malloc((n4 + 1) * sizeof(struct itr_pid_info));
+	v6->keys = malloc((n6 + 1) * sizeof(struct itr_lpm_v6_key));
+	v6->vals = malloc((n6 + 1) * sizeof(struct itr_pid_info));
+	if (!v4->keys || !v4->vals || !v6->keys || !v6->vals)
+		return -ENOMEM;
+	v4->n = v6->n = 0;
+	for (size_t i = from; i < to; i++) {
+		const struct itr_netmap_kentry *e = &ops[i].entry;
+		if (e->prefix.family == 4) {
+			put_key(v4->keys + v4->n * sizeof(struct itr_lpm_v4_key), &e->prefix);
+			v4->vals[v4->n++] = e->info;
+		} else {
+			put_key(v6->keys + v6->n * sizeof(struct itr_lpm_v6_key), &e->prefix);
+			v6->vals[v6->n++] = e->info;
+		}
+	}
+	return 0;
+}
+
+static void family_ops_free(struct family_ops *f)
+{
+	free(f->keys);
+	free(f->vals);
+	f->keys = NULL;
+	f->vals = NULL;
+}
+
+int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
+			int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
+{
+	struct itr_netmap_kentry *olde = NULL, *newe = NULL;
+	struct itr_netmap_op *ops = NULL;
+	size_t nold = 0, nnew = 0, nops = 0;
+	struct family_ops up4 = {0}, up6 = {0}, del4 = {0}, del6 = {0};
+	int rc;
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
+	if (!new_map || lpm_v4_fd < 0 || lpm_v6_fd < 0)
+		return -EINVAL;
+
+	if (old_map)
+		rc = itr_netmap_kernel_entries(old_map, &olde, &nold);
+	else
+		rc = itr_netmap_dump_bpf(lpm_v4_fd, lpm_v6_fd, &olde, &nold);
+	if (rc || (rc = itr_netmap_kernel_entries(new_map, &newe, &nnew)) ||
+	    (rc = itr_netmap_diff(olde, nold, newe, nnew, &ops, &nops)))
+		goto out;
+	free(olde);
+	free(newe);
+	olde = newe = NULL;
+
+	size_t nup = 0;
+	while (nup < nops && ops[nup].kind != ITR_NETMAP_OP_DELETE)
+		nup++;
+	if ((rc = split(ops, 0, nup, &up4, &up6)) || (rc = split(ops, nup, nops, &del4, &del6)))
+		goto out;
+	if (stats) {
+		for (size_t i = 0; i < nops; i++) {
+			if (ops[i].kind == ITR_NETMAP_OP_ADD)
+				stats->added++;
+			else if (ops[i].kind == ITR_NETMAP_OP_CHANGE)
+				stats->changed++;
+			else
+				stats->deleted++;
+		}
+	}
+	free(ops);
+	ops = NULL;
+	if ((rc = update_all(lpm_v4_fd, up4.keys, sizeof(struct itr_lpm_v4_key), up4.vals,
+			     up4.n)) ||
+	    (rc = update_all(lpm_v6_fd, up6.keys, sizeof(struct itr_lpm_v6_key), up6.vals,
+			     up6.n)) ||
+	    (rc = delete_all(lpm_v4_fd, del4.keys, sizeof(struct itr_lpm_v4_key), del4.n)) ||
+	    (rc = delete_all(lpm_v6_fd, del6.keys, sizeof(struct itr_lpm_v6_key), del6.n)))
+		goto out;
+out:
+	free(olde);
+	free(newe);
+	free(ops);
+	family_ops_free(&up4);
+	family_ops_free(&up6);
+	family_ops_free(&del4);
+	family_ops_free(&del6);
+	return rc;
+}
