@@ -1,0 +1,740 @@
+/* swarm.c - the in-memory peer store (the default itr_swarm_store).
+ *
+ * Layout, chosen for the memory budget (a few bytes over 12 per IPv4 peer):
+ *   - shards, each a mutex and an open-addressing (linear probing) table of
+ *     swarms keyed by info_hash with a keyed SipHash, so crafted info_hashes
+ *     cannot pile up in one probe run;
+ *   - per swarm two vectors of fixed-size peer records, IPv4 and IPv6,
+ *     sorted by (group, address, port): a group's peers are one binary
+ *     search away, an announce finds its own record in O(log n), and the
+ *     compact form (address + port, big-endian) is a contiguous slice.
+ *
+ * Record: [group u16 BE][address][port u16 BE][last seen minute u16][flags]
+ * [pad] = 12 bytes for IPv4, 24 for IPv6. The minute counter wraps every 45
+ * days; expiry compares differences, which is exact as long as every swarm
+ * is swept more often than that (each touch sweeps once a minute, and the
+ * periodic expire pass sweeps all).
+ */
+#include "swarm.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FLAG_SEEDER 0x01u
+#define DEFAULT_SHARDS 16
+#define MIN_TABLE 16
+#define MAX_EXPIRY_MINUTES 30000 /* well under the 65536-minute wrap */
+
+enum { FAM4 = 0, FAM6 = 1 };
+
+static const size_t addr_len[2] = {4, 16};
+static const size_t key_len[2] = {2 + 4 + 2, 2 + 16 + 2};
+static const size_t rec_size[2] = {12, 24};
+
+struct peer_vec {
+	uint8_t *rec;
+	uint32_t len;
+	uint32_t cap;
+};
+
+struct swarm {
+	uint8_t info_hash[ITR_INFO_HASH_LEN];
+	uint8_t used;
+	uint8_t pad;
+	uint16_t swept; /* minute of the last expiry pass over this swarm */
+	uint32_t generation;
+	uint32_t seeders;
+	uint32_t downloaded;
+	struct peer_vec vec[2];
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct swarm *slots;
+	size_t cap; /* power of two */
+	size_t count;
+	size_t vec_bytes;
+};
+
+struct mem_store {
+	struct itr_swarm_store base;
+	struct itr_swarm_config cfg;
+	uint16_t expiry_minutes;
+	unsigned nshards;
+	struct shard *shards;
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	atomic_size_t torrents;
+	atomic_size_t peers[2];
+	atomic_uint_fast64_t refused_torrents;
+	atomic_uint_fast64_t refused_peers;
+	atomic_uint_fast64_t expired;
+	atomic_uint last_log_torrents; /* minute + 1 of the last log line */
+	atomic_uint last_log_peers;
+};
+
+/* ---- records ----------------------------------------------------------- */
+
+static int family_index(uint8_t family)
+{
+	return family == 6 ? FAM6 : FAM4;
+}
+
+static uint16_t rec_group(const uint8_t *rec)
+{
+	return (uint16_t)(rec[0] << 8 | rec[1]);
+}
+
+static uint16_t rec_seen(const uint8_t *rec, int fam)
+{
+	uint16_t v;
+	memcpy(&v, rec + key_len[fam], 2);
+	return v;
+}
+
+static void rec_set_seen(uint8_t *rec, int fam, uint16_t minute)
+{
+	memcpy(rec + key_len[fam], &minute, 2);
+}
+
+static uint8_t *rec_flags(uint8_t *rec, int fam)
+{
+	return rec + key_len[fam] + 2;
+}
+
+static void make_key(int fam, uint16_t group, const struct itr_peer_addr *peer, uint8_t *key)
+{
+	key[0] = (uint8_t)(group >> 8);
+	key[1] = (uint8_t)group;
+	memcpy(key + 2, peer->addr, addr_len[fam]);
+	key[2 + addr_len[fam]] = (uint8_t)(peer->port >> 8);
+	key[3 + addr_len[fam]] = (uint8_t)peer->port;
+}
+
+static void rec_to_peer(const uint8_t *rec, int fam, struct itr_peer_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = fam == FAM6 ? 6 : 4;
+	memcpy(out->addr, rec + 2, addr_len[fam]);
+	out->port = (uint16_t)(rec[2 + addr_len[fam]] << 8 | rec[3 + addr_len[fam]]);
+}
+
+/* Same address and port (any group). */
+static bool rec_is_peer(const uint8_t *rec, int fam, const struct itr_peer_addr *peer)
+{
+	uint8_t key[20];
+	make_key(fam, 0, peer, key);
+	return memcmp(rec + 2, key + 2, key_len[fam] - 2) == 0;
+}
+
+/* First index whose first klen key bytes are >= key. */
+static uint32_t lower_bound(const struct peer_vec *v, int fam, const uint8_t *key, size_t klen)
+{
+	uint32_t lo = 0, hi = v->len;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (memcmp(v->rec + (size_t)mid * rec_size[fam], key, klen) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint32_t group_end(const struct peer_vec *v, int fam, uint16_t group)
+{
+	if (group == 0xffff)
+		return v->len;
+	uint8_t next[2] = {(uint8_t)((group + 1) >> 8), (uint8_t)(group + 1)};
+	return lower_bound(v, fam, next, 2);
+}
+
+static int compare_rec4(const void *a, const void *b)
+{
+	return memcmp(a, b, 8);
+}
+
+static int compare_rec6(const void *a, const void *b)
+{
+	return memcmp(a, b, 20);
+}
+
+/* ---- the store ---------------------------------------------------------- */
+
+static struct mem_store *as_mem(struct itr_swarm_store *s)
+{
+	return (struct mem_store *)s;
+}
+
+static uint64_t hash_info(const struct mem_store *m, const uint8_t *ih)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t h;
+	crypto_shorthash(out, ih, ITR_INFO_HASH_LEN, m->hash_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
+static struct shard *shard_of(struct mem_store *m, uint64_t h)
+{
+	return &m->shards[(h >> 40) % m->nshards];
+}
+
+static uint16_t minute_of(uint32_t now)
+{
+	return (uint16_t)(now / 60);
+}
+
+static void log_limit(struct mem_store *m, atomic_uint *last, uint32_t now, const char *what,
+		      size_t limit)
+{
+	unsigned stamp = now / 60 + 1;
+	unsigned prev = atomic_load(last);
+	if (prev == stamp || !atomic_compare_exchange_strong(last, &prev, stamp))
+		return;
+	fprintf(stderr,
+		"itracker: tracker store: %s limit of %zu reached; new %s are not stored "
+		"(refused so far: %llu torrents, %llu peers)\n",
+		what, limit, what, (unsigned long long)atomic_load(&m->refused_torrents),
+		(unsigned long long)atomic_load(&m->refused_peers));
+}
+
+static struct swarm *table_find(struct mem_store *m, struct shard *sh, uint64_t h,
+				const uint8_t *ih)
+{
+	(void)m;
+	if (!sh->cap)
+		return NULL;
+	size_t mask = sh->cap - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct swarm *sw = &sh->slots[i];
+		if (!sw->used)
+			return NULL;
+		if (memcmp(sw->info_hash, ih, ITR_INFO_HASH_LEN) == 0)
+			return sw;
+	}
+}
+
+static int table_grow(struct mem_store *m, struct shard *sh)
+{
+	size_t cap = sh->cap ? sh->cap * 2 : MIN_TABLE;
+	struct swarm *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < sh->cap; i++) {
+		struct swarm *old = &sh->slots[i];
+		if (!old->used)
+			continue;
+		size_t j = hash_info(m, old->info_hash) & (cap - 1);
+		while (slots[j].used)
+			j = (j + 1) & (cap - 1);
+		slots[j] = *old;
+	}
+	free(sh->slots);
+	sh->slots = slots;
+	sh->cap = cap;
+	return 0;
+}
+
+static struct swarm *table_insert(struct mem_store *m, struct shard *sh, uint64_t h,
+				  const uint8_t *ih)
+{
+	if ((sh->count + 1) * 10 > sh->cap * 7 && table_grow(m, sh) < 0)
+		return NULL;
+	size_t mask = sh->cap - 1;
+	size_t i = h & mask;
+	while (sh->slots[i].used)
+		i = (i + 1) & mask;
+	struct swarm *sw = &sh->slots[i];
+	memset(sw, 0, sizeof(*sw));
+	memcpy(sw->info_hash, ih, ITR_INFO_HASH_LEN);
+	sw->used = 1;
+	sh->count++;
+	atomic_fetch_add(&m->torrents, 1);
+	return sw;
+}
+
+/* Backward-shift deletion keeps probe runs intact without tombstones. */
+static void table_delete(struct mem_store *m, struct shard *sh, struct swarm *sw)
+{
+	size_t mask = sh->cap - 1;
+	size_t hole = (size_t)(sw - sh->slots);
+	for (int f = 0; f < 2; f++) {
+		sh->vec_bytes -= (size_t)sw->vec[f].cap * rec_size[f];
+		free(sw->vec[f].rec);
+	}
+	sw->used = 0;
+	sh->count--;
+	atomic_fetch_sub(&m->torrents, 1);
+	for (size_t j = (hole + 1) & mask; sh->slots[j].used; j = (j + 1) & mask) {
+		size_t home = hash_info(m, sh->slots[j].info_hash) & mask;
+		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
+		bool home_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		if (home_between)
+			continue;
+		sh->slots[hole] = sh->slots[j];
+		sh->slots[j].used = 0;
+		hole = j;
+	}
+}
+
+static int vec_reserve(struct shard *sh, struct peer_vec *v, int fam)
+{
+	if (v->len < v->cap)
+		return 0;
+	uint32_t cap = v->cap < 4 ? 4 : v->cap + v->cap / 2;
+	if (cap < v->cap)
+		return -1;
+	uint8_t *rec = realloc(v->rec, (size_t)cap * rec_size[fam]);
+	if (!rec)
+		return -1;
+	sh->vec_bytes += (size_t)(cap - v->cap) * rec_size[fam];
+	v->rec = rec;
+	v->cap = cap;
+	return 0;
+}
+
+static void vec_shrink(struct shard *sh, struct peer_vec *v, int fam)
+{
+	if (v->len == 0) {
+		sh->vec_bytes -= (size_t)v->cap * rec_size[fam];
+		free(v->rec);
+		v->rec = NULL;
+		v->cap = 0;
+		return;
+	}
+	if (v->cap <= 8 || v->len >= v->cap / 4)
+		return;
+	uint32_t cap = v->len * 2;
+	uint8_t *rec = realloc(v->rec, (size_t)cap * rec_size[fam]);
+	if (!rec)
+		return; /* keeping the larger block is harmless */
+	sh->vec_bytes -= (size_t)(v->cap - cap) * rec_size[fam];
+	v->rec = rec;
+	v->cap = cap;
+}
+
+static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uint32_t now)
+{
+	uint16_t minute = minute_of(now);
+	size_t dropped = 0;
+	sw->swept = minute;
+	for (int f = 0; f < 2; f++) {
+		struct peer_vec *v = &sw->vec[f];
+		size_t rs = rec_size[f];
+		uint32_t kept = 0;
+		for (uint32_t i = 0; i < v->len; i++) {
+			uint8_t *rec = v->rec + (size_t)i * rs;
+			if ((uint16_t)(minute - rec_seen(rec, f)) > m->expiry_minutes) {
+				if (*rec_flags(rec, f) & FLAG_SEEDER)
+					sw->seeders--;
+				continue;
+			}
+			if (kept != i)
+				memcpy(v->rec + (size_t)kept * rs, rec, rs);
+			kept++;
+		}
+		if (kept != v->len) {
+			atomic_fetch_sub(&m->peers[f], v->len - kept);
+			dropped += v->len - kept;
+			v->len = kept;
+			vec_shrink(sh, v, f);
+		}
+	}
+	if (dropped)
+		atomic_fetch_add(&m->expired, dropped);
+	return dropped;
+}
+
+static void regroup(struct swarm *sw, const struct itr_swarm_grouping *g)
+{
+	for (int f = 0; f < 2; f++) {
+		struct peer_vec *v = &sw->vec[f];
+		for (uint32_t i = 0; i < v->len; i++) {
+			uint8_t *rec = v->rec + (size_t)i * rec_size[f];
+			uint16_t group = g->group_of(g->ctx, f == FAM6 ? 6 : 4, rec + 2);
+			rec[0] = (uint8_t)(group >> 8);
+			rec[1] = (uint8_t)group;
+		}
+		if (v->len > 1)
+			qsort(v->rec, v->len, rec_size[f], f == FAM6 ? compare_rec6 : compare_rec4);
+	}
+	sw->generation = g->generation;
+}
+
+/* Bring a swarm up to date before use: regroup after a map change and drop
+ * expired peers once a minute. Returns whether the groups are current. */
+static bool touch(struct mem_store *m, struct shard *sh, struct swarm *sw,
+		  const struct itr_swarm_grouping *g, uint32_t now)
+{
+	bool current = true;
+	if (g && g->group_of && sw->generation != g->generation) {
+		if ((int32_t)(g->generation - sw->generation) > 0)
+			regroup(sw, g);
+		else
+			current = false; /* a request holding an older map than the swarm */
+	}
+	if (sw->swept != minute_of(now))
+		sweep(m, sh, sw, now);
+	return current;
+}
+
+/* Index of the peer's record or -1. With stale groups, search by address. */
+static long find_peer(const struct peer_vec *v, int fam, const struct itr_peer_addr *peer,
+		      uint16_t group, bool groups_current)
+{
+	if (!groups_current) {
+		for (uint32_t i = 0; i < v->len; i++)
+			if (rec_is_peer(v->rec + (size_t)i * rec_size[fam], fam, peer))
+				return i;
+		return -1;
+	}
+	uint8_t key[20];
+	make_key(fam, group, peer, key);
+	uint32_t i = lower_bound(v, fam, key, key_len[fam]);
+	if (i < v->len && memcmp(v->rec + (size_t)i * rec_size[fam], key, key_len[fam]) == 0)
+		return i;
+	return -1;
+}
+
+static void fill_counts(const struct swarm *sw, struct itr_swarm_counts *c)
+{
+	if (!c)
+		return;
+	uint32_t total = sw->vec[0].len + sw->vec[1].len;
+	c->complete = sw->seeders;
+	c->incomplete = total - sw->seeders;
+	c->downloaded = sw->downloaded;
+}
+
+static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const uint8_t *ih,
+					  const struct itr_swarm_announce *ann,
+					  const struct itr_swarm_grouping *g, uint32_t now,
+					  struct itr_swarm_counts *counts)
+{
+	struct mem_store *m = as_mem(store);
+	uint64_t h = hash_info(m, ih);
+	struct shard *sh = shard_of(m, h);
+	enum itr_swarm_status status = ITR_SWARM_STORED;
+	int fam = family_index(ann->peer.family);
+
+	if (counts)
+		memset(counts, 0, sizeof(*counts));
+	pthread_mutex_lock(&sh->lock);
+	struct swarm *sw = table_find(m, sh, h, ih);
+	bool created = false;
+	if (!sw) {
+		if (m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents) {
+			atomic_fetch_add(&m->refused_torrents, 1);
+			pthread_mutex_unlock(&sh->lock);
+			log_limit(m, &m->last_log_torrents, now, "torrents", m->cfg.max_torrents);
+			return ITR_SWARM_NO_TORRENTS;
+		}
+		sw = table_insert(m, sh, h, ih);
+		if (!sw) {
+			pthread_mutex_unlock(&sh->lock);
+			return ITR_SWARM_NO_MEMORY;
+		}
+		sw->swept = minute_of(now);
+		if (g)
+			sw->generation = g->generation;
+		created = true;
+	}
+	bool current = touch(m, sh, sw, g, now);
+	struct peer_vec *v = &sw->vec[fam];
+	long at = find_peer(v, fam, &ann->peer, ann->group, current);
+	if (at >= 0) {
+		uint8_t *rec = v->rec + (size_t)at * rec_size[fam];
+		uint8_t *flags = rec_flags(rec, fam);
+		bool was_seeder = *flags & FLAG_SEEDER;
+		rec_set_seen(rec, fam, minute_of(now));
+		if (ann->seeder && !was_seeder) {
+			*flags |= FLAG_SEEDER;
+			sw->seeders++;
+		} else if (!ann->seeder && was_seeder) {
+			*flags &= (uint8_t)~FLAG_SEEDER;
+			sw->seeders--;
+		}
+		if (ann->completed && !was_seeder)
+			sw->downloaded++;
+	} else if (m->cfg.max_peers &&
+		   atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
+		atomic_fetch_add(&m->refused_peers, 1);
+		status = ITR_SWARM_NO_PEERS;
+	} else if (vec_reserve(sh, v, fam) < 0) {
+		status = ITR_SWARM_NO_MEMORY;
+	} else {
+		uint8_t key[20];
+		make_key(fam, ann->group, &ann->peer, key);
+		uint32_t i = current ? lower_bound(v, fam, key, key_len[fam]) : v->len;
+		size_t rs = rec_size[fam];
+		uint8_t *rec = v->rec + (size_t)i * rs;
+		memmove(rec + rs, rec, (size_t)(v->len - i) * rs);
+		memset(rec, 0, rs);
+		memcpy(rec, key, key_len[fam]);
+		rec_set_seen(rec, fam, minute_of(now));
+		if (ann->seeder) {
+			*rec_flags(rec, fam) = FLAG_SEEDER;
+			sw->seeders++;
+		}
+		if (ann->completed)
+			sw->downloaded++;
+		v->len++;
+		atomic_fetch_add(&m->peers[fam], 1);
+	}
+	fill_counts(sw, counts);
+	if (created && sw->vec[0].len + sw->vec[1].len == 0)
+		table_delete(m, sh, sw);
+	pthread_mutex_unlock(&sh->lock);
+	if (status == ITR_SWARM_NO_PEERS)
+		log_limit(m, &m->last_log_peers, now, "peers", m->cfg.max_peers);
+	return status;
+}
+
+static int mem_remove(struct itr_swarm_store *store, const uint8_t *ih,
+		      const struct itr_peer_addr *peer, uint16_t group,
+		      const struct itr_swarm_grouping *g, uint32_t now,
+		      struct itr_swarm_counts *counts)
+{
+	struct mem_store *m = as_mem(store);
+	uint64_t h = hash_info(m, ih);
+	struct shard *sh = shard_of(m, h);
+	int fam = family_index(peer->family);
+	int rc = -1;
+
+	if (counts)
+		memset(counts, 0, sizeof(*counts));
+	pthread_mutex_lock(&sh->lock);
+	struct swarm *sw = table_find(m, sh, h, ih);
+	if (sw) {
+		bool current = touch(m, sh, sw, g, now);
+		struct peer_vec *v = &sw->vec[fam];
+		long at = find_peer(v, fam, peer, group, current);
+		if (at >= 0) {
+			size_t rs = rec_size[fam];
+			uint8_t *rec = v->rec + (size_t)at * rs;
+			if (*rec_flags(rec, fam) & FLAG_SEEDER)
+				sw->seeders--;
+			memmove(rec, rec + rs, (size_t)(v->len - (uint32_t)at - 1) * rs);
+			v->len--;
+			atomic_fetch_sub(&m->peers[fam], 1);
+			vec_shrink(sh, v, fam);
+			rc = 0;
+		}
+		fill_counts(sw, counts);
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return rc;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	/* splitmix64 finaliser: spreads a seed over all bits */
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Take up to quota peers from records [begin, end), a window starting at a
+ * seeded offset; scans a bounded number of records so that a seeder asking
+ * a swarm of seeders costs O(quota), not O(swarm). */
+static size_t take_window(const struct peer_vec *v, int fam, uint32_t begin, uint32_t end,
+			  size_t quota, uint64_t seed, const struct itr_swarm_select *req,
+			  struct itr_peer_addr *out)
+{
+	uint32_t size = end - begin;
+	if (size == 0 || quota == 0)
+		return 0;
+	uint32_t offset = (uint32_t)(mix64(seed) % size);
+	size_t scan_limit = quota * 8 + 64;
+	size_t got = 0;
+	for (size_t k = 0; k < size && k < scan_limit && got < quota; k++) {
+		const uint8_t *rec = v->rec + (size_t)(begin + (offset + k) % size) * rec_size[fam];
+		if (req->no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
+			continue;
+		if (req->client.family == (fam == FAM6 ? 6 : 4) && rec_is_peer(rec, fam, &req->client))
+			continue;
+		rec_to_peer(rec, fam, &out[got++]);
+	}
+	return got;
+}
+
+static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
+			 const struct itr_swarm_select *req, const struct itr_swarm_grouping *g,
+			 uint32_t now, struct itr_peer_addr *out)
+{
+	struct mem_store *m = as_mem(store);
+	uint64_t h = hash_info(m, ih);
+	struct shard *sh = shard_of(m, h);
+	int fam = family_index(req->client.family);
+	size_t got = 0;
+
+	pthread_mutex_lock(&sh->lock);
+	struct swarm *sw = table_find(m, sh, h, ih);
+	if (!sw || req->max == 0)
+		goto out;
+	touch(m, sh, sw, g, now);
+	const struct peer_vec *v = &sw->vec[fam];
+	uint8_t gkey[2] = {(uint8_t)(req->group >> 8), (uint8_t)req->group};
+	uint32_t own_lo = lower_bound(v, fam, gkey, 2);
+	uint32_t own_hi = group_end(v, fam, req->group);
+	size_t own_n = own_hi - own_lo;
+	size_t rest_n = v->len - own_n;
+	size_t budget = req->max;
+	size_t rest_reserved = rest_n < budget / 2 ? rest_n : budget / 2;
+	size_t own_take = own_n < budget - rest_reserved ? own_n : budget - rest_reserved;
+	size_t rest_take = rest_n < budget - own_take ? rest_n : budget - own_take;
+
+	got = take_window(v, fam, own_lo, own_hi, own_take, req->seed ^ req->group, req, out);
+	size_t rest_room = budget - got < rest_take ? budget - got : rest_take;
+	for (uint32_t i = 0; i < v->len && rest_room > 0;) {
+		if (i == own_lo && own_n) {
+			i = own_hi;
+			continue;
+		}
+		uint16_t group = rec_group(v->rec + (size_t)i * rec_size[fam]);
+		uint32_t end = group_end(v, fam, group);
+		size_t share = rest_take * (end - i) / rest_n;
+		if (share == 0)
+			share = 1;
+		if (share > rest_room)
+			share = rest_room;
+		size_t n = take_window(v, fam, i, end, share, mix64(req->seed) ^ group, req,
+				       out + got);
+		got += n;
+		rest_room -= n;
+		i = end;
+	}
+out:
+	pthread_mutex_unlock(&sh->lock);
+	return got;
+}
+
+static int mem_scrape(struct itr_swarm_store *store, const uint8_t *ih, uint32_t now,
+		      struct itr_swarm_counts *counts)
+{
+	struct mem_store *m = as_mem(store);
+	uint64_t h = hash_info(m, ih);
+	struct shard *sh = shard_of(m, h);
+	int rc = -1;
+
+	memset(counts, 0, sizeof(*counts));
+	pthread_mutex_lock(&sh->lock);
+	struct swarm *sw = table_find(m, sh, h, ih);
+	if (sw) {
+		if (sw->swept != minute_of(now))
+			sweep(m, sh, sw, now);
+		fill_counts(sw, counts);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return rc;
+}
+
+static size_t mem_expire(struct itr_swarm_store *store, uint32_t now)
+{
+	struct mem_store *m = as_mem(store);
+	size_t dropped = 0;
+	for (unsigned s = 0; s < m->nshards; s++) {
+		struct shard *sh = &m->shards[s];
+		pthread_mutex_lock(&sh->lock);
+		for (size_t i = 0; i < sh->cap;) {
+			struct swarm *sw = &sh->slots[i];
+			if (!sw->used) {
+				i++;
+				continue;
+			}
+			dropped += sweep(m, sh, sw, now);
+			if (sw->vec[0].len + sw->vec[1].len == 0) {
+				/* the backward shift may pull an unvisited entry into i */
+				table_delete(m, sh, sw);
+				continue;
+			}
+			i++;
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return dropped;
+}
+
+static void mem_stats(struct itr_swarm_store *store, struct itr_swarm_stats *st)
+{
+	struct mem_store *m = as_mem(store);
+	memset(st, 0, sizeof(*st));
+	st->bytes = sizeof(*m) + m->nshards * sizeof(struct shard);
+	for (unsigned s = 0; s < m->nshards; s++) {
+		struct shard *sh = &m->shards[s];
+		pthread_mutex_lock(&sh->lock);
+		st->bytes += sh->cap * sizeof(struct swarm) + sh->vec_bytes;
+		for (size_t i = 0; i < sh->cap; i++)
+			if (sh->slots[i].used)
+				st->seeders += sh->slots[i].seeders;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	st->torrents = atomic_load(&m->torrents);
+	st->peers_v4 = atomic_load(&m->peers[FAM4]);
+	st->peers_v6 = atomic_load(&m->peers[FAM6]);
+	st->refused_torrents = atomic_load(&m->refused_torrents);
+	st->refused_peers = atomic_load(&m->refused_peers);
+	st->expired_peers = atomic_load(&m->expired);
+}
+
+static void mem_destroy(struct itr_swarm_store *store)
+{
+	struct mem_store *m = as_mem(store);
+	for (unsigned s = 0; s < m->nshards; s++) {
+		struct shard *sh = &m->shards[s];
+		for (size_t i = 0; i < sh->cap; i++) {
+			if (!sh->slots[i].used)
+				continue;
+			free(sh->slots[i].vec[0].rec);
+			free(sh->slots[i].vec[1].rec);
+		}
+		free(sh->slots);
+		pthread_mutex_destroy(&sh->lock);
+	}
+	free(m->shards);
+	free(m);
+}
+
+static const struct itr_swarm_store_ops mem_ops = {
+	.announce = mem_announce,
+	.remove = mem_remove,
+	.select = mem_select,
+	.scrape = mem_scrape,
+	.expire = mem_expire,
+	.stats = mem_stats,
+	.destroy = mem_destroy,
+};
+
+struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config)
+{
+	if (sodium_init() < 0)
+		return NULL;
+	struct mem_store *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->base.ops = &mem_ops;
+	m->cfg = *config;
+	uint32_t minutes = (config->peer_expiry + 59) / 60;
+	if (minutes == 0)
+		minutes = 1;
+	if (minutes > MAX_EXPIRY_MINUTES)
+		minutes = MAX_EXPIRY_MINUTES;
+	m->expiry_minutes = (uint16_t)minutes;
+	m->nshards = config->shards ? config->shards : DEFAULT_SHARDS;
+	m->shards = calloc(m->nshards, sizeof(*m->shards));
+	if (!m->shards) {
+		free(m);
+		return NULL;
+	}
+	for (unsigned s = 0; s < m->nshards; s++)
+		pthread_mutex_init(&m->shards[s].lock, NULL);
+	randombytes_buf(m->hash_key, sizeof(m->hash_key));
+	return &m->base;
+}

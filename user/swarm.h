@@ -1,0 +1,163 @@
+/* swarm.h - the tracker's peer store: info_hash -> peers, behind a small
+ * interface (a table of operations) so that a shared backend can be added
+ * next to the default in-memory store without touching the tracker.
+ *
+ * Peers are grouped by a 16-bit group number (the tracker uses the index of
+ * the peer's PID in the network map), so that the peers of one PID are found
+ * without scanning the swarm. Times are seconds on the tracker's clock.
+ */
+#ifndef ITR_SWARM_H
+#define ITR_SWARM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rank.h" /* struct itr_peer_addr */
+
+#define ITR_INFO_HASH_LEN 20
+
+struct itr_swarm_store;
+
+struct itr_swarm_counts {
+	uint32_t complete;   /* seeders */
+	uint32_t incomplete; /* leechers */
+	uint32_t downloaded; /* completed events seen */
+};
+
+/* How the caller groups addresses. group_of must be a pure function of the
+ * address for one generation; when its answers may change (the network map
+ * was reloaded) the caller bumps generation and the store regroups a swarm
+ * the next time it touches it. */
+struct itr_swarm_grouping {
+	uint32_t generation;
+	uint16_t (*group_of)(void *ctx, uint8_t family, const uint8_t *addr);
+	void *ctx;
+};
+
+struct itr_swarm_announce {
+	struct itr_peer_addr peer;
+	uint16_t group;
+	bool seeder;
+	bool completed; /* a completed event: counts one download */
+};
+
+enum itr_swarm_status {
+	ITR_SWARM_STORED = 0,    /* peer added or refreshed */
+	ITR_SWARM_NO_TORRENTS,   /* new torrent refused: max_torrents reached */
+	ITR_SWARM_NO_PEERS,      /* new peer refused: max_peers reached */
+	ITR_SWARM_NO_MEMORY,     /* allocation failed */
+};
+
+struct itr_swarm_select {
+	struct itr_peer_addr client; /* left out of the answer */
+	uint16_t group;              /* the client's group: taken first */
+	bool no_seeders;             /* the client seeds: leave seeders out */
+	uint64_t seed;               /* per-client seed of the deterministic sample */
+	size_t max;                  /* at most this many candidates */
+};
+
+struct itr_swarm_stats {
+	size_t torrents;
+	size_t peers_v4;
+	size_t peers_v6;
+	size_t seeders;
+	size_t bytes; /* bytes held by tables and peer vectors */
+	uint64_t refused_torrents;
+	uint64_t refused_peers;
+	uint64_t expired_peers;
+};
+
+struct itr_swarm_store_ops {
+	enum itr_swarm_status (*announce)(struct itr_swarm_store *store,
+					  const uint8_t info_hash[ITR_INFO_HASH_LEN],
+					  const struct itr_swarm_announce *ann,
+					  const struct itr_swarm_grouping *grouping, uint32_t now,
+					  struct itr_swarm_counts *counts);
+	/* Forget a peer (event=stopped); 0 if it was stored, -1 if not. counts
+	 * (may be NULL) receives the swarm's counts afterwards. */
+	int (*remove)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+		      const struct itr_peer_addr *peer, uint16_t group,
+		      const struct itr_swarm_grouping *grouping, uint32_t now,
+		      struct itr_swarm_counts *counts);
+	/* Candidates of the client's address family: the client's group first,
+	 * then a bounded sample of the other groups that depends only on the
+	 * swarm's content and req->seed. Returns how many were written. */
+	size_t (*select)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+			 const struct itr_swarm_select *req,
+			 const struct itr_swarm_grouping *grouping, uint32_t now,
+			 struct itr_peer_addr *out);
+	/* 0 and counts if the torrent is known, -1 (counts zeroed) if not. */
+	int (*scrape)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+		      uint32_t now, struct itr_swarm_counts *counts);
+	/* Drop expired peers and empty torrents; returns peers dropped. */
+	size_t (*expire)(struct itr_swarm_store *store, uint32_t now);
+	void (*stats)(struct itr_swarm_store *store, struct itr_swarm_stats *stats);
+	void (*destroy)(struct itr_swarm_store *store);
+};
+
+struct itr_swarm_store {
+	const struct itr_swarm_store_ops *ops;
+};
+
+struct itr_swarm_config {
+	size_t max_torrents;   /* 0: unlimited */
+	size_t max_peers;      /* 0: unlimited */
+	uint32_t peer_expiry;  /* seconds without an announce before a peer is dropped */
+	unsigned shards;       /* lock shards (by info_hash); 0: default */
+};
+
+/* The default store: in memory, sharded by info_hash, thread safe. Peer
+ * records are 12 bytes (IPv4) / 24 bytes (IPv6), kept sorted by (group,
+ * address, port) in one vector per family per torrent; expiry is kept in
+ * whole minutes. */
+struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config);
+
+static inline enum itr_swarm_status itr_swarm_announce(struct itr_swarm_store *s,
+							const uint8_t *ih,
+							const struct itr_swarm_announce *a,
+							const struct itr_swarm_grouping *g,
+							uint32_t now, struct itr_swarm_counts *c)
+{
+	return s->ops->announce(s, ih, a, g, now, c);
+}
+
+static inline int itr_swarm_remove(struct itr_swarm_store *s, const uint8_t *ih,
+				   const struct itr_peer_addr *peer, uint16_t group,
+				   const struct itr_swarm_grouping *g, uint32_t now,
+				   struct itr_swarm_counts *c)
+{
+	return s->ops->remove(s, ih, peer, group, g, now, c);
+}
+
+static inline size_t itr_swarm_select(struct itr_swarm_store *s, const uint8_t *ih,
+				      const struct itr_swarm_select *req,
+				      const struct itr_swarm_grouping *g, uint32_t now,
+				      struct itr_peer_addr *out)
+{
+	return s->ops->select(s, ih, req, g, now, out);
+}
+
+static inline int itr_swarm_scrape(struct itr_swarm_store *s, const uint8_t *ih, uint32_t now,
+				   struct itr_swarm_counts *c)
+{
+	return s->ops->scrape(s, ih, now, c);
+}
+
+static inline size_t itr_swarm_expire(struct itr_swarm_store *s, uint32_t now)
+{
+	return s->ops->expire(s, now);
+}
+
+static inline void itr_swarm_stats(struct itr_swarm_store *s, struct itr_swarm_stats *st)
+{
+	s->ops->stats(s, st);
+}
+
+static inline void itr_swarm_destroy(struct itr_swarm_store *s)
+{
+	if (s)
+		s->ops->destroy(s);
+}
+
+#endif

@@ -1,0 +1,570 @@
+/* tracker.c - announce and scrape for both tracker front ends.
+ *
+ * An announce stores the peer under its PID's group, asks the store for a
+ * bounded set of candidates (the client's PID first, then a sample of the
+ * rest that depends only on the swarm and the client), and lets itr_rank
+ * order them by p-distance under the locality policy. Everything is a pure
+ * function of the swarm's content and the client's address, so a client
+ * that re-announces sees the same list while the swarm stays the same.
+ *
+ * Groups are PID indexes in the current network map. A map reload builds a
+ * new id -> index table with a new generation number; the store regroups a
+ * swarm lazily the next time it is touched.
+ */
+#include "tracker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct proxy_prefix {
+	uint8_t family;
+	uint8_t len;
+	uint8_t addr[16];
+};
+
+struct pid_group {
+	uint32_t id;
+	uint16_t group;
+};
+
+/* An immutable snapshot: one network map and its PID id -> group table. */
+struct group_index {
+	atomic_int refs;
+	struct itr_netmap *map; /* may be NULL: no map published yet */
+	uint32_t generation;
+	size_t n;
+	struct pid_group *ids; /* sorted by id */
+};
+
+struct itr_tracker {
+	struct itr_tracker_config cfg;
+	struct itr_swarm_store *store;
+	bool own_store;
+	struct proxy_prefix *proxies;
+	size_t nproxies;
+	uint8_t seed_key[crypto_shorthash_KEYBYTES];
+
+	pthread_mutex_t index_lock;
+	struct group_index *index;
+	uint32_t next_generation;
+
+	atomic_uint_fast64_t announces;
+	atomic_uint_fast64_t scrapes;
+	atomic_uint_fast64_t rejected;
+
+	pthread_mutex_t janitor_lock;
+	pthread_cond_t janitor_wake;
+	pthread_t janitor;
+	bool janitor_running;
+	bool janitor_stop;
+};
+
+void itr_tracker_config_default(struct itr_tracker_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->interval = 1800;
+	cfg->min_interval = 900;
+	cfg->default_numwant = 50;
+	cfg->max_numwant = 200;
+	cfg->peer_expiry = 2700;
+	cfg->max_torrents = 1000000;
+	cfg->max_peers = 10000000;
+	cfg->max_candidates = 1000;
+	cfg->max_scrape = 100;
+	itr_rank_policy_default(&cfg->policy);
+}
+
+static uint32_t monotonic_seconds(void *arg)
+{
+	(void)arg;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)ts.tv_sec;
+}
+
+uint32_t itr_tracker_now(const struct itr_tracker *tr)
+{
+	return tr->cfg.clock(tr->cfg.clock_arg);
+}
+
+const struct itr_tracker_config *itr_tracker_get_config(const struct itr_tracker *tr)
+{
+	return &tr->cfg;
+}
+
+/* ---- trusted proxies ----------------------------------------------------- */
+
+static int parse_proxy(const char *text, struct proxy_prefix *out, char *why, size_t whylen)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(why, whylen, "trusted proxy '%s' is too long", text);
+		return -1;
+	}
+	strcpy(buf, text);
+	char *slash = strchr(buf, '/');
+	long len = -1;
+	if (slash) {
+		char *end;
+		*slash = '\0';
+		errno = 0;
+		len = strtol(slash + 1, &end, 10);
+		if (errno || end == slash + 1 || *end || len < 0) {
+			snprintf(why, whylen, "trusted proxy '%s': bad prefix length", text);
+			return -1;
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = 4;
+		if (len < 0)
+			len = 32;
+		if (len > 32) {
+			snprintf(why, whylen, "trusted proxy '%s': prefix longer than 32", text);
+			return -1;
+		}
+	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = 6;
+		if (len < 0)
+			len = 128;
+		if (len > 128) {
+			snprintf(why, whylen, "trusted proxy '%s': prefix longer than 128", text);
+			return -1;
+		}
+	} else {
+		snprintf(why, whylen, "trusted proxy '%s' is not an IP address or prefix", text);
+		return -1;
+	}
+	out->len = (uint8_t)len;
+	return 0;
+}
+
+static int parse_proxies(struct itr_tracker *tr, const char *list, char *err, size_t errlen)
+{
+	if (!list)
+		return 0;
+	char *copy = strdup(list);
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
+		struct proxy_prefix p;
+		if (parse_proxy(tok, &p, err, errlen) < 0) {
+			rc = -1;
+			break;
+		}
+		struct proxy_prefix *grown = realloc(tr->proxies, (tr->nproxies + 1) * sizeof(p));
+		if (!grown) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		tr->proxies = grown;
+		tr->proxies[tr->nproxies++] = p;
+	}
+	free(copy);
+	return rc;
+}
+
+static bool prefix_covers(const struct proxy_prefix *p, const struct itr_peer_addr *a)
+{
+	if (p->family != a->family)
+		return false;
+	unsigned full = p->len / 8, rest = p->len % 8;
+	if (memcmp(p->addr, a->addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (p->addr[full] & mask) == (a->addr[full] & mask);
+}
+
+bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr *addr)
+{
+	for (size_t i = 0; i < tr->nproxies; i++)
+		if (prefix_covers(&tr->proxies[i], addr))
+			return true;
+	return false;
+}
+
+int itr_peer_addr_from_sockaddr(const struct sockaddr *sa, struct itr_peer_addr *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		out->family = 4;
+		memcpy(out->addr, &sin->sin_addr, 4);
+		out->port = ntohs(sin->sin_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+		out->port = ntohs(sin6->sin6_port);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			out->family = 4;
+			memcpy(out->addr, sin6->sin6_addr.s6_addr + 12, 4);
+		} else {
+			out->family = 6;
+			memcpy(out->addr, &sin6->sin6_addr, 16);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- PID groups ---------------------------------------------------------- */
+
+static void index_unref(struct group_index *idx)
+{
+	if (!idx || atomic_fetch_sub(&idx->refs, 1) != 1)
+		return;
+	if (idx->map)
+		itr_netmap_unref(idx->map);
+	free(idx->ids);
+	free(idx);
+}
+
+static int compare_pid_group(const void *a, const void *b)
+{
+	const struct pid_group *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Takes over the caller's reference to map. */
+static struct group_index *index_build(struct itr_netmap *map, uint32_t generation)
+{
+	struct group_index *idx = calloc(1, sizeof(*idx));
+	if (!idx)
+		return NULL;
+	atomic_init(&idx->refs, 1);
+	idx->map = map;
+	idx->generation = generation;
+	if (!map)
+		return idx;
+	size_t n = itr_netmap_pid_count(map);
+	idx->ids = calloc(n ? n : 1, sizeof(*idx->ids));
+	if (!idx->ids) {
+		idx->map = NULL;
+		free(idx);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		idx->ids[i].id = itr_netmap_pid_at(map, i)->id;
+		/* group 0 is "no PID"; past 65535 PIDs groups are shared, which
+		 * only blurs the sampling hint, never the ranking */
+		idx->ids[i].group = (uint16_t)(i % 0xffff + 1);
+	}
+	qsort(idx->ids, n, sizeof(*idx->ids), compare_pid_group);
+	idx->n = n;
+	return idx;
+}
+
+/* The snapshot for the current map (a new reference), rebuilt on change. */
+static struct group_index *index_get(struct itr_tracker *tr)
+{
+	struct itr_netmap *map = itr_netmap_current();
+	pthread_mutex_lock(&tr->index_lock);
+	struct group_index *idx = tr->index;
+	if (!idx || idx->map != map) {
+		struct group_index *fresh = index_build(map, ++tr->next_generation);
+		if (fresh) {
+			map = NULL; /* the index owns it now */
+			index_unref(tr->index);
+			tr->index = fresh;
+		}
+		idx = tr->index;
+	}
+	if (idx)
+		atomic_fetch_add(&idx->refs, 1);
+	pthread_mutex_unlock(&tr->index_lock);
+	if (map)
+		itr_netmap_unref(map);
+	return idx;
+}
+
+static uint16_t group_of(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	const struct group_index *idx = ctx;
+	if (!idx->map)
+		return 0;
+	const struct itr_pid *pid = itr_netmap_lookup(idx->map, family, addr);
+	if (!pid)
+		return 0;
+	size_t lo = 0, hi = idx->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (idx->ids[mid].id < pid->id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < idx->n && idx->ids[lo].id == pid->id ? idx->ids[lo].group : 0;
+}
+
+/* ---- announce / scrape --------------------------------------------------- */
+
+static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_announce *ann)
+{
+	uint8_t msg[ITR_INFO_HASH_LEN + 1 + 16 + 2];
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t seed;
+	memcpy(msg, ann->info_hash, ITR_INFO_HASH_LEN);
+	msg[20] = ann->peer.family;
+	memcpy(msg + 21, ann->peer.addr, 16);
+	msg[37] = (uint8_t)(ann->peer.port >> 8);
+	msg[38] = (uint8_t)ann->peer.port;
+	crypto_shorthash(out, msg, sizeof(msg), tr->seed_key);
+	memcpy(&seed, out, sizeof(seed));
+	return seed;
+}
+
+/* No network map yet: no costs to rank by, so order by BEP 40 priority
+ * alone (higher first), which is still stable per client. */
+static size_t rank_without_map(const struct itr_peer_addr *client,
+			       const struct itr_peer_addr *cands, size_t n, size_t want,
+			       struct itr_ranked_peer *out)
+{
+	size_t got = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct itr_ranked_peer rp = {.peer = cands[i], .pid = NULL, .cost = 0};
+		rp.priority = itr_bep40_priority(client, &cands[i]);
+		/* insertion into a list kept sorted by priority, at most want long */
+		size_t at = got;
+		while (at > 0 && out[at - 1].priority < rp.priority)
+			at--;
+		if (at >= want)
+			continue;
+		size_t move = (got < want ? got : want - 1) - at;
+		memmove(&out[at + 1], &out[at], move * sizeof(*out));
+		out[at] = rp;
+		if (got < want)
+			got++;
+	}
+	return got;
+}
+
+int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
+			 struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+			 size_t cap)
+{
+	uint32_t now = itr_tracker_now(tr);
+	memset(reply, 0, sizeof(*reply));
+	reply->interval = tr->cfg.interval;
+	reply->min_interval = tr->cfg.min_interval;
+	atomic_fetch_add(&tr->announces, 1);
+
+	struct group_index *idx = index_get(tr);
+	if (!idx)
+		return -1;
+	struct itr_swarm_grouping grouping = {
+		.generation = idx->generation,
+		.group_of = group_of,
+		.ctx = idx,
+	};
+	uint16_t group = group_of(idx, ann->peer.family, ann->peer.addr);
+	bool seeder = ann->left == 0;
+
+	if (ann->event == ITR_EVENT_STOPPED) {
+		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
+				 &reply->counts);
+		index_unref(idx);
+		return 0;
+	}
+	struct itr_swarm_announce sa = {
+		.peer = ann->peer,
+		.group = group,
+		.seeder = seeder,
+		.completed = ann->event == ITR_EVENT_COMPLETED,
+	};
+	reply->stored = itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now,
+					   &reply->counts);
+	if (reply->stored == ITR_SWARM_NO_MEMORY) {
+		index_unref(idx);
+		return -1;
+	}
+
+	size_t want = ann->numwant < 0 ? tr->cfg.default_numwant : (size_t)ann->numwant;
+	if (want > tr->cfg.max_numwant)
+		want = tr->cfg.max_numwant;
+	if (want > cap)
+		want = cap;
+	if (want == 0) {
+		index_unref(idx);
+		return 0;
+	}
+	struct itr_peer_addr *cands = malloc(tr->cfg.max_candidates * sizeof(*cands));
+	if (!cands) {
+		index_unref(idx);
+		return -1;
+	}
+	struct itr_swarm_select sel = {
+		.client = ann->peer,
+		.group = group,
+		.no_seeders = seeder,
+		.seed = client_seed(tr, ann),
+		.max = tr->cfg.max_candidates,
+	};
+	size_t n = itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
+	if (idx->map)
+		reply->npeers = itr_rank(idx->map, &tr->cfg.policy, &ann->peer, cands, n, want,
+					 peers);
+	else
+		reply->npeers = rank_without_map(&ann->peer, cands, n, want, peers);
+	free(cands);
+	index_unref(idx);
+	return 0;
+}
+
+int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+		       struct itr_swarm_counts *counts)
+{
+	atomic_fetch_add(&tr->scrapes, 1);
+	return itr_swarm_scrape(tr->store, info_hash, itr_tracker_now(tr), counts);
+}
+
+size_t itr_tracker_expire(struct itr_tracker *tr)
+{
+	return itr_swarm_expire(tr->store, itr_tracker_now(tr));
+}
+
+void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)
+{
+	itr_swarm_stats(tr->store, &stats->store);
+	stats->announces = atomic_load(&tr->announces);
+	stats->scrapes = atomic_load(&tr->scrapes);
+	stats->rejected = atomic_load(&tr->rejected);
+}
+
+void itr_tracker_count_rejected(struct itr_tracker *tr)
+{
+	atomic_fetch_add(&tr->rejected, 1);
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void *janitor_main(void *arg)
+{
+	struct itr_tracker *tr = arg;
+	pthread_mutex_lock(&tr->janitor_lock);
+	while (!tr->janitor_stop) {
+		struct timespec deadline;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_sec += 30;
+		pthread_cond_timedwait(&tr->janitor_wake, &tr->janitor_lock, &deadline);
+		if (tr->janitor_stop)
+			break;
+		pthread_mutex_unlock(&tr->janitor_lock);
+		itr_tracker_expire(tr);
+		pthread_mutex_lock(&tr->janitor_lock);
+	}
+	pthread_mutex_unlock(&tr->janitor_lock);
+	return NULL;
+}
+
+int itr_tracker_start_janitor(struct itr_tracker *tr)
+{
+	if (tr->janitor_running)
+		return 0;
+	tr->janitor_stop = false;
+	int rc = pthread_create(&tr->janitor, NULL, janitor_main, tr);
+	if (rc) {
+		errno = rc;
+		return -1;
+	}
+	tr->janitor_running = true;
+	return 0;
+}
+
+struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
+				    struct itr_swarm_store *store, char *err, size_t errlen)
+{
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return NULL;
+	}
+	if (cfg->max_numwant == 0 || cfg->max_candidates == 0 || cfg->peer_expiry == 0 ||
+	    cfg->interval == 0) {
+		snprintf(err, errlen,
+			 "tracker config: interval, peer_expiry, max_numwant and max_candidates "
+			 "must be positive");
+		return NULL;
+	}
+	if (cfg->min_interval > cfg->interval) {
+		snprintf(err, errlen, "tracker config: min_interval (%u) exceeds interval (%u)",
+			 cfg->min_interval, cfg->interval);
+		return NULL;
+	}
+	struct itr_tracker *tr = calloc(1, sizeof(*tr));
+	if (!tr) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	tr->cfg = *cfg;
+	tr->cfg.trusted_proxies = NULL; /* parsed below; the string stays the caller's */
+	if (!tr->cfg.clock)
+		tr->cfg.clock = monotonic_seconds;
+	if (tr->cfg.default_numwant > tr->cfg.max_numwant)
+		tr->cfg.default_numwant = tr->cfg.max_numwant;
+	pthread_mutex_init(&tr->index_lock, NULL);
+	pthread_mutex_init(&tr->janitor_lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&tr->janitor_wake, &attr);
+	pthread_condattr_destroy(&attr);
+	randombytes_buf(tr->seed_key, sizeof(tr->seed_key));
+	if (parse_proxies(tr, cfg->trusted_proxies, err, errlen) < 0) {
+		itr_tracker_free(tr);
+		return NULL;
+	}
+	if (store) {
+		tr->store = store;
+	} else {
+		struct itr_swarm_config sc = {
+			.max_torrents = cfg->max_torrents,
+			.max_peers = cfg->max_peers,
+			.peer_expiry = cfg->peer_expiry,
+			.shards = cfg->shards,
+		};
+		tr->store = itr_swarm_mem_new(&sc);
+		tr->own_store = true;
+		if (!tr->store) {
+			snprintf(err, errlen, "out of memory creating the peer store");
+			itr_tracker_free(tr);
+			return NULL;
+		}
+	}
+	return tr;
+}
+
+void itr_tracker_free(struct itr_tracker *tr)
+{
+	if (!tr)
+		return;
+	if (tr->janitor_running) {
+		pthread_mutex_lock(&tr->janitor_lock);
+		tr->janitor_stop = true;
+		pthread_cond_signal(&tr->janitor_wake);
+		pthread_mutex_unlock(&tr->janitor_lock);
+		pthread_join(tr->janitor, NULL);
+	}
+	if (tr->own_store)
+		itr_swarm_destroy(tr->store);
+	index_unref(tr->index);
+	pthread_mutex_destroy(&tr->index_lock);
+	pthread_mutex_destroy(&tr->janitor_lock);
+	pthread_cond_destroy(&tr->janitor_wake);
+	free(tr->proxies);
+	free(tr);
+}

@@ -1,0 +1,111 @@
+/* tracker.h - the BitTorrent tracker's logic, shared by the HTTP (BEP 3)
+ * and UDP (BEP 15) front ends: configuration, announce (store the peer,
+ * pick candidates, rank them by locality), scrape, expiry.
+ */
+#ifndef ITR_TRACKER_H
+#define ITR_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rank.h"
+#include "swarm.h"
+
+struct itr_tracker_config {
+	uint32_t interval;        /* seconds: "interval" in every answer */
+	uint32_t min_interval;    /* seconds: "min interval" */
+	uint32_t default_numwant; /* peers when the client does not say */
+	uint32_t max_numwant;     /* cap on numwant / num_want */
+	uint32_t peer_expiry;     /* seconds without an announce before a peer is dropped */
+	size_t max_torrents;      /* 0: unlimited */
+	size_t max_peers;         /* 0: unlimited (IPv4 and IPv6 together) */
+	uint32_t max_candidates;  /* peers handed to the ranker per announce */
+	uint32_t max_scrape;      /* info_hashes per HTTP scrape */
+	/* Addresses or prefixes ("10.0.0.1, 192.0.2.0/24, ::1") whose requests
+	 * may name the client with `ip` / X-Forwarded-For. NULL or "": none. */
+	const char *trusted_proxies;
+	struct itr_rank_policy policy;
+	unsigned shards; /* store lock shards; 0: default */
+	/* Seconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests inject one. */
+	uint32_t (*clock)(void *arg);
+	void *clock_arg;
+};
+
+/* The defaults: interval 1800 s, min interval 900 s, numwant 50 (max 200),
+ * peer expiry 2700 s, 1M torrents, 10M peers, 1000 candidates, 100 hashes
+ * per scrape, no trusted proxy, itr_rank_policy_default. */
+void itr_tracker_config_default(struct itr_tracker_config *cfg);
+
+struct itr_tracker;
+
+/* store: NULL for the in-memory store (then owned by the tracker); a store
+ * passed in stays the caller's. NULL on error with err filled. */
+struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
+				    struct itr_swarm_store *store, char *err, size_t errlen);
+/* Stops the janitor if running. */
+void itr_tracker_free(struct itr_tracker *tr);
+/* A thread that drops expired peers every 30 s until itr_tracker_free. */
+int itr_tracker_start_janitor(struct itr_tracker *tr);
+
+const struct itr_tracker_config *itr_tracker_get_config(const struct itr_tracker *tr);
+uint32_t itr_tracker_now(const struct itr_tracker *tr);
+
+/* BEP 15 numbering (BEP 3 spells them in the query). */
+enum itr_event {
+	ITR_EVENT_NONE = 0,
+	ITR_EVENT_COMPLETED = 1,
+	ITR_EVENT_STARTED = 2,
+	ITR_EVENT_STOPPED = 3,
+};
+
+struct itr_announce {
+	uint8_t info_hash[ITR_INFO_HASH_LEN];
+	struct itr_peer_addr peer; /* where the peer accepts connections */
+	uint64_t downloaded;
+	uint64_t left;
+	uint64_t uploaded;
+	enum itr_event event;
+	int64_t numwant; /* negative: the default */
+};
+
+struct itr_announce_reply {
+	uint32_t interval;
+	uint32_t min_interval;
+	struct itr_swarm_counts counts;
+	enum itr_swarm_status stored; /* anything but STORED: a limit was hit */
+	size_t npeers;                /* entries written to the peers buffer */
+};
+
+/* Store (or, on stopped, remove) the peer and rank peers of its address
+ * family for it. peers has room for cap entries (max_numwant is enough).
+ * Returns 0, or -1 if out of memory. */
+int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
+			 struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+			 size_t cap);
+
+/* Counts for one torrent; 0 if known, -1 (counts zero) if not. */
+int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+		       struct itr_swarm_counts *counts);
+
+/* Drop expired peers now; returns how many. */
+size_t itr_tracker_expire(struct itr_tracker *tr);
+
+struct itr_tracker_stats {
+	struct itr_swarm_stats store;
+	uint64_t announces;
+	uint64_t scrapes;
+	uint64_t rejected; /* requests answered with a failure / error */
+};
+void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats);
+/* Front ends count their rejected requests here. */
+void itr_tracker_count_rejected(struct itr_tracker *tr);
+
+/* Whether requests from addr may name another client address. */
+bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr *addr);
+
+/* sockaddr -> peer address; IPv4-mapped IPv6 becomes IPv4. 0 or -1. */
+int itr_peer_addr_from_sockaddr(const struct sockaddr *sa, struct itr_peer_addr *out);
+
+#endif

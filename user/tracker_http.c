@@ -1,0 +1,478 @@
+/* tracker_http.c - BEP 3 announce and BEP 48 scrape over HTTP.
+ *
+ * Bad requests get a bencoded "failure reason" that names what was wrong
+ * (with HTTP 200, because clients only read the body of a 200). The client's
+ * address is the connection's source; `ip` and X-Forwarded-For count only
+ * when the connection comes from a configured trusted proxy, since anyone
+ * else could use them to point a swarm at a victim.
+ */
+#include "tracker_http.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bencode.h"
+
+#define MAX_VALUE 128 /* longer values are only ever reported as too long */
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* %-decode src into dst (room for cap bytes); *outlen gets the full decoded
+ * length even when it exceeds cap. -1 on a broken escape. */
+static int percent_decode(const char *src, size_t n, uint8_t *dst, size_t cap, size_t *outlen)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)src[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (uint8_t)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (o < cap)
+			dst[o] = c;
+		o++;
+	}
+	*outlen = o;
+	return 0;
+}
+
+struct query_param {
+	char key[24];
+	uint8_t value[MAX_VALUE + 1]; /* NUL-terminated when it fits */
+	size_t value_len;             /* decoded length, may exceed MAX_VALUE */
+};
+
+/* Next key=value pair from *pos; 1 with p filled, 0 at the end, -1 on a
+ * broken escape. Keys too long for p->key come back as "". */
+static int next_param(const char *query, size_t len, size_t *pos, struct query_param *p)
+{
+	while (*pos < len && query[*pos] == '&')
+		(*pos)++;
+	if (*pos >= len)
+		return 0;
+	size_t start = *pos, end = start;
+	while (end < len && query[end] != '&')
+		end++;
+	*pos = end;
+	const char *eq = memchr(query + start, '=', end - start);
+	size_t key_end = eq ? (size_t)(eq - query) : end;
+	size_t klen;
+	if (percent_decode(query + start, key_end - start, (uint8_t *)p->key, sizeof(p->key) - 1,
+			   &klen) < 0)
+		return -1;
+	if (klen >= sizeof(p->key) || memchr(p->key, '\0', klen))
+		klen = 0;
+	p->key[klen] = '\0';
+	size_t vstart = eq ? key_end + 1 : end;
+	if (percent_decode(query + vstart, end - vstart, p->value, MAX_VALUE, &p->value_len) < 0)
+		return -1;
+	p->value[p->value_len <= MAX_VALUE ? p->value_len : MAX_VALUE] = '\0';
+	return 1;
+}
+
+static bool value_is(const struct query_param *p, const char *s)
+{
+	return p->value_len == strlen(s) && memcmp(p->value, s, p->value_len) == 0;
+}
+
+/* Strict non-negative decimal. */
+static int parse_u64(const struct query_param *p, uint64_t *out)
+{
+	if (p->value_len == 0 || p->value_len > 20)
+		return -1;
+	uint64_t v = 0;
+	for (size_t i = 0; i < p->value_len; i++) {
+		uint8_t c = p->value[i];
+		if (c < '0' || c > '9')
+			return -1;
+		if (v > (UINT64_MAX - (c - '0')) / 10)
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+#define FAIL(...)                                      \
+	do {                                           \
+		snprintf(why, whylen, __VA_ARGS__);    \
+		return -1;                             \
+	} while (0)
+
+int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_query *out,
+			     char *why, size_t whylen)
+{
+	struct query_param p;
+	bool have_hash = false, have_peer_id = false, have_port = false;
+	size_t pos = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->left = UINT64_MAX;
+	out->numwant = -1;
+	out->compact = true;
+	while ((rc = next_param(query, len, &pos, &p)) > 0) {
+		uint64_t v;
+		if (strcmp(p.key, "info_hash") == 0) {
+			if (have_hash)
+				FAIL("info_hash given more than once");
+			if (p.value_len != ITR_INFO_HASH_LEN)
+				FAIL("info_hash is not 20 bytes (got %zu)", p.value_len);
+			memcpy(out->info_hash, p.value, ITR_INFO_HASH_LEN);
+			have_hash = true;
+		} else if (strcmp(p.key, "peer_id") == 0) {
+			if (p.value_len != 20)
+				FAIL("peer_id is not 20 bytes (got %zu)", p.value_len);
+			memcpy(out->peer_id, p.value, 20);
+			have_peer_id = true;
+		} else if (strcmp(p.key, "port") == 0) {
+			if (parse_u64(&p, &v) < 0 || v == 0 || v > 65535)
+				FAIL("bad port: must be a number from 1 to 65535");
+			out->port = (uint16_t)v;
+			have_port = true;
+		} else if (strcmp(p.key, "uploaded") == 0) {
+			if (parse_u64(&p, &out->uploaded) < 0)
+				FAIL("bad uploaded: must be a non-negative integer");
+		} else if (strcmp(p.key, "downloaded") == 0) {
+			if (parse_u64(&p, &out->downloaded) < 0)
+				FAIL("bad downloaded: must be a non-negative integer");
+		} else if (strcmp(p.key, "left") == 0) {
+			if (parse_u64(&p, &out->left) < 0)
+				FAIL("bad left: must be a non-negative integer");
+		} else if (strcmp(p.key, "event") == 0) {
+			if (value_is(&p, "started"))
+				out->event = ITR_EVENT_STARTED;
+			else if (value_is(&p, "completed"))
+				out->event = ITR_EVENT_COMPLETED;
+			else if (value_is(&p, "stopped"))
+				out->event = ITR_EVENT_STOPPED;
+			else if (value_is(&p, "") || value_is(&p, "empty") || value_is(&p, "paused"))
+				out->event = ITR_EVENT_NONE; /* paused: BEP 21 partial seed */
+			else
+				FAIL("bad event: must be started, completed, stopped or empty");
+		} else if (strcmp(p.key, "numwant") == 0) {
+			if (parse_u64(&p, &v) < 0)
+				FAIL("bad numwant: must be a non-negative integer");
+			out->numwant = v > INT64_MAX ? INT64_MAX : (int64_t)v;
+		} else if (strcmp(p.key, "compact") == 0) {
+			if (value_is(&p, "1"))
+				out->compact = true;
+			else if (value_is(&p, "0"))
+				out->compact = false;
+			else
+				FAIL("bad compact: must be 0 or 1");
+		} else if (strcmp(p.key, "no_peer_id") == 0) {
+			out->no_peer_id = !value_is(&p, "0");
+		} else if (strcmp(p.key, "ip") == 0) {
+			if (p.value_len >= sizeof(out->ip))
+				FAIL("bad ip: too long");
+			memcpy(out->ip, p.value, p.value_len);
+			out->ip[p.value_len] = '\0';
+			out->has_ip = true;
+		}
+		/* key, trackerid, ipv4, ipv6, supportcrypto...: not used */
+	}
+	if (rc < 0)
+		FAIL("malformed query: broken %%-escape");
+	if (!have_hash)
+		FAIL("missing info_hash");
+	if (!have_peer_id)
+		FAIL("missing peer_id");
+	if (!have_port)
+		FAIL("missing port");
+	return 0;
+}
+
+long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR_INFO_HASH_LEN],
+			    size_t max, char *why, size_t whylen)
+{
+	struct query_param p;
+	size_t pos = 0, n = 0;
+	int rc;
+	while ((rc = next_param(query, len, &pos, &p)) > 0) {
+		if (strcmp(p.key, "info_hash") != 0)
+			continue;
+		if (p.value_len != ITR_INFO_HASH_LEN)
+			FAIL("info_hash is not 20 bytes (got %zu)", p.value_len);
+		if (n >= max)
+			FAIL("too many info_hash values (at most %zu per scrape)", max);
+		memcpy(hashes[n++], p.value, ITR_INFO_HASH_LEN);
+	}
+	if (rc < 0)
+		FAIL("malformed query: broken %%-escape");
+	if (n == 0)
+		FAIL("missing info_hash (this tracker does not serve full scrapes)");
+	return (long)n;
+}
+
+#undef FAIL
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static void reply_failure(struct itr_tracker *tr, struct itr_http_response *resp,
+			  const char *reason)
+{
+	char *body;
+	size_t len;
+	itr_tracker_count_rejected(tr);
+	if (itr_benc_failure(reason, &body, &len) < 0) {
+		itr_http_set_body(resp, 500, "text/plain", NULL, 0);
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static int parse_ip_text(const char *text, struct itr_peer_addr *out)
+{
+	char buf[64];
+	size_t n = strlen(text);
+	while (n && (text[0] == ' ' || text[0] == '\t')) {
+		text++;
+		n--;
+	}
+	while (n && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+		n--;
+	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+		text++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = 4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		out->family = 6;
+		if (memcmp(out->addr, v4mapped, 12) == 0) {
+			memmove(out->addr, out->addr + 12, 4);
+			memset(out->addr + 4, 0, 12);
+			out->family = 4;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* The address peers should connect to; NULL or the failure reason. */
+static const char *client_address(struct itr_tracker *tr, const struct itr_http_request *req,
+				  const struct itr_announce_query *q, struct itr_peer_addr *out)
+{
+	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
+		return "unsupported address family";
+	if (itr_tracker_trusts(tr, out)) {
+		if (q->has_ip) {
+			if (parse_ip_text(q->ip, out) < 0)
+				return "bad ip: not an IPv4 or IPv6 address";
+		} else if (req->forwarded_for) {
+			/* the rightmost entry is the one our proxy added */
+			const char *last = strrchr(req->forwarded_for, ',');
+			last = last ? last + 1 : req->forwarded_for;
+			if (parse_ip_text(last, out) < 0)
+				return "bad X-Forwarded-For: not an IPv4 or IPv6 address";
+		}
+	}
+	out->port = q->port;
+	return NULL;
+}
+
+static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
+		      bool compact, bool client_v6)
+{
+	if (!compact) {
+		itr_benc_cstr(b, "peers");
+		itr_benc_list(b);
+		for (size_t i = 0; i < n; i++) {
+			char text[INET6_ADDRSTRLEN];
+			itr_benc_dict(b);
+			itr_benc_cstr(b, "ip");
+			itr_benc_cstr(b, itr_peer_addr_ntop(&peers[i].peer, text, sizeof(text)));
+			/* peer ids are not stored (memory budget): the "no_peer_id"
+			 * form, which clients accept for compact=0 as well */
+			itr_benc_key_int(b, "port", peers[i].peer.port);
+			itr_benc_end(b);
+		}
+		itr_benc_end(b);
+		return;
+	}
+	size_t n4 = 0, n6 = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].peer.family == 6)
+			n6++;
+		else
+			n4++;
+	}
+	itr_benc_cstr(b, "peers");
+	char prefix[32];
+	int plen = snprintf(prefix, sizeof(prefix), "%zu:", n4 * 6);
+	itr_benc_raw(b, prefix, (size_t)plen);
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].peer.family == 6)
+			continue;
+		uint8_t rec[6];
+		memcpy(rec, peers[i].peer.addr, 4);
+		rec[4] = (uint8_t)(peers[i].peer.port >> 8);
+		rec[5] = (uint8_t)peers[i].peer.port;
+		itr_benc_raw(b, rec, sizeof(rec));
+	}
+	if (n6 == 0 && !client_v6)
+		return;
+	itr_benc_cstr(b, "peers6");
+	plen = snprintf(prefix, sizeof(prefix), "%zu:", n6 * 18);
+	itr_benc_raw(b, prefix, (size_t)plen);
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].peer.family != 6)
+			continue;
+		uint8_t rec[18];
+		memcpy(rec, peers[i].peer.addr, 16);
+		rec[16] = (uint8_t)(peers[i].peer.port >> 8);
+		rec[17] = (uint8_t)peers[i].peer.port;
+		itr_benc_raw(b, rec, sizeof(rec));
+	}
+}
+
+static void handle_announce(const struct itr_http_request *req, struct itr_http_response *resp,
+			    void *arg)
+{
+	struct itr_tracker *tr = arg;
+	struct itr_announce_query q;
+	char why[160];
+	const char *query = req->query ? req->query : "";
+
+	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
+		reply_failure(tr, resp, why);
+		return;
+	}
+	struct itr_announce ann = {
+		.downloaded = q.downloaded,
+		.left = q.left,
+		.uploaded = q.uploaded,
+		.event = q.event,
+		.numwant = q.numwant,
+	};
+	memcpy(ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
+	const char *bad = client_address(tr, req, &q, &ann.peer);
+	if (bad) {
+		reply_failure(tr, resp, bad);
+		return;
+	}
+	size_t cap = itr_tracker_get_config(tr)->max_numwant;
+	struct itr_ranked_peer *peers = calloc(cap, sizeof(*peers));
+	struct itr_announce_reply reply;
+	if (!peers || itr_tracker_announce(tr, &ann, &reply, peers, cap) < 0) {
+		free(peers);
+		reply_failure(tr, resp, "tracker out of memory, try later");
+		return;
+	}
+
+	struct itr_benc b;
+	itr_benc_init(&b);
+	itr_benc_reserve(&b, 128 + reply.npeers * (q.compact ? 18 : 64));
+	itr_benc_dict(&b);
+	itr_benc_key_int(&b, "complete", reply.counts.complete);
+	itr_benc_key_int(&b, "downloaded", reply.counts.downloaded);
+	itr_benc_key_int(&b, "incomplete", reply.counts.incomplete);
+	itr_benc_key_int(&b, "interval", reply.interval);
+	itr_benc_key_int(&b, "min interval", reply.min_interval);
+	put_peers(&b, peers, reply.npeers, q.compact, ann.peer.family == 6);
+	if (reply.stored == ITR_SWARM_NO_TORRENTS)
+		itr_benc_key_str(&b, "warning message", "tracker full: torrent not stored", 32);
+	else if (reply.stored == ITR_SWARM_NO_PEERS)
+		itr_benc_key_str(&b, "warning message", "tracker full: peer not stored", 29);
+	itr_benc_end(&b);
+	free(peers);
+
+	char *body;
+	size_t len;
+	if (itr_benc_finish(&b, &body, &len) < 0) {
+		reply_failure(tr, resp, "tracker out of memory, try later");
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static int compare_hash(const void *a, const void *b)
+{
+	return memcmp(a, b, ITR_INFO_HASH_LEN);
+}
+
+static void handle_scrape(const struct itr_http_request *req, struct itr_http_response *resp,
+			  void *arg)
+{
+	struct itr_tracker *tr = arg;
+	size_t max = itr_tracker_get_config(tr)->max_scrape;
+	uint8_t(*hashes)[ITR_INFO_HASH_LEN] = calloc(max ? max : 1, ITR_INFO_HASH_LEN);
+	char why[160];
+	const char *query = req->query ? req->query : "";
+
+	if (!hashes) {
+		reply_failure(tr, resp, "tracker out of memory, try later");
+		return;
+	}
+	long n = itr_scrape_query_parse(query, strlen(query), hashes, max, why, sizeof(why));
+	if (n < 0) {
+		free(hashes);
+		reply_failure(tr, resp, why);
+		return;
+	}
+	/* dictionary keys must be sorted and unique */
+	qsort(hashes, (size_t)n, ITR_INFO_HASH_LEN, compare_hash);
+	struct itr_benc b;
+	itr_benc_init(&b);
+	itr_benc_dict(&b);
+	itr_benc_cstr(&b, "files");
+	itr_benc_dict(&b);
+	for (long i = 0; i < n; i++) {
+		if (i > 0 && memcmp(hashes[i], hashes[i - 1], ITR_INFO_HASH_LEN) == 0)
+			continue;
+		struct itr_swarm_counts c;
+		itr_tracker_scrape(tr, hashes[i], &c);
+		itr_benc_str(&b, hashes[i], ITR_INFO_HASH_LEN);
+		itr_benc_dict(&b);
+		itr_benc_key_int(&b, "complete", c.complete);
+		itr_benc_key_int(&b, "downloaded", c.downloaded);
+		itr_benc_key_int(&b, "incomplete", c.incomplete);
+		itr_benc_end(&b);
+	}
+	itr_benc_end(&b);
+	itr_benc_end(&b);
+	free(hashes);
+	char *body;
+	size_t len;
+	if (itr_benc_finish(&b, &body, &len) < 0) {
+		reply_failure(tr, resp, "tracker out of memory, try later");
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *tr)
+{
+	if (itr_http_route(srv, "GET", "/announce", handle_announce, tr) < 0)
+		return -1;
+	if (itr_http_route(srv, "GET", "/scrape", handle_scrape, tr) < 0)
+		return -1;
+	return 0;
+}
