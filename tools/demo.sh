@@ -34,7 +34,8 @@ echo "$A: va 10.10.1.2 (PID a-metro1, AS 64500), 10.10.2.2 (a-metro2), fd00:10:1
 echo "$B: vb 10.30.0.2 (PID c-all, AS 64502), 10.10.1.3 (a-metro1), fd00:30::2"
 
 step "2. itrackerd with the example network map, attached to va"
-ROOT=$(e2e_bpffs)
+e2e_bpffs
+ROOT=$E2E_PIN_ROOT
 show "ip netns exec $A $BIN/itrackerd --map $MAP -i va --pin-root $ROOT --listen [::]:6969"
 e2e_bg ip netns exec "$A" "$BIN/itrackerd" --map "$MAP" -i va --pin-root "$ROOT" --listen '[::]:6969'
 for i in $(seq 100); do in_a curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break; sleep 0.1; done
@@ -53,7 +54,8 @@ in_a /usr/bin/python3 "$LIB/btpeers.py" fetch 10.10.1.2 10.10.1.3 7000 1000000 &
 
 step "4. What the data plane counted (operators: bpftool on the pinned maps)"
 show "bpftool map dump pinned $ROOT/counters"
-bpftool map dump pinned "$ROOT/counters" | head -n 24
+bpftool map dump pinned "$ROOT/counters" >"$E2E_TMP/counters.txt"
+head -n 24 "$E2E_TMP/counters.txt"
 echo "   ... (70 slots: direction x class x kind; per-CPU values)"
 if [[ -x $BIN/itrackerctl ]]; then
 	show "itrackerctl --pin-root $ROOT stats"

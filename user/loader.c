@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,9 +419,18 @@ static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (level == LIBBPF_WARN || getenv("ITRACKER_LIBBPF_DEBUG"))
+	if (getenv("ITRACKER_LIBBPF_DEBUG"))
 		return vfprintf(stderr, fmt, ap);
-	return 0;
+	if (level != LIBBPF_WARN)
+		return 0;
+	/* bpf_tc_query on an interface without our filter is how we ask
+	 * "is it there?"; the netlink complaint is the expected "no". */
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (strstr(line, "Cannot find specified filter chain") ||
+	    strstr(line, "Kernel error message: Exclusivity flag on, cannot modify"))
+		return 0;
+	return fprintf(stderr, "%s", line);
 }
 
 struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, char *err,

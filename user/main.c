@@ -14,6 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <jansson.h>
 
 #include "daemon.h"

@@ -26,7 +26,8 @@ ip -n "$B" route add 10.0.0.0/8 dev vb
 ip -n "$A" -6 route add fd00::/8 dev va
 ip -n "$B" -6 route add fd00::/8 dev vb
 
-ROOT=$(e2e_bpffs)
+e2e_bpffs
+ROOT=$E2E_PIN_ROOT
 e2e_bg ip netns exec "$A" "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$MAP" -i va \
 	--pin-root "$ROOT" --listen 127.0.0.1:6969
 for i in $(seq 100); do
@@ -72,7 +73,7 @@ fetch 10.10.1.2 10.30.0.2 7001 300000 --plain  # inter-as, not BitTorrent
 sleep 1
 kill -INT $TCPDUMP
 wait $TCPDUMP 2>/dev/null || true
-grep -q ' 0 packets dropped by kernel' "$E2E_TMP/tcpdump.err" || {
+grep -q '^0 packets dropped by kernel' "$E2E_TMP/tcpdump.err" || {
 	cat "$E2E_TMP/tcpdump.err"
 	e2e_fail "tcpdump dropped packets: the comparison would be meaningless"
 }
@@ -83,7 +84,8 @@ sleep 0.5
 
 echo "operator command: bpftool map dump pinned $ROOT/counters"
 bpftool -j map dump pinned "$ROOT/counters" >"$E2E_TMP/counters.json"
-bpftool map dump pinned "$ROOT/counters" | head -n 20
+bpftool map dump pinned "$ROOT/counters" >"$E2E_TMP/counters.txt"
+head -n 20 "$E2E_TMP/counters.txt"
 /usr/bin/python3 "$LIB/pcap_expect.py" "$E2E_TMP/cap.pcap" "$MAC" "$MAP" "$E2E_TMP/counters.json" ||
 	e2e_fail "counters differ from the capture"
 

@@ -36,7 +36,7 @@ e2e_cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	if [[ -n $E2E_BPFFS ]]; then
-		umount "$E2E_BPFFS" 2>/dev/null
+		umount "$E2E_BPFFS" 2>/dev/null || umount -l "$E2E_BPFFS" 2>/dev/null
 	fi
 	if ((rc != 0)) && [[ -n ${E2E_KEEP_TMP:-} ]]; then
 		echo "e2e: kept $E2E_TMP" >&2
@@ -77,11 +77,13 @@ e2e_addr() { # ns if addr/len...
 
 # A bpffs outside any namespace: `ip netns exec` remounts /sys, so pins
 # under /sys/fs/bpf made inside would vanish with the command.
+# Sets E2E_PIN_ROOT (call it directly, not in $(...): the mount must be
+# remembered by this shell for cleanup).
 e2e_bpffs() {
 	E2E_BPFFS=$E2E_TMP/bpffs
 	mkdir -p "$E2E_BPFFS"
 	mount -t bpf bpf "$E2E_BPFFS"
-	echo "$E2E_BPFFS/itracker"
+	E2E_PIN_ROOT=$E2E_BPFFS/itracker
 }
 
 e2e_bg() { # run a command in the background, remember it for cleanup
