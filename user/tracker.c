@@ -329,31 +329,6 @@ static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_annou
 	return seed;
 }
 
-/* No network map yet: no costs to rank by, so order by BEP 40 priority
- * alone (higher first), which is still stable per client. */
-static size_t rank_without_map(const struct itr_peer_addr *client,
-			       const struct itr_peer_addr *cands, size_t n, size_t want,
-			       struct itr_ranked_peer *out)
-{
-	size_t got = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct itr_ranked_peer rp = {.peer = cands[i], .pid = NULL, .cost = 0};
-		rp.priority = itr_bep40_priority(client, &cands[i]);
-		/* insertion into a list kept sorted by priority, at most want long */
-		size_t at = got;
-		while (at > 0 && out[at - 1].priority < rp.priority)
-			at--;
-		if (at >= want)
-			continue;
-		size_t move = (got < want ? got : want - 1) - at;
-		memmove(&out[at + 1], &out[at], move * sizeof(*out));
-		out[at] = rp;
-		if (got < want)
-			got++;
-	}
-	return got;
-}
-
 int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 			 struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
 			 size_t cap)
@@ -416,11 +391,8 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 		.max = tr->cfg.max_candidates,
 	};
 	size_t n = itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
-	if (idx->map)
-		reply->npeers = itr_rank(idx->map, &tr->cfg.policy, &ann->peer, cands, n, want,
-					 peers);
-	else
-		reply->npeers = rank_without_map(&ann->peer, cands, n, want, peers);
+	/* with no map published yet itr_rank falls back to BEP 40 order */
+	reply->npeers = itr_rank(idx->map, &tr->cfg.policy, &ann->peer, cands, n, want, peers);
 	free(cands);
 	index_unref(idx);
 	return 0;

@@ -1,0 +1,507 @@
+/* udp_tracker.c - BEP 15 over UDP.
+ *
+ * Anti-spoofing and amplification: an announce or scrape is served only
+ * with a connection ID that proves the source received our connect answer
+ * (a keyed MAC over its address, port and time slot, compared in constant
+ * time). A connect answer is exactly as long as the request; anything we
+ * cannot parse is dropped; an error goes out only if it is no longer than
+ * the datagram that caused it.
+ */
+#include "udp_tracker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_SOCKETS 4
+#define BATCH 32
+#define DATAGRAM_MAX 2048
+
+/* ---- wire helpers -------------------------------------------------------- */
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len,
+					struct itr_udp_request *out, const char **why)
+{
+	memset(out, 0, sizeof(*out));
+	*why = NULL;
+	if (len < 16)
+		return ITR_UDP_DROP;
+	memcpy(out->connection_id, pkt, 8);
+	out->action = get32(pkt + 8);
+	out->transaction_id = get32(pkt + 12);
+	switch (out->action) {
+	case ITR_UDP_CONNECT:
+		if (get64(pkt) != ITR_UDP_PROTOCOL_ID)
+			return ITR_UDP_DROP;
+		return ITR_UDP_PARSED; /* trailing bytes are tolerated */
+	case ITR_UDP_ANNOUNCE:
+		if (len < ITR_UDP_ANNOUNCE_LEN) {
+			*why = "announce shorter than 98 bytes";
+			return ITR_UDP_INVALID;
+		}
+		memcpy(out->info_hash, pkt + 16, 20);
+		memcpy(out->peer_id, pkt + 36, 20);
+		out->downloaded = get64(pkt + 56);
+		out->left = get64(pkt + 64);
+		out->uploaded = get64(pkt + 72);
+		out->event = get32(pkt + 80);
+		memcpy(out->ipv4, pkt + 84, 4);
+		out->key = get32(pkt + 88);
+		out->num_want = (int32_t)get32(pkt + 92);
+		out->port = (uint16_t)(pkt[96] << 8 | pkt[97]);
+		if (out->event > 3) {
+			*why = "bad event";
+			return ITR_UDP_INVALID;
+		}
+		if (out->port == 0) {
+			*why = "bad port";
+			return ITR_UDP_INVALID;
+		}
+		return ITR_UDP_PARSED;
+	case ITR_UDP_SCRAPE:
+		if (len < ITR_UDP_SCRAPE_MIN_LEN) {
+			*why = "scrape without info_hash";
+			return ITR_UDP_INVALID;
+		}
+		out->hashes = pkt + 16;
+		out->nhashes = (len - 16) / 20;
+		if (out->nhashes > ITR_UDP_MAX_SCRAPE)
+			out->nhashes = ITR_UDP_MAX_SCRAPE;
+		return ITR_UDP_PARSED;
+	default:
+		*why = "unknown action";
+		return ITR_UDP_INVALID;
+	}
+}
+
+size_t itr_udp_build_connect(uint8_t *out, size_t cap, uint32_t transaction_id,
+			     const uint8_t connection_id[8])
+{
+	if (cap < 16)
+		return 0;
+	put32(out, ITR_UDP_CONNECT);
+	put32(out + 4, transaction_id);
+	memcpy(out + 8, connection_id, 8);
+	return 16;
+}
+
+size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id,
+			      uint32_t interval, const struct itr_swarm_counts *counts,
+			      const struct itr_ranked_peer *peers, size_t npeers, int family)
+{
+	size_t stride = family == 6 ? 18 : 6, alen = family == 6 ? 16 : 4;
+	if (cap < 20)
+		return 0;
+	put32(out, ITR_UDP_ANNOUNCE);
+	put32(out + 4, transaction_id);
+	put32(out + 8, interval);
+	put32(out + 12, counts->incomplete);
+	put32(out + 16, counts->complete);
+	size_t len = 20;
+	for (size_t i = 0; i < npeers && len + stride <= cap; i++) {
+		if (peers[i].peer.family != family)
+			continue;
+		memcpy(out + len, peers[i].peer.addr, alen);
+		out[len + alen] = (uint8_t)(peers[i].peer.port >> 8);
+		out[len + alen + 1] = (uint8_t)peers[i].peer.port;
+		len += stride;
+	}
+	return len;
+}
+
+size_t itr_udp_build_scrape_header(uint8_t *out, size_t cap, uint32_t transaction_id)
+{
+	if (cap < 8)
+		return 0;
+	put32(out, ITR_UDP_SCRAPE);
+	put32(out + 4, transaction_id);
+	return 8;
+}
+
+size_t itr_udp_build_error(uint8_t *out, size_t cap, uint32_t transaction_id, const char *msg)
+{
+	size_t mlen = strlen(msg);
+	if (cap < 8 + mlen)
+		return 0;
+	put32(out, ITR_UDP_ERROR);
+	put32(out + 4, transaction_id);
+	memcpy(out + 8, msg, mlen);
+	return 8 + mlen;
+}
+
+/* ---- connection IDs ------------------------------------------------------ */
+
+void itr_udp_connid_init(struct itr_udp_connid *c)
+{
+	if (sodium_init() < 0)
+		abort(); /* no randomness: nothing safe to do */
+	randombytes_buf(c->key, sizeof(c->key));
+}
+
+static void connid_for_slot(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
+			    uint32_t slot, uint8_t out[8])
+{
+	uint8_t msg[4 + 1 + 16 + 2];
+	put32(msg, slot);
+	msg[4] = src->family;
+	memset(msg + 5, 0, 16);
+	memcpy(msg + 5, src->addr, src->family == 6 ? 16 : 4);
+	msg[21] = (uint8_t)(src->port >> 8);
+	msg[22] = (uint8_t)src->port;
+	crypto_shorthash(out, msg, sizeof(msg), c->key);
+}
+
+void itr_udp_connid_make(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
+			 uint32_t now, uint8_t out[8])
+{
+	connid_for_slot(c, src, now / ITR_UDP_CONNID_SLOT, out);
+}
+
+bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
+			  uint32_t now, const uint8_t id[8])
+{
+	uint32_t slot = now / ITR_UDP_CONNID_SLOT;
+	uint8_t expect[8];
+	int ok = 0;
+	connid_for_slot(c, src, slot, expect);
+	ok |= sodium_memcmp(expect, id, 8) == 0;
+	connid_for_slot(c, src, slot - 1, expect);
+	ok |= sodium_memcmp(expect, id, 8) == 0;
+	return ok;
+}
+
+/* ---- request handling ---------------------------------------------------- */
+
+static size_t error_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t tid,
+			  const char *msg)
+{
+	if (8 + strlen(msg) > request_len)
+		return 0; /* never answer with more than was sent */
+	return itr_udp_build_error(out, cap, tid, msg);
+}
+
+static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
+			      const struct itr_udp_request *req, uint8_t *out, size_t cap)
+{
+	struct itr_announce ann = {
+		.downloaded = req->downloaded,
+		.left = req->left,
+		.uploaded = req->uploaded,
+		.event = (enum itr_event)req->event,
+		.numwant = req->num_want < 0 ? -1 : req->num_want,
+	};
+	memcpy(ann.info_hash, req->info_hash, 20);
+	ann.peer = *src;
+	ann.peer.port = req->port;
+	static const uint8_t zero[4];
+	if (src->family == 4 && memcmp(req->ipv4, zero, 4) != 0 && itr_tracker_trusts(tr, src))
+		memcpy(ann.peer.addr, req->ipv4, 4);
+
+	size_t stride = src->family == 6 ? 18 : 6;
+	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;
+	if (limit > cap)
+		limit = cap;
+	size_t room = limit < 20 ? 0 : (limit - 20) / stride;
+	struct itr_ranked_peer *peers = calloc(room ? room : 1, sizeof(*peers));
+	struct itr_announce_reply reply;
+	if (!peers || itr_tracker_announce(tr, &ann, &reply, peers, room) < 0) {
+		free(peers);
+		return itr_udp_build_error(out, cap, req->transaction_id, "out of memory");
+	}
+	size_t len = itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
+					    &reply.counts, peers, reply.npeers, src->family);
+	free(peers);
+	return len;
+}
+
+static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req,
+			    uint8_t *out, size_t cap)
+{
+	size_t len = itr_udp_build_scrape_header(out, cap, req->transaction_id);
+	for (size_t i = 0; i < req->nhashes && len + 12 <= cap; i++) {
+		struct itr_swarm_counts c;
+		itr_tracker_scrape(tr, req->hashes + 20 * i, &c);
+		put32(out + len, c.complete);
+		put32(out + len + 4, c.downloaded);
+		put32(out + len + 8, c.incomplete);
+		len += 12;
+	}
+	return len;
+}
+
+size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
+		      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len,
+		      uint8_t *out, size_t cap)
+{
+	struct itr_udp_request req;
+	const char *why;
+	enum itr_udp_parse_status st = itr_udp_parse(pkt, len, &req, &why);
+	if (st == ITR_UDP_DROP)
+		return 0;
+	uint32_t now = itr_tracker_now(tr);
+	if (st == ITR_UDP_PARSED && req.action == ITR_UDP_CONNECT) {
+		uint8_t id[8];
+		itr_udp_connid_make(cid, src, now, id);
+		return itr_udp_build_connect(out, cap, req.transaction_id, id);
+	}
+	if (!itr_udp_connid_check(cid, src, now, req.connection_id)) {
+		itr_tracker_count_rejected(tr);
+		return error_reply(out, cap, len, req.transaction_id, "bad connection id");
+	}
+	if (st == ITR_UDP_INVALID) {
+		itr_tracker_count_rejected(tr);
+		return error_reply(out, cap, len, req.transaction_id, why);
+	}
+	if (req.action == ITR_UDP_ANNOUNCE)
+		return handle_announce(tr, src, &req, out, cap);
+	return handle_scrape(tr, &req, out, cap);
+}
+
+/* ---- server -------------------------------------------------------------- */
+
+struct itr_udp_tracker {
+	struct itr_tracker *tr;
+	struct itr_udp_connid cid;
+	int fds[MAX_SOCKETS];
+	int nfds;
+	int wake_fd;
+	uint16_t port;
+	pthread_t thread;
+	atomic_bool stop;
+	atomic_uint_fast64_t received, answered, dropped;
+	uint8_t in[BATCH][DATAGRAM_MAX]; /* used by the server thread only */
+	uint8_t out[BATCH][DATAGRAM_MAX];
+};
+
+static int open_socket(const char *addr, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sslen = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sslen = sizeof(*sin6);
+	} else {
+		snprintf(err, errlen, "udp tracker: '%s' is not an IP address", addr);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "udp tracker: socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	int buf = 4 << 20; /* room for bursts; the kernel caps it at rmem_max */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+		snprintf(err, errlen, "udp tracker: bind %s port %u: %s", addr, port,
+			 strerror(errno));
+		close(fd);
+		return -1;
+	}
+	sslen = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sslen);
+	*bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+	return fd;
+}
+
+static void serve_socket(struct itr_udp_tracker *u, int fd)
+{
+	uint8_t(*in)[DATAGRAM_MAX] = u->in;
+	uint8_t(*out)[DATAGRAM_MAX] = u->out;
+	struct sockaddr_storage from[BATCH];
+	struct iovec in_iov[BATCH], out_iov[BATCH];
+	struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
+
+	for (;;) {
+		for (int i = 0; i < BATCH; i++) {
+			in_iov[i] = (struct iovec){.iov_base = in[i], .iov_len = DATAGRAM_MAX};
+			in_msgs[i] = (struct mmsghdr){0};
+			in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
+			in_msgs[i].msg_hdr.msg_iovlen = 1;
+			in_msgs[i].msg_hdr.msg_name = &from[i];
+			in_msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
+		int n = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			return;
+		atomic_fetch_add(&u->received, (uint64_t)n);
+		int nout = 0;
+		for (int i = 0; i < n; i++) {
+			struct itr_peer_addr src;
+			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&from[i], &src) < 0)
+				continue;
+			size_t len = itr_udp_handle(u->tr, &u->cid, &src, in[i], in_msgs[i].msg_len,
+						    out[nout], DATAGRAM_MAX);
+			if (len == 0) {
+				atomic_fetch_add(&u->dropped, 1);
+				continue;
+			}
+			out_iov[nout] = (struct iovec){.iov_base = out[nout], .iov_len = len};
+			out_msgs[nout] = (struct mmsghdr){0};
+			out_msgs[nout].msg_hdr.msg_iov = &out_iov[nout];
+			out_msgs[nout].msg_hdr.msg_iovlen = 1;
+			out_msgs[nout].msg_hdr.msg_name = &from[i];
+			out_msgs[nout].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
+			nout++;
+		}
+		for (int sent = 0; sent < nout;) {
+			int r = sendmmsg(fd, out_msgs + sent, (unsigned)(nout - sent), 0);
+			if (r <= 0) {
+				if (r < 0 && errno == EINTR)
+					continue;
+				/* a full send buffer or an unreachable peer: the
+				 * client retries (BEP 15 timeouts), drop the rest */
+				atomic_fetch_add(&u->dropped, (uint64_t)(nout - sent));
+				break;
+			}
+			atomic_fetch_add(&u->answered, (uint64_t)r);
+			sent += r;
+		}
+		if (n < BATCH)
+			return;
+	}
+}
+
+static void *udp_main(void *arg)
+{
+	struct itr_udp_tracker *u = arg;
+	struct pollfd pfd[MAX_SOCKETS + 1];
+	for (int i = 0; i < u->nfds; i++)
+		pfd[i] = (struct pollfd){.fd = u->fds[i], .events = POLLIN};
+	pfd[u->nfds] = (struct pollfd){.fd = u->wake_fd, .events = POLLIN};
+	while (!atomic_load(&u->stop)) {
+		int r = poll(pfd, (nfds_t)u->nfds + 1, -1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "itracker: udp tracker: poll: %s\n", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < u->nfds; i++)
+			if (pfd[i].revents & POLLIN)
+				serve_socket(u, u->fds[i]);
+	}
+	return NULL;
+}
+
+static void close_all(struct itr_udp_tracker *u)
+{
+	for (int i = 0; i < u->nfds; i++)
+		close(u->fds[i]);
+	if (u->wake_fd >= 0)
+		close(u->wake_fd);
+	free(u);
+}
+
+struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
+					      uint16_t port, char *err, size_t errlen)
+{
+	struct itr_udp_tracker *u = calloc(1, sizeof(*u));
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	u->tr = tr;
+	u->wake_fd = -1;
+	itr_udp_connid_init(&u->cid);
+	char *list = strdup(addrs ? addrs : "0.0.0.0,::");
+	if (!list) {
+		snprintf(err, errlen, "out of memory");
+		close_all(u);
+		return NULL;
+	}
+	char *save = NULL;
+	for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+		if (u->nfds == MAX_SOCKETS) {
+			snprintf(err, errlen, "udp tracker: at most %d addresses", MAX_SOCKETS);
+			goto fail;
+		}
+		uint16_t bound;
+		int fd = open_socket(a, u->nfds ? u->port : port, &bound, err, errlen);
+		if (fd < 0)
+			goto fail;
+		u->fds[u->nfds++] = fd;
+		u->port = bound;
+	}
+	if (u->nfds == 0) {
+		snprintf(err, errlen, "udp tracker: no address to listen on");
+		goto fail;
+	}
+	u->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (u->wake_fd < 0) {
+		snprintf(err, errlen, "udp tracker: eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	int rc = pthread_create(&u->thread, NULL, udp_main, u);
+	if (rc) {
+		snprintf(err, errlen, "udp tracker: thread: %s", strerror(rc));
+		goto fail;
+	}
+	free(list);
+	return u;
+fail:
+	free(list);
+	close_all(u);
+	return NULL;
+}
+
+uint16_t itr_udp_tracker_port(const struct itr_udp_tracker *u)
+{
+	return u->port;
+}
+
+void itr_udp_tracker_stats(const struct itr_udp_tracker *u, struct itr_udp_stats *st)
+{
+	st->received = atomic_load(&u->received);
+	st->answered = atomic_load(&u->answered);
+	st->dropped = atomic_load(&u->dropped);
+}
+
+void itr_udp_tracker_stop(struct itr_udp_tracker *u)
+{
+	if (!u)
+		return;
+	atomic_store(&u->stop, true);
+	uint64_t one = 1;
+	if (write(u->wake_fd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "itracker: udp tracker: wake: %s\n", strerror(errno));
+	pthread_join(u->thread, NULL);
+	close_all(u);
+}
