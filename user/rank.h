@@ -20,6 +20,9 @@ struct itr_rank_policy {
 	unsigned max_own_as_pct;  /* at most this % from the client's AS (PID included) */
 	unsigned min_external;    /* at least this many from outside the AS, if any exist */
 	unsigned max_external;    /* at most this many from outside the AS */
+	/* Caps never leave a list shorter than min(want, min_list, candidates):
+	 * skipped candidates top it up in rank order. 0: caps are hard. */
+	unsigned min_list;
 };
 
 /* The defaults (see rank.c for the measurements that chose them). */
@@ -34,10 +37,20 @@ struct itr_ranked_peer {
 
 /* Rank n candidates for client; writes at most want entries to out (which
  * has room for want) and returns how many. Candidates equal to the client
- * (same address and port) are left out. */
+ * (same address and port) and exact duplicates are left out.
+ *
+ * Order: cost ascending, BEP 40 priority descending, then address and port.
+ * A client no PID covers (or map NULL) gets plain BEP 40 order, no policy.
+ * Otherwise, over L = min(want, candidates): (1) the best
+ * min(min_external, externals, L) peers from outside the client's AS are
+ * reserved; (2) the rest are taken in order while their caps allow (at most
+ * max_external outsiders, floor(pct * L / 100) for the shares); (3) if that
+ * left fewer than min(L, min_list), skipped candidates top the list up in
+ * rank order. The result is written in rank order. Returns 0 if memory for
+ * n > 64 candidates cannot be allocated. Thread safe; map may be NULL. */
 size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,
-		const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
-		size_t want, struct itr_ranked_peer *out);
+                const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
+                size_t want, struct itr_ranked_peer *out);
 
 /* BEP 40 canonical peer priority of a pair. */
 uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b);

@@ -1,0 +1,581 @@
+/* test_rank.c - CRC32-C, BEP 40 priority (vectors and masks), address
+ * parsing, and itr_rank's order and policy passes on the example network.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <limits.h>
+#include <cmocka.h>
+
+#include "netmap.h"
+#include "rank.h"
+
+/* The example network (maps/example.netmap), inline so the test does not
+ * depend on the working directory. */
+static const char MAP_TEXT[] = "network-map example-networkmap\n"
+                               "tier same-pid 1\n"
+                               "tier same-loc 5\n"
+                               "tier same-as 10\n"
+                               "tier other-as 100\n"
+                               "pid a-metro1 id 1 asn 64500 loc 1\n"
+                               "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
+                               "pid a-metro2 id 2 asn 64500 loc 2\n"
+                               "prefix a-metro2 10.10.2.0/24 fd00:10:2::/48\n"
+                               "pid a-metro1-dc id 3 asn 64500 loc 1\n"
+                               "prefix a-metro1-dc 10.10.3.0/24 fd00:10:3::/48\n"
+                               "pid b-core id 10 asn 64501 loc 10\n"
+                               "prefix b-core 10.20.0.0/16 fd00:20::/32\n"
+                               "pid b-edge id 11 asn 64501 loc 11\n"
+                               "prefix b-edge 10.20.128.0/17 fd00:20:8000::/33\n"
+                               "pid c-all id 20 asn 64502 loc 20\n"
+                               "prefix c-all 10.30.0.0/16 fd00:30::/32\n"
+                               "cost a-metro1 a-metro2 7\n"
+                               "cost a-metro2 a-metro1 7\n"
+                               "cost a-metro1 b-core 50\n"
+                               "cost b-core a-metro1 50\n";
+
+static struct itr_netmap *load_map(void)
+{
+	struct itr_netmap_error err;
+	struct itr_netmap *map = itr_netmap_parse_text(MAP_TEXT, strlen(MAP_TEXT), "test", &err);
+	if (!map) {
+		char buf[512];
+		itr_netmap_error_format(&err, buf, sizeof(buf));
+		fail_msg("map: %s", buf);
+	}
+	return map;
+}
+
+static struct itr_peer_addr addr(const char *text)
+{
+	struct itr_peer_addr p;
+	if (itr_peer_addr_parse(text, &p) != 0)
+		fail_msg("cannot parse %s", text);
+	return p;
+}
+
+static struct itr_peer_addr v4(unsigned a, unsigned b, unsigned c, unsigned d, uint16_t port)
+{
+	struct itr_peer_addr p = {.family = 4, .port = port};
+	p.addr[0] = (uint8_t)a;
+	p.addr[1] = (uint8_t)b;
+	p.addr[2] = (uint8_t)c;
+	p.addr[3] = (uint8_t)d;
+	return p;
+}
+
+/* ---- CRC32-C and BEP 40 --------------------------------------------- */
+
+static void test_crc32c_check_value(void **state)
+{
+	(void)state;
+	/* The standard check value of CRC-32C over "123456789". */
+	assert_int_equal(itr_crc32c(0, "123456789", 9), 0xE3069283u);
+	/* Chaining equals one pass, also across the 8-byte slicing boundary. */
+	const char *text = "The quick brown fox jumps over the lazy dog";
+	uint32_t whole = itr_crc32c(0, text, strlen(text));
+	uint32_t part = itr_crc32c(itr_crc32c(0, text, 13), text + 13, strlen(text) - 13);
+	assert_int_equal(whole, part);
+	assert_int_equal(itr_crc32c(0, "", 0), 0);
+}
+
+static void test_bep40_vectors(void **state)
+{
+	(void)state;
+	struct itr_peer_addr a = addr("123.213.32.10"), b = addr("98.76.54.32"),
+	                     c = addr("123.213.32.234");
+	assert_int_equal(itr_bep40_priority(&a, &b), 0xec2d7224u);
+	assert_int_equal(itr_bep40_priority(&b, &a), 0xec2d7224u);
+	assert_int_equal(itr_bep40_priority(&a, &c), 0x99568189u);
+	assert_int_equal(itr_bep40_priority(&c, &a), 0x99568189u);
+}
+
+/* CRC32-C of the two masked addresses, lower first, built by hand. */
+static uint32_t masked_crc(const uint8_t *x, const uint8_t *y, const uint8_t *mask, size_t n)
+{
+	uint8_t mx[16], my[16], buf[32];
+	for (size_t i = 0; i < n; i++) {
+		mx[i] = x[i] & mask[i];
+		my[i] = y[i] & mask[i];
+	}
+	const uint8_t *lo = memcmp(mx, my, n) < 0 ? mx : my;
+	const uint8_t *hi = lo == mx ? my : mx;
+	memcpy(buf, lo, n);
+	memcpy(buf + n, hi, n);
+	return itr_crc32c(0, buf, 2 * n);
+}
+
+static void test_bep40_ipv4_masks(void **state)
+{
+	(void)state;
+	static const uint8_t m16[4] = {0xff, 0xff, 0x55, 0x55};
+	static const uint8_t m24[4] = {0xff, 0xff, 0xff, 0x55};
+	static const uint8_t m32[4] = {0xff, 0xff, 0xff, 0xff};
+	struct itr_peer_addr a = v4(10, 1, 2, 3, 0);
+	struct itr_peer_addr other = v4(10, 9, 2, 3, 0);    /* shares only a /8 */
+	struct itr_peer_addr same16 = v4(10, 1, 200, 7, 0); /* shares a /16 */
+	struct itr_peer_addr same24 = v4(10, 1, 2, 99, 0);  /* shares a /24 */
+	assert_int_equal(itr_bep40_priority(&a, &other), masked_crc(a.addr, other.addr, m16, 4));
+	assert_int_equal(itr_bep40_priority(&a, &same16), masked_crc(a.addr, same16.addr, m24, 4));
+	assert_int_equal(itr_bep40_priority(&a, &same24), masked_crc(a.addr, same24.addr, m32, 4));
+	/* A different mask would give a different value here. */
+	assert_int_not_equal(itr_bep40_priority(&a, &same24),
+	                     masked_crc(a.addr, same24.addr, m24, 4));
+}
+
+static void test_bep40_ipv6_masks(void **state)
+{
+	(void)state;
+	static const uint8_t base[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x55, 0x55,
+	                                 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55};
+	static const uint8_t m48[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x55,
+	                                0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55};
+	static const uint8_t m56[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	                                0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55};
+	struct itr_peer_addr a = addr("2001:db8:1:2233:aaaa:bbbb:cccc:dddd");
+	struct itr_peer_addr far = addr("2001:db8:9:2233:aaaa:bbbb:cccc:dddd");
+	struct itr_peer_addr s48 = addr("2001:db8:1:ff33:1111:bbbb:cccc:eeee");
+	struct itr_peer_addr s56 = addr("2001:db8:1:22ff:1111:bbbb:cccc:eeee");
+	assert_int_equal(itr_bep40_priority(&a, &far), masked_crc(a.addr, far.addr, base, 16));
+	assert_int_equal(itr_bep40_priority(&a, &s48), masked_crc(a.addr, s48.addr, m48, 16));
+	assert_int_equal(itr_bep40_priority(&s56, &a), masked_crc(a.addr, s56.addr, m56, 16));
+	assert_int_not_equal(itr_bep40_priority(&a, &s48), masked_crc(a.addr, s48.addr, base, 16));
+}
+
+static void test_bep40_equal_addresses_hash_ports(void **state)
+{
+	(void)state;
+	struct itr_peer_addr a = v4(10, 1, 2, 3, 6881), b = v4(10, 1, 2, 3, 51413);
+	uint8_t ports[4] = {6881 >> 8, 6881 & 0xff, 51413 >> 8, 51413 & 0xff};
+	assert_int_equal(itr_bep40_priority(&a, &b), itr_crc32c(0, ports, 4));
+	assert_int_equal(itr_bep40_priority(&b, &a), itr_crc32c(0, ports, 4));
+}
+
+static void test_bep40_mixed_family_symmetric(void **state)
+{
+	(void)state;
+	struct itr_peer_addr a = v4(10, 1, 2, 3, 1), b = addr("2001:db8::7");
+	assert_int_equal(itr_bep40_priority(&a, &b), itr_bep40_priority(&b, &a));
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static void test_peer_addr_parse(void **state)
+{
+	(void)state;
+	struct itr_peer_addr p;
+	char buf[64];
+
+	assert_int_equal(itr_peer_addr_parse("1.2.3.4", &p), 0);
+	assert_int_equal(p.family, 4);
+	assert_int_equal(p.port, 0);
+	assert_string_equal(itr_peer_addr_ntop(&p, buf, sizeof(buf)), "1.2.3.4");
+
+	assert_int_equal(itr_peer_addr_parse("1.2.3.4:6881", &p), 0);
+	assert_int_equal(p.port, 6881);
+
+	assert_int_equal(itr_peer_addr_parse("[2001:db8::1]:51413", &p), 0);
+	assert_int_equal(p.family, 6);
+	assert_int_equal(p.port, 51413);
+	assert_string_equal(itr_peer_addr_ntop(&p, buf, sizeof(buf)), "2001:db8::1");
+
+	assert_int_equal(itr_peer_addr_parse("2001:db8::1", &p), 0);
+	assert_int_equal(p.family, 6);
+	assert_int_equal(p.port, 0);
+
+	assert_int_equal(itr_peer_addr_parse("[fd00::5]", &p), 0);
+	assert_int_equal(p.family, 6);
+
+	/* IPv4-mapped IPv6 is folded to IPv4. */
+	assert_int_equal(itr_peer_addr_parse("[::ffff:10.10.1.9]:80", &p), 0);
+	assert_int_equal(p.family, 4);
+	assert_int_equal(p.port, 80);
+	assert_string_equal(itr_peer_addr_ntop(&p, buf, sizeof(buf)), "10.10.1.9");
+
+	static const char *const bad[] = {
+	    "",          "abc",           "1.2.3",       "1.2.3.4:",
+	    "1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:12a", "[1.2.3.4]:5",
+	    "[::1",      "[::1]x",        "[::1]:",      "::1:99999x",
+	    "1.2.3.4 ",  "256.1.1.1",     ":80",         "[]:80",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (itr_peer_addr_parse(bad[i], &p) != -1)
+			fail_msg("'%s' parsed", bad[i]);
+	}
+	assert_int_equal(itr_peer_addr_parse(NULL, &p), -1);
+}
+
+/* ---- ranking ---------------------------------------------------------- */
+
+struct fixture {
+	struct itr_netmap *map;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->map = load_map();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	itr_netmap_unref(f->map);
+	free(f);
+	return 0;
+}
+
+static const struct itr_pid *pid_of(const struct itr_netmap *map, const struct itr_peer_addr *p)
+{
+	return itr_netmap_lookup(map, p->family, p->addr);
+}
+
+static size_t count_asn(const struct itr_ranked_peer *r, size_t k, uint32_t asn, int want_in)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < k; i++) {
+		int in = r[i].pid && r[i].pid->asn == asn;
+		n += in == want_in;
+	}
+	return n;
+}
+
+/* Every output is in rank order: cost up, priority down. */
+static void assert_rank_order(const struct itr_ranked_peer *r, size_t k)
+{
+	for (size_t i = 1; i < k; i++) {
+		if (r[i - 1].cost > r[i].cost)
+			fail_msg("cost out of order at %zu", i);
+		if (r[i - 1].cost == r[i].cost && r[i - 1].priority < r[i].priority)
+			fail_msg("priority out of order at %zu", i);
+	}
+}
+
+static void test_rank_default_policy_locals_plus_budget(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	struct itr_peer_addr c[40];
+	size_t n = 0;
+	for (int i = 0; i < 6; i++)
+		c[n++] = v4(10, 10, 1, 20 + i, 6881); /* own PID, cost 1 */
+	for (int i = 0; i < 3; i++)
+		c[n++] = v4(10, 10, 3, 20 + i, 6881); /* same LOC, cost 5 */
+	for (int i = 0; i < 3; i++)
+		c[n++] = v4(10, 10, 2, 20 + i, 6881); /* explicit cost 7 */
+	for (int i = 0; i < 5; i++)
+		c[n++] = v4(10, 30, 0, 20 + i, 6881); /* other AS, cost 100 */
+	for (int i = 0; i < 5; i++)
+		c[n++] = v4(10, 20, 1, 20 + i, 6881); /* b-core, explicit cost 50 */
+	for (int i = 0; i < 5; i++)
+		c[n++] = v4(192, 0, 2, 20 + i, 6881); /* no PID, cost 101 */
+	struct itr_ranked_peer out[50];
+	size_t k = itr_rank(f->map, &pol, &client, c, n, 50, out);
+
+	/* All 12 locals plus max_external (2) outsiders: 14 >= min_list. */
+	assert_int_equal(k, 14);
+	assert_int_equal(count_asn(out, k, 64500, 1), 12);
+	assert_rank_order(out, k);
+	assert_int_equal(out[0].cost, 1);
+	assert_int_equal(out[6].cost, 5);
+	assert_int_equal(out[9].cost, 7);
+	/* The cheapest outsiders are b-core's (private peering, cost 50). */
+	assert_int_equal(out[12].cost, 50);
+	assert_int_equal(out[13].cost, 50);
+	assert_string_equal(out[12].pid->name, "b-core");
+}
+
+static void test_rank_lonely_peer_gets_usable_list(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 30, 7, 7, 6881); /* c-all, alone in AS 64502 */
+	struct itr_peer_addr c[30];
+	size_t n = 0;
+	for (int i = 0; i < 15; i++)
+		c[n++] = v4(10, 10, 1, 20 + i, 6881);
+	for (int i = 0; i < 15; i++)
+		c[n++] = v4(10, 20, 1, 20 + i, 6881);
+	struct itr_ranked_peer out[50];
+	size_t k = itr_rank(f->map, &pol, &client, c, n, 50, out);
+	assert_int_equal(k, pol.min_list);
+	assert_int_equal(count_asn(out, k, 64502, 0), k);
+	assert_rank_order(out, k);
+
+	/* With fewer candidates than min_list, it gets all of them. */
+	k = itr_rank(f->map, &pol, &client, c, 4, 50, out);
+	assert_int_equal(k, 4);
+}
+
+static void test_rank_fewer_than_wanted_returns_all(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	struct itr_peer_addr c[3] = {v4(10, 30, 0, 1, 1), v4(10, 10, 2, 1, 1), v4(10, 10, 1, 1, 1)};
+	struct itr_ranked_peer out[50];
+	size_t k = itr_rank(f->map, &pol, &client, c, 3, 50, out);
+	assert_int_equal(k, 3);
+	assert_int_equal(out[0].cost, 1);
+	assert_int_equal(out[1].cost, 7);
+	assert_int_equal(out[2].cost, 100);
+	assert_memory_equal(out[2].peer.addr, c[0].addr, 4);
+	assert_int_equal(itr_rank(f->map, &pol, &client, c, 3, 0, out), 0);
+	assert_int_equal(itr_rank(f->map, &pol, &client, c, 0, 5, out), 0);
+}
+
+static void test_rank_min_external_reserved(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	struct itr_peer_addr c[35];
+	size_t n = 0;
+	for (int i = 0; i < 30; i++)
+		c[n++] = v4(10, 10, 1, 20 + i, 6881);
+	for (int i = 0; i < 5; i++)
+		c[n++] = v4(10, 30, 1, 20 + i, 6881);
+	struct itr_ranked_peer out[10];
+	size_t k = itr_rank(f->map, &pol, &client, c, n, 10, out);
+	assert_int_equal(k, 10);
+	/* 30 locals would fill the list; one slot stays reserved outside. */
+	assert_int_equal(count_asn(out, k, 64500, 0), 1);
+	assert_int_equal(out[9].cost, 100);
+	assert_rank_order(out, k);
+
+	/* min_external 0 gives the whole list to locals. */
+	pol.min_external = 0;
+	k = itr_rank(f->map, &pol, &client, c, n, 10, out);
+	assert_int_equal(count_asn(out, k, 64500, 0), 0);
+}
+
+static void test_rank_shares_compose_with_budget(void **state)
+{
+	struct fixture *f = *state;
+	/* P4P appTracker style: 75 % own PID, 90 % own AS, no absolute caps. */
+	struct itr_rank_policy pol = {.max_own_pid_pct = 75,
+	                              .max_own_as_pct = 90,
+	                              .min_external = 0,
+	                              .max_external = UINT_MAX,
+	                              .min_list = 0};
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	struct itr_peer_addr c[60];
+	size_t n = 0;
+	for (int i = 0; i < 20; i++)
+		c[n++] = v4(10, 10, 1, 20 + i, 6881);
+	for (int i = 0; i < 20; i++)
+		c[n++] = v4(10, 10, 2, 20 + i, 6881);
+	for (int i = 0; i < 20; i++)
+		c[n++] = v4(10, 30, 2, 20 + i, 6881);
+	struct itr_ranked_peer out[8];
+	const struct itr_pid *own = pid_of(f->map, &client);
+	size_t k = itr_rank(f->map, &pol, &client, c, n, 8, out);
+	assert_int_equal(k, 8);
+	size_t own_pid = 0;
+	for (size_t i = 0; i < k; i++)
+		own_pid += out[i].pid == own;
+	assert_int_equal(own_pid, 6);                     /* floor(75 % of 8) */
+	assert_int_equal(count_asn(out, k, 64500, 1), 7); /* floor(90 % of 8) */
+	assert_int_equal(count_asn(out, k, 64500, 0), 1);
+
+	/* An absolute budget caps the outsiders below what shares leave:
+	 * with max_external 0 and no top-up the list stays short. */
+	pol.max_external = 0;
+	k = itr_rank(f->map, &pol, &client, c, n, 8, out);
+	assert_int_equal(k, 7);
+	assert_int_equal(count_asn(out, k, 64500, 0), 0);
+
+	/* min_list tops it up from the skipped candidates in rank order:
+	 * the next own-PID peer (cost 1) comes before any outsider. */
+	pol.min_list = 8;
+	k = itr_rank(f->map, &pol, &client, c, n, 8, out);
+	assert_int_equal(k, 8);
+	own_pid = 0;
+	for (size_t i = 0; i < k; i++)
+		own_pid += out[i].pid == own;
+	assert_int_equal(own_pid, 7);
+	assert_rank_order(out, k);
+}
+
+static void test_rank_client_without_pid_is_plain_bep40(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(192, 0, 2, 1, 6881);
+	struct itr_peer_addr c[20];
+	for (int i = 0; i < 10; i++)
+		c[i] = v4(10, 10, 1, 20 + i, 6881);
+	for (int i = 10; i < 20; i++)
+		c[i] = v4(10, 30, 1, 20 + i, 6881);
+	struct itr_ranked_peer out[20];
+	size_t k = itr_rank(f->map, &pol, &client, c, 20, 20, out);
+	assert_int_equal(k, 20);
+	for (size_t i = 0; i < k; i++) {
+		assert_int_equal(out[i].cost, 101); /* other-AS tier + 1 */
+		assert_int_equal(out[i].priority, itr_bep40_priority(&client, &out[i].peer));
+		if (i > 0 && out[i - 1].priority < out[i].priority)
+			fail_msg("not BEP 40 order at %zu", i);
+	}
+	/* No policy: no reserved external, just the best priorities. */
+	k = itr_rank(f->map, &pol, &client, c, 20, 3, out);
+	assert_int_equal(k, 3);
+
+	/* Without a map at all: the same BEP 40 order, cost 0. */
+	struct itr_ranked_peer out2[20];
+	k = itr_rank(NULL, &pol, &client, c, 20, 20, out2);
+	assert_int_equal(k, 20);
+	for (size_t i = 0; i < k; i++) {
+		assert_int_equal(out2[i].cost, 0);
+		assert_null(out2[i].pid);
+	}
+}
+
+static void test_rank_leaves_out_client_and_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	struct itr_peer_addr c[5] = {client, v4(10, 10, 1, 5, 6882), v4(10, 10, 1, 9, 1),
+	                             v4(10, 10, 1, 9, 1), v4(10, 10, 1, 9, 2)};
+	struct itr_ranked_peer out[10];
+	size_t k = itr_rank(f->map, &pol, &client, c, 5, 10, out);
+	assert_int_equal(k, 3);
+	for (size_t i = 0; i < k; i++)
+		assert_false(out[i].peer.port == 6881 &&
+		             memcmp(out[i].peer.addr, client.addr, 4) == 0);
+}
+
+static void test_rank_deterministic_under_permutation(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 20, 200, 5, 6881); /* b-edge */
+	enum { N = 300 };
+	struct itr_peer_addr c[N];
+	srand(7);
+	for (int i = 0; i < N; i++) {
+		unsigned net = (unsigned)i % 4;
+		static const unsigned second[4] = {10, 20, 20, 30};
+		static const unsigned third[4] = {1, 1, 130, 5};
+		c[i] = v4(10, second[net], third[net] + (unsigned)(i % 3), (unsigned)(i / 4),
+		          (uint16_t)(6000 + i % 7));
+	}
+	struct itr_ranked_peer a[60], b[60];
+	size_t ka = itr_rank(f->map, &pol, &client, c, N, 60, a);
+	for (int i = N - 1; i > 0; i--) {
+		int j = rand() % (i + 1);
+		struct itr_peer_addr t = c[i];
+		c[i] = c[j];
+		c[j] = t;
+	}
+	size_t kb = itr_rank(f->map, &pol, &client, c, N, 60, b);
+	assert_int_equal(ka, kb);
+	for (size_t i = 0; i < ka; i++) {
+		assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
+		assert_int_equal(a[i].cost, b[i].cost);
+	}
+	assert_rank_order(a, ka);
+}
+
+/* Large random inputs exercise the sort: with a PID-less client the output
+ * must be exactly the candidates sorted by priority (then address). */
+static int ref_cmp(const void *x, const void *y)
+{
+	const struct itr_ranked_peer *a = x, *b = y;
+	if (a->priority != b->priority)
+		return a->priority > b->priority ? -1 : 1;
+	int c = memcmp(a->peer.addr, b->peer.addr, 4);
+	if (c)
+		return c;
+	return (a->peer.port > b->peer.port) - (a->peer.port < b->peer.port);
+}
+
+static void test_rank_sort_matches_reference(void **state)
+{
+	(void)state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(192, 0, 2, 1, 6881);
+	enum { N = 5000 };
+	struct itr_peer_addr *c = calloc(N, sizeof(*c));
+	struct itr_ranked_peer *out = calloc(N, sizeof(*out));
+	struct itr_ranked_peer *ref = calloc(N, sizeof(*ref));
+	srand(11);
+	for (int i = 0; i < N; i++) {
+		/* Few distinct addresses, many ports: lots of priority ties. */
+		c[i] = v4(10, (unsigned)rand() % 4, (unsigned)rand() % 8, (unsigned)rand() % 256,
+		          (uint16_t)(1 + i));
+		ref[i].peer = c[i];
+		ref[i].priority = itr_bep40_priority(&client, &c[i]);
+	}
+	qsort(ref, N, sizeof(*ref), ref_cmp);
+	size_t k = itr_rank(NULL, &pol, &client, c, N, N, out);
+	assert_int_equal(k, N);
+	for (size_t i = 0; i < k; i++)
+		assert_memory_equal(&out[i].peer, &ref[i].peer, sizeof(out[i].peer));
+	free(c);
+	free(out);
+	free(ref);
+}
+
+static void test_rank_ipv6_candidates(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = addr("[fd00:10:1::5]:6881");
+	struct itr_peer_addr c[4] = {addr("[fd00:30::9]:1"), addr("[fd00:10:1::9]:1"),
+	                             addr("[fd00:10:2::9]:1"), addr("10.10.1.77:1")};
+	struct itr_ranked_peer out[4];
+	size_t k = itr_rank(f->map, &pol, &client, c, 4, 4, out);
+	assert_int_equal(k, 4);
+	assert_int_equal(out[0].cost, 1);
+	assert_int_equal(out[1].cost, 1);
+	assert_int_equal(out[2].cost, 7);
+	assert_int_equal(out[3].cost, 100);
+	assert_string_equal(out[3].pid->name, "c-all");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_crc32c_check_value),
+	    cmocka_unit_test(test_bep40_vectors),
+	    cmocka_unit_test(test_bep40_ipv4_masks),
+	    cmocka_unit_test(test_bep40_ipv6_masks),
+	    cmocka_unit_test(test_bep40_equal_addresses_hash_ports),
+	    cmocka_unit_test(test_bep40_mixed_family_symmetric),
+	    cmocka_unit_test(test_peer_addr_parse),
+	    cmocka_unit_test_setup_teardown(test_rank_default_policy_locals_plus_budget, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_lonely_peer_gets_usable_list, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_fewer_than_wanted_returns_all, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_min_external_reserved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_shares_compose_with_budget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_client_without_pid_is_plain_bep40, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_leaves_out_client_and_duplicates, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_deterministic_under_permutation, setup,
+	                                    teardown),
+	    cmocka_unit_test(test_rank_sort_matches_reference),
+	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
