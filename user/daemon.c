@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
 			   struct itr_reload_result *res)
@@ -56,6 +57,9 @@ static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
 	itr_netmap_publish(map);
 	res->ok = true;
 	d->reloads_ok++;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d->last_reload_ok = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,

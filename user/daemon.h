@@ -25,6 +25,7 @@ struct itr_daemon {
 	struct itr_dataplane *dp; /* NULL with --no-dataplane */
 	pthread_mutex_t reload_lock;
 	uint64_t reloads_ok, reloads_failed;
+	double last_reload_ok; /* CLOCK_REALTIME seconds of the last good install */
 	uint64_t generation; /* last generation written (0 without data plane) */
 	double started_at;   /* CLOCK_REALTIME seconds */
 };

@@ -35,20 +35,12 @@
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
 
+/* Class names as operators type them ("inter-as"); "_" works as well, as
+ * the metrics labels spell them. */
 static const char *const class_names[ITR_CLASS_MAX] = {
 	[ITR_CLASS_INTRA_PID] = "intra-pid", [ITR_CLASS_INTRA_LOC] = "intra-loc",
 	[ITR_CLASS_INTRA_AS] = "intra-as",   [ITR_CLASS_INTER_AS] = "inter-as",
 	[ITR_CLASS_UNKNOWN] = "unknown",
-};
-
-static const char *const kind_names[ITR_KIND_MAX] = {
-	[ITR_KIND_NONE] = "none",
-	[ITR_KIND_PEER_WIRE] = "peer-wire",
-	[ITR_KIND_UTP] = "utp",
-	[ITR_KIND_DHT] = "dht",
-	[ITR_KIND_UDP_TRACKER] = "udp-tracker",
-	[ITR_KIND_HTTP_TRACKER] = "http-tracker",
-	[ITR_KIND_ENDPOINT] = "endpoint",
 };
 
 static const char *const map_names[] = {
@@ -58,20 +50,16 @@ static const char *const map_names[] = {
 
 int itr_class_from_name(const char *name)
 {
-	for (int i = 0; i < ITR_CLASS_MAX; i++)
-		if (strcmp(name, class_names[i]) == 0)
-			return i;
+	char buf[32];
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = name[i] == '_' ? '-' : name[i];
+	buf[i] = '\0';
+	for (int c = 0; c < ITR_CLASS_MAX; c++)
+		if (strcmp(buf, class_names[c]) == 0)
+			return c;
 	return -1;
-}
-
-const char *itr_class_name(enum itr_class cls)
-{
-	return (unsigned)cls < ITR_CLASS_MAX ? class_names[cls] : "?";
-}
-
-const char *itr_kind_name(enum itr_kind kind)
-{
-	return (unsigned)kind < ITR_KIND_MAX ? kind_names[kind] : "?";
 }
 
 static int mkdir_p(const char *dir)

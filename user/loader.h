@@ -79,10 +79,8 @@ int itr_dataplane_bump_generation(struct itr_dataplane *dp, const char *vtag,
 int itr_dataplane_set_policy(struct itr_dataplane *dp, enum itr_class cls,
 			     const struct itr_policy *policy);
 
-/* "intra-pid", "inter-as"... <-> enum; -1 if unknown. */
+/* "intra-pid" (or "intra_pid"), "inter-as"... -> enum; -1 if unknown. */
 int itr_class_from_name(const char *name);
-const char *itr_class_name(enum itr_class cls);
-const char *itr_kind_name(enum itr_kind kind);
 
 /* Make sure a bpffs is mounted at (or above) dir and dir exists. */
 int itr_ensure_bpffs(const char *dir, char *err, size_t errlen);

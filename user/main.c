@@ -19,10 +19,17 @@
 
 #include <jansson.h>
 
+#include "alto.h"
 #include "daemon.h"
 #include "http.h"
 #include "loader.h"
+#include "metrics.h"
 #include "netmap.h"
+#include "p4p_api.h"
+#include "rank.h"
+#include "tracker.h"
+#include "tracker_http.h"
+#include "udp_tracker.h"
 
 #define ITRACKER_VERSION "0.1.0"
 #define DEFAULT_PORT 6969
@@ -40,6 +47,11 @@ struct options {
 		struct itr_policy policy;
 	} policy[ITR_CLASS_MAX];
 	size_t max_body;
+	const char *udp;         /* "off" or PORT */
+	const char *udp_bind;
+	const char *alto_base;   /* ALTO IRD base URI */
+	struct itr_tracker_config tracker;
+	struct itr_rank_policy policy_rank;
 };
 
 static struct itr_daemon daemon_state = {
@@ -75,6 +87,25 @@ static void usage(FILE *out)
 		"Services:\n"
 		"  -l, --listen ADDR:PORT   HTTP listener (default [::]:%d; 'off' to disable)\n"
 		"      --max-body BYTES     largest request body accepted (default 1048576)\n"
+		"  -u, --udp PORT           BEP 15 UDP tracker port (default 6969; 'off' to disable)\n"
+		"      --udp-bind LIST      addresses for the UDP tracker (default 0.0.0.0,::)\n"
+		"      --alto-base URI      prefix of the URIs in the ALTO directory (default:\n"
+		"                           relative URIs)\n"
+		"Tracker and ranking:\n"
+		"      --interval S         announce interval (default 1800)\n"
+		"      --min-interval S     minimum announce interval (default 900)\n"
+		"      --numwant N          peers per answer when the client does not say (50)\n"
+		"      --max-numwant N      most peers per answer (default 200)\n"
+		"      --peer-expiry S      drop peers silent this long (default 2700)\n"
+		"      --max-torrents N     most swarms held (default 1000000)\n"
+		"      --max-peers N        most peers held (default 10000000)\n"
+		"      --trusted-proxy LIST addresses/prefixes allowed to name the client with\n"
+		"                           ip= or X-Forwarded-For (default: none)\n"
+		"      --own-pid-share PCT  at most PCT %% of a list from the client's PID (100)\n"
+		"      --own-as-share PCT   at most PCT %% from the client's AS (100)\n"
+		"      --min-external N     at least N peers from other ASes when any exist (1)\n"
+		"      --max-external N     at most N peers from other ASes while the client's\n"
+		"                           AS has enough peers to fill the list (see README)\n"
 		"Other:\n"
 		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
 		"                           option names as above without '--', '#' comments\n"
@@ -181,6 +212,20 @@ enum {
 	OPT_NO_DP,
 	OPT_PURGE,
 	OPT_MAX_BODY,
+	OPT_ALTO_BASE,
+	OPT_UDP_BIND,
+	OPT_INTERVAL,
+	OPT_MIN_INTERVAL,
+	OPT_NUMWANT,
+	OPT_MAX_NUMWANT,
+	OPT_PEER_EXPIRY,
+	OPT_MAX_TORRENTS,
+	OPT_MAX_PEERS,
+	OPT_TRUSTED_PROXY,
+	OPT_OWN_PID_SHARE,
+	OPT_OWN_AS_SHARE,
+	OPT_MIN_EXTERNAL,
+	OPT_MAX_EXTERNAL,
 };
 
 static const struct option long_opts[] = {
@@ -195,6 +240,21 @@ static const struct option long_opts[] = {
 	{"purge", no_argument, NULL, OPT_PURGE},
 	{"listen", required_argument, NULL, 'l'},
 	{"max-body", required_argument, NULL, OPT_MAX_BODY},
+	{"udp", required_argument, NULL, 'u'},
+	{"udp-bind", required_argument, NULL, OPT_UDP_BIND},
+	{"alto-base", required_argument, NULL, OPT_ALTO_BASE},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"min-interval", required_argument, NULL, OPT_MIN_INTERVAL},
+	{"numwant", required_argument, NULL, OPT_NUMWANT},
+	{"max-numwant", required_argument, NULL, OPT_MAX_NUMWANT},
+	{"peer-expiry", required_argument, NULL, OPT_PEER_EXPIRY},
+	{"max-torrents", required_argument, NULL, OPT_MAX_TORRENTS},
+	{"max-peers", required_argument, NULL, OPT_MAX_PEERS},
+	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+	{"own-pid-share", required_argument, NULL, OPT_OWN_PID_SHARE},
+	{"own-as-share", required_argument, NULL, OPT_OWN_AS_SHARE},
+	{"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
+	{"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
 	{"config", required_argument, NULL, 'c'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -203,6 +263,18 @@ static const struct option long_opts[] = {
 };
 
 static void apply_option(struct options *o, int c, const char *arg);
+
+static uint32_t option_u32(const char *name, const char *arg, uint32_t lo, uint32_t hi)
+{
+	uint32_t v;
+	if (parse_u32(arg, &v) || v < lo || v > hi) {
+		fprintf(stderr, "itrackerd: %s '%s': expected a number from %u to %u\n", name, arg,
+			lo, hi);
+		fprintf(stderr, "Try 'itrackerd --help'.\n");
+		exit(2);
+	}
+	return v;
+}
 
 /* Config file: "option value" lines, same names as the long options. */
 static void read_config(struct options *o, const char *path)
@@ -302,6 +374,51 @@ static void apply_option(struct options *o, int c, const char *arg)
 		o->max_body = v;
 		break;
 	}
+	case 'u':
+		o->udp = arg;
+		break;
+	case OPT_UDP_BIND:
+		o->udp_bind = arg;
+		break;
+	case OPT_ALTO_BASE:
+		o->alto_base = arg;
+		break;
+	case OPT_INTERVAL:
+		o->tracker.interval = option_u32("--interval", arg, 1, 86400);
+		break;
+	case OPT_MIN_INTERVAL:
+		o->tracker.min_interval = option_u32("--min-interval", arg, 1, 86400);
+		break;
+	case OPT_NUMWANT:
+		o->tracker.default_numwant = option_u32("--numwant", arg, 0, 10000);
+		break;
+	case OPT_MAX_NUMWANT:
+		o->tracker.max_numwant = option_u32("--max-numwant", arg, 1, 10000);
+		break;
+	case OPT_PEER_EXPIRY:
+		o->tracker.peer_expiry = option_u32("--peer-expiry", arg, 10, 7 * 86400);
+		break;
+	case OPT_MAX_TORRENTS:
+		o->tracker.max_torrents = option_u32("--max-torrents", arg, 1, 0xffffffffu);
+		break;
+	case OPT_MAX_PEERS:
+		o->tracker.max_peers = option_u32("--max-peers", arg, 1, 0xffffffffu);
+		break;
+	case OPT_TRUSTED_PROXY:
+		o->tracker.trusted_proxies = arg;
+		break;
+	case OPT_OWN_PID_SHARE:
+		o->policy_rank.max_own_pid_pct = option_u32("--own-pid-share", arg, 0, 100);
+		break;
+	case OPT_OWN_AS_SHARE:
+		o->policy_rank.max_own_as_pct = option_u32("--own-as-share", arg, 0, 100);
+		break;
+	case OPT_MIN_EXTERNAL:
+		o->policy_rank.min_external = option_u32("--min-external", arg, 0, 10000);
+		break;
+	case OPT_MAX_EXTERNAL:
+		o->policy_rank.max_external = option_u32("--max-external", arg, 0, 10000);
+		break;
 	case 'c':
 		read_config(o, arg);
 		break;
@@ -450,14 +567,54 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 			     (json_int_t)res.deleted));
 }
 
+static struct itr_tracker *tracker;
+static struct itr_udp_tracker *udp_tracker;
+
+static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
+{
+	struct itr_tracker_stats st;
+	(void)arg;
+	memset(out, 0, sizeof(*out));
+	if (!tracker)
+		return;
+	itr_tracker_stats(tracker, &st);
+	out->torrents = st.store.torrents;
+	out->peers = st.store.peers_v4 + st.store.peers_v6;
+	uint64_t udp_ok = 0, udp_bad = 0;
+	if (udp_tracker) {
+		struct itr_udp_stats us;
+		itr_udp_tracker_stats(udp_tracker, &us);
+		udp_ok = us.answered;
+		udp_bad = us.dropped;
+	}
+	/* The tracker counts all announces; UDP's own figures split them. */
+	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_OK] = udp_ok;
+	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_REJECTED] = udp_bad;
+	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_OK] =
+		st.announces > udp_ok ? st.announces - udp_ok : 0;
+	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_REJECTED] = st.rejected;
+}
+
+static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
+{
+	struct itr_daemon *d = arg;
+	memset(out, 0, sizeof(*out));
+	out->count[ITR_METRICS_RELOAD_OK] = d->reloads_ok;
+	out->count[ITR_METRICS_RELOAD_REJECTED] = d->reloads_failed;
+	out->last_success_unix_seconds = d->last_reload_ok;
+}
+
 int main(int argc, char **argv)
 {
-	struct options o = {.listen = "[::]:6969", .max_body = 1 << 20};
+	struct options o = {.listen = "[::]:6969", .udp = "6969", .udp_bind = "0.0.0.0,::", .max_body = 1 << 20};
+
+	itr_tracker_config_default(&o.tracker);
+	itr_rank_policy_default(&o.policy_rank);
 	struct itr_daemon *d = &daemon_state;
 	char err[1024] = "";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "m:i:l:c:vhV", long_opts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "m:i:l:u:c:vhV", long_opts, NULL)) != -1)
 		apply_option(&o, c, optarg);
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
@@ -530,6 +687,14 @@ int main(int argc, char **argv)
 				s->tc_adopted ? " (adopted)" : "");
 		}
 
+	o.tracker.policy = o.policy_rank;
+	tracker = itr_tracker_new(&o.tracker, NULL, err, sizeof(err));
+	if (!tracker || itr_tracker_start_janitor(tracker)) {
+		fprintf(stderr, "itrackerd: tracker: %s\n", err[0] ? err : "cannot start");
+		itr_dataplane_close(d->dp, o.keep_attached);
+		return 1;
+	}
+
 	struct itr_http_server *srv = NULL;
 	if (strcmp(o.listen, "off") != 0) {
 		char addr[128];
@@ -550,6 +715,20 @@ int main(int argc, char **argv)
 		}
 		itr_http_route(srv, "GET", "/v1/status", handle_status, d);
 		itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, d);
+		struct itr_p4p_api_config p4p;
+		itr_p4p_api_config_default(&p4p);
+		p4p.policy = o.policy_rank;
+		struct itr_alto_config alto = {.base_uri = o.alto_base};
+		static struct itr_metrics_sources msrc;
+		msrc.pin_root = d->dp ? d->dp->pin_root : NULL;
+		msrc.tracker = metrics_tracker;
+		msrc.reloads = metrics_reloads;
+		msrc.reloads_arg = d;
+		if (itr_p4p_api_register(srv, &p4p) || itr_alto_register(srv, &alto) ||
+		    itr_tracker_http_register(srv, tracker) || itr_metrics_register(srv, &msrc)) {
+			fprintf(stderr, "itrackerd: cannot register HTTP routes\n");
+			return 1;
+		}
 		if (itr_http_start(srv, addr, port, err, sizeof(err))) {
 			fprintf(stderr, "itrackerd: %s\n", err);
 			itr_http_free(srv);
@@ -557,6 +736,19 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(stderr, "itrackerd: HTTP on %s port %u\n", addr, itr_http_port(srv));
+	}
+	if (strcmp(o.udp, "off") != 0) {
+		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
+		udp_tracker = itr_udp_tracker_start(tracker, o.udp_bind, port, err, sizeof(err));
+		if (!udp_tracker) {
+			fprintf(stderr, "itrackerd: UDP tracker: %s\n", err);
+			itr_http_free(srv);
+			itr_tracker_free(tracker);
+			itr_dataplane_close(d->dp, o.keep_attached);
+			return 1;
+		}
+		fprintf(stderr, "itrackerd: UDP tracker on %s port %u\n", o.udp_bind,
+			itr_udp_tracker_port(udp_tracker));
 	}
 
 	for (;;) {
@@ -582,7 +774,11 @@ int main(int argc, char **argv)
 		}
 	}
 
+	itr_udp_tracker_stop(udp_tracker);
+	udp_tracker = NULL;
 	itr_http_free(srv);
+	itr_tracker_free(tracker);
+	tracker = NULL;
 	itr_dataplane_close(d->dp, o.keep_attached);
 	map = itr_netmap_current();
 	itr_netmap_publish(NULL);
