@@ -1,0 +1,467 @@
+/* locality.bpf.c - itracker's data plane: XDP ingress and TC egress.
+ *
+ * Both programs run one classifier: parse the packet, find its flow in the
+ * flow cache (one entry for both directions), classify new flows by the
+ * locality of their two ends (two LPM lookups) and recognise BitTorrent in
+ * their first payload-bearing packets, then count the packet by
+ * (direction, class, kind) and, for BitTorrent, in the PID x PID matrix.
+ * TC egress also applies the per-class policy to BitTorrent packets.
+ *
+ * The established-flow path is deliberately short: parse, one flow-cache
+ * lookup, the config generation check, the counter, and (BitTorrent only)
+ * the matrix. Everything else happens once per flow.
+ *
+ * Map layouts, enums and pin names: maps/itracker_maps.h.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "itracker_maps.h"
+#include "parse.h"
+#include "bt_signatures.h"
+
+/* libbpf 1.1's helper list predates this helper (kernel 5.18). */
+static long (*const itr_xdp_load_bytes)(struct xdp_md *ctx, __u32 offset, void *buf,
+                                        __u32 len) = (void *)BPF_FUNC_xdp_load_bytes;
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, ITR_LPM_V4_MAX);
+	__type(key, struct itr_lpm_v4_key);
+	__type(value, struct itr_pid_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lpm_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, ITR_LPM_V6_MAX);
+	__type(key, struct itr_lpm_v6_key);
+	__type(value, struct itr_pid_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lpm_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ITR_FLOWS_MAX);
+	__type(key, struct itr_flow_key);
+	__type(value, struct itr_flow_verdict);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ITR_ENDPOINTS_MAX);
+	__type(key, struct itr_endpoint_key);
+	__type(value, struct itr_endpoint_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ITR_COUNTER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct itr_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, ITR_MATRIX_MAX);
+	__type(key, struct itr_matrix_key);
+	__type(value, struct itr_counter);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} matrix SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ITR_CLASS_MAX);
+	__type(key, __u32);
+	__type(value, struct itr_policy);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct itr_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} config SEC(".maps");
+
+/* Per-CPU copy of the payload under inspection; internal, not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct itr_scratch);
+} scratch SEC(".maps");
+
+/* What the classifier tells its caller about a counted packet. */
+struct itr_result {
+	__u8 cls;
+	__u8 kind;
+};
+
+/* Runs every signature check that applies to the transport. A global
+ * (non-inlined) function: the verifier checks its loops once, not once per
+ * path through the parser. */
+__attribute__((noinline)) int itr_scan_signatures(const struct itr_scratch *s, __u32 len,
+                                                  __u32 proto)
+{
+	__u32 sigs = 0;
+
+	if (!s || len > ITR_SCRATCH_BYTES)
+		return 0;
+	if (proto == IPPROTO_TCP) {
+		if (itr_sig_peer_wire(s->buf, len))
+			sigs |= ITR_SIG_PEER_WIRE;
+		else if (itr_sig_http_tracker(s->buf, len))
+			sigs |= ITR_SIG_HTTP_TRACKER;
+		return sigs;
+	}
+	if (itr_sig_udp_connect(s->buf, len))
+		sigs |= ITR_SIG_UDP_CONNECT;
+	if (itr_sig_udp_announce(s->buf, len))
+		sigs |= ITR_SIG_UDP_ANNOUNCE;
+	if (itr_sig_dht(s->buf, len))
+		sigs |= ITR_SIG_DHT;
+	sigs |= itr_sig_utp(s->buf, len);
+	return sigs;
+}
+
+/* memcmp order of (address, port) with the port compared as a number. */
+static __always_inline int itr_src_is_lo(const struct itr_pkt *p)
+{
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		__u32 s = bpf_ntohl(p->saddr[i]), d = bpf_ntohl(p->daddr[i]);
+		if (s != d)
+			return s < d;
+	}
+	return bpf_ntohs(p->sport) <= bpf_ntohs(p->dport);
+}
+
+static __always_inline void itr_flow_key_fill(struct itr_flow_key *k, const struct itr_pkt *p,
+                                              int src_lo)
+{
+	if (src_lo) {
+		__builtin_memcpy(k->addr_lo, p->saddr, 16);
+		__builtin_memcpy(k->addr_hi, p->daddr, 16);
+		k->port_lo = p->sport;
+		k->port_hi = p->dport;
+	} else {
+		__builtin_memcpy(k->addr_lo, p->daddr, 16);
+		__builtin_memcpy(k->addr_hi, p->saddr, 16);
+		k->port_lo = p->dport;
+		k->port_hi = p->sport;
+	}
+	k->proto = p->proto;
+	k->family = p->family;
+	k->pad[0] = k->pad[1] = 0;
+}
+
+static __always_inline struct itr_pid_info *itr_lpm_lookup(const struct itr_pkt *p,
+                                                           const __u32 *addr)
+{
+	if (p->family == 4) {
+		struct itr_lpm_v4_key k4 = {.prefixlen = 32};
+		__builtin_memcpy(k4.addr, addr, 4);
+		return bpf_map_lookup_elem(&lpm_v4, &k4);
+	}
+	struct itr_lpm_v6_key k6 = {.prefixlen = 128};
+	__builtin_memcpy(k6.addr, addr, 16);
+	return bpf_map_lookup_elem(&lpm_v6, &k6);
+}
+
+static __always_inline __u8 itr_class_of(const struct itr_flow_verdict *v)
+{
+	if (v->pid_lo == ITR_PID_NONE || v->pid_hi == ITR_PID_NONE)
+		return ITR_CLASS_UNKNOWN;
+	if (v->pid_lo == v->pid_hi)
+		return ITR_CLASS_INTRA_PID;
+	if (v->asn_lo != v->asn_hi)
+		return ITR_CLASS_INTER_AS;
+	if (v->loc_lo == v->loc_hi && v->loc_lo != ITR_LOC_NONE)
+		return ITR_CLASS_INTRA_LOC;
+	return ITR_CLASS_INTRA_AS;
+}
+
+/* (Re)computes the locality half of a verdict; kind and state stay. */
+static __always_inline void itr_locate(struct itr_flow_verdict *v, const struct itr_pkt *p,
+                                       int src_lo, __u64 generation)
+{
+	struct itr_pid_info *src = itr_lpm_lookup(p, p->saddr);
+	struct itr_pid_info *dst = itr_lpm_lookup(p, p->daddr);
+	struct itr_pid_info *lo = src_lo ? src : dst;
+	struct itr_pid_info *hi = src_lo ? dst : src;
+
+	v->pid_lo = lo ? lo->pid : ITR_PID_NONE;
+	v->asn_lo = lo ? lo->asn : 0;
+	v->loc_lo = lo ? lo->loc : ITR_LOC_NONE;
+	v->pid_hi = hi ? hi->pid : ITR_PID_NONE;
+	v->asn_hi = hi ? hi->asn : 0;
+	v->loc_hi = hi ? hi->loc : ITR_LOC_NONE;
+	v->cls = itr_class_of(v);
+	v->generation = generation;
+}
+
+static __always_inline void itr_endpoint_key_fill(struct itr_endpoint_key *k,
+                                                  const struct itr_pkt *p, int dst_side)
+{
+	__builtin_memcpy(k->addr, dst_side ? p->daddr : p->saddr, 16);
+	k->port = dst_side ? p->dport : p->sport;
+	k->proto = p->proto;
+	k->family = p->family;
+}
+
+static __always_inline struct itr_endpoint_info *itr_endpoint_find(const struct itr_pkt *p,
+                                                                   int dst_side)
+{
+	struct itr_endpoint_key k __attribute__((aligned(8)));
+	itr_endpoint_key_fill(&k, p, dst_side);
+	return bpf_map_lookup_elem(&endpoints, &k);
+}
+
+static __always_inline void itr_endpoint_learn(const struct itr_pkt *p, int dst_side, __u8 kind)
+{
+	struct itr_endpoint_key k __attribute__((aligned(8)));
+	struct itr_endpoint_info info = {.last_seen_ns = bpf_ktime_get_ns(), .kind = kind};
+	itr_endpoint_key_fill(&k, p, dst_side);
+	bpf_map_update_elem(&endpoints, &k, &info, BPF_ANY);
+}
+
+static __always_inline void itr_settle(struct itr_flow_verdict *v, __u8 kind)
+{
+	v->kind = kind;
+	v->state = ITR_FLOW_FINAL;
+}
+
+/* One payload-bearing packet of a flow still being inspected. */
+static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struct itr_pkt *p,
+                                        struct itr_flow_verdict *v)
+{
+	__u32 zero = 0;
+	struct itr_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	struct itr_endpoint_info *src_ep = itr_endpoint_find(p, 0);
+	struct itr_endpoint_info *dst_ep = itr_endpoint_find(p, 1);
+	/* Not "src_ep || dst_ep": clang would OR the two pointers, which the
+	 * verifier rejects. */
+	__u32 src_known = src_ep ? 1 : 0;
+	asm volatile("" : "+r"(src_known));
+	__u32 dst_known = dst_ep ? 1 : 0;
+	asm volatile("" : "+r"(dst_known));
+	int endpoint_known = src_known | dst_known;
+	__u32 len = p->payload_len;
+	__u32 sigs = 0;
+	long err;
+
+	if (endpoint_known && v->kind == ITR_KIND_NONE)
+		v->kind = ITR_KIND_ENDPOINT;
+	v->inspected++;
+	if (!s)
+		return;
+	if (len > ITR_SCRATCH_BYTES)
+		len = ITR_SCRATCH_BYTES;
+	if (len < 1)
+		return;
+	/* Show the verifier 1 <= len <= ITR_SCRATCH_BYTES; the barrier keeps
+	 * clang from dropping the (for it redundant) mask. */
+	len -= 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (ITR_SCRATCH_BYTES - 1)) + 1;
+	if (is_xdp)
+		err = itr_xdp_load_bytes(ctx, p->payload_off, s->buf, len);
+	else
+		err = bpf_skb_load_bytes(ctx, p->payload_off, s->buf, len);
+	if (!err)
+		sigs = itr_scan_signatures(s, len, p->proto);
+
+	if (sigs & ITR_SIG_PEER_WIRE) {
+		itr_settle(v, ITR_KIND_PEER_WIRE);
+		itr_endpoint_learn(p, 1, ITR_KIND_PEER_WIRE);
+	} else if (sigs & ITR_SIG_HTTP_TRACKER) {
+		itr_settle(v, ITR_KIND_HTTP_TRACKER);
+		itr_endpoint_learn(p, 1, ITR_KIND_HTTP_TRACKER);
+	} else if ((sigs & ITR_SIG_UDP_CONNECT) || ((sigs & ITR_SIG_UDP_ANNOUNCE) && dst_ep &&
+	                                            dst_ep->kind == ITR_KIND_UDP_TRACKER)) {
+		itr_settle(v, ITR_KIND_UDP_TRACKER);
+		itr_endpoint_learn(p, 1, ITR_KIND_UDP_TRACKER);
+	} else if (sigs & ITR_SIG_DHT) {
+		itr_settle(v, ITR_KIND_DHT);
+		itr_endpoint_learn(p, 0, ITR_KIND_DHT);
+		itr_endpoint_learn(p, 1, ITR_KIND_DHT);
+	} else if (sigs & ITR_SIG_UTP) {
+		/* One passing packet proves little (a 20-byte DNS query can look
+		 * like a SYN), nor do two SYNs (a retried query): want two
+		 * passes, one of them not a SYN, or a known endpoint. */
+		if (v->utp_seen < 255)
+			v->utp_seen++;
+		if (!(sigs & ITR_SIG_UTP_SYN))
+			v->utp_nonsyn = 1;
+		if (endpoint_known || (v->utp_seen >= 2 && v->utp_nonsyn)) {
+			itr_settle(v, ITR_KIND_UTP);
+			itr_endpoint_learn(p, 0, ITR_KIND_UTP);
+			itr_endpoint_learn(p, 1, ITR_KIND_UTP);
+		}
+	}
+	if (v->state == ITR_FLOW_PENDING && v->inspected >= ITR_MAX_INSPECT)
+		v->state = ITR_FLOW_FINAL;
+}
+
+static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_pid, __u32 dst_pid,
+                                      __u32 bytes)
+{
+	__u32 idx = itr_counter_index(dir, cls, kind);
+	struct itr_counter *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+	if (kind == ITR_KIND_NONE)
+		return;
+	struct itr_matrix_key mk = {.src_pid = src_pid, .dst_pid = dst_pid};
+	struct itr_counter *m = bpf_map_lookup_elem(&matrix, &mk);
+	if (m) {
+		m->packets++;
+		m->bytes += bytes;
+		return;
+	}
+	struct itr_counter first = {.packets = 1, .bytes = bytes};
+	if (bpf_map_update_elem(&matrix, &mk, &first, BPF_NOEXIST) == 0)
+		return;
+	m = bpf_map_lookup_elem(&matrix, &mk); /* another CPU created it meanwhile */
+	if (m) {
+		m->packets++;
+		m->bytes += bytes;
+	}
+}
+
+/* Returns 0 and fills *res for a counted packet, -1 for one left alone. */
+static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data, void *data_end,
+                                        __u32 frame_len, __u32 dir, struct itr_pkt *p,
+                                        struct itr_result *res)
+{
+	struct itr_flow_key key __attribute__((aligned(8)));
+	struct itr_flow_verdict fresh = {};
+	struct itr_flow_verdict *v;
+	__u32 zero = 0;
+
+	if (itr_parse(data, data_end, frame_len, p) < 0)
+		return -1;
+	int src_lo = itr_src_is_lo(p);
+	itr_flow_key_fill(&key, p, src_lo);
+
+	struct itr_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u64 generation = cfg ? cfg->generation : 0;
+
+	v = bpf_map_lookup_elem(&flows, &key);
+	if (!v) {
+		v = &fresh;
+		itr_locate(v, p, src_lo, generation);
+		if (itr_endpoint_find(p, 0) || itr_endpoint_find(p, 1))
+			v->kind = ITR_KIND_ENDPOINT;
+		if (p->payload_len > 0)
+			itr_inspect(ctx, is_xdp, p, v);
+		bpf_map_update_elem(&flows, &key, v, BPF_ANY);
+	} else {
+		if (v->generation != generation)
+			itr_locate(v, p, src_lo, generation);
+		if (v->state == ITR_FLOW_PENDING && p->payload_len > 0)
+			itr_inspect(ctx, is_xdp, p, v);
+	}
+
+	__u8 cls = v->cls < ITR_CLASS_MAX ? v->cls : ITR_CLASS_UNKNOWN;
+	__u8 kind = v->kind < ITR_KIND_MAX ? v->kind : ITR_KIND_NONE;
+	itr_count(dir, cls, kind, src_lo ? v->pid_lo : v->pid_hi, src_lo ? v->pid_hi : v->pid_lo,
+	          frame_len);
+	res->cls = cls;
+	res->kind = kind;
+	return 0;
+}
+
+SEC("xdp")
+int itr_xdp_ingress(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct itr_pkt p;
+	struct itr_result res;
+
+	itr_classify(ctx, 1, data, data_end, data_end - data, ITR_DIR_INGRESS, &p, &res);
+	return XDP_PASS;
+}
+
+/* Rewrites the DSCP bits of the IP header and keeps ECN. */
+static __always_inline void itr_set_dscp(struct __sk_buff *skb, const struct itr_pkt *p, __u8 dscp)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 off = p->l3_off;
+
+	if (off > 64)
+		return;
+	if (p->family == 4) {
+		struct iphdr *ip = data + off;
+		if ((void *)(ip + 1) > data_end)
+			return;
+		__u8 old_tos = ip->tos;
+		__u8 new_tos = (__u8)(dscp << 2) | (old_tos & 3);
+		if (new_tos == old_tos)
+			return;
+		/* The checksum covers 16-bit words: (version/IHL, TOS). */
+		__u16 first = *(__u16 *)ip;
+		__u16 old_word = first;
+		((__u8 *)&first)[1] = new_tos;
+		bpf_l3_csum_replace(skb, off + offsetof(struct iphdr, check), old_word, first, 2);
+		bpf_skb_store_bytes(skb, off + offsetof(struct iphdr, tos), &new_tos, 1, 0);
+	} else {
+		__u8 *h = data + off;
+		if ((void *)(h + 2) > data_end)
+			return;
+		/* Traffic class straddles bytes 0 and 1: vvvv TTTT | TTTT ffff. */
+		__u8 tc = (__u8)(h[0] << 4 | h[1] >> 4);
+		__u8 new_tc = (__u8)(dscp << 2) | (tc & 3);
+		__u8 bytes[2] = {(__u8)((h[0] & 0xf0) | (new_tc >> 4)),
+		                 (__u8)((new_tc << 4) | (h[1] & 0x0f))};
+		bpf_skb_store_bytes(skb, off, bytes, 2, 0);
+	}
+}
+
+SEC("tc")
+int itr_tc_egress(struct __sk_buff *skb)
+{
+	struct itr_pkt p;
+	struct itr_result res;
+	__u32 linear = skb->data_end - skb->data;
+
+	/* Headers normally sit in the linear part; make sure they do. */
+	if (linear < 128 && skb->len > linear)
+		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
+
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (itr_classify(skb, 0, data, data_end, skb->len, ITR_DIR_EGRESS, &p, &res) < 0)
+		return TC_ACT_OK;
+	if (res.kind == ITR_KIND_NONE)
+		return TC_ACT_OK;
+
+	__u32 cls = res.cls;
+	struct itr_policy *pol = bpf_map_lookup_elem(&policy, &cls);
+	if (!pol || !pol->flags)
+		return TC_ACT_OK;
+	if (pol->flags & ITR_POLICY_DROP)
+		return TC_ACT_SHOT;
+	if (pol->flags & ITR_POLICY_SET_PRIORITY)
+		skb->priority = pol->priority;
+	if (pol->flags & ITR_POLICY_SET_MARK)
+		skb->mark = pol->mark;
+	if (pol->flags & ITR_POLICY_SET_DSCP)
+		itr_set_dscp(skb, &p, pol->dscp & 0x3f);
+	return TC_ACT_OK;
+}

@@ -1,0 +1,1019 @@
+/* test_locality.c - the kernel programs on crafted frames (BPF_PROG_TEST_RUN).
+ *
+ * Each test loads bpf/locality.bpf.o through its skeleton with the maps
+ * pinned in a fresh directory under /sys/fs/bpf, fills the LPM tries with
+ * the PIDs of maps/example.netmap, runs hand-built Ethernet frames through
+ * the XDP and TC programs and checks where they were counted (per-CPU
+ * counters summed over CPUs), what the flow and endpoint caches learned and
+ * what the TC policy did to the packet. Needs root; under CI=true it fails
+ * instead of skipping when it cannot run.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cmocka.h>
+
+#include "itracker_maps.h"
+#include "locality.skel.h"
+
+#define BPF_FS_MAGIC_NUMBER 0xcafe4a11
+
+/* ---- fixture ------------------------------------------------------- */
+
+struct fixture {
+	struct locality *skel;
+	char pin_dir[128];
+	int ncpus;
+	int xdp_fd;
+	int tc_fd;
+};
+
+static int test_counter;
+
+static void must_run_as_root(void)
+{
+	if (geteuid() == 0)
+		return;
+	const char *ci = getenv("CI");
+	if (ci && strcmp(ci, "true") == 0)
+		fail_msg("kernel tests need root (CI=true: failing, not skipping)");
+	skip();
+}
+
+static void ensure_bpffs(void)
+{
+	struct statfs st;
+	if (statfs("/sys/fs/bpf", &st) == 0 && (unsigned long)st.f_type == BPF_FS_MAGIC_NUMBER)
+		return;
+	mkdir("/sys/fs/bpf", 0755);
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL) != 0)
+		fail_msg("cannot mount bpffs at /sys/fs/bpf: %s", strerror(errno));
+}
+
+static void lpm4_add(struct fixture *f, const char *cidr_addr, unsigned plen, uint32_t pid,
+                     uint32_t asn, uint32_t loc)
+{
+	struct itr_lpm_v4_key k = {.prefixlen = plen};
+	struct itr_pid_info v = {.pid = pid, .asn = asn, .loc = loc};
+	assert_int_equal(inet_pton(AF_INET, cidr_addr, k.addr), 1);
+	assert_int_equal(
+	    bpf_map__update_elem(f->skel->maps.lpm_v4, &k, sizeof(k), &v, sizeof(v), BPF_ANY), 0);
+}
+
+static void lpm6_add(struct fixture *f, const char *cidr_addr, unsigned plen, uint32_t pid,
+                     uint32_t asn, uint32_t loc)
+{
+	struct itr_lpm_v6_key k = {.prefixlen = plen};
+	struct itr_pid_info v = {.pid = pid, .asn = asn, .loc = loc};
+	assert_int_equal(inet_pton(AF_INET6, cidr_addr, k.addr), 1);
+	assert_int_equal(
+	    bpf_map__update_elem(f->skel->maps.lpm_v6, &k, sizeof(k), &v, sizeof(v), BPF_ANY), 0);
+}
+
+/* The PIDs of maps/example.netmap, written directly. */
+static void fill_example_netmap(struct fixture *f)
+{
+	lpm4_add(f, "10.10.1.0", 24, 1, 64500, 1);
+	lpm4_add(f, "10.10.2.0", 24, 2, 64500, 2);
+	lpm4_add(f, "10.10.3.0", 24, 3, 64500, 1);
+	lpm4_add(f, "10.20.0.0", 16, 10, 64501, 10);
+	lpm4_add(f, "10.20.128.0", 17, 11, 64501, 11);
+	lpm4_add(f, "10.30.0.0", 16, 20, 64502, 20);
+	lpm6_add(f, "fd00:10:1::", 48, 1, 64500, 1);
+	lpm6_add(f, "fd00:10:2::", 48, 2, 64500, 2);
+	lpm6_add(f, "fd00:10:3::", 48, 3, 64500, 1);
+	lpm6_add(f, "fd00:20::", 32, 10, 64501, 10);
+	lpm6_add(f, "fd00:20:8000::", 33, 11, 64501, 11);
+	lpm6_add(f, "fd00:30::", 32, 20, 64502, 20);
+}
+
+static int setup(void **state)
+{
+	must_run_as_root();
+	ensure_bpffs();
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->pin_dir, sizeof(f->pin_dir), "/sys/fs/bpf/test_locality-%d-%d", getpid(),
+	         test_counter++);
+	assert_int_equal(mkdir(f->pin_dir, 0700), 0);
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = f->pin_dir);
+	f->skel = locality__open_opts(&opts);
+	assert_non_null(f->skel);
+	assert_int_equal(locality__load(f->skel), 0);
+	f->ncpus = libbpf_num_possible_cpus();
+	assert_true(f->ncpus > 0);
+	f->xdp_fd = bpf_program__fd(f->skel->progs.itr_xdp_ingress);
+	f->tc_fd = bpf_program__fd(f->skel->progs.itr_tc_egress);
+	fill_example_netmap(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	if (!f)
+		return 0;
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, f->skel->obj)
+	{
+		if (bpf_map__pin_path(map))
+			bpf_map__unpin(map, NULL);
+	}
+	locality__destroy(f->skel);
+	rmdir(f->pin_dir);
+	free(f);
+	return 0;
+}
+
+/* ---- frames -------------------------------------------------------- */
+
+struct spec {
+	int family; /* 4 or 6 */
+	int vlans;  /* 0, 1 or 2 */
+	const char *src;
+	const char *dst;
+	uint16_t sport;
+	uint16_t dport;
+	int proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t tcp_flags;
+	uint8_t tos; /* IPv4 TOS or IPv6 traffic class */
+	const void *payload;
+	size_t len;
+};
+
+#define FRAME_MAX 2048
+
+static uint16_t csum16(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)p[i] << 8 | p[i + 1];
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+/* Builds the L4 header + payload at out; returns its length. */
+static size_t build_l4(uint8_t *out, const struct spec *s)
+{
+	size_t hl = s->proto == IPPROTO_TCP ? 20 : 8;
+	put16(out, s->sport);
+	put16(out + 2, s->dport);
+	if (s->proto == IPPROTO_TCP) {
+		memset(out + 4, 0, 16);
+		out[4] = 0x10; /* seq */
+		out[12] = 5 << 4;
+		out[13] = s->tcp_flags ? s->tcp_flags : 0x18; /* PSH|ACK */
+		put16(out + 14, 65535);
+	} else {
+		put16(out + 4, (uint16_t)(8 + s->len));
+		put16(out + 6, 0);
+	}
+	if (s->len)
+		memcpy(out + hl, s->payload, s->len);
+	return hl + s->len;
+}
+
+static size_t build_frame(uint8_t *out, const struct spec *s)
+{
+	size_t off = 12;
+	memset(out, 0, FRAME_MAX);
+	memcpy(out, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
+	for (int i = 0; i < s->vlans; i++) {
+		put16(out + off, i == 0 && s->vlans == 2 ? ETH_P_8021AD : ETH_P_8021Q);
+		put16(out + off + 2, (uint16_t)(100 + i));
+		off += 4;
+	}
+	if (s->family == 4) {
+		put16(out + off, ETH_P_IP);
+		off += 2;
+		uint8_t *ip = out + off;
+		size_t l4 = build_l4(ip + 20, s);
+		ip[0] = 0x45;
+		ip[1] = s->tos;
+		put16(ip + 2, (uint16_t)(20 + l4));
+		put16(ip + 4, 0x1234);
+		ip[8] = 64;
+		ip[9] = (uint8_t)s->proto;
+		assert_int_equal(inet_pton(AF_INET, s->src, ip + 12), 1);
+		assert_int_equal(inet_pton(AF_INET, s->dst, ip + 16), 1);
+		put16(ip + 10, csum16(ip, 20));
+		off += 20 + l4;
+	} else {
+		put16(out + off, ETH_P_IPV6);
+		off += 2;
+		uint8_t *ip = out + off;
+		size_t l4 = build_l4(ip + 40, s);
+		ip[0] = 0x60 | s->tos >> 4;
+		ip[1] = (uint8_t)(s->tos << 4);
+		put16(ip + 4, (uint16_t)l4);
+		ip[6] = (uint8_t)s->proto;
+		ip[7] = 64;
+		assert_int_equal(inet_pton(AF_INET6, s->src, ip + 8), 1);
+		assert_int_equal(inet_pton(AF_INET6, s->dst, ip + 24), 1);
+		off += 40 + l4;
+	}
+	return off < 60 ? 60 : off; /* Ethernet minimum frame, zero padded */
+}
+
+/* ---- running and counting ------------------------------------------ */
+
+static int run_xdp(struct fixture *f, const uint8_t *frame, size_t len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
+	            .repeat = 1);
+	assert_int_equal(bpf_prog_test_run_opts(f->xdp_fd, &opts), 0);
+	return (int)opts.retval;
+}
+
+struct tc_out {
+	int retval;
+	uint8_t data[FRAME_MAX];
+	uint32_t len;
+	struct __sk_buff ctx;
+};
+
+static void run_tc(struct fixture *f, const uint8_t *frame, size_t len, struct tc_out *out)
+{
+	struct __sk_buff ctx_in = {0};
+	memset(out, 0, sizeof(*out));
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
+	            .data_out = out->data, .data_size_out = sizeof(out->data), .ctx_in = &ctx_in,
+	            .ctx_size_in = sizeof(ctx_in), .ctx_out = &out->ctx,
+	            .ctx_size_out = sizeof(out->ctx), .repeat = 1);
+	assert_int_equal(bpf_prog_test_run_opts(f->tc_fd, &opts), 0);
+	out->retval = (int)opts.retval;
+	out->len = opts.data_size_out;
+}
+
+struct snapshot {
+	struct itr_counter slot[ITR_COUNTER_SLOTS];
+};
+
+static void snap(struct fixture *f, struct snapshot *s)
+{
+	struct itr_counter *per_cpu = calloc((size_t)f->ncpus, sizeof(*per_cpu));
+	assert_non_null(per_cpu);
+	for (uint32_t i = 0; i < ITR_COUNTER_SLOTS; i++) {
+		assert_int_equal(bpf_map__lookup_elem(f->skel->maps.counters, &i, sizeof(i),
+		                                      per_cpu, sizeof(*per_cpu) * f->ncpus, 0),
+		                 0);
+		s->slot[i].packets = s->slot[i].bytes = 0;
+		for (int c = 0; c < f->ncpus; c++) {
+			s->slot[i].packets += per_cpu[c].packets;
+			s->slot[i].bytes += per_cpu[c].bytes;
+		}
+	}
+	free(per_cpu);
+}
+
+static const char *const class_names[] = {"INTRA_PID", "INTRA_LOC", "INTRA_AS", "INTER_AS",
+                                          "UNKNOWN"};
+static const char *const kind_names[] = {"NONE",        "PEER_WIRE",    "UTP",     "DHT",
+                                         "UDP_TRACKER", "HTTP_TRACKER", "ENDPOINT"};
+
+/* Asserts that between the two snapshots exactly one packet of `bytes`
+ * bytes was counted, in (dir, cls, kind). */
+static void assert_counted_in(const struct snapshot *before, const struct snapshot *after,
+                              uint32_t dir, uint32_t cls, uint32_t kind, uint64_t bytes,
+                              const char *what)
+{
+	uint32_t want = itr_counter_index(dir, cls, kind);
+	for (uint32_t i = 0; i < ITR_COUNTER_SLOTS; i++) {
+		uint64_t dp = after->slot[i].packets - before->slot[i].packets;
+		uint64_t db = after->slot[i].bytes - before->slot[i].bytes;
+		if (i == want && (dp != 1 || db != bytes))
+			fail_msg("%s: expected 1 packet/%llu bytes in dir %u %s/%s, got %llu/%llu",
+			         what, (unsigned long long)bytes, dir, class_names[cls],
+			         kind_names[kind], (unsigned long long)dp, (unsigned long long)db);
+		if (i != want && dp != 0) {
+			uint32_t k = i % ITR_KIND_MAX, c = (i / ITR_KIND_MAX) % ITR_CLASS_MAX;
+			fail_msg("%s: expected %s/%s, counted in dir %u %s/%s", what,
+			         class_names[cls], kind_names[kind],
+			         i / ITR_KIND_MAX / ITR_CLASS_MAX, class_names[c], kind_names[k]);
+		}
+	}
+}
+
+static void assert_not_counted(const struct snapshot *before, const struct snapshot *after,
+                               const char *what)
+{
+	for (uint32_t i = 0; i < ITR_COUNTER_SLOTS; i++)
+		if (after->slot[i].packets != before->slot[i].packets)
+			fail_msg("%s: counted in slot %u but should not be", what, i);
+}
+
+/* Sends one packet through XDP and checks where it was counted. */
+static void xdp_expect(struct fixture *f, const struct spec *s, uint32_t cls, uint32_t kind,
+                       const char *what)
+{
+	uint8_t frame[FRAME_MAX];
+	struct snapshot before, after;
+	size_t len = build_frame(frame, s);
+	snap(f, &before);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	snap(f, &after);
+	char label[160];
+	snprintf(label, sizeof(label), "%s (IPv%d, %d VLAN)", what, s->family, s->vlans);
+	assert_counted_in(&before, &after, ITR_DIR_INGRESS, cls, kind, len, label);
+}
+
+static void xdp_expect_uncounted(struct fixture *f, const uint8_t *frame, size_t len,
+                                 const char *what)
+{
+	struct snapshot before, after;
+	snap(f, &before);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	snap(f, &after);
+	assert_not_counted(&before, &after, what);
+}
+
+static uint64_t matrix_packets(struct fixture *f, uint32_t src_pid, uint32_t dst_pid)
+{
+	struct itr_matrix_key k = {.src_pid = src_pid, .dst_pid = dst_pid};
+	struct itr_counter *per_cpu = calloc((size_t)f->ncpus, sizeof(*per_cpu));
+	uint64_t sum = 0;
+	assert_non_null(per_cpu);
+	if (bpf_map__lookup_elem(f->skel->maps.matrix, &k, sizeof(k), per_cpu,
+	                         sizeof(*per_cpu) * f->ncpus, 0) == 0)
+		for (int c = 0; c < f->ncpus; c++)
+			sum += per_cpu[c].packets;
+	free(per_cpu);
+	return sum;
+}
+
+/* ---- payloads ------------------------------------------------------ */
+
+static size_t handshake(uint8_t *out)
+{
+	out[0] = 19;
+	memcpy(out + 1, "BitTorrent protocol", 19);
+	memset(out + 20, 0, 8);
+	out[25] = 0x10; /* extension protocol bit */
+	memset(out + 28, 0xab, 20);
+	memcpy(out + 48, "-TR3000-abcdefghijkl", 20);
+	return 68;
+}
+
+/* uTP header: type, first extension, timestamp difference. */
+static size_t utp_header(uint8_t *out, int type, uint32_t ts_diff)
+{
+	memset(out, 0, 20);
+	out[0] = (uint8_t)(type << 4 | 1);
+	out[2] = 0x12;
+	out[3] = 0x34; /* connection id */
+	out[4] = 0x5a; /* timestamp */
+	out[8] = (uint8_t)(ts_diff >> 24);
+	out[11] = (uint8_t)ts_diff;
+	out[14] = 0x10; /* window */
+	out[17] = 1;    /* seq */
+	return 20;
+}
+
+static size_t udp_connect(uint8_t *out)
+{
+	memcpy(out, "\x00\x00\x04\x17\x27\x10\x19\x80\x00\x00\x00\x00\xde\xad\xbe\xef", 16);
+	return 16;
+}
+
+static size_t udp_announce(uint8_t *out)
+{
+	memset(out, 0, 98);
+	memcpy(out, "\x11\x22\x33\x44\x55\x66\x77\x88", 8); /* connection id */
+	out[11] = 1;                                        /* action announce */
+	memset(out + 16, 0xcd, 20);                         /* info_hash */
+	memcpy(out + 36, "-lt0D80-abcdefghijkl", 20);
+	out[83] = 2;    /* started */
+	out[92] = 0xff; /* num_want -1 */
+	out[93] = 0xff;
+	out[94] = 0xff;
+	out[95] = 0xff;
+	put16(out + 96, 6881);
+	return 98;
+}
+
+/* ---- tests: BitTorrent kinds ------------------------------------------ */
+
+static uint16_t next_port = 20000;
+
+static uint16_t fresh_port(void)
+{
+	return next_port++;
+}
+
+struct addrs {
+	const char *a, *b;
+};
+
+static const struct addrs v4_pair = {"10.10.1.5", "10.30.0.7"};     /* INTER_AS */
+static const struct addrs v6_pair = {"fd00:10:1::5", "fd00:30::7"}; /* INTER_AS */
+
+static void kinds_for(struct fixture *f, int family, int vlans)
+{
+	const struct addrs *ad = family == 4 ? &v4_pair : &v6_pair;
+	const uint32_t cls = ITR_CLASS_INTER_AS;
+	uint8_t pl[600];
+	struct spec s = {.family = family, .vlans = vlans, .src = ad->a, .dst = ad->b};
+
+	/* Peer wire: a SYN is not yet anything, the handshake is. */
+	s.proto = IPPROTO_TCP;
+	s.sport = fresh_port();
+	s.dport = fresh_port();
+	s.tcp_flags = 0x02;
+	s.len = 0;
+	xdp_expect(f, &s, cls, ITR_KIND_NONE, "peer-wire SYN");
+	s.tcp_flags = 0;
+	s.payload = pl;
+	s.len = handshake(pl);
+	xdp_expect(f, &s, cls, ITR_KIND_PEER_WIRE, "peer-wire handshake");
+	uint16_t listener = s.dport;
+
+	/* The reply direction hits the same flow. */
+	struct spec r = s;
+	r.src = s.dst;
+	r.dst = s.src;
+	r.sport = s.dport;
+	r.dport = s.sport;
+	xdp_expect(f, &r, cls, ITR_KIND_PEER_WIRE, "peer-wire reply direction");
+
+	/* Endpoint cache: a later SYN to the listener is ENDPOINT at once, and
+	 * an "encrypted" (MSE) flow to it stays ENDPOINT. */
+	struct spec e = {.family = family,
+	                 .vlans = vlans,
+	                 .src = ad->a,
+	                 .dst = ad->b,
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = listener,
+	                 .tcp_flags = 0x02};
+	xdp_expect(f, &e, cls, ITR_KIND_ENDPOINT, "SYN to known endpoint");
+	e.tcp_flags = 0;
+	for (size_t i = 0; i < 200; i++)
+		pl[i] = (uint8_t)(i * 73 + 11);
+	e.payload = pl;
+	e.len = 200;
+	for (int i = 0; i < ITR_MAX_INSPECT + 1; i++)
+		xdp_expect(f, &e, cls, ITR_KIND_ENDPOINT, "encrypted flow to known endpoint");
+
+	/* uTP: SYN then STATE back. */
+	s = (struct spec){.family = family,
+	                  .vlans = vlans,
+	                  .src = ad->a,
+	                  .dst = ad->b,
+	                  .proto = IPPROTO_UDP,
+	                  .sport = fresh_port(),
+	                  .dport = fresh_port(),
+	                  .payload = pl};
+	s.len = utp_header(pl, 4, 0);
+	xdp_expect(f, &s, cls, ITR_KIND_NONE, "uTP SYN alone");
+	r = s;
+	r.src = s.dst;
+	r.dst = s.src;
+	r.sport = s.dport;
+	r.dport = s.sport;
+	r.len = utp_header(pl, 2, 12345);
+	xdp_expect(f, &r, cls, ITR_KIND_UTP, "uTP STATE after SYN");
+	/* uTP DATA with a selective-ack extension, both directions now known. */
+	s.len = utp_header(pl, 0, 777);
+	pl[1] = 1;
+	pl[20] = 0;
+	pl[21] = 4;
+	memset(pl + 22, 0xff, 4);
+	memcpy(pl + 26, "some data", 9);
+	s.len = 35;
+	s.sport = fresh_port();
+	xdp_expect(f, &s, cls, ITR_KIND_UTP, "uTP DATA from a known uTP endpoint");
+
+	/* DHT query, response, BEP 42 response, error. */
+	static const char *const dht[] = {
+	    "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
+	    "d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
+	    "d2:ip6:\x0a\x0a\x01\x05\x1a\xe1"
+	    "1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
+	    "d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
+	};
+	static const size_t dht_len[] = {56, 47, 58, 53};
+	for (int i = 0; i < 4; i++) {
+		s = (struct spec){.family = family,
+		                  .vlans = vlans,
+		                  .src = ad->a,
+		                  .dst = ad->b,
+		                  .proto = IPPROTO_UDP,
+		                  .sport = fresh_port(),
+		                  .dport = fresh_port(),
+		                  .payload = dht[i],
+		                  .len = dht_len[i]};
+		xdp_expect(f, &s, cls, ITR_KIND_DHT, "DHT KRPC");
+	}
+
+	/* UDP tracker: connect (a 58-byte frame padded to 60), then an announce
+	 * from another client port to the now known tracker. */
+	uint16_t tracker_port = fresh_port();
+	s = (struct spec){.family = family,
+	                  .vlans = vlans,
+	                  .src = ad->a,
+	                  .dst = ad->b,
+	                  .proto = IPPROTO_UDP,
+	                  .sport = fresh_port(),
+	                  .dport = tracker_port,
+	                  .payload = pl};
+	s.len = udp_connect(pl);
+	xdp_expect(f, &s, cls, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	s.sport = fresh_port();
+	s.len = udp_announce(pl);
+	xdp_expect(f, &s, cls, ITR_KIND_UDP_TRACKER, "BEP 15 announce to known tracker");
+
+	/* HTTP tracker announce and scrape. */
+	static const char announce[] =
+	    "GET /announce?info_hash=%12%34V%78%9a%bc%de%f0%12%34V%78%9a%bc%de%f0%12%34V%78"
+	    "&peer_id=-TR3000-abcdefghijkl&port=51413&uploaded=0&downloaded=0&left=0"
+	    "&compact=1 HTTP/1.1\r\nHost: tracker\r\n\r\n";
+	static const char scrape[] = "GET /tracker/scrape?info_hash=%aa%bb%cc%dd%ee%ff%00%11%22%33"
+	                             "%44%55%66%77%88%99%aa%bb%cc%dd HTTP/1.0\r\n\r\n";
+	s = (struct spec){.family = family,
+	                  .vlans = vlans,
+	                  .src = ad->a,
+	                  .dst = ad->b,
+	                  .proto = IPPROTO_TCP,
+	                  .sport = fresh_port(),
+	                  .dport = fresh_port(),
+	                  .payload = announce,
+	                  .len = sizeof(announce) - 1};
+	xdp_expect(f, &s, cls, ITR_KIND_HTTP_TRACKER, "HTTP announce");
+	s.sport = fresh_port();
+	s.dport = fresh_port();
+	s.payload = scrape;
+	s.len = sizeof(scrape) - 1;
+	xdp_expect(f, &s, cls, ITR_KIND_HTTP_TRACKER, "HTTP scrape");
+}
+
+static void test_kinds_ipv4(void **state)
+{
+	for (int vlans = 0; vlans <= 2; vlans++)
+		kinds_for(*state, 4, vlans);
+}
+
+static void test_kinds_ipv6(void **state)
+{
+	for (int vlans = 0; vlans <= 2; vlans++)
+		kinds_for(*state, 6, vlans);
+}
+
+/* ---- tests: locality classes ----------------------------------------- */
+
+static void test_classes(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t pl[80];
+	size_t len = handshake(pl);
+	static const struct {
+		int family;
+		const char *a, *b;
+		uint32_t cls;
+		uint32_t pid_a, pid_b;
+		const char *what;
+	} cases[] = {
+	    {4, "10.10.1.5", "10.10.1.6", ITR_CLASS_INTRA_PID, 1, 1, "same PID"},
+	    {4, "10.10.1.5", "10.10.3.9", ITR_CLASS_INTRA_LOC, 1, 3, "same AS and LOC"},
+	    {4, "10.10.1.5", "10.10.2.9", ITR_CLASS_INTRA_AS, 1, 2, "same AS"},
+	    {4, "10.20.1.1", "10.20.200.1", ITR_CLASS_INTRA_AS, 10, 11, "b-edge inside b-core"},
+	    {4, "10.20.200.1", "10.20.201.1", ITR_CLASS_INTRA_PID, 11, 11, "both b-edge"},
+	    {4, "10.10.1.5", "10.30.0.9", ITR_CLASS_INTER_AS, 1, 20, "other AS"},
+	    {4, "10.10.1.5", "192.0.2.1", ITR_CLASS_UNKNOWN, 1, 0, "unmatched end"},
+	    {6, "fd00:10:1::5", "fd00:10:1::6", ITR_CLASS_INTRA_PID, 1, 1, "same PID"},
+	    {6, "fd00:10:1::5", "fd00:10:3::9", ITR_CLASS_INTRA_LOC, 1, 3, "same AS and LOC"},
+	    {6, "fd00:20:1::1", "fd00:20:8001::1", ITR_CLASS_INTRA_AS, 10, 11,
+	     "b-edge inside b-core"},
+	    {6, "fd00:10:1::5", "fd00:30::9", ITR_CLASS_INTER_AS, 1, 20, "other AS"},
+	    {6, "2001:db8::1", "fd00:30::9", ITR_CLASS_UNKNOWN, 0, 20, "unmatched end"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct spec s = {.family = cases[i].family,
+		                 .src = cases[i].a,
+		                 .dst = cases[i].b,
+		                 .proto = IPPROTO_TCP,
+		                 .sport = fresh_port(),
+		                 .dport = 6881,
+		                 .payload = pl,
+		                 .len = len};
+		uint64_t m_before = matrix_packets(f, cases[i].pid_a, cases[i].pid_b);
+		xdp_expect(f, &s, cases[i].cls, ITR_KIND_PEER_WIRE, cases[i].what);
+		assert_int_equal(matrix_packets(f, cases[i].pid_a, cases[i].pid_b), m_before + 1);
+	}
+}
+
+/* ---- tests: look-alikes stay NONE ------------------------------------- */
+
+static void send_n_expect_none(struct fixture *f, struct spec *s, int n, const char *what)
+{
+	for (int i = 0; i < n; i++)
+		xdp_expect(f, s, ITR_CLASS_INTER_AS, ITR_KIND_NONE, what);
+}
+
+static void test_lookalikes(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t pl[1300];
+	struct spec s = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.30.0.7",
+	                 .proto = IPPROTO_UDP,
+	                 .payload = pl};
+
+	/* DNS query for example.com. */
+	static const uint8_t dns[] = {0x12, 0x34, 0x01, 0x00, 0,   1,   0,   0,   0,   0,
+	                              0,    0,    7,    'e',  'x', 'a', 'm', 'p', 'l', 'e',
+	                              3,    'c',  'o',  'm',  0,   0,   1,   0,   1};
+	memcpy(pl, dns, sizeof(dns));
+	s.len = sizeof(dns);
+	s.sport = fresh_port();
+	s.dport = 53;
+	send_n_expect_none(f, &s, ITR_MAX_INSPECT + 1, "DNS query");
+
+	/* A 20-byte DNS query with ID 0x4100 passes a naive uTP SYN check; its
+	 * retry (same flow) must not make it uTP either. */
+	static const uint8_t dns20[] = {0x41, 0x00, 0x00, 0x00, 0, 1, 0, 0, 0, 0,
+	                                0,    0,    1,    'a',  0, 0, 0, 1, 0, 1};
+	memcpy(pl, dns20, sizeof(dns20));
+	s.len = sizeof(dns20);
+	s.sport = fresh_port();
+	send_n_expect_none(f, &s, 3, "20-byte DNS query looking like a uTP SYN");
+
+	/* QUIC initial (long header) and short header packets. */
+	memset(pl, 0, 1200);
+	pl[0] = 0xc3;
+	memcpy(pl + 1, "\x00\x00\x00\x01\x08\x83\x94\xc8\xf0\x3e\x51\x57\x08", 13);
+	for (int i = 14; i < 1200; i++)
+		pl[i] = (uint8_t)(i * 31 + 7);
+	s.len = 1200;
+	s.sport = fresh_port();
+	s.dport = 443;
+	send_n_expect_none(f, &s, 2, "QUIC initial");
+	pl[0] = 0x41; /* short header; first byte looks like uTP SYN v1 */
+	for (int i = 1; i < 60; i++)
+		pl[i] = (uint8_t)(i * 57 + 3);
+	s.len = 60;
+	s.sport = fresh_port();
+	send_n_expect_none(f, &s, ITR_MAX_INSPECT + 1, "QUIC short header");
+
+	/* A plain 20-byte UDP packet. */
+	for (int i = 0; i < 20; i++)
+		pl[i] = (uint8_t)(0x30 + i);
+	s.len = 20;
+	s.sport = fresh_port();
+	s.dport = 9999;
+	send_n_expect_none(f, &s, 2, "20-byte UDP");
+
+	/* A BEP 15 announce shape to a port never seen as a tracker. */
+	s.len = udp_announce(pl);
+	s.sport = fresh_port();
+	s.dport = fresh_port();
+	send_n_expect_none(f, &s, 1, "announce-shaped UDP to unknown endpoint");
+
+	/* HTTP GET that is not an announce, and one with info_hash but no
+	 * announce path. */
+	static const char get[] = "GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n";
+	static const char get2[] = "GET /search?info_hash=abc HTTP/1.1\r\n\r\n";
+	s.proto = IPPROTO_TCP;
+	s.payload = get;
+	s.len = sizeof(get) - 1;
+	s.sport = fresh_port();
+	s.dport = 80;
+	send_n_expect_none(f, &s, 1, "HTTP GET");
+	s.payload = get2;
+	s.len = sizeof(get2) - 1;
+	s.sport = fresh_port();
+	send_n_expect_none(f, &s, 1, "HTTP GET with info_hash outside /announce");
+
+	/* TLS ClientHello. */
+	static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x00, 0x40, 0x01, 0x00, 0x00,
+	                                0x3c, 0x03, 0x03, 0x13, 0x13, 0x13, 0x13};
+	memset(pl, 0x42, 0x45);
+	memcpy(pl, hello, sizeof(hello));
+	s.payload = pl;
+	s.len = 0x45;
+	s.sport = fresh_port();
+	s.dport = 443;
+	send_n_expect_none(f, &s, ITR_MAX_INSPECT + 1, "TLS ClientHello");
+
+	/* After the inspection window a flow is settled: a handshake-looking
+	 * payload later does not turn it into BitTorrent. */
+	s.len = handshake(pl);
+	send_n_expect_none(f, &s, 1, "signature after the inspection window");
+}
+
+/* ---- tests: malformed frames pass uncounted --------------------------- */
+
+static void test_malformed(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t frame[FRAME_MAX], pl[64];
+	memset(pl, 0x55, sizeof(pl));
+	struct spec s = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.30.0.7",
+	                 .proto = IPPROTO_UDP,
+	                 .sport = 1000,
+	                 .dport = 2000,
+	                 .payload = pl,
+	                 .len = sizeof(pl)};
+	size_t len;
+
+	/* Cut Ethernet: a VLAN tag announced but missing. */
+	s.vlans = 1;
+	build_frame(frame, &s);
+	xdp_expect_uncounted(f, frame, 16, "cut VLAN tag");
+	s.vlans = 0;
+
+	/* Cut IP header. */
+	build_frame(frame, &s);
+	xdp_expect_uncounted(f, frame, 14 + 12, "cut IPv4 header");
+
+	/* Bad IHL. */
+	len = build_frame(frame, &s);
+	frame[14] = 0x44;
+	xdp_expect_uncounted(f, frame, len, "IPv4 IHL 4");
+
+	/* Non-first IPv4 fragment. */
+	len = build_frame(frame, &s);
+	put16(frame + 14 + 6, 0x2000 | 185); /* MF, offset 1480 */
+	xdp_expect_uncounted(f, frame, len, "non-first IPv4 fragment");
+
+	/* Cut TCP header. */
+	s.proto = IPPROTO_TCP;
+	s.len = 0;
+	len = build_frame(frame, &s);
+	xdp_expect_uncounted(f, frame, 14 + 20 + 10, "cut TCP header");
+	s.len = sizeof(pl);
+	s.proto = IPPROTO_UDP;
+
+	/* Not IP at all (ARP). */
+	len = build_frame(frame, &s);
+	put16(frame + 12, 0x0806);
+	xdp_expect_uncounted(f, frame, len, "ARP");
+
+	/* ICMP. */
+	len = build_frame(frame, &s);
+	frame[14 + 9] = IPPROTO_ICMP;
+	xdp_expect_uncounted(f, frame, len, "ICMP");
+
+	/* IPv6: an extension chain running off the end of the frame. */
+	s.family = 6;
+	s.src = "fd00:10:1::5";
+	s.dst = "fd00:30::7";
+	len = build_frame(frame, &s);
+	frame[14 + 6] = 0; /* hop-by-hop */
+	frame[14 + 40] = IPPROTO_DSTOPTS;
+	frame[14 + 41] = 200; /* 1608 bytes: far beyond the frame */
+	xdp_expect_uncounted(f, frame, len, "IPv6 ext chain off the end");
+
+	/* IPv6 ESP: cannot be parsed further. */
+	len = build_frame(frame, &s);
+	frame[14 + 6] = 50;
+	xdp_expect_uncounted(f, frame, len, "IPv6 ESP");
+
+	/* IPv6 non-first fragment. */
+	uint8_t frag[FRAME_MAX];
+	len = build_frame(frame, &s);
+	memcpy(frag, frame, 14 + 40);
+	frag[14 + 6] = IPPROTO_FRAGMENT;
+	memset(frag + 54, 0, 8);
+	frag[54] = IPPROTO_UDP;
+	put16(frag + 56, 1480); /* offset 185*8, M=0 */
+	memcpy(frag + 62, frame + 54, len - 54);
+	put16(frag + 14 + 4, (uint16_t)(len - 54 + 8));
+	xdp_expect_uncounted(f, frag, len + 8, "non-first IPv6 fragment");
+
+	/* ...whereas the first fragment behind hop-by-hop and a fragment header
+	 * is parsed and counted. */
+	uint8_t first[FRAME_MAX];
+	memcpy(first, frame, 14 + 40);
+	first[14 + 6] = 0; /* hop-by-hop, 8 bytes */
+	memset(first + 54, 0, 8);
+	first[54] = IPPROTO_FRAGMENT;
+	memset(first + 62, 0, 8);
+	first[62] = IPPROTO_UDP;
+	put16(first + 64, 1); /* offset 0, more fragments */
+	memcpy(first + 70, frame + 54, len - 54);
+	put16(first + 14 + 4, (uint16_t)(len - 54 + 16));
+	struct snapshot before, after;
+	snap(f, &before);
+	assert_int_equal(run_xdp(f, first, len + 16), XDP_PASS);
+	snap(f, &after);
+	assert_counted_in(&before, &after, ITR_DIR_INGRESS, ITR_CLASS_INTER_AS, ITR_KIND_NONE,
+	                  len + 16, "first IPv6 fragment behind extension headers");
+}
+
+/* ---- tests: TC egress policy ------------------------------------------ */
+
+static uint16_t ipv4_header_checksum_ok(const uint8_t *ip)
+{
+	return csum16(ip, (ip[0] & 0x0f) * 4) == 0;
+}
+
+static void set_policy(struct fixture *f, uint32_t cls, uint32_t flags, uint8_t dscp, uint32_t prio,
+                       uint32_t mark)
+{
+	struct itr_policy p = {.flags = flags, .dscp = dscp, .priority = prio, .mark = mark};
+	assert_int_equal(
+	    bpf_map__update_elem(f->skel->maps.policy, &cls, sizeof(cls), &p, sizeof(p), BPF_ANY),
+	    0);
+}
+
+static void test_tc_policy(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t frame[FRAME_MAX], pl[80];
+	struct tc_out *out = malloc(sizeof(*out));
+	struct snapshot before, after;
+	assert_non_null(out);
+
+	/* Default policy: a BitTorrent packet is counted, bytes untouched. */
+	struct spec s = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.10.1.6",
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = fresh_port(),
+	                 .tos = 0x01,
+	                 .payload = pl,
+	                 .len = handshake(pl)};
+	size_t len = build_frame(frame, &s);
+	snap(f, &before);
+	run_tc(f, frame, len, out);
+	snap(f, &after);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	assert_counted_in(&before, &after, ITR_DIR_EGRESS, ITR_CLASS_INTRA_PID, ITR_KIND_PEER_WIRE,
+	                  len, "TC default policy");
+	assert_int_equal(out->len, len);
+	assert_memory_equal(out->data, frame, len);
+	assert_int_equal(out->ctx.priority, 0);
+	assert_int_equal(out->ctx.mark, 0);
+
+	/* Policy on INTRA_PID: DSCP 46 (EF), priority 1:10, mark 0x42. */
+	set_policy(f, ITR_CLASS_INTRA_PID,
+	           ITR_POLICY_SET_DSCP | ITR_POLICY_SET_PRIORITY | ITR_POLICY_SET_MARK, 46, 0x10010,
+	           0x42);
+	run_tc(f, frame, len, out);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	assert_int_equal(out->ctx.priority, 0x10010);
+	assert_int_equal(out->ctx.mark, 0x42);
+	assert_int_equal(out->data[14 + 1], 46 << 2 | 0x01); /* ECN kept */
+	assert_true(ipv4_header_checksum_ok(out->data + 14));
+	assert_memory_not_equal(out->data + 14 + 10, frame + 14 + 10, 2);
+	assert_memory_equal(out->data + 14 + 12, frame + 14 + 12, len - 26); /* rest intact */
+
+	/* Same with a VLAN tag. */
+	s.vlans = 1;
+	len = build_frame(frame, &s);
+	run_tc(f, frame, len, out);
+	assert_int_equal(out->data[18 + 1], 46 << 2 | 0x01);
+	assert_true(ipv4_header_checksum_ok(out->data + 18));
+	s.vlans = 0;
+
+	/* Non-BitTorrent traffic in the same class is never touched. */
+	static const char get[] = "GET /index.html HTTP/1.1\r\n\r\n";
+	struct spec plain = s;
+	plain.sport = fresh_port();
+	plain.dport = fresh_port(); /* s.dport is now a known peer-wire endpoint */
+	plain.payload = get;
+	plain.len = sizeof(get) - 1;
+	len = build_frame(frame, &plain);
+	run_tc(f, frame, len, out);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	assert_memory_equal(out->data, frame, len);
+	assert_int_equal(out->ctx.priority, 0);
+	assert_int_equal(out->ctx.mark, 0);
+
+	/* IPv6: traffic class rewritten, ECN kept, flow label intact. */
+	struct spec s6 = {.family = 6,
+	                  .src = "fd00:10:1::5",
+	                  .dst = "fd00:10:1::6",
+	                  .proto = IPPROTO_TCP,
+	                  .sport = fresh_port(),
+	                  .dport = fresh_port(),
+	                  .tos = 0x02,
+	                  .payload = pl,
+	                  .len = handshake(pl)};
+	len = build_frame(frame, &s6);
+	frame[14 + 1] |= 0x0a; /* flow label bits */
+	run_tc(f, frame, len, out);
+	uint8_t tc = (uint8_t)(out->data[14] << 4 | out->data[15] >> 4);
+	assert_int_equal(tc, 46 << 2 | 0x02);
+	assert_int_equal(out->data[14] >> 4, 6);
+	assert_int_equal(out->data[15] & 0x0f, 0x0a);
+	assert_memory_equal(out->data + 16, frame + 16, len - 16);
+	assert_int_equal(out->ctx.mark, 0x42);
+
+	/* Drop policy for INTER_AS BitTorrent. */
+	set_policy(f, ITR_CLASS_INTER_AS, ITR_POLICY_DROP, 0, 0, 0);
+	struct spec d = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.30.0.6",
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = fresh_port(),
+	                 .payload = pl,
+	                 .len = handshake(pl)};
+	len = build_frame(frame, &d);
+	run_tc(f, frame, len, out);
+	assert_int_equal(out->retval, TC_ACT_SHOT);
+	free(out);
+}
+
+/* ---- tests: network map reload ---------------------------------------- */
+
+static void test_generation_bump(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t pl[80];
+	struct spec s = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.10.2.9",
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = fresh_port(),
+	                 .payload = pl,
+	                 .len = handshake(pl)};
+	xdp_expect(f, &s, ITR_CLASS_INTRA_AS, ITR_KIND_PEER_WIRE, "before reload");
+
+	/* 10.10.2.0/24 moves into a-metro1 (PID 1); without a generation bump
+	 * the cached verdict stays. */
+	lpm4_add(f, "10.10.2.0", 24, 1, 64500, 1);
+	xdp_expect(f, &s, ITR_CLASS_INTRA_AS, ITR_KIND_PEER_WIRE, "map changed, same generation");
+
+	uint32_t zero = 0;
+	struct itr_config cfg = {0};
+	assert_int_equal(
+	    bpf_map__lookup_elem(f->skel->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg), 0),
+	    0);
+	cfg.generation++;
+	assert_int_equal(bpf_map__update_elem(f->skel->maps.config, &zero, sizeof(zero), &cfg,
+	                                      sizeof(cfg), BPF_ANY),
+	                 0);
+	xdp_expect(f, &s, ITR_CLASS_INTRA_PID, ITR_KIND_PEER_WIRE, "after generation bump");
+	assert_int_equal(matrix_packets(f, 1, 1), 1);
+}
+
+/* ---- tests: maps are pinned where asked, with BTF ------------------- */
+
+static void test_pins(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const names[] = {ITR_MAP_LPM_V4,    ITR_MAP_LPM_V6,   ITR_MAP_FLOWS,
+	                                    ITR_MAP_ENDPOINTS, ITR_MAP_COUNTERS, ITR_MAP_MATRIX,
+	                                    ITR_MAP_POLICY,    ITR_MAP_CONFIG};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[256];
+		snprintf(path, sizeof(path), "%s/%s", f->pin_dir, names[i]);
+		int fd = bpf_obj_get(path);
+		assert_true(fd >= 0);
+		struct bpf_map_info info = {0};
+		uint32_t len = sizeof(info);
+		assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+		assert_true(info.btf_id != 0);
+		assert_true(info.btf_value_type_id != 0);
+		close(fd);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_pins, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kinds_ipv4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kinds_ipv6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_classes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lookalikes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_generation_bump, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
