@@ -100,12 +100,12 @@ struct itr_flow_verdict {
 	__u32 asn_hi;
 	__u32 loc_lo;
 	__u32 loc_hi;
-	__u8 kind;        /* enum itr_kind */
-	__u8 state;       /* enum itr_flow_state */
-	__u8 inspected;   /* payload-bearing packets examined so far */
-	__u8 utp_seen;    /* packets that passed the uTP header check */
-	__u8 cls;         /* enum itr_class, derived from the fields above */
-	__u8 utp_nonsyn;  /* 1 once a passing uTP packet was not a SYN */
+	__u8 kind;       /* enum itr_kind */
+	__u8 state;      /* enum itr_flow_state */
+	__u8 inspected;  /* payload-bearing packets examined so far */
+	__u8 utp_seen;   /* packets that passed the uTP header check */
+	__u8 cls;        /* enum itr_class, derived from the fields above */
+	__u8 utp_nonsyn; /* 1 once a passing uTP packet was not a SYN */
 	__u8 pad[2];
 };
 
