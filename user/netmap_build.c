@@ -330,6 +330,13 @@ int nm_set_default(struct nm_builder *b, uint32_t name, int line, int col)
 
 /* ---- finishing ---------------------------------------------------------- */
 
+/* qsort with an empty (possibly NULL) array is undefined behaviour. */
+static void sort_n(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+	if (n > 1)
+		qsort(base, n, size, cmp);
+}
+
 /* qsort has no context argument in C11; finishing is single-threaded per
  * builder but parsers may run in parallel threads, so keep it per thread. */
 static _Thread_local const struct nm_builder *sort_builder;
@@ -424,7 +431,7 @@ static int assign_ids(struct nm_builder *b)
 	for (size_t i = 0; i < b->ndecls; i++)
 		if (b->decls[i].have_id)
 			sorted[nsorted++] = b->decls[i];
-	qsort(sorted, nsorted, sizeof(*sorted), cmp_decl_id);
+	sort_n(sorted, nsorted, sizeof(*sorted), cmp_decl_id);
 	for (size_t i = 0; i < nsorted; i++) {
 		if (i > 0 && sorted[i].id == sorted[i - 1].id) {
 			const struct nm_decl *d = &sorted[i], *first = &sorted[i - 1];
@@ -451,7 +458,7 @@ static int assign_ids(struct nm_builder *b)
 			sorted[nsorted++] = b->decls[i];
 	if (nsorted) {
 		sort_builder = b;
-		qsort(sorted, nsorted, sizeof(*sorted), cmp_decl_name);
+		sort_n(sorted, nsorted, sizeof(*sorted), cmp_decl_name);
 		uint32_t next = 1;
 		size_t u = 0;
 		for (size_t i = 0; i < nsorted; i++) {
@@ -506,7 +513,7 @@ static void pref_site(const struct nm_builder *b, const struct nm_pref *p, char 
 
 static int check_prefixes(struct nm_builder *b)
 {
-	qsort(b->prefs, b->nprefs, sizeof(*b->prefs), cmp_pref);
+	sort_n(b->prefs, b->nprefs, sizeof(*b->prefs), cmp_pref);
 	for (size_t i = 1; i < b->nprefs; i++) {
 		const struct nm_pref *p = &b->prefs[i], *q = &b->prefs[i - 1];
 		if (itr_prefix_cmp(&p->p, &q->p) != 0)
@@ -547,7 +554,7 @@ static int check_prefixes(struct nm_builder *b)
 
 static int check_costs(struct nm_builder *b)
 {
-	qsort(b->costs, b->ncosts, sizeof(*b->costs), cmp_cost_decl);
+	sort_n(b->costs, b->ncosts, sizeof(*b->costs), cmp_cost_decl);
 	for (size_t i = 1; i < b->ncosts; i++) {
 		const struct nm_cost_decl *c = &b->costs[i], *d = &b->costs[i - 1];
 		if (c->src == d->src && c->dst == d->dst)
@@ -678,7 +685,7 @@ static int compute_vtag(struct itr_netmap *m, const struct nm_builder *b,
 		triples[3 * i + 1] = final_of_name[b->costs[i].dst];
 		triples[3 * i + 2] = b->costs[i].cost;
 	}
-	qsort(triples, b->ncosts, 3 * sizeof(uint32_t), cmp_cost_by_name);
+	sort_n(triples, b->ncosts, 3 * sizeof(uint32_t), cmp_cost_by_name);
 	vw_u32(w, (uint32_t)b->ncosts);
 	for (size_t i = 0; i < b->ncosts; i++) {
 		vw_str(w, m->pids[triples[3 * i]].name);
@@ -783,7 +790,7 @@ static struct itr_netmap *freeze(struct nm_builder *b)
 
 	/* PIDs in name order. */
 	sort_builder = b;
-	qsort(b->decls, b->ndecls, sizeof(*b->decls), cmp_decl_name);
+	sort_n(b->decls, b->ndecls, sizeof(*b->decls), cmp_decl_name);
 	m->npids = b->ndecls;
 	m->pids = calloc(m->npids + 1, sizeof(*m->pids));
 	m->by_id = malloc((m->npids + 1) * sizeof(uint32_t));
@@ -800,7 +807,7 @@ static struct itr_netmap *freeze(struct nm_builder *b)
 		m->by_id[i] = (uint32_t)i;
 	}
 	sort_pid_base = m->pids;
-	qsort(m->by_id, m->npids, sizeof(uint32_t), cmp_by_id);
+	sort_n(m->by_id, m->npids, sizeof(uint32_t), cmp_by_id);
 	if (b->default_name != UINT32_MAX)
 		m->default_pid = &m->pids[final_of_name[b->default_name]];
 

@@ -27,7 +27,8 @@ static int cmp_kentry(const void *a, const void *b)
 
 void itr_netmap_kentries_sort(struct itr_netmap_kentry *entries, size_t n)
 {
-	qsort(entries, n, sizeof(*entries), cmp_kentry);
+	if (n > 1)
+		qsort(entries, n, sizeof(*entries), cmp_kentry);
 }
 
 static struct itr_pid_info info_of(const struct itr_pid *p, uint32_t flags)
