@@ -118,7 +118,7 @@ bool itr_netmap_name_valid(const char *s, size_t len, char *why, size_t whylen)
 			snprintf(why, whylen, "character '%c' not allowed (only A-Za-z0-9-:@_)", c);
 		else
 			snprintf(why, whylen, "byte 0x%02x not allowed (only A-Za-z0-9-:@_)",
-				 (uint8_t)c);
+			         (uint8_t)c);
 		return false;
 	}
 	return true;
@@ -169,8 +169,8 @@ struct itr_netmap *itr_netmap_load_file(const char *path, struct itr_netmap_erro
 	}
 	if ((unsigned long long)st.st_size > ITR_NETMAP_MAX_FILE) {
 		snprintf(err->reason, sizeof(err->reason),
-			 "file is %lld bytes; the limit is %u MiB", (long long)st.st_size,
-			 ITR_NETMAP_MAX_FILE >> 20);
+		         "file is %lld bytes; the limit is %u MiB", (long long)st.st_size,
+		         ITR_NETMAP_MAX_FILE >> 20);
 		close(fd);
 		return NULL;
 	}
@@ -188,7 +188,7 @@ struct itr_netmap *itr_netmap_load_file(const char *path, struct itr_netmap_erro
 			continue;
 		if (r <= 0) {
 			snprintf(err->reason, sizeof(err->reason), "read failed: %s",
-				 r < 0 ? strerror(errno) : "file shrank while reading");
+			         r < 0 ? strerror(errno) : "file shrank while reading");
 			free(buf);
 			close(fd);
 			return NULL;
@@ -197,8 +197,8 @@ struct itr_netmap *itr_netmap_load_file(const char *path, struct itr_netmap_erro
 	}
 	close(fd);
 	struct itr_netmap *m = looks_like_json(buf, size)
-				       ? itr_netmap_parse_alto(buf, size, path, err)
-				       : itr_netmap_parse_text(buf, size, path, err);
+	                           ? itr_netmap_parse_alto(buf, size, path, err)
+	                           : itr_netmap_parse_text(buf, size, path, err);
 	free(buf);
 	return m;
 }
@@ -313,7 +313,7 @@ size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map)
 }
 
 bool itr_netmap_cost_is_explicit(const struct itr_netmap *map, const struct itr_pid *src,
-				 const struct itr_pid *dst)
+                                 const struct itr_pid *dst)
 {
 	uint32_t cost;
 	return src && dst && nm_cost_find(map, src->id, dst->id, &cost);
@@ -371,14 +371,14 @@ static const struct itr_pid *lookup6(const struct itr_netmap *m, uint64_t hi_a, 
 }
 
 const struct itr_pid *itr_netmap_lookup(const struct itr_netmap *map, int family,
-					const uint8_t *addr)
+                                        const uint8_t *addr)
 {
 	const struct itr_pid *p = NULL;
 	if (!map || !addr)
 		return NULL;
 	if (family == 4) {
 		uint32_t a = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
-			     (uint32_t)addr[2] << 8 | addr[3];
+		             (uint32_t)addr[2] << 8 | addr[3];
 		p = lookup4(map, a);
 	} else if (family == 6) {
 		uint64_t hi = 0, lo = 0;
@@ -421,7 +421,7 @@ enum itr_class itr_netmap_class(const struct itr_pid *a, const struct itr_pid *b
 }
 
 uint32_t itr_netmap_cost(const struct itr_netmap *map, const struct itr_pid *src,
-			 const struct itr_pid *dst)
+                         const struct itr_pid *dst)
 {
 	if (!src || !dst)
 		return map->tiers[ITR_TIER_OTHER_AS] + 1;

@@ -25,7 +25,7 @@ struct itr_prefix {
 
 struct itr_pid {
 	char name[ITR_NAME_MAX + 1];
-	uint32_t id;  /* numeric id (kernel value), never ITR_PID_NONE */
+	uint32_t id; /* numeric id (kernel value), never ITR_PID_NONE */
 	uint32_t asn;
 	uint32_t loc; /* ITR_LOC_NONE if not given */
 	size_t nprefixes;
@@ -58,9 +58,9 @@ void itr_netmap_error_format(const struct itr_netmap_error *err, char *buf, size
  * with err filled. */
 struct itr_netmap *itr_netmap_load_file(const char *path, struct itr_netmap_error *err);
 struct itr_netmap *itr_netmap_parse_text(const char *buf, size_t len, const char *filename,
-					 struct itr_netmap_error *err);
+                                         struct itr_netmap_error *err);
 struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char *filename,
-					 struct itr_netmap_error *err);
+                                         struct itr_netmap_error *err);
 
 void itr_netmap_ref(struct itr_netmap *map);
 void itr_netmap_unref(struct itr_netmap *map);
@@ -75,19 +75,19 @@ const struct itr_pid *itr_netmap_pid_by_id(const struct itr_netmap *map, uint32_
 uint32_t itr_netmap_tier(const struct itr_netmap *map, enum itr_tier tier);
 /* Whether src->dst has an explicit cost entry (else it is derived). */
 bool itr_netmap_cost_is_explicit(const struct itr_netmap *map, const struct itr_pid *src,
-				 const struct itr_pid *dst);
+                                 const struct itr_pid *dst);
 
 /* Longest-prefix match; falls back to the default PID if one is declared;
  * NULL if no PID covers the address. family is 4 or 6, addr big-endian. */
 const struct itr_pid *itr_netmap_lookup(const struct itr_netmap *map, int family,
-					const uint8_t *addr);
+                                        const uint8_t *addr);
 /* Same, from text ("192.0.2.1", "2001:db8::1"); NULL on a bad address too. */
 const struct itr_pid *itr_netmap_lookup_str(const struct itr_netmap *map, const char *ip);
 
 /* p-distance: explicit cost if given, else the tier from the hierarchy.
  * A NULL end (no PID) costs the other-AS tier plus one. */
 uint32_t itr_netmap_cost(const struct itr_netmap *map, const struct itr_pid *src,
-			 const struct itr_pid *dst);
+                         const struct itr_pid *dst);
 enum itr_class itr_netmap_class(const struct itr_pid *a, const struct itr_pid *b);
 
 /* Kernel sync: make the two LPM tries hold exactly new_map's prefixes.
@@ -99,7 +99,7 @@ struct itr_netmap_sync_stats {
 	size_t added, changed, deleted;
 };
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
-			int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats);
+                        int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats);
 
 /* ---- kernel entries and the diff a sync applies ------------------------
  * What the tries should hold for a map: one entry per prefix (flags 0) and,
@@ -124,7 +124,7 @@ struct itr_netmap_op {
 /* The kernel entries of map (NULL map: none). *out is malloc'd (free it);
  * 0 or -ENOMEM. */
 int itr_netmap_kernel_entries(const struct itr_netmap *map, struct itr_netmap_kentry **out,
-			      size_t *n);
+                              size_t *n);
 /* Read both tries (either fd may be -1 to skip it); host bits found in a key
  * are cleared. Sorted like itr_netmap_kernel_entries. 0 or -errno. */
 int itr_netmap_dump_bpf(int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_kentry **out, size_t *n);
@@ -134,8 +134,8 @@ void itr_netmap_kentries_sort(struct itr_netmap_kentry *entries, size_t n);
  * CHANGE (in prefix order) before every DELETE. *ops is malloc'd (NULL when
  * *nops is 0). 0 or -ENOMEM. */
 int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
-		    const struct itr_netmap_kentry *new_entries, size_t nnew,
-		    struct itr_netmap_op **ops, size_t *nops);
+                    const struct itr_netmap_kentry *new_entries, size_t nnew,
+                    struct itr_netmap_op **ops, size_t *nops);
 
 /* More accessors. */
 const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map); /* or NULL */

@@ -54,7 +54,7 @@ static int path_error(struct nm_builder *b, const char *path, const char *what)
 }
 
 static int want_object(struct nm_builder *b, json_t *parent, const char *key, const char *path,
-		       bool required, json_t **out)
+                       bool required, json_t **out)
 {
 	json_t *v = json_object_get(parent, key);
 	*out = NULL;
@@ -77,7 +77,7 @@ static int want_u32(struct nm_builder *b, json_t *v, const char *path, uint32_t 
 			return nm_error(b, 0, 0, "%s: negative value %lld", path, (long long)i);
 		if (i > (json_int_t)UINT32_MAX)
 			return nm_error(b, 0, 0, "%s: %lld out of range (at most %u)", path,
-					(long long)i, UINT32_MAX);
+			                (long long)i, UINT32_MAX);
 		*out = (uint32_t)i;
 		return 0;
 	}
@@ -87,11 +87,11 @@ static int want_u32(struct nm_builder *b, json_t *v, const char *path, uint32_t 
 			return nm_error(b, 0, 0, "%s: negative value %g", path, d);
 		if (!(d <= (double)UINT32_MAX))
 			return nm_error(b, 0, 0, "%s: %g out of range (at most %u)", path, d,
-					UINT32_MAX);
+			                UINT32_MAX);
 		if (floor(d) != d)
 			return nm_error(b, 0, 0,
-					"%s: %g is not an integer (itracker keeps integer costs)",
-					path, d);
+			                "%s: %g is not an integer (itracker keeps integer costs)",
+			                path, d);
 		*out = (uint32_t)d;
 		return 0;
 	}
@@ -99,7 +99,7 @@ static int want_u32(struct nm_builder *b, json_t *v, const char *path, uint32_t 
 }
 
 static int want_string(struct nm_builder *b, json_t *parent, const char *key, const char *path,
-		       const char **out)
+                       const char **out)
 {
 	json_t *v = json_object_get(parent, key);
 	if (!v)
@@ -130,7 +130,7 @@ static int check_tag(struct nm_builder *b, const char *tag, const char *path)
 }
 
 static int parse_addresses(struct nm_builder *b, uint32_t name, json_t *pid_obj, int family,
-			   const char *pid_path)
+                           const char *pid_path)
 {
 	char path[PATH_MAX_LEN];
 	const char *key = family == 4 ? "ipv4" : "ipv6";
@@ -154,7 +154,7 @@ static int parse_addresses(struct nm_builder *b, uint32_t name, json_t *pid_obj,
 			return nm_error(b, 0, 0, "%s: bad prefix '%.64s': %s", ipath, text, why);
 		if (p.family != family)
 			return nm_error(b, 0, 0, "%s: %s prefix '%.64s' in the %s list", ipath,
-					p.family == 4 ? "IPv4" : "IPv6", text, key);
+			                p.family == 4 ? "IPv4" : "IPv6", text, key);
 		if (nm_add_prefix(b, name, &p, 0, (int)i))
 			return -1;
 	}
@@ -162,7 +162,7 @@ static int parse_addresses(struct nm_builder *b, uint32_t name, json_t *pid_obj,
 }
 
 static int parse_network_map(struct nm_builder *b, json_t *root, json_t *itr_pids,
-			     const char **tag_out)
+                             const char **tag_out)
 {
 	json_t *nm, *meta, *vtag, *pids;
 	const char *rid, *tag;
@@ -178,7 +178,7 @@ static int parse_network_map(struct nm_builder *b, json_t *root, json_t *itr_pid
 	char why[128];
 	if (!itr_netmap_name_valid(rid, strlen(rid), why, sizeof(why)))
 		return nm_error(b, 0, 0, "network-map.meta.vtag.resource-id: bad resource id: %s",
-				why);
+		                why);
 	if (nm_set_resource_id(b, rid, 0, 0))
 		return -1;
 	*tag_out = tag;
@@ -211,7 +211,7 @@ static int parse_network_map(struct nm_builder *b, json_t *root, json_t *itr_pid
 					return -1;
 				if (id == ITR_PID_NONE || id > ITR_PID_ID_MAX)
 					return nm_error(b, 0, 0, "%s: id %u out of range 1..%u",
-							xpath, id, ITR_PID_ID_MAX);
+					                xpath, id, ITR_PID_ID_MAX);
 				have_id = true;
 			}
 			snprintf(xpath, sizeof(xpath), "itracker.pids.%.80s.asid", name);
@@ -233,8 +233,8 @@ static int parse_network_map(struct nm_builder *b, json_t *root, json_t *itr_pid
 			uint32_t n = nm_find(b, name);
 			if (n == UINT32_MAX || !nm_declared(b, n))
 				return nm_error(b, 0, 0,
-						"itracker.pids.%.80s: PID not in the network map",
-						name);
+				                "itracker.pids.%.80s: PID not in the network map",
+				                name);
 		}
 	}
 	return 0;
@@ -263,12 +263,12 @@ static int parse_cost_map(struct nm_builder *b, json_t *root, const char *nm_tag
 		return -1;
 	if (strcmp(mode, "numerical") != 0 && strcmp(mode, "ordinal") != 0)
 		return nm_error(b, 0, 0,
-				"cost-map.meta.cost-type.cost-mode: '%.40s' (numerical or ordinal)",
-				mode);
+		                "cost-map.meta.cost-type.cost-mode: '%.40s' (numerical or ordinal)",
+		                mode);
 	if (strcmp(metric, "routingcost") != 0)
 		return nm_error(b, 0, 0,
-				"cost-map.meta.cost-type.cost-metric: '%.40s' (only routingcost)",
-				metric);
+		                "cost-map.meta.cost-type.cost-metric: '%.40s' (only routingcost)",
+		                metric);
 	deps = json_object_get(meta, "dependent-vtags");
 	if (!deps)
 		return path_error(b, "cost-map.meta.dependent-vtags", "missing field");
@@ -279,19 +279,19 @@ static int parse_cost_map(struct nm_builder *b, json_t *root, const char *nm_tag
 	if (!json_is_object(dep))
 		return path_error(b, "cost-map.meta.dependent-vtags[0]", "must be an object");
 	if (want_string(b, dep, "resource-id", "cost-map.meta.dependent-vtags[0].resource-id",
-			&rid) ||
+	                &rid) ||
 	    want_string(b, dep, "tag", "cost-map.meta.dependent-vtags[0].tag", &tag))
 		return -1;
 	if (strcmp(rid, nm_resource_id(b)) != 0)
 		return nm_error(b, 0, 0,
-				"cost-map.meta.dependent-vtags[0].resource-id: '%.64s' is not the "
-				"network map's resource id '%s'",
-				rid, nm_resource_id(b));
+		                "cost-map.meta.dependent-vtags[0].resource-id: '%.64s' is not the "
+		                "network map's resource id '%s'",
+		                rid, nm_resource_id(b));
 	if (strcmp(tag, nm_tag) != 0)
 		return nm_error(b, 0, 0,
-				"cost-map.meta.dependent-vtags[0].tag: '%.64s' does not match the "
-				"network map's tag '%.64s'",
-				tag, nm_tag);
+		                "cost-map.meta.dependent-vtags[0].tag: '%.64s' does not match the "
+		                "network map's tag '%.64s'",
+		                tag, nm_tag);
 	if (want_object(b, cm, "cost-map", "cost-map.cost-map", true, &costs))
 		return -1;
 	const char *src_name;
@@ -342,8 +342,8 @@ static int parse_itracker(struct nm_builder *b, json_t *itr)
 					tier = t;
 			if (tier < 0)
 				return path_error(b, path,
-						  "unknown tier (same-pid, same-loc, same-as, "
-						  "other-as)");
+				                  "unknown tier (same-pid, same-loc, same-as, "
+				                  "other-as)");
 			if (want_u32(b, v, path, &value))
 				return -1;
 			if (value > UINT32_MAX - 1)
@@ -364,14 +364,14 @@ static int parse_itracker(struct nm_builder *b, json_t *itr)
 }
 
 struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char *filename,
-					 struct itr_netmap_error *err)
+                                         struct itr_netmap_error *err)
 {
 	struct nm_builder *b = nm_builder_new(filename, true, err);
 	if (!b)
 		return NULL;
 	if (len > ITR_NETMAP_MAX_FILE) {
 		nm_error(b, 0, 0, "map is %zu bytes; the limit is %u MiB", len,
-			 ITR_NETMAP_MAX_FILE >> 20);
+		         ITR_NETMAP_MAX_FILE >> 20);
 		nm_builder_free(b);
 		return NULL;
 	}
@@ -379,7 +379,7 @@ struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		nm_error(b, jerr.line > 0 ? jerr.line : 0, jerr.column > 0 ? jerr.column : 0,
-			 "JSON: %s", jerr.text);
+		         "JSON: %s", jerr.text);
 		nm_builder_free(b);
 		return NULL;
 	}

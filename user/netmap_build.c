@@ -17,8 +17,8 @@ static const uint32_t default_tiers[ITR_TIER_MAX] = {1, 5, 10, 100};
 
 struct nm_name {
 	char text[ITR_NAME_MAX + 1];
-	int line, col;  /* first mention */
-	int32_t decl;   /* index into decls, -1 if never declared */
+	int line, col; /* first mention */
+	int32_t decl;  /* index into decls, -1 if never declared */
 };
 
 struct nm_decl {
@@ -195,7 +195,7 @@ uint32_t nm_intern(struct nm_builder *b, const char *name, size_t len, int line,
 	char why[128];
 	if (!itr_netmap_name_valid(name, len, why, sizeof(why))) {
 		nm_error(b, line, col, "bad PID name '%.*s': %s", (int)(len > 80 ? 80 : len), name,
-			 why);
+		         why);
 		return UINT32_MAX;
 	}
 	size_t slot;
@@ -247,7 +247,7 @@ int nm_set_resource_id(struct nm_builder *b, const char *rid, int line, int col)
 	char why[128];
 	if (b->rid_line)
 		return nm_error(b, line, col, "network-map given twice (first at line %d)",
-				b->rid_line);
+		                b->rid_line);
 	if (!itr_netmap_name_valid(rid, strlen(rid), why, sizeof(why)))
 		return nm_error(b, line, col, "bad resource id '%.80s': %s", rid, why);
 	snprintf(b->resource_id, sizeof(b->resource_id), "%s", rid);
@@ -256,7 +256,7 @@ int nm_set_resource_id(struct nm_builder *b, const char *rid, int line, int col)
 }
 
 int nm_declare_pid(struct nm_builder *b, uint32_t name, bool have_id, uint32_t id, uint32_t asn,
-		   uint32_t loc, int line, int col)
+                   uint32_t loc, int line, int col)
 {
 	struct nm_name *n = &b->names[name];
 	if (n->decl >= 0) {
@@ -264,28 +264,28 @@ int nm_declare_pid(struct nm_builder *b, uint32_t name, bool have_id, uint32_t i
 		if (b->json)
 			return nm_error(b, line, col, "duplicate PID '%s'", n->text);
 		return nm_error(b, line, col, "duplicate PID '%s' (first declared at line %d)",
-				n->text, d->line);
+		                n->text, d->line);
 	}
 	if (have_id && (id == ITR_PID_NONE || id > ITR_PID_ID_MAX))
 		return nm_error(b, line, col, "PID '%s': id %u out of range 1..%u", n->text, id,
-				ITR_PID_ID_MAX);
+		                ITR_PID_ID_MAX);
 	if (grow((void **)&b->decls, &b->cap_decls, b->ndecls + 1, sizeof(*b->decls)))
 		return nm_error(b, line, col, "out of memory");
 	n->decl = (int32_t)b->ndecls;
 	b->decls[b->ndecls++] = (struct nm_decl){
-		.name = name,
-		.id = id,
-		.asn = asn,
-		.loc = loc,
-		.have_id = have_id,
-		.line = line,
-		.col = col,
+	    .name = name,
+	    .id = id,
+	    .asn = asn,
+	    .loc = loc,
+	    .have_id = have_id,
+	    .line = line,
+	    .col = col,
 	};
 	return 0;
 }
 
 int nm_add_prefix(struct nm_builder *b, uint32_t name, const struct itr_prefix *p, int line,
-		  int col)
+                  int col)
 {
 	if (grow((void **)&b->prefs, &b->cap_prefs, b->nprefs + 1, sizeof(*b->prefs)))
 		return nm_error(b, line, col, "out of memory");
@@ -300,20 +300,19 @@ int nm_set_tier(struct nm_builder *b, enum itr_tier tier, uint32_t value, int li
 	/* The other-as tier plus one is the cost of an unmatched end. */
 	if (value > UINT32_MAX - 1)
 		return nm_error(b, line, col, "tier %s: %u is too large (at most %u)",
-				itr_tier_names[tier], value, UINT32_MAX - 1);
+		                itr_tier_names[tier], value, UINT32_MAX - 1);
 	b->tier_set[tier] = true;
 	b->tiers[tier] = value;
 	b->tier_line[tier] = line;
 	return 0;
 }
 
-int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line,
-		int col)
+int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line, int col)
 {
 	if (grow((void **)&b->costs, &b->cap_costs, b->ncosts + 1, sizeof(*b->costs)))
 		return nm_error(b, line, col, "out of memory");
 	b->costs[b->ncosts++] =
-		(struct nm_cost_decl){.src = src, .dst = dst, .cost = cost, .line = line, .col = col};
+	    (struct nm_cost_decl){.src = src, .dst = dst, .cost = cost, .line = line, .col = col};
 	return 0;
 }
 
@@ -321,7 +320,7 @@ int nm_set_default(struct nm_builder *b, uint32_t name, int line, int col)
 {
 	if (b->default_name != UINT32_MAX)
 		return nm_error(b, line, col, "default-pid given twice (first at line %d)",
-				b->default_line);
+		                b->default_line);
 	b->default_name = name;
 	b->default_line = line;
 	b->default_col = col;
@@ -437,14 +436,13 @@ static int assign_ids(struct nm_builder *b)
 			const struct nm_decl *d = &sorted[i], *first = &sorted[i - 1];
 			int rc;
 			if (b->json)
-				rc = nm_error(b, 0, 0,
-					      "itracker.pids.%s.id: id %u already used by PID '%s'",
-					      b->names[d->name].text, d->id,
-					      b->names[first->name].text);
+				rc = nm_error(
+				    b, 0, 0, "itracker.pids.%s.id: id %u already used by PID '%s'",
+				    b->names[d->name].text, d->id, b->names[first->name].text);
 			else
 				rc = nm_error(b, d->line, d->col,
-					      "PID id %u already used by PID '%s' (line %d)", d->id,
-					      b->names[first->name].text, first->line);
+				              "PID id %u already used by PID '%s' (line %d)", d->id,
+				              b->names[first->name].text, first->line);
 			free(used);
 			free(sorted);
 			return rc;
@@ -489,15 +487,15 @@ static int check_tiers(struct nm_builder *b)
 		int line = b->tier_set[t] ? b->tier_line[t] : b->tier_line[t - 1];
 		if (b->json)
 			return nm_error(b, 0, 0,
-					"itracker.tiers: tier %s (%u) is below tier %s (%u); tiers "
-					"must not decrease from same-pid to other-as",
-					itr_tier_names[t], b->tiers[t], itr_tier_names[t - 1],
-					b->tiers[t - 1]);
+			                "itracker.tiers: tier %s (%u) is below tier %s (%u); tiers "
+			                "must not decrease from same-pid to other-as",
+			                itr_tier_names[t], b->tiers[t], itr_tier_names[t - 1],
+			                b->tiers[t - 1]);
 		return nm_error(b, line, 0,
-				"tier %s (%u) is below tier %s (%u); tiers must not decrease "
-				"from same-pid to other-as",
-				itr_tier_names[t], b->tiers[t], itr_tier_names[t - 1],
-				b->tiers[t - 1]);
+		                "tier %s (%u) is below tier %s (%u); tiers must not decrease "
+		                "from same-pid to other-as",
+		                itr_tier_names[t], b->tiers[t], itr_tier_names[t - 1],
+		                b->tiers[t - 1]);
 	}
 	return 0;
 }
@@ -506,7 +504,7 @@ static void pref_site(const struct nm_builder *b, const struct nm_pref *p, char 
 {
 	if (b->json)
 		snprintf(buf, len, "network-map.network-map.%s.ipv%d[%d]", b->names[p->name].text,
-			 p->p.family, p->col);
+		         p->p.family, p->col);
 	else
 		snprintf(buf, len, "line %d", p->line);
 }
@@ -528,12 +526,14 @@ static int check_prefixes(struct nm_builder *b)
 			here = ": ";
 		}
 		if (p->name == q->name)
-			return nm_error(b, p->line, p->col, "%s%sprefix %s listed twice for PID '%s' (%s)",
-					path, here, text, b->names[p->name].text, site);
-		return nm_error(b, p->line, p->col,
-				"%s%sprefix %s already belongs to PID '%s' (%s); a prefix may be in "
-				"one PID only",
-				path, here, text, b->names[q->name].text, site);
+			return nm_error(b, p->line, p->col,
+			                "%s%sprefix %s listed twice for PID '%s' (%s)", path, here,
+			                text, b->names[p->name].text, site);
+		return nm_error(
+		    b, p->line, p->col,
+		    "%s%sprefix %s already belongs to PID '%s' (%s); a prefix may be in "
+		    "one PID only",
+		    path, here, text, b->names[q->name].text, site);
 	}
 	if (b->default_name != UINT32_MAX) {
 		for (size_t i = 0; i < b->nprefs; i++) {
@@ -541,12 +541,12 @@ static int check_prefixes(struct nm_builder *b)
 				continue;
 			char text[64];
 			itr_prefix_format(&b->prefs[i].p, text, sizeof(text));
-			return nm_error(b, b->default_line, b->default_col,
-					"%sdefault-pid '%s' conflicts with the explicit prefix %s of PID "
-					"'%s'; use one or the other",
-					b->json ? "itracker.default-pid: " : "",
-					b->names[b->default_name].text, text,
-					b->names[b->prefs[i].name].text);
+			return nm_error(
+			    b, b->default_line, b->default_col,
+			    "%sdefault-pid '%s' conflicts with the explicit prefix %s of PID "
+			    "'%s'; use one or the other",
+			    b->json ? "itracker.default-pid: " : "", b->names[b->default_name].text,
+			    text, b->names[b->prefs[i].name].text);
 		}
 	}
 	return 0;
@@ -559,8 +559,8 @@ static int check_costs(struct nm_builder *b)
 		const struct nm_cost_decl *c = &b->costs[i], *d = &b->costs[i - 1];
 		if (c->src == d->src && c->dst == d->dst)
 			return nm_error(b, c->line, c->col,
-					"cost %s -> %s given twice (first at line %d)",
-					b->names[c->src].text, b->names[c->dst].text, d->line);
+			                "cost %s -> %s given twice (first at line %d)",
+			                b->names[c->src].text, b->names[c->dst].text, d->line);
 	}
 	return 0;
 }
@@ -646,7 +646,7 @@ static int cmp_cost_by_name(const void *a, const void *b)
 }
 
 static int compute_vtag(struct itr_netmap *m, const struct nm_builder *b,
-			const uint32_t *final_of_name)
+                        const uint32_t *final_of_name)
 {
 	struct vtag_writer *w = malloc(sizeof(*w));
 	uint32_t *triples = malloc((m->ncosts + 1) * 3 * sizeof(uint32_t));
@@ -754,7 +754,7 @@ static int build_lpm(struct itr_netmap *m)
 }
 
 static int build_costs(struct itr_netmap *m, const struct nm_builder *b,
-		       const uint32_t *final_of_name)
+                       const uint32_t *final_of_name)
 {
 	size_t size = 16;
 	while (size < b->ncosts * 2)

@@ -47,8 +47,8 @@ struct itr_netmap {
 	char vtag[65];
 
 	size_t npids;
-	struct itr_pid *pids;  /* sorted by name (strcmp) */
-	uint32_t *by_id;       /* indices into pids, sorted by id */
+	struct itr_pid *pids;            /* sorted by name (strcmp) */
+	uint32_t *by_id;                 /* indices into pids, sorted by id */
 	struct itr_prefix *prefix_store; /* every PID's prefixes, one block */
 	const struct itr_pid *default_pid;
 	uint32_t tiers[ITR_TIER_MAX];
@@ -88,7 +88,7 @@ void nm_builder_free(struct nm_builder *b);
 
 /* Fill err (first error wins) and return -1. */
 int nm_error(struct nm_builder *b, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 bool nm_failed(const struct nm_builder *b);
 
 /* Names are interned: every PID name mentioned gets an index; the first
@@ -103,13 +103,12 @@ const char *nm_resource_id(const struct nm_builder *b);
 int nm_set_resource_id(struct nm_builder *b, const char *rid, int line, int col);
 /* have_id false: the builder assigns one (see nm_builder_finish). */
 int nm_declare_pid(struct nm_builder *b, uint32_t name, bool have_id, uint32_t id, uint32_t asn,
-		   uint32_t loc, int line, int col);
+                   uint32_t loc, int line, int col);
 /* For JSON, col is the index in the PID's ipv4/ipv6 array. */
 int nm_add_prefix(struct nm_builder *b, uint32_t name, const struct itr_prefix *p, int line,
-		  int col);
+                  int col);
 int nm_set_tier(struct nm_builder *b, enum itr_tier tier, uint32_t value, int line, int col);
-int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line,
-		int col);
+int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line, int col);
 int nm_set_default(struct nm_builder *b, uint32_t name, int line, int col);
 
 /* Validate and freeze. PIDs declared without an id get, in byte order of

@@ -44,7 +44,7 @@ static void put_default(struct itr_netmap_kentry *e, int family, const struct it
 }
 
 int itr_netmap_kernel_entries(const struct itr_netmap *map, struct itr_netmap_kentry **out,
-			      size_t *n)
+                              size_t *n)
 {
 	*out = NULL;
 	*n = 0;
@@ -91,8 +91,8 @@ static bool same_info(const struct itr_pid_info *a, const struct itr_pid_info *b
 }
 
 int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
-		    const struct itr_netmap_kentry *new_entries, size_t nnew,
-		    struct itr_netmap_op **ops, size_t *nops)
+                    const struct itr_netmap_kentry *new_entries, size_t nnew,
+                    struct itr_netmap_op **ops, size_t *nops)
 {
 	size_t nup = 0, ndel = 0, i, j;
 	*ops = NULL;
@@ -102,26 +102,27 @@ int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
 		size_t up = 0, del = nup;
 		i = j = 0;
 		while (i < nold || j < nnew) {
-			int c = i == nold ? 1 : j == nnew ? -1
-							  : itr_prefix_cmp(&old[i].prefix,
-									   &new_entries[j].prefix);
+			int c = i == nold ? 1
+			        : j == nnew
+			            ? -1
+			            : itr_prefix_cmp(&old[i].prefix, &new_entries[j].prefix);
 			if (c < 0) {
 				if (pass)
-					(*ops)[del] = (struct itr_netmap_op){ITR_NETMAP_OP_DELETE,
-									     old[i]};
+					(*ops)[del] =
+					    (struct itr_netmap_op){ITR_NETMAP_OP_DELETE, old[i]};
 				del++;
 				i++;
 			} else if (c > 0) {
 				if (pass)
 					(*ops)[up] = (struct itr_netmap_op){ITR_NETMAP_OP_ADD,
-									    new_entries[j]};
+					                                    new_entries[j]};
 				up++;
 				j++;
 			} else {
 				if (!same_info(&old[i].info, &new_entries[j].info)) {
 					if (pass)
 						(*ops)[up] = (struct itr_netmap_op){
-							ITR_NETMAP_OP_CHANGE, new_entries[j]};
+						    ITR_NETMAP_OP_CHANGE, new_entries[j]};
 					up++;
 				}
 				i++;
@@ -148,7 +149,7 @@ static void clear_host_bits(struct itr_prefix *p)
 {
 	unsigned max = p->family == 4 ? 32 : 128;
 	for (unsigned bit = p->len; bit < max; bit++)
-		p->addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+		p->addr[bit / 8] &= (uint8_t) ~(0x80 >> (bit % 8));
 }
 
 struct kset {
@@ -157,7 +158,7 @@ struct kset {
 };
 
 static int kset_add(struct kset *s, int family, const uint8_t *key, size_t addr_len,
-		    const struct itr_pid_info *info)
+                    const struct itr_pid_info *info)
 {
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 1024;
@@ -196,7 +197,7 @@ static int dump_one(int fd, int family, struct kset *s)
 		__u32 count = BATCH;
 		LIBBPF_OPTS(bpf_map_batch_opts, opts);
 		int r = bpf_map_lookup_batch(fd, first ? NULL : token, token, keys, vals, &count,
-					     &opts);
+		                             &opts);
 		if (r < 0 && r != -ENOENT) {
 			if (first && (r == -EINVAL || r == -EOPNOTSUPP || r == -524 /* ENOTSUPP */))
 				batched = false;
@@ -270,7 +271,7 @@ static bool batch_unsupported(int r)
 }
 
 static int update_all(int fd, const uint8_t *keys, size_t ksz, const struct itr_pid_info *vals,
-		      size_t n)
+                      size_t n)
 {
 	size_t done = 0;
 	while (done < n) {
@@ -335,7 +336,7 @@ static void put_key(uint8_t *dst, const struct itr_prefix *p)
 
 /* Split ops[from, to) by family into key/value arrays. */
 static int split(const struct itr_netmap_op *ops, size_t from, size_t to, struct family_ops *v4,
-		 struct family_ops *v6)
+                 struct family_ops *v6)
 {
 	size_t n4 = 0, n6 = 0;
 	for (size_t i = from; i < to; i++)
@@ -372,7 +373,7 @@ static void family_ops_free(struct family_ops *f)
 }
 
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
-			int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
+                        int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
 {
 	struct itr_netmap_kentry *olde = NULL, *newe = NULL;
 	struct itr_netmap_op *ops = NULL;
@@ -412,10 +413,10 @@ int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netma
 	}
 	free(ops);
 	ops = NULL;
-	if ((rc = update_all(lpm_v4_fd, up4.keys, sizeof(struct itr_lpm_v4_key), up4.vals,
-			     up4.n)) ||
-	    (rc = update_all(lpm_v6_fd, up6.keys, sizeof(struct itr_lpm_v6_key), up6.vals,
-			     up6.n)) ||
+	if ((rc =
+	         update_all(lpm_v4_fd, up4.keys, sizeof(struct itr_lpm_v4_key), up4.vals, up4.n)) ||
+	    (rc =
+	         update_all(lpm_v6_fd, up6.keys, sizeof(struct itr_lpm_v6_key), up6.vals, up6.n)) ||
 	    (rc = delete_all(lpm_v4_fd, del4.keys, sizeof(struct itr_lpm_v4_key), del4.n)) ||
 	    (rc = delete_all(lpm_v6_fd, del6.keys, sizeof(struct itr_lpm_v6_key), del6.n)))
 		goto out;

@@ -56,22 +56,22 @@ static int tok_show_len(const struct tok *t)
 }
 
 static int parse_u32(struct nm_builder *b, const struct line_ctx *lc, const struct tok *t,
-		     const char *what, uint32_t *out)
+                     const char *what, uint32_t *out)
 {
 	if (t->s[0] == '-')
-		return nm_error(b, lc->lineno, t->col, "negative %s '%.*s'", what,
-				tok_show_len(t), t->s);
+		return nm_error(b, lc->lineno, t->col, "negative %s '%.*s'", what, tok_show_len(t),
+		                t->s);
 	uint64_t v = 0;
 	for (size_t i = 0; i < t->len; i++) {
 		char c = t->s[i];
 		if (c < '0' || c > '9')
 			return nm_error(b, lc->lineno, t->col, "%s '%.*s' is not a number", what,
-					tok_show_len(t), t->s);
+			                tok_show_len(t), t->s);
 		v = v * 10 + (uint64_t)(c - '0');
 		if (v > UINT32_MAX)
 			return nm_error(b, lc->lineno, t->col,
-					"%s '%.*s' out of range (at most %u)", what,
-					tok_show_len(t), t->s, UINT32_MAX);
+			                "%s '%.*s' out of range (at most %u)", what,
+			                tok_show_len(t), t->s, UINT32_MAX);
 	}
 	*out = (uint32_t)v;
 	return 0;
@@ -79,12 +79,12 @@ static int parse_u32(struct nm_builder *b, const struct line_ctx *lc, const stru
 
 /* The next token, or an error naming what was expected after `after`. */
 static int need_tok(struct nm_builder *b, struct line_ctx *lc, struct tok *t, const char *what,
-		    const struct tok *after)
+                    const struct tok *after)
 {
 	if (next_tok(lc, t))
 		return 0;
-	return nm_error(b, lc->lineno, (int)(lc->p - lc->line) + 1,
-			"missing %s after '%.*s'", what, tok_show_len(after), after->s);
+	return nm_error(b, lc->lineno, (int)(lc->p - lc->line) + 1, "missing %s after '%.*s'", what,
+	                tok_show_len(after), after->s);
 }
 
 static int no_more(struct nm_builder *b, struct line_ctx *lc, const char *stmt)
@@ -93,7 +93,7 @@ static int no_more(struct nm_builder *b, struct line_ctx *lc, const char *stmt)
 	if (!next_tok(lc, &t))
 		return 0;
 	return nm_error(b, lc->lineno, t.col, "unexpected '%.*s' at the end of a %s statement",
-			tok_show_len(&t), t.s, stmt);
+	                tok_show_len(&t), t.s, stmt);
 }
 
 static uint32_t name_tok(struct nm_builder *b, const struct line_ctx *lc, const struct tok *t)
@@ -109,7 +109,7 @@ static int stmt_network_map(struct nm_builder *b, struct line_ctx *lc, const str
 		return -1;
 	if (t.len > ITR_NAME_MAX)
 		return nm_error(b, lc->lineno, t.col, "bad resource id: longer than %d characters",
-				ITR_NAME_MAX);
+		                ITR_NAME_MAX);
 	memcpy(rid, t.s, t.len);
 	rid[t.len] = '\0';
 	if (nm_set_resource_id(b, rid, lc->lineno, t.col))
@@ -129,8 +129,8 @@ static int stmt_tier(struct nm_builder *b, struct line_ctx *lc, const struct tok
 			tier = i;
 	if (tier < 0)
 		return nm_error(b, lc->lineno, name.col,
-				"unknown tier '%.*s' (same-pid, same-loc, same-as, other-as)",
-				tok_show_len(&name), name.s);
+		                "unknown tier '%.*s' (same-pid, same-loc, same-as, other-as)",
+		                tok_show_len(&name), name.s);
 	if (need_tok(b, lc, &val, "cost", &name) || parse_u32(b, lc, &val, "cost", &v) ||
 	    nm_set_tier(b, (enum itr_tier)tier, v, lc->lineno, val.col))
 		return -1;
@@ -161,28 +161,28 @@ static int stmt_pid(struct nm_builder *b, struct line_ctx *lc, const struct tok 
 			dst = &loc;
 		} else {
 			return nm_error(b, lc->lineno, key.col,
-					"unknown PID attribute '%.*s' (id, asn, loc)",
-					tok_show_len(&key), key.s);
+			                "unknown PID attribute '%.*s' (id, asn, loc)",
+			                tok_show_len(&key), key.s);
 		}
 		if (*seen)
 			return nm_error(b, lc->lineno, key.col, "'%.*s' given twice",
-					tok_show_len(&key), key.s);
+			                tok_show_len(&key), key.s);
 		char what[8];
 		snprintf(what, sizeof(what), "%.*s", (int)key.len, key.s);
 		if (need_tok(b, lc, &val, what, &key) || parse_u32(b, lc, &val, what, dst))
 			return -1;
 		if (dst == &id && (id == ITR_PID_NONE || id > ITR_PID_ID_MAX))
 			return nm_error(b, lc->lineno, val.col, "PID id %u out of range 1..%u", id,
-					ITR_PID_ID_MAX);
+			                ITR_PID_ID_MAX);
 		*seen = true;
 	}
 	int end_col = (int)(lc->p - lc->line) + 1;
 	if (!have_id)
 		return nm_error(b, lc->lineno, end_col, "PID '%.*s': missing 'id N'",
-				tok_show_len(&name), name.s);
+		                tok_show_len(&name), name.s);
 	if (!have_asn)
 		return nm_error(b, lc->lineno, end_col, "PID '%.*s': missing 'asn N'",
-				tok_show_len(&name), name.s);
+		                tok_show_len(&name), name.s);
 	return nm_declare_pid(b, n, true, id, asn, loc, lc->lineno, name.col);
 }
 
@@ -201,7 +201,7 @@ static int stmt_prefix(struct nm_builder *b, struct line_ctx *lc, const struct t
 		struct itr_prefix p;
 		if (t.len >= sizeof(text))
 			return nm_error(b, lc->lineno, t.col, "bad prefix '%.*s': too long",
-					tok_show_len(&t), t.s);
+			                tok_show_len(&t), t.s);
 		memcpy(text, t.s, t.len);
 		text[t.len] = '\0';
 		if (itr_prefix_parse(text, &p, why, sizeof(why)))
@@ -263,20 +263,20 @@ static int parse_line(struct nm_builder *b, struct line_ctx *lc)
 	if (tok_is(&kw, "network-map"))
 		return stmt_network_map(b, lc, &kw);
 	return nm_error(b, lc->lineno, kw.col,
-			"unknown statement '%.*s' (network-map, tier, pid, prefix, cost, "
-			"default-pid)",
-			tok_show_len(&kw), kw.s);
+	                "unknown statement '%.*s' (network-map, tier, pid, prefix, cost, "
+	                "default-pid)",
+	                tok_show_len(&kw), kw.s);
 }
 
 struct itr_netmap *itr_netmap_parse_text(const char *buf, size_t len, const char *filename,
-					 struct itr_netmap_error *err)
+                                         struct itr_netmap_error *err)
 {
 	struct nm_builder *b = nm_builder_new(filename, false, err);
 	if (!b)
 		return NULL;
 	if (len > ITR_NETMAP_MAX_FILE) {
 		nm_error(b, 0, 0, "map is %zu bytes; the limit is %u MiB", len,
-			 ITR_NETMAP_MAX_FILE >> 20);
+		         ITR_NETMAP_MAX_FILE >> 20);
 		nm_builder_free(b);
 		return NULL;
 	}

@@ -18,26 +18,26 @@
 #include "netmap.h"
 
 static const char EXAMPLE[] = "network-map example-networkmap\n"
-			      "tier same-pid 1\n"
-			      "tier same-loc 5\n"
-			      "tier same-as 10\n"
-			      "tier other-as 100\n"
-			      "pid a-metro1 id 1 asn 64500 loc 1\n"
-			      "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
-			      "pid a-metro2 id 2 asn 64500 loc 2\n"
-			      "prefix a-metro2 10.10.2.0/24 fd00:10:2::/48\n"
-			      "pid a-metro1-dc id 3 asn 64500 loc 1\n"
-			      "prefix a-metro1-dc 10.10.3.0/24 fd00:10:3::/48\n"
-			      "pid b-core id 10 asn 64501 loc 10\n"
-			      "prefix b-core 10.20.0.0/16 fd00:20::/32\n"
-			      "pid b-edge id 11 asn 64501 loc 11\n"
-			      "prefix b-edge 10.20.128.0/17 fd00:20:8000::/33\n"
-			      "pid c-all id 20 asn 64502 loc 20\n"
-			      "prefix c-all 10.30.0.0/16 fd00:30::/32\n"
-			      "cost a-metro1 a-metro2 7\n"
-			      "cost a-metro2 a-metro1 7\n"
-			      "cost a-metro1 b-core 50\n"
-			      "cost b-core a-metro1 50\n";
+                              "tier same-pid 1\n"
+                              "tier same-loc 5\n"
+                              "tier same-as 10\n"
+                              "tier other-as 100\n"
+                              "pid a-metro1 id 1 asn 64500 loc 1\n"
+                              "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
+                              "pid a-metro2 id 2 asn 64500 loc 2\n"
+                              "prefix a-metro2 10.10.2.0/24 fd00:10:2::/48\n"
+                              "pid a-metro1-dc id 3 asn 64500 loc 1\n"
+                              "prefix a-metro1-dc 10.10.3.0/24 fd00:10:3::/48\n"
+                              "pid b-core id 10 asn 64501 loc 10\n"
+                              "prefix b-core 10.20.0.0/16 fd00:20::/32\n"
+                              "pid b-edge id 11 asn 64501 loc 11\n"
+                              "prefix b-edge 10.20.128.0/17 fd00:20:8000::/33\n"
+                              "pid c-all id 20 asn 64502 loc 20\n"
+                              "prefix c-all 10.30.0.0/16 fd00:30::/32\n"
+                              "cost a-metro1 a-metro2 7\n"
+                              "cost a-metro2 a-metro1 7\n"
+                              "cost a-metro1 b-core 50\n"
+                              "cost b-core a-metro1 50\n";
 
 static struct itr_netmap *parse(const char *text)
 {
@@ -74,13 +74,13 @@ static void text_fails(const char *text, int line, const char *needle)
 	}
 	if (err.line != line || !strstr(err.reason, needle))
 		fail_msg("want line %d '%s', got line %d col %d '%s'", line, needle, err.line,
-			 err.column, err.reason);
+		         err.column, err.reason);
 	assert_string_equal(err.file, "bad.netmap");
 }
 
-static const char PIDS[] = "pid a id 1 asn 1 loc 1\n"  /* line 1 */
-			   "pid b id 2 asn 1 loc 2\n"  /* line 2 */
-			   "pid c id 3 asn 2\n";       /* line 3 */
+static const char PIDS[] = "pid a id 1 asn 1 loc 1\n" /* line 1 */
+                           "pid b id 2 asn 1 loc 2\n" /* line 2 */
+                           "pid c id 3 asn 2\n";      /* line 3 */
 
 static void with_pids(char *buf, size_t len, const char *rest)
 {
@@ -204,13 +204,13 @@ static void test_errors_tiers(void **state)
 {
 	(void)state;
 	text_fails("tier same-pid 1\ntier same-loc 20\ntier same-as 10\n", 3,
-		   "tier same-as (10) is below tier same-loc (20)");
+	           "tier same-as (10) is below tier same-loc (20)");
 	/* Against a default: same-as defaults to 10. */
 	text_fails("\ntier same-loc 50\n", 2, "tier same-as (10) is below tier same-loc (50)");
 	text_fails("tier other-as 4294967295\n", 1, "too large");
 	/* Equal tiers are allowed (non-decreasing). */
 	struct itr_netmap *m = parse("tier same-pid 3\ntier same-loc 3\ntier same-as 3\n"
-				     "tier other-as 3\n");
+	                             "tier other-as 3\n");
 	assert_non_null(m);
 	itr_netmap_unref(m);
 }
@@ -286,8 +286,8 @@ static void test_lookups(void **state)
 	assert_null(itr_netmap_pid_by_name(m, "b-edg"));
 	/* pid_at is in name order. */
 	for (size_t i = 1; i < itr_netmap_pid_count(m); i++)
-		assert_true(strcmp(itr_netmap_pid_at(m, i - 1)->name,
-				   itr_netmap_pid_at(m, i)->name) < 0);
+		assert_true(
+		    strcmp(itr_netmap_pid_at(m, i - 1)->name, itr_netmap_pid_at(m, i)->name) < 0);
 	assert_null(itr_netmap_pid_at(m, 6));
 	itr_netmap_unref(m);
 }
@@ -296,7 +296,7 @@ static void test_default_pid(void **state)
 {
 	(void)state;
 	struct itr_netmap *m = parse("pid a id 1 asn 1\nprefix a 10.0.0.0/8\n"
-				     "pid rest id 2 asn 9\ndefault-pid rest\n");
+	                             "pid rest id 2 asn 9\ndefault-pid rest\n");
 	assert_non_null(m);
 	assert_string_equal(itr_netmap_lookup_str(m, "10.0.0.1")->name, "a");
 	assert_string_equal(itr_netmap_lookup_str(m, "11.0.0.1")->name, "rest");
@@ -322,7 +322,7 @@ static void test_default_pid(void **state)
 
 	/* An explicit /0 is a catch-all too (no default flag). */
 	m = parse("pid a id 1 asn 1\nprefix a 0.0.0.0/0 10.0.0.0/8\npid b id 2 asn 1\n"
-		  "prefix b 10.1.0.0/16\n");
+	          "prefix b 10.1.0.0/16\n");
 	assert_non_null(m);
 	assert_string_equal(itr_netmap_lookup_str(m, "99.0.0.1")->name, "a");
 	assert_string_equal(itr_netmap_lookup_str(m, "10.1.0.1")->name, "b");
@@ -346,15 +346,15 @@ static void test_longest_prefix_many_lengths(void **state)
 		char s[INET6_ADDRSTRLEN];
 		inet_ntop(AF_INET6, &a, s, sizeof(s));
 		off += (size_t)sprintf(text + off, "pid p%d id %d asn 1\nprefix p%d %s/%d\n", len,
-				       len, len, s, len);
+		                       len, len, s, len);
 	}
 	struct itr_netmap *m = parse(text);
 	free(text);
 	assert_non_null(m);
-	assert_string_equal(itr_netmap_lookup_str(m, "fd12:3456:789a:bcde:f012:3456:789a:bcde")->name,
-			    "p128");
-	assert_string_equal(itr_netmap_lookup_str(m, "fd12:3456:789a:bcde:f012:3456:789a:bcdf")->name,
-			    "p127");
+	assert_string_equal(
+	    itr_netmap_lookup_str(m, "fd12:3456:789a:bcde:f012:3456:789a:bcde")->name, "p128");
+	assert_string_equal(
+	    itr_netmap_lookup_str(m, "fd12:3456:789a:bcde:f012:3456:789a:bcdf")->name, "p127");
 	assert_string_equal(itr_netmap_lookup_str(m, "fd12:3456:789a:bcde::")->name, "p64");
 	assert_string_equal(itr_netmap_lookup_str(m, "fd12:3456:789a:bcdf::")->name, "p63");
 	assert_string_equal(itr_netmap_lookup_str(m, "7d12::")->name, "p0");
@@ -403,12 +403,11 @@ static void test_costs_and_class(void **state)
 	/* loc 0 is "no LOC": two PIDs without one are same-AS, not same-LOC. */
 	m = parse("pid x id 1 asn 7\npid y id 2 asn 7\ntier same-loc 4\ntier same-as 8\n");
 	assert_non_null(m);
-	assert_int_equal(itr_netmap_class(itr_netmap_pid_by_name(m, "x"),
-					  itr_netmap_pid_by_name(m, "y")),
-			 ITR_CLASS_INTRA_AS);
-	assert_int_equal(itr_netmap_cost(m, itr_netmap_pid_by_name(m, "x"),
-					 itr_netmap_pid_by_name(m, "y")),
-			 8);
+	assert_int_equal(
+	    itr_netmap_class(itr_netmap_pid_by_name(m, "x"), itr_netmap_pid_by_name(m, "y")),
+	    ITR_CLASS_INTRA_AS);
+	assert_int_equal(
+	    itr_netmap_cost(m, itr_netmap_pid_by_name(m, "x"), itr_netmap_pid_by_name(m, "y")), 8);
 	/* Default tiers when none are given. */
 	assert_int_equal(itr_netmap_tier(m, ITR_TIER_SAME_PID), 1);
 	assert_int_equal(itr_netmap_tier(m, ITR_TIER_OTHER_AS), 100);
@@ -446,33 +445,33 @@ static void test_vtag(void **state)
 	/* Same content, different layout: statement order, comments, blanks,
 	 * prefixes split across lines and reordered. */
 	const char *reformatted = "# reordered copy\n"
-				  "cost b-core a-metro1 50\n"
-				  "prefix b-edge   fd00:20:8000::/33\n"
-				  "\tpid c-all id 20 asn 64502 loc 20   # C\n"
-				  "prefix c-all fd00:30::/32 10.30.0.0/16\n"
-				  "cost a-metro1 b-core 50\r\n"
-				  "pid b-edge loc 11 asn 64501 id 11\n"
-				  "prefix b-edge 10.20.128.0/17\n"
-				  "tier other-as 100\n"
-				  "pid b-core id 10 asn 64501 loc 10\n"
-				  "prefix b-core fd00:20::/32\n"
-				  "prefix b-core 10.20.0.0/16\n"
-				  "pid a-metro1-dc id 3 asn 64500 loc 1\n"
-				  "prefix a-metro1-dc 10.10.3.0/24 fd00:10:3::/48\n"
-				  "cost a-metro2 a-metro1 7\n"
-				  "pid a-metro2 id 2 asn 64500 loc 2\n"
-				  "prefix a-metro2 fd00:10:2::/48 10.10.2.0/24\n"
-				  "pid a-metro1 id 1 asn 64500 loc 1\n"
-				  "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
-				  "cost a-metro1 a-metro2 7\n"
-				  "network-map example-networkmap\n";
+	                          "cost b-core a-metro1 50\n"
+	                          "prefix b-edge   fd00:20:8000::/33\n"
+	                          "\tpid c-all id 20 asn 64502 loc 20   # C\n"
+	                          "prefix c-all fd00:30::/32 10.30.0.0/16\n"
+	                          "cost a-metro1 b-core 50\r\n"
+	                          "pid b-edge loc 11 asn 64501 id 11\n"
+	                          "prefix b-edge 10.20.128.0/17\n"
+	                          "tier other-as 100\n"
+	                          "pid b-core id 10 asn 64501 loc 10\n"
+	                          "prefix b-core fd00:20::/32\n"
+	                          "prefix b-core 10.20.0.0/16\n"
+	                          "pid a-metro1-dc id 3 asn 64500 loc 1\n"
+	                          "prefix a-metro1-dc 10.10.3.0/24 fd00:10:3::/48\n"
+	                          "cost a-metro2 a-metro1 7\n"
+	                          "pid a-metro2 id 2 asn 64500 loc 2\n"
+	                          "prefix a-metro2 fd00:10:2::/48 10.10.2.0/24\n"
+	                          "pid a-metro1 id 1 asn 64500 loc 1\n"
+	                          "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
+	                          "cost a-metro1 a-metro2 7\n"
+	                          "network-map example-networkmap\n";
 	char *v = vtag_of(reformatted);
 	assert_string_equal(v, base);
 	free(v);
 	/* Explicit default tiers equal omitted ones. */
 	char *no_tiers = edited("tier same-pid 1\ntier same-loc 5\ntier same-as 10\n"
-				"tier other-as 100\n",
-				"");
+	                        "tier other-as 100\n",
+	                        "");
 	v = vtag_of(no_tiers);
 	assert_string_equal(v, base);
 	free(v);
@@ -480,29 +479,28 @@ static void test_vtag(void **state)
 
 	/* Any content change changes it. */
 	static const char *const changes[][2] = {
-		{"network-map example-networkmap", "network-map other-map"},
-		{"tier same-loc 5", "tier same-loc 6"},
-		{"pid a-metro1 id 1 ", "pid a-metro1 id 4 "},
-		{"asn 64502 loc 20", "asn 64503 loc 20"},
-		{"asn 64502 loc 20", "asn 64502 loc 21"},
-		{"asn 64502 loc 20", "asn 64502"},
-		{"10.30.0.0/16", "10.30.0.0/15"},
-		{"10.30.0.0/16", "10.31.0.0/16"},
-		{"fd00:30::/32", "fd00:31::/32"},
-		{"10.30.0.0/16", "10.30.0.0/16 10.40.0.0/16"},
-		{"cost b-core a-metro1 50", "cost b-core a-metro1 51"},
-		{"cost b-core a-metro1 50", "cost b-core a-metro2 50"},
-		{"cost b-core a-metro1 50\n", ""},
-		{"cost b-core a-metro1 50", "cost b-core a-metro1 50\ndefault-pid c-all"},
-		{"prefix c-all 10.30.0.0/16 fd00:30::/32\n", "prefix b-core 10.30.0.0/16 "
-							     "fd00:30::/32\n"},
+	    {"network-map example-networkmap", "network-map other-map"},
+	    {"tier same-loc 5", "tier same-loc 6"},
+	    {"pid a-metro1 id 1 ", "pid a-metro1 id 4 "},
+	    {"asn 64502 loc 20", "asn 64503 loc 20"},
+	    {"asn 64502 loc 20", "asn 64502 loc 21"},
+	    {"asn 64502 loc 20", "asn 64502"},
+	    {"10.30.0.0/16", "10.30.0.0/15"},
+	    {"10.30.0.0/16", "10.31.0.0/16"},
+	    {"fd00:30::/32", "fd00:31::/32"},
+	    {"10.30.0.0/16", "10.30.0.0/16 10.40.0.0/16"},
+	    {"cost b-core a-metro1 50", "cost b-core a-metro1 51"},
+	    {"cost b-core a-metro1 50", "cost b-core a-metro2 50"},
+	    {"cost b-core a-metro1 50\n", ""},
+	    {"cost b-core a-metro1 50", "cost b-core a-metro1 50\ndefault-pid c-all"},
+	    {"prefix c-all 10.30.0.0/16 fd00:30::/32\n", "prefix b-core 10.30.0.0/16 "
+	                                                 "fd00:30::/32\n"},
 	};
 	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
 		char *t = edited(changes[i][0], changes[i][1]);
 		v = vtag_of(t);
 		if (strcmp(v, base) == 0)
-			fail_msg("vtag unchanged after '%s' -> '%s'", changes[i][0],
-				 changes[i][1]);
+			fail_msg("vtag unchanged after '%s' -> '%s'", changes[i][0], changes[i][1]);
 		free(v);
 		free(t);
 	}
@@ -526,7 +524,7 @@ static char *slurp(const char *rel)
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		fail_msg("cannot open %s (run from the repository root or set ITRACKER_ROOT)",
-			 path);
+		         path);
 	char *buf = malloc(1 << 20);
 	size_t n = fread(buf, 1, (1 << 20) - 1, f);
 	buf[n] = '\0';
@@ -547,13 +545,13 @@ static void assert_same_content(const struct itr_netmap *a, const struct itr_net
 		assert_int_equal(p->nprefixes, q->nprefixes);
 		for (size_t k = 0; k < p->nprefixes; k++)
 			assert_memory_equal(&p->prefixes[k], &q->prefixes[k],
-					    sizeof(struct itr_prefix));
+			                    sizeof(struct itr_prefix));
 		for (size_t j = 0; j < itr_netmap_pid_count(a); j++) {
 			const struct itr_pid *p2 = itr_netmap_pid_at(a, j);
 			const struct itr_pid *q2 = itr_netmap_pid_at(b, j);
 			assert_int_equal(itr_netmap_cost(a, p, p2), itr_netmap_cost(b, q, q2));
 			assert_int_equal(itr_netmap_cost_is_explicit(a, p, p2),
-					 itr_netmap_cost_is_explicit(b, q, q2));
+			                 itr_netmap_cost_is_explicit(b, q, q2));
 		}
 	}
 	for (int t = 0; t < ITR_TIER_MAX; t++)
@@ -592,8 +590,8 @@ static void test_text_and_alto_examples_agree(void **state)
 /* ---- ALTO JSON ---------------------------------------------------------- */
 
 static const char JSON_HEAD[] = "{\"network-map\": {\"meta\": {\"vtag\": "
-				"{\"resource-id\": \"nm\", \"tag\": \"t1\"}},"
-				"\"network-map\": {";
+                                "{\"resource-id\": \"nm\", \"tag\": \"t1\"}},"
+                                "\"network-map\": {";
 
 static void json_fails(const char *body, int line, const char *needle)
 {
@@ -605,7 +603,7 @@ static void json_fails(const char *body, int line, const char *needle)
 	}
 	if (err.line != line || !strstr(err.reason, needle))
 		fail_msg("want line %d '%s', got line %d col %d '%s'", line, needle, err.line,
-			 err.column, err.reason);
+		         err.column, err.reason);
 }
 
 static char *json_doc(const char *pids, const char *rest)
@@ -624,9 +622,9 @@ static void check_json(const char *pids, const char *rest, const char *needle)
 }
 
 static const char COSTMETA[] = ",\"cost-map\": {\"meta\": {\"dependent-vtags\": "
-			       "[{\"resource-id\": \"nm\", \"tag\": \"t1\"}], \"cost-type\": "
-			       "{\"cost-mode\": \"numerical\", \"cost-metric\": \"routingcost\"}},"
-			       "\"cost-map\": ";
+                               "[{\"resource-id\": \"nm\", \"tag\": \"t1\"}], \"cost-type\": "
+                               "{\"cost-mode\": \"numerical\", \"cost-metric\": \"routingcost\"}},"
+                               "\"cost-map\": ";
 
 static void test_alto_errors(void **state)
 {
@@ -636,36 +634,36 @@ static void test_alto_errors(void **state)
 	json_fails("[]", 0, "top level must be an object");
 	json_fails("{}", 0, "network-map: missing field");
 	json_fails("{\"network-map\": {\"network-map\": {}}}", 0,
-		   "network-map.meta: missing field");
+	           "network-map.meta: missing field");
 	check_json("\"a\": {\"ipv4\": [\"10.0.0.0/8\", \"11.0.0.0/8\", \"12.0.0.1/8\"]}", "",
-		   "network-map.network-map.a.ipv4[2]: bad prefix '12.0.0.1/8': host bits set");
+	           "network-map.network-map.a.ipv4[2]: bad prefix '12.0.0.1/8': host bits set");
 	check_json("\"a\": {\"ipv4\": [\"10.0.0.0/33\"]}", "",
-		   "network-map.network-map.a.ipv4[0]: bad prefix '10.0.0.0/33'");
+	           "network-map.network-map.a.ipv4[0]: bad prefix '10.0.0.0/33'");
 	check_json("\"a\": {\"ipv6\": [\"10.0.0.0/8\"]}", "",
-		   "network-map.network-map.a.ipv6[0]: IPv4 prefix '10.0.0.0/8' in the ipv6 list");
+	           "network-map.network-map.a.ipv6[0]: IPv4 prefix '10.0.0.0/8' in the ipv6 list");
 	check_json("\"a\": {\"ipv4\": \"10.0.0.0/8\"}", "",
-		   "network-map.network-map.a.ipv4: must be an array");
+	           "network-map.network-map.a.ipv4: must be an array");
 	check_json("\"a\": {\"ipv4\": [\"10.0.0.0/8\"]}, \"b\": {\"ipv4\": [\"11.0.0.0/8\", "
-		   "\"10.0.0.0/8\"]}",
-		   "",
-		   "network-map.network-map.b.ipv4[1]: prefix 10.0.0.0/8 already belongs to PID "
-		   "'a' (network-map.network-map.a.ipv4[0])");
+	           "\"10.0.0.0/8\"]}",
+	           "",
+	           "network-map.network-map.b.ipv4[1]: prefix 10.0.0.0/8 already belongs to PID "
+	           "'a' (network-map.network-map.a.ipv4[0])");
 	check_json("\"a.b\": {}", "", "network-map.network-map.a.b: bad PID name");
 	check_json("\"a\": {}", ",\"itracker\": {\"pids\": {\"a\": {\"id\": 0}}}",
-		   "itracker.pids.a.id: id 0 out of range");
+	           "itracker.pids.a.id: id 0 out of range");
 	check_json("\"a\": {}, \"b\": {}",
-		   ",\"itracker\": {\"pids\": {\"a\": {\"id\": 3}, \"b\": {\"id\": 3}}}",
-		   "itracker.pids.b.id: id 3 already used by PID 'a'");
+	           ",\"itracker\": {\"pids\": {\"a\": {\"id\": 3}, \"b\": {\"id\": 3}}}",
+	           "itracker.pids.b.id: id 3 already used by PID 'a'");
 	check_json("\"a\": {}", ",\"itracker\": {\"pids\": {\"zz\": {\"id\": 3}}}",
-		   "itracker.pids.zz: PID not in the network map");
+	           "itracker.pids.zz: PID not in the network map");
 	check_json("\"a\": {}", ",\"itracker\": {\"pids\": {\"a\": {\"asid\": -1}}}",
-		   "itracker.pids.a.asid: negative value");
+	           "itracker.pids.a.asid: negative value");
 	check_json("\"a\": {}", ",\"itracker\": {\"default-pid\": \"zz\"}",
-		   "itracker.default-pid: unknown PID 'zz'");
+	           "itracker.default-pid: unknown PID 'zz'");
 	check_json("\"a\": {}", ",\"itracker\": {\"tiers\": {\"same-as\": 1}}",
-		   "itracker.tiers: tier same-as (1) is below tier same-loc (5)");
+	           "itracker.tiers: tier same-as (1) is below tier same-loc (5)");
 	check_json("\"a\": {}", ",\"itracker\": {\"tiers\": {\"far\": 1}}",
-		   "itracker.tiers.far: unknown tier");
+	           "itracker.tiers.far: unknown tier");
 
 	char rest[1024];
 	snprintf(rest, sizeof(rest), "%s{\"a\": {\"zz\": 1}}}", COSTMETA);
@@ -679,17 +677,17 @@ static void test_alto_errors(void **state)
 	snprintf(rest, sizeof(rest), "%s{\"a\": {\"a\": 4294967296}}}", COSTMETA);
 	check_json("\"a\": {}", rest, "out of range");
 	check_json("\"a\": {}",
-		   ",\"cost-map\": {\"meta\": {\"dependent-vtags\": [{\"resource-id\": \"nm\", "
-		   "\"tag\": \"t2\"}], \"cost-type\": {\"cost-mode\": \"ordinal\", "
-		   "\"cost-metric\": \"routingcost\"}}, \"cost-map\": {}}",
-		   "does not match the network map's tag");
+	           ",\"cost-map\": {\"meta\": {\"dependent-vtags\": [{\"resource-id\": \"nm\", "
+	           "\"tag\": \"t2\"}], \"cost-type\": {\"cost-mode\": \"ordinal\", "
+	           "\"cost-metric\": \"routingcost\"}}, \"cost-map\": {}}",
+	           "does not match the network map's tag");
 	check_json("\"a\": {}",
-		   ",\"cost-map\": {\"meta\": {\"dependent-vtags\": [{\"resource-id\": \"nm\", "
-		   "\"tag\": \"t1\"}], \"cost-type\": {\"cost-mode\": \"ordinal\", "
-		   "\"cost-metric\": \"hopcount\"}}, \"cost-map\": {}}",
-		   "only routingcost");
+	           ",\"cost-map\": {\"meta\": {\"dependent-vtags\": [{\"resource-id\": \"nm\", "
+	           "\"tag\": \"t1\"}], \"cost-type\": {\"cost-mode\": \"ordinal\", "
+	           "\"cost-metric\": \"hopcount\"}}, \"cost-map\": {}}",
+	           "only routingcost");
 	check_json("\"a\": {}", ",\"cost-map\": {\"meta\": {}, \"cost-map\": {}}",
-		   "cost-map.meta.cost-type: missing field");
+	           "cost-map.meta.cost-type: missing field");
 }
 
 static void test_alto_ids_and_costs(void **state)
@@ -699,12 +697,13 @@ static void test_alto_ids_and_costs(void **state)
 	/* c has id 2 explicitly; a, b, d get 1, 3, 4 in name order. A 2.0 cost
 	 * is an integer. */
 	snprintf(rest, sizeof(rest),
-		 "%s{\"a\": {\"b\": 2.0, \"d\": 0}}}, \"itracker\": {\"pids\": {\"c\": "
-		 "{\"id\": 2, \"asid\": 7, \"loc\": 3}}, \"default-pid\": \"d\"}",
-		 COSTMETA);
-	char *doc = json_doc("\"d\": {\"ipv4\": []}, \"b\": {\"ipv6\": [\"2001:db8::/32\"], "
-			     "\"anycast\": [\"x\"]}, \"c\": {}, \"a\": {\"ipv4\": [\"10.0.0.0/8\"]}",
-			     rest);
+	         "%s{\"a\": {\"b\": 2.0, \"d\": 0}}}, \"itracker\": {\"pids\": {\"c\": "
+	         "{\"id\": 2, \"asid\": 7, \"loc\": 3}}, \"default-pid\": \"d\"}",
+	         COSTMETA);
+	char *doc =
+	    json_doc("\"d\": {\"ipv4\": []}, \"b\": {\"ipv6\": [\"2001:db8::/32\"], "
+	             "\"anycast\": [\"x\"]}, \"c\": {}, \"a\": {\"ipv4\": [\"10.0.0.0/8\"]}",
+	             rest);
 	struct itr_netmap *m = parse_json(doc);
 	free(doc);
 	assert_non_null(m);
@@ -742,12 +741,12 @@ static void test_diff_order(void **state)
 {
 	(void)state;
 	struct itr_netmap_kentry old[] = {
-		kentry("10.0.0.0/8", 1), kentry("10.1.0.0/16", 2), kentry("10.2.0.0/16", 3),
-		kentry("10.9.0.0/16", 4), kentry("fd00::/16", 1), kentry("fd01::/16", 5),
+	    kentry("10.0.0.0/8", 1),  kentry("10.1.0.0/16", 2), kentry("10.2.0.0/16", 3),
+	    kentry("10.9.0.0/16", 4), kentry("fd00::/16", 1),   kentry("fd01::/16", 5),
 	};
 	struct itr_netmap_kentry new_entries[] = {
-		kentry("9.0.0.0/8", 7),  kentry("10.0.0.0/8", 1), kentry("10.1.0.0/16", 9),
-		kentry("10.9.0.0/24", 4), kentry("fd00::/16", 1), kentry("fd02::/16", 5),
+	    kentry("9.0.0.0/8", 7),   kentry("10.0.0.0/8", 1), kentry("10.1.0.0/16", 9),
+	    kentry("10.9.0.0/24", 4), kentry("fd00::/16", 1),  kentry("fd02::/16", 5),
 	};
 	size_t nold = sizeof(old) / sizeof(old[0]), nnew = sizeof(new_entries) / sizeof(old[0]);
 	itr_netmap_kentries_sort(old, nold);
@@ -805,7 +804,7 @@ static void test_diff_between_maps(void **state)
 	(void)state;
 	struct itr_netmap *a = parse(EXAMPLE);
 	char *t = edited("prefix c-all 10.30.0.0/16 fd00:30::/32",
-			 "prefix c-all 10.30.0.0/15 fd00:30::/32\ndefault-pid c-all");
+	                 "prefix c-all 10.30.0.0/15 fd00:30::/32\ndefault-pid c-all");
 	char *t2 = edited("asn 64501 loc 11", "asn 64501 loc 12");
 	struct itr_netmap *b = parse(t), *c = parse(t2);
 	free(t);
@@ -887,26 +886,26 @@ static void test_prefix_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_errors_prefixes),
-		cmocka_unit_test(test_errors_unknown_pid),
-		cmocka_unit_test(test_errors_names),
-		cmocka_unit_test(test_errors_costs_and_fields),
-		cmocka_unit_test(test_errors_nul_byte),
-		cmocka_unit_test(test_errors_tiers),
-		cmocka_unit_test(test_error_columns_and_format),
-		cmocka_unit_test(test_file_limits),
-		cmocka_unit_test(test_lookups),
-		cmocka_unit_test(test_default_pid),
-		cmocka_unit_test(test_longest_prefix_many_lengths),
-		cmocka_unit_test(test_costs_and_class),
-		cmocka_unit_test(test_vtag),
-		cmocka_unit_test(test_text_and_alto_examples_agree),
-		cmocka_unit_test(test_alto_errors),
-		cmocka_unit_test(test_alto_ids_and_costs),
-		cmocka_unit_test(test_diff_order),
-		cmocka_unit_test(test_diff_between_maps),
-		cmocka_unit_test(test_current_publish),
-		cmocka_unit_test(test_prefix_parse),
+	    cmocka_unit_test(test_errors_prefixes),
+	    cmocka_unit_test(test_errors_unknown_pid),
+	    cmocka_unit_test(test_errors_names),
+	    cmocka_unit_test(test_errors_costs_and_fields),
+	    cmocka_unit_test(test_errors_nul_byte),
+	    cmocka_unit_test(test_errors_tiers),
+	    cmocka_unit_test(test_error_columns_and_format),
+	    cmocka_unit_test(test_file_limits),
+	    cmocka_unit_test(test_lookups),
+	    cmocka_unit_test(test_default_pid),
+	    cmocka_unit_test(test_longest_prefix_many_lengths),
+	    cmocka_unit_test(test_costs_and_class),
+	    cmocka_unit_test(test_vtag),
+	    cmocka_unit_test(test_text_and_alto_examples_agree),
+	    cmocka_unit_test(test_alto_errors),
+	    cmocka_unit_test(test_alto_ids_and_costs),
+	    cmocka_unit_test(test_diff_order),
+	    cmocka_unit_test(test_diff_between_maps),
+	    cmocka_unit_test(test_current_publish),
+	    cmocka_unit_test(test_prefix_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
