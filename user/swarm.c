@@ -591,23 +591,20 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 	size_t rest_take = rest_n < budget - own_take ? rest_n : budget - own_take;
 
 	got = take_window(v, fam, own_lo, own_hi, own_take, req->seed ^ req->group, req, out);
-	size_t rest_room = budget - got < rest_take ? budget - got : rest_take;
-	for (uint32_t i = 0; i < v->len && rest_room > 0;) {
+	/* Each other group gets a share proportional to its size; shares are
+	 * differences of rounded cumulative sums, so they add up to rest_take. */
+	size_t rest_seen = 0;
+	for (uint32_t i = 0; i < v->len && rest_take > 0;) {
 		if (i == own_lo && own_n) {
 			i = own_hi;
 			continue;
 		}
 		uint16_t group = rec_group(v->rec + (size_t)i * rec_size[fam]);
 		uint32_t end = group_end(v, fam, group);
-		size_t share = rest_take * (end - i) / rest_n;
-		if (share == 0)
-			share = 1;
-		if (share > rest_room)
-			share = rest_room;
-		size_t n = take_window(v, fam, i, end, share, mix64(req->seed) ^ group, req,
-				       out + got);
-		got += n;
-		rest_room -= n;
+		size_t before = rest_take * rest_seen / rest_n;
+		rest_seen += end - i;
+		size_t share = rest_take * rest_seen / rest_n - before;
+		got += take_window(v, fam, i, end, share, mix64(req->seed) ^ group, req, out + got);
 		i = end;
 	}
 out:

@@ -1,0 +1,395 @@
+/* test_swarm.c - the in-memory peer store: add/refresh/remove, counts,
+ * seeder flips, per-group selection (own group first, bounded, stable,
+ * no self, no seeders for seeders), families kept apart, expiry in whole
+ * minutes, the torrent and peer limits (with their log line), regrouping
+ * after a map change, table deletes, and concurrent announces.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "swarm.h"
+
+/* Test grouping: an IPv4 address 10.0.G.H belongs to group G (+ shift). */
+static unsigned group_shift;
+static uint16_t group_by_third_octet(void *ctx, uint8_t family, const uint8_t *addr)
+{
+	(void)ctx;
+	return (uint16_t)((family == 4 ? addr[2] : addr[15]) + group_shift);
+}
+
+static struct itr_swarm_grouping grouping = {
+	.generation = 1,
+	.group_of = group_by_third_octet,
+};
+
+static struct itr_peer_addr v4(uint8_t g, uint8_t h, uint16_t port)
+{
+	struct itr_peer_addr p = {.family = 4, .port = port};
+	p.addr[0] = 10;
+	p.addr[2] = g;
+	p.addr[3] = h;
+	return p;
+}
+
+static struct itr_peer_addr v6(uint8_t last, uint16_t port)
+{
+	struct itr_peer_addr p = {.family = 6, .port = port};
+	p.addr[0] = 0xfd;
+	p.addr[15] = last;
+	return p;
+}
+
+static uint8_t ih_a[20] = "aaaaaaaaaaaaaaaaaaaa";
+static uint8_t ih_b[20] = "bbbbbbbbbbbbbbbbbbbb";
+
+static struct itr_swarm_store *new_store(size_t max_torrents, size_t max_peers)
+{
+	struct itr_swarm_config cfg = {
+		.max_torrents = max_torrents,
+		.max_peers = max_peers,
+		.peer_expiry = 120,
+		.shards = 4,
+	};
+	struct itr_swarm_store *s = itr_swarm_mem_new(&cfg);
+	assert_non_null(s);
+	return s;
+}
+
+static enum itr_swarm_status announce(struct itr_swarm_store *s, const uint8_t *ih,
+				      struct itr_peer_addr p, bool seeder, bool completed,
+				      uint32_t now, struct itr_swarm_counts *c)
+{
+	struct itr_swarm_announce a = {
+		.peer = p,
+		.group = group_by_third_octet(NULL, p.family, p.addr),
+		.seeder = seeder,
+		.completed = completed,
+	};
+	return itr_swarm_announce(s, ih, &a, &grouping, now, c);
+}
+
+static void test_add_refresh_remove(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	struct itr_swarm_counts c;
+
+	assert_int_equal(itr_swarm_scrape(s, ih_a, 0, &c), -1);
+	assert_int_equal(announce(s, ih_a, v4(1, 1, 6881), false, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(c.incomplete, 1);
+	assert_int_equal(c.complete, 0);
+	/* same address and port again: refreshed, not duplicated */
+	announce(s, ih_a, v4(1, 1, 6881), false, false, 10, &c);
+	assert_int_equal(c.incomplete, 1);
+	/* another port of the same address is another peer */
+	announce(s, ih_a, v4(1, 1, 6882), false, false, 10, &c);
+	assert_int_equal(c.incomplete, 2);
+	/* it completes: becomes a seeder, one download counted, once */
+	announce(s, ih_a, v4(1, 1, 6882), true, true, 20, &c);
+	assert_int_equal(c.complete, 1);
+	assert_int_equal(c.incomplete, 1);
+	assert_int_equal(c.downloaded, 1);
+	announce(s, ih_a, v4(1, 1, 6882), true, true, 30, &c);
+	assert_int_equal(c.downloaded, 1);
+	/* and back to leeching (a new download of a changed torrent) */
+	announce(s, ih_a, v4(1, 1, 6882), false, false, 40, &c);
+	assert_int_equal(c.complete, 0);
+	assert_int_equal(c.incomplete, 2);
+
+	assert_int_equal(itr_swarm_remove(s, ih_a, &(struct itr_peer_addr){0}, 0, &grouping, 40, &c),
+			 -1);
+	struct itr_peer_addr p = v4(1, 1, 6881);
+	assert_int_equal(itr_swarm_remove(s, ih_a, &p, 1, &grouping, 40, &c), 0);
+	assert_int_equal(c.incomplete, 1);
+	assert_int_equal(itr_swarm_remove(s, ih_a, &p, 1, &grouping, 40, &c), -1);
+
+	assert_int_equal(itr_swarm_scrape(s, ih_a, 40, &c), 0);
+	assert_int_equal(c.incomplete, 1);
+	assert_int_equal(itr_swarm_scrape(s, ih_b, 40, &c), -1);
+
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 1);
+	assert_int_equal(st.peers_v4, 1);
+	assert_int_equal(st.peers_v6, 0);
+	assert_true(st.bytes > 0);
+	itr_swarm_destroy(s);
+}
+
+static size_t select_for(struct itr_swarm_store *s, struct itr_peer_addr client, bool seeder,
+			 size_t max, uint64_t seed, struct itr_peer_addr *out)
+{
+	struct itr_swarm_select req = {
+		.client = client,
+		.group = group_by_third_octet(NULL, client.family, client.addr),
+		.no_seeders = seeder,
+		.seed = seed,
+		.max = max,
+	};
+	return itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
+}
+
+static void test_select(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	/* groups 1..4 with 50 peers each; in group 2 every other peer seeds */
+	for (uint8_t g = 1; g <= 4; g++)
+		for (uint8_t h = 1; h <= 50; h++)
+			announce(s, ih_a, v4(g, h, 6881), g == 2 && h % 2 == 0, false, 0, NULL);
+	for (uint8_t h = 1; h <= 5; h++)
+		announce(s, ih_a, v6(h, 6881), false, false, 0, NULL);
+
+	struct itr_peer_addr out[300], again[300];
+	struct itr_peer_addr me = v4(2, 1, 6881);
+
+	/* everything fits: all 199 other IPv4 peers, never the client, no v6 */
+	size_t n = select_for(s, me, false, 300, 7, out);
+	assert_int_equal(n, 199);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(out[i].family, 4);
+		assert_false(memcmp(out[i].addr, me.addr, 4) == 0 && out[i].port == me.port);
+	}
+
+	/* bounded: own group first (half of the budget at most when others
+	 * exist), the rest sampled across every other group */
+	n = select_for(s, me, false, 40, 7, out);
+	assert_int_equal(n, 40);
+	size_t own = 0, per_group[5] = {0};
+	for (size_t i = 0; i < n; i++) {
+		per_group[out[i].addr[2]]++;
+		if (out[i].addr[2] == 2)
+			own++;
+	}
+	assert_int_equal(own, 20);
+	for (int g = 1; g <= 4; g++)
+		assert_true(per_group[g] > 0);
+	for (size_t i = 0; i < 20; i++)
+		assert_int_equal(out[i].addr[2], 2); /* own group comes first */
+
+	/* stable: same swarm, same seed -> same answer */
+	size_t m = select_for(s, me, false, 40, 7, again);
+	assert_int_equal(m, n);
+	assert_memory_equal(out, again, n * sizeof(out[0]));
+	/* another client (seed) gets another window */
+	m = select_for(s, me, false, 40, 8, again);
+	assert_int_equal(m, n);
+	assert_memory_not_equal(out, again, n * sizeof(out[0]));
+
+	/* a seeder gets no seeders */
+	n = select_for(s, me, true, 300, 7, out);
+	assert_int_equal(n, 174); /* 200 - 25 seeders - me */
+	for (size_t i = 0; i < n; i++)
+		assert_false(out[i].addr[2] == 2 && out[i].addr[3] % 2 == 0);
+
+	/* IPv6 clients get IPv6 peers only */
+	n = select_for(s, v6(1, 6881), false, 300, 7, out);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(out[i].family, 6);
+
+	/* unknown torrent, zero budget */
+	struct itr_swarm_select req = {.client = me, .max = 10};
+	assert_int_equal(itr_swarm_select(s, ih_b, &req, &grouping, 0, out), 0);
+	assert_int_equal(select_for(s, me, false, 0, 7, out), 0);
+	itr_swarm_destroy(s);
+}
+
+static void test_expiry_minutes(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0); /* peer_expiry 120 s = 2 minutes */
+	struct itr_swarm_counts c;
+	uint32_t t0 = 6000; /* minute 100 */
+	announce(s, ih_a, v4(1, 1, 1), false, false, t0, NULL);
+	announce(s, ih_a, v4(1, 2, 1), false, false, t0 + 60, NULL);
+	assert_int_equal(itr_swarm_expire(s, t0 + 179), 0); /* minute 102: 2 old */
+	assert_int_equal(itr_swarm_scrape(s, ih_a, t0 + 179, &c), 0);
+	assert_int_equal(c.incomplete, 2);
+	assert_int_equal(itr_swarm_expire(s, t0 + 180), 1); /* minute 103: first gone */
+	/* lazy expiry on touch, without an expire pass */
+	assert_int_equal(itr_swarm_scrape(s, ih_a, t0 + 240, &c), 0);
+	assert_int_equal(c.incomplete, 0);
+	/* the empty torrent goes at the next pass */
+	itr_swarm_expire(s, t0 + 240);
+	assert_int_equal(itr_swarm_scrape(s, ih_a, t0 + 240, &c), -1);
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 0);
+	assert_int_equal(st.expired_peers, 2);
+	itr_swarm_destroy(s);
+}
+
+/* Runs fn with stderr going to a temporary file; returns what was written. */
+static char *capture_stderr(void (*fn)(struct itr_swarm_store *), struct itr_swarm_store *s)
+{
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *tmp = tmpfile();
+	assert_non_null(tmp);
+	dup2(fileno(tmp), 2);
+	fn(s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	long len = ftell(tmp);
+	char *text = calloc(1, (size_t)len + 1);
+	rewind(tmp);
+	assert_int_equal(fread(text, 1, (size_t)len, tmp), (size_t)len);
+	fclose(tmp);
+	return text;
+}
+
+static void hit_limits(struct itr_swarm_store *s)
+{
+	struct itr_swarm_counts c;
+	assert_int_equal(announce(s, ih_a, v4(1, 1, 1), false, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(announce(s, ih_a, v4(1, 2, 1), false, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(announce(s, ih_b, v4(1, 3, 1), false, false, 0, &c), ITR_SWARM_STORED);
+	/* third torrent refused */
+	uint8_t ih_c[20] = "cccccccccccccccccccc";
+	assert_int_equal(announce(s, ih_c, v4(1, 4, 1), false, false, 0, &c),
+			 ITR_SWARM_NO_TORRENTS);
+	assert_int_equal(itr_swarm_scrape(s, ih_c, 0, &c), -1);
+	/* fourth peer refused; a known peer still refreshes */
+	assert_int_equal(announce(s, ih_b, v4(1, 5, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
+	assert_int_equal(c.incomplete, 1);
+	assert_int_equal(announce(s, ih_a, v4(1, 1, 1), true, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(c.complete, 1);
+	/* a second refusal in the same minute does not log again */
+	assert_int_equal(announce(s, ih_b, v4(1, 6, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(2, 3);
+	char *log = capture_stderr(hit_limits, s);
+	assert_non_null(strstr(log, "torrents limit of 2 reached"));
+	assert_non_null(strstr(log, "peers limit of 3 reached"));
+	const char *first = strstr(log, "peers limit");
+	assert_null(strstr(first + 1, "peers limit")); /* once per minute */
+	free(log);
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.refused_torrents, 1);
+	assert_int_equal(st.refused_peers, 2);
+	assert_int_equal(st.peers_v4, 3);
+	itr_swarm_destroy(s);
+}
+
+static void test_regroup(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	struct itr_swarm_counts c;
+	group_shift = 0;
+	grouping.generation = 1;
+	for (uint8_t h = 1; h <= 10; h++)
+		announce(s, ih_a, v4((uint8_t)(h % 2 + 1), h, 1), false, false, 0, NULL);
+	/* the map changes: every group number moves */
+	group_shift = 100;
+	grouping.generation = 2;
+	/* a re-announce finds the existing record under its new group */
+	announce(s, ih_a, v4(2, 1, 1), false, false, 0, &c);
+	assert_int_equal(c.incomplete, 10);
+	/* selection by the new group numbers finds the right peers */
+	struct itr_peer_addr out[10];
+	size_t n = select_for(s, v4(2, 99, 1), false, 4, 1, out);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(out[i].addr[2], 2);
+	/* a request still holding the older map: found by address, no duplicate */
+	grouping.generation = 1;
+	group_shift = 0;
+	announce(s, ih_a, v4(1, 2, 1), false, false, 0, &c);
+	assert_int_equal(c.incomplete, 10);
+	grouping.generation = 1;
+	group_shift = 0;
+	itr_swarm_destroy(s);
+}
+
+static void test_many_torrents(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	struct itr_swarm_counts c;
+	uint8_t ih[20] = {0};
+	/* odd torrents announced at minute 0, even ones at minute 10 */
+	for (uint32_t i = 0; i < 5000; i++) {
+		memcpy(ih, &i, sizeof(i));
+		announce(s, ih, v4(1, 1, 1), false, false, i % 2 ? 0 : 600, NULL);
+	}
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 5000);
+	/* at minute 12 the odd ones have expired and are deleted, which
+	 * shuffles probe runs: every even one must still be found */
+	assert_int_equal(itr_swarm_expire(s, 720), 2500);
+	for (uint32_t i = 0; i < 5000; i++) {
+		memcpy(ih, &i, sizeof(i));
+		assert_int_equal(itr_swarm_scrape(s, ih, 720, &c), i % 2 ? -1 : 0);
+	}
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 2500);
+	itr_swarm_destroy(s);
+}
+
+struct worker {
+	struct itr_swarm_store *s;
+	uint8_t id;
+};
+
+static void *announce_worker(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t ih[20] = {0};
+	for (int round = 0; round < 3; round++)
+		for (unsigned t = 0; t < 50; t++) {
+			ih[0] = (uint8_t)t;
+			for (uint8_t h = 0; h < 40; h++)
+				announce(w->s, ih, v4(w->id, h, 1), false, false, 0, NULL);
+		}
+	return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	pthread_t th[4];
+	struct worker w[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (struct worker){.s = s, .id = (uint8_t)(i + 1)};
+		pthread_create(&th[i], NULL, announce_worker, &w[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 50);
+	assert_int_equal(st.peers_v4, 50 * 4 * 40);
+	itr_swarm_destroy(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_add_refresh_remove),
+		cmocka_unit_test(test_select),
+		cmocka_unit_test(test_expiry_minutes),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_regroup),
+		cmocka_unit_test(test_many_torrents),
+		cmocka_unit_test(test_concurrent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
