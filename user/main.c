@@ -104,8 +104,10 @@ static void usage(FILE *out)
 		"      --own-pid-share PCT  at most PCT %% of a list from the client's PID (100)\n"
 		"      --own-as-share PCT   at most PCT %% from the client's AS (100)\n"
 		"      --min-external N     at least N peers from other ASes when any exist (1)\n"
-		"      --max-external N     at most N peers from other ASes while the client's\n"
-		"                           AS has enough peers to fill the list (see README)\n"
+		"      --max-external N     at most N peers from other ASes (default 2), unless\n"
+		"                           more are needed to reach --min-list\n"
+		"      --min-list N         top a short list up to N peers with outside peers\n"
+		"                           in cost order (default 11)\n"
 		"Other:\n"
 		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
 		"                           option names as above without '--', '#' comments\n"
@@ -226,6 +228,7 @@ enum {
 	OPT_OWN_AS_SHARE,
 	OPT_MIN_EXTERNAL,
 	OPT_MAX_EXTERNAL,
+	OPT_MIN_LIST,
 };
 
 static const struct option long_opts[] = {
@@ -255,6 +258,7 @@ static const struct option long_opts[] = {
 	{"own-as-share", required_argument, NULL, OPT_OWN_AS_SHARE},
 	{"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
 	{"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
+	{"min-list", required_argument, NULL, OPT_MIN_LIST},
 	{"config", required_argument, NULL, 'c'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -418,6 +422,9 @@ static void apply_option(struct options *o, int c, const char *arg)
 		break;
 	case OPT_MAX_EXTERNAL:
 		o->policy_rank.max_external = option_u32("--max-external", arg, 0, 10000);
+		break;
+	case OPT_MIN_LIST:
+		o->policy_rank.min_list = option_u32("--min-list", arg, 0, 10000);
 		break;
 	case 'c':
 		read_config(o, arg);
