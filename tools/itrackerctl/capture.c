@@ -1,0 +1,153 @@
+/* capture.c - read pcap and pcapng files with libpcap and hand out every
+ * record as an Ethernet frame, synthesising the Ethernet header for Linux
+ * cooked (SLL, SLL2: `tcpdump -i any`) and raw IP captures.
+ *
+ * Kept apart from the BPF code: <pcap/bpf.h> and <linux/bpf.h> both define
+ * struct bpf_insn and cannot share a translation unit.
+ */
+#include <linux/if_ether.h>
+#include <pcap/pcap.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+/* Frames up to 64 KiB (GRO'd captures) plus a synthesised header. */
+#define CAPTURE_FRAME_BUF 65600
+
+struct ctl_capture {
+	pcap_t *pcap;
+	int dlt;
+	uint8_t frame[CAPTURE_FRAME_BUF];
+};
+
+static bool link_type_supported(int dlt)
+{
+	switch (dlt) {
+	case DLT_EN10MB:
+	case DLT_LINUX_SLL:
+	case DLT_LINUX_SLL2:
+	case DLT_RAW:
+#ifdef DLT_IPV4
+	case DLT_IPV4:
+	case DLT_IPV6:
+#endif
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Turns a captured record into an Ethernet frame in out; returns its length
+ * or 0 if the link type's payload is not something the program parses. */
+static size_t to_ethernet(int dlt, const uint8_t *pkt, size_t len, uint8_t *out, size_t outcap)
+{
+	static const uint8_t macs[12] = {0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01};
+	uint16_t proto;
+	size_t hdr;
+	switch (dlt) {
+	case DLT_EN10MB:
+		if (len < ETH_HLEN || len > outcap)
+			return 0;
+		memcpy(out, pkt, len);
+		return len;
+	case DLT_LINUX_SLL: /* 16 bytes, protocol at offset 14 */
+		if (len < 16)
+			return 0;
+		proto = (uint16_t)(pkt[14] << 8 | pkt[15]);
+		hdr = 16;
+		break;
+	case DLT_LINUX_SLL2: /* 20 bytes, protocol at offset 0 */
+		if (len < 20)
+			return 0;
+		proto = (uint16_t)(pkt[0] << 8 | pkt[1]);
+		hdr = 20;
+		break;
+	case DLT_RAW:
+#ifdef DLT_IPV4
+	case DLT_IPV4:
+	case DLT_IPV6:
+#endif
+		if (len < 1)
+			return 0;
+		proto = (pkt[0] >> 4) == 6 ? ETH_P_IPV6 : ETH_P_IP;
+		hdr = 0;
+		break;
+	default:
+		return 0;
+	}
+	if (len - hdr + ETH_HLEN > outcap)
+		return 0;
+	memcpy(out, macs, 12);
+	out[12] = (uint8_t)(proto >> 8);
+	out[13] = (uint8_t)proto;
+	memcpy(out + ETH_HLEN, pkt + hdr, len - hdr);
+	return len - hdr + ETH_HLEN;
+}
+
+struct ctl_capture *ctl_capture_open(const char *file, char *err, size_t errlen)
+{
+	char errbuf[PCAP_ERRBUF_SIZE];
+	pcap_t *pcap = pcap_open_offline(file, errbuf);
+	if (!pcap) {
+		snprintf(err, errlen, "%s", errbuf);
+		return NULL;
+	}
+	int dlt = pcap_datalink(pcap);
+	if (!link_type_supported(dlt)) {
+		snprintf(err, errlen,
+		         "%s: link type %s is not supported (Ethernet, Linux SLL/SLL2, raw IP)",
+		         file, pcap_datalink_val_to_name(dlt));
+		pcap_close(pcap);
+		return NULL;
+	}
+	struct ctl_capture *cap = malloc(sizeof(*cap));
+	if (!cap) {
+		snprintf(err, errlen, "out of memory");
+		pcap_close(pcap);
+		return NULL;
+	}
+	cap->pcap = pcap;
+	cap->dlt = dlt;
+	return cap;
+}
+
+const char *ctl_capture_linktype(const struct ctl_capture *cap)
+{
+	const char *name = pcap_datalink_val_to_name(cap->dlt);
+	return name ? name : "unknown";
+}
+
+int ctl_capture_next(struct ctl_capture *cap, const uint8_t **frame, size_t *len,
+                     uint64_t *wire_len)
+{
+	struct pcap_pkthdr *hdr;
+	const u_char *data;
+	int rc = pcap_next_ex(cap->pcap, &hdr, &data);
+	if (rc == PCAP_ERROR_BREAK)
+		return 0;
+	if (rc != 1)
+		return -1;
+	*frame = cap->frame;
+	*len = to_ethernet(cap->dlt, data, hdr->caplen, cap->frame, sizeof(cap->frame));
+	/* Bytes as the hook would see them: the wire length, with the link
+	 * header replaced by Ethernet's. */
+	*wire_len = *len ? (uint64_t)hdr->len - hdr->caplen + *len : 0;
+	return 1;
+}
+
+const char *ctl_capture_error(struct ctl_capture *cap)
+{
+	return pcap_geterr(cap->pcap);
+}
+
+void ctl_capture_close(struct ctl_capture *cap)
+{
+	if (!cap)
+		return;
+	pcap_close(cap->pcap);
+	free(cap);
+}

@@ -1,0 +1,577 @@
+/* cmd_classify.c - `itrackerctl classify FILE`: load a private copy of the
+ * data plane (the locality skeleton, maps pinned only under a fresh temp
+ * directory), optionally fill its tries from a network map, run every frame
+ * of a capture through the XDP program with BPF_PROG_TEST_RUN, and report the
+ * flows the program recorded: 5-tuple, BitTorrent kind, locality class, and
+ * the packets and bytes of each flow in the capture.
+ *
+ * Nothing touches the live data plane: the pin root used for loading is a
+ * new directory, so libbpf never reuses the pinned production maps.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <jansson.h>
+#include <linux/bpf.h>
+
+#include "ctl.h"
+#include "itracker_maps.h"
+#include "locality.skel.h"
+#include "netmap.h"
+#include "stats.h"
+
+static const char classify_usage[] =
+    "usage: itrackerctl classify FILE [--map FILE] [--json]\n"
+    "\n"
+    "Run every frame of a pcap or pcapng capture through the XDP program\n"
+    "(BPF_PROG_TEST_RUN on a private copy of the data plane; the live one is\n"
+    "not touched) and list the flows it recorded with their BitTorrent kind,\n"
+    "locality class, packets and bytes, then totals by kind.\n"
+    "Link types: Ethernet, Linux cooked (SLL, SLL2; tcpdump -i any), raw IP.\n"
+    "\n"
+    "  --map FILE  fill the LPM tries from this network map (else every\n"
+    "              address is unknown and every flow's class is \"unknown\")\n"
+    "  --json      JSON\n";
+
+/* The largest frame BPF_PROG_TEST_RUN accepts for a single-buffer XDP
+ * program is a page minus headroom and skb_shared_info; frames beyond it
+ * (GRO'd super-frames in a capture) are cut to this. */
+#define CLASSIFY_MAX_FRAME 3520
+
+struct flow_stats {
+	struct itr_flow_key key; /* first: tsearch compares keys */
+	uint64_t packets;
+	uint64_t bytes;
+	struct itr_flow_verdict verdict;
+	bool in_kernel;
+};
+
+static int flow_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct itr_flow_key));
+}
+
+struct classify_run {
+	void *flows_root; /* tsearch tree of struct flow_stats */
+	struct flow_stats **list;
+	size_t nflows, cap;
+	uint64_t frames, bytes, truncated, not_run, not_ip;
+	uint64_t verdicts[5]; /* XDP_ABORTED .. XDP_REDIRECT */
+};
+
+/* ---- frame handling ---------------------------------------------------- */
+
+/* The flow key the program builds for this frame (same parse rules: up to
+ * two VLAN tags, IPv4 first fragments, IPv6 with extension headers, TCP or
+ * UDP). 0 or -1 for frames it leaves alone. */
+static int frame_flow_key(const uint8_t *f, size_t len, struct itr_flow_key *key)
+{
+	size_t off = 12;
+	if (len < ETH_HLEN)
+		return -1;
+	uint16_t proto = (uint16_t)(f[off] << 8 | f[off + 1]);
+	off += 2;
+	for (int tags = 0; tags < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); tags++) {
+		if (len < off + 4)
+			return -1;
+		proto = (uint16_t)(f[off + 2] << 8 | f[off + 3]);
+		off += 4;
+	}
+	uint8_t saddr[16] = {0}, daddr[16] = {0}, l4, family;
+	size_t l4off;
+	if (proto == ETH_P_IP) {
+		if (len < off + 20 || (f[off] >> 4) != 4)
+			return -1;
+		size_t ihl = (size_t)(f[off] & 15) * 4;
+		if (ihl < 20 || len < off + ihl)
+			return -1;
+		if (((f[off + 6] << 8 | f[off + 7]) & 0x1fff) != 0)
+			return -1;
+		l4 = f[off + 9];
+		memcpy(saddr, f + off + 12, 4);
+		memcpy(daddr, f + off + 16, 4);
+		family = 4;
+		l4off = off + ihl;
+	} else if (proto == ETH_P_IPV6) {
+		if (len < off + 40 || (f[off] >> 4) != 6)
+			return -1;
+		l4 = f[off + 6];
+		memcpy(saddr, f + off + 8, 16);
+		memcpy(daddr, f + off + 24, 16);
+		family = 6;
+		l4off = off + 40;
+		for (int ext = 0; ext < 8; ext++) {
+			if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_ROUTING ||
+			    l4 == IPPROTO_DSTOPTS) {
+				if (len < l4off + 2)
+					return -1;
+				uint8_t next = f[l4off];
+				l4off += ((size_t)f[l4off + 1] + 1) * 8;
+				l4 = next;
+			} else if (l4 == IPPROTO_FRAGMENT) {
+				if (len < l4off + 8)
+					return -1;
+				if (((f[l4off + 2] << 8 | f[l4off + 3]) & 0xfff8) != 0)
+					return -1;
+				l4 = f[l4off];
+				l4off += 8;
+			} else {
+				break;
+			}
+		}
+	} else {
+		return -1;
+	}
+	if ((l4 != IPPROTO_TCP && l4 != IPPROTO_UDP) || len < l4off + 4)
+		return -1;
+	uint16_t sport = (uint16_t)(f[l4off] << 8 | f[l4off + 1]);
+	uint16_t dport = (uint16_t)(f[l4off + 2] << 8 | f[l4off + 3]);
+	int c = memcmp(saddr, daddr, 16);
+	bool src_lo = c < 0 || (c == 0 && sport <= dport);
+	memset(key, 0, sizeof(*key));
+	memcpy(key->addr_lo, src_lo ? saddr : daddr, 16);
+	memcpy(key->addr_hi, src_lo ? daddr : saddr, 16);
+	key->port_lo = htons(src_lo ? sport : dport);
+	key->port_hi = htons(src_lo ? dport : sport);
+	key->proto = l4;
+	key->family = family;
+	return 0;
+}
+
+static struct flow_stats *flow_get(struct classify_run *run, const struct itr_flow_key *key)
+{
+	struct flow_stats probe;
+	probe.key = *key;
+	void *found = tfind(&probe, &run->flows_root, flow_cmp);
+	if (found)
+		return *(struct flow_stats **)found;
+	if (run->nflows == run->cap) {
+		size_t ncap = run->cap ? run->cap * 2 : 256;
+		struct flow_stats **grown = realloc(run->list, ncap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		run->list = grown;
+		run->cap = ncap;
+	}
+	struct flow_stats *fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return NULL;
+	fs->key = *key;
+	if (!tsearch(fs, &run->flows_root, flow_cmp)) {
+		free(fs);
+		return NULL;
+	}
+	run->list[run->nflows++] = fs;
+	return fs;
+}
+
+static void noop_free(void *p)
+{
+	(void)p;
+}
+
+static void run_free(struct classify_run *run)
+{
+	tdestroy(run->flows_root, noop_free);
+	for (size_t i = 0; i < run->nflows; i++)
+		free(run->list[i]);
+	free(run->list);
+}
+
+/* Runs one frame; -errno if the kernel refused it at every size tried. */
+static int test_run(int prog_fd, const uint8_t *frame, size_t len, struct classify_run *run)
+{
+	const size_t sizes[] = {len, CLASSIFY_MAX_FRAME, 1518};
+	int err = EINVAL;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		if (i > 0 && (err != EINVAL || sizes[i] >= len))
+			continue;
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame,
+		            .data_size_in = (__u32)sizes[i], .repeat = 1);
+		if (bpf_prog_test_run_opts(prog_fd, &opts) == 0) {
+			if (opts.retval < sizeof(run->verdicts) / sizeof(run->verdicts[0]))
+				run->verdicts[opts.retval]++;
+			if (sizes[i] < len)
+				run->truncated++;
+			return 0;
+		}
+		err = errno;
+	}
+	return -err;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp" : "?";
+}
+
+static void endpoint_text(const uint8_t *addr, uint16_t port_be, uint8_t family, char *buf,
+                          size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+	inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr, a, sizeof(a));
+	if (family == 6)
+		snprintf(buf, len, "[%s]:%u", a, ntohs(port_be));
+	else
+		snprintf(buf, len, "%s:%u", a, ntohs(port_be));
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+	const struct flow_stats *x = *(const struct flow_stats *const *)a;
+	const struct flow_stats *y = *(const struct flow_stats *const *)b;
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return memcmp(&x->key, &y->key, sizeof(x->key));
+}
+
+static const char *flow_class(const struct flow_stats *fs)
+{
+	return itr_class_name(fs->verdict.cls < ITR_CLASS_MAX ? fs->verdict.cls
+	                                                      : ITR_CLASS_UNKNOWN);
+}
+
+static json_t *result_json(const char *file, const char *linktype, const struct classify_run *run,
+                           const struct itr_counter_table *counters, const char *map_file)
+{
+	json_t *root = json_object();
+	json_object_set_new(root, "file", json_string(file));
+	json_object_set_new(root, "linktype", json_string(linktype));
+	json_object_set_new(root, "map", map_file ? json_string(map_file) : json_null());
+	json_object_set_new(root, "frames", json_integer((json_int_t)run->frames));
+	json_object_set_new(root, "bytes", json_integer((json_int_t)run->bytes));
+	json_object_set_new(root, "frames_truncated", json_integer((json_int_t)run->truncated));
+	json_object_set_new(root, "frames_not_run", json_integer((json_int_t)run->not_run));
+	json_object_set_new(root, "frames_not_tcp_udp", json_integer((json_int_t)run->not_ip));
+	json_t *flows = json_array();
+	json_t *by_kind = json_object();
+	for (unsigned k = 0; k < ITR_KIND_MAX; k++)
+		json_object_set_new(
+		    by_kind, itr_kind_name(k),
+		    json_pack("{s:i,s:i,s:i}", "flows", 0, "packets", 0, "bytes", 0));
+	size_t bt_flows = 0;
+	for (size_t i = 0; i < run->nflows; i++) {
+		const struct flow_stats *fs = run->list[i];
+		char lo[64], hi[64];
+		endpoint_text(fs->key.addr_lo, fs->key.port_lo, fs->key.family, lo, sizeof(lo));
+		endpoint_text(fs->key.addr_hi, fs->key.port_hi, fs->key.family, hi, sizeof(hi));
+		unsigned kind = fs->verdict.kind < ITR_KIND_MAX ? fs->verdict.kind : ITR_KIND_NONE;
+		json_array_append_new(
+		    flows,
+		    json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:b}", "proto",
+		              proto_name(fs->key.proto), "family", fs->key.family, "lo", lo, "hi",
+		              hi, "kind", itr_kind_name(kind), "class", flow_class(fs), "final",
+		              fs->verdict.state == ITR_FLOW_FINAL, "pid_lo",
+		              (json_int_t)fs->verdict.pid_lo, "pid_hi",
+		              (json_int_t)fs->verdict.pid_hi, "packets", (json_int_t)fs->packets,
+		              "bytes", (json_int_t)fs->bytes, "in_kernel", fs->in_kernel));
+		json_t *k = json_object_get(by_kind, itr_kind_name(kind));
+		json_object_set_new(
+		    k, "flows", json_integer(json_integer_value(json_object_get(k, "flows")) + 1));
+		json_object_set_new(k, "packets",
+		                    json_integer(json_integer_value(json_object_get(k, "packets")) +
+		                                 (json_int_t)fs->packets));
+		json_object_set_new(k, "bytes",
+		                    json_integer(json_integer_value(json_object_get(k, "bytes")) +
+		                                 (json_int_t)fs->bytes));
+		if (kind != ITR_KIND_NONE)
+			bt_flows++;
+	}
+	json_object_set_new(root, "flows", flows);
+	json_object_set_new(root, "flow_count", json_integer((json_int_t)run->nflows));
+	json_object_set_new(root, "bittorrent_flows", json_integer((json_int_t)bt_flows));
+	json_object_set_new(root, "by_kind", by_kind);
+	/* What the program's own counters say, packet by packet (a flow's
+	 * early packets count as "none" until its signature is seen). */
+	json_t *ck = json_object();
+	for (unsigned k = 0; k < ITR_KIND_MAX; k++) {
+		struct itr_counter sum = {0, 0};
+		for (unsigned c = 0; c < ITR_CLASS_MAX; c++) {
+			sum.packets += counters->c[ITR_DIR_INGRESS][c][k].packets;
+			sum.bytes += counters->c[ITR_DIR_INGRESS][c][k].bytes;
+		}
+		json_object_set_new(ck, itr_kind_name(k),
+		                    json_pack("{s:I,s:I}", "packets", (json_int_t)sum.packets,
+		                              "bytes", (json_int_t)sum.bytes));
+	}
+	json_object_set_new(root, "counters_by_kind", ck);
+	return root;
+}
+
+static void print_result_table(const json_t *r)
+{
+	size_t i;
+	json_t *f;
+	printf("%-5s %-45s %-45s %-12s %-9s %8s %12s\n", "PROTO", "ENDPOINT A", "ENDPOINT B",
+	       "KIND", "CLASS", "PKTS", "BYTES");
+	json_array_foreach(json_object_get(r, "flows"), i, f)
+	{
+		char b[32];
+		printf("%-5s %-45s %-45s %-12s %-9s %8lld %12s%s\n",
+		       json_string_value(json_object_get(f, "proto")),
+		       json_string_value(json_object_get(f, "lo")),
+		       json_string_value(json_object_get(f, "hi")),
+		       json_string_value(json_object_get(f, "kind")),
+		       json_string_value(json_object_get(f, "class")),
+		       json_integer_value(json_object_get(f, "packets")),
+		       itr_format_bytes((uint64_t)json_integer_value(json_object_get(f, "bytes")),
+		                        b, sizeof(b)),
+		       json_is_true(json_object_get(f, "in_kernel")) ? "" : "  (no kernel entry)");
+	}
+	printf("\n%-13s %8s %10s %12s\n", "KIND", "FLOWS", "PKTS", "BYTES");
+	const char *name;
+	json_t *k;
+	json_object_foreach(json_object_get(r, "by_kind"), name, k)
+	{
+		if (json_integer_value(json_object_get(k, "flows")) == 0)
+			continue;
+		char b[32];
+		printf("%-13s %8lld %10lld %12s\n", name,
+		       json_integer_value(json_object_get(k, "flows")),
+		       json_integer_value(json_object_get(k, "packets")),
+		       itr_format_bytes((uint64_t)json_integer_value(json_object_get(k, "bytes")),
+		                        b, sizeof(b)));
+	}
+	char b[32];
+	printf("\n%lld frames (%s) from %s, %lld flows, %lld BitTorrent",
+	       json_integer_value(json_object_get(r, "frames")),
+	       itr_format_bytes((uint64_t)json_integer_value(json_object_get(r, "bytes")), b,
+	                        sizeof(b)),
+	       json_string_value(json_object_get(r, "file")),
+	       json_integer_value(json_object_get(r, "flow_count")),
+	       json_integer_value(json_object_get(r, "bittorrent_flows")));
+	if (json_integer_value(json_object_get(r, "frames_truncated")))
+		printf(", %lld cut to %d bytes",
+		       json_integer_value(json_object_get(r, "frames_truncated")),
+		       CLASSIFY_MAX_FRAME);
+	if (json_integer_value(json_object_get(r, "frames_not_run")))
+		printf(", %lld not runnable",
+		       json_integer_value(json_object_get(r, "frames_not_run")));
+	printf("\n");
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+struct private_dataplane {
+	struct locality *skel;
+	char pin_dir[64];
+	bool pinned_dir;
+};
+
+static void dataplane_destroy(struct private_dataplane *dp)
+{
+	if (dp->skel) {
+		struct bpf_map *m;
+		bpf_object__for_each_map(m, dp->skel->obj)
+		{
+			if (bpf_map__pin_path(m))
+				bpf_map__unpin(m, NULL);
+		}
+		locality__destroy(dp->skel);
+		dp->skel = NULL;
+	}
+	if (dp->pinned_dir)
+		rmdir(dp->pin_dir);
+}
+
+static int dataplane_load(struct private_dataplane *dp)
+{
+	memset(dp, 0, sizeof(*dp));
+	strcpy(dp->pin_dir, "/sys/fs/bpf/itrackerctl-classify-XXXXXX");
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	if (mkdtemp(dp->pin_dir)) {
+		dp->pinned_dir = true;
+		opts.pin_root_path = dp->pin_dir;
+	}
+	dp->skel = locality__open_opts(&opts);
+	if (!dp->skel) {
+		ctl_error("opening the BPF skeleton: %s", strerror(errno));
+		dataplane_destroy(dp);
+		return -1;
+	}
+	if (!dp->pinned_dir) {
+		/* No usable bpffs at /sys/fs/bpf (e.g. inside `ip netns exec`):
+		 * keep the maps unpinned, which is just as private. */
+		struct bpf_map *m;
+		bpf_object__for_each_map(m, dp->skel->obj) bpf_map__set_pin_path(m, NULL);
+	}
+	int err = locality__load(dp->skel);
+	if (err) {
+		ctl_error("loading the BPF programs: %s (root or CAP_BPF needed)", strerror(-err));
+		dataplane_destroy(dp);
+		return -1;
+	}
+	return 0;
+}
+
+static int map_fd(struct private_dataplane *dp, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(dp->skel->obj, name);
+	return m ? bpf_map__fd(m) : -1;
+}
+
+static int fill_tries(struct private_dataplane *dp, const char *map_file)
+{
+	struct itr_netmap_error nerr;
+	struct itr_netmap *map = itr_netmap_load_file(map_file, &nerr);
+	if (!map) {
+		char msg[700];
+		itr_netmap_error_format(&nerr, msg, sizeof(msg));
+		fprintf(stderr, "%s\n", msg);
+		return -1;
+	}
+	struct itr_netmap_sync_stats st;
+	int err = itr_netmap_sync_bpf(NULL, map, map_fd(dp, ITR_MAP_LPM_V4),
+	                              map_fd(dp, ITR_MAP_LPM_V6), &st);
+	if (!err) {
+		struct itr_config cfg;
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.generation = 1;
+		cfg.abi_version = ITR_ABI_VERSION;
+		cfg.updated_ns = (uint64_t)time(NULL) * 1000000000ull;
+		snprintf(cfg.vtag, sizeof(cfg.vtag), "%s", itr_netmap_vtag(map));
+		__u32 zero = 0;
+		if (bpf_map_update_elem(map_fd(dp, ITR_MAP_CONFIG), &zero, &cfg, BPF_ANY) != 0)
+			err = -errno;
+	}
+	itr_netmap_unref(map);
+	if (err) {
+		ctl_error("filling the LPM tries: %s", strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+static int run_capture(struct ctl_capture *cap, int prog_fd, struct classify_run *run)
+{
+	const uint8_t *frame;
+	size_t len;
+	uint64_t wire;
+	int rc;
+	while ((rc = ctl_capture_next(cap, &frame, &len, &wire)) == 1) {
+		run->frames++;
+		if (len == 0) {
+			run->not_run++;
+			continue;
+		}
+		run->bytes += wire;
+		if (test_run(prog_fd, frame, len, run) != 0) {
+			run->not_run++;
+			continue;
+		}
+		struct itr_flow_key key;
+		if (frame_flow_key(frame, len, &key) != 0) {
+			run->not_ip++;
+			continue;
+		}
+		struct flow_stats *fs = flow_get(run, &key);
+		if (!fs)
+			return -1;
+		fs->packets++;
+		fs->bytes += wire;
+	}
+	if (rc < 0) {
+		ctl_error("reading the capture: %s", ctl_capture_error(cap));
+		return -1;
+	}
+	return 0;
+}
+
+/* Attach the program's verdicts; flows only the kernel knows are added too. */
+static int collect_verdicts(int flows_fd, struct classify_run *run)
+{
+	struct itr_flow_key key, next;
+	const void *prev = NULL;
+	while (bpf_map_get_next_key(flows_fd, prev, &next) == 0) {
+		key = next;
+		prev = &key;
+		struct itr_flow_verdict v;
+		if (bpf_map_lookup_elem(flows_fd, &key, &v) != 0)
+			continue;
+		struct flow_stats *fs = flow_get(run, &key);
+		if (!fs)
+			return -1;
+		fs->verdict = v;
+		fs->in_kernel = true;
+	}
+	qsort(run->list, run->nflows, sizeof(*run->list), by_bytes);
+	return 0;
+}
+
+int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv, classify_usage))
+		return CTL_EXIT_OK;
+	static const struct option opts[] = {
+	    {"map", required_argument, NULL, 'm'},
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *map_file = NULL;
+	bool json = g->json;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			map_file = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return ctl_usage_error(classify_usage, "bad option");
+		}
+	}
+	if (argc - optind != 1)
+		return ctl_usage_error(classify_usage, "classify takes one capture file");
+	const char *file = argv[optind];
+
+	char errbuf[256];
+	struct ctl_capture *cap = ctl_capture_open(file, errbuf, sizeof(errbuf));
+	if (!cap) {
+		ctl_error("%s", errbuf);
+		return CTL_EXIT_RUNTIME;
+	}
+
+	struct private_dataplane dp;
+	if (dataplane_load(&dp) != 0) {
+		ctl_capture_close(cap);
+		return CTL_EXIT_RUNTIME;
+	}
+	int rc = CTL_EXIT_RUNTIME;
+	struct classify_run run;
+	memset(&run, 0, sizeof(run));
+	struct bpf_program *prog = bpf_object__find_program_by_name(dp.skel->obj, ITR_PROG_XDP);
+	struct itr_counter_table counters;
+	if (!prog) {
+		ctl_error("the BPF object has no program %s", ITR_PROG_XDP);
+	} else if ((!map_file || fill_tries(&dp, map_file) == 0) &&
+	           run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
+	           collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS), &run) == 0 &&
+	           itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {
+		json_t *r = result_json(file, ctl_capture_linktype(cap), &run, &counters, map_file);
+		if (json)
+			ctl_print_json(r);
+		else
+			print_result_table(r);
+		json_decref(r);
+		rc = CTL_EXIT_OK;
+	}
+	run_free(&run);
+	dataplane_destroy(&dp);
+	ctl_capture_close(cap);
+	return rc;
+}

@@ -1,0 +1,131 @@
+/* main.c - itrackerctl, the operator's command line: global options, the
+ * subcommand table, help and exit codes. Each subcommand lives in its own
+ * file (cmd_*.c).
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "itracker_maps.h"
+
+static const char usage_text[] =
+    "usage: itrackerctl [--pin-root DIR] [--server URL] [--json] COMMAND [ARGS]\n"
+    "\n"
+    "Inspect and steer itracker. Data plane commands read the pinned maps\n"
+    "directly and work while itrackerd is stopped.\n"
+    "\n"
+    "commands:\n"
+    "  status                  programs attached, pinned maps, network map, daemon\n"
+    "  stats [--watch N]       packets and bytes by class x BitTorrent kind\n"
+    "  matrix [--map FILE]     PID x PID traffic matrix, top pairs by bytes\n"
+    "  netinfo ADDR            network position of an address (asks the daemon)\n"
+    "  rank CLIENT PEER...     rank candidate peers for a client (asks the daemon)\n"
+    "  map check FILE          validate a network map file\n"
+    "  map diff OLD NEW        what changes between two network map files\n"
+    "  map reload              make the daemon reload its network map\n"
+    "  classify FILE.pcap      run a capture through the XDP program, list flows\n"
+    "  metrics [--listen A:P]  print (or serve) the Prometheus metrics of the pins\n"
+    "\n"
+    "global options:\n"
+    "  --pin-root DIR   pinned maps and links (default " ITR_PIN_ROOT_DEFAULT ")\n"
+    "  --server URL     the daemon's HTTP listener (default " CTL_SERVER_DEFAULT ")\n"
+    "  --json           machine-readable output\n"
+    "  -h, --help       this text; COMMAND --help for a command's own\n"
+    "\n"
+    "exit codes: 0 ok, 1 runtime error, 2 usage error, 3 daemon unreachable\n";
+
+void ctl_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("itrackerctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int ctl_usage_error(const char *usage, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("itrackerctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	fputs(usage, stderr);
+	return CTL_EXIT_USAGE;
+}
+
+bool ctl_wants_help(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			return true;
+		}
+	}
+	return false;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(const struct ctl_global *g, int argc, char **argv);
+} commands[] = {
+    {"status", ctl_cmd_status},     {"stats", ctl_cmd_stats},     {"matrix", ctl_cmd_matrix},
+    {"netinfo", ctl_cmd_netinfo},   {"rank", ctl_cmd_rank},       {"map", ctl_cmd_map},
+    {"classify", ctl_cmd_classify}, {"metrics", ctl_cmd_metrics},
+};
+
+int main(int argc, char **argv)
+{
+	struct ctl_global g = {
+	    .pin_root = ITR_PIN_ROOT_DEFAULT,
+	    .server = CTL_SERVER_DEFAULT,
+	    .json = false,
+	};
+	static const struct option opts[] = {
+	    {"pin-root", required_argument, NULL, 'p'},
+	    {"server", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	/* '+': stop at the subcommand; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			g.pin_root = optarg;
+			break;
+		case 's':
+			g.server = optarg;
+			break;
+		case 'j':
+			g.json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return CTL_EXIT_OK;
+		default:
+			fputs(usage_text, stderr);
+			return CTL_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return ctl_usage_error(usage_text, "no command given");
+	const char *name = argv[optind];
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			int sub_argc = argc - optind;
+			char **sub_argv = argv + optind;
+			optind = 0; /* reinitialise getopt for the subcommand */
+			return commands[i].run(&g, sub_argc, sub_argv);
+		}
+	}
+	return ctl_usage_error(usage_text, "unknown command '%s'", name);
+}
