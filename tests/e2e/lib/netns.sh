@@ -117,3 +117,70 @@ e2e_fail() {
 	echo "FAIL: $*" >&2
 	exit 1
 }
+
+# The standard pair: namespaces ${E2E}a / ${E2E}b joined by va/vb, with
+# addresses in several PIDs of maps/example.netmap on each side:
+#   a: 10.10.1.2 (a-metro1) 10.10.2.2 (a-metro2) 10.99.0.2 (no PID) fd00:10:1::2
+#   b: 10.30.0.2 (c-all) 10.10.1.3 (a-metro1) 10.10.3.3 (a-metro1-dc) fd00:30::2
+e2e_pair() {
+	NS_A=${E2E}a
+	NS_B=${E2E}b
+	e2e_netns "$NS_A"
+	e2e_netns "$NS_B"
+	e2e_veth "$NS_A" va "$NS_B" vb
+	e2e_addr "$NS_A" va 10.10.1.2/32 10.10.2.2/32 10.99.0.2/32 fd00:10:1::2/128
+	e2e_addr "$NS_B" vb 10.30.0.2/32 10.10.1.3/32 10.10.3.3/32 fd00:30::2/128
+	ip -n "$NS_A" route add 10.0.0.0/8 dev va
+	ip -n "$NS_B" route add 10.0.0.0/8 dev vb
+	ip -n "$NS_A" -6 route add fd00::/8 dev va
+	ip -n "$NS_B" -6 route add fd00::/8 dev vb
+	MAC_A=$(ip -n "$NS_A" -j link show va | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+}
+
+# Start itrackerd in namespace a, attached to va; waits for its status page.
+# Sets ITRD_PID. Extra arguments go to itrackerd.
+e2e_itrackerd() {
+	ip netns exec "$NS_A" "$ITRACKER_ROOT/$BUILD/itrackerd" -i va --pin-root "$E2E_PIN_ROOT" \
+		--listen 127.0.0.1:6969 --udp off "$@" 2>>"$E2E_TMP/itrackerd.log" &
+	ITRD_PID=$!
+	E2E_PIDS+=($ITRD_PID)
+	local i
+	for i in $(seq 100); do
+		if ip netns exec "$NS_A" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null; then
+			return 0
+		fi
+		if ! kill -0 "$ITRD_PID" 2>/dev/null; then
+			cat "$E2E_TMP/itrackerd.log" >&2
+			e2e_fail "itrackerd exited at start"
+		fi
+		sleep 0.1
+	done
+	cat "$E2E_TMP/itrackerd.log" >&2
+	e2e_fail "itrackerd did not answer"
+}
+
+# tcpdump on va in namespace a; e2e_capture_stop checks nothing was dropped.
+e2e_capture_start() {
+	ip netns exec "$NS_A" tcpdump -i va -s 0 -U -w "$E2E_TMP/cap.pcap" 'tcp or udp' 2>"$E2E_TMP/tcpdump.err" &
+	CAPTURE_PID=$!
+	E2E_PIDS+=($CAPTURE_PID)
+	local i
+	for i in $(seq 50); do grep -q listening "$E2E_TMP/tcpdump.err" && return 0; sleep 0.1; done
+	e2e_fail "tcpdump did not start"
+}
+
+e2e_capture_stop() {
+	kill -INT "$CAPTURE_PID"
+	wait "$CAPTURE_PID" 2>/dev/null || true
+	grep -q '^0 packets dropped by kernel' "$E2E_TMP/tcpdump.err" || {
+		cat "$E2E_TMP/tcpdump.err" >&2
+		e2e_fail "tcpdump dropped packets: the comparison would be meaningless"
+	}
+}
+
+# Counters (bpftool dump) must equal what the capture says, slot by slot.
+e2e_counters_match_capture() { # netmap
+	bpftool -j map dump pinned "$E2E_PIN_ROOT/counters" >"$E2E_TMP/counters.json"
+	/usr/bin/python3 "$ITRACKER_ROOT/tests/e2e/lib/pcap_expect.py" "$E2E_TMP/cap.pcap" "$MAC_A" \
+		"$1" "$E2E_TMP/counters.json"
+}

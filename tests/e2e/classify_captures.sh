@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# classify_captures.sh - `itrackerctl classify` on captures of real traffic
+# between two namespaces:
+#   1. aria2c seeder + aria2c leecher with opentracker (TCP peer wire, HTTP
+#      tracker), captured on the veth (Ethernet) and on "any" (Linux SLL2);
+#   2. libtorrent over uTP with DHT enabled (uTP, DHT KRPC);
+#   3. DNS, HTTP and TLS exchanges, which must yield no BitTorrent flow.
+# With maps/example.netmap the two namespaces sit in different ASes, so every
+# BitTorrent flow must come out inter_as.
+set -euo pipefail
+E2E=clscap$$
+LIB=$(dirname "$0")/lib
+# shellcheck source=lib/netns.sh
+. "$LIB/netns.sh"
+e2e_require_root
+
+CTL=$BUILD/itrackerctl
+MAP=maps/example.netmap
+[[ -x $CTL ]] || e2e_fail "$CTL not built"
+for tool in aria2c opentracker transmission-create tcpdump openssl curl jq; do
+	command -v "$tool" >/dev/null || e2e_fail "$tool missing (tools/deps.sh installs it)"
+done
+/usr/bin/python3 -c 'import libtorrent' || e2e_fail "python3-libtorrent missing"
+
+A=${E2E}a
+B=${E2E}b
+IP_A=10.10.1.2  # a-metro1, AS 64500
+IP_B=10.20.200.2 # b-edge, AS 64501
+e2e_netns "$A"
+e2e_netns "$B"
+e2e_veth "$A" va "$B" vb
+e2e_addr "$A" va "$IP_A/24"
+e2e_addr "$B" vb "$IP_B/24"
+ip -n "$A" route add "$IP_B/32" dev va
+ip -n "$B" route add "$IP_A/32" dev vb
+
+capture_start() { # name iface -> sets CAP_PID
+	ip netns exec "$A" tcpdump -i "$2" -s 0 -U -w "$E2E_TMP/$1.pcap" 'tcp or udp' \
+		2>"$E2E_TMP/$1.tcpdump.err" &
+	CAP_PID=$!
+	E2E_PIDS+=("$CAP_PID")
+	e2e_wait_file "$E2E_TMP/$1.pcap"
+	# tcpdump creates the file before the socket is live; wait for its banner.
+	for _ in $(seq 50); do
+		grep -q "listening on" "$E2E_TMP/$1.tcpdump.err" && return 0
+		sleep 0.1
+	done
+	e2e_fail "tcpdump on $2 did not start"
+}
+
+capture_stop() { # pid
+	sleep 0.5
+	kill -INT "$1"
+	wait "$1" || true
+}
+
+classify() { # pcap -> json on stdout
+	"$CTL" classify "$1" --map "$MAP" --json
+}
+
+# ---- 1. aria2c over TCP with an HTTP tracker -------------------------------
+mkdir -p "$E2E_TMP/seed" "$E2E_TMP/leech" "$E2E_TMP/ot"
+head -c $((3 * 1024 * 1024)) /dev/urandom >"$E2E_TMP/seed/payload.bin"
+transmission-create -t "http://$IP_B:6969/announce" -o "$E2E_TMP/payload.torrent" \
+	"$E2E_TMP/seed/payload.bin" >/dev/null
+# Debian's opentracker serves whitelisted torrents only; the list is read
+# after the chroot into $E2E_TMP/ot.
+/usr/bin/python3 -c 'import libtorrent as lt, sys; print(lt.torrent_info(sys.argv[1]).info_hash())' \
+	"$E2E_TMP/payload.torrent" >"$E2E_TMP/ot/whitelist"
+e2e_bg ip netns exec "$B" opentracker -i "$IP_B" -p 6969 -P 6969 -d "$E2E_TMP/ot" -u nobody -w /whitelist \
+	>"$E2E_TMP/opentracker.log" 2>&1
+for _ in $(seq 50); do
+	ip netns exec "$B" ss -ltn | grep -q ":6969" && break
+	sleep 0.1
+done
+ip netns exec "$B" ss -ltn | grep -q ":6969" || e2e_fail "opentracker did not start"
+
+ARIA_COMMON=(--enable-dht=false --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false
+	--bt-require-crypto=false --bt-min-crypto-level=plain --file-allocation=none
+	--summary-interval=0 --show-console-readout=false --console-log-level=warn --check-certificate=false)
+e2e_bg ip netns exec "$B" aria2c "${ARIA_COMMON[@]}" -V --seed-ratio=0.0 --listen-port=6881 \
+	-d "$E2E_TMP/seed" "$E2E_TMP/payload.torrent" >"$E2E_TMP/seeder.log" 2>&1
+for _ in $(seq 100); do
+	ip netns exec "$B" ss -ltn | grep -q ":6881" && break
+	sleep 0.1
+done
+
+capture_start tcp va
+TCP_PID=$CAP_PID
+capture_start tcp_any any
+ANY_PID=$CAP_PID
+timeout 60 ip netns exec "$A" aria2c "${ARIA_COMMON[@]}" --seed-time=0 --listen-port=6882 \
+	-d "$E2E_TMP/leech" "$E2E_TMP/payload.torrent" >"$E2E_TMP/leecher.log" 2>&1 ||
+	{ cat "$E2E_TMP/leecher.log" >&2; e2e_fail "aria2c leecher did not finish"; }
+cmp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/leech/payload.bin" || e2e_fail "payload differs"
+capture_stop "$TCP_PID"
+capture_stop "$ANY_PID"
+
+for cap in tcp tcp_any; do
+	classify "$E2E_TMP/$cap.pcap" >"$E2E_TMP/$cap.json" || e2e_fail "classify $cap failed"
+	pw=$(jq '[.flows[] | select(.proto == "tcp" and .kind == "peer_wire")] | length' "$E2E_TMP/$cap.json")
+	((pw >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no peer_wire flow"; }
+	ht=$(jq '[.flows[] | select(.kind == "http_tracker")] | length' "$E2E_TMP/$cap.json")
+	((ht >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no http_tracker flow"; }
+	# The peer wire flow carries the payload: at least the file's size.
+	big=$(jq '[.flows[] | select(.kind == "peer_wire") | .bytes] | max' "$E2E_TMP/$cap.json")
+	((big >= 3 * 1024 * 1024)) || e2e_fail "$cap: peer wire flow has only $big bytes"
+	cls=$(jq -r '[.flows[] | select(.kind != "none") | .class] | unique | join(",")' "$E2E_TMP/$cap.json")
+	[[ $cls == inter_as ]] || e2e_fail "$cap: BitTorrent flows classed '$cls', want inter_as"
+	# The program's own per-packet counters agree with the flow totals.
+	frames=$(jq '.frames' "$E2E_TMP/$cap.json")
+	counted=$(jq '[.counters_by_kind[] | .packets] | add' "$E2E_TMP/$cap.json")
+	((frames == counted)) || e2e_fail "$cap: $frames frames but the counters saw $counted"
+done
+[[ $(jq -r .linktype "$E2E_TMP/tcp.json") == EN10MB ]] || e2e_fail "veth capture is not Ethernet"
+[[ $(jq -r .linktype "$E2E_TMP/tcp_any.json") == LINUX_SLL* ]] || e2e_fail "any capture is not SLL"
+# Table output names the kinds too.
+"$CTL" classify "$E2E_TMP/tcp.pcap" --map "$MAP" | grep -q "peer_wire" || e2e_fail "table lacks peer_wire"
+
+# ---- 2. libtorrent over uTP with DHT ---------------------------------------
+cat >"$E2E_TMP/utp_dht.py" <<'EOF'
+"""Two libtorrent sessions that meet over uTP only, with DHT on: argv is
+role torrent save_dir my_ip my_port peer_ip peer_port [timeout]."""
+import sys, time
+import libtorrent as lt
+role, torrent, save, ip, port, peer_ip, peer_port = sys.argv[1:8]
+timeout = float(sys.argv[8]) if len(sys.argv) > 8 else 60
+ses = lt.session({
+    "listen_interfaces": "%s:%s" % (ip, port), "outgoing_interfaces": ip,
+    "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_outgoing_tcp": False, "enable_incoming_tcp": False,
+    "enable_outgoing_utp": True, "enable_incoming_utp": True,
+    "dht_bootstrap_nodes": "", "allow_multiple_connections_per_ip": True,
+    "out_enc_policy": 2, "in_enc_policy": 1, "alert_mask": 0,
+    "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
+})
+ses.add_dht_node((peer_ip, int(peer_port)))
+h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
+if role == "seed":
+    h.force_recheck()
+    while True:
+        time.sleep(1)
+deadline, last = time.time() + timeout, 0
+while time.time() < deadline:
+    st = h.status()
+    if st.is_seeding:
+        # Let DHT traffic flow a little after the transfer too.
+        h.force_dht_announce()
+        time.sleep(2)
+        print("complete", flush=True)
+        sys.exit(0)
+    if time.time() - last > 2 and st.num_peers == 0:
+        h.connect_peer((peer_ip, int(peer_port)))
+        ses.add_dht_node((peer_ip, int(peer_port)))
+        last = time.time()
+    time.sleep(0.1)
+print("timeout: progress %.3f" % h.status().progress, file=sys.stderr)
+sys.exit(1)
+EOF
+mkdir -p "$E2E_TMP/lseed" "$E2E_TMP/lleech"
+cp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/lseed/"
+/usr/bin/python3 "$LIB/lt_transfer.py" make "$E2E_TMP/lseed/payload.bin" "$E2E_TMP/lt.torrent"
+e2e_bg ip netns exec "$B" /usr/bin/python3 "$E2E_TMP/utp_dht.py" seed "$E2E_TMP/lt.torrent" \
+	"$E2E_TMP/lseed" "$IP_B" 6891 "$IP_A" 6892
+sleep 1
+capture_start utp va
+UTP_PID=$CAP_PID
+timeout 90 ip netns exec "$A" /usr/bin/python3 "$E2E_TMP/utp_dht.py" leech "$E2E_TMP/lt.torrent" \
+	"$E2E_TMP/lleech" "$IP_A" 6892 "$IP_B" 6891 60 || e2e_fail "uTP transfer did not finish"
+capture_stop "$UTP_PID"
+cmp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/lleech/payload.bin" || e2e_fail "uTP payload differs"
+classify "$E2E_TMP/utp.pcap" >"$E2E_TMP/utp.json" || e2e_fail "classify utp failed"
+utp=$(jq '[.flows[] | select(.proto == "udp" and .kind == "utp")] | length' "$E2E_TMP/utp.json")
+dht=$(jq '[.flows[] | select(.proto == "udp" and .kind == "dht")] | length' "$E2E_TMP/utp.json")
+tcpbt=$(jq '[.flows[] | select(.proto == "tcp" and .kind != "none")] | length' "$E2E_TMP/utp.json")
+((utp >= 1)) || { cat "$E2E_TMP/utp.json" >&2; e2e_fail "no utp flow"; }
+((dht >= 1)) || { cat "$E2E_TMP/utp.json" >&2; e2e_fail "no dht flow"; }
+((tcpbt == 0)) || e2e_fail "TCP disabled, yet $tcpbt BitTorrent TCP flows"
+big=$(jq '[.flows[] | select(.kind == "utp") | .bytes] | max' "$E2E_TMP/utp.json")
+((big >= 3 * 1024 * 1024)) || e2e_fail "uTP flow has only $big bytes"
+
+# ---- 3. DNS, HTTP, TLS: nothing BitTorrent ---------------------------------
+cat >"$E2E_TMP/dns.py" <<'EOF'
+"""A DNS responder (serve IP) or one query (ask IP): enough real DNS."""
+import socket, struct, sys
+mode, ip = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if mode == "serve":
+    s.bind((ip, 53))
+    while True:
+        q, peer = s.recvfrom(512)
+        qid, = struct.unpack("!H", q[:2])
+        question = q[12:]
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("10.20.200.2")
+        s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + answer, peer)
+else:
+    s.settimeout(5)
+    qname = b"".join(bytes([len(p)]) + p for p in b"tracker.example.net".split(b".")) + b"\0"
+    s.sendto(struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1),
+             (ip, 53))
+    reply, _ = s.recvfrom(512)
+    assert reply[:2] == b"\x12\x34" and struct.unpack("!H", reply[6:8])[0] == 1
+    print("resolved")
+EOF
+mkdir -p "$E2E_TMP/www"
+echo "plain web page, not a tracker" >"$E2E_TMP/www/index.html"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=itracker-e2e -days 1 \
+	-keyout "$E2E_TMP/key.pem" -out "$E2E_TMP/cert.pem" 2>/dev/null
+e2e_bg ip netns exec "$B" /usr/bin/python3 "$E2E_TMP/dns.py" serve "$IP_B"
+e2e_bg ip netns exec "$B" /usr/bin/python3 -m http.server -b "$IP_B" -d "$E2E_TMP/www" 8080
+e2e_bg ip netns exec "$B" openssl s_server -quiet -accept 8443 -cert "$E2E_TMP/cert.pem" \
+	-key "$E2E_TMP/key.pem" -www
+for port in 8080 8443; do
+	for _ in $(seq 50); do
+		ip netns exec "$B" ss -ltn | grep -q ":$port" && break
+		sleep 0.1
+	done
+done
+capture_start plain va
+PLAIN_PID=$CAP_PID
+ip netns exec "$A" /usr/bin/python3 "$E2E_TMP/dns.py" ask "$IP_B" >/dev/null || e2e_fail "DNS query failed"
+ip netns exec "$A" curl -fsS "http://$IP_B:8080/index.html" >/dev/null || e2e_fail "HTTP fetch failed"
+ip netns exec "$A" curl -fsSk "https://$IP_B:8443/" >/dev/null || e2e_fail "TLS fetch failed"
+capture_stop "$PLAIN_PID"
+classify "$E2E_TMP/plain.pcap" >"$E2E_TMP/plain.json" || e2e_fail "classify plain failed"
+flows=$(jq '.flow_count' "$E2E_TMP/plain.json")
+bt=$(jq '.bittorrent_flows' "$E2E_TMP/plain.json")
+((flows >= 3)) || { cat "$E2E_TMP/plain.json" >&2; e2e_fail "only $flows flows in the plain capture"; }
+((bt == 0)) || { cat "$E2E_TMP/plain.json" >&2; e2e_fail "$bt BitTorrent flows in DNS/HTTP/TLS"; }
+for port in 53 8080 8443; do
+	n=$(jq --arg p ":$port" '[.flows[] | select((.lo | endswith($p)) or (.hi | endswith($p)))] | length' \
+		"$E2E_TMP/plain.json")
+	((n >= 1)) || e2e_fail "no flow on port $port in the plain capture"
+done
+echo "classify_captures: ok"
