@@ -16,16 +16,16 @@
 #include "netmap.h"
 
 static const char map_text[] = "network-map my-default-network-map\n"
-			       "tier same-pid 1\n"
-			       "pid PID1 id 1 asn 64496 loc 1\n"
-			       "prefix PID1 192.0.2.0/24 198.51.100.0/25 2001:db8:1::/48\n"
-			       "pid PID2 id 2 asn 64496 loc 2\n"
-			       "prefix PID2 198.51.100.128/25\n"
-			       "pid PID3 id 3 asn 64497\n"
-			       "prefix PID3 0.0.0.0/0 ::/0\n"
-			       "cost PID1 PID2 5\n"
-			       "cost PID2 PID1 5\n"
-			       "cost PID3 PID1 20\n";
+                               "tier same-pid 1\n"
+                               "pid PID1 id 1 asn 64496 loc 1\n"
+                               "prefix PID1 192.0.2.0/24 198.51.100.0/25 2001:db8:1::/48\n"
+                               "pid PID2 id 2 asn 64496 loc 2\n"
+                               "prefix PID2 198.51.100.128/25\n"
+                               "pid PID3 id 3 asn 64497\n"
+                               "prefix PID3 0.0.0.0/0 ::/0\n"
+                               "cost PID1 PID2 5\n"
+                               "cost PID2 PID1 5\n"
+                               "cost PID3 PID1 20\n";
 
 static struct itr_netmap *map;
 
