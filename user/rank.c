@@ -125,6 +125,15 @@ static uint32_t crc32c_soft(uint32_t crc, const uint8_t *p, size_t len)
 __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p,
                                                                size_t len)
 {
+#ifdef __x86_64__
+	while (len >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		crc = (uint32_t)__builtin_ia32_crc32di(crc, w);
+		p += 8;
+		len -= 8;
+	}
+#endif
 	while (len >= 4) {
 		uint32_t w;
 		memcpy(&w, p, 4);
@@ -138,16 +147,22 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 #endif
 
-/* Standard CRC32-C: start with crc 0, chain by passing the previous result. */
-uint32_t itr_crc32c(uint32_t crc, const void *buf, size_t len)
+/* After crc32c_init has run. */
+static uint32_t crc32c_ready(uint32_t crc, const void *buf, size_t len)
 {
-	pthread_once(&crc32c_once, crc32c_init);
 	crc = ~crc;
 #ifdef ITR_HAVE_X86_CRC
 	if (crc32c_hw)
 		return ~crc32c_sse42(crc, buf, len);
 #endif
 	return ~crc32c_soft(crc, buf, len);
+}
+
+/* Standard CRC32-C: start with crc 0, chain by passing the previous result. */
+uint32_t itr_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&crc32c_once, crc32c_init);
+	return crc32c_ready(crc, buf, len);
 }
 
 /* ---- BEP 40 canonical peer priority ---------------------------------- */
@@ -203,7 +218,7 @@ static uint32_t bep40_addresses(uint8_t a[16], uint8_t b[16], size_t n)
 	bool a_first = memcmp(a, b, n) <= 0;
 	memcpy(buf, a_first ? a : b, n);
 	memcpy(buf + n, a_first ? b : a, n);
-	return itr_crc32c(0, buf, 2 * n);
+	return crc32c_ready(0, buf, 2 * n);
 }
 
 static bool same_address(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
@@ -211,18 +226,45 @@ static bool same_address(const struct itr_peer_addr *a, const struct itr_peer_ad
 	return a->family == b->family && memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
 }
 
-uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
+static uint32_t load_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* IPv4 pairs, the common case, on integers: the same masks as
+ * bep40_addresses, without the byte loops. */
+static uint32_t bep40_v4(const uint8_t *a, const uint8_t *b)
+{
+	uint32_t x = load_be32(a), y = load_be32(b);
+	uint32_t diff = x ^ y;
+	uint32_t mask = diff < 0x100u ? 0xffffffffu : diff < 0x10000u ? 0xffffff55u : 0xffff5555u;
+	x &= mask;
+	y &= mask;
+	uint32_t lo = x < y ? x : y, hi = x < y ? y : x;
+	uint8_t buf[8] = {lo >> 24, lo >> 16, lo >> 8, lo, hi >> 24, hi >> 16, hi >> 8, hi};
+	return crc32c_ready(0, buf, sizeof(buf));
+}
+
+static uint32_t bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
 {
 	if (same_address(a, b)) {
 		/* Equal addresses: CRC32-C of the two ports, big-endian, sorted. */
 		uint16_t lo = a->port < b->port ? a->port : b->port;
 		uint16_t hi = a->port < b->port ? b->port : a->port;
 		uint8_t buf[4] = {lo >> 8, lo & 0xff, hi >> 8, hi & 0xff};
-		return itr_crc32c(0, buf, sizeof(buf));
+		return crc32c_ready(0, buf, sizeof(buf));
 	}
+	if (a->family == 4 && b->family == 4)
+		return bep40_v4(a->addr, b->addr);
 	uint8_t x[16], y[16];
 	size_t n = pair_bytes(a, b, x, y);
 	return bep40_addresses(x, y, n);
+}
+
+uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
+{
+	pthread_once(&crc32c_once, crc32c_init);
+	return bep40_priority(a, b);
 }
 
 /* ---- ranking ---------------------------------------------------------- */
@@ -233,13 +275,30 @@ enum rank_side {
 	SIDE_EXTERNAL,
 };
 
-struct rank_entry {
-	uint64_t key; /* cost << 32 | ~priority: ascending = rank order */
+/* Sorting works on 16-byte items: the primary key (cost << 32 | ~priority,
+ * ascending = rank order) and the candidate's index. The address tie-break
+ * is needed only inside runs of equal keys; tie_key makes it one integer
+ * compare in nearly every case: IPv4 address and port are unique in 48
+ * bits, IPv6 falls back to the full address only when the first 63 bits
+ * agree. */
+struct sort_item {
+	uint64_t key;
 	uint32_t idx; /* index into cands */
-	uint8_t side;
-	uint8_t taken;
-	const struct itr_pid *pid;
+	uint32_t pad;
 };
+
+static uint64_t tie_key(const struct itr_peer_addr *p)
+{
+	uint64_t k = 0;
+	if (p->family == 4) {
+		for (int i = 0; i < 4; i++)
+			k = k << 8 | p->addr[i];
+		return k << 16 | p->port;
+	}
+	for (int i = 0; i < 8; i++)
+		k = k << 8 | p->addr[i];
+	return 1ull << 63 | k >> 1;
+}
 
 static int addr_cmp(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
 {
@@ -253,69 +312,120 @@ static int addr_cmp(const struct itr_peer_addr *a, const struct itr_peer_addr *b
 	return 0;
 }
 
-static int entry_cmp(const struct rank_entry *x, const struct rank_entry *y,
-                     const struct itr_peer_addr *cands)
+/* Order inside a run of equal keys: address, port, then input position. */
+static int tie_cmp(const struct sort_item *x, const struct sort_item *y, const uint64_t *ties,
+                   const struct itr_peer_addr *cands)
 {
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
+	uint64_t tx = ties[x->idx], ty = ties[y->idx];
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
 	int c = addr_cmp(&cands[x->idx], &cands[y->idx]);
 	if (c)
 		return c;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Introsort-free quicksort (median of three, insertion sort below 16,
- * recursion on the smaller half): the comparator is inlined, which is what
- * keeps 1,000 candidates well inside the latency budget; qsort's indirect
- * calls cost about twice as much. Worst case is bounded by the median of
- * three on the inputs a tracker sees; the comparison is a total order. */
-static void entry_sort(struct rank_entry *e, size_t n, const struct itr_peer_addr *cands)
+static void swap_items(struct sort_item *a, struct sort_item *b)
+{
+	struct sort_item t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Quicksort of one run of equal keys by tie_cmp (median of three,
+ * insertion sort below 16, loop on the larger half). Runs are short except
+ * for one address announced on many ports. */
+static void tie_sort(struct sort_item *e, size_t n, const uint64_t *ties,
+                     const struct itr_peer_addr *cands)
 {
 	while (n > 16) {
 		size_t mid = n / 2;
-		struct rank_entry t;
-		if (entry_cmp(&e[mid], &e[0], cands) < 0) {
-			t = e[mid], e[mid] = e[0], e[0] = t;
-		}
-		if (entry_cmp(&e[n - 1], &e[0], cands) < 0) {
-			t = e[n - 1], e[n - 1] = e[0], e[0] = t;
-		}
-		if (entry_cmp(&e[n - 1], &e[mid], cands) < 0) {
-			t = e[n - 1], e[n - 1] = e[mid], e[mid] = t;
-		}
-		struct rank_entry pivot = e[mid];
+		if (tie_cmp(&e[mid], &e[0], ties, cands) < 0)
+			swap_items(&e[mid], &e[0]);
+		if (tie_cmp(&e[n - 1], &e[0], ties, cands) < 0)
+			swap_items(&e[n - 1], &e[0]);
+		if (tie_cmp(&e[n - 1], &e[mid], ties, cands) < 0)
+			swap_items(&e[n - 1], &e[mid]);
+		struct sort_item pivot = e[mid];
 		size_t i = 0, j = n - 1;
 		for (;;) {
-			while (entry_cmp(&e[i], &pivot, cands) < 0)
+			while (tie_cmp(&e[i], &pivot, ties, cands) < 0)
 				i++;
-			while (entry_cmp(&pivot, &e[j], cands) < 0)
+			while (tie_cmp(&pivot, &e[j], ties, cands) < 0)
 				j--;
 			if (i >= j)
 				break;
-			t = e[i], e[i] = e[j], e[j] = t;
+			swap_items(&e[i], &e[j]);
 			i++;
 			j--;
 		}
-		/* [0, j] <= pivot <= [j + 1, n) */
+		/* [0, j] <= pivot <= [j + 1, n); items are distinct, so
+		 * both halves are non-empty. */
 		size_t left = j + 1, right = n - left;
 		if (left < right) {
-			entry_sort(e, left, cands);
+			tie_sort(e, left, ties, cands);
 			e += left;
 			n = right;
 		} else {
-			entry_sort(e + left, right, cands);
+			tie_sort(e + left, right, ties, cands);
 			n = left;
 		}
 	}
 	for (size_t i = 1; i < n; i++) {
-		struct rank_entry v = e[i];
+		struct sort_item v = e[i];
 		size_t j = i;
-		while (j > 0 && entry_cmp(&v, &e[j - 1], cands) < 0) {
+		while (j > 0 && tie_cmp(&v, &e[j - 1], ties, cands) < 0) {
 			e[j] = e[j - 1];
 			j--;
 		}
 		e[j] = v;
 	}
+}
+
+/* Sort by key: LSD radix over the bytes that differ somewhere (costs are
+ * small, so usually five passes), insertion sort for short inputs. Radix
+ * has no data-dependent branches, which on random priorities is what
+ * makes it several times faster than a comparison sort. Stable. Returns
+ * the buffer holding the result (a or tmp). */
+static struct sort_item *key_sort(struct sort_item *a, struct sort_item *tmp, size_t n)
+{
+	if (n <= 48) {
+		for (size_t i = 1; i < n; i++) {
+			struct sort_item v = a[i];
+			size_t j = i;
+			while (j > 0 && v.key < a[j - 1].key) {
+				a[j] = a[j - 1];
+				j--;
+			}
+			a[j] = v;
+		}
+		return a;
+	}
+	uint64_t all_or = 0, all_and = ~0ull;
+	for (size_t i = 0; i < n; i++) {
+		all_or |= a[i].key;
+		all_and &= a[i].key;
+	}
+	uint64_t varying = all_or ^ all_and;
+	for (unsigned shift = 0; shift < 64; shift += 8) {
+		if (((varying >> shift) & 0xff) == 0)
+			continue;
+		size_t count[256] = {0};
+		for (size_t i = 0; i < n; i++)
+			count[(a[i].key >> shift) & 0xff]++;
+		size_t sum = 0;
+		for (int b = 0; b < 256; b++) {
+			size_t c = count[b];
+			count[b] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[(a[i].key >> shift) & 0xff]++] = a[i];
+		struct sort_item *t = a;
+		a = tmp;
+		tmp = t;
+	}
+	return a;
 }
 
 static uint64_t pct_of(unsigned pct, size_t n)
@@ -325,6 +435,55 @@ static uint64_t pct_of(unsigned pct, size_t n)
 	return (uint64_t)pct * n / 100;
 }
 
+/* Per-candidate facts, indexed like cands. */
+struct cand_info {
+	const struct itr_pid *pid;
+	uint32_t cost;
+	uint8_t side;
+	uint8_t taken;
+};
+
+/* The cost from the client's PID depends only on the candidate's PID, and
+ * a swarm spans few PIDs: a small direct-mapped memo saves the cost map's
+ * search for nearly every candidate. */
+#define COST_CACHE_SLOTS 16
+
+struct cost_cache {
+	const struct itr_pid *pid[COST_CACHE_SLOTS];
+	uint32_t cost[COST_CACHE_SLOTS];
+	bool valid[COST_CACHE_SLOTS];
+	bool have_none;
+	uint32_t none_cost; /* for candidates no PID covers */
+};
+
+static uint32_t cached_cost(struct cost_cache *cc, const struct itr_netmap *map,
+                            const struct itr_pid *src, const struct itr_pid *dst)
+{
+	if (!dst) {
+		if (!cc->have_none) {
+			cc->none_cost = itr_netmap_cost(map, src, NULL);
+			cc->have_none = true;
+		}
+		return cc->none_cost;
+	}
+	unsigned slot = dst->id % COST_CACHE_SLOTS;
+	if (!cc->valid[slot] || cc->pid[slot] != dst) {
+		cc->pid[slot] = dst;
+		cc->cost[slot] = itr_netmap_cost(map, src, dst);
+		cc->valid[slot] = true;
+	}
+	return cc->cost[slot];
+}
+
+/* Everything one call needs, in one allocation (stack for small n). */
+struct rank_scratch {
+	struct sort_item *items, *tmp;
+	uint64_t *ties;
+	struct cand_info *info;
+};
+
+#define RANK_STACK_MAX 64
+
 size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,
                 const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
                 size_t want, struct itr_ranked_peer *out)
@@ -332,43 +491,74 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 	if (want == 0 || n == 0 || n > UINT32_MAX)
 		return 0;
 
-	struct rank_entry stack_entries[64];
-	struct rank_entry *e = stack_entries;
-	if (n > sizeof(stack_entries) / sizeof(stack_entries[0])) {
-		e = malloc(n * sizeof(*e));
-		if (!e)
+	struct sort_item stack_items[2 * RANK_STACK_MAX];
+	uint64_t stack_ties[RANK_STACK_MAX];
+	struct cand_info stack_info[RANK_STACK_MAX];
+	void *heap = NULL;
+	struct rank_scratch sc;
+	if (n <= RANK_STACK_MAX) {
+		sc.items = stack_items;
+		sc.tmp = stack_items + RANK_STACK_MAX;
+		sc.ties = stack_ties;
+		sc.info = stack_info;
+	} else {
+		size_t per =
+		    2 * sizeof(struct sort_item) + sizeof(uint64_t) + sizeof(struct cand_info);
+		if (n > SIZE_MAX / per)
 			return 0;
+		heap = malloc(n * per);
+		if (!heap)
+			return 0;
+		sc.items = heap;
+		sc.tmp = sc.items + n;
+		sc.ties = (uint64_t *)(sc.tmp + n);
+		sc.info = (struct cand_info *)(sc.ties + n);
 	}
 
+	pthread_once(&crc32c_once, crc32c_init);
 	const struct itr_pid *cpid =
 	    map ? itr_netmap_lookup(map, client->family, client->addr) : NULL;
+	struct cost_cache cache;
+	memset(&cache, 0, sizeof(cache));
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct itr_peer_addr *c = &cands[i];
-		if (c->port == client->port && same_address(c, client))
+		struct cand_info *ci = &sc.info[i];
+		ci->taken = 0;
+		if (c->port == client->port && same_address(c, client)) {
+			ci->pid = NULL;
 			continue;
-		const struct itr_pid *pid = map ? itr_netmap_lookup(map, c->family, c->addr) : NULL;
-		uint32_t cost = map ? itr_netmap_cost(map, cpid, pid) : 0;
-		uint32_t prio = itr_bep40_priority(client, c);
-		uint8_t side = SIDE_EXTERNAL;
-		if (cpid && pid && pid->asn == cpid->asn)
-			side = pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
+		}
+		ci->pid = map ? itr_netmap_lookup(map, c->family, c->addr) : NULL;
+		ci->cost = map ? cached_cost(&cache, map, cpid, ci->pid) : 0;
+		ci->side = SIDE_EXTERNAL;
+		if (cpid && ci->pid && ci->pid->asn == cpid->asn)
+			ci->side = ci->pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
+		uint32_t prio = bep40_priority(client, c);
 		/* Without a client PID every cost is the same constant, so the
 		 * key sorts by priority alone: plain BEP 40 order. */
-		e[m].key = (uint64_t)(cpid ? cost : 0) << 32 | (uint32_t)~prio;
-		e[m].idx = (uint32_t)i;
-		e[m].side = side;
-		e[m].taken = 0;
-		e[m].pid = pid;
+		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32 | (uint32_t)~prio;
+		sc.items[m].idx = (uint32_t)i;
+		sc.items[m].pad = 0;
+		sc.ties[i] = tie_key(c);
 		m++;
 	}
-	entry_sort(e, m, cands);
+	struct sort_item *e = key_sort(sc.items, sc.tmp, m);
+	for (size_t s = 0; s < m;) {
+		size_t t = s + 1;
+		while (t < m && e[t].key == e[s].key)
+			t++;
+		if (t - s > 1)
+			tie_sort(e + s, t - s, sc.ties, cands);
+		s = t;
+	}
 
 	/* Drop exact duplicates (same address and port): they sort next to
 	 * each other because everything in the key derives from them. */
 	size_t u = 0;
 	for (size_t i = 0; i < m; i++) {
-		if (u > 0 && addr_cmp(&cands[e[u - 1].idx], &cands[e[i].idx]) == 0)
+		if (u > 0 && sc.ties[e[u - 1].idx] == sc.ties[e[i].idx] &&
+		    addr_cmp(&cands[e[u - 1].idx], &cands[e[i].idx]) == 0)
 			continue;
 		e[u++] = e[i];
 	}
@@ -378,12 +568,12 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 	size_t taken = 0;
 	if (!cpid) {
 		for (size_t i = 0; i < list_len; i++)
-			e[i].taken = 1;
+			sc.info[e[i].idx].taken = 1;
 		taken = list_len;
 	} else {
 		size_t externals = 0;
 		for (size_t i = 0; i < m; i++)
-			externals += e[i].side == SIDE_EXTERNAL;
+			externals += sc.info[e[i].idx].side == SIDE_EXTERNAL;
 		size_t reserve = policy->min_external;
 		if (reserve > externals)
 			reserve = externals;
@@ -396,8 +586,9 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 		/* Pass 1: reserve the best externals. */
 		size_t ext_taken = 0;
 		for (size_t i = 0; i < m && ext_taken < reserve; i++) {
-			if (e[i].side == SIDE_EXTERNAL) {
-				e[i].taken = 1;
+			struct cand_info *ci = &sc.info[e[i].idx];
+			if (ci->side == SIDE_EXTERNAL) {
+				ci->taken = 1;
 				ext_taken++;
 			}
 		}
@@ -406,31 +597,33 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 		/* Pass 2: everything else under the caps. */
 		size_t pid_taken = 0, as_taken = 0;
 		for (size_t i = 0; i < m && taken < list_len; i++) {
-			if (e[i].taken)
+			struct cand_info *ci = &sc.info[e[i].idx];
+			if (ci->taken)
 				continue;
-			if (e[i].side == SIDE_EXTERNAL) {
+			if (ci->side == SIDE_EXTERNAL) {
 				if (ext_taken >= ext_cap)
 					continue;
 				ext_taken++;
 			} else {
 				if (as_taken >= as_cap)
 					continue;
-				if (e[i].side == SIDE_OWN_PID) {
+				if (ci->side == SIDE_OWN_PID) {
 					if (pid_taken >= pid_cap)
 						continue;
 					pid_taken++;
 				}
 				as_taken++;
 			}
-			e[i].taken = 1;
+			ci->taken = 1;
 			taken++;
 		}
 
 		/* Pass 3: top up to a usable list from what the caps skipped. */
 		size_t floor_len = policy->min_list < list_len ? policy->min_list : list_len;
 		for (size_t i = 0; i < m && taken < floor_len; i++) {
-			if (!e[i].taken) {
-				e[i].taken = 1;
+			struct cand_info *ci = &sc.info[e[i].idx];
+			if (!ci->taken) {
+				ci->taken = 1;
 				taken++;
 			}
 		}
@@ -438,16 +631,16 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 
 	size_t k = 0;
 	for (size_t i = 0; i < m && k < taken; i++) {
-		if (!e[i].taken)
+		const struct cand_info *ci = &sc.info[e[i].idx];
+		if (!ci->taken)
 			continue;
 		out[k].peer = cands[e[i].idx];
-		out[k].pid = e[i].pid;
-		out[k].cost = map ? itr_netmap_cost(map, cpid, e[i].pid) : 0;
+		out[k].pid = ci->pid;
+		out[k].cost = ci->cost;
 		out[k].priority = ~(uint32_t)e[i].key;
 		k++;
 	}
-	if (e != stack_entries)
-		free(e);
+	free(heap);
 	return k;
 }
 
