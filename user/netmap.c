@@ -326,7 +326,14 @@ static const struct itr_pid *lookup4(const struct itr_netmap *m, uint32_t a)
 	for (int i = 0; i < m->nlens4; i++) {
 		unsigned len = m->lens4[i];
 		uint32_t key = len ? a & ~(uint32_t)0 << (32 - len) : 0;
-		size_t lo = m->lpm4_off[len], hi = m->lpm4_off[len + 1];
+		size_t lo, hi;
+		if (m->lpm4_top16[len]) {
+			lo = m->lpm4_top16[len][key >> 16];
+			hi = m->lpm4_top16[len][(key >> 16) + 1];
+		} else {
+			lo = m->lpm4_off[len];
+			hi = m->lpm4_off[len + 1];
+		}
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo) / 2;
 			uint32_t v = m->lpm4[mid].addr;

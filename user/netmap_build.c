@@ -394,6 +394,8 @@ static void map_free(struct itr_netmap *m)
 	free(m->entries);
 	free(m->costs);
 	free(m->lpm4);
+	for (int l = 0; l <= 32; l++)
+		free(m->lpm4_top16[l]);
 	free(m->lpm6);
 	free(m);
 }
@@ -741,6 +743,20 @@ static int build_lpm(struct itr_netmap *m)
 			s->lo = load_be64(e->prefix.addr + 8);
 			s->pid = e->pid;
 		}
+	}
+	for (int l = 16; l <= 32; l++) {
+		if (count4[l] < 256)
+			continue;
+		uint32_t *idx = malloc(65537 * sizeof(uint32_t));
+		if (!idx)
+			return -1;
+		uint32_t pos = m->lpm4_off[l], end = m->lpm4_off[l + 1];
+		for (uint32_t h = 0; h <= 65536; h++) {
+			while (pos < end && (m->lpm4[pos].addr >> 16) < h)
+				pos++;
+			idx[h] = pos;
+		}
+		m->lpm4_top16[l] = idx;
 	}
 	m->nlens4 = 0;
 	for (int l = 32; l >= 0; l--)

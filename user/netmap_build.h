@@ -64,6 +64,10 @@ struct itr_netmap {
 	 * in one block; lens4/lens6 list the non-empty lengths, longest first. */
 	struct nm_lpm4_slot *lpm4;
 	uint32_t lpm4_off[34];
+	/* For long runs of length >= 16: where each value of the top 16
+	 * address bits starts in the run (65537 absolute positions), so a
+	 * lookup binary-searches a handful of slots, not the whole run. */
+	uint32_t *lpm4_top16[33];
 	uint8_t lens4[33];
 	int nlens4;
 	struct nm_lpm6_slot *lpm6;

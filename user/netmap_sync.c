@@ -10,6 +10,7 @@
  * supports them for LPM tries, single-element calls otherwise.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,44 +91,101 @@ static bool same_info(const struct itr_pid_info *a, const struct itr_pid_info *b
 	return a->pid == b->pid && a->asn == b->asn && a->loc == b->loc && a->flags == b->flags;
 }
 
-int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
-                    const struct itr_netmap_kentry *new_entries, size_t nnew,
-                    struct itr_netmap_op **ops, size_t *nops)
+/* A sorted sequence of kernel entries: an array, or a map's entries with
+ * its default /0s spliced in, read in place so a reload of a big map does
+ * not copy both maps first. */
+struct ksrc {
+	const struct itr_netmap_kentry *arr;
+	const struct itr_netmap *map;
+	size_t n;
+	size_t v4_default_at, v6_default_at; /* SIZE_MAX: none */
+};
+
+static void ksrc_array(struct ksrc *s, const struct itr_netmap_kentry *arr, size_t n)
 {
-	size_t nup = 0, ndel = 0, i, j;
+	*s =
+	    (struct ksrc){.arr = arr, .n = n, .v4_default_at = SIZE_MAX, .v6_default_at = SIZE_MAX};
+}
+
+static void ksrc_map(struct ksrc *s, const struct itr_netmap *map)
+{
+	*s = (struct ksrc){.map = map, .v4_default_at = SIZE_MAX, .v6_default_at = SIZE_MAX};
+	if (!map)
+		return;
+	s->n = map->nentries;
+	if (map->default_pid) {
+		/* Entries are v4 then v6; each /0 default sorts first in its family. */
+		size_t lo = 0, hi = map->nentries;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (map->entries[mid].prefix.family == 4)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		s->v4_default_at = 0;
+		s->v6_default_at = lo + 1;
+		s->n += 2;
+	}
+}
+
+static void ksrc_get(const struct ksrc *s, size_t k, struct itr_netmap_kentry *out)
+{
+	if (s->arr) {
+		*out = s->arr[k];
+		return;
+	}
+	if (k == s->v4_default_at || k == s->v6_default_at) {
+		put_default(out, k == s->v4_default_at ? 4 : 6, s->map->default_pid);
+		return;
+	}
+	size_t i = k;
+	if (s->v4_default_at != SIZE_MAX)
+		i -= k > s->v6_default_at ? 2 : 1;
+	const struct nm_entry *e = &s->map->entries[i];
+	out->prefix = e->prefix;
+	out->info = info_of(&s->map->pids[e->pid], 0);
+}
+
+static int diff_sources(const struct ksrc *old, const struct ksrc *new_src,
+                        struct itr_netmap_op **ops, size_t *nops)
+{
+	size_t nup = 0, ndel = 0;
+	struct itr_netmap_kentry o, n;
 	*ops = NULL;
 	*nops = 0;
 	/* Pass 1 counts, pass 2 fills: no worst-case sized allocation. */
 	for (int pass = 0; pass < 2; pass++) {
-		size_t up = 0, del = nup;
-		i = j = 0;
-		while (i < nold || j < nnew) {
-			int c = i == nold ? 1
-			        : j == nnew
-			            ? -1
-			            : itr_prefix_cmp(&old[i].prefix, &new_entries[j].prefix);
-			if (c < 0) {
-				if (pass)
-					(*ops)[del] =
-					    (struct itr_netmap_op){ITR_NETMAP_OP_DELETE, old[i]};
-				del++;
-				i++;
-			} else if (c > 0) {
-				if (pass)
-					(*ops)[up] = (struct itr_netmap_op){ITR_NETMAP_OP_ADD,
-					                                    new_entries[j]};
-				up++;
-				j++;
-			} else {
-				if (!same_info(&old[i].info, &new_entries[j].info)) {
+		size_t up = 0, del = nup, i = 0, j = 0;
+		if (i < old->n)
+			ksrc_get(old, i, &o);
+		if (j < new_src->n)
+			ksrc_get(new_src, j, &n);
+		while (i < old->n || j < new_src->n) {
+			int c = i == old->n       ? 1
+			        : j == new_src->n ? -1
+			                          : itr_prefix_cmp(&o.prefix, &n.prefix);
+			if (c <= 0 && !(c == 0 && same_info(&o.info, &n.info))) {
+				if (c < 0) {
 					if (pass)
-						(*ops)[up] = (struct itr_netmap_op){
-						    ITR_NETMAP_OP_CHANGE, new_entries[j]};
+						(*ops)[del] =
+						    (struct itr_netmap_op){ITR_NETMAP_OP_DELETE, o};
+					del++;
+				} else {
+					if (pass)
+						(*ops)[up] =
+						    (struct itr_netmap_op){ITR_NETMAP_OP_CHANGE, n};
 					up++;
 				}
-				i++;
-				j++;
+			} else if (c > 0) {
+				if (pass)
+					(*ops)[up] = (struct itr_netmap_op){ITR_NETMAP_OP_ADD, n};
+				up++;
 			}
+			if (c <= 0 && ++i < old->n)
+				ksrc_get(old, i, &o);
+			if (c >= 0 && ++j < new_src->n)
+				ksrc_get(new_src, j, &n);
 		}
 		if (!pass) {
 			nup = up;
@@ -141,6 +199,16 @@ int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
 	}
 	*nops = nup + ndel;
 	return 0;
+}
+
+int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
+                    const struct itr_netmap_kentry *new_entries, size_t nnew,
+                    struct itr_netmap_op **ops, size_t *nops)
+{
+	struct ksrc a, b;
+	ksrc_array(&a, old, nold);
+	ksrc_array(&b, new_entries, nnew);
+	return diff_sources(&a, &b, ops, nops);
 }
 
 /* ---- reading the tries -------------------------------------------------- */
@@ -375,9 +443,9 @@ static void family_ops_free(struct family_ops *f)
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
                         int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
 {
-	struct itr_netmap_kentry *olde = NULL, *newe = NULL;
+	struct itr_netmap_kentry *olde = NULL;
 	struct itr_netmap_op *ops = NULL;
-	size_t nold = 0, nnew = 0, nops = 0;
+	size_t nold = 0, nops = 0;
 	struct family_ops up4 = {0}, up6 = {0}, del4 = {0}, del6 = {0};
 	int rc;
 	if (stats)
@@ -385,16 +453,19 @@ int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netma
 	if (!new_map || lpm_v4_fd < 0 || lpm_v6_fd < 0)
 		return -EINVAL;
 
-	if (old_map)
-		rc = itr_netmap_kernel_entries(old_map, &olde, &nold);
-	else
-		rc = itr_netmap_dump_bpf(lpm_v4_fd, lpm_v6_fd, &olde, &nold);
-	if (rc || (rc = itr_netmap_kernel_entries(new_map, &newe, &nnew)) ||
-	    (rc = itr_netmap_diff(olde, nold, newe, nnew, &ops, &nops)))
+	struct ksrc old_src, new_src;
+	if (old_map) {
+		ksrc_map(&old_src, old_map);
+	} else {
+		if ((rc = itr_netmap_dump_bpf(lpm_v4_fd, lpm_v6_fd, &olde, &nold)))
+			goto out;
+		ksrc_array(&old_src, olde, nold);
+	}
+	ksrc_map(&new_src, new_map);
+	if ((rc = diff_sources(&old_src, &new_src, &ops, &nops)))
 		goto out;
 	free(olde);
-	free(newe);
-	olde = newe = NULL;
+	olde = NULL;
 
 	size_t nup = 0;
 	while (nup < nops && ops[nup].kind != ITR_NETMAP_OP_DELETE)
@@ -422,7 +493,6 @@ int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netma
 		goto out;
 out:
 	free(olde);
-	free(newe);
 	free(ops);
 	family_ops_free(&up4);
 	family_ops_free(&up6);

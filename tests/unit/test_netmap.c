@@ -362,6 +362,68 @@ static void test_longest_prefix_many_lengths(void **state)
 	itr_netmap_unref(m);
 }
 
+/* Enough prefixes per length to use the top-16-bit index, checked against
+ * a brute-force longest match. */
+static void test_lookup_indexed_against_brute_force(void **state)
+{
+	(void)state;
+	enum { N24 = 3000, N20 = 600, N28 = 400 };
+	static struct itr_prefix pfx[N24 + N20 + N28];
+	static uint32_t owner[N24 + N20 + N28];
+	size_t cap = 200000, off = 0, n = 0;
+	char *text = malloc(cap);
+	for (int p = 1; p <= 5; p++)
+		off += (size_t)snprintf(text + off, cap - off, "pid p%d id %d asn 1\n", p, p);
+	for (int i = 0; i < N24 + N20 + N28; i++) {
+		uint32_t a;
+		unsigned len;
+		if (i < N24) {
+			a = 0x0a000000u | ((uint32_t)(i * 7919) % 65536) << 8;
+			len = 24;
+		} else if (i < N24 + N20) {
+			a = 0x0a000000u | ((uint32_t)((i - N24) * 13) % 4096) << 12;
+			len = 20;
+		} else {
+			a = 0x0a000000u | ((uint32_t)((i - N24 - N20) * 7919) % 65536) << 8 |
+			    (uint32_t)(i % 16) << 4;
+			len = 28;
+		}
+		pfx[n] = (struct itr_prefix){
+		    .family = 4, .len = (uint8_t)len, .addr = {a >> 24, a >> 16, a >> 8, a}};
+		owner[n] = (uint32_t)(i % 5) + 1;
+		off +=
+		    (size_t)snprintf(text + off, cap - off, "prefix p%u %u.%u.%u.%u/%u\n", owner[n],
+		                     a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255, len);
+		n++;
+	}
+	struct itr_netmap *m = parse(text);
+	free(text);
+	assert_non_null(m);
+	uint64_t seed = 88172645463325252ull;
+	for (int k = 0; k < 20000; k++) {
+		seed ^= seed << 13;
+		seed ^= seed >> 7;
+		seed ^= seed << 17;
+		uint32_t a = 0x0a000000u | (uint32_t)(seed & 0xffffff);
+		uint8_t b[4] = {a >> 24, a >> 16, a >> 8, a};
+		int best = -1;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t pa = (uint32_t)pfx[i].addr[0] << 24 |
+			              (uint32_t)pfx[i].addr[1] << 16 |
+			              (uint32_t)pfx[i].addr[2] << 8 | pfx[i].addr[3];
+			uint32_t mask = ~0u << (32 - pfx[i].len);
+			if ((a & mask) == pa && (best < 0 || pfx[i].len > pfx[best].len))
+				best = (int)i;
+		}
+		const struct itr_pid *p = itr_netmap_lookup(m, 4, b);
+		if (best < 0)
+			assert_null(p);
+		else
+			assert_int_equal(p ? p->id : 0, owner[best]);
+	}
+	itr_netmap_unref(m);
+}
+
 static void test_costs_and_class(void **state)
 {
 	(void)state;
@@ -897,6 +959,7 @@ int main(void)
 	    cmocka_unit_test(test_lookups),
 	    cmocka_unit_test(test_default_pid),
 	    cmocka_unit_test(test_longest_prefix_many_lengths),
+	    cmocka_unit_test(test_lookup_indexed_against_brute_force),
 	    cmocka_unit_test(test_costs_and_class),
 	    cmocka_unit_test(test_vtag),
 	    cmocka_unit_test(test_text_and_alto_examples_agree),
