@@ -19,6 +19,8 @@
 
 #include <bpf/bpf.h>
 #include <netlink/cache.h>
+#include <netlink/hashtable.h>
+#include <netlink/list.h>
 #include <netlink/netlink.h>
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
@@ -857,6 +859,45 @@ static void maybe_hand_snapshot(struct itr_routes *r, uint64_t now)
 	r->map_dirty = false;
 }
 
+/* libnl sizes a cache's object hash table from the cache type (1024 chains
+ * for route/route) and offers no call to change it: with a million routes
+ * every insert and delete walks a chain of a thousand objects, and a
+ * full-table load takes minutes. struct nl_cache is private, so its head is
+ * mirrored here (libnl 3.2 to 3.7) and checked against what the public calls
+ * report before the empty table is swapped for a larger one; when anything
+ * does not match, the cache keeps its table (correct, only slower). */
+struct libnl_cache_head {
+	struct nl_list_head items;
+	int nitems;
+	int iarg1, iarg2;
+	int refcnt;
+	unsigned int flags;
+	nl_hash_table_t *hashtable;
+	struct nl_cache_ops *ops;
+};
+
+#define ROUTE_HASH_CHAINS (1 << 20)
+
+static bool widen_cache_hash(struct nl_cache *cache)
+{
+	struct libnl_cache_head *h = (struct libnl_cache_head *)cache;
+	if (h->ops != nl_cache_get_ops(cache) || h->nitems != 0 || nl_cache_nitems(cache) != 0 ||
+	    !h->hashtable || h->hashtable->size <= 0 || h->hashtable->size >= ROUTE_HASH_CHAINS ||
+	    h->items.next != &h->items || h->items.prev != &h->items)
+		return false;
+	nl_hash_table_t *bigger = nl_hash_table_alloc(ROUTE_HASH_CHAINS);
+	if (!bigger)
+		return false;
+	for (int i = 0; i < h->hashtable->size; i++)
+		if (h->hashtable->nodes[i]) { /* not empty after all: leave it */
+			nl_hash_table_free(bigger);
+			return false;
+		}
+	nl_hash_table_free(h->hashtable);
+	h->hashtable = bigger;
+	return true;
+}
+
 static void set_rcvbuf(int fd, int bytes)
 {
 	/* As root, past rmem_max: a full-table load arrives faster than any
@@ -1096,8 +1137,18 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	set_rcvbuf(nl_cache_mngr_get_fd(r->mngr), 64 << 20);
 	/* Subscribes to the IPv4 and IPv6 route groups, then dumps: a change
 	 * made during the dump is seen either in the dump or as an event. */
-	rc = nl_cache_mngr_add(r->mngr, "route/route", change_cb, r, &r->cache);
+	rc = nl_cache_alloc_name("route/route", &r->cache);
 	if (rc < 0) {
+		snprintf(err, len, "routes: libnl route cache: %s", nl_geterror(rc));
+		goto fail_early;
+	}
+	if (!widen_cache_hash(r->cache))
+		fprintf(stderr, "itrackerd: routes: libnl's route cache keeps its small hash "
+				"table; very large route tables will load slowly\n");
+	rc = nl_cache_mngr_add_cache(r->mngr, r->cache, change_cb, r);
+	if (rc < 0) {
+		nl_cache_free(r->cache);
+		r->cache = NULL;
 		snprintf(err, len, "routes: following route/route: %s", nl_geterror(rc));
 		goto fail_early;
 	}
