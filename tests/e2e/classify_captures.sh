@@ -89,6 +89,13 @@ capture_start tcp va
 TCP_PID=$CAP_PID
 capture_start tcp_any any
 ANY_PID=$CAP_PID
+# aria2c always opens peer connections with the MSE (obfuscation) handshake,
+# which has no plaintext marker. A libtorrent leecher with a plaintext
+# handshake talks to the same seeder first, so the data plane learns the
+# seeder's endpoint and must then recognise aria2c's encrypted flow by it.
+mkdir -p "$E2E_TMP/ltleech"
+timeout 60 ip netns exec "$A" /usr/bin/python3 "$LIB/lt_transfer.py" leech "$E2E_TMP/payload.torrent" \
+	"$E2E_TMP/ltleech" "$IP_A" "$IP_B" 6881 --timeout 50 >/dev/null || e2e_fail "plaintext leech failed"
 timeout 60 ip netns exec "$A" aria2c "${ARIA_COMMON[@]}" --seed-time=0 --listen-port=6882 \
 	-d "$E2E_TMP/leech" "$E2E_TMP/payload.torrent" >"$E2E_TMP/leecher.log" 2>&1 ||
 	{ cat "$E2E_TMP/leecher.log" >&2; e2e_fail "aria2c leecher did not finish"; }
@@ -102,11 +109,21 @@ for cap in tcp tcp_any; do
 	((pw >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no peer_wire flow"; }
 	ht=$(jq '[.flows[] | select(.kind == "http_tracker")] | length' "$E2E_TMP/$cap.json")
 	((ht >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no http_tracker flow"; }
-	# The peer wire flow carries the payload: at least the file's size.
+	# Both transfers carried the whole file: the plaintext one as peer wire,
+	# aria2c's encrypted one recognised by the seeder's endpoint.
 	big=$(jq '[.flows[] | select(.kind == "peer_wire") | .bytes] | max' "$E2E_TMP/$cap.json")
 	((big >= 3 * 1024 * 1024)) || e2e_fail "$cap: peer wire flow has only $big bytes"
-	cls=$(jq -r '[.flows[] | select(.kind != "none") | .class] | unique | join(",")' "$E2E_TMP/$cap.json")
-	[[ $cls == inter_as ]] || e2e_fail "$cap: BitTorrent flows classed '$cls', want inter_as"
+	big=$(jq '[.flows[] | select(.kind == "endpoint" and (.hi | endswith(":6881"))) | .bytes] | max // 0' \
+		"$E2E_TMP/$cap.json")
+	((big >= 3 * 1024 * 1024)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: aria2c's MSE flow not recognised by endpoint ($big bytes)"; }
+	# Between the namespaces: inter-AS. (On "any", the clients' connections
+	# to themselves show up too: those are intra_pid.)
+	cls=$(jq -r --arg b "$IP_B:" '[.flows[] | select(.kind != "none" and (.hi | startswith($b))) | .class]
+		| unique | join(",")' "$E2E_TMP/$cap.json")
+	[[ $cls == inter_as ]] || e2e_fail "$cap: BitTorrent flows A-B classed '$cls', want inter_as"
+	cls=$(jq -r '[.flows[] | select(.kind != "none" and (.lo | split(":")[0]) == (.hi | split(":")[0])) | .class]
+		| unique | join(",")' "$E2E_TMP/$cap.json")
+	[[ -z $cls || $cls == intra_pid ]] || e2e_fail "$cap: flows inside A classed '$cls'"
 	# The program's own per-packet counters agree with the flow totals.
 	frames=$(jq '.frames' "$E2E_TMP/$cap.json")
 	counted=$(jq '[.counters_by_kind[] | .packets] | add' "$E2E_TMP/$cap.json")
@@ -118,55 +135,80 @@ done
 "$CTL" classify "$E2E_TMP/tcp.pcap" --map "$MAP" | grep -q "peer_wire" || e2e_fail "table lacks peer_wire"
 
 # ---- 2. libtorrent over uTP with DHT ---------------------------------------
+# libtorrent runs DHT and uTP on one UDP socket, so DHT between the two
+# transfer peers would share the uTP flow's 5-tuple, and a flow has one kind
+# (whichever signature came first). The transfer therefore runs with DHT off,
+# and a DHT-enabled session in A meets a DHT node on a second address of B.
 cat >"$E2E_TMP/utp_dht.py" <<'EOF'
-"""Two libtorrent sessions that meet over uTP only, with DHT on: argv is
-role torrent save_dir my_ip my_port peer_ip peer_port [timeout]."""
+"""libtorrent sessions for the uTP/DHT capture. argv: role torrent save_dir
+my_ip my_port peer_ip peer_port. Roles: seed and leech (uTP only, DHT off),
+dht (a DHT node until killed), dhtclient (DHT on, bootstraps from the peer,
+exits once it holds a node)."""
 import sys, time
 import libtorrent as lt
 role, torrent, save, ip, port, peer_ip, peer_port = sys.argv[1:8]
-timeout = float(sys.argv[8]) if len(sys.argv) > 8 else 60
+peer = (peer_ip, int(peer_port))
+dht = role in ("dht", "dhtclient")
 ses = lt.session({
     "listen_interfaces": "%s:%s" % (ip, port), "outgoing_interfaces": ip,
-    "enable_dht": True, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-    "enable_outgoing_tcp": False, "enable_incoming_tcp": False,
+    "enable_dht": dht, "enable_lsd": False, "enable_upnp": False,
+    "enable_natpmp": False, "enable_outgoing_tcp": False, "enable_incoming_tcp": False,
     "enable_outgoing_utp": True, "enable_incoming_utp": True,
     "dht_bootstrap_nodes": "", "allow_multiple_connections_per_ip": True,
     "out_enc_policy": 2, "in_enc_policy": 1, "alert_mask": 0,
     "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False,
 })
-ses.add_dht_node((peer_ip, int(peer_port)))
+if role == "dht":
+    while True:
+        time.sleep(1)
+deadline, last = time.time() + 60, 0
+if role == "dhtclient":
+    while time.time() < deadline:
+        if ses.status().dht_nodes > 0:
+            # A lookup, so the capture holds get_peers queries too.
+            ses.dht_get_peers(lt.torrent_info(torrent).info_hash())
+            time.sleep(1)
+            print("dht nodes", ses.status().dht_nodes, flush=True)
+            sys.exit(0)
+        if time.time() - last > 1:
+            ses.add_dht_node(peer)
+            last = time.time()
+        time.sleep(0.1)
+    sys.exit(1)
 h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
 if role == "seed":
     h.force_recheck()
     while True:
         time.sleep(1)
-deadline, last = time.time() + timeout, 0
 while time.time() < deadline:
     st = h.status()
     if st.is_seeding:
-        # Let DHT traffic flow a little after the transfer too.
-        h.force_dht_announce()
-        time.sleep(2)
         print("complete", flush=True)
         sys.exit(0)
     if time.time() - last > 2 and st.num_peers == 0:
-        h.connect_peer((peer_ip, int(peer_port)))
-        ses.add_dht_node((peer_ip, int(peer_port)))
+        h.connect_peer(peer)
         last = time.time()
     time.sleep(0.1)
 print("timeout: progress %.3f" % h.status().progress, file=sys.stderr)
 sys.exit(1)
 EOF
+IP_B_DHT=10.20.200.3
+e2e_addr "$B" vb "$IP_B_DHT/24"
+ip -n "$A" route add "$IP_B_DHT/32" dev va
 mkdir -p "$E2E_TMP/lseed" "$E2E_TMP/lleech"
 cp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/lseed/"
 /usr/bin/python3 "$LIB/lt_transfer.py" make "$E2E_TMP/lseed/payload.bin" "$E2E_TMP/lt.torrent"
-e2e_bg ip netns exec "$B" /usr/bin/python3 "$E2E_TMP/utp_dht.py" seed "$E2E_TMP/lt.torrent" \
+e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" seed "$E2E_TMP/lt.torrent" \
 	"$E2E_TMP/lseed" "$IP_B" 6891 "$IP_A" 6892
+e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" dht "$E2E_TMP/lt.torrent" \
+	"$E2E_TMP/lseed" "$IP_B_DHT" 6893 "$IP_A" 6892
 sleep 1
 capture_start utp va
 UTP_PID=$CAP_PID
-timeout 90 ip netns exec "$A" /usr/bin/python3 "$E2E_TMP/utp_dht.py" leech "$E2E_TMP/lt.torrent" \
-	"$E2E_TMP/lleech" "$IP_A" 6892 "$IP_B" 6891 60 || e2e_fail "uTP transfer did not finish"
+timeout 90 ip netns exec "$A" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" leech "$E2E_TMP/lt.torrent" \
+	"$E2E_TMP/lleech" "$IP_A" 6892 "$IP_B" 6891 || e2e_fail "uTP transfer did not finish"
+timeout 90 ip netns exec "$A" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" dhtclient "$E2E_TMP/lt.torrent" \
+	"$E2E_TMP/lleech" "$IP_A" 6894 "$IP_B_DHT" 6893 || e2e_fail "DHT client found no node"
 capture_stop "$UTP_PID"
 cmp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/lleech/payload.bin" || e2e_fail "uTP payload differs"
 classify "$E2E_TMP/utp.pcap" >"$E2E_TMP/utp.json" || e2e_fail "classify utp failed"
@@ -175,8 +217,11 @@ dht=$(jq '[.flows[] | select(.proto == "udp" and .kind == "dht")] | length' "$E2
 tcpbt=$(jq '[.flows[] | select(.proto == "tcp" and .kind != "none")] | length' "$E2E_TMP/utp.json")
 ((utp >= 1)) || { cat "$E2E_TMP/utp.json" >&2; e2e_fail "no utp flow"; }
 ((dht >= 1)) || { cat "$E2E_TMP/utp.json" >&2; e2e_fail "no dht flow"; }
+dhtb=$(jq -r --arg s "$IP_B_DHT:6893" '[.flows[] | select(.hi == $s) | .kind] | unique | join(",")' "$E2E_TMP/utp.json")
+[[ $dhtb == dht ]] || e2e_fail "flow to the DHT node is '$dhtb', want dht"
 ((tcpbt == 0)) || e2e_fail "TCP disabled, yet $tcpbt BitTorrent TCP flows"
-big=$(jq '[.flows[] | select(.kind == "utp") | .bytes] | max' "$E2E_TMP/utp.json")
+big=$(jq --arg s "$IP_B:6891" '[.flows[] | select(.kind == "utp" and .hi == $s) | .bytes] | max // 0' \
+	"$E2E_TMP/utp.json")
 ((big >= 3 * 1024 * 1024)) || e2e_fail "uTP flow has only $big bytes"
 
 # ---- 3. DNS, HTTP, TLS: nothing BitTorrent ---------------------------------
