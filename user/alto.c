@@ -959,6 +959,62 @@ static size_t select_pids(const struct itr_netmap *map, const struct itr_alto_na
 	return n;
 }
 
+/* A growing text buffer for the cost map, the one document that gets big
+ * (PIDs squared entries): building it as a jansson tree took seconds for a
+ * thousand PIDs, writing the text directly takes a fraction of that. */
+struct text_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+static void tb_put(struct text_buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->cap - b->len <= n) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+		while (cap - b->len <= n)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void tb_puts(struct text_buf *b, const char *s)
+{
+	tb_put(b, s, strlen(s));
+}
+
+/* A JSON string; PID names need no escaping, but the map is not trusted
+ * to have checked that. */
+static void tb_json_string(struct text_buf *b, const char *s)
+{
+	tb_put(b, "\"", 1);
+	for (const char *run = s;; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c && c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		tb_put(b, run, (size_t)(s - run));
+		if (!c)
+			break;
+		char esc[8];
+		snprintf(esc, sizeof(esc), "\\u%04x", c);
+		tb_puts(b, esc);
+		run = s + 1;
+	}
+	tb_put(b, "\"", 1);
+}
+
 char *itr_alto_encode_costmap(const struct itr_netmap *map, enum itr_alto_mode mode,
                               const struct itr_alto_costmap_filter *filter)
 {
@@ -966,8 +1022,9 @@ char *itr_alto_encode_costmap(const struct itr_netmap *map, enum itr_alto_mode m
 	size_t ns, nd;
 	double *costs = NULL;
 	uint32_t *ranks = NULL;
-	json_t *root = NULL, *meta, *deps, *cm;
-	char *text = NULL;
+	json_t *meta, *deps;
+	char *meta_text = NULL, num[16];
+	struct text_buf b = {0};
 
 	if (filter)
 		mode = filter->mode;
@@ -986,36 +1043,59 @@ char *itr_alto_encode_costmap(const struct itr_netmap *map, enum itr_alto_mode m
 	if (mode == ITR_ALTO_ORDINAL)
 		itr_alto_dense_rank(costs, ns * nd, ranks);
 
-	root = json_object();
 	meta = json_object();
 	deps = json_array();
-	cm = json_object();
 	json_array_append_new(deps, vtag_json(map));
 	json_object_set_new(meta, "dependent-vtags", deps);
 	json_object_set_new(meta, "cost-type", cost_type_json(mode));
-	json_object_set_new(root, "meta", meta);
+	meta_text = dump_and_free(meta);
+	if (!meta_text)
+		goto out;
+	tb_puts(&b, "{\"meta\":");
+	tb_puts(&b, meta_text);
+	tb_puts(&b, ",\"cost-map\":{");
+	bool first_row = true;
 	for (size_t s = 0; s < ns; s++) {
-		json_t *row = json_object();
+		size_t row_start = b.len;
+		bool first = true;
+		if (!first_row)
+			tb_put(&b, ",", 1);
+		tb_json_string(&b, srcs[s]->name);
+		tb_put(&b, ":{", 2);
 		for (size_t d = 0; d < nd; d++) {
 			size_t k = s * nd + d;
-			double v = mode == ITR_ALTO_ORDINAL ? ranks[k] : costs[k];
+			uint32_t v = mode == ITR_ALTO_ORDINAL ? ranks[k] : (uint32_t)costs[k];
 			if (!itr_alto_constraints_pass(filter ? &filter->constraints : NULL, v))
 				continue;
-			json_object_set_new(row, dsts[d]->name, json_integer((json_int_t)v));
+			if (!first)
+				tb_put(&b, ",", 1);
+			first = false;
+			tb_json_string(&b, dsts[d]->name);
+			snprintf(num, sizeof(num), ":%u", v);
+			tb_puts(&b, num);
 		}
-		if (json_object_size(row))
-			json_object_set_new(cm, srcs[s]->name, row);
-		else
-			json_decref(row);
+		if (first) {
+			/* Constraints left the row empty: leave it out. */
+			b.len = row_start;
+			if (b.p)
+				b.p[b.len] = '\0';
+			continue;
+		}
+		tb_put(&b, "}", 1);
+		first_row = false;
 	}
-	json_object_set_new(root, "cost-map", cm);
-	text = dump_and_free(root);
+	tb_puts(&b, "}}");
 out:
+	free(meta_text);
 	free(srcs);
 	free(dsts);
 	free(costs);
 	free(ranks);
-	return text;
+	if (b.oom || !b.p) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }
 
 char *itr_alto_encode_endpointprop(const struct itr_netmap *map,
