@@ -333,10 +333,25 @@ static void metrics_handler(const struct itr_http_request *req, struct itr_http_
 	itr_http_set_body(resp, 200, ITR_METRICS_CONTENT_TYPE, buf, len);
 }
 
+static void sources_free(void *ptr)
+{
+	struct itr_metrics_sources *copy = ptr;
+	free((char *)copy->pin_root);
+	free(copy);
+}
+
 int itr_metrics_register(struct itr_http_server *srv, const struct itr_metrics_sources *sources)
 {
 	if (!srv || !sources)
 		return -1;
-	return itr_http_route(srv, "GET", "/metrics", metrics_handler, (void *)sources) == 0 ? 0
-	                                                                                     : -1;
+	struct itr_metrics_sources *copy = malloc(sizeof(*copy));
+	if (!copy)
+		return -1;
+	*copy = *sources;
+	copy->pin_root = strdup(sources->pin_root ? sources->pin_root : ITR_PIN_ROOT_DEFAULT);
+	if (!copy->pin_root || itr_http_attach(srv, copy, sources_free) < 0) {
+		sources_free(copy);
+		return -1;
+	}
+	return itr_http_route(srv, "GET", "/metrics", metrics_handler, copy) == 0 ? 0 : -1;
 }

@@ -49,10 +49,10 @@ struct itr_metrics_reloads {
 	double last_success_unix_seconds; /* 0 if no reload succeeded yet */
 };
 
-/* What a scrape reads. The struct (and pin_root) must outlive the HTTP
- * server it is registered on: the handler keeps the pointer. Callbacks are
- * called from HTTP worker threads and must be thread safe; a NULL callback
- * leaves its metrics out. */
+/* What a scrape reads. itr_metrics_register copies it (pin_root too); the
+ * callback args must stay valid while the server runs. Callbacks are called
+ * from HTTP worker threads and must be thread safe; a NULL callback leaves
+ * its metrics out. */
 struct itr_metrics_sources {
 	const char *pin_root; /* NULL: ITR_PIN_ROOT_DEFAULT */
 	size_t matrix_top;    /* 0: ITR_METRICS_MATRIX_TOP_DEFAULT */
@@ -62,7 +62,7 @@ struct itr_metrics_sources {
 	void *reloads_arg;
 };
 
-/* Route GET /metrics on srv. 0 or -1. */
+/* Route GET /metrics on srv (before it starts). 0 or -1. */
 int itr_metrics_register(struct itr_http_server *srv, const struct itr_metrics_sources *sources);
 
 /* Write one scrape to out (what the handler serves). 0 or -1 on a write
