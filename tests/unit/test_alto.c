@@ -577,6 +577,37 @@ static void test_endpointcost(void **state)
 	assert_int_equal(err.code, ITR_ALTO_E_INVALID_FIELD_VALUE);
 	assert_string_equal(err.field, "endpoints");
 	itr_alto_endpointcost_req_free(&q);
+
+	/* More than ITR_ALTO_MAX_PAIRS pairs are refused, as many are fine. */
+	for (int over = 0; over < 2; over++) {
+		size_t side = 256, cap = 64 * 1024, len = 0;
+		char *big = malloc(cap);
+		assert_non_null(big);
+		len += (size_t)snprintf(big + len, cap - len,
+		                        "{\"cost-type\":{\"cost-mode\":\"ordinal\",\"cost-metric\":"
+		                        "\"routingcost\"},\"endpoints\":{\"srcs\":[");
+		for (size_t i = 0; i < side + (size_t)over; i++)
+			len += (size_t)snprintf(big + len, cap - len, "%s\"ipv4:10.0.%zu.%zu\"",
+			                        i ? "," : "", i / 256, i % 256);
+		len += (size_t)snprintf(big + len, cap - len, "],\"dsts\":[");
+		for (size_t i = 0; i < side; i++)
+			len += (size_t)snprintf(big + len, cap - len, "%s\"ipv4:10.1.%zu.%zu\"",
+			                        i ? "," : "", i / 256, i % 256);
+		len += (size_t)snprintf(big + len, cap - len, "]}}");
+		assert_true(len < cap);
+		assert_int_equal(itr_alto_parse_endpointcost(big, len, &q, &err), 0);
+		char *out = itr_alto_encode_endpointcost(map, &q, NULL, &err);
+		if (over) {
+			assert_null(out);
+			assert_int_equal(err.code, ITR_ALTO_E_INVALID_FIELD_VALUE);
+			assert_string_equal(err.field, "endpoints");
+		} else {
+			assert_non_null(out);
+			free(out);
+		}
+		itr_alto_endpointcost_req_free(&q);
+		free(big);
+	}
 	itr_netmap_unref(map);
 
 	/* An address no PID covers costs the map's "unknown" value and is
