@@ -147,57 +147,79 @@ static void ksrc_get(const struct ksrc *s, size_t k, struct itr_netmap_kentry *o
 	out->info = info_of(&s->map->pids[e->pid], 0);
 }
 
+struct opvec {
+	struct itr_netmap_op *v;
+	size_t n, cap;
+};
+
+static int opvec_push(struct opvec *ov, enum itr_netmap_op_kind kind,
+                      const struct itr_netmap_kentry *e)
+{
+	if (ov->n == ov->cap) {
+		size_t ncap = ov->cap ? ov->cap * 2 : 256;
+		void *nv = realloc(ov->v, ncap * sizeof(*ov->v));
+		if (!nv)
+			return -ENOMEM;
+		ov->v = nv;
+		ov->cap = ncap;
+	}
+	ov->v[ov->n].kind = kind;
+	ov->v[ov->n].entry = *e;
+	ov->n++;
+	return 0;
+}
+
+/* One merge pass; updates and deletes are collected apart and the deletes
+ * appended after every update. */
 static int diff_sources(const struct ksrc *old, const struct ksrc *new_src,
                         struct itr_netmap_op **ops, size_t *nops)
 {
-	size_t nup = 0, ndel = 0;
+	struct opvec up = {0}, del = {0};
 	struct itr_netmap_kentry o, n;
+	size_t i = 0, j = 0;
+	int rc = 0;
 	*ops = NULL;
 	*nops = 0;
-	/* Pass 1 counts, pass 2 fills: no worst-case sized allocation. */
-	for (int pass = 0; pass < 2; pass++) {
-		size_t up = 0, del = nup, i = 0, j = 0;
-		if (i < old->n)
+	if (i < old->n)
+		ksrc_get(old, i, &o);
+	if (j < new_src->n)
+		ksrc_get(new_src, j, &n);
+	while (!rc && (i < old->n || j < new_src->n)) {
+		int c = i == old->n       ? 1
+		        : j == new_src->n ? -1
+		                          : itr_prefix_cmp(&o.prefix, &n.prefix);
+		if (c < 0)
+			rc = opvec_push(&del, ITR_NETMAP_OP_DELETE, &o);
+		else if (c > 0)
+			rc = opvec_push(&up, ITR_NETMAP_OP_ADD, &n);
+		else if (!same_info(&o.info, &n.info))
+			rc = opvec_push(&up, ITR_NETMAP_OP_CHANGE, &n);
+		if (c <= 0 && ++i < old->n)
 			ksrc_get(old, i, &o);
-		if (j < new_src->n)
+		if (c >= 0 && ++j < new_src->n)
 			ksrc_get(new_src, j, &n);
-		while (i < old->n || j < new_src->n) {
-			int c = i == old->n       ? 1
-			        : j == new_src->n ? -1
-			                          : itr_prefix_cmp(&o.prefix, &n.prefix);
-			if (c <= 0 && !(c == 0 && same_info(&o.info, &n.info))) {
-				if (c < 0) {
-					if (pass)
-						(*ops)[del] =
-						    (struct itr_netmap_op){ITR_NETMAP_OP_DELETE, o};
-					del++;
-				} else {
-					if (pass)
-						(*ops)[up] =
-						    (struct itr_netmap_op){ITR_NETMAP_OP_CHANGE, n};
-					up++;
-				}
-			} else if (c > 0) {
-				if (pass)
-					(*ops)[up] = (struct itr_netmap_op){ITR_NETMAP_OP_ADD, n};
-				up++;
-			}
-			if (c <= 0 && ++i < old->n)
-				ksrc_get(old, i, &o);
-			if (c >= 0 && ++j < new_src->n)
-				ksrc_get(new_src, j, &n);
-		}
-		if (!pass) {
-			nup = up;
-			ndel = del;
-			if (nup + ndel == 0)
-				return 0;
-			*ops = malloc((nup + ndel) * sizeof(**ops));
-			if (!*ops)
-				return -ENOMEM;
+	}
+	if (!rc && del.n) {
+		rc = -ENOMEM;
+		void *nv = realloc(up.v, (up.n + del.n) * sizeof(*up.v));
+		if (nv) {
+			up.v = nv;
+			memcpy(up.v + up.n, del.v, del.n * sizeof(*del.v));
+			up.n += del.n;
+			rc = 0;
 		}
 	}
-	*nops = nup + ndel;
+	free(del.v);
+	if (rc) {
+		free(up.v);
+		return rc;
+	}
+	if (up.n == 0) {
+		free(up.v);
+		return 0;
+	}
+	*ops = up.v;
+	*nops = up.n;
 	return 0;
 }
 
