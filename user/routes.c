@@ -25,6 +25,7 @@
 #include <netlink/route/nexthop.h>
 #include <netlink/route/route.h>
 #include <netlink/route/rtnl.h>
+#include <linux/rtnetlink.h>
 #include <sodium.h>
 
 /* ---- configuration ------------------------------------------------------ */
@@ -46,6 +47,30 @@ static int parse_number(const char *s, uint32_t max, uint32_t *out)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
+}
+
+/* The kernel's RTPROT_* values (linux/rtnetlink.h): libnl only knows the
+ * names in /etc/iproute2/rt_protos, which a minimal system may lack. */
+static const struct {
+	const char *name;
+	uint8_t value;
+} known_protos[] = {
+	{"redirect", RTPROT_REDIRECT}, {"kernel", RTPROT_KERNEL},   {"boot", RTPROT_BOOT},
+	{"static", RTPROT_STATIC},     {"gated", RTPROT_GATED},     {"ra", RTPROT_RA},
+	{"mrt", RTPROT_MRT},           {"zebra", RTPROT_ZEBRA},     {"bird", RTPROT_BIRD},
+	{"dnrouted", RTPROT_DNROUTED}, {"xorp", RTPROT_XORP},       {"ntk", RTPROT_NTK},
+	{"dhcp", RTPROT_DHCP},         {"mrouted", RTPROT_MROUTED}, {"keepalived", 18},
+	{"babel", RTPROT_BABEL},       {"openr", 99},               {"bgp", 186},
+	{"isis", 187},                 {"ospf", 188},               {"rip", 189},
+	{"eigrp", 192},
+};
+
+static int proto_from_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(known_protos) / sizeof(known_protos[0]); i++)
+		if (strcmp(known_protos[i].name, name) == 0)
+			return known_protos[i].value;
+	return rtnl_route_str2proto(name);
 }
 
 int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char *err, size_t len)
@@ -92,7 +117,7 @@ int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char 
 	} else if (strcmp(kind, "proto") == 0) {
 		r.match = ITR_ROUTE_BY_PROTO;
 		if (parse_number(value, 255, &r.value)) {
-			int p = rtnl_route_str2proto(value);
+			int p = proto_from_name(value);
 			if (p < 0 || p > 255)
 				return fail(err, len,
 					    "--route '%s': unknown protocol '%s' (0..255, or bird, "
@@ -216,10 +241,11 @@ struct rt_dirty {
 	struct itr_pid_info before;
 };
 
-struct rt_state {
+struct itr_route_table {
 	struct rt_node *slots;
 	size_t mask, count;
 	size_t nroutes;
+	uint64_t changes; /* modifications applied, ever */
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
 
 	struct rt_dirty *dirty;
@@ -235,7 +261,7 @@ static size_t prefix_bytes(const struct itr_prefix *p)
 	return p->family == 4 ? 4 : 16;
 }
 
-static size_t rt_hash(const struct rt_state *s, const struct itr_prefix *p)
+static size_t rt_hash(const struct itr_route_table *s, const struct itr_prefix *p)
 {
 	uint8_t key[18];
 	uint64_t h;
@@ -252,9 +278,11 @@ static bool same_prefix(const struct itr_prefix *a, const struct itr_prefix *b)
 	       memcmp(a->addr, b->addr, prefix_bytes(a)) == 0;
 }
 
-static int rt_init(struct rt_state *s)
+static int rt_init(struct itr_route_table *s)
 {
 	memset(s, 0, sizeof(*s));
+	if (sodium_init() < 0)
+		return -ENOMEM;
 	s->mask = 1023;
 	s->slots = calloc(s->mask + 1, sizeof(*s->slots));
 	if (!s->slots)
@@ -263,7 +291,7 @@ static int rt_init(struct rt_state *s)
 	return 0;
 }
 
-static void rt_free(struct rt_state *s)
+static void rt_free(struct itr_route_table *s)
 {
 	if (s->slots)
 		for (size_t i = 0; i <= s->mask; i++)
@@ -274,7 +302,7 @@ static void rt_free(struct rt_state *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static struct rt_node *rt_find(const struct rt_state *s, const struct itr_prefix *p)
+static struct rt_node *rt_find(const struct itr_route_table *s, const struct itr_prefix *p)
 {
 	for (size_t i = rt_hash(s, p) & s->mask;; i = (i + 1) & s->mask) {
 		struct rt_node *n = &s->slots[i];
@@ -285,7 +313,7 @@ static struct rt_node *rt_find(const struct rt_state *s, const struct itr_prefix
 	}
 }
 
-static int rt_grow(struct rt_state *s)
+static int rt_grow(struct itr_route_table *s)
 {
 	size_t nmask = s->mask * 2 + 1;
 	struct rt_node *ns = calloc(nmask + 1, sizeof(*ns));
@@ -307,7 +335,7 @@ static int rt_grow(struct rt_state *s)
 
 /* The node for p, created empty if missing; NULL only when out of memory.
  * The pointer is valid until the next insert or delete. */
-static struct rt_node *rt_get(struct rt_state *s, const struct itr_prefix *p)
+static struct rt_node *rt_get(struct itr_route_table *s, const struct itr_prefix *p)
 {
 	struct rt_node *n = rt_find(s, p);
 	if (n)
@@ -327,7 +355,7 @@ static struct rt_node *rt_get(struct rt_state *s, const struct itr_prefix *p)
 
 /* Linear probing delete: shift later members of the run back so lookups
  * never stop early at the hole. */
-static void rt_delete(struct rt_state *s, struct rt_node *n)
+static void rt_delete(struct itr_route_table *s, struct rt_node *n)
 {
 	size_t hole = (size_t)(n - s->slots);
 	if (n->cap)
@@ -353,7 +381,7 @@ static struct rt_contrib *contrib_at(struct rt_node *n, size_t i)
 
 /* The route that gives the prefix its PID: first rule, then the lowest
  * priority value (the route the kernel prefers), then the lowest table. */
-static const struct itr_pid *rt_route_pid(const struct rt_state *s, struct rt_node *n)
+static const struct itr_pid *rt_route_pid(const struct itr_route_table *s, struct rt_node *n)
 {
 	if (!n || !n->n)
 		return NULL;
@@ -369,7 +397,7 @@ static const struct itr_pid *rt_route_pid(const struct rt_state *s, struct rt_no
 }
 
 /* What the tries should hold for p right now. */
-static bool rt_desired(const struct rt_state *s, const struct itr_prefix *p,
+static bool rt_desired(const struct itr_route_table *s, const struct itr_prefix *p,
 		       struct itr_pid_info *out)
 {
 	const struct itr_pid *route_pid = rt_route_pid(s, rt_find(s, p));
@@ -381,7 +409,7 @@ static bool rt_desired(const struct rt_state *s, const struct itr_prefix *p,
 	return itr_netmap_merged_kentry(s->file, p, route_pid, other_zero, s->winner, out);
 }
 
-static int rt_mark_dirty(struct rt_state *s, const struct itr_prefix *p)
+static int rt_mark_dirty(struct itr_route_table *s, const struct itr_prefix *p)
 {
 	struct rt_node *n = rt_get(s, p);
 	if (!n)
@@ -415,7 +443,7 @@ struct rt_key {
 };
 
 /* Set (rule >= 0) or remove (rule < 0) the route key's contribution. */
-static int rt_apply(struct rt_state *s, const struct rt_key *k, int rule)
+static int rt_apply(struct itr_route_table *s, const struct rt_key *k, int rule)
 {
 	struct rt_node *n = rt_find(s, &k->prefix);
 	if (!n && rule < 0)
@@ -433,6 +461,7 @@ static int rt_apply(struct rt_state *s, const struct rt_key *k, int rule)
 	int rc = rt_mark_dirty(s, &k->prefix);
 	if (rc)
 		return rc;
+	s->changes++;
 	n = rt_find(s, &k->prefix);
 	if (rule < 0) {
 		*contrib_at(n, at) = *contrib_at(n, n->n - 1);
@@ -465,6 +494,104 @@ static int rt_apply(struct rt_state *s, const struct rt_key *k, int rule)
 	n->n++;
 	s->nroutes++;
 	return 0;
+}
+
+struct itr_route_table *itr_route_table_new(const struct itr_netmap *file,
+					    const struct itr_pid *const *rule_pids, size_t nrules,
+					    enum itr_prefix_winner winner)
+{
+	struct itr_route_table *t = malloc(sizeof(*t));
+	if (!t || nrules > ITR_ROUTES_MAX_RULES || rt_init(t)) {
+		free(t);
+		return NULL;
+	}
+	t->file = file;
+	t->winner = winner;
+	for (size_t i = 0; i < nrules; i++)
+		t->rule_pid[i] = rule_pids[i];
+	return t;
+}
+
+void itr_route_table_free(struct itr_route_table *t)
+{
+	if (!t)
+		return;
+	rt_free(t);
+	free(t);
+}
+
+int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst,
+			  uint32_t table, uint32_t prio, uint8_t tos, int rule)
+{
+	struct rt_key k = {.prefix = *dst, .table = table, .prio = prio, .tos = tos};
+	return rt_apply(t, &k, rule);
+}
+
+static bool same_info(const struct itr_pid_info *a, const struct itr_pid_info *b)
+{
+	return a->pid == b->pid && a->asn == b->asn && a->loc == b->loc && a->flags == b->flags;
+}
+
+int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **ops, size_t *n)
+{
+	*ops = NULL;
+	*n = 0;
+	if (!t->ndirty)
+		return 0;
+	struct itr_netmap_op *o = malloc(t->ndirty * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	size_t nup = 0, ndel = 0;
+	/* updates fill from the front, deletes from the back, then the
+	 * deletes are moved up behind the updates */
+	for (size_t i = 0; i < t->ndirty; i++) {
+		const struct rt_dirty *d = &t->dirty[i];
+		struct itr_netmap_kentry e = {.prefix = d->prefix};
+		bool has = rt_desired(t, &d->prefix, &e.info);
+		if (has && (!d->had || !same_info(&d->before, &e.info)))
+			o[nup++] = (struct itr_netmap_op){d->had ? ITR_NETMAP_OP_CHANGE
+								 : ITR_NETMAP_OP_ADD,
+							  e};
+		else if (!has && d->had)
+			o[t->ndirty - ++ndel] = (struct itr_netmap_op){
+				ITR_NETMAP_OP_DELETE, {.prefix = d->prefix, .info = d->before}};
+	}
+	memmove(o + nup, o + t->ndirty - ndel, ndel * sizeof(*o));
+	for (size_t i = 0; i < t->ndirty; i++) {
+		struct rt_node *node = rt_find(t, &t->dirty[i].prefix);
+		if (!node)
+			continue;
+		node->dirty = 0;
+		if (!node->n)
+			rt_delete(t, node);
+	}
+	t->ndirty = 0;
+	if (nup + ndel == 0)
+		free(o);
+	else
+		*ops = o;
+	*n = nup + ndel;
+	return 0;
+}
+
+int itr_route_table_prefixes(struct itr_route_table *t, struct itr_route_prefix **out, size_t *n)
+{
+	*n = 0;
+	*out = malloc((t->count + 1) * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i <= t->mask; i++) {
+		struct rt_node *node = &t->slots[i];
+		const struct itr_pid *pid = node->used ? rt_route_pid(t, node) : NULL;
+		if (pid)
+			(*out)[(*n)++] = (struct itr_route_prefix){node->prefix, pid};
+	}
+	return 0;
+}
+
+size_t itr_route_table_routes(const struct itr_route_table *t)
+{
+	return t->nroutes;
 }
 
 /* ---- trie writes -------------------------------------------------------- */
@@ -528,7 +655,7 @@ struct itr_routes {
 	struct itr_routes_config cfg;
 
 	/* follower thread only */
-	struct rt_state st;
+	struct itr_route_table st;
 	struct itr_netmap *file; /* our reference to the file map */
 	struct nl_cache_mngr *mngr;
 	struct nl_cache *cache;
@@ -536,6 +663,8 @@ struct itr_routes {
 	struct itr_coalescer co;
 	bool map_dirty; /* route prefixes changed since the last snapshot */
 	int cb_error;   /* first error inside a libnl callback */
+	bool seeding;   /* reading the first dump: nothing is written yet */
+	uint64_t events_unreported;
 	struct trie_batch up, del;
 
 	int wake_fd; /* eventfd: stop or reload request */
@@ -611,6 +740,20 @@ static int route_rule(const struct itr_routes *r, struct rtnl_route *route)
 				(uint8_t)rtnl_route_get_protocol(route), realms, nrealms);
 }
 
+static int flush_tries(struct itr_routes *r);
+static void maybe_hand_snapshot(struct itr_routes *r, uint64_t now);
+
+static void publish_counts(struct itr_routes *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->stats.events += r->events_unreported;
+	r->events_unreported = 0;
+	r->stats.routes = r->st.nroutes;
+	r->stats.prefixes = r->st.count;
+	r->stats.pending = r->st.ndirty;
+	pthread_mutex_unlock(&r->lock);
+}
+
 static void handle_route(struct itr_routes *r, struct nl_object *obj, int action)
 {
 	struct rtnl_route *route = (struct rtnl_route *)obj;
@@ -618,20 +761,27 @@ static void handle_route(struct itr_routes *r, struct nl_object *obj, int action
 	if (!route_key(route, &k))
 		return;
 	int rule = action == NL_ACT_DEL ? -1 : route_rule(r, route);
-	size_t before = r->st.ndirty;
+	uint64_t changes = r->st.changes;
 	int rc = rt_apply(&r->st, &k, rule);
 	if (rc && !r->cb_error)
 		r->cb_error = rc;
-	if (r->st.ndirty != before || rc) {
-		itr_coalescer_note(&r->co, now_ns());
+	uint64_t now = now_ns();
+	if (r->st.changes != changes) {
+		itr_coalescer_note(&r->co, now);
 		r->map_dirty = true;
 	}
-	pthread_mutex_lock(&r->lock);
-	r->stats.events++;
-	r->stats.routes = r->st.nroutes;
-	r->stats.prefixes = r->st.count;
-	r->stats.pending = r->st.ndirty;
-	pthread_mutex_unlock(&r->lock);
+	if (++r->events_unreported >= 4096)
+		publish_counts(r);
+	/* libnl keeps reading while the socket has data, so in a storm the
+	 * follower's loop would not get back to flush: the cap is checked
+	 * here too. */
+	if (!r->seeding && itr_coalescer_wait(&r->co, now) == 0) {
+		rc = flush_tries(r);
+		if (rc)
+			fprintf(stderr, "itrackerd: routes: writing the tries failed: %s\n",
+				strerror(-rc));
+		maybe_hand_snapshot(r, now_ns());
+	}
 }
 
 static void change_cb(struct nl_cache *cache, struct nl_object *obj, int action, void *arg)
@@ -661,42 +811,28 @@ static int write_tries(struct itr_routes *r)
 	return 0;
 }
 
-static bool same_info(const struct itr_pid_info *a, const struct itr_pid_info *b)
-{
-	return a->pid == b->pid && a->asn == b->asn && a->loc == b->loc && a->flags == b->flags;
-}
-
-/* Turn the dirty list into trie operations and apply them (adds and
- * changes before deletes), then bump the generation so the data plane
- * re-classifies cached flows. */
+/* Apply the table's pending changes to the tries (adds and changes before
+ * deletes), then bump the generation so the data plane re-classifies cached
+ * flows. */
 static int flush_tries(struct itr_routes *r)
 {
-	struct rt_state *s = &r->st;
-	int rc = 0;
+	struct itr_netmap_op *ops = NULL;
+	size_t nops = 0;
+	int rc = itr_route_table_take_ops(&r->st, &ops, &nops);
 	r->up.n = r->del.n = 0;
-	for (size_t i = 0; i < s->ndirty && !rc; i++) {
-		const struct rt_dirty *d = &s->dirty[i];
-		struct itr_pid_info after;
-		bool has = rt_desired(s, &d->prefix, &after);
-		if (has && (!d->had || !same_info(&d->before, &after)))
-			rc = batch_push(&r->up, &d->prefix, &after);
-		else if (!has && d->had)
-			rc = batch_push(&r->del, &d->prefix, NULL);
+	for (size_t i = 0; i < nops && !rc; i++) {
+		if (ops[i].kind == ITR_NETMAP_OP_DELETE)
+			rc = batch_push(&r->del, &ops[i].entry.prefix, NULL);
+		else
+			rc = batch_push(&r->up, &ops[i].entry.prefix, &ops[i].entry.info);
 	}
+	free(ops);
 	if (rc)
 		return rc;
-	for (size_t i = 0; i < s->ndirty; i++) {
-		struct rt_node *n = rt_find(s, &s->dirty[i].prefix);
-		if (!n)
-			continue;
-		n->dirty = 0;
-		if (!n->n)
-			rt_delete(s, n);
-	}
-	s->ndirty = 0;
 	itr_coalescer_flushed(&r->co);
-	size_t ops = r->up.n + r->del.n;
-	if (ops && r->d->dp) {
+	struct itr_route_table *s = &r->st;
+	nops = r->up.n + r->del.n;
+	if (nops && r->d->dp) {
 		pthread_mutex_lock(&r->d->reload_lock);
 		rc = write_tries(r);
 		if (!rc) {
@@ -713,8 +849,10 @@ static int flush_tries(struct itr_routes *r)
 	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.flushes++;
-	r->stats.trie_ops += ops;
+	r->stats.trie_ops += nops;
 	r->stats.last_flush_ns = now_ns();
+	r->stats.events += r->events_unreported;
+	r->events_unreported = 0;
 	r->stats.routes = s->nroutes;
 	r->stats.prefixes = s->count;
 	r->stats.pending = 0;
@@ -724,20 +862,12 @@ static int flush_tries(struct itr_routes *r)
 
 static struct snapshot *take_snapshot(struct itr_routes *r)
 {
-	struct rt_state *s = &r->st;
 	struct snapshot *snap = calloc(1, sizeof(*snap));
 	if (!snap)
 		return NULL;
-	snap->routes = malloc((s->count + 1) * sizeof(*snap->routes));
-	if (!snap->routes) {
+	if (itr_route_table_prefixes(&r->st, &snap->routes, &snap->n)) {
 		free(snap);
 		return NULL;
-	}
-	for (size_t i = 0; i <= s->mask; i++) {
-		struct rt_node *n = &s->slots[i];
-		const struct itr_pid *pid = n->used ? rt_route_pid(s, n) : NULL;
-		if (pid)
-			snap->routes[snap->n++] = (struct itr_route_prefix){n->prefix, pid};
 	}
 	itr_netmap_ref(r->file);
 	snap->file = r->file;
@@ -1040,6 +1170,7 @@ static void *follower_main(void *arg)
 		}
 		if (n > 0 && (pfd[0].revents & (POLLIN | POLLERR))) {
 			int rc = nl_cache_mngr_data_ready(r->mngr);
+			publish_counts(r);
 			if (rc < 0 || r->cb_error) {
 				/* A lost notification (ENOBUFS) or a failed update:
 				 * the cache no longer mirrors the kernel; re-dump. */
@@ -1152,7 +1283,9 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 		snprintf(err, len, "routes: following route/route: %s", nl_geterror(rc));
 		goto fail_early;
 	}
+	r->seeding = true;
 	nl_cache_foreach(r->cache, seed_cb, r);
+	r->seeding = false;
 	if (r->cb_error) {
 		snprintf(err, len, "routes: out of memory while reading the routes");
 		goto fail_early;

@@ -105,6 +105,29 @@ struct itr_routes_stats {
 };
 void itr_routes_get_stats(struct itr_routes *r, struct itr_routes_stats *st);
 
+/* ---- the route table: the follower's state, callable on its own --------
+ * Which prefixes routes give to which PID, and what changed since the last
+ * take_ops: the trie operations that bring the tries from the merged map of
+ * that moment to the merged map of now. Not thread safe (one owner). */
+struct itr_route_table;
+
+/* rule_pids[i]: the PID of rule i, from file (which must outlive the table). */
+struct itr_route_table *itr_route_table_new(const struct itr_netmap *file,
+					    const struct itr_pid *const *rule_pids, size_t nrules,
+					    enum itr_prefix_winner winner);
+void itr_route_table_free(struct itr_route_table *t);
+/* A route (identified by destination, table, priority, tos) now matches
+ * rule (>= 0), or no rule / is gone (rule < 0). 0 or -ENOMEM. */
+int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst,
+			  uint32_t table, uint32_t prio, uint8_t tos, int rule);
+/* The changes since the last call, as trie operations: every ADD and CHANGE
+ * before every DELETE. *ops is malloc'd (NULL when *n is 0). */
+int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **ops, size_t *n);
+/* Every prefix a route gives a PID (the input of itr_netmap_merge). */
+int itr_route_table_prefixes(struct itr_route_table *t, struct itr_route_prefix **out,
+			     size_t *n);
+size_t itr_route_table_routes(const struct itr_route_table *t);
+
 /* ---- coalescing policy, separate so tests can drive it with a clock ---- */
 struct itr_coalescer {
 	uint64_t quiet_ns, max_delay_ns;
