@@ -1,19 +1,21 @@
 /* swarm.c - the in-memory peer store (the default itr_swarm_store).
  *
- * Layout, chosen for the memory budget (a few bytes over 12 per IPv4 peer):
+ * Layout, chosen for the memory budget (under 24 bytes per IPv4 peer at a
+ * million peers, see tools/bench/bench_swarm.c):
  *   - shards, each a mutex and an open-addressing (linear probing) table of
- *     swarms keyed by info_hash with a keyed SipHash, so crafted info_hashes
- *     cannot pile up in one probe run;
- *   - per swarm two vectors of fixed-size peer records, IPv4 and IPv6,
+ *     48-byte swarm entries keyed by info_hash with a keyed SipHash, so
+ *     crafted info_hashes cannot pile up in one probe run;
+ *   - per swarm one block of fixed-size peer records per address family,
  *     sorted by (group, address, port): a group's peers are one binary
  *     search away, an announce finds its own record in O(log n), and the
  *     compact form (address + port, big-endian) is a contiguous slice.
  *
  * Record: [group u16 BE][address][port u16 BE][last seen minute u16][flags]
- * [pad] = 12 bytes for IPv4, 24 for IPv6. The minute counter wraps every 45
- * days; expiry compares differences, which is exact as long as every swarm
- * is swept more often than that (each touch sweeps once a minute, and the
- * periodic expire pass sweeps all).
+ * = 11 bytes for IPv4, 23 for IPv6. The minute counter wraps every 45 days;
+ * expiry compares differences, which is exact as long as every swarm is
+ * swept more often than that (each touch sweeps once a minute, and the
+ * periodic expire pass sweeps all). A swarm lives while it has peers: the
+ * last one leaving (stopped or expired) deletes it, download count too.
  */
 #include "swarm.h"
 
@@ -34,23 +36,25 @@ enum { FAM4 = 0, FAM6 = 1 };
 
 static const size_t addr_len[2] = {4, 16};
 static const size_t key_len[2] = {2 + 4 + 2, 2 + 16 + 2};
-static const size_t rec_size[2] = {12, 24};
+static const size_t rec_size[2] = {11, 23}; /* key, seen minute, flags */
 
-struct peer_vec {
-	uint8_t *rec;
+/* A vector of records with its header in the same allocation, so a swarm
+ * holds one pointer per family and an absent family costs nothing. */
+struct peer_block {
 	uint32_t len;
 	uint32_t cap;
+	uint8_t rec[];
 };
 
+/* 48 bytes, stored inline in the table. A swarm exists while it has peers:
+ * a slot is in use iff one of its blocks is allocated. */
 struct swarm {
 	uint8_t info_hash[ITR_INFO_HASH_LEN];
-	uint8_t used;
-	uint8_t pad;
-	uint16_t swept; /* minute of the last expiry pass over this swarm */
-	uint32_t generation;
+	uint16_t generation; /* grouping generation the records are sorted by */
+	uint16_t swept;      /* minute of the last expiry pass over this swarm */
 	uint32_t seeders;
 	uint32_t downloaded;
-	struct peer_vec vec[2];
+	struct peer_block *vec[2];
 };
 
 struct shard {
@@ -82,6 +86,21 @@ struct mem_store {
 static int family_index(uint8_t family)
 {
 	return family == 6 ? FAM6 : FAM4;
+}
+
+static uint32_t block_len(const struct peer_block *b)
+{
+	return b ? b->len : 0;
+}
+
+static uint8_t *rec_at(const struct peer_block *b, int fam, uint32_t i)
+{
+	return (uint8_t *)b->rec + (size_t)i * rec_size[fam];
+}
+
+static bool swarm_used(const struct swarm *sw)
+{
+	return sw->vec[0] || sw->vec[1];
 }
 
 static uint16_t rec_group(const uint8_t *rec)
@@ -132,12 +151,12 @@ static bool rec_is_peer(const uint8_t *rec, int fam, const struct itr_peer_addr 
 }
 
 /* First index whose first klen key bytes are >= key. */
-static uint32_t lower_bound(const struct peer_vec *v, int fam, const uint8_t *key, size_t klen)
+static uint32_t lower_bound(const struct peer_block *b, int fam, const uint8_t *key, size_t klen)
 {
-	uint32_t lo = 0, hi = v->len;
+	uint32_t lo = 0, hi = block_len(b);
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (memcmp(v->rec + (size_t)mid * rec_size[fam], key, klen) < 0)
+		if (memcmp(rec_at(b, fam, mid), key, klen) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -145,12 +164,12 @@ static uint32_t lower_bound(const struct peer_vec *v, int fam, const uint8_t *ke
 	return lo;
 }
 
-static uint32_t group_end(const struct peer_vec *v, int fam, uint16_t group)
+static uint32_t group_end(const struct peer_block *b, int fam, uint16_t group)
 {
 	if (group == 0xffff)
-		return v->len;
+		return block_len(b);
 	uint8_t next[2] = {(uint8_t)((group + 1) >> 8), (uint8_t)(group + 1)};
-	return lower_bound(v, fam, next, 2);
+	return lower_bound(b, fam, next, 2);
 }
 
 static int compare_rec4(const void *a, const void *b)
@@ -203,16 +222,14 @@ static void log_limit(struct mem_store *m, atomic_uint *last, uint32_t now, cons
 		(unsigned long long)atomic_load(&m->refused_peers));
 }
 
-static struct swarm *table_find(struct mem_store *m, struct shard *sh, uint64_t h,
-				const uint8_t *ih)
+static struct swarm *table_find(struct shard *sh, uint64_t h, const uint8_t *ih)
 {
-	(void)m;
 	if (!sh->cap)
 		return NULL;
 	size_t mask = sh->cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		struct swarm *sw = &sh->slots[i];
-		if (!sw->used)
+		if (!swarm_used(sw))
 			return NULL;
 		if (memcmp(sw->info_hash, ih, ITR_INFO_HASH_LEN) == 0)
 			return sw;
@@ -227,10 +244,10 @@ static int table_grow(struct mem_store *m, struct shard *sh)
 		return -1;
 	for (size_t i = 0; i < sh->cap; i++) {
 		struct swarm *old = &sh->slots[i];
-		if (!old->used)
+		if (!swarm_used(old))
 			continue;
 		size_t j = hash_info(m, old->info_hash) & (cap - 1);
-		while (slots[j].used)
+		while (swarm_used(&slots[j]))
 			j = (j + 1) & (cap - 1);
 		slots[j] = *old;
 	}
@@ -240,19 +257,20 @@ static int table_grow(struct mem_store *m, struct shard *sh)
 	return 0;
 }
 
+/* A new swarm with its first block (which makes the slot used). */
 static struct swarm *table_insert(struct mem_store *m, struct shard *sh, uint64_t h,
-				  const uint8_t *ih)
+				  const uint8_t *ih, int fam, struct peer_block *block)
 {
-	if ((sh->count + 1) * 10 > sh->cap * 7 && table_grow(m, sh) < 0)
+	if ((sh->count + 1) * 4 > sh->cap * 3 && table_grow(m, sh) < 0)
 		return NULL;
 	size_t mask = sh->cap - 1;
 	size_t i = h & mask;
-	while (sh->slots[i].used)
+	while (swarm_used(&sh->slots[i]))
 		i = (i + 1) & mask;
 	struct swarm *sw = &sh->slots[i];
 	memset(sw, 0, sizeof(*sw));
 	memcpy(sw->info_hash, ih, ITR_INFO_HASH_LEN);
-	sw->used = 1;
+	sw->vec[fam] = block;
 	sh->count++;
 	atomic_fetch_add(&m->torrents, 1);
 	return sw;
@@ -264,58 +282,70 @@ static void table_delete(struct mem_store *m, struct shard *sh, struct swarm *sw
 	size_t mask = sh->cap - 1;
 	size_t hole = (size_t)(sw - sh->slots);
 	for (int f = 0; f < 2; f++) {
-		sh->vec_bytes -= (size_t)sw->vec[f].cap * rec_size[f];
-		free(sw->vec[f].rec);
+		if (sw->vec[f]) {
+			sh->vec_bytes -= sizeof(struct peer_block) + sw->vec[f]->cap * rec_size[f];
+			free(sw->vec[f]);
+			sw->vec[f] = NULL;
+		}
 	}
-	sw->used = 0;
 	sh->count--;
 	atomic_fetch_sub(&m->torrents, 1);
-	for (size_t j = (hole + 1) & mask; sh->slots[j].used; j = (j + 1) & mask) {
+	for (size_t j = (hole + 1) & mask; swarm_used(&sh->slots[j]); j = (j + 1) & mask) {
 		size_t home = hash_info(m, sh->slots[j].info_hash) & mask;
 		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
 		bool home_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 		if (home_between)
 			continue;
 		sh->slots[hole] = sh->slots[j];
-		sh->slots[j].used = 0;
+		sh->slots[j].vec[0] = sh->slots[j].vec[1] = NULL;
 		hole = j;
 	}
 }
 
-static int vec_reserve(struct shard *sh, struct peer_vec *v, int fam)
+/* Growth by a quarter keeps the slack of big vectors near 10 %; small
+ * ones start at 2 records because most torrents have few peers. */
+static int vec_reserve(struct shard *sh, struct peer_block **bp, int fam)
 {
-	if (v->len < v->cap)
+	struct peer_block *b = *bp;
+	uint32_t old_cap = b ? b->cap : 0;
+	if (b && b->len < b->cap)
 		return 0;
-	uint32_t cap = v->cap < 4 ? 4 : v->cap + v->cap / 2;
-	if (cap < v->cap)
+	uint32_t cap = old_cap < 2 ? 2 : old_cap + (old_cap / 4 ? old_cap / 4 : 1);
+	if (cap < old_cap)
 		return -1;
-	uint8_t *rec = realloc(v->rec, (size_t)cap * rec_size[fam]);
-	if (!rec)
+	struct peer_block *grown = realloc(b, sizeof(*b) + (size_t)cap * rec_size[fam]);
+	if (!grown)
 		return -1;
-	sh->vec_bytes += (size_t)(cap - v->cap) * rec_size[fam];
-	v->rec = rec;
-	v->cap = cap;
+	if (!b) {
+		grown->len = 0;
+		sh->vec_bytes += sizeof(*b);
+	}
+	grown->cap = cap;
+	sh->vec_bytes += (size_t)(cap - old_cap) * rec_size[fam];
+	*bp = grown;
 	return 0;
 }
 
-static void vec_shrink(struct shard *sh, struct peer_vec *v, int fam)
+static void vec_shrink(struct shard *sh, struct peer_block **bp, int fam)
 {
-	if (v->len == 0) {
-		sh->vec_bytes -= (size_t)v->cap * rec_size[fam];
-		free(v->rec);
-		v->rec = NULL;
-		v->cap = 0;
+	struct peer_block *b = *bp;
+	if (!b)
+		return;
+	if (b->len == 0) {
+		sh->vec_bytes -= sizeof(*b) + (size_t)b->cap * rec_size[fam];
+		free(b);
+		*bp = NULL;
 		return;
 	}
-	if (v->cap <= 8 || v->len >= v->cap / 4)
+	if (b->cap <= 8 || b->len >= b->cap / 4)
 		return;
-	uint32_t cap = v->len * 2;
-	uint8_t *rec = realloc(v->rec, (size_t)cap * rec_size[fam]);
-	if (!rec)
+	uint32_t cap = b->len * 2;
+	struct peer_block *smaller = realloc(b, sizeof(*b) + (size_t)cap * rec_size[fam]);
+	if (!smaller)
 		return; /* keeping the larger block is harmless */
-	sh->vec_bytes -= (size_t)(v->cap - cap) * rec_size[fam];
-	v->rec = rec;
-	v->cap = cap;
+	sh->vec_bytes -= (size_t)(smaller->cap - cap) * rec_size[fam];
+	smaller->cap = cap;
+	*bp = smaller;
 }
 
 static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uint32_t now)
@@ -324,25 +354,27 @@ static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uin
 	size_t dropped = 0;
 	sw->swept = minute;
 	for (int f = 0; f < 2; f++) {
-		struct peer_vec *v = &sw->vec[f];
+		struct peer_block *b = sw->vec[f];
+		if (!b)
+			continue;
 		size_t rs = rec_size[f];
 		uint32_t kept = 0;
-		for (uint32_t i = 0; i < v->len; i++) {
-			uint8_t *rec = v->rec + (size_t)i * rs;
+		for (uint32_t i = 0; i < b->len; i++) {
+			uint8_t *rec = rec_at(b, f, i);
 			if ((uint16_t)(minute - rec_seen(rec, f)) > m->expiry_minutes) {
 				if (*rec_flags(rec, f) & FLAG_SEEDER)
 					sw->seeders--;
 				continue;
 			}
 			if (kept != i)
-				memcpy(v->rec + (size_t)kept * rs, rec, rs);
+				memcpy(rec_at(b, f, kept), rec, rs);
 			kept++;
 		}
-		if (kept != v->len) {
-			atomic_fetch_sub(&m->peers[f], v->len - kept);
-			dropped += v->len - kept;
-			v->len = kept;
-			vec_shrink(sh, v, f);
+		if (kept != b->len) {
+			atomic_fetch_sub(&m->peers[f], b->len - kept);
+			dropped += b->len - kept;
+			b->len = kept;
+			vec_shrink(sh, &sw->vec[f], f);
 		}
 	}
 	if (dropped)
@@ -353,50 +385,56 @@ static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uin
 static void regroup(struct swarm *sw, const struct itr_swarm_grouping *g)
 {
 	for (int f = 0; f < 2; f++) {
-		struct peer_vec *v = &sw->vec[f];
-		for (uint32_t i = 0; i < v->len; i++) {
-			uint8_t *rec = v->rec + (size_t)i * rec_size[f];
+		struct peer_block *b = sw->vec[f];
+		for (uint32_t i = 0; i < block_len(b); i++) {
+			uint8_t *rec = rec_at(b, f, i);
 			uint16_t group = g->group_of(g->ctx, f == FAM6 ? 6 : 4, rec + 2);
 			rec[0] = (uint8_t)(group >> 8);
 			rec[1] = (uint8_t)group;
 		}
-		if (v->len > 1)
-			qsort(v->rec, v->len, rec_size[f], f == FAM6 ? compare_rec6 : compare_rec4);
+		if (block_len(b) > 1)
+			qsort(b->rec, b->len, rec_size[f], f == FAM6 ? compare_rec6 : compare_rec4);
 	}
-	sw->generation = g->generation;
+	sw->generation = (uint16_t)g->generation;
 }
 
 /* Bring a swarm up to date before use: regroup after a map change and drop
- * expired peers once a minute. Returns whether the groups are current. */
-static bool touch(struct mem_store *m, struct shard *sh, struct swarm *sw,
-		  const struct itr_swarm_grouping *g, uint32_t now)
+ * expired peers once a minute. A swarm left without peers is deleted and
+ * NULL returned; *current says whether the groups match the request's. */
+static struct swarm *touch(struct mem_store *m, struct shard *sh, struct swarm *sw,
+			   const struct itr_swarm_grouping *g, uint32_t now, bool *current)
 {
-	bool current = true;
-	if (g && g->group_of && sw->generation != g->generation) {
-		if ((int32_t)(g->generation - sw->generation) > 0)
+	*current = true;
+	if (g && g->group_of && sw->generation != (uint16_t)g->generation) {
+		if ((int16_t)((uint16_t)g->generation - sw->generation) > 0)
 			regroup(sw, g);
 		else
-			current = false; /* a request holding an older map than the swarm */
+			*current = false; /* a request holding an older map than the swarm */
 	}
 	if (sw->swept != minute_of(now))
 		sweep(m, sh, sw, now);
-	return current;
+	if (!swarm_used(sw)) {
+		/* every peer expired: close the gap in the probe run */
+		table_delete(m, sh, sw);
+		return NULL;
+	}
+	return sw;
 }
 
 /* Index of the peer's record or -1. With stale groups, search by address. */
-static long find_peer(const struct peer_vec *v, int fam, const struct itr_peer_addr *peer,
+static long find_peer(const struct peer_block *b, int fam, const struct itr_peer_addr *peer,
 		      uint16_t group, bool groups_current)
 {
 	if (!groups_current) {
-		for (uint32_t i = 0; i < v->len; i++)
-			if (rec_is_peer(v->rec + (size_t)i * rec_size[fam], fam, peer))
+		for (uint32_t i = 0; i < block_len(b); i++)
+			if (rec_is_peer(rec_at(b, fam, i), fam, peer))
 				return i;
 		return -1;
 	}
 	uint8_t key[20];
 	make_key(fam, group, peer, key);
-	uint32_t i = lower_bound(v, fam, key, key_len[fam]);
-	if (i < v->len && memcmp(v->rec + (size_t)i * rec_size[fam], key, key_len[fam]) == 0)
+	uint32_t i = lower_bound(b, fam, key, key_len[fam]);
+	if (i < block_len(b) && memcmp(rec_at(b, fam, i), key, key_len[fam]) == 0)
 		return i;
 	return -1;
 }
@@ -405,10 +443,27 @@ static void fill_counts(const struct swarm *sw, struct itr_swarm_counts *c)
 {
 	if (!c)
 		return;
-	uint32_t total = sw->vec[0].len + sw->vec[1].len;
+	uint32_t total = block_len(sw->vec[0]) + block_len(sw->vec[1]);
 	c->complete = sw->seeders;
 	c->incomplete = total - sw->seeders;
 	c->downloaded = sw->downloaded;
+}
+
+static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t *key,
+			  uint16_t minute, const struct itr_swarm_announce *ann)
+{
+	struct peer_block *b = sw->vec[fam];
+	size_t rs = rec_size[fam];
+	uint8_t *rec = rec_at(b, fam, at);
+	memmove(rec + rs, rec, (size_t)(b->len - at) * rs);
+	memcpy(rec, key, key_len[fam]);
+	rec_set_seen(rec, fam, minute);
+	*rec_flags(rec, fam) = ann->seeder ? FLAG_SEEDER : 0;
+	if (ann->seeder)
+		sw->seeders++;
+	if (ann->completed)
+		sw->downloaded++;
+	b->len++;
 }
 
 static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const uint8_t *ih,
@@ -421,34 +476,19 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 	struct shard *sh = shard_of(m, h);
 	enum itr_swarm_status status = ITR_SWARM_STORED;
 	int fam = family_index(ann->peer.family);
+	uint8_t key[20];
+	bool current = true;
 
 	if (counts)
 		memset(counts, 0, sizeof(*counts));
+	make_key(fam, ann->group, &ann->peer, key);
 	pthread_mutex_lock(&sh->lock);
-	struct swarm *sw = table_find(m, sh, h, ih);
-	bool created = false;
-	if (!sw) {
-		if (m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents) {
-			atomic_fetch_add(&m->refused_torrents, 1);
-			pthread_mutex_unlock(&sh->lock);
-			log_limit(m, &m->last_log_torrents, now, "torrents", m->cfg.max_torrents);
-			return ITR_SWARM_NO_TORRENTS;
-		}
-		sw = table_insert(m, sh, h, ih);
-		if (!sw) {
-			pthread_mutex_unlock(&sh->lock);
-			return ITR_SWARM_NO_MEMORY;
-		}
-		sw->swept = minute_of(now);
-		if (g)
-			sw->generation = g->generation;
-		created = true;
-	}
-	bool current = touch(m, sh, sw, g, now);
-	struct peer_vec *v = &sw->vec[fam];
-	long at = find_peer(v, fam, &ann->peer, ann->group, current);
+	struct swarm *sw = table_find(sh, h, ih);
+	if (sw)
+		sw = touch(m, sh, sw, g, now, &current);
+	long at = sw ? find_peer(sw->vec[fam], fam, &ann->peer, ann->group, current) : -1;
 	if (at >= 0) {
-		uint8_t *rec = v->rec + (size_t)at * rec_size[fam];
+		uint8_t *rec = rec_at(sw->vec[fam], fam, (uint32_t)at);
 		uint8_t *flags = rec_flags(rec, fam);
 		bool was_seeder = *flags & FLAG_SEEDER;
 		rec_set_seen(rec, fam, minute_of(now));
@@ -461,37 +501,43 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		}
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
+	} else if (!sw && m->cfg.max_torrents &&
+		   atomic_load(&m->torrents) >= m->cfg.max_torrents) {
+		atomic_fetch_add(&m->refused_torrents, 1);
+		status = ITR_SWARM_NO_TORRENTS;
 	} else if (m->cfg.max_peers &&
 		   atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
 		atomic_fetch_add(&m->refused_peers, 1);
 		status = ITR_SWARM_NO_PEERS;
-	} else if (vec_reserve(sh, v, fam) < 0) {
+	} else if (!sw) {
+		struct peer_block *block = NULL;
+		if (vec_reserve(sh, &block, fam) < 0) {
+			status = ITR_SWARM_NO_MEMORY;
+		} else if (!(sw = table_insert(m, sh, h, ih, fam, block))) {
+			sh->vec_bytes -= sizeof(*block) + block->cap * rec_size[fam];
+			free(block);
+			status = ITR_SWARM_NO_MEMORY;
+		} else {
+			sw->swept = minute_of(now);
+			sw->generation = g ? (uint16_t)g->generation : 0;
+			insert_record(sw, fam, 0, key, minute_of(now), ann);
+			atomic_fetch_add(&m->peers[fam], 1);
+		}
+	} else if (vec_reserve(sh, &sw->vec[fam], fam) < 0) {
 		status = ITR_SWARM_NO_MEMORY;
 	} else {
-		uint8_t key[20];
-		make_key(fam, ann->group, &ann->peer, key);
-		uint32_t i = current ? lower_bound(v, fam, key, key_len[fam]) : v->len;
-		size_t rs = rec_size[fam];
-		uint8_t *rec = v->rec + (size_t)i * rs;
-		memmove(rec + rs, rec, (size_t)(v->len - i) * rs);
-		memset(rec, 0, rs);
-		memcpy(rec, key, key_len[fam]);
-		rec_set_seen(rec, fam, minute_of(now));
-		if (ann->seeder) {
-			*rec_flags(rec, fam) = FLAG_SEEDER;
-			sw->seeders++;
-		}
-		if (ann->completed)
-			sw->downloaded++;
-		v->len++;
+		uint32_t i = current ? lower_bound(sw->vec[fam], fam, key, key_len[fam])
+				     : sw->vec[fam]->len;
+		insert_record(sw, fam, i, key, minute_of(now), ann);
 		atomic_fetch_add(&m->peers[fam], 1);
 	}
-	fill_counts(sw, counts);
-	if (created && sw->vec[0].len + sw->vec[1].len == 0)
-		table_delete(m, sh, sw);
+	if (sw)
+		fill_counts(sw, counts);
 	pthread_mutex_unlock(&sh->lock);
 	if (status == ITR_SWARM_NO_PEERS)
 		log_limit(m, &m->last_log_peers, now, "peers", m->cfg.max_peers);
+	else if (status == ITR_SWARM_NO_TORRENTS)
+		log_limit(m, &m->last_log_torrents, now, "torrents", m->cfg.max_torrents);
 	return status;
 }
 
@@ -505,27 +551,32 @@ static int mem_remove(struct itr_swarm_store *store, const uint8_t *ih,
 	struct shard *sh = shard_of(m, h);
 	int fam = family_index(peer->family);
 	int rc = -1;
+	bool current;
 
 	if (counts)
 		memset(counts, 0, sizeof(*counts));
 	pthread_mutex_lock(&sh->lock);
-	struct swarm *sw = table_find(m, sh, h, ih);
+	struct swarm *sw = table_find(sh, h, ih);
+	if (sw)
+		sw = touch(m, sh, sw, g, now, &current);
 	if (sw) {
-		bool current = touch(m, sh, sw, g, now);
-		struct peer_vec *v = &sw->vec[fam];
-		long at = find_peer(v, fam, peer, group, current);
+		struct peer_block *b = sw->vec[fam];
+		long at = find_peer(b, fam, peer, group, current);
 		if (at >= 0) {
 			size_t rs = rec_size[fam];
-			uint8_t *rec = v->rec + (size_t)at * rs;
+			uint8_t *rec = rec_at(b, fam, (uint32_t)at);
 			if (*rec_flags(rec, fam) & FLAG_SEEDER)
 				sw->seeders--;
-			memmove(rec, rec + rs, (size_t)(v->len - (uint32_t)at - 1) * rs);
-			v->len--;
+			memmove(rec, rec + rs, (size_t)(b->len - (uint32_t)at - 1) * rs);
+			b->len--;
 			atomic_fetch_sub(&m->peers[fam], 1);
-			vec_shrink(sh, v, fam);
+			vec_shrink(sh, &sw->vec[fam], fam);
 			rc = 0;
 		}
 		fill_counts(sw, counts);
+		if (!swarm_used(sw)) {
+			table_delete(m, sh, sw);
+		}
 	}
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
@@ -543,7 +594,7 @@ static uint64_t mix64(uint64_t x)
 /* Take up to quota peers from records [begin, end), a window starting at a
  * seeded offset; scans a bounded number of records so that a seeder asking
  * a swarm of seeders costs O(quota), not O(swarm). */
-static size_t take_window(const struct peer_vec *v, int fam, uint32_t begin, uint32_t end,
+static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
 			  size_t quota, uint64_t seed, const struct itr_swarm_select *req,
 			  struct itr_peer_addr *out)
 {
@@ -554,7 +605,7 @@ static size_t take_window(const struct peer_vec *v, int fam, uint32_t begin, uin
 	size_t scan_limit = quota * 8 + 64;
 	size_t got = 0;
 	for (size_t k = 0; k < size && k < scan_limit && got < quota; k++) {
-		const uint8_t *rec = v->rec + (size_t)(begin + (offset + k) % size) * rec_size[fam];
+		const uint8_t *rec = rec_at(b, fam, begin + (uint32_t)((offset + k) % size));
 		if (req->no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
 			continue;
 		if (req->client.family == (fam == FAM6 ? 6 : 4) && rec_is_peer(rec, fam, &req->client))
@@ -573,38 +624,40 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 	struct shard *sh = shard_of(m, h);
 	int fam = family_index(req->client.family);
 	size_t got = 0;
+	bool current;
 
 	pthread_mutex_lock(&sh->lock);
-	struct swarm *sw = table_find(m, sh, h, ih);
+	struct swarm *sw = table_find(sh, h, ih);
+	if (sw && req->max)
+		sw = touch(m, sh, sw, g, now, &current);
 	if (!sw || req->max == 0)
 		goto out;
-	touch(m, sh, sw, g, now);
-	const struct peer_vec *v = &sw->vec[fam];
+	const struct peer_block *b = sw->vec[fam];
 	uint8_t gkey[2] = {(uint8_t)(req->group >> 8), (uint8_t)req->group};
-	uint32_t own_lo = lower_bound(v, fam, gkey, 2);
-	uint32_t own_hi = group_end(v, fam, req->group);
+	uint32_t own_lo = lower_bound(b, fam, gkey, 2);
+	uint32_t own_hi = group_end(b, fam, req->group);
 	size_t own_n = own_hi - own_lo;
-	size_t rest_n = v->len - own_n;
+	size_t rest_n = block_len(b) - own_n;
 	size_t budget = req->max;
 	size_t rest_reserved = rest_n < budget / 2 ? rest_n : budget / 2;
 	size_t own_take = own_n < budget - rest_reserved ? own_n : budget - rest_reserved;
 	size_t rest_take = rest_n < budget - own_take ? rest_n : budget - own_take;
 
-	got = take_window(v, fam, own_lo, own_hi, own_take, req->seed ^ req->group, req, out);
+	got = take_window(b, fam, own_lo, own_hi, own_take, req->seed ^ req->group, req, out);
 	/* Each other group gets a share proportional to its size; shares are
 	 * differences of rounded cumulative sums, so they add up to rest_take. */
 	size_t rest_seen = 0;
-	for (uint32_t i = 0; i < v->len && rest_take > 0;) {
+	for (uint32_t i = 0; i < block_len(b) && rest_take > 0;) {
 		if (i == own_lo && own_n) {
 			i = own_hi;
 			continue;
 		}
-		uint16_t group = rec_group(v->rec + (size_t)i * rec_size[fam]);
-		uint32_t end = group_end(v, fam, group);
+		uint16_t group = rec_group(rec_at(b, fam, i));
+		uint32_t end = group_end(b, fam, group);
 		size_t before = rest_take * rest_seen / rest_n;
 		rest_seen += end - i;
 		size_t share = rest_take * rest_seen / rest_n - before;
-		got += take_window(v, fam, i, end, share, mix64(req->seed) ^ group, req, out + got);
+		got += take_window(b, fam, i, end, share, mix64(req->seed) ^ group, req, out + got);
 		i = end;
 	}
 out:
@@ -618,19 +671,17 @@ static int mem_scrape(struct itr_swarm_store *store, const uint8_t *ih, uint32_t
 	struct mem_store *m = as_mem(store);
 	uint64_t h = hash_info(m, ih);
 	struct shard *sh = shard_of(m, h);
-	int rc = -1;
+	bool current;
 
 	memset(counts, 0, sizeof(*counts));
 	pthread_mutex_lock(&sh->lock);
-	struct swarm *sw = table_find(m, sh, h, ih);
-	if (sw) {
-		if (sw->swept != minute_of(now))
-			sweep(m, sh, sw, now);
+	struct swarm *sw = table_find(sh, h, ih);
+	if (sw)
+		sw = touch(m, sh, sw, NULL, now, &current);
+	if (sw)
 		fill_counts(sw, counts);
-		rc = 0;
-	}
 	pthread_mutex_unlock(&sh->lock);
-	return rc;
+	return sw ? 0 : -1;
 }
 
 static size_t mem_expire(struct itr_swarm_store *store, uint32_t now)
@@ -642,12 +693,12 @@ static size_t mem_expire(struct itr_swarm_store *store, uint32_t now)
 		pthread_mutex_lock(&sh->lock);
 		for (size_t i = 0; i < sh->cap;) {
 			struct swarm *sw = &sh->slots[i];
-			if (!sw->used) {
+			if (!swarm_used(sw)) {
 				i++;
 				continue;
 			}
 			dropped += sweep(m, sh, sw, now);
-			if (sw->vec[0].len + sw->vec[1].len == 0) {
+			if (!swarm_used(sw)) {
 				/* the backward shift may pull an unvisited entry into i */
 				table_delete(m, sh, sw);
 				continue;
@@ -669,7 +720,7 @@ static void mem_stats(struct itr_swarm_store *store, struct itr_swarm_stats *st)
 		pthread_mutex_lock(&sh->lock);
 		st->bytes += sh->cap * sizeof(struct swarm) + sh->vec_bytes;
 		for (size_t i = 0; i < sh->cap; i++)
-			if (sh->slots[i].used)
+			if (swarm_used(&sh->slots[i]))
 				st->seeders += sh->slots[i].seeders;
 		pthread_mutex_unlock(&sh->lock);
 	}
@@ -687,10 +738,8 @@ static void mem_destroy(struct itr_swarm_store *store)
 	for (unsigned s = 0; s < m->nshards; s++) {
 		struct shard *sh = &m->shards[s];
 		for (size_t i = 0; i < sh->cap; i++) {
-			if (!sh->slots[i].used)
-				continue;
-			free(sh->slots[i].vec[0].rec);
-			free(sh->slots[i].vec[1].rec);
+			free(sh->slots[i].vec[0]);
+			free(sh->slots[i].vec[1]);
 		}
 		free(sh->slots);
 		pthread_mutex_destroy(&sh->lock);
