@@ -27,6 +27,7 @@
 #include "netmap.h"
 #include "p4p_api.h"
 #include "rank.h"
+#include "routes.h"
 #include "tracker.h"
 #include "tracker_http.h"
 #include "udp_tracker.h"
@@ -52,6 +53,7 @@ struct options {
 	const char *alto_base;   /* ALTO IRD base URI */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
+	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
 };
 
 static struct itr_daemon daemon_state = {
@@ -84,6 +86,13 @@ static void usage(FILE *out)
 		"      --no-dataplane       serve the iTracker only, load nothing into the kernel\n"
 		"      --purge              detach itracker from every interface, remove everything\n"
 		"                           pinned under the pin root, and exit\n"
+		"Routes (kernel routes feed PIDs of the map):\n"
+		"      --route PID=SEL      routes selected by SEL give their prefixes to PID (a\n"
+		"                           PID of the map file); SEL is realm:N (RTA_FLOW, BIRD's\n"
+		"                           krt_realm; IPv4 only), table:N|main|NAME or\n"
+		"                           proto:N|bird|static|...; repeat, first match wins\n"
+		"      --route-precedence routes|file\n"
+		"                           who keeps a prefix both name (default file)\n"
 		"Services:\n"
 		"  -l, --listen ADDR:PORT   HTTP listener (default [::]:%d; 'off' to disable)\n"
 		"      --max-body BYTES     largest request body accepted (default 1048576)\n"
@@ -229,6 +238,8 @@ enum {
 	OPT_MIN_EXTERNAL,
 	OPT_MAX_EXTERNAL,
 	OPT_MIN_LIST,
+	OPT_ROUTE,
+	OPT_ROUTE_PRECEDENCE,
 };
 
 static const struct option long_opts[] = {
@@ -259,6 +270,8 @@ static const struct option long_opts[] = {
 	{"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
 	{"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
 	{"min-list", required_argument, NULL, OPT_MIN_LIST},
+	{"route", required_argument, NULL, OPT_ROUTE},
+	{"route-precedence", required_argument, NULL, OPT_ROUTE_PRECEDENCE},
 	{"config", required_argument, NULL, 'c'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -426,6 +439,14 @@ static void apply_option(struct options *o, int c, const char *arg)
 	case OPT_MIN_LIST:
 		o->policy_rank.min_list = option_u32("--min-list", arg, 0, 10000);
 		break;
+	case OPT_ROUTE:
+	case OPT_ROUTE_PRECEDENCE: {
+		char why[300];
+		if ((c == OPT_ROUTE ? itr_routes_parse_rule(&o->routes, arg, why, sizeof(why))
+				    : itr_routes_parse_precedence(&o->routes, arg, why, sizeof(why))))
+			die_usage("%s", why);
+		break;
+	}
 	case 'c':
 		read_config(o, arg);
 		break;
@@ -694,6 +715,20 @@ int main(int argc, char **argv)
 				s->tc_adopted ? " (adopted)" : "");
 		}
 
+	struct itr_routes *routes = NULL;
+	if (o.routes.nrules) {
+		routes = itr_routes_start(d, &o.routes, err, sizeof(err));
+		if (!routes) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			itr_dataplane_close(d->dp, o.keep_attached);
+			return 1;
+		}
+		struct itr_routes_stats rst;
+		itr_routes_get_stats(routes, &rst);
+		fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n",
+			rst.routes, rst.prefixes);
+	}
+
 	o.tracker.policy = o.policy_rank;
 	tracker = itr_tracker_new(&o.tracker, NULL, err, sizeof(err));
 	if (!tracker || itr_tracker_start_janitor(tracker)) {
@@ -781,6 +816,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	itr_routes_stop(routes);
 	itr_udp_tracker_stop(udp_tracker);
 	udp_tracker = NULL;
 	itr_http_free(srv);
