@@ -1326,6 +1326,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	}
 	r->map_dirty = false;
 	r->publish_done_ns = now_ns();
+	publish_counts(r);
 	if (pthread_create(&r->publisher, NULL, publisher_main, r)) {
 		snprintf(err, len, "routes: cannot start a thread");
 		goto fail_early;
