@@ -480,100 +480,170 @@ struct rank_scratch {
 	struct sort_item *items, *tmp;
 	uint64_t *ties;
 	struct cand_info *info;
+	uint32_t *seen; /* dedup hash table: candidate index + 1, 0 = empty */
+	size_t seen_mask;
 };
 
-#define RANK_STACK_MAX 64
+#define RANK_STACK_MAX  64
+#define RANK_STACK_SEEN 128
+
+/* True if an equal candidate (address and port) was inserted before. */
+static bool seen_before(struct rank_scratch *sc, const struct itr_peer_addr *cands, uint32_t i)
+{
+	uint64_t k = sc->ties[i];
+	size_t h = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 32) & sc->seen_mask;
+	for (;; h = (h + 1) & sc->seen_mask) {
+		uint32_t v = sc->seen[h];
+		if (v == 0) {
+			sc->seen[h] = i + 1;
+			return false;
+		}
+		if (sc->ties[v - 1] == k && addr_cmp(&cands[v - 1], &cands[i]) == 0)
+			return true;
+	}
+}
+
+/* The rank order is produced lazily, one cost bucket at a time: items are
+ * grouped by cost first (a radix pass or two, costs are small), and a
+ * bucket gets its BEP 40 priorities and its sort only when a pass reaches
+ * it. A typical request (numwant 50 of 1,000) fills up inside the first
+ * bucket or two, so most candidates are never hashed or sorted. */
+struct rank_walk {
+	struct rank_scratch *sc;
+	const struct itr_peer_addr *client, *cands;
+	struct sort_item *e; /* grouped by cost; sorted inside sorted buckets */
+	size_t m;
+	size_t *bucket_end; /* per item index: end of its bucket */
+	uint8_t *bucket_sorted;
+};
+
+static void sort_bucket(struct rank_walk *w, size_t s)
+{
+	size_t t = w->bucket_end[s];
+	if (w->bucket_sorted[s])
+		return;
+	struct sort_item *e = w->e;
+	for (size_t i = s; i < t; i++) {
+		uint32_t prio = bep40_priority(w->client, &w->cands[e[i].idx]);
+		e[i].key = (e[i].key & 0xffffffff00000000ull) | (uint32_t)~prio;
+	}
+	struct sort_item *res = key_sort(e + s, w->sc->tmp + s, t - s);
+	if (res != e + s)
+		memcpy(e + s, res, (t - s) * sizeof(*e));
+	for (size_t a = s; a < t;) {
+		size_t b = a + 1;
+		while (b < t && e[b].key == e[a].key)
+			b++;
+		if (b - a > 1)
+			tie_sort(e + a, b - a, w->sc->ties, w->cands);
+		a = b;
+	}
+	w->bucket_sorted[s] = 1;
+}
 
 size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,
                 const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
                 size_t want, struct itr_ranked_peer *out)
 {
-	if (want == 0 || n == 0 || n > UINT32_MAX)
+	if (want == 0 || n == 0 || n >= UINT32_MAX / 4)
 		return 0;
 
+	size_t seen_slots = 16;
+	while (seen_slots < 2 * n)
+		seen_slots *= 2;
 	struct sort_item stack_items[2 * RANK_STACK_MAX];
 	uint64_t stack_ties[RANK_STACK_MAX];
 	struct cand_info stack_info[RANK_STACK_MAX];
+	uint32_t stack_seen[RANK_STACK_SEEN];
+	size_t stack_ends[RANK_STACK_MAX];
+	uint8_t stack_sorted[RANK_STACK_MAX];
 	void *heap = NULL;
 	struct rank_scratch sc;
-	if (n <= RANK_STACK_MAX) {
+	size_t *bucket_end;
+	uint8_t *bucket_sorted;
+	if (n <= RANK_STACK_MAX && seen_slots <= RANK_STACK_SEEN) {
 		sc.items = stack_items;
 		sc.tmp = stack_items + RANK_STACK_MAX;
 		sc.ties = stack_ties;
 		sc.info = stack_info;
+		sc.seen = stack_seen;
+		bucket_end = stack_ends;
+		bucket_sorted = stack_sorted;
 	} else {
-		size_t per =
-		    2 * sizeof(struct sort_item) + sizeof(uint64_t) + sizeof(struct cand_info);
-		if (n > SIZE_MAX / per)
-			return 0;
-		heap = malloc(n * per);
+		size_t per = 2 * sizeof(struct sort_item) + sizeof(uint64_t) +
+		             sizeof(struct cand_info) + sizeof(size_t) + 1;
+		heap = malloc(n * per + seen_slots * sizeof(uint32_t));
 		if (!heap)
 			return 0;
 		sc.items = heap;
 		sc.tmp = sc.items + n;
 		sc.ties = (uint64_t *)(sc.tmp + n);
-		sc.info = (struct cand_info *)(sc.ties + n);
+		bucket_end = (size_t *)(sc.ties + n);
+		sc.info = (struct cand_info *)(bucket_end + n);
+		sc.seen = (uint32_t *)(sc.info + n);
+		bucket_sorted = (uint8_t *)(sc.seen + seen_slots);
 	}
+	sc.seen_mask = seen_slots - 1;
+	memset(sc.seen, 0, seen_slots * sizeof(uint32_t));
 
 	pthread_once(&crc32c_once, crc32c_init);
 	const struct itr_pid *cpid =
 	    map ? itr_netmap_lookup(map, client->family, client->addr) : NULL;
 	struct cost_cache cache;
 	memset(&cache, 0, sizeof(cache));
+
+	/* Unique candidates other than the client, keyed by cost. */
 	size_t m = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct itr_peer_addr *c = &cands[i];
 		struct cand_info *ci = &sc.info[i];
 		ci->taken = 0;
-		if (c->port == client->port && same_address(c, client)) {
-			ci->pid = NULL;
+		if (c->port == client->port && same_address(c, client))
 			continue;
-		}
+		sc.ties[i] = tie_key(c);
+		if (seen_before(&sc, cands, (uint32_t)i))
+			continue;
 		ci->pid = map ? itr_netmap_lookup(map, c->family, c->addr) : NULL;
 		ci->cost = map ? cached_cost(&cache, map, cpid, ci->pid) : 0;
 		ci->side = SIDE_EXTERNAL;
 		if (cpid && ci->pid && ci->pid->asn == cpid->asn)
 			ci->side = ci->pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
-		uint32_t prio = bep40_priority(client, c);
-		/* Without a client PID every cost is the same constant, so the
-		 * key sorts by priority alone: plain BEP 40 order. */
-		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32 | (uint32_t)~prio;
+		/* Without a client PID every cost is the same constant: one
+		 * bucket, ordered by priority alone - plain BEP 40 order. */
+		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32;
 		sc.items[m].idx = (uint32_t)i;
 		sc.items[m].pad = 0;
-		sc.ties[i] = tie_key(c);
 		m++;
 	}
 	struct sort_item *e = key_sort(sc.items, sc.tmp, m);
+	if (e != sc.items) {
+		memcpy(sc.items, e, m * sizeof(*e));
+		e = sc.items;
+	}
+	size_t externals = 0;
 	for (size_t s = 0; s < m;) {
 		size_t t = s + 1;
 		while (t < m && e[t].key == e[s].key)
 			t++;
-		if (t - s > 1)
-			tie_sort(e + s, t - s, sc.ties, cands);
+		bucket_end[s] = t;
+		bucket_sorted[s] = 0;
 		s = t;
 	}
-
-	/* Drop exact duplicates (same address and port): they sort next to
-	 * each other because everything in the key derives from them. */
-	size_t u = 0;
-	for (size_t i = 0; i < m; i++) {
-		if (u > 0 && sc.ties[e[u - 1].idx] == sc.ties[e[i].idx] &&
-		    addr_cmp(&cands[e[u - 1].idx], &cands[e[i].idx]) == 0)
-			continue;
-		e[u++] = e[i];
-	}
-	m = u;
+	for (size_t i = 0; i < m; i++)
+		externals += sc.info[e[i].idx].side == SIDE_EXTERNAL;
+	struct rank_walk w = {&sc, client, cands, e, m, bucket_end, bucket_sorted};
 
 	size_t list_len = want < m ? want : m;
 	size_t taken = 0;
 	if (!cpid) {
-		for (size_t i = 0; i < list_len; i++)
-			sc.info[e[i].idx].taken = 1;
-		taken = list_len;
+		for (size_t s = 0; s < m && taken < list_len; s = bucket_end[s]) {
+			sort_bucket(&w, s);
+			for (size_t i = s; i < bucket_end[s] && taken < list_len; i++) {
+				sc.info[e[i].idx].taken = 1;
+				taken++;
+			}
+		}
 	} else {
-		size_t externals = 0;
-		for (size_t i = 0; i < m; i++)
-			externals += sc.info[e[i].idx].side == SIDE_EXTERNAL;
 		size_t reserve = policy->min_external;
 		if (reserve > externals)
 			reserve = externals;
@@ -583,62 +653,82 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 		uint64_t pid_cap = pct_of(policy->max_own_pid_pct, list_len);
 		uint64_t as_cap = pct_of(policy->max_own_as_pct, list_len);
 
-		/* Pass 1: reserve the best externals. */
+		/* Pass 1: reserve the best externals; buckets holding none
+		 * are passed over unsorted. */
 		size_t ext_taken = 0;
-		for (size_t i = 0; i < m && ext_taken < reserve; i++) {
-			struct cand_info *ci = &sc.info[e[i].idx];
-			if (ci->side == SIDE_EXTERNAL) {
-				ci->taken = 1;
-				ext_taken++;
+		for (size_t s = 0; s < m && ext_taken < reserve; s = bucket_end[s]) {
+			bool any = false;
+			for (size_t i = s; i < bucket_end[s] && !any; i++)
+				any = sc.info[e[i].idx].side == SIDE_EXTERNAL;
+			if (!any)
+				continue;
+			sort_bucket(&w, s);
+			for (size_t i = s; i < bucket_end[s] && ext_taken < reserve; i++) {
+				struct cand_info *ci = &sc.info[e[i].idx];
+				if (ci->side == SIDE_EXTERNAL) {
+					ci->taken = 1;
+					ext_taken++;
+				}
 			}
 		}
 		taken = ext_taken;
 
 		/* Pass 2: everything else under the caps. */
 		size_t pid_taken = 0, as_taken = 0;
-		for (size_t i = 0; i < m && taken < list_len; i++) {
-			struct cand_info *ci = &sc.info[e[i].idx];
-			if (ci->taken)
-				continue;
-			if (ci->side == SIDE_EXTERNAL) {
-				if (ext_taken >= ext_cap)
+		for (size_t s = 0; s < m && taken < list_len; s = bucket_end[s]) {
+			sort_bucket(&w, s);
+			for (size_t i = s; i < bucket_end[s] && taken < list_len; i++) {
+				struct cand_info *ci = &sc.info[e[i].idx];
+				if (ci->taken)
 					continue;
-				ext_taken++;
-			} else {
-				if (as_taken >= as_cap)
-					continue;
-				if (ci->side == SIDE_OWN_PID) {
-					if (pid_taken >= pid_cap)
+				if (ci->side == SIDE_EXTERNAL) {
+					if (ext_taken >= ext_cap)
 						continue;
-					pid_taken++;
+					ext_taken++;
+				} else {
+					if (as_taken >= as_cap)
+						continue;
+					if (ci->side == SIDE_OWN_PID) {
+						if (pid_taken >= pid_cap)
+							continue;
+						pid_taken++;
+					}
+					as_taken++;
 				}
-				as_taken++;
-			}
-			ci->taken = 1;
-			taken++;
-		}
-
-		/* Pass 3: top up to a usable list from what the caps skipped. */
-		size_t floor_len = policy->min_list < list_len ? policy->min_list : list_len;
-		for (size_t i = 0; i < m && taken < floor_len; i++) {
-			struct cand_info *ci = &sc.info[e[i].idx];
-			if (!ci->taken) {
 				ci->taken = 1;
 				taken++;
 			}
 		}
+
+		/* Pass 3: top up to a usable list from what the caps skipped. */
+		size_t floor_len = policy->min_list < list_len ? policy->min_list : list_len;
+		for (size_t s = 0; s < m && taken < floor_len; s = bucket_end[s]) {
+			sort_bucket(&w, s);
+			for (size_t i = s; i < bucket_end[s] && taken < floor_len; i++) {
+				struct cand_info *ci = &sc.info[e[i].idx];
+				if (!ci->taken) {
+					ci->taken = 1;
+					taken++;
+				}
+			}
+		}
 	}
 
+	/* Taken candidates only live in sorted buckets. */
 	size_t k = 0;
-	for (size_t i = 0; i < m && k < taken; i++) {
-		const struct cand_info *ci = &sc.info[e[i].idx];
-		if (!ci->taken)
+	for (size_t s = 0; s < m && k < taken; s = bucket_end[s]) {
+		if (!bucket_sorted[s])
 			continue;
-		out[k].peer = cands[e[i].idx];
-		out[k].pid = ci->pid;
-		out[k].cost = ci->cost;
-		out[k].priority = ~(uint32_t)e[i].key;
-		k++;
+		for (size_t i = s; i < bucket_end[s] && k < taken; i++) {
+			const struct cand_info *ci = &sc.info[e[i].idx];
+			if (!ci->taken)
+				continue;
+			out[k].peer = cands[e[i].idx];
+			out[k].pid = ci->pid;
+			out[k].cost = ci->cost;
+			out[k].priority = ~(uint32_t)e[i].key;
+			k++;
+		}
 	}
 	free(heap);
 	return k;
