@@ -82,7 +82,7 @@ void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res)
 	if (!map) {
 		itr_netmap_error_format(&err, res->error, sizeof(res->error));
 		res->ok = false;
-		d->reloads_failed++;
+		d->reloads_rejected++;
 	} else {
 		install_locked(d, map, res);
 	}

@@ -24,7 +24,9 @@ struct itr_daemon {
 	const char *map_file;
 	struct itr_dataplane *dp; /* NULL with --no-dataplane */
 	pthread_mutex_t reload_lock;
-	uint64_t reloads_ok, reloads_failed;
+	uint64_t reloads_ok;
+	uint64_t reloads_rejected; /* the map failed validation; old map kept */
+	uint64_t reloads_failed;   /* valid map, but the kernel sync failed */
 	double last_reload_ok; /* CLOCK_REALTIME seconds of the last good install */
 	uint64_t generation; /* last generation written (0 without data plane) */
 	double started_at;   /* CLOCK_REALTIME seconds */

@@ -545,6 +545,7 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 	json_object_set_new(o, "interfaces", ifs);
 	json_t *r = json_object();
 	json_object_set_new(r, "ok", json_integer((json_int_t)d->reloads_ok));
+	json_object_set_new(r, "rejected", json_integer((json_int_t)d->reloads_rejected));
 	json_object_set_new(r, "failed", json_integer((json_int_t)d->reloads_failed));
 	json_object_set_new(o, "reloads", r);
 	reply_json(resp, 200, o);
@@ -628,7 +629,8 @@ static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
 	struct itr_daemon *d = arg;
 	memset(out, 0, sizeof(*out));
 	out->count[ITR_METRICS_RELOAD_OK] = d->reloads_ok;
-	out->count[ITR_METRICS_RELOAD_REJECTED] = d->reloads_failed;
+	out->count[ITR_METRICS_RELOAD_REJECTED] = d->reloads_rejected;
+	out->count[ITR_METRICS_RELOAD_FAILED] = d->reloads_failed;
 	out->last_success_unix_seconds = d->last_reload_ok;
 }
 
