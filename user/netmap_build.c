@@ -657,6 +657,12 @@ static int compute_vtag(struct itr_netmap *m, const struct nm_builder *b,
 		free(triples);
 		return -1;
 	}
+	/* Picks the fastest BLAKE2b code; idempotent and thread safe. */
+	if (sodium_init() < 0) {
+		free(w);
+		free(triples);
+		return -1;
+	}
 	crypto_generichash_init(&w->st, NULL, 0, 32);
 	w->n = 0;
 	vw_str(w, "itracker-netmap-v1");
