@@ -289,7 +289,7 @@ int itr_bdec_list_next(const struct itr_bval *list, size_t *pos, struct itr_bval
 }
 
 int itr_bdec_dict_next(const struct itr_bval *dict, size_t *pos, struct itr_bval *key,
-		       struct itr_bval *value)
+                       struct itr_bval *value)
 {
 	if (dict->type != ITR_BVAL_DICT)
 		return 0;

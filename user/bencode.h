@@ -73,6 +73,6 @@ int itr_bdec_dict_get(const struct itr_bval *dict, const char *key, struct itr_b
 int itr_bdec_list_next(const struct itr_bval *list, size_t *pos, struct itr_bval *out);
 /* Iterate a dictionary the same way (key is a string view). */
 int itr_bdec_dict_next(const struct itr_bval *dict, size_t *pos, struct itr_bval *key,
-		       struct itr_bval *value);
+                       struct itr_bval *value);
 
 #endif

@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLAG_SEEDER 0x01u
-#define DEFAULT_SHARDS 16
-#define MIN_TABLE 16
+#define FLAG_SEEDER        0x01u
+#define DEFAULT_SHARDS     16
+#define MIN_TABLE          16
 #define MAX_EXPIRY_MINUTES 30000 /* well under the 65536-minute wrap */
 
 enum { FAM4 = 0, FAM6 = 1 };
@@ -209,17 +209,17 @@ static uint16_t minute_of(uint32_t now)
 }
 
 static void log_limit(struct mem_store *m, atomic_uint *last, uint32_t now, const char *what,
-		      size_t limit)
+                      size_t limit)
 {
 	unsigned stamp = now / 60 + 1;
 	unsigned prev = atomic_load(last);
 	if (prev == stamp || !atomic_compare_exchange_strong(last, &prev, stamp))
 		return;
 	fprintf(stderr,
-		"itracker: tracker store: %s limit of %zu reached; new %s are not stored "
-		"(refused so far: %llu torrents, %llu peers)\n",
-		what, limit, what, (unsigned long long)atomic_load(&m->refused_torrents),
-		(unsigned long long)atomic_load(&m->refused_peers));
+	        "itracker: tracker store: %s limit of %zu reached; new %s are not stored "
+	        "(refused so far: %llu torrents, %llu peers)\n",
+	        what, limit, what, (unsigned long long)atomic_load(&m->refused_torrents),
+	        (unsigned long long)atomic_load(&m->refused_peers));
 }
 
 static struct swarm *table_find(struct shard *sh, uint64_t h, const uint8_t *ih)
@@ -259,7 +259,7 @@ static int table_grow(struct mem_store *m, struct shard *sh)
 
 /* A new swarm with its first block (which makes the slot used). */
 static struct swarm *table_insert(struct mem_store *m, struct shard *sh, uint64_t h,
-				  const uint8_t *ih, int fam, struct peer_block *block)
+                                  const uint8_t *ih, int fam, struct peer_block *block)
 {
 	if ((sh->count + 1) * 4 > sh->cap * 3 && table_grow(m, sh) < 0)
 		return NULL;
@@ -293,7 +293,8 @@ static void table_delete(struct mem_store *m, struct shard *sh, struct swarm *sw
 	for (size_t j = (hole + 1) & mask; swarm_used(&sh->slots[j]); j = (j + 1) & mask) {
 		size_t home = hash_info(m, sh->slots[j].info_hash) & mask;
 		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
-		bool home_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+		bool home_between =
+		    hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
 		if (home_between)
 			continue;
 		sh->slots[hole] = sh->slots[j];
@@ -402,7 +403,7 @@ static void regroup(struct swarm *sw, const struct itr_swarm_grouping *g)
  * expired peers once a minute. A swarm left without peers is deleted and
  * NULL returned; *current says whether the groups match the request's. */
 static struct swarm *touch(struct mem_store *m, struct shard *sh, struct swarm *sw,
-			   const struct itr_swarm_grouping *g, uint32_t now, bool *current)
+                           const struct itr_swarm_grouping *g, uint32_t now, bool *current)
 {
 	*current = true;
 	if (g && g->group_of && sw->generation != (uint16_t)g->generation) {
@@ -423,7 +424,7 @@ static struct swarm *touch(struct mem_store *m, struct shard *sh, struct swarm *
 
 /* Index of the peer's record or -1. With stale groups, search by address. */
 static long find_peer(const struct peer_block *b, int fam, const struct itr_peer_addr *peer,
-		      uint16_t group, bool groups_current)
+                      uint16_t group, bool groups_current)
 {
 	if (!groups_current) {
 		for (uint32_t i = 0; i < block_len(b); i++)
@@ -450,7 +451,7 @@ static void fill_counts(const struct swarm *sw, struct itr_swarm_counts *c)
 }
 
 static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t *key,
-			  uint16_t minute, const struct itr_swarm_announce *ann)
+                          uint16_t minute, const struct itr_swarm_announce *ann)
 {
 	struct peer_block *b = sw->vec[fam];
 	size_t rs = rec_size[fam];
@@ -467,9 +468,9 @@ static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t 
 }
 
 static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const uint8_t *ih,
-					  const struct itr_swarm_announce *ann,
-					  const struct itr_swarm_grouping *g, uint32_t now,
-					  struct itr_swarm_counts *counts)
+                                          const struct itr_swarm_announce *ann,
+                                          const struct itr_swarm_grouping *g, uint32_t now,
+                                          struct itr_swarm_counts *counts)
 {
 	struct mem_store *m = as_mem(store);
 	uint64_t h = hash_info(m, ih);
@@ -501,12 +502,11 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		}
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
-	} else if (!sw && m->cfg.max_torrents &&
-		   atomic_load(&m->torrents) >= m->cfg.max_torrents) {
+	} else if (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents) {
 		atomic_fetch_add(&m->refused_torrents, 1);
 		status = ITR_SWARM_NO_TORRENTS;
 	} else if (m->cfg.max_peers &&
-		   atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
+	           atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
 		atomic_fetch_add(&m->refused_peers, 1);
 		status = ITR_SWARM_NO_PEERS;
 	} else if (!sw) {
@@ -526,8 +526,8 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 	} else if (vec_reserve(sh, &sw->vec[fam], fam) < 0) {
 		status = ITR_SWARM_NO_MEMORY;
 	} else {
-		uint32_t i = current ? lower_bound(sw->vec[fam], fam, key, key_len[fam])
-				     : sw->vec[fam]->len;
+		uint32_t i =
+		    current ? lower_bound(sw->vec[fam], fam, key, key_len[fam]) : sw->vec[fam]->len;
 		insert_record(sw, fam, i, key, minute_of(now), ann);
 		atomic_fetch_add(&m->peers[fam], 1);
 	}
@@ -542,9 +542,9 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 }
 
 static int mem_remove(struct itr_swarm_store *store, const uint8_t *ih,
-		      const struct itr_peer_addr *peer, uint16_t group,
-		      const struct itr_swarm_grouping *g, uint32_t now,
-		      struct itr_swarm_counts *counts)
+                      const struct itr_peer_addr *peer, uint16_t group,
+                      const struct itr_swarm_grouping *g, uint32_t now,
+                      struct itr_swarm_counts *counts)
 {
 	struct mem_store *m = as_mem(store);
 	uint64_t h = hash_info(m, ih);
@@ -595,8 +595,8 @@ static uint64_t mix64(uint64_t x)
  * seeded offset; scans a bounded number of records so that a seeder asking
  * a swarm of seeders costs O(quota), not O(swarm). */
 static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
-			  size_t quota, uint64_t seed, const struct itr_swarm_select *req,
-			  struct itr_peer_addr *out)
+                          size_t quota, uint64_t seed, const struct itr_swarm_select *req,
+                          struct itr_peer_addr *out)
 {
 	uint32_t size = end - begin;
 	if (size == 0 || quota == 0)
@@ -608,7 +608,8 @@ static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, u
 		const uint8_t *rec = rec_at(b, fam, begin + (uint32_t)((offset + k) % size));
 		if (req->no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
 			continue;
-		if (req->client.family == (fam == FAM6 ? 6 : 4) && rec_is_peer(rec, fam, &req->client))
+		if (req->client.family == (fam == FAM6 ? 6 : 4) &&
+		    rec_is_peer(rec, fam, &req->client))
 			continue;
 		rec_to_peer(rec, fam, &out[got++]);
 	}
@@ -616,8 +617,8 @@ static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, u
 }
 
 static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
-			 const struct itr_swarm_select *req, const struct itr_swarm_grouping *g,
-			 uint32_t now, struct itr_peer_addr *out)
+                         const struct itr_swarm_select *req, const struct itr_swarm_grouping *g,
+                         uint32_t now, struct itr_peer_addr *out)
 {
 	struct mem_store *m = as_mem(store);
 	uint64_t h = hash_info(m, ih);
@@ -666,7 +667,7 @@ out:
 }
 
 static int mem_scrape(struct itr_swarm_store *store, const uint8_t *ih, uint32_t now,
-		      struct itr_swarm_counts *counts)
+                      struct itr_swarm_counts *counts)
 {
 	struct mem_store *m = as_mem(store);
 	uint64_t h = hash_info(m, ih);
@@ -749,13 +750,13 @@ static void mem_destroy(struct itr_swarm_store *store)
 }
 
 static const struct itr_swarm_store_ops mem_ops = {
-	.announce = mem_announce,
-	.remove = mem_remove,
-	.select = mem_select,
-	.scrape = mem_scrape,
-	.expire = mem_expire,
-	.stats = mem_stats,
-	.destroy = mem_destroy,
+    .announce = mem_announce,
+    .remove = mem_remove,
+    .select = mem_select,
+    .scrape = mem_scrape,
+    .expire = mem_expire,
+    .stats = mem_stats,
+    .destroy = mem_destroy,
 };
 
 struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config)

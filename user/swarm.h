@@ -43,10 +43,10 @@ struct itr_swarm_announce {
 };
 
 enum itr_swarm_status {
-	ITR_SWARM_STORED = 0,    /* peer added or refreshed */
-	ITR_SWARM_NO_TORRENTS,   /* new torrent refused: max_torrents reached */
-	ITR_SWARM_NO_PEERS,      /* new peer refused: max_peers reached */
-	ITR_SWARM_NO_MEMORY,     /* allocation failed */
+	ITR_SWARM_STORED = 0,  /* peer added or refreshed */
+	ITR_SWARM_NO_TORRENTS, /* new torrent refused: max_torrents reached */
+	ITR_SWARM_NO_PEERS,    /* new peer refused: max_peers reached */
+	ITR_SWARM_NO_MEMORY,   /* allocation failed */
 };
 
 struct itr_swarm_select {
@@ -70,26 +70,26 @@ struct itr_swarm_stats {
 
 struct itr_swarm_store_ops {
 	enum itr_swarm_status (*announce)(struct itr_swarm_store *store,
-					  const uint8_t info_hash[ITR_INFO_HASH_LEN],
-					  const struct itr_swarm_announce *ann,
-					  const struct itr_swarm_grouping *grouping, uint32_t now,
-					  struct itr_swarm_counts *counts);
+	                                  const uint8_t info_hash[ITR_INFO_HASH_LEN],
+	                                  const struct itr_swarm_announce *ann,
+	                                  const struct itr_swarm_grouping *grouping, uint32_t now,
+	                                  struct itr_swarm_counts *counts);
 	/* Forget a peer (event=stopped); 0 if it was stored, -1 if not. counts
 	 * (may be NULL) receives the swarm's counts afterwards. */
 	int (*remove)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
-		      const struct itr_peer_addr *peer, uint16_t group,
-		      const struct itr_swarm_grouping *grouping, uint32_t now,
-		      struct itr_swarm_counts *counts);
+	              const struct itr_peer_addr *peer, uint16_t group,
+	              const struct itr_swarm_grouping *grouping, uint32_t now,
+	              struct itr_swarm_counts *counts);
 	/* Candidates of the client's address family: the client's group first,
 	 * then a bounded sample of the other groups that depends only on the
 	 * swarm's content and req->seed. Returns how many were written. */
 	size_t (*select)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
-			 const struct itr_swarm_select *req,
-			 const struct itr_swarm_grouping *grouping, uint32_t now,
-			 struct itr_peer_addr *out);
+	                 const struct itr_swarm_select *req,
+	                 const struct itr_swarm_grouping *grouping, uint32_t now,
+	                 struct itr_peer_addr *out);
 	/* 0 and counts if the torrent is known, -1 (counts zeroed) if not. */
 	int (*scrape)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
-		      uint32_t now, struct itr_swarm_counts *counts);
+	              uint32_t now, struct itr_swarm_counts *counts);
 	/* Drop expired peers and empty torrents; returns peers dropped. */
 	size_t (*expire)(struct itr_swarm_store *store, uint32_t now);
 	void (*stats)(struct itr_swarm_store *store, struct itr_swarm_stats *stats);
@@ -101,10 +101,10 @@ struct itr_swarm_store {
 };
 
 struct itr_swarm_config {
-	size_t max_torrents;   /* 0: unlimited */
-	size_t max_peers;      /* 0: unlimited */
-	uint32_t peer_expiry;  /* seconds without an announce before a peer is dropped */
-	unsigned shards;       /* lock shards (by info_hash); 0: default */
+	size_t max_torrents;  /* 0: unlimited */
+	size_t max_peers;     /* 0: unlimited */
+	uint32_t peer_expiry; /* seconds without an announce before a peer is dropped */
+	unsigned shards;      /* lock shards (by info_hash); 0: default */
 };
 
 /* The default store: in memory, sharded by info_hash, thread safe. Peer
@@ -113,33 +113,32 @@ struct itr_swarm_config {
  * whole minutes. */
 struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config);
 
-static inline enum itr_swarm_status itr_swarm_announce(struct itr_swarm_store *s,
-							const uint8_t *ih,
-							const struct itr_swarm_announce *a,
-							const struct itr_swarm_grouping *g,
-							uint32_t now, struct itr_swarm_counts *c)
+static inline enum itr_swarm_status itr_swarm_announce(struct itr_swarm_store *s, const uint8_t *ih,
+                                                       const struct itr_swarm_announce *a,
+                                                       const struct itr_swarm_grouping *g,
+                                                       uint32_t now, struct itr_swarm_counts *c)
 {
 	return s->ops->announce(s, ih, a, g, now, c);
 }
 
 static inline int itr_swarm_remove(struct itr_swarm_store *s, const uint8_t *ih,
-				   const struct itr_peer_addr *peer, uint16_t group,
-				   const struct itr_swarm_grouping *g, uint32_t now,
-				   struct itr_swarm_counts *c)
+                                   const struct itr_peer_addr *peer, uint16_t group,
+                                   const struct itr_swarm_grouping *g, uint32_t now,
+                                   struct itr_swarm_counts *c)
 {
 	return s->ops->remove(s, ih, peer, group, g, now, c);
 }
 
 static inline size_t itr_swarm_select(struct itr_swarm_store *s, const uint8_t *ih,
-				      const struct itr_swarm_select *req,
-				      const struct itr_swarm_grouping *g, uint32_t now,
-				      struct itr_peer_addr *out)
+                                      const struct itr_swarm_select *req,
+                                      const struct itr_swarm_grouping *g, uint32_t now,
+                                      struct itr_peer_addr *out)
 {
 	return s->ops->select(s, ih, req, g, now, out);
 }
 
 static inline int itr_swarm_scrape(struct itr_swarm_store *s, const uint8_t *ih, uint32_t now,
-				   struct itr_swarm_counts *c)
+                                   struct itr_swarm_counts *c)
 {
 	return s->ops->scrape(s, ih, now, c);
 }

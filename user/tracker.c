@@ -158,7 +158,8 @@ static int parse_proxies(struct itr_tracker *tr, const char *list, char *err, si
 	}
 	int rc = 0;
 	char *save = NULL;
-	for (char *tok = strtok_r(copy, ", \t\n", &save); tok; tok = strtok_r(NULL, ", \t\n", &save)) {
+	for (char *tok = strtok_r(copy, ", \t\n", &save); tok;
+	     tok = strtok_r(NULL, ", \t\n", &save)) {
 		struct proxy_prefix p;
 		if (parse_proxy(tok, &p, err, errlen) < 0) {
 			rc = -1;
@@ -330,8 +331,8 @@ static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_annou
 }
 
 int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
-			 struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
-			 size_t cap)
+                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+                         size_t cap)
 {
 	uint32_t now = itr_tracker_now(tr);
 	memset(reply, 0, sizeof(*reply));
@@ -343,27 +344,27 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	if (!idx)
 		return -1;
 	struct itr_swarm_grouping grouping = {
-		.generation = idx->generation,
-		.group_of = group_of,
-		.ctx = idx,
+	    .generation = idx->generation,
+	    .group_of = group_of,
+	    .ctx = idx,
 	};
 	uint16_t group = group_of(idx, ann->peer.family, ann->peer.addr);
 	bool seeder = ann->left == 0;
 
 	if (ann->event == ITR_EVENT_STOPPED) {
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
-				 &reply->counts);
+		                 &reply->counts);
 		index_unref(idx);
 		return 0;
 	}
 	struct itr_swarm_announce sa = {
-		.peer = ann->peer,
-		.group = group,
-		.seeder = seeder,
-		.completed = ann->event == ITR_EVENT_COMPLETED,
+	    .peer = ann->peer,
+	    .group = group,
+	    .seeder = seeder,
+	    .completed = ann->event == ITR_EVENT_COMPLETED,
 	};
-	reply->stored = itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now,
-					   &reply->counts);
+	reply->stored =
+	    itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now, &reply->counts);
 	if (reply->stored == ITR_SWARM_NO_MEMORY) {
 		index_unref(idx);
 		return -1;
@@ -384,11 +385,11 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 		return -1;
 	}
 	struct itr_swarm_select sel = {
-		.client = ann->peer,
-		.group = group,
-		.no_seeders = seeder,
-		.seed = client_seed(tr, ann),
-		.max = tr->cfg.max_candidates,
+	    .client = ann->peer,
+	    .group = group,
+	    .no_seeders = seeder,
+	    .seed = client_seed(tr, ann),
+	    .max = tr->cfg.max_candidates,
 	};
 	size_t n = itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
 	/* with no map published yet itr_rank falls back to BEP 40 order */
@@ -399,7 +400,7 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 }
 
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
-		       struct itr_swarm_counts *counts)
+                       struct itr_swarm_counts *counts)
 {
 	atomic_fetch_add(&tr->scrapes, 1);
 	return itr_swarm_scrape(tr->store, info_hash, itr_tracker_now(tr), counts);
@@ -459,7 +460,7 @@ int itr_tracker_start_janitor(struct itr_tracker *tr)
 }
 
 struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
-				    struct itr_swarm_store *store, char *err, size_t errlen)
+                                    struct itr_swarm_store *store, char *err, size_t errlen)
 {
 	if (sodium_init() < 0) {
 		snprintf(err, errlen, "libsodium failed to initialise");
@@ -468,13 +469,13 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 	if (cfg->max_numwant == 0 || cfg->max_candidates == 0 || cfg->peer_expiry == 0 ||
 	    cfg->interval == 0) {
 		snprintf(err, errlen,
-			 "tracker config: interval, peer_expiry, max_numwant and max_candidates "
-			 "must be positive");
+		         "tracker config: interval, peer_expiry, max_numwant and max_candidates "
+		         "must be positive");
 		return NULL;
 	}
 	if (cfg->min_interval > cfg->interval) {
 		snprintf(err, errlen, "tracker config: min_interval (%u) exceeds interval (%u)",
-			 cfg->min_interval, cfg->interval);
+		         cfg->min_interval, cfg->interval);
 		return NULL;
 	}
 	struct itr_tracker *tr = calloc(1, sizeof(*tr));
@@ -504,10 +505,10 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		tr->store = store;
 	} else {
 		struct itr_swarm_config sc = {
-			.max_torrents = cfg->max_torrents,
-			.max_peers = cfg->max_peers,
-			.peer_expiry = cfg->peer_expiry,
-			.shards = cfg->shards,
+		    .max_torrents = cfg->max_torrents,
+		    .max_peers = cfg->max_peers,
+		    .peer_expiry = cfg->peer_expiry,
+		    .shards = cfg->shards,
 		};
 		tr->store = itr_swarm_mem_new(&sc);
 		tr->own_store = true;

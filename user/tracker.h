@@ -43,7 +43,7 @@ struct itr_tracker;
 /* store: NULL for the in-memory store (then owned by the tracker); a store
  * passed in stays the caller's. NULL on error with err filled. */
 struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
-				    struct itr_swarm_store *store, char *err, size_t errlen);
+                                    struct itr_swarm_store *store, char *err, size_t errlen);
 /* Stops the janitor if running. */
 void itr_tracker_free(struct itr_tracker *tr);
 /* A thread that drops expired peers every 30 s until itr_tracker_free. */
@@ -82,12 +82,12 @@ struct itr_announce_reply {
  * family for it. peers has room for cap entries (max_numwant is enough).
  * Returns 0, or -1 if out of memory. */
 int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
-			 struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
-			 size_t cap);
+                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+                         size_t cap);
 
 /* Counts for one torrent; 0 if known, -1 (counts zero) if not. */
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
-		       struct itr_swarm_counts *counts);
+                       struct itr_swarm_counts *counts);
 
 /* Drop expired peers now; returns how many. */
 size_t itr_tracker_expire(struct itr_tracker *tr);

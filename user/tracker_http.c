@@ -76,7 +76,7 @@ static int next_param(const char *query, size_t len, size_t *pos, struct query_p
 	size_t key_end = eq ? (size_t)(eq - query) : end;
 	size_t klen;
 	if (percent_decode(query + start, key_end - start, (uint8_t *)p->key, sizeof(p->key) - 1,
-			   &klen) < 0)
+	                   &klen) < 0)
 		return -1;
 	if (klen >= sizeof(p->key) || memchr(p->key, '\0', klen))
 		klen = 0;
@@ -111,14 +111,14 @@ static int parse_u64(const struct query_param *p, uint64_t *out)
 	return 0;
 }
 
-#define FAIL(...)                                      \
-	do {                                           \
-		snprintf(why, whylen, __VA_ARGS__);    \
-		return -1;                             \
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(why, whylen, __VA_ARGS__);                                                \
+		return -1;                                                                         \
 	} while (0)
 
 int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_query *out,
-			     char *why, size_t whylen)
+                             char *why, size_t whylen)
 {
 	struct query_param p;
 	bool have_hash = false, have_peer_id = false, have_port = false;
@@ -164,7 +164,8 @@ int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_
 				out->event = ITR_EVENT_COMPLETED;
 			else if (value_is(&p, "stopped"))
 				out->event = ITR_EVENT_STOPPED;
-			else if (value_is(&p, "") || value_is(&p, "empty") || value_is(&p, "paused"))
+			else if (value_is(&p, "") || value_is(&p, "empty") ||
+			         value_is(&p, "paused"))
 				out->event = ITR_EVENT_NONE; /* paused: BEP 21 partial seed */
 			else
 				FAIL("bad event: must be started, completed, stopped or empty");
@@ -202,7 +203,7 @@ int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_
 }
 
 long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR_INFO_HASH_LEN],
-			    size_t max, char *why, size_t whylen)
+                            size_t max, char *why, size_t whylen)
 {
 	struct query_param p;
 	size_t pos = 0, n = 0;
@@ -228,7 +229,7 @@ long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR
 /* ---- handlers ------------------------------------------------------------ */
 
 static void reply_failure(struct itr_tracker *tr, struct itr_http_response *resp,
-			  const char *reason)
+                          const char *reason)
 {
 	char *body;
 	size_t len;
@@ -278,7 +279,7 @@ static int parse_ip_text(const char *text, struct itr_peer_addr *out)
 
 /* The address peers should connect to; NULL or the failure reason. */
 static const char *client_address(struct itr_tracker *tr, const struct itr_http_request *req,
-				  const struct itr_announce_query *q, struct itr_peer_addr *out)
+                                  const struct itr_announce_query *q, struct itr_peer_addr *out)
 {
 	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
 		return "unsupported address family";
@@ -299,7 +300,7 @@ static const char *client_address(struct itr_tracker *tr, const struct itr_http_
 }
 
 static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
-		      bool compact, bool client_v6)
+                      bool compact, bool client_v6)
 {
 	if (!compact) {
 		itr_benc_cstr(b, "peers");
@@ -354,7 +355,7 @@ static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, s
 }
 
 static void handle_announce(const struct itr_http_request *req, struct itr_http_response *resp,
-			    void *arg)
+                            void *arg)
 {
 	struct itr_tracker *tr = arg;
 	struct itr_announce_query q;
@@ -366,11 +367,11 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 		return;
 	}
 	struct itr_announce ann = {
-		.downloaded = q.downloaded,
-		.left = q.left,
-		.uploaded = q.uploaded,
-		.event = q.event,
-		.numwant = q.numwant,
+	    .downloaded = q.downloaded,
+	    .left = q.left,
+	    .uploaded = q.uploaded,
+	    .event = q.event,
+	    .numwant = q.numwant,
 	};
 	memcpy(ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
 	const char *bad = client_address(tr, req, &q, &ann.peer);
@@ -419,7 +420,7 @@ static int compare_hash(const void *a, const void *b)
 }
 
 static void handle_scrape(const struct itr_http_request *req, struct itr_http_response *resp,
-			  void *arg)
+                          void *arg)
 {
 	struct itr_tracker *tr = arg;
 	size_t max = itr_tracker_get_config(tr)->max_scrape;

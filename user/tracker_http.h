@@ -18,7 +18,7 @@ struct itr_announce_query {
 	uint16_t port;
 	uint64_t uploaded;
 	uint64_t downloaded;
-	uint64_t left;  /* UINT64_MAX when absent: not a seeder */
+	uint64_t left; /* UINT64_MAX when absent: not a seeder */
 	enum itr_event event;
 	int64_t numwant; /* -1 when absent */
 	bool compact;    /* false only for compact=0 */
@@ -30,12 +30,12 @@ struct itr_announce_query {
 /* Parse an announce query string (raw, %-escaped). 0, or -1 with the
  * failure reason (what was wrong, for the client) in why. */
 int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_query *out,
-			     char *why, size_t whylen);
+                             char *why, size_t whylen);
 
 /* Parse a scrape query: every info_hash, at most max of them, into hashes.
  * Returns the count (>= 1) or -1 with why. */
 long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR_INFO_HASH_LEN],
-			    size_t max, char *why, size_t whylen);
+                            size_t max, char *why, size_t whylen);
 
 /* Register GET /announce and GET /scrape; the tracker must outlive srv. */
 int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *tr);

@@ -22,8 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define MAX_SOCKETS 4
-#define BATCH 32
+#define MAX_SOCKETS  4
+#define BATCH        32
 #define DATAGRAM_MAX 2048
 
 /* ---- wire helpers -------------------------------------------------------- */
@@ -46,8 +46,8 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len,
-					struct itr_udp_request *out, const char **why)
+enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len, struct itr_udp_request *out,
+                                        const char **why)
 {
 	memset(out, 0, sizeof(*out));
 	*why = NULL;
@@ -102,7 +102,7 @@ enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len,
 }
 
 size_t itr_udp_build_connect(uint8_t *out, size_t cap, uint32_t transaction_id,
-			     const uint8_t connection_id[8])
+                             const uint8_t connection_id[8])
 {
 	if (cap < 16)
 		return 0;
@@ -112,9 +112,9 @@ size_t itr_udp_build_connect(uint8_t *out, size_t cap, uint32_t transaction_id,
 	return 16;
 }
 
-size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id,
-			      uint32_t interval, const struct itr_swarm_counts *counts,
-			      const struct itr_ranked_peer *peers, size_t npeers, int family)
+size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id, uint32_t interval,
+                              const struct itr_swarm_counts *counts,
+                              const struct itr_ranked_peer *peers, size_t npeers, int family)
 {
 	size_t stride = family == 6 ? 18 : 6, alen = family == 6 ? 16 : 4;
 	if (cap < 20)
@@ -166,7 +166,7 @@ void itr_udp_connid_init(struct itr_udp_connid *c)
 }
 
 static void connid_for_slot(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
-			    uint32_t slot, uint8_t out[8])
+                            uint32_t slot, uint8_t out[8])
 {
 	uint8_t msg[4 + 1 + 16 + 2];
 	put32(msg, slot);
@@ -179,13 +179,13 @@ static void connid_for_slot(const struct itr_udp_connid *c, const struct itr_pee
 }
 
 void itr_udp_connid_make(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
-			 uint32_t now, uint8_t out[8])
+                         uint32_t now, uint8_t out[8])
 {
 	connid_for_slot(c, src, now / ITR_UDP_CONNID_SLOT, out);
 }
 
 bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
-			  uint32_t now, const uint8_t id[8])
+                          uint32_t now, const uint8_t id[8])
 {
 	uint32_t slot = now / ITR_UDP_CONNID_SLOT;
 	uint8_t expect[8];
@@ -200,7 +200,7 @@ bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_
 /* ---- request handling ---------------------------------------------------- */
 
 static size_t error_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t tid,
-			  const char *msg)
+                          const char *msg)
 {
 	if (8 + strlen(msg) > request_len)
 		return 0; /* never answer with more than was sent */
@@ -208,14 +208,14 @@ static size_t error_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t
 }
 
 static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
-			      const struct itr_udp_request *req, uint8_t *out, size_t cap)
+                              const struct itr_udp_request *req, uint8_t *out, size_t cap)
 {
 	struct itr_announce ann = {
-		.downloaded = req->downloaded,
-		.left = req->left,
-		.uploaded = req->uploaded,
-		.event = (enum itr_event)req->event,
-		.numwant = req->num_want < 0 ? -1 : req->num_want,
+	    .downloaded = req->downloaded,
+	    .left = req->left,
+	    .uploaded = req->uploaded,
+	    .event = (enum itr_event)req->event,
+	    .numwant = req->num_want < 0 ? -1 : req->num_want,
 	};
 	memcpy(ann.info_hash, req->info_hash, 20);
 	ann.peer = *src;
@@ -236,13 +236,13 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 		return itr_udp_build_error(out, cap, req->transaction_id, "out of memory");
 	}
 	size_t len = itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
-					    &reply.counts, peers, reply.npeers, src->family);
+	                                    &reply.counts, peers, reply.npeers, src->family);
 	free(peers);
 	return len;
 }
 
-static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req,
-			    uint8_t *out, size_t cap)
+static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req, uint8_t *out,
+                            size_t cap)
 {
 	size_t len = itr_udp_build_scrape_header(out, cap, req->transaction_id);
 	for (size_t i = 0; i < req->nhashes && len + 12 <= cap; i++) {
@@ -257,8 +257,8 @@ static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request
 }
 
 size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
-		      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len,
-		      uint8_t *out, size_t cap)
+                      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len, uint8_t *out,
+                      size_t cap)
 {
 	struct itr_udp_request req;
 	const char *why;
@@ -331,7 +331,7 @@ static int open_socket(const char *addr, uint16_t port, uint16_t *bound, char *e
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		snprintf(err, errlen, "udp tracker: bind %s port %u: %s", addr, port,
-			 strerror(errno));
+		         strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -368,7 +368,7 @@ static void serve_socket(struct itr_udp_tracker *u, int fd)
 			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&from[i], &src) < 0)
 				continue;
 			size_t len = itr_udp_handle(u->tr, &u->cid, &src, in[i], in_msgs[i].msg_len,
-						    out[nout], DATAGRAM_MAX);
+			                            out[nout], DATAGRAM_MAX);
 			if (len == 0) {
 				atomic_fetch_add(&u->dropped, 1);
 				continue;
@@ -431,7 +431,7 @@ static void close_all(struct itr_udp_tracker *u)
 }
 
 struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
-					      uint16_t port, char *err, size_t errlen)
+                                              uint16_t port, char *err, size_t errlen)
 {
 	struct itr_udp_tracker *u = calloc(1, sizeof(*u));
 	if (!u) {

@@ -13,9 +13,9 @@
 
 #include "tracker.h"
 
-#define ITR_UDP_PROTOCOL_ID 0x41727101980ull
-#define ITR_UDP_CONNECT_LEN 16
-#define ITR_UDP_ANNOUNCE_LEN 98
+#define ITR_UDP_PROTOCOL_ID    0x41727101980ull
+#define ITR_UDP_CONNECT_LEN    16
+#define ITR_UDP_ANNOUNCE_LEN   98
 #define ITR_UDP_SCRAPE_MIN_LEN (16 + 20)
 /* A scrape answers at most this many hashes (BEP 15: about 74 fit in one
  * packet); the answer (8 + 12 n) is always smaller than the request. */
@@ -66,15 +66,15 @@ enum itr_udp_parse_status {
 /* Parse a request. For ITR_UDP_INVALID, why says what was wrong and the
  * connection and transaction ids are filled. BEP 41 options after byte 98
  * of an announce are accepted and not interpreted. */
-enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len,
-					struct itr_udp_request *out, const char **why);
+enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len, struct itr_udp_request *out,
+                                        const char **why);
 
 /* Builders return the length written (0 if cap is too small). */
 size_t itr_udp_build_connect(uint8_t *out, size_t cap, uint32_t transaction_id,
-			     const uint8_t connection_id[8]);
-size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id,
-			      uint32_t interval, const struct itr_swarm_counts *counts,
-			      const struct itr_ranked_peer *peers, size_t npeers, int family);
+                             const uint8_t connection_id[8]);
+size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id, uint32_t interval,
+                              const struct itr_swarm_counts *counts,
+                              const struct itr_ranked_peer *peers, size_t npeers, int family);
 size_t itr_udp_build_scrape_header(uint8_t *out, size_t cap, uint32_t transaction_id);
 size_t itr_udp_build_error(uint8_t *out, size_t cap, uint32_t transaction_id, const char *msg);
 
@@ -85,18 +85,18 @@ struct itr_udp_connid {
 };
 void itr_udp_connid_init(struct itr_udp_connid *c);
 void itr_udp_connid_make(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
-			 uint32_t now, uint8_t out[8]);
+                         uint32_t now, uint8_t out[8]);
 /* Constant-time check against the current and the previous slot. */
 bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
-			  uint32_t now, const uint8_t id[8]);
+                          uint32_t now, const uint8_t id[8]);
 
 /* Handle one datagram from src (the real source: address and port); the
  * answer goes to out (room for cap bytes). Returns the answer's length,
  * 0 to drop. Never answers an unauthenticated source with more bytes than
  * it sent. */
 size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
-		      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len,
-		      uint8_t *out, size_t cap);
+                      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len, uint8_t *out,
+                      size_t cap);
 
 struct itr_udp_tracker;
 
@@ -104,7 +104,7 @@ struct itr_udp_tracker;
  * "127.0.0.1,::1"; NULL: "0.0.0.0,::"), all on one port (0: the first
  * socket picks a free one and the others use it). NULL with err on error. */
 struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
-					      uint16_t port, char *err, size_t errlen);
+                                              uint16_t port, char *err, size_t errlen);
 uint16_t itr_udp_tracker_port(const struct itr_udp_tracker *u);
 
 struct itr_udp_stats {

@@ -35,8 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st == ITR_UDP_INVALID && !why)
 		abort();
 	if (st == ITR_UDP_PARSED && req.action == ITR_UDP_SCRAPE &&
-	    (req.nhashes == 0 || req.nhashes > ITR_UDP_MAX_SCRAPE ||
-	     16 + 20 * req.nhashes > size))
+	    (req.nhashes == 0 || req.nhashes > ITR_UDP_MAX_SCRAPE || 16 + 20 * req.nhashes > size))
 		abort();
 
 	/* the source address comes from the input too */

@@ -100,19 +100,19 @@ static void test_reader_rejects(void **state)
 {
 	(void)state;
 	assert_false(valid(""));
-	assert_false(valid("i03e"));  /* leading zero */
-	assert_false(valid("i-0e"));  /* negative zero */
+	assert_false(valid("i03e")); /* leading zero */
+	assert_false(valid("i-0e")); /* negative zero */
 	assert_false(valid("ie"));
 	assert_false(valid("i-e"));
-	assert_false(valid("i1"));    /* unterminated */
+	assert_false(valid("i1"));                    /* unterminated */
 	assert_false(valid("i9223372036854775808e")); /* overflow */
 	assert_false(valid("i-9223372036854775809e"));
-	assert_false(valid("03:abc")); /* leading zero length */
-	assert_false(valid("5:abc"));  /* short */
+	assert_false(valid("03:abc"));  /* leading zero length */
+	assert_false(valid("5:abc"));   /* short */
 	assert_false(valid("4:spamx")); /* trailing bytes */
 	assert_false(valid("l"));
-	assert_false(valid("d1:ae")); /* key without value */
-	assert_false(valid("di1ei2ee")); /* non-string key */
+	assert_false(valid("d1:ae"));          /* key without value */
+	assert_false(valid("di1ei2ee"));       /* non-string key */
 	assert_false(valid("d1:bi1e1:ai2ee")); /* unsorted */
 	assert_false(valid("d1:ai1e1:ai2ee")); /* duplicate */
 	assert_false(valid("x"));
@@ -160,12 +160,9 @@ static void test_lookup_and_iterate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_writer),
-		cmocka_unit_test(test_writer_grows),
-		cmocka_unit_test(test_failure),
-		cmocka_unit_test(test_reader_accepts),
-		cmocka_unit_test(test_reader_rejects),
-		cmocka_unit_test(test_lookup_and_iterate),
+	    cmocka_unit_test(test_writer),         cmocka_unit_test(test_writer_grows),
+	    cmocka_unit_test(test_failure),        cmocka_unit_test(test_reader_accepts),
+	    cmocka_unit_test(test_reader_rejects), cmocka_unit_test(test_lookup_and_iterate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

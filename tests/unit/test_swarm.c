@@ -26,8 +26,8 @@ static uint16_t group_by_third_octet(void *ctx, uint8_t family, const uint8_t *a
 }
 
 static struct itr_swarm_grouping grouping = {
-	.generation = 1,
-	.group_of = group_by_third_octet,
+    .generation = 1,
+    .group_of = group_by_third_octet,
 };
 
 static struct itr_peer_addr v4(uint8_t g, uint8_t h, uint16_t port)
@@ -53,10 +53,10 @@ static uint8_t ih_b[20] = "bbbbbbbbbbbbbbbbbbbb";
 static struct itr_swarm_store *new_store(size_t max_torrents, size_t max_peers)
 {
 	struct itr_swarm_config cfg = {
-		.max_torrents = max_torrents,
-		.max_peers = max_peers,
-		.peer_expiry = 120,
-		.shards = 4,
+	    .max_torrents = max_torrents,
+	    .max_peers = max_peers,
+	    .peer_expiry = 120,
+	    .shards = 4,
 	};
 	struct itr_swarm_store *s = itr_swarm_mem_new(&cfg);
 	assert_non_null(s);
@@ -64,14 +64,14 @@ static struct itr_swarm_store *new_store(size_t max_torrents, size_t max_peers)
 }
 
 static enum itr_swarm_status announce(struct itr_swarm_store *s, const uint8_t *ih,
-				      struct itr_peer_addr p, bool seeder, bool completed,
-				      uint32_t now, struct itr_swarm_counts *c)
+                                      struct itr_peer_addr p, bool seeder, bool completed,
+                                      uint32_t now, struct itr_swarm_counts *c)
 {
 	struct itr_swarm_announce a = {
-		.peer = p,
-		.group = group_by_third_octet(NULL, p.family, p.addr),
-		.seeder = seeder,
-		.completed = completed,
+	    .peer = p,
+	    .group = group_by_third_octet(NULL, p.family, p.addr),
+	    .seeder = seeder,
+	    .completed = completed,
 	};
 	return itr_swarm_announce(s, ih, &a, &grouping, now, c);
 }
@@ -104,8 +104,8 @@ static void test_add_refresh_remove(void **state)
 	assert_int_equal(c.complete, 0);
 	assert_int_equal(c.incomplete, 2);
 
-	assert_int_equal(itr_swarm_remove(s, ih_a, &(struct itr_peer_addr){0}, 0, &grouping, 40, &c),
-			 -1);
+	assert_int_equal(
+	    itr_swarm_remove(s, ih_a, &(struct itr_peer_addr){0}, 0, &grouping, 40, &c), -1);
 	struct itr_peer_addr p = v4(1, 1, 6881);
 	assert_int_equal(itr_swarm_remove(s, ih_a, &p, 1, &grouping, 40, &c), 0);
 	assert_int_equal(c.incomplete, 1);
@@ -125,14 +125,14 @@ static void test_add_refresh_remove(void **state)
 }
 
 static size_t select_for(struct itr_swarm_store *s, struct itr_peer_addr client, bool seeder,
-			 size_t max, uint64_t seed, struct itr_peer_addr *out)
+                         size_t max, uint64_t seed, struct itr_peer_addr *out)
 {
 	struct itr_swarm_select req = {
-		.client = client,
-		.group = group_by_third_octet(NULL, client.family, client.addr),
-		.no_seeders = seeder,
-		.seed = seed,
-		.max = max,
+	    .client = client,
+	    .group = group_by_third_octet(NULL, client.family, client.addr),
+	    .no_seeders = seeder,
+	    .seed = seed,
+	    .max = max,
 	};
 	return itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
 }
@@ -255,7 +255,7 @@ static void hit_limits(struct itr_swarm_store *s)
 	/* third torrent refused */
 	uint8_t ih_c[20] = "cccccccccccccccccccc";
 	assert_int_equal(announce(s, ih_c, v4(1, 4, 1), false, false, 0, &c),
-			 ITR_SWARM_NO_TORRENTS);
+	                 ITR_SWARM_NO_TORRENTS);
 	assert_int_equal(itr_swarm_scrape(s, ih_c, 0, &c), -1);
 	/* fourth peer refused; a known peer still refreshes */
 	assert_int_equal(announce(s, ih_b, v4(1, 5, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
@@ -381,13 +381,13 @@ static void test_concurrent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_add_refresh_remove),
-		cmocka_unit_test(test_select),
-		cmocka_unit_test(test_expiry_minutes),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_regroup),
-		cmocka_unit_test(test_many_torrents),
-		cmocka_unit_test(test_concurrent),
+	    cmocka_unit_test(test_add_refresh_remove),
+	    cmocka_unit_test(test_select),
+	    cmocka_unit_test(test_expiry_minutes),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_regroup),
+	    cmocka_unit_test(test_many_torrents),
+	    cmocka_unit_test(test_concurrent),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

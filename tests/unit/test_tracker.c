@@ -20,27 +20,27 @@
 /* The example network (maps/example.netmap), inline so the test does not
  * depend on the working directory. */
 static const char MAP_TEXT[] = "network-map example-networkmap\n"
-			       "tier same-pid 1\n"
-			       "tier same-loc 5\n"
-			       "tier same-as 10\n"
-			       "tier other-as 100\n"
-			       "pid a-metro1 id 1 asn 64500 loc 1\n"
-			       "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
-			       "pid a-metro2 id 2 asn 64500 loc 2\n"
-			       "prefix a-metro2 10.10.2.0/24 fd00:10:2::/48\n"
-			       "pid c-all id 20 asn 64502 loc 20\n"
-			       "prefix c-all 10.30.0.0/16 fd00:30::/32\n"
-			       "cost a-metro1 a-metro2 7\n"
-			       "cost a-metro2 a-metro1 7\n";
+                               "tier same-pid 1\n"
+                               "tier same-loc 5\n"
+                               "tier same-as 10\n"
+                               "tier other-as 100\n"
+                               "pid a-metro1 id 1 asn 64500 loc 1\n"
+                               "prefix a-metro1 10.10.1.0/24 fd00:10:1::/48\n"
+                               "pid a-metro2 id 2 asn 64500 loc 2\n"
+                               "prefix a-metro2 10.10.2.0/24 fd00:10:2::/48\n"
+                               "pid c-all id 20 asn 64502 loc 20\n"
+                               "prefix c-all 10.30.0.0/16 fd00:30::/32\n"
+                               "cost a-metro1 a-metro2 7\n"
+                               "cost a-metro2 a-metro1 7\n";
 
 /* The same network after a renumbering: 10.10.1.0/24 now belongs to a new
  * PID declared first, so every PID index (group) moves. */
 static const char MAP_TEXT_RELOADED[] = "pid a-metro1-new id 7 asn 64500 loc 1\n"
-					"prefix a-metro1-new 10.10.1.0/24\n"
-					"pid a-metro2 id 2 asn 64500 loc 2\n"
-					"prefix a-metro2 10.10.2.0/24\n"
-					"pid c-all id 20 asn 64502 loc 20\n"
-					"prefix c-all 10.30.0.0/16\n";
+                                        "prefix a-metro1-new 10.10.1.0/24\n"
+                                        "pid a-metro2 id 2 asn 64500 loc 2\n"
+                                        "prefix a-metro2 10.10.2.0/24\n"
+                                        "pid c-all id 20 asn 64502 loc 20\n"
+                                        "prefix c-all 10.30.0.0/16\n";
 
 static uint32_t fake_now = 100000;
 static uint32_t fake_clock(void *arg)
@@ -97,8 +97,8 @@ static struct itr_peer_addr net_peer(int b, int c, int d, uint16_t port)
 }
 
 static size_t do_announce(struct itr_tracker *tr, struct itr_peer_addr peer, uint64_t left,
-			  enum itr_event event, int64_t numwant, struct itr_announce_reply *reply,
-			  struct itr_ranked_peer *out, size_t cap)
+                          enum itr_event event, int64_t numwant, struct itr_announce_reply *reply,
+                          struct itr_ranked_peer *out, size_t cap)
 {
 	struct itr_announce ann = {.peer = peer, .left = left, .event = event, .numwant = numwant};
 	memcpy(ann.info_hash, IH, 20);
@@ -126,8 +126,8 @@ static void test_no_map_yet(void **state)
 	struct itr_tracker *tr = new_tracker(NULL);
 	fill_three_pids(tr);
 	struct itr_ranked_peer out[50];
-	size_t n = do_announce(tr, net_peer(10, 1, 200, 6881), 100, ITR_EVENT_STARTED, 50, NULL,
-			       out, 50);
+	size_t n =
+	    do_announce(tr, net_peer(10, 1, 200, 6881), 100, ITR_EVENT_STARTED, 50, NULL, out, 50);
 	assert_int_equal(n, 30); /* everyone, in BEP 40 order */
 	for (size_t i = 1; i < n; i++)
 		assert_true(out[i - 1].priority >= out[i].priority);
@@ -171,8 +171,8 @@ static void test_stable_selection(void **state)
 	struct itr_tracker *tr = new_tracker(NULL);
 	struct itr_ranked_peer none[1];
 	for (int i = 0; i < 300; i++)
-		do_announce(tr, net_peer(30, i / 250, i % 250 + 1, 6881), 100, ITR_EVENT_NONE, 0, NULL,
-			    none, 1);
+		do_announce(tr, net_peer(30, i / 250, i % 250 + 1, 6881), 100, ITR_EVENT_NONE, 0,
+		            NULL, none, 1);
 	struct itr_ranked_peer first[20], again[20];
 	struct itr_peer_addr me = net_peer(10, 1, 9, 6881);
 	size_t n = do_announce(tr, me, 100, ITR_EVENT_STARTED, 20, NULL, first, 20);
@@ -199,15 +199,15 @@ static void test_big_swarm_own_bucket(void **state)
 	struct itr_tracker *tr = new_tracker(tweak_small_candidates);
 	struct itr_ranked_peer none[1];
 	for (int i = 0; i < 20000; i++)
-		do_announce(tr, net_peer(30, i / 250, i % 250 + 1, 6881), 100, ITR_EVENT_NONE, 0, NULL,
-			    none, 1);
+		do_announce(tr, net_peer(30, i / 250, i % 250 + 1, 6881), 100, ITR_EVENT_NONE, 0,
+		            NULL, none, 1);
 	for (int i = 1; i <= 60; i++)
 		do_announce(tr, net_peer(10, 1, i, 6881), 100, ITR_EVENT_NONE, 0, NULL, none, 1);
 	/* 60 local peers among 20060: a uniform sample of 200 would hold
 	 * fewer than one; the PID bucket holds them all */
 	struct itr_ranked_peer out[50];
-	size_t n = do_announce(tr, net_peer(10, 1, 100, 6881), 100, ITR_EVENT_STARTED, 50, NULL,
-			       out, 50);
+	size_t n =
+	    do_announce(tr, net_peer(10, 1, 100, 6881), 100, ITR_EVENT_STARTED, 50, NULL, out, 50);
 	assert_int_equal(n, 50);
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(out[i].peer.addr[1], 10);
@@ -322,7 +322,8 @@ static void test_map_reload_regroups(void **state)
 	struct itr_ranked_peer out[50];
 	struct itr_announce_reply reply;
 	/* an existing peer re-announces: found, not duplicated */
-	size_t n = do_announce(tr, net_peer(10, 1, 3, 6881), 100, ITR_EVENT_NONE, 9, &reply, out, 50);
+	size_t n =
+	    do_announce(tr, net_peer(10, 1, 3, 6881), 100, ITR_EVENT_NONE, 9, &reply, out, 50);
 	assert_int_equal(reply.counts.incomplete, 30);
 	assert_int_equal(n, 9);
 	for (size_t i = 0; i < n; i++) {
@@ -449,18 +450,18 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_no_map_yet),
-		cmocka_unit_test(test_ranked_by_locality),
-		cmocka_unit_test(test_stable_selection),
-		cmocka_unit_test(test_big_swarm_own_bucket),
-		cmocka_unit_test(test_seeders_and_events),
-		cmocka_unit_test(test_numwant_bounds),
-		cmocka_unit_test(test_expiry_on_clock),
-		cmocka_unit_test(test_map_reload_regroups),
-		cmocka_unit_test(test_ipv6_kept_apart),
-		cmocka_unit_test(test_trusted_proxies),
-		cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_peer_addr_from_sockaddr),
+	    cmocka_unit_test(test_no_map_yet),
+	    cmocka_unit_test(test_ranked_by_locality),
+	    cmocka_unit_test(test_stable_selection),
+	    cmocka_unit_test(test_big_swarm_own_bucket),
+	    cmocka_unit_test(test_seeders_and_events),
+	    cmocka_unit_test(test_numwant_bounds),
+	    cmocka_unit_test(test_expiry_on_clock),
+	    cmocka_unit_test(test_map_reload_regroups),
+	    cmocka_unit_test(test_ipv6_kept_apart),
+	    cmocka_unit_test(test_trusted_proxies),
+	    cmocka_unit_test(test_config_errors),
+	    cmocka_unit_test(test_peer_addr_from_sockaddr),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

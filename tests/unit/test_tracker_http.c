@@ -23,8 +23,8 @@
 #include "tracker_http.h"
 
 /* 20 bytes with every awkward value: NUL, '&', '=', '%', '+', high bytes */
-static const uint8_t HASH[20] = {0x00, '&', '=', '%', '+', 0xff, 0x80, 'a', 'b', 'c',
-				 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a};
+static const uint8_t HASH[20] = {0x00, '&',  '=',  '%',  '+',  0xff, 0x80, 'a',  'b',  'c',
+                                 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a};
 static const char HASH_Q[] = "%00%26%3D%25%2B%FF%80abc%01%02%03%04%05%06%07%08%09%0A";
 #define PEER_ID "-TR3000-abcdefghijkl"
 
@@ -51,7 +51,7 @@ static void test_announce_parse_ok(void **state)
 	struct itr_announce_query q;
 	char why[200];
 	const char *s = query("&uploaded=1&downloaded=22&left=333&event=started&numwant=40"
-			      "&compact=0&no_peer_id=1&key=abc&ip=10.0.0.1&trackerid=");
+	                      "&compact=0&no_peer_id=1&key=abc&ip=10.0.0.1&trackerid=");
 	assert_int_equal(itr_announce_query_parse(s, strlen(s), &q, why, sizeof(why)), 0);
 	assert_memory_equal(q.info_hash, HASH, 20);
 	assert_memory_equal(q.peer_id, PEER_ID, 20);
@@ -94,9 +94,9 @@ static void test_announce_failure_reasons(void **state)
 	assert_string_equal(parse_fail(""), "missing info_hash");
 	assert_string_equal(parse_fail("peer_id=" PEER_ID "&port=1"), "missing info_hash");
 	assert_string_equal(parse_fail("info_hash=abc&peer_id=" PEER_ID "&port=1"),
-			    "info_hash is not 20 bytes (got 3)");
+	                    "info_hash is not 20 bytes (got 3)");
 	assert_string_equal(parse_fail("info_hash=aaaaaaaaaaaaaaaaaaaaa&port=1"),
-			    "info_hash is not 20 bytes (got 21)");
+	                    "info_hash is not 20 bytes (got 21)");
 	char two[1200];
 	snprintf(two, sizeof(two), "%s&info_hash=%s", query(""), HASH_Q);
 	assert_string_equal(parse_fail(two), "info_hash given more than once");
@@ -117,21 +117,21 @@ static void test_announce_failure_reasons(void **state)
 	snprintf(buf, sizeof(buf), "info_hash=%s&peer_id=" PEER_ID "&port=", HASH_Q);
 	assert_string_equal(parse_fail(buf), bad_port);
 	assert_string_equal(parse_fail(query("&uploaded=x")),
-			    "bad uploaded: must be a non-negative integer");
+	                    "bad uploaded: must be a non-negative integer");
 	assert_string_equal(parse_fail(query("&downloaded=-5")),
-			    "bad downloaded: must be a non-negative integer");
+	                    "bad downloaded: must be a non-negative integer");
 	assert_string_equal(parse_fail(query("&left=1.5")),
-			    "bad left: must be a non-negative integer");
+	                    "bad left: must be a non-negative integer");
 	assert_string_equal(parse_fail(query("&left=18446744073709551616")),
-			    "bad left: must be a non-negative integer");
+	                    "bad left: must be a non-negative integer");
 	assert_string_equal(parse_fail(query("&event=begun")),
-			    "bad event: must be started, completed, stopped or empty");
+	                    "bad event: must be started, completed, stopped or empty");
 	assert_string_equal(parse_fail(query("&numwant=lots")),
-			    "bad numwant: must be a non-negative integer");
+	                    "bad numwant: must be a non-negative integer");
 	assert_string_equal(parse_fail(query("&compact=yes")), "bad compact: must be 0 or 1");
 	assert_string_equal(parse_fail(query("&ip=0123456789012345678901234567890123456789"
-					     "012345678901234567890123456789")),
-			    "bad ip: too long");
+	                                     "012345678901234567890123456789")),
+	                    "bad ip: too long");
 	assert_string_equal(parse_fail(query("&key=%G1")), "malformed query: broken %-escape");
 	assert_string_equal(parse_fail(query("&key=%4")), "malformed query: broken %-escape");
 	assert_string_equal(parse_fail("info_hash=%"), "malformed query: broken %-escape");
@@ -150,14 +150,15 @@ static void test_scrape_parse(void **state)
 
 	assert_int_equal(itr_scrape_query_parse("", 0, hashes, 3, why, sizeof(why)), -1);
 	assert_string_equal(why, "missing info_hash (this tracker does not serve full scrapes)");
-	assert_int_equal(itr_scrape_query_parse("info_hash=x", 11, hashes, 3, why, sizeof(why)), -1);
+	assert_int_equal(itr_scrape_query_parse("info_hash=x", 11, hashes, 3, why, sizeof(why)),
+	                 -1);
 	assert_string_equal(why, "info_hash is not 20 bytes (got 1)");
 	snprintf(buf, sizeof(buf), "info_hash=%s&info_hash=%s&info_hash=%s&info_hash=%s", HASH_Q,
-		 HASH_Q, HASH_Q, HASH_Q);
+	         HASH_Q, HASH_Q, HASH_Q);
 	assert_int_equal(itr_scrape_query_parse(buf, strlen(buf), hashes, 3, why, sizeof(why)), -1);
 	assert_string_equal(why, "too many info_hash values (at most 3 per scrape)");
 	assert_int_equal(itr_scrape_query_parse("info_hash=%zz", 13, hashes, 3, why, sizeof(why)),
-			 -1);
+	                 -1);
 	assert_string_equal(why, "malformed query: broken %-escape");
 }
 
@@ -180,10 +181,8 @@ static struct fixture start(const char *addr, const char *trusted)
 	f.tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
 	if (!f.tr)
 		fail_msg("tracker: %s", err);
-	struct itr_http_limits limits = {.max_body = 4096,
-					 .max_query = 8192,
-					 .max_connections = 64,
-					 .connection_timeout_s = 10};
+	struct itr_http_limits limits = {
+	    .max_body = 4096, .max_query = 8192, .max_connections = 64, .connection_timeout_s = 10};
 	f.srv = itr_http_new(&limits);
 	assert_non_null(f.srv);
 	assert_int_equal(itr_tracker_http_register(f.srv, f.tr), 0);
@@ -201,7 +200,7 @@ static void stop(struct fixture *f)
 
 /* One GET over a fresh connection; returns the body (malloc'ed). */
 static char *http_get(const struct fixture *f, const char *target, const char *headers,
-		      size_t *body_len)
+                      size_t *body_len)
 {
 	int fd = socket(f->family, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
@@ -223,8 +222,8 @@ static char *http_get(const struct fixture *f, const char *target, const char *h
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
 	char req[4096];
 	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n%s\r\n", target,
-			 headers ? headers : "");
+	                 "GET %s HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n%s\r\n", target,
+	                 headers ? headers : "");
 	assert_int_equal(write(fd, req, (size_t)n), n);
 	size_t cap = 65536, got = 0;
 	char *resp = malloc(cap);
@@ -275,7 +274,7 @@ static char *announce_target(uint16_t port, const char *extra)
 {
 	static char buf[1024];
 	snprintf(buf, sizeof(buf), "/announce?info_hash=%s&peer_id=" PEER_ID "&port=%u&left=10%s",
-		 HASH_Q, port, extra);
+	         HASH_Q, port, extra);
 	return buf;
 }
 
@@ -296,7 +295,7 @@ static void test_http_announce_v4(void **state)
 
 	/* X-Forwarded-For from an untrusted source is ignored */
 	body = http_get(&f, announce_target(7002, "&compact=1"), "X-Forwarded-For: 10.9.9.9\r\n",
-			&len);
+	                &len);
 	d = get_dict(body, len);
 	assert_int_equal(get_int(&d, "incomplete"), 2);
 	struct itr_bval peers = get_key(&d, "peers");
@@ -325,9 +324,10 @@ static void test_http_announce_v4(void **state)
 
 	/* a seeder (left=0) completing */
 	body = http_get(&f,
-			"/announce?info_hash=" "%00%26%3D%25%2B%FF%80abc%01%02%03%04%05%06%07%08%09%0A"
-			"&peer_id=" PEER_ID "&port=7001&left=0&event=completed",
-			NULL, &len);
+	                "/announce?info_hash="
+	                "%00%26%3D%25%2B%FF%80abc%01%02%03%04%05%06%07%08%09%0A"
+	                "&peer_id=" PEER_ID "&port=7001&left=0&event=completed",
+	                NULL, &len);
 	d = get_dict(body, len);
 	assert_int_equal(get_int(&d, "complete"), 1);
 	assert_int_equal(get_int(&d, "incomplete"), 2);
@@ -346,7 +346,7 @@ static void test_http_announce_v4(void **state)
 	/* scrape: known and unknown hashes, sorted keys */
 	char target[256];
 	snprintf(target, sizeof(target), "/scrape?info_hash=%s&info_hash=zzzzzzzzzzzzzzzzzzzz",
-		 HASH_Q);
+	         HASH_Q);
 	body = http_get(&f, target, NULL, &len);
 	d = get_dict(body, len);
 	struct itr_bval files = get_key(&d, "files");
@@ -390,7 +390,7 @@ static void test_http_trusted_proxy(void **state)
 	char *body = http_get(&f, announce_target(7001, "&ip=10.10.1.5"), NULL, &len);
 	free(body);
 	body = http_get(&f, announce_target(7002, ""),
-			"X-Forwarded-For: 203.0.113.9, 10.10.1.6\r\n", &len);
+	                "X-Forwarded-For: 203.0.113.9, 10.10.1.6\r\n", &len);
 	struct itr_bval d = get_dict(body, len);
 	struct itr_bval peers = get_key(&d, "peers");
 	assert_int_equal(peers.len, 6);
@@ -446,12 +446,12 @@ static void test_http_announce_v6(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_announce_parse_ok),
-		cmocka_unit_test(test_announce_failure_reasons),
-		cmocka_unit_test(test_scrape_parse),
-		cmocka_unit_test(test_http_announce_v4),
-		cmocka_unit_test(test_http_trusted_proxy),
-		cmocka_unit_test(test_http_announce_v6),
+	    cmocka_unit_test(test_announce_parse_ok),
+	    cmocka_unit_test(test_announce_failure_reasons),
+	    cmocka_unit_test(test_scrape_parse),
+	    cmocka_unit_test(test_http_announce_v4),
+	    cmocka_unit_test(test_http_trusted_proxy),
+	    cmocka_unit_test(test_http_announce_v6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,7 @@ static size_t make_connect(uint8_t *b, uint32_t tid)
 }
 
 static size_t make_announce(uint8_t *b, const uint8_t cid[8], uint32_t tid, const char *ih,
-			    uint64_t left, uint32_t event, int32_t num_want, uint16_t port)
+                            uint64_t left, uint32_t event, int32_t num_want, uint16_t port)
 {
 	memset(b, 0, 98);
 	memcpy(b, cid, 8);
@@ -177,8 +177,8 @@ static void test_connid_expiry(void **state)
 	assert_true(itr_udp_connid_check(&c, &src, 719, id));
 	assert_false(itr_udp_connid_check(&c, &src, 720, id)); /* two minutes: gone */
 	assert_false(itr_udp_connid_check(&c, &src, 599, id)); /* not from the future */
-	itr_udp_connid_make(&c, &src, 659, id); /* at the end of a slot */
-	assert_true(itr_udp_connid_check(&c, &src, 719, id)); /* still a minute later */
+	itr_udp_connid_make(&c, &src, 659, id);                /* at the end of a slot */
+	assert_true(itr_udp_connid_check(&c, &src, 719, id));  /* still a minute later */
 
 	/* bound to address and port */
 	itr_udp_connid_make(&c, &src, 600, id);
@@ -375,7 +375,7 @@ static void test_udp_server(void **state)
 	assert_int_equal(get32(resp + 4), 25);
 	do_connect(a, cid_a);
 	got = exchange(a, (make_announce(req, cid_a, 26, IH, 100, 0, -1, 6001), req), n, resp,
-		       sizeof(resp));
+	               sizeof(resp));
 	assert_int_equal(get32(resp), 1);
 	close(a);
 	close(b);
@@ -442,12 +442,9 @@ static void test_udp_trusted_ip_field(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_build),
-		cmocka_unit_test(test_connid_expiry),
-		cmocka_unit_test(test_no_amplification),
-		cmocka_unit_test(test_udp_server),
-		cmocka_unit_test(test_udp_trusted_ip_field),
+	    cmocka_unit_test(test_parse),         cmocka_unit_test(test_build),
+	    cmocka_unit_test(test_connid_expiry), cmocka_unit_test(test_no_amplification),
+	    cmocka_unit_test(test_udp_server),    cmocka_unit_test(test_udp_trusted_ip_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

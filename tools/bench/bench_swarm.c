@@ -32,7 +32,7 @@
 #include "swarm.h"
 #include "tracker.h"
 
-#define PEERS 1000000
+#define PEERS  1000000
 #define ROUNDS 5
 
 static uint64_t rng_state;
@@ -174,10 +174,10 @@ static void measure_floor(int fd)
 }
 
 static const char MAP[] = "tier same-pid 1\ntier same-loc 5\ntier same-as 10\ntier other-as 100\n"
-			  "pid a1 id 1 asn 64500 loc 1\nprefix a1 10.10.0.0/16\n"
-			  "pid a2 id 2 asn 64500 loc 2\nprefix a2 10.11.0.0/16\n"
-			  "pid b id 10 asn 64501 loc 10\nprefix b 10.20.0.0/16\n"
-			  "pid c id 20 asn 64502 loc 20\nprefix c 10.30.0.0/16\n";
+                          "pid a1 id 1 asn 64500 loc 1\nprefix a1 10.10.0.0/16\n"
+                          "pid a2 id 2 asn 64500 loc 2\nprefix a2 10.11.0.0/16\n"
+                          "pid b id 10 asn 64501 loc 10\nprefix b 10.20.0.0/16\n"
+                          "pid c id 20 asn 64502 loc 20\nprefix c 10.30.0.0/16\n";
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -285,8 +285,8 @@ int main(void)
 	}
 	bool ok = uniform <= 24 && zipf <= 24;
 	printf("  target %s\n", ok ? "met" : "MISSED");
-	if (benchjson_append("swarm_bytes_per_ipv4_peer_1M_uniform", uniform, "bytes", floor_bytes) <
-		    0 ||
+	if (benchjson_append("swarm_bytes_per_ipv4_peer_1M_uniform", uniform, "bytes",
+	                     floor_bytes) < 0 ||
 	    benchjson_append("swarm_bytes_per_ipv4_peer_1M_zipf", zipf, "bytes", floor_bytes) < 0 ||
 	    benchjson_append("tracker_announce_numwant50_1M_peers", speed[0], "us", speed[1]) < 0)
 		return 1;
