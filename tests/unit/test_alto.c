@@ -42,9 +42,7 @@ static const char rfc_map_text[] = "network-map my-default-network-map\n"
                                    "cost PID3 PID1 20\n"
                                    "cost PID3 PID2 15\n";
 
-/* IPv6 prefixes and a default PID. (The cost lines in this map and the next
- * are there because netmap_build.c passes NULL to qsort for a map without
- * any, which UBSan rejects.) */
+/* IPv6 prefixes and a default PID. */
 static const char v6_map_text[] = "network-map v6map\n"
                                   "pid east id 1 asn 64500 loc 1\n"
                                   "prefix east 10.10.1.0/24 fd00:10:1::/48\n"
