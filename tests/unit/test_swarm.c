@@ -121,6 +121,14 @@ static void test_add_refresh_remove(void **state)
 	assert_int_equal(st.peers_v4, 1);
 	assert_int_equal(st.peers_v6, 0);
 	assert_true(st.bytes > 0);
+
+	/* the last peer leaving takes the torrent with it */
+	p = v4(1, 1, 6882);
+	assert_int_equal(itr_swarm_remove(s, ih_a, &p, 1, &grouping, 50, &c), 0);
+	assert_int_equal(itr_swarm_scrape(s, ih_a, 50, &c), -1);
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 0);
+	assert_int_equal(st.peers_v4, 0);
 	itr_swarm_destroy(s);
 }
 
