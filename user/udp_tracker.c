@@ -2,7 +2,7 @@
  *
  * Anti-spoofing and amplification: an announce or scrape is served only
  * with a connection ID that proves the source received our connect answer
- * (a keyed MAC over its address, port and time slot, compared in constant
+ * (a keyed MAC over its address and time slot, compared in constant
  * time). A connect answer is exactly as long as the request; anything we
  * cannot parse is dropped; an error goes out only if it is no longer than
  * the datagram that caused it.
@@ -165,16 +165,18 @@ void itr_udp_connid_init(struct itr_udp_connid *c)
 	randombytes_buf(c->key, sizeof(c->key));
 }
 
+/* Bound to the address only, not the port: clients such as libtorrent
+ * cache one connection ID per tracker and use it from every local socket
+ * (several listen ports or sessions), and spoofing protection only needs
+ * proof that the source address receives our packets. */
 static void connid_for_slot(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
                             uint32_t slot, uint8_t out[8])
 {
-	uint8_t msg[4 + 1 + 16 + 2];
+	uint8_t msg[4 + 1 + 16];
 	put32(msg, slot);
 	msg[4] = src->family;
 	memset(msg + 5, 0, 16);
 	memcpy(msg + 5, src->addr, src->family == 6 ? 16 : 4);
-	msg[21] = (uint8_t)(src->port >> 8);
-	msg[22] = (uint8_t)src->port;
 	crypto_shorthash(out, msg, sizeof(msg), c->key);
 }
 

@@ -79,7 +79,7 @@ size_t itr_udp_build_scrape_header(uint8_t *out, size_t cap, uint32_t transactio
 size_t itr_udp_build_error(uint8_t *out, size_t cap, uint32_t transaction_id, const char *msg);
 
 /* Keyed connection IDs: SipHash-2-4 (crypto_shorthash) of the client's
- * address, port and time slot under a random per-process key. */
+ * address (not port) and time slot under a random per-process key. */
 struct itr_udp_connid {
 	uint8_t key[crypto_shorthash_KEYBYTES];
 };
