@@ -231,6 +231,7 @@ struct rt_node {
 	uint8_t used;
 	uint8_t dirty; /* has a record in the dirty list */
 	uint16_t n, cap;
+	uint32_t hash;           /* of prefix, kept so probes and growth skip SipHash */
 	struct rt_contrib one;   /* storage while cap == 0 */
 	struct rt_contrib *many; /* storage once cap > 0 */
 };
@@ -261,7 +262,7 @@ static size_t prefix_bytes(const struct itr_prefix *p)
 	return p->family == 4 ? 4 : 16;
 }
 
-static size_t rt_hash(const struct itr_route_table *s, const struct itr_prefix *p)
+static uint32_t rt_hash(const struct itr_route_table *s, const struct itr_prefix *p)
 {
 	uint8_t key[18];
 	uint64_t h;
@@ -269,7 +270,7 @@ static size_t rt_hash(const struct itr_route_table *s, const struct itr_prefix *
 	key[1] = p->len;
 	memcpy(key + 2, p->addr, 16);
 	crypto_shorthash((unsigned char *)&h, key, sizeof(key), s->hash_key);
-	return (size_t)h;
+	return (uint32_t)h;
 }
 
 static bool same_prefix(const struct itr_prefix *a, const struct itr_prefix *b)
@@ -302,15 +303,21 @@ static void rt_free(struct itr_route_table *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static struct rt_node *rt_find(const struct itr_route_table *s, const struct itr_prefix *p)
+static struct rt_node *rt_find_h(const struct itr_route_table *s, const struct itr_prefix *p,
+				 uint32_t h)
 {
-	for (size_t i = rt_hash(s, p) & s->mask;; i = (i + 1) & s->mask) {
+	for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
 		struct rt_node *n = &s->slots[i];
 		if (!n->used)
 			return NULL;
-		if (same_prefix(&n->prefix, p))
+		if (n->hash == h && same_prefix(&n->prefix, p))
 			return n;
 	}
+}
+
+static struct rt_node *rt_find(const struct itr_route_table *s, const struct itr_prefix *p)
+{
+	return rt_find_h(s, p, rt_hash(s, p));
 }
 
 static int rt_grow(struct itr_route_table *s)
@@ -322,7 +329,7 @@ static int rt_grow(struct itr_route_table *s)
 	for (size_t i = 0; i <= s->mask; i++) {
 		if (!s->slots[i].used)
 			continue;
-		size_t k = rt_hash(s, &s->slots[i].prefix) & nmask;
+		size_t k = s->slots[i].hash & nmask;
 		while (ns[k].used)
 			k = (k + 1) & nmask;
 		ns[k] = s->slots[i];
@@ -333,21 +340,32 @@ static int rt_grow(struct itr_route_table *s)
 	return 0;
 }
 
-/* The node for p, created empty if missing; NULL only when out of memory.
- * The pointer is valid until the next insert or delete. */
-static struct rt_node *rt_get(struct itr_route_table *s, const struct itr_prefix *p)
+/* The node for p (hash h), created empty if missing; NULL only when out of
+ * memory. Pointers into the table are valid until the next insert or delete.
+ * Load stays at most 1/2: linear probing's misses grow fast beyond it. */
+static struct rt_node *rt_insert_h(struct itr_route_table *s, const struct itr_prefix *p,
+				   uint32_t h);
+
+static struct rt_node *rt_get_h(struct itr_route_table *s, const struct itr_prefix *p, uint32_t h)
 {
-	struct rt_node *n = rt_find(s, p);
-	if (n)
-		return n;
-	if ((s->count + 1) * 4 > (s->mask + 1) * 3 && rt_grow(s))
+	struct rt_node *n = rt_find_h(s, p, h);
+	return n ? n : rt_insert_h(s, p, h);
+}
+
+/* Insert p, known to be absent. */
+static struct rt_node *rt_insert_h(struct itr_route_table *s, const struct itr_prefix *p,
+				   uint32_t h)
+{
+	struct rt_node *n;
+	if ((s->count + 1) * 2 > s->mask + 1 && rt_grow(s))
 		return NULL;
-	size_t i = rt_hash(s, p) & s->mask;
+	size_t i = h & s->mask;
 	while (s->slots[i].used)
 		i = (i + 1) & s->mask;
 	n = &s->slots[i];
 	memset(n, 0, sizeof(*n));
 	n->prefix = *p;
+	n->hash = h;
 	n->used = 1;
 	s->count++;
 	return n;
@@ -363,7 +381,7 @@ static void rt_delete(struct itr_route_table *s, struct rt_node *n)
 	n->used = 0;
 	s->count--;
 	for (size_t i = (hole + 1) & s->mask; s->slots[i].used; i = (i + 1) & s->mask) {
-		size_t home = rt_hash(s, &s->slots[i].prefix) & s->mask;
+		size_t home = s->slots[i].hash & s->mask;
 		/* Move i into the hole unless its home lies cyclically in (hole, i]. */
 		bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
 		if (stays)
@@ -396,11 +414,11 @@ static const struct itr_pid *rt_route_pid(const struct itr_route_table *s, struc
 	return s->rule_pid[best->rule];
 }
 
-/* What the tries should hold for p right now. */
-static bool rt_desired(const struct itr_route_table *s, const struct itr_prefix *p,
-		       struct itr_pid_info *out)
+/* What the tries should hold for p right now; n is p's node or NULL. */
+static bool rt_desired_node(const struct itr_route_table *s, const struct itr_prefix *p,
+			    struct rt_node *n, struct itr_pid_info *out)
 {
-	const struct itr_pid *route_pid = rt_route_pid(s, rt_find(s, p));
+	const struct itr_pid *route_pid = rt_route_pid(s, n);
 	bool other_zero = false;
 	if (p->len == 0) {
 		struct itr_prefix other = {.family = p->family == 4 ? 6 : 4};
@@ -409,11 +427,10 @@ static bool rt_desired(const struct itr_route_table *s, const struct itr_prefix 
 	return itr_netmap_merged_kentry(s->file, p, route_pid, other_zero, s->winner, out);
 }
 
-static int rt_mark_dirty(struct itr_route_table *s, const struct itr_prefix *p)
+/* Record node n's prefix as changed (with what the tries hold for it now),
+ * unless it already is. May insert a node: re-find n afterwards. */
+static int rt_mark_dirty(struct itr_route_table *s, struct rt_node *n)
 {
-	struct rt_node *n = rt_get(s, p);
-	if (!n)
-		return -ENOMEM;
 	if (n->dirty)
 		return 0;
 	if (s->ndirty == s->cap_dirty) {
@@ -425,13 +442,14 @@ static int rt_mark_dirty(struct itr_route_table *s, const struct itr_prefix *p)
 		s->cap_dirty = ncap;
 	}
 	struct rt_dirty *d = &s->dirty[s->ndirty++];
-	d->prefix = *p;
-	d->had = rt_desired(s, p, &d->before);
-	rt_find(s, p)->dirty = 1;
+	d->prefix = n->prefix;
+	d->had = rt_desired_node(s, &n->prefix, n, &d->before);
+	n->dirty = 1;
 	/* With a default PID, both /0 entries depend on either /0 route. */
-	if (p->len == 0 && itr_netmap_default_pid(s->file)) {
-		struct itr_prefix other = {.family = p->family == 4 ? 6 : 4};
-		return rt_mark_dirty(s, &other);
+	if (n->prefix.len == 0 && itr_netmap_default_pid(s->file)) {
+		struct itr_prefix other = {.family = n->prefix.family == 4 ? 6 : 4};
+		struct rt_node *o = rt_get_h(s, &other, rt_hash(s, &other));
+		return o ? rt_mark_dirty(s, o) : -ENOMEM;
 	}
 	return 0;
 }
@@ -445,7 +463,8 @@ struct rt_key {
 /* Set (rule >= 0) or remove (rule < 0) the route key's contribution. */
 static int rt_apply(struct itr_route_table *s, const struct rt_key *k, int rule)
 {
-	struct rt_node *n = rt_find(s, &k->prefix);
+	uint32_t h = rt_hash(s, &k->prefix);
+	struct rt_node *n = rt_find_h(s, &k->prefix, h);
 	if (!n && rule < 0)
 		return 0;
 	size_t at = SIZE_MAX;
@@ -458,11 +477,14 @@ static int rt_apply(struct itr_route_table *s, const struct rt_key *k, int rule)
 		return 0;
 	if (at != SIZE_MAX && rule >= 0 && contrib_at(n, at)->rule == (uint16_t)rule)
 		return 0; /* a change that does not touch what we use */
-	int rc = rt_mark_dirty(s, &k->prefix);
+	if (!n && !(n = rt_insert_h(s, &k->prefix, h)))
+		return -ENOMEM;
+	int rc = rt_mark_dirty(s, n);
 	if (rc)
 		return rc;
+	if (k->prefix.len == 0)
+		n = rt_find_h(s, &k->prefix, h); /* marking may have inserted the other /0 */
 	s->changes++;
-	n = rt_find(s, &k->prefix);
 	if (rule < 0) {
 		*contrib_at(n, at) = *contrib_at(n, n->n - 1);
 		n->n--;
@@ -547,7 +569,15 @@ int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **o
 	for (size_t i = 0; i < t->ndirty; i++) {
 		const struct rt_dirty *d = &t->dirty[i];
 		struct itr_netmap_kentry e = {.prefix = d->prefix};
-		bool has = rt_desired(t, &d->prefix, &e.info);
+		struct rt_node *node = rt_find(t, &d->prefix);
+		bool has = rt_desired_node(t, &d->prefix, node, &e.info);
+		if (node && node->prefix.len) {
+			/* done with it: clear here, one lookup instead of two
+			 * (a /0 may be looked at again through its twin) */
+			node->dirty = 0;
+			if (!node->n)
+				rt_delete(t, node);
+		}
 		if (has && (!d->had || !same_info(&d->before, &e.info)))
 			o[nup++] = (struct itr_netmap_op){d->had ? ITR_NETMAP_OP_CHANGE
 								 : ITR_NETMAP_OP_ADD,
@@ -558,6 +588,8 @@ int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **o
 	}
 	memmove(o + nup, o + t->ndirty - ndel, ndel * sizeof(*o));
 	for (size_t i = 0; i < t->ndirty; i++) {
+		if (t->dirty[i].prefix.len)
+			continue; /* cleared above */
 		struct rt_node *node = rt_find(t, &t->dirty[i].prefix);
 		if (!node)
 			continue;
@@ -918,6 +950,7 @@ static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 static void *publisher_main(void *arg)
 {
 	struct itr_routes *r = arg;
+	pthread_setname_np(pthread_self(), "itr-publish");
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		while (!r->stop && !r->snap_pending)
@@ -1114,6 +1147,7 @@ static int resync(struct itr_routes *r)
 static void *follower_main(void *arg)
 {
 	struct itr_routes *r = arg;
+	pthread_setname_np(pthread_self(), "itr-routes");
 	int nl_fd = nl_cache_mngr_get_fd(r->mngr);
 	for (;;) {
 		uint64_t now = now_ns();

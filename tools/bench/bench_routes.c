@@ -24,6 +24,7 @@
  * Reproduce: sudo make BUILD=build bench  (or sudo build/bench/bench_routes
  * [FULL] [CHANGES])
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -80,6 +81,41 @@ static long rss_kb(const char *field)
 	if (f)
 		fclose(f);
 	return v;
+}
+
+/* CPU seconds (user + system) of this process's thread named comm. */
+static double thread_cpu_s(const char *comm)
+{
+	char path[320], name[64], stat[1024];
+	double total = 0;
+	long tick = sysconf(_SC_CLK_TCK);
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	while (dir && (e = readdir(dir))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool match = fgets(name, sizeof(name), f) && strncmp(name, comm, strlen(comm)) == 0;
+		fclose(f);
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+		if (!match || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(stat, sizeof(stat), f)) {
+			/* fields after the ")" of comm: state is 3rd, utime 14th, stime 15th */
+			char *p = strrchr(stat, ')');
+			unsigned long ut = 0, st = 0;
+			if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+					&ut, &st) == 2)
+				total += (double)(ut + st) / (double)tick;
+		}
+		fclose(f);
+	}
+	if (dir)
+		closedir(dir);
+	return total;
 }
 
 /* ---- raw rtnetlink requests --------------------------------------------- */
@@ -329,6 +365,7 @@ int main(int argc, char **argv)
 	struct itr_routes_stats st0, st1;
 	itr_routes_get_stats(r, &st0);
 	long rss0 = rss_kb("VmRSS:");
+	double cpu_follow0 = thread_cpu_s("itr-routes"), cpu_pub0 = thread_cpu_s("itr-publish");
 	struct req_buf b = {.buf = malloc(BATCH_BYTES + 4096)};
 	if (!b.buf)
 		die("malloc");
@@ -401,6 +438,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)(st1.flushes - st0.flushes),
 	       (unsigned long long)(st1.trie_ops - st0.trie_ops),
 	       (unsigned long long)(st1.resyncs - st0.resyncs), st1.last_rebuild_s);
+	printf("  CPU: follower %.2f s, publisher %.2f s\n", thread_cpu_s("itr-routes") - cpu_follow0,
+	       thread_cpu_s("itr-publish") - cpu_pub0);
 	printf("  memory: RSS %.0f MB before, %.0f MB after (%.0f bytes/route), peak %.0f MB\n",
 	       rss0 / 1024.0, rss1 / 1024.0, (double)(rss1 - rss0) * 1024.0 / (double)full,
 	       hwm / 1024.0);
