@@ -103,6 +103,14 @@ $(BUILD)/bench/%: tools/bench/%.c $(BUILD)/libitracker.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itools/bench $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
 
+# The naive two-LPM-lookups-per-packet reference that bench_xdp measures
+# itracker against; loaded at run time from $(BUILD), never installed.
+$(BUILD)/bench_naive.bpf.o: bpf/bench_naive.bpf.c $(wildcard bpf/*.h) maps/itracker_maps.h
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
+
 # libFuzzer: each harness links the library sources compiled with clang.
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 	-Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS) -Wall -Wextra -Werror

@@ -1,0 +1,385 @@
+/* bench_xdp.c - per-packet cost of itracker's XDP program.
+ *
+ * Measures, with BPF_PROG_TEST_RUN, the ns per packet of
+ *   - an empty XDP program (two instructions: r0 = XDP_PASS; exit),
+ *   - a naive locality counter (bpf/bench_naive.bpf.c: parse, two LPM
+ *     lookups per packet, count), sharing itracker's LPM tries,
+ *   - itr_xdp_ingress on (a) a non-BitTorrent packet of an established flow
+ *     and (b) a packet of an established peer-wire flow,
+ * with 1K, 100K and 1M random IPv4 prefixes (/16../32) loaded.
+ *
+ * Method: FRAMES distinct frames (distinct addresses inside loaded prefixes
+ * and distinct ports, so distinct flows), each run by its own
+ * BPF_PROG_TEST_RUN call with repeat = BENCH_REPEAT (default 1), so no
+ * variant gets to replay one cache-hot frame; the kernel times each call
+ * and reports ns per run. A round runs each variant over all frames in
+ * turn; a variant's figure is the median over ROUNDS rounds of its mean.
+ * Every variant is measured the same way on the same frames, so the
+ * per-call timer overhead (in the empty figure too) is the same for all;
+ * "net" figures subtract the empty program.
+ *
+ * Records go to $BUILD/bench.json through benchjson.h. Needs root.
+ * Reproduce: sudo make BUILD=build bench   (or: BUILD=build build/bench/bench_xdp)
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "itracker_maps.h"
+#include "locality.skel.h"
+#include "benchjson.h"
+
+#define FRAMES       4096
+#define ROUNDS       5
+#define FRAME_LEN    128
+#define MAX_PREFIXES 1000000
+
+struct prefix {
+	uint32_t addr; /* host byte order, host bits zero */
+	uint8_t plen;
+};
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng(void)
+{
+	/* xorshift64*: fixed seed, so every run loads the same tables. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "bench_xdp: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	exit(1);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v >> 16);
+	put16(p + 2, v & 0xffff);
+}
+
+/* Ethernet + IPv4 + TCP or UDP, FRAME_LEN bytes in all. */
+static void build_frame(uint8_t *f, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
+                        int proto, const uint8_t *payload, size_t payload_len)
+{
+	size_t l4_hdr = proto == IPPROTO_TCP ? 20 : 8;
+	memset(f, 0, FRAME_LEN);
+	memcpy(f, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00", 14);
+	uint8_t *ip = f + 14;
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(FRAME_LEN - 14));
+	ip[8] = 64;
+	ip[9] = (uint8_t)proto;
+	put32(ip + 12, src);
+	put32(ip + 16, dst);
+	uint8_t *l4 = ip + 20;
+	put16(l4, sport);
+	put16(l4 + 2, dport);
+	if (proto == IPPROTO_TCP) {
+		l4[12] = 5 << 4;
+		l4[13] = 0x18;
+	} else {
+		put16(l4 + 4, (uint16_t)(FRAME_LEN - 14 - 20));
+	}
+	size_t room = FRAME_LEN - 14 - 20 - l4_hdr;
+	memcpy(l4 + l4_hdr, payload, payload_len < room ? payload_len : room);
+}
+
+static uint32_t addr_in(const struct prefix *p)
+{
+	uint32_t host = p->plen == 32 ? 0 : (uint32_t)rng() & (0xffffffffu >> p->plen);
+	return p->addr | host;
+}
+
+static uint32_t run_once(int prog_fd, const uint8_t *frame, uint32_t repeat)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = FRAME_LEN,
+	            .repeat = repeat);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+	if (err)
+		die("BPF_PROG_TEST_RUN", errno);
+	if (opts.retval != XDP_PASS) {
+		fprintf(stderr, "bench_xdp: program returned %u, not XDP_PASS\n", opts.retval);
+		exit(1);
+	}
+	return opts.duration;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+#define VARIANTS 4 /* empty, itracker non-BT, itracker BT, naive */
+
+/* Each round runs every variant over all frames, one variant after the
+ * other, so load from other processes during the run hits all variants
+ * alike while no variant runs on caches another one just trashed (the
+ * naive program's trie walks would evict itracker's flow table if the
+ * two alternated frame by frame). out[v] = median over ROUNDS of the mean
+ * ns/packet over all frames. */
+static void measure(const int prog_fd[VARIANTS], uint8_t (*const frames[VARIANTS])[FRAME_LEN],
+                    uint32_t repeat, double out[VARIANTS])
+{
+	double rounds[VARIANTS][ROUNDS];
+	for (int r = 0; r < ROUNDS; r++)
+		for (int v = 0; v < VARIANTS; v++) {
+			uint64_t total = 0;
+			for (int i = 0; i < FRAMES; i++)
+				total += run_once(prog_fd[v], frames[v][i], repeat);
+			rounds[v][r] = (double)total / FRAMES;
+		}
+	for (int v = 0; v < VARIANTS; v++) {
+		qsort(rounds[v], ROUNDS, sizeof(rounds[v][0]), cmp_double);
+		out[v] = rounds[v][ROUNDS / 2];
+	}
+}
+
+static int load_empty_xdp(void)
+{
+	struct bpf_insn insns[] = {
+	    {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
+	    {.code = BPF_JMP | BPF_EXIT},
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "empty_xdp", "GPL", insns, 2, NULL);
+	if (fd < 0)
+		die("loading the empty XDP program", errno);
+	return fd;
+}
+
+static struct bpf_object *load_naive(const char *self, struct locality *skel, int *prog_fd)
+{
+	char buf[4096], path[4200];
+	snprintf(buf, sizeof(buf), "%s", self);
+	snprintf(path, sizeof(path), "%s/../bench_naive.bpf.o", dirname(buf));
+	struct bpf_object *obj = bpf_object__open_file(path, NULL);
+	if (!obj)
+		die(path, errno);
+	int err = bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "lpm_v4"),
+	                            bpf_map__fd(skel->maps.lpm_v4));
+	err = err
+	          ?: bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "lpm_v6"),
+	                               bpf_map__fd(skel->maps.lpm_v6));
+	err = err ?: bpf_object__load(obj);
+	if (err)
+		die("loading bench_naive.bpf.o", err);
+	*prog_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "naive_xdp"));
+	return obj;
+}
+
+static void fill_prefixes(int map_fd, const struct prefix *pfx, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		struct itr_lpm_v4_key k = {.prefixlen = pfx[i].plen};
+		uint32_t be = htonl(pfx[i].addr);
+		memcpy(k.addr, &be, 4);
+		uint32_t pid = (uint32_t)(i % 1000) + 1;
+		struct itr_pid_info v = {.pid = pid, .asn = 64500 + pid / 100, .loc = pid / 10};
+		if (bpf_map_update_elem(map_fd, &k, &v, BPF_ANY))
+			die("filling lpm_v4", errno);
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void record(const char *name, double value, const char *unit, double reference)
+{
+	if (benchjson_append(name, value, unit, reference) != 0)
+		exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows up when piped */
+	if (geteuid() != 0) {
+		fprintf(stderr, "bench_xdp: needs root (BPF_PROG_TEST_RUN)\n");
+		return 1;
+	}
+	const char *rep_env = getenv("BENCH_REPEAT");
+	uint32_t repeat = rep_env ? (uint32_t)strtoul(rep_env, NULL, 10) : 1;
+	if (repeat == 0)
+		repeat = 1;
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+
+	struct locality *skel = locality__open();
+	if (!skel)
+		die("opening the locality skeleton", errno);
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, skel->obj) bpf_map__set_pin_path(map, NULL); /* no pins */
+	int err = locality__load(skel);
+	if (err)
+		die("loading locality.bpf.o", err);
+	int itr_fd = bpf_program__fd(skel->progs.itr_xdp_ingress);
+	int naive_fd;
+	struct bpf_object *naive = load_naive(argv[0], skel, &naive_fd);
+	int empty_fd = load_empty_xdp();
+
+	struct prefix *pfx = calloc(MAX_PREFIXES, sizeof(*pfx));
+	uint8_t(*plain)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
+	uint8_t(*hello)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
+	uint8_t(*piece)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
+	if (!pfx || !plain || !hello || !piece)
+		die("calloc", ENOMEM);
+	for (size_t i = 0; i < MAX_PREFIXES; i++) {
+		pfx[i].plen = (uint8_t)(16 + rng() % 17);
+		uint32_t mask = pfx[i].plen == 0 ? 0 : 0xffffffffu << (32 - pfx[i].plen);
+		pfx[i].addr = (uint32_t)rng() & mask;
+	}
+
+	uint8_t handshake[68] = {19};
+	memcpy(handshake + 1, "BitTorrent protocol", 19);
+	memset(handshake + 28, 0xab, 20);
+	memcpy(handshake + 48, "-TR3000-benchbenchbe", 20);
+	uint8_t piece_msg[64] = {0, 0, 0x40, 0x09, 7, 0, 0, 0, 1, 0, 0, 0, 0};
+	uint8_t opaque[64];
+	memset(opaque, 0xaa, sizeof(opaque)); /* no signature: type nibble 10 is not uTP */
+
+	static const size_t sizes[] = {1000, 100000, 1000000};
+	static const char *const labels[] = {"1K", "100K", "1M"};
+	/* BENCH_QUICK=1: 1K prefixes only, nothing recorded (for development). */
+	const int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) == 1;
+	double empty_ns[3], naive_ns[3], nonbt_ns[3], bt_ns[3];
+	size_t loaded = 0;
+	int lpm_fd = bpf_map__fd(skel->maps.lpm_v4);
+
+	printf("bench_xdp: BPF_PROG_TEST_RUN, %d distinct frames of %d bytes, repeat=%u per frame "
+	       "(one timed run per frame when 1), median of %d rounds\n",
+	       FRAMES, FRAME_LEN, repeat, ROUNDS);
+	for (int s = 0; s < 3; s++) {
+		if (quick && s > 0) {
+			printf(
+			    "  quick: 1K only\n  itr-nonBT %.1f ns, itr-BT %.1f ns, empty %.1f ns, "
+			    "naive %.1f ns\n",
+			    nonbt_ns[0], bt_ns[0], empty_ns[0], naive_ns[0]);
+			return 0;
+		}
+		double t0 = now_s();
+		fill_prefixes(lpm_fd, pfx, loaded, sizes[s]);
+		printf("  loaded %zu prefixes (+%zu in %.2f s)\n", sizes[s], sizes[s] - loaded,
+		       now_s() - t0);
+		loaded = sizes[s];
+
+		for (int i = 0; i < FRAMES; i++) {
+			uint32_t a = addr_in(&pfx[rng() % loaded]);
+			uint32_t b = addr_in(&pfx[rng() % loaded]);
+			uint16_t sp = (uint16_t)(1024 + rng() % 60000);
+			uint16_t dp = (uint16_t)(1024 + rng() % 60000);
+			build_frame(plain[i], a, b, sp, dp, IPPROTO_UDP, opaque, sizeof(opaque));
+			build_frame(hello[i], a, b, (uint16_t)(sp ^ 1), dp, IPPROTO_TCP, handshake,
+			            sizeof(handshake));
+			build_frame(piece[i], a, b, (uint16_t)(sp ^ 1), dp, IPPROTO_TCP, piece_msg,
+			            sizeof(piece_msg));
+		}
+		/* Establish the flows: non-BitTorrent ones settle after the
+		 * inspection window, peer-wire ones on their handshake. */
+		for (int i = 0; i < FRAMES; i++) {
+			for (int k = 0; k <= ITR_MAX_INSPECT; k++)
+				run_once(itr_fd, plain[i], 1);
+			run_once(itr_fd, hello[i], 1);
+		}
+
+		/* The naive program goes last in each round: its trie walks
+		 * evict everything, and only the empty program (which touches
+		 * no memory) runs after it. */
+		const int fds[VARIANTS] = {empty_fd, itr_fd, itr_fd, naive_fd};
+		uint8_t(*const frames[VARIANTS])[FRAME_LEN] = {plain, plain, piece, plain};
+		double ns[VARIANTS];
+		measure(fds, frames, repeat, ns);
+		empty_ns[s] = ns[0];
+		nonbt_ns[s] = ns[1];
+		bt_ns[s] = ns[2];
+		naive_ns[s] = ns[3];
+	}
+
+	/* The measured packets must have been counted as intended. */
+	uint32_t none_idx = itr_counter_index(ITR_DIR_INGRESS, ITR_CLASS_INTER_AS, ITR_KIND_NONE);
+	uint32_t bt_idx =
+	    itr_counter_index(ITR_DIR_INGRESS, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE);
+	int ncpu = libbpf_num_possible_cpus();
+	struct itr_counter *pc = calloc((size_t)ncpu, sizeof(*pc));
+	uint64_t none_pk = 0, bt_pk = 0;
+	bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &none_idx, pc);
+	for (int c = 0; c < ncpu; c++)
+		none_pk += pc[c].packets;
+	bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &bt_idx, pc);
+	for (int c = 0; c < ncpu; c++)
+		bt_pk += pc[c].packets;
+	free(pc);
+	if (none_pk == 0 || bt_pk == 0) {
+		fprintf(stderr, "bench_xdp: packets were not counted as expected\n");
+		return 1;
+	}
+
+	printf("\n  %-9s %9s %9s %11s %9s | %10s %8s | %12s %9s\n", "prefixes", "empty", "naive",
+	       "itr-nonBT", "itr-BT", "nonBT/empt", "BT/empty", "naive/nonBT", "naive/BT");
+	for (int s = 0; s < 3; s++)
+		printf("  %-9s %8.1fns %8.1fns %10.1fns %8.1fns | %9.2fx %7.2fx | %11.2fx %8.2fx\n",
+		       labels[s], empty_ns[s], naive_ns[s], nonbt_ns[s], bt_ns[s],
+		       nonbt_ns[s] / empty_ns[s], bt_ns[s] / empty_ns[s], naive_ns[s] / nonbt_ns[s],
+		       naive_ns[s] / bt_ns[s]);
+	printf("  net of the empty program (timer and test-run overhead removed):\n");
+	for (int s = 0; s < 3; s++)
+		printf("  %-9s %9s %8.1fns %10.1fns %8.1fns | %24s | %11.2fx %8.2fx\n", labels[s],
+		       "-", naive_ns[s] - empty_ns[s], nonbt_ns[s] - empty_ns[s],
+		       bt_ns[s] - empty_ns[s], "",
+		       (naive_ns[s] - empty_ns[s]) / (nonbt_ns[s] - empty_ns[s]),
+		       (naive_ns[s] - empty_ns[s]) / (bt_ns[s] - empty_ns[s]));
+	printf("  scaling 1M vs 1K prefixes: nonBT %.2fx, BT %.2fx, naive %.2fx\n",
+	       nonbt_ns[2] / nonbt_ns[0], bt_ns[2] / bt_ns[0], naive_ns[2] / naive_ns[0]);
+	printf("  reproduce: sudo make BUILD=build bench  (or BENCH_REPEAT=%u BUILD=build "
+	       "build/bench/bench_xdp)\n",
+	       repeat);
+
+	char name[128];
+	const char *unit = "ns/packet";
+	record("xdp.empty", empty_ns[2], unit, empty_ns[2]);
+	for (int s = 0; s < 3; s++) {
+		snprintf(name, sizeof(name), "xdp.naive.%s.vs_empty", labels[s]);
+		record(name, naive_ns[s], unit, empty_ns[s]);
+		snprintf(name, sizeof(name), "xdp.itracker.nonbt.%s.vs_empty", labels[s]);
+		record(name, nonbt_ns[s], unit, empty_ns[s]);
+		snprintf(name, sizeof(name), "xdp.itracker.bt.%s.vs_empty", labels[s]);
+		record(name, bt_ns[s], unit, empty_ns[s]);
+		snprintf(name, sizeof(name), "xdp.itracker.nonbt.%s.vs_naive", labels[s]);
+		record(name, nonbt_ns[s], unit, naive_ns[s]);
+		snprintf(name, sizeof(name), "xdp.itracker.bt.%s.vs_naive", labels[s]);
+		record(name, bt_ns[s], unit, naive_ns[s]);
+	}
+	record("xdp.itracker.nonbt.1M.vs_1K", nonbt_ns[2], unit, nonbt_ns[0]);
+	record("xdp.itracker.bt.1M.vs_1K", bt_ns[2], unit, bt_ns[0]);
+
+	bpf_object__close(naive);
+	close(empty_fd);
+	locality__destroy(skel);
+	free(pfx);
+	free(plain);
+	free(hello);
+	free(piece);
+	return 0;
+}

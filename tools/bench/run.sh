@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# run.sh - run every benchmark ($BUILD/bench/bench_*) and print one table.
+#
+# Each benchmark prints its own details and appends {name, value, unit,
+# reference, ratio} records to $BUILD/bench.json (tools/bench/benchjson.h);
+# this script starts that file afresh, runs them all, then prints the
+# records. Benchmarks added later need no change here.
+set -uo pipefail
+
+BUILD=${BUILD:-build}
+export BUILD
+JSON=$BUILD/bench.json
+rm -f "$JSON"
+
+failed=0
+ran=0
+for b in "$BUILD"/bench/bench_*; do
+	[[ -x $b && -f $b ]] || continue
+	ran=$((ran + 1))
+	echo "== $(basename "$b")"
+	if ! "$b"; then
+		echo "FAILED: $(basename "$b")" >&2
+		failed=$((failed + 1))
+	fi
+	echo
+done
+
+if ((ran == 0)); then
+	echo "run.sh: no benchmarks in $BUILD/bench" >&2
+	exit 1
+fi
+if [[ -f $JSON ]]; then
+	echo "== $JSON"
+	jq -r '["name","value","unit","reference","ratio"],
+	       (.[] | [.name, (.value*100|round/100), .unit, (.reference*100|round/100),
+	               (.ratio*1000|round/1000)])
+	       | @tsv' "$JSON" | column -t -s $'\t'
+fi
+echo "reproduce: sudo make BUILD=$BUILD bench"
+((failed == 0))
