@@ -5,7 +5,7 @@
 # original, in both runs, and the bytes over the transit links must be fewer
 # with itrackerd's locality-ranked lists than with opentracker's random ones.
 #
-# 2 ISPs x 2 PIDs x 6 hosts: 12 hosts per ISP, so under itrackerd's default
+# 2 ISPs x 2 PIDs x 5 hosts: 10 hosts per ISP, so under itrackerd's default
 # policy a list holds every peer of the client's own ISP plus its small
 # external budget (the --min-list top-up does not kick in).
 set -euo pipefail
@@ -42,8 +42,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 /usr/bin/python3 "$LAB" --itrackerd "$ROOT/$BUILD/itrackerd" --runs opentracker,itrackerd \
-	--isps 2 --pids 2 --hosts 6 --seeders 1 --file-size 2M --transit-rate 4mbit \
-	--run-timeout 60 --json >"$OUT" &
+	--isps 2 --pids 2 --hosts 5 --seeders 1 --file-size 2M --piece-size 64K --transit-rate 20mbit \
+	--seeder-head-start 1 --run-timeout 60 --json >"$OUT" &
 LAB_PID=$!
 set +e
 wait "$LAB_PID"
