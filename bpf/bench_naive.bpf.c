@@ -1,10 +1,13 @@
-/* bench_naive.bpf.c - the design itracker's data plane is measured against.
+/* bench_naive.bpf.c - reference programs itracker's data plane is measured
+ * against; built only for `make bench`, never part of the product.
  *
- * A "naive" locality counter: same parser as locality.bpf.c, then two LPM
- * lookups (source and destination) on every packet, no flow cache, and a
- * per-CPU counter by class. tools/bench/bench_xdp.c loads it with the LPM
- * tries of the real program (map fds reused), so both see the same
- * prefixes. Never part of the product: built only for `make bench`.
+ * naive_xdp: a "naive" locality counter: same parser as locality.bpf.c,
+ * then two LPM lookups (source and destination) on every packet, no flow
+ * cache, and a per-CPU counter by class.
+ * flow_lookup_xdp: the floor of itracker's design: the same parser, the
+ * canonical flow key and one lookup in the flow cache, nothing else.
+ * tools/bench/bench_xdp.c loads them with the real program's LPM tries and
+ * flow cache (map fds reused), so all see the same table contents.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -12,6 +15,7 @@
 
 #include "itracker_maps.h"
 #include "parse.h"
+#include "flow_key.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -30,6 +34,13 @@ struct {
 	__type(key, struct itr_lpm_v6_key);
 	__type(value, struct itr_pid_info);
 } lpm_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ITR_FLOWS_MAX);
+	__type(key, struct itr_flow_key);
+	__type(value, struct itr_flow_verdict);
+} flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -78,4 +89,20 @@ int naive_xdp(struct xdp_md *ctx)
 		c->bytes += data_end - data;
 	}
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int flow_lookup_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct itr_flow_key key __attribute__((aligned(8)));
+	struct itr_pkt p;
+
+	if (itr_parse(data, data_end, data_end - data, &p) < 0)
+		return XDP_PASS;
+	itr_flow_key_fill(&key, &p, itr_src_is_lo(&p));
+	struct itr_flow_verdict *v = bpf_map_lookup_elem(&flows, &key);
+	/* Use the result, so the lookup cannot be optimised away. */
+	return v && v->kind == ITR_KIND_MAX ? XDP_DROP : XDP_PASS;
 }

@@ -21,6 +21,7 @@
 #include "itracker_maps.h"
 #include "parse.h"
 #include "bt_signatures.h"
+#include "flow_key.h"
 
 /* libbpf 1.1's helper list predates this helper (kernel 5.18). */
 static long (*const itr_xdp_load_bytes)(struct xdp_md *ctx, __u32 offset, void *buf,
@@ -133,37 +134,6 @@ __attribute__((noinline)) int itr_scan_signatures(const struct itr_scratch *s, _
 		sigs |= ITR_SIG_DHT;
 	sigs |= itr_sig_utp(s->buf, len);
 	return sigs;
-}
-
-/* memcmp order of (address, port) with the port compared as a number. */
-static __always_inline int itr_src_is_lo(const struct itr_pkt *p)
-{
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		__u32 s = bpf_ntohl(p->saddr[i]), d = bpf_ntohl(p->daddr[i]);
-		if (s != d)
-			return s < d;
-	}
-	return bpf_ntohs(p->sport) <= bpf_ntohs(p->dport);
-}
-
-static __always_inline void itr_flow_key_fill(struct itr_flow_key *k, const struct itr_pkt *p,
-                                              int src_lo)
-{
-	if (src_lo) {
-		__builtin_memcpy(k->addr_lo, p->saddr, 16);
-		__builtin_memcpy(k->addr_hi, p->daddr, 16);
-		k->port_lo = p->sport;
-		k->port_hi = p->dport;
-	} else {
-		__builtin_memcpy(k->addr_lo, p->daddr, 16);
-		__builtin_memcpy(k->addr_hi, p->saddr, 16);
-		k->port_lo = p->dport;
-		k->port_hi = p->sport;
-	}
-	k->proto = p->proto;
-	k->family = p->family;
-	k->pad[0] = k->pad[1] = 0;
 }
 
 static __always_inline struct itr_pid_info *itr_lpm_lookup(const struct itr_pkt *p,

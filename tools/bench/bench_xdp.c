@@ -4,6 +4,8 @@
  *   - an empty XDP program (two instructions: r0 = XDP_PASS; exit),
  *   - a naive locality counter (bpf/bench_naive.bpf.c: parse, two LPM
  *     lookups per packet, count), sharing itracker's LPM tries,
+ *   - the floor of a flow-cache design (same file: parse, canonical key,
+ *     one lookup in itracker's flow cache, nothing else),
  *   - itr_xdp_ingress on (a) a non-BitTorrent packet of an established flow
  *     and (b) a packet of an established peer-wire flow,
  * with 1K, 100K and 1M random IPv4 prefixes (/16../32) loaded.
@@ -130,7 +132,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-#define VARIANTS 4 /* empty, itracker non-BT, itracker BT, naive */
+#define VARIANTS 5 /* empty, flow lookup only, itracker non-BT, itracker BT, naive */
 
 /* Each round runs every variant over all frames, one variant after the
  * other, so load from other processes during the run hits all variants
@@ -167,7 +169,8 @@ static int load_empty_xdp(void)
 	return fd;
 }
 
-static struct bpf_object *load_naive(const char *self, struct locality *skel, int *prog_fd)
+static struct bpf_object *load_naive(const char *self, struct locality *skel, int *naive_fd,
+                                     int *lookup_fd)
 {
 	char buf[4096], path[4200];
 	snprintf(buf, sizeof(buf), "%s", self);
@@ -180,10 +183,14 @@ static struct bpf_object *load_naive(const char *self, struct locality *skel, in
 	err = err
 	          ?: bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "lpm_v6"),
 	                               bpf_map__fd(skel->maps.lpm_v6));
+	err = err
+	          ?: bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "flows"),
+	                               bpf_map__fd(skel->maps.flows));
 	err = err ?: bpf_object__load(obj);
 	if (err)
 		die("loading bench_naive.bpf.o", err);
-	*prog_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "naive_xdp"));
+	*naive_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "naive_xdp"));
+	*lookup_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "flow_lookup_xdp"));
 	return obj;
 }
 
@@ -236,8 +243,8 @@ int main(int argc, char **argv)
 	if (err)
 		die("loading locality.bpf.o", err);
 	int itr_fd = bpf_program__fd(skel->progs.itr_xdp_ingress);
-	int naive_fd;
-	struct bpf_object *naive = load_naive(argv[0], skel, &naive_fd);
+	int naive_fd, lookup_fd;
+	struct bpf_object *naive = load_naive(argv[0], skel, &naive_fd, &lookup_fd);
 	int empty_fd = load_empty_xdp();
 
 	struct prefix *pfx = calloc(MAX_PREFIXES, sizeof(*pfx));
@@ -264,7 +271,7 @@ int main(int argc, char **argv)
 	static const char *const labels[] = {"1K", "100K", "1M"};
 	/* BENCH_QUICK=1: 1K prefixes only, nothing recorded (for development). */
 	const int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) == 1;
-	double empty_ns[3], naive_ns[3], nonbt_ns[3], bt_ns[3];
+	double empty_ns[3], naive_ns[3], nonbt_ns[3], bt_ns[3], lookup_ns[3];
 	size_t loaded = 0;
 	int lpm_fd = bpf_map__fd(skel->maps.lpm_v4);
 
@@ -275,8 +282,8 @@ int main(int argc, char **argv)
 		if (quick && s > 0) {
 			printf(
 			    "  quick: 1K only\n  itr-nonBT %.1f ns, itr-BT %.1f ns, empty %.1f ns, "
-			    "naive %.1f ns\n",
-			    nonbt_ns[0], bt_ns[0], empty_ns[0], naive_ns[0]);
+			    "naive %.1f ns, flow lookup only %.1f ns\n",
+			    nonbt_ns[0], bt_ns[0], empty_ns[0], naive_ns[0], lookup_ns[0]);
 			return 0;
 		}
 		double t0 = now_s();
@@ -307,14 +314,15 @@ int main(int argc, char **argv)
 		/* The naive program goes last in each round: its trie walks
 		 * evict everything, and only the empty program (which touches
 		 * no memory) runs after it. */
-		const int fds[VARIANTS] = {empty_fd, itr_fd, itr_fd, naive_fd};
-		uint8_t(*const frames[VARIANTS])[FRAME_LEN] = {plain, plain, piece, plain};
+		const int fds[VARIANTS] = {empty_fd, lookup_fd, itr_fd, itr_fd, naive_fd};
+		uint8_t(*const frames[VARIANTS])[FRAME_LEN] = {plain, plain, plain, piece, plain};
 		double ns[VARIANTS];
 		measure(fds, frames, repeat, ns);
 		empty_ns[s] = ns[0];
-		nonbt_ns[s] = ns[1];
-		bt_ns[s] = ns[2];
-		naive_ns[s] = ns[3];
+		lookup_ns[s] = ns[1];
+		nonbt_ns[s] = ns[2];
+		bt_ns[s] = ns[3];
+		naive_ns[s] = ns[4];
 	}
 
 	/* The measured packets must have been counted as intended. */
@@ -350,6 +358,11 @@ int main(int argc, char **argv)
 		       bt_ns[s] - empty_ns[s], "",
 		       (naive_ns[s] - empty_ns[s]) / (nonbt_ns[s] - empty_ns[s]),
 		       (naive_ns[s] - empty_ns[s]) / (bt_ns[s] - empty_ns[s]));
+	printf("  the flow-cache floor (parse + key + one LRU lookup, nothing else):\n");
+	for (int s = 0; s < 3; s++)
+		printf("  %-9s %8.1fns = %.2fx empty; itracker nonBT %.2fx of it, BT %.2fx\n",
+		       labels[s], lookup_ns[s], lookup_ns[s] / empty_ns[s],
+		       nonbt_ns[s] / lookup_ns[s], bt_ns[s] / lookup_ns[s]);
 	printf("  scaling 1M vs 1K prefixes: nonBT %.2fx, BT %.2fx, naive %.2fx\n",
 	       nonbt_ns[2] / nonbt_ns[0], bt_ns[2] / bt_ns[0], naive_ns[2] / naive_ns[0]);
 	printf("  reproduce: sudo make BUILD=build bench  (or BENCH_REPEAT=%u BUILD=build "
@@ -371,6 +384,9 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "xdp.itracker.bt.%s.vs_naive", labels[s]);
 		record(name, bt_ns[s], unit, naive_ns[s]);
 	}
+	record("xdp.flow_lookup_only.1M.vs_empty", lookup_ns[2], unit, empty_ns[2]);
+	record("xdp.itracker.nonbt.1M.vs_flow_lookup_only", nonbt_ns[2], unit, lookup_ns[2]);
+	record("xdp.itracker.bt.1M.vs_flow_lookup_only", bt_ns[2], unit, lookup_ns[2]);
 	record("xdp.itracker.nonbt.1M.vs_1K", nonbt_ns[2], unit, nonbt_ns[0]);
 	record("xdp.itracker.bt.1M.vs_1K", bt_ns[2], unit, bt_ns[0]);
 
