@@ -897,6 +897,24 @@ static void test_tc_policy(void **state)
 	assert_true(ipv4_header_checksum_ok(out->data + 18));
 	s.vlans = 0;
 
+	/* IPv4 with options (IHL 6): the checksum still covers the whole
+	 * header and stays right. */
+	uint8_t opt[FRAME_MAX];
+	len = build_frame(frame, &s);
+	memcpy(opt, frame, 14 + 20);
+	memcpy(opt + 14 + 20, "\x01\x01\x01\x00", 4); /* NOP NOP NOP EOL */
+	memcpy(opt + 14 + 24, frame + 14 + 20, len - 34);
+	opt[14] = 0x46;
+	put16(opt + 14 + 2, (uint16_t)(len - 14 + 4));
+	opt[14 + 10] = opt[14 + 11] = 0;
+	put16(opt + 14 + 10, csum16(opt + 14, 24));
+	assert_true(ipv4_header_checksum_ok(opt + 14));
+	run_tc(f, opt, len + 4, out);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	assert_int_equal(out->data[14 + 1], 46 << 2 | 0x01);
+	assert_true(ipv4_header_checksum_ok(out->data + 14));
+	assert_int_equal(out->ctx.mark, 0x42);
+
 	/* Non-BitTorrent traffic in the same class is never touched. */
 	static const char get[] = "GET /index.html HTTP/1.1\r\n\r\n";
 	struct spec plain = s;
