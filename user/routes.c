@@ -628,49 +628,118 @@ size_t itr_route_table_routes(const struct itr_route_table *t)
 
 /* ---- trie writes -------------------------------------------------------- */
 
-struct trie_batch {
-	struct itr_lpm_v6_key *keys; /* large enough for either family */
+/* Pending trie writes, per family ([0] IPv4, [1] IPv6), keys laid out as
+ * the tries want them so they can go to the kernel in batches. */
+struct fam_batch {
+	uint8_t *keys;
 	struct itr_pid_info *vals;
-	int *family;
 	size_t n, cap;
 };
+
+struct trie_batch {
+	struct fam_batch fam[2];
+};
+
+static size_t key_size(int fam)
+{
+	return fam ? sizeof(struct itr_lpm_v6_key) : sizeof(struct itr_lpm_v4_key);
+}
 
 static int batch_push(struct trie_batch *b, const struct itr_prefix *p,
 		      const struct itr_pid_info *v)
 {
-	if (b->n == b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 256;
-		void *k = realloc(b->keys, ncap * sizeof(*b->keys));
+	int fam = p->family == 6;
+	struct fam_batch *f = &b->fam[fam];
+	size_t ksz = key_size(fam);
+	if (f->n == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : 256;
+		void *k = realloc(f->keys, ncap * ksz);
 		if (!k)
 			return -ENOMEM;
-		b->keys = k;
-		void *vv = realloc(b->vals, ncap * sizeof(*b->vals));
+		f->keys = k;
+		void *vv = realloc(f->vals, ncap * sizeof(*f->vals));
 		if (!vv)
 			return -ENOMEM;
-		b->vals = vv;
-		void *f = realloc(b->family, ncap * sizeof(*b->family));
-		if (!f)
-			return -ENOMEM;
-		b->family = f;
-		b->cap = ncap;
+		f->vals = vv;
+		f->cap = ncap;
 	}
-	struct itr_lpm_v6_key *k = &b->keys[b->n];
-	memset(k, 0, sizeof(*k));
-	k->prefixlen = p->len;
-	memcpy(k->addr, p->addr, prefix_bytes(p));
+	uint8_t *k = f->keys + f->n * ksz;
+	uint32_t plen = p->len;
+	memcpy(k, &plen, 4);
+	memcpy(k + 4, p->addr, prefix_bytes(p));
 	if (v)
-		b->vals[b->n] = *v;
-	b->family[b->n] = p->family;
-	b->n++;
+		f->vals[f->n] = *v;
+	f->n++;
 	return 0;
+}
+
+static void batch_clear(struct trie_batch *b)
+{
+	b->fam[0].n = b->fam[1].n = 0;
 }
 
 static void batch_free(struct trie_batch *b)
 {
-	free(b->keys);
-	free(b->vals);
-	free(b->family);
+	for (int i = 0; i < 2; i++) {
+		free(b->fam[i].keys);
+		free(b->fam[i].vals);
+	}
 	memset(b, 0, sizeof(*b));
+}
+
+/* Kernels without batch operations on this map type answer so. */
+static bool no_batch_support(int rc)
+{
+	return rc == -EINVAL || rc == -EOPNOTSUPP || rc == -524 /* ENOTSUPP */;
+}
+
+#define TRIE_BATCH 4096
+
+/* Batched writes save a syscall per prefix, which is much of the cost of
+ * following a full-table load. */
+static int trie_update(int fd, const struct fam_batch *f, size_t ksz)
+{
+	size_t done = 0;
+	while (done < f->n) {
+		__u32 count = (__u32)(f->n - done < TRIE_BATCH ? f->n - done : TRIE_BATCH);
+		LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+		int rc = bpf_map_update_batch(fd, f->keys + done * ksz, f->vals + done, &count,
+					      &opts);
+		if (rc == 0) {
+			done += count;
+			continue;
+		}
+		if (!no_batch_support(rc) || count)
+			return rc;
+		for (; done < f->n; done++)
+			if (bpf_map_update_elem(fd, f->keys + done * ksz, f->vals + done, BPF_ANY))
+				return -errno;
+	}
+	return 0;
+}
+
+static int trie_delete(int fd, const struct fam_batch *f, size_t ksz)
+{
+	size_t done = 0;
+	while (done < f->n) {
+		__u32 count = (__u32)(f->n - done < TRIE_BATCH ? f->n - done : TRIE_BATCH);
+		LIBBPF_OPTS(bpf_map_batch_opts, opts);
+		int rc = bpf_map_delete_batch(fd, f->keys + done * ksz, &count, &opts);
+		if (rc == 0) {
+			done += count;
+			continue;
+		}
+		if (rc == -ENOENT) { /* key count was already gone: that is the goal */
+			done += count + 1;
+			continue;
+		}
+		if (!no_batch_support(rc) || count)
+			return rc;
+		for (; done < f->n; done++)
+			if (bpf_map_delete_elem(fd, f->keys + done * ksz) && errno != ENOENT)
+				return -errno;
+	}
+	return 0;
 }
 
 /* ---- the follower ------------------------------------------------------- */
@@ -692,6 +761,7 @@ struct itr_routes {
 	struct nl_cache_mngr *mngr;
 	struct nl_cache *cache;
 	struct nl_sock *sync_sock;
+	struct nl_sock *event_sock; /* the cache manager's; ours to free */
 	struct itr_coalescer co;
 	bool map_dirty; /* route prefixes changed since the last snapshot */
 	int cb_error;   /* first error inside a libnl callback */
@@ -830,17 +900,12 @@ static void seed_cb(struct nl_object *obj, void *arg)
 static int write_tries(struct itr_routes *r)
 {
 	struct itr_dataplane *dp = r->d->dp;
-	for (size_t i = 0; i < r->up.n; i++) {
-		int fd = r->up.family[i] == 4 ? dp->fd_lpm_v4 : dp->fd_lpm_v6;
-		if (bpf_map_update_elem(fd, &r->up.keys[i], &r->up.vals[i], BPF_ANY))
-			return -errno;
-	}
-	for (size_t i = 0; i < r->del.n; i++) {
-		int fd = r->del.family[i] == 4 ? dp->fd_lpm_v4 : dp->fd_lpm_v6;
-		if (bpf_map_delete_elem(fd, &r->del.keys[i]) && errno != ENOENT)
-			return -errno;
-	}
-	return 0;
+	int fds[2] = {dp->fd_lpm_v4, dp->fd_lpm_v6}, rc = 0;
+	for (int f = 0; f < 2 && !rc; f++)
+		rc = trie_update(fds[f], &r->up.fam[f], key_size(f));
+	for (int f = 0; f < 2 && !rc; f++)
+		rc = trie_delete(fds[f], &r->del.fam[f], key_size(f));
+	return rc;
 }
 
 /* Apply the table's pending changes to the tries (adds and changes before
@@ -851,7 +916,8 @@ static int flush_tries(struct itr_routes *r)
 	struct itr_netmap_op *ops = NULL;
 	size_t nops = 0;
 	int rc = itr_route_table_take_ops(&r->st, &ops, &nops);
-	r->up.n = r->del.n = 0;
+	batch_clear(&r->up);
+	batch_clear(&r->del);
 	for (size_t i = 0; i < nops && !rc; i++) {
 		if (ops[i].kind == ITR_NETMAP_OP_DELETE)
 			rc = batch_push(&r->del, &ops[i].entry.prefix, NULL);
@@ -863,7 +929,7 @@ static int flush_tries(struct itr_routes *r)
 		return rc;
 	itr_coalescer_flushed(&r->co);
 	struct itr_route_table *s = &r->st;
-	nops = r->up.n + r->del.n;
+	nops = r->up.fam[0].n + r->up.fam[1].n + r->del.fam[0].n + r->del.fam[1].n;
 	if (nops && r->d->dp) {
 		pthread_mutex_lock(&r->d->reload_lock);
 		rc = write_tries(r);
@@ -1234,6 +1300,7 @@ void itr_routes_stop(struct itr_routes *r)
 	snapshot_free(r->snap_pending);
 	itr_netmap_unref(r->reload_map);
 	nl_cache_mngr_free(r->mngr);
+	nl_socket_free(r->event_sock);
 	nl_socket_free(r->sync_sock);
 	close(r->wake_fd);
 	batch_free(&r->up);
@@ -1294,7 +1361,17 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 		goto fail_early;
 	}
 	set_rcvbuf(nl_socket_get_fd(r->sync_sock), 64 << 20);
-	int rc = nl_cache_mngr_alloc(NULL, NETLINK_ROUTE, 0, &r->mngr);
+	/* Our own event socket: libnl's default reads every message twice
+	 * (a MSG_PEEK for its size, then the read); notifications are small,
+	 * so one read into a fixed buffer does. */
+	r->event_sock = nl_socket_alloc();
+	if (!r->event_sock) {
+		snprintf(err, len, "routes: out of memory");
+		goto fail_early;
+	}
+	nl_socket_disable_msg_peek(r->event_sock);
+	nl_socket_set_msg_buf_size(r->event_sock, 65536);
+	int rc = nl_cache_mngr_alloc(r->event_sock, NETLINK_ROUTE, 0, &r->mngr);
 	if (rc < 0) {
 		snprintf(err, len, "routes: libnl cache manager: %s", nl_geterror(rc));
 		goto fail_early;
@@ -1378,6 +1455,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 fail_early:
 	if (r->mngr)
 		nl_cache_mngr_free(r->mngr);
+	nl_socket_free(r->event_sock);
 	nl_socket_free(r->sync_sock);
 	if (r->wake_fd >= 0)
 		close(r->wake_fd);

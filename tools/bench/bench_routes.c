@@ -462,6 +462,7 @@ int main(int argc, char **argv)
 			 (double)full, "bytes", 0);
 
 	itr_routes_stop(r);
+	free(b.buf);
 	close(fd);
 	itr_dataplane_close(d->dp, false);
 	struct itr_netmap *m = itr_netmap_current();
