@@ -55,14 +55,28 @@ static const struct {
 	const char *name;
 	uint8_t value;
 } known_protos[] = {
-	{"redirect", RTPROT_REDIRECT}, {"kernel", RTPROT_KERNEL},   {"boot", RTPROT_BOOT},
-	{"static", RTPROT_STATIC},     {"gated", RTPROT_GATED},     {"ra", RTPROT_RA},
-	{"mrt", RTPROT_MRT},           {"zebra", RTPROT_ZEBRA},     {"bird", RTPROT_BIRD},
-	{"dnrouted", RTPROT_DNROUTED}, {"xorp", RTPROT_XORP},       {"ntk", RTPROT_NTK},
-	{"dhcp", RTPROT_DHCP},         {"mrouted", RTPROT_MROUTED}, {"keepalived", 18},
-	{"babel", RTPROT_BABEL},       {"openr", 99},               {"bgp", 186},
-	{"isis", 187},                 {"ospf", 188},               {"rip", 189},
-	{"eigrp", 192},
+    {"redirect", RTPROT_REDIRECT},
+    {"kernel", RTPROT_KERNEL},
+    {"boot", RTPROT_BOOT},
+    {"static", RTPROT_STATIC},
+    {"gated", RTPROT_GATED},
+    {"ra", RTPROT_RA},
+    {"mrt", RTPROT_MRT},
+    {"zebra", RTPROT_ZEBRA},
+    {"bird", RTPROT_BIRD},
+    {"dnrouted", RTPROT_DNROUTED},
+    {"xorp", RTPROT_XORP},
+    {"ntk", RTPROT_NTK},
+    {"dhcp", RTPROT_DHCP},
+    {"mrouted", RTPROT_MROUTED},
+    {"keepalived", 18},
+    {"babel", RTPROT_BABEL},
+    {"openr", 99},
+    {"bgp", 186},
+    {"isis", 187},
+    {"ospf", 188},
+    {"rip", 189},
+    {"eigrp", 192},
 };
 
 static int proto_from_name(const char *name)
@@ -83,15 +97,15 @@ int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char 
 	char *colon = eq ? strchr(eq + 1, ':') : NULL;
 	if (!eq || !colon)
 		return fail(err, len,
-			    "--route '%s': expected PID=realm:N, PID=table:N or PID=proto:NAME%s",
-			    spec, "");
+		            "--route '%s': expected PID=realm:N, PID=table:N or PID=proto:NAME%s",
+		            spec, "");
 	*eq = '\0';
 	*colon = '\0';
 	const char *pid = buf, *kind = eq + 1, *value = colon + 1;
 	size_t plen = strlen(pid);
 	if (plen == 0 || plen > ITR_NAME_MAX)
 		return fail(err, len, "--route '%s': the PID name must have 1..64 characters%s",
-			    spec, "");
+		            spec, "");
 	if (cfg->nrules >= ITR_ROUTES_MAX_RULES)
 		return fail(err, len, "--route '%s': too many rules (at most %s)", spec, "64");
 	struct itr_route_rule r = {0};
@@ -106,10 +120,11 @@ int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char 
 		if (parse_number(value, UINT32_MAX, &r.value)) {
 			int t = rtnl_route_str2table(value);
 			if (t < 0)
-				return fail(err, len,
-					    "--route '%s': unknown table '%s' (a number, main, local "
-					    "or a name from /etc/iproute2/rt_tables)",
-					    spec, value);
+				return fail(
+				    err, len,
+				    "--route '%s': unknown table '%s' (a number, main, local "
+				    "or a name from /etc/iproute2/rt_tables)",
+				    spec, value);
 			r.value = (uint32_t)t;
 		}
 		if (r.value == 0)
@@ -120,34 +135,34 @@ int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char 
 			int p = proto_from_name(value);
 			if (p < 0 || p > 255)
 				return fail(err, len,
-					    "--route '%s': unknown protocol '%s' (0..255, or bird, "
-					    "static, kernel, boot, zebra, ...)",
-					    spec, value);
+				            "--route '%s': unknown protocol '%s' (0..255, or bird, "
+				            "static, kernel, boot, zebra, ...)",
+				            spec, value);
 			r.value = (uint32_t)p;
 		}
 	} else {
 		return fail(err, len, "--route '%s': unknown selector '%s' (realm, table, proto)",
-			    spec, kind);
+		            spec, kind);
 	}
 	cfg->rules[cfg->nrules++] = r;
 	return 0;
 }
 
 int itr_routes_parse_precedence(struct itr_routes_config *cfg, const char *text, char *err,
-				size_t len)
+                                size_t len)
 {
 	if (strcmp(text, "routes") == 0)
 		cfg->winner = ITR_WINNER_ROUTES;
 	else if (strcmp(text, "file") == 0)
 		cfg->winner = ITR_WINNER_FILE;
 	else
-		return fail(err, len, "--route-precedence '%s': expected 'routes' or 'file'%s", text,
-			    "");
+		return fail(err, len, "--route-precedence '%s': expected 'routes' or 'file'%s",
+		            text, "");
 	return 0;
 }
 
 int itr_routes_match(const struct itr_routes_config *cfg, uint32_t table, uint8_t protocol,
-		     const uint32_t *realms, size_t nrealms)
+                     const uint32_t *realms, size_t nrealms)
 {
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		const struct itr_route_rule *r = &cfg->rules[i];
@@ -171,14 +186,14 @@ int itr_routes_match(const struct itr_routes_config *cfg, uint32_t table, uint8_
 }
 
 int itr_routes_resolve(const struct itr_routes_config *cfg, const struct itr_netmap *map,
-		       const struct itr_pid **pids, char *err, size_t len)
+                       const struct itr_pid **pids, char *err, size_t len)
 {
 	for (size_t i = 0; i < cfg->nrules; i++) {
 		pids[i] = itr_netmap_pid_by_name(map, cfg->rules[i].pid);
 		if (!pids[i])
 			return fail(err, len,
-				    "route rule for PID '%s': the map does not declare PID '%s'",
-				    cfg->rules[i].pid, cfg->rules[i].pid);
+			            "route rule for PID '%s': the map does not declare PID '%s'",
+			            cfg->rules[i].pid, cfg->rules[i].pid);
 	}
 	return 0;
 }
@@ -304,7 +319,7 @@ static void rt_free(struct itr_route_table *s)
 }
 
 static struct rt_node *rt_find_h(const struct itr_route_table *s, const struct itr_prefix *p,
-				 uint32_t h)
+                                 uint32_t h)
 {
 	for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
 		struct rt_node *n = &s->slots[i];
@@ -344,7 +359,7 @@ static int rt_grow(struct itr_route_table *s)
  * memory. Pointers into the table are valid until the next insert or delete.
  * Load stays at most 1/2: linear probing's misses grow fast beyond it. */
 static struct rt_node *rt_insert_h(struct itr_route_table *s, const struct itr_prefix *p,
-				   uint32_t h);
+                                   uint32_t h);
 
 static struct rt_node *rt_get_h(struct itr_route_table *s, const struct itr_prefix *p, uint32_t h)
 {
@@ -354,7 +369,7 @@ static struct rt_node *rt_get_h(struct itr_route_table *s, const struct itr_pref
 
 /* Insert p, known to be absent. */
 static struct rt_node *rt_insert_h(struct itr_route_table *s, const struct itr_prefix *p,
-				   uint32_t h)
+                                   uint32_t h)
 {
 	struct rt_node *n;
 	if ((s->count + 1) * 2 > s->mask + 1 && rt_grow(s))
@@ -406,9 +421,9 @@ static const struct itr_pid *rt_route_pid(const struct itr_route_table *s, struc
 	const struct rt_contrib *best = contrib_at(n, 0);
 	for (size_t i = 1; i < n->n; i++) {
 		const struct rt_contrib *c = contrib_at(n, i);
-		if (c->rule != best->rule ? c->rule < best->rule
+		if (c->rule != best->rule   ? c->rule < best->rule
 		    : c->prio != best->prio ? c->prio < best->prio
-					    : c->table < best->table)
+		                            : c->table < best->table)
 			best = c;
 	}
 	return s->rule_pid[best->rule];
@@ -416,7 +431,7 @@ static const struct itr_pid *rt_route_pid(const struct itr_route_table *s, struc
 
 /* What the tries should hold for p right now; n is p's node or NULL. */
 static bool rt_desired_node(const struct itr_route_table *s, const struct itr_prefix *p,
-			    struct rt_node *n, struct itr_pid_info *out)
+                            struct rt_node *n, struct itr_pid_info *out)
 {
 	const struct itr_pid *route_pid = rt_route_pid(s, n);
 	bool other_zero = false;
@@ -495,8 +510,8 @@ static int rt_apply(struct itr_route_table *s, const struct rt_key *k, int rule)
 		contrib_at(n, at)->rule = (uint16_t)rule;
 		return 0;
 	}
-	struct rt_contrib c = {.table = k->table, .prio = k->prio, .rule = (uint16_t)rule,
-			       .tos = k->tos};
+	struct rt_contrib c = {
+	    .table = k->table, .prio = k->prio, .rule = (uint16_t)rule, .tos = k->tos};
 	if (n->n == 0 && n->cap == 0) {
 		n->one = c;
 	} else {
@@ -519,8 +534,8 @@ static int rt_apply(struct itr_route_table *s, const struct rt_key *k, int rule)
 }
 
 struct itr_route_table *itr_route_table_new(const struct itr_netmap *file,
-					    const struct itr_pid *const *rule_pids, size_t nrules,
-					    enum itr_prefix_winner winner)
+                                            const struct itr_pid *const *rule_pids, size_t nrules,
+                                            enum itr_prefix_winner winner)
 {
 	struct itr_route_table *t = malloc(sizeof(*t));
 	if (!t || nrules > ITR_ROUTES_MAX_RULES || rt_init(t)) {
@@ -542,8 +557,8 @@ void itr_route_table_free(struct itr_route_table *t)
 	free(t);
 }
 
-int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst,
-			  uint32_t table, uint32_t prio, uint8_t tos, int rule)
+int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst, uint32_t table,
+                          uint32_t prio, uint8_t tos, int rule)
 {
 	struct rt_key k = {.prefix = *dst, .table = table, .prio = prio, .tos = tos};
 	return rt_apply(t, &k, rule);
@@ -579,12 +594,11 @@ int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **o
 				rt_delete(t, node);
 		}
 		if (has && (!d->had || !same_info(&d->before, &e.info)))
-			o[nup++] = (struct itr_netmap_op){d->had ? ITR_NETMAP_OP_CHANGE
-								 : ITR_NETMAP_OP_ADD,
-							  e};
+			o[nup++] = (struct itr_netmap_op){
+			    d->had ? ITR_NETMAP_OP_CHANGE : ITR_NETMAP_OP_ADD, e};
 		else if (!has && d->had)
 			o[t->ndirty - ++ndel] = (struct itr_netmap_op){
-				ITR_NETMAP_OP_DELETE, {.prefix = d->prefix, .info = d->before}};
+			    ITR_NETMAP_OP_DELETE, {.prefix = d->prefix, .info = d->before}};
 	}
 	memmove(o + nup, o + t->ndirty - ndel, ndel * sizeof(*o));
 	for (size_t i = 0; i < t->ndirty; i++) {
@@ -646,7 +660,7 @@ static size_t key_size(int fam)
 }
 
 static int batch_push(struct trie_batch *b, const struct itr_prefix *p,
-		      const struct itr_pid_info *v)
+                      const struct itr_pid_info *v)
 {
 	int fam = p->family == 6;
 	struct fam_batch *f = &b->fam[fam];
@@ -703,8 +717,8 @@ static int trie_update(int fd, const struct fam_batch *f, size_t ksz)
 	while (done < f->n) {
 		__u32 count = (__u32)(f->n - done < TRIE_BATCH ? f->n - done : TRIE_BATCH);
 		LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-		int rc = bpf_map_update_batch(fd, f->keys + done * ksz, f->vals + done, &count,
-					      &opts);
+		int rc =
+		    bpf_map_update_batch(fd, f->keys + done * ksz, f->vals + done, &count, &opts);
 		if (rc == 0) {
 			done += count;
 			continue;
@@ -762,6 +776,10 @@ struct itr_routes {
 	struct nl_cache *cache;
 	struct nl_sock *sync_sock;
 	struct nl_sock *event_sock; /* the cache manager's; ours to free */
+	/* The map we published last (a reference), under d->reload_lock: any
+	 * other published map was installed around us (a file reload through
+	 * itr_daemon_reload) and is taken as the new file map. */
+	struct itr_netmap *ours;
 	struct itr_coalescer co;
 	bool map_dirty; /* route prefixes changed since the last snapshot */
 	int cb_error;   /* first error inside a libnl callback */
@@ -812,7 +830,7 @@ static bool route_key(struct rtnl_route *route, struct rt_key *k)
 	if (blen)
 		memcpy(k->prefix.addr, nl_addr_get_binary_addr(dst), blen);
 	for (unsigned bit = k->prefix.len; bit < max; bit++)
-		k->prefix.addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+		k->prefix.addr[bit / 8] &= (uint8_t) ~(0x80 >> (bit % 8));
 	k->table = rtnl_route_get_table(route);
 	k->prio = rtnl_route_get_priority(route);
 	k->tos = rtnl_route_get_tos(route);
@@ -839,7 +857,7 @@ static int route_rule(const struct itr_routes *r, struct rtnl_route *route)
 			realms[nrealms++] = rtnl_route_nh_get_realms(h);
 	}
 	return itr_routes_match(&r->cfg, rtnl_route_get_table(route),
-				(uint8_t)rtnl_route_get_protocol(route), realms, nrealms);
+	                        (uint8_t)rtnl_route_get_protocol(route), realms, nrealms);
 }
 
 static int flush_tries(struct itr_routes *r);
@@ -881,7 +899,7 @@ static void handle_route(struct itr_routes *r, struct nl_object *obj, int action
 		rc = flush_tries(r);
 		if (rc)
 			fprintf(stderr, "itrackerd: routes: writing the tries failed: %s\n",
-				strerror(-rc));
+			        strerror(-rc));
 		maybe_hand_snapshot(r, now_ns());
 	}
 }
@@ -939,7 +957,7 @@ static int flush_tries(struct itr_routes *r)
 			struct itr_netmap *cur = itr_netmap_current();
 			uint64_t gen = 0;
 			if (itr_dataplane_bump_generation(r->d->dp, cur ? itr_netmap_vtag(cur) : "",
-							  &gen) == 0)
+			                                  &gen) == 0)
 				r->d->generation = gen;
 			itr_netmap_unref(cur);
 		}
@@ -981,6 +999,14 @@ static void snapshot_free(struct snapshot *snap)
 	free(snap);
 }
 
+/* Remember map as ours; the caller holds d->reload_lock. */
+static void set_ours(struct itr_routes *r, struct itr_netmap *map)
+{
+	itr_netmap_ref(map);
+	itr_netmap_unref(r->ours);
+	r->ours = map;
+}
+
 /* Publish map (taking the reference) unless a newer one already went out. */
 static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 {
@@ -1004,6 +1030,7 @@ static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 		if (itr_dataplane_bump_generation(d->dp, itr_netmap_vtag(map), &gen) == 0)
 			d->generation = gen;
 	}
+	set_ours(r, map);
 	itr_netmap_publish(map);
 	d->reloads_ok++;
 	pthread_mutex_unlock(&d->reload_lock);
@@ -1030,8 +1057,8 @@ static void *publisher_main(void *arg)
 
 		uint64_t t0 = now_ns();
 		struct itr_netmap_error err = {0};
-		struct itr_netmap *map = itr_netmap_merge(snap->file, snap->routes, snap->n,
-							  r->cfg.winner, &err);
+		struct itr_netmap *map =
+		    itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &err);
 		double cost = (double)(now_ns() - t0) / 1e9;
 		if (map) {
 			publish(r, map, snap->seq);
@@ -1144,7 +1171,7 @@ static void do_reload(struct itr_routes *r, struct itr_netmap *file, struct itr_
 	int rc = flush_tries(r);
 	if (rc) {
 		snprintf(res->error, sizeof(res->error), "updating the tries failed: %s",
-			 strerror(-rc));
+		         strerror(-rc));
 		itr_netmap_unref(file);
 		return;
 	}
@@ -1164,7 +1191,7 @@ static void do_reload(struct itr_routes *r, struct itr_netmap *file, struct itr_
 	}
 	struct itr_netmap_error err = {0};
 	struct itr_netmap *map =
-		itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &err);
+	    itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &err);
 	snapshot_free(snap);
 	if (!map) {
 		itr_netmap_error_format(&err, res->error, sizeof(res->error));
@@ -1179,7 +1206,7 @@ static void do_reload(struct itr_routes *r, struct itr_netmap *file, struct itr_
 		if (rc) {
 			pthread_mutex_unlock(&d->reload_lock);
 			snprintf(res->error, sizeof(res->error), "updating the tries failed: %s",
-				 strerror(-rc));
+			         strerror(-rc));
 			itr_netmap_unref(map);
 			return;
 		}
@@ -1194,6 +1221,7 @@ static void do_reload(struct itr_routes *r, struct itr_netmap *file, struct itr_
 	pthread_mutex_lock(&r->lock);
 	r->published_seq = ++r->next_seq; /* older snapshots in flight are stale */
 	pthread_mutex_unlock(&r->lock);
+	set_ours(r, map);
 	itr_netmap_publish(map);
 	d->reloads_ok++;
 	pthread_mutex_unlock(&d->reload_lock);
@@ -1210,6 +1238,40 @@ static int resync(struct itr_routes *r)
 	return rc;
 }
 
+/* A map we did not publish is the file map someone reloaded without us
+ * (SIGHUP or the admin endpoint through itr_daemon_reload): merge the routes
+ * back in. Returns true if it handled one. */
+static bool adopt_foreign_map(struct itr_routes *r)
+{
+	pthread_mutex_lock(&r->d->reload_lock);
+	struct itr_netmap *cur = itr_netmap_current();
+	bool foreign = cur && cur != r->ours;
+	pthread_mutex_unlock(&r->d->reload_lock);
+	if (!foreign) {
+		itr_netmap_unref(cur);
+		return false;
+	}
+	struct itr_reload_result res;
+	do_reload(r, cur, &res); /* takes the reference */
+	if (res.ok)
+		fprintf(stderr,
+		        "itrackerd: routes: the map file was reloaded; routes merged back in: vtag "
+		        "%s (+%zu ~%zu -%zu)\n",
+		        res.vtag, res.added, res.changed, res.deleted);
+	else {
+		/* The new file does not fit the route rules: serve the previous
+		 * file with the routes again, as a rejected reload would. */
+		fprintf(
+		    stderr,
+		    "itrackerd: routes: the reloaded map file does not fit the route rules (%s); "
+		    "keeping the previous map file\n",
+		    res.error);
+		itr_netmap_ref(r->file);
+		do_reload(r, r->file, &res);
+	}
+	return true;
+}
+
 static void *follower_main(void *arg)
 {
 	struct itr_routes *r = arg;
@@ -1222,11 +1284,12 @@ static void *follower_main(void *arg)
 			int rc = flush_tries(r);
 			if (rc)
 				fprintf(stderr, "itrackerd: routes: writing the tries failed: %s\n",
-					strerror(-rc));
+				        strerror(-rc));
 			now = now_ns();
 			wait = UINT64_MAX;
 		}
 		maybe_hand_snapshot(r, now);
+		adopt_foreign_map(r);
 		if (r->map_dirty && !r->st.ndirty) {
 			pthread_mutex_lock(&r->lock);
 			uint64_t due = publish_due(r);
@@ -1237,11 +1300,11 @@ static void *follower_main(void *arg)
 				wait = due - now;
 		}
 		if (wait == UINT64_MAX)
-			wait = 1000000000ull;
+			wait = 200000000ull; /* also how soon a reload made around us is seen */
 		struct timespec timeout = {.tv_sec = (time_t)(wait / 1000000000ull),
-					   .tv_nsec = (long)(wait % 1000000000ull)};
+		                           .tv_nsec = (long)(wait % 1000000000ull)};
 		struct pollfd pfd[2] = {{.fd = nl_fd, .events = POLLIN},
-					{.fd = r->wake_fd, .events = POLLIN}};
+		                        {.fd = r->wake_fd, .events = POLLIN}};
 		int n = ppoll(pfd, 2, &timeout, NULL);
 		if (n < 0 && errno != EINTR)
 			break;
@@ -1299,6 +1362,7 @@ void itr_routes_stop(struct itr_routes *r)
 	pthread_join(r->publisher, NULL);
 	snapshot_free(r->snap_pending);
 	itr_netmap_unref(r->reload_map);
+	itr_netmap_unref(r->ours);
 	nl_cache_mngr_free(r->mngr);
 	nl_socket_free(r->event_sock);
 	nl_socket_free(r->sync_sock);
@@ -1313,7 +1377,7 @@ void itr_routes_stop(struct itr_routes *r)
 }
 
 struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_routes_config *cfg,
-				    char *err, size_t len)
+                                    char *err, size_t len)
 {
 	if (sodium_init() < 0) {
 		snprintf(err, len, "routes: libsodium failed to initialise");
@@ -1336,7 +1400,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	pthread_cond_init(&r->cond, NULL);
 	r->wake_fd = -1;
 	itr_coalescer_init(&r->co, (uint64_t)r->cfg.quiet_us * 1000,
-			   (uint64_t)r->cfg.max_delay_us * 1000);
+	                   (uint64_t)r->cfg.max_delay_us * 1000);
 	if (rt_init(&r->st)) {
 		snprintf(err, len, "routes: out of memory");
 		goto fail_early;
@@ -1376,7 +1440,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 		snprintf(err, len, "routes: libnl cache manager: %s", nl_geterror(rc));
 		goto fail_early;
 	}
-	set_rcvbuf(nl_cache_mngr_get_fd(r->mngr), 64 << 20);
+	set_rcvbuf(nl_cache_mngr_get_fd(r->mngr), 256 << 20);
 	/* Subscribes to the IPv4 and IPv6 route groups, then dumps: a change
 	 * made during the dump is seen either in the dump or as an event. */
 	rc = nl_cache_alloc_name("route/route", &r->cache);
@@ -1386,7 +1450,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	}
 	if (!widen_cache_hash(r->cache))
 		fprintf(stderr, "itrackerd: routes: libnl's route cache keeps its small hash "
-				"table; very large route tables will load slowly\n");
+		                "table; very large route tables will load slowly\n");
 	rc = nl_cache_mngr_add_cache(r->mngr, r->cache, change_cb, r);
 	if (rc < 0) {
 		nl_cache_free(r->cache);
@@ -1413,7 +1477,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	}
 	struct itr_netmap_error merr = {0};
 	struct itr_netmap *map =
-		itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &merr);
+	    itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &merr);
 	snapshot_free(snap);
 	if (!map) {
 		char msg[600];
@@ -1430,11 +1494,14 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 			i++;
 	}
 	struct itr_reload_result res;
+	itr_netmap_ref(map);
 	itr_daemon_install_map(d, map, &res);
 	if (!res.ok) {
+		itr_netmap_unref(map);
 		snprintf(err, len, "routes: %s", res.error);
 		goto fail_early;
 	}
+	r->ours = map;
 	r->map_dirty = false;
 	r->publish_done_ns = now_ns();
 	publish_counts(r);

@@ -61,17 +61,17 @@ struct itr_routes_config {
 int itr_routes_parse_rule(struct itr_routes_config *cfg, const char *spec, char *err, size_t len);
 /* "routes" or "file": which PID a prefix named by both gets. */
 int itr_routes_parse_precedence(struct itr_routes_config *cfg, const char *text, char *err,
-				size_t len);
+                                size_t len);
 
 /* Which rule (index) a route matches, or -1. realms are the routes' RTA_FLOW
  * values (one per next hop; a route matches a realm rule if any does). */
 int itr_routes_match(const struct itr_routes_config *cfg, uint32_t table, uint8_t protocol,
-		     const uint32_t *realms, size_t nrealms);
+                     const uint32_t *realms, size_t nrealms);
 
 /* Resolve every rule's PID in map: pids[i] for rule i. 0, or -1 naming the
  * first rule whose PID the map does not declare. */
 int itr_routes_resolve(const struct itr_routes_config *cfg, const struct itr_netmap *map,
-		       const struct itr_pid **pids, char *err, size_t len);
+                       const struct itr_pid **pids, char *err, size_t len);
 
 /* ---- the follower ------------------------------------------------------ */
 struct itr_routes;
@@ -80,7 +80,7 @@ struct itr_routes;
  * published map must be the file map, d->map_file), start the threads.
  * NULL with err filled on failure. */
 struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_routes_config *cfg,
-				    char *err, size_t len);
+                                    char *err, size_t len);
 /* Stop the threads and free; the last published map stays published. */
 void itr_routes_stop(struct itr_routes *r);
 
@@ -91,13 +91,13 @@ void itr_routes_stop(struct itr_routes *r);
 void itr_routes_reload_file(struct itr_routes *r, struct itr_reload_result *res);
 
 struct itr_routes_stats {
-	uint64_t events;      /* route notifications handled */
-	uint64_t resyncs;     /* full re-dumps after a lost notification */
-	uint64_t flushes;     /* batches written to the tries */
-	uint64_t trie_ops;    /* prefixes written or deleted */
-	uint64_t publishes;   /* merged maps published */
-	size_t routes;        /* routes currently matching a rule */
-	size_t prefixes;      /* distinct prefixes among them */
+	uint64_t events;          /* route notifications handled */
+	uint64_t resyncs;         /* full re-dumps after a lost notification */
+	uint64_t flushes;         /* batches written to the tries */
+	uint64_t trie_ops;        /* prefixes written or deleted */
+	uint64_t publishes;       /* merged maps published */
+	size_t routes;            /* routes currently matching a rule */
+	size_t prefixes;          /* distinct prefixes among them */
 	uint64_t last_flush_ns;   /* CLOCK_MONOTONIC of the last trie flush */
 	uint64_t last_publish_ns; /* CLOCK_MONOTONIC of the last publish */
 	double last_rebuild_s;    /* duration of the last map rebuild */
@@ -113,19 +113,18 @@ struct itr_route_table;
 
 /* rule_pids[i]: the PID of rule i, from file (which must outlive the table). */
 struct itr_route_table *itr_route_table_new(const struct itr_netmap *file,
-					    const struct itr_pid *const *rule_pids, size_t nrules,
-					    enum itr_prefix_winner winner);
+                                            const struct itr_pid *const *rule_pids, size_t nrules,
+                                            enum itr_prefix_winner winner);
 void itr_route_table_free(struct itr_route_table *t);
 /* A route (identified by destination, table, priority, tos) now matches
  * rule (>= 0), or no rule / is gone (rule < 0). 0 or -ENOMEM. */
-int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst,
-			  uint32_t table, uint32_t prio, uint8_t tos, int rule);
+int itr_route_table_apply(struct itr_route_table *t, const struct itr_prefix *dst, uint32_t table,
+                          uint32_t prio, uint8_t tos, int rule);
 /* The changes since the last call, as trie operations: every ADD and CHANGE
  * before every DELETE. *ops is malloc'd (NULL when *n is 0). */
 int itr_route_table_take_ops(struct itr_route_table *t, struct itr_netmap_op **ops, size_t *n);
 /* Every prefix a route gives a PID (the input of itr_netmap_merge). */
-int itr_route_table_prefixes(struct itr_route_table *t, struct itr_route_prefix **out,
-			     size_t *n);
+int itr_route_table_prefixes(struct itr_route_table *t, struct itr_route_prefix **out, size_t *n);
 size_t itr_route_table_routes(const struct itr_route_table *t);
 
 /* ---- coalescing policy, separate so tests can drive it with a clock ---- */

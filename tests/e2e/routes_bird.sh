@@ -7,7 +7,8 @@
 # announced later (follow) both answer /v1/netinfo and `itrackerctl netinfo`
 # with the right PID and sit in the pinned LPM tries (bpftool, from outside
 # the namespace); the map file's own prefixes still answer; the precedence
-# holds for a prefix both name; a withdrawal (static protocol disabled on the
+# holds for a prefix both name; a reload of the map file (SIGHUP) keeps the
+# routes merged in; a withdrawal (static protocol disabled on the
 # announcing BIRD) removes the prefix from the tries and the answers, and
 # the test prints how long that took.
 E2E=itrrt
@@ -174,7 +175,15 @@ wait_until 30 "fd00:77::/32 never left the trie" is trie_pid fd00:77::5 none
 wait_until 10 "fd00:77::/32 never left netinfo" is netinfo_pid fd00:77::5 null
 echo "ok: withdrawn fd00:77::/32 left the trie and netinfo"
 
-# 5. precedence routes: the route's PID wins a prefix both name
+# 5. the map file reloaded (SIGHUP): the routes stay merged in
+echo "prefix home 10.66.0.0/16" >>"$E2E_TMP/net.map"
+kill -HUP "${E2E_PIDS[-1]}"
+wait_until 10 "the reloaded file's 10.66.0.0/16 never reached netinfo" is netinfo_pid 10.66.1.1 home
+expect "trie 10.66.1.1 (file, after reload)" "$(trie_pid 10.66.1.1)" 1
+wait_until 10 "route 10.88.0.0/16 not back in netinfo after the reload" is netinfo_pid 10.88.1.1 peer
+expect "trie 10.88.1.1 (route, after reload)" "$(trie_pid 10.88.1.1)" 7
+
+# 6. precedence routes: the route's PID wins a prefix both name
 birdc_a enable s4 >/dev/null
 wait_until 30 "BIRD B never re-installed 10.77.0.0/16" kernel_has route show 10.77.0.0/16 realm 7
 kill "${E2E_PIDS[-1]}"

@@ -18,16 +18,16 @@
 #include "routes.h"
 
 static const char file_text[] = "network-map routes-test\n"
-				"tier same-pid 1\n"
-				"tier same-loc 5\n"
-				"tier same-as 10\n"
-				"tier other-as 100\n"
-				"pid core id 1 asn 64500 loc 1\n"
-				"prefix core 10.0.0.0/8 fd00::/16\n"
-				"pid edge id 2 asn 64500 loc 2\n"
-				"prefix edge 10.1.0.0/16\n"
-				"pid transit id 3 asn 64999 loc 9\n"
-				"cost core edge 3\n";
+                                "tier same-pid 1\n"
+                                "tier same-loc 5\n"
+                                "tier same-as 10\n"
+                                "tier other-as 100\n"
+                                "pid core id 1 asn 64500 loc 1\n"
+                                "prefix core 10.0.0.0/8 fd00::/16\n"
+                                "pid edge id 2 asn 64500 loc 2\n"
+                                "prefix edge 10.1.0.0/16\n"
+                                "pid transit id 3 asn 64999 loc 9\n"
+                                "cost core edge 3\n";
 
 static struct itr_netmap *load(const char *text)
 {
@@ -79,10 +79,19 @@ static void test_parse_rules(void **state)
 	assert_int_equal(cfg.rules[4].value, 4);  /* RTPROT_STATIC */
 
 	static const char *const bad[] = {
-		"edge",           "edge=realm",    "=realm:1",        "edge=realm:0",
-		"edge=realm:65536", "edge=realm:-1", "edge=colour:1",  "edge=table:0",
-		"edge=table:no-such-table", "edge=proto:no-such-proto", "edge=proto:256",
-		"edge=realm:",    "edge=realm:5x",
+	    "edge",
+	    "edge=realm",
+	    "=realm:1",
+	    "edge=realm:0",
+	    "edge=realm:65536",
+	    "edge=realm:-1",
+	    "edge=colour:1",
+	    "edge=table:0",
+	    "edge=table:no-such-table",
+	    "edge=proto:no-such-proto",
+	    "edge=proto:256",
+	    "edge=realm:",
+	    "edge=realm:5x",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
@@ -158,10 +167,10 @@ static void test_merge_precedence(void **state)
 	const struct itr_pid *edge = itr_netmap_pid_by_name(file, "edge");
 	const struct itr_pid *transit = itr_netmap_pid_by_name(file, "transit");
 	struct itr_route_prefix routes[] = {
-		{pfx("10.0.0.0/8"), transit},     /* the file names it too */
-		{pfx("10.2.0.0/16"), edge},       /* inside core's /8 */
-		{pfx("198.51.100.0/24"), transit}, /* only a route names it */
-		{pfx("2001:db8::/32"), edge},
+	    {pfx("10.0.0.0/8"), transit},      /* the file names it too */
+	    {pfx("10.2.0.0/16"), edge},        /* inside core's /8 */
+	    {pfx("198.51.100.0/24"), transit}, /* only a route names it */
+	    {pfx("2001:db8::/32"), edge},
 	};
 	struct itr_netmap_error err;
 
@@ -198,7 +207,8 @@ static void test_merge_precedence(void **state)
 	assert_string_equal(itr_netmap_vtag(none), itr_netmap_vtag(file));
 
 	/* a prefix given twice, or a PID from another map, is refused */
-	struct itr_route_prefix twice[] = {{pfx("192.0.2.0/24"), edge}, {pfx("192.0.2.0/24"), edge}};
+	struct itr_route_prefix twice[] = {{pfx("192.0.2.0/24"), edge},
+	                                   {pfx("192.0.2.0/24"), edge}};
 	assert_null(itr_netmap_merge(file, twice, 2, ITR_WINNER_FILE, &err));
 	struct itr_route_prefix foreign[] = {{pfx("192.0.2.0/24"), core}};
 	assert_null(itr_netmap_merge(file, foreign, 1, ITR_WINNER_FILE, &err));
@@ -210,10 +220,10 @@ static void test_merge_precedence(void **state)
 }
 
 static const char default_text[] = "pid home id 1 asn 64500\n"
-				   "prefix home 10.0.0.0/8\n"
-				   "pid world id 2 asn 64999\n"
-				   "pid peer id 3 asn 64777\n"
-				   "default-pid world\n";
+                                   "prefix home 10.0.0.0/8\n"
+                                   "pid world id 2 asn 64999\n"
+                                   "pid peer id 3 asn 64777\n"
+                                   "default-pid world\n";
 
 static void test_merge_default_routes(void **state)
 {
@@ -257,9 +267,9 @@ static uint32_t rng(void)
 static struct itr_prefix random_prefix(void)
 {
 	static const char *const pool[] = {
-		"10.0.0.0/8",   "10.1.0.0/16",  "10.2.0.0/16",   "10.2.3.0/24",  "0.0.0.0/0",
-		"192.0.2.0/24", "192.0.2.128/25", "fd00::/16",   "fd00:1::/32",  "::/0",
-		"2001:db8::/32", "198.51.100.0/24",
+	    "10.0.0.0/8",  "10.1.0.0/16",  "10.2.0.0/16",    "10.2.3.0/24",
+	    "0.0.0.0/0",   "192.0.2.0/24", "192.0.2.128/25", "fd00::/16",
+	    "fd00:1::/32", "::/0",         "2001:db8::/32",  "198.51.100.0/24",
 	};
 	return pfx(pool[rng() % (sizeof(pool) / sizeof(pool[0]))]);
 }
@@ -377,7 +387,7 @@ static void test_table_counts_and_noops(void **state)
 	(void)state;
 	struct itr_netmap *file = load(file_text);
 	const struct itr_pid *pids[2] = {itr_netmap_pid_by_name(file, "edge"),
-					 itr_netmap_pid_by_name(file, "transit")};
+	                                 itr_netmap_pid_by_name(file, "transit")};
 	struct itr_route_table *tab = itr_route_table_new(file, pids, 2, ITR_WINNER_FILE);
 	struct itr_prefix p = pfx("198.51.100.0/24"), q = pfx("10.0.0.0/8");
 	struct itr_netmap_op *ops;
@@ -436,7 +446,8 @@ static void test_table_grows(void **state)
 	for (size_t i = 0; i < n; i++) {
 		struct itr_prefix p = {.family = 4, .len = 32};
 		uint32_t a = (100u << 24) + (uint32_t)i;
-		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8, p.addr[3] = (uint8_t)a;
+		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8,
+		p.addr[3] = (uint8_t)a;
 		assert_int_equal(itr_route_table_apply(tab, &p, 254, 0, 0, 0), 0);
 	}
 	struct itr_netmap_op *ops;
@@ -449,7 +460,8 @@ static void test_table_grows(void **state)
 	for (size_t i = 0; i < n; i += 2) {
 		struct itr_prefix p = {.family = 4, .len = 32};
 		uint32_t a = (100u << 24) + (uint32_t)i;
-		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8, p.addr[3] = (uint8_t)a;
+		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8,
+		p.addr[3] = (uint8_t)a;
 		itr_route_table_apply(tab, &p, 254, 0, 0, -1);
 	}
 	assert_int_equal(itr_route_table_take_ops(tab, &ops, &nops), 0);
@@ -465,7 +477,8 @@ static void test_table_grows(void **state)
 	for (size_t i = 1; i < n; i += 2) {
 		struct itr_prefix p = {.family = 4, .len = 32};
 		uint32_t a = (100u << 24) + (uint32_t)i;
-		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8, p.addr[3] = (uint8_t)a;
+		p.addr[0] = a >> 24, p.addr[1] = a >> 16, p.addr[2] = a >> 8,
+		p.addr[3] = (uint8_t)a;
 		itr_route_table_apply(tab, &p, 254, 0, 0, -1);
 	}
 	assert_int_equal(itr_route_table_routes(tab), 0);
@@ -519,16 +532,16 @@ static void test_coalescer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_rules),
-		cmocka_unit_test(test_rule_limit),
-		cmocka_unit_test(test_match),
-		cmocka_unit_test(test_resolve),
-		cmocka_unit_test(test_merge_precedence),
-		cmocka_unit_test(test_merge_default_routes),
-		cmocka_unit_test(test_incremental_matches_merge),
-		cmocka_unit_test(test_table_counts_and_noops),
-		cmocka_unit_test(test_table_grows),
-		cmocka_unit_test(test_coalescer),
+	    cmocka_unit_test(test_parse_rules),
+	    cmocka_unit_test(test_rule_limit),
+	    cmocka_unit_test(test_match),
+	    cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_merge_precedence),
+	    cmocka_unit_test(test_merge_default_routes),
+	    cmocka_unit_test(test_incremental_matches_merge),
+	    cmocka_unit_test(test_table_counts_and_noops),
+	    cmocka_unit_test(test_table_grows),
+	    cmocka_unit_test(test_coalescer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -107,8 +107,9 @@ static double thread_cpu_s(const char *comm)
 			/* fields after the ")" of comm: state is 3rd, utime 14th, stime 15th */
 			char *p = strrchr(stat, ')');
 			unsigned long ut = 0, st = 0;
-			if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-					&ut, &st) == 2)
+			if (p &&
+			    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+			           &ut, &st) == 2)
 				total += (double)(ut + st) / (double)tick;
 		}
 		fclose(f);
@@ -138,14 +139,14 @@ static void put_attr(struct nlmsghdr *h, unsigned short type, const void *data, 
 /* Append one route request: blackhole routes need no interface; realm goes
  * in RTA_FLOW (IPv4 only in Linux), table in RTA_TABLE. */
 static void put_route(struct req_buf *b, bool add, int family, const uint8_t *addr, int len,
-		      uint32_t realm, uint32_t table, bool ack)
+                      uint32_t realm, uint32_t table, bool ack)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)(b->buf + b->len);
 	memset(h, 0, NLMSG_SPACE(sizeof(struct rtmsg)) + 64);
 	h->nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
 	h->nlmsg_type = add ? RTM_NEWROUTE : RTM_DELROUTE;
-	h->nlmsg_flags = NLM_F_REQUEST | (add ? NLM_F_CREATE | NLM_F_EXCL : 0) |
-			 (ack ? NLM_F_ACK : 0);
+	h->nlmsg_flags =
+	    NLM_F_REQUEST | (add ? NLM_F_CREATE | NLM_F_EXCL : 0) | (ack ? NLM_F_ACK : 0);
 	h->nlmsg_seq = ++b->seq;
 	struct rtmsg *rt = NLMSG_DATA(h);
 	rt->rtm_family = (unsigned char)family;
@@ -195,10 +196,10 @@ static long drain(int fd, bool block, uint32_t seq)
 /* ---- setup -------------------------------------------------------------- */
 
 static const char *map_text = "network-map bench\n"
-			      "pid bench-a id 1 asn 64500 loc 1\n"
-			      "pid bench-b id 2 asn 64500 loc 2\n"
-			      "pid bench-v6 id 3 asn 64501 loc 3\n"
-			      "prefix bench-a 192.0.2.0/24\n";
+                              "pid bench-a id 1 asn 64500 loc 1\n"
+                              "pid bench-b id 2 asn 64500 loc 2\n"
+                              "pid bench-v6 id 3 asn 64501 loc 3\n"
+                              "prefix bench-a 192.0.2.0/24\n";
 
 static int die(const char *what)
 {
@@ -221,8 +222,7 @@ static bool trie_has(struct itr_daemon *d, int family, const uint8_t *addr, int 
 	return v.pid == (family == AF_INET ? 1u : 3u);
 }
 
-static void wait_trie(struct itr_daemon *d, int family, const uint8_t *addr, int len,
-		      bool present)
+static void wait_trie(struct itr_daemon *d, int family, const uint8_t *addr, int len, bool present)
 {
 	struct timespec gap = {.tv_nsec = 20000};
 	uint64_t give_up = now_ns() + 10000000000ull;
@@ -266,12 +266,13 @@ static struct latency measure_changes(struct itr_daemon *d, int fd, size_t chang
 			int family = v6 ? AF_INET6 : AF_INET;
 			int len = v6 ? 128 : 32;
 			put_route(&b, !del, family, addr, len, v6 ? 0 : 1, v6 ? 100 : RT_TABLE_MAIN,
-				  true);
+			          true);
 			uint64_t t0 = now_ns();
 			if (send_buf(fd, &b))
 				die("send");
 			if (drain(fd, true, b.seq))
-				fprintf(stderr, "bench_routes: the kernel refused a route change\n");
+				fprintf(stderr,
+				        "bench_routes: the kernel refused a route change\n");
 			uint64_t t1 = now_ns();
 			wait_trie(d, family, addr, len, !del);
 			uint64_t t2 = now_ns();
@@ -283,7 +284,7 @@ static struct latency measure_changes(struct itr_daemon *d, int fd, size_t chang
 		}
 	}
 	struct latency out = {pct(lat, pairs * 2, 0.5), pct(lat, pairs * 2, 0.99),
-			      pct(ref, pairs * 2, 0.5), pct(ref, pairs * 2, 0.99)};
+	                      pct(ref, pairs * 2, 0.5), pct(ref, pairs * 2, 0.99)};
 	free(lat);
 	free(ref);
 	free(b.buf);
@@ -396,18 +397,18 @@ int main(int argc, char **argv)
 			break;
 		if (now_ns() - t0 > 300000000000ull) {
 			fprintf(stderr, "bench_routes: follower stuck at %zu of %zu routes\n",
-				st.routes, want);
+			        st.routes, want);
 			return 1;
 		}
 		if (getenv("BENCH_ROUTES_TRACE") && (now_ns() - t0) % 500000000ull < 1100000ull)
 			fprintf(stderr, "  t=%.2f s: %zu routes, %zu pending, %llu events\n",
-				(double)(now_ns() - t0) / 1e9, st.routes, st.pending,
-				(unsigned long long)st.events);
+			        (double)(now_ns() - t0) / 1e9, st.routes, st.pending,
+			        (unsigned long long)st.events);
 		usleep(1000);
 	}
 	uint32_t last_net = (16u << 24) + ((uint32_t)(full - 1) << 8);
 	struct itr_lpm_v4_key lk = {.prefixlen = 24,
-				    .addr = {last_net >> 24, last_net >> 16, last_net >> 8, 0}};
+	                            .addr = {last_net >> 24, last_net >> 16, last_net >> 8, 0}};
 	struct itr_pid_info lv;
 	bool in_trie = bpf_map_lookup_elem(d->dp->fd_lpm_v4, &lk, &lv) == 0;
 	uint64_t t_tries = now_ns();
@@ -419,7 +420,7 @@ int main(int argc, char **argv)
 			break;
 		if (now_ns() - t0 > 300000000000ull) {
 			fprintf(stderr, "bench_routes: the served map never reached %zu prefixes\n",
-				full);
+			        full);
 			return 1;
 		}
 		usleep(1000);
@@ -438,8 +439,8 @@ int main(int argc, char **argv)
 	       (unsigned long long)(st1.flushes - st0.flushes),
 	       (unsigned long long)(st1.trie_ops - st0.trie_ops),
 	       (unsigned long long)(st1.resyncs - st0.resyncs), st1.last_rebuild_s);
-	printf("  CPU: follower %.2f s, publisher %.2f s\n", thread_cpu_s("itr-routes") - cpu_follow0,
-	       thread_cpu_s("itr-publish") - cpu_pub0);
+	printf("  CPU: follower %.2f s, publisher %.2f s\n",
+	       thread_cpu_s("itr-routes") - cpu_follow0, thread_cpu_s("itr-publish") - cpu_pub0);
 	printf("  memory: RSS %.0f MB before, %.0f MB after (%.0f bytes/route), peak %.0f MB\n",
 	       rss0 / 1024.0, rss1 / 1024.0, (double)(rss1 - rss0) * 1024.0 / (double)full,
 	       hwm / 1024.0);
@@ -452,14 +453,14 @@ int main(int argc, char **argv)
 
 	benchjson_append("routes: change->trie p99, small table", small.p99, "ms", small.ref_p99);
 	benchjson_append("routes: change->trie median, small table", small.median, "ms",
-			 small.ref_median);
+	                 small.ref_median);
 	benchjson_append("routes: change->trie p99, full table", large.p99, "ms", large.ref_p99);
 	benchjson_append("routes: change->trie median, full table", large.median, "ms",
-			 large.ref_median);
+	                 large.ref_median);
 	benchjson_append("routes: full load -> tries", tries_s, "s", kernel_s);
 	benchjson_append("routes: full load -> served map", map_s, "s", kernel_s);
-	benchjson_append("routes: follower memory per route", (double)(rss1 - rss0) * 1024.0 /
-			 (double)full, "bytes", 0);
+	benchjson_append("routes: follower memory per route",
+	                 (double)(rss1 - rss0) * 1024.0 / (double)full, "bytes", 0);
 
 	itr_routes_stop(r);
 	free(b.buf);
