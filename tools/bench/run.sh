@@ -34,7 +34,8 @@ if [[ -f $JSON ]]; then
 	jq -r '["name","value","unit","reference","ratio"],
 	       (.[] | [.name, (.value*100|round/100), .unit, (.reference*100|round/100),
 	               (.ratio*1000|round/1000)])
-	       | @tsv' "$JSON" | column -t -s $'\t'
+	       | @tsv' "$JSON" |
+		awk -F'\t' '{ printf "%-44s %12s %-10s %12s %9s\n", $1, $2, $3, $4, $5 }'
 fi
 echo "reproduce: sudo make BUILD=$BUILD bench"
 ((failed == 0))
