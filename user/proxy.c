@@ -1,0 +1,1451 @@
+/* proxy.c - pTracker proxy mode: forward announces and scrapes to an
+ * upstream tracker, re-rank its peers by locality, answer the client.
+ *
+ * The upstream clients are deliberately plain: one blocking exchange per
+ * request on its own socket (non-blocking sockets driven by poll against
+ * one deadline, so no step can outlive the timeout). HTTP is HTTP/1.1 with
+ * "Connection: close" (Content-Length, chunked or read-to-close bodies);
+ * UDP is BEP 15 with the connection id cached for a minute and one fresh
+ * connect when a cached id is refused.
+ *
+ * The upstream must see the client, not the proxy: HTTP upstreams get
+ * `ip=` (honoured only by trackers that trust us), UDP upstreams the BEP 15
+ * IPv4 field (same caveat; IPv6 clients cannot be named over UDP). An
+ * upstream that ignores both stores the proxy's address instead, but the
+ * peers it returns are still the swarm's, and those are what get ranked.
+ */
+#include "proxy.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bencode.h"
+#include "tracker_http.h"
+#include "udp_tracker.h"
+
+#define MAX_RESPONSE   (1u << 20) /* bytes of an upstream HTTP answer */
+#define MAX_CANDIDATES 10000      /* upstream peers considered per announce */
+#define UDP_RESEND_MS  1000       /* BEP 15 says 15 s; our whole budget is less */
+#define DATAGRAM_MAX   2048
+#define MAX_SOCKETS    4
+
+enum upstream_kind { UPSTREAM_HTTP, UPSTREAM_UDP };
+
+struct itr_proxy {
+	struct itr_proxy_config cfg;
+	struct itr_tracker *tr;
+	enum upstream_kind kind;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char host_header[300]; /* host[:port] as in the URL */
+	char announce_path[1024];
+	char scrape_path[1024]; /* "" if the URL has no scrape convention */
+
+	pthread_mutex_t connid_lock;
+	bool connid_valid;
+	uint8_t connid[8];
+	uint32_t connid_at;
+
+	atomic_uint_fast64_t announces, upstream_failures, upstream_errors, udp_connects;
+};
+
+void itr_proxy_config_default(struct itr_proxy_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->timeout_ms = 5000;
+	cfg->upstream_factor = 4;
+	cfg->min_upstream_want = 200;
+	cfg->udp_workers = 16;
+	cfg->connid_lifetime_s = 60;
+}
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)(v >> 32));
+	put32(p + 4, (uint32_t)v);
+}
+
+/* Wait for events on fd until deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd pfd = {.fd = fd, .events = events};
+		int rc = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
+		if (rc > 0)
+			return 1;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* A growing text buffer for request targets; truncation is an error. */
+struct strbuf {
+	char buf[4096];
+	size_t len;
+	bool overflow;
+};
+
+static void sb_add(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_add(struct strbuf *sb, const char *fmt, ...)
+{
+	if (sb->overflow)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(sb->buf + sb->len, sizeof(sb->buf) - sb->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(sb->buf) - sb->len)
+		sb->overflow = true;
+	else
+		sb->len += (size_t)n;
+}
+
+/* %-escape everything but RFC 3986 unreserved characters. */
+static void sb_escape(struct strbuf *sb, const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = data[i];
+		if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~')
+			sb_add(sb, "%c", c);
+		else
+			sb_add(sb, "%%%02X", c);
+	}
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static int resolve(struct itr_proxy *p, const char *host, const char *port, char *err,
+                   size_t errlen)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = p->kind == UPSTREAM_UDP ? SOCK_DGRAM : SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "upstream host '%s': %s", host, gai_strerror(rc));
+		return -1;
+	}
+	memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+	p->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int parse_upstream(struct itr_proxy *p, const char *url, char *err, size_t errlen)
+{
+	const char *rest;
+	if (strncmp(url, "http://", 7) == 0) {
+		p->kind = UPSTREAM_HTTP;
+		rest = url + 7;
+	} else if (strncmp(url, "udp://", 6) == 0) {
+		p->kind = UPSTREAM_UDP;
+		rest = url + 6;
+	} else {
+		snprintf(err, errlen,
+		         "upstream '%s': expected http://HOST[:PORT]/PATH or "
+		         "udp://HOST:PORT (https is not supported)",
+		         url);
+		return -1;
+	}
+	size_t alen = strcspn(rest, "/?");
+	const char *path = rest + alen;
+	if (alen == 0 || alen >= sizeof(p->host_header)) {
+		snprintf(err, errlen, "upstream '%s': bad host", url);
+		return -1;
+	}
+	char authority[300], host[300], port[16];
+	memcpy(authority, rest, alen);
+	authority[alen] = '\0';
+	const char *colon;
+	if (authority[0] == '[') {
+		char *close = strchr(authority, ']');
+		if (!close || (close[1] && close[1] != ':')) {
+			snprintf(err, errlen, "upstream '%s': bad IPv6 literal", url);
+			return -1;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(close - authority - 1), authority + 1);
+		colon = close[1] ? close + 1 : NULL;
+	} else {
+		colon = strrchr(authority, ':');
+		snprintf(host, sizeof(host), "%.*s",
+		         (int)(colon ? (size_t)(colon - authority) : alen), authority);
+	}
+	if (colon) {
+		char *end;
+		long v = strtol(colon + 1, &end, 10);
+		if (*end || end == colon + 1 || v < 1 || v > 65535) {
+			snprintf(err, errlen, "upstream '%s': bad port", url);
+			return -1;
+		}
+		snprintf(port, sizeof(port), "%ld", v);
+	} else if (p->kind == UPSTREAM_HTTP) {
+		snprintf(port, sizeof(port), "80");
+	} else {
+		snprintf(err, errlen, "upstream '%s': a UDP tracker URL needs a port", url);
+		return -1;
+	}
+	snprintf(p->host_header, sizeof(p->host_header), "%s", authority);
+	if (p->kind == UPSTREAM_HTTP) {
+		if (strlen(path) >= sizeof(p->announce_path)) {
+			snprintf(err, errlen, "upstream '%s': path too long", url);
+			return -1;
+		}
+		snprintf(p->announce_path, sizeof(p->announce_path), "%s", *path ? path : "/");
+		if (p->announce_path[0] == '?') {
+			memmove(p->announce_path + 1, p->announce_path,
+			        strlen(p->announce_path) + 1);
+			p->announce_path[0] = '/';
+		}
+		/* BEP 48: scrape lives where the last path part "announce" is */
+		size_t plen = strcspn(p->announce_path, "?");
+		const char *slash = p->announce_path;
+		for (size_t i = 0; i < plen; i++)
+			if (p->announce_path[i] == '/')
+				slash = p->announce_path + i;
+		if (strncmp(slash, "/announce", 9) == 0) {
+			size_t pre = (size_t)(slash - p->announce_path);
+			snprintf(p->scrape_path, sizeof(p->scrape_path), "%.*s/scrape%s", (int)pre,
+			         p->announce_path, slash + 9);
+		}
+	}
+	return resolve(p, host, port, err, errlen);
+}
+
+struct itr_proxy *itr_proxy_new(const struct itr_proxy_config *cfg, struct itr_tracker *tr,
+                                char *err, size_t errlen)
+{
+	if (!cfg->upstream || !*cfg->upstream) {
+		snprintf(err, errlen, "proxy: no upstream tracker URL");
+		return NULL;
+	}
+	if (sodium_init() < 0) {
+		snprintf(err, errlen, "libsodium failed to initialise");
+		return NULL;
+	}
+	struct itr_proxy *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->cfg = *cfg;
+	p->cfg.upstream = NULL; /* the string stays the caller's */
+	struct itr_proxy_config def;
+	itr_proxy_config_default(&def);
+	if (!p->cfg.timeout_ms)
+		p->cfg.timeout_ms = def.timeout_ms;
+	if (!p->cfg.upstream_factor)
+		p->cfg.upstream_factor = def.upstream_factor;
+	if (!p->cfg.udp_workers)
+		p->cfg.udp_workers = def.udp_workers;
+	if (!p->cfg.connid_lifetime_s)
+		p->cfg.connid_lifetime_s = def.connid_lifetime_s;
+	p->tr = tr;
+	pthread_mutex_init(&p->connid_lock, NULL);
+	if (parse_upstream(p, cfg->upstream, err, errlen) < 0) {
+		itr_proxy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void itr_proxy_free(struct itr_proxy *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_destroy(&p->connid_lock);
+	free(p);
+}
+
+void itr_proxy_get_stats(struct itr_proxy *p, struct itr_proxy_stats *st)
+{
+	st->announces = atomic_load(&p->announces);
+	st->upstream_failures = atomic_load(&p->upstream_failures);
+	st->upstream_errors = atomic_load(&p->upstream_errors);
+	st->udp_connects = atomic_load(&p->udp_connects);
+}
+
+/* ---- HTTP client --------------------------------------------------------- */
+
+static void timed_out(struct itr_proxy *p, char *why, size_t whylen)
+{
+	snprintf(why, whylen, "upstream tracker timed out after %u ms", p->cfg.timeout_ms);
+}
+
+/* Decode a chunked body in place; new length or -1. */
+static long dechunk(char *body, size_t len)
+{
+	size_t in = 0, out = 0;
+	for (;;) {
+		char *end;
+		if (in >= len)
+			return -1;
+		unsigned long n = strtoul(body + in, &end, 16);
+		char *crlf = memmem(body + in, len - in, "\r\n", 2);
+		if (!crlf || end == body + in || end > crlf)
+			return -1;
+		in = (size_t)(crlf - body) + 2;
+		if (n == 0)
+			return (long)out;
+		if (n > len - in)
+			return -1;
+		memmove(body + out, body + in, n);
+		out += n;
+		in += n + 2; /* the chunk's trailing CRLF */
+	}
+}
+
+/* GET target from the upstream. 0 with the body (malloc'ed) in *body, or
+ * -1 with why. */
+static int http_get(struct itr_proxy *p, const char *target, char **body, size_t *bodylen,
+                    char *why, size_t whylen)
+{
+	int64_t deadline = now_ms() + p->cfg.timeout_ms;
+	char *buf = NULL;
+	int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "upstream tracker: socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&p->addr, p->addrlen) < 0 && errno != EINPROGRESS) {
+		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(errno));
+		goto fail;
+	}
+	int rc = wait_fd(fd, POLLOUT, deadline);
+	if (rc <= 0) {
+		if (rc == 0)
+			timed_out(p, why, whylen);
+		else
+			snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(errno));
+		goto fail;
+	}
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+	if (soerr) {
+		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(soerr));
+		goto fail;
+	}
+
+	char req[sizeof(((struct strbuf *)0)->buf) + 512];
+	int reqlen = snprintf(req, sizeof(req),
+	                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: itrackerd-proxy\r\n"
+	                      "Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
+	                      target, p->host_header);
+	if (reqlen < 0 || (size_t)reqlen >= sizeof(req)) {
+		snprintf(why, whylen, "upstream request too long");
+		goto fail;
+	}
+	for (size_t sent = 0; sent < (size_t)reqlen;) {
+		ssize_t n = send(fd, req + sent, (size_t)reqlen - sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			snprintf(why, whylen, "upstream tracker: send: %s", strerror(errno));
+			goto fail;
+		}
+		rc = wait_fd(fd, POLLOUT, deadline);
+		if (rc <= 0) {
+			if (rc == 0)
+				timed_out(p, why, whylen);
+			else
+				snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
+			goto fail;
+		}
+	}
+
+	size_t cap = 4096, len = 0;
+	buf = malloc(cap + 1);
+	if (!buf) {
+		snprintf(why, whylen, "out of memory");
+		goto fail;
+	}
+	long content_length = -1;
+	size_t header_end = 0;
+	bool chunked = false;
+	for (;;) {
+		if (header_end && content_length >= 0 && len >= header_end + (size_t)content_length)
+			break;
+		if (len == cap) {
+			if (cap >= MAX_RESPONSE) {
+				snprintf(why, whylen, "upstream answer larger than %u bytes",
+				         MAX_RESPONSE);
+				goto fail;
+			}
+			char *grown = realloc(buf, cap * 2 + 1);
+			if (!grown) {
+				snprintf(why, whylen, "out of memory");
+				goto fail;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				snprintf(why, whylen, "upstream tracker: recv: %s",
+				         strerror(errno));
+				goto fail;
+			}
+			rc = wait_fd(fd, POLLIN, deadline);
+			if (rc <= 0) {
+				if (rc == 0)
+					timed_out(p, why, whylen);
+				else
+					snprintf(why, whylen, "upstream tracker: %s",
+					         strerror(errno));
+				goto fail;
+			}
+			continue;
+		}
+		len += (size_t)n;
+		if (!header_end) {
+			buf[len] = '\0';
+			char *hend = memmem(buf, len, "\r\n\r\n", 4);
+			if (!hend)
+				continue;
+			header_end = (size_t)(hend - buf) + 4;
+			for (char *line = strstr(buf, "\r\n"); line && line < hend;
+			     line = strstr(line + 2, "\r\n")) {
+				const char *h = line + 2;
+				if (strncasecmp(h, "Content-Length:", 15) == 0)
+					content_length = strtol(h + 15, NULL, 10);
+				else if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 &&
+				         strcasestr(h, "chunked") &&
+				         strcasestr(h, "chunked") < hend)
+					chunked = true;
+			}
+			if (chunked)
+				content_length = -1;
+		}
+	}
+	close(fd);
+	fd = -1;
+	buf[len] = '\0';
+	int major, minor, status;
+	if (!header_end || sscanf(buf, "HTTP/%d.%d %d", &major, &minor, &status) != 3) {
+		snprintf(why, whylen, "upstream tracker sent no valid HTTP answer");
+		goto fail;
+	}
+	if (status != 200) {
+		snprintf(why, whylen, "upstream tracker answered HTTP %d", status);
+		goto fail;
+	}
+	size_t blen = len - header_end;
+	if (content_length >= 0 && (size_t)content_length < blen)
+		blen = (size_t)content_length;
+	memmove(buf, buf + header_end, blen);
+	if (chunked) {
+		long d = dechunk(buf, blen);
+		if (d < 0) {
+			snprintf(why, whylen, "upstream tracker sent a broken chunked body");
+			goto fail;
+		}
+		blen = (size_t)d;
+	}
+	*body = buf;
+	*bodylen = blen;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return -1;
+}
+
+/* ---- UDP client ---------------------------------------------------------- */
+
+/* Send req, resend every UDP_RESEND_MS, return the first answer whose
+ * transaction id matches: its length, 0 on timeout, -1 on error. */
+static long udp_exchange(int fd, const uint8_t *req, size_t reqlen, uint32_t tid, uint8_t *resp,
+                         size_t cap, int64_t deadline)
+{
+	for (;;) {
+		if (send(fd, req, reqlen, 0) < 0 && errno != EAGAIN && errno != ECONNREFUSED)
+			return -1;
+		int64_t resend = now_ms() + UDP_RESEND_MS;
+		for (;;) {
+			int64_t until = resend < deadline ? resend : deadline;
+			int rc = wait_fd(fd, POLLIN, until);
+			if (rc < 0)
+				return -1;
+			if (rc == 0)
+				break;
+			ssize_t n = recv(fd, resp, cap, 0);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR || errno == ECONNREFUSED)
+					continue; /* ICMP unreachable: keep trying until the
+					             deadline */
+				return -1;
+			}
+			if (n >= 8 && get32(resp + 4) == tid)
+				return n;
+		}
+		if (now_ms() >= deadline)
+			return 0;
+	}
+}
+
+static int udp_socket(struct itr_proxy *p, char *why, size_t whylen)
+{
+	int fd = socket(p->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "upstream tracker: socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&p->addr, p->addrlen) < 0) {
+		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A connection id: cached if younger than connid_lifetime_s, else a fresh
+ * connect. 1 fresh, 0 cached, -1 with why. */
+static int udp_connid(struct itr_proxy *p, int fd, bool force, int64_t deadline, uint8_t id[8],
+                      char *why, size_t whylen)
+{
+	uint32_t now = itr_tracker_now(p->tr);
+	pthread_mutex_lock(&p->connid_lock);
+	if (!force && p->connid_valid && now - p->connid_at < p->cfg.connid_lifetime_s) {
+		memcpy(id, p->connid, 8);
+		pthread_mutex_unlock(&p->connid_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&p->connid_lock);
+
+	uint8_t req[16], resp[64];
+	uint32_t tid = randombytes_random();
+	put64(req, ITR_UDP_PROTOCOL_ID);
+	put32(req + 8, ITR_UDP_CONNECT);
+	put32(req + 12, tid);
+	atomic_fetch_add(&p->udp_connects, 1);
+	long n = udp_exchange(fd, req, sizeof(req), tid, resp, sizeof(resp), deadline);
+	if (n == 0) {
+		timed_out(p, why, whylen);
+		return -1;
+	}
+	if (n < 0) {
+		snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
+		return -1;
+	}
+	if (get32(resp) == ITR_UDP_ERROR) {
+		snprintf(why, whylen, "%.*s", (int)(n - 8), (const char *)resp + 8);
+		return -1;
+	}
+	if (n < 16 || get32(resp) != ITR_UDP_CONNECT) {
+		snprintf(why, whylen, "upstream tracker sent a bad connect answer");
+		return -1;
+	}
+	memcpy(id, resp + 8, 8);
+	pthread_mutex_lock(&p->connid_lock);
+	memcpy(p->connid, id, 8);
+	p->connid_at = now;
+	p->connid_valid = true;
+	pthread_mutex_unlock(&p->connid_lock);
+	return 1;
+}
+
+static void udp_forget_connid(struct itr_proxy *p)
+{
+	pthread_mutex_lock(&p->connid_lock);
+	p->connid_valid = false;
+	pthread_mutex_unlock(&p->connid_lock);
+}
+
+/* One request that needs a connection id (announce or scrape); the id is
+ * written at offset 0 of req. Returns the answer length (action 1/2, or 3
+ * with the message as why and -2), or -1 with why. */
+static long udp_request(struct itr_proxy *p, uint8_t *req, size_t reqlen, uint8_t *resp, size_t cap,
+                        char *why, size_t whylen)
+{
+	int64_t deadline = now_ms() + p->cfg.timeout_ms;
+	int fd = udp_socket(p, why, whylen);
+	if (fd < 0)
+		return -1;
+	long result = -1;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		uint8_t id[8];
+		int fresh = udp_connid(p, fd, attempt > 0, deadline, id, why, whylen);
+		if (fresh < 0)
+			break;
+		memcpy(req, id, 8);
+		uint32_t tid = randombytes_random();
+		put32(req + 12, tid);
+		long n = udp_exchange(fd, req, reqlen, tid, resp, cap, deadline);
+		if (n == 0) {
+			timed_out(p, why, whylen);
+			break;
+		}
+		if (n < 0) {
+			snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
+			break;
+		}
+		if (get32(resp) == ITR_UDP_ERROR) {
+			snprintf(why, whylen, "%.*s", (int)(n - 8), (const char *)resp + 8);
+			udp_forget_connid(p);
+			result = -2;
+			if (fresh)
+				break;
+			continue; /* perhaps our cached id was refused: once more, fresh */
+		}
+		result = n;
+		break;
+	}
+	close(fd);
+	return result;
+}
+
+/* ---- announce ------------------------------------------------------------ */
+
+static const char *event_name(enum itr_event e)
+{
+	switch (e) {
+	case ITR_EVENT_STARTED:
+		return "started";
+	case ITR_EVENT_COMPLETED:
+		return "completed";
+	case ITR_EVENT_STOPPED:
+		return "stopped";
+	default:
+		return NULL;
+	}
+}
+
+struct candidates {
+	struct itr_peer_addr *v;
+	size_t n, cap;
+};
+
+static void add_candidate(struct candidates *c, int family, const uint8_t *addr, uint16_t port)
+{
+	if (c->n >= c->cap || port == 0)
+		return;
+	struct itr_peer_addr *a = &c->v[c->n++];
+	memset(a, 0, sizeof(*a));
+	a->family = (uint8_t)family;
+	memcpy(a->addr, addr, family == 6 ? 16 : 4);
+	a->port = port;
+}
+
+static void add_compact(struct candidates *c, const uint8_t *data, size_t len, int family)
+{
+	size_t alen = family == 6 ? 16 : 4, stride = alen + 2;
+	for (size_t off = 0; off + stride <= len; off += stride)
+		add_candidate(c, family, data + off,
+		              (uint16_t)(data[off + alen] << 8 | data[off + alen + 1]));
+}
+
+static uint32_t clamp_u32(int64_t v)
+{
+	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static int http_announce(struct itr_proxy *p, const struct itr_proxy_request *req, size_t upwant,
+                         struct itr_proxy_reply *reply, struct candidates *cands)
+{
+	const struct itr_announce *ann = &req->ann;
+	struct strbuf sb = {.len = 0};
+	char ip[INET6_ADDRSTRLEN];
+	sb_add(&sb, "%s%cinfo_hash=", p->announce_path, strchr(p->announce_path, '?') ? '&' : '?');
+	sb_escape(&sb, ann->info_hash, ITR_INFO_HASH_LEN);
+	sb_add(&sb, "&peer_id=");
+	sb_escape(&sb, req->peer_id, 20);
+	sb_add(&sb, "&port=%u&uploaded=%" PRIu64 "&downloaded=%" PRIu64, ann->peer.port,
+	       ann->uploaded, ann->downloaded);
+	if (ann->left != UINT64_MAX)
+		sb_add(&sb, "&left=%" PRIu64, ann->left);
+	sb_add(&sb, "&compact=1&numwant=%zu", upwant);
+	if (event_name(ann->event))
+		sb_add(&sb, "&event=%s", event_name(ann->event));
+	if (req->key[0]) {
+		sb_add(&sb, "&key=");
+		sb_escape(&sb, (const uint8_t *)req->key, strlen(req->key));
+	}
+	sb_add(&sb, "&ip=%s", itr_peer_addr_ntop(&ann->peer, ip, sizeof(ip)));
+	if (sb.overflow) {
+		snprintf(reply->failure, sizeof(reply->failure), "upstream request too long");
+		return -1;
+	}
+
+	char *body;
+	size_t len;
+	if (http_get(p, sb.buf, &body, &len, reply->failure, sizeof(reply->failure)) < 0)
+		return -1;
+	struct itr_bval root, v;
+	if (!itr_bdec_valid((const uint8_t *)body, len) ||
+	    itr_bdec((const uint8_t *)body, len, &root) < 0 || root.type != ITR_BVAL_DICT) {
+		snprintf(reply->failure, sizeof(reply->failure),
+		         "upstream tracker sent an invalid answer");
+		free(body);
+		return -1;
+	}
+	if (itr_bdec_dict_get(&root, "failure reason", &v) == 0 && v.type == ITR_BVAL_STR) {
+		snprintf(reply->failure, sizeof(reply->failure), "%.*s", (int)v.len,
+		         (const char *)v.data);
+		if (!reply->failure[0])
+			snprintf(reply->failure, sizeof(reply->failure), "upstream tracker failed");
+		free(body);
+		return 1;
+	}
+	if (itr_bdec_dict_get(&root, "warning message", &v) == 0 && v.type == ITR_BVAL_STR)
+		snprintf(reply->warning, sizeof(reply->warning), "%.*s", (int)v.len,
+		         (const char *)v.data);
+	if (itr_bdec_dict_get(&root, "interval", &v) == 0 && v.type == ITR_BVAL_INT)
+		reply->interval = clamp_u32(v.num);
+	if (itr_bdec_dict_get(&root, "min interval", &v) == 0 && v.type == ITR_BVAL_INT)
+		reply->min_interval = clamp_u32(v.num);
+	if (itr_bdec_dict_get(&root, "complete", &v) == 0 && v.type == ITR_BVAL_INT)
+		reply->counts.complete = clamp_u32(v.num);
+	if (itr_bdec_dict_get(&root, "incomplete", &v) == 0 && v.type == ITR_BVAL_INT)
+		reply->counts.incomplete = clamp_u32(v.num);
+	if (itr_bdec_dict_get(&root, "downloaded", &v) == 0 && v.type == ITR_BVAL_INT) {
+		reply->counts.downloaded = clamp_u32(v.num);
+		reply->has_downloaded = true;
+	}
+	if (itr_bdec_dict_get(&root, "peers", &v) == 0) {
+		if (v.type == ITR_BVAL_STR) {
+			add_compact(cands, v.data, v.len, 4);
+		} else if (v.type == ITR_BVAL_LIST) {
+			size_t pos = 0;
+			struct itr_bval item, f;
+			while (itr_bdec_list_next(&v, &pos, &item) == 1) {
+				if (item.type != ITR_BVAL_DICT ||
+				    itr_bdec_dict_get(&item, "ip", &f) < 0 ||
+				    f.type != ITR_BVAL_STR || f.len >= INET6_ADDRSTRLEN)
+					continue;
+				char text[INET6_ADDRSTRLEN];
+				memcpy(text, f.data, f.len);
+				text[f.len] = '\0';
+				struct itr_peer_addr a;
+				if (itr_peer_addr_parse(text, &a) < 0 ||
+				    itr_bdec_dict_get(&item, "port", &f) < 0 ||
+				    f.type != ITR_BVAL_INT || f.num < 1 || f.num > 65535)
+					continue;
+				add_candidate(cands, a.family, a.addr, (uint16_t)f.num);
+			}
+		}
+	}
+	if (itr_bdec_dict_get(&root, "peers6", &v) == 0 && v.type == ITR_BVAL_STR)
+		add_compact(cands, v.data, v.len, 6);
+	free(body);
+	return 0;
+}
+
+static uint32_t key_value(const char *key)
+{
+	if (!key[0])
+		return 0;
+	char *end;
+	unsigned long v = strtoul(key, &end, 16);
+	if (!*end && strlen(key) <= 8)
+		return (uint32_t)v;
+	/* not a hex number: any stable 32 bits of it will do */
+	return itr_crc32c(0, key, strlen(key));
+}
+
+static int udp_announce(struct itr_proxy *p, const struct itr_proxy_request *req, size_t upwant,
+                        struct itr_proxy_reply *reply, struct candidates *cands)
+{
+	const struct itr_announce *ann = &req->ann;
+	uint8_t pkt[ITR_UDP_ANNOUNCE_LEN], resp[DATAGRAM_MAX];
+	memset(pkt, 0, sizeof(pkt));
+	put32(pkt + 8, ITR_UDP_ANNOUNCE);
+	memcpy(pkt + 16, ann->info_hash, 20);
+	memcpy(pkt + 36, req->peer_id, 20);
+	put64(pkt + 56, ann->downloaded);
+	put64(pkt + 64, ann->left);
+	put64(pkt + 72, ann->uploaded);
+	put32(pkt + 80, (uint32_t)ann->event);
+	if (ann->peer.family == 4)
+		memcpy(pkt + 84, ann->peer.addr, 4);
+	put32(pkt + 88, key_value(req->key));
+	put32(pkt + 92, (uint32_t)(upwant > INT32_MAX ? INT32_MAX : upwant));
+	pkt[96] = (uint8_t)(ann->peer.port >> 8);
+	pkt[97] = (uint8_t)ann->peer.port;
+	long n = udp_request(p, pkt, sizeof(pkt), resp, sizeof(resp), reply->failure,
+	                     sizeof(reply->failure));
+	if (n == -2)
+		return 1;
+	if (n < 0)
+		return -1;
+	if (n < 20 || get32(resp) != ITR_UDP_ANNOUNCE) {
+		snprintf(reply->failure, sizeof(reply->failure),
+		         "upstream tracker sent a bad announce answer");
+		return -1;
+	}
+	reply->interval = get32(resp + 8);
+	reply->counts.incomplete = get32(resp + 12);
+	reply->counts.complete = get32(resp + 16);
+	/* BEP 15: the peer format follows the family the request went over */
+	add_compact(cands, resp + 20, (size_t)n - 20, p->addr.ss_family == AF_INET6 ? 6 : 4);
+	return 0;
+}
+
+int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
+                       struct itr_proxy_reply *reply, struct itr_ranked_peer *peers, size_t cap)
+{
+	const struct itr_tracker_config *tc = itr_tracker_get_config(p->tr);
+	memset(reply, 0, sizeof(*reply));
+	reply->interval = tc->interval;
+	atomic_fetch_add(&p->announces, 1);
+
+	size_t want = req->ann.numwant < 0 ? tc->default_numwant : (size_t)req->ann.numwant;
+	if (want > tc->max_numwant)
+		want = tc->max_numwant;
+	if (want > cap)
+		want = cap;
+	if (req->ann.event == ITR_EVENT_STOPPED)
+		want = 0;
+	size_t upwant = want * p->cfg.upstream_factor;
+	if (upwant < p->cfg.min_upstream_want)
+		upwant = p->cfg.min_upstream_want;
+
+	struct candidates cands = {.cap = MAX_CANDIDATES};
+	cands.v = malloc(cands.cap * sizeof(*cands.v));
+	if (!cands.v)
+		return -1;
+	int rc = p->kind == UPSTREAM_HTTP ? http_announce(p, req, upwant, reply, &cands)
+	                                  : udp_announce(p, req, upwant, reply, &cands);
+	if (rc != 0) {
+		atomic_fetch_add(rc > 0 ? &p->upstream_failures : &p->upstream_errors, 1);
+		free(cands.v);
+		return 0;
+	}
+	if (reply->interval == 0)
+		reply->interval = tc->interval;
+	reply->upstream_peers = cands.n;
+	if (want > 0) {
+		struct itr_netmap *map = itr_netmap_current();
+		reply->npeers =
+		    itr_rank(map, &tc->policy, &req->ann.peer, cands.v, cands.n, want, peers);
+		if (map)
+			itr_netmap_unref(map);
+	}
+	free(cands.v);
+	return 0;
+}
+
+/* ---- scrape -------------------------------------------------------------- */
+
+static int http_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                       struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	if (!p->scrape_path[0]) {
+		snprintf(failure, failurelen, "upstream tracker does not support scrape");
+		return -1;
+	}
+	struct strbuf sb = {.len = 0};
+	char sep = strchr(p->scrape_path, '?') ? '&' : '?';
+	sb_add(&sb, "%s", p->scrape_path);
+	for (size_t i = 0; i < n; i++) {
+		sb_add(&sb, "%cinfo_hash=", i == 0 ? sep : '&');
+		sb_escape(&sb, hashes[i], ITR_INFO_HASH_LEN);
+	}
+	if (sb.overflow) {
+		snprintf(failure, failurelen, "upstream request too long");
+		return -1;
+	}
+	char *body;
+	size_t len;
+	if (http_get(p, sb.buf, &body, &len, failure, failurelen) < 0)
+		return -1;
+	struct itr_bval root, files, v;
+	if (!itr_bdec_valid((const uint8_t *)body, len) ||
+	    itr_bdec((const uint8_t *)body, len, &root) < 0 || root.type != ITR_BVAL_DICT) {
+		snprintf(failure, failurelen, "upstream tracker sent an invalid answer");
+		free(body);
+		return -1;
+	}
+	if (itr_bdec_dict_get(&root, "failure reason", &v) == 0 && v.type == ITR_BVAL_STR) {
+		snprintf(failure, failurelen, "%.*s", (int)v.len, (const char *)v.data);
+		free(body);
+		return -1;
+	}
+	if (itr_bdec_dict_get(&root, "files", &files) == 0 && files.type == ITR_BVAL_DICT) {
+		size_t pos = 0;
+		struct itr_bval key, val, f;
+		while (itr_bdec_dict_next(&files, &pos, &key, &val) == 1) {
+			if (key.len != ITR_INFO_HASH_LEN || val.type != ITR_BVAL_DICT)
+				continue;
+			for (size_t i = 0; i < n; i++) {
+				if (memcmp(hashes[i], key.data, ITR_INFO_HASH_LEN) != 0)
+					continue;
+				if (itr_bdec_dict_get(&val, "complete", &f) == 0 &&
+				    f.type == ITR_BVAL_INT)
+					counts[i].complete = clamp_u32(f.num);
+				if (itr_bdec_dict_get(&val, "incomplete", &f) == 0 &&
+				    f.type == ITR_BVAL_INT)
+					counts[i].incomplete = clamp_u32(f.num);
+				if (itr_bdec_dict_get(&val, "downloaded", &f) == 0 &&
+				    f.type == ITR_BVAL_INT)
+					counts[i].downloaded = clamp_u32(f.num);
+			}
+		}
+	}
+	free(body);
+	return 0;
+}
+
+static int udp_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                      struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	uint8_t pkt[16 + 20 * ITR_PROXY_MAX_SCRAPE], resp[DATAGRAM_MAX];
+	put32(pkt + 8, ITR_UDP_SCRAPE);
+	for (size_t i = 0; i < n; i++)
+		memcpy(pkt + 16 + 20 * i, hashes[i], 20);
+	long len = udp_request(p, pkt, 16 + 20 * n, resp, sizeof(resp), failure, failurelen);
+	if (len < 0)
+		return -1;
+	if (len < 8 || get32(resp) != ITR_UDP_SCRAPE) {
+		snprintf(failure, failurelen, "upstream tracker sent a bad scrape answer");
+		return -1;
+	}
+	for (size_t i = 0; i < n && 8 + 12 * (i + 1) <= (size_t)len; i++) {
+		const uint8_t *r = resp + 8 + 12 * i;
+		counts[i].complete = get32(r);
+		counts[i].downloaded = get32(r + 4);
+		counts[i].incomplete = get32(r + 8);
+	}
+	return 0;
+}
+
+int itr_proxy_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                     struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	memset(counts, 0, n * sizeof(*counts));
+	if (n == 0)
+		return 0;
+	if (n > ITR_PROXY_MAX_SCRAPE)
+		n = ITR_PROXY_MAX_SCRAPE;
+	int rc = p->kind == UPSTREAM_HTTP ? http_scrape(p, hashes, n, counts, failure, failurelen)
+	                                  : udp_scrape(p, hashes, n, counts, failure, failurelen);
+	if (rc < 0)
+		atomic_fetch_add(&p->upstream_errors, 1);
+	return rc;
+}
+
+/* ---- HTTP front end ------------------------------------------------------ */
+
+static void http_failure(struct itr_http_response *resp, const char *reason)
+{
+	char *body;
+	size_t len;
+	if (itr_benc_failure(reason, &body, &len) < 0) {
+		itr_http_set_body(resp, 500, "text/plain", NULL, 0);
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static int parse_client_ip(const char *text, struct itr_peer_addr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 2];
+	while (*text == ' ' || *text == '\t')
+		text++;
+	size_t n = strcspn(text, " \t");
+	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+		text++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	if (itr_peer_addr_parse(buf, out) < 0)
+		return -1;
+	if (out->family == 6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)out->addr)) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = 4;
+	}
+	return 0;
+}
+
+/* The same rule as the tracker's own front end: the connection's source,
+ * unless it is a trusted proxy that names the client. */
+static const char *http_client(struct itr_proxy *p, const struct itr_http_request *req,
+                               const struct itr_announce_query *q, struct itr_peer_addr *out)
+{
+	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
+		return "unsupported address family";
+	if (itr_tracker_trusts(p->tr, out)) {
+		if (q->has_ip) {
+			if (parse_client_ip(q->ip, out) < 0)
+				return "bad ip: not an IPv4 or IPv6 address";
+		} else if (req->forwarded_for) {
+			const char *last = strrchr(req->forwarded_for, ',');
+			last = last ? last + 1 : req->forwarded_for;
+			if (parse_client_ip(last, out) < 0)
+				return "bad X-Forwarded-For: not an IPv4 or IPv6 address";
+		}
+	}
+	out->port = q->port;
+	return NULL;
+}
+
+static void put_compact(struct itr_benc *b, const char *key, const struct itr_ranked_peer *peers,
+                        size_t n, int family)
+{
+	size_t alen = family == 6 ? 16 : 4, count = 0;
+	for (size_t i = 0; i < n; i++)
+		count += peers[i].peer.family == family;
+	itr_benc_cstr(b, key);
+	char prefix[32];
+	int plen = snprintf(prefix, sizeof(prefix), "%zu:", count * (alen + 2));
+	itr_benc_raw(b, prefix, (size_t)plen);
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].peer.family != family)
+			continue;
+		uint8_t port[2] = {(uint8_t)(peers[i].peer.port >> 8), (uint8_t)peers[i].peer.port};
+		itr_benc_raw(b, peers[i].peer.addr, alen);
+		itr_benc_raw(b, port, 2);
+	}
+}
+
+static void proxy_http_announce(const struct itr_http_request *req, struct itr_http_response *resp,
+                                void *arg)
+{
+	struct itr_proxy *p = arg;
+	struct itr_announce_query q;
+	char why[160];
+	const char *query = req->query ? req->query : "";
+	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
+		itr_tracker_count_rejected(p->tr);
+		http_failure(resp, why);
+		return;
+	}
+	struct itr_proxy_request pr = {
+	    .ann =
+	        {
+	            .downloaded = q.downloaded,
+	            .left = q.left,
+	            .uploaded = q.uploaded,
+	            .event = q.event,
+	            .numwant = q.numwant,
+	        },
+	};
+	memcpy(pr.ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
+	memcpy(pr.peer_id, q.peer_id, 20);
+	long klen = itr_http_query_get(query, "key", (uint8_t *)pr.key, sizeof(pr.key) - 1);
+	if (klen < 0 || (size_t)klen >= sizeof(pr.key))
+		pr.key[0] = '\0';
+	else
+		pr.key[klen] = '\0';
+	const char *bad = http_client(p, req, &q, &pr.ann.peer);
+	if (bad) {
+		itr_tracker_count_rejected(p->tr);
+		http_failure(resp, bad);
+		return;
+	}
+	size_t cap = itr_tracker_get_config(p->tr)->max_numwant;
+	struct itr_ranked_peer *peers = calloc(cap ? cap : 1, sizeof(*peers));
+	struct itr_proxy_reply reply;
+	if (!peers || itr_proxy_announce(p, &pr, &reply, peers, cap) < 0) {
+		free(peers);
+		http_failure(resp, "tracker out of memory, try later");
+		return;
+	}
+	if (reply.failure[0]) {
+		free(peers);
+		http_failure(resp, reply.failure);
+		return;
+	}
+	struct itr_benc b;
+	itr_benc_init(&b);
+	itr_benc_reserve(&b, 160 + reply.npeers * (q.compact ? 18 : 64));
+	itr_benc_dict(&b);
+	itr_benc_key_int(&b, "complete", reply.counts.complete);
+	if (reply.has_downloaded)
+		itr_benc_key_int(&b, "downloaded", reply.counts.downloaded);
+	itr_benc_key_int(&b, "incomplete", reply.counts.incomplete);
+	itr_benc_key_int(&b, "interval", reply.interval);
+	if (reply.min_interval)
+		itr_benc_key_int(&b, "min interval", reply.min_interval);
+	if (q.compact) {
+		put_compact(&b, "peers", peers, reply.npeers, 4);
+		bool any6 = pr.ann.peer.family == 6;
+		for (size_t i = 0; i < reply.npeers && !any6; i++)
+			any6 = peers[i].peer.family == 6;
+		if (any6)
+			put_compact(&b, "peers6", peers, reply.npeers, 6);
+	} else {
+		itr_benc_cstr(&b, "peers");
+		itr_benc_list(&b);
+		for (size_t i = 0; i < reply.npeers; i++) {
+			char text[INET6_ADDRSTRLEN];
+			itr_benc_dict(&b);
+			itr_benc_cstr(&b, "ip");
+			itr_benc_cstr(&b, itr_peer_addr_ntop(&peers[i].peer, text, sizeof(text)));
+			itr_benc_key_int(&b, "port", peers[i].peer.port);
+			itr_benc_end(&b);
+		}
+		itr_benc_end(&b);
+	}
+	if (reply.warning[0])
+		itr_benc_key_str(&b, "warning message", reply.warning, strlen(reply.warning));
+	itr_benc_end(&b);
+	free(peers);
+	char *body;
+	size_t len;
+	if (itr_benc_finish(&b, &body, &len) < 0) {
+		http_failure(resp, "tracker out of memory, try later");
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static int compare_hash(const void *a, const void *b)
+{
+	return memcmp(a, b, ITR_INFO_HASH_LEN);
+}
+
+static void proxy_http_scrape(const struct itr_http_request *req, struct itr_http_response *resp,
+                              void *arg)
+{
+	struct itr_proxy *p = arg;
+	uint8_t hashes[ITR_PROXY_MAX_SCRAPE][ITR_INFO_HASH_LEN];
+	struct itr_swarm_counts counts[ITR_PROXY_MAX_SCRAPE];
+	char why[256];
+	const char *query = req->query ? req->query : "";
+	long n = itr_scrape_query_parse(query, strlen(query), hashes, ITR_PROXY_MAX_SCRAPE, why,
+	                                sizeof(why));
+	if (n < 0) {
+		http_failure(resp, why);
+		return;
+	}
+	/* dictionary keys must be sorted and unique */
+	qsort(hashes, (size_t)n, ITR_INFO_HASH_LEN, compare_hash);
+	size_t unique = 0;
+	for (long i = 0; i < n; i++)
+		if (unique == 0 || memcmp(hashes[i], hashes[unique - 1], ITR_INFO_HASH_LEN) != 0)
+			memmove(hashes[unique++], hashes[i], ITR_INFO_HASH_LEN);
+	if (itr_proxy_scrape(p, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, unique, counts, why,
+	                     sizeof(why)) < 0) {
+		http_failure(resp, why);
+		return;
+	}
+	struct itr_benc b;
+	itr_benc_init(&b);
+	itr_benc_dict(&b);
+	itr_benc_cstr(&b, "files");
+	itr_benc_dict(&b);
+	for (size_t i = 0; i < unique; i++) {
+		itr_benc_str(&b, hashes[i], ITR_INFO_HASH_LEN);
+		itr_benc_dict(&b);
+		itr_benc_key_int(&b, "complete", counts[i].complete);
+		itr_benc_key_int(&b, "downloaded", counts[i].downloaded);
+		itr_benc_key_int(&b, "incomplete", counts[i].incomplete);
+		itr_benc_end(&b);
+	}
+	itr_benc_end(&b);
+	itr_benc_end(&b);
+	char *body;
+	size_t len;
+	if (itr_benc_finish(&b, &body, &len) < 0) {
+		http_failure(resp, "tracker out of memory, try later");
+		return;
+	}
+	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+int itr_proxy_http_register(struct itr_http_server *srv, struct itr_proxy *p)
+{
+	if (itr_http_route(srv, "GET", "/announce", proxy_http_announce, p) < 0)
+		return -1;
+	if (itr_http_route(srv, "GET", "/scrape", proxy_http_scrape, p) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- UDP front end ------------------------------------------------------- */
+
+struct itr_proxy_udp {
+	struct itr_proxy *p;
+	struct itr_udp_connid cid;
+	int fds[MAX_SOCKETS];
+	int nfds;
+	uint16_t port;
+	pthread_t *threads;
+	unsigned nthreads;
+	atomic_bool stop;
+};
+
+/* An error no longer than the request that caused it (no amplification). */
+static size_t udp_error(uint8_t *out, size_t cap, size_t request_len, uint32_t tid, const char *msg)
+{
+	char text[256];
+	size_t room = request_len > 8 ? request_len - 8 : 0;
+	if (room == 0)
+		return 0;
+	snprintf(text, sizeof(text), "%.*s", (int)(room < sizeof(text) ? room : sizeof(text) - 1),
+	         msg);
+	return itr_udp_build_error(out, cap, tid, text);
+}
+
+static size_t udp_handle(struct itr_proxy_udp *u, const struct itr_peer_addr *src,
+                         const uint8_t *pkt, size_t len, uint8_t *out, size_t cap)
+{
+	struct itr_proxy *p = u->p;
+	struct itr_udp_request req;
+	const char *why;
+	enum itr_udp_parse_status st = itr_udp_parse(pkt, len, &req, &why);
+	if (st == ITR_UDP_DROP)
+		return 0;
+	uint32_t now = itr_tracker_now(p->tr);
+	if (st == ITR_UDP_PARSED && req.action == ITR_UDP_CONNECT) {
+		uint8_t id[8];
+		itr_udp_connid_make(&u->cid, src, now, id);
+		return itr_udp_build_connect(out, cap, req.transaction_id, id);
+	}
+	if (!itr_udp_connid_check(&u->cid, src, now, req.connection_id)) {
+		itr_tracker_count_rejected(p->tr);
+		return udp_error(out, cap, len, req.transaction_id, "bad connection id");
+	}
+	if (st == ITR_UDP_INVALID) {
+		itr_tracker_count_rejected(p->tr);
+		return udp_error(out, cap, len, req.transaction_id, why);
+	}
+	if (req.action == ITR_UDP_SCRAPE) {
+		uint8_t hashes[ITR_PROXY_MAX_SCRAPE][ITR_INFO_HASH_LEN];
+		struct itr_swarm_counts counts[ITR_PROXY_MAX_SCRAPE];
+		size_t n = req.nhashes < ITR_PROXY_MAX_SCRAPE ? req.nhashes : ITR_PROXY_MAX_SCRAPE;
+		char failure[256];
+		memcpy(hashes, req.hashes, n * ITR_INFO_HASH_LEN);
+		if (itr_proxy_scrape(p, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, n, counts,
+		                     failure, sizeof(failure)) < 0)
+			return udp_error(out, cap, len, req.transaction_id, failure);
+		size_t olen = itr_udp_build_scrape_header(out, cap, req.transaction_id);
+		for (size_t i = 0; i < n && olen + 12 <= cap; i++) {
+			put32(out + olen, counts[i].complete);
+			put32(out + olen + 4, counts[i].downloaded);
+			put32(out + olen + 8, counts[i].incomplete);
+			olen += 12;
+		}
+		return olen;
+	}
+
+	struct itr_proxy_request pr = {
+	    .ann =
+	        {
+	            .downloaded = req.downloaded,
+	            .left = req.left,
+	            .uploaded = req.uploaded,
+	            .event = (enum itr_event)req.event,
+	            .numwant = req.num_want < 0 ? -1 : req.num_want,
+	        },
+	};
+	memcpy(pr.ann.info_hash, req.info_hash, ITR_INFO_HASH_LEN);
+	memcpy(pr.peer_id, req.peer_id, 20);
+	snprintf(pr.key, sizeof(pr.key), "%08X", req.key);
+	pr.ann.peer = *src;
+	pr.ann.peer.port = req.port;
+	static const uint8_t zero[4];
+	if (src->family == 4 && memcmp(req.ipv4, zero, 4) != 0 && itr_tracker_trusts(p->tr, src))
+		memcpy(pr.ann.peer.addr, req.ipv4, 4);
+
+	size_t stride = src->family == 6 ? 18 : 6;
+	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;
+	if (limit > cap)
+		limit = cap;
+	size_t room = (limit - 20) / stride;
+	struct itr_ranked_peer *peers = calloc(room, sizeof(*peers));
+	struct itr_proxy_reply reply;
+	if (!peers || itr_proxy_announce(p, &pr, &reply, peers, room) < 0) {
+		free(peers);
+		return udp_error(out, cap, len, req.transaction_id, "out of memory");
+	}
+	if (reply.failure[0]) {
+		free(peers);
+		return udp_error(out, cap, len, req.transaction_id, reply.failure);
+	}
+	size_t olen = itr_udp_build_announce(out, limit, req.transaction_id, reply.interval,
+	                                     &reply.counts, peers, reply.npeers, src->family);
+	free(peers);
+	return olen;
+}
+
+static void *udp_worker(void *arg)
+{
+	struct itr_proxy_udp *u = arg;
+	uint8_t in[DATAGRAM_MAX], out[DATAGRAM_MAX];
+	struct pollfd pfds[MAX_SOCKETS];
+	for (int i = 0; i < u->nfds; i++)
+		pfds[i] = (struct pollfd){.fd = u->fds[i], .events = POLLIN};
+	while (!atomic_load(&u->stop)) {
+		int rc = poll(pfds, (nfds_t)u->nfds, 200);
+		if (rc <= 0)
+			continue;
+		for (int i = 0; i < u->nfds; i++) {
+			if (!(pfds[i].revents & POLLIN))
+				continue;
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+			/* several workers wake for one datagram; the losers get EAGAIN */
+			ssize_t n =
+			    recvfrom(u->fds[i], in, sizeof(in), 0, (struct sockaddr *)&ss, &sl);
+			if (n <= 0)
+				continue;
+			struct itr_peer_addr src;
+			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&ss, &src) < 0)
+				continue;
+			size_t olen = udp_handle(u, &src, in, (size_t)n, out, sizeof(out));
+			if (olen)
+				sendto(u->fds[i], out, olen, 0, (struct sockaddr *)&ss, sl);
+		}
+	}
+	return NULL;
+}
+
+static int udp_open(const char *addr, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		sl = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		sl = sizeof(*sin6);
+	} else {
+		snprintf(err, errlen, "proxy udp: '%s' is not an IP address", addr);
+		return -1;
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "proxy udp: socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
+		snprintf(err, errlen, "proxy udp: bind %s port %u: %s", addr, port,
+		         strerror(errno));
+		close(fd);
+		return -1;
+	}
+	sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
+	return fd;
+}
+
+struct itr_proxy_udp *itr_proxy_udp_start(struct itr_proxy *p, const char *addrs, uint16_t port,
+                                          char *err, size_t errlen)
+{
+	struct itr_proxy_udp *u = calloc(1, sizeof(*u));
+	char *copy = strdup(addrs ? addrs : "0.0.0.0,::");
+	if (!u || !copy) {
+		free(u);
+		free(copy);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	u->p = p;
+	itr_udp_connid_init(&u->cid);
+	char *save = NULL;
+	for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+		if (u->nfds == MAX_SOCKETS) {
+			snprintf(err, errlen, "proxy udp: at most %d addresses", MAX_SOCKETS);
+			goto fail;
+		}
+		uint16_t bound;
+		int fd = udp_open(a, port, &bound, err, errlen);
+		if (fd < 0)
+			goto fail;
+		u->fds[u->nfds++] = fd;
+		port = bound; /* port 0: every socket on the first one's port */
+	}
+	if (u->nfds == 0) {
+		snprintf(err, errlen, "proxy udp: no address to bind");
+		goto fail;
+	}
+	u->port = port;
+	u->threads = calloc(p->cfg.udp_workers, sizeof(*u->threads));
+	if (!u->threads) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < p->cfg.udp_workers; i++) {
+		int rc = pthread_create(&u->threads[i], NULL, udp_worker, u);
+		if (rc) {
+			snprintf(err, errlen, "proxy udp: thread: %s", strerror(rc));
+			goto fail;
+		}
+		u->nthreads++;
+	}
+	free(copy);
+	return u;
+fail:
+	free(copy);
+	itr_proxy_udp_stop(u);
+	return NULL;
+}
+
+uint16_t itr_proxy_udp_port(const struct itr_proxy_udp *u)
+{
+	return u->port;
+}
+
+void itr_proxy_udp_stop(struct itr_proxy_udp *u)
+{
+	if (!u)
+		return;
+	atomic_store(&u->stop, true);
+	for (unsigned i = 0; i < u->nthreads; i++)
+		pthread_join(u->threads[i], NULL);
+	for (int i = 0; i < u->nfds; i++)
+		close(u->fds[i]);
+	free(u->threads);
+	free(u);
+}
