@@ -11,8 +11,13 @@
  * The upstream must see the client, not the proxy: HTTP upstreams get
  * `ip=` (honoured only by trackers that trust us), UDP upstreams the BEP 15
  * IPv4 field (same caveat; IPv6 clients cannot be named over UDP). An
- * upstream that ignores both stores the proxy's address instead, but the
- * peers it returns are still the swarm's, and those are what get ranked.
+ * upstream that ignores both (Debian's opentracker does: it is built
+ * without WANT_IP_FROM_QUERY_STRING, checked on loopback) stores proxied
+ * clients under the proxy's address. The peers it returns are still the
+ * swarm's - those that announce to it directly - and those are what get
+ * ranked; the entries at our own address point at the proxy, not at a
+ * peer, and are dropped. Proxied clients then find each other only if the
+ * upstream honours ip=.
  */
 #include "proxy.h"
 
@@ -336,8 +341,17 @@ static long dechunk(char *body, size_t len)
 
 /* GET target from the upstream. 0 with the body (malloc'ed) in *body, or
  * -1 with why. */
+static void local_address(int fd, struct itr_peer_addr *local)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	memset(local, 0, sizeof(*local));
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		itr_peer_addr_from_sockaddr((struct sockaddr *)&ss, local);
+}
+
 static int http_get(struct itr_proxy *p, const char *target, char **body, size_t *bodylen,
-                    char *why, size_t whylen)
+                    struct itr_peer_addr *local, char *why, size_t whylen)
 {
 	int64_t deadline = now_ms() + p->cfg.timeout_ms;
 	char *buf = NULL;
@@ -365,7 +379,8 @@ static int http_get(struct itr_proxy *p, const char *target, char **body, size_t
 		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(soerr));
 		goto fail;
 	}
-
+	if (local)
+		local_address(fd, local);
 	char req[sizeof(((struct strbuf *)0)->buf) + 512];
 	int reqlen = snprintf(req, sizeof(req),
 	                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: itrackerd-proxy\r\n"
@@ -601,12 +616,14 @@ static void udp_forget_connid(struct itr_proxy *p)
  * written at offset 0 of req. Returns the answer length (action 1/2, or 3
  * with the message as why and -2), or -1 with why. */
 static long udp_request(struct itr_proxy *p, uint8_t *req, size_t reqlen, uint8_t *resp, size_t cap,
-                        char *why, size_t whylen)
+                        struct itr_peer_addr *local, char *why, size_t whylen)
 {
 	int64_t deadline = now_ms() + p->cfg.timeout_ms;
 	int fd = udp_socket(p, why, whylen);
 	if (fd < 0)
 		return -1;
+	if (local)
+		local_address(fd, local);
 	long result = -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		uint8_t id[8];
@@ -659,6 +676,7 @@ static const char *event_name(enum itr_event e)
 struct candidates {
 	struct itr_peer_addr *v;
 	size_t n, cap;
+	struct itr_peer_addr local; /* our end of the upstream exchange */
 };
 
 static void add_candidate(struct candidates *c, int family, const uint8_t *addr, uint16_t port)
@@ -678,6 +696,22 @@ static void add_compact(struct candidates *c, const uint8_t *data, size_t len, i
 	for (size_t off = 0; off + stride <= len; off += stride)
 		add_candidate(c, family, data + off,
 		              (uint16_t)(data[off + alen] << 8 | data[off + alen + 1]));
+}
+
+/* An upstream that ignores ip= / the IP field stores proxied clients under
+ * our address: those entries point at the proxy, not at a peer. Dropped,
+ * unless the client really is at our address. */
+static void drop_proxy_entries(struct candidates *c, const struct itr_peer_addr *client)
+{
+	const struct itr_peer_addr *l = &c->local;
+	size_t alen = l->family == 6 ? 16 : 4;
+	if (!l->family || (client->family == l->family && memcmp(client->addr, l->addr, alen) == 0))
+		return;
+	size_t kept = 0;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->v[i].family != l->family || memcmp(c->v[i].addr, l->addr, alen) != 0)
+			c->v[kept++] = c->v[i];
+	c->n = kept;
 }
 
 static uint32_t clamp_u32(int64_t v)
@@ -714,7 +748,8 @@ static int http_announce(struct itr_proxy *p, const struct itr_proxy_request *re
 
 	char *body;
 	size_t len;
-	if (http_get(p, sb.buf, &body, &len, reply->failure, sizeof(reply->failure)) < 0)
+	if (http_get(p, sb.buf, &body, &len, &cands->local, reply->failure,
+	             sizeof(reply->failure)) < 0)
 		return -1;
 	struct itr_bval root, v;
 	if (!itr_bdec_valid((const uint8_t *)body, len) ||
@@ -807,7 +842,7 @@ static int udp_announce(struct itr_proxy *p, const struct itr_proxy_request *req
 	put32(pkt + 92, (uint32_t)(upwant > INT32_MAX ? INT32_MAX : upwant));
 	pkt[96] = (uint8_t)(ann->peer.port >> 8);
 	pkt[97] = (uint8_t)ann->peer.port;
-	long n = udp_request(p, pkt, sizeof(pkt), resp, sizeof(resp), reply->failure,
+	long n = udp_request(p, pkt, sizeof(pkt), resp, sizeof(resp), &cands->local, reply->failure,
 	                     sizeof(reply->failure));
 	if (n == -2)
 		return 1;
@@ -844,8 +879,7 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 	size_t upwant = want * p->cfg.upstream_factor;
 	if (upwant < p->cfg.min_upstream_want)
 		upwant = p->cfg.min_upstream_want;
-
-	struct candidates cands = {.cap = MAX_CANDIDATES};
+	struct candidates cands = {.cap = MAX_CANDIDATES, .local = {.family = 0}};
 	cands.v = malloc(cands.cap * sizeof(*cands.v));
 	if (!cands.v)
 		return -1;
@@ -859,6 +893,7 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 	if (reply->interval == 0)
 		reply->interval = tc->interval;
 	reply->upstream_peers = cands.n;
+	drop_proxy_entries(&cands, &req->ann.peer);
 	if (want > 0) {
 		struct itr_netmap *map = itr_netmap_current();
 		reply->npeers =
@@ -892,7 +927,7 @@ static int http_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HAS
 	}
 	char *body;
 	size_t len;
-	if (http_get(p, sb.buf, &body, &len, failure, failurelen) < 0)
+	if (http_get(p, sb.buf, &body, &len, NULL, failure, failurelen) < 0)
 		return -1;
 	struct itr_bval root, files, v;
 	if (!itr_bdec_valid((const uint8_t *)body, len) ||
@@ -938,7 +973,7 @@ static int udp_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH
 	put32(pkt + 8, ITR_UDP_SCRAPE);
 	for (size_t i = 0; i < n; i++)
 		memcpy(pkt + 16 + 20 * i, hashes[i], 20);
-	long len = udp_request(p, pkt, 16 + 20 * n, resp, sizeof(resp), failure, failurelen);
+	long len = udp_request(p, pkt, 16 + 20 * n, resp, sizeof(resp), NULL, failure, failurelen);
 	if (len < 0)
 		return -1;
 	if (len < 8 || get32(resp) != ITR_UDP_SCRAPE) {

@@ -386,6 +386,47 @@ static void test_bad_urls(void **state)
 	}
 }
 
+/* An upstream that does not trust us stores proxied clients under our own
+ * address (Debian's opentracker does this with ip=); those entries point
+ * at the proxy and must not reach clients. */
+static void test_untrusting_upstream(void **state)
+{
+	(void)state;
+	char why[256];
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.policy = (struct itr_rank_policy){100, 100, 0, 1000, 0};
+	struct itr_tracker *plain = itr_tracker_new(&cfg, NULL, why, sizeof(why));
+	assert_non_null(plain);
+	struct itr_http_limits lim = {
+	    .max_body = 4096, .max_query = 8192, .max_connections = 64, .connection_timeout_s = 5};
+	struct itr_http_server *srv = itr_http_new(&lim);
+	assert_int_equal(itr_tracker_http_register(srv, plain), 0);
+	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, why, sizeof(why)), 0);
+	struct itr_announce seed = {.event = ITR_EVENT_STARTED, .left = 0, .numwant = 0};
+	memcpy(seed.info_hash, IH, 20);
+	seed.peer = addr4("10.20.0.9", 6999);
+	struct itr_announce_reply ar;
+	struct itr_ranked_peer none[1];
+	assert_int_equal(itr_tracker_announce(plain, &seed, &ar, none, 1), 0);
+
+	struct itr_proxy *p = new_proxy("http://127.0.0.1:%u/announce", itr_http_port(srv), 3000);
+	struct itr_proxy_reply reply;
+	struct itr_ranked_peer got[50];
+	struct itr_proxy_request r = request("10.10.1.70", 7100, 50);
+	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
+	r = request("10.10.1.71", 7101, 50);
+	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
+	assert_string_equal(reply.failure, "");
+	/* upstream: the seed and 127.0.0.1:7100 (the first client, misfiled) */
+	assert_int_equal(reply.upstream_peers, 2);
+	assert_int_equal(reply.npeers, 1);
+	assert_memory_equal(got[0].peer.addr, seed.peer.addr, 4);
+	itr_proxy_free(p);
+	itr_http_free(srv);
+	itr_tracker_free(plain);
+}
+
 /* ---- the front ends, as a client sees them ------------------------------- */
 
 static size_t http_get_body(uint16_t port, const char *target, uint8_t *body, size_t cap)
@@ -578,6 +619,7 @@ int main(void)
 	    cmocka_unit_test(test_dead_upstreams_time_out),
 	    cmocka_unit_test(test_scrape),
 	    cmocka_unit_test(test_bad_urls),
+	    cmocka_unit_test(test_untrusting_upstream),
 	    cmocka_unit_test(test_http_front_end),
 	    cmocka_unit_test(test_udp_front_end),
 	};
