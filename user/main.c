@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "netmap.h"
 #include "p4p_api.h"
+#include "proxy.h"
 #include "rank.h"
 #include "routes.h"
 #include "tracker.h"
@@ -54,6 +55,7 @@ struct options {
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
+	struct itr_proxy_config proxy;   /* --upstream: pTracker proxy mode */
 };
 
 static struct itr_daemon daemon_state = {
@@ -117,6 +119,12 @@ static void usage(FILE *out)
 		"                           more are needed to reach --min-list\n"
 		"      --min-list N         top a short list up to N peers with outside peers\n"
 		"                           in cost order (default 11)\n"
+		"Proxy mode (pTracker: rank another tracker's peers):\n"
+		"      --upstream URL       forward announces and scrapes to this tracker\n"
+		"                           (http://HOST:PORT/announce or udp://HOST:PORT) and\n"
+		"                           answer with its peers ranked by locality; the local\n"
+		"                           swarm store is then not used\n"
+		"      --upstream-timeout MS  give up on the upstream after MS ms (default 5000)\n"
 		"Other:\n"
 		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
 		"                           option names as above without '--', '#' comments\n"
@@ -240,6 +248,8 @@ enum {
 	OPT_MIN_LIST,
 	OPT_ROUTE,
 	OPT_ROUTE_PRECEDENCE,
+	OPT_UPSTREAM,
+	OPT_UPSTREAM_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -272,6 +282,8 @@ static const struct option long_opts[] = {
 	{"min-list", required_argument, NULL, OPT_MIN_LIST},
 	{"route", required_argument, NULL, OPT_ROUTE},
 	{"route-precedence", required_argument, NULL, OPT_ROUTE_PRECEDENCE},
+	{"upstream", required_argument, NULL, OPT_UPSTREAM},
+	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
 	{"config", required_argument, NULL, 'c'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -447,6 +459,12 @@ static void apply_option(struct options *o, int c, const char *arg)
 			die_usage("%s", why);
 		break;
 	}
+	case OPT_UPSTREAM:
+		o->proxy.upstream = arg;
+		break;
+	case OPT_UPSTREAM_TIMEOUT:
+		o->proxy.timeout_ms = option_u32("--upstream-timeout", arg, 1, 600000);
+		break;
 	case 'c':
 		read_config(o, arg);
 		break;
@@ -640,6 +658,7 @@ int main(int argc, char **argv)
 
 	itr_tracker_config_default(&o.tracker);
 	itr_rank_policy_default(&o.policy_rank);
+	itr_proxy_config_default(&o.proxy);
 	struct itr_daemon *d = &daemon_state;
 	char err[1024] = "";
 	int c;
@@ -739,6 +758,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Proxy mode: announces and scrapes go to the upstream (proxy.h). */
+	struct itr_proxy *proxy = NULL;
+	struct itr_proxy_udp *proxy_udp = NULL;
+	if (o.proxy.upstream) {
+		proxy = itr_proxy_new(&o.proxy, tracker, err, sizeof(err));
+		if (!proxy) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			return 2;
+		}
+		fprintf(stderr, "itrackerd: proxy mode, upstream %s\n", o.proxy.upstream);
+	}
+
 	struct itr_http_server *srv = NULL;
 	if (strcmp(o.listen, "off") != 0) {
 		char addr[128];
@@ -751,6 +782,8 @@ int main(int argc, char **argv)
 			.max_query = 8192,
 			.max_connections = 4096,
 			.connection_timeout_s = 30,
+			/* a proxied announce holds its thread for up to the timeout */
+			.threads = proxy ? 16 : 0,
 		};
 		srv = itr_http_new(&lim);
 		if (!srv) {
@@ -769,7 +802,9 @@ int main(int argc, char **argv)
 		msrc.reloads = metrics_reloads;
 		msrc.reloads_arg = d;
 		if (itr_p4p_api_register(srv, &p4p) || itr_alto_register(srv, &alto) ||
-		    itr_tracker_http_register(srv, tracker) || itr_metrics_register(srv, &msrc)) {
+		    (proxy ? itr_proxy_http_register(srv, proxy)
+			   : itr_tracker_http_register(srv, tracker)) ||
+		    itr_metrics_register(srv, &msrc)) {
 			fprintf(stderr, "itrackerd: cannot register HTTP routes\n");
 			return 1;
 		}
@@ -781,7 +816,20 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "itrackerd: HTTP on %s port %u\n", addr, itr_http_port(srv));
 	}
-	if (strcmp(o.udp, "off") != 0) {
+	if (strcmp(o.udp, "off") != 0 && proxy) {
+		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
+		proxy_udp = itr_proxy_udp_start(proxy, o.udp_bind, port, err, sizeof(err));
+		if (!proxy_udp) {
+			fprintf(stderr, "itrackerd: UDP proxy: %s\n", err);
+			itr_http_free(srv);
+			itr_proxy_free(proxy);
+			itr_tracker_free(tracker);
+			itr_dataplane_close(d->dp, o.keep_attached);
+			return 1;
+		}
+		fprintf(stderr, "itrackerd: UDP tracker (proxy) on %s port %u\n", o.udp_bind,
+			itr_proxy_udp_port(proxy_udp));
+	} else if (strcmp(o.udp, "off") != 0) {
 		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
 		udp_tracker = itr_udp_tracker_start(tracker, o.udp_bind, port, err, sizeof(err));
 		if (!udp_tracker) {
@@ -821,7 +869,9 @@ int main(int argc, char **argv)
 	itr_routes_stop(routes);
 	itr_udp_tracker_stop(udp_tracker);
 	udp_tracker = NULL;
+	itr_proxy_udp_stop(proxy_udp);
 	itr_http_free(srv);
+	itr_proxy_free(proxy);
 	itr_tracker_free(tracker);
 	tracker = NULL;
 	itr_dataplane_close(d->dp, o.keep_attached);
