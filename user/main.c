@@ -586,6 +586,17 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
+/* Set while routes are followed: a file reload must re-merge them. */
+static struct itr_routes *routes_follower;
+
+static void reload_map(struct itr_daemon *d, struct itr_reload_result *res)
+{
+	if (routes_follower)
+		itr_routes_reload_file(routes_follower, res);
+	else
+		itr_daemon_reload(d, res);
+}
+
 static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
 			  void *arg)
 {
@@ -598,7 +609,7 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 		reply_json(resp, 403, e);
 		return;
 	}
-	itr_daemon_reload(d, &res);
+	reload_map(d, &res);
 	if (!res.ok) {
 		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
 		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
@@ -744,6 +755,7 @@ int main(int argc, char **argv)
 			itr_dataplane_close(d->dp, o.keep_attached);
 			return 1;
 		}
+		routes_follower = routes;
 		struct itr_routes_stats rst;
 		itr_routes_get_stats(routes, &rst);
 		fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n",
@@ -848,7 +860,7 @@ int main(int argc, char **argv)
 		struct timespec tick = {.tv_sec = 1};
 		int sig = sigtimedwait(&sigs, &si, &tick);
 		if (sig == SIGHUP) {
-			itr_daemon_reload(d, &res);
+			reload_map(d, &res);
 			if (res.ok)
 				fprintf(stderr,
 					"itrackerd: SIGHUP: map reloaded: vtag %s generation %llu "
@@ -866,6 +878,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	routes_follower = NULL;
 	itr_routes_stop(routes);
 	itr_udp_tracker_stop(udp_tracker);
 	udp_tracker = NULL;
