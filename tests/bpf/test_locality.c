@@ -514,8 +514,8 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	static const char *const dht[] = {
 	    "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe",
 	    "d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
-	    "d2:ip6:\x0a\x0a\x01\x05\x1a\xe1"
-	    "1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re",
+	    ("d2:ip6:\x0a\x0a\x01\x05\x1a\xe1"
+	     "1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re"),
 	    "d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
 	};
 	static const size_t dht_len[] = {56, 47, 58, 53};
