@@ -368,6 +368,19 @@ static uint64_t matrix_packets(struct fixture *f, uint32_t src_pid, uint32_t dst
 	return sum;
 }
 
+/* Kind the endpoint cache holds for addr:port, or -1 if it has none. */
+static int endpoint_kind(struct fixture *f, int family, const char *addr, uint16_t port, int proto)
+{
+	struct itr_endpoint_key k = {
+	    .port = htons(port), .proto = (uint8_t)proto, .family = (uint8_t)family};
+	struct itr_endpoint_info info;
+	assert_int_equal(inet_pton(family == 4 ? AF_INET : AF_INET6, addr, k.addr), 1);
+	if (bpf_map__lookup_elem(f->skel->maps.endpoints, &k, sizeof(k), &info, sizeof(info), 0))
+		return -1;
+	assert_true(info.last_seen_ns > 0);
+	return info.kind;
+}
+
 /* ---- payloads ------------------------------------------------------ */
 
 static size_t handshake(uint8_t *out)
@@ -453,6 +466,10 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	s.len = handshake(pl);
 	xdp_expect(f, &s, cls, ITR_KIND_PEER_WIRE, "peer-wire handshake");
 	uint16_t listener = s.dport;
+	/* TCP: the listener (destination) is learned, the dialler is not. */
+	assert_int_equal(endpoint_kind(f, family, ad->b, listener, IPPROTO_TCP),
+	                 ITR_KIND_PEER_WIRE);
+	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_TCP), -1);
 
 	/* The reply direction hits the same flow. */
 	struct spec r = s;
@@ -530,6 +547,11 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 		                  .payload = dht[i],
 		                  .len = dht_len[i]};
 		xdp_expect(f, &s, cls, ITR_KIND_DHT, "DHT KRPC");
+		/* UDP DHT: both ends are learned. */
+		assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP),
+		                 ITR_KIND_DHT);
+		assert_int_equal(endpoint_kind(f, family, ad->b, s.dport, IPPROTO_UDP),
+		                 ITR_KIND_DHT);
 	}
 
 	/* UDP tracker: connect (a 58-byte frame padded to 60), then an announce
@@ -545,6 +567,9 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	                  .payload = pl};
 	s.len = udp_connect(pl);
 	xdp_expect(f, &s, cls, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	assert_int_equal(endpoint_kind(f, family, ad->b, tracker_port, IPPROTO_UDP),
+	                 ITR_KIND_UDP_TRACKER);
+	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP), -1);
 	s.sport = fresh_port();
 	s.len = udp_announce(pl);
 	xdp_expect(f, &s, cls, ITR_KIND_UDP_TRACKER, "BEP 15 announce to known tracker");
