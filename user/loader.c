@@ -416,6 +416,7 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 	char line[512];
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (strstr(line, "Cannot find specified filter chain") ||
+	    strstr(line, "Parent Qdisc doesn't exists") ||
 	    strstr(line, "Kernel error message: Exclusivity flag on, cannot modify"))
 		return 0;
 	return fprintf(stderr, "%s", line);
@@ -570,6 +571,7 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 	char path[PATH_MAX];
 	int removed = 0;
 
+	libbpf_set_print(quiet_libbpf);
 	if (ifs) {
 		for (struct if_nameindex *p = ifs; p->if_index; p++) {
 			if (tc_filter_present((int)p->if_index)) {

@@ -1,0 +1,204 @@
+/* test_loader.c - the data plane loader against the real kernel (root):
+ * pinning under a private root, adoption of pinned maps by a second open
+ * (counters survive), refusal of a pinned map with another layout and of a
+ * foreign ABI version, purge, and clear errors for bad interfaces. Attaching
+ * to interfaces is covered by the e2e tests (it needs a veth pair).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "loader.h"
+
+static char root[128];
+
+static int setup(void **state)
+{
+	char err[512];
+	(void)state;
+	snprintf(root, sizeof(root), "/sys/fs/bpf/itr-test-loader-%d", getpid());
+	if (itr_ensure_bpffs(root, err, sizeof(err))) {
+		fprintf(stderr, "cannot prepare %s: %s (this test needs root)\n", root, err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char err[512];
+	(void)state;
+	itr_dataplane_purge(root, err, sizeof(err));
+	rmdir(root);
+	return 0;
+}
+
+static struct itr_dataplane *open_dp(char *err, size_t len)
+{
+	struct itr_loader_opts o = {.pin_root = root};
+	return itr_dataplane_open(&o, err, len);
+}
+
+static bool pinned(const char *name)
+{
+	char path[256];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	return stat(path, &st) == 0;
+}
+
+static void test_pins_and_adopts(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	struct itr_dataplane *dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	assert_false(dp->maps_adopted);
+	const char *names[] = {ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
+			       ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_true(pinned(names[i]));
+
+	/* Leave a mark in the counters and the generation. */
+	int ncpu = libbpf_num_possible_cpus();
+	struct itr_counter *vals = calloc((size_t)ncpu, sizeof(*vals));
+	vals[0].packets = 42;
+	vals[0].bytes = 4200;
+	__u32 slot = itr_counter_index(ITR_DIR_INGRESS, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE);
+	assert_int_equal(bpf_map_update_elem(dp->fd_counters, &slot, vals, BPF_ANY), 0);
+	uint64_t gen = 0;
+	assert_int_equal(itr_dataplane_bump_generation(dp, "vtag-one", &gen), 0);
+	assert_int_equal(gen, 1);
+	itr_dataplane_close(dp, false);
+
+	/* A second open adopts: same counters, same generation and vtag. */
+	dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	assert_true(dp->maps_adopted);
+	memset(vals, 0, (size_t)ncpu * sizeof(*vals));
+	assert_int_equal(bpf_map_lookup_elem(dp->fd_counters, &slot, vals), 0);
+	assert_int_equal(vals[0].packets, 42);
+	assert_int_equal(vals[0].bytes, 4200);
+	struct itr_config cfg;
+	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
+	assert_int_equal(cfg.generation, 1);
+	assert_string_equal(cfg.vtag, "vtag-one");
+	assert_int_equal(cfg.abi_version, ITR_ABI_VERSION);
+	itr_dataplane_close(dp, false);
+	free(vals);
+}
+
+static void test_refuses_other_abi(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	struct itr_dataplane *dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	struct itr_config cfg;
+	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
+	cfg.abi_version = ITR_ABI_VERSION + 7;
+	__u32 zero = 0;
+	assert_int_equal(bpf_map_update_elem(dp->fd_config, &zero, &cfg, BPF_ANY), 0);
+	itr_dataplane_close(dp, false);
+
+	assert_null(open_dp(err, sizeof(err)));
+	assert_non_null(strstr(err, "ABI"));
+	/* Refusing must not have removed what was there. */
+	assert_true(pinned(ITR_MAP_CONFIG));
+	char perr[512];
+	assert_int_equal(itr_dataplane_purge(root, perr, sizeof(perr)), 0);
+	assert_false(pinned(ITR_MAP_CONFIG));
+}
+
+static void test_refuses_other_layout(void **state)
+{
+	char err[512] = "";
+	char path[256];
+	(void)state;
+	/* A "counters" map from some other build: different value size. */
+	int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4, 8, ITR_COUNTER_SLOTS, NULL);
+	assert_true(fd >= 0);
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_COUNTERS);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+
+	assert_null(open_dp(err, sizeof(err)));
+	assert_non_null(strstr(err, "different layout"));
+	assert_non_null(strstr(err, ITR_MAP_COUNTERS));
+	/* The foreign map is still there, untouched, and nothing else was pinned. */
+	assert_true(pinned(ITR_MAP_COUNTERS));
+	assert_false(pinned(ITR_MAP_FLOWS));
+	unlink(path);
+}
+
+static void test_bad_interfaces(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	struct itr_loader_opts o = {.pin_root = root, .nifaces = 1};
+	o.ifaces[0] = "itr-nosuch0";
+	assert_null(itr_dataplane_open(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "no such interface: itr-nosuch0"));
+	/* Nothing was loaded or pinned for a typo. */
+	assert_false(pinned(ITR_MAP_COUNTERS));
+
+	o.nifaces = 2;
+	o.ifaces[0] = "lo";
+	o.ifaces[1] = "lo";
+	assert_null(itr_dataplane_open(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "given twice"));
+
+	o.nifaces = 1;
+	o.ifaces[0] = "this-name-is-far-too-long-for-linux";
+	assert_null(itr_dataplane_open(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "too long"));
+}
+
+static void test_policy_and_class_names(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	assert_int_equal(itr_class_from_name("inter-as"), ITR_CLASS_INTER_AS);
+	assert_int_equal(itr_class_from_name("intra_pid"), ITR_CLASS_INTRA_PID);
+	assert_int_equal(itr_class_from_name("unknown"), ITR_CLASS_UNKNOWN);
+	assert_int_equal(itr_class_from_name("inter"), -1);
+
+	struct itr_dataplane *dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	struct itr_policy p = {.flags = ITR_POLICY_SET_DSCP | ITR_POLICY_SET_MARK, .dscp = 10, .mark = 7};
+	assert_int_equal(itr_dataplane_set_policy(dp, ITR_CLASS_INTER_AS, &p), 0);
+	assert_int_equal(itr_dataplane_set_policy(dp, ITR_CLASS_MAX, &p), -EINVAL);
+	struct itr_policy back;
+	__u32 key = ITR_CLASS_INTER_AS;
+	assert_int_equal(bpf_map_lookup_elem(dp->fd_policy, &key, &back), 0);
+	assert_int_equal(back.dscp, 10);
+	assert_int_equal(back.mark, 7);
+	itr_dataplane_close(dp, false);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "test_loader: must run as root (BPF, bpffs)\n");
+		return 1; /* never skip: CI runs as root */
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pins_and_adopts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_interfaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policy_and_class_names, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
