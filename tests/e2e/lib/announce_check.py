@@ -163,7 +163,30 @@ def bdecode(b, i=0):
 INFO_HASH = bytes.fromhex("1f0e0d0c0b0a09080706050403020100ffeeddcc")
 
 
+def udp_announce(url, ip, port, numwant, event="", info_hash=INFO_HASH):
+    """BEP 15 announce naming the client in the IPv4 field."""
+    host, uport = url[len("udp://"):].rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.connect((host, int(uport)))
+    tid = random.getrandbits(32)
+    s.send(struct.pack(">QII", 0x41727101980, 0, tid))
+    d = s.recv(2048)
+    cid = d[8:16]
+    ev = {"": 0, "completed": 1, "started": 2, "stopped": 3}[event]
+    s.send(cid + struct.pack(">II", 1, tid + 1) + info_hash + ("-AC0001-%012d" % port).encode()
+           + struct.pack(">QQQI", 0, 1000, 0, ev) + socket.inet_aton(ip)
+           + struct.pack(">IiH", 0, numwant, port))
+    d = s.recv(2048)
+    if struct.unpack(">I", d[:4])[0] == 3:
+        raise SystemExit("FAIL: %s:%d: UDP error %r" % (ip, port, d[8:]))
+    return [(socket.inet_ntoa(d[i:i + 4]), struct.unpack(">H", d[i + 4:i + 6])[0])
+            for i in range(20, len(d), 6)], {}
+
+
 def announce(url, ip, port, numwant, event="", info_hash=INFO_HASH):
+    if url.startswith("udp://"):
+        return udp_announce(url, ip, port, numwant, event, info_hash)
     q = {"info_hash": info_hash, "peer_id": ("-AC0001-%012d" % port).encode(), "port": port,
          "uploaded": 0, "downloaded": 0, "left": 1000, "compact": 1, "numwant": numwant}
     if ip:
@@ -222,8 +245,8 @@ def locality(url, mapfile, policy):
 
 def proxy(url, mapfile, direct_url, clients, policy):
     m = Map(mapfile)
-    for i, ip in enumerate(clients):
-        port = 7000 + i
+    for ip in clients:
+        port = 7000 + sum(socket.inet_aton(ip)) % 100  # distinct across the test's clients
         got, d = announce(url, ip, port, 8, "started")
         # what the upstream holds, asked directly by an outsider
         held, _ = announce(direct_url, None, 65000, 200)
