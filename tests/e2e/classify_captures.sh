@@ -35,7 +35,7 @@ ip -n "$A" route add "$IP_B/32" dev va
 ip -n "$B" route add "$IP_A/32" dev vb
 
 capture_start() { # name iface -> sets CAP_PID
-	ip netns exec "$A" tcpdump -i "$2" -s 0 -U -w "$E2E_TMP/$1.pcap" 'tcp or udp' \
+	ip netns exec "$A" tcpdump -B 65536 -i "$2" -s 0 -U -w "$E2E_TMP/$1.pcap" 'tcp or udp' \
 		2>"$E2E_TMP/$1.tcpdump.err" &
 	CAP_PID=$!
 	E2E_PIDS+=("$CAP_PID")
@@ -49,7 +49,9 @@ capture_start() { # name iface -> sets CAP_PID
 }
 
 capture_stop() { # pid
-	sleep 0.5
+	# tcpdump hands packets over in blocks retired after 1 s; stopping
+	# earlier loses the last block.
+	sleep 2
 	kill -INT "$1"
 	wait "$1" || true
 }
