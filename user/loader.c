@@ -405,9 +405,12 @@ static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 	return 0;
 }
 
+/* --verbose: libbpf's informational messages (what it pins, reuses, loads). */
+static bool libbpf_verbose;
+
 static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	if (getenv("ITRACKER_LIBBPF_DEBUG"))
+	if (getenv("ITRACKER_LIBBPF_DEBUG") || (libbpf_verbose && level == LIBBPF_INFO))
 		return vfprintf(stderr, fmt, ap);
 	if (level != LIBBPF_WARN)
 		return 0;
@@ -430,6 +433,7 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	bool any_pinned = false;
 	int rc;
 
+	libbpf_verbose = opts->verbose;
 	libbpf_set_print(quiet_libbpf);
 	if (opts->nifaces > ITR_MAX_IFACES) {
 		snprintf(err, errlen, "too many interfaces (at most %d)", ITR_MAX_IFACES);

@@ -128,7 +128,7 @@ static void usage(FILE *out)
 		"Other:\n"
 		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
 		"                           option names as above without '--', '#' comments\n"
-		"  -v, --verbose            log more\n"
+		"  -v, --verbose            log what libbpf does (pins, reuses, loads)\n"
 		"  -h, --help               show this help and exit\n"
 		"  -V, --version            show the version and exit\n"
 		"\n"
