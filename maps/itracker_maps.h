@@ -152,10 +152,10 @@ struct itr_matrix_key {
  * is not BitTorrent is never touched. Each field has its own "set" flag so
  * that zero stays a settable value. The default (all flags clear) counts
  * and changes nothing. */
-#define ITR_POLICY_SET_DSCP (1u << 0)
+#define ITR_POLICY_SET_DSCP     (1u << 0)
 #define ITR_POLICY_SET_PRIORITY (1u << 1)
-#define ITR_POLICY_SET_MARK (1u << 2)
-#define ITR_POLICY_DROP (1u << 3)
+#define ITR_POLICY_SET_MARK     (1u << 2)
+#define ITR_POLICY_DROP         (1u << 3)
 
 struct itr_policy {
 	__u32 flags;    /* ITR_POLICY_* */
@@ -175,22 +175,22 @@ struct itr_config {
 };
 
 /* ---- sizes ----------------------------------------------------------- */
-#define ITR_LPM_V4_MAX 2000000
-#define ITR_LPM_V6_MAX 1000000
-#define ITR_FLOWS_MAX 262144
+#define ITR_LPM_V4_MAX    2000000
+#define ITR_LPM_V6_MAX    1000000
+#define ITR_FLOWS_MAX     262144
 #define ITR_ENDPOINTS_MAX 65536
-#define ITR_MATRIX_MAX 65536
+#define ITR_MATRIX_MAX    65536
 
 /* ---- pin names (under the pin root, default /sys/fs/bpf/itracker) --- */
 #define ITR_PIN_ROOT_DEFAULT "/sys/fs/bpf/itracker"
-#define ITR_MAP_LPM_V4 "lpm_v4"
-#define ITR_MAP_LPM_V6 "lpm_v6"
-#define ITR_MAP_FLOWS "flows"
-#define ITR_MAP_ENDPOINTS "endpoints"
-#define ITR_MAP_COUNTERS "counters"
-#define ITR_MAP_MATRIX "matrix"
-#define ITR_MAP_POLICY "policy"
-#define ITR_MAP_CONFIG "config"
+#define ITR_MAP_LPM_V4       "lpm_v4"
+#define ITR_MAP_LPM_V6       "lpm_v6"
+#define ITR_MAP_FLOWS        "flows"
+#define ITR_MAP_ENDPOINTS    "endpoints"
+#define ITR_MAP_COUNTERS     "counters"
+#define ITR_MAP_MATRIX       "matrix"
+#define ITR_MAP_POLICY       "policy"
+#define ITR_MAP_CONFIG       "config"
 /* Links: "<prefix><ifname>", e.g. link_xdp_eth0. TC attachments (classic
  * clsact on libbpf 1.1) are not links; they live in the interface's qdisc
  * and are found again with bpf_tc_query. */
@@ -198,9 +198,9 @@ struct itr_config {
 
 /* Program names in the object (also the names bpftool prints). */
 #define ITR_PROG_XDP "itr_xdp_ingress"
-#define ITR_PROG_TC "itr_tc_egress"
+#define ITR_PROG_TC  "itr_tc_egress"
 /* TC filter handle and priority used for the egress attachment. */
-#define ITR_TC_HANDLE 0x17a
+#define ITR_TC_HANDLE   0x17a
 #define ITR_TC_PRIORITY 0x17a
 
 #endif /* ITRACKER_MAPS_H */

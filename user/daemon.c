@@ -11,7 +11,7 @@
 #include <time.h>
 
 static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
-			   struct itr_reload_result *res)
+                           struct itr_reload_result *res)
 {
 	struct itr_netmap *old = itr_netmap_current();
 
@@ -22,13 +22,13 @@ static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
 		/* After a restart the tries hold what the previous run left:
 		 * diff against their real content, not against our memory. */
 		const struct itr_netmap *believed = old;
-		int rc = itr_netmap_sync_bpf(believed, map, d->dp->fd_lpm_v4, d->dp->fd_lpm_v6,
-					     &st);
+		int rc =
+		    itr_netmap_sync_bpf(believed, map, d->dp->fd_lpm_v4, d->dp->fd_lpm_v6, &st);
 		if (rc) {
 			snprintf(res->error, sizeof(res->error),
-				 "updating the kernel tries failed: %s; the previous map stays "
-				 "published",
-				 strerror(-rc));
+			         "updating the kernel tries failed: %s; the previous map stays "
+			         "published",
+			         strerror(-rc));
 			res->ok = false;
 			d->reloads_failed++;
 			itr_netmap_unref(map);
@@ -40,8 +40,8 @@ static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
 		res->changed = st.changed;
 		res->deleted = st.deleted;
 		struct itr_config cfg;
-		bool vtag_moved = itr_dataplane_get_config(d->dp, &cfg) != 0 ||
-				  strcmp(cfg.vtag, res->vtag) != 0;
+		bool vtag_moved =
+		    itr_dataplane_get_config(d->dp, &cfg) != 0 || strcmp(cfg.vtag, res->vtag) != 0;
 		/* An unchanged map keeps the generation: flows stay classified. */
 		if (st.added || st.changed || st.deleted || vtag_moved) {
 			uint64_t gen = 0;
@@ -63,7 +63,7 @@ static void install_locked(struct itr_daemon *d, struct itr_netmap *map,
 }
 
 void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,
-			    struct itr_reload_result *res)
+                            struct itr_reload_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&d->reload_lock);

@@ -27,9 +27,9 @@ struct itr_daemon {
 	uint64_t reloads_ok;
 	uint64_t reloads_rejected; /* the map failed validation; old map kept */
 	uint64_t reloads_failed;   /* valid map, but the kernel sync failed */
-	double last_reload_ok; /* CLOCK_REALTIME seconds of the last good install */
-	uint64_t generation; /* last generation written (0 without data plane) */
-	double started_at;   /* CLOCK_REALTIME seconds */
+	double last_reload_ok;     /* CLOCK_REALTIME seconds of the last good install */
+	uint64_t generation;       /* last generation written (0 without data plane) */
+	double started_at;         /* CLOCK_REALTIME seconds */
 };
 
 /* Re-read the map file, sync the tries, bump the generation and publish the
@@ -38,6 +38,6 @@ void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res);
 
 /* Install an already built map (used by the reload and the route follower). */
 void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,
-			    struct itr_reload_result *res);
+                            struct itr_reload_result *res);
 
 #endif

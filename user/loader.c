@@ -38,14 +38,14 @@
 /* Class names as operators type them ("inter-as"); "_" works as well, as
  * the metrics labels spell them. */
 static const char *const class_names[ITR_CLASS_MAX] = {
-	[ITR_CLASS_INTRA_PID] = "intra-pid", [ITR_CLASS_INTRA_LOC] = "intra-loc",
-	[ITR_CLASS_INTRA_AS] = "intra-as",   [ITR_CLASS_INTER_AS] = "inter-as",
-	[ITR_CLASS_UNKNOWN] = "unknown",
+    [ITR_CLASS_INTRA_PID] = "intra-pid", [ITR_CLASS_INTRA_LOC] = "intra-loc",
+    [ITR_CLASS_INTRA_AS] = "intra-as",   [ITR_CLASS_INTER_AS] = "inter-as",
+    [ITR_CLASS_UNKNOWN] = "unknown",
 };
 
 static const char *const map_names[] = {
-	ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-	ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
+    ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
+    ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
 };
 
 int itr_class_from_name(const char *name)
@@ -92,9 +92,9 @@ int itr_ensure_bpffs(const char *dir, char *err, size_t errlen)
 	    (statfs("/sys/fs/bpf", &st) || st.f_type != BPF_FS_MAGIC)) {
 		if (mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700")) {
 			snprintf(err, errlen,
-				 "cannot mount bpffs at /sys/fs/bpf: %s (run as root, or mount it: "
-				 "mount -t bpf bpf /sys/fs/bpf)",
-				 strerror(errno));
+			         "cannot mount bpffs at /sys/fs/bpf: %s (run as root, or mount it: "
+			         "mount -t bpf bpf /sys/fs/bpf)",
+			         strerror(errno));
 			return -errno;
 		}
 	}
@@ -105,8 +105,8 @@ int itr_ensure_bpffs(const char *dir, char *err, size_t errlen)
 	}
 	if (statfs(dir, &st) || st.f_type != BPF_FS_MAGIC) {
 		snprintf(err, errlen,
-			 "pin root %s is not on a BPF filesystem (mount one: mount -t bpf bpf %s)",
-			 dir, dir);
+		         "pin root %s is not on a BPF filesystem (mount one: mount -t bpf bpf %s)",
+		         dir, dir);
 		return -EINVAL;
 	}
 	return 0;
@@ -116,20 +116,20 @@ static void explain_errno(char *err, size_t errlen, const char *what, int e)
 {
 	if (e == EPERM || e == EACCES)
 		snprintf(err, errlen,
-			 "%s: permission denied; run itrackerd as root (it needs CAP_BPF, "
-			 "CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN for bpffs)",
-			 what);
+		         "%s: permission denied; run itrackerd as root (it needs CAP_BPF, "
+		         "CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN for bpffs)",
+		         what);
 	else if (e == ENOSYS)
 		snprintf(err, errlen, "%s: this kernel has no BPF support (CONFIG_BPF_SYSCALL)",
-			 what);
+		         what);
 	else
 		snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
 /* A pinned map whose layout differs from the object's would make libbpf fail
  * with a terse message; check first and say which map and what differs. */
-static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err,
-			       size_t errlen, bool *any_pinned)
+static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err, size_t errlen,
+                               bool *any_pinned)
 {
 	struct bpf_map *map;
 
@@ -163,13 +163,13 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		    info.max_entries != bpf_map__max_entries(map) ||
 		    info.map_flags != bpf_map__map_flags(map)) {
 			snprintf(err, errlen,
-				 "pinned map %s has a different layout (key %u/%u bytes, value "
-				 "%u/%u bytes, max %u/%u entries: pinned/new); refusing to replace "
-				 "it with an empty one. Export what you need, then remove the old "
-				 "data plane with `itrackerd --purge --pin-root %s`",
-				 path, info.key_size, bpf_map__key_size(map), info.value_size,
-				 bpf_map__value_size(map), info.max_entries,
-				 bpf_map__max_entries(map), root);
+			         "pinned map %s has a different layout (key %u/%u bytes, value "
+			         "%u/%u bytes, max %u/%u entries: pinned/new); refusing to replace "
+			         "it with an empty one. Export what you need, then remove the old "
+			         "data plane with `itrackerd --purge --pin-root %s`",
+			         path, info.key_size, bpf_map__key_size(map), info.value_size,
+			         bpf_map__value_size(map), info.max_entries,
+			         bpf_map__max_entries(map), root);
 			return -EEXIST;
 		}
 	}
@@ -227,7 +227,7 @@ static int adopt_xdp_link(const char *path, int ifindex, int prog_fd)
 }
 
 static int attach_xdp(struct itr_dataplane *dp, struct itr_iface_state *ifs, int prog_fd,
-		      enum itr_xdp_mode mode, char *err, size_t errlen)
+                      enum itr_xdp_mode mode, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	int fd;
@@ -245,8 +245,8 @@ static int attach_xdp(struct itr_dataplane *dp, struct itr_iface_state *ifs, int
 	}
 
 	const __u32 tries[2] = {
-		mode == ITR_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE,
-		mode == ITR_XDP_AUTO ? XDP_FLAGS_SKB_MODE : 0,
+	    mode == ITR_XDP_GENERIC ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE,
+	    mode == ITR_XDP_AUTO ? XDP_FLAGS_SKB_MODE : 0,
 	};
 	int e = 0;
 	for (int i = 0; i < 2 && tries[i]; i++) {
@@ -263,14 +263,14 @@ static int attach_xdp(struct itr_dataplane *dp, struct itr_iface_state *ifs, int
 		char what[128];
 		if (e == EBUSY || e == EEXIST)
 			snprintf(err, errlen,
-				 "%s already has an XDP program that itracker did not attach; "
-				 "detach it (ip link set dev %s xdp off) or pick another interface",
-				 ifs->name, ifs->name);
+			         "%s already has an XDP program that itracker did not attach; "
+			         "detach it (ip link set dev %s xdp off) or pick another interface",
+			         ifs->name, ifs->name);
 		else if (e == EOPNOTSUPP && mode == ITR_XDP_NATIVE)
 			snprintf(err, errlen,
-				 "%s: driver has no native XDP support; use --xdp-mode generic "
-				 "or auto",
-				 ifs->name);
+			         "%s: driver has no native XDP support; use --xdp-mode generic "
+			         "or auto",
+			         ifs->name);
 		else {
 			snprintf(what, sizeof(what), "attaching XDP to %s", ifs->name);
 			explain_errno(err, errlen, what, e);
@@ -310,7 +310,7 @@ static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t
 {
 	struct bpf_tc_hook hook;
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY,
-		    .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	            .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
 
 	tc_hook_init(&hook, ifs->ifindex);
 	int rc = bpf_tc_hook_create(&hook);
@@ -366,7 +366,7 @@ static int map_fd(struct bpf_object *obj, const char *name)
 }
 
 static struct bpf_object *open_object(const struct itr_loader_opts *opts, const char *root,
-				      char *err, size_t errlen)
+                                      char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = root, .object_name = "locality");
 	struct bpf_object *obj;
@@ -381,7 +381,7 @@ static struct bpf_object *open_object(const struct itr_loader_opts *opts, const 
 	if (!obj) {
 		char what[PATH_MAX + 32];
 		snprintf(what, sizeof(what), "opening BPF object %s",
-			 opts->bpf_object ? opts->bpf_object : "(embedded)");
+		         opts->bpf_object ? opts->bpf_object : "(embedded)");
 		explain_errno(err, errlen, what, errno);
 	}
 	return obj;
@@ -391,15 +391,17 @@ static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
 		if (!bpf_object__find_map_by_name(obj, map_names[i])) {
-			snprintf(err, errlen, "BPF object has no map named %s: not an itracker "
-					      "data plane object",
-				 map_names[i]);
+			snprintf(err, errlen,
+			         "BPF object has no map named %s: not an itracker "
+			         "data plane object",
+			         map_names[i]);
 			return -EINVAL;
 		}
 	if (!bpf_object__find_program_by_name(obj, ITR_PROG_XDP) ||
 	    !bpf_object__find_program_by_name(obj, ITR_PROG_TC)) {
-		snprintf(err, errlen, "BPF object lacks %s or %s: not an itracker data plane object",
-			 ITR_PROG_XDP, ITR_PROG_TC);
+		snprintf(err, errlen,
+		         "BPF object lacks %s or %s: not an itracker data plane object",
+		         ITR_PROG_XDP, ITR_PROG_TC);
 		return -EINVAL;
 	}
 	return 0;
@@ -426,7 +428,7 @@ static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list 
 }
 
 struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, char *err,
-					 size_t errlen)
+                                         size_t errlen)
 {
 	const char *root = opts->pin_root ? opts->pin_root : ITR_PIN_ROOT_DEFAULT;
 	struct itr_dataplane *dp;
@@ -461,7 +463,7 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 		ifs->xdp_link_fd = -1;
 		if (!ifs->ifindex) {
 			snprintf(err, errlen,
-				 "no such interface: %s (list them with `ip -br link`)", ifs->name);
+			         "no such interface: %s (list them with `ip -br link`)", ifs->name);
 			goto fail_free;
 		}
 	}
@@ -500,9 +502,9 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	}
 	if (cfg.abi_version && cfg.abi_version != ITR_ABI_VERSION) {
 		snprintf(err, errlen,
-			 "pinned data plane under %s was written with map ABI %u, this build "
-			 "uses %u; refusing to mix them (remove it with `itrackerd --purge`)",
-			 root, cfg.abi_version, ITR_ABI_VERSION);
+		         "pinned data plane under %s was written with map ABI %u, this build "
+		         "uses %u; refusing to mix them (remove it with `itrackerd --purge`)",
+		         root, cfg.abi_version, ITR_ABI_VERSION);
 		goto fail_obj;
 	}
 	if (!cfg.abi_version) {
@@ -597,7 +599,7 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 		if (de->d_name[0] == '.')
 			continue;
 		bool ours = strncmp(de->d_name, ITR_PIN_LINK_XDP_PREFIX,
-				    strlen(ITR_PIN_LINK_XDP_PREFIX)) == 0;
+		                    strlen(ITR_PIN_LINK_XDP_PREFIX)) == 0;
 		for (size_t i = 0; !ours && i < sizeof(map_names) / sizeof(map_names[0]); i++)
 			ours = strcmp(de->d_name, map_names[i]) == 0;
 		if (!ours)
@@ -619,7 +621,7 @@ int itr_dataplane_get_config(const struct itr_dataplane *dp, struct itr_config *
 }
 
 int itr_dataplane_bump_generation(struct itr_dataplane *dp, const char *vtag,
-				  uint64_t *new_generation)
+                                  uint64_t *new_generation)
 {
 	struct itr_config cfg;
 	struct timespec ts;
@@ -642,7 +644,7 @@ int itr_dataplane_bump_generation(struct itr_dataplane *dp, const char *vtag,
 }
 
 int itr_dataplane_set_policy(struct itr_dataplane *dp, enum itr_class cls,
-			     const struct itr_policy *policy)
+                             const struct itr_policy *policy)
 {
 	__u32 key = (__u32)cls;
 	if (key >= ITR_CLASS_MAX)

@@ -36,10 +36,10 @@ struct itr_loader_opts {
 struct itr_iface_state {
 	char name[32];
 	int ifindex;
-	bool xdp_attached;   /* by us, in this run or adopted */
-	bool xdp_adopted;    /* a pinned link existed and was updated */
+	bool xdp_attached; /* by us, in this run or adopted */
+	bool xdp_adopted;  /* a pinned link existed and was updated */
 	bool tc_attached;
-	bool tc_adopted;     /* our filter was already there */
+	bool tc_adopted;           /* our filter was already there */
 	const char *xdp_mode_name; /* "native" or "generic" */
 	int xdp_link_fd;
 };
@@ -48,7 +48,7 @@ struct itr_dataplane {
 	struct bpf_object *obj;
 	char pin_root[256];
 	int fd_lpm_v4, fd_lpm_v6, fd_flows, fd_endpoints, fd_counters, fd_matrix, fd_policy,
-		fd_config;
+	    fd_config;
 	bool maps_adopted; /* pinned maps existed and were reused */
 	struct itr_iface_state ifaces[ITR_MAX_IFACES];
 	size_t nifaces;
@@ -58,7 +58,7 @@ struct itr_dataplane {
  * On failure nothing attached by this call stays attached; err holds one
  * line saying what failed and what to do. Returns NULL on failure. */
 struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, char *err,
-					 size_t errlen);
+                                         size_t errlen);
 
 /* Stop: keep_attached leaves programs, links and maps in place (the data
  * plane keeps counting); otherwise detach from every interface and keep the
@@ -73,11 +73,11 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen);
 /* Config map access: read, and bump the generation with a new vtag. */
 int itr_dataplane_get_config(const struct itr_dataplane *dp, struct itr_config *cfg);
 int itr_dataplane_bump_generation(struct itr_dataplane *dp, const char *vtag,
-				  uint64_t *new_generation);
+                                  uint64_t *new_generation);
 
 /* Policy: set the record for one class. */
 int itr_dataplane_set_policy(struct itr_dataplane *dp, enum itr_class cls,
-			     const struct itr_policy *policy);
+                             const struct itr_policy *policy);
 
 /* "intra-pid" (or "intra_pid"), "inter-as"... -> enum; -1 if unknown. */
 int itr_class_from_name(const char *name);

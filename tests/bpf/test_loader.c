@@ -66,7 +66,7 @@ static void test_pins_and_adopts(void **state)
 	assert_non_null(dp);
 	assert_false(dp->maps_adopted);
 	const char *names[] = {ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-			       ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG};
+	                       ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_true(pinned(names[i]));
 
@@ -127,7 +127,8 @@ static void test_refuses_other_layout(void **state)
 	char path[256];
 	(void)state;
 	/* A "counters" map from some other build: different value size. */
-	int fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4, 8, ITR_COUNTER_SLOTS, NULL);
+	int fd =
+	    bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4, 8, ITR_COUNTER_SLOTS, NULL);
 	assert_true(fd >= 0);
 	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_COUNTERS);
 	assert_int_equal(bpf_obj_pin(fd, path), 0);
@@ -176,7 +177,8 @@ static void test_policy_and_class_names(void **state)
 
 	struct itr_dataplane *dp = open_dp(err, sizeof(err));
 	assert_non_null(dp);
-	struct itr_policy p = {.flags = ITR_POLICY_SET_DSCP | ITR_POLICY_SET_MARK, .dscp = 10, .mark = 7};
+	struct itr_policy p = {
+	    .flags = ITR_POLICY_SET_DSCP | ITR_POLICY_SET_MARK, .dscp = 10, .mark = 7};
 	assert_int_equal(itr_dataplane_set_policy(dp, ITR_CLASS_INTER_AS, &p), 0);
 	assert_int_equal(itr_dataplane_set_policy(dp, ITR_CLASS_MAX, &p), -EINVAL);
 	struct itr_policy back;
@@ -194,11 +196,11 @@ int main(void)
 		return 1; /* never skip: CI runs as root */
 	}
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pins_and_adopts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_interfaces, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_policy_and_class_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pins_and_adopts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_interfaces, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy_and_class_names, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

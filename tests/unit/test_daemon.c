@@ -26,14 +26,14 @@ static void write_map(const char *text)
 }
 
 static const char *const MAP1 = "pid a id 1 asn 64500 loc 1\n"
-				"prefix a 10.1.0.0/16\n"
-				"pid b id 2 asn 64501\n"
-				"prefix b 10.2.0.0/16 2001:db8::/32\n";
+                                "prefix a 10.1.0.0/16\n"
+                                "pid b id 2 asn 64501\n"
+                                "prefix b 10.2.0.0/16 2001:db8::/32\n";
 
 static const char *const MAP2 = "pid a id 1 asn 64500 loc 1\n"
-				"prefix a 10.1.0.0/16 10.3.0.0/16\n"
-				"pid b id 2 asn 64501\n"
-				"prefix b 10.2.0.0/16 2001:db8::/32\n";
+                                "prefix a 10.1.0.0/16 10.3.0.0/16\n"
+                                "pid b id 2 asn 64501\n"
+                                "prefix b 10.2.0.0/16 2001:db8::/32\n";
 
 static int setup(void **state)
 {
@@ -80,7 +80,7 @@ static void test_reload_publishes_and_rejects(void **state)
 
 	/* Same content, other layout: same vtag. */
 	write_map("# reformatted\npid b id 2 asn 64501\nprefix b 2001:db8::/32 10.2.0.0/16\n"
-		  "pid a id 1 asn 64500 loc 1\n\nprefix a 10.1.0.0/16\n");
+	          "pid a id 1 asn 64500 loc 1\n\nprefix a 10.1.0.0/16\n");
 	itr_daemon_reload(&d, &res);
 	assert_true(res.ok);
 	assert_string_equal(res.vtag, vtag1);
@@ -119,7 +119,7 @@ static void test_reload_publishes_and_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_reload_publishes_and_rejects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_publishes_and_rejects, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
