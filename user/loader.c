@@ -112,6 +112,44 @@ int itr_ensure_bpffs(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
+/* Effective capabilities from /proc/self/status; 0 if unreadable. */
+static uint64_t effective_caps(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long caps = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	return caps;
+}
+
+/* Say up front, in one line, what is missing: libbpf's own complaints for
+ * an unprivileged load are several lines about RLIMIT_MEMLOCK and kernel
+ * config, neither of which is the problem. */
+static int check_privileges(char *err, size_t errlen)
+{
+	enum { CAP_NET_ADMIN_BIT = 12, CAP_SYS_ADMIN_BIT = 21, CAP_PERFMON_BIT = 38, CAP_BPF_BIT = 39 };
+	uint64_t caps = effective_caps();
+	bool bpf = caps & (1ull << CAP_BPF_BIT) || caps & (1ull << CAP_SYS_ADMIN_BIT);
+	bool net = caps & (1ull << CAP_NET_ADMIN_BIT);
+	bool perf = caps & (1ull << CAP_PERFMON_BIT) || caps & (1ull << CAP_SYS_ADMIN_BIT);
+
+	if (bpf && net && perf)
+		return 0;
+	snprintf(err, errlen,
+		 "missing privileges to load the data plane (need CAP_BPF, CAP_PERFMON and "
+		 "CAP_NET_ADMIN%s%s%s): run itrackerd as root, or with --no-dataplane to serve "
+		 "the iTracker only",
+		 bpf ? "" : "; CAP_BPF missing", perf ? "" : "; CAP_PERFMON missing",
+		 net ? "" : "; CAP_NET_ADMIN missing");
+	return -EPERM;
+}
+
 static void explain_errno(char *err, size_t errlen, const char *what, int e)
 {
 	if (e == EPERM || e == EACCES)
@@ -470,6 +508,8 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	dp->nifaces = opts->nifaces;
 	snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", root);
 
+	if (check_privileges(err, errlen))
+		goto fail_free;
 	if (itr_ensure_bpffs(root, err, errlen))
 		goto fail_free;
 	dp->obj = open_object(opts, root, err, errlen);
