@@ -26,6 +26,20 @@
  *      T = min(L, min_list) are taken, the candidates the caps skipped are
  *      added in rank order until T are taken.
  *
+ * External budget per AS (gateways = N > 0). A per-list budget leaves
+ * every peer of an AS with outside links (its own picks plus those other
+ * ASes' peers open to it), each pulling pieces its AS already holds. With
+ * gateways, only N peers of each AS per swarm get min_external and
+ * max_external; the others get 0 for passes 1 and 2 (pass 3 still tops a
+ * short list up from outside). The gateways are the N peers of the AS
+ * (the client and its AS's candidates) with the highest
+ * itr_rank_gateway_score(gateway_salt, peer), ties by address and port:
+ * a function of the swarm's content alone, so every peer of the AS agrees
+ * on them and a re-announce gets the same list, and the salt (the tracker
+ * uses the swarm's info_hash) spreads the role over different hosts per
+ * swarm. Every AS with peers has at least one gateway, and a peer alone in
+ * its AS is always one, so no AS is cut off from the swarm.
+ *
  * The selected peers are written in rank order. So a list is never shorter
  * than min(want, min_list, candidates), and never holds more than
  * max_external outsiders unless that is needed to reach min_list.
@@ -75,6 +89,8 @@ void itr_rank_policy_default(struct itr_rank_policy *policy)
 	policy->min_external = 1;
 	policy->max_external = 2;
 	policy->min_list = 11;
+	policy->gateways = 0;
+	policy->gateway_salt = 0;
 }
 
 /* ---- CRC32-C (Castagnoli, reflected polynomial 0x82F63B78) ----------- */
@@ -267,6 +283,31 @@ uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer
 	return bep40_priority(a, b);
 }
 
+/* ---- gateways --------------------------------------------------------- */
+
+uint32_t itr_rank_gateway_score(uint32_t salt, const struct itr_peer_addr *peer)
+{
+	uint8_t buf[4 + 16 + 2];
+	size_t alen = peer->family == 4 ? 4 : 16;
+	buf[0] = (uint8_t)(salt >> 24);
+	buf[1] = (uint8_t)(salt >> 16);
+	buf[2] = (uint8_t)(salt >> 8);
+	buf[3] = (uint8_t)salt;
+	memcpy(buf + 4, peer->addr, alen);
+	buf[4 + alen] = (uint8_t)(peer->port >> 8);
+	buf[5 + alen] = (uint8_t)peer->port;
+	return itr_crc32c(0, buf, 6 + alen);
+}
+
+uint32_t itr_rank_swarm_salt(const uint8_t info_hash[20])
+{
+	return itr_crc32c(0, info_hash, 20);
+}
+
+/* True if a outscores b: higher score, then lower address and port. */
+static bool gateway_before(uint32_t score_a, const struct itr_peer_addr *a, uint32_t score_b,
+                           const struct itr_peer_addr *b);
+
 /* ---- ranking ---------------------------------------------------------- */
 
 enum rank_side {
@@ -433,6 +474,14 @@ static uint64_t pct_of(unsigned pct, size_t n)
 	if (pct >= 100)
 		return n;
 	return (uint64_t)pct * n / 100;
+}
+
+static bool gateway_before(uint32_t score_a, const struct itr_peer_addr *a, uint32_t score_b,
+                           const struct itr_peer_addr *b)
+{
+	if (score_a != score_b)
+		return score_a > score_b;
+	return addr_cmp(a, b) < 0;
 }
 
 /* Per-candidate facts, indexed like cands. */
@@ -644,12 +693,30 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 			}
 		}
 	} else {
-		size_t reserve = policy->min_external;
+		size_t min_external = policy->min_external;
+		size_t max_external = policy->max_external;
+		if (policy->gateways) {
+			/* Count the client's AS peers that outscore it; it is a
+			 * gateway while fewer than `gateways` do, so every AS has
+			 * at least one and a lone peer is always one. */
+			uint32_t own = itr_rank_gateway_score(policy->gateway_salt, client);
+			size_t better = 0;
+			for (size_t i = 0; i < m && better < policy->gateways; i++) {
+				const struct itr_peer_addr *c = &cands[e[i].idx];
+				if (sc.info[e[i].idx].side == SIDE_EXTERNAL)
+					continue;
+				uint32_t score = itr_rank_gateway_score(policy->gateway_salt, c);
+				better += gateway_before(score, c, own, client);
+			}
+			if (better >= policy->gateways)
+				min_external = max_external = 0;
+		}
+		size_t reserve = min_external;
 		if (reserve > externals)
 			reserve = externals;
 		if (reserve > list_len)
 			reserve = list_len;
-		size_t ext_cap = policy->max_external > reserve ? policy->max_external : reserve;
+		size_t ext_cap = max_external > reserve ? max_external : reserve;
 		uint64_t pid_cap = pct_of(policy->max_own_pid_pct, list_len);
 		uint64_t as_cap = pct_of(policy->max_own_as_pct, list_len);
 

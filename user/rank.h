@@ -23,6 +23,15 @@ struct itr_rank_policy {
 	/* Caps never leave a list shorter than min(want, min_list, candidates):
 	 * skipped candidates top it up in rank order. 0: caps are hard. */
 	unsigned min_list;
+	/* 0: every client gets the external budget above. N > 0: per AS, not
+	 * per list - only the client's AS's N "gateway" peers (see
+	 * itr_rank_gateway_score) get min_external/max_external; every other
+	 * peer of the AS gets no outside peer unless the min_list top-up needs
+	 * one. A client alone in its AS is always its AS's gateway. */
+	unsigned gateways;
+	/* Mixed into the gateway score so each swarm has its own gateways (the
+	 * tracker sets it per announce with itr_rank_swarm_salt; 0 elsewhere). */
+	uint32_t gateway_salt;
 };
 
 /* The defaults (see rank.c for the measurements that chose them). */
@@ -46,11 +55,21 @@ struct itr_ranked_peer {
  * reserved; (2) the rest are taken in order while their caps allow (at most
  * max_external outsiders, floor(pct * L / 100) for the shares); (3) if that
  * left fewer than min(L, min_list), skipped candidates top the list up in
- * rank order. The result is written in rank order. Returns 0 if memory for
+ * rank order. With gateways = N > 0, a client that is not among the N
+ * best-scored peers of its AS (itself and its AS's candidates) has
+ * min_external and max_external 0 for (1) and (2).
+ * The result is written in rank order. Returns 0 if memory for
  * n > 64 candidates cannot be allocated. Thread safe; map may be NULL. */
 size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,
                 const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
                 size_t want, struct itr_ranked_peer *out);
+
+/* Gateway score of a peer: CRC32-C of salt (4 bytes big-endian), address
+ * (4 or 16 bytes) and port (2 bytes big-endian). The N peers of an AS with
+ * the highest score (ties: address, port ascending) are its gateways. */
+uint32_t itr_rank_gateway_score(uint32_t salt, const struct itr_peer_addr *peer);
+/* The salt of one swarm: CRC32-C of its 20-byte info_hash. */
+uint32_t itr_rank_swarm_salt(const uint8_t info_hash[20]);
 
 /* BEP 40 canonical peer priority of a pair. */
 uint32_t itr_bep40_priority(const struct itr_peer_addr *a, const struct itr_peer_addr *b);

@@ -392,8 +392,11 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	    .max = tr->cfg.max_candidates,
 	};
 	size_t n = itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
+	/* each swarm picks its own gateway peers per AS */
+	struct itr_rank_policy policy = tr->cfg.policy;
+	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
 	/* with no map published yet itr_rank falls back to BEP 40 order */
-	reply->npeers = itr_rank(idx->map, &tr->cfg.policy, &ann->peer, cands, n, want, peers);
+	reply->npeers = itr_rank(idx->map, &policy, &ann->peer, cands, n, want, peers);
 	free(cands);
 	index_unref(idx);
 	return 0;

@@ -91,7 +91,8 @@ static int setup(void **state)
 	itr_tracker_config_default(&cfg);
 	cfg.trusted_proxies = "127.0.0.1";
 	/* an upstream that does not rank: every peer, like opentracker */
-	cfg.policy = (struct itr_rank_policy){100, 100, 0, 1000, 0};
+	cfg.policy = (struct itr_rank_policy){
+	    .max_own_pid_pct = 100, .max_own_as_pct = 100, .max_external = 1000};
 	up.tr = itr_tracker_new(&cfg, NULL, why, sizeof(why));
 	assert_non_null(up.tr);
 	struct itr_http_limits lim = {
@@ -120,7 +121,8 @@ static int setup(void **state)
 	cfg.trusted_proxies = "127.0.0.1";
 	cfg.clock = proxy_clock;
 	/* shares that bite on a 5-peer list: at most 2 from the own PID */
-	cfg.policy = (struct itr_rank_policy){40, 80, 1, 2, 0};
+	cfg.policy = (struct itr_rank_policy){
+	    .max_own_pid_pct = 40, .max_own_as_pct = 80, .min_external = 1, .max_external = 2};
 	front = itr_tracker_new(&cfg, NULL, why, sizeof(why));
 	assert_non_null(front);
 	return 0;
@@ -395,7 +397,8 @@ static void test_untrusting_upstream(void **state)
 	char why[256];
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
-	cfg.policy = (struct itr_rank_policy){100, 100, 0, 1000, 0};
+	cfg.policy = (struct itr_rank_policy){
+	    .max_own_pid_pct = 100, .max_own_as_pct = 100, .max_external = 1000};
 	struct itr_tracker *plain = itr_tracker_new(&cfg, NULL, why, sizeof(why));
 	assert_non_null(plain);
 	struct itr_http_limits lim = {

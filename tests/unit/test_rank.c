@@ -550,6 +550,167 @@ static void test_rank_ipv6_candidates(void **state)
 	assert_string_equal(out[3].pid->name, "c-all");
 }
 
+/* ---- external budget per AS (gateways) ---------------------------- */
+
+/* A swarm over three ASes: 8 + 3 peers in AS 64500 (two PIDs), 5 in
+ * AS 64501, one alone in AS 64502. */
+static size_t gateway_swarm(struct itr_peer_addr *s)
+{
+	size_t n = 0;
+	for (int i = 0; i < 8; i++)
+		s[n++] = v4(10, 10, 1, 20 + i, 6881);
+	for (int i = 0; i < 3; i++)
+		s[n++] = v4(10, 10, 2, 20 + i, 6881);
+	for (int i = 0; i < 5; i++)
+		s[n++] = v4(10, 20, 1, 20 + i, 6881);
+	s[n++] = v4(10, 30, 0, 9, 6881);
+	return n;
+}
+
+/* Rank the swarm for member `self` (the swarm minus itself as candidates,
+ * as the tracker hands them) and count the outsiders in its list. */
+static size_t rank_member(const struct fixture *f, const struct itr_rank_policy *pol,
+                          const struct itr_peer_addr *swarm, size_t n, size_t self, size_t want,
+                          struct itr_ranked_peer *out, size_t *outsiders)
+{
+	struct itr_peer_addr cands[32];
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i != self)
+			cands[m++] = swarm[i];
+	size_t k = itr_rank(f->map, pol, &swarm[self], cands, m, want, out);
+	uint32_t asn = pid_of(f->map, &swarm[self])->asn;
+	*outsiders = count_asn(out, k, asn, 0);
+	return k;
+}
+
+/* How many members of self's AS outscore it (the rank.h definition). */
+static size_t outscored_by(const struct fixture *f, uint32_t salt, const struct itr_peer_addr *s,
+                           size_t n, size_t self)
+{
+	uint32_t asn = pid_of(f->map, &s[self])->asn;
+	uint32_t own = itr_rank_gateway_score(salt, &s[self]);
+	size_t better = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == self || pid_of(f->map, &s[i])->asn != asn)
+			continue;
+		uint32_t sc = itr_rank_gateway_score(salt, &s[i]);
+		better += sc > own || (sc == own && memcmp(s[i].addr, s[self].addr, 4) < 0);
+	}
+	return better;
+}
+
+static void test_rank_gateways_budget_per_as(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_peer_addr swarm[32];
+	size_t n = gateway_swarm(swarm);
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	pol.min_list = 4; /* no top-up: every AS but the lone one has >= 4 */
+	for (unsigned gateways = 1; gateways <= 3; gateways++) {
+		pol.gateways = gateways;
+		pol.gateway_salt = 0x5eed0000u + gateways;
+		size_t with_outside[3] = {0};
+		for (size_t self = 0; self < n; self++) {
+			struct itr_ranked_peer out[50];
+			size_t ext;
+			size_t k = rank_member(f, &pol, swarm, n, self, 50, out, &ext);
+			assert_rank_order(out, k);
+			int gw = outscored_by(f, pol.gateway_salt, swarm, n, self) < gateways;
+			if (self == n - 1) {
+				/* alone in its AS: topped up from outside */
+				assert_true(gw);
+				assert_int_equal(ext, pol.min_list);
+			} else if (gw) {
+				/* a gateway: the whole AS plus the external budget */
+				assert_int_equal(ext, pol.max_external);
+			} else {
+				assert_int_equal(ext, 0);
+				assert_true(k >= pol.min_list);
+			}
+			with_outside[pid_of(f->map, &swarm[self])->asn - 64500] += ext > 0;
+		}
+		/* Exactly `gateways` peers of each AS reach outside (the lone
+		 * peer being its AS's only one): no AS is cut off. */
+		assert_int_equal(with_outside[0], gateways);
+		assert_int_equal(with_outside[1], gateways);
+		assert_int_equal(with_outside[2], 1);
+	}
+}
+
+static void test_rank_gateways_lone_peer_and_top_up(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_peer_addr swarm[32];
+	size_t n = gateway_swarm(swarm);
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	pol.gateways = 1;
+	pol.gateway_salt = 0xabcdef01u;
+	struct itr_ranked_peer out[50];
+	size_t ext;
+	/* Alone in AS 64502: its own gateway, topped up to min_list. */
+	size_t k = rank_member(f, &pol, swarm, n, n - 1, 50, out, &ext);
+	assert_int_equal(k, pol.min_list);
+	assert_int_equal(ext, k);
+	/* A non-gateway of AS 64501 (4 local peers) still gets a usable list:
+	 * the top-up adds outsiders up to min_list. */
+	for (size_t self = 11; self < 16; self++) {
+		if (outscored_by(f, pol.gateway_salt, swarm, n, self) == 0)
+			continue;
+		k = rank_member(f, &pol, swarm, n, self, 50, out, &ext);
+		assert_int_equal(k, pol.min_list);
+		assert_int_equal(ext, pol.min_list - 4);
+		assert_rank_order(out, k);
+	}
+}
+
+static void test_rank_gateways_stable_and_salted(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_peer_addr swarm[32];
+	size_t n = gateway_swarm(swarm);
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	pol.gateways = 1;
+	pol.min_list = 4;
+	/* Re-announces (same swarm, candidates in another order) give the
+	 * same list. */
+	for (size_t self = 0; self < n; self++) {
+		struct itr_ranked_peer a[50], b[50];
+		size_t ea, eb;
+		size_t ka = rank_member(f, &pol, swarm, n, self, 50, a, &ea);
+		struct itr_peer_addr rev[32];
+		for (size_t i = 0; i < n; i++)
+			rev[i] = swarm[n - 1 - i];
+		size_t kb = rank_member(f, &pol, rev, n, n - 1 - self, 50, b, &eb);
+		assert_int_equal(ka, kb);
+		for (size_t i = 0; i < ka; i++)
+			assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
+	}
+	/* The salt picks each swarm's gateways: over a few salts, more than
+	 * one peer of AS 64500 serves as its gateway. */
+	size_t distinct = 0;
+	int was_gateway[11] = {0};
+	for (uint32_t salt = 1; salt <= 16; salt++) {
+		pol.gateway_salt = salt;
+		for (size_t self = 0; self < 11; self++) {
+			struct itr_ranked_peer out[50];
+			size_t ext;
+			rank_member(f, &pol, swarm, n, self, 50, out, &ext);
+			if (ext && !was_gateway[self]++)
+				distinct++;
+		}
+	}
+	assert_true(distinct > 1);
+	/* the swarm salt is CRC32-C of the info_hash */
+	uint8_t ih[20];
+	for (int i = 0; i < 20; i++)
+		ih[i] = (uint8_t)i;
+	assert_int_equal(itr_rank_swarm_salt(ih), itr_crc32c(0, ih, 20));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +737,10 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test(test_rank_sort_matches_reference),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_per_as, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_gateways_lone_peer_and_top_up, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_gateways_stable_and_salted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -69,7 +69,8 @@ static struct itr_tracker *new_tracker(void (*tweak)(struct itr_tracker_config *
 	itr_tracker_config_default(&cfg);
 	cfg.clock = fake_clock;
 	/* pure p-distance order: no shares, no external budget */
-	cfg.policy = (struct itr_rank_policy){100, 100, 0, 1000, 0};
+	cfg.policy = (struct itr_rank_policy){
+	    .max_own_pid_pct = 100, .max_own_as_pct = 100, .max_external = 1000};
 	if (tweak)
 		tweak(&cfg);
 	char err[256];
@@ -447,6 +448,66 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void one_gateway(struct itr_tracker_config *cfg)
+{
+	cfg->policy = (struct itr_rank_policy){.max_own_pid_pct = 100,
+	                                       .max_own_as_pct = 100,
+	                                       .min_external = 1,
+	                                       .max_external = 2,
+	                                       .gateways = 1};
+}
+
+/* External budget per AS: in each AS exactly one peer (the best-scored
+ * under the swarm's salt, CRC32-C of the info_hash) is handed outside
+ * peers; the rest get their AS only. Re-announces keep every list. */
+static void test_gateway_per_as(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	struct itr_tracker *tr = new_tracker(one_gateway);
+	fill_three_pids(tr);
+	uint32_t salt = itr_rank_swarm_salt(IH);
+	struct itr_peer_addr best[2];
+	uint32_t best_score[2] = {0, 0};
+	size_t with_outside[2] = {0, 0};
+	for (int rnd = 0; rnd < 2; rnd++) {
+		for (int b = 0; b < 3; b++) {
+			for (int i = 1; i <= 10; i++) {
+				struct itr_peer_addr me =
+				    net_peer(b < 2 ? 10 : 30, b < 2 ? b + 1 : 0, i, 6881);
+				int as = b < 2 ? 0 : 1;
+				struct itr_ranked_peer out[50], again[50];
+				size_t n =
+				    do_announce(tr, me, 100, ITR_EVENT_NONE, 50, NULL, out, 50);
+				size_t m =
+				    do_announce(tr, me, 100, ITR_EVENT_NONE, 50, NULL, again, 50);
+				assert_int_equal(n, m);
+				for (size_t k = 0; k < n; k++)
+					assert_memory_equal(&out[k].peer, &again[k].peer,
+					                    sizeof(out[k].peer));
+				size_t ext = 0;
+				for (size_t k = 0; k < n; k++)
+					ext += out[k].peer.addr[1] != me.addr[1];
+				if (rnd == 0) {
+					with_outside[as] += ext > 0;
+					uint32_t sc = itr_rank_gateway_score(salt, &me);
+					if (sc > best_score[as]) {
+						best_score[as] = sc;
+						best[as] = me;
+					}
+				} else if (ext) {
+					/* the gateway is the best-scored peer of its AS */
+					assert_memory_equal(me.addr, best[as].addr, 4);
+					assert_int_equal(ext, 2);
+				}
+			}
+		}
+	}
+	assert_int_equal(with_outside[0], 1);
+	assert_int_equal(with_outside[1], 1);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -462,6 +523,7 @@ int main(void)
 	    cmocka_unit_test(test_trusted_proxies),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_peer_addr_from_sockaddr),
+	    cmocka_unit_test(test_gateway_per_as),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
