@@ -119,6 +119,9 @@ static void usage(FILE *out)
 		"                           more are needed to reach --min-list\n"
 		"      --min-list N         top a short list up to N peers with outside peers\n"
 		"                           in cost order (default 11)\n"
+		"      --gateways N         external budget per AS, not per list: only the N\n"
+		"                           gateway peers of each AS (per swarm) get outside\n"
+		"                           peers; 0 = every list gets them (default 0)\n"
 		"Proxy mode (pTracker: rank another tracker's peers):\n"
 		"      --upstream URL       forward announces and scrapes to this tracker\n"
 		"                           (http://HOST:PORT/announce or udp://HOST:PORT) and\n"
@@ -246,6 +249,7 @@ enum {
 	OPT_MIN_EXTERNAL,
 	OPT_MAX_EXTERNAL,
 	OPT_MIN_LIST,
+	OPT_GATEWAYS,
 	OPT_ROUTE,
 	OPT_ROUTE_PRECEDENCE,
 	OPT_UPSTREAM,
@@ -280,6 +284,7 @@ static const struct option long_opts[] = {
 	{"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
 	{"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
 	{"min-list", required_argument, NULL, OPT_MIN_LIST},
+	{"gateways", required_argument, NULL, OPT_GATEWAYS},
 	{"route", required_argument, NULL, OPT_ROUTE},
 	{"route-precedence", required_argument, NULL, OPT_ROUTE_PRECEDENCE},
 	{"upstream", required_argument, NULL, OPT_UPSTREAM},
@@ -450,6 +455,9 @@ static void apply_option(struct options *o, int c, const char *arg)
 		break;
 	case OPT_MIN_LIST:
 		o->policy_rank.min_list = option_u32("--min-list", arg, 0, 10000);
+		break;
+	case OPT_GATEWAYS:
+		o->policy_rank.gateways = option_u32("--gateways", arg, 0, 10000);
 		break;
 	case OPT_ROUTE:
 	case OPT_ROUTE_PRECEDENCE: {
