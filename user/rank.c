@@ -490,7 +490,27 @@ struct cand_info {
 	uint32_t cost;
 	uint8_t side;
 	uint8_t taken;
+	uint8_t gateway; /* external and one of its AS's gateways */
 };
+
+/* One external candidate while its AS's gateways are found. */
+struct gw_item {
+	uint32_t asn;
+	uint32_t score;
+	uint32_t idx;
+};
+
+/* qsort_r order: AS, then gateway order inside it (arg: the candidates). */
+static int gw_item_cmp(const void *pa, const void *pb, void *arg)
+{
+	const struct gw_item *a = pa, *b = pb;
+	const struct itr_peer_addr *gw_cands = arg;
+	if (a->asn != b->asn)
+		return a->asn < b->asn ? -1 : 1;
+	if (gateway_before(a->score, &gw_cands[a->idx], b->score, &gw_cands[b->idx]))
+		return -1;
+	return gateway_before(b->score, &gw_cands[b->idx], a->score, &gw_cands[a->idx]) ? 1 : 0;
+}
 
 /* The cost from the client's PID depends only on the candidate's PID, and
  * a swarm spans few PIDs: a small direct-mapped memo saves the cost map's
@@ -550,6 +570,52 @@ static bool seen_before(struct rank_scratch *sc, const struct itr_peer_addr *can
 		if (sc->ties[v - 1] == k && addr_cmp(&cands[v - 1], &cands[i]) == 0)
 			return true;
 	}
+}
+
+/* For a gateway client: mark the external candidates that are gateways of
+ * their own AS (its `gateways` best-scored candidates; one no PID covers is
+ * its own place and always one) and return how many there are. A gateway
+ * hands its outside budget to these first, so an AS's outside links end at
+ * the other ASes' few gateways instead of at peers all over them. */
+static size_t mark_external_gateways(struct rank_scratch *sc, const struct itr_peer_addr *cands,
+                                     const struct sort_item *e, size_t m,
+                                     const struct itr_rank_policy *policy)
+{
+	size_t n = 0, marked = 0;
+	for (size_t i = 0; i < m; i++) {
+		const struct cand_info *ci = &sc->info[e[i].idx];
+		n += ci->side == SIDE_EXTERNAL && ci->pid;
+	}
+	struct gw_item stack_items[RANK_STACK_MAX];
+	struct gw_item *items = n <= RANK_STACK_MAX ? stack_items : malloc(n * sizeof(*items));
+	if (!items)
+		return 0; /* no preference: still a valid list */
+	size_t k = 0;
+	for (size_t i = 0; i < m; i++) {
+		struct cand_info *ci = &sc->info[e[i].idx];
+		if (ci->side != SIDE_EXTERNAL)
+			continue;
+		if (!ci->pid) {
+			ci->gateway = 1;
+			marked++;
+			continue;
+		}
+		items[k].asn = ci->pid->asn;
+		items[k].score = itr_rank_gateway_score(policy->gateway_salt, &cands[e[i].idx]);
+		items[k].idx = e[i].idx;
+		k++;
+	}
+	qsort_r(items, k, sizeof(*items), gw_item_cmp, (void *)cands);
+	for (size_t i = 0, in_as = 0; i < k; i++) {
+		in_as = i > 0 && items[i].asn == items[i - 1].asn ? in_as + 1 : 0;
+		if (in_as < policy->gateways) {
+			sc->info[items[i].idx].gateway = 1;
+			marked++;
+		}
+	}
+	if (items != stack_items)
+		free(items);
+	return marked;
 }
 
 /* The rank order is produced lazily, one cost bucket at a time: items are
@@ -647,6 +713,7 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 		const struct itr_peer_addr *c = &cands[i];
 		struct cand_info *ci = &sc.info[i];
 		ci->taken = 0;
+		ci->gateway = 0;
 		if (c->port == client->port && same_address(c, client))
 			continue;
 		sc.ties[i] = tie_key(c);
@@ -693,6 +760,7 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 			}
 		}
 	} else {
+		size_t ext_gateways = 0; /* external gateways not taken yet */
 		size_t min_external = policy->min_external;
 		size_t max_external = policy->max_external;
 		if (policy->gateways) {
@@ -710,6 +778,8 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 			}
 			if (better >= policy->gateways)
 				min_external = max_external = 0;
+			else if (max_external || min_external)
+				ext_gateways = mark_external_gateways(&sc, cands, e, m, policy);
 		}
 		size_t reserve = min_external;
 		if (reserve > externals)
@@ -720,21 +790,28 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 		uint64_t pid_cap = pct_of(policy->max_own_pid_pct, list_len);
 		uint64_t as_cap = pct_of(policy->max_own_as_pct, list_len);
 
-		/* Pass 1: reserve the best externals; buckets holding none
-		 * are passed over unsorted. */
+		/* Pass 1: reserve the best externals, other ASes' gateways
+		 * first; buckets holding none are passed over unsorted. */
 		size_t ext_taken = 0;
-		for (size_t s = 0; s < m && ext_taken < reserve; s = bucket_end[s]) {
-			bool any = false;
-			for (size_t i = s; i < bucket_end[s] && !any; i++)
-				any = sc.info[e[i].idx].side == SIDE_EXTERNAL;
-			if (!any)
-				continue;
-			sort_bucket(&w, s);
-			for (size_t i = s; i < bucket_end[s] && ext_taken < reserve; i++) {
-				struct cand_info *ci = &sc.info[e[i].idx];
-				if (ci->side == SIDE_EXTERNAL) {
-					ci->taken = 1;
-					ext_taken++;
+		for (int sweep = ext_gateways ? 0 : 1; sweep < 2; sweep++) {
+			for (size_t s = 0; s < m && ext_taken < reserve; s = bucket_end[s]) {
+				bool any = false;
+				for (size_t i = s; i < bucket_end[s] && !any; i++) {
+					const struct cand_info *ci = &sc.info[e[i].idx];
+					any = ci->side == SIDE_EXTERNAL && !ci->taken &&
+					      (sweep || ci->gateway);
+				}
+				if (!any)
+					continue;
+				sort_bucket(&w, s);
+				for (size_t i = s; i < bucket_end[s] && ext_taken < reserve; i++) {
+					struct cand_info *ci = &sc.info[e[i].idx];
+					if (ci->side == SIDE_EXTERNAL && !ci->taken &&
+					    (sweep || ci->gateway)) {
+						ci->taken = 1;
+						ext_taken++;
+						ext_gateways -= ci->gateway;
+					}
 				}
 			}
 		}
@@ -751,7 +828,11 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 				if (ci->side == SIDE_EXTERNAL) {
 					if (ext_taken >= ext_cap)
 						continue;
+					/* other ASes' gateways fill the budget first */
+					if (!ci->gateway && ext_gateways)
+						continue;
 					ext_taken++;
+					ext_gateways -= ci->gateway;
 				} else {
 					if (as_taken >= as_cap)
 						continue;

@@ -7,7 +7,8 @@
 # peer's list for numwant 5, 8 and 50 must be exactly the rule's list (own
 # PID first, reserve, caps, top-up), twice in a row; a peer alone in its
 # PID gets other PIDs, a peer alone in its AS a full enough list. Run for
-# the default policy and for one where every knob bites.
+# the default policy, one where every knob bites, and two with an external
+# budget per AS (--gateways): every AS still reaches the others.
 E2E=trloc$$
 : "${ITRACKER_ROOT:=$(cd "$(dirname "$0")/../.." && pwd)}"
 source "$(dirname "$0")/lib/netns.sh"
@@ -20,10 +21,10 @@ ITRD=$ITRACKER_ROOT/$BUILD/itrackerd
 NS=${E2E}n
 e2e_netns "$NS" # its own loopback: no port clashes with anything else
 
-run() { # policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST
+run() { # policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST GATEWAYS
 	e2e_bg ip netns exec "$NS" "$ITRD" --map "$MAP" --no-dataplane --listen 127.0.0.1:6969 \
 		--udp off --trusted-proxy 127.0.0.1 --own-pid-share "$1" --own-as-share "$2" \
-		--min-external "$3" --max-external "$4" --min-list "$5" 2>>"$E2E_TMP/itrackerd.log"
+		--min-external "$3" --max-external "$4" --min-list "$5" --gateways "$6" 2>>"$E2E_TMP/itrackerd.log"
 	local pid=${E2E_PIDS[-1]}
 	for _ in $(seq 100); do
 		ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
@@ -35,6 +36,8 @@ run() { # policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST
 	wait "$pid" 2>/dev/null || true
 }
 
-run 100 100 1 2 11 # itrackerd's defaults (rank.c)
-run 50 75 2 3 6    # shares, a larger reserve and budget, a short top-up
+run 100 100 1 2 11 0 # itrackerd's defaults (rank.c)
+run 50 75 2 3 6 0    # shares, a larger reserve and budget, a short top-up
+run 100 100 1 2 4 1  # one gateway per AS: the others get local peers only
+run 75 100 1 1 6 2   # two gateways, a share and a top-up that bites
 echo "PASS: tracker_locality"

@@ -623,8 +623,18 @@ static void test_rank_gateways_budget_per_as(void **state)
 				assert_true(gw);
 				assert_int_equal(ext, pol.min_list);
 			} else if (gw) {
-				/* a gateway: the whole AS plus the external budget */
+				/* a gateway: the whole AS plus the external budget,
+				 * spent on the other ASes' gateways */
 				assert_int_equal(ext, pol.max_external);
+				for (size_t i = 0; i < k; i++) {
+					size_t j = 0;
+					while (memcmp(&swarm[j], &out[i].peer, sizeof(swarm[j])))
+						j++;
+					if (pid_of(f->map, &swarm[j])->asn !=
+					    pid_of(f->map, &swarm[self])->asn)
+						assert_true(outscored_by(f, pol.gateway_salt, swarm,
+						                         n, j) < gateways);
+				}
 			} else {
 				assert_int_equal(ext, 0);
 				assert_true(k >= pol.min_list);

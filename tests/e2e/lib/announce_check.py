@@ -3,7 +3,7 @@
 named addresses, and the ranking rule of user/rank.c re-implemented from
 its documentation, to check each answer's composition and order.
 
-  announce_check.py locality URL MAP [policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST]
+  announce_check.py locality URL MAP [policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST [GATEWAYS]]
       a swarm over the map's PIDs (one PID and one AS with a single peer)
       announces via ip= (the tracker must trust 127.0.0.1); every peer's
       answer for numwant 5, 8 and 50 must equal the rule's list, twice.
@@ -94,9 +94,33 @@ assert bep40(("123.213.32.10", 0), ("98.76.54.32", 0)) == 0xEC2D7224
 assert bep40(("123.213.32.10", 0), ("123.213.32.234", 0)) == 0x99568189
 
 
-def rank(m, policy, client, cands, want):
-    """user/rank.c's documented rule: order, then reserve, caps, top-up."""
-    pid_pct, as_pct, min_ext, max_ext, min_list = policy
+def gateway_score(salt, peer):
+    """rank.h: CRC32-C of salt (big-endian), address and port (big-endian)."""
+    return crc32c(struct.pack(">I", salt) + socket.inet_aton(peer[0]) + struct.pack(">H", peer[1]))
+
+
+def is_gateway(m, policy, client, cands, salt):
+    """The client is one of the `gateways` best-scored peers of its AS."""
+    gateways = policy[5] if len(policy) > 5 else 0
+    cp = m.pid(client[0])
+    if not gateways or cp is None:
+        return True
+    asn = m.pids[cp]["asn"]
+    mates = [c for c in set(cands) if c != client and m.pid(c[0]) is not None
+             and m.pids[m.pid(c[0])]["asn"] == asn]
+
+    def key(c):
+        return (-gateway_score(salt, c), socket.inet_aton(c[0]), c[1])
+    return sum(key(c) < key(client) for c in mates) < gateways
+
+
+def rank(m, policy, client, cands, want, salt=0):
+    """user/rank.c's documented rule: order, then reserve, caps, top-up;
+    with gateways, only an AS's gateway peers get the external budget."""
+    pid_pct, as_pct, min_ext, max_ext, min_list = policy[:5]
+    gateways = policy[5] if len(policy) > 5 else 0
+    if not is_gateway(m, policy, client, cands, salt):
+        min_ext = max_ext = 0
     cands = sorted(set(c for c in cands if c != client))
     cp = m.pid(client[0])
 
@@ -115,6 +139,21 @@ def rank(m, policy, client, cands, want):
         return p is not None and m.pids[p]["asn"] == m.pids[cp]["asn"]
 
     externals = [c for c in order if not internal(c)]
+    # a gateway's budget goes to other ASes' gateways first (a peer no PID
+    # covers counts as one)
+    ext_gw = set()
+    if gateways and (min_ext or max_ext):
+        by_as = {}
+        for c in externals:
+            p = m.pid(c[0])
+            if p is None:
+                ext_gw.add(c)
+            else:
+                by_as.setdefault(m.pids[p]["asn"], []).append(c)
+        for peers in by_as.values():
+            peers.sort(key=lambda c: (-gateway_score(salt, c), socket.inet_aton(c[0]), c[1]))
+            ext_gw.update(peers[:gateways])
+    externals = [c for c in externals if c in ext_gw] + [c for c in externals if c not in ext_gw]
     taken = set(externals[:min(min_ext, len(externals), L)])
     n_ext = len(taken)
     ext_cap = max(max_ext, n_ext)
@@ -131,7 +170,7 @@ def rank(m, policy, client, cands, want):
                 taken.add(c)
                 n_as += 1
                 n_pid += own
-        elif n_ext < ext_cap:
+        elif n_ext < ext_cap and (c in ext_gw or not (ext_gw - taken)):
             taken.add(c)
             n_ext += 1
     for c in order:
@@ -214,11 +253,13 @@ def locality(url, mapfile, policy):
         announce(url, ip, port, 0, "started")
     checked = 0
     first = {}
+    salt = crc32c(INFO_HASH)  # tracker.c: itr_rank_swarm_salt
+    outside = set()  # ASes some of whose peers were handed an outside peer
     for rnd in range(2):
         for client in swarm:
             for want in (5, 8, 50):
                 got, _ = announce(url, client[0], client[1], want)
-                expect = rank(m, policy, client, swarm, want)
+                expect = rank(m, policy, client, swarm, want, salt)
                 if got != expect:
                     raise SystemExit("FAIL: %s:%d numwant %d (PID %s)\n  got    %s\n  expect %s" % (
                         client[0], client[1], want, m.pid(client[0]), got, expect))
@@ -227,9 +268,18 @@ def locality(url, mapfile, policy):
                 elif first[(client, want)] != got:
                     raise SystemExit("FAIL: %s: a repeated announce changed the list" % (client,))
                 others = {m.pid(p[0]) for p in got} - {m.pid(client[0])}
-                if not others and len(swarm) > 1:
+                gateway = is_gateway(m, policy, client, swarm, salt)
+                if not others and len(swarm) > 1 and gateway:
                     raise SystemExit("FAIL: %s got peers from its own PID only" % (client,))
+                asn = m.pids[m.pid(client[0])]["asn"]
+                if any(m.pids[m.pid(p[0])]["asn"] != asn for p in got):
+                    outside.add(asn)
                 checked += 1
+    # no AS cut off: each one's gateways (all its peers without gateways)
+    # were handed at least one peer of another AS
+    ases = {m.pids[m.pid(c[0])]["asn"] for c in swarm}
+    if outside != ases:
+        raise SystemExit("FAIL: no peer of AS %s got an outside peer" % sorted(ases - outside))
     # the lone peers, spelled out
     alone_pid = [c for c in swarm if c[0].startswith("10.10.3.")][0]
     alone_as = [c for c in swarm if c[0].startswith("10.30.0.")][0]
@@ -264,7 +314,7 @@ def proxy(url, mapfile, direct_url, clients, policy):
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "locality":
-        pol = tuple(int(x) for x in sys.argv[4:9]) if len(sys.argv) > 4 else (100, 100, 1, 2, 11)
+        pol = tuple(int(x) for x in sys.argv[4:10]) if len(sys.argv) > 4 else (100, 100, 1, 2, 11)
         locality(sys.argv[2], sys.argv[3], pol)
     elif what == "proxy":
         proxy(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:], (100, 100, 1, 2, 11))
