@@ -22,20 +22,27 @@
 #define ITR_SIG_UTP          (1u << 5) /* one packet passed the uTP header check */
 #define ITR_SIG_UTP_SYN      (1u << 6) /* ... and it was a SYN */
 
+/* Tracker answers are read further than signatures: a compact peer list of
+ * a few dozen peers follows the HTTP headers (bpf/tracker_peers.h). */
+#define ITR_TRACKER_SCAN_BYTES 2048
+
+/* Signature checks use the first ITR_SCRATCH_BYTES; tracker answers the
+ * whole buffer. */
 struct itr_scratch {
-	__u8 buf[ITR_SCRATCH_BYTES];
+	__u8 buf[ITR_TRACKER_SCAN_BYTES];
 };
 
-/* True if lit[0..n) sits at buf[off..off+n) and lies within len. */
-static __always_inline int itr_bytes_at(const __u8 *buf, __u32 len, __u32 off, const char *lit,
-                                        __u32 n)
+/* True if lit[0..n) sits at buf[off..off+n) and lies within len; size is
+ * the buffer's capacity (a constant). */
+static __always_inline int itr_bytes_within(const __u8 *buf, __u32 len, __u32 size, __u32 off,
+                                            const char *lit, __u32 n)
 {
 	/* The barrier hides off's origin from clang, so the register tested
 	 * against the buffer size is the one that indexes, as the verifier
 	 * needs. */
 	__u64 at = off;
 	asm volatile("" : "+r"(at));
-	if (at > ITR_SCRATCH_BYTES - n || at + n > len)
+	if (at > size - n || at + n > len)
 		return 0;
 	const __u8 *p = buf + at;
 	/* Constant n: clang unrolls this where it can; a bounded loop is fine
@@ -44,6 +51,41 @@ static __always_inline int itr_bytes_at(const __u8 *buf, __u32 len, __u32 off, c
 		if (p[k] != (__u8)lit[k])
 			return 0;
 	return 1;
+}
+
+static __always_inline int itr_bytes_at(const __u8 *buf, __u32 len, __u32 off, const char *lit,
+                                        __u32 n)
+{
+	return itr_bytes_within(buf, len, ITR_SCRATCH_BYTES, off, lit, n);
+}
+
+/* Longest decimal number itr_decimal_at() reads: ports and the lengths of
+ * peer lists that fit a packet need no more. */
+#define ITR_DECIMAL_MAX_DIGITS 5
+
+/* Reads the decimal digits at buf[off..] (size: the buffer's capacity, a
+ * constant) and stores the offset of the first byte after them in *end.
+ * Returns the number, or -1 if there is no digit, more than
+ * ITR_DECIMAL_MAX_DIGITS, or the digits run up to len (the number might go
+ * on past what we hold). */
+static __always_inline long itr_decimal_at(const __u8 *buf, __u32 len, __u32 size, __u32 off,
+                                           __u32 *end)
+{
+	long value = 0;
+
+	for (__u32 k = 0; k <= ITR_DECIMAL_MAX_DIGITS; k++) {
+		__u64 at = (__u64)off + k;
+		asm volatile("" : "+r"(at)); /* test and index one register */
+		if (at >= len || at >= size)
+			return -1;
+		__u8 c = buf[at];
+		if (c < '0' || c > '9') {
+			*end = (__u32)at;
+			return k ? value : -1;
+		}
+		value = value * 10 + (c - '0');
+	}
+	return -1;
 }
 
 static __always_inline int itr_sig_peer_wire(const __u8 *buf, __u32 len)
@@ -60,6 +102,7 @@ struct itr_http_scan {
 	__u32 len;
 	__u8 path_ok;
 	__u8 hash_ok;
+	__u16 port; /* the port= parameter, host byte order; 0 if none */
 };
 
 static long itr_http_scan_step(__u64 index, void *ctx)
@@ -86,21 +129,40 @@ static long itr_http_scan_step(__u64 index, void *ctx)
 		if ((before == '?' || before == '&') &&
 		    itr_bytes_at(buf, st->len, i, "info_hash=", 10))
 			st->hash_ok = 1;
+	} else if (c == 'p') {
+		__u8 before = buf[i - 1];
+		__u32 end;
+		if ((before == '?' || before == '&') && itr_bytes_at(buf, st->len, i, "port=", 5)) {
+			long port = itr_decimal_at(buf, st->len, ITR_SCRATCH_BYTES, i + 5, &end);
+			st->port = port > 0 && port <= 0xffff ? (__u16)port : 0;
+		}
 	}
 	return 0;
 }
 
-/* "GET <path> HTTP/1.x": the request target must contain "/announce?" or
- * "/scrape?" and an "info_hash=" parameter, all within the scratch buffer.
- * bpf_loop keeps the verifier from walking all 508 positions. */
-static __always_inline int itr_sig_http_tracker(const __u8 *buf, __u32 len)
+/* Scans the request target of an HTTP request held in buf (the scratch
+ * buffer) and fills *st. bpf_loop keeps the verifier from walking all 508
+ * positions. Returns 0 if buf does not start "GET ". */
+static __always_inline int itr_http_scan_request(const __u8 *buf, __u32 len,
+                                                 struct itr_http_scan *st)
 {
-	struct itr_http_scan st = {.buf = buf, .len = len};
-
+	st->buf = buf;
+	st->len = len;
+	st->path_ok = st->hash_ok = 0;
+	st->port = 0;
 	if (!itr_bytes_at(buf, len, 0, "GET ", 4))
 		return 0;
-	bpf_loop(ITR_SCRATCH_BYTES - 4, itr_http_scan_step, &st, 0);
-	return st.path_ok && st.hash_ok;
+	bpf_loop(ITR_SCRATCH_BYTES - 4, itr_http_scan_step, st, 0);
+	return 1;
+}
+
+/* "GET <path> HTTP/1.x": the request target must contain "/announce?" or
+ * "/scrape?" and an "info_hash=" parameter, all within the scratch buffer. */
+static __always_inline int itr_sig_http_tracker(const __u8 *buf, __u32 len)
+{
+	struct itr_http_scan st;
+
+	return itr_http_scan_request(buf, len, &st) && st.path_ok && st.hash_ok;
 }
 
 /* KRPC messages are bencoded dictionaries with sorted keys: a query starts

@@ -9,7 +9,13 @@
  *
  * The established-flow path is deliberately short: parse, one flow-cache
  * lookup, the config generation check, the counter, and (BitTorrent only)
- * the matrix. Everything else happens once per flow.
+ * the matrix. Everything else happens once per flow, with two exceptions
+ * that only concern flows in their own states: tracker flows have their
+ * next few payload packets read for the peers the tracker hands out
+ * (ITR_FLOW_TRACKER), so that later flows to those peers are recognised by
+ * endpoint even when obfuscated (MSE); and DHT flows look at each packet's
+ * first byte, because libtorrent runs uTP on the DHT socket
+ * (ITR_FLOW_SHARED).
  *
  * Map layouts, enums and pin names: maps/itracker_maps.h.
  */
@@ -21,6 +27,7 @@
 #include "itracker_maps.h"
 #include "parse.h"
 #include "bt_signatures.h"
+#include "tracker_peers.h"
 #include "flow_key.h"
 
 /* libbpf 1.1's helper list predates this helper (kernel 5.18). */
@@ -94,6 +101,12 @@ struct {
 	__type(value, struct itr_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
+
+/* ITR_TRACKER_FOLLOW (maps/itracker_maps.h): payload packets of a tracker
+ * flow read after the one that classified it, counted again from each
+ * announce request, so a kept-alive HTTP connection or a reused UDP socket
+ * is followed announce by announce. An answer is normally the next one or
+ * two packets from the tracker. */
 
 /* Per-CPU copy of the payload under inspection; internal, not pinned. */
 struct {
@@ -206,15 +219,164 @@ static __always_inline void itr_endpoint_learn(const struct itr_pkt *p, int dst_
 	bpf_map_update_elem(&endpoints, &k, &info, BPF_ANY);
 }
 
+/* Writes an endpoint a tracker flow taught (a listed peer, a client's
+ * announced port) for TCP and for UDP: a client's listen port takes
+ * peer-wire connections and uTP alike. BPF_NOEXIST: what an endpoint was
+ * itself seen doing (a UDP tracker, say) outranks being listed. */
+static __always_inline void itr_endpoint_teach(struct itr_endpoint_key *k, __u64 now)
+{
+	struct itr_endpoint_info info = {.last_seen_ns = now, .kind = ITR_KIND_ENDPOINT};
+
+	if (!k->port)
+		return;
+	k->proto = IPPROTO_TCP;
+	bpf_map_update_elem(&endpoints, k, &info, BPF_NOEXIST);
+	k->proto = IPPROTO_UDP;
+	bpf_map_update_elem(&endpoints, k, &info, BPF_NOEXIST);
+}
+
+/* A compact peer list in the scratch buffer, one bpf_loop step per entry. */
+struct itr_peer_teach {
+	const __u8 *buf;
+	__u64 now;
+	__u32 off;
+};
+
+static long itr_teach_peer4_step(__u64 index, void *ctx)
+{
+	struct itr_peer_teach *t = ctx;
+	__u64 pos = t->off + index * ITR_PEER4_BYTES;
+	struct itr_endpoint_key k __attribute__((aligned(8)));
+
+	asm volatile("" : "+r"(pos)); /* test and index one register */
+	if (pos > ITR_TRACKER_SCAN_BYTES - ITR_PEER4_BYTES)
+		return 1;
+	/* Field by field: an initialiser would become a .rodata template,
+	 * which the loader does not expect. */
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = 4;
+	__builtin_memcpy(k.addr, t->buf + pos, 4);
+	__builtin_memcpy(&k.port, t->buf + pos + 4, 2);
+	itr_endpoint_teach(&k, t->now);
+	return 0;
+}
+
+static long itr_teach_peer6_step(__u64 index, void *ctx)
+{
+	struct itr_peer_teach *t = ctx;
+	__u64 pos = t->off + index * ITR_PEER6_BYTES;
+	struct itr_endpoint_key k __attribute__((aligned(8)));
+
+	asm volatile("" : "+r"(pos));
+	if (pos > ITR_TRACKER_SCAN_BYTES - ITR_PEER6_BYTES)
+		return 1;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = 6;
+	__builtin_memcpy(k.addr, t->buf + pos, 16);
+	__builtin_memcpy(&k.port, t->buf + pos + 16, 2);
+	itr_endpoint_teach(&k, t->now);
+	return 0;
+}
+
+/* What one payload packet of a tracker flow (kind HTTP_TRACKER or
+ * UDP_TRACKER), held in s->buf[0..len), teaches the endpoint cache: from
+ * the client, the port its announce names (HTTP port=, BEP 15 port field)
+ * at the packet's source address; from the tracker, the peers of an
+ * announce answer. Returns 1 if the packet was an announce request. A
+ * global function: the verifier checks its loops once. */
+__attribute__((noinline)) int itr_tracker_learn(const struct itr_scratch *s, __u32 len,
+                                                const struct itr_pkt *p, __u32 kind,
+                                                __u32 from_tracker)
+{
+	struct itr_peer_teach t = {.off = 0};
+	struct itr_endpoint_key k __attribute__((aligned(8))) = {};
+
+	if (!s || !p || len > ITR_TRACKER_SCAN_BYTES)
+		return 0;
+	t.buf = s->buf;
+	t.now = bpf_ktime_get_ns();
+	if (!from_tracker) {
+		if (kind == ITR_KIND_HTTP_TRACKER) {
+			struct itr_http_scan st;
+			__u32 head = len < ITR_SCRATCH_BYTES ? len : ITR_SCRATCH_BYTES;
+			if (!itr_http_scan_request(s->buf, head, &st) || !st.path_ok || !st.hash_ok)
+				return 0;
+			k.port = bpf_htons(st.port);
+		} else {
+			if (!itr_sig_udp_announce(s->buf, len))
+				return 0;
+			k.port = itr_udp_announce_port(s->buf, len);
+		}
+		__builtin_memcpy(k.addr, p->saddr, 16);
+		k.family = p->family;
+		itr_endpoint_teach(&k, t.now);
+		return 1;
+	}
+	if (kind == ITR_KIND_HTTP_TRACKER) {
+		struct itr_peers_scan st;
+		itr_http_peer_lists(s->buf, len, &st);
+		t.off = st.v4.off;
+		bpf_loop(st.v4.count, itr_teach_peer4_step, &t, 0);
+		t.off = st.v6.off;
+		bpf_loop(st.v6.count, itr_teach_peer6_step, &t, 0);
+		return 0;
+	}
+	struct itr_peer_list list;
+	if (p->family == 4) {
+		if (itr_udp_peer_list(s->buf, len, p->payload_len, ITR_PEER4_BYTES, &list)) {
+			t.off = list.off;
+			bpf_loop(list.count, itr_teach_peer4_step, &t, 0);
+		}
+	} else if (itr_udp_peer_list(s->buf, len, p->payload_len, ITR_PEER6_BYTES, &list)) {
+		t.off = list.off;
+		bpf_loop(list.count, itr_teach_peer6_step, &t, 0);
+	}
+	return 0;
+}
+
 static __always_inline void itr_settle(struct itr_flow_verdict *v, __u8 kind)
 {
 	v->kind = kind;
 	v->state = ITR_FLOW_FINAL;
 }
 
+/* A tracker flow classified by this packet, a request to the destination:
+ * follow its next packets for the answer. */
+static __always_inline void itr_settle_tracker(struct itr_flow_verdict *v, __u8 kind, int src_lo)
+{
+	v->kind = kind;
+	v->state = ITR_FLOW_TRACKER;
+	v->follow_left = ITR_TRACKER_FOLLOW;
+	v->tracker_end = src_lo ? ITR_END_HI : ITR_END_LO;
+}
+
+/* Copies up to `cap` (a power of two) bytes of the payload into the scratch
+ * buffer; returns how many, 0 on failure. */
+static __always_inline __u32 itr_load_payload(void *ctx, const int is_xdp, const struct itr_pkt *p,
+                                              struct itr_scratch *s, const __u32 cap)
+{
+	__u32 len = p->payload_len;
+	long err;
+
+	if (len > cap)
+		len = cap;
+	if (len < 1)
+		return 0;
+	/* Show the verifier 1 <= len <= cap; the barrier keeps clang from
+	 * dropping the (for it redundant) mask. */
+	len -= 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (cap - 1)) + 1;
+	if (is_xdp)
+		err = itr_xdp_load_bytes(ctx, p->payload_off, s->buf, len);
+	else
+		err = bpf_skb_load_bytes(ctx, p->payload_off, s->buf, len);
+	return err ? 0 : len;
+}
+
 /* One payload-bearing packet of a flow still being inspected. */
 static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struct itr_pkt *p,
-                                        struct itr_flow_verdict *v)
+                                        int src_lo, struct itr_flow_verdict *v)
 {
 	__u32 zero = 0;
 	struct itr_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -227,43 +389,33 @@ static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struc
 	__u32 dst_known = dst_ep ? 1 : 0;
 	asm volatile("" : "+r"(dst_known));
 	int endpoint_known = src_known | dst_known;
-	__u32 len = p->payload_len;
+	__u32 len;
 	__u32 sigs = 0;
-	long err;
 
 	if (endpoint_known && v->kind == ITR_KIND_NONE)
 		v->kind = ITR_KIND_ENDPOINT;
 	v->inspected++;
 	if (!s)
 		return;
-	if (len > ITR_SCRATCH_BYTES)
-		len = ITR_SCRATCH_BYTES;
-	if (len < 1)
-		return;
-	/* Show the verifier 1 <= len <= ITR_SCRATCH_BYTES; the barrier keeps
-	 * clang from dropping the (for it redundant) mask. */
-	len -= 1;
-	asm volatile("" : "+r"(len));
-	len = (len & (ITR_SCRATCH_BYTES - 1)) + 1;
-	if (is_xdp)
-		err = itr_xdp_load_bytes(ctx, p->payload_off, s->buf, len);
-	else
-		err = bpf_skb_load_bytes(ctx, p->payload_off, s->buf, len);
-	if (!err)
+	len = itr_load_payload(ctx, is_xdp, p, s, ITR_SCRATCH_BYTES);
+	if (len)
 		sigs = itr_scan_signatures(s, len, p->proto);
 
 	if (sigs & ITR_SIG_PEER_WIRE) {
 		itr_settle(v, ITR_KIND_PEER_WIRE);
 		itr_endpoint_learn(p, 1, ITR_KIND_PEER_WIRE);
 	} else if (sigs & ITR_SIG_HTTP_TRACKER) {
-		itr_settle(v, ITR_KIND_HTTP_TRACKER);
+		itr_settle_tracker(v, ITR_KIND_HTTP_TRACKER, src_lo);
 		itr_endpoint_learn(p, 1, ITR_KIND_HTTP_TRACKER);
+		itr_tracker_learn(s, len, p, ITR_KIND_HTTP_TRACKER, 0);
 	} else if ((sigs & ITR_SIG_UDP_CONNECT) || ((sigs & ITR_SIG_UDP_ANNOUNCE) && dst_ep &&
 	                                            dst_ep->kind == ITR_KIND_UDP_TRACKER)) {
-		itr_settle(v, ITR_KIND_UDP_TRACKER);
+		itr_settle_tracker(v, ITR_KIND_UDP_TRACKER, src_lo);
 		itr_endpoint_learn(p, 1, ITR_KIND_UDP_TRACKER);
+		itr_tracker_learn(s, len, p, ITR_KIND_UDP_TRACKER, 0);
 	} else if (sigs & ITR_SIG_DHT) {
 		itr_settle(v, ITR_KIND_DHT);
+		v->state = ITR_FLOW_SHARED;
 		itr_endpoint_learn(p, 0, ITR_KIND_DHT);
 		itr_endpoint_learn(p, 1, ITR_KIND_DHT);
 	} else if (sigs & ITR_SIG_UTP) {
@@ -282,6 +434,92 @@ static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struc
 	}
 	if (v->state == ITR_FLOW_PENDING && v->inspected >= ITR_MAX_INSPECT)
 		v->state = ITR_FLOW_FINAL;
+}
+
+/* One payload packet of a tracker flow being followed (ITR_FLOW_TRACKER). */
+static __always_inline void itr_follow_tracker(void *ctx, const int is_xdp, const struct itr_pkt *p,
+                                               int src_lo, struct itr_flow_verdict *v)
+{
+	__u32 zero = 0;
+	struct itr_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 from_tracker = v->tracker_end == (src_lo ? ITR_END_LO : ITR_END_HI);
+	__u32 len;
+
+	if (!s)
+		return;
+	len = itr_load_payload(ctx, is_xdp, p, s, ITR_TRACKER_SCAN_BYTES);
+	if (len && itr_tracker_learn(s, len, p, v->kind, from_tracker))
+		v->follow_left = ITR_TRACKER_FOLLOW;
+	else if (v->follow_left > 0)
+		v->follow_left--;
+	if (v->follow_left == 0)
+		v->state = ITR_FLOW_FINAL;
+}
+
+/* Kind of one packet of a DHT flow (ITR_FLOW_SHARED).
+ *
+ * libtorrent sends DHT and uTP from one UDP socket, so between two
+ * DHT-enabled peers a transfer shares the DHT flow's 5-tuple. Upgrading
+ * the whole flow to uTP would count the DHT messages that keep flowing on
+ * it as uTP (and every packet before the upgrade as DHT); counting each
+ * packet by what it is costs one byte read per packet and only on DHT
+ * flows: a KRPC message is a bencoded dictionary and starts with 'd',
+ * which no uTP header can (version 1 in the low nibble). Until uTP is
+ * proven on the flow, non-'d' packets go through the uTP header check with
+ * the safeguards of first packets (two passes, one not a SYN; a known
+ * endpoint does not count: both ends already are, as DHT nodes); once
+ * proven, the flow's kind becomes UTP and non-'d' packets are uTP.
+ * (A flow that starts as uTP and later carries DHT keeps counting it as
+ * uTP: those are a few small packets, not worth a byte read on every uTP
+ * packet.) */
+static __always_inline __u8 itr_shared_packet_kind(void *ctx, const int is_xdp,
+                                                   const struct itr_pkt *p,
+                                                   struct itr_flow_verdict *v)
+{
+	__u8 first = 0;
+	long err;
+
+	if (is_xdp)
+		err = itr_xdp_load_bytes(ctx, p->payload_off, &first, 1);
+	else
+		err = bpf_skb_load_bytes(ctx, p->payload_off, &first, 1);
+	if (err)
+		return v->kind;
+	if (first == 'd')
+		return ITR_KIND_DHT;
+	if (v->kind == ITR_KIND_UTP)
+		return ITR_KIND_UTP;
+
+	__u32 zero = 0;
+	struct itr_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return v->kind;
+	__u32 len = itr_load_payload(ctx, is_xdp, p, s, ITR_SCRATCH_BYTES);
+	__u32 sigs = len ? itr_scan_signatures(s, len, IPPROTO_UDP) : 0;
+	if (!(sigs & ITR_SIG_UTP))
+		return v->kind;
+	if (v->utp_seen < 255)
+		v->utp_seen++;
+	if (!(sigs & ITR_SIG_UTP_SYN))
+		v->utp_nonsyn = 1;
+	if (v->utp_seen < 2 || !v->utp_nonsyn)
+		return v->kind;
+	v->kind = ITR_KIND_UTP;
+	return ITR_KIND_UTP;
+}
+
+/* A payload packet of a flow that is not FINAL; returns the kind to count
+ * the packet under. */
+static __always_inline __u8 itr_follow(void *ctx, const int is_xdp, const struct itr_pkt *p,
+                                       int src_lo, struct itr_flow_verdict *v)
+{
+	if (v->state == ITR_FLOW_PENDING)
+		itr_inspect(ctx, is_xdp, p, src_lo, v);
+	else if (v->state == ITR_FLOW_TRACKER)
+		itr_follow_tracker(ctx, is_xdp, p, src_lo, v);
+	else if (v->state == ITR_FLOW_SHARED)
+		return itr_shared_packet_kind(ctx, is_xdp, p, v);
+	return v->kind;
 }
 
 static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_pid, __u32 dst_pid,
@@ -330,6 +568,7 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 	struct itr_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	__u64 generation = cfg ? cfg->generation : 0;
 
+	__u8 kind;
 	v = bpf_map_lookup_elem(&flows, &key);
 	if (!v) {
 		v = &fresh;
@@ -337,17 +576,19 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 		if (itr_endpoint_find(p, 0) || itr_endpoint_find(p, 1))
 			v->kind = ITR_KIND_ENDPOINT;
 		if (p->payload_len > 0)
-			itr_inspect(ctx, is_xdp, p, v);
+			itr_inspect(ctx, is_xdp, p, src_lo, v);
 		bpf_map_update_elem(&flows, &key, v, BPF_ANY);
+		kind = v->kind;
 	} else {
 		if (v->generation != generation)
 			itr_locate(v, p, src_lo, generation);
-		if (v->state == ITR_FLOW_PENDING && p->payload_len > 0)
-			itr_inspect(ctx, is_xdp, p, v);
+		kind = v->kind;
+		if (v->state != ITR_FLOW_FINAL && p->payload_len > 0)
+			kind = itr_follow(ctx, is_xdp, p, src_lo, v);
 	}
 
 	__u8 cls = v->cls < ITR_CLASS_MAX ? v->cls : ITR_CLASS_UNKNOWN;
-	__u8 kind = v->kind < ITR_KIND_MAX ? v->kind : ITR_KIND_NONE;
+	kind = kind < ITR_KIND_MAX ? kind : ITR_KIND_NONE;
 	itr_count(dir, cls, kind, src_lo ? v->pid_lo : v->pid_hi, src_lo ? v->pid_hi : v->pid_lo,
 	          frame_len);
 	res->cls = cls;

@@ -90,6 +90,12 @@ struct itr_flow_key {
 enum itr_flow_state {
 	ITR_FLOW_PENDING = 0, /* still inspecting payload */
 	ITR_FLOW_FINAL = 1,   /* verdict settled (kind may be NONE) */
+	ITR_FLOW_TRACKER = 2, /* tracker flow (kind settled): its next few payload
+	                       * packets are read for announced ports and peer
+	                       * lists, then it becomes FINAL */
+	ITR_FLOW_SHARED = 3,  /* DHT flow (kind DHT, or UTP once uTP was proven on
+	                       * it): one UDP socket carries both, so each packet
+	                       * is counted by its own first byte */
 };
 
 struct itr_flow_verdict {
@@ -100,17 +106,25 @@ struct itr_flow_verdict {
 	__u32 asn_hi;
 	__u32 loc_lo;
 	__u32 loc_hi;
-	__u8 kind;       /* enum itr_kind */
-	__u8 state;      /* enum itr_flow_state */
-	__u8 inspected;  /* payload-bearing packets examined so far */
-	__u8 utp_seen;   /* packets that passed the uTP header check */
-	__u8 cls;        /* enum itr_class, derived from the fields above */
-	__u8 utp_nonsyn; /* 1 once a passing uTP packet was not a SYN */
-	__u8 pad[2];
+	__u8 kind;        /* enum itr_kind */
+	__u8 state;       /* enum itr_flow_state */
+	__u8 inspected;   /* payload-bearing packets examined so far */
+	__u8 utp_seen;    /* packets that passed the uTP header check */
+	__u8 cls;         /* enum itr_class, derived from the fields above */
+	__u8 utp_nonsyn;  /* 1 once a passing uTP packet was not a SYN */
+	__u8 follow_left; /* ITR_FLOW_TRACKER: payload packets still to read */
+	__u8 tracker_end; /* ITR_FLOW_TRACKER: ITR_END_LO or ITR_END_HI */
 };
+
+/* Which end of a flow key an ITR_FLOW_TRACKER verdict's tracker is. */
+#define ITR_END_LO 1
+#define ITR_END_HI 2
 
 /* Payload-bearing packets examined before a flow is settled as NONE. */
 #define ITR_MAX_INSPECT 4
+/* ITR_FLOW_TRACKER: payload packets read after the one that classified the
+ * flow, counted again from each announce request. */
+#define ITR_TRACKER_FOLLOW 8
 
 /* ---- endpoint cache: ip:port known to speak BitTorrent ------------- */
 struct itr_endpoint_key {
@@ -122,7 +136,8 @@ struct itr_endpoint_key {
 
 struct itr_endpoint_info {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last confirmation */
-	__u8 kind;          /* kind that taught us this endpoint */
+	__u8 kind;          /* kind that taught us this endpoint; ITR_KIND_ENDPOINT:
+	                     * listed in a tracker's answer or announced by a client */
 	__u8 pad[7];
 };
 

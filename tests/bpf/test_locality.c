@@ -381,6 +381,49 @@ static int endpoint_kind(struct fixture *f, int family, const char *addr, uint16
 	return info.kind;
 }
 
+/* Entries in the endpoint cache. */
+static unsigned endpoint_count(struct fixture *f)
+{
+	struct itr_endpoint_key k, next;
+	unsigned n = 0;
+	int fd = bpf_map__fd(f->skel->maps.endpoints);
+	void *prev = NULL;
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		n++;
+		k = next;
+		prev = &k;
+	}
+	return n;
+}
+
+/* The same flow, the other way. */
+static struct spec reply_of(const struct spec *s)
+{
+	struct spec r = *s;
+	r.src = s->dst;
+	r.dst = s->src;
+	r.sport = s->dport;
+	r.dport = s->sport;
+	return r;
+}
+
+/* Sends one packet through TC egress and checks where it was counted. */
+static void tc_expect(struct fixture *f, const struct spec *s, uint32_t cls, uint32_t kind,
+                      const char *what)
+{
+	uint8_t frame[FRAME_MAX];
+	struct snapshot before, after;
+	struct tc_out *out = malloc(sizeof(*out));
+	assert_non_null(out);
+	size_t len = build_frame(frame, s);
+	snap(f, &before);
+	run_tc(f, frame, len, out);
+	snap(f, &after);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	free(out);
+	assert_counted_in(&before, &after, ITR_DIR_EGRESS, cls, kind, len, what);
+}
+
 /* ---- payloads ------------------------------------------------------ */
 
 static size_t handshake(uint8_t *out)
@@ -429,6 +472,35 @@ static size_t udp_announce(uint8_t *out)
 	out[95] = 0xff;
 	put16(out + 96, 6881);
 	return 98;
+}
+
+/* Bytes without structure, like an MSE handshake (a Diffie-Hellman value
+ * and padding); seed picks the sequence. */
+static void mse_like(uint8_t *out, size_t len, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		out[i] = (uint8_t)x;
+	}
+}
+
+/* Appends a compact peer entry (address, then port, big-endian). */
+static size_t put_peer(uint8_t *out, int family, const char *addr, uint16_t port)
+{
+	size_t alen = family == 4 ? 4 : 16;
+	assert_int_equal(inet_pton(family == 4 ? AF_INET : AF_INET6, addr, out), 1);
+	put16(out + alen, port);
+	return alen + 2;
+}
+
+static size_t put_str(uint8_t *out, const char *str)
+{
+	size_t n = strlen(str);
+	memcpy(out, str, n);
+	return n;
 }
 
 /* ---- tests: BitTorrent kinds ------------------------------------------ */
@@ -608,6 +680,547 @@ static void test_kinds_ipv6(void **state)
 {
 	for (int vlans = 0; vlans <= 2; vlans++)
 		kinds_for(*state, 6, vlans);
+}
+
+/* ---- tests: endpoints learned from trackers ---------------------------- */
+
+/* The announcing client, its tracker and the peers the tracker lists, all
+ * in different ASes from the client (maps/example.netmap). */
+struct swarm {
+	int family;
+	const char *client, *tracker;
+	const char *peer_a, *peer_b; /* IPv4 */
+	const char *peer6;           /* IPv6 */
+};
+
+static const struct swarm swarm_v4 = {4,           "10.10.1.5", "10.20.0.9",
+                                      "10.30.0.7", "10.30.0.8", "fd00:30::7"};
+static const struct swarm swarm_v6 = {6,           "fd00:10:1::5", "fd00:20::9",
+                                      "10.30.0.7", "10.30.0.8",    "fd00:30::7"};
+
+static const char http_announce_51000[] =
+    "GET /announce?info_hash=%12%34V%78%9a%bc%de%f0%12%34V%78%9a%bc%de%f0%12%34V%78"
+    "&peer_id=-aria2-0123456789ab&uploaded=0&downloaded=0&left=3145728&compact=1"
+    "&port=51000&numwant=50&event=started HTTP/1.1\r\nHost: tracker\r\n\r\n";
+
+/* Opens an HTTP tracker flow from the client to the tracker with an
+ * announce naming port 51000; returns the answer direction's spec. */
+static struct spec http_tracker_flow(struct fixture *f, const struct swarm *w)
+{
+	struct spec req = {.family = w->family,
+	                   .src = w->client,
+	                   .dst = w->tracker,
+	                   .proto = IPPROTO_TCP,
+	                   .sport = fresh_port(),
+	                   .dport = 6969,
+	                   .payload = http_announce_51000,
+	                   .len = sizeof(http_announce_51000) - 1};
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "HTTP announce");
+	return reply_of(&req);
+}
+
+/* Sends one answer packet on a tracker flow and returns how many entries
+ * the endpoint cache gained. */
+static unsigned answer_teaches(struct fixture *f, struct spec *ans, const void *body, size_t len,
+                               uint32_t kind, const char *what)
+{
+	unsigned before = endpoint_count(f);
+	ans->payload = body;
+	ans->len = len;
+	xdp_expect(f, ans, ITR_CLASS_INTER_AS, kind, what);
+	return endpoint_count(f) - before;
+}
+
+static void expect_learned(struct fixture *f, int family, const char *addr, uint16_t port)
+{
+	assert_int_equal(endpoint_kind(f, family, addr, port, IPPROTO_TCP), ITR_KIND_ENDPOINT);
+	assert_int_equal(endpoint_kind(f, family, addr, port, IPPROTO_UDP), ITR_KIND_ENDPOINT);
+}
+
+/* New flows from the client to the listed peers, obfuscated from their
+ * first payload byte: recognised by endpoint, TCP and uTP alike. */
+static void dial_listed_peers(struct fixture *f, const struct swarm *w, uint16_t port_a,
+                              uint16_t port_b, uint16_t port6)
+{
+	uint8_t pl[300];
+	struct spec t = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = w->peer_a,
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = port_a,
+	                 .tcp_flags = 0x02};
+	xdp_expect(f, &t, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "SYN to a listed peer");
+	t.tcp_flags = 0;
+	t.payload = pl;
+	for (int i = 0; i < ITR_MAX_INSPECT + 1; i++) {
+		mse_like(pl, sizeof(pl), (uint32_t)i);
+		t.len = 96 + 40 * (size_t)i; /* DH value + padding */
+		xdp_expect(f, &t, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT,
+		           "MSE flow to a listed peer");
+	}
+	struct spec r = reply_of(&t);
+	xdp_expect(f, &r, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "listed peer's MSE reply");
+
+	/* uTP: a lone SYN, normally too little, is enough to a listed peer. */
+	struct spec u = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = w->peer_b,
+	                 .proto = IPPROTO_UDP,
+	                 .sport = fresh_port(),
+	                 .dport = port_b,
+	                 .payload = pl};
+	u.len = utp_header(pl, 4, 0);
+	xdp_expect(f, &u, ITR_CLASS_INTER_AS, ITR_KIND_UTP, "uTP SYN to a listed peer");
+
+	if (port6) {
+		struct spec t6 = {.family = 6,
+		                  .src = "fd00:10:1::5",
+		                  .dst = w->peer6,
+		                  .proto = IPPROTO_TCP,
+		                  .sport = fresh_port(),
+		                  .dport = port6,
+		                  .payload = pl,
+		                  .len = 200};
+		mse_like(pl, 200, 7);
+		xdp_expect(f, &t6, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT,
+		           "MSE flow to a peers6 peer");
+	}
+
+	/* A peer dialling the announcing client's port: also recognised. */
+	struct spec in = {.family = w->family,
+	                  .src = w->family == 4 ? w->peer_a : w->peer6,
+	                  .dst = w->client,
+	                  .proto = IPPROTO_TCP,
+	                  .sport = fresh_port(),
+	                  .dport = 51000,
+	                  .payload = pl,
+	                  .len = 150};
+	mse_like(pl, 150, 3);
+	xdp_expect(f, &in, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "MSE flow to the announcer");
+}
+
+static void http_tracker_peers_for(struct fixture *f, const struct swarm *w)
+{
+	uint8_t body[400];
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	                           "Content-Length: 104\r\n\r\n";
+
+	/* Before: MSE to a peer the data plane never saw is nothing. */
+	struct spec cold = {.family = 4,
+	                    .src = "10.10.1.5",
+	                    .dst = w->peer_a,
+	                    .proto = IPPROTO_TCP,
+	                    .sport = fresh_port(),
+	                    .dport = 6881,
+	                    .payload = body,
+	                    .len = 200};
+	mse_like(body, 200, 1);
+	xdp_expect(f, &cold, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "MSE to an unknown peer");
+	assert_int_equal(endpoint_kind(f, w->family, w->client, 51000, IPPROTO_TCP), -1);
+
+	struct spec ans = http_tracker_flow(f, w);
+	/* The announce names the client's listen port. */
+	expect_learned(f, w->family, w->client, 51000);
+
+	/* Headers and body in separate segments, as a server may send them. */
+	assert_int_equal(answer_teaches(f, &ans, head, sizeof(head) - 1, ITR_KIND_HTTP_TRACKER,
+	                                "answer headers"),
+	                 0);
+	size_t n = put_str(body, "d8:completei2e10:incompletei1e8:intervali1800e5:peers12:");
+	n += put_peer(body + n, 4, w->peer_a, 6881);
+	n += put_peer(body + n, 4, w->peer_b, 51413);
+	n += put_str(body + n, "6:peers618:");
+	n += put_peer(body + n, 6, w->peer6, 6882);
+	n += put_str(body + n, "e");
+	assert_int_equal(answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "answer body"), 6);
+	expect_learned(f, 4, w->peer_a, 6881);
+	expect_learned(f, 4, w->peer_b, 51413);
+	expect_learned(f, 6, w->peer6, 6882);
+
+	/* New flows to the listed peers are endpoints, and so is the earlier
+	 * flow, still within its inspection window. */
+	dial_listed_peers(f, w, 6881, 51413, 6882);
+	xdp_expect(f, &cold, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "earlier flow, now known");
+}
+
+static void test_http_tracker_peers_ipv4(void **state)
+{
+	http_tracker_peers_for(*state, &swarm_v4);
+}
+
+static void test_http_tracker_peers_ipv6(void **state)
+{
+	http_tracker_peers_for(*state, &swarm_v6);
+}
+
+/* BEP 15 connect answer: action 0, transaction id, connection id. */
+static size_t udp_connect_answer(uint8_t *out)
+{
+	memcpy(out, "\0\0\0\0\xde\xad\xbe\xef\x11\x22\x33\x44\x55\x66\x77\x88", 16);
+	return 16;
+}
+
+/* BEP 15 announce answer header: action 1, transaction id, interval,
+ * leechers, seeders. */
+static size_t udp_announce_answer_head(uint8_t *out)
+{
+	memset(out, 0, 20);
+	out[3] = 1;
+	memcpy(out + 4, "\xde\xad\xbe\xef", 4);
+	put16(out + 10, 1800);
+	out[15] = 1;
+	out[19] = 2;
+	return 20;
+}
+
+static void udp_tracker_peers_for(struct fixture *f, const struct swarm *w)
+{
+	uint8_t pl[200];
+	struct spec req = {.family = w->family,
+	                   .src = w->client,
+	                   .dst = w->tracker,
+	                   .proto = IPPROTO_UDP,
+	                   .sport = fresh_port(),
+	                   .dport = 6969,
+	                   .payload = pl};
+	req.len = udp_connect(pl);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	struct spec ans = reply_of(&req);
+	ans.len = udp_connect_answer(pl);
+	ans.payload = pl;
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect answer");
+
+	req.len = udp_announce(pl);
+	put16(pl + 96, 51000);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 announce");
+	expect_learned(f, w->family, w->client, 51000);
+
+	/* The answer's peers are in the flow's address family; this one goes
+	 * through TC egress (the skb path). */
+	size_t n = udp_announce_answer_head(pl);
+	if (w->family == 4) {
+		n += put_peer(pl + n, 4, w->peer_a, 6881);
+		n += put_peer(pl + n, 4, w->peer_b, 51413);
+		n += put_peer(pl + n, 4, "10.30.0.9", 6889);
+	} else {
+		n += put_peer(pl + n, 6, w->peer6, 6882);
+		n += put_peer(pl + n, 6, "fd00:30::8", 6883);
+	}
+	ans.len = n;
+	unsigned before = endpoint_count(f);
+	tc_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 announce answer");
+	if (w->family == 4) {
+		assert_int_equal(endpoint_count(f) - before, 6);
+		expect_learned(f, 4, w->peer_a, 6881);
+		expect_learned(f, 4, w->peer_b, 51413);
+		expect_learned(f, 4, "10.30.0.9", 6889);
+		dial_listed_peers(f, w, 6881, 51413, 0);
+	} else {
+		assert_int_equal(endpoint_count(f) - before, 4);
+		expect_learned(f, 6, w->peer6, 6882);
+		expect_learned(f, 6, "fd00:30::8", 6883);
+		struct spec t6 = {.family = 6,
+		                  .src = w->client,
+		                  .dst = "fd00:30::8",
+		                  .proto = IPPROTO_UDP,
+		                  .sport = fresh_port(),
+		                  .dport = 6883,
+		                  .payload = pl,
+		                  .len = 100};
+		mse_like(pl, 100, 5);
+		xdp_expect(f, &t6, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "UDP to a listed peer");
+	}
+}
+
+static void test_udp_tracker_peers_ipv4(void **state)
+{
+	udp_tracker_peers_for(*state, &swarm_v4);
+}
+
+static void test_udp_tracker_peers_ipv6(void **state)
+{
+	udp_tracker_peers_for(*state, &swarm_v6);
+}
+
+/* Torn, malformed and oversized peer lists: only whole entries inside the
+ * packet are learned, at most 64 per list, nothing from the rest. */
+static void test_tracker_garbage(void **state)
+{
+	struct fixture *f = *state;
+	const struct swarm *w = &swarm_v4;
+	uint8_t body[FRAME_MAX];
+	size_t n;
+
+	/* A list cut off by the end of the segment: its two whole entries. */
+	struct spec ans = http_tracker_flow(f, w);
+	n = put_str(body, "d8:intervali1800e5:peers600:");
+	n += put_peer(body + n, 4, "10.30.1.1", 1001);
+	n += put_peer(body + n, 4, "10.30.1.2", 1002);
+	n += put_peer(body + n, 4, "10.30.1.3", 1003) - 2; /* torn third entry */
+	assert_int_equal(answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "torn list"), 4);
+	expect_learned(f, 4, "10.30.1.1", 1001);
+	expect_learned(f, 4, "10.30.1.2", 1002);
+	assert_int_equal(endpoint_kind(f, 4, "10.30.1.3", 1003, IPPROTO_TCP), -1);
+
+	/* Bytes the frame carries past the IP datagram are not the packet's. */
+	ans = http_tracker_flow(f, w);
+	n = put_str(body, "d5:peers12:");
+	n += put_peer(body + n, 4, "10.30.2.1", 2001);
+	ans.payload = body;
+	ans.len = n;
+	uint8_t frame[FRAME_MAX];
+	size_t flen = build_frame(frame, &ans);
+	put_peer(frame + flen, 4, "10.30.2.2", 2002);
+	unsigned count0 = endpoint_count(f);
+	struct snapshot before, after;
+	snap(f, &before);
+	assert_int_equal(run_xdp(f, frame, flen + 6), XDP_PASS);
+	snap(f, &after);
+	assert_counted_in(&before, &after, ITR_DIR_INGRESS, ITR_CLASS_INTER_AS,
+	                  ITR_KIND_HTTP_TRACKER, flen + 6, "list running past the datagram");
+	assert_int_equal(endpoint_count(f) - count0, 2);
+	expect_learned(f, 4, "10.30.2.1", 2001);
+	assert_int_equal(endpoint_kind(f, 4, "10.30.2.2", 2002, IPPROTO_TCP), -1);
+
+	/* Malformed lengths: none of these teach anything. */
+	static const char *const bad[] = {
+	    "d5:peers7:abcdefgh1:xe",                  /* not whole entries */
+	    "d5:peers123456:abcdefabcdef",             /* six digits */
+	    "d5:peers:abcdefabcdef",                   /* no length */
+	    "d5:peers-6:abcdef",                       /* negative */
+	    "d5:peers12abcdefabcdef",                  /* no colon */
+	    "d5:peers12",                              /* ends in the length */
+	    "d5:peers",                                /* ends after the key */
+	    "d6:peers617:abcdefghijklmnopqrse",        /* not whole IPv6 entries */
+	    "d5:peersld2:ip9:10.30.0.74:porti6881eee", /* non-compact form */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ans = http_tracker_flow(f, w);
+		assert_int_equal(
+		    answer_teaches(f, &ans, bad[i], strlen(bad[i]), ITR_KIND_HTTP_TRACKER, bad[i]),
+		    0);
+	}
+
+	/* 100 peers in one packet: 64 learned. */
+	ans = http_tracker_flow(f, w);
+	n = put_str(body, "d5:peers600:");
+	for (int i = 0; i < 100; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "10.30.3.%d", i + 1);
+		n += put_peer(body + n, 4, addr, (uint16_t)(3000 + i));
+	}
+	n += put_str(body + n, "e");
+	assert_int_equal(answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "100 peers"),
+	                 2 * 64);
+	expect_learned(f, 4, "10.30.3.64", 3063);
+	assert_int_equal(endpoint_kind(f, 4, "10.30.3.65", 3064, IPPROTO_TCP), -1);
+
+	/* Port 0 entries are skipped. */
+	ans = http_tracker_flow(f, w);
+	n = put_str(body, "d5:peers12:");
+	n += put_peer(body + n, 4, "10.30.4.1", 0);
+	n += put_peer(body + n, 4, "10.30.4.2", 4002);
+	n += put_str(body + n, "e");
+	assert_int_equal(answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "port 0"), 2);
+
+	/* BEP 15: answers that are not whole entries, too short, or errors. */
+	struct spec req = {.family = 4,
+	                   .src = w->client,
+	                   .dst = w->tracker,
+	                   .proto = IPPROTO_UDP,
+	                   .sport = fresh_port(),
+	                   .dport = 6969,
+	                   .payload = body};
+	req.len = udp_connect(body);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	struct spec uans = reply_of(&req);
+	n = udp_announce_answer_head(body);
+	n += put_peer(body + n, 4, "10.30.5.1", 5001);
+	assert_int_equal(answer_teaches(f, &uans, body, n - 1, ITR_KIND_UDP_TRACKER,
+	                                "BEP 15 answer with a torn entry"),
+	                 0);
+	assert_int_equal(answer_teaches(f, &uans, body, 19, ITR_KIND_UDP_TRACKER,
+	                                "BEP 15 answer shorter than its header"),
+	                 0);
+	body[3] = 3; /* error */
+	assert_int_equal(answer_teaches(f, &uans, body, n, ITR_KIND_UDP_TRACKER, "BEP 15 error"),
+	                 0);
+}
+
+/* Only tracker flows teach, and only for a few packets. */
+static void test_tracker_learning_scope(void **state)
+{
+	struct fixture *f = *state;
+	const struct swarm *w = &swarm_v4;
+	uint8_t body[300];
+	size_t n = put_str(body, "HTTP/1.1 200 OK\r\n\r\nd5:peers12:");
+	n += put_peer(body + n, 4, "10.30.6.1", 6001);
+	n += put_peer(body + n, 4, "10.30.6.2", 6002);
+	n += put_str(body + n, "e");
+
+	/* A web page that happens to hold a bencoded peer list. */
+	static const char get[] = "GET /index.html HTTP/1.1\r\nHost: example\r\n\r\n";
+	struct spec web = {.family = 4,
+	                   .src = w->client,
+	                   .dst = w->tracker,
+	                   .proto = IPPROTO_TCP,
+	                   .sport = fresh_port(),
+	                   .dport = 80,
+	                   .payload = get,
+	                   .len = sizeof(get) - 1};
+	xdp_expect(f, &web, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "web request");
+	struct spec page = reply_of(&web);
+	assert_int_equal(answer_teaches(f, &page, body, n, ITR_KIND_NONE, "page with 5:peers"), 0);
+
+	/* The same bytes on a UDP flow that is no tracker, and a BEP 15
+	 * answer shape on one. */
+	struct spec udp = {.family = 4,
+	                   .src = w->tracker,
+	                   .dst = w->client,
+	                   .proto = IPPROTO_UDP,
+	                   .sport = fresh_port(),
+	                   .dport = fresh_port()};
+	assert_int_equal(answer_teaches(f, &udp, body, n, ITR_KIND_NONE, "UDP with 5:peers"), 0);
+	uint8_t ua[40];
+	size_t un = udp_announce_answer_head(ua);
+	un += put_peer(ua + un, 4, "10.30.6.3", 6003);
+	udp.sport = fresh_port();
+	assert_int_equal(answer_teaches(f, &udp, ua, un, ITR_KIND_NONE, "BEP 15 answer shape"), 0);
+
+	/* A peer-wire flow: its messages are never read for peers. */
+	uint8_t hs[68];
+	struct spec pw = {.family = 4,
+	                  .src = w->client,
+	                  .dst = "10.30.0.7",
+	                  .proto = IPPROTO_TCP,
+	                  .sport = fresh_port(),
+	                  .dport = fresh_port(),
+	                  .payload = hs,
+	                  .len = handshake(hs)};
+	xdp_expect(f, &pw, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "peer wire");
+	struct spec pwr = reply_of(&pw);
+	assert_int_equal(
+	    answer_teaches(f, &pwr, body, n, ITR_KIND_PEER_WIRE, "peer wire + 5:peers"), 0);
+
+	/* The client's own packets on a tracker flow are not read for peers. */
+	struct spec ans = http_tracker_flow(f, w);
+	struct spec req = reply_of(&ans);
+	assert_int_equal(
+	    answer_teaches(f, &req, body, n, ITR_KIND_HTTP_TRACKER, "5:peers from the client"), 0);
+
+	/* Past ITR_TRACKER_FOLLOW packets without an announce, the flow is
+	 * no longer read. */
+	for (int i = 1; i < ITR_TRACKER_FOLLOW; i++)
+		assert_int_equal(answer_teaches(f, &ans, "HTTP/1.1 100 Continue\r\n\r\n", 25,
+		                                ITR_KIND_HTTP_TRACKER, "answer without peers"),
+		                 0);
+	assert_int_equal(
+	    answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "answer after the window"), 0);
+	assert_int_equal(endpoint_kind(f, 4, "10.30.6.1", 6001, IPPROTO_TCP), -1);
+
+	/* Whereas a new announce on a kept-alive connection is followed again. */
+	ans = http_tracker_flow(f, w);
+	req = reply_of(&ans);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(answer_teaches(f, &ans, "HTTP/1.1 100 Continue\r\n\r\n", 25,
+		                                ITR_KIND_HTTP_TRACKER, "answer without peers"),
+		                 0);
+		assert_int_equal(answer_teaches(f, &req, http_announce_51000,
+		                                sizeof(http_announce_51000) - 1,
+		                                ITR_KIND_HTTP_TRACKER, "re-announce"),
+		                 0);
+	}
+	for (int i = 1; i < ITR_TRACKER_FOLLOW; i++)
+		answer_teaches(f, &ans, "HTTP/1.1 100 Continue\r\n\r\n", 25, ITR_KIND_HTTP_TRACKER,
+		               "answer without peers");
+	assert_int_equal(
+	    answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "answer to a re-announce"), 4);
+}
+
+/* ---- tests: DHT and uTP on one socket ---------------------------------- */
+
+static void test_dht_utp_shared(void **state)
+{
+	struct fixture *f = *state;
+	const uint32_t cls = ITR_CLASS_INTER_AS;
+	uint8_t pl[100];
+	static const char ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	static const char pong[] = "d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re";
+	struct spec a = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.30.0.7",
+	                 .proto = IPPROTO_UDP,
+	                 .sport = 6881,
+	                 .dport = 6882};
+	struct spec b = reply_of(&a);
+
+	a.payload = ping;
+	a.len = sizeof(ping) - 1;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping");
+	b.payload = pong;
+	b.len = sizeof(pong) - 1;
+	xdp_expect(f, &b, cls, ITR_KIND_DHT, "DHT pong");
+
+	/* A uTP SYN, twice (a retry): not yet proof, counted with the flow. */
+	a.payload = pl;
+	a.len = utp_header(pl, 4, 0);
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "uTP SYN on the DHT flow");
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "uTP SYN retried");
+	/* The STATE answer proves uTP: counted as uTP from this packet on. */
+	b.payload = pl;
+	b.len = utp_header(pl, 2, 4242);
+	xdp_expect(f, &b, cls, ITR_KIND_UTP, "uTP STATE on the DHT flow");
+	a.len = utp_header(pl, 0, 777);
+	memset(pl + 20, 0x5a, 60);
+	a.len = 80;
+	xdp_expect(f, &a, cls, ITR_KIND_UTP, "uTP DATA");
+	/* DHT keeps flowing on the same socket pair and is counted as DHT. */
+	a.payload = ping;
+	a.len = sizeof(ping) - 1;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping amid uTP");
+	b.payload = pl;
+	b.len = utp_header(pl, 2, 999);
+	tc_expect(f, &b, cls, ITR_KIND_UTP, "uTP STATE through TC");
+	b.payload = pong;
+	b.len = sizeof(pong) - 1;
+	tc_expect(f, &b, cls, ITR_KIND_DHT, "DHT pong through TC");
+
+	/* Another DHT flow: a 20-byte DNS-like packet that passes the uTP SYN
+	 * check, sent twice, proves nothing (both ends being known DHT nodes
+	 * does not count here). */
+	static const uint8_t dns20[] = {0x41, 0x00, 0x00, 0x00, 0, 1, 0, 0, 0, 0,
+	                                0,    0,    1,    'a',  0, 0, 0, 1, 0, 1};
+	a.sport = fresh_port();
+	a.payload = ping;
+	a.len = sizeof(ping) - 1;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping");
+	a.payload = dns20;
+	a.len = sizeof(dns20);
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "SYN-like packet on a DHT flow");
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "SYN-like packet again");
+
+	/* A third: one DATA packet alone is not proof, a second one is. */
+	a.sport = fresh_port();
+	a.payload = ping;
+	a.len = sizeof(ping) - 1;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping");
+	a.payload = pl;
+	utp_header(pl, 0, 5);
+	memset(pl + 20, 0x33, 30);
+	a.len = 50;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "one uTP DATA on a DHT flow");
+	xdp_expect(f, &a, cls, ITR_KIND_UTP, "second uTP DATA");
+	/* Something neither KRPC nor uTP on a DHT flow stays DHT. */
+	a.sport = fresh_port();
+	a.payload = ping;
+	a.len = sizeof(ping) - 1;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping");
+	mse_like(pl, 64, 11);
+	pl[0] = 0xff;
+	a.payload = pl;
+	a.len = 64;
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "junk on a DHT flow");
 }
 
 /* ---- tests: locality classes ----------------------------------------- */
@@ -1053,6 +1666,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_kinds_ipv4, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kinds_ipv6, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_classes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_http_tracker_peers_ipv4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_http_tracker_peers_ipv6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_udp_tracker_peers_ipv4, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_udp_tracker_peers_ipv6, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tracker_garbage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tracker_learning_scope, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dht_utp_shared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookalikes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),
