@@ -38,7 +38,12 @@
  * on them and a re-announce gets the same list, and the salt (the tracker
  * uses the swarm's info_hash) spreads the role over different hosts per
  * swarm. Every AS with peers has at least one gateway, and a peer alone in
- * its AS is always one, so no AS is cut off from the swarm.
+ * its AS is always one, so no AS is cut off from the swarm. A gateway's
+ * externals (passes 1 and 2) are taken from the other ASes' gateways first
+ * (the N best-scored candidates of each other AS; a candidate no PID
+ * covers counts as one), then from their other peers: so an AS's outside
+ * links end at few peers on both sides rather than at any peer a gateway
+ * happens to rank first.
  *
  * The selected peers are written in rank order. So a list is never shorter
  * than min(want, min_list, candidates), and never holds more than

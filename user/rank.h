@@ -57,7 +57,8 @@ struct itr_ranked_peer {
  * left fewer than min(L, min_list), skipped candidates top the list up in
  * rank order. With gateways = N > 0, a client that is not among the N
  * best-scored peers of its AS (itself and its AS's candidates) has
- * min_external and max_external 0 for (1) and (2).
+ * min_external and max_external 0 for (1) and (2); a gateway's externals in
+ * (1) and (2) are the other ASes' gateways first.
  * The result is written in rank order. Returns 0 if memory for
  * n > 64 candidates cannot be allocated. Thread safe; map may be NULL. */
 size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *policy,

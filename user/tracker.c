@@ -387,7 +387,11 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	struct itr_swarm_select sel = {
 	    .client = ann->peer,
 	    .group = group,
-	    .no_seeders = seeder,
+	    /* A seeder needs no seeders - except to see its whole AS when
+	     * gateways are chosen: without them every completed peer would
+	     * find itself alone in its AS, hence a gateway, and get a list
+	     * topped up from outside. */
+	    .no_seeders = seeder && !tr->cfg.policy.gateways,
 	    .seed = client_seed(tr, ann),
 	    .max = tr->cfg.max_candidates,
 	};

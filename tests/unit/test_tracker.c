@@ -505,6 +505,24 @@ static void test_gateway_per_as(void **state)
 	}
 	assert_int_equal(with_outside[0], 1);
 	assert_int_equal(with_outside[1], 1);
+
+	/* Once c-all's peers have all completed, a seeder still sees its AS's
+	 * other seeders, so it is not alone there and only one of them is
+	 * handed outside peers (not every completed peer a topped-up list). */
+	struct itr_ranked_peer none[1];
+	for (int i = 1; i <= 10; i++)
+		do_announce(tr, net_peer(30, 0, i, 6881), 0, ITR_EVENT_COMPLETED, 0, NULL, none, 1);
+	size_t seeders_outside = 0;
+	for (int i = 1; i <= 10; i++) {
+		struct itr_ranked_peer out[50];
+		struct itr_peer_addr me = net_peer(30, 0, i, 6881);
+		size_t n = do_announce(tr, me, 0, ITR_EVENT_NONE, 50, NULL, out, 50);
+		size_t ext = 0;
+		for (size_t k = 0; k < n; k++)
+			ext += out[k].peer.addr[1] != 30;
+		seeders_outside += ext > 0;
+	}
+	assert_int_equal(seeders_outside, 1);
 	itr_tracker_free(tr);
 }
 
