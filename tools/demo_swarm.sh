@@ -2,14 +2,16 @@
 # demo_swarm.sh - step 6 of `make demo` (sourced by tools/demo.sh while its
 # namespaces and itrackerd are up): a small swarm of real BitTorrent clients
 # (libtorrent), each in its own namespace with one address of
-# maps/example.netmap, whose only way to meet is itrackerd's tracker. ISP A's hosts hang off the demo's
-# namespace A, ISP B's and C's off B, so the va/vb link is the inter-ISP
-# link: the data plane on va counts every byte the two sides exchange. After
-# every client has the file (each copy compared with the original), each
-# client asks the tracker for peers the way it did when it joined, and the
-# answer is shown with the PID of every peer and its cost from the client.
+# maps/example.netmap, whose only way to meet is itrackerd's tracker. ISP
+# A's hosts hang off the demo's namespace A, ISP B's and C's off B, so the
+# va/vb link is the inter-ISP link: the data plane on va counts every byte
+# the two sides exchange. After every client has the file (each copy
+# compared with the original), each client asks the tracker for peers the
+# way it did when it joined, and the answer is shown with the PID of every
+# peer and its cost from the client.
 #
-# Uses the demo's variables: A, B, BIN, MAP, ROOT, E2E_TMP and step/show.
+# Uses the demo's variables and helpers: ITRACKER_ROOT, A, B, BIN, MAP, ROOT,
+# E2E_TMP, show, in_a, and tests/e2e/lib/netns.sh (e2e_netns, e2e_bg, ...).
 
 SWARM_DIR=$E2E_TMP/swarm
 SWARM_TRACKER=http://10.10.1.2:6969
@@ -95,8 +97,9 @@ swarm_fail() {
 	local h name
 	for h in "${SWARM_HOSTS[@]}"; do
 		read -r name _ <<<"$h"
+		[[ -e $SWARM_DIR/$name.log ]] || continue
 		echo "--- $name" >&2
-		tail -n 5 "$SWARM_DIR/$name.log" >&2
+		tail -n 5 "$SWARM_DIR/$name.log" >&2 || true
 	done
 	e2e_fail "$*"
 }

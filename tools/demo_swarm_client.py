@@ -11,7 +11,6 @@ Downloads into (or seeds from) DIR, listening on IP:PORT. When it has the
 whole file, checked piece by piece against the torrent's hashes, it creates
 MARKER, then keeps seeding until killed.
 """
-import os
 import sys
 import time
 
