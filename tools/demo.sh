@@ -82,10 +82,12 @@ if [[ -x $ITRACKER_ROOT/tools/demo_swarm.sh ]]; then
 fi
 
 step "Done"
-echo "Inspect the pinned maps yourself, e.g.:"
+echo "The demo pins under a private bpffs ($ROOT) because 'ip netns exec' remounts /sys;"
+echo "on a gateway the same maps are at /sys/fs/bpf/itracker. Inspect them with, e.g.:"
 echo "  bpftool map dump pinned $ROOT/counters"
 echo "  bpftool map dump pinned $ROOT/matrix"
 echo "  bpftool map dump pinned $ROOT/lpm_v4"
+echo "(Everything above is removed when the demo exits; DEMO_KEEP=1 make demo keeps it up.)"
 if [[ -n ${DEMO_KEEP:-} ]]; then
 	echo "DEMO_KEEP set: daemon and namespaces stay up; press Ctrl-C to clean up."
 	while sleep 3600; do :; done
