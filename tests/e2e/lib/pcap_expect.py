@@ -11,10 +11,15 @@ output of `bpftool -j map dump pinned <root>/counters`.
 
 The expectation mirrors the documented data-plane rules for TCP flows: a
 flow is "none" until its first payload-bearing packet; a payload starting
-with the BEP 3 handshake makes it peer wire from that packet on; a flow to an
-endpoint already seen speaking BitTorrent is "endpoint" from its first packet
-until a signature upgrades it. Prints both tables and exits 1 on any
-difference.
+with the BEP 3 handshake makes it peer wire from that packet on, an HTTP
+announce or scrape makes it an HTTP tracker flow; a flow to an endpoint
+already known to speak BitTorrent is "endpoint" from its first packet (or
+from the first payload packet inspected after the endpoint became known)
+until a signature upgrades it. Known endpoints: peer-wire listeners, HTTP
+trackers, the port= of an announce at its source address, and the compact
+"peers"/"peers6" entries of the tracker's answers in the ITR_TRACKER_FOLLOW
+payload packets after an announce (bpf/tracker_peers.h). Prints both tables
+and exits 1 on any difference.
 """
 import ipaddress
 import json
@@ -25,6 +30,11 @@ CLASSES = ["intra-pid", "intra-loc", "intra-as", "inter-as", "unknown"]
 KINDS = ["none", "peer-wire", "utp", "dht", "udp-tracker", "http-tracker", "endpoint"]
 DIRS = ["ingress", "egress"]
 PSTR = b"\x13BitTorrent protocol"
+MAX_INSPECT = 4       # ITR_MAX_INSPECT
+TRACKER_FOLLOW = 8    # ITR_TRACKER_FOLLOW
+SCRATCH_BYTES = 512   # ITR_SCRATCH_BYTES: what signatures look at
+TRACKER_SCAN = 2048   # ITR_TRACKER_SCAN_BYTES: what answers are read to
+PEERS_PER_LIST = 64   # ITR_PEERS_PER_LIST
 
 
 def load_netmap(path):
@@ -110,6 +120,71 @@ def parse(frame):
     return proto, src, sport, dst, dport, payload
 
 
+def decimal_at(buf, off):
+    """bt_signatures.h itr_decimal_at: (value, end) or (-1, None)."""
+    value = 0
+    for k in range(6):
+        at = off + k
+        if at >= len(buf):
+            return -1, None
+        c = buf[at]
+        if not 0x30 <= c <= 0x39:
+            return (value, at) if k else (-1, None)
+        value = value * 10 + c - 0x30
+    return -1, None
+
+
+def http_request(payload):
+    """(is an announce/scrape, port= value or 0), per itr_http_scan_step."""
+    buf = payload[:SCRATCH_BYTES]
+    if not buf.startswith(b"GET "):
+        return False, 0
+    path_ok = hash_ok = False
+    port = 0
+    for i in range(4, len(buf)):
+        c = buf[i:i + 1]
+        if c in (b" ", b"\r", b"\n"):
+            break
+        if c == b"/" and (buf.startswith(b"/announce?", i) or buf.startswith(b"/scrape?", i)):
+            path_ok = True
+        elif c == b"i" and buf[i - 1:i] in (b"?", b"&") and buf.startswith(b"info_hash=", i):
+            hash_ok = True
+        elif c == b"p" and buf[i - 1:i] in (b"?", b"&") and buf.startswith(b"port=", i):
+            v, _ = decimal_at(buf, i + 5)
+            port = v if 0 < v <= 0xFFFF else 0
+    return path_ok and hash_ok, port
+
+
+def peer_string(buf, off, entry):
+    """itr_peer_string_at: the whole entries inside buf, or None."""
+    n, end = decimal_at(buf, off)
+    if n < 0 or n % entry or end >= len(buf) or buf[end] != 0x3A:
+        return None
+    start = end + 1
+    count = min(n // entry, (len(buf) - start) // entry, PEERS_PER_LIST)
+    return [buf[start + i * entry:start + (i + 1) * entry] for i in range(count)]
+
+
+def http_peers(payload):
+    """Endpoints (packed address, port) in one answer packet (itr_http_peer_lists)."""
+    buf = payload[:TRACKER_SCAN]
+    lists = {6: None, 18: None}
+    for i in range(len(buf)):
+        if buf[i] == 0x35 and lists[6] is None and buf.startswith(b"5:peers", i):
+            lists[6] = peer_string(buf, i + 7, 6)
+        elif buf[i] == 0x36 and lists[18] is None and buf.startswith(b"6:peers6", i):
+            lists[18] = peer_string(buf, i + 8, 18)
+        if lists[6] is not None and lists[18] is not None:
+            break
+    found = []
+    for entry, items in lists.items():
+        for e in items or []:
+            port = struct.unpack("!H", e[entry - 2:])[0]
+            if port:
+                found.append((e[:entry - 2], port))
+    return found
+
+
 def expected(capture, own_mac, netmap):
     pids, prefixes = load_netmap(netmap)
     own = bytes.fromhex(own_mac.replace(":", ""))
@@ -125,20 +200,38 @@ def expected(capture, own_mac, netmap):
         a, b = (src.packed, sport), (dst.packed, dport)
         key = (proto,) + (a + b if a <= b else b + a)
         f = flows.get(key)
+        known = (dst.packed, dport) in endpoints or (src.packed, sport) in endpoints
         if f is None:
-            kind = 0
-            if proto == 6 and ((dst.packed, dport) in endpoints or (src.packed, sport) in endpoints):
-                kind = 6
-            f = flows[key] = {"kind": kind, "final": False, "inspected": 0,
+            f = flows[key] = {"kind": 6 if proto == 6 and known else 0, "state": "pending",
+                              "inspected": 0, "tracker": None, "follow": 0,
                               "class": klass(lookup(pids, prefixes, src), lookup(pids, prefixes, dst))}
-        if not f["final"] and payload and proto == 6:
+        if f["state"] == "pending" and payload and proto == 6:
+            if known and f["kind"] == 0:
+                f["kind"] = 6
+            f["inspected"] += 1
+            is_tracker, port = http_request(payload)
             if payload.startswith(PSTR):
-                f["kind"], f["final"] = 1, True
+                f["kind"], f["state"] = 1, "final"
                 endpoints.add((dst.packed, dport))
+            elif is_tracker:
+                f["kind"], f["state"] = 5, "tracker"
+                f["tracker"], f["follow"] = (dst.packed, dport), TRACKER_FOLLOW
+                endpoints.add((dst.packed, dport))
+                if port:
+                    endpoints.add((src.packed, port))
+            elif f["inspected"] >= MAX_INSPECT:
+                f["state"] = "final"
+        elif f["state"] == "tracker" and payload:
+            announce = False
+            if (src.packed, sport) == f["tracker"]:
+                endpoints.update(http_peers(payload))
             else:
-                f["inspected"] += 1
-                if f["inspected"] >= 4:
-                    f["final"] = True
+                announce, port = http_request(payload)
+                if announce and port:
+                    endpoints.add((src.packed, port))
+            f["follow"] = TRACKER_FOLLOW if announce else f["follow"] - 1
+            if f["follow"] <= 0:
+                f["state"] = "final"
         slot = (direction, f["class"], f["kind"])
         pk, by = table.get(slot, (0, 0))
         table[slot] = (pk + 1, by + length)
