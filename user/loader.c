@@ -179,7 +179,10 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		__u32 len = sizeof(info);
 		const char *name = bpf_map__name(map);
 
-		if (name[0] == '.') /* .rodata/.bss: not pinned */
+		/* Only maps the object pins by name can clash with pinned state:
+		 * not .rodata/.bss (libbpf names them "locality.rodata") nor
+		 * unpinned scratch maps. */
+		if (bpf_map__is_internal(map) || !bpf_map__pin_path(map))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, name);
 		int fd = bpf_obj_get(path);

@@ -274,7 +274,7 @@ static json_t *result_json(const char *file, const char *linktype, const struct 
 		    json_pack("{s:s,s:i,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:I,s:b}", "proto",
 		              proto_name(fs->key.proto), "family", fs->key.family, "lo", lo, "hi",
 		              hi, "kind", itr_kind_name(kind), "class", flow_class(fs), "final",
-		              fs->verdict.state == ITR_FLOW_FINAL, "pid_lo",
+		              fs->verdict.state != ITR_FLOW_PENDING, "pid_lo",
 		              (json_int_t)fs->verdict.pid_lo, "pid_hi",
 		              (json_int_t)fs->verdict.pid_hi, "packets", (json_int_t)fs->packets,
 		              "bytes", (json_int_t)fs->bytes, "in_kernel", fs->in_kernel));
