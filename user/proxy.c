@@ -1376,45 +1376,6 @@ static void *udp_worker(void *arg)
 	return NULL;
 }
 
-static int udp_open(const char *addr, uint16_t port, uint16_t *bound, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	memset(&ss, 0, sizeof(ss));
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		sl = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		sl = sizeof(*sin6);
-	} else {
-		snprintf(err, errlen, "proxy udp: '%s' is not an IP address", addr);
-		return -1;
-	}
-	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "proxy udp: socket: %s", strerror(errno));
-		return -1;
-	}
-	int one = 1;
-	if (ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0) {
-		snprintf(err, errlen, "proxy udp: bind %s port %u: %s", addr, port,
-		         strerror(errno));
-		close(fd);
-		return -1;
-	}
-	sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*bound = ntohs(ss.ss_family == AF_INET ? sin->sin_port : sin6->sin6_port);
-	return fd;
-}
-
 struct itr_proxy_udp *itr_proxy_udp_start(struct itr_proxy *p, const char *addrs, uint16_t port,
                                           char *err, size_t errlen)
 {
@@ -1435,7 +1396,7 @@ struct itr_proxy_udp *itr_proxy_udp_start(struct itr_proxy *p, const char *addrs
 			goto fail;
 		}
 		uint16_t bound;
-		int fd = udp_open(a, port, &bound, err, errlen);
+		int fd = itr_udp_bind("proxy udp", a, port, &bound, err, errlen);
 		if (fd < 0)
 			goto fail;
 		u->fds[u->nfds++] = fd;

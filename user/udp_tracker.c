@@ -302,7 +302,8 @@ struct itr_udp_tracker {
 	uint8_t out[BATCH][DATAGRAM_MAX];
 };
 
-static int open_socket(const char *addr, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
+                 size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -318,12 +319,12 @@ static int open_socket(const char *addr, uint16_t port, uint16_t *bound, char *e
 		sin6->sin6_port = htons(port);
 		sslen = sizeof(*sin6);
 	} else {
-		snprintf(err, errlen, "udp tracker: '%s' is not an IP address", addr);
+		snprintf(err, errlen, "%s: '%s' is not an IP address", what, addr);
 		return -1;
 	}
 	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "udp tracker: socket: %s", strerror(errno));
+		snprintf(err, errlen, "%s: socket: %s", what, strerror(errno));
 		return -1;
 	}
 	int one = 1;
@@ -332,8 +333,7 @@ static int open_socket(const char *addr, uint16_t port, uint16_t *bound, char *e
 	int buf = 4 << 20; /* room for bursts; the kernel caps it at rmem_max */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
-		snprintf(err, errlen, "udp tracker: bind %s port %u: %s", addr, port,
-		         strerror(errno));
+		snprintf(err, errlen, "%s: bind %s port %u: %s", what, addr, port, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -456,7 +456,8 @@ struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char
 			goto fail;
 		}
 		uint16_t bound;
-		int fd = open_socket(a, u->nfds ? u->port : port, &bound, err, errlen);
+		int fd =
+		    itr_udp_bind("udp tracker", a, u->nfds ? u->port : port, &bound, err, errlen);
 		if (fd < 0)
 			goto fail;
 		u->fds[u->nfds++] = fd;

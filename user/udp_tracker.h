@@ -100,6 +100,12 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 
 struct itr_udp_tracker;
 
+/* A non-blocking UDP socket bound to addr:port (IPv6 sockets v6-only, a
+ * large receive buffer); *bound gets the port (port 0 picks one). -1 with
+ * err ("<what>: ...") on failure. Shared by the tracker and the proxy. */
+int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
+                 size_t errlen);
+
 /* Serve on every address in addrs (comma separated, e.g. "0.0.0.0,::" or
  * "127.0.0.1,::1"; NULL: "0.0.0.0,::"), all on one port (0: the first
  * socket picks a free one and the others use it). NULL with err on error. */
