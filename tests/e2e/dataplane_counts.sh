@@ -13,19 +13,9 @@ e2e_require_root
 
 LIB=$ITRACKER_ROOT/tests/e2e/lib
 MAP=$ITRACKER_ROOT/maps/example.netmap
-A=${E2E}a
-B=${E2E}b
-
-e2e_netns "$A"
-e2e_netns "$B"
-e2e_veth "$A" va "$B" vb
-e2e_addr "$A" va 10.10.1.2/32 10.10.2.2/32 10.99.0.2/32 fd00:10:1::2/128
-e2e_addr "$B" vb 10.30.0.2/32 10.10.1.3/32 10.10.3.3/32 fd00:30::2/128
-ip -n "$A" route add 10.0.0.0/8 dev va
-ip -n "$B" route add 10.0.0.0/8 dev vb
-ip -n "$A" -6 route add fd00::/8 dev va
-ip -n "$B" -6 route add fd00::/8 dev vb
-
+e2e_pair
+A=$NS_A
+B=$NS_B
 e2e_bpffs
 ROOT=$E2E_PIN_ROOT
 e2e_bg ip netns exec "$A" "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$MAP" -i va \
@@ -43,7 +33,7 @@ head -c 3000000 /dev/urandom >"$E2E_TMP/payload.bin"
 /usr/bin/python3 "$LIB/lt_transfer.py" make "$E2E_TMP/payload.bin" "$E2E_TMP/payload.torrent"
 mkdir -p "$E2E_TMP/leech4" "$E2E_TMP/leech6"
 
-MAC=$(ip -n "$A" -j link show va | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+MAC=$MAC_A
 ip netns exec "$A" tcpdump -B 65536 -i va -s 0 -U -w "$E2E_TMP/cap.pcap" 'tcp or udp' 2>"$E2E_TMP/tcpdump.err" &
 TCPDUMP=$!
 E2E_PIDS+=($TCPDUMP)
