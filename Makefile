@@ -41,7 +41,7 @@ TOOL_SRCS := $(wildcard tools/loadgen/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/loadgen/%.c=$(BUILD)/%)
 HDRS := $(wildcard maps/*.h user/*.h bpf/*.h) $(BUILD)/locality.skel.h
 
-.PHONY: all deps test test-unit test-asan test-bpf test-e2e demo bench fuzz \
+.PHONY: all deps test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
 	install clean format check-format
 
 all: $(BUILD)/itrackerd $(BUILD)/itrackerctl $(BUILD)/locality.bpf.o $(TOOL_BINS)
@@ -118,7 +118,13 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(FUZZ_FLAGS) $< $(LIB_SRCS) $(LDLIBS) -o $@
 
-test: deps all $(UNIT_BINS) $(UNIT_ASAN_BINS) $(BPFTEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
+# Packages first (the compilers and headers may be what is missing), then
+# build everything in parallel, then run the suites one after the other.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+test-bins: all $(UNIT_BINS) $(UNIT_ASAN_BINS) $(BPFTEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
+
+test: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) test-bins
 	@BUILD=$(BUILD) bash tools/run-tests.sh all
 
 test-unit: all $(UNIT_BINS) $(UNIT_ASAN_BINS)
@@ -130,10 +136,12 @@ test-bpf: all $(BPFTEST_BINS)
 test-e2e: all
 	@BUILD=$(BUILD) bash tools/run-tests.sh e2e
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@BUILD=$(BUILD) bash tools/demo.sh
 
-bench: deps all $(BENCH_BINS)
+bench: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS)
 	@BUILD=$(BUILD) bash tools/bench/run.sh
 
 fuzz: $(FUZZ_BINS)
