@@ -111,12 +111,23 @@ $(BUILD)/bench_naive.bpf.o: bpf/bench_naive.bpf.c $(wildcard bpf/*.h) maps/itrac
 
 $(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
 
-# libFuzzer: each harness links the library sources compiled with clang.
-FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	-Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS) -Wall -Wextra -Werror
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS)
+# libFuzzer: the library is compiled once with clang's coverage and
+# sanitizers (fuzzer-no-link), and each harness links against it.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS) \
+	-Wall -Wextra -Werror
+FUZZ_SAN := address,undefined
+$(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) $< $(LIB_SRCS) $(LDLIBS) -o $@
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -c $< -o $@
+
+$(BUILD)/fuzz/libitracker.a: $(LIB_SRCS:user/%.c=$(BUILD)/fuzz/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libitracker.a $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $< $(BUILD)/fuzz/libitracker.a \
+		$(LDLIBS) -o $@
 
 # Packages first (the compilers and headers may be what is missing), then
 # build everything in parallel, then run the suites one after the other.
