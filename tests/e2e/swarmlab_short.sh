@@ -6,8 +6,9 @@
 # with itrackerd's locality-ranked lists than with opentracker's random ones.
 #
 # 2 ISPs x 2 PIDs x 5 hosts: 10 hosts per ISP, so under itrackerd's default
-# policy a list holds every peer of the client's own ISP plus its small
-# external budget (the --min-list top-up does not kick in). 2M in 64K pieces
+# policy a list holds every peer of the client's own ISP, plus the small
+# external budget for the ISP's gateway peer (the --min-list top-up kicks
+# in only for a client that announces before most of its ISP). 2M in 64K pieces
 # gives the peers something to trade among themselves; 20mbit transit is not
 # saturated, so the transit byte count follows who talks to whom rather than
 # the link's rate times the run's length.

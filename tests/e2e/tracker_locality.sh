@@ -36,8 +36,8 @@ run() { # policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST GATEWAYS
 	wait "$pid" 2>/dev/null || true
 }
 
-run 100 100 1 2 11 0 # itrackerd's defaults (rank.c)
+run 100 100 1 2 3 1  # itrackerd's defaults (rank.c): one gateway per AS
+run 100 100 1 2 11 0 # the per-list budget: every list gets outsiders
 run 50 75 2 3 6 0    # shares, a larger reserve and budget, a short top-up
-run 100 100 1 2 4 1  # one gateway per AS: the others get local peers only
 run 75 100 1 1 6 2   # two gateways, a share and a top-up that bites
 echo "PASS: tracker_locality"

@@ -148,6 +148,10 @@ static int setup(void **state)
 	struct itr_http_limits lim = {.max_body = 1 << 20, .max_query = 2048};
 	struct itr_p4p_api_config cfg;
 	itr_p4p_api_config_default(&cfg);
+	/* the per-list external budget these expectations were written for
+	 * (the per-AS one, rank.c's gateways, is tested in test_rank) */
+	cfg.policy.gateways = 0;
+	cfg.policy.min_list = 11;
 	cfg.max_numwant = 100;
 	cfg.max_peers = 500;
 	f->srv = itr_http_new(&lim);

@@ -262,6 +262,8 @@ static void test_rank_default_policy_locals_plus_budget(void **state)
 	struct fixture *f = *state;
 	struct itr_rank_policy pol;
 	itr_rank_policy_default(&pol);
+	pol.gateways = 0; /* the per-list budget */
+	pol.min_list = 11;
 	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
 	struct itr_peer_addr c[40];
 	size_t n = 0;
@@ -312,8 +314,8 @@ static void test_rank_lonely_peer_gets_usable_list(void **state)
 	assert_rank_order(out, k);
 
 	/* With fewer candidates than min_list, it gets all of them. */
-	k = itr_rank(f->map, &pol, &client, c, 4, 50, out);
-	assert_int_equal(k, 4);
+	k = itr_rank(f->map, &pol, &client, c, pol.min_list - 1, 50, out);
+	assert_int_equal(k, pol.min_list - 1);
 }
 
 static void test_rank_fewer_than_wanted_returns_all(void **state)
@@ -339,6 +341,7 @@ static void test_rank_min_external_reserved(void **state)
 	struct fixture *f = *state;
 	struct itr_rank_policy pol;
 	itr_rank_policy_default(&pol);
+	pol.gateways = 0; /* every list gets the reserve */
 	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
 	struct itr_peer_addr c[35];
 	size_t n = 0;
@@ -656,6 +659,7 @@ static void test_rank_gateways_lone_peer_and_top_up(void **state)
 	size_t n = gateway_swarm(swarm);
 	struct itr_rank_policy pol;
 	itr_rank_policy_default(&pol);
+	pol.min_list = 11;
 	pol.gateways = 1;
 	pol.gateway_salt = 0xabcdef01u;
 	struct itr_ranked_peer out[50];

@@ -314,9 +314,9 @@ def proxy(url, mapfile, direct_url, clients, policy):
 if __name__ == "__main__":
     what = sys.argv[1]
     if what == "locality":
-        pol = tuple(int(x) for x in sys.argv[4:10]) if len(sys.argv) > 4 else (100, 100, 1, 2, 11)
+        pol = tuple(int(x) for x in sys.argv[4:10]) if len(sys.argv) > 4 else (100, 100, 1, 2, 3, 1)
         locality(sys.argv[2], sys.argv[3], pol)
     elif what == "proxy":
-        proxy(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:], (100, 100, 1, 2, 11))
+        proxy(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:], (100, 100, 1, 2, 3, 1))
     else:
         raise SystemExit(__doc__)
