@@ -180,6 +180,11 @@ if role == "dhtclient":
 h = ses.add_torrent({"ti": lt.torrent_info(torrent), "save_path": save})
 if role == "seed":
     h.force_recheck()
+    # Say when the pieces are checked: a leecher started earlier may find
+    # nothing to download and give up under a loaded machine.
+    while not h.status().is_seeding:
+        time.sleep(0.1)
+    print("seeding", flush=True)
     while True:
         time.sleep(1)
 while time.time() < deadline:
@@ -201,10 +206,11 @@ mkdir -p "$E2E_TMP/lseed" "$E2E_TMP/lleech"
 cp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/lseed/"
 /usr/bin/python3 "$LIB/lt_transfer.py" make "$E2E_TMP/lseed/payload.bin" "$E2E_TMP/lt.torrent"
 e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" seed "$E2E_TMP/lt.torrent" \
-	"$E2E_TMP/lseed" "$IP_B" 6891 "$IP_A" 6892
+	"$E2E_TMP/lseed" "$IP_B" 6891 "$IP_A" 6892 >"$E2E_TMP/utp_seed.out"
 e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" dht "$E2E_TMP/lt.torrent" \
 	"$E2E_TMP/lseed" "$IP_B_DHT" 6893 "$IP_A" 6892
-sleep 1
+for _ in $(seq 300); do grep -q seeding "$E2E_TMP/utp_seed.out" && break; sleep 0.1; done
+grep -q seeding "$E2E_TMP/utp_seed.out" || e2e_fail "uTP seeder did not finish checking its pieces"
 capture_start utp va
 UTP_PID=$CAP_PID
 timeout 90 ip netns exec "$A" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" leech "$E2E_TMP/lt.torrent" \
