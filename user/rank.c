@@ -79,8 +79,8 @@
  *     (clients re-announce every 30 minutes). Measured, in the same runs
  *     against opentracker: gateways 1 with min_list 9 carried 0.45-0.58x
  *     at 0.66-0.76x the time; min_list 3 without gateways 0.40x at 0.61x;
- *     min_list 3 with gateways 1 0.31x at 0.53x, every ISP faster (see
- *     docs/swarmlab.md for the repeats). 3 still gives a peer alone in
+ *     min_list 3 with gateways 1 0.26-0.31x at 0.43-0.53x over four runs,
+ *     every ISP faster (table in docs/swarmlab.md). 3 still gives a peer alone in
  *     its AS (its own gateway) a list to start from, and the other ASes'
  *     gateways list it too.
  */
