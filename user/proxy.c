@@ -896,8 +896,11 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 	drop_proxy_entries(&cands, &req->ann.peer);
 	if (want > 0) {
 		struct itr_netmap *map = itr_netmap_current();
+		/* Same gateway choice as the local tracker: per swarm. */
+		struct itr_rank_policy policy = tc->policy;
+		policy.gateway_salt = itr_rank_swarm_salt(req->ann.info_hash);
 		reply->npeers =
-		    itr_rank(map, &tc->policy, &req->ann.peer, cands.v, cands.n, want, peers);
+		    itr_rank(map, &policy, &req->ann.peer, cands.v, cands.n, want, peers);
 		if (map)
 			itr_netmap_unref(map);
 	}
