@@ -424,7 +424,7 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
 
 	if (srv->daemon) {
 		snprintf(err, errlen, "http: already started");
