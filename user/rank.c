@@ -65,7 +65,7 @@
  *     if its single outside contact is a peer that has left (the tracker
  *     cannot know), at the cost of one more transit peer per list. Raise
  *     it for sparse ISPs, lower it to 1 to reproduce the measurement.
- *   - min_list 3 and gateways 1 (swarmlab, docs/swarmlab.md: 3 ISPs x 10
+ *   - min_list 3 and gateways 1 (swarmlab, README.md "Swarm lab": 3 ISPs x 10
  *     hosts, both seeders in ISP 0, 8 Mbit/s transit, aria2c). The earlier
  *     defaults (min_list 11, no gateways) left every peer of an ISP with
  *     outside links and carried 0.67-0.68x opentracker's transit bytes at
@@ -80,7 +80,7 @@
  *     against opentracker: gateways 1 with min_list 9 carried 0.45-0.58x
  *     at 0.66-0.76x the time; min_list 3 without gateways 0.40x at 0.61x;
  *     min_list 3 with gateways 1 0.26-0.31x at 0.43-0.53x over four runs,
- *     every ISP faster (table in docs/swarmlab.md). 3 still gives a peer alone in
+ *     every ISP faster (table in README.md "Swarm lab"). 3 still gives a peer alone in
  *     its AS (its own gateway) a list to start from, and the other ASes'
  *     gateways list it too.
  */
