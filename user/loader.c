@@ -133,7 +133,12 @@ static uint64_t effective_caps(void)
  * config, neither of which is the problem. */
 static int check_privileges(char *err, size_t errlen)
 {
-	enum { CAP_NET_ADMIN_BIT = 12, CAP_SYS_ADMIN_BIT = 21, CAP_PERFMON_BIT = 38, CAP_BPF_BIT = 39 };
+	enum {
+		CAP_NET_ADMIN_BIT = 12,
+		CAP_SYS_ADMIN_BIT = 21,
+		CAP_PERFMON_BIT = 38,
+		CAP_BPF_BIT = 39
+	};
 	uint64_t caps = effective_caps();
 	bool bpf = caps & (1ull << CAP_BPF_BIT) || caps & (1ull << CAP_SYS_ADMIN_BIT);
 	bool net = caps & (1ull << CAP_NET_ADMIN_BIT);
@@ -142,11 +147,11 @@ static int check_privileges(char *err, size_t errlen)
 	if (bpf && net && perf)
 		return 0;
 	snprintf(err, errlen,
-		 "missing privileges to load the data plane (need CAP_BPF, CAP_PERFMON and "
-		 "CAP_NET_ADMIN%s%s%s): run itrackerd as root, or with --no-dataplane to serve "
-		 "the iTracker only",
-		 bpf ? "" : "; CAP_BPF missing", perf ? "" : "; CAP_PERFMON missing",
-		 net ? "" : "; CAP_NET_ADMIN missing");
+	         "missing privileges to load the data plane (need CAP_BPF, CAP_PERFMON and "
+	         "CAP_NET_ADMIN%s%s%s): run itrackerd as root, or with --no-dataplane to serve "
+	         "the iTracker only",
+	         bpf ? "" : "; CAP_BPF missing", perf ? "" : "; CAP_PERFMON missing",
+	         net ? "" : "; CAP_NET_ADMIN missing");
 	return -EPERM;
 }
 

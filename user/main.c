@@ -34,7 +34,7 @@
 #include "udp_tracker.h"
 
 #define ITRACKER_VERSION "0.1.0"
-#define DEFAULT_PORT 6969
+#define DEFAULT_PORT     6969
 
 struct options {
 	const char *map_file;
@@ -49,9 +49,9 @@ struct options {
 		struct itr_policy policy;
 	} policy[ITR_CLASS_MAX];
 	size_t max_body;
-	const char *udp;         /* "off" or PORT */
+	const char *udp; /* "off" or PORT */
 	const char *udp_bind;
-	const char *alto_base;   /* ALTO IRD base URI */
+	const char *alto_base; /* ALTO IRD base URI */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
@@ -59,86 +59,87 @@ struct options {
 };
 
 static struct itr_daemon daemon_state = {
-	.reload_lock = PTHREAD_MUTEX_INITIALIZER,
+    .reload_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: itrackerd [OPTION]...\n"
-		"Locality enforcer for BitTorrent traffic (P4P iTracker): an XDP/TC data plane that\n"
-		"counts and tags BitTorrent flows by network locality, and the iTracker services\n"
-		"(network info, peer ranking, ALTO, BitTorrent tracker) on one HTTP listener.\n"
-		"\n"
-		"Network map:\n"
-		"  -m, --map FILE           network map, text or ALTO JSON (required)\n"
-		"Data plane:\n"
-		"  -i, --interface IFACE    attach XDP (ingress) and TC (egress) to IFACE;\n"
-		"                           repeat for several interfaces\n"
-		"      --xdp-mode MODE      auto (native, else generic; default), native, generic\n"
-		"      --pin-root DIR       where maps and links are pinned (default %s)\n"
-		"      --bpf-object FILE    load this BPF object instead of the built-in one\n"
-		"                           (upgrade: the running program is replaced atomically)\n"
-		"      --policy CLASS:SPEC  tag BitTorrent packets of CLASS on egress; CLASS is\n"
-		"                           intra-pid, intra-loc, intra-as, inter-as or unknown;\n"
-		"                           SPEC is a comma list of dscp=0..63, priority=MAJ:MIN\n"
-		"                           or N, mark=N, drop. Default: count only.\n"
-		"      --keep-attached      on exit leave the data plane running (it keeps\n"
-		"                           counting; the next itrackerd adopts it)\n"
-		"      --no-dataplane       serve the iTracker only, load nothing into the kernel\n"
-		"      --purge              detach itracker from every interface, remove everything\n"
-		"                           pinned under the pin root, and exit\n"
-		"Routes (kernel routes feed PIDs of the map):\n"
-		"      --route PID=SEL      routes selected by SEL give their prefixes to PID (a\n"
-		"                           PID of the map file); SEL is realm:N (RTA_FLOW, BIRD's\n"
-		"                           krt_realm; IPv4 only), table:N|main|NAME or\n"
-		"                           proto:N|bird|static|...; repeat, first match wins\n"
-		"      --route-precedence routes|file\n"
-		"                           who keeps a prefix both name (default file)\n"
-		"Services:\n"
-		"  -l, --listen ADDR:PORT   HTTP listener (default [::]:%d; 'off' to disable)\n"
-		"      --max-body BYTES     largest request body accepted (default 1048576)\n"
-		"  -u, --udp PORT           BEP 15 UDP tracker port (default 6969; 'off' to disable)\n"
-		"      --udp-bind LIST      addresses for the UDP tracker (default 0.0.0.0,::)\n"
-		"      --alto-base URI      prefix of the URIs in the ALTO directory (default:\n"
-		"                           relative URIs)\n"
-		"Tracker and ranking:\n"
-		"      --interval S         announce interval (default 1800)\n"
-		"      --min-interval S     minimum announce interval (default 900)\n"
-		"      --numwant N          peers per answer when the client does not say (50)\n"
-		"      --max-numwant N      most peers per answer (default 200)\n"
-		"      --peer-expiry S      drop peers silent this long (default 2700)\n"
-		"      --max-torrents N     most swarms held (default 1000000)\n"
-		"      --max-peers N        most peers held (default 10000000)\n"
-		"      --trusted-proxy LIST addresses/prefixes allowed to name the client with\n"
-		"                           ip= or X-Forwarded-For (default: none)\n"
-		"      --own-pid-share PCT  at most PCT %% of a list from the client's PID (100)\n"
-		"      --own-as-share PCT   at most PCT %% from the client's AS (100)\n"
-		"      --min-external N     at least N peers from other ASes when any exist (1)\n"
-		"      --max-external N     at most N peers from other ASes (default 2), unless\n"
-		"                           more are needed to reach --min-list\n"
-		"      --min-list N         top a short list up to N peers with outside peers\n"
-		"                           in cost order (default 3)\n"
-		"      --gateways N         external budget per AS, not per list: only the N\n"
-		"                           gateway peers of each AS (per swarm) get outside\n"
-		"                           peers; 0 = every list gets them (default 1)\n"
-		"Proxy mode (pTracker: rank another tracker's peers):\n"
-		"      --upstream URL       forward announces and scrapes to this tracker\n"
-		"                           (http://HOST:PORT/announce or udp://HOST:PORT) and\n"
-		"                           answer with its peers ranked by locality; the local\n"
-		"                           swarm store is then not used\n"
-		"      --upstream-timeout MS  give up on the upstream after MS ms (default 5000)\n"
-		"Other:\n"
-		"  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
-		"                           option names as above without '--', '#' comments\n"
-		"  -v, --verbose            log what libbpf does (pins, reuses, loads)\n"
-		"  -h, --help               show this help and exit\n"
-		"  -V, --version            show the version and exit\n"
-		"\n"
-		"Signals: SIGHUP reloads the map file (an invalid file is rejected, the running map\n"
-		"stays); SIGINT/SIGTERM stop (detaching unless --keep-attached).\n"
-		"Exit status: 0 ok, 1 runtime failure, 2 bad command line or configuration.\n",
-		ITR_PIN_ROOT_DEFAULT, DEFAULT_PORT);
+	fprintf(
+	    out,
+	    "Usage: itrackerd [OPTION]...\n"
+	    "Locality enforcer for BitTorrent traffic (P4P iTracker): an XDP/TC data plane that\n"
+	    "counts and tags BitTorrent flows by network locality, and the iTracker services\n"
+	    "(network info, peer ranking, ALTO, BitTorrent tracker) on one HTTP listener.\n"
+	    "\n"
+	    "Network map:\n"
+	    "  -m, --map FILE           network map, text or ALTO JSON (required)\n"
+	    "Data plane:\n"
+	    "  -i, --interface IFACE    attach XDP (ingress) and TC (egress) to IFACE;\n"
+	    "                           repeat for several interfaces\n"
+	    "      --xdp-mode MODE      auto (native, else generic; default), native, generic\n"
+	    "      --pin-root DIR       where maps and links are pinned (default %s)\n"
+	    "      --bpf-object FILE    load this BPF object instead of the built-in one\n"
+	    "                           (upgrade: the running program is replaced atomically)\n"
+	    "      --policy CLASS:SPEC  tag BitTorrent packets of CLASS on egress; CLASS is\n"
+	    "                           intra-pid, intra-loc, intra-as, inter-as or unknown;\n"
+	    "                           SPEC is a comma list of dscp=0..63, priority=MAJ:MIN\n"
+	    "                           or N, mark=N, drop. Default: count only.\n"
+	    "      --keep-attached      on exit leave the data plane running (it keeps\n"
+	    "                           counting; the next itrackerd adopts it)\n"
+	    "      --no-dataplane       serve the iTracker only, load nothing into the kernel\n"
+	    "      --purge              detach itracker from every interface, remove everything\n"
+	    "                           pinned under the pin root, and exit\n"
+	    "Routes (kernel routes feed PIDs of the map):\n"
+	    "      --route PID=SEL      routes selected by SEL give their prefixes to PID (a\n"
+	    "                           PID of the map file); SEL is realm:N (RTA_FLOW, BIRD's\n"
+	    "                           krt_realm; IPv4 only), table:N|main|NAME or\n"
+	    "                           proto:N|bird|static|...; repeat, first match wins\n"
+	    "      --route-precedence routes|file\n"
+	    "                           who keeps a prefix both name (default file)\n"
+	    "Services:\n"
+	    "  -l, --listen ADDR:PORT   HTTP listener (default [::]:%d; 'off' to disable)\n"
+	    "      --max-body BYTES     largest request body accepted (default 1048576)\n"
+	    "  -u, --udp PORT           BEP 15 UDP tracker port (default 6969; 'off' to disable)\n"
+	    "      --udp-bind LIST      addresses for the UDP tracker (default 0.0.0.0,::)\n"
+	    "      --alto-base URI      prefix of the URIs in the ALTO directory (default:\n"
+	    "                           relative URIs)\n"
+	    "Tracker and ranking:\n"
+	    "      --interval S         announce interval (default 1800)\n"
+	    "      --min-interval S     minimum announce interval (default 900)\n"
+	    "      --numwant N          peers per answer when the client does not say (50)\n"
+	    "      --max-numwant N      most peers per answer (default 200)\n"
+	    "      --peer-expiry S      drop peers silent this long (default 2700)\n"
+	    "      --max-torrents N     most swarms held (default 1000000)\n"
+	    "      --max-peers N        most peers held (default 10000000)\n"
+	    "      --trusted-proxy LIST addresses/prefixes allowed to name the client with\n"
+	    "                           ip= or X-Forwarded-For (default: none)\n"
+	    "      --own-pid-share PCT  at most PCT %% of a list from the client's PID (100)\n"
+	    "      --own-as-share PCT   at most PCT %% from the client's AS (100)\n"
+	    "      --min-external N     at least N peers from other ASes when any exist (1)\n"
+	    "      --max-external N     at most N peers from other ASes (default 2), unless\n"
+	    "                           more are needed to reach --min-list\n"
+	    "      --min-list N         top a short list up to N peers with outside peers\n"
+	    "                           in cost order (default 3)\n"
+	    "      --gateways N         external budget per AS, not per list: only the N\n"
+	    "                           gateway peers of each AS (per swarm) get outside\n"
+	    "                           peers; 0 = every list gets them (default 1)\n"
+	    "Proxy mode (pTracker: rank another tracker's peers):\n"
+	    "      --upstream URL       forward announces and scrapes to this tracker\n"
+	    "                           (http://HOST:PORT/announce or udp://HOST:PORT) and\n"
+	    "                           answer with its peers ranked by locality; the local\n"
+	    "                           swarm store is then not used\n"
+	    "      --upstream-timeout MS  give up on the upstream after MS ms (default 5000)\n"
+	    "Other:\n"
+	    "  -c, --config FILE        read options from FILE: one 'option value' per line,\n"
+	    "                           option names as above without '--', '#' comments\n"
+	    "  -v, --verbose            log what libbpf does (pins, reuses, loads)\n"
+	    "  -h, --help               show this help and exit\n"
+	    "  -V, --version            show the version and exit\n"
+	    "\n"
+	    "Signals: SIGHUP reloads the map file (an invalid file is rejected, the running map\n"
+	    "stays); SIGINT/SIGTERM stop (detaching unless --keep-attached).\n"
+	    "Exit status: 0 ok, 1 runtime failure, 2 bad command line or configuration.\n",
+	    ITR_PIN_ROOT_DEFAULT, DEFAULT_PORT);
 }
 
 static _Noreturn void die_usage(const char *fmt, const char *arg)
@@ -172,8 +173,8 @@ static void parse_policy(struct options *o, const char *arg)
 	int cls = itr_class_from_name(buf);
 	if (cls < 0)
 		die_usage("--policy '%s': unknown class (intra-pid, intra-loc, intra-as, "
-			  "inter-as, unknown)",
-			  arg);
+		          "inter-as, unknown)",
+		          arg);
 	struct itr_policy *p = &o->policy[cls].policy;
 	o->policy[cls].set = true;
 	char *save = NULL;
@@ -206,8 +207,8 @@ static void parse_policy(struct options *o, const char *arg)
 				if (parse_u32(mj, &maj) || parse_u32(mn, &min) || maj > 0xffff ||
 				    min > 0xffff)
 					die_usage("--policy '%s': priority MAJ:MIN in hex, as tc "
-						  "writes classids",
-						  arg);
+					          "writes classids",
+					          arg);
 				v = maj << 16 | min;
 			} else if (parse_u32(val, &v)) {
 				die_usage("--policy '%s': bad priority", arg);
@@ -257,43 +258,43 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{"map", required_argument, NULL, 'm'},
-	{"interface", required_argument, NULL, 'i'},
-	{"xdp-mode", required_argument, NULL, OPT_XDP_MODE},
-	{"pin-root", required_argument, NULL, OPT_PIN_ROOT},
-	{"bpf-object", required_argument, NULL, OPT_BPF_OBJECT},
-	{"policy", required_argument, NULL, OPT_POLICY},
-	{"keep-attached", no_argument, NULL, OPT_KEEP},
-	{"no-dataplane", no_argument, NULL, OPT_NO_DP},
-	{"purge", no_argument, NULL, OPT_PURGE},
-	{"listen", required_argument, NULL, 'l'},
-	{"max-body", required_argument, NULL, OPT_MAX_BODY},
-	{"udp", required_argument, NULL, 'u'},
-	{"udp-bind", required_argument, NULL, OPT_UDP_BIND},
-	{"alto-base", required_argument, NULL, OPT_ALTO_BASE},
-	{"interval", required_argument, NULL, OPT_INTERVAL},
-	{"min-interval", required_argument, NULL, OPT_MIN_INTERVAL},
-	{"numwant", required_argument, NULL, OPT_NUMWANT},
-	{"max-numwant", required_argument, NULL, OPT_MAX_NUMWANT},
-	{"peer-expiry", required_argument, NULL, OPT_PEER_EXPIRY},
-	{"max-torrents", required_argument, NULL, OPT_MAX_TORRENTS},
-	{"max-peers", required_argument, NULL, OPT_MAX_PEERS},
-	{"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
-	{"own-pid-share", required_argument, NULL, OPT_OWN_PID_SHARE},
-	{"own-as-share", required_argument, NULL, OPT_OWN_AS_SHARE},
-	{"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
-	{"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
-	{"min-list", required_argument, NULL, OPT_MIN_LIST},
-	{"gateways", required_argument, NULL, OPT_GATEWAYS},
-	{"route", required_argument, NULL, OPT_ROUTE},
-	{"route-precedence", required_argument, NULL, OPT_ROUTE_PRECEDENCE},
-	{"upstream", required_argument, NULL, OPT_UPSTREAM},
-	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
-	{"config", required_argument, NULL, 'c'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, 'h'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0},
+    {"map", required_argument, NULL, 'm'},
+    {"interface", required_argument, NULL, 'i'},
+    {"xdp-mode", required_argument, NULL, OPT_XDP_MODE},
+    {"pin-root", required_argument, NULL, OPT_PIN_ROOT},
+    {"bpf-object", required_argument, NULL, OPT_BPF_OBJECT},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"keep-attached", no_argument, NULL, OPT_KEEP},
+    {"no-dataplane", no_argument, NULL, OPT_NO_DP},
+    {"purge", no_argument, NULL, OPT_PURGE},
+    {"listen", required_argument, NULL, 'l'},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"udp", required_argument, NULL, 'u'},
+    {"udp-bind", required_argument, NULL, OPT_UDP_BIND},
+    {"alto-base", required_argument, NULL, OPT_ALTO_BASE},
+    {"interval", required_argument, NULL, OPT_INTERVAL},
+    {"min-interval", required_argument, NULL, OPT_MIN_INTERVAL},
+    {"numwant", required_argument, NULL, OPT_NUMWANT},
+    {"max-numwant", required_argument, NULL, OPT_MAX_NUMWANT},
+    {"peer-expiry", required_argument, NULL, OPT_PEER_EXPIRY},
+    {"max-torrents", required_argument, NULL, OPT_MAX_TORRENTS},
+    {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
+    {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+    {"own-pid-share", required_argument, NULL, OPT_OWN_PID_SHARE},
+    {"own-as-share", required_argument, NULL, OPT_OWN_AS_SHARE},
+    {"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
+    {"max-external", required_argument, NULL, OPT_MAX_EXTERNAL},
+    {"min-list", required_argument, NULL, OPT_MIN_LIST},
+    {"gateways", required_argument, NULL, OPT_GATEWAYS},
+    {"route", required_argument, NULL, OPT_ROUTE},
+    {"route-precedence", required_argument, NULL, OPT_ROUTE_PRECEDENCE},
+    {"upstream", required_argument, NULL, OPT_UPSTREAM},
+    {"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
+    {"config", required_argument, NULL, 'c'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
 };
 
 static void apply_option(struct options *o, int c, const char *arg);
@@ -303,7 +304,7 @@ static uint32_t option_u32(const char *name, const char *arg, uint32_t lo, uint3
 	uint32_t v;
 	if (parse_u32(arg, &v) || v < lo || v > hi) {
 		fprintf(stderr, "itrackerd: %s '%s': expected a number from %u to %u\n", name, arg,
-			lo, hi);
+		        lo, hi);
 		fprintf(stderr, "Try 'itrackerd --help'.\n");
 		exit(2);
 	}
@@ -338,18 +339,18 @@ static void read_config(struct options *o, const char *path)
 				opt = p;
 		if (!opt || opt->val == 'c' || opt->val == 'h' || opt->val == 'V') {
 			fprintf(stderr, "itrackerd: %s:%d: unknown option '%s'\n", path, lineno,
-				name);
+			        name);
 			exit(2);
 		}
 		if (opt->has_arg == required_argument && (!value || !*value)) {
 			fprintf(stderr, "itrackerd: %s:%d: option '%s' needs a value\n", path,
-				lineno, name);
+			        lineno, name);
 			exit(2);
 		}
-		if (opt->has_arg == no_argument && value && *value &&
-		    strcmp(value, "yes") != 0 && strcmp(value, "true") != 0) {
+		if (opt->has_arg == no_argument && value && *value && strcmp(value, "yes") != 0 &&
+		    strcmp(value, "true") != 0) {
 			fprintf(stderr, "itrackerd: %s:%d: option '%s' takes no value\n", path,
-				lineno, name);
+			        lineno, name);
 			exit(2);
 		}
 		apply_option(o, opt->val, value ? strdup(value) : NULL);
@@ -462,8 +463,9 @@ static void apply_option(struct options *o, int c, const char *arg)
 	case OPT_ROUTE:
 	case OPT_ROUTE_PRECEDENCE: {
 		char why[300];
-		if ((c == OPT_ROUTE ? itr_routes_parse_rule(&o->routes, arg, why, sizeof(why))
-				    : itr_routes_parse_precedence(&o->routes, arg, why, sizeof(why))))
+		if ((c == OPT_ROUTE
+		         ? itr_routes_parse_rule(&o->routes, arg, why, sizeof(why))
+		         : itr_routes_parse_precedence(&o->routes, arg, why, sizeof(why))))
 			die_usage("%s", why);
 		break;
 	}
@@ -537,7 +539,7 @@ static void reply_json(struct itr_http_response *resp, int status, json_t *obj)
 }
 
 static void handle_status(const struct itr_http_request *req, struct itr_http_response *resp,
-			  void *arg)
+                          void *arg)
 {
 	struct itr_daemon *d = arg;
 	(void)req;
@@ -548,7 +550,8 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 	json_object_set_new(o, "map_file", json_string(d->map_file));
 	struct itr_netmap *map = itr_netmap_current();
 	json_object_set_new(o, "vtag", map ? json_string(itr_netmap_vtag(map)) : json_null());
-	json_object_set_new(o, "pids", json_integer(map ? (json_int_t)itr_netmap_pid_count(map) : 0));
+	json_object_set_new(o, "pids",
+	                    json_integer(map ? (json_int_t)itr_netmap_pid_count(map) : 0));
 	if (map)
 		itr_netmap_unref(map);
 	json_object_set_new(o, "generation", json_integer((json_int_t)d->generation));
@@ -562,9 +565,11 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 			json_t *j = json_object();
 			json_object_set_new(j, "name", json_string(s->name));
 			json_object_set_new(j, "ifindex", json_integer(s->ifindex));
-			json_object_set_new(j, "xdp", json_string(s->xdp_mode_name ? s->xdp_mode_name : "none"));
+			json_object_set_new(
+			    j, "xdp", json_string(s->xdp_mode_name ? s->xdp_mode_name : "none"));
 			json_object_set_new(j, "tc_egress", json_boolean(s->tc_attached));
-			json_object_set_new(j, "adopted", json_boolean(s->xdp_adopted || s->tc_adopted));
+			json_object_set_new(j, "adopted",
+			                    json_boolean(s->xdp_adopted || s->tc_adopted));
 			json_array_append_new(ifs, j);
 		}
 	}
@@ -606,14 +611,14 @@ static void reload_map(struct itr_daemon *d, struct itr_reload_result *res)
 }
 
 static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
-			  void *arg)
+                          void *arg)
 {
 	struct itr_daemon *d = arg;
 	struct itr_reload_result res;
 
 	if (!is_loopback(&req->peer)) {
 		json_t *e = json_pack("{s:{s:s}}", "error", "reason",
-				      "the admin API answers on loopback only");
+		                      "the admin API answers on loopback only");
 		reply_json(resp, 403, e);
 		return;
 	}
@@ -624,13 +629,11 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 		return;
 	}
 	fprintf(stderr, "itrackerd: map reloaded: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
-		res.vtag, (unsigned long long)res.generation, res.added, res.changed,
-		res.deleted);
+	        res.vtag, (unsigned long long)res.generation, res.added, res.changed, res.deleted);
 	reply_json(resp, 200,
-		   json_pack("{s:s,s:I,s:I,s:I,s:I}", "vtag", res.vtag, "generation",
-			     (json_int_t)res.generation, "added", (json_int_t)res.added,
-			     "changed", (json_int_t)res.changed, "deleted",
-			     (json_int_t)res.deleted));
+	           json_pack("{s:s,s:I,s:I,s:I,s:I}", "vtag", res.vtag, "generation",
+	                     (json_int_t)res.generation, "added", (json_int_t)res.added, "changed",
+	                     (json_int_t)res.changed, "deleted", (json_int_t)res.deleted));
 }
 
 static struct itr_tracker *tracker;
@@ -657,7 +660,7 @@ static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_OK] = udp_ok;
 	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_REJECTED] = udp_bad;
 	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_OK] =
-		st.announces > udp_ok ? st.announces - udp_ok : 0;
+	    st.announces > udp_ok ? st.announces - udp_ok : 0;
 	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_REJECTED] = st.rejected;
 }
 
@@ -673,7 +676,8 @@ static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
 
 int main(int argc, char **argv)
 {
-	struct options o = {.listen = "[::]:6969", .udp = "6969", .udp_bind = "0.0.0.0,::", .max_body = 1 << 20};
+	struct options o = {
+	    .listen = "[::]:6969", .udp = "6969", .udp_bind = "0.0.0.0,::", .max_body = 1 << 20};
 
 	itr_tracker_config_default(&o.tracker);
 	itr_rank_policy_default(&o.policy_rank);
@@ -699,7 +703,8 @@ int main(int argc, char **argv)
 	if (!o.map_file)
 		die_usage("%s", "a network map is required (--map FILE)");
 	if (o.no_dataplane && (o.loader.nifaces || o.keep_attached))
-		die_usage("%s", "--no-dataplane cannot be combined with --interface/--keep-attached");
+		die_usage("%s",
+		          "--no-dataplane cannot be combined with --interface/--keep-attached");
 
 	/* Signals are taken synchronously by the main thread; block them before
 	 * any thread exists so service threads never see them. */
@@ -734,7 +739,7 @@ int main(int argc, char **argv)
 			/* The policy is this run's configuration: rewrite every slot. */
 			struct itr_policy none = {0};
 			itr_dataplane_set_policy(d->dp, cls,
-						 o.policy[cls].set ? &o.policy[cls].policy : &none);
+			                         o.policy[cls].set ? &o.policy[cls].policy : &none);
 		}
 	}
 	struct itr_reload_result res;
@@ -745,14 +750,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "itrackerd: map %s loaded: vtag %s, generation %llu (+%zu ~%zu -%zu)\n",
-		o.map_file, res.vtag, (unsigned long long)res.generation, res.added, res.changed,
-		res.deleted);
+	        o.map_file, res.vtag, (unsigned long long)res.generation, res.added, res.changed,
+	        res.deleted);
 	if (d->dp)
 		for (size_t i = 0; i < d->dp->nifaces; i++) {
 			const struct itr_iface_state *s = &d->dp->ifaces[i];
 			fprintf(stderr, "itrackerd: %s: XDP %s%s, TC egress%s\n", s->name,
-				s->xdp_mode_name, s->xdp_adopted ? " (adopted)" : "",
-				s->tc_adopted ? " (adopted)" : "");
+			        s->xdp_mode_name, s->xdp_adopted ? " (adopted)" : "",
+			        s->tc_adopted ? " (adopted)" : "");
 		}
 
 	struct itr_routes *routes = NULL;
@@ -767,7 +772,7 @@ int main(int argc, char **argv)
 		struct itr_routes_stats rst;
 		itr_routes_get_stats(routes, &rst);
 		fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n",
-			rst.routes, rst.prefixes);
+		        rst.routes, rst.prefixes);
 	}
 
 	o.tracker.policy = o.policy_rank;
@@ -796,14 +801,14 @@ int main(int argc, char **argv)
 		uint16_t port;
 		if (split_listen(o.listen, addr, sizeof(addr), &port))
 			die_usage("--listen '%s': expected ADDR:PORT, [V6ADDR]:PORT or 'off'",
-				  o.listen);
+			          o.listen);
 		struct itr_http_limits lim = {
-			.max_body = o.max_body,
-			.max_query = 8192,
-			.max_connections = 4096,
-			.connection_timeout_s = 30,
-			/* a proxied announce holds its thread for up to the timeout */
-			.threads = proxy ? 16 : 0,
+		    .max_body = o.max_body,
+		    .max_query = 8192,
+		    .max_connections = 4096,
+		    .connection_timeout_s = 30,
+		    /* a proxied announce holds its thread for up to the timeout */
+		    .threads = proxy ? 16 : 0,
 		};
 		srv = itr_http_new(&lim);
 		if (!srv) {
@@ -823,7 +828,7 @@ int main(int argc, char **argv)
 		msrc.reloads_arg = d;
 		if (itr_p4p_api_register(srv, &p4p) || itr_alto_register(srv, &alto) ||
 		    (proxy ? itr_proxy_http_register(srv, proxy)
-			   : itr_tracker_http_register(srv, tracker)) ||
+		           : itr_tracker_http_register(srv, tracker)) ||
 		    itr_metrics_register(srv, &msrc)) {
 			fprintf(stderr, "itrackerd: cannot register HTTP routes\n");
 			return 1;
@@ -848,7 +853,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(stderr, "itrackerd: UDP tracker (proxy) on %s port %u\n", o.udp_bind,
-			itr_proxy_udp_port(proxy_udp));
+		        itr_proxy_udp_port(proxy_udp));
 	} else if (strcmp(o.udp, "off") != 0) {
 		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
 		udp_tracker = itr_udp_tracker_start(tracker, o.udp_bind, port, err, sizeof(err));
@@ -860,7 +865,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		fprintf(stderr, "itrackerd: UDP tracker on %s port %u\n", o.udp_bind,
-			itr_udp_tracker_port(udp_tracker));
+		        itr_udp_tracker_port(udp_tracker));
 	}
 
 	for (;;) {
@@ -871,17 +876,18 @@ int main(int argc, char **argv)
 			reload_map(d, &res);
 			if (res.ok)
 				fprintf(stderr,
-					"itrackerd: SIGHUP: map reloaded: vtag %s generation %llu "
-					"(+%zu ~%zu -%zu)\n",
-					res.vtag, (unsigned long long)res.generation, res.added,
-					res.changed, res.deleted);
+				        "itrackerd: SIGHUP: map reloaded: vtag %s generation %llu "
+				        "(+%zu ~%zu -%zu)\n",
+				        res.vtag, (unsigned long long)res.generation, res.added,
+				        res.changed, res.deleted);
 			else
-				fprintf(stderr, "itrackerd: SIGHUP: map rejected, old map stays: %s\n",
-					res.error);
+				fprintf(stderr,
+				        "itrackerd: SIGHUP: map rejected, old map stays: %s\n",
+				        res.error);
 		} else if (sig == SIGINT || sig == SIGTERM) {
 			fprintf(stderr, "itrackerd: %s, stopping%s\n",
-				sig == SIGINT ? "SIGINT" : "SIGTERM",
-				o.keep_attached ? " (data plane stays attached)" : "");
+			        sig == SIGINT ? "SIGINT" : "SIGTERM",
+			        o.keep_attached ? " (data plane stays attached)" : "");
 			break;
 		}
 	}
