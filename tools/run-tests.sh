@@ -86,6 +86,10 @@ suite_fuzz() {
 	done
 }
 
+suite_style() {
+	run_one "style/clang-format" 120 bash -c 'clang-format --dry-run -Werror $(git ls-files "*.c" "*.h")'
+}
+
 case $SUITE in
 unit) suite_unit; suite_asan ;;
 asan) suite_asan ;;
@@ -98,6 +102,7 @@ all)
 	suite_bpf
 	suite_e2e
 	FUZZ_SECONDS=${FUZZ_SECONDS_IN_TEST:-5} suite_fuzz
+	suite_style
 	;;
 *)
 	echo "run-tests: unknown suite '$SUITE' (unit, asan, bpf, e2e, fuzz, all)" >&2
