@@ -714,6 +714,38 @@ static void drop_proxy_entries(struct candidates *c, const struct itr_peer_addr 
 	c->n = kept;
 }
 
+/* The clients that announce through us are kept in the local store too,
+ * under their real addresses, and offered as candidates: an upstream that
+ * ignores ip= (Debian's opentracker does) can only file them under our
+ * address, so without this they would never find each other, and they are
+ * exactly the peers that are close to one another. Stopped removes them. */
+static void add_local_clients(struct itr_proxy *p, const struct itr_proxy_request *req,
+                              struct candidates *c)
+{
+	const struct itr_tracker_config *tc = itr_tracker_get_config(p->tr);
+	struct itr_announce ann = req->ann;
+	struct itr_announce_reply lr;
+	size_t cap = tc->max_numwant;
+	struct itr_ranked_peer *local = calloc(cap ? cap : 1, sizeof(*local));
+
+	if (!local)
+		return;
+	ann.numwant = (int64_t)cap;
+	if (itr_tracker_announce(p->tr, &ann, &lr, local, cap) == 0) {
+		for (size_t i = 0; i < lr.npeers; i++) {
+			const struct itr_peer_addr *a = &local[i].peer;
+			size_t alen = a->family == 6 ? 16 : 4;
+			bool seen = false;
+			for (size_t j = 0; j < c->n && !seen; j++)
+				seen = c->v[j].family == a->family && c->v[j].port == a->port &&
+				       memcmp(c->v[j].addr, a->addr, alen) == 0;
+			if (!seen)
+				add_candidate(c, a->family, a->addr, a->port);
+		}
+	}
+	free(local);
+}
+
 static uint32_t clamp_u32(int64_t v)
 {
 	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -894,6 +926,7 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 		reply->interval = tc->interval;
 	reply->upstream_peers = cands.n;
 	drop_proxy_entries(&cands, &req->ann.peer);
+	add_local_clients(p, req, &cands);
 	if (want > 0) {
 		struct itr_netmap *map = itr_netmap_current();
 		/* Same gateway choice as the local tracker: per swarm. */
