@@ -165,6 +165,10 @@ install: all
 	install -m 0755 $(BUILD)/itrackerctl $(DESTDIR)$(PREFIX)/bin/itrackerctl
 	install -m 0644 $(BUILD)/locality.bpf.o $(DESTDIR)$(PREFIX)/lib/itracker/locality.bpf.o
 	install -m 0644 maps/example.netmap $(DESTDIR)$(PREFIX)/share/itracker/example.netmap
+	install -d $(DESTDIR)$(PREFIX)/share/doc/itracker $(DESTDIR)$(PREFIX)/share/itracker/systemd
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/itracker/README.md
+	install -m 0644 tools/systemd/itrackerd.service tools/systemd/itrackerd.conf \
+		$(DESTDIR)$(PREFIX)/share/itracker/systemd/
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
