@@ -11,7 +11,7 @@ PACKAGES=(
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
 	libsodium-dev libpcap-dev libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
-	iproute2 tcpdump jq curl python3 ethtool
+	iproute2 tcpdump jq curl python3 ethtool openssl util-linux
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
