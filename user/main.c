@@ -58,6 +58,9 @@ struct options {
 	struct itr_proxy_config proxy;   /* --upstream: pTracker proxy mode */
 };
 
+/* Set while routes are followed: a file reload must re-merge them. */
+static struct itr_routes *routes_follower;
+
 static struct itr_daemon daemon_state = {
     .reload_lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -579,6 +582,16 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 	json_object_set_new(r, "rejected", json_integer((json_int_t)d->reloads_rejected));
 	json_object_set_new(r, "failed", json_integer((json_int_t)d->reloads_failed));
 	json_object_set_new(o, "reloads", r);
+	if (routes_follower) {
+		struct itr_routes_stats rs;
+		itr_routes_get_stats(routes_follower, &rs);
+		json_object_set_new(
+		    o, "routes",
+		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "routes", (json_int_t)rs.routes,
+		              "prefixes", (json_int_t)rs.prefixes, "events", (json_int_t)rs.events,
+		              "resyncs", (json_int_t)rs.resyncs, "publishes",
+		              (json_int_t)rs.publishes, "pending", (json_int_t)rs.pending));
+	}
 	reply_json(resp, 200, o);
 }
 
@@ -598,9 +611,6 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	}
 	return false;
 }
-
-/* Set while routes are followed: a file reload must re-merge them. */
-static struct itr_routes *routes_follower;
 
 static void reload_map(struct itr_daemon *d, struct itr_reload_result *res)
 {
@@ -637,6 +647,7 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 }
 
 static struct itr_tracker *tracker;
+static struct itr_proxy *proxy_for_metrics;
 static struct itr_udp_tracker *udp_tracker;
 
 static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
@@ -662,6 +673,13 @@ static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_OK] =
 	    st.announces > udp_ok ? st.announces - udp_ok : 0;
 	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_REJECTED] = st.rejected;
+	if (proxy_for_metrics) {
+		/* Proxy mode: announces the upstream failed or never answered. */
+		struct itr_proxy_stats ps;
+		itr_proxy_get_stats(proxy_for_metrics, &ps);
+		out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_ERROR] =
+		    ps.upstream_failures + ps.upstream_errors;
+	}
 }
 
 static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
@@ -793,6 +811,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		fprintf(stderr, "itrackerd: proxy mode, upstream %s\n", o.proxy.upstream);
+		proxy_for_metrics = proxy;
 	}
 
 	struct itr_http_server *srv = NULL;
@@ -847,6 +866,7 @@ int main(int argc, char **argv)
 		if (!proxy_udp) {
 			fprintf(stderr, "itrackerd: UDP proxy: %s\n", err);
 			itr_http_free(srv);
+			proxy_for_metrics = NULL;
 			itr_proxy_free(proxy);
 			itr_tracker_free(tracker);
 			itr_dataplane_close(d->dp, o.keep_attached);
@@ -892,12 +912,14 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* HTTP first: once it is gone no handler can see what is freed next. */
+	itr_http_free(srv);
 	routes_follower = NULL;
 	itr_routes_stop(routes);
 	itr_udp_tracker_stop(udp_tracker);
 	udp_tracker = NULL;
 	itr_proxy_udp_stop(proxy_udp);
-	itr_http_free(srv);
+	proxy_for_metrics = NULL;
 	itr_proxy_free(proxy);
 	itr_tracker_free(tracker);
 	tracker = NULL;
