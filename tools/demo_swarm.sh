@@ -160,10 +160,11 @@ for i in "${!SWARM_HOSTS[@]}"; do
 	in_a /usr/bin/python3 "$ITRACKER_ROOT/tools/demo_swarm_peers.py" explain "$addr" \
 		http://127.0.0.1:6969/v1/rank http://127.0.0.1:6969/v1/netinfo <"$SWARM_DIR/$name.answer"
 done
-echo "Cheapest first by the map's costs (ties in BEP 40 order, per client pair). With 6"
-echo "candidates, fewer than --min-list (11), every list is the whole swarm; in a larger swarm"
-echo "a list holds the own AS's peers and --max-external (2) outsiders, topped up with the"
-echo "cheapest further outsiders only while it is shorter than --min-list."
+echo "Cheapest first by the map's costs (ties in BEP 40 order, per client pair). Every list"
+echo "holds the client's own-AS peers; outside peers go to one gateway per AS and swarm"
+echo "(--gateways 1), which gets up to --max-external (2), the other ASes' gateways first;"
+echo "a list shorter than --min-list (3) is topped up with the cheapest outsiders, and a"
+echo "peer alone in its AS is its gateway, so no AS is ever cut off from the swarm."
 
 echo
 echo "What crossed va, the link between ISP A's side and the rest (all steps so far):"
