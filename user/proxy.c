@@ -722,27 +722,17 @@ static void drop_proxy_entries(struct candidates *c, const struct itr_peer_addr 
 static void add_local_clients(struct itr_proxy *p, const struct itr_proxy_request *req,
                               struct candidates *c)
 {
-	const struct itr_tracker_config *tc = itr_tracker_get_config(p->tr);
-	struct itr_announce ann = req->ann;
+	size_t max = itr_tracker_get_config(p->tr)->max_candidates;
+	struct itr_peer_addr *local = malloc((max ? max : 1) * sizeof(*local));
 	struct itr_announce_reply lr;
-	size_t cap = tc->max_numwant;
-	struct itr_ranked_peer *local = calloc(cap ? cap : 1, sizeof(*local));
 
 	if (!local)
 		return;
-	ann.numwant = (int64_t)cap;
-	if (itr_tracker_announce(p->tr, &ann, &lr, local, cap) == 0) {
-		for (size_t i = 0; i < lr.npeers; i++) {
-			const struct itr_peer_addr *a = &local[i].peer;
-			size_t alen = a->family == 6 ? 16 : 4;
-			bool seen = false;
-			for (size_t j = 0; j < c->n && !seen; j++)
-				seen = c->v[j].family == a->family && c->v[j].port == a->port &&
-				       memcmp(c->v[j].addr, a->addr, alen) == 0;
-			if (!seen)
-				add_candidate(c, a->family, a->addr, a->port);
-		}
-	}
+	long n = itr_tracker_announce_candidates(p->tr, &req->ann, &lr, local, max);
+	/* An upstream that honours ip= lists them too: itr_rank drops the
+	 * duplicates, so no pass over the upstream's list here. */
+	for (long i = 0; i < n; i++)
+		add_candidate(c, local[i].family, local[i].addr, local[i].port);
 	free(local);
 }
 
@@ -1042,82 +1032,6 @@ int itr_proxy_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_
 
 /* ---- HTTP front end ------------------------------------------------------ */
 
-static void http_failure(struct itr_http_response *resp, const char *reason)
-{
-	char *body;
-	size_t len;
-	if (itr_benc_failure(reason, &body, &len) < 0) {
-		itr_http_set_body(resp, 500, "text/plain", NULL, 0);
-		return;
-	}
-	itr_http_set_body(resp, 200, "text/plain", body, len);
-}
-
-static int parse_client_ip(const char *text, struct itr_peer_addr *out)
-{
-	char buf[INET6_ADDRSTRLEN + 2];
-	while (*text == ' ' || *text == '\t')
-		text++;
-	size_t n = strcspn(text, " \t");
-	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
-		text++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, text, n);
-	buf[n] = '\0';
-	if (itr_peer_addr_parse(buf, out) < 0)
-		return -1;
-	if (out->family == 6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)out->addr)) {
-		memmove(out->addr, out->addr + 12, 4);
-		memset(out->addr + 4, 0, 12);
-		out->family = 4;
-	}
-	return 0;
-}
-
-/* The same rule as the tracker's own front end: the connection's source,
- * unless it is a trusted proxy that names the client. */
-static const char *http_client(struct itr_proxy *p, const struct itr_http_request *req,
-                               const struct itr_announce_query *q, struct itr_peer_addr *out)
-{
-	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
-		return "unsupported address family";
-	if (itr_tracker_trusts(p->tr, out)) {
-		if (q->has_ip) {
-			if (parse_client_ip(q->ip, out) < 0)
-				return "bad ip: not an IPv4 or IPv6 address";
-		} else if (req->forwarded_for) {
-			const char *last = strrchr(req->forwarded_for, ',');
-			last = last ? last + 1 : req->forwarded_for;
-			if (parse_client_ip(last, out) < 0)
-				return "bad X-Forwarded-For: not an IPv4 or IPv6 address";
-		}
-	}
-	out->port = q->port;
-	return NULL;
-}
-
-static void put_compact(struct itr_benc *b, const char *key, const struct itr_ranked_peer *peers,
-                        size_t n, int family)
-{
-	size_t alen = family == 6 ? 16 : 4, count = 0;
-	for (size_t i = 0; i < n; i++)
-		count += peers[i].peer.family == family;
-	itr_benc_cstr(b, key);
-	char prefix[32];
-	int plen = snprintf(prefix, sizeof(prefix), "%zu:", count * (alen + 2));
-	itr_benc_raw(b, prefix, (size_t)plen);
-	for (size_t i = 0; i < n; i++) {
-		if (peers[i].peer.family != family)
-			continue;
-		uint8_t port[2] = {(uint8_t)(peers[i].peer.port >> 8), (uint8_t)peers[i].peer.port};
-		itr_benc_raw(b, peers[i].peer.addr, alen);
-		itr_benc_raw(b, port, 2);
-	}
-}
-
 static void proxy_http_announce(const struct itr_http_request *req, struct itr_http_response *resp,
                                 void *arg)
 {
@@ -1127,7 +1041,7 @@ static void proxy_http_announce(const struct itr_http_request *req, struct itr_h
 	const char *query = req->query ? req->query : "";
 	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
 		itr_tracker_count_rejected(p->tr);
-		http_failure(resp, why);
+		itr_tracker_http_failure(resp, why);
 		return;
 	}
 	struct itr_proxy_request pr = {
@@ -1147,10 +1061,10 @@ static void proxy_http_announce(const struct itr_http_request *req, struct itr_h
 		pr.key[0] = '\0';
 	else
 		pr.key[klen] = '\0';
-	const char *bad = http_client(p, req, &q, &pr.ann.peer);
+	const char *bad = itr_tracker_http_client(p->tr, req, &q, &pr.ann.peer);
 	if (bad) {
 		itr_tracker_count_rejected(p->tr);
-		http_failure(resp, bad);
+		itr_tracker_http_failure(resp, bad);
 		return;
 	}
 	size_t cap = itr_tracker_get_config(p->tr)->max_numwant;
@@ -1158,12 +1072,12 @@ static void proxy_http_announce(const struct itr_http_request *req, struct itr_h
 	struct itr_proxy_reply reply;
 	if (!peers || itr_proxy_announce(p, &pr, &reply, peers, cap) < 0) {
 		free(peers);
-		http_failure(resp, "tracker out of memory, try later");
+		itr_tracker_http_failure(resp, "tracker out of memory, try later");
 		return;
 	}
 	if (reply.failure[0]) {
 		free(peers);
-		http_failure(resp, reply.failure);
+		itr_tracker_http_failure(resp, reply.failure);
 		return;
 	}
 	struct itr_benc b;
@@ -1177,26 +1091,7 @@ static void proxy_http_announce(const struct itr_http_request *req, struct itr_h
 	itr_benc_key_int(&b, "interval", reply.interval);
 	if (reply.min_interval)
 		itr_benc_key_int(&b, "min interval", reply.min_interval);
-	if (q.compact) {
-		put_compact(&b, "peers", peers, reply.npeers, 4);
-		bool any6 = pr.ann.peer.family == 6;
-		for (size_t i = 0; i < reply.npeers && !any6; i++)
-			any6 = peers[i].peer.family == 6;
-		if (any6)
-			put_compact(&b, "peers6", peers, reply.npeers, 6);
-	} else {
-		itr_benc_cstr(&b, "peers");
-		itr_benc_list(&b);
-		for (size_t i = 0; i < reply.npeers; i++) {
-			char text[INET6_ADDRSTRLEN];
-			itr_benc_dict(&b);
-			itr_benc_cstr(&b, "ip");
-			itr_benc_cstr(&b, itr_peer_addr_ntop(&peers[i].peer, text, sizeof(text)));
-			itr_benc_key_int(&b, "port", peers[i].peer.port);
-			itr_benc_end(&b);
-		}
-		itr_benc_end(&b);
-	}
+	itr_tracker_http_put_peers(&b, peers, reply.npeers, q.compact, pr.ann.peer.family == 6);
 	if (reply.warning[0])
 		itr_benc_key_str(&b, "warning message", reply.warning, strlen(reply.warning));
 	itr_benc_end(&b);
@@ -1204,7 +1099,7 @@ static void proxy_http_announce(const struct itr_http_request *req, struct itr_h
 	char *body;
 	size_t len;
 	if (itr_benc_finish(&b, &body, &len) < 0) {
-		http_failure(resp, "tracker out of memory, try later");
+		itr_tracker_http_failure(resp, "tracker out of memory, try later");
 		return;
 	}
 	itr_http_set_body(resp, 200, "text/plain", body, len);
@@ -1226,7 +1121,7 @@ static void proxy_http_scrape(const struct itr_http_request *req, struct itr_htt
 	long n = itr_scrape_query_parse(query, strlen(query), hashes, ITR_PROXY_MAX_SCRAPE, why,
 	                                sizeof(why));
 	if (n < 0) {
-		http_failure(resp, why);
+		itr_tracker_http_failure(resp, why);
 		return;
 	}
 	/* dictionary keys must be sorted and unique */
@@ -1237,7 +1132,7 @@ static void proxy_http_scrape(const struct itr_http_request *req, struct itr_htt
 			memmove(hashes[unique++], hashes[i], ITR_INFO_HASH_LEN);
 	if (itr_proxy_scrape(p, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, unique, counts, why,
 	                     sizeof(why)) < 0) {
-		http_failure(resp, why);
+		itr_tracker_http_failure(resp, why);
 		return;
 	}
 	struct itr_benc b;
@@ -1258,7 +1153,7 @@ static void proxy_http_scrape(const struct itr_http_request *req, struct itr_htt
 	char *body;
 	size_t len;
 	if (itr_benc_finish(&b, &body, &len) < 0) {
-		http_failure(resp, "tracker out of memory, try later");
+		itr_tracker_http_failure(resp, "tracker out of memory, try later");
 		return;
 	}
 	itr_http_set_body(resp, 200, "text/plain", body, len);

@@ -330,19 +330,14 @@ static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_annou
 	return seed;
 }
 
-int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
-                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
-                         size_t cap)
+/* Store (or, on stopped, remove) the peer, then write up to max candidates
+ * for it to cands: its own group plus a stable sample of the rest. Returns
+ * how many, or -1 if out of memory. */
+static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
+                             const struct itr_announce *ann, struct itr_announce_reply *reply,
+                             struct itr_peer_addr *cands, size_t max)
 {
 	uint32_t now = itr_tracker_now(tr);
-	memset(reply, 0, sizeof(*reply));
-	reply->interval = tr->cfg.interval;
-	reply->min_interval = tr->cfg.min_interval;
-	atomic_fetch_add(&tr->announces, 1);
-
-	struct group_index *idx = index_get(tr);
-	if (!idx)
-		return -1;
 	struct itr_swarm_grouping grouping = {
 	    .generation = idx->generation,
 	    .group_of = group_of,
@@ -354,7 +349,6 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	if (ann->event == ITR_EVENT_STOPPED) {
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
 		                 &reply->counts);
-		index_unref(idx);
 		return 0;
 	}
 	struct itr_swarm_announce sa = {
@@ -365,25 +359,10 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	};
 	reply->stored =
 	    itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now, &reply->counts);
-	if (reply->stored == ITR_SWARM_NO_MEMORY) {
-		index_unref(idx);
+	if (reply->stored == ITR_SWARM_NO_MEMORY)
 		return -1;
-	}
-
-	size_t want = ann->numwant < 0 ? tr->cfg.default_numwant : (size_t)ann->numwant;
-	if (want > tr->cfg.max_numwant)
-		want = tr->cfg.max_numwant;
-	if (want > cap)
-		want = cap;
-	if (want == 0) {
-		index_unref(idx);
+	if (max == 0)
 		return 0;
-	}
-	struct itr_peer_addr *cands = malloc(tr->cfg.max_candidates * sizeof(*cands));
-	if (!cands) {
-		index_unref(idx);
-		return -1;
-	}
 	struct itr_swarm_select sel = {
 	    .client = ann->peer,
 	    .group = group,
@@ -393,17 +372,66 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	     * topped up from outside. */
 	    .no_seeders = seeder && !tr->cfg.policy.gateways,
 	    .seed = client_seed(tr, ann),
-	    .max = tr->cfg.max_candidates,
+	    .max = max,
 	};
-	size_t n = itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
-	/* each swarm picks its own gateway peers per AS */
-	struct itr_rank_policy policy = tr->cfg.policy;
-	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
-	/* with no map published yet itr_rank falls back to BEP 40 order */
-	reply->npeers = itr_rank(idx->map, &policy, &ann->peer, cands, n, want, peers);
+	return (long)itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
+}
+
+static void reply_start(struct itr_tracker *tr, struct itr_announce_reply *reply)
+{
+	memset(reply, 0, sizeof(*reply));
+	reply->interval = tr->cfg.interval;
+	reply->min_interval = tr->cfg.min_interval;
+	atomic_fetch_add(&tr->announces, 1);
+}
+
+int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
+                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+                         size_t cap)
+{
+	reply_start(tr, reply);
+	struct group_index *idx = index_get(tr);
+	if (!idx)
+		return -1;
+
+	size_t want = ann->numwant < 0 ? tr->cfg.default_numwant : (size_t)ann->numwant;
+	if (want > tr->cfg.max_numwant)
+		want = tr->cfg.max_numwant;
+	if (want > cap)
+		want = cap;
+	struct itr_peer_addr *cands = NULL;
+	if (want > 0 && ann->event != ITR_EVENT_STOPPED) {
+		cands = malloc(tr->cfg.max_candidates * sizeof(*cands));
+		if (!cands) {
+			index_unref(idx);
+			return -1;
+		}
+	}
+	long n = store_and_select(tr, idx, ann, reply, cands, cands ? tr->cfg.max_candidates : 0);
+	if (n > 0) {
+		/* each swarm picks its own gateway peers per AS */
+		struct itr_rank_policy policy = tr->cfg.policy;
+		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+		/* with no map published yet itr_rank falls back to BEP 40 order */
+		reply->npeers =
+		    itr_rank(idx->map, &policy, &ann->peer, cands, (size_t)n, want, peers);
+	}
 	free(cands);
 	index_unref(idx);
-	return 0;
+	return n < 0 ? -1 : 0;
+}
+
+long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_announce *ann,
+                                     struct itr_announce_reply *reply, struct itr_peer_addr *cands,
+                                     size_t max)
+{
+	reply_start(tr, reply);
+	struct group_index *idx = index_get(tr);
+	if (!idx)
+		return -1;
+	long n = store_and_select(tr, idx, ann, reply, cands, max);
+	index_unref(idx);
+	return n;
 }
 
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],

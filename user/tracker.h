@@ -85,6 +85,14 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
                          struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
                          size_t cap);
 
+/* The same store (or remove), but hand back up to max unranked candidates
+ * (the peer's own PID group first, then a stable sample) for a caller that
+ * ranks them together with peers of its own (proxy mode). Returns how many,
+ * or -1 if out of memory. */
+long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_announce *ann,
+                                     struct itr_announce_reply *reply, struct itr_peer_addr *cands,
+                                     size_t max);
+
 /* Counts for one torrent; 0 if known, -1 (counts zero) if not. */
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
                        struct itr_swarm_counts *counts);

@@ -228,17 +228,22 @@ long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR
 
 /* ---- handlers ------------------------------------------------------------ */
 
-static void reply_failure(struct itr_tracker *tr, struct itr_http_response *resp,
-                          const char *reason)
+void itr_tracker_http_failure(struct itr_http_response *resp, const char *reason)
 {
 	char *body;
 	size_t len;
-	itr_tracker_count_rejected(tr);
 	if (itr_benc_failure(reason, &body, &len) < 0) {
 		itr_http_set_body(resp, 500, "text/plain", NULL, 0);
 		return;
 	}
 	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static void reply_failure(struct itr_tracker *tr, struct itr_http_response *resp,
+                          const char *reason)
+{
+	itr_tracker_count_rejected(tr);
+	itr_tracker_http_failure(resp, reason);
 }
 
 static int parse_ip_text(const char *text, struct itr_peer_addr *out)
@@ -278,8 +283,8 @@ static int parse_ip_text(const char *text, struct itr_peer_addr *out)
 }
 
 /* The address peers should connect to; NULL or the failure reason. */
-static const char *client_address(struct itr_tracker *tr, const struct itr_http_request *req,
-                                  const struct itr_announce_query *q, struct itr_peer_addr *out)
+const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_http_request *req,
+                                    const struct itr_announce_query *q, struct itr_peer_addr *out)
 {
 	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
 		return "unsupported address family";
@@ -299,8 +304,8 @@ static const char *client_address(struct itr_tracker *tr, const struct itr_http_
 	return NULL;
 }
 
-static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
-                      bool compact, bool client_v6)
+void itr_tracker_http_put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
+                                bool compact, bool client_v6)
 {
 	if (!compact) {
 		itr_benc_cstr(b, "peers");
@@ -374,7 +379,7 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 	    .numwant = q.numwant,
 	};
 	memcpy(ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
-	const char *bad = client_address(tr, req, &q, &ann.peer);
+	const char *bad = itr_tracker_http_client(tr, req, &q, &ann.peer);
 	if (bad) {
 		reply_failure(tr, resp, bad);
 		return;
@@ -397,7 +402,7 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 	itr_benc_key_int(&b, "incomplete", reply.counts.incomplete);
 	itr_benc_key_int(&b, "interval", reply.interval);
 	itr_benc_key_int(&b, "min interval", reply.min_interval);
-	put_peers(&b, peers, reply.npeers, q.compact, ann.peer.family == 6);
+	itr_tracker_http_put_peers(&b, peers, reply.npeers, q.compact, ann.peer.family == 6);
 	if (reply.stored == ITR_SWARM_NO_TORRENTS)
 		itr_benc_key_str(&b, "warning message", "tracker full: torrent not stored", 32);
 	else if (reply.stored == ITR_SWARM_NO_PEERS)

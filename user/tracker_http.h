@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bencode.h"
 #include "http.h"
 #include "tracker.h"
 
@@ -39,5 +40,18 @@ long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR
 
 /* Register GET /announce and GET /scrape; the tracker must outlive srv. */
 int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *tr);
+
+/* Shared with the proxy's front end (proxy.c), so both answer alike. */
+/* A bencoded failure reason, HTTP 200 as BEP 3 wants. */
+void itr_tracker_http_failure(struct itr_http_response *resp, const char *reason);
+/* The address peers should connect to: the connection's source, unless
+ * it is a trusted proxy naming the client (ip=, X-Forwarded-For). NULL, or
+ * the failure reason. */
+const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_http_request *req,
+                                    const struct itr_announce_query *q, struct itr_peer_addr *out);
+/* "peers" (compact: IPv4, with "peers6" when the client or a peer is IPv6;
+ * else a list of {ip, port} dictionaries). */
+void itr_tracker_http_put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
+                                bool compact, bool client_v6);
 
 #endif
