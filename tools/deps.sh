@@ -11,7 +11,7 @@ PACKAGES=(
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
 	libsodium-dev libpcap-dev libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
-	iproute2 tcpdump jq curl python3 ethtool openssl util-linux
+	iproute2 tcpdump jq curl python3 ethtool openssl util-linux procps
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
@@ -41,7 +41,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian packages of these daemons start a system instance on install;
 # the tests run their own, on their own ports, inside namespaces.
+# Without systemd as PID 1 the packages' init scripts may have started them.
 for svc in nginx bird opentracker prometheus prometheus-node-exporter; do
-	systemctl disable --now "$svc" >/dev/null 2>&1 || true
+	systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "deps: installed ${#missing[@]} package(s)"
