@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -51,6 +52,7 @@ struct options {
 	size_t max_body;
 	const char *udp; /* "off" or PORT */
 	const char *udp_bind;
+	unsigned udp_workers;  /* 0: one per CPU */
 	const char *alto_base; /* ALTO IRD base URI */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
@@ -104,6 +106,8 @@ static void usage(FILE *out)
 	    "      --max-body BYTES     largest request body accepted (default 1048576)\n"
 	    "  -u, --udp PORT           BEP 15 UDP tracker port (default 6969; 'off' to disable)\n"
 	    "      --udp-bind LIST      addresses for the UDP tracker (default 0.0.0.0,::)\n"
+	    "      --udp-workers N      UDP tracker threads, SO_REUSEPORT sockets each\n"
+	    "                           (default: one per CPU it may run on)\n"
 	    "      --alto-base URI      prefix of the URIs in the ALTO directory (default:\n"
 	    "                           relative URIs)\n"
 	    "Tracker and ranking:\n"
@@ -240,6 +244,7 @@ enum {
 	OPT_MAX_BODY,
 	OPT_ALTO_BASE,
 	OPT_UDP_BIND,
+	OPT_UDP_WORKERS,
 	OPT_INTERVAL,
 	OPT_MIN_INTERVAL,
 	OPT_NUMWANT,
@@ -274,6 +279,7 @@ static const struct option long_opts[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"udp", required_argument, NULL, 'u'},
     {"udp-bind", required_argument, NULL, OPT_UDP_BIND},
+    {"udp-workers", required_argument, NULL, OPT_UDP_WORKERS},
     {"alto-base", required_argument, NULL, OPT_ALTO_BASE},
     {"interval", required_argument, NULL, OPT_INTERVAL},
     {"min-interval", required_argument, NULL, OPT_MIN_INTERVAL},
@@ -417,6 +423,9 @@ static void apply_option(struct options *o, int c, const char *arg)
 		break;
 	case OPT_UDP_BIND:
 		o->udp_bind = arg;
+		break;
+	case OPT_UDP_WORKERS:
+		o->udp_workers = option_u32("--udp-workers", arg, 1, ITR_UDP_MAX_WORKERS);
 		break;
 	case OPT_ALTO_BASE:
 		o->alto_base = arg;
@@ -876,7 +885,16 @@ int main(int argc, char **argv)
 		        itr_proxy_udp_port(proxy_udp));
 	} else if (strcmp(o.udp, "off") != 0) {
 		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
-		udp_tracker = itr_udp_tracker_start(tracker, o.udp_bind, port, err, sizeof(err));
+		unsigned workers = o.udp_workers;
+		if (workers == 0) {
+			/* the CPUs this process may run on (taskset, cpusets) */
+			cpu_set_t set;
+			int cpus =
+			    sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+			workers = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned)cpus;
+		}
+		udp_tracker = itr_udp_tracker_start_workers(tracker, o.udp_bind, port, workers, err,
+		                                            sizeof(err));
 		if (!udp_tracker) {
 			fprintf(stderr, "itrackerd: UDP tracker: %s\n", err);
 			itr_http_free(srv);
@@ -884,8 +902,8 @@ int main(int argc, char **argv)
 			itr_dataplane_close(d->dp, o.keep_attached);
 			return 1;
 		}
-		fprintf(stderr, "itrackerd: UDP tracker on %s port %u\n", o.udp_bind,
-		        itr_udp_tracker_port(udp_tracker));
+		fprintf(stderr, "itrackerd: UDP tracker on %s port %u, %u worker%s\n", o.udp_bind,
+		        itr_udp_tracker_port(udp_tracker), workers, workers == 1 ? "" : "s");
 	}
 
 	for (;;) {

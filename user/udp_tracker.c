@@ -231,16 +231,15 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 	if (limit > cap)
 		limit = cap;
 	size_t room = limit < 20 ? 0 : (limit - 20) / stride;
-	struct itr_ranked_peer *peers = calloc(room ? room : 1, sizeof(*peers));
+	/* on the stack: no allocation per announce (about 10 KiB) */
+	struct itr_ranked_peer peers[(ITR_UDP_MAX_REPLY_V4 - 20) / 6];
+	if (room > sizeof(peers) / sizeof(peers[0]))
+		room = sizeof(peers) / sizeof(peers[0]);
 	struct itr_announce_reply reply;
-	if (!peers || itr_tracker_announce(tr, &ann, &reply, peers, room) < 0) {
-		free(peers);
+	if (itr_tracker_announce(tr, &ann, &reply, peers, room) < 0)
 		return itr_udp_build_error(out, cap, req->transaction_id, "out of memory");
-	}
-	size_t len = itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
-	                                    &reply.counts, peers, reply.npeers, src->family);
-	free(peers);
-	return len;
+	return itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
+	                              &reply.counts, peers, reply.npeers, src->family);
 }
 
 static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req, uint8_t *out,
@@ -288,22 +287,34 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 
 /* ---- server -------------------------------------------------------------- */
 
-struct itr_udp_tracker {
-	struct itr_tracker *tr;
-	struct itr_udp_connid cid;
+/* One thread with its own socket per address, all bound to the same port
+ * with SO_REUSEPORT: the kernel spreads datagrams over the workers by a
+ * hash of the source address and port, so a client stays with one worker
+ * and the workers share nothing but the (sharded) store and the
+ * connection-id key. */
+struct udp_worker {
+	struct itr_udp_tracker *u;
 	int fds[MAX_SOCKETS];
 	int nfds;
-	int wake_fd;
-	uint16_t port;
 	pthread_t thread;
-	atomic_bool stop;
-	atomic_uint_fast64_t received, answered, dropped;
-	uint8_t in[BATCH][DATAGRAM_MAX]; /* used by the server thread only */
+	bool started;
+	uint8_t in[BATCH][DATAGRAM_MAX];
 	uint8_t out[BATCH][DATAGRAM_MAX];
 };
 
-int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
-                 size_t errlen)
+struct itr_udp_tracker {
+	struct itr_tracker *tr;
+	struct itr_udp_connid cid;
+	struct udp_worker *workers;
+	unsigned nworkers;
+	int wake_fd; /* written once at stop; never read, so it wakes every worker */
+	uint16_t port;
+	atomic_bool stop;
+	atomic_uint_fast64_t received, answered, dropped;
+};
+
+static int udp_bind_opt(const char *what, const char *addr, uint16_t port, bool reuseport,
+                        uint16_t *bound, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -330,6 +341,11 @@ int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bo
 	int one = 1;
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		snprintf(err, errlen, "%s: SO_REUSEPORT: %s", what, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	int buf = 4 << 20; /* room for bursts; the kernel caps it at rmem_max */
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
@@ -343,10 +359,17 @@ int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bo
 	return fd;
 }
 
-static void serve_socket(struct itr_udp_tracker *u, int fd)
+int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
+                 size_t errlen)
 {
-	uint8_t(*in)[DATAGRAM_MAX] = u->in;
-	uint8_t(*out)[DATAGRAM_MAX] = u->out;
+	return udp_bind_opt(what, addr, port, false, bound, err, errlen);
+}
+
+static void serve_socket(struct udp_worker *w, int fd)
+{
+	struct itr_udp_tracker *u = w->u;
+	uint8_t(*in)[DATAGRAM_MAX] = w->in;
+	uint8_t(*out)[DATAGRAM_MAX] = w->out;
 	struct sockaddr_storage from[BATCH];
 	struct iovec in_iov[BATCH], out_iov[BATCH];
 	struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
@@ -363,8 +386,9 @@ static void serve_socket(struct itr_udp_tracker *u, int fd)
 		int n = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
-		atomic_fetch_add(&u->received, (uint64_t)n);
+		atomic_fetch_add_explicit(&u->received, (uint64_t)n, memory_order_relaxed);
 		int nout = 0;
+		uint64_t dropped = 0;
 		for (int i = 0; i < n; i++) {
 			struct itr_peer_addr src;
 			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&from[i], &src) < 0)
@@ -372,7 +396,7 @@ static void serve_socket(struct itr_udp_tracker *u, int fd)
 			size_t len = itr_udp_handle(u->tr, &u->cid, &src, in[i], in_msgs[i].msg_len,
 			                            out[nout], DATAGRAM_MAX);
 			if (len == 0) {
-				atomic_fetch_add(&u->dropped, 1);
+				dropped++;
 				continue;
 			}
 			out_iov[nout] = (struct iovec){.iov_base = out[nout], .iov_len = len};
@@ -390,12 +414,14 @@ static void serve_socket(struct itr_udp_tracker *u, int fd)
 					continue;
 				/* a full send buffer or an unreachable peer: the
 				 * client retries (BEP 15 timeouts), drop the rest */
-				atomic_fetch_add(&u->dropped, (uint64_t)(nout - sent));
+				dropped += (uint64_t)(nout - sent);
 				break;
 			}
-			atomic_fetch_add(&u->answered, (uint64_t)r);
+			atomic_fetch_add_explicit(&u->answered, (uint64_t)r, memory_order_relaxed);
 			sent += r;
 		}
+		if (dropped)
+			atomic_fetch_add_explicit(&u->dropped, dropped, memory_order_relaxed);
 		if (n < BATCH)
 			return;
 	}
@@ -403,38 +429,59 @@ static void serve_socket(struct itr_udp_tracker *u, int fd)
 
 static void *udp_main(void *arg)
 {
-	struct itr_udp_tracker *u = arg;
+	struct udp_worker *w = arg;
+	struct itr_udp_tracker *u = w->u;
 	struct pollfd pfd[MAX_SOCKETS + 1];
-	for (int i = 0; i < u->nfds; i++)
-		pfd[i] = (struct pollfd){.fd = u->fds[i], .events = POLLIN};
-	pfd[u->nfds] = (struct pollfd){.fd = u->wake_fd, .events = POLLIN};
+	for (int i = 0; i < w->nfds; i++)
+		pfd[i] = (struct pollfd){.fd = w->fds[i], .events = POLLIN};
+	pfd[w->nfds] = (struct pollfd){.fd = u->wake_fd, .events = POLLIN};
 	while (!atomic_load(&u->stop)) {
-		int r = poll(pfd, (nfds_t)u->nfds + 1, -1);
+		int r = poll(pfd, (nfds_t)w->nfds + 1, -1);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, "itracker: udp tracker: poll: %s\n", strerror(errno));
 			break;
 		}
-		for (int i = 0; i < u->nfds; i++)
+		for (int i = 0; i < w->nfds; i++)
 			if (pfd[i].revents & POLLIN)
-				serve_socket(u, u->fds[i]);
+				serve_socket(w, w->fds[i]);
 	}
 	return NULL;
 }
 
+/* Joins the started workers (stop must be set and wake_fd written). */
 static void close_all(struct itr_udp_tracker *u)
 {
-	for (int i = 0; i < u->nfds; i++)
-		close(u->fds[i]);
+	for (unsigned k = 0; u->workers && k < u->nworkers; k++) {
+		struct udp_worker *w = &u->workers[k];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		for (int i = 0; i < w->nfds; i++)
+			close(w->fds[i]);
+	}
+	free(u->workers);
 	if (u->wake_fd >= 0)
 		close(u->wake_fd);
 	free(u);
 }
 
-struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
-                                              uint16_t port, char *err, size_t errlen)
+static void wake_all(struct itr_udp_tracker *u)
 {
+	atomic_store(&u->stop, true);
+	uint64_t one = 1;
+	if (u->wake_fd >= 0 && write(u->wake_fd, &one, sizeof(one)) < 0)
+		fprintf(stderr, "itracker: udp tracker: wake: %s\n", strerror(errno));
+}
+
+struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, const char *addrs,
+                                                      uint16_t port, unsigned workers, char *err,
+                                                      size_t errlen)
+{
+	if (workers == 0 || workers > ITR_UDP_MAX_WORKERS) {
+		snprintf(err, errlen, "udp tracker: workers must be 1..%d", ITR_UDP_MAX_WORKERS);
+		return NULL;
+	}
 	struct itr_udp_tracker *u = calloc(1, sizeof(*u));
 	if (!u) {
 		snprintf(err, errlen, "out of memory");
@@ -443,27 +490,37 @@ struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char
 	u->tr = tr;
 	u->wake_fd = -1;
 	itr_udp_connid_init(&u->cid);
+	/* calloc: the batch buffers are 128 KiB a worker, touched as used */
+	u->workers = calloc(workers, sizeof(*u->workers));
+	u->nworkers = workers;
 	char *list = strdup(addrs ? addrs : "0.0.0.0,::");
-	if (!list) {
+	if (!list || !u->workers) {
 		snprintf(err, errlen, "out of memory");
+		free(list);
 		close_all(u);
 		return NULL;
 	}
+	bool reuse = workers > 1;
 	char *save = NULL;
+	int naddrs = 0;
 	for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
-		if (u->nfds == MAX_SOCKETS) {
+		if (naddrs == MAX_SOCKETS) {
 			snprintf(err, errlen, "udp tracker: at most %d addresses", MAX_SOCKETS);
 			goto fail;
 		}
-		uint16_t bound;
-		int fd =
-		    itr_udp_bind("udp tracker", a, u->nfds ? u->port : port, &bound, err, errlen);
-		if (fd < 0)
-			goto fail;
-		u->fds[u->nfds++] = fd;
-		u->port = bound;
+		/* the first socket of the first address may pick the port */
+		for (unsigned k = 0; k < workers; k++) {
+			uint16_t bound;
+			int fd = udp_bind_opt("udp tracker", a, naddrs || k ? u->port : port, reuse,
+			                      &bound, err, errlen);
+			if (fd < 0)
+				goto fail;
+			u->workers[k].fds[u->workers[k].nfds++] = fd;
+			u->port = bound;
+		}
+		naddrs++;
 	}
-	if (u->nfds == 0) {
+	if (naddrs == 0) {
 		snprintf(err, errlen, "udp tracker: no address to listen on");
 		goto fail;
 	}
@@ -472,10 +529,16 @@ struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char
 		snprintf(err, errlen, "udp tracker: eventfd: %s", strerror(errno));
 		goto fail;
 	}
-	int rc = pthread_create(&u->thread, NULL, udp_main, u);
-	if (rc) {
-		snprintf(err, errlen, "udp tracker: thread: %s", strerror(rc));
-		goto fail;
+	for (unsigned k = 0; k < workers; k++) {
+		struct udp_worker *w = &u->workers[k];
+		w->u = u;
+		int rc = pthread_create(&w->thread, NULL, udp_main, w);
+		if (rc) {
+			snprintf(err, errlen, "udp tracker: thread: %s", strerror(rc));
+			wake_all(u);
+			goto fail;
+		}
+		w->started = true;
 	}
 	free(list);
 	return u;
@@ -483,6 +546,17 @@ fail:
 	free(list);
 	close_all(u);
 	return NULL;
+}
+
+struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
+                                              uint16_t port, char *err, size_t errlen)
+{
+	return itr_udp_tracker_start_workers(tr, addrs, port, 1, err, errlen);
+}
+
+unsigned itr_udp_tracker_workers(const struct itr_udp_tracker *u)
+{
+	return u->nworkers;
 }
 
 uint16_t itr_udp_tracker_port(const struct itr_udp_tracker *u)
@@ -501,10 +575,6 @@ void itr_udp_tracker_stop(struct itr_udp_tracker *u)
 {
 	if (!u)
 		return;
-	atomic_store(&u->stop, true);
-	uint64_t one = 1;
-	if (write(u->wake_fd, &one, sizeof(one)) < 0)
-		fprintf(stderr, "itracker: udp tracker: wake: %s\n", strerror(errno));
-	pthread_join(u->thread, NULL);
+	wake_all(u);
 	close_all(u);
 }

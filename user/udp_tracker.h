@@ -1,6 +1,7 @@
 /* udp_tracker.h - the UDP tracker (BEP 15): pure packet parsing/building,
- * keyed expiring connection IDs, the request handler, and a server thread
- * with IPv4 and IPv6 sockets batching with recvmmsg/sendmmsg.
+ * keyed expiring connection IDs, the request handler, and server threads
+ * (SO_REUSEPORT workers) with IPv4 and IPv6 sockets batching with
+ * recvmmsg/sendmmsg.
  */
 #ifndef ITR_UDP_TRACKER_H
 #define ITR_UDP_TRACKER_H
@@ -111,7 +112,15 @@ int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bo
  * socket picks a free one and the others use it). NULL with err on error. */
 struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
                                               uint16_t port, char *err, size_t errlen);
+/* The same with several worker threads, each with its own sockets bound to
+ * the same port with SO_REUSEPORT (workers > 1): the kernel spreads clients
+ * over them by source address and port. 1..ITR_UDP_MAX_WORKERS. */
+#define ITR_UDP_MAX_WORKERS 256
+struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, const char *addrs,
+                                                      uint16_t port, unsigned workers, char *err,
+                                                      size_t errlen);
 uint16_t itr_udp_tracker_port(const struct itr_udp_tracker *u);
+unsigned itr_udp_tracker_workers(const struct itr_udp_tracker *u);
 
 struct itr_udp_stats {
 	uint64_t received;

@@ -441,12 +441,76 @@ static void test_udp_trusted_ip_field(void **state)
 	itr_tracker_free(tr);
 }
 
+/* Several SO_REUSEPORT workers on one port: clients on different source
+ * ports (spread over the workers by the kernel) share one store, and a
+ * connection id handed out by one worker is good at every other one (same
+ * key, bound to the address, not the port), while a forged one is not. */
+static void test_udp_workers(void **state)
+{
+	(void)state;
+	itr_netmap_publish(NULL);
+	fake_now = 12000;
+	struct itr_tracker *tr = new_tracker(NULL);
+	char err[256];
+	struct itr_udp_tracker *u =
+	    itr_udp_tracker_start_workers(tr, "127.0.0.1,::1", 0, 4, err, sizeof(err));
+	if (!u)
+		fail_msg("udp tracker: %s", err);
+	assert_int_equal(itr_udp_tracker_workers(u), 4);
+	uint16_t port = itr_udp_tracker_port(u);
+	enum { CLIENTS = 16 };
+	int fds[CLIENTS];
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	uint8_t cid[8], req[128], resp[2048];
+	for (int i = 0; i < CLIENTS; i++)
+		fds[i] = client_socket(AF_INET, port, &to, &tolen);
+	do_connect(fds[0], cid);
+	for (int i = 0; i < CLIENTS; i++) {
+		/* every client uses the first one's connection id */
+		size_t n = make_announce(req, cid, 100 + (uint32_t)i, IH, 100, 2, 200,
+		                         (uint16_t)(7000 + i));
+		size_t got = exchange(fds[i], req, n, resp, sizeof(resp));
+		assert_int_equal(get32(resp), 1);
+		assert_int_equal(get32(resp + 4), 100 + (uint32_t)i);
+		/* all earlier clients, whatever worker stored them */
+		assert_int_equal(got, 20 + 6 * (size_t)i);
+		assert_int_equal(get32(resp + 12), (uint32_t)i + 1);
+	}
+	uint8_t forged[8];
+	memcpy(forged, cid, 8);
+	forged[7] ^= 1;
+	for (int i = 0; i < CLIENTS; i++) {
+		size_t n = make_announce(req, forged, 300, IH, 100, 0, 10, 7100);
+		size_t got = exchange(fds[i], req, n, resp, sizeof(resp));
+		assert_int_equal(get32(resp), 3);
+		assert_true(got <= n);
+	}
+	/* IPv6 sockets have workers too */
+	int v6 = client_socket(AF_INET6, port, &to, &tolen);
+	do_connect(v6, cid);
+	close(v6);
+	for (int i = 0; i < CLIENTS; i++)
+		close(fds[i]);
+	struct itr_udp_stats st;
+	itr_udp_tracker_stats(u, &st);
+	assert_int_equal(st.received, 1 + 2 * CLIENTS + 1);
+	itr_udp_tracker_stop(u);
+
+	/* worker count bounds */
+	assert_null(itr_udp_tracker_start_workers(tr, "127.0.0.1", 0, 0, err, sizeof(err)));
+	assert_null(itr_udp_tracker_start_workers(tr, "127.0.0.1", 0, ITR_UDP_MAX_WORKERS + 1, err,
+	                                          sizeof(err)));
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),         cmocka_unit_test(test_build),
 	    cmocka_unit_test(test_connid_expiry), cmocka_unit_test(test_no_amplification),
 	    cmocka_unit_test(test_udp_server),    cmocka_unit_test(test_udp_trusted_ip_field),
+	    cmocka_unit_test(test_udp_workers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
