@@ -52,8 +52,9 @@ struct options {
 	size_t max_body;
 	const char *udp; /* "off" or PORT */
 	const char *udp_bind;
-	unsigned udp_workers;  /* 0: one per CPU */
-	const char *alto_base; /* ALTO IRD base URI */
+	unsigned udp_workers;       /* 0: one per CPU */
+	const char *alto_base;      /* ALTO IRD base URI */
+	const char *loopback_peers; /* auto, yes, no */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
@@ -118,8 +119,14 @@ static void usage(FILE *out)
 	    "      --peer-expiry S      drop peers silent this long (default 2700)\n"
 	    "      --max-torrents N     most swarms held (default 1000000)\n"
 	    "      --max-peers N        most peers held (default 10000000)\n"
-	    "      --trusted-proxy LIST addresses/prefixes allowed to name the client with\n"
-	    "                           ip= or X-Forwarded-For (default: none)\n"
+	    "      --trusted-proxy LIST addresses/prefixes (IPv4-mapped IPv6 = IPv4) whose\n"
+	    "                           X-Forwarded-For names the client (default: none)\n"
+	    "      --accept-ip-param    a trusted proxy's ip= (BEP 15: IP field) names the\n"
+	    "                           client when it sends no X-Forwarded-For (default:\n"
+	    "                           ignored; from other sources always ignored)\n"
+	    "      --loopback-peers auto|yes|no\n"
+	    "                           store loopback addresses as peers; auto (default):\n"
+	    "                           only when every listener is on loopback\n"
 	    "      --own-pid-share PCT  at most PCT %% of a list from the client's PID (100)\n"
 	    "      --own-as-share PCT   at most PCT %% from the client's AS (100)\n"
 	    "      --min-external N     at least N peers from other ASes when any exist (1)\n"
@@ -253,6 +260,8 @@ enum {
 	OPT_MAX_TORRENTS,
 	OPT_MAX_PEERS,
 	OPT_TRUSTED_PROXY,
+	OPT_ACCEPT_IP_PARAM,
+	OPT_LOOPBACK_PEERS,
 	OPT_OWN_PID_SHARE,
 	OPT_OWN_AS_SHARE,
 	OPT_MIN_EXTERNAL,
@@ -289,6 +298,8 @@ static const struct option long_opts[] = {
     {"max-torrents", required_argument, NULL, OPT_MAX_TORRENTS},
     {"max-peers", required_argument, NULL, OPT_MAX_PEERS},
     {"trusted-proxy", required_argument, NULL, OPT_TRUSTED_PROXY},
+    {"accept-ip-param", no_argument, NULL, OPT_ACCEPT_IP_PARAM},
+    {"loopback-peers", required_argument, NULL, OPT_LOOPBACK_PEERS},
     {"own-pid-share", required_argument, NULL, OPT_OWN_PID_SHARE},
     {"own-as-share", required_argument, NULL, OPT_OWN_AS_SHARE},
     {"min-external", required_argument, NULL, OPT_MIN_EXTERNAL},
@@ -454,6 +465,14 @@ static void apply_option(struct options *o, int c, const char *arg)
 	case OPT_TRUSTED_PROXY:
 		o->tracker.trusted_proxies = arg;
 		break;
+	case OPT_ACCEPT_IP_PARAM:
+		o->tracker.accept_ip_param = true;
+		break;
+	case OPT_LOOPBACK_PEERS:
+		if (strcmp(arg, "auto") && strcmp(arg, "yes") && strcmp(arg, "no"))
+			die_usage("--loopback-peers '%s': expected auto, yes or no", arg);
+		o->loopback_peers = arg;
+		break;
 	case OPT_OWN_PID_SHARE:
 		o->policy_rank.max_own_pid_pct = option_u32("--own-pid-share", arg, 0, 100);
 		break;
@@ -530,6 +549,40 @@ static int split_listen(const char *spec, char *addr, size_t addrlen, uint16_t *
 		return -1;
 	*port = (uint16_t)p;
 	return 0;
+}
+
+static bool text_is_loopback(const char *text)
+{
+	uint8_t a[16];
+	if (inet_pton(AF_INET, text, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, text, a) == 1) {
+		static const uint8_t lo[16] = {[15] = 1};
+		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		return memcmp(a, lo, 16) == 0 || (memcmp(a, v4mapped, 12) == 0 && a[12] == 127);
+	}
+	return false;
+}
+
+/* --loopback-peers auto: a tracker reachable from loopback only (tests,
+ * demos, a proxy in front on the same host) has no peers but loopback
+ * ones; anywhere else a loopback peer is a forgery. */
+static bool listeners_loopback_only(const struct options *o)
+{
+	char addr[128];
+	uint16_t port;
+	if (strcmp(o->listen, "off") != 0 &&
+	    (split_listen(o->listen, addr, sizeof(addr), &port) || !text_is_loopback(addr)))
+		return false;
+	if (strcmp(o->udp, "off") != 0) {
+		char list[256];
+		snprintf(list, sizeof(list), "%s", o->udp_bind);
+		char *save = NULL;
+		for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+			if (!text_is_loopback(t))
+				return false;
+	}
+	return true;
 }
 
 static double now_realtime(void)
@@ -803,6 +856,13 @@ int main(int argc, char **argv)
 	}
 
 	o.tracker.policy = o.policy_rank;
+	if (!o.loopback_peers || strcmp(o.loopback_peers, "auto") == 0)
+		o.tracker.loopback_peers = listeners_loopback_only(&o);
+	else
+		o.tracker.loopback_peers = strcmp(o.loopback_peers, "yes") == 0;
+	if (o.tracker.loopback_peers)
+		fprintf(stderr, "itrackerd: loopback addresses are accepted as peers%s\n",
+		        o.loopback_peers ? "" : " (every listener is on loopback)");
 	tracker = itr_tracker_new(&o.tracker, NULL, err, sizeof(err));
 	if (!tracker || itr_tracker_start_janitor(tracker)) {
 		fprintf(stderr, "itrackerd: tracker: %s\n", err[0] ? err : "cannot start");

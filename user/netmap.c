@@ -156,7 +156,10 @@ struct itr_netmap *itr_netmap_load_file(const char *path, struct itr_netmap_erro
 	memset(err, 0, sizeof(*err));
 	snprintf(err->file, sizeof(err->file), "%s", path);
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) at the map path must not block the
+	 * thread that reloads (the main thread also handles SIGTERM); it is
+	 * refused below as not a regular file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		snprintf(err->reason, sizeof(err->reason), "cannot open: %s", strerror(errno));
 		return NULL;

@@ -21,6 +21,8 @@
  */
 #include "proxy.h"
 
+#include "peer_policy.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -677,17 +679,22 @@ struct candidates {
 	struct itr_peer_addr *v;
 	size_t n, cap;
 	struct itr_peer_addr local; /* our end of the upstream exchange */
+	bool loopback_peers;        /* the tracker's peer policy */
 };
 
+/* An upstream's list is not trusted either: an address no peer can have
+ * (peer_policy.h) is never handed on. */
 static void add_candidate(struct candidates *c, int family, const uint8_t *addr, uint16_t port)
 {
 	if (c->n >= c->cap || port == 0)
 		return;
-	struct itr_peer_addr *a = &c->v[c->n++];
+	struct itr_peer_addr *a = &c->v[c->n];
 	memset(a, 0, sizeof(*a));
 	a->family = (uint8_t)family;
 	memcpy(a->addr, addr, family == 6 ? 16 : 4);
 	a->port = port;
+	if (!itr_peer_refusal(a, c->loopback_peers))
+		c->n++;
 }
 
 static void add_compact(struct candidates *c, const uint8_t *data, size_t len, int family)
@@ -901,7 +908,9 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 	size_t upwant = want * p->cfg.upstream_factor;
 	if (upwant < p->cfg.min_upstream_want)
 		upwant = p->cfg.min_upstream_want;
-	struct candidates cands = {.cap = MAX_CANDIDATES, .local = {.family = 0}};
+	struct candidates cands = {.cap = MAX_CANDIDATES,
+	                           .local = {.family = 0},
+	                           .loopback_peers = itr_tracker_get_config(p->tr)->loopback_peers};
 	cands.v = malloc(cands.cap * sizeof(*cands.v));
 	if (!cands.v)
 		return -1;
@@ -1248,11 +1257,11 @@ static size_t udp_handle(struct itr_proxy_udp *u, const struct itr_peer_addr *sr
 	memcpy(pr.ann.info_hash, req.info_hash, ITR_INFO_HASH_LEN);
 	memcpy(pr.peer_id, req.peer_id, 20);
 	snprintf(pr.key, sizeof(pr.key), "%08X", req.key);
-	pr.ann.peer = *src;
-	pr.ann.peer.port = req.port;
-	static const uint8_t zero[4];
-	if (src->family == 4 && memcmp(req.ipv4, zero, 4) != 0 && itr_tracker_trusts(p->tr, src))
-		memcpy(pr.ann.peer.addr, req.ipv4, 4);
+	const char *refusal = itr_tracker_udp_client(p->tr, src, req.ipv4, req.port, &pr.ann.peer);
+	if (refusal) {
+		itr_tracker_count_rejected(p->tr);
+		return udp_error(out, cap, len, req.transaction_id, refusal);
+	}
 
 	size_t stride = src->family == 6 ? 18 : 6;
 	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;

@@ -13,6 +13,8 @@
  */
 #include "tracker.h"
 
+#include "peer_policy.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -132,12 +134,29 @@ static int parse_proxy(const char *text, struct proxy_prefix *out, char *why, si
 			return -1;
 		}
 	} else if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 		out->family = 6;
 		if (len < 0)
 			len = 128;
 		if (len > 128) {
 			snprintf(why, whylen, "trusted proxy '%s': prefix longer than 128", text);
 			return -1;
+		}
+		/* Requests from IPv4-mapped sources are matched as IPv4
+		 * (itr_peer_addr_from_sockaddr), so a mapped entry must be too. */
+		if (memcmp(out->addr, v4mapped, 12) == 0) {
+			if (len < 96) {
+				snprintf(
+				    why, whylen,
+				    "trusted proxy '%s': an IPv4-mapped prefix needs a length of "
+				    "at least 96",
+				    text);
+				return -1;
+			}
+			memmove(out->addr, out->addr + 12, 4);
+			memset(out->addr + 4, 0, 12);
+			out->family = 4;
+			len -= 96;
 		}
 	} else {
 		snprintf(why, whylen, "trusted proxy '%s' is not an IP address or prefix", text);
@@ -197,6 +216,23 @@ bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr
 		if (prefix_covers(&tr->proxies[i], addr))
 			return true;
 	return false;
+}
+
+const char *itr_tracker_peer_refusal(const struct itr_tracker *tr, const struct itr_peer_addr *addr)
+{
+	return itr_peer_refusal(addr, tr->cfg.loopback_peers);
+}
+
+const char *itr_tracker_udp_client(const struct itr_tracker *tr, const struct itr_peer_addr *src,
+                                   const uint8_t ipv4[4], uint16_t port, struct itr_peer_addr *out)
+{
+	static const uint8_t zero[4];
+	*out = *src;
+	out->port = port;
+	if (src->family == 4 && tr->cfg.accept_ip_param && memcmp(ipv4, zero, 4) != 0 &&
+	    itr_tracker_trusts(tr, src))
+		memcpy(out->addr, ipv4, 4);
+	return itr_tracker_peer_refusal(tr, out);
 }
 
 int itr_peer_addr_from_sockaddr(const struct sockaddr *sa, struct itr_peer_addr *out)

@@ -24,8 +24,16 @@ struct itr_tracker_config {
 	uint32_t max_candidates;  /* peers handed to the ranker per announce */
 	uint32_t max_scrape;      /* info_hashes per HTTP scrape */
 	/* Addresses or prefixes ("10.0.0.1, 192.0.2.0/24, ::1") whose requests
-	 * may name the client with `ip` / X-Forwarded-For. NULL or "": none. */
+	 * may name the client with X-Forwarded-For (and, with accept_ip_param,
+	 * `ip` / the BEP 15 IP field). IPv4-mapped IPv6 ("::ffff:127.0.0.1")
+	 * means the IPv4 address. NULL or "": none. */
 	const char *trusted_proxies;
+	/* A trusted proxy's `ip=` / BEP 15 IP field names the client when it
+	 * sends no X-Forwarded-For. Off by default: the operator opts in. */
+	bool accept_ip_param;
+	/* Loopback addresses may be peers (a tracker that listens on loopback
+	 * only: tests, demos). Never from other sources' point of view. */
+	bool loopback_peers;
 	struct itr_rank_policy policy;
 	unsigned shards; /* store lock shards; 0: default */
 	/* Seconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests inject one. */
@@ -112,6 +120,18 @@ void itr_tracker_count_rejected(struct itr_tracker *tr);
 
 /* Whether requests from addr may name another client address. */
 bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr *addr);
+
+/* NULL if addr may be stored and handed out as a peer, else why not
+ * (peer_policy.h; loopback per the config). */
+const char *itr_tracker_peer_refusal(const struct itr_tracker *tr,
+                                     const struct itr_peer_addr *addr);
+
+/* The peer a BEP 15 announce names: the source, or the request's IPv4
+ * field when the source is a trusted proxy and accept_ip_param is set
+ * (ipv4: 4 bytes, all zero when not given). NULL, or why it cannot be a
+ * peer (out is filled either way). */
+const char *itr_tracker_udp_client(const struct itr_tracker *tr, const struct itr_peer_addr *src,
+                                   const uint8_t ipv4[4], uint16_t port, struct itr_peer_addr *out);
 
 /* sockaddr -> peer address; IPv4-mapped IPv6 becomes IPv4. 0 or -1. */
 int itr_peer_addr_from_sockaddr(const struct sockaddr *sa, struct itr_peer_addr *out);

@@ -282,25 +282,34 @@ static int parse_ip_text(const char *text, struct itr_peer_addr *out)
 	return -1;
 }
 
-/* The address peers should connect to; NULL or the failure reason. */
+/* The address peers should connect to; NULL or the failure reason. Only a
+ * trusted proxy may name another address: its X-Forwarded-For (the entry it
+ * appended, the rightmost) wins; its `ip=` counts only when the operator
+ * opted in (accept_ip_param) and no X-Forwarded-For came. Whatever the
+ * source, the result must be an address a peer can have. */
 const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_http_request *req,
                                     const struct itr_announce_query *q, struct itr_peer_addr *out)
 {
 	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
 		return "unsupported address family";
 	if (itr_tracker_trusts(tr, out)) {
-		if (q->has_ip) {
-			if (parse_ip_text(q->ip, out) < 0)
-				return "bad ip: not an IPv4 or IPv6 address";
-		} else if (req->forwarded_for) {
-			/* the rightmost entry is the one our proxy added */
+		if (req->forwarded_for) {
 			const char *last = strrchr(req->forwarded_for, ',');
 			last = last ? last + 1 : req->forwarded_for;
 			if (parse_ip_text(last, out) < 0)
 				return "bad X-Forwarded-For: not an IPv4 or IPv6 address";
+		} else if (q->has_ip && itr_tracker_get_config(tr)->accept_ip_param) {
+			if (parse_ip_text(q->ip, out) < 0)
+				return "bad ip: not an IPv4 or IPv6 address";
 		}
 	}
 	out->port = q->port;
+	const char *refusal = itr_tracker_peer_refusal(tr, out);
+	if (refusal) {
+		static _Thread_local char why[96];
+		snprintf(why, sizeof(why), "refused: %s, cannot be a peer", refusal);
+		return why;
+	}
 	return NULL;
 }
 

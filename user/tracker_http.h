@@ -45,8 +45,9 @@ int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *t
 /* A bencoded failure reason, HTTP 200 as BEP 3 wants. */
 void itr_tracker_http_failure(struct itr_http_response *resp, const char *reason);
 /* The address peers should connect to: the connection's source, unless
- * it is a trusted proxy naming the client (ip=, X-Forwarded-For). NULL, or
- * the failure reason. */
+ * it is a trusted proxy naming the client (X-Forwarded-For; ip= only with
+ * accept_ip_param). NULL, or the failure reason (also for an address that
+ * cannot be a peer, peer_policy.h). */
 const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_http_request *req,
                                     const struct itr_announce_query *q, struct itr_peer_addr *out);
 /* "peers" (compact: IPv4, with "peers6" when the client or a peer is IPv6;

@@ -210,7 +210,8 @@ static size_t error_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t
 }
 
 static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
-                              const struct itr_udp_request *req, uint8_t *out, size_t cap)
+                              const struct itr_udp_request *req, size_t request_len, uint8_t *out,
+                              size_t cap)
 {
 	struct itr_announce ann = {
 	    .downloaded = req->downloaded,
@@ -220,11 +221,11 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 	    .numwant = req->num_want < 0 ? -1 : req->num_want,
 	};
 	memcpy(ann.info_hash, req->info_hash, 20);
-	ann.peer = *src;
-	ann.peer.port = req->port;
-	static const uint8_t zero[4];
-	if (src->family == 4 && memcmp(req->ipv4, zero, 4) != 0 && itr_tracker_trusts(tr, src))
-		memcpy(ann.peer.addr, req->ipv4, 4);
+	const char *refusal = itr_tracker_udp_client(tr, src, req->ipv4, req->port, &ann.peer);
+	if (refusal) {
+		itr_tracker_count_rejected(tr);
+		return error_reply(out, cap, request_len, req->transaction_id, refusal);
+	}
 
 	size_t stride = src->family == 6 ? 18 : 6;
 	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;
@@ -281,7 +282,7 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 		return error_reply(out, cap, len, req.transaction_id, why);
 	}
 	if (req.action == ITR_UDP_ANNOUNCE)
-		return handle_announce(tr, src, &req, out, cap);
+		return handle_announce(tr, src, &req, len, out, cap);
 	return handle_scrape(tr, &req, out, cap);
 }
 

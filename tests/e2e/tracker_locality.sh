@@ -23,7 +23,7 @@ e2e_netns "$NS" # its own loopback: no port clashes with anything else
 
 run() { # policy: PID_PCT AS_PCT MIN_EXT MAX_EXT MIN_LIST GATEWAYS
 	e2e_bg ip netns exec "$NS" "$ITRD" --map "$MAP" --no-dataplane --listen 127.0.0.1:6969 \
-		--udp off --trusted-proxy 127.0.0.1 --own-pid-share "$1" --own-as-share "$2" \
+		--udp off --trusted-proxy 127.0.0.1 --accept-ip-param --own-pid-share "$1" --own-as-share "$2" \
 		--min-external "$3" --max-external "$4" --min-list "$5" --gateways "$6" 2>>"$E2E_TMP/itrackerd.log"
 	local pid=${E2E_PIDS[-1]}
 	for _ in $(seq 100); do

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
 
@@ -243,6 +244,25 @@ static void test_file_limits(void **state)
 	unlink(path);
 	assert_null(itr_netmap_load_file("/nonexistent/x.netmap", &err));
 	assert_non_null(strstr(err.reason, "cannot open"));
+}
+
+/* A FIFO at the map path (nobody writing) must be refused at once, not
+ * block the reloading thread in open(): SIGALRM kills the test if it does. */
+static void test_fifo_refused_without_blocking(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_netmap_fifo_XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof(path), "%s/map", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct itr_netmap_error err;
+	alarm(5);
+	assert_null(itr_netmap_load_file(path, &err));
+	alarm(0);
+	assert_non_null(strstr(err.reason, "not a regular file"));
+	unlink(path);
+	rmdir(dir);
 }
 
 static void test_lookups(void **state)
@@ -956,6 +976,7 @@ int main(void)
 	    cmocka_unit_test(test_errors_tiers),
 	    cmocka_unit_test(test_error_columns_and_format),
 	    cmocka_unit_test(test_file_limits),
+	    cmocka_unit_test(test_fifo_refused_without_blocking),
 	    cmocka_unit_test(test_lookups),
 	    cmocka_unit_test(test_default_pid),
 	    cmocka_unit_test(test_longest_prefix_many_lengths),

@@ -90,6 +90,8 @@ static int setup(void **state)
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
 	cfg.trusted_proxies = "127.0.0.1";
+	cfg.accept_ip_param = true;
+	cfg.loopback_peers = true;
 	/* an upstream that does not rank: every peer, like opentracker */
 	cfg.policy = (struct itr_rank_policy){
 	    .max_own_pid_pct = 100, .max_own_as_pct = 100, .max_external = 1000};
@@ -119,6 +121,8 @@ static int setup(void **state)
 
 	itr_tracker_config_default(&cfg);
 	cfg.trusted_proxies = "127.0.0.1";
+	cfg.accept_ip_param = true;
+	cfg.loopback_peers = true;
 	cfg.clock = proxy_clock;
 	/* shares that bite on a 5-peer list: at most 2 from the own PID */
 	cfg.policy = (struct itr_rank_policy){
@@ -397,6 +401,7 @@ static void test_untrusting_upstream(void **state)
 	char why[256];
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
+	cfg.loopback_peers = true;
 	cfg.policy = (struct itr_rank_policy){
 	    .max_own_pid_pct = 100, .max_own_as_pct = 100, .max_external = 1000};
 	struct itr_tracker *plain = itr_tracker_new(&cfg, NULL, why, sizeof(why));

@@ -358,7 +358,7 @@ static void test_ipv6_kept_apart(void **state)
 
 static void tweak_proxies(struct itr_tracker_config *cfg)
 {
-	cfg->trusted_proxies = "127.0.0.1, 192.0.2.0/24 ::1";
+	cfg->trusted_proxies = "127.0.0.1, 192.0.2.0/24 ::1 ::ffff:10.1.0.0/112";
 }
 
 static void test_trusted_proxies(void **state)
@@ -379,6 +379,12 @@ static void test_trusted_proxies(void **state)
 	assert_true(itr_tracker_trusts(tr, &v6));
 	v6.addr[15] = 2;
 	assert_false(itr_tracker_trusts(tr, &v6));
+	/* requests from IPv4-mapped sources arrive as IPv4: a mapped entry
+	 * (::ffff:10.1.0.0/112 = 10.1.0.0/16) must match them */
+	p = ip4("10.1.200.3", 0);
+	assert_true(itr_tracker_trusts(tr, &p));
+	p = ip4("10.2.0.1", 0);
+	assert_false(itr_tracker_trusts(tr, &p));
 	itr_tracker_free(tr);
 
 	struct itr_tracker *none = new_tracker(NULL);
@@ -406,6 +412,10 @@ static void bad_proxy_len(struct itr_tracker_config *c)
 {
 	c->trusted_proxies = "10.0.0.0/33";
 }
+static void bad_proxy_mapped_len(struct itr_tracker_config *c)
+{
+	c->trusted_proxies = "::ffff:0:0/80";
+}
 static void bad_intervals(struct itr_tracker_config *c)
 {
 	c->min_interval = c->interval + 1;
@@ -419,6 +429,7 @@ static void test_config_errors(void **state)
 {
 	(void)state;
 	expect_config_error(bad_proxy_addr, "'300.1.1.1' is not an IP address");
+	expect_config_error(bad_proxy_mapped_len, "IPv4-mapped");
 	expect_config_error(bad_proxy_len, "prefix longer than 32");
 	expect_config_error(bad_intervals, "min_interval");
 	expect_config_error(bad_numwant, "must be positive");

@@ -171,12 +171,15 @@ struct fixture {
 	int family;
 };
 
-static struct fixture start(const char *addr, const char *trusted)
+/* Loopback peers on: every test client is on loopback. */
+static struct fixture start_ip(const char *addr, const char *trusted, bool accept_ip_param)
 {
 	struct fixture f = {.family = strchr(addr, ':') ? AF_INET6 : AF_INET};
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
 	cfg.trusted_proxies = trusted;
+	cfg.accept_ip_param = accept_ip_param;
+	cfg.loopback_peers = true;
 	char err[256];
 	f.tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
 	if (!f.tr)
@@ -190,6 +193,11 @@ static struct fixture start(const char *addr, const char *trusted)
 		fail_msg("http start: %s", err);
 	f.port = itr_http_port(f.srv);
 	return f;
+}
+
+static struct fixture start(const char *addr, const char *trusted)
+{
+	return start_ip(addr, trusted, false);
 }
 
 static void stop(struct fixture *f)
@@ -384,7 +392,7 @@ static void test_http_announce_v4(void **state)
 static void test_http_trusted_proxy(void **state)
 {
 	(void)state;
-	struct fixture f = start("127.0.0.1", "127.0.0.0/8");
+	struct fixture f = start_ip("127.0.0.1", "127.0.0.0/8", true);
 	size_t len;
 	/* the proxy names the client with ip=, or X-Forwarded-For (rightmost) */
 	char *body = http_get(&f, announce_target(7001, "&ip=10.10.1.5"), NULL, &len);
@@ -411,6 +419,91 @@ static void test_http_trusted_proxy(void **state)
 	struct itr_bval reason = get_key(&d, "failure reason");
 	assert_memory_equal(reason.data, "bad ip", 6);
 	free(body);
+	stop(&f);
+}
+
+/* The peer list a later announce (port 7999, no ip=) sees after one
+ * announce with the given extra query and headers; NULL: the first answer
+ * must be a failure containing fail_text. */
+static void trust_case(const char *trusted, bool accept, const char *extra, const char *headers,
+                       const char *expect_peer, const char *fail_text)
+{
+	struct fixture f = start_ip("127.0.0.1", trusted, accept);
+	size_t len;
+	char *body = http_get(&f, announce_target(7001, extra), headers, &len);
+	struct itr_bval d = get_dict(body, len);
+	if (fail_text) {
+		struct itr_bval reason = get_key(&d, "failure reason");
+		if (!memmem(reason.data, reason.len, fail_text, strlen(fail_text)))
+			fail_msg("expected '%s' in '%.*s'", fail_text, (int)reason.len,
+			         (const char *)reason.data);
+	}
+	free(body);
+	body = http_get(&f, announce_target(7999, ""), NULL, &len);
+	d = get_dict(body, len);
+	struct itr_bval peers = get_key(&d, "peers");
+	if (expect_peer) {
+		assert_int_equal(peers.len, 6);
+		assert_memory_equal(peers.data, expect_peer, 6);
+	} else {
+		assert_int_equal(peers.len, 0);
+	}
+	free(body);
+	stop(&f);
+}
+
+static void test_http_trust_model(void **state)
+{
+	(void)state;
+	/* the proxy's X-Forwarded-For wins over the client's ip= */
+	trust_case("127.0.0.1", true, "&ip=6.6.6.6", "X-Forwarded-For: 10.10.1.6\r\n",
+	           "\x0a\x0a\x01\x06\x1b\x59", NULL);
+	/* ip= from a trusted proxy is ignored unless the operator opted in */
+	trust_case("127.0.0.1", false, "&ip=6.6.6.6", NULL, "\x7f\x00\x00\x01\x1b\x59", NULL);
+	/* ip= and X-Forwarded-For from an untrusted source: both ignored */
+	trust_case(NULL, true, "&ip=6.6.6.6", "X-Forwarded-For: 6.6.6.7\r\n",
+	           "\x7f\x00\x00\x01\x1b\x59", NULL);
+	/* a trusted proxy given as IPv4-mapped IPv6 matches */
+	trust_case("::ffff:127.0.0.1", false, "", "X-Forwarded-For: 10.10.1.6\r\n",
+	           "\x0a\x0a\x01\x06\x1b\x59", NULL);
+	/* addresses no peer can have: refused, not stored, not handed out */
+	const char *bogus[] = {"0.0.0.0",     "255.255.255.255", "224.0.0.1", "ff02::1",
+	                       "169.254.1.1", "fe80::1",         "192.0.2.1", "198.51.100.7",
+	                       "203.0.113.9", "2001:db8::1",     "::"};
+	for (size_t i = 0; i < sizeof(bogus) / sizeof(bogus[0]); i++) {
+		char q[80], h[80];
+		snprintf(q, sizeof(q), "&ip=%s", bogus[i]);
+		trust_case("127.0.0.1", true, q, NULL, NULL, "cannot be a peer");
+		snprintf(h, sizeof(h), "X-Forwarded-For: %s\r\n", bogus[i]);
+		trust_case("127.0.0.1", false, "", h, NULL, "cannot be a peer");
+	}
+}
+
+/* Without loopback peers configured, a loopback client is not stored. */
+static void test_http_loopback_refused(void **state)
+{
+	(void)state;
+	struct fixture f = start("127.0.0.1", NULL);
+	stop(&f);
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	char err[256];
+	f.tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	struct itr_http_limits limits = {
+	    .max_body = 4096, .max_query = 8192, .max_connections = 64, .connection_timeout_s = 10};
+	f.srv = itr_http_new(&limits);
+	assert_int_equal(itr_tracker_http_register(f.srv, f.tr), 0);
+	assert_int_equal(itr_http_start(f.srv, "127.0.0.1", 0, err, sizeof(err)), 0);
+	f.port = itr_http_port(f.srv);
+	size_t len;
+	char *body = http_get(&f, announce_target(7001, ""), NULL, &len);
+	struct itr_bval d = get_dict(body, len);
+	struct itr_bval reason = get_key(&d, "failure reason");
+	assert_non_null(memmem(reason.data, reason.len, "loopback", 8));
+	free(body);
+	struct itr_tracker_stats st;
+	itr_tracker_stats(f.tr, &st);
+	assert_int_equal(st.store.peers_v4, 0);
 	stop(&f);
 }
 
@@ -451,6 +544,8 @@ int main(void)
 	    cmocka_unit_test(test_scrape_parse),
 	    cmocka_unit_test(test_http_announce_v4),
 	    cmocka_unit_test(test_http_trusted_proxy),
+	    cmocka_unit_test(test_http_trust_model),
+	    cmocka_unit_test(test_http_loopback_refused),
 	    cmocka_unit_test(test_http_announce_v6),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

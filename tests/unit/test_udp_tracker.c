@@ -198,17 +198,25 @@ static void test_connid_expiry(void **state)
 	assert_false(itr_udp_connid_check(&c2, &src, 600, id));
 }
 
-static struct itr_tracker *new_tracker(const char *trusted)
+/* Loopback peers on: every test client is on 127.0.0.1. */
+static struct itr_tracker *new_tracker_ip(const char *trusted, bool accept_ip_param)
 {
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
 	cfg.clock = fake_clock;
 	cfg.trusted_proxies = trusted;
+	cfg.accept_ip_param = accept_ip_param;
+	cfg.loopback_peers = true;
 	char err[256];
 	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
 	if (!tr)
 		fail_msg("tracker: %s", err);
 	return tr;
+}
+
+static struct itr_tracker *new_tracker(const char *trusted)
+{
+	return new_tracker_ip(trusted, false);
 }
 
 /* Whatever an unauthenticated source sends, the answer is no longer. */
@@ -409,11 +417,14 @@ static void test_udp_server(void **state)
 	itr_tracker_free(tr);
 }
 
-static void test_udp_trusted_ip_field(void **state)
+/* One announce from a fresh tracker whose socket source is 127.0.0.1 and
+ * whose IP field says ip_field; the peer a second client then sees (6
+ * bytes), or the error text of the first answer. */
+static void ip_field_case(const char *trusted, bool accept, uint32_t ip_field,
+                          const char *expect_peer, const char *expect_error)
 {
-	(void)state;
 	fake_now = 9000;
-	struct itr_tracker *tr = new_tracker("127.0.0.1");
+	struct itr_tracker *tr = new_tracker_ip(trusted, accept);
 	char err[256];
 	struct itr_udp_tracker *u = itr_udp_tracker_start(tr, "127.0.0.1", 0, err, sizeof(err));
 	if (!u)
@@ -424,18 +435,45 @@ static void test_udp_trusted_ip_field(void **state)
 	uint8_t cid[8], req[128], resp[512];
 	do_connect(a, cid);
 	size_t n = make_announce(req, cid, 1, IH, 100, 2, -1, 6001);
-	put32(req + 84, 0x0a0a0105); /* 10.10.1.5, honoured from a trusted proxy */
-	exchange(a, req, n, resp, sizeof(resp));
-	n = make_announce(req, cid, 2, IH, 100, 2, -1, 6002);
+	put32(req + 84, ip_field);
 	size_t got = exchange(a, req, n, resp, sizeof(resp));
-	assert_int_equal(got, 26);
-	assert_memory_equal(resp + 20, "\x0a\x0a\x01\x05\x17\x71", 6);
+	if (expect_error) {
+		assert_int_equal(get32(resp), 3); /* error */
+		assert_true(got > 8);
+		assert_memory_equal(resp + 8, expect_error, strlen(expect_error));
+	}
+	n = make_announce(req, cid, 2, IH, 100, 2, -1, 6002);
+	got = exchange(a, req, n, resp, sizeof(resp));
+	if (expect_peer) {
+		assert_int_equal(got, 26);
+		assert_memory_equal(resp + 20, expect_peer, 6);
+	} else {
+		assert_int_equal(got, 20); /* nobody stored */
+	}
 	close(a);
 	itr_udp_tracker_stop(u);
 	itr_tracker_free(tr);
+}
+
+static void test_udp_trusted_ip_field(void **state)
+{
+	(void)state;
+	/* 10.10.1.5 from a trusted proxy, operator opted in: honoured */
+	ip_field_case("127.0.0.1", true, 0x0a0a0105, "\x0a\x0a\x01\x05\x17\x71", NULL);
+	/* the same without --accept-ip-param: the source address stands */
+	ip_field_case("127.0.0.1", false, 0x0a0a0105, "\x7f\x00\x00\x01\x17\x71", NULL);
+	/* a trusted proxy written as IPv4-mapped IPv6 matches the IPv4 source */
+	ip_field_case("::ffff:127.0.0.1", true, 0x0a0a0105, "\x0a\x0a\x01\x05\x17\x71", NULL);
+	ip_field_case("::ffff:127.0.0.0/104", true, 0x0a0a0105, "\x0a\x0a\x01\x05\x17\x71", NULL);
+	/* addresses no peer can have are refused, never stored */
+	ip_field_case("127.0.0.1", true, 0xffffffff, NULL, "broadcast");
+	ip_field_case("127.0.0.1", true, 0xe0000001, NULL, "multicast");
+	ip_field_case("127.0.0.1", true, 0xc0000207, NULL, "documentation");
+	ip_field_case("127.0.0.1", true, 0xa9fe0101, NULL, "link-local");
 
 	/* bad addresses are refused at start */
-	tr = new_tracker(NULL);
+	struct itr_tracker *tr = new_tracker(NULL);
+	char err[256];
 	assert_null(itr_udp_tracker_start(tr, "127.0.0.1,not-an-ip", 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "not-an-ip"));
 	itr_tracker_free(tr);
@@ -504,12 +542,46 @@ static void test_udp_workers(void **state)
 	itr_tracker_free(tr);
 }
 
+/* Loopback peers are refused unless the tracker is configured for them. */
+static void test_udp_loopback_source_refused(void **state)
+{
+	(void)state;
+	fake_now = 9000;
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.clock = fake_clock;
+	char err[256];
+	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(tr);
+	struct itr_udp_tracker *u = itr_udp_tracker_start(tr, "127.0.0.1", 0, err, sizeof(err));
+	assert_non_null(u);
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	int a = client_socket(AF_INET, itr_udp_tracker_port(u), &to, &tolen);
+	uint8_t cid[8], req[128], resp[512];
+	do_connect(a, cid);
+	size_t n = make_announce(req, cid, 1, IH, 100, 2, -1, 6001);
+	size_t got = exchange(a, req, n, resp, sizeof(resp));
+	assert_int_equal(get32(resp), 3);
+	assert_true(got > 8 && memmem(resp + 8, got - 8, "loopback", 8));
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.store.peers_v4, 0);
+	close(a);
+	itr_udp_tracker_stop(u);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_parse),         cmocka_unit_test(test_build),
-	    cmocka_unit_test(test_connid_expiry), cmocka_unit_test(test_no_amplification),
-	    cmocka_unit_test(test_udp_server),    cmocka_unit_test(test_udp_trusted_ip_field),
+	    cmocka_unit_test(test_parse),
+	    cmocka_unit_test(test_build),
+	    cmocka_unit_test(test_connid_expiry),
+	    cmocka_unit_test(test_no_amplification),
+	    cmocka_unit_test(test_udp_server),
+	    cmocka_unit_test(test_udp_trusted_ip_field),
+	    cmocka_unit_test(test_udp_loopback_source_refused),
 	    cmocka_unit_test(test_udp_workers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

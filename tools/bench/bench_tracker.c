@@ -193,7 +193,8 @@ int main(void)
 	int rc = measure("opentracker", cmd, port, &ot);
 	snprintf(cmd, sizeof(cmd),
 	         "exec taskset -c 0 %s/itrackerd --map maps/example.netmap --no-dataplane "
-	         "--listen 127.0.0.1:%d --udp %d --udp-bind 127.0.0.1 --trusted-proxy 127.0.0.1",
+	         "--listen 127.0.0.1:%d --udp %d --udp-bind 127.0.0.1 --trusted-proxy 127.0.0.1 "
+	         "--accept-ip-param",
 	         build, port + 1, port + 1);
 	rc |= measure("itrackerd", cmd, port + 1, &itr);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);

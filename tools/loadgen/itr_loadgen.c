@@ -3,8 +3,8 @@
  * connection per announce, as clients do), bounded by time and count.
  *
  * Peers are spread over the PIDs of maps/example.netmap and named with
- * ip= / the BEP 15 IP field (a tracker that trusts the loopback source
- * uses them; one that does not stores 127.0.0.1 instead). Every peer also
+ * ip= / the BEP 15 IP field (itrackerd uses them with --trusted-proxy
+ * 127.0.0.1 --accept-ip-param; a tracker that does not stores 127.0.0.1). Every peer also
  * has its own port, so a tracker that ignores the names still stores one
  * entry per peer: both kinds do the same amount of storing.
  *
