@@ -1,6 +1,12 @@
-/* daemon.h - itrackerd's shared state: the options it runs with, the data
- * plane it owns, and the map reload that SIGHUP, the admin endpoint and the
- * route follower all go through.
+/* daemon.h - itrackerd's shared state and the one map-install path.
+ *
+ * Every map that reaches the kernel and the services goes through
+ * itr_daemon_install_locked: check it fits the tries, sync the tries, bump
+ * the data plane generation, publish it to readers, count the outcome.
+ * File reloads (start, SIGHUP, the admin endpoint) enter through
+ * itr_daemon_reload; a module that must see every file map first (the route
+ * follower merges its routes in) registers as the file map handler and then
+ * installs the result through the same path.
  */
 #ifndef ITR_DAEMON_H
 #define ITR_DAEMON_H
@@ -12,13 +18,27 @@
 #include "loader.h"
 #include "netmap.h"
 
+/* How a reload ended; each has its counter (and its metrics label). */
+enum itr_reload_outcome {
+	ITR_RELOAD_OK = 0,
+	ITR_RELOAD_REJECTED, /* the map failed validation or does not fit: nothing changed */
+	ITR_RELOAD_FAILED,   /* a valid map, but writing the kernel tries failed */
+};
+
 struct itr_reload_result {
 	bool ok;
+	enum itr_reload_outcome outcome;
 	char error[512]; /* "file:line:col: reason" when !ok */
 	char vtag[80];
 	uint64_t generation;
 	size_t added, changed, deleted;
 };
+
+/* Takes the reference to file, installs what it makes of it (through
+ * itr_daemon_install_locked) or counts a refusal (itr_daemon_refused), and
+ * fills res. Called without the reload lock held. */
+typedef void (*itr_file_map_handler)(void *ctx, struct itr_netmap *file,
+                                     struct itr_reload_result *res);
 
 struct itr_daemon {
 	const char *map_file;
@@ -30,14 +50,51 @@ struct itr_daemon {
 	double last_reload_ok;     /* CLOCK_REALTIME seconds of the last good install */
 	uint64_t generation;       /* last generation written (0 without data plane) */
 	double started_at;         /* CLOCK_REALTIME seconds */
+	/* Set (under reload_lock) while someone must see file maps first. */
+	itr_file_map_handler file_map_handler;
+	void *file_map_ctx;
 };
 
-/* Re-read the map file, sync the tries, bump the generation and publish the
- * new map. A map that fails to parse leaves everything as it was. */
+/* Where the sync takes what the tries hold now from. */
+enum itr_trie_basis {
+	/* The published map; with none published, the tries' own content
+	 * (after a restart they hold what the previous run left). */
+	ITR_TRIES_HOLD_PUBLISHED = 0,
+	/* Read the tries: they may be ahead of the published map. */
+	ITR_TRIES_READ_BACK,
+	/* The caller already wrote them (itr_daemon_write_trie_ops). */
+	ITR_TRIES_ALREADY_WRITTEN,
+};
+
+/* Re-read the map file and hand it to the file map handler, or install it.
+ * A map that fails to parse leaves everything as it was (rejected). */
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res);
 
-/* Install an already built map (used by the reload and the route follower). */
+/* A new file map from elsewhere than the file (takes the reference): the
+ * same as a reload from here on. */
+void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map,
+                                 struct itr_reload_result *res);
+
+/* Install map as it is (takes the reference), syncing against the
+ * published map: the route follower's first merged map. */
 void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,
                             struct itr_reload_result *res);
+
+/* The install itself, for callers that hold d->reload_lock around more than
+ * the install (the route follower orders its own publishes under it).
+ * Takes the reference to map; counts ok, rejected (does not fit the tries)
+ * or failed; the published map changes only when res->ok. */
+void itr_daemon_install_locked(struct itr_daemon *d, struct itr_netmap *map,
+                               enum itr_trie_basis basis, struct itr_reload_result *res);
+
+/* Count a map refused before it got to the install (res->error says why);
+ * sets res->ok false and res->outcome. Takes the reload lock. */
+void itr_daemon_refused(struct itr_daemon *d, struct itr_reload_result *res,
+                        enum itr_reload_outcome outcome);
+
+/* Write trie operations ahead of the served map (the route follower's
+ * incremental path) and bump the generation, keeping the published map's
+ * vtag. Takes the reload lock. 0 or -errno. */
+int itr_daemon_write_trie_ops(struct itr_daemon *d, const struct itr_netmap_op *ops, size_t nops);
 
 #endif

@@ -674,14 +674,6 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
-static void reload_map(struct itr_daemon *d, struct itr_reload_result *res)
-{
-	if (routes_follower)
-		itr_routes_reload_file(routes_follower, res);
-	else
-		itr_daemon_reload(d, res);
-}
-
 static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
                           void *arg)
 {
@@ -694,7 +686,7 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 		reply_json(resp, 403, e);
 		return;
 	}
-	reload_map(d, &res);
+	itr_daemon_reload(d, &res);
 	if (!res.ok) {
 		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
 		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
@@ -971,7 +963,7 @@ int main(int argc, char **argv)
 		struct timespec tick = {.tv_sec = 1};
 		int sig = sigtimedwait(&sigs, &si, &tick);
 		if (sig == SIGHUP) {
-			reload_map(d, &res);
+			itr_daemon_reload(d, &res);
 			if (res.ok)
 				fprintf(stderr,
 				        "itrackerd: SIGHUP: map reloaded: vtag %s generation %llu "

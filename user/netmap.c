@@ -305,6 +305,20 @@ size_t itr_netmap_prefix_count(const struct itr_netmap *map)
 	return map->nentries;
 }
 
+size_t itr_netmap_prefix_count_family(const struct itr_netmap *map, int family)
+{
+	/* Entries sort IPv4 before IPv6: find where IPv6 starts. */
+	size_t lo = 0, hi = map->nentries;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (map->entries[mid].prefix.family == 4)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return family == 4 ? lo : map->nentries - lo;
+}
+
 uint32_t itr_netmap_tier(const struct itr_netmap *map, enum itr_tier tier)
 {
 	return tier < ITR_TIER_MAX ? map->tiers[tier] : UINT32_MAX;

@@ -100,6 +100,14 @@ struct itr_netmap_sync_stats {
 };
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
                         int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats);
+/* Whether map's kernel entries (its prefixes plus a default PID's /0) fit
+ * tries of these capacities; why names the family, the count and the
+ * capacity when not. The sync refuses (-E2BIG) a map that does not fit
+ * before it writes anything. */
+bool itr_netmap_fits(const struct itr_netmap *map, size_t v4_cap, size_t v6_cap, char *why,
+                     size_t whylen);
+/* A trie's max_entries (SIZE_MAX if the kernel does not say). */
+size_t itr_netmap_trie_capacity(int lpm_fd);
 
 /* ---- kernel entries and the diff a sync applies ------------------------
  * What the tries should hold for a map: one entry per prefix (flags 0) and,
@@ -130,6 +138,11 @@ int itr_netmap_kernel_entries(const struct itr_netmap *map, struct itr_netmap_ke
 int itr_netmap_dump_bpf(int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_kentry **out, size_t *n);
 /* Sort entries by prefix (for sets read from elsewhere). */
 void itr_netmap_kentries_sort(struct itr_netmap_kentry *entries, size_t n);
+/* The one trie writer: apply ops to the tries in their order (the callers
+ * put every ADD and CHANGE before every DELETE), batched where the kernel
+ * supports batches on LPM tries. 0 or -errno. */
+int itr_netmap_write_ops(int lpm_v4_fd, int lpm_v6_fd, const struct itr_netmap_op *ops,
+                         size_t nops);
 /* The operations turning sorted set old into sorted set new: every ADD and
  * CHANGE (in prefix order) before every DELETE. *ops is malloc'd (NULL when
  * *nops is 0). 0 or -ENOMEM. */
@@ -140,6 +153,8 @@ int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
 /* More accessors. */
 const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map); /* or NULL */
 size_t itr_netmap_prefix_count(const struct itr_netmap *map); /* v4 + v6, no default */
+/* Prefixes of one family (4 or 6), no default. */
+size_t itr_netmap_prefix_count_family(const struct itr_netmap *map, int family);
 size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map);
 
 /* The process-wide current map (thread safe). current() returns a new

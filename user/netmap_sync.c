@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -462,18 +463,115 @@ static void family_ops_free(struct family_ops *f)
 	f->vals = NULL;
 }
 
+/* Write what split() produced. A family whose trie would overflow if every
+ * add went in before the first delete (a trie left full by an earlier run)
+ * has its deletes written first: a moment without some old prefixes beats
+ * a reload that cannot happen at all. */
+static int write_split(const int fds[2], struct family_ops up[2], struct family_ops del[2],
+                       const bool deletes_first[2])
+{
+	static const size_t ksz[2] = {sizeof(struct itr_lpm_v4_key), sizeof(struct itr_lpm_v6_key)};
+	int rc = 0;
+	for (int f = 0; f < 2 && !rc; f++)
+		if (deletes_first[f])
+			rc = delete_all(fds[f], del[f].keys, ksz[f], del[f].n);
+	for (int f = 0; f < 2 && !rc; f++)
+		rc = update_all(fds[f], up[f].keys, ksz[f], up[f].vals, up[f].n);
+	for (int f = 0; f < 2 && !rc; f++)
+		if (!deletes_first[f])
+			rc = delete_all(fds[f], del[f].keys, ksz[f], del[f].n);
+	return rc;
+}
+
+static int write_ops(int lpm_v4_fd, int lpm_v6_fd, const struct itr_netmap_op *ops, size_t nops,
+                     const bool deletes_first[2])
+{
+	struct family_ops up[2] = {0}, del[2] = {0};
+	const int fds[2] = {lpm_v4_fd, lpm_v6_fd};
+	size_t nup = 0;
+	while (nup < nops && ops[nup].kind != ITR_NETMAP_OP_DELETE)
+		nup++;
+	int rc = split(ops, 0, nup, &up[0], &up[1]);
+	if (!rc)
+		rc = split(ops, nup, nops, &del[0], &del[1]);
+	if (!rc)
+		rc = write_split(fds, up, del, deletes_first);
+	for (int f = 0; f < 2; f++) {
+		family_ops_free(&up[f]);
+		family_ops_free(&del[f]);
+	}
+	return rc;
+}
+
+int itr_netmap_write_ops(int lpm_v4_fd, int lpm_v6_fd, const struct itr_netmap_op *ops, size_t nops)
+{
+	static const bool in_order[2] = {false, false};
+	if (!nops)
+		return 0;
+	return write_ops(lpm_v4_fd, lpm_v6_fd, ops, nops, in_order);
+}
+
+size_t itr_netmap_trie_capacity(int lpm_fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(lpm_fd, &info, &len) || !info.max_entries)
+		return SIZE_MAX;
+	return info.max_entries;
+}
+
+/* Kernel entries of one family in a sorted source (IPv4 sorts first). */
+static size_t ksrc_count_family(const struct ksrc *s, int family)
+{
+	size_t lo = 0, hi = s->n;
+	struct itr_netmap_kentry e;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		ksrc_get(s, mid, &e);
+		if (e.prefix.family == 4)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return family == 4 ? lo : s->n - lo;
+}
+
+bool itr_netmap_fits(const struct itr_netmap *map, size_t v4_cap, size_t v6_cap, char *why,
+                     size_t whylen)
+{
+	struct ksrc src;
+	ksrc_map(&src, map);
+	size_t n4 = ksrc_count_family(&src, 4), n6 = ksrc_count_family(&src, 6);
+	if (n4 > v4_cap)
+		snprintf(
+		    why, whylen,
+		    "the map has %zu IPv4 prefixes%s; the kernel's IPv4 trie holds at most %zu", n4,
+		    map->default_pid ? " (with the default PID's 0.0.0.0/0)" : "", v4_cap);
+	else if (n6 > v6_cap)
+		snprintf(
+		    why, whylen,
+		    "the map has %zu IPv6 prefixes%s; the kernel's IPv6 trie holds at most %zu", n6,
+		    map->default_pid ? " (with the default PID's ::/0)" : "", v6_cap);
+	return n4 <= v4_cap && n6 <= v6_cap;
+}
+
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
                         int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
 {
 	struct itr_netmap_kentry *olde = NULL;
 	struct itr_netmap_op *ops = NULL;
 	size_t nold = 0, nops = 0;
-	struct family_ops up4 = {0}, up6 = {0}, del4 = {0}, del6 = {0};
 	int rc;
 	if (stats)
 		memset(stats, 0, sizeof(*stats));
 	if (!new_map || lpm_v4_fd < 0 || lpm_v6_fd < 0)
 		return -EINVAL;
+	const size_t cap[2] = {itr_netmap_trie_capacity(lpm_v4_fd),
+	                       itr_netmap_trie_capacity(lpm_v6_fd)};
+	char why[160];
+	if (!itr_netmap_fits(new_map, cap[0], cap[1], why, sizeof(why)))
+		return -E2BIG;
 
 	struct ksrc old_src, new_src;
 	if (old_map) {
@@ -486,39 +584,24 @@ int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netma
 	ksrc_map(&new_src, new_map);
 	if ((rc = diff_sources(&old_src, &new_src, &ops, &nops)))
 		goto out;
+	size_t held[2] = {ksrc_count_family(&old_src, 4), ksrc_count_family(&old_src, 6)};
+	size_t adds[2] = {0, 0}, counts[3] = {0, 0, 0};
+	for (size_t i = 0; i < nops; i++) {
+		counts[ops[i].kind]++;
+		if (ops[i].kind == ITR_NETMAP_OP_ADD)
+			adds[ops[i].entry.prefix.family == 6]++;
+	}
+	if (stats) {
+		stats->added = counts[ITR_NETMAP_OP_ADD];
+		stats->changed = counts[ITR_NETMAP_OP_CHANGE];
+		stats->deleted = counts[ITR_NETMAP_OP_DELETE];
+	}
 	free(olde);
 	olde = NULL;
-
-	size_t nup = 0;
-	while (nup < nops && ops[nup].kind != ITR_NETMAP_OP_DELETE)
-		nup++;
-	if ((rc = split(ops, 0, nup, &up4, &up6)) || (rc = split(ops, nup, nops, &del4, &del6)))
-		goto out;
-	if (stats) {
-		for (size_t i = 0; i < nops; i++) {
-			if (ops[i].kind == ITR_NETMAP_OP_ADD)
-				stats->added++;
-			else if (ops[i].kind == ITR_NETMAP_OP_CHANGE)
-				stats->changed++;
-			else
-				stats->deleted++;
-		}
-	}
-	free(ops);
-	ops = NULL;
-	if ((rc =
-	         update_all(lpm_v4_fd, up4.keys, sizeof(struct itr_lpm_v4_key), up4.vals, up4.n)) ||
-	    (rc =
-	         update_all(lpm_v6_fd, up6.keys, sizeof(struct itr_lpm_v6_key), up6.vals, up6.n)) ||
-	    (rc = delete_all(lpm_v4_fd, del4.keys, sizeof(struct itr_lpm_v4_key), del4.n)) ||
-	    (rc = delete_all(lpm_v6_fd, del6.keys, sizeof(struct itr_lpm_v6_key), del6.n)))
-		goto out;
+	const bool deletes_first[2] = {held[0] + adds[0] > cap[0], held[1] + adds[1] > cap[1]};
+	rc = write_ops(lpm_v4_fd, lpm_v6_fd, ops, nops, deletes_first);
 out:
 	free(olde);
 	free(ops);
-	family_ops_free(&up4);
-	family_ops_free(&up6);
-	family_ops_free(&del4);
-	family_ops_free(&del6);
 	return rc;
 }

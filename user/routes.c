@@ -640,122 +640,6 @@ size_t itr_route_table_routes(const struct itr_route_table *t)
 	return t->nroutes;
 }
 
-/* ---- trie writes -------------------------------------------------------- */
-
-/* Pending trie writes, per family ([0] IPv4, [1] IPv6), keys laid out as
- * the tries want them so they can go to the kernel in batches. */
-struct fam_batch {
-	uint8_t *keys;
-	struct itr_pid_info *vals;
-	size_t n, cap;
-};
-
-struct trie_batch {
-	struct fam_batch fam[2];
-};
-
-static size_t key_size(int fam)
-{
-	return fam ? sizeof(struct itr_lpm_v6_key) : sizeof(struct itr_lpm_v4_key);
-}
-
-static int batch_push(struct trie_batch *b, const struct itr_prefix *p,
-                      const struct itr_pid_info *v)
-{
-	int fam = p->family == 6;
-	struct fam_batch *f = &b->fam[fam];
-	size_t ksz = key_size(fam);
-	if (f->n == f->cap) {
-		size_t ncap = f->cap ? f->cap * 2 : 256;
-		void *k = realloc(f->keys, ncap * ksz);
-		if (!k)
-			return -ENOMEM;
-		f->keys = k;
-		void *vv = realloc(f->vals, ncap * sizeof(*f->vals));
-		if (!vv)
-			return -ENOMEM;
-		f->vals = vv;
-		f->cap = ncap;
-	}
-	uint8_t *k = f->keys + f->n * ksz;
-	uint32_t plen = p->len;
-	memcpy(k, &plen, 4);
-	memcpy(k + 4, p->addr, prefix_bytes(p));
-	if (v)
-		f->vals[f->n] = *v;
-	f->n++;
-	return 0;
-}
-
-static void batch_clear(struct trie_batch *b)
-{
-	b->fam[0].n = b->fam[1].n = 0;
-}
-
-static void batch_free(struct trie_batch *b)
-{
-	for (int i = 0; i < 2; i++) {
-		free(b->fam[i].keys);
-		free(b->fam[i].vals);
-	}
-	memset(b, 0, sizeof(*b));
-}
-
-/* Kernels without batch operations on this map type answer so. */
-static bool no_batch_support(int rc)
-{
-	return rc == -EINVAL || rc == -EOPNOTSUPP || rc == -524 /* ENOTSUPP */;
-}
-
-#define TRIE_BATCH 4096
-
-/* Batched writes save a syscall per prefix, which is much of the cost of
- * following a full-table load. */
-static int trie_update(int fd, const struct fam_batch *f, size_t ksz)
-{
-	size_t done = 0;
-	while (done < f->n) {
-		__u32 count = (__u32)(f->n - done < TRIE_BATCH ? f->n - done : TRIE_BATCH);
-		LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-		int rc =
-		    bpf_map_update_batch(fd, f->keys + done * ksz, f->vals + done, &count, &opts);
-		if (rc == 0) {
-			done += count;
-			continue;
-		}
-		if (!no_batch_support(rc) || count)
-			return rc;
-		for (; done < f->n; done++)
-			if (bpf_map_update_elem(fd, f->keys + done * ksz, f->vals + done, BPF_ANY))
-				return -errno;
-	}
-	return 0;
-}
-
-static int trie_delete(int fd, const struct fam_batch *f, size_t ksz)
-{
-	size_t done = 0;
-	while (done < f->n) {
-		__u32 count = (__u32)(f->n - done < TRIE_BATCH ? f->n - done : TRIE_BATCH);
-		LIBBPF_OPTS(bpf_map_batch_opts, opts);
-		int rc = bpf_map_delete_batch(fd, f->keys + done * ksz, &count, &opts);
-		if (rc == 0) {
-			done += count;
-			continue;
-		}
-		if (rc == -ENOENT) { /* key count was already gone: that is the goal */
-			done += count + 1;
-			continue;
-		}
-		if (!no_batch_support(rc) || count)
-			return rc;
-		for (; done < f->n; done++)
-			if (bpf_map_delete_elem(fd, f->keys + done * ksz) && errno != ENOENT)
-				return -errno;
-	}
-	return 0;
-}
-
 /* ---- the follower ------------------------------------------------------- */
 
 struct snapshot {
@@ -776,16 +660,11 @@ struct itr_routes {
 	struct nl_cache *cache;
 	struct nl_sock *sync_sock;
 	struct nl_sock *event_sock; /* the cache manager's; ours to free */
-	/* The map we published last (a reference), under d->reload_lock: any
-	 * other published map was installed around us (a file reload through
-	 * itr_daemon_reload) and is taken as the new file map. */
-	struct itr_netmap *ours;
 	struct itr_coalescer co;
 	bool map_dirty; /* route prefixes changed since the last snapshot */
 	int cb_error;   /* first error inside a libnl callback */
 	bool seeding;   /* reading the first dump: nothing is written yet */
 	uint64_t events_unreported;
-	struct trie_batch up, del;
 
 	int wake_fd; /* eventfd: stop or reload request */
 	pthread_t follower, publisher;
@@ -861,6 +740,7 @@ static int route_rule(const struct itr_routes *r, struct rtnl_route *route)
 }
 
 static int flush_tries(struct itr_routes *r);
+static void take_file_map(void *ctx, struct itr_netmap *file, struct itr_reload_result *res);
 static void maybe_hand_snapshot(struct itr_routes *r, uint64_t now);
 
 static void publish_counts(struct itr_routes *r)
@@ -915,54 +795,20 @@ static void seed_cb(struct nl_object *obj, void *arg)
 	handle_route(arg, obj, NL_ACT_NEW);
 }
 
-static int write_tries(struct itr_routes *r)
-{
-	struct itr_dataplane *dp = r->d->dp;
-	int fds[2] = {dp->fd_lpm_v4, dp->fd_lpm_v6}, rc = 0;
-	for (int f = 0; f < 2 && !rc; f++)
-		rc = trie_update(fds[f], &r->up.fam[f], key_size(f));
-	for (int f = 0; f < 2 && !rc; f++)
-		rc = trie_delete(fds[f], &r->del.fam[f], key_size(f));
-	return rc;
-}
-
 /* Apply the table's pending changes to the tries (adds and changes before
- * deletes), then bump the generation so the data plane re-classifies cached
- * flows. */
+ * deletes) and bump the generation so the data plane re-classifies cached
+ * flows; the served map follows from the publisher. */
 static int flush_tries(struct itr_routes *r)
 {
 	struct itr_netmap_op *ops = NULL;
 	size_t nops = 0;
 	int rc = itr_route_table_take_ops(&r->st, &ops, &nops);
-	batch_clear(&r->up);
-	batch_clear(&r->del);
-	for (size_t i = 0; i < nops && !rc; i++) {
-		if (ops[i].kind == ITR_NETMAP_OP_DELETE)
-			rc = batch_push(&r->del, &ops[i].entry.prefix, NULL);
-		else
-			rc = batch_push(&r->up, &ops[i].entry.prefix, &ops[i].entry.info);
-	}
-	free(ops);
 	if (rc)
 		return rc;
 	itr_coalescer_flushed(&r->co);
+	rc = itr_daemon_write_trie_ops(r->d, ops, nops);
+	free(ops);
 	struct itr_route_table *s = &r->st;
-	nops = r->up.fam[0].n + r->up.fam[1].n + r->del.fam[0].n + r->del.fam[1].n;
-	if (nops && r->d->dp) {
-		pthread_mutex_lock(&r->d->reload_lock);
-		rc = write_tries(r);
-		if (!rc) {
-			/* The served map (and its vtag) follows from the publisher;
-			 * until then the config keeps the served map's vtag. */
-			struct itr_netmap *cur = itr_netmap_current();
-			uint64_t gen = 0;
-			if (itr_dataplane_bump_generation(r->d->dp, cur ? itr_netmap_vtag(cur) : "",
-			                                  &gen) == 0)
-				r->d->generation = gen;
-			itr_netmap_unref(cur);
-		}
-		pthread_mutex_unlock(&r->d->reload_lock);
-	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.flushes++;
 	r->stats.trie_ops += nops;
@@ -999,15 +845,8 @@ static void snapshot_free(struct snapshot *snap)
 	free(snap);
 }
 
-/* Remember map as ours; the caller holds d->reload_lock. */
-static void set_ours(struct itr_routes *r, struct itr_netmap *map)
-{
-	itr_netmap_ref(map);
-	itr_netmap_unref(r->ours);
-	r->ours = map;
-}
-
-/* Publish map (taking the reference) unless a newer one already went out. */
+/* Publish map (taking the reference) unless a newer one already went out.
+ * The follower already wrote its prefixes to the tries. */
 static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 {
 	struct itr_daemon *d = r->d;
@@ -1022,18 +861,13 @@ static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 		itr_netmap_unref(map);
 		return;
 	}
-	struct itr_netmap *cur = itr_netmap_current();
-	bool moved = !cur || strcmp(itr_netmap_vtag(cur), itr_netmap_vtag(map)) != 0;
-	itr_netmap_unref(cur);
-	if (moved && d->dp) {
-		uint64_t gen = 0;
-		if (itr_dataplane_bump_generation(d->dp, itr_netmap_vtag(map), &gen) == 0)
-			d->generation = gen;
-	}
-	set_ours(r, map);
-	itr_netmap_publish(map);
-	d->reloads_ok++;
+	struct itr_reload_result res;
+	itr_daemon_install_locked(d, map, ITR_TRIES_ALREADY_WRITTEN, &res);
 	pthread_mutex_unlock(&d->reload_lock);
+	if (!res.ok) {
+		fprintf(stderr, "itrackerd: routes: merged map not published: %s\n", res.error);
+		return;
+	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.publishes++;
 	r->stats.last_publish_ns = now_ns();
@@ -1167,66 +1001,64 @@ static void set_rcvbuf(int fd, int bytes)
  * tries really hold (they may be ahead of the served map). */
 static void do_reload(struct itr_routes *r, struct itr_netmap *file, struct itr_reload_result *res)
 {
+	struct itr_daemon *d = r->d;
 	memset(res, 0, sizeof(*res));
 	int rc = flush_tries(r);
 	if (rc) {
 		snprintf(res->error, sizeof(res->error), "updating the tries failed: %s",
 		         strerror(-rc));
 		itr_netmap_unref(file);
+		itr_daemon_refused(d, res, ITR_RELOAD_FAILED);
 		return;
 	}
 	const struct itr_pid *pids[ITR_ROUTES_MAX_RULES];
 	if (itr_routes_resolve(&r->cfg, file, pids, res->error, sizeof(res->error))) {
 		itr_netmap_unref(file);
+		itr_daemon_refused(d, res, ITR_RELOAD_REJECTED);
 		return;
 	}
-	itr_netmap_unref(r->file);
-	r->file = file;
-	r->st.file = file;
+	/* The route prefixes name their PIDs through the rules: point the
+	 * rules at the new file's PIDs, and back if the new map goes nowhere. */
+	const struct itr_pid *old_pids[ITR_ROUTES_MAX_RULES];
+	memcpy(old_pids, r->st.rule_pid, sizeof(old_pids));
 	memcpy(r->st.rule_pid, pids, sizeof(pids));
-	struct snapshot *snap = take_snapshot(r);
-	if (!snap) {
-		snprintf(res->error, sizeof(res->error), "out of memory");
-		return;
-	}
+	struct itr_route_prefix *routes = NULL;
+	size_t nroutes = 0;
+	struct itr_netmap *map = NULL;
 	struct itr_netmap_error err = {0};
-	struct itr_netmap *map =
-	    itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &err);
-	snapshot_free(snap);
+	enum itr_reload_outcome refusal = ITR_RELOAD_FAILED;
+	if (itr_route_table_prefixes(&r->st, &routes, &nroutes)) {
+		snprintf(res->error, sizeof(res->error), "out of memory");
+	} else {
+		map = itr_netmap_merge(file, routes, nroutes, r->cfg.winner, &err);
+		free(routes);
+		if (!map) {
+			itr_netmap_error_format(&err, res->error, sizeof(res->error));
+			refusal = ITR_RELOAD_REJECTED;
+		}
+	}
 	if (!map) {
-		itr_netmap_error_format(&err, res->error, sizeof(res->error));
+		memcpy(r->st.rule_pid, old_pids, sizeof(old_pids));
+		itr_netmap_unref(file);
+		itr_daemon_refused(d, res, refusal);
 		return;
 	}
-	struct itr_daemon *d = r->d;
 	pthread_mutex_lock(&d->reload_lock);
-	snprintf(res->vtag, sizeof(res->vtag), "%s", itr_netmap_vtag(map));
-	if (d->dp) {
-		struct itr_netmap_sync_stats ss = {0};
-		rc = itr_netmap_sync_bpf(NULL, map, d->dp->fd_lpm_v4, d->dp->fd_lpm_v6, &ss);
-		if (rc) {
-			pthread_mutex_unlock(&d->reload_lock);
-			snprintf(res->error, sizeof(res->error), "updating the tries failed: %s",
-			         strerror(-rc));
-			itr_netmap_unref(map);
-			return;
-		}
-		res->added = ss.added;
-		res->changed = ss.changed;
-		res->deleted = ss.deleted;
-		uint64_t gen = 0;
-		if (itr_dataplane_bump_generation(d->dp, res->vtag, &gen) == 0)
-			d->generation = gen;
+	itr_daemon_install_locked(d, map, ITR_TRIES_READ_BACK, res);
+	if (res->ok) {
+		pthread_mutex_lock(&r->lock);
+		r->published_seq = ++r->next_seq; /* older snapshots in flight are stale */
+		pthread_mutex_unlock(&r->lock);
+		/* The new file map is the base of every later merge. */
+		itr_netmap_unref(r->file);
+		r->file = file;
+		r->st.file = file;
+		r->map_dirty = false;
+	} else {
+		memcpy(r->st.rule_pid, old_pids, sizeof(old_pids));
+		itr_netmap_unref(file);
 	}
-	res->generation = d->generation;
-	pthread_mutex_lock(&r->lock);
-	r->published_seq = ++r->next_seq; /* older snapshots in flight are stale */
-	pthread_mutex_unlock(&r->lock);
-	set_ours(r, map);
-	itr_netmap_publish(map);
-	d->reloads_ok++;
 	pthread_mutex_unlock(&d->reload_lock);
-	r->map_dirty = false;
-	res->ok = true;
 }
 
 static int resync(struct itr_routes *r)
@@ -1236,40 +1068,6 @@ static int resync(struct itr_routes *r)
 	r->stats.resyncs++;
 	pthread_mutex_unlock(&r->lock);
 	return rc;
-}
-
-/* A map we did not publish is the file map someone reloaded without us
- * (SIGHUP or the admin endpoint through itr_daemon_reload): merge the routes
- * back in. Returns true if it handled one. */
-static bool adopt_foreign_map(struct itr_routes *r)
-{
-	pthread_mutex_lock(&r->d->reload_lock);
-	struct itr_netmap *cur = itr_netmap_current();
-	bool foreign = cur && cur != r->ours;
-	pthread_mutex_unlock(&r->d->reload_lock);
-	if (!foreign) {
-		itr_netmap_unref(cur);
-		return false;
-	}
-	struct itr_reload_result res;
-	do_reload(r, cur, &res); /* takes the reference */
-	if (res.ok)
-		fprintf(stderr,
-		        "itrackerd: routes: the map file was reloaded; routes merged back in: vtag "
-		        "%s (+%zu ~%zu -%zu)\n",
-		        res.vtag, res.added, res.changed, res.deleted);
-	else {
-		/* The new file does not fit the route rules: serve the previous
-		 * file with the routes again, as a rejected reload would. */
-		fprintf(
-		    stderr,
-		    "itrackerd: routes: the reloaded map file does not fit the route rules (%s); "
-		    "keeping the previous map file\n",
-		    res.error);
-		itr_netmap_ref(r->file);
-		do_reload(r, r->file, &res);
-	}
-	return true;
 }
 
 static void *follower_main(void *arg)
@@ -1289,7 +1087,6 @@ static void *follower_main(void *arg)
 			wait = UINT64_MAX;
 		}
 		maybe_hand_snapshot(r, now);
-		adopt_foreign_map(r);
 		if (r->map_dirty && !r->st.ndirty) {
 			pthread_mutex_lock(&r->lock);
 			uint64_t due = publish_due(r);
@@ -1300,7 +1097,7 @@ static void *follower_main(void *arg)
 				wait = due - now;
 		}
 		if (wait == UINT64_MAX)
-			wait = 200000000ull; /* also how soon a reload made around us is seen */
+			wait = 200000000ull;
 		struct timespec timeout = {.tv_sec = (time_t)(wait / 1000000000ull),
 		                           .tv_nsec = (long)(wait % 1000000000ull)};
 		struct pollfd pfd[2] = {{.fd = nl_fd, .events = POLLIN},
@@ -1350,6 +1147,12 @@ void itr_routes_stop(struct itr_routes *r)
 {
 	if (!r)
 		return;
+	pthread_mutex_lock(&r->d->reload_lock);
+	if (r->d->file_map_ctx == r) {
+		r->d->file_map_handler = NULL;
+		r->d->file_map_ctx = NULL;
+	}
+	pthread_mutex_unlock(&r->d->reload_lock);
 	pthread_mutex_lock(&r->lock);
 	r->stop = true;
 	pthread_cond_broadcast(&r->cond);
@@ -1362,13 +1165,10 @@ void itr_routes_stop(struct itr_routes *r)
 	pthread_join(r->publisher, NULL);
 	snapshot_free(r->snap_pending);
 	itr_netmap_unref(r->reload_map);
-	itr_netmap_unref(r->ours);
 	nl_cache_mngr_free(r->mngr);
 	nl_socket_free(r->event_sock);
 	nl_socket_free(r->sync_sock);
 	close(r->wake_fd);
-	batch_free(&r->up);
-	batch_free(&r->del);
 	rt_free(&r->st);
 	itr_netmap_unref(r->file);
 	pthread_mutex_destroy(&r->lock);
@@ -1494,14 +1294,11 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 			i++;
 	}
 	struct itr_reload_result res;
-	itr_netmap_ref(map);
 	itr_daemon_install_map(d, map, &res);
 	if (!res.ok) {
-		itr_netmap_unref(map);
 		snprintf(err, len, "routes: %s", res.error);
 		goto fail_early;
 	}
-	r->ours = map;
 	r->map_dirty = false;
 	r->publish_done_ns = now_ns();
 	publish_counts(r);
@@ -1518,6 +1315,10 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 		snprintf(err, len, "routes: cannot start a thread");
 		goto fail_early;
 	}
+	pthread_mutex_lock(&d->reload_lock);
+	d->file_map_handler = take_file_map;
+	d->file_map_ctx = r;
+	pthread_mutex_unlock(&d->reload_lock);
 	return r;
 fail_early:
 	if (r->mngr)
@@ -1534,18 +1335,12 @@ fail_early:
 	return NULL;
 }
 
-void itr_routes_reload_file(struct itr_routes *r, struct itr_reload_result *res)
+/* The daemon's file map handler while routes are followed: the follower
+ * thread merges the routes into the new file map and installs the result
+ * (do_reload); this waits for it. */
+static void take_file_map(void *ctx, struct itr_netmap *file, struct itr_reload_result *res)
 {
-	struct itr_netmap_error err = {0};
-	memset(res, 0, sizeof(*res));
-	struct itr_netmap *file = itr_netmap_load_file(r->d->map_file, &err);
-	if (!file) {
-		itr_netmap_error_format(&err, res->error, sizeof(res->error));
-		pthread_mutex_lock(&r->d->reload_lock);
-		r->d->reloads_failed++;
-		pthread_mutex_unlock(&r->d->reload_lock);
-		return;
-	}
+	struct itr_routes *r = ctx;
 	pthread_mutex_lock(&r->lock);
 	while (r->reload_pending)
 		pthread_cond_wait(&r->cond, &r->lock);
@@ -1560,16 +1355,14 @@ void itr_routes_reload_file(struct itr_routes *r, struct itr_reload_result *res)
 	pthread_mutex_lock(&r->lock);
 	while (!r->reload_done && !r->stop)
 		pthread_cond_wait(&r->cond, &r->lock);
-	if (r->reload_done)
+	bool done = r->reload_done;
+	if (done)
 		*res = r->reload_res;
-	else
-		snprintf(res->error, sizeof(res->error), "the route follower is stopping");
 	r->reload_done = false;
 	pthread_mutex_unlock(&r->lock);
-	if (!res->ok) {
-		pthread_mutex_lock(&r->d->reload_lock);
-		r->d->reloads_failed++;
-		pthread_mutex_unlock(&r->d->reload_lock);
+	if (!done) {
+		snprintf(res->error, sizeof(res->error), "the route follower is stopping");
+		itr_daemon_refused(r->d, res, ITR_RELOAD_FAILED);
 	}
 }
 

@@ -77,18 +77,14 @@ int itr_routes_resolve(const struct itr_routes_config *cfg, const struct itr_net
 struct itr_routes;
 
 /* Start following: dump the routes, install the merged map through d (the
- * published map must be the file map, d->map_file), start the threads.
- * NULL with err filled on failure. */
+ * published map must be the file map, d->map_file), start the threads and
+ * become d's file map handler, so that every file reload (itr_daemon_reload)
+ * is merged with the routes. NULL with err filled on failure. */
 struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_routes_config *cfg,
                                     char *err, size_t len);
-/* Stop the threads and free; the last published map stays published. */
+/* Stop the threads and free; the last published map stays published. Call
+ * it when no reload can be under way any more. */
 void itr_routes_stop(struct itr_routes *r);
-
-/* Re-read d->map_file and re-merge with the routes (SIGHUP, admin reload
- * while routes are followed: itr_daemon_reload alone would drop the route
- * prefixes). Blocks until done. A bad file or a rule naming a PID the new
- * file lacks leaves everything as it was. */
-void itr_routes_reload_file(struct itr_routes *r, struct itr_reload_result *res);
 
 struct itr_routes_stats {
 	uint64_t events;          /* route notifications handled */

@@ -335,12 +335,99 @@ static void test_reload_while_looking_up(void **state)
 	itr_netmap_unref(y);
 }
 
+/* ---- a trie near or past its capacity ---------------------------------- */
+
+static void small_tries(struct tries *t, uint32_t cap4, uint32_t cap6)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	t->v4 = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_small_v4", sizeof(struct itr_lpm_v4_key),
+	                       sizeof(struct itr_pid_info), cap4, &opts);
+	t->v6 = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_small_v6", sizeof(struct itr_lpm_v6_key),
+	                       sizeof(struct itr_pid_info), cap6, &opts);
+	assert_true(t->v4 >= 0 && t->v6 >= 0);
+}
+
+/* A previous run filled the trie to the brim (an oversized map, another
+ * program): a small map must still go in, which it cannot if every add
+ * has to fit before the first delete. */
+static void test_full_trie_takes_a_small_map(void **state)
+{
+	(void)state;
+	struct tries t;
+	small_tries(&t, 8, 8);
+	char cidr[32];
+	for (int i = 0; i < 8; i++) {
+		snprintf(cidr, sizeof(cidr), "192.168.%d.0/24", i);
+		put4(t.v4, cidr, 99);
+	}
+	struct itr_netmap *a = parse(MAP_A);
+	struct itr_netmap_sync_stats st;
+	assert_int_equal(itr_netmap_sync_bpf(NULL, a, t.v4, t.v6, &st), 0);
+	assert_tries_equal(&t, a);
+	assert_int_equal(st.deleted, 8);
+	itr_netmap_unref(a);
+	close(t.v4);
+	close(t.v6);
+}
+
+/* A map with more prefixes of a family than its trie holds is refused
+ * before anything is written: the tries keep what they held. */
+static void test_oversized_map_writes_nothing(void **state)
+{
+	(void)state;
+	struct tries t;
+	small_tries(&t, 4, 16);
+	struct itr_netmap *small = parse("pid a id 1 asn 1\nprefix a 10.0.0.0/8 fd00::/8\n");
+	struct itr_netmap *a = parse(MAP_A); /* 6 IPv4 prefixes */
+	struct itr_netmap_sync_stats st;
+	assert_int_equal(itr_netmap_sync_bpf(NULL, small, t.v4, t.v6, &st), 0);
+	assert_int_equal(itr_netmap_sync_bpf(small, a, t.v4, t.v6, &st), -E2BIG);
+	assert_tries_equal(&t, small);
+	char why[256] = "";
+	assert_false(itr_netmap_fits(a, 4, 16, why, sizeof(why)));
+	assert_non_null(strstr(why, "6 IPv4 prefixes"));
+	assert_non_null(strstr(why, "at most 4"));
+	assert_true(itr_netmap_fits(a, 6, 4, why, sizeof(why)));
+	itr_netmap_unref(small);
+	itr_netmap_unref(a);
+	close(t.v4);
+	close(t.v6);
+}
+
+/* The trie writer the route follower uses: ops in the order given. */
+static void test_write_ops(void **state)
+{
+	struct tries *t = *state;
+	struct itr_netmap *a = parse(MAP_A), *b = parse(MAP_B);
+	struct itr_netmap_kentry *ea, *eb;
+	size_t na, nb;
+	assert_int_equal(itr_netmap_kernel_entries(a, &ea, &na), 0);
+	assert_int_equal(itr_netmap_kernel_entries(b, &eb, &nb), 0);
+	struct itr_netmap_op *ops;
+	size_t nops;
+	assert_int_equal(itr_netmap_diff(NULL, 0, ea, na, &ops, &nops), 0);
+	assert_int_equal(itr_netmap_write_ops(t->v4, t->v6, ops, nops), 0);
+	free(ops);
+	assert_tries_equal(t, a);
+	assert_int_equal(itr_netmap_diff(ea, na, eb, nb, &ops, &nops), 0);
+	assert_int_equal(itr_netmap_write_ops(t->v4, t->v6, ops, nops), 0);
+	free(ops);
+	assert_tries_equal(t, b);
+	free(ea);
+	free(eb);
+	itr_netmap_unref(a);
+	itr_netmap_unref(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_load_and_reload, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restart_path_removes_junk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_while_looking_up, setup, teardown),
+	    cmocka_unit_test(test_full_trie_takes_a_small_map),
+	    cmocka_unit_test(test_oversized_map_writes_nothing),
+	    cmocka_unit_test_setup_teardown(test_write_ops, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "daemon.h"
+#include "routes.h"
 
 static char path[64];
 
@@ -116,10 +117,54 @@ static void test_reload_publishes_and_rejects(void **state)
 	assert_true(d.last_reload_ok > 0);
 }
 
+/* With routes followed, a file reload goes through the follower (so the
+ * route prefixes stay merged in), and the counters mean the same as without:
+ * a file that fails validation, or that lacks a PID a route rule names, is
+ * a rejected reload, not a failed one. */
+static void test_reload_with_routes_counts_rejects(void **state)
+{
+	struct itr_daemon d = {.map_file = path, .reload_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct itr_reload_result res;
+	char err[256];
+	(void)state;
+
+	write_map(MAP1);
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	struct itr_routes_config cfg = {0};
+	/* A realm nothing in this namespace carries: the merged map is the file. */
+	assert_int_equal(itr_routes_parse_rule(&cfg, "a=realm:4242", err, sizeof(err)), 0);
+	struct itr_routes *r = itr_routes_start(&d, &cfg, err, sizeof(err));
+	if (!r)
+		fail_msg("itr_routes_start: %s", err);
+
+	write_map("pid a id 1 asn 64500\nprefix a 10.1.0.1/16\n");
+	itr_daemon_reload(&d, &res);
+	assert_false(res.ok);
+	assert_non_null(strstr(res.error, ":2:"));
+	write_map("pid b id 2 asn 64501\nprefix b 10.2.0.0/16\n");
+	itr_daemon_reload(&d, &res);
+	assert_false(res.ok);
+	assert_non_null(strstr(res.error, "'a'"));
+	assert_string_equal(pid_of("10.1.2.3"), "a");
+	assert_int_equal(d.reloads_rejected, 2);
+	assert_int_equal(d.reloads_failed, 0);
+
+	write_map(MAP2);
+	uint64_t ok_before = d.reloads_ok;
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	assert_string_equal(pid_of("10.3.0.1"), "a");
+	assert_int_equal(d.reloads_ok, ok_before + 1);
+	itr_routes_stop(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_reload_publishes_and_rejects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_with_routes_counts_rejects, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
