@@ -593,29 +593,62 @@ static uint64_t mix64(uint64_t x)
 
 /* Take up to quota peers from records [begin, end), a window starting at a
  * seeded offset; scans a bounded number of records so that a seeder asking
- * a swarm of seeders costs O(quota), not O(swarm). */
+ * a swarm of seeders costs O(quota), not O(swarm). client_key is the
+ * client's address and port as records hold them (NULL: another family). */
 static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
-                          size_t quota, uint64_t seed, const struct itr_swarm_select *req,
+                          size_t quota, uint64_t seed, bool no_seeders, const uint8_t *client_key,
                           struct itr_peer_addr *out)
 {
 	uint32_t size = end - begin;
 	if (size == 0 || quota == 0)
 		return 0;
-	uint32_t offset = (uint32_t)(mix64(seed) % size);
+	uint32_t offset = quota >= size ? 0 : (uint32_t)(mix64(seed) % size);
 	size_t scan_limit = quota * 8 + 64;
+	size_t klen = key_len[fam] - 2;
 	size_t got = 0;
+	uint32_t at = begin + offset;
 	for (size_t k = 0; k < size && k < scan_limit && got < quota; k++) {
-		const uint8_t *rec = rec_at(b, fam, begin + (uint32_t)((offset + k) % size));
-		if (req->no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
+		const uint8_t *rec = rec_at(b, fam, at);
+		if (++at == end)
+			at = begin;
+		if (no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
 			continue;
-		if (req->client.family == (fam == FAM6 ? 6 : 4) &&
-		    rec_is_peer(rec, fam, &req->client))
+		if (client_key && memcmp(rec + 2, client_key, klen) == 0)
 			continue;
 		rec_to_peer(rec, fam, &out[got++]);
 	}
 	return got;
 }
 
+/* One group's records in a swarm's block, and what selection takes. */
+struct group_span {
+	uint32_t begin, end;
+	uint32_t cost;
+	uint16_t group;
+	bool own;
+	size_t quota;
+};
+
+static int span_order(const void *pa, const void *pb)
+{
+	const struct group_span *a = pa, *b = pb;
+	if (a->own != b->own)
+		return a->own ? -1 : 1;
+	if (a->cost != b->cost)
+		return a->cost < b->cost ? -1 : 1;
+	return (a->group > b->group) - (a->group < b->group);
+}
+
+#define SPANS_ON_STACK 64
+
+/* Best buckets first, in O(groups log n + max): the swarm's groups are
+ * found by binary search (records are sorted by group), ordered (the
+ * client's own group, then group_cost ascending, then group number), and
+ * each takes one seeded window. If everything fits, everything is taken.
+ * Otherwise three quarters of the budget go down that order, each group
+ * taking what it has, and a quarter is a sample spread over what the groups
+ * have left, in proportion: so the far groups (outside the client's AS,
+ * which the ranking's external budget needs) are always represented. */
 static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
                          const struct itr_swarm_select *req, const struct itr_swarm_grouping *g,
                          uint32_t now, struct itr_peer_addr *out)
@@ -624,6 +657,8 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 	uint64_t h = hash_info(m, ih);
 	struct shard *sh = shard_of(m, h);
 	int fam = family_index(req->client.family);
+	struct group_span stack_spans[SPANS_ON_STACK];
+	struct group_span *spans = stack_spans;
 	size_t got = 0;
 	bool current;
 
@@ -631,38 +666,74 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 	struct swarm *sw = table_find(sh, h, ih);
 	if (sw && req->max)
 		sw = touch(m, sh, sw, g, now, &current);
-	if (!sw || req->max == 0)
+	if (!sw || req->max == 0 || !sw->vec[fam])
 		goto out;
 	const struct peer_block *b = sw->vec[fam];
-	uint8_t gkey[2] = {(uint8_t)(req->group >> 8), (uint8_t)req->group};
-	uint32_t own_lo = lower_bound(b, fam, gkey, 2);
-	uint32_t own_hi = group_end(b, fam, req->group);
-	size_t own_n = own_hi - own_lo;
-	size_t rest_n = block_len(b) - own_n;
-	size_t budget = req->max;
-	size_t rest_reserved = rest_n < budget / 2 ? rest_n : budget / 2;
-	size_t own_take = own_n < budget - rest_reserved ? own_n : budget - rest_reserved;
-	size_t rest_take = rest_n < budget - own_take ? rest_n : budget - own_take;
-
-	got = take_window(b, fam, own_lo, own_hi, own_take, req->seed ^ req->group, req, out);
-	/* Each other group gets a share proportional to its size; shares are
-	 * differences of rounded cumulative sums, so they add up to rest_take. */
-	size_t rest_seen = 0;
-	for (uint32_t i = 0; i < block_len(b) && rest_take > 0;) {
-		if (i == own_lo && own_n) {
-			i = own_hi;
-			continue;
+	size_t nspans = 0, cap_spans = SPANS_ON_STACK;
+	for (uint32_t i = 0; i < b->len;) {
+		if (nspans == cap_spans) {
+			size_t bigger = cap_spans * 4;
+			struct group_span *grown = malloc(bigger * sizeof(*grown));
+			if (!grown)
+				break; /* select from the groups found so far */
+			memcpy(grown, spans, nspans * sizeof(*spans));
+			if (spans != stack_spans)
+				free(spans);
+			spans = grown;
+			cap_spans = bigger;
 		}
 		uint16_t group = rec_group(rec_at(b, fam, i));
 		uint32_t end = group_end(b, fam, group);
-		size_t before = rest_take * rest_seen / rest_n;
-		rest_seen += end - i;
-		size_t share = rest_take * rest_seen / rest_n - before;
-		got += take_window(b, fam, i, end, share, mix64(req->seed) ^ group, req, out + got);
+		spans[nspans++] = (struct group_span){
+		    .begin = i,
+		    .end = end,
+		    .group = group,
+		    .own = group == req->group,
+		    .cost = req->group_cost ? req->group_cost(req->cost_ctx, group) : 0,
+		};
 		i = end;
+	}
+	qsort(spans, nspans, sizeof(*spans), span_order);
+
+	size_t total = 0;
+	for (size_t k = 0; k < nspans; k++)
+		total += spans[k].end - spans[k].begin;
+	if (total <= req->max) {
+		for (size_t k = 0; k < nspans; k++)
+			spans[k].quota = spans[k].end - spans[k].begin;
+	} else {
+		size_t sample = req->max / 4 ? req->max / 4 : 1;
+		size_t left = req->max - sample, rest = 0;
+		for (size_t k = 0; k < nspans; k++) {
+			size_t size = spans[k].end - spans[k].begin;
+			spans[k].quota = size < left ? size : left;
+			left -= spans[k].quota;
+			rest += size - spans[k].quota;
+		}
+		/* shares are differences of rounded cumulative sums: they add
+		 * up to the sample exactly */
+		size_t seen = 0;
+		for (size_t k = 0; k < nspans && rest; k++) {
+			size_t more = spans[k].end - spans[k].begin - spans[k].quota;
+			size_t before = sample * seen / rest;
+			seen += more;
+			spans[k].quota += sample * seen / rest - before;
+		}
+	}
+	uint8_t client_key[20];
+	bool same_family = req->client.family == (fam == FAM6 ? 6 : 4);
+	make_key(fam, 0, &req->client, client_key);
+	for (size_t k = 0; k < nspans && got < req->max; k++) {
+		const struct group_span *sp = &spans[k];
+		uint64_t seed = sp->own ? req->seed ^ sp->group : mix64(req->seed) ^ sp->group;
+		size_t quota = sp->quota < req->max - got ? sp->quota : req->max - got;
+		got += take_window(b, fam, sp->begin, sp->end, quota, seed, req->no_seeders,
+		                   same_family ? client_key + 2 : NULL, out + got);
 	}
 out:
 	pthread_mutex_unlock(&sh->lock);
+	if (spans != stack_spans)
+		free(spans);
 	return got;
 }
 

@@ -55,6 +55,10 @@ struct itr_swarm_select {
 	bool no_seeders;             /* the client seeds: leave seeders out */
 	uint64_t seed;               /* per-client seed of the deterministic sample */
 	size_t max;                  /* at most this many candidates */
+	/* Order of the other groups, lower first (the tracker: p-distance from
+	 * the client's PID); NULL: by group number. */
+	uint32_t (*group_cost)(void *ctx, uint16_t group);
+	void *cost_ctx;
 };
 
 struct itr_swarm_stats {
@@ -80,9 +84,12 @@ struct itr_swarm_store_ops {
 	              const struct itr_peer_addr *peer, uint16_t group,
 	              const struct itr_swarm_grouping *grouping, uint32_t now,
 	              struct itr_swarm_counts *counts);
-	/* Candidates of the client's address family: the client's group first,
-	 * then a bounded sample of the other groups that depends only on the
-	 * swarm's content and req->seed. Returns how many were written. */
+	/* At most req->max candidates of the client's address family, in
+	 * O(groups + max): the client's group first, then the other groups by
+	 * req->group_cost, each group a window of its peers that depends only
+	 * on the swarm's content and req->seed; a quarter of the budget is
+	 * kept for a sample of every group when not all fit (mem_select).
+	 * Returns how many were written. */
 	size_t (*select)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
 	                 const struct itr_swarm_select *req,
 	                 const struct itr_swarm_grouping *grouping, uint32_t now,

@@ -351,6 +351,9 @@ static uint16_t group_of(void *ctx, uint8_t family, const uint8_t *addr)
 
 /* ---- announce / scrape --------------------------------------------------- */
 
+#define CANDIDATES_MIN      128
+#define CANDIDATES_ON_STACK 432 /* 2 * 200 + 16 and change: the default max_numwant */
+
 static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_announce *ann)
 {
 	uint8_t msg[ITR_INFO_HASH_LEN + 1 + 16 + 2];
@@ -364,6 +367,25 @@ static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_annou
 	crypto_shorthash(out, msg, sizeof(msg), tr->seed_key);
 	memcpy(&seed, out, sizeof(seed));
 	return seed;
+}
+
+/* Bucket order for the store: p-distance from the client's PID to the
+ * group's PID (group g is PID index g - 1, group 0 no PID). */
+struct cost_order {
+	const struct group_index *idx;
+	const struct itr_pid *client_pid;
+};
+
+static uint32_t group_cost(void *ctx, uint16_t group)
+{
+	const struct cost_order *co = ctx;
+	const struct itr_netmap *map = co->idx->map;
+	if (!map || !co->client_pid)
+		return 0; /* no position: plain BEP 40 order, no bucket is nearer */
+	const struct itr_pid *pid = NULL;
+	if (group && (size_t)group - 1 < co->idx->n)
+		pid = itr_netmap_pid_at(map, (size_t)group - 1);
+	return itr_netmap_cost(map, co->client_pid, pid);
 }
 
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
@@ -399,6 +421,11 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 		return -1;
 	if (max == 0)
 		return 0;
+	struct cost_order order = {
+	    .idx = idx,
+	    .client_pid =
+	        idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL,
+	};
 	struct itr_swarm_select sel = {
 	    .client = ann->peer,
 	    .group = group,
@@ -409,6 +436,8 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	    .no_seeders = seeder && !tr->cfg.policy.gateways,
 	    .seed = client_seed(tr, ann),
 	    .max = max,
+	    .group_cost = group_cost,
+	    .cost_ctx = &order,
 	};
 	return (long)itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
 }
@@ -435,15 +464,26 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 		want = tr->cfg.max_numwant;
 	if (want > cap)
 		want = cap;
+	/* Candidates in O(numwant): the store hands the nearest buckets first,
+	 * so twice the list (and at least CANDIDATES_MIN, which covers whole
+	 * small swarms: their lists are exactly the ranking rule's) is enough
+	 * for the ranking, whatever the swarm's size. */
+	size_t budget = 2 * want + 16;
+	if (budget < CANDIDATES_MIN)
+		budget = CANDIDATES_MIN;
+	if (budget > tr->cfg.max_candidates)
+		budget = tr->cfg.max_candidates;
+	struct itr_peer_addr stack_cands[CANDIDATES_ON_STACK];
 	struct itr_peer_addr *cands = NULL;
 	if (want > 0 && ann->event != ITR_EVENT_STOPPED) {
-		cands = malloc(tr->cfg.max_candidates * sizeof(*cands));
+		cands =
+		    budget <= CANDIDATES_ON_STACK ? stack_cands : malloc(budget * sizeof(*cands));
 		if (!cands) {
 			index_unref(idx);
 			return -1;
 		}
 	}
-	long n = store_and_select(tr, idx, ann, reply, cands, cands ? tr->cfg.max_candidates : 0);
+	long n = store_and_select(tr, idx, ann, reply, cands, cands ? budget : 0);
 	if (n > 0) {
 		/* each swarm picks its own gateway peers per AS */
 		struct itr_rank_policy policy = tr->cfg.policy;
@@ -452,7 +492,8 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 		reply->npeers =
 		    itr_rank(idx->map, &policy, &ann->peer, cands, (size_t)n, want, peers);
 	}
-	free(cands);
+	if (cands != stack_cands)
+		free(cands);
 	index_unref(idx);
 	return n < 0 ? -1 : 0;
 }

@@ -1,5 +1,6 @@
 /* test_swarm.c - the in-memory peer store: add/refresh/remove, counts,
- * seeder flips, per-group selection (own group first, bounded, stable,
+ * seeder flips, per-group selection (own group first, nearest groups next,
+ * bounded by the budget, stable,
  * no self, no seeders for seeders), families kept apart, expiry in whole
  * minutes, the torrent and peer limits (with their log line), regrouping
  * after a map change, table deletes, and concurrent announces.
@@ -167,8 +168,9 @@ static void test_select(void **state)
 		assert_false(memcmp(out[i].addr, me.addr, 4) == 0 && out[i].port == me.port);
 	}
 
-	/* bounded: own group first (half of the budget at most when others
-	 * exist), the rest sampled across every other group */
+	/* bounded: three quarters of the budget down the group order (own
+	 * group first, then by group number without a cost), a quarter
+	 * sampled over what every group has left */
 	n = select_for(s, me, false, 40, 7, out);
 	assert_int_equal(n, 40);
 	size_t own = 0, per_group[5] = {0};
@@ -177,10 +179,12 @@ static void test_select(void **state)
 		if (out[i].addr[2] == 2)
 			own++;
 	}
-	assert_int_equal(own, 20);
+	/* 30 in order (49 in the own group less me: all 30 there), then 10
+	 * over the 19 + 50 + 50 + 50 left: 1, 3, 3, 3 (rounded cumulative) */
+	assert_int_equal(own, 31);
 	for (int g = 1; g <= 4; g++)
 		assert_true(per_group[g] > 0);
-	for (size_t i = 0; i < 20; i++)
+	for (size_t i = 0; i < own; i++)
 		assert_int_equal(out[i].addr[2], 2); /* own group comes first */
 
 	/* stable: same swarm, same seed -> same answer */
@@ -208,6 +212,75 @@ static void test_select(void **state)
 	struct itr_swarm_select req = {.client = me, .max = 10};
 	assert_int_equal(itr_swarm_select(s, ih_b, &req, &grouping, 0, out), 0);
 	assert_int_equal(select_for(s, me, false, 0, 7, out), 0);
+	itr_swarm_destroy(s);
+}
+
+/* Cost order for test_select_cost_order: group 3 nearest, then 1, then 4. */
+static uint32_t cost_by_table(void *ctx, uint16_t group)
+{
+	(void)ctx;
+	static const uint32_t cost[] = {0, 20, 0, 5, 90, 90};
+	return group < 6 ? cost[group] : 1000;
+}
+
+/* Best buckets first: the nearest groups fill the list, the far ones are
+ * only in the sample; windows are bounded by the budget, not the swarm. */
+static void test_select_cost_order(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	/* group 1: 30 peers, group 2 (own): 10, group 3: 20, group 4: 2000 */
+	for (uint16_t i = 0; i < 2000; i++)
+		announce(s, ih_a, v4(4, (uint8_t)(i % 250), (uint16_t)(1000 + i)), false, false, 0,
+		         NULL);
+	for (uint8_t h = 1; h <= 30; h++)
+		announce(s, ih_a, v4(1, h, 6881), false, false, 0, NULL);
+	for (uint8_t h = 1; h <= 10; h++)
+		announce(s, ih_a, v4(2, h, 6881), false, false, 0, NULL);
+	for (uint8_t h = 1; h <= 20; h++)
+		announce(s, ih_a, v4(3, h, 6881), false, false, 0, NULL);
+
+	struct itr_peer_addr me = v4(2, 1, 6881), out[100];
+	struct itr_swarm_select req = {
+	    .client = me,
+	    .group = 2,
+	    .seed = 42,
+	    .max = 80,
+	    .group_cost = cost_by_table,
+	};
+	size_t n = itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
+	/* 60 in order: the own group's 10 (9 without me), group 3's 20, group
+	 * 1's 30; then 20 sampled over what is left: 0 + 0 + 0 + 2000 */
+	assert_int_equal(n, 79);
+	size_t per_group[5] = {0};
+	for (size_t i = 0; i < n; i++)
+		per_group[out[i].addr[2]]++;
+	assert_int_equal(per_group[2], 9);
+	assert_int_equal(per_group[3], 20);
+	assert_int_equal(per_group[1], 30);
+	assert_int_equal(per_group[4], 20);
+	/* in order: own, 3, 1, 4 */
+	for (size_t i = 0; i < n; i++) {
+		static const uint8_t order[] = {2, 3, 1, 4};
+		size_t bound = i < 9 ? 0 : i < 29 ? 1 : i < 59 ? 2 : 3;
+		assert_int_equal(out[i].addr[2], order[bound]);
+	}
+	/* no duplicates */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			assert_false(memcmp(&out[i], &out[j], sizeof(out[i])) == 0);
+	/* a client of the far group gets its own group first, the budget
+	 * bounds the answer whatever the group's size */
+	req.client = v4(4, 3, 1003);
+	req.group = 4;
+	n = itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
+	assert_int_equal(n, 80);
+	size_t own = 0;
+	for (size_t i = 0; i < n; i++)
+		own += out[i].addr[2] == 4;
+	assert_true(own >= 60);
+	for (size_t i = 0; i < 60; i++)
+		assert_int_equal(out[i].addr[2], 4);
 	itr_swarm_destroy(s);
 }
 
@@ -391,6 +464,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_add_refresh_remove),
 	    cmocka_unit_test(test_select),
+	    cmocka_unit_test(test_select_cost_order),
 	    cmocka_unit_test(test_expiry_minutes),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_regroup),

@@ -215,6 +215,34 @@ static void test_big_swarm_own_bucket(void **state)
 	itr_tracker_free(tr);
 }
 
+/* The nearest buckets come first however small: 10 a-metro2 peers (cost 7)
+ * among 20,000 of c-all (cost 100) all reach an a-metro1 client's list. A
+ * candidate sample in proportion to bucket size (before: 1,000 drawn from
+ * 20,010 peers) held none of them, so the list was c-all only. */
+static void test_near_bucket_first(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	struct itr_tracker *tr = new_tracker(NULL);
+	struct itr_ranked_peer none[1];
+	for (int i = 0; i < 20000; i++)
+		do_announce(tr, net_peer(30, i / 250, i % 250 + 1, 6881), 100, ITR_EVENT_NONE, 0,
+		            NULL, none, 1);
+	for (int i = 1; i <= 10; i++)
+		do_announce(tr, net_peer(10, 2, i, 6881), 100, ITR_EVENT_NONE, 0, NULL, none, 1);
+	struct itr_ranked_peer out[50];
+	size_t n =
+	    do_announce(tr, net_peer(10, 1, 100, 6881), 100, ITR_EVENT_STARTED, 50, NULL, out, 50);
+	assert_int_equal(n, 50);
+	for (size_t i = 0; i < 10; i++) {
+		assert_int_equal(out[i].peer.addr[1], 10);
+		assert_int_equal(out[i].cost, 7);
+	}
+	for (size_t i = 10; i < n; i++)
+		assert_int_equal(out[i].peer.addr[1], 30);
+	itr_tracker_free(tr);
+}
+
 static void test_seeders_and_events(void **state)
 {
 	(void)state;
@@ -544,6 +572,7 @@ int main(void)
 	    cmocka_unit_test(test_ranked_by_locality),
 	    cmocka_unit_test(test_stable_selection),
 	    cmocka_unit_test(test_big_swarm_own_bucket),
+	    cmocka_unit_test(test_near_bucket_first),
 	    cmocka_unit_test(test_seeders_and_events),
 	    cmocka_unit_test(test_numwant_bounds),
 	    cmocka_unit_test(test_expiry_on_clock),
