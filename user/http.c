@@ -43,7 +43,8 @@ struct itr_http_server {
 	uint16_t port;
 };
 
-/* Per-request state, created by the URI log hook before anything else. */
+/* Per-request state. It lives inside the per-connection state below, so it
+ * is freed with the connection whatever happens to the request. */
 struct http_request_state {
 	char *uri; /* raw request target, NULL if over the limit */
 	bool uri_too_long;
@@ -53,6 +54,12 @@ struct http_request_state {
 	const struct http_route *route;
 	char *body;
 	size_t body_len, body_cap;
+};
+
+/* Per-connection state, from MHD's connection-started to connection-closed
+ * notification: both always come, unlike the request-completed one. */
+struct http_conn {
+	struct http_request_state req;
 };
 
 static const char JSON_TYPE[] = "application/json";
@@ -216,18 +223,65 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
 	return send_response(conn, status, JSON_TYPE, body, (size_t)n, allow);
 }
 
+static void request_state_clear(struct http_request_state *st)
+{
+	free(st->uri);
+	free(st->body);
+	memset(st, 0, sizeof(*st));
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(struct http_conn)); /* NULL: requests dropped */
+		return;
+	}
+	struct http_conn *c = *socket_context;
+	if (!c)
+		return;
+	request_state_clear(&c->req);
+	free(c);
+	*socket_context = NULL;
+}
+
+static struct http_conn *conn_state(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* First sight of a request: keep the raw target (MHD decodes the path and
+ * splits the query; handlers want the raw query string). Whatever an
+ * earlier request on this connection left behind is dropped here.
+ *
+ * Then the query is cut off in MHD's own copy. MHD 0.9.75 parses it into
+ * one pool entry per '&'-separated argument right after this hook, and when
+ * they overflow the connection's pool (about 500 arguments in 32 KB) it
+ * gives up on the request without an answer and without the completion
+ * callback. Nothing here reads MHD's parsed arguments (handlers parse the
+ * raw query kept above), so MHD gets an empty query instead. The buffer is
+ * MHD's writable read buffer, which MHD itself cuts at the '?' next; the
+ * test_many_arguments unit test fails if a libmicrohttpd stops honouring
+ * this. */
 static void *uri_hook(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct itr_http_server *srv = cls;
-	(void)conn;
-	struct http_request_state *st = calloc(1, sizeof(*st));
-	if (!st)
-		return NULL;
-	size_t len = strlen(uri);
-	if (srv->limits.max_query && len > srv->limits.max_query)
-		st->uri_too_long = true;
-	else
-		st->uri = strdup(uri);
+	struct http_conn *c = conn_state(conn);
+	struct http_request_state *st = c ? &c->req : NULL;
+	if (st) {
+		request_state_clear(st);
+		if (srv->limits.max_query && strlen(uri) > srv->limits.max_query)
+			st->uri_too_long = true;
+		else if (!(st->uri = strdup(uri)))
+			st = NULL; /* the request is dropped */
+	}
+	char *query = strchr(uri, '?');
+	if (query && query[1])
+		query[1] = '\0';
 	return st;
 }
 
@@ -238,11 +292,8 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	(void)toe;
 	struct http_request_state *st = *con_cls;
-	if (!st)
-		return;
-	free(st->uri);
-	free(st->body);
-	free(st);
+	if (st)
+		request_state_clear(st);
 	*con_cls = NULL;
 }
 
@@ -455,12 +506,14 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 	if (srv->limits.max_query + 16 * 1024 > pool)
 		pool = srv->limits.max_query + 16 * 1024;
 
-	struct MHD_OptionItem opts[8];
+	struct MHD_OptionItem opts[12];
 	size_t k = 0;
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_hook, srv};
 	opts[k++] =
 	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, srv};
+	opts[k++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, srv};
 	opts[k++] =
 	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
 	if (srv->limits.max_connections)
