@@ -701,8 +701,6 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 }
 
 static struct itr_tracker *tracker;
-static struct itr_proxy *proxy_for_metrics;
-static struct itr_udp_tracker *udp_tracker;
 
 static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 {
@@ -714,26 +712,12 @@ static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 	itr_tracker_stats(tracker, &st);
 	out->torrents = st.store.torrents;
 	out->peers = st.store.peers_v4 + st.store.peers_v6;
-	uint64_t udp_ok = 0, udp_bad = 0;
-	if (udp_tracker) {
-		struct itr_udp_stats us;
-		itr_udp_tracker_stats(udp_tracker, &us);
-		udp_ok = us.answered;
-		udp_bad = us.dropped;
-	}
-	/* The tracker counts all announces; UDP's own figures split them. */
-	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_OK] = udp_ok;
-	out->announces[ITR_METRICS_PROTO_UDP][ITR_METRICS_ANNOUNCE_REJECTED] = udp_bad;
-	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_OK] =
-	    st.announces > udp_ok ? st.announces - udp_ok : 0;
-	out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_REJECTED] = st.rejected;
-	if (proxy_for_metrics) {
-		/* Proxy mode: announces the upstream failed or never answered. */
-		struct itr_proxy_stats ps;
-		itr_proxy_get_stats(proxy_for_metrics, &ps);
-		out->announces[ITR_METRICS_PROTO_HTTP][ITR_METRICS_ANNOUNCE_ERROR] =
-		    ps.upstream_failures + ps.upstream_errors;
-	}
+	/* counted by the front end that took them, whichever backend answered */
+	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
+		for (int o = 0; o < ITR_OUTCOME_MAX; o++)
+			out->announces[t == ITR_TRANSPORT_UDP ? ITR_METRICS_PROTO_UDP
+			                                      : ITR_METRICS_PROTO_HTTP][o] =
+			    st.by_transport[t][o];
 }
 
 static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
@@ -864,7 +848,7 @@ int main(int argc, char **argv)
 
 	/* Proxy mode: announces and scrapes go to the upstream (proxy.h). */
 	struct itr_proxy *proxy = NULL;
-	struct itr_proxy_udp *proxy_udp = NULL;
+	struct itr_udp_tracker *udp_tracker = NULL;
 	if (o.proxy.upstream) {
 		proxy = itr_proxy_new(&o.proxy, tracker, err, sizeof(err));
 		if (!proxy) {
@@ -872,7 +856,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		fprintf(stderr, "itrackerd: proxy mode, upstream %s\n", o.proxy.upstream);
-		proxy_for_metrics = proxy;
+		itr_tracker_use_backend(tracker, itr_proxy_backend(proxy));
 	}
 
 	struct itr_http_server *srv = NULL;
@@ -888,7 +872,7 @@ int main(int argc, char **argv)
 		    .max_connections = 4096,
 		    .connection_timeout_s = 30,
 		    /* a proxied announce holds its thread for up to the timeout */
-		    .threads = proxy ? 16 : 0,
+		    .threads = itr_tracker_active_backend(tracker)->threads,
 		};
 		srv = itr_http_new(&lim);
 		if (!srv) {
@@ -907,9 +891,7 @@ int main(int argc, char **argv)
 		msrc.reloads = metrics_reloads;
 		msrc.reloads_arg = d;
 		if (itr_p4p_api_register(srv, &p4p) || itr_alto_register(srv, &alto) ||
-		    (proxy ? itr_proxy_http_register(srv, proxy)
-		           : itr_tracker_http_register(srv, tracker)) ||
-		    itr_metrics_register(srv, &msrc)) {
+		    itr_tracker_http_register(srv, tracker) || itr_metrics_register(srv, &msrc)) {
 			fprintf(stderr, "itrackerd: cannot register HTTP routes\n");
 			return 1;
 		}
@@ -921,21 +903,7 @@ int main(int argc, char **argv)
 		}
 		fprintf(stderr, "itrackerd: HTTP on %s port %u\n", addr, itr_http_port(srv));
 	}
-	if (strcmp(o.udp, "off") != 0 && proxy) {
-		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
-		proxy_udp = itr_proxy_udp_start(proxy, o.udp_bind, port, err, sizeof(err));
-		if (!proxy_udp) {
-			fprintf(stderr, "itrackerd: UDP proxy: %s\n", err);
-			itr_http_free(srv);
-			proxy_for_metrics = NULL;
-			itr_proxy_free(proxy);
-			itr_tracker_free(tracker);
-			itr_dataplane_close(d->dp, o.keep_attached);
-			return 1;
-		}
-		fprintf(stderr, "itrackerd: UDP tracker (proxy) on %s port %u\n", o.udp_bind,
-		        itr_proxy_udp_port(proxy_udp));
-	} else if (strcmp(o.udp, "off") != 0) {
+	if (strcmp(o.udp, "off") != 0) {
 		uint16_t port = (uint16_t)option_u32("--udp", o.udp, 0, 65535);
 		unsigned workers = o.udp_workers;
 		if (workers == 0) {
@@ -950,10 +918,12 @@ int main(int argc, char **argv)
 		if (!udp_tracker) {
 			fprintf(stderr, "itrackerd: UDP tracker: %s\n", err);
 			itr_http_free(srv);
+			itr_proxy_free(proxy);
 			itr_tracker_free(tracker);
 			itr_dataplane_close(d->dp, o.keep_attached);
 			return 1;
 		}
+		workers = itr_udp_tracker_workers(udp_tracker); /* a proxy may want more */
 		fprintf(stderr, "itrackerd: UDP tracker on %s port %u, %u worker%s\n", o.udp_bind,
 		        itr_udp_tracker_port(udp_tracker), workers, workers == 1 ? "" : "s");
 	}
@@ -987,9 +957,6 @@ int main(int argc, char **argv)
 	routes_follower = NULL;
 	itr_routes_stop(routes);
 	itr_udp_tracker_stop(udp_tracker);
-	udp_tracker = NULL;
-	itr_proxy_udp_stop(proxy_udp);
-	proxy_for_metrics = NULL;
 	itr_proxy_free(proxy);
 	itr_tracker_free(tracker);
 	tracker = NULL;

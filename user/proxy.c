@@ -68,8 +68,13 @@ struct itr_proxy {
 	uint8_t connid[8];
 	uint32_t connid_at;
 
-	atomic_uint_fast64_t announces, upstream_failures, upstream_errors, udp_connects;
+	atomic_uint_fast64_t announces, scrapes, upstream_failures, upstream_errors, udp_connects,
+	    upstream_peers;
+	atomic_uint_fast64_t by_transport[ITR_TRANSPORT_MAX];
+	struct itr_announce_backend backend;
 };
+
+static const struct itr_announce_backend_ops proxy_ops;
 
 void itr_proxy_config_default(struct itr_proxy_config *cfg)
 {
@@ -77,7 +82,7 @@ void itr_proxy_config_default(struct itr_proxy_config *cfg)
 	cfg->timeout_ms = 5000;
 	cfg->upstream_factor = 4;
 	cfg->min_upstream_want = 200;
-	cfg->udp_workers = 16;
+	cfg->threads = 16;
 	cfg->connid_lifetime_s = 60;
 }
 
@@ -282,11 +287,15 @@ struct itr_proxy *itr_proxy_new(const struct itr_proxy_config *cfg, struct itr_t
 		p->cfg.timeout_ms = def.timeout_ms;
 	if (!p->cfg.upstream_factor)
 		p->cfg.upstream_factor = def.upstream_factor;
-	if (!p->cfg.udp_workers)
-		p->cfg.udp_workers = def.udp_workers;
+	if (!p->cfg.threads)
+		p->cfg.threads = def.threads;
 	if (!p->cfg.connid_lifetime_s)
 		p->cfg.connid_lifetime_s = def.connid_lifetime_s;
 	p->tr = tr;
+	p->backend = (struct itr_announce_backend){.ops = &proxy_ops,
+	                                           .impl = p,
+	                                           .threads = p->cfg.threads,
+	                                           .max_scrape = ITR_PROXY_MAX_SCRAPE};
 	pthread_mutex_init(&p->connid_lock, NULL);
 	if (parse_upstream(p, cfg->upstream, err, errlen) < 0) {
 		itr_proxy_free(p);
@@ -309,6 +318,9 @@ void itr_proxy_get_stats(struct itr_proxy *p, struct itr_proxy_stats *st)
 	st->upstream_failures = atomic_load(&p->upstream_failures);
 	st->upstream_errors = atomic_load(&p->upstream_errors);
 	st->udp_connects = atomic_load(&p->udp_connects);
+	st->upstream_peers = atomic_load(&p->upstream_peers);
+	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
+		st->by_transport[t] = atomic_load(&p->by_transport[t]);
 }
 
 /* ---- HTTP client --------------------------------------------------------- */
@@ -726,7 +738,7 @@ static void drop_proxy_entries(struct candidates *c, const struct itr_peer_addr 
  * ignores ip= (Debian's opentracker does) can only file them under our
  * address, so without this they would never find each other, and they are
  * exactly the peers that are close to one another. Stopped removes them. */
-static void add_local_clients(struct itr_proxy *p, const struct itr_proxy_request *req,
+static void add_local_clients(struct itr_proxy *p, const struct itr_backend_request *req,
                               struct candidates *c)
 {
 	size_t max = itr_tracker_get_config(p->tr)->max_candidates;
@@ -748,8 +760,8 @@ static uint32_t clamp_u32(int64_t v)
 	return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-static int http_announce(struct itr_proxy *p, const struct itr_proxy_request *req, size_t upwant,
-                         struct itr_proxy_reply *reply, struct candidates *cands)
+static int http_announce(struct itr_proxy *p, const struct itr_backend_request *req, size_t upwant,
+                         struct itr_backend_reply *reply, struct candidates *cands)
 {
 	const struct itr_announce *ann = &req->ann;
 	struct strbuf sb = {.len = 0};
@@ -765,9 +777,11 @@ static int http_announce(struct itr_proxy *p, const struct itr_proxy_request *re
 	sb_add(&sb, "&compact=1&numwant=%zu", upwant);
 	if (event_name(ann->event))
 		sb_add(&sb, "&event=%s", event_name(ann->event));
-	if (req->key[0]) {
+	if (req->key_text) {
 		sb_add(&sb, "&key=");
-		sb_escape(&sb, (const uint8_t *)req->key, strlen(req->key));
+		sb_escape(&sb, (const uint8_t *)req->key_text, strlen(req->key_text));
+	} else if (req->has_key) {
+		sb_add(&sb, "&key=%08" PRIX32, req->key);
 	}
 	sb_add(&sb, "&ip=%s", itr_peer_addr_ntop(&ann->peer, ip, sizeof(ip)));
 	if (sb.overflow) {
@@ -840,8 +854,12 @@ static int http_announce(struct itr_proxy *p, const struct itr_proxy_request *re
 	return 0;
 }
 
-static uint32_t key_value(const char *key)
+/* The client's key as BEP 15's 32 bits. */
+static uint32_t key_value(const struct itr_backend_request *req)
 {
+	const char *key = req->key_text;
+	if (!key)
+		return req->has_key ? req->key : 0;
 	if (!key[0])
 		return 0;
 	char *end;
@@ -852,8 +870,8 @@ static uint32_t key_value(const char *key)
 	return itr_crc32c(0, key, strlen(key));
 }
 
-static int udp_announce(struct itr_proxy *p, const struct itr_proxy_request *req, size_t upwant,
-                        struct itr_proxy_reply *reply, struct candidates *cands)
+static int udp_announce(struct itr_proxy *p, const struct itr_backend_request *req, size_t upwant,
+                        struct itr_backend_reply *reply, struct candidates *cands)
 {
 	const struct itr_announce *ann = &req->ann;
 	uint8_t pkt[ITR_UDP_ANNOUNCE_LEN], resp[DATAGRAM_MAX];
@@ -867,7 +885,7 @@ static int udp_announce(struct itr_proxy *p, const struct itr_proxy_request *req
 	put32(pkt + 80, (uint32_t)ann->event);
 	if (ann->peer.family == 4)
 		memcpy(pkt + 84, ann->peer.addr, 4);
-	put32(pkt + 88, key_value(req->key));
+	put32(pkt + 88, key_value(req));
 	put32(pkt + 92, (uint32_t)(upwant > INT32_MAX ? INT32_MAX : upwant));
 	pkt[96] = (uint8_t)(ann->peer.port >> 8);
 	pkt[97] = (uint8_t)ann->peer.port;
@@ -890,19 +908,15 @@ static int udp_announce(struct itr_proxy *p, const struct itr_proxy_request *req
 	return 0;
 }
 
-int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
-                       struct itr_proxy_reply *reply, struct itr_ranked_peer *peers, size_t cap)
+int itr_proxy_announce(struct itr_proxy *p, const struct itr_backend_request *req,
+                       struct itr_backend_reply *reply, struct itr_ranked_peer *peers, size_t want)
 {
 	const struct itr_tracker_config *tc = itr_tracker_get_config(p->tr);
-	memset(reply, 0, sizeof(*reply));
+	itr_backend_reply_init(reply);
 	reply->interval = tc->interval;
 	atomic_fetch_add(&p->announces, 1);
+	atomic_fetch_add(&p->by_transport[req->transport], 1);
 
-	size_t want = req->ann.numwant < 0 ? tc->default_numwant : (size_t)req->ann.numwant;
-	if (want > tc->max_numwant)
-		want = tc->max_numwant;
-	if (want > cap)
-		want = cap;
 	if (req->ann.event == ITR_EVENT_STOPPED)
 		want = 0;
 	size_t upwant = want * p->cfg.upstream_factor;
@@ -923,7 +937,7 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
 	}
 	if (reply->interval == 0)
 		reply->interval = tc->interval;
-	reply->upstream_peers = cands.n;
+	atomic_fetch_add(&p->upstream_peers, cands.n);
 	drop_proxy_entries(&cands, &req->ann.peer);
 	add_local_clients(p, req, &cands);
 	if (want > 0) {
@@ -1032,6 +1046,7 @@ int itr_proxy_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_
 		return 0;
 	if (n > ITR_PROXY_MAX_SCRAPE)
 		n = ITR_PROXY_MAX_SCRAPE;
+	atomic_fetch_add(&p->scrapes, 1);
 	int rc = p->kind == UPSTREAM_HTTP ? http_scrape(p, hashes, n, counts, failure, failurelen)
 	                                  : udp_scrape(p, hashes, n, counts, failure, failurelen);
 	if (rc < 0)
@@ -1039,349 +1054,41 @@ int itr_proxy_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH_
 	return rc;
 }
 
-/* ---- HTTP front end ------------------------------------------------------ */
+/* ---- the proxy as an announce backend ------------------------------------ */
 
-static void proxy_http_announce(const struct itr_http_request *req, struct itr_http_response *resp,
-                                void *arg)
+static int backend_announce(void *impl, const struct itr_backend_request *req,
+                            struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                            size_t want)
 {
-	struct itr_proxy *p = arg;
-	struct itr_announce_query q;
-	char why[160];
-	const char *query = req->query ? req->query : "";
-	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
-		itr_tracker_count_rejected(p->tr);
-		itr_tracker_http_failure(resp, why);
-		return;
-	}
-	struct itr_proxy_request pr = {
-	    .ann =
-	        {
-	            .downloaded = q.downloaded,
-	            .left = q.left,
-	            .uploaded = q.uploaded,
-	            .event = q.event,
-	            .numwant = q.numwant,
-	        },
-	};
-	memcpy(pr.ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
-	memcpy(pr.peer_id, q.peer_id, 20);
-	long klen = itr_http_query_get(query, "key", (uint8_t *)pr.key, sizeof(pr.key) - 1);
-	if (klen < 0 || (size_t)klen >= sizeof(pr.key))
-		pr.key[0] = '\0';
-	else
-		pr.key[klen] = '\0';
-	const char *bad = itr_tracker_http_client(p->tr, req, &q, &pr.ann.peer);
-	if (bad) {
-		itr_tracker_count_rejected(p->tr);
-		itr_tracker_http_failure(resp, bad);
-		return;
-	}
-	size_t cap = itr_tracker_get_config(p->tr)->max_numwant;
-	struct itr_ranked_peer *peers = calloc(cap ? cap : 1, sizeof(*peers));
-	struct itr_proxy_reply reply;
-	if (!peers || itr_proxy_announce(p, &pr, &reply, peers, cap) < 0) {
-		free(peers);
-		itr_tracker_http_failure(resp, "tracker out of memory, try later");
-		return;
-	}
-	if (reply.failure[0]) {
-		free(peers);
-		itr_tracker_http_failure(resp, reply.failure);
-		return;
-	}
-	struct itr_benc b;
-	itr_benc_init(&b);
-	itr_benc_reserve(&b, 160 + reply.npeers * (q.compact ? 18 : 64));
-	itr_benc_dict(&b);
-	itr_benc_key_int(&b, "complete", reply.counts.complete);
-	if (reply.has_downloaded)
-		itr_benc_key_int(&b, "downloaded", reply.counts.downloaded);
-	itr_benc_key_int(&b, "incomplete", reply.counts.incomplete);
-	itr_benc_key_int(&b, "interval", reply.interval);
-	if (reply.min_interval)
-		itr_benc_key_int(&b, "min interval", reply.min_interval);
-	itr_tracker_http_put_peers(&b, peers, reply.npeers, q.compact, pr.ann.peer.family == 6);
-	if (reply.warning[0])
-		itr_benc_key_str(&b, "warning message", reply.warning, strlen(reply.warning));
-	itr_benc_end(&b);
-	free(peers);
-	char *body;
-	size_t len;
-	if (itr_benc_finish(&b, &body, &len) < 0) {
-		itr_tracker_http_failure(resp, "tracker out of memory, try later");
-		return;
-	}
-	itr_http_set_body(resp, 200, "text/plain", body, len);
+	return itr_proxy_announce(impl, req, reply, peers, want);
 }
 
-static int compare_hash(const void *a, const void *b)
+static int backend_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                          struct itr_swarm_counts *counts, char *failure, size_t failurelen)
 {
-	return memcmp(a, b, ITR_INFO_HASH_LEN);
+	return itr_proxy_scrape(impl, hashes, n, counts, failure, failurelen);
 }
 
-static void proxy_http_scrape(const struct itr_http_request *req, struct itr_http_response *resp,
-                              void *arg)
+static void backend_stats(void *impl, struct itr_backend_stats *st)
 {
-	struct itr_proxy *p = arg;
-	uint8_t hashes[ITR_PROXY_MAX_SCRAPE][ITR_INFO_HASH_LEN];
-	struct itr_swarm_counts counts[ITR_PROXY_MAX_SCRAPE];
-	char why[256];
-	const char *query = req->query ? req->query : "";
-	long n = itr_scrape_query_parse(query, strlen(query), hashes, ITR_PROXY_MAX_SCRAPE, why,
-	                                sizeof(why));
-	if (n < 0) {
-		itr_tracker_http_failure(resp, why);
-		return;
-	}
-	/* dictionary keys must be sorted and unique */
-	qsort(hashes, (size_t)n, ITR_INFO_HASH_LEN, compare_hash);
-	size_t unique = 0;
-	for (long i = 0; i < n; i++)
-		if (unique == 0 || memcmp(hashes[i], hashes[unique - 1], ITR_INFO_HASH_LEN) != 0)
-			memmove(hashes[unique++], hashes[i], ITR_INFO_HASH_LEN);
-	if (itr_proxy_scrape(p, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, unique, counts, why,
-	                     sizeof(why)) < 0) {
-		itr_tracker_http_failure(resp, why);
-		return;
-	}
-	struct itr_benc b;
-	itr_benc_init(&b);
-	itr_benc_dict(&b);
-	itr_benc_cstr(&b, "files");
-	itr_benc_dict(&b);
-	for (size_t i = 0; i < unique; i++) {
-		itr_benc_str(&b, hashes[i], ITR_INFO_HASH_LEN);
-		itr_benc_dict(&b);
-		itr_benc_key_int(&b, "complete", counts[i].complete);
-		itr_benc_key_int(&b, "downloaded", counts[i].downloaded);
-		itr_benc_key_int(&b, "incomplete", counts[i].incomplete);
-		itr_benc_end(&b);
-	}
-	itr_benc_end(&b);
-	itr_benc_end(&b);
-	char *body;
-	size_t len;
-	if (itr_benc_finish(&b, &body, &len) < 0) {
-		itr_tracker_http_failure(resp, "tracker out of memory, try later");
-		return;
-	}
-	itr_http_set_body(resp, 200, "text/plain", body, len);
+	struct itr_proxy *p = impl;
+	/* the upstream holds the swarms; the local store only the proxied clients */
+	struct itr_tracker_stats ts;
+	itr_tracker_stats(p->tr, &ts);
+	st->announces = atomic_load(&p->announces);
+	st->scrapes = atomic_load(&p->scrapes);
+	st->failures = atomic_load(&p->upstream_failures) + atomic_load(&p->upstream_errors);
+	st->torrents = ts.store.torrents;
+	st->peers = ts.store.peers_v4 + ts.store.peers_v6;
 }
 
-int itr_proxy_http_register(struct itr_http_server *srv, struct itr_proxy *p)
-{
-	if (itr_http_route(srv, "GET", "/announce", proxy_http_announce, p) < 0)
-		return -1;
-	if (itr_http_route(srv, "GET", "/scrape", proxy_http_scrape, p) < 0)
-		return -1;
-	return 0;
-}
-
-/* ---- UDP front end ------------------------------------------------------- */
-
-struct itr_proxy_udp {
-	struct itr_proxy *p;
-	struct itr_udp_connid cid;
-	int fds[MAX_SOCKETS];
-	int nfds;
-	uint16_t port;
-	pthread_t *threads;
-	unsigned nthreads;
-	atomic_bool stop;
+static const struct itr_announce_backend_ops proxy_ops = {
+    .announce = backend_announce,
+    .scrape = backend_scrape,
+    .stats = backend_stats,
 };
 
-/* An error no longer than the request that caused it (no amplification). */
-static size_t udp_error(uint8_t *out, size_t cap, size_t request_len, uint32_t tid, const char *msg)
+struct itr_announce_backend *itr_proxy_backend(struct itr_proxy *p)
 {
-	char text[256];
-	size_t room = request_len > 8 ? request_len - 8 : 0;
-	if (room == 0)
-		return 0;
-	snprintf(text, sizeof(text), "%.*s", (int)(room < sizeof(text) ? room : sizeof(text) - 1),
-	         msg);
-	return itr_udp_build_error(out, cap, tid, text);
-}
-
-static size_t udp_handle(struct itr_proxy_udp *u, const struct itr_peer_addr *src,
-                         const uint8_t *pkt, size_t len, uint8_t *out, size_t cap)
-{
-	struct itr_proxy *p = u->p;
-	struct itr_udp_request req;
-	const char *why;
-	enum itr_udp_parse_status st = itr_udp_parse(pkt, len, &req, &why);
-	if (st == ITR_UDP_DROP)
-		return 0;
-	uint32_t now = itr_tracker_now(p->tr);
-	if (st == ITR_UDP_PARSED && req.action == ITR_UDP_CONNECT) {
-		uint8_t id[8];
-		itr_udp_connid_make(&u->cid, src, now, id);
-		return itr_udp_build_connect(out, cap, req.transaction_id, id);
-	}
-	if (!itr_udp_connid_check(&u->cid, src, now, req.connection_id)) {
-		itr_tracker_count_rejected(p->tr);
-		return udp_error(out, cap, len, req.transaction_id, "bad connection id");
-	}
-	if (st == ITR_UDP_INVALID) {
-		itr_tracker_count_rejected(p->tr);
-		return udp_error(out, cap, len, req.transaction_id, why);
-	}
-	if (req.action == ITR_UDP_SCRAPE) {
-		uint8_t hashes[ITR_PROXY_MAX_SCRAPE][ITR_INFO_HASH_LEN];
-		struct itr_swarm_counts counts[ITR_PROXY_MAX_SCRAPE];
-		size_t n = req.nhashes < ITR_PROXY_MAX_SCRAPE ? req.nhashes : ITR_PROXY_MAX_SCRAPE;
-		char failure[256];
-		memcpy(hashes, req.hashes, n * ITR_INFO_HASH_LEN);
-		if (itr_proxy_scrape(p, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, n, counts,
-		                     failure, sizeof(failure)) < 0)
-			return udp_error(out, cap, len, req.transaction_id, failure);
-		size_t olen = itr_udp_build_scrape_header(out, cap, req.transaction_id);
-		for (size_t i = 0; i < n && olen + 12 <= cap; i++) {
-			put32(out + olen, counts[i].complete);
-			put32(out + olen + 4, counts[i].downloaded);
-			put32(out + olen + 8, counts[i].incomplete);
-			olen += 12;
-		}
-		return olen;
-	}
-
-	struct itr_proxy_request pr = {
-	    .ann =
-	        {
-	            .downloaded = req.downloaded,
-	            .left = req.left,
-	            .uploaded = req.uploaded,
-	            .event = (enum itr_event)req.event,
-	            .numwant = req.num_want < 0 ? -1 : req.num_want,
-	        },
-	};
-	memcpy(pr.ann.info_hash, req.info_hash, ITR_INFO_HASH_LEN);
-	memcpy(pr.peer_id, req.peer_id, 20);
-	snprintf(pr.key, sizeof(pr.key), "%08X", req.key);
-	const char *refusal = itr_tracker_udp_client(p->tr, src, req.ipv4, req.port, &pr.ann.peer);
-	if (refusal) {
-		itr_tracker_count_rejected(p->tr);
-		return udp_error(out, cap, len, req.transaction_id, refusal);
-	}
-
-	size_t stride = src->family == 6 ? 18 : 6;
-	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;
-	if (limit > cap)
-		limit = cap;
-	size_t room = (limit - 20) / stride;
-	struct itr_ranked_peer *peers = calloc(room, sizeof(*peers));
-	struct itr_proxy_reply reply;
-	if (!peers || itr_proxy_announce(p, &pr, &reply, peers, room) < 0) {
-		free(peers);
-		return udp_error(out, cap, len, req.transaction_id, "out of memory");
-	}
-	if (reply.failure[0]) {
-		free(peers);
-		return udp_error(out, cap, len, req.transaction_id, reply.failure);
-	}
-	size_t olen = itr_udp_build_announce(out, limit, req.transaction_id, reply.interval,
-	                                     &reply.counts, peers, reply.npeers, src->family);
-	free(peers);
-	return olen;
-}
-
-static void *udp_worker(void *arg)
-{
-	struct itr_proxy_udp *u = arg;
-	uint8_t in[DATAGRAM_MAX], out[DATAGRAM_MAX];
-	struct pollfd pfds[MAX_SOCKETS];
-	for (int i = 0; i < u->nfds; i++)
-		pfds[i] = (struct pollfd){.fd = u->fds[i], .events = POLLIN};
-	while (!atomic_load(&u->stop)) {
-		int rc = poll(pfds, (nfds_t)u->nfds, 200);
-		if (rc <= 0)
-			continue;
-		for (int i = 0; i < u->nfds; i++) {
-			if (!(pfds[i].revents & POLLIN))
-				continue;
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-			/* several workers wake for one datagram; the losers get EAGAIN */
-			ssize_t n =
-			    recvfrom(u->fds[i], in, sizeof(in), 0, (struct sockaddr *)&ss, &sl);
-			if (n <= 0)
-				continue;
-			struct itr_peer_addr src;
-			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&ss, &src) < 0)
-				continue;
-			size_t olen = udp_handle(u, &src, in, (size_t)n, out, sizeof(out));
-			if (olen)
-				sendto(u->fds[i], out, olen, 0, (struct sockaddr *)&ss, sl);
-		}
-	}
-	return NULL;
-}
-
-struct itr_proxy_udp *itr_proxy_udp_start(struct itr_proxy *p, const char *addrs, uint16_t port,
-                                          char *err, size_t errlen)
-{
-	struct itr_proxy_udp *u = calloc(1, sizeof(*u));
-	char *copy = strdup(addrs ? addrs : "0.0.0.0,::");
-	if (!u || !copy) {
-		free(u);
-		free(copy);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	u->p = p;
-	itr_udp_connid_init(&u->cid);
-	char *save = NULL;
-	for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
-		if (u->nfds == MAX_SOCKETS) {
-			snprintf(err, errlen, "proxy udp: at most %d addresses", MAX_SOCKETS);
-			goto fail;
-		}
-		uint16_t bound;
-		int fd = itr_udp_bind("proxy udp", a, port, &bound, err, errlen);
-		if (fd < 0)
-			goto fail;
-		u->fds[u->nfds++] = fd;
-		port = bound; /* port 0: every socket on the first one's port */
-	}
-	if (u->nfds == 0) {
-		snprintf(err, errlen, "proxy udp: no address to bind");
-		goto fail;
-	}
-	u->port = port;
-	u->threads = calloc(p->cfg.udp_workers, sizeof(*u->threads));
-	if (!u->threads) {
-		snprintf(err, errlen, "out of memory");
-		goto fail;
-	}
-	for (unsigned i = 0; i < p->cfg.udp_workers; i++) {
-		int rc = pthread_create(&u->threads[i], NULL, udp_worker, u);
-		if (rc) {
-			snprintf(err, errlen, "proxy udp: thread: %s", strerror(rc));
-			goto fail;
-		}
-		u->nthreads++;
-	}
-	free(copy);
-	return u;
-fail:
-	free(copy);
-	itr_proxy_udp_stop(u);
-	return NULL;
-}
-
-uint16_t itr_proxy_udp_port(const struct itr_proxy_udp *u)
-{
-	return u->port;
-}
-
-void itr_proxy_udp_stop(struct itr_proxy_udp *u)
-{
-	if (!u)
-		return;
-	atomic_store(&u->stop, true);
-	for (unsigned i = 0; i < u->nthreads; i++)
-		pthread_join(u->threads[i], NULL);
-	for (int i = 0; i < u->nfds; i++)
-		close(u->fds[i]);
-	free(u->threads);
-	free(u);
+	return &p->backend;
 }

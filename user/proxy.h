@@ -4,12 +4,14 @@
  * BEP 15) naming the client's own address, asking for more peers than the
  * client wants; the upstream's peers are ranked by locality for the client
  * (itr_rank) and the client gets its numwant of them, with the upstream's
- * interval and counts. Scrapes are forwarded too. In proxy mode the local
- * swarm store is not used: the upstream owns the swarm.
+ * interval and counts. Scrapes are forwarded too. The upstream owns the
+ * swarm; the local store keeps only the clients that announce through us
+ * (proxy.c says why).
  *
- * Every upstream exchange is bounded by a timeout; the client then gets a
- * failure reason saying so. The front ends (HTTP routes and a UDP server
- * with worker threads) block one thread per request in flight.
+ * It is an announce backend (announce_backend.h): the tracker's own HTTP
+ * and UDP front ends answer through it. Every upstream exchange is bounded
+ * by a timeout; the client then gets a failure reason saying so. Each
+ * request in flight holds a front-end thread (`threads` of them).
  */
 #ifndef ITR_PROXY_H
 #define ITR_PROXY_H
@@ -18,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http.h"
+#include "announce_backend.h"
 #include "tracker.h"
 
 struct itr_proxy_config {
@@ -28,7 +30,7 @@ struct itr_proxy_config {
 	unsigned timeout_ms;        /* whole upstream exchange (default 5000) */
 	unsigned upstream_factor;   /* ask upstream for numwant * factor peers (4) */
 	unsigned min_upstream_want; /* ... and at least this many (200) */
-	unsigned udp_workers;       /* UDP front-end threads (16) */
+	unsigned threads;           /* requests in flight per front end (16) */
 	unsigned connid_lifetime_s; /* reuse a UDP connection id this long (60) */
 };
 
@@ -43,27 +45,10 @@ struct itr_proxy *itr_proxy_new(const struct itr_proxy_config *cfg, struct itr_t
                                 char *err, size_t errlen);
 void itr_proxy_free(struct itr_proxy *p);
 
-struct itr_proxy_request {
-	struct itr_announce ann; /* ann.peer: the client's address and port */
-	uint8_t peer_id[20];
-	char key[48]; /* the client's key as text ("" if none) */
-};
-
-struct itr_proxy_reply {
-	char failure[256]; /* non-empty: answer the client with this failure reason */
-	char warning[256]; /* the upstream's warning message, if any */
-	uint32_t interval;
-	uint32_t min_interval; /* 0 if the upstream gave none */
-	struct itr_swarm_counts counts;
-	bool has_downloaded;   /* counts.downloaded came from upstream */
-	size_t upstream_peers; /* peers the upstream returned */
-	size_t npeers;         /* ranked peers written */
-};
-
-/* Forward one announce and rank the answer into peers (room for cap).
+/* Forward one announce and rank the answer into up to want peers.
  * Returns 0 (check reply->failure), -1 out of memory. Thread safe. */
-int itr_proxy_announce(struct itr_proxy *p, const struct itr_proxy_request *req,
-                       struct itr_proxy_reply *reply, struct itr_ranked_peer *peers, size_t cap);
+int itr_proxy_announce(struct itr_proxy *p, const struct itr_backend_request *req,
+                       struct itr_backend_reply *reply, struct itr_ranked_peer *peers, size_t want);
 
 /* Forward a scrape of n hashes (at most ITR_PROXY_MAX_SCRAPE); counts[i]
  * for hashes[i] (zero for a hash the upstream did not mention). 0, or -1
@@ -77,20 +62,14 @@ struct itr_proxy_stats {
 	uint64_t upstream_failures; /* upstream answered with a failure reason */
 	uint64_t upstream_errors;   /* timeouts, refused connections, garbage */
 	uint64_t udp_connects;      /* BEP 15 connects sent upstream */
+	uint64_t upstream_peers;    /* peers the upstream returned, all announces together */
+	/* proxied announces by the transport the client used */
+	uint64_t by_transport[ITR_TRANSPORT_MAX];
 };
 void itr_proxy_get_stats(struct itr_proxy *p, struct itr_proxy_stats *st);
 
-/* HTTP front end: GET /announce and GET /scrape answered through the
- * proxy (instead of itr_tracker_http_register). The server should run a
- * thread pool: each request holds a thread for up to timeout_ms. */
-int itr_proxy_http_register(struct itr_http_server *srv, struct itr_proxy *p);
-
-/* UDP front end (BEP 15, own connection ids) on every address of addrs
- * ("0.0.0.0,::"), one port (0: pick one). NULL with err on error. */
-struct itr_proxy_udp;
-struct itr_proxy_udp *itr_proxy_udp_start(struct itr_proxy *p, const char *addrs, uint16_t port,
-                                          char *err, size_t errlen);
-uint16_t itr_proxy_udp_port(const struct itr_proxy_udp *u);
-void itr_proxy_udp_stop(struct itr_proxy_udp *u);
+/* The proxy as the announce backend of the tracker's front ends
+ * (itr_tracker_use_backend); it lives as long as p. */
+struct itr_announce_backend *itr_proxy_backend(struct itr_proxy *p);
 
 #endif

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "announce_backend.h"
+
 struct proxy_prefix {
 	uint8_t family;
 	uint8_t len;
@@ -61,6 +63,9 @@ struct itr_tracker {
 	atomic_uint_fast64_t announces;
 	atomic_uint_fast64_t scrapes;
 	atomic_uint_fast64_t rejected;
+	atomic_uint_fast64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
+	struct itr_announce_backend backend; /* the local store's */
+	struct itr_announce_backend *active; /* what the front ends use */
 
 	pthread_mutex_t janitor_lock;
 	pthread_cond_t janitor_wake;
@@ -450,20 +455,25 @@ static void reply_start(struct itr_tracker *tr, struct itr_announce_reply *reply
 	atomic_fetch_add(&tr->announces, 1);
 }
 
-int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
-                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
-                         size_t cap)
+size_t itr_tracker_want(const struct itr_tracker *tr, const struct itr_announce *ann, size_t cap)
+{
+	if (ann->event == ITR_EVENT_STOPPED)
+		return 0;
+	size_t want = ann->numwant < 0 ? tr->cfg.default_numwant : (size_t)ann->numwant;
+	if (want > tr->cfg.max_numwant)
+		want = tr->cfg.max_numwant;
+	return want < cap ? want : cap;
+}
+
+/* Store the announce and rank up to want candidates into peers. */
+static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *ann, size_t want,
+                           struct itr_announce_reply *reply, struct itr_ranked_peer *peers)
 {
 	reply_start(tr, reply);
 	struct group_index *idx = index_get(tr);
 	if (!idx)
 		return -1;
 
-	size_t want = ann->numwant < 0 ? tr->cfg.default_numwant : (size_t)ann->numwant;
-	if (want > tr->cfg.max_numwant)
-		want = tr->cfg.max_numwant;
-	if (want > cap)
-		want = cap;
 	/* Candidates in O(numwant): the store hands the nearest buckets first,
 	 * so twice the list (and at least CANDIDATES_MIN, which covers whole
 	 * small swarms: their lists are exactly the ranking rule's) is enough
@@ -498,6 +508,13 @@ int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
 	return n < 0 ? -1 : 0;
 }
 
+int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
+                         struct itr_announce_reply *reply, struct itr_ranked_peer *peers,
+                         size_t cap)
+{
+	return announce_ranked(tr, ann, itr_tracker_want(tr, ann, cap), reply, peers);
+}
+
 long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_announce *ann,
                                      struct itr_announce_reply *reply, struct itr_peer_addr *cands,
                                      size_t max)
@@ -529,11 +546,87 @@ void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)
 	stats->announces = atomic_load(&tr->announces);
 	stats->scrapes = atomic_load(&tr->scrapes);
 	stats->rejected = atomic_load(&tr->rejected);
+	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
+		for (int o = 0; o < ITR_OUTCOME_MAX; o++)
+			stats->by_transport[t][o] = atomic_load(&tr->by_transport[t][o]);
 }
 
 void itr_tracker_count_rejected(struct itr_tracker *tr)
 {
 	atomic_fetch_add(&tr->rejected, 1);
+}
+
+void itr_tracker_count_announce(struct itr_tracker *tr, enum itr_transport transport,
+                                enum itr_outcome outcome)
+{
+	atomic_fetch_add_explicit(&tr->by_transport[transport][outcome], 1, memory_order_relaxed);
+}
+
+/* ---- the local store as an announce backend ------------------------------ */
+
+static int local_announce(void *impl, const struct itr_backend_request *req,
+                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                          size_t want)
+{
+	struct itr_tracker *tr = impl;
+	struct itr_announce_reply ar;
+	itr_backend_reply_init(reply);
+	if (announce_ranked(tr, &req->ann, want, &ar, peers) < 0)
+		return -1;
+	reply->interval = ar.interval;
+	reply->min_interval = ar.min_interval;
+	reply->counts = ar.counts;
+	reply->has_downloaded = true;
+	reply->npeers = ar.npeers;
+	if (ar.stored == ITR_SWARM_NO_TORRENTS)
+		snprintf(reply->warning, sizeof(reply->warning),
+		         "tracker full: torrent not stored");
+	else if (ar.stored == ITR_SWARM_NO_PEERS)
+		snprintf(reply->warning, sizeof(reply->warning), "tracker full: peer not stored");
+	return 0;
+}
+
+static int local_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                        struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	(void)failure;
+	(void)failurelen;
+	for (size_t i = 0; i < n; i++)
+		itr_tracker_scrape(impl, hashes[i], &counts[i]);
+	return 0;
+}
+
+static void local_stats(void *impl, struct itr_backend_stats *st)
+{
+	struct itr_tracker *tr = impl;
+	struct itr_swarm_stats ss;
+	itr_swarm_stats(tr->store, &ss);
+	st->announces = atomic_load(&tr->announces);
+	st->scrapes = atomic_load(&tr->scrapes);
+	st->failures = 0;
+	st->torrents = ss.torrents;
+	st->peers = ss.peers_v4 + ss.peers_v6;
+}
+
+static const struct itr_announce_backend_ops local_ops = {
+    .announce = local_announce,
+    .scrape = local_scrape,
+    .stats = local_stats,
+};
+
+struct itr_announce_backend *itr_tracker_backend(struct itr_tracker *tr)
+{
+	return &tr->backend;
+}
+
+void itr_tracker_use_backend(struct itr_tracker *tr, struct itr_announce_backend *be)
+{
+	tr->active = be ? be : &tr->backend;
+}
+
+struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr)
+{
+	return tr->active;
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -609,6 +702,9 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 	pthread_cond_init(&tr->janitor_wake, &attr);
 	pthread_condattr_destroy(&attr);
 	randombytes_buf(tr->seed_key, sizeof(tr->seed_key));
+	tr->backend = (struct itr_announce_backend){
+	    .ops = &local_ops, .impl = tr, .threads = 0, .max_scrape = cfg->max_scrape};
+	tr->active = &tr->backend;
 	if (parse_proxies(tr, cfg->trusted_proxies, err, errlen) < 0) {
 		itr_tracker_free(tr);
 		return NULL;

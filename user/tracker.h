@@ -1,6 +1,8 @@
-/* tracker.h - the BitTorrent tracker's logic, shared by the HTTP (BEP 3)
- * and UDP (BEP 15) front ends: configuration, announce (store the peer,
- * pick candidates, rank them by locality), scrape, expiry.
+/* tracker.h - the BitTorrent tracker: what the HTTP (BEP 3) and UDP
+ * (BEP 15) front ends share (configuration, numwant limits, trusted
+ * proxies, per-transport counts, the clock) and the local announce backend
+ * (announce_backend.h) on the in-memory swarm store: store the peer, pick
+ * candidates, rank them by locality; scrape; expiry.
  */
 #ifndef ITR_TRACKER_H
 #define ITR_TRACKER_H
@@ -47,6 +49,7 @@ struct itr_tracker_config {
 void itr_tracker_config_default(struct itr_tracker_config *cfg);
 
 struct itr_tracker;
+struct itr_announce_backend;
 
 /* store: NULL for the in-memory store (then owned by the tracker); a store
  * passed in stays the caller's. NULL on error with err filled. */
@@ -101,6 +104,18 @@ long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_an
                                      struct itr_announce_reply *reply, struct itr_peer_addr *cands,
                                      size_t max);
 
+/* The local store as an announce backend (announce_backend.h); it lives
+ * as long as tr. */
+struct itr_announce_backend *itr_tracker_backend(struct itr_tracker *tr);
+/* The backend both front ends answer with: the local store unless another
+ * (the proxy) was set before they started. be must outlive them. */
+void itr_tracker_use_backend(struct itr_tracker *tr, struct itr_announce_backend *be);
+struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr);
+
+/* How many peers to answer with: numwant (negative: the default) within
+ * max_numwant and cap; 0 for a stopped event. */
+size_t itr_tracker_want(const struct itr_tracker *tr, const struct itr_announce *ann, size_t cap);
+
 /* Counts for one torrent; 0 if known, -1 (counts zero) if not. */
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
                        struct itr_swarm_counts *counts);
@@ -108,15 +123,35 @@ int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_
 /* Drop expired peers now; returns how many. */
 size_t itr_tracker_expire(struct itr_tracker *tr);
 
+/* The transports the front ends serve. */
+enum itr_transport {
+	ITR_TRANSPORT_HTTP = 0,
+	ITR_TRANSPORT_UDP = 1,
+	ITR_TRANSPORT_MAX = 2,
+};
+
+/* How a front end answered an announce. */
+enum itr_outcome {
+	ITR_OUTCOME_OK = 0,       /* answered with peers */
+	ITR_OUTCOME_REJECTED = 1, /* bad request: failure reason / UDP error sent */
+	ITR_OUTCOME_ERROR = 2,    /* the backend failed: out of memory, upstream down */
+	ITR_OUTCOME_MAX = 3,
+};
+
 struct itr_tracker_stats {
 	struct itr_swarm_stats store;
-	uint64_t announces;
+	uint64_t announces; /* announces the local store answered */
 	uint64_t scrapes;
-	uint64_t rejected; /* requests answered with a failure / error */
+	uint64_t rejected; /* requests of any kind answered with a failure / error */
+	/* announces by the transport they came over, whatever answered them */
+	uint64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
 };
 void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats);
-/* Front ends count their rejected requests here. */
+/* Front ends count every rejected request here... */
 void itr_tracker_count_rejected(struct itr_tracker *tr);
+/* ... and every announce by transport and outcome. */
+void itr_tracker_count_announce(struct itr_tracker *tr, enum itr_transport transport,
+                                enum itr_outcome outcome);
 
 /* Whether requests from addr may name another client address. */
 bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr *addr);

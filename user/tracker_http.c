@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "announce_backend.h"
 #include "bencode.h"
 
 #define MAX_VALUE 128 /* longer values are only ever reported as too long */
@@ -182,6 +183,14 @@ int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_
 				FAIL("bad compact: must be 0 or 1");
 		} else if (strcmp(p.key, "no_peer_id") == 0) {
 			out->no_peer_id = !value_is(&p, "0");
+		} else if (strcmp(p.key, "key") == 0) {
+			/* only ever passed on: one we cannot pass on is left out */
+			out->has_key =
+			    p.value_len < sizeof(out->key) && !memchr(p.value, '\0', p.value_len);
+			if (out->has_key) {
+				memcpy(out->key, p.value, p.value_len);
+				out->key[p.value_len] = '\0';
+			}
 		} else if (strcmp(p.key, "ip") == 0) {
 			if (p.value_len >= sizeof(out->ip))
 				FAIL("bad ip: too long");
@@ -189,7 +198,7 @@ int itr_announce_query_parse(const char *query, size_t len, struct itr_announce_
 			out->ip[p.value_len] = '\0';
 			out->has_ip = true;
 		}
-		/* key, trackerid, ipv4, ipv6, supportcrypto...: not used */
+		/* trackerid, ipv4, ipv6, supportcrypto...: not used */
 	}
 	if (rc < 0)
 		FAIL("malformed query: broken %%-escape");
@@ -228,7 +237,8 @@ long itr_scrape_query_parse(const char *query, size_t len, uint8_t (*hashes)[ITR
 
 /* ---- handlers ------------------------------------------------------------ */
 
-void itr_tracker_http_failure(struct itr_http_response *resp, const char *reason)
+/* A bencoded failure reason, HTTP 200 as BEP 3 wants. */
+static void http_failure(struct itr_http_response *resp, const char *reason)
 {
 	char *body;
 	size_t len;
@@ -243,7 +253,7 @@ static void reply_failure(struct itr_tracker *tr, struct itr_http_response *resp
                           const char *reason)
 {
 	itr_tracker_count_rejected(tr);
-	itr_tracker_http_failure(resp, reason);
+	http_failure(resp, reason);
 }
 
 static int parse_ip_text(const char *text, struct itr_peer_addr *out)
@@ -287,8 +297,8 @@ static int parse_ip_text(const char *text, struct itr_peer_addr *out)
  * appended, the rightmost) wins; its `ip=` counts only when the operator
  * opted in (accept_ip_param) and no X-Forwarded-For came. Whatever the
  * source, the result must be an address a peer can have. */
-const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_http_request *req,
-                                    const struct itr_announce_query *q, struct itr_peer_addr *out)
+static const char *client_address(struct itr_tracker *tr, const struct itr_http_request *req,
+                                  const struct itr_announce_query *q, struct itr_peer_addr *out)
 {
 	if (itr_peer_addr_from_sockaddr((const struct sockaddr *)&req->peer, out) < 0)
 		return "unsupported address family";
@@ -313,8 +323,10 @@ const char *itr_tracker_http_client(struct itr_tracker *tr, const struct itr_htt
 	return NULL;
 }
 
-void itr_tracker_http_put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
-                                bool compact, bool client_v6)
+/* "peers" (compact: IPv4, with "peers6" when the client or a peer is IPv6;
+ * else a list of {ip, port} dictionaries). */
+static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
+                      bool compact, bool client_v6)
 {
 	if (!compact) {
 		itr_benc_cstr(b, "peers");
@@ -368,6 +380,37 @@ void itr_tracker_http_put_peers(struct itr_benc *b, const struct itr_ranked_peer
 	}
 }
 
+/* Peers up to this many are ranked into a stack buffer (the default
+ * max_numwant is 200); a larger --max-numwant costs an allocation. */
+#define STACK_PEERS 256
+
+static void reply_announce_failure(struct itr_tracker *tr, struct itr_http_response *resp,
+                                   enum itr_outcome outcome, const char *reason)
+{
+	if (outcome == ITR_OUTCOME_REJECTED)
+		itr_tracker_count_rejected(tr);
+	itr_tracker_count_announce(tr, ITR_TRANSPORT_HTTP, outcome);
+	http_failure(resp, reason);
+}
+
+static void put_announce_reply(struct itr_benc *b, const struct itr_backend_reply *reply,
+                               const struct itr_ranked_peer *peers, bool compact, bool client_v6)
+{
+	itr_benc_reserve(b, 160 + reply->npeers * (compact ? 18 : 64));
+	itr_benc_dict(b);
+	itr_benc_key_int(b, "complete", reply->counts.complete);
+	if (reply->has_downloaded)
+		itr_benc_key_int(b, "downloaded", reply->counts.downloaded);
+	itr_benc_key_int(b, "incomplete", reply->counts.incomplete);
+	itr_benc_key_int(b, "interval", reply->interval);
+	if (reply->min_interval)
+		itr_benc_key_int(b, "min interval", reply->min_interval);
+	put_peers(b, peers, reply->npeers, compact, client_v6);
+	if (reply->warning[0])
+		itr_benc_key_str(b, "warning message", reply->warning, strlen(reply->warning));
+	itr_benc_end(b);
+}
+
 static void handle_announce(const struct itr_http_request *req, struct itr_http_response *resp,
                             void *arg)
 {
@@ -377,54 +420,61 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 	const char *query = req->query ? req->query : "";
 
 	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
-		reply_failure(tr, resp, why);
+		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, why);
 		return;
 	}
-	struct itr_announce ann = {
-	    .downloaded = q.downloaded,
-	    .left = q.left,
-	    .uploaded = q.uploaded,
-	    .event = q.event,
-	    .numwant = q.numwant,
+	struct itr_backend_request br = {
+	    .ann =
+	        {
+	            .downloaded = q.downloaded,
+	            .left = q.left,
+	            .uploaded = q.uploaded,
+	            .event = q.event,
+	            .numwant = q.numwant,
+	        },
+	    .key_text = q.has_key ? q.key : NULL,
+	    .has_key = q.has_key,
+	    .transport = ITR_TRANSPORT_HTTP,
 	};
-	memcpy(ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
-	const char *bad = itr_tracker_http_client(tr, req, &q, &ann.peer);
+	memcpy(br.ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
+	memcpy(br.peer_id, q.peer_id, sizeof(br.peer_id));
+	const char *bad = client_address(tr, req, &q, &br.ann.peer);
 	if (bad) {
-		reply_failure(tr, resp, bad);
+		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, bad);
 		return;
 	}
 	size_t cap = itr_tracker_get_config(tr)->max_numwant;
-	struct itr_ranked_peer *peers = calloc(cap, sizeof(*peers));
-	struct itr_announce_reply reply;
-	if (!peers || itr_tracker_announce(tr, &ann, &reply, peers, cap) < 0) {
-		free(peers);
-		reply_failure(tr, resp, "tracker out of memory, try later");
+	struct itr_ranked_peer stack_peers[STACK_PEERS];
+	struct itr_ranked_peer *peers =
+	    cap <= STACK_PEERS ? stack_peers : malloc(cap * sizeof(*peers));
+	struct itr_backend_reply reply;
+	if (!peers || itr_backend_announce(itr_tracker_active_backend(tr), &br, &reply, peers,
+	                                   itr_tracker_want(tr, &br.ann, cap)) < 0) {
+		if (peers != stack_peers)
+			free(peers);
+		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR,
+		                       "tracker out of memory, try later");
 		return;
 	}
-
+	if (reply.failure[0]) {
+		if (peers != stack_peers)
+			free(peers);
+		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR, reply.failure);
+		return;
+	}
 	struct itr_benc b;
 	itr_benc_init(&b);
-	itr_benc_reserve(&b, 128 + reply.npeers * (q.compact ? 18 : 64));
-	itr_benc_dict(&b);
-	itr_benc_key_int(&b, "complete", reply.counts.complete);
-	itr_benc_key_int(&b, "downloaded", reply.counts.downloaded);
-	itr_benc_key_int(&b, "incomplete", reply.counts.incomplete);
-	itr_benc_key_int(&b, "interval", reply.interval);
-	itr_benc_key_int(&b, "min interval", reply.min_interval);
-	itr_tracker_http_put_peers(&b, peers, reply.npeers, q.compact, ann.peer.family == 6);
-	if (reply.stored == ITR_SWARM_NO_TORRENTS)
-		itr_benc_key_str(&b, "warning message", "tracker full: torrent not stored", 32);
-	else if (reply.stored == ITR_SWARM_NO_PEERS)
-		itr_benc_key_str(&b, "warning message", "tracker full: peer not stored", 29);
-	itr_benc_end(&b);
-	free(peers);
-
+	put_announce_reply(&b, &reply, peers, q.compact, br.ann.peer.family == 6);
+	if (peers != stack_peers)
+		free(peers);
 	char *body;
 	size_t len;
 	if (itr_benc_finish(&b, &body, &len) < 0) {
-		reply_failure(tr, resp, "tracker out of memory, try later");
+		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR,
+		                       "tracker out of memory, try later");
 		return;
 	}
+	itr_tracker_count_announce(tr, ITR_TRANSPORT_HTTP, ITR_OUTCOME_OK);
 	itr_http_set_body(resp, 200, "text/plain", body, len);
 }
 
@@ -437,47 +487,60 @@ static void handle_scrape(const struct itr_http_request *req, struct itr_http_re
                           void *arg)
 {
 	struct itr_tracker *tr = arg;
-	size_t max = itr_tracker_get_config(tr)->max_scrape;
-	uint8_t(*hashes)[ITR_INFO_HASH_LEN] = calloc(max ? max : 1, ITR_INFO_HASH_LEN);
-	char why[160];
+	struct itr_announce_backend *be = itr_tracker_active_backend(tr);
+	size_t max = be->max_scrape ? be->max_scrape : 1;
+	uint8_t(*hashes)[ITR_INFO_HASH_LEN] = calloc(max, ITR_INFO_HASH_LEN);
+	struct itr_swarm_counts *counts = calloc(max, sizeof(*counts));
+	char why[ITR_BACKEND_TEXT];
 	const char *query = req->query ? req->query : "";
 
-	if (!hashes) {
-		reply_failure(tr, resp, "tracker out of memory, try later");
+	if (!hashes || !counts) {
+		free(hashes);
+		free(counts);
+		http_failure(resp, "tracker out of memory, try later");
 		return;
 	}
 	long n = itr_scrape_query_parse(query, strlen(query), hashes, max, why, sizeof(why));
 	if (n < 0) {
 		free(hashes);
+		free(counts);
 		reply_failure(tr, resp, why);
 		return;
 	}
 	/* dictionary keys must be sorted and unique */
 	qsort(hashes, (size_t)n, ITR_INFO_HASH_LEN, compare_hash);
+	size_t unique = 0;
+	for (long i = 0; i < n; i++)
+		if (unique == 0 || memcmp(hashes[i], hashes[unique - 1], ITR_INFO_HASH_LEN) != 0)
+			memmove(hashes[unique++], hashes[i], ITR_INFO_HASH_LEN);
+	if (itr_backend_scrape(be, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, unique, counts, why,
+	                       sizeof(why)) < 0) {
+		free(hashes);
+		free(counts);
+		http_failure(resp, why);
+		return;
+	}
 	struct itr_benc b;
 	itr_benc_init(&b);
 	itr_benc_dict(&b);
 	itr_benc_cstr(&b, "files");
 	itr_benc_dict(&b);
-	for (long i = 0; i < n; i++) {
-		if (i > 0 && memcmp(hashes[i], hashes[i - 1], ITR_INFO_HASH_LEN) == 0)
-			continue;
-		struct itr_swarm_counts c;
-		itr_tracker_scrape(tr, hashes[i], &c);
+	for (size_t i = 0; i < unique; i++) {
 		itr_benc_str(&b, hashes[i], ITR_INFO_HASH_LEN);
 		itr_benc_dict(&b);
-		itr_benc_key_int(&b, "complete", c.complete);
-		itr_benc_key_int(&b, "downloaded", c.downloaded);
-		itr_benc_key_int(&b, "incomplete", c.incomplete);
+		itr_benc_key_int(&b, "complete", counts[i].complete);
+		itr_benc_key_int(&b, "downloaded", counts[i].downloaded);
+		itr_benc_key_int(&b, "incomplete", counts[i].incomplete);
 		itr_benc_end(&b);
 	}
 	itr_benc_end(&b);
 	itr_benc_end(&b);
 	free(hashes);
+	free(counts);
 	char *body;
 	size_t len;
 	if (itr_benc_finish(&b, &body, &len) < 0) {
-		reply_failure(tr, resp, "tracker out of memory, try later");
+		http_failure(resp, "tracker out of memory, try later");
 		return;
 	}
 	itr_http_set_body(resp, 200, "text/plain", body, len);

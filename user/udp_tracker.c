@@ -22,6 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "announce_backend.h"
+
 #define MAX_SOCKETS  4
 #define BATCH        32
 #define DATAGRAM_MAX 2048
@@ -209,21 +211,43 @@ static size_t error_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t
 	return itr_udp_build_error(out, cap, tid, msg);
 }
 
+/* A backend's failure reason for an authenticated client, cut to the
+ * request's length (never more out than in). */
+static size_t failure_reply(uint8_t *out, size_t cap, size_t request_len, uint32_t tid,
+                            const char *msg)
+{
+	char text[ITR_BACKEND_TEXT];
+	size_t room = request_len > 8 ? request_len - 8 : 0;
+	if (room == 0)
+		return 0;
+	snprintf(text, sizeof(text), "%.*s", (int)(room < sizeof(text) ? room : sizeof(text) - 1),
+	         msg);
+	return itr_udp_build_error(out, cap, tid, text);
+}
+
 static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
                               const struct itr_udp_request *req, size_t request_len, uint8_t *out,
                               size_t cap)
 {
-	struct itr_announce ann = {
-	    .downloaded = req->downloaded,
-	    .left = req->left,
-	    .uploaded = req->uploaded,
-	    .event = (enum itr_event)req->event,
-	    .numwant = req->num_want < 0 ? -1 : req->num_want,
+	struct itr_backend_request br = {
+	    .ann =
+	        {
+	            .downloaded = req->downloaded,
+	            .left = req->left,
+	            .uploaded = req->uploaded,
+	            .event = (enum itr_event)req->event,
+	            .numwant = req->num_want < 0 ? -1 : req->num_want,
+	        },
+	    .key = req->key,
+	    .has_key = true,
+	    .transport = ITR_TRANSPORT_UDP,
 	};
-	memcpy(ann.info_hash, req->info_hash, 20);
-	const char *refusal = itr_tracker_udp_client(tr, src, req->ipv4, req->port, &ann.peer);
+	memcpy(br.ann.info_hash, req->info_hash, ITR_INFO_HASH_LEN);
+	memcpy(br.peer_id, req->peer_id, sizeof(br.peer_id));
+	const char *refusal = itr_tracker_udp_client(tr, src, req->ipv4, req->port, &br.ann.peer);
 	if (refusal) {
 		itr_tracker_count_rejected(tr);
+		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_REJECTED);
 		return error_reply(out, cap, request_len, req->transaction_id, refusal);
 	}
 
@@ -236,23 +260,40 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 	struct itr_ranked_peer peers[(ITR_UDP_MAX_REPLY_V4 - 20) / 6];
 	if (room > sizeof(peers) / sizeof(peers[0]))
 		room = sizeof(peers) / sizeof(peers[0]);
-	struct itr_announce_reply reply;
-	if (itr_tracker_announce(tr, &ann, &reply, peers, room) < 0)
-		return itr_udp_build_error(out, cap, req->transaction_id, "out of memory");
+	struct itr_backend_reply reply;
+	if (itr_backend_announce(itr_tracker_active_backend(tr), &br, &reply, peers,
+	                         itr_tracker_want(tr, &br.ann, room)) < 0) {
+		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_ERROR);
+		return failure_reply(out, cap, request_len, req->transaction_id, "out of memory");
+	}
+	if (reply.failure[0]) {
+		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_ERROR);
+		return failure_reply(out, cap, request_len, req->transaction_id, reply.failure);
+	}
+	itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_OK);
 	return itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
 	                              &reply.counts, peers, reply.npeers, src->family);
 }
 
-static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req, uint8_t *out,
-                            size_t cap)
+static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req,
+                            size_t request_len, uint8_t *out, size_t cap)
 {
+	struct itr_announce_backend *be = itr_tracker_active_backend(tr);
+	uint8_t hashes[ITR_UDP_MAX_SCRAPE][ITR_INFO_HASH_LEN];
+	struct itr_swarm_counts counts[ITR_UDP_MAX_SCRAPE];
+	size_t n = req->nhashes < ITR_UDP_MAX_SCRAPE ? req->nhashes : ITR_UDP_MAX_SCRAPE;
+	if (be->max_scrape && n > be->max_scrape)
+		n = be->max_scrape;
+	char failure[ITR_BACKEND_TEXT];
+	memcpy(hashes, req->hashes, n * ITR_INFO_HASH_LEN);
+	if (itr_backend_scrape(be, (const uint8_t(*)[ITR_INFO_HASH_LEN])hashes, n, counts, failure,
+	                       sizeof(failure)) < 0)
+		return failure_reply(out, cap, request_len, req->transaction_id, failure);
 	size_t len = itr_udp_build_scrape_header(out, cap, req->transaction_id);
-	for (size_t i = 0; i < req->nhashes && len + 12 <= cap; i++) {
-		struct itr_swarm_counts c;
-		itr_tracker_scrape(tr, req->hashes + 20 * i, &c);
-		put32(out + len, c.complete);
-		put32(out + len + 4, c.downloaded);
-		put32(out + len + 8, c.incomplete);
+	for (size_t i = 0; i < n && len + 12 <= cap; i++) {
+		put32(out + len, counts[i].complete);
+		put32(out + len + 4, counts[i].downloaded);
+		put32(out + len + 8, counts[i].incomplete);
 		len += 12;
 	}
 	return len;
@@ -273,17 +314,17 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 		itr_udp_connid_make(cid, src, now, id);
 		return itr_udp_build_connect(out, cap, req.transaction_id, id);
 	}
-	if (!itr_udp_connid_check(cid, src, now, req.connection_id)) {
+	bool valid_id = itr_udp_connid_check(cid, src, now, req.connection_id);
+	if (!valid_id || st == ITR_UDP_INVALID) {
 		itr_tracker_count_rejected(tr);
-		return error_reply(out, cap, len, req.transaction_id, "bad connection id");
-	}
-	if (st == ITR_UDP_INVALID) {
-		itr_tracker_count_rejected(tr);
-		return error_reply(out, cap, len, req.transaction_id, why);
+		if (req.action == ITR_UDP_ANNOUNCE)
+			itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_REJECTED);
+		return error_reply(out, cap, len, req.transaction_id,
+		                   valid_id ? why : "bad connection id");
 	}
 	if (req.action == ITR_UDP_ANNOUNCE)
 		return handle_announce(tr, src, &req, len, out, cap);
-	return handle_scrape(tr, &req, out, cap);
+	return handle_scrape(tr, &req, len, out, cap);
 }
 
 /* ---- server -------------------------------------------------------------- */
@@ -292,7 +333,13 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
  * with SO_REUSEPORT: the kernel spreads datagrams over the workers by a
  * hash of the source address and port, so a client stays with one worker
  * and the workers share nothing but the (sharded) store and the
- * connection-id key. */
+ * connection-id key.
+ *
+ * A backend that waits on the network (announce_backend.h: threads > 0,
+ * the proxy) gets at least that many workers on one shared socket per
+ * address (dup'ed), each taking one datagram at a time: whichever worker
+ * is free takes the next request, so a slow upstream exchange holds up
+ * only its own. */
 struct udp_worker {
 	struct itr_udp_tracker *u;
 	int fds[MAX_SOCKETS];
@@ -308,7 +355,8 @@ struct itr_udp_tracker {
 	struct itr_udp_connid cid;
 	struct udp_worker *workers;
 	unsigned nworkers;
-	int wake_fd; /* written once at stop; never read, so it wakes every worker */
+	unsigned batch; /* datagrams a worker takes at once */
+	int wake_fd;    /* written once at stop; never read, so it wakes every worker */
 	uint16_t port;
 	atomic_bool stop;
 	atomic_uint_fast64_t received, answered, dropped;
@@ -360,23 +408,18 @@ static int udp_bind_opt(const char *what, const char *addr, uint16_t port, bool 
 	return fd;
 }
 
-int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
-                 size_t errlen)
-{
-	return udp_bind_opt(what, addr, port, false, bound, err, errlen);
-}
-
 static void serve_socket(struct udp_worker *w, int fd)
 {
 	struct itr_udp_tracker *u = w->u;
 	uint8_t(*in)[DATAGRAM_MAX] = w->in;
 	uint8_t(*out)[DATAGRAM_MAX] = w->out;
+	unsigned batch = u->batch;
 	struct sockaddr_storage from[BATCH];
 	struct iovec in_iov[BATCH], out_iov[BATCH];
 	struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
 
 	for (;;) {
-		for (int i = 0; i < BATCH; i++) {
+		for (unsigned i = 0; i < batch; i++) {
 			in_iov[i] = (struct iovec){.iov_base = in[i], .iov_len = DATAGRAM_MAX};
 			in_msgs[i] = (struct mmsghdr){0};
 			in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
@@ -384,7 +427,9 @@ static void serve_socket(struct udp_worker *w, int fd)
 			in_msgs[i].msg_hdr.msg_name = &from[i];
 			in_msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
 		}
-		int n = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
+		/* on a shared socket several workers wake for one datagram:
+		 * the losers get EAGAIN and go back to poll */
+		int n = recvmmsg(fd, in_msgs, batch, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			return;
 		atomic_fetch_add_explicit(&u->received, (uint64_t)n, memory_order_relaxed);
@@ -423,7 +468,7 @@ static void serve_socket(struct udp_worker *w, int fd)
 		}
 		if (dropped)
 			atomic_fetch_add_explicit(&u->dropped, dropped, memory_order_relaxed);
-		if (n < BATCH)
+		if ((unsigned)n < batch)
 			return;
 	}
 }
@@ -491,6 +536,12 @@ struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, co
 	u->tr = tr;
 	u->wake_fd = -1;
 	itr_udp_connid_init(&u->cid);
+	unsigned backend_threads = itr_tracker_active_backend(tr)->threads;
+	bool shared = backend_threads > 0;
+	if (workers < backend_threads)
+		workers =
+		    backend_threads < ITR_UDP_MAX_WORKERS ? backend_threads : ITR_UDP_MAX_WORKERS;
+	u->batch = shared ? 1 : BATCH;
 	/* calloc: the batch buffers are 128 KiB a worker, touched as used */
 	u->workers = calloc(workers, sizeof(*u->workers));
 	u->nworkers = workers;
@@ -501,7 +552,7 @@ struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, co
 		close_all(u);
 		return NULL;
 	}
-	bool reuse = workers > 1;
+	bool reuse = workers > 1 && !shared;
 	char *save = NULL;
 	int naddrs = 0;
 	for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
@@ -511,11 +562,17 @@ struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, co
 		}
 		/* the first socket of the first address may pick the port */
 		for (unsigned k = 0; k < workers; k++) {
-			uint16_t bound;
-			int fd = udp_bind_opt("udp tracker", a, naddrs || k ? u->port : port, reuse,
-			                      &bound, err, errlen);
-			if (fd < 0)
+			uint16_t bound = u->port;
+			int fd = shared && k > 0
+			             ? dup(u->workers[0].fds[naddrs])
+			             : udp_bind_opt("udp tracker", a, naddrs || k ? u->port : port,
+			                            reuse, &bound, err, errlen);
+			if (fd < 0) {
+				if (shared && k > 0)
+					snprintf(err, errlen, "udp tracker: dup: %s",
+					         strerror(errno));
 				goto fail;
+			}
 			u->workers[k].fds[u->workers[k].nfds++] = fd;
 			u->port = bound;
 		}

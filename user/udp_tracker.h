@@ -1,7 +1,7 @@
 /* udp_tracker.h - the UDP tracker (BEP 15): pure packet parsing/building,
- * keyed expiring connection IDs, the request handler, and server threads
- * (SO_REUSEPORT workers) with IPv4 and IPv6 sockets batching with
- * recvmmsg/sendmmsg.
+ * keyed expiring connection IDs, the request handler (answered by the
+ * tracker's announce backend), and server threads (SO_REUSEPORT workers)
+ * with IPv4 and IPv6 sockets batching with recvmmsg/sendmmsg.
  */
 #ifndef ITR_UDP_TRACKER_H
 #define ITR_UDP_TRACKER_H
@@ -91,7 +91,8 @@ void itr_udp_connid_make(const struct itr_udp_connid *c, const struct itr_peer_a
 bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_addr *src,
                           uint32_t now, const uint8_t id[8]);
 
-/* Handle one datagram from src (the real source: address and port); the
+/* Handle one datagram from src (the real source: address and port),
+ * answered by tr's active backend (itr_tracker_use_backend); the
  * answer goes to out (room for cap bytes). Returns the answer's length,
  * 0 to drop. Never answers an unauthenticated source with more bytes than
  * it sent. */
@@ -101,20 +102,18 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 
 struct itr_udp_tracker;
 
-/* A non-blocking UDP socket bound to addr:port (IPv6 sockets v6-only, a
- * large receive buffer); *bound gets the port (port 0 picks one). -1 with
- * err ("<what>: ...") on failure. Shared by the tracker and the proxy. */
-int itr_udp_bind(const char *what, const char *addr, uint16_t port, uint16_t *bound, char *err,
-                 size_t errlen);
-
 /* Serve on every address in addrs (comma separated, e.g. "0.0.0.0,::" or
  * "127.0.0.1,::1"; NULL: "0.0.0.0,::"), all on one port (0: the first
- * socket picks a free one and the others use it). NULL with err on error. */
+ * socket picks a free one and the others use it), with as many worker
+ * threads as tr's active backend asks for (one if it never waits). NULL
+ * with err on error. */
 struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char *addrs,
                                               uint16_t port, char *err, size_t errlen);
 /* The same with several worker threads, each with its own sockets bound to
  * the same port with SO_REUSEPORT (workers > 1): the kernel spreads clients
- * over them by source address and port. 1..ITR_UDP_MAX_WORKERS. */
+ * over them by source address and port. 1..ITR_UDP_MAX_WORKERS. A backend
+ * that waits on the network (the proxy) gets at least its `threads`
+ * workers, sharing one socket per address. */
 #define ITR_UDP_MAX_WORKERS 256
 struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, const char *addrs,
                                                       uint16_t port, unsigned workers, char *err,

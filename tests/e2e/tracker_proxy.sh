@@ -71,6 +71,18 @@ in_ns /usr/bin/python3 "$LIB/announce_check.py" proxy udp://127.0.0.1:8969 "$MAP
 after_udp=$(scrape)
 ((after_udp == after_http + 2)) || e2e_fail "opentracker saw $after_udp peers after the UDP clients"
 
+# /metrics counts proxied announces under the transport the client used
+announces() { # port protocol outcome -> count
+	in_ns curl -fsS "http://127.0.0.1:$1/metrics" |
+		sed -n "s/^itracker_tracker_announces_total{protocol=\"$2\",outcome=\"$3\"} //p"
+}
+udp_ok=$(announces 8969 udp ok) http_ok=$(announces 8969 http ok)
+((udp_ok >= 2 && http_ok == 0)) ||
+	e2e_fail "UDP proxy instance counted udp ok=$udp_ok http ok=$http_ok"
+udp_ok=$(announces 7969 udp ok) http_ok=$(announces 7969 http ok)
+((http_ok >= 3 && udp_ok == 0)) ||
+	e2e_fail "HTTP proxy instance counted http ok=$http_ok udp ok=$udp_ok"
+
 # the upstream's failure reason reaches the client: a hash opentracker
 # does not whitelist
 out=$(in_ns curl -fsS "http://127.0.0.1:7969/announce?info_hash=%01%02%03%04%05%06%07%08%09%0a%0b%0c%0d%0e%0f%10%11%12%13%14&peer_id=-CU0001-xxxxxxxxxxxx&port=7100&left=1")

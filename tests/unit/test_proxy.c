@@ -4,8 +4,10 @@
  * same list itr_rank gives for those candidates), the upstream must store
  * the client's own address (ip= / the BEP 15 IP field from a trusted
  * source), failure reasons pass through, dead upstreams time out with a
- * failure reason, UDP connection ids are cached for a minute, and both
- * front ends (HTTP routes, UDP server) answer real clients.
+ * failure reason, UDP connection ids are cached for a minute, and the
+ * tracker's own front ends (tracker_http.c, udp_tracker.c) answer real
+ * clients through the proxy as their backend, counting each announce
+ * under the transport it came over.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "announce_backend.h"
 #include "bencode.h"
 #include "netmap.h"
 #include "proxy.h"
@@ -151,16 +154,16 @@ static struct itr_proxy *new_proxy(const char *fmt, uint16_t port, unsigned time
 	itr_proxy_config_default(&cfg);
 	cfg.upstream = url;
 	cfg.timeout_ms = timeout_ms;
-	cfg.udp_workers = 2;
+	cfg.threads = 2;
 	struct itr_proxy *p = itr_proxy_new(&cfg, front, why, sizeof(why));
 	if (!p)
 		fail_msg("itr_proxy_new(%s): %s", url, why);
 	return p;
 }
 
-static struct itr_proxy_request request(const char *ip, uint16_t port, int64_t numwant)
+static struct itr_backend_request request(const char *ip, uint16_t port, int64_t numwant)
 {
-	struct itr_proxy_request r;
+	struct itr_backend_request r;
 	memset(&r, 0, sizeof(r));
 	memcpy(r.ann.info_hash, IH, 20);
 	memcpy(r.peer_id, "-IT0001-proxytest000", 20);
@@ -168,7 +171,8 @@ static struct itr_proxy_request request(const char *ip, uint16_t port, int64_t n
 	r.ann.left = 1000;
 	r.ann.event = ITR_EVENT_STARTED;
 	r.ann.numwant = numwant;
-	snprintf(r.key, sizeof(r.key), "1a2b3c4d");
+	r.key_text = "1a2b3c4d";
+	r.has_key = true;
 	return r;
 }
 
@@ -215,13 +219,17 @@ static bool upstream_has(const struct itr_peer_addr *peer)
 static void check_ranked_announce(struct itr_proxy *p, const char *client_ip, uint16_t port,
                                   size_t expect_n)
 {
-	struct itr_proxy_request r = request(client_ip, port, 5);
-	struct itr_proxy_reply reply;
+	struct itr_backend_request r = request(client_ip, port, 5);
+	struct itr_backend_reply reply;
 	struct itr_ranked_peer got[50], want[50];
-	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
+	struct itr_proxy_stats before, after;
+	itr_proxy_get_stats(p, &before);
+	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 5), 0);
 	assert_string_equal(reply.failure, "");
 	assert_int_equal(reply.interval, itr_tracker_get_config(up.tr)->interval);
-	assert_true(reply.upstream_peers >= up.nswarm); /* the whole swarm came back */
+	itr_proxy_get_stats(p, &after);
+	/* the whole swarm came back */
+	assert_true(after.upstream_peers - before.upstream_peers >= up.nswarm);
 	size_t n = expected(&r.ann.peer, 5, want);
 	/* rank.c's rule: 1 external reserved, 2 own-PID (40 %), 4 own-AS (80 %),
 	 * 2 externals; a client in the one-PID AS fills only 2 + 2 */
@@ -279,9 +287,9 @@ static void test_failure_reason_passes_through(void **state)
 	/* a real upstream failure: the URL's own query gives a bad event */
 	struct itr_proxy *p =
 	    new_proxy("http://127.0.0.1:%u/announce?event=bogus", up.http_port, 3000);
-	struct itr_proxy_request r = request("10.10.1.53", 7005, 5);
+	struct itr_backend_request r = request("10.10.1.53", 7005, 5);
 	r.ann.event = ITR_EVENT_NONE;
-	struct itr_proxy_reply reply;
+	struct itr_backend_reply reply;
 	struct itr_ranked_peer got[50];
 	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
 	assert_string_equal(reply.failure,
@@ -317,8 +325,8 @@ static void test_dead_upstreams_time_out(void **state)
 	getsockname(udp, (struct sockaddr *)&bound, &sl);
 	uint16_t udp_port = ntohs(bound.sin_port);
 
-	struct itr_proxy_request r = request("10.10.1.54", 7006, 5);
-	struct itr_proxy_reply reply;
+	struct itr_backend_request r = request("10.10.1.54", 7006, 5);
+	struct itr_backend_reply reply;
 	struct itr_ranked_peer got[50];
 	struct itr_proxy *p = new_proxy("http://127.0.0.1:%u/announce", tcp_port, 300);
 	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
@@ -419,15 +427,18 @@ static void test_untrusting_upstream(void **state)
 	assert_int_equal(itr_tracker_announce(plain, &seed, &ar, none, 1), 0);
 
 	struct itr_proxy *p = new_proxy("http://127.0.0.1:%u/announce", itr_http_port(srv), 3000);
-	struct itr_proxy_reply reply;
+	struct itr_backend_reply reply;
 	struct itr_ranked_peer got[50];
-	struct itr_proxy_request r = request("10.10.1.70", 7100, 50);
+	struct itr_proxy_stats before, after;
+	struct itr_backend_request r = request("10.10.1.70", 7100, 50);
 	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
 	r = request("10.10.1.71", 7101, 50);
+	itr_proxy_get_stats(p, &before);
 	assert_int_equal(itr_proxy_announce(p, &r, &reply, got, 50), 0);
 	assert_string_equal(reply.failure, "");
+	itr_proxy_get_stats(p, &after);
 	/* upstream: the seed and 127.0.0.1:7100 (the first client, misfiled) */
-	assert_int_equal(reply.upstream_peers, 2);
+	assert_int_equal(after.upstream_peers - before.upstream_peers, 2);
 	assert_int_equal(reply.npeers, 1);
 	assert_memory_equal(got[0].peer.addr, seed.peer.addr, 4);
 	itr_proxy_free(p);
@@ -472,7 +483,11 @@ static void test_http_front_end(void **state)
 	                              .threads = 4};
 	struct itr_http_server *srv = itr_http_new(&lim);
 	char why[256];
-	assert_int_equal(itr_proxy_http_register(srv, p), 0);
+	struct itr_tracker_stats ts_before, ts_after;
+	struct itr_proxy_stats ps;
+	itr_tracker_stats(front, &ts_before);
+	itr_tracker_use_backend(front, itr_proxy_backend(p));
+	assert_int_equal(itr_tracker_http_register(srv, front), 0);
 	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, why, sizeof(why)), 0);
 
 	char target[512];
@@ -499,6 +514,16 @@ static void test_http_front_end(void **state)
 		                 want[i].peer.port);
 	}
 	assert_true(upstream_has(&client));
+	/* counted as an HTTP announce, by the front end and by the proxy */
+	itr_tracker_stats(front, &ts_after);
+	assert_int_equal(ts_after.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_OK] -
+	                     ts_before.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_OK],
+	                 1);
+	assert_int_equal(ts_after.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_OK],
+	                 ts_before.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_OK]);
+	itr_proxy_get_stats(p, &ps);
+	assert_int_equal(ps.by_transport[ITR_TRANSPORT_HTTP], 1);
+	assert_int_equal(ps.by_transport[ITR_TRANSPORT_UDP], 0);
 
 	/* scrape through the front end */
 	len = http_get_body(itr_http_port(srv), "/scrape?info_hash=proxy-test-infohash%21", body,
@@ -518,8 +543,9 @@ static void test_http_front_end(void **state)
 	itr_http_free(srv);
 	itr_proxy_free(p);
 	p = new_proxy("http://127.0.0.1:%u/announce?event=bogus", up.http_port, 3000);
+	itr_tracker_use_backend(front, itr_proxy_backend(p));
 	srv = itr_http_new(&lim);
-	assert_int_equal(itr_proxy_http_register(srv, p), 0);
+	assert_int_equal(itr_tracker_http_register(srv, front), 0);
 	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, why, sizeof(why)), 0);
 	len = http_get_body(itr_http_port(srv),
 	                    "/announce?info_hash=proxy-test-infohash%21"
@@ -528,7 +554,12 @@ static void test_http_front_end(void **state)
 	itr_bdec(body, len, &root);
 	assert_int_equal(itr_bdec_dict_get(&root, "failure reason", &v), 0);
 	assert_int_equal(v.len, strlen("bad event: must be started, completed, stopped or empty"));
+	itr_tracker_stats(front, &ts_before);
+	assert_int_equal(ts_before.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_ERROR] -
+	                     ts_after.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_ERROR],
+	                 1);
 	itr_http_free(srv);
+	itr_tracker_use_backend(front, NULL);
 	itr_proxy_free(p);
 }
 
@@ -560,11 +591,14 @@ static void test_udp_front_end(void **state)
 	(void)state;
 	struct itr_proxy *p = new_proxy("udp://127.0.0.1:%u", up.udp_port, 3000);
 	char why[256];
-	struct itr_proxy_udp *u = itr_proxy_udp_start(p, "127.0.0.1", 0, why, sizeof(why));
+	struct itr_tracker_stats ts_before, ts_after;
+	itr_tracker_stats(front, &ts_before);
+	itr_tracker_use_backend(front, itr_proxy_backend(p));
+	struct itr_udp_tracker *u = itr_udp_tracker_start(front, "127.0.0.1", 0, why, sizeof(why));
 	assert_non_null(u);
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons(itr_proxy_udp_port(u)),
+	                          .sin_port = htons(itr_udp_tracker_port(u)),
 	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 
@@ -602,6 +636,17 @@ static void test_udp_front_end(void **state)
 	for (size_t i = 0; i < nwant; i++)
 		assert_memory_equal(resp + 20 + 6 * i, want[i].peer.addr, 4);
 	assert_true(upstream_has(&client));
+	/* counted as a UDP announce, not an HTTP one */
+	itr_tracker_stats(front, &ts_after);
+	assert_int_equal(ts_after.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_OK] -
+	                     ts_before.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_OK],
+	                 1);
+	assert_int_equal(ts_after.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_OK],
+	                 ts_before.by_transport[ITR_TRANSPORT_HTTP][ITR_OUTCOME_OK]);
+	struct itr_proxy_stats ps;
+	itr_proxy_get_stats(p, &ps);
+	assert_int_equal(ps.by_transport[ITR_TRANSPORT_UDP], 1);
+	assert_int_equal(ps.by_transport[ITR_TRANSPORT_HTTP], 0);
 
 	/* a wrong connection id: an error, never forwarded */
 	struct itr_proxy_stats before, after;
@@ -613,8 +658,14 @@ static void test_udp_front_end(void **state)
 	itr_proxy_get_stats(p, &after);
 	assert_int_equal(after.announces, before.announces);
 
+	itr_tracker_stats(front, &ts_before);
+	assert_int_equal(ts_before.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_REJECTED] -
+	                     ts_after.by_transport[ITR_TRANSPORT_UDP][ITR_OUTCOME_REJECTED],
+	                 1);
+
 	close(fd);
-	itr_proxy_udp_stop(u);
+	itr_udp_tracker_stop(u);
+	itr_tracker_use_backend(front, NULL);
 	itr_proxy_free(p);
 }
 
