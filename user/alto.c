@@ -27,6 +27,7 @@
  * - Cost rows left empty by constraints are omitted from a cost map.
  */
 #include "alto.h"
+#include "alto_updates.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1286,6 +1287,8 @@ enum route_kind {
 	R_COSTMAP_FILTERED,
 	R_ENDPOINTPROP,
 	R_ENDPOINTCOST,
+	R_ITRACKER_MAP,
+	R_UPDATES, /* served by alto_updates.c; listed here for the IRD */
 	R_COUNT,
 };
 
@@ -1311,7 +1314,14 @@ static const struct route {
      ITR_ALTO_MT_ENDPOINTPROP},
     {R_ENDPOINTCOST, "/alto/endpointcost", "endpoint-cost", ITR_ALTO_MT_ENDPOINTCOSTPARAMS,
      ITR_ALTO_MT_ENDPOINTCOST},
+    {R_ITRACKER_MAP, "/alto/itracker-map", "itracker-map", NULL, ITR_ALTO_MT_ITRACKER_MAP},
+    {R_UPDATES, "/alto/updates", "update-stream", ITR_ALTO_MT_UPDATESTREAMPARAMS,
+     ITR_ALTO_MT_EVENT_STREAM},
 };
+
+/* The resources an update stream carries, in enum itr_alto_resource order. */
+static const enum route_kind stream_resources[ITR_ALTO_RES_COUNT] = {R_NETWORKMAP, R_COSTMAP_NUM,
+                                                                     R_COSTMAP_ORD, R_ITRACKER_MAP};
 
 static const char *cfg_str(const char *s)
 {
@@ -1378,6 +1388,23 @@ char *itr_alto_encode_ird(const struct itr_netmap *map, const struct itr_alto_co
 			                    json_pack("{s:[s,s,s]}", "prop-types", pid_prop,
 			                              ITR_ALTO_PROP_ASID, ITR_ALTO_PROP_LOC));
 			break;
+		case R_UPDATES: {
+			/* RFC 8895 8.3: what it can carry, and how changes come. */
+			json_t *uses = json_array(), *inc = json_object();
+			for (int k = 0; k < ITR_ALTO_RES_COUNT; k++) {
+				char rid[2 * ITR_NAME_MAX + 2];
+				itr_alto_resource_id(map, cfg, (enum itr_alto_resource)k, rid,
+				                     sizeof(rid));
+				json_array_append_new(uses, json_string(rid));
+				json_object_set_new(inc, rid, json_string(ITR_ALTO_MT_MERGE_PATCH));
+			}
+			json_object_set_new(e, "uses", uses);
+			json_object_set_new(e, "capabilities",
+			                    json_pack("{s:o, s:b}",
+			                              "incremental-change-media-types", inc,
+			                              "support-stream-control", 1));
+			break;
+		}
 		case R_ENDPOINTCOST:
 			/* No "uses" for the ECS (11.5.1.5). */
 			json_object_set_new(e, "capabilities",
@@ -1396,6 +1423,44 @@ char *itr_alto_encode_ird(const struct itr_netmap *map, const struct itr_alto_co
 	}
 	json_object_set_new(root, "resources", res);
 	return dump_and_free(root);
+}
+
+const char *itr_alto_resource_id(const struct itr_netmap *map, const struct itr_alto_config *cfg,
+                                 enum itr_alto_resource res, char *buf, size_t len)
+{
+	const struct route *r = NULL;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (routes[i].kind == stream_resources[res])
+			r = &routes[i];
+	if (r && r->id)
+		snprintf(buf, len, "%s%s", cfg_str(cfg ? cfg->resource_prefix : NULL), r->id);
+	else
+		snprintf(buf, len, "%s", itr_netmap_resource_id(map));
+	return buf;
+}
+
+const char *itr_alto_resource_media(enum itr_alto_resource res)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (routes[i].kind == stream_resources[res])
+			return routes[i].media;
+	return NULL;
+}
+
+char *itr_alto_resource_encode(const struct itr_netmap *map, enum itr_alto_resource res)
+{
+	switch (stream_resources[res]) {
+	case R_NETWORKMAP:
+		return itr_alto_encode_networkmap(map, NULL);
+	case R_COSTMAP_NUM:
+		return itr_alto_encode_costmap(map, ITR_ALTO_NUMERICAL, NULL);
+	case R_COSTMAP_ORD:
+		return itr_alto_encode_costmap(map, ITR_ALTO_ORDINAL, NULL);
+	case R_ITRACKER_MAP:
+		return dump_and_free(itr_netmap_alto_document(map));
+	default:
+		return NULL;
+	}
 }
 
 /* ---- HTTP ------------------------------------------------------------------ */
@@ -1433,22 +1498,11 @@ static char *cached_get(const struct itr_netmap *map, enum route_kind kind, size
 	}
 	if (!get_cache.body[kind]) {
 		char *body = NULL;
-		switch (kind) {
-		case R_IRD:
+		if (kind == R_IRD)
 			body = itr_alto_encode_ird(map, &alto_state.cfg);
-			break;
-		case R_NETWORKMAP:
-			body = itr_alto_encode_networkmap(map, NULL);
-			break;
-		case R_COSTMAP_NUM:
-			body = itr_alto_encode_costmap(map, ITR_ALTO_NUMERICAL, NULL);
-			break;
-		case R_COSTMAP_ORD:
-			body = itr_alto_encode_costmap(map, ITR_ALTO_ORDINAL, NULL);
-			break;
-		default:
-			break;
-		}
+		for (int k = 0; k < ITR_ALTO_RES_COUNT; k++)
+			if (stream_resources[k] == kind)
+				body = itr_alto_resource_encode(map, (enum itr_alto_resource)k);
 		get_cache.body[kind] = body;
 		get_cache.len[kind] = body ? strlen(body) : 0;
 	}
@@ -1641,10 +1695,12 @@ int itr_alto_register(struct itr_http_server *srv, const struct itr_alto_config 
 	pthread_mutex_unlock(&get_cache.lock);
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (routes[i].kind == R_UPDATES)
+			continue; /* below */
 		/* Any method: the handler answers 405 itself for the wrong one. */
 		int rc = itr_http_route(srv, NULL, routes[i].path, alto_handle, (void *)&routes[i]);
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return itr_alto_updates_register(srv, &alto_state.cfg, NULL);
 }

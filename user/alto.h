@@ -39,6 +39,12 @@ struct itr_peer_addr;
 #define ITR_ALTO_MT_ENDPOINTCOST       "application/alto-endpointcost+json"
 #define ITR_ALTO_MT_ENDPOINTCOSTPARAMS "application/alto-endpointcostparams+json"
 #define ITR_ALTO_MT_ERROR              "application/alto-error+json"
+/* The whole map with what ALTO has no field for (netmap_alto.c's form). */
+#define ITR_ALTO_MT_ITRACKER_MAP        "application/json"
+#define ITR_ALTO_MT_UPDATESTREAMPARAMS  "application/alto-updatestreamparams+json"
+#define ITR_ALTO_MT_UPDATESTREAMCONTROL "application/alto-updatestreamcontrol+json"
+#define ITR_ALTO_MT_MERGE_PATCH         "application/merge-patch+json"
+#define ITR_ALTO_MT_EVENT_STREAM        "text/event-stream"
 
 /* Private endpoint properties (RFC 7285 10.8.2: "priv:" plus a name). */
 #define ITR_ALTO_PROP_ASID "priv:itracker-asid"
@@ -62,6 +68,20 @@ struct itr_alto_config {
  * none is published. Returns 0, or -EINVAL for a bad config, or the error
  * of itr_http_route. cfg is copied. */
 int itr_alto_register(struct itr_http_server *srv, const struct itr_alto_config *cfg);
+
+/* The resources an ALTO update stream (RFC 8895, alto_updates.h) carries:
+ * each one's resource id under cfg, media type and full body. */
+enum itr_alto_resource {
+	ITR_ALTO_RES_NETWORKMAP = 0,
+	ITR_ALTO_RES_COSTMAP_NUM,
+	ITR_ALTO_RES_COSTMAP_ORD,
+	ITR_ALTO_RES_ITRACKER_MAP,
+	ITR_ALTO_RES_COUNT,
+};
+const char *itr_alto_resource_id(const struct itr_netmap *map, const struct itr_alto_config *cfg,
+                                 enum itr_alto_resource res, char *buf, size_t len);
+const char *itr_alto_resource_media(enum itr_alto_resource res);
+char *itr_alto_resource_encode(const struct itr_netmap *map, enum itr_alto_resource res);
 
 /* ---- errors (RFC 7285 8.5) ---------------------------------------------- */
 

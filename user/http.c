@@ -11,6 +11,7 @@
  * an MHD thread pool. Handlers may run concurrently and must be thread safe.
  */
 #include "http.h"
+#include "http_stream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -351,6 +352,11 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, struct http_request
 
 	struct itr_http_response resp = {.status = 200, .content_type = "text/plain"};
 	st->route->handler(&req, &resp, st->route->arg);
+	if (resp.stream) {
+		free(resp.body);
+		return (enum MHD_Result)itr_http_stream_queue(conn, resp.status ? resp.status : 200,
+		                                              resp.content_type, resp.stream);
+	}
 	return send_response(conn, resp.status ? resp.status : 200, resp.content_type, resp.body,
 	                     resp.body_len, NULL);
 }
@@ -475,7 +481,9 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
+	/* suspend/resume: streamed bodies (http_stream.c) wait without polling */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+	                 MHD_ALLOW_SUSPEND_RESUME;
 
 	if (srv->daemon) {
 		snprintf(err, errlen, "http: already started");
@@ -551,8 +559,15 @@ void itr_http_free(struct itr_http_server *srv)
 {
 	if (!srv)
 		return;
-	if (srv->daemon)
+	if (srv->daemon) {
+		/* MHD must not stop with suspended connections: end the streams
+		 * and give the polling thread a moment to send their last bytes. */
+		for (int i = 0; i < 50 && itr_http_stream_live_count() > 0; i++) {
+			itr_http_stream_close_all();
+			usleep(2000);
+		}
 		MHD_stop_daemon(srv->daemon);
+	}
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		free(srv->routes[i].method);
 		free(srv->routes[i].path);

@@ -26,6 +26,9 @@ struct itr_http_response {
 	const char *content_type; /* static string */
 	char *body;               /* malloc'ed, freed by the server */
 	size_t body_len;
+	/* Instead of a body: a stream that other threads keep writing to
+	 * (http_stream.h, itr_http_set_stream). */
+	struct itr_http_stream *stream;
 };
 
 typedef void (*itr_http_handler)(const struct itr_http_request *req, struct itr_http_response *resp,

@@ -232,11 +232,24 @@ struct itr_netmap *itr_netmap_current(void)
 	return m;
 }
 
+static void (*publish_hook)(void *arg);
+static void *publish_hook_arg;
+
+void itr_netmap_on_publish(void (*fn)(void *arg), void *arg)
+{
+	pthread_mutex_lock(&current_lock);
+	publish_hook = fn;
+	publish_hook_arg = arg;
+	pthread_mutex_unlock(&current_lock);
+}
+
 void itr_netmap_publish(struct itr_netmap *map)
 {
 	pthread_mutex_lock(&current_lock);
 	struct itr_netmap *old = current_map;
 	current_map = map;
+	if (publish_hook)
+		publish_hook(publish_hook_arg);
 	pthread_mutex_unlock(&current_lock);
 	itr_netmap_unref(old);
 }

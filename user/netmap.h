@@ -62,6 +62,13 @@ struct itr_netmap *itr_netmap_parse_text(const char *buf, size_t len, const char
 struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char *filename,
                                          struct itr_netmap_error *err);
 
+/* The map as one document of the ALTO JSON form that itr_netmap_parse_alto
+ * reads back into a map with the same vtag (network map, explicit costs,
+ * and the "itracker" member): what an ALTO update stream sends followers.
+ * A new jansson reference, NULL on ENOMEM. */
+struct json_t;
+struct json_t *itr_netmap_alto_document(const struct itr_netmap *map);
+
 void itr_netmap_ref(struct itr_netmap *map);
 void itr_netmap_unref(struct itr_netmap *map);
 
@@ -162,6 +169,10 @@ size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map);
  * caller's reference and drops the old map's. */
 struct itr_netmap *itr_netmap_current(void);
 void itr_netmap_publish(struct itr_netmap *map);
+/* One watcher of publishes (the ALTO update streams): fn runs inside
+ * publish, under the map lock, so it must only wake a thread of its own.
+ * NULL removes it. */
+void itr_netmap_on_publish(void (*fn)(void *arg), void *arg);
 
 /* Parse "192.0.2.0/24" / "2001:db8::/32" (host bits must be zero). */
 int itr_prefix_parse(const char *text, struct itr_prefix *out, char *why, size_t whylen);

@@ -42,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <jansson.h>
 
 #include "netmap_build.h"
@@ -405,4 +406,104 @@ out:
 		return NULL;
 	}
 	return nm_builder_finish(b);
+}
+
+/* ---- writer --------------------------------------------------------------
+ * The inverse of the parser: the whole map as one document of the form
+ * above, which itr_netmap_parse_alto turns back into a map with the same
+ * vtag. An ALTO update stream carries it to follower instances (with RFC
+ * 7396 merge patches between versions), so members are written in a fixed
+ * order and only what the map really holds: explicit costs only, and no
+ * 0.0.0.0/0 for the default PID (the "default-pid" member says it). */
+static json_t *prefixes_json(const struct itr_pid *pid, int family)
+{
+	json_t *arr = json_array();
+	char text[INET6_ADDRSTRLEN + 8];
+	for (size_t i = 0; arr && i < pid->nprefixes; i++) {
+		if (pid->prefixes[i].family != family)
+			continue;
+		if (json_array_append_new(arr, json_string(itr_prefix_format(
+		                                   &pid->prefixes[i], text, sizeof(text)))) < 0) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+json_t *itr_netmap_alto_document(const struct itr_netmap *map)
+{
+	const char *rid = itr_netmap_resource_id(map), *vtag = itr_netmap_vtag(map);
+	json_t *doc = json_object(), *pids = json_object(), *extra = json_object(),
+	       *costs = json_object(), *tiers = json_object();
+	if (!doc || !pids || !extra || !costs || !tiers)
+		goto nomem;
+	size_t n = itr_netmap_pid_count(map);
+	for (size_t i = 0; i < n; i++) {
+		const struct itr_pid *pid = itr_netmap_pid_at(map, i);
+		json_t *group = json_object(), *info;
+		json_t *v4 = prefixes_json(pid, 4), *v6 = prefixes_json(pid, 6);
+		if (!group || !v4 || !v6) {
+			json_decref(group);
+			json_decref(v4);
+			json_decref(v6);
+			goto nomem;
+		}
+		json_object_set_new(group, "ipv4", v4);
+		json_object_set_new(group, "ipv6", v6);
+		json_object_set_new(pids, pid->name, group);
+		info = json_pack("{s:I, s:I}", "id", (json_int_t)pid->id, "asid",
+		                 (json_int_t)pid->asn);
+		if (info && pid->loc != ITR_LOC_NONE)
+			json_object_set_new(info, "loc", json_integer(pid->loc));
+		if (!info)
+			goto nomem;
+		json_object_set_new(extra, pid->name, info);
+
+		json_t *row = NULL;
+		for (size_t j = 0; j < n; j++) {
+			const struct itr_pid *dst = itr_netmap_pid_at(map, j);
+			if (!itr_netmap_cost_is_explicit(map, pid, dst))
+				continue;
+			if (!row && !(row = json_object()))
+				goto nomem;
+			json_object_set_new(row, dst->name,
+			                    json_integer(itr_netmap_cost(map, pid, dst)));
+		}
+		if (row)
+			json_object_set_new(costs, pid->name, row);
+	}
+	for (int t = 0; t < ITR_TIER_MAX; t++)
+		json_object_set_new(tiers, itr_tier_names[t],
+		                    json_integer(itr_netmap_tier(map, t)));
+
+	json_t *itr = json_pack("{s:o, s:o}", "pids", extra, "tiers", tiers);
+	extra = tiers = NULL;
+	const struct itr_pid *dflt = itr_netmap_default_pid(map);
+	if (itr && dflt)
+		json_object_set_new(itr, "default-pid", json_string(dflt->name));
+	json_t *nm = json_pack("{s:{s:{s:s, s:s}}, s:o}", "meta", "vtag", "resource-id", rid, "tag",
+	                       vtag, "network-map", pids);
+	pids = NULL;
+	json_t *cm = json_pack("{s:{s:[{s:s, s:s}], s:{s:s, s:s}}, s:o}", "meta", "dependent-vtags",
+	                       "resource-id", rid, "tag", vtag, "cost-type", "cost-mode",
+	                       "numerical", "cost-metric", "routingcost", "cost-map", costs);
+	costs = NULL;
+	if (!itr || !nm || !cm) {
+		json_decref(itr);
+		json_decref(nm);
+		json_decref(cm);
+		goto nomem;
+	}
+	json_object_set_new(doc, "network-map", nm);
+	json_object_set_new(doc, "cost-map", cm);
+	json_object_set_new(doc, "itracker", itr);
+	return doc;
+nomem:
+	json_decref(doc);
+	json_decref(pids);
+	json_decref(extra);
+	json_decref(costs);
+	json_decref(tiers);
+	return NULL;
 }

@@ -924,7 +924,7 @@ static void test_ird(void **state)
 	assert_string_equal(str_at(r, "meta|cost-types|ord-routingcost|cost-metric"),
 	                    "routingcost");
 	res = path(r, "resources");
-	assert_int_equal(json_object_size(res), 7);
+	assert_int_equal(json_object_size(res), 9);
 	assert_string_equal(str_at(res, "my-default-network-map|uri"),
 	                    "http://alto.example.net:8080/alto/networkmap");
 	assert_string_equal(str_at(res, "my-default-network-map|media-type"),
@@ -951,6 +951,22 @@ static void test_ird(void **state)
 	assert_string_equal(str_at(e, "media-type"), ITR_ALTO_MT_NETWORKMAP);
 	assert_string_equal(json_string_value(json_array_get(path(e, "uses"), 0)),
 	                    "my-default-network-map");
+
+	/* RFC 8895 8.3: the update stream, what it carries, and how */
+	e = path(res, "it-update-stream");
+	assert_string_equal(str_at(e, "uri"), "http://alto.example.net:8080/alto/updates");
+	assert_string_equal(str_at(e, "media-type"), "text/event-stream");
+	assert_string_equal(str_at(e, "accepts"), "application/alto-updatestreamparams+json");
+	assert_int_equal(json_array_size(path(e, "uses")), 4);
+	assert_string_equal(
+	    str_at(e, "capabilities|incremental-change-media-types|it-itracker-map"),
+	    "application/merge-patch+json");
+	assert_string_equal(
+	    str_at(e, "capabilities|incremental-change-media-types|my-default-network-map"),
+	    "application/merge-patch+json");
+	assert_true(json_is_true(path(e, "capabilities|support-stream-control")));
+	assert_string_equal(str_at(res, "it-itracker-map|uri"),
+	                    "http://alto.example.net:8080/alto/itracker-map");
 
 	e = path(res, "it-costmap-filtered");
 	assert_string_equal(str_at(e, "accepts"), ITR_ALTO_MT_COSTMAPFILTER);
