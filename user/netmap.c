@@ -126,13 +126,24 @@ bool itr_netmap_name_valid(const char *s, size_t len, char *why, size_t whylen)
 
 void itr_netmap_error_format(const struct itr_netmap_error *err, char *buf, size_t len)
 {
+	/* A reason may quote what the file holds: bytes outside printable
+	 * ASCII are written as \xNN so that no message garbles a terminal. */
+	char reason[4 * sizeof(err->reason)];
+	size_t k = 0;
+	for (const unsigned char *p = (const unsigned char *)err->reason; *p; p++) {
+		if (*p >= 0x20 && *p < 0x7f)
+			reason[k++] = (char)*p;
+		else
+			k += (size_t)snprintf(reason + k, sizeof(reason) - k, "\\x%02x", *p);
+	}
+	reason[k] = '\0';
 	const char *file = err->file[0] ? err->file : "<memory>";
 	if (err->line > 0 && err->column > 0)
-		snprintf(buf, len, "%s:%d:%d: %s", file, err->line, err->column, err->reason);
+		snprintf(buf, len, "%s:%d:%d: %s", file, err->line, err->column, reason);
 	else if (err->line > 0)
-		snprintf(buf, len, "%s:%d: %s", file, err->line, err->reason);
+		snprintf(buf, len, "%s:%d: %s", file, err->line, reason);
 	else
-		snprintf(buf, len, "%s: %s", file, err->reason);
+		snprintf(buf, len, "%s: %s", file, reason);
 }
 
 /* ---- loading ------------------------------------------------------------ */
@@ -316,6 +327,16 @@ const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map)
 size_t itr_netmap_prefix_count(const struct itr_netmap *map)
 {
 	return map->nentries;
+}
+
+const char *itr_netmap_warning(const struct itr_netmap *map)
+{
+	if (map->nentries || map->default_pid)
+		return NULL;
+	return map->npids ? "the map declares PIDs but no prefixes and no default PID: every "
+	                    "address is outside the map (class unknown)"
+	                  : "the map is empty (no PIDs, no prefixes): every address is outside "
+	                    "the map (class unknown)";
 }
 
 size_t itr_netmap_prefix_count_family(const struct itr_netmap *map, int family)

@@ -160,6 +160,9 @@ int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
 /* More accessors. */
 const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map); /* or NULL */
 size_t itr_netmap_prefix_count(const struct itr_netmap *map); /* v4 + v6, no default */
+/* What an operator should hear about a valid map, or NULL: a map with no
+ * prefixes and no default PID puts every address outside the map. */
+const char *itr_netmap_warning(const struct itr_netmap *map);
 /* Prefixes of one family (4 or 6), no default. */
 size_t itr_netmap_prefix_count_family(const struct itr_netmap *map, int family);
 size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map);

@@ -245,9 +245,6 @@ static int stmt_default(struct nm_builder *b, struct line_ctx *lc, const struct 
 static int parse_line(struct nm_builder *b, struct line_ctx *lc)
 {
 	struct tok kw;
-	const char *nul = memchr(lc->line, '\0', (size_t)(lc->end - lc->line));
-	if (nul)
-		return nm_error(b, lc->lineno, (int)(nul - lc->line) + 1, "NUL byte in the file");
 	if (!next_tok(lc, &kw))
 		return 0;
 	if (tok_is(&kw, "prefix"))
@@ -282,6 +279,25 @@ struct itr_netmap *itr_netmap_parse_text(const char *buf, size_t len, const char
 	}
 	const char *p = buf, *end = buf + len;
 	int lineno = 0;
+	/* Control bytes (NUL above all) never occur in a text map: name a
+	 * binary file as such instead of reporting its bytes as a token. */
+	for (size_t i = 0, line = 1, col = 1; i < len; i++, col++) {
+		unsigned char c = (unsigned char)buf[i];
+		if (c == '\n') {
+			line++;
+			col = 0;
+		} else if ((c < 0x20 && c != '\t' && c != '\r' && c != '\f' && c != '\v') ||
+		           c == 0x7f) {
+			char what[24];
+			snprintf(what, sizeof(what), c ? "byte 0x%02x" : "NUL byte", c);
+			nm_error(b, (int)line, (int)col,
+			         "%s: this looks like a binary file, not a network map (text or "
+			         "ALTO JSON)",
+			         what);
+			nm_builder_free(b);
+			return NULL;
+		}
+	}
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *eol = nl ? nl : end;

@@ -965,6 +965,32 @@ static void test_prefix_parse(void **state)
 	assert_non_null(strstr(why, "out of range"));
 }
 
+/* A binary file given as a map: the error says so and carries no raw bytes
+ * that would garble a terminal; a token with such bytes is escaped too. */
+static void test_binary_file_reported_clearly(void **state)
+{
+	(void)state;
+	static const char elf[] =
+	    "\x7f"
+	    "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01\0\0\0\xe0\x1b\0\0";
+	struct itr_netmap_error err;
+	char msg[700];
+	assert_null(itr_netmap_parse_text(elf, sizeof(elf) - 1, "a.out", &err));
+	itr_netmap_error_format(&err, msg, sizeof(msg));
+	assert_non_null(strstr(msg, "binary"));
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			fail_msg("raw byte 0x%02x in '%s'", *p, msg);
+
+	static const char latin1[] = "pid caf\xe9 id 1 asn 1\n";
+	assert_null(itr_netmap_parse_text(latin1, sizeof(latin1) - 1, "m", &err));
+	itr_netmap_error_format(&err, msg, sizeof(msg));
+	for (const unsigned char *p = (const unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			fail_msg("raw byte 0x%02x in '%s'", *p, msg);
+	assert_non_null(strstr(msg, "\\xe9"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -990,6 +1016,7 @@ int main(void)
 	    cmocka_unit_test(test_diff_between_maps),
 	    cmocka_unit_test(test_current_publish),
 	    cmocka_unit_test(test_prefix_parse),
+	    cmocka_unit_test(test_binary_file_reported_clearly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

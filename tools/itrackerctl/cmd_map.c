@@ -51,42 +51,44 @@ static struct itr_netmap *load_or_report(const char *file, bool json, int *rc)
 	return NULL;
 }
 
-static void count_prefixes(const struct itr_netmap *map, size_t *v4, size_t *v6)
-{
-	*v4 = *v6 = 0;
-	for (size_t i = 0; i < itr_netmap_pid_count(map); i++) {
-		const struct itr_pid *pid = itr_netmap_pid_at(map, i);
-		for (size_t j = 0; j < pid->nprefixes; j++) {
-			if (pid->prefixes[j].family == 4)
-				(*v4)++;
-			else
-				(*v6)++;
-		}
-	}
-}
-
 static int map_check(const char *file, bool json)
 {
 	int rc = CTL_EXIT_OK;
 	struct itr_netmap *map = load_or_report(file, json, &rc);
 	if (!map)
 		return rc;
-	size_t v4, v6;
-	count_prefixes(map, &v4, &v6);
+	size_t v4 = itr_netmap_prefix_count_family(map, 4),
+	       v6 = itr_netmap_prefix_count_family(map, 6);
+	/* The capacities are the kernel tries' (maps/itracker_maps.h). */
+	char why[256] = "";
+	bool fits = itr_netmap_fits(map, ITR_LPM_V4_MAX, ITR_LPM_V6_MAX, why, sizeof(why));
+	const char *warning = itr_netmap_warning(map);
 	if (json) {
-		json_t *doc =
-		    json_pack("{s:b,s:s,s:s,s:I,s:I,s:I}", "valid", 1, "vtag", itr_netmap_vtag(map),
-		              "resource_id", itr_netmap_resource_id(map), "pids",
-		              (json_int_t)itr_netmap_pid_count(map), "prefixes_v4", (json_int_t)v4,
-		              "prefixes_v6", (json_int_t)v6);
+		json_t *doc = json_pack(
+		    "{s:b,s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "valid", fits, "vtag",
+		    itr_netmap_vtag(map), "resource_id", itr_netmap_resource_id(map), "pids",
+		    (json_int_t)itr_netmap_pid_count(map), "prefixes_v4", (json_int_t)v4,
+		    "prefixes_v6", (json_int_t)v6, "capacity_v4", (json_int_t)ITR_LPM_V4_MAX,
+		    "capacity_v6", (json_int_t)ITR_LPM_V6_MAX);
+		if (!fits)
+			json_object_set_new(doc, "error",
+			                    json_pack("{s:s,s:s}", "file", file, "reason", why));
+		if (warning)
+			json_object_set_new(doc, "warnings", json_pack("[s]", warning));
 		ctl_print_json(doc);
 		json_decref(doc);
-	} else {
-		printf("%s: valid: %zu PIDs, %zu IPv4 and %zu IPv6 prefixes, vtag %s\n", file,
-		       itr_netmap_pid_count(map), v4, v6, itr_netmap_vtag(map));
+	} else if (fits) {
+		printf("%s: valid: %zu PIDs, %zu IPv4 prefixes (of at most %u) and %zu IPv6 (of at "
+		       "most %u), vtag %s\n",
+		       file, itr_netmap_pid_count(map), v4, ITR_LPM_V4_MAX, v6, ITR_LPM_V6_MAX,
+		       itr_netmap_vtag(map));
 	}
+	if (!fits)
+		fprintf(stderr, "%s: does not fit the data plane: %s\n", file, why);
+	if (warning)
+		fprintf(stderr, "%s: warning: %s\n", file, warning);
 	itr_netmap_unref(map);
-	return CTL_EXIT_OK;
+	return fits ? CTL_EXIT_OK : CTL_EXIT_RUNTIME;
 }
 
 static const char *prefix_text(const struct itr_prefix *p, char *buf, size_t len)

@@ -1,0 +1,174 @@
+/* admin.c - /v1/status, /v1/admin/reload and the /metrics sources that
+ * belong to the daemon as a whole (tracker and reload figures). */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <jansson.h>
+
+#include "options.h"
+
+static double now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void reply_json(struct itr_http_response *resp, int status, json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (!text) {
+		itr_http_set_body(resp, 500, "text/plain", strdup("out of memory\n"), 14);
+		return;
+	}
+	itr_http_set_body(resp, status, "application/json", text, strlen(text));
+}
+
+static json_t *interfaces_json(const struct itr_dataplane *dp)
+{
+	json_t *ifs = json_array();
+	for (size_t i = 0; dp && i < dp->nifaces; i++) {
+		const struct itr_iface_state *s = &dp->ifaces[i];
+		json_array_append_new(
+		    ifs, json_pack("{s:s,s:i,s:s,s:b,s:b}", "name", s->name, "ifindex", s->ifindex,
+		                   "xdp", s->xdp_mode_name ? s->xdp_mode_name : "none", "tc_egress",
+		                   s->tc_attached, "adopted", s->xdp_adopted || s->tc_adopted));
+	}
+	return ifs;
+}
+
+static void handle_status(const struct itr_http_request *req, struct itr_http_response *resp,
+                          void *arg)
+{
+	const struct itr_admin *a = arg;
+	const struct itr_daemon *d = a->daemon;
+	(void)req;
+	json_t *o = json_object();
+	json_object_set_new(o, "version", json_string(ITRACKER_VERSION));
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	json_object_set_new(o, "uptime_s", json_real(now_realtime() - d->started_at));
+	json_object_set_new(o, "map_file", json_string(d->map_file));
+	struct itr_netmap *map = itr_netmap_current();
+	json_object_set_new(o, "vtag", map ? json_string(itr_netmap_vtag(map)) : json_null());
+	json_object_set_new(o, "pids",
+	                    json_integer(map ? (json_int_t)itr_netmap_pid_count(map) : 0));
+	itr_netmap_unref(map);
+	json_object_set_new(o, "generation", json_integer((json_int_t)d->generation));
+	json_object_set_new(o, "dataplane", json_boolean(d->dp != NULL));
+	if (d->dp) {
+		json_object_set_new(o, "pin_root", json_string(d->dp->pin_root));
+		json_object_set_new(o, "maps_adopted", json_boolean(d->dp->maps_adopted));
+	}
+	json_object_set_new(o, "interfaces", interfaces_json(d->dp));
+	json_object_set_new(o, "reloads",
+	                    json_pack("{s:I,s:I,s:I}", "ok", (json_int_t)d->reloads_ok, "rejected",
+	                              (json_int_t)d->reloads_rejected, "failed",
+	                              (json_int_t)d->reloads_failed));
+	if (a->routes) {
+		struct itr_routes_stats rs;
+		itr_routes_get_stats(a->routes, &rs);
+		json_object_set_new(
+		    o, "routes",
+		    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "routes", (json_int_t)rs.routes,
+		              "prefixes", (json_int_t)rs.prefixes, "events", (json_int_t)rs.events,
+		              "resyncs", (json_int_t)rs.resyncs, "publishes",
+		              (json_int_t)rs.publishes, "pending", (json_int_t)rs.pending));
+	}
+	reply_json(resp, 200, o);
+}
+
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)ss;
+		return (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)ss;
+		static const uint8_t v4mapped_lo[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (IN6_IS_ADDR_LOOPBACK(&s->sin6_addr))
+			return true;
+		return memcmp(s->sin6_addr.s6_addr, v4mapped_lo, 12) == 0 &&
+		       s->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
+}
+
+static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
+                          void *arg)
+{
+	struct itr_admin *a = arg;
+	struct itr_reload_result res;
+
+	if (!is_loopback(&req->peer)) {
+		reply_json(resp, 403,
+		           json_pack("{s:{s:s}}", "error", "reason",
+		                     "the admin API answers on loopback only"));
+		return;
+	}
+	itr_daemon_reload(a->daemon, &res);
+	if (!res.ok) {
+		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
+		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
+		return;
+	}
+	fprintf(stderr, "itrackerd: map reloaded: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
+	        res.vtag, (unsigned long long)res.generation, res.added, res.changed, res.deleted);
+	reply_json(resp, 200,
+	           json_pack("{s:s,s:I,s:I,s:I,s:I}", "vtag", res.vtag, "generation",
+	                     (json_int_t)res.generation, "added", (json_int_t)res.added, "changed",
+	                     (json_int_t)res.changed, "deleted", (json_int_t)res.deleted));
+}
+
+static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
+{
+	const struct itr_admin *a = arg;
+	struct itr_tracker_stats st;
+	memset(out, 0, sizeof(*out));
+	if (!a->tracker)
+		return;
+	itr_tracker_stats(a->tracker, &st);
+	out->torrents = st.store.torrents;
+	out->peers = st.store.peers_v4 + st.store.peers_v6;
+	/* counted by the front end that took them, whichever backend answered */
+	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
+		for (int o = 0; o < ITR_OUTCOME_MAX; o++)
+			out->announces[t == ITR_TRANSPORT_UDP ? ITR_METRICS_PROTO_UDP
+			                                      : ITR_METRICS_PROTO_HTTP][o] =
+			    st.by_transport[t][o];
+}
+
+static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
+{
+	const struct itr_admin *a = arg;
+	const struct itr_daemon *d = a->daemon;
+	memset(out, 0, sizeof(*out));
+	out->count[ITR_METRICS_RELOAD_OK] = d->reloads_ok;
+	out->count[ITR_METRICS_RELOAD_REJECTED] = d->reloads_rejected;
+	out->count[ITR_METRICS_RELOAD_FAILED] = d->reloads_failed;
+	out->last_success_unix_seconds = d->last_reload_ok;
+}
+
+int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
+{
+	a->msrc = (struct itr_metrics_sources){
+	    .pin_root = a->daemon->dp ? a->daemon->dp->pin_root : NULL,
+	    .tracker = metrics_tracker,
+	    .tracker_arg = a,
+	    .reloads = metrics_reloads,
+	    .reloads_arg = a,
+	};
+	if (itr_http_route(srv, "GET", "/v1/status", handle_status, a) ||
+	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))
+		return -1;
+	return itr_metrics_register(srv, &a->msrc);
+}

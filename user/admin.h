@@ -1,0 +1,27 @@
+/* admin.h - itrackerd's own endpoints: GET /v1/status, POST
+ * /v1/admin/reload (loopback only), and the sources /metrics reads the
+ * tracker and reload figures from. One context holds what they look at, so
+ * main keeps no globals: main fills it before the HTTP server starts and
+ * frees the parts only after the server is gone.
+ */
+#ifndef ITR_ADMIN_H
+#define ITR_ADMIN_H
+
+#include "daemon.h"
+#include "http.h"
+#include "metrics.h"
+#include "routes.h"
+#include "tracker.h"
+
+struct itr_admin {
+	struct itr_daemon *daemon;
+	struct itr_routes *routes;       /* NULL: routes not followed */
+	struct itr_tracker *tracker;     /* NULL: none yet */
+	struct itr_metrics_sources msrc; /* filled by itr_admin_register */
+};
+
+/* Route /v1/status, /v1/admin/reload and /metrics on srv (before it
+ * starts); a must outlive the server. 0 or -1. */
+int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a);
+
+#endif

@@ -1,0 +1,95 @@
+/* options.h - itrackerd's options: one table (long name, short name,
+ * argument, default, help text, handler) that feeds getopt_long, the config
+ * file reader and --help, and the checks across options. Every option is
+ * validated here, before anything touches the kernel.
+ */
+#ifndef ITR_OPTIONS_H
+#define ITR_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "loader.h"
+#include "proxy.h"
+#include "rank.h"
+#include "routes.h"
+#include "tracker.h"
+#include "udp_tracker.h"
+
+#define ITRACKER_VERSION "0.1.0"
+
+enum itr_options_action {
+	ITR_OPTIONS_RUN = 0,
+	ITR_OPTIONS_HELP,    /* --help: print the help and exit 0 */
+	ITR_OPTIONS_VERSION, /* --version */
+	ITR_OPTIONS_PURGE,   /* --purge: remove the data plane and exit */
+};
+
+struct itr_options {
+	enum itr_options_action action;
+	const char *map_file;
+	struct itr_loader_opts loader;
+	bool no_dataplane;
+	bool keep_attached;
+	struct {
+		bool set;
+		struct itr_policy policy;
+	} policy[ITR_CLASS_MAX];
+	/* --listen, split; listen_off for 'off' */
+	bool listen_off;
+	char listen_addr[128];
+	uint16_t listen_port;
+	size_t max_body;
+	bool udp_off;
+	uint16_t udp_port;
+	const char *udp_bind;
+	unsigned udp_workers;       /* 0: one per CPU */
+	const char *alto_base;      /* ALTO IRD base URI */
+	const char *loopback_peers; /* auto, yes, no */
+	struct itr_tracker_config tracker;
+	struct itr_rank_policy policy_rank;
+	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
+	struct itr_proxy_config proxy;   /* --upstream: pTracker proxy mode */
+	/* Values read from config files, freed by itr_options_free. */
+	char **owned;
+	size_t nowned;
+	int config_depth;
+};
+
+/* One option. arg names the argument in --help (NULL: the option takes
+ * none); def is its default, applied through the handler before anything
+ * else is read and shown in --help (NULL: none, or the help text says).
+ * A handler returns 0, or -1 with err filled. */
+struct itr_option_spec {
+	const char *name;
+	char short_name;
+	const char *arg;
+	const char *def;
+	const char *help;
+	int (*handler)(struct itr_options *o, const char *arg, char *err, size_t errlen);
+	const char *section; /* a heading --help prints before this option */
+};
+
+extern const struct itr_option_spec itr_option_specs[];
+extern const size_t itr_option_count;
+
+/* Defaults from the table (and the modules' own config defaults). */
+void itr_options_init(struct itr_options *o);
+void itr_options_free(struct itr_options *o);
+
+/* The command line (and config files it names), then the checks across
+ * options. 0, or -1 with err filled (exit status 2). */
+int itr_options_parse(struct itr_options *o, int argc, char **argv, char *err, size_t errlen);
+
+/* "option value" lines, option names without "--", '#' comments. */
+int itr_options_read_config(struct itr_options *o, const char *path, char *err, size_t errlen);
+
+/* --help, generated from the table. */
+void itr_options_help(FILE *out);
+
+/* --loopback-peers auto: true when every listener is on loopback. */
+bool itr_options_listeners_loopback_only(const struct itr_options *o);
+
+#endif
