@@ -2,9 +2,8 @@
  * upstream tracker, re-rank its peers by locality, answer the client.
  *
  * The upstream clients are deliberately plain: one blocking exchange per
- * request on its own socket (non-blocking sockets driven by poll against
- * one deadline, so no step can outlive the timeout). HTTP is HTTP/1.1 with
- * "Connection: close" (Content-Length, chunked or read-to-close bodies);
+ * request on its own socket against one deadline, so no step can outlive
+ * the timeout. HTTP goes through the one HTTP/1.1 client (http_client.h);
  * UDP is BEP 15 with the connection id cached for a minute and one fresh
  * connect when a cached id is refused.
  *
@@ -42,14 +41,13 @@
 #include <unistd.h>
 
 #include "bencode.h"
-#include "tracker_http.h"
+#include "http_client.h"
 #include "udp_tracker.h"
 
 #define MAX_RESPONSE   (1u << 20) /* bytes of an upstream HTTP answer */
 #define MAX_CANDIDATES 10000      /* upstream peers considered per announce */
 #define UDP_RESEND_MS  1000       /* BEP 15 says 15 s; our whole budget is less */
 #define DATAGRAM_MAX   2048
-#define MAX_SOCKETS    4
 
 enum upstream_kind { UPSTREAM_HTTP, UPSTREAM_UDP };
 
@@ -185,13 +183,12 @@ static int resolve(struct itr_proxy *p, const char *host, const char *port, char
 
 static int parse_upstream(struct itr_proxy *p, const char *url, char *err, size_t errlen)
 {
-	const char *rest;
+	struct itr_http_url u;
+	char why[64];
 	if (strncmp(url, "http://", 7) == 0) {
 		p->kind = UPSTREAM_HTTP;
-		rest = url + 7;
 	} else if (strncmp(url, "udp://", 6) == 0) {
 		p->kind = UPSTREAM_UDP;
-		rest = url + 6;
 	} else {
 		snprintf(err, errlen,
 		         "upstream '%s': expected http://HOST[:PORT]/PATH or "
@@ -199,55 +196,23 @@ static int parse_upstream(struct itr_proxy *p, const char *url, char *err, size_
 		         url);
 		return -1;
 	}
-	size_t alen = strcspn(rest, "/?");
-	const char *path = rest + alen;
-	if (alen == 0 || alen >= sizeof(p->host_header)) {
-		snprintf(err, errlen, "upstream '%s': bad host", url);
+	/* a UDP tracker has no default port */
+	if (itr_http_url_parse(url, p->kind == UPSTREAM_HTTP ? "80" : NULL, &u, why, sizeof(why)) <
+	    0) {
+		snprintf(err, errlen, "upstream '%s': %s", url, why);
 		return -1;
 	}
-	char authority[300], host[300], port[16];
-	memcpy(authority, rest, alen);
-	authority[alen] = '\0';
-	const char *colon;
-	if (authority[0] == '[') {
-		char *close = strchr(authority, ']');
-		if (!close || (close[1] && close[1] != ':')) {
-			snprintf(err, errlen, "upstream '%s': bad IPv6 literal", url);
-			return -1;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(close - authority - 1), authority + 1);
-		colon = close[1] ? close + 1 : NULL;
-	} else {
-		colon = strrchr(authority, ':');
-		snprintf(host, sizeof(host), "%.*s",
-		         (int)(colon ? (size_t)(colon - authority) : alen), authority);
-	}
-	if (colon) {
-		char *end;
-		long v = strtol(colon + 1, &end, 10);
-		if (*end || end == colon + 1 || v < 1 || v > 65535) {
-			snprintf(err, errlen, "upstream '%s': bad port", url);
-			return -1;
-		}
-		snprintf(port, sizeof(port), "%ld", v);
-	} else if (p->kind == UPSTREAM_HTTP) {
-		snprintf(port, sizeof(port), "80");
-	} else {
-		snprintf(err, errlen, "upstream '%s': a UDP tracker URL needs a port", url);
-		return -1;
-	}
-	snprintf(p->host_header, sizeof(p->host_header), "%s", authority);
+	snprintf(p->host_header, sizeof(p->host_header), "%s", u.authority);
 	if (p->kind == UPSTREAM_HTTP) {
-		if (strlen(path) >= sizeof(p->announce_path)) {
+		size_t len = strlen(u.path);
+		if (len + 2 > sizeof(p->announce_path)) {
 			snprintf(err, errlen, "upstream '%s': path too long", url);
 			return -1;
 		}
-		snprintf(p->announce_path, sizeof(p->announce_path), "%s", *path ? path : "/");
-		if (p->announce_path[0] == '?') {
-			memmove(p->announce_path + 1, p->announce_path,
-			        strlen(p->announce_path) + 1);
-			p->announce_path[0] = '/';
-		}
+		/* "?query" alone (or nothing) means the root path */
+		size_t root = u.path[0] == '/' ? 0 : 1;
+		p->announce_path[0] = '/';
+		memcpy(p->announce_path + root, u.path, len + 1);
 		/* BEP 48: scrape lives where the last path part "announce" is */
 		size_t plen = strcspn(p->announce_path, "?");
 		const char *slash = p->announce_path;
@@ -260,7 +225,7 @@ static int parse_upstream(struct itr_proxy *p, const char *url, char *err, size_
 			         p->announce_path, slash + 9);
 		}
 	}
-	return resolve(p, host, port, err, errlen);
+	return resolve(p, u.host, u.port, err, errlen);
 }
 
 struct itr_proxy *itr_proxy_new(const struct itr_proxy_config *cfg, struct itr_tracker *tr,
@@ -330,31 +295,6 @@ static void timed_out(struct itr_proxy *p, char *why, size_t whylen)
 	snprintf(why, whylen, "upstream tracker timed out after %u ms", p->cfg.timeout_ms);
 }
 
-/* Decode a chunked body in place; new length or -1. */
-static long dechunk(char *body, size_t len)
-{
-	size_t in = 0, out = 0;
-	for (;;) {
-		char *end;
-		if (in >= len)
-			return -1;
-		unsigned long n = strtoul(body + in, &end, 16);
-		char *crlf = memmem(body + in, len - in, "\r\n", 2);
-		if (!crlf || end == body + in || end > crlf)
-			return -1;
-		in = (size_t)(crlf - body) + 2;
-		if (n == 0)
-			return (long)out;
-		if (n > len - in)
-			return -1;
-		memmove(body + out, body + in, n);
-		out += n;
-		in += n + 2; /* the chunk's trailing CRLF */
-	}
-}
-
-/* GET target from the upstream. 0 with the body (malloc'ed) in *body, or
- * -1 with why. */
 static void local_address(int fd, struct itr_peer_addr *local)
 {
 	struct sockaddr_storage ss;
@@ -364,165 +304,49 @@ static void local_address(int fd, struct itr_peer_addr *local)
 		itr_peer_addr_from_sockaddr((struct sockaddr *)&ss, local);
 }
 
+/* GET target from the upstream (http_client.h). 0 with the body
+ * (malloc'ed) in *body and our end of the connection in *local (may be
+ * NULL), or -1 with why. */
 static int http_get(struct itr_proxy *p, const char *target, char **body, size_t *bodylen,
                     struct itr_peer_addr *local, char *why, size_t whylen)
 {
-	int64_t deadline = now_ms() + p->cfg.timeout_ms;
-	char *buf = NULL;
-	int fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(why, whylen, "upstream tracker: socket: %s", strerror(errno));
+	const struct itr_http_client_request req = {
+	    .method = "GET",
+	    .host = p->host_header,
+	    .target = target,
+	    .user_agent = "itrackerd-proxy",
+	};
+	const struct itr_http_client_limits lim = {.timeout_ms = p->cfg.timeout_ms,
+	                                           .max_response = MAX_RESPONSE};
+	struct itr_http_client_response resp;
+	char err[160];
+	int rc = itr_http_client_exchange((const struct sockaddr *)&p->addr, p->addrlen, &req, &lim,
+	                                  &resp, err, sizeof(err));
+	switch (rc) {
+	case ITR_HTTP_CLIENT_OK:
+		break;
+	case ITR_HTTP_CLIENT_TIMEOUT:
+		timed_out(p, why, whylen);
+		return -1;
+	case ITR_HTTP_CLIENT_UNREACHABLE:
+		snprintf(why, whylen, "upstream tracker unreachable: %s", err);
+		return -1;
+	default:
+		snprintf(why, whylen, "upstream tracker: %s", err);
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&p->addr, p->addrlen) < 0 && errno != EINPROGRESS) {
-		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(errno));
-		goto fail;
+	if (resp.status != 200) {
+		snprintf(why, whylen, "upstream tracker answered HTTP %d", resp.status);
+		free(resp.body);
+		return -1;
 	}
-	int rc = wait_fd(fd, POLLOUT, deadline);
-	if (rc <= 0) {
-		if (rc == 0)
-			timed_out(p, why, whylen);
-		else
-			snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(errno));
-		goto fail;
+	if (local) {
+		memset(local, 0, sizeof(*local));
+		itr_peer_addr_from_sockaddr((struct sockaddr *)&resp.local, local);
 	}
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-	if (soerr) {
-		snprintf(why, whylen, "upstream tracker unreachable: %s", strerror(soerr));
-		goto fail;
-	}
-	if (local)
-		local_address(fd, local);
-	char req[sizeof(((struct strbuf *)0)->buf) + 512];
-	int reqlen = snprintf(req, sizeof(req),
-	                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: itrackerd-proxy\r\n"
-	                      "Accept-Encoding: identity\r\nConnection: close\r\n\r\n",
-	                      target, p->host_header);
-	if (reqlen < 0 || (size_t)reqlen >= sizeof(req)) {
-		snprintf(why, whylen, "upstream request too long");
-		goto fail;
-	}
-	for (size_t sent = 0; sent < (size_t)reqlen;) {
-		ssize_t n = send(fd, req + sent, (size_t)reqlen - sent, MSG_NOSIGNAL);
-		if (n > 0) {
-			sent += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			snprintf(why, whylen, "upstream tracker: send: %s", strerror(errno));
-			goto fail;
-		}
-		rc = wait_fd(fd, POLLOUT, deadline);
-		if (rc <= 0) {
-			if (rc == 0)
-				timed_out(p, why, whylen);
-			else
-				snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
-			goto fail;
-		}
-	}
-
-	size_t cap = 4096, len = 0;
-	buf = malloc(cap + 1);
-	if (!buf) {
-		snprintf(why, whylen, "out of memory");
-		goto fail;
-	}
-	long content_length = -1;
-	size_t header_end = 0;
-	bool chunked = false;
-	for (;;) {
-		if (header_end && content_length >= 0 && len >= header_end + (size_t)content_length)
-			break;
-		if (len == cap) {
-			if (cap >= MAX_RESPONSE) {
-				snprintf(why, whylen, "upstream answer larger than %u bytes",
-				         MAX_RESPONSE);
-				goto fail;
-			}
-			char *grown = realloc(buf, cap * 2 + 1);
-			if (!grown) {
-				snprintf(why, whylen, "out of memory");
-				goto fail;
-			}
-			buf = grown;
-			cap *= 2;
-		}
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n == 0)
-			break;
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR) {
-				snprintf(why, whylen, "upstream tracker: recv: %s",
-				         strerror(errno));
-				goto fail;
-			}
-			rc = wait_fd(fd, POLLIN, deadline);
-			if (rc <= 0) {
-				if (rc == 0)
-					timed_out(p, why, whylen);
-				else
-					snprintf(why, whylen, "upstream tracker: %s",
-					         strerror(errno));
-				goto fail;
-			}
-			continue;
-		}
-		len += (size_t)n;
-		if (!header_end) {
-			buf[len] = '\0';
-			char *hend = memmem(buf, len, "\r\n\r\n", 4);
-			if (!hend)
-				continue;
-			header_end = (size_t)(hend - buf) + 4;
-			for (char *line = strstr(buf, "\r\n"); line && line < hend;
-			     line = strstr(line + 2, "\r\n")) {
-				const char *h = line + 2;
-				if (strncasecmp(h, "Content-Length:", 15) == 0)
-					content_length = strtol(h + 15, NULL, 10);
-				else if (strncasecmp(h, "Transfer-Encoding:", 18) == 0 &&
-				         strcasestr(h, "chunked") &&
-				         strcasestr(h, "chunked") < hend)
-					chunked = true;
-			}
-			if (chunked)
-				content_length = -1;
-		}
-	}
-	close(fd);
-	fd = -1;
-	buf[len] = '\0';
-	int major, minor, status;
-	if (!header_end || sscanf(buf, "HTTP/%d.%d %d", &major, &minor, &status) != 3) {
-		snprintf(why, whylen, "upstream tracker sent no valid HTTP answer");
-		goto fail;
-	}
-	if (status != 200) {
-		snprintf(why, whylen, "upstream tracker answered HTTP %d", status);
-		goto fail;
-	}
-	size_t blen = len - header_end;
-	if (content_length >= 0 && (size_t)content_length < blen)
-		blen = (size_t)content_length;
-	memmove(buf, buf + header_end, blen);
-	if (chunked) {
-		long d = dechunk(buf, blen);
-		if (d < 0) {
-			snprintf(why, whylen, "upstream tracker sent a broken chunked body");
-			goto fail;
-		}
-		blen = (size_t)d;
-	}
-	*body = buf;
-	*bodylen = blen;
+	*body = resp.body;
+	*bodylen = resp.body_len;
 	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	return -1;
 }
 
 /* ---- UDP client ---------------------------------------------------------- */

@@ -43,8 +43,9 @@ enum ctl_http_result {
 };
 
 /* method + path (with query) to server ("http://host[:port]"); body may be
- * NULL. Timeout in seconds applies to connect and each read. err gets a
- * human readable reason on failure. */
+ * NULL. The timeout in seconds bounds the whole exchange: connect, send
+ * and receive (user/http_client.h). err gets a human readable reason on
+ * failure. */
 int ctl_http(const char *server, const char *method, const char *path, const char *content_type,
              const char *body, size_t body_len, int timeout_s, struct ctl_http_reply *reply,
              char *err, size_t errlen);
