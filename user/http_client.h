@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define ITR_HTTP_CLIENT_TIMEOUT_MS    5000      /* default deadline of one exchange */
-#define ITR_HTTP_CLIENT_MAX_RESPONSE  (1u << 20) /* default cap on an answer's bytes */
-#define ITR_HTTP_CLIENT_MAX_HEADER    (64u << 10) /* status line and header fields */
-#define ITR_HTTP_CLIENT_MAX_REQ_HEAD  (16u << 10) /* our request line and fields */
+#define ITR_HTTP_CLIENT_TIMEOUT_MS   5000        /* default deadline of one exchange */
+#define ITR_HTTP_CLIENT_MAX_RESPONSE (1u << 20)  /* default cap on an answer's bytes */
+#define ITR_HTTP_CLIENT_MAX_HEADER   (64u << 10) /* status line and header fields */
+#define ITR_HTTP_CLIENT_MAX_REQ_HEAD (16u << 10) /* our request line and fields */
 
 /* "[http://]host[:port][/path][?query]"; host may be an [IPv6] literal. */
 struct itr_http_url {
@@ -63,7 +63,7 @@ enum itr_http_client_result {
 	ITR_HTTP_CLIENT_OK = 0,
 	ITR_HTTP_CLIENT_UNREACHABLE = -1, /* could not resolve or connect */
 	ITR_HTTP_CLIENT_TIMEOUT = -2,     /* the deadline passed */
-	ITR_HTTP_CLIENT_BROKEN = -3,      /* send/receive failed, or the answer is not HTTP we take */
+	ITR_HTTP_CLIENT_BROKEN = -3, /* send/receive failed, or the answer is not HTTP we take */
 	ITR_HTTP_CLIENT_NO_MEMORY = -4,
 };
 

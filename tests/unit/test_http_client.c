@@ -146,11 +146,16 @@ static void test_malformed(void **state)
 	assert_malformed("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n");
 	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx");
 	/* chunks: no size, bad size, junk after the data, a size too large */
-	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nab\r\n0\r\n\r\n");
-	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nz\r\nab\r\n0\r\n\r\n");
-	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nab\r\n0\r\n\r\n");
-	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n0\r\n\r\n");
-	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\r\n0\r\n\r\n");
+	assert_malformed(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nab\r\n0\r\n\r\n");
+	assert_malformed(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nz\r\nab\r\n0\r\n\r\n");
+	assert_malformed(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nab\r\n0\r\n\r\n");
+	assert_malformed(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n0\r\n\r\n");
+	assert_malformed(
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\r\n0\r\n\r\n");
 	assert_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 	                 "1000000000000000\r\nab\r\n0\r\n\r\n");
 	/* a header section that never ends */
@@ -187,8 +192,9 @@ static void test_urls(void **state)
 	assert_int_equal(itr_http_url_parse("udp://[2001:db8::1]:80", NULL, &u, err, sizeof(err)),
 	                 0);
 	assert_string_equal(u.host, "2001:db8::1");
-	const char *bad[] = {"http:///x", "http://h:0/", "http://h:65536/", "http://h:x/",
-	                     "http://[::1/", "udp://h", "://h"};
+	const char *bad[] = {"http:///x",   "http://h:0/",  "http://h:65536/",
+	                     "http://h:x/", "http://[::1/", "udp://h",
+	                     "://h"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (itr_http_url_parse(bad[i], NULL, &u, err, sizeof(err)) == 0)
 			fail_msg("accepted %s", bad[i]);
@@ -272,9 +278,13 @@ static int64_t ms_now(void)
 static void test_exchange_in_pieces(void **state)
 {
 	(void)state;
-	static const char *const pieces[] = {
-	    "HTTP/1.1 200 OK\r\nTransfer-", "Encoding: chunked\r\n\r\nb\r\nd8:i", "n", "t",
-	    "ei1ee\r", "\n0\r\n\r\n", NULL};
+	static const char *const pieces[] = {"HTTP/1.1 200 OK\r\nTransfer-",
+	                                     "Encoding: chunked\r\n\r\nb\r\nd8:i",
+	                                     "n",
+	                                     "t",
+	                                     "ei1ee\r",
+	                                     "\n0\r\n\r\n",
+	                                     NULL};
 	struct script s = {.pieces = pieces};
 	script_start(&s);
 	char port[8];
@@ -285,7 +295,8 @@ static void test_exchange_in_pieces(void **state)
 	post.method = "POST";
 	post.body = "{}";
 	post.body_len = 2;
-	int rc = itr_http_client_exchange_host("127.0.0.1", port, &post, NULL, &r, err, sizeof(err));
+	int rc =
+	    itr_http_client_exchange_host("127.0.0.1", port, &post, NULL, &r, err, sizeof(err));
 	if (rc != ITR_HTTP_CLIENT_OK)
 		fail_msg("exchange: %d %s", rc, err);
 	assert_int_equal(r.status, 200);
