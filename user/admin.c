@@ -145,6 +145,14 @@ static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 			out->announces[t == ITR_TRANSPORT_UDP ? ITR_METRICS_PROTO_UDP
 			                                      : ITR_METRICS_PROTO_HTTP][o] =
 			    st.by_transport[t][o];
+	for (int r = ITR_REFUSED_NONE + 1;
+	     r < ITR_REFUSED_MAX && out->nrefused < ITR_METRICS_REFUSED_MAX; r++) {
+		out->refused_reason[out->nrefused] = itr_refusal_name((enum itr_refusal)r);
+		out->refused[out->nrefused++] = st.refused[r];
+	}
+	out->evicted_torrents = st.store.evicted_torrents;
+	out->sources = st.sources;
+	out->sources_evicted = st.sources_evicted;
 }
 
 static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)

@@ -170,6 +170,25 @@ static void render_tracker(FILE *out, const struct itr_metrics_sources *src)
 			        "itracker_tracker_announces_total{protocol=\"%s\",outcome=\"%s\"} "
 			        "%llu\n",
 			        protocols[p], outcomes[o], (unsigned long long)t.announces[p][o]);
+	if (t.nrefused) {
+		family(out, "itracker_tracker_refused_total", "counter",
+		       "Announces refused (address, rate) or peers not stored (source and "
+		       "global limits), by reason.");
+		for (size_t r = 0; r < t.nrefused && r < ITR_METRICS_REFUSED_MAX; r++)
+			fprintf(out, "itracker_tracker_refused_total{reason=\"%s\"} %llu\n",
+			        t.refused_reason[r], (unsigned long long)t.refused[r]);
+	}
+	family(out, "itracker_tracker_evicted_torrents_total", "counter",
+	       "Swarms evicted to make room at the global torrent or peer limit.");
+	fprintf(out, "itracker_tracker_evicted_torrents_total %llu\n",
+	        (unsigned long long)t.evicted_torrents);
+	family(out, "itracker_tracker_sources", "gauge",
+	       "Source addresses in the bounded quota table.");
+	fprintf(out, "itracker_tracker_sources %llu\n", (unsigned long long)t.sources);
+	family(out, "itracker_tracker_sources_evicted_total", "counter",
+	       "Source addresses pushed out of the quota table by newer ones.");
+	fprintf(out, "itracker_tracker_sources_evicted_total %llu\n",
+	        (unsigned long long)t.sources_evicted);
 }
 
 static void render_reloads(FILE *out, const struct itr_metrics_sources *src)

@@ -29,11 +29,21 @@ enum itr_metrics_announce_outcome {
 	ITR_METRICS_ANNOUNCE_MAX = 3,
 };
 
+#define ITR_METRICS_REFUSED_MAX 8
+
 /* Filled by the tracker callback; counters are cumulative since start. */
 struct itr_metrics_tracker {
 	uint64_t torrents; /* swarms currently held */
 	uint64_t peers;    /* peers currently held, over all swarms */
 	uint64_t announces[ITR_METRICS_PROTO_MAX][ITR_METRICS_ANNOUNCE_MAX];
+	/* Announces refused or peers not stored, by reason (label values
+	 * from the tracker: "rate", "source_peers", ...); nrefused in use. */
+	size_t nrefused;
+	const char *refused_reason[ITR_METRICS_REFUSED_MAX];
+	uint64_t refused[ITR_METRICS_REFUSED_MAX];
+	uint64_t evicted_torrents; /* swarms evicted at a global limit */
+	uint64_t sources;          /* source addresses tracked for quotas */
+	uint64_t sources_evicted;  /* pushed out of the bounded source table */
 };
 
 enum itr_metrics_reload_outcome {

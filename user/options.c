@@ -291,6 +291,13 @@ U32_HANDLER(opt_max_numwant, "max-numwant", tracker.max_numwant, 1, 10000)
 U32_HANDLER(opt_peer_expiry, "peer-expiry", tracker.peer_expiry, 10, 7 * 86400)
 U32_HANDLER(opt_max_torrents, "max-torrents", tracker.max_torrents, 1, 0xffffffffu)
 U32_HANDLER(opt_max_peers, "max-peers", tracker.max_peers, 1, 0xffffffffu)
+U32_HANDLER(opt_peers_per_source, "max-peers-per-source", tracker.max_peers_per_source, 0,
+            0xffffffffu)
+U32_HANDLER(opt_torrents_per_source, "max-torrents-per-source", tracker.max_torrents_per_source, 0,
+            0xffffffffu)
+U32_HANDLER(opt_announce_rate, "announce-rate", tracker.announce_rate, 0, 1000000)
+U32_HANDLER(opt_announce_burst, "announce-burst", tracker.announce_burst, 1, 100000000)
+U32_HANDLER(opt_source_table, "source-table", tracker.source_table, 8, 1u << 26)
 U32_HANDLER(opt_own_pid_share, "own-pid-share", policy_rank.max_own_pid_pct, 0, 100)
 U32_HANDLER(opt_own_as_share, "own-as-share", policy_rank.max_own_as_pct, 0, 100)
 U32_HANDLER(opt_min_external, "min-external", policy_rank.min_external, 0, 10000)
@@ -408,7 +415,21 @@ const struct itr_option_spec itr_option_specs[] = {
     {"max-numwant", 0, "N", "200", "most peers per answer", opt_max_numwant, NULL},
     {"peer-expiry", 0, "S", "2700", "drop peers silent this long", opt_peer_expiry, NULL},
     {"max-torrents", 0, "N", "1000000", "most swarms held", opt_max_torrents, NULL},
-    {"max-peers", 0, "N", "10000000", "most peers held", opt_max_peers, NULL},
+    {"max-peers", 0, "N", "10000000",
+     "most peers held; at either limit a small, stale swarm of the source in the most "
+     "torrents is evicted to make room",
+     opt_max_peers, NULL},
+    {"max-peers-per-source", 0, "N", "16",
+     "peers one address may have in one torrent (0: no limit)", opt_peers_per_source, NULL},
+    {"max-torrents-per-source", 0, "N", "10000",
+     "torrents one address may be a peer in (0: no limit)", opt_torrents_per_source, NULL},
+    {"announce-rate", 0, "N", "50", "announces per second per address (0: no limit)",
+     opt_announce_rate, NULL},
+    {"announce-burst", 0, "N", "1000", "announces one address may send at once", opt_announce_burst,
+     NULL},
+    {"source-table", 0, "N", "65536",
+     "addresses tracked for these quotas (the least recently seen is forgotten first)",
+     opt_source_table, NULL},
     {"trusted-proxy", 0, "LIST", NULL,
      "addresses/prefixes (IPv4-mapped IPv6 = IPv4) whose X-Forwarded-For names the client "
      "(default: none)",

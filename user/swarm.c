@@ -77,6 +77,7 @@ struct mem_store {
 	atomic_uint_fast64_t refused_torrents;
 	atomic_uint_fast64_t refused_peers;
 	atomic_uint_fast64_t expired;
+	atomic_uint_fast64_t evicted;
 	atomic_uint last_log_torrents; /* minute + 1 of the last log line */
 	atomic_uint last_log_peers;
 };
@@ -148,6 +149,12 @@ static bool rec_is_peer(const uint8_t *rec, int fam, const struct itr_peer_addr 
 	uint8_t key[20];
 	make_key(fam, 0, peer, key);
 	return memcmp(rec + 2, key + 2, key_len[fam] - 2) == 0;
+}
+
+/* Same address (any group, any port). */
+static bool rec_is_addr(const uint8_t *rec, int fam, const struct itr_peer_addr *peer)
+{
+	return memcmp(rec + 2, peer->addr, addr_len[fam]) == 0;
 }
 
 /* First index whose first klen key bytes are >= key. */
@@ -349,6 +356,138 @@ static void vec_shrink(struct shard *sh, struct peer_block **bp, int fam)
 	*bp = smaller;
 }
 
+/* ---- per-source accounting ----------------------------------------------
+ * With current groups the records of one address are contiguous (the key is
+ * group, address, port, and the group is a function of the address), so a
+ * pass over a block sees each address as one run. */
+
+struct addr_run {
+	bool active;
+	bool kept; /* a record of the run survives */
+	struct itr_peer_addr addr;
+};
+
+static void run_end(struct mem_store *m, struct addr_run *run)
+{
+	if (run->active && !run->kept && m->cfg.hooks.leave)
+		m->cfg.hooks.leave(m->cfg.hooks.ctx, &run->addr);
+	run->active = false;
+}
+
+/* Feed the next record of a pass; closes the previous run on a new address. */
+static void run_next(struct mem_store *m, struct addr_run *run, const uint8_t *rec, int fam)
+{
+	if (!m->cfg.hooks.leave)
+		return;
+	if (run->active && memcmp(rec + 2, run->addr.addr, addr_len[fam]) == 0)
+		return;
+	run_end(m, run);
+	rec_to_peer(rec, fam, &run->addr);
+	run->active = true;
+	run->kept = false;
+}
+
+/* First index whose first klen key bytes are > key. */
+static uint32_t upper_bound(const struct peer_block *b, int fam, const uint8_t *key, size_t klen)
+{
+	uint32_t lo = 0, hi = block_len(b);
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (memcmp(rec_at(b, fam, mid), key, klen) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* How many records the peer's address holds in the block. */
+static uint32_t addr_records(const struct peer_block *b, int fam, uint16_t group,
+                             const struct itr_peer_addr *peer, bool groups_current)
+{
+	if (!groups_current) {
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < block_len(b); i++)
+			n += rec_is_addr(rec_at(b, fam, i), fam, peer);
+		return n;
+	}
+	uint8_t key[20];
+	make_key(fam, group, peer, key);
+	size_t klen = 2 + addr_len[fam];
+	return upper_bound(b, fam, key, klen) - lower_bound(b, fam, key, klen);
+}
+
+/* Drop every record of a swarm (telling the hooks) and the swarm. */
+static void evict_swarm(struct mem_store *m, struct shard *sh, struct swarm *sw)
+{
+	for (int f = 0; f < 2; f++) {
+		struct peer_block *b = sw->vec[f];
+		struct addr_run run = {0};
+		for (uint32_t i = 0; i < block_len(b); i++)
+			run_next(m, &run, rec_at(b, f, i), f);
+		run_end(m, &run);
+		if (b)
+			atomic_fetch_sub(&m->peers[f], b->len);
+	}
+	table_delete(m, sh, sw);
+	atomic_fetch_add(&m->evicted, 1);
+}
+
+/* At a global limit: evict one swarm of this shard other than keep (whose
+ * slot may move: find it again afterwards). Among a small random sample,
+ * the victim is a small swarm (at most 2 peers, as a flood makes them) of
+ * the source in the most swarms, then the one silent longest. Whole slots
+ * are sampled, so this costs O(sample), not O(shard). */
+static bool evict_one(struct mem_store *m, struct shard *sh, const uint8_t *keep, uint32_t now)
+{
+	enum { SAMPLE = 16, PROBES = 256 };
+	if (!sh->cap || sh->count == 0)
+		return false;
+	uint16_t minute = minute_of(now);
+	struct swarm *victim = NULL;
+	bool v_small = false;
+	uint32_t v_weight = 0;
+	uint16_t v_age = 0;
+	size_t start = randombytes_uniform((uint32_t)sh->cap), seen = 0;
+	for (size_t k = 0; k < sh->cap && k < PROBES && seen < SAMPLE; k++) {
+		struct swarm *sw = &sh->slots[(start + k) & (sh->cap - 1)];
+		if (!swarm_used(sw) ||
+		    (keep && memcmp(sw->info_hash, keep, ITR_INFO_HASH_LEN) == 0))
+			continue;
+		seen++;
+		uint32_t n = block_len(sw->vec[0]) + block_len(sw->vec[1]);
+		int f = sw->vec[0] ? FAM4 : FAM6;
+		const uint8_t *first = rec_at(sw->vec[f], f, 0);
+		uint16_t newest = rec_seen(first, f);
+		for (uint32_t i = 1; i < block_len(sw->vec[f]) && i < 8; i++) {
+			uint16_t t = rec_seen(rec_at(sw->vec[f], f, i), f);
+			if ((int16_t)(t - newest) > 0)
+				newest = t;
+		}
+		bool small = n <= 2;
+		uint32_t weight = 0;
+		if (small && m->cfg.hooks.weight) {
+			struct itr_peer_addr a;
+			rec_to_peer(first, f, &a);
+			weight = m->cfg.hooks.weight(m->cfg.hooks.ctx, &a);
+		}
+		uint16_t age = (uint16_t)(minute - newest);
+		bool better = !victim || small > v_small ||
+		              (small == v_small &&
+		               (weight > v_weight || (weight == v_weight && age > v_age)));
+		if (better) {
+			victim = sw;
+			v_small = small;
+			v_weight = weight;
+			v_age = age;
+		}
+	}
+	if (!victim)
+		return false;
+	evict_swarm(m, sh, victim);
+	return true;
+}
+
 static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uint32_t now)
 {
 	uint16_t minute = minute_of(now);
@@ -360,17 +499,21 @@ static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uin
 			continue;
 		size_t rs = rec_size[f];
 		uint32_t kept = 0;
+		struct addr_run run = {0};
 		for (uint32_t i = 0; i < b->len; i++) {
 			uint8_t *rec = rec_at(b, f, i);
+			run_next(m, &run, rec, f);
 			if ((uint16_t)(minute - rec_seen(rec, f)) > m->expiry_minutes) {
 				if (*rec_flags(rec, f) & FLAG_SEEDER)
 					sw->seeders--;
 				continue;
 			}
+			run.kept = true;
 			if (kept != i)
 				memcpy(rec_at(b, f, kept), rec, rs);
 			kept++;
 		}
+		run_end(m, &run);
 		if (kept != b->len) {
 			atomic_fetch_sub(&m->peers[f], b->len - kept);
 			dropped += b->len - kept;
@@ -467,6 +610,46 @@ static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t 
 	b->len++;
 }
 
+/* May a new record for ann->peer go in (*swp: its swarm, NULL if new)?
+ * Per-source limits first (nothing is evicted for a request that is refused
+ * anyway), then the global ones, which make room by eviction; *swp is found
+ * again after an eviction, which can move slots. */
+static enum itr_swarm_status admit(struct mem_store *m, struct shard *sh, uint64_t h,
+                                   const uint8_t *ih, struct swarm **swp,
+                                   const struct itr_swarm_announce *ann, int fam, bool current,
+                                   uint32_t now)
+{
+	struct swarm *sw = *swp;
+	uint32_t same = sw ? addr_records(sw->vec[fam], fam, ann->group, &ann->peer, current) : 0;
+	if (ann->max_per_source && same >= ann->max_per_source)
+		return ITR_SWARM_SOURCE_PEERS;
+	bool entered = false;
+	if (same == 0 && m->cfg.hooks.enter) {
+		if (!m->cfg.hooks.enter(m->cfg.hooks.ctx, &ann->peer))
+			return ITR_SWARM_SOURCE_SWARMS;
+		entered = true;
+	}
+	enum itr_swarm_status status = ITR_SWARM_STORED;
+	if (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents &&
+	    (!evict_one(m, sh, NULL, now) || atomic_load(&m->torrents) >= m->cfg.max_torrents)) {
+		atomic_fetch_add(&m->refused_torrents, 1);
+		status = ITR_SWARM_NO_TORRENTS;
+	} else if (m->cfg.max_peers &&
+	           atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
+		bool made_room = evict_one(m, sh, ih, now);
+		if (sw)
+			*swp = table_find(sh, h, ih);
+		if (!made_room ||
+		    atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
+			atomic_fetch_add(&m->refused_peers, 1);
+			status = ITR_SWARM_NO_PEERS;
+		}
+	}
+	if (status != ITR_SWARM_STORED && entered && m->cfg.hooks.leave)
+		m->cfg.hooks.leave(m->cfg.hooks.ctx, &ann->peer);
+	return status;
+}
+
 static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const uint8_t *ih,
                                           const struct itr_swarm_announce *ann,
                                           const struct itr_swarm_grouping *g, uint32_t now,
@@ -502,13 +685,9 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		}
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
-	} else if (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents) {
-		atomic_fetch_add(&m->refused_torrents, 1);
-		status = ITR_SWARM_NO_TORRENTS;
-	} else if (m->cfg.max_peers &&
-	           atomic_load(&m->peers[0]) + atomic_load(&m->peers[1]) >= m->cfg.max_peers) {
-		atomic_fetch_add(&m->refused_peers, 1);
-		status = ITR_SWARM_NO_PEERS;
+	} else if ((status = admit(m, sh, h, ih, &sw, ann, fam, current, now)) !=
+	           ITR_SWARM_STORED) {
+		/* refused: counted and logged below */
 	} else if (!sw) {
 		struct peer_block *block = NULL;
 		if (vec_reserve(sh, &block, fam) < 0) {
@@ -531,6 +710,9 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		insert_record(sw, fam, i, key, minute_of(now), ann);
 		atomic_fetch_add(&m->peers[fam], 1);
 	}
+	if (status == ITR_SWARM_NO_MEMORY && m->cfg.hooks.leave &&
+	    (!sw || addr_records(sw->vec[fam], fam, ann->group, &ann->peer, current) == 0))
+		m->cfg.hooks.leave(m->cfg.hooks.ctx, &ann->peer); /* undo admit's enter */
 	if (sw)
 		fill_counts(sw, counts);
 	pthread_mutex_unlock(&sh->lock);
@@ -570,6 +752,8 @@ static int mem_remove(struct itr_swarm_store *store, const uint8_t *ih,
 			memmove(rec, rec + rs, (size_t)(b->len - (uint32_t)at - 1) * rs);
 			b->len--;
 			atomic_fetch_sub(&m->peers[fam], 1);
+			if (m->cfg.hooks.leave && addr_records(b, fam, group, peer, current) == 0)
+				m->cfg.hooks.leave(m->cfg.hooks.ctx, peer);
 			vec_shrink(sh, &sw->vec[fam], fam);
 			rc = 0;
 		}
@@ -802,6 +986,7 @@ static void mem_stats(struct itr_swarm_store *store, struct itr_swarm_stats *st)
 	st->refused_torrents = atomic_load(&m->refused_torrents);
 	st->refused_peers = atomic_load(&m->refused_peers);
 	st->expired_peers = atomic_load(&m->expired);
+	st->evicted_torrents = atomic_load(&m->evicted);
 }
 
 static void mem_destroy(struct itr_swarm_store *store)

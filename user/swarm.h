@@ -39,14 +39,17 @@ struct itr_swarm_announce {
 	struct itr_peer_addr peer;
 	uint16_t group;
 	bool seeder;
-	bool completed; /* a completed event: counts one download */
+	bool completed;          /* a completed event: counts one download */
+	uint32_t max_per_source; /* records one address may hold in the swarm; 0: no limit */
 };
 
 enum itr_swarm_status {
-	ITR_SWARM_STORED = 0,  /* peer added or refreshed */
-	ITR_SWARM_NO_TORRENTS, /* new torrent refused: max_torrents reached */
-	ITR_SWARM_NO_PEERS,    /* new peer refused: max_peers reached */
-	ITR_SWARM_NO_MEMORY,   /* allocation failed */
+	ITR_SWARM_STORED = 0,    /* peer added or refreshed */
+	ITR_SWARM_NO_TORRENTS,   /* new torrent refused: max_torrents reached */
+	ITR_SWARM_NO_PEERS,      /* new peer refused: max_peers reached */
+	ITR_SWARM_NO_MEMORY,     /* allocation failed */
+	ITR_SWARM_SOURCE_PEERS,  /* new peer refused: its address has max_per_source here */
+	ITR_SWARM_SOURCE_SWARMS, /* new peer refused: the enter hook said no */
 };
 
 struct itr_swarm_select {
@@ -70,6 +73,7 @@ struct itr_swarm_stats {
 	uint64_t refused_torrents;
 	uint64_t refused_peers;
 	uint64_t expired_peers;
+	uint64_t evicted_torrents; /* swarms dropped to make room at a global limit */
 };
 
 struct itr_swarm_store_ops {
@@ -107,9 +111,25 @@ struct itr_swarm_store {
 	const struct itr_swarm_store_ops *ops;
 };
 
+/* Per-source accounting (optional; every hook may be NULL). Called with a
+ * store lock held: they must not call back into the store. */
+struct itr_swarm_source_hooks {
+	/* addr is about to get its first record in a swarm: false refuses it. */
+	bool (*enter)(void *ctx, const struct itr_peer_addr *addr);
+	/* addr's last record in a swarm is gone (stopped, expired, evicted). */
+	void (*leave)(void *ctx, const struct itr_peer_addr *addr);
+	/* How many swarms addr is in: eviction picks the heaviest source. */
+	uint32_t (*weight)(void *ctx, const struct itr_peer_addr *addr);
+	void *ctx;
+};
+
 struct itr_swarm_config {
-	size_t max_torrents;  /* 0: unlimited */
-	size_t max_peers;     /* 0: unlimited */
+	/* At either limit a new torrent or peer evicts a small, stale swarm of
+	 * the heaviest source (a sample, not a scan); refused only when no
+	 * other swarm is there to evict. */
+	size_t max_torrents; /* 0: unlimited */
+	size_t max_peers;    /* 0: unlimited */
+	struct itr_swarm_source_hooks hooks;
 	uint32_t peer_expiry; /* seconds without an announce before a peer is dropped */
 	unsigned shards;      /* lock shards (by info_hash); 0: default */
 };

@@ -14,6 +14,7 @@
 #include "tracker.h"
 
 #include "peer_policy.h"
+#include "quota.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +67,8 @@ struct itr_tracker {
 	atomic_uint_fast64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
 	struct itr_announce_backend backend; /* the local store's */
 	struct itr_announce_backend *active; /* what the front ends use */
+	atomic_uint_fast64_t refused[ITR_REFUSED_MAX];
+	struct itr_quota *quota;
 
 	pthread_mutex_t janitor_lock;
 	pthread_cond_t janitor_wake;
@@ -86,6 +89,11 @@ void itr_tracker_config_default(struct itr_tracker_config *cfg)
 	cfg->max_peers = 10000000;
 	cfg->max_candidates = 1000;
 	cfg->max_scrape = 100;
+	cfg->max_peers_per_source = 16;
+	cfg->max_torrents_per_source = 10000;
+	cfg->announce_rate = 50;
+	cfg->announce_burst = 1000;
+	cfg->source_table = 65536;
 	itr_rank_policy_default(&cfg->policy);
 }
 
@@ -223,12 +231,67 @@ bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr
 	return false;
 }
 
-const char *itr_tracker_peer_refusal(const struct itr_tracker *tr, const struct itr_peer_addr *addr)
+const char *itr_refusal_name(enum itr_refusal r)
 {
-	return itr_peer_refusal(addr, tr->cfg.loopback_peers);
+	static const char *const names[ITR_REFUSED_MAX] = {
+	    "none",          "address",   "rate", "source_peers", "source_torrents",
+	    "torrents_full", "peers_full"};
+	return r < ITR_REFUSED_MAX ? names[r] : "unknown";
 }
 
-const char *itr_tracker_udp_client(const struct itr_tracker *tr, const struct itr_peer_addr *src,
+const char *itr_tracker_refusal_text(const struct itr_announce_reply *reply)
+{
+	if (reply->refused == ITR_REFUSED_ADDRESS)
+		return "refused: this address cannot be a peer";
+	if (reply->refused == ITR_REFUSED_RATE)
+		return "too many announces from your address, try again later";
+	switch (reply->stored) {
+	case ITR_SWARM_NO_TORRENTS:
+		return "tracker full: torrent not stored";
+	case ITR_SWARM_NO_PEERS:
+		return "tracker full: peer not stored";
+	case ITR_SWARM_SOURCE_PEERS:
+		return "peer not stored: too many peers from your address in this torrent";
+	case ITR_SWARM_SOURCE_SWARMS:
+		return "peer not stored: your address is in too many torrents";
+	default:
+		return NULL;
+	}
+}
+
+static void count_refused(struct itr_tracker *tr, enum itr_refusal r)
+{
+	atomic_fetch_add(&tr->refused[r], 1);
+}
+
+const char *itr_tracker_peer_refusal(struct itr_tracker *tr, const struct itr_peer_addr *addr)
+{
+	const char *why = itr_peer_refusal(addr, tr->cfg.loopback_peers);
+	if (why)
+		count_refused(tr, ITR_REFUSED_ADDRESS);
+	return why;
+}
+
+/* Milliseconds for the announce buckets: the injected clock's seconds in
+ * tests, CLOCK_MONOTONIC otherwise. */
+static uint64_t now_ms(const struct itr_tracker *tr)
+{
+	if (tr->cfg.clock != monotonic_seconds)
+		return (uint64_t)itr_tracker_now(tr) * 1000;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *itr_tracker_admit(struct itr_tracker *tr, const struct itr_peer_addr *client)
+{
+	if (itr_quota_take(tr->quota, client, now_ms(tr)))
+		return NULL;
+	count_refused(tr, ITR_REFUSED_RATE);
+	return itr_tracker_refusal_text(&(struct itr_announce_reply){.refused = ITR_REFUSED_RATE});
+}
+
+const char *itr_tracker_udp_client(struct itr_tracker *tr, const struct itr_peer_addr *src,
                                    const uint8_t ipv4[4], uint16_t port, struct itr_peer_addr *out)
 {
 	static const uint8_t zero[4];
@@ -406,6 +469,11 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	    .group_of = group_of,
 	    .ctx = idx,
 	};
+	/* The front ends refuse these first; this guards every other caller. */
+	if (itr_tracker_peer_refusal(tr, &ann->peer)) {
+		reply->refused = ITR_REFUSED_ADDRESS;
+		return 0;
+	}
 	uint16_t group = group_of(idx, ann->peer.family, ann->peer.addr);
 	bool seeder = ann->left == 0;
 
@@ -419,11 +487,28 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	    .group = group,
 	    .seeder = seeder,
 	    .completed = ann->event == ITR_EVENT_COMPLETED,
+	    .max_per_source = tr->cfg.max_peers_per_source,
 	};
 	reply->stored =
 	    itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now, &reply->counts);
-	if (reply->stored == ITR_SWARM_NO_MEMORY)
+	switch (reply->stored) {
+	case ITR_SWARM_NO_MEMORY:
 		return -1;
+	case ITR_SWARM_SOURCE_PEERS:
+		count_refused(tr, ITR_REFUSED_SOURCE_PEERS);
+		break;
+	case ITR_SWARM_SOURCE_SWARMS:
+		count_refused(tr, ITR_REFUSED_SOURCE_TORRENTS);
+		break;
+	case ITR_SWARM_NO_TORRENTS:
+		count_refused(tr, ITR_REFUSED_TORRENTS_FULL);
+		break;
+	case ITR_SWARM_NO_PEERS:
+		count_refused(tr, ITR_REFUSED_PEERS_FULL);
+		break;
+	default:
+		break;
+	}
 	if (max == 0)
 		return 0;
 	struct cost_order order = {
@@ -549,6 +634,12 @@ void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)
 	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
 		for (int o = 0; o < ITR_OUTCOME_MAX; o++)
 			stats->by_transport[t][o] = atomic_load(&tr->by_transport[t][o]);
+	for (int r = 0; r < ITR_REFUSED_MAX; r++)
+		stats->refused[r] = atomic_load(&tr->refused[r]);
+	struct itr_quota_stats qs;
+	itr_quota_stats(tr->quota, &qs);
+	stats->sources = qs.sources;
+	stats->sources_evicted = qs.evicted;
 }
 
 void itr_tracker_count_rejected(struct itr_tracker *tr)
@@ -578,11 +669,10 @@ static int local_announce(void *impl, const struct itr_backend_request *req,
 	reply->counts = ar.counts;
 	reply->has_downloaded = true;
 	reply->npeers = ar.npeers;
-	if (ar.stored == ITR_SWARM_NO_TORRENTS)
-		snprintf(reply->warning, sizeof(reply->warning),
-		         "tracker full: torrent not stored");
-	else if (ar.stored == ITR_SWARM_NO_PEERS)
-		snprintf(reply->warning, sizeof(reply->warning), "tracker full: peer not stored");
+	const char *text = itr_tracker_refusal_text(&ar);
+	if (text)
+		snprintf(ar.refused ? reply->failure : reply->warning, ITR_BACKEND_TEXT, "%s",
+		         text);
 	return 0;
 }
 
@@ -664,6 +754,22 @@ int itr_tracker_start_janitor(struct itr_tracker *tr)
 	return 0;
 }
 
+/* The store's per-source hooks, on the source table. */
+static bool hook_enter(void *ctx, const struct itr_peer_addr *addr)
+{
+	return itr_quota_enter_swarm(ctx, addr);
+}
+
+static void hook_leave(void *ctx, const struct itr_peer_addr *addr)
+{
+	itr_quota_leave_swarm(ctx, addr);
+}
+
+static uint32_t hook_weight(void *ctx, const struct itr_peer_addr *addr)
+{
+	return itr_quota_swarms(ctx, addr);
+}
+
 struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
                                     struct itr_swarm_store *store, char *err, size_t errlen)
 {
@@ -709,12 +815,28 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		itr_tracker_free(tr);
 		return NULL;
 	}
+	struct itr_quota_config qc = {
+	    .rate = cfg->announce_rate,
+	    .burst = cfg->announce_burst,
+	    .torrents = cfg->max_torrents_per_source,
+	    .sources = cfg->source_table,
+	};
+	tr->quota = itr_quota_new(&qc);
+	if (!tr->quota) {
+		snprintf(err, errlen, "out of memory creating the source table");
+		itr_tracker_free(tr);
+		return NULL;
+	}
 	if (store) {
 		tr->store = store;
 	} else {
 		struct itr_swarm_config sc = {
 		    .max_torrents = cfg->max_torrents,
 		    .max_peers = cfg->max_peers,
+		    .hooks = {.enter = hook_enter,
+		              .leave = hook_leave,
+		              .weight = hook_weight,
+		              .ctx = tr->quota},
 		    .peer_expiry = cfg->peer_expiry,
 		    .shards = cfg->shards,
 		};
@@ -742,6 +864,7 @@ void itr_tracker_free(struct itr_tracker *tr)
 	}
 	if (tr->own_store)
 		itr_swarm_destroy(tr->store);
+	itr_quota_free(tr->quota);
 	index_unref(tr->index);
 	pthread_mutex_destroy(&tr->index_lock);
 	pthread_mutex_destroy(&tr->janitor_lock);

@@ -36,6 +36,12 @@ struct itr_tracker_config {
 	/* Loopback addresses may be peers (a tracker that listens on loopback
 	 * only: tests, demos). Never from other sources' point of view. */
 	bool loopback_peers;
+	/* Per source address (the peer's address, after the trust rules): */
+	uint32_t max_peers_per_source;    /* peers in one swarm; 0: no limit */
+	uint32_t max_torrents_per_source; /* swarms it is a peer in; 0: no limit */
+	uint32_t announce_rate;           /* announces per second; 0: no limit */
+	uint32_t announce_burst;          /* announces at once (bucket size) */
+	size_t source_table;              /* sources tracked (bounded memory) */
 	struct itr_rank_policy policy;
 	unsigned shards; /* store lock shards; 0: default */
 	/* Seconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests inject one. */
@@ -45,7 +51,9 @@ struct itr_tracker_config {
 
 /* The defaults: interval 1800 s, min interval 900 s, numwant 50 (max 200),
  * peer expiry 2700 s, 1M torrents, 10M peers, 1000 candidates, 100 hashes
- * per scrape, no trusted proxy, itr_rank_policy_default. */
+ * per scrape, no trusted proxy, per source 16 peers per swarm, 10000
+ * torrents, 50 announces/s with bursts of 1000, 65536 sources tracked,
+ * itr_rank_policy_default. */
 void itr_tracker_config_default(struct itr_tracker_config *cfg);
 
 struct itr_tracker;
@@ -81,7 +89,29 @@ struct itr_announce {
 	int64_t numwant; /* negative: the default */
 };
 
+/* Why an announce was refused, or a peer not stored (metrics by reason). */
+enum itr_refusal {
+	ITR_REFUSED_NONE = 0,
+	ITR_REFUSED_ADDRESS,         /* not an address a peer can have */
+	ITR_REFUSED_RATE,            /* the source's announce rate */
+	ITR_REFUSED_SOURCE_PEERS,    /* the source's peers in this swarm */
+	ITR_REFUSED_SOURCE_TORRENTS, /* the source's torrents */
+	ITR_REFUSED_TORRENTS_FULL,   /* global torrent limit, nothing to evict */
+	ITR_REFUSED_PEERS_FULL,      /* global peer limit, nothing to evict */
+	ITR_REFUSED_MAX,
+};
+/* "address", "rate", "source_peers", ...: the metrics label. */
+const char *itr_refusal_name(enum itr_refusal r);
+struct itr_announce_reply;
+/* What a client is told: the failure reason for ADDRESS / RATE, else the
+ * warning for a peer that was not stored (NULL when it was). */
+const char *itr_tracker_refusal_text(const struct itr_announce_reply *reply);
+
 struct itr_announce_reply {
+	/* Not NONE for ADDRESS and RATE: nothing was stored nor selected and
+	 * the front end answers with a failure. Other reasons only mean the
+	 * peer was not stored (stored says how); it still gets peers. */
+	enum itr_refusal refused;
 	uint32_t interval;
 	uint32_t min_interval;
 	struct itr_swarm_counts counts;
@@ -145,6 +175,9 @@ struct itr_tracker_stats {
 	uint64_t rejected; /* requests of any kind answered with a failure / error */
 	/* announces by the transport they came over, whatever answered them */
 	uint64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
+	uint64_t refused[ITR_REFUSED_MAX]; /* by reason, ADDRESS and RATE included */
+	size_t sources;                    /* source addresses tracked */
+	uint64_t sources_evicted;          /* pushed out of the bounded table */
 };
 void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats);
 /* Front ends count every rejected request here... */
@@ -158,14 +191,18 @@ bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr
 
 /* NULL if addr may be stored and handed out as a peer, else why not
  * (peer_policy.h; loopback per the config). */
-const char *itr_tracker_peer_refusal(const struct itr_tracker *tr,
-                                     const struct itr_peer_addr *addr);
+const char *itr_tracker_peer_refusal(struct itr_tracker *tr, const struct itr_peer_addr *addr);
+
+/* Whether client (the resolved peer address) may announce now: NULL, or
+ * the failure reason when its announce rate is exceeded (counted). Both
+ * front ends ask before any backend, local store or proxy, sees it. */
+const char *itr_tracker_admit(struct itr_tracker *tr, const struct itr_peer_addr *client);
 
 /* The peer a BEP 15 announce names: the source, or the request's IPv4
  * field when the source is a trusted proxy and accept_ip_param is set
  * (ipv4: 4 bytes, all zero when not given). NULL, or why it cannot be a
  * peer (out is filled either way). */
-const char *itr_tracker_udp_client(const struct itr_tracker *tr, const struct itr_peer_addr *src,
+const char *itr_tracker_udp_client(struct itr_tracker *tr, const struct itr_peer_addr *src,
                                    const uint8_t ipv4[4], uint16_t port, struct itr_peer_addr *out);
 
 /* sockaddr -> peer address; IPv4-mapped IPv6 becomes IPv4. 0 or -1. */

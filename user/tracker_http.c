@@ -439,6 +439,8 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 	memcpy(br.ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
 	memcpy(br.peer_id, q.peer_id, sizeof(br.peer_id));
 	const char *bad = client_address(tr, req, &q, &br.ann.peer);
+	if (!bad)
+		bad = itr_tracker_admit(tr, &br.ann.peer);
 	if (bad) {
 		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, bad);
 		return;

@@ -245,6 +245,8 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 	memcpy(br.ann.info_hash, req->info_hash, ITR_INFO_HASH_LEN);
 	memcpy(br.peer_id, req->peer_id, sizeof(br.peer_id));
 	const char *refusal = itr_tracker_udp_client(tr, src, req->ipv4, req->port, &br.ann.peer);
+	if (!refusal)
+		refusal = itr_tracker_admit(tr, &br.ann.peer);
 	if (refusal) {
 		itr_tracker_count_rejected(tr);
 		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_REJECTED);

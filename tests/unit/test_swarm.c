@@ -327,41 +327,204 @@ static char *capture_stderr(void (*fn)(struct itr_swarm_store *), struct itr_swa
 	return text;
 }
 
+static struct itr_swarm_store *new_store_shards(size_t max_torrents, size_t max_peers,
+                                                unsigned shards,
+                                                struct itr_swarm_source_hooks *hooks)
+{
+	struct itr_swarm_config cfg = {
+	    .max_torrents = max_torrents,
+	    .max_peers = max_peers,
+	    .peer_expiry = 120,
+	    .shards = shards,
+	};
+	if (hooks)
+		cfg.hooks = *hooks;
+	struct itr_swarm_store *s = itr_swarm_mem_new(&cfg);
+	assert_non_null(s);
+	return s;
+}
+
 static void hit_limits(struct itr_swarm_store *s)
 {
 	struct itr_swarm_counts c;
 	assert_int_equal(announce(s, ih_a, v4(1, 1, 1), false, false, 0, &c), ITR_SWARM_STORED);
 	assert_int_equal(announce(s, ih_a, v4(1, 2, 1), false, false, 0, &c), ITR_SWARM_STORED);
-	assert_int_equal(announce(s, ih_b, v4(1, 3, 1), false, false, 0, &c), ITR_SWARM_STORED);
-	/* third torrent refused */
-	uint8_t ih_c[20] = "cccccccccccccccccccc";
-	assert_int_equal(announce(s, ih_c, v4(1, 4, 1), false, false, 0, &c),
-	                 ITR_SWARM_NO_TORRENTS);
-	assert_int_equal(itr_swarm_scrape(s, ih_c, 0, &c), -1);
-	/* fourth peer refused; a known peer still refreshes */
-	assert_int_equal(announce(s, ih_b, v4(1, 5, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
-	assert_int_equal(c.incomplete, 1);
+	/* third peer refused: the only swarm to evict is its own */
+	assert_int_equal(announce(s, ih_a, v4(1, 5, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
+	assert_int_equal(c.incomplete, 2);
 	assert_int_equal(announce(s, ih_a, v4(1, 1, 1), true, false, 0, &c), ITR_SWARM_STORED);
 	assert_int_equal(c.complete, 1);
 	/* a second refusal in the same minute does not log again */
-	assert_int_equal(announce(s, ih_b, v4(1, 6, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
+	assert_int_equal(announce(s, ih_a, v4(1, 6, 1), false, false, 0, &c), ITR_SWARM_NO_PEERS);
 }
 
 static void test_limits(void **state)
 {
 	(void)state;
-	struct itr_swarm_store *s = new_store(2, 3);
+	struct itr_swarm_store *s = new_store_shards(0, 2, 1, NULL);
 	char *log = capture_stderr(hit_limits, s);
-	assert_non_null(strstr(log, "torrents limit of 2 reached"));
-	assert_non_null(strstr(log, "peers limit of 3 reached"));
+	assert_non_null(strstr(log, "peers limit of 2 reached"));
 	const char *first = strstr(log, "peers limit");
 	assert_null(strstr(first + 1, "peers limit")); /* once per minute */
 	free(log);
 	struct itr_swarm_stats st;
 	itr_swarm_stats(s, &st);
-	assert_int_equal(st.refused_torrents, 1);
 	assert_int_equal(st.refused_peers, 2);
-	assert_int_equal(st.peers_v4, 3);
+	assert_int_equal(st.peers_v4, 2);
+	itr_swarm_destroy(s);
+}
+
+/* At the torrent limit a new torrent is stored: an older swarm makes room
+ * (issue 10: after a flood every real client got "tracker full"). */
+static void test_full_store_evicts(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store_shards(2, 0, 1, NULL);
+	struct itr_swarm_counts c;
+	uint8_t ih_c[20] = "cccccccccccccccccccc";
+	assert_int_equal(announce(s, ih_a, v4(1, 1, 1), false, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(announce(s, ih_b, v4(1, 3, 1), false, false, 60, &c), ITR_SWARM_STORED);
+	assert_int_equal(announce(s, ih_c, v4(1, 4, 1), false, false, 120, &c), ITR_SWARM_STORED);
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 2);
+	assert_int_equal(st.peers_v4, 2);
+	assert_int_equal(st.evicted_torrents, 1);
+	assert_int_equal(st.refused_torrents, 0);
+	/* the one silent longest went */
+	assert_int_equal(itr_swarm_scrape(s, ih_a, 120, &c), -1);
+	assert_int_equal(itr_swarm_scrape(s, ih_c, 120, &c), 0);
+	itr_swarm_destroy(s);
+}
+
+static void test_max_per_source(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	struct itr_swarm_counts c;
+	struct itr_swarm_announce a = {.peer = v4(1, 1, 1), .group = 1, .max_per_source = 3};
+	for (uint16_t port = 1; port <= 3; port++) {
+		a.peer.port = port;
+		assert_int_equal(itr_swarm_announce(s, ih_a, &a, &grouping, 0, &c),
+		                 ITR_SWARM_STORED);
+	}
+	a.peer.port = 4;
+	assert_int_equal(itr_swarm_announce(s, ih_a, &a, &grouping, 0, &c), ITR_SWARM_SOURCE_PEERS);
+	/* a known port still refreshes; another address and another swarm are free */
+	a.peer.port = 2;
+	assert_int_equal(itr_swarm_announce(s, ih_a, &a, &grouping, 0, &c), ITR_SWARM_STORED);
+	a.peer.port = 4;
+	assert_int_equal(itr_swarm_announce(s, ih_b, &a, &grouping, 0, &c), ITR_SWARM_STORED);
+	a.peer = v4(1, 2, 9);
+	assert_int_equal(itr_swarm_announce(s, ih_a, &a, &grouping, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(c.incomplete, 4);
+	itr_swarm_destroy(s);
+}
+
+/* A test source table: swarms per fourth octet of 10.0.G.H. */
+static uint32_t swarms_of[256];
+static uint32_t swarms_limit;
+static bool test_enter(void *ctx, const struct itr_peer_addr *a)
+{
+	(void)ctx;
+	if (swarms_limit && swarms_of[a->addr[3]] >= swarms_limit)
+		return false;
+	swarms_of[a->addr[3]]++;
+	return true;
+}
+static void test_leave(void *ctx, const struct itr_peer_addr *a)
+{
+	(void)ctx;
+	assert_true(swarms_of[a->addr[3]] > 0);
+	swarms_of[a->addr[3]]--;
+}
+static uint32_t test_weight(void *ctx, const struct itr_peer_addr *a)
+{
+	(void)ctx;
+	return swarms_of[a->addr[3]];
+}
+
+static void test_source_hooks(void **state)
+{
+	(void)state;
+	memset(swarms_of, 0, sizeof(swarms_of));
+	swarms_limit = 3;
+	struct itr_swarm_source_hooks hooks = {
+	    .enter = test_enter, .leave = test_leave, .weight = test_weight};
+	struct itr_swarm_store *s = new_store_shards(0, 0, 4, &hooks);
+	struct itr_swarm_counts c;
+	uint8_t ih[20] = "xxxxxxxxxxxxxxxxxxxx";
+	for (uint8_t t = 0; t < 3; t++) {
+		ih[0] = t;
+		/* two ports of one address count once per swarm */
+		assert_int_equal(announce(s, ih, v4(1, 7, 1), false, false, 0, &c),
+		                 ITR_SWARM_STORED);
+		assert_int_equal(announce(s, ih, v4(1, 7, 2), false, false, 0, &c),
+		                 ITR_SWARM_STORED);
+	}
+	assert_int_equal(swarms_of[7], 3);
+	ih[0] = 3;
+	assert_int_equal(announce(s, ih, v4(1, 7, 1), false, false, 0, &c),
+	                 ITR_SWARM_SOURCE_SWARMS);
+	assert_int_equal(itr_swarm_scrape(s, ih, 0, &c), -1);
+	/* removing one of two ports keeps the swarm counted, the second does not */
+	ih[0] = 0;
+	assert_int_equal(itr_swarm_remove(s, ih, &(struct itr_peer_addr){0}, 1, &grouping, 0, &c),
+	                 -1);
+	struct itr_peer_addr p = v4(1, 7, 1);
+	assert_int_equal(itr_swarm_remove(s, ih, &p, 1, &grouping, 0, &c), 0);
+	assert_int_equal(swarms_of[7], 3);
+	p.port = 2;
+	assert_int_equal(itr_swarm_remove(s, ih, &p, 1, &grouping, 0, &c), 0);
+	assert_int_equal(swarms_of[7], 2);
+	/* another address, then expiry of everything */
+	assert_int_equal(announce(s, ih, v4(1, 8, 1), false, false, 0, &c), ITR_SWARM_STORED);
+	assert_int_equal(swarms_of[8], 1);
+	assert_int_equal(itr_swarm_expire(s, 10000), 5);
+	assert_int_equal(swarms_of[7], 0);
+	assert_int_equal(swarms_of[8], 0);
+	itr_swarm_destroy(s);
+}
+
+/* A full store evicts the flooding source's swarms, not a real client's. */
+static void test_eviction_picks_heaviest_source(void **state)
+{
+	(void)state;
+	memset(swarms_of, 0, sizeof(swarms_of));
+	swarms_limit = 0;
+	struct itr_swarm_source_hooks hooks = {
+	    .enter = test_enter, .leave = test_leave, .weight = test_weight};
+	struct itr_swarm_store *s = new_store_shards(24, 0, 1, &hooks);
+	struct itr_swarm_counts c;
+	uint8_t ih[20] = "yyyyyyyyyyyyyyyyyyyy";
+	/* real clients first (older), one torrent each, then a flood */
+	for (uint8_t t = 0; t < 4; t++) {
+		ih[0] = t;
+		assert_int_equal(announce(s, ih, v4(1, (uint8_t)(10 + t), 1), false, false, 0, &c),
+		                 ITR_SWARM_STORED);
+	}
+	for (uint8_t t = 4; t < 24; t++) {
+		ih[0] = t;
+		assert_int_equal(announce(s, ih, v4(1, 66, 1), false, false, 60, &c),
+		                 ITR_SWARM_STORED);
+	}
+	/* 8 new torrents: each evicts a flood swarm (a sample of 16 of the 24
+	 * swarms always holds one while the flood has more than 8 left) */
+	for (uint8_t t = 24; t < 32; t++) {
+		ih[0] = t;
+		assert_int_equal(
+		    announce(s, ih, v4(1, (uint8_t)(100 + t), 1), false, false, 90, &c),
+		    ITR_SWARM_STORED);
+	}
+	struct itr_swarm_stats st;
+	itr_swarm_stats(s, &st);
+	assert_int_equal(st.torrents, 24);
+	assert_int_equal(st.evicted_torrents, 8);
+	assert_int_equal(swarms_of[66], 12);
+	for (uint8_t t = 0; t < 4; t++) {
+		ih[0] = t;
+		assert_int_equal(itr_swarm_scrape(s, ih, 90, &c), 0);
+	}
 	itr_swarm_destroy(s);
 }
 
@@ -467,6 +630,10 @@ int main(void)
 	    cmocka_unit_test(test_select_cost_order),
 	    cmocka_unit_test(test_expiry_minutes),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_full_store_evicts),
+	    cmocka_unit_test(test_max_per_source),
+	    cmocka_unit_test(test_source_hooks),
+	    cmocka_unit_test(test_eviction_picks_heaviest_source),
 	    cmocka_unit_test(test_regroup),
 	    cmocka_unit_test(test_many_torrents),
 	    cmocka_unit_test(test_concurrent),

@@ -565,6 +565,138 @@ static void test_gateway_per_as(void **state)
 	itr_tracker_free(tr);
 }
 
+/* ---- issue 10: what one source may take --------------------------------- */
+
+static enum itr_swarm_status announce_hash(struct itr_tracker *tr, struct itr_peer_addr peer,
+                                           uint32_t n, struct itr_announce_reply *reply)
+{
+	struct itr_announce ann = {.peer = peer, .left = 1, .numwant = 0};
+	memcpy(ann.info_hash, IH, 20);
+	memcpy(ann.info_hash, &n, sizeof(n));
+	struct itr_ranked_peer none[1];
+	assert_int_equal(itr_tracker_announce(tr, &ann, reply, none, 1), 0);
+	return reply->stored;
+}
+
+static void tweak_flood(struct itr_tracker_config *cfg)
+{
+	cfg->max_torrents = 100;
+	cfg->max_torrents_per_source = 40;
+	cfg->announce_rate = 0;
+}
+
+/* One source announcing new info_hashes (983k torrents in 10 s) filled the
+ * store, and every real client then got "tracker full". */
+static void test_flood_of_new_torrents(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	struct itr_tracker *tr = new_tracker(tweak_flood);
+	struct itr_announce_reply reply;
+	struct itr_peer_addr flooder = net_peer(10, 1, 66, 6881);
+	uint32_t stored = 0;
+	for (uint32_t i = 0; i < 1000; i++)
+		stored += announce_hash(tr, flooder, i, &reply) == ITR_SWARM_STORED;
+	assert_int_equal(stored, 40);
+	assert_int_equal(reply.stored, ITR_SWARM_SOURCE_SWARMS);
+	assert_non_null(strstr(itr_tracker_refusal_text(&reply), "too many torrents"));
+	/* two more flooders fill the store to its global limit... */
+	struct itr_peer_addr f2 = net_peer(10, 2, 66, 6881), f3 = net_peer(30, 0, 66, 6881);
+	for (uint32_t i = 1000; i < 2000; i++) {
+		announce_hash(tr, f2, i, &reply);
+		announce_hash(tr, f3, i + 1000, &reply);
+	}
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.store.torrents, 100);
+	/* ...and every real client still gets its torrent stored */
+	for (uint32_t i = 0; i < 20; i++) {
+		struct itr_peer_addr real = net_peer(10, 2, (int)(1 + i), 6881);
+		assert_int_equal(announce_hash(tr, real, 50000 + i, &reply), ITR_SWARM_STORED);
+		assert_int_equal(reply.counts.incomplete, 1);
+	}
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.store.torrents, 100);
+	assert_true(st.store.evicted_torrents >= 20);
+	assert_int_equal(st.refused[ITR_REFUSED_TORRENTS_FULL], 0);
+	assert_true(st.refused[ITR_REFUSED_SOURCE_TORRENTS] >= 960);
+	itr_tracker_free(tr);
+}
+
+static void tweak_ports(struct itr_tracker_config *cfg)
+{
+	cfg->max_peers_per_source = 16;
+	cfg->announce_rate = 0;
+	cfg->policy.max_external = 1000;
+}
+
+/* One address with 65k ports filled a swarm, and a client asking for many
+ * peers got only the attacker's. */
+static void test_many_ports_one_address(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	struct itr_tracker *tr = new_tracker(tweak_ports);
+	struct itr_ranked_peer out[200];
+	struct itr_announce_reply reply;
+	for (int port = 1; port <= 5000; port++)
+		do_announce(tr, net_peer(10, 1, 66, (uint16_t)port), 1, ITR_EVENT_STARTED, 0,
+		            &reply, out, 1);
+	assert_int_equal(reply.stored, ITR_SWARM_SOURCE_PEERS);
+	for (int i = 1; i <= 30; i++)
+		do_announce(tr, net_peer(10, 1, i, 6881), 1, ITR_EVENT_STARTED, 0, NULL, out, 1);
+	size_t n =
+	    do_announce(tr, net_peer(10, 1, 99, 6881), 1, ITR_EVENT_NONE, 200, &reply, out, 200);
+	assert_int_equal(reply.counts.incomplete, 16 + 30 + 1);
+	assert_int_equal(n, 46);
+	size_t attacker = 0;
+	for (size_t i = 0; i < n; i++)
+		attacker += out[i].peer.addr[3] == 66;
+	assert_int_equal(attacker, 16);
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.refused[ITR_REFUSED_SOURCE_PEERS], 5000 - 16);
+	itr_tracker_free(tr);
+}
+
+static void tweak_rate(struct itr_tracker_config *cfg)
+{
+	cfg->announce_rate = 10;
+	cfg->announce_burst = 20;
+}
+
+static void test_announce_rate_per_source(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	fake_now = 50000;
+	struct itr_tracker *tr = new_tracker(tweak_rate);
+	struct itr_peer_addr flooder = net_peer(10, 1, 66, 1), real = net_peer(10, 1, 5, 1);
+	int ok = 0;
+	const char *why = NULL;
+	for (int i = 0; i < 100; i++) {
+		why = itr_tracker_admit(tr, &flooder);
+		ok += why == NULL;
+	}
+	assert_int_equal(ok, 20); /* the burst */
+	assert_non_null(strstr(why, "too many announces"));
+	/* another address is not affected; nor is another port of it */
+	assert_null(itr_tracker_admit(tr, &real));
+	flooder.port = 2;
+	assert_non_null(itr_tracker_admit(tr, &flooder));
+	/* two seconds later: 20 more tokens */
+	fake_now += 2;
+	ok = 0;
+	for (int i = 0; i < 100; i++)
+		ok += itr_tracker_admit(tr, &flooder) == NULL;
+	assert_int_equal(ok, 20);
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.refused[ITR_REFUSED_RATE], 161);
+	assert_int_equal(st.sources, 2);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +714,9 @@ int main(void)
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_peer_addr_from_sockaddr),
 	    cmocka_unit_test(test_gateway_per_as),
+	    cmocka_unit_test(test_flood_of_new_torrents),
+	    cmocka_unit_test(test_many_ports_one_address),
+	    cmocka_unit_test(test_announce_rate_per_source),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -479,6 +479,54 @@ static void test_udp_trusted_ip_field(void **state)
 	itr_tracker_free(tr);
 }
 
+/* One source flooding announces gets its burst, then errors no longer
+ * than its requests, while another source is served. */
+static void test_udp_announce_rate(void **state)
+{
+	(void)state;
+	fake_now = 9000;
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.clock = fake_clock;
+	cfg.loopback_peers = true;
+	cfg.announce_rate = 5;
+	cfg.announce_burst = 10;
+	char err[256];
+	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(tr);
+	struct itr_udp_tracker *u = itr_udp_tracker_start(tr, "127.0.0.1,::1", 0, err, sizeof(err));
+	assert_non_null(u);
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	int a = client_socket(AF_INET, itr_udp_tracker_port(u), &to, &tolen);
+	int b = client_socket(AF_INET6, itr_udp_tracker_port(u), &to, &tolen);
+	uint8_t cid[8], cid6[8], req[128], resp[512];
+	do_connect(a, cid);
+	do_connect(b, cid6);
+	int ok = 0, limited = 0;
+	for (uint32_t i = 0; i < 50; i++) {
+		size_t n = make_announce(req, cid, i, IH, 100, 0, 10, 6001);
+		size_t got = exchange(a, req, n, resp, sizeof(resp));
+		assert_true(got <= n);
+		if (get32(resp) == 1)
+			ok++;
+		else if (get32(resp) == 3 && memmem(resp + 8, got - 8, "too many", 8))
+			limited++;
+	}
+	assert_int_equal(ok, 10);
+	assert_int_equal(limited, 40);
+	size_t n = make_announce(req, cid6, 99, IH, 100, 0, 10, 6002);
+	exchange(b, req, n, resp, sizeof(resp));
+	assert_int_equal(get32(resp), 1);
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.refused[ITR_REFUSED_RATE], 40);
+	close(a);
+	close(b);
+	itr_udp_tracker_stop(u);
+	itr_tracker_free(tr);
+}
+
 /* Several SO_REUSEPORT workers on one port: clients on different source
  * ports (spread over the workers by the kernel) share one store, and a
  * connection id handed out by one worker is good at every other one (same
@@ -583,6 +631,7 @@ int main(void)
 	    cmocka_unit_test(test_udp_trusted_ip_field),
 	    cmocka_unit_test(test_udp_loopback_source_refused),
 	    cmocka_unit_test(test_udp_workers),
+	    cmocka_unit_test(test_udp_announce_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
