@@ -243,9 +243,16 @@ static struct swarm *table_find(struct shard *sh, uint64_t h, const uint8_t *ih)
 	}
 }
 
-static int table_grow(struct mem_store *m, struct shard *sh)
+/* Move every swarm into a new table of cap slots (a power of two, larger
+ * than the count; 0 frees the table of an empty shard). */
+static int table_rehash(struct mem_store *m, struct shard *sh, size_t cap)
 {
-	size_t cap = sh->cap ? sh->cap * 2 : MIN_TABLE;
+	if (cap == 0) {
+		free(sh->slots);
+		sh->slots = NULL;
+		sh->cap = 0;
+		return 0;
+	}
 	struct swarm *slots = calloc(cap, sizeof(*slots));
 	if (!slots)
 		return -1;
@@ -262,6 +269,28 @@ static int table_grow(struct mem_store *m, struct shard *sh)
 	sh->slots = slots;
 	sh->cap = cap;
 	return 0;
+}
+
+static int table_grow(struct mem_store *m, struct shard *sh)
+{
+	return table_rehash(m, sh, sh->cap ? sh->cap * 2 : MIN_TABLE);
+}
+
+/* The table only grows on insert; after an expiry pass a shard that is
+ * below an eighth full goes back to twice its count (so RSS follows the
+ * live state after a flood expires, issue 10). The gap between the two
+ * thresholds keeps a table at a steady size from flapping. */
+static void table_fit(struct mem_store *m, struct shard *sh)
+{
+	if (sh->cap <= MIN_TABLE && sh->count > 0)
+		return;
+	if (sh->count * 8 >= sh->cap)
+		return;
+	size_t cap = 0;
+	if (sh->count > 0)
+		for (cap = MIN_TABLE; cap < sh->count * 2; cap *= 2)
+			;
+	table_rehash(m, sh, cap); /* on failure the larger table stays: harmless */
 }
 
 /* A new swarm with its first block (which makes the slot used). */
@@ -961,6 +990,7 @@ static size_t mem_expire(struct itr_swarm_store *store, uint32_t now)
 			}
 			i++;
 		}
+		table_fit(m, sh);
 		pthread_mutex_unlock(&sh->lock);
 	}
 	return dropped;

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -721,6 +722,8 @@ struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+#define TRIM_AFTER_EXPIRED 10000 /* peers */
+
 static void *janitor_main(void *arg)
 {
 	struct itr_tracker *tr = arg;
@@ -733,7 +736,10 @@ static void *janitor_main(void *arg)
 		if (tr->janitor_stop)
 			break;
 		pthread_mutex_unlock(&tr->janitor_lock);
-		itr_tracker_expire(tr);
+		/* Freed peer blocks go back to malloc's free lists, not to the
+		 * system: after a flood expires, trim them (a few ms once). */
+		if (itr_tracker_expire(tr) >= TRIM_AFTER_EXPIRED)
+			malloc_trim(0);
 		pthread_mutex_lock(&tr->janitor_lock);
 	}
 	pthread_mutex_unlock(&tr->janitor_lock);

@@ -397,6 +397,46 @@ static void test_full_store_evicts(void **state)
 	itr_swarm_destroy(s);
 }
 
+/* A flood that expires gives its memory back: the tables shrink to the
+ * live state (RSS stayed at 147 MB after 907k torrents expired). */
+static void test_tables_shrink_after_expiry(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	struct itr_swarm_stats empty, full, after;
+	itr_swarm_stats(s, &empty);
+	uint8_t ih[20] = "zzzzzzzzzzzzzzzzzzzz";
+	for (uint32_t i = 0; i < 100000; i++) {
+		memcpy(ih, &i, sizeof(i));
+		assert_int_equal(announce(s, ih, v4(1, 1, 1), false, false, 0, NULL),
+		                 ITR_SWARM_STORED);
+	}
+	itr_swarm_stats(s, &full);
+	assert_int_equal(full.torrents, 100000);
+	/* ten live torrents, announced later */
+	for (uint32_t i = 0; i < 10; i++) {
+		memcpy(ih, &i, sizeof(i));
+		ih[19] = 'L';
+		announce(s, ih, v4(1, 2, 1), false, false, 6000, NULL);
+	}
+	assert_int_equal(itr_swarm_expire(s, 6060), 100000);
+	itr_swarm_stats(s, &after);
+	assert_int_equal(after.torrents, 10);
+	/* 4 shards of at most 16 slots of 48 bytes, plus ten small blocks */
+	assert_true(after.bytes < empty.bytes + 4 * 16 * 48 + 10 * 64);
+	assert_true(full.bytes > 50 * after.bytes);
+	/* and the store still works at its new size */
+	ih[19] = 'z';
+	for (uint32_t i = 0; i < 1000; i++) {
+		memcpy(ih, &i, sizeof(i));
+		assert_int_equal(announce(s, ih, v4(1, 3, 1), false, false, 6060, NULL),
+		                 ITR_SWARM_STORED);
+	}
+	itr_swarm_stats(s, &after);
+	assert_int_equal(after.torrents, 1010);
+	itr_swarm_destroy(s);
+}
+
 static void test_max_per_source(void **state)
 {
 	(void)state;
@@ -632,6 +672,7 @@ int main(void)
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_full_store_evicts),
 	    cmocka_unit_test(test_max_per_source),
+	    cmocka_unit_test(test_tables_shrink_after_expiry),
 	    cmocka_unit_test(test_source_hooks),
 	    cmocka_unit_test(test_eviction_picks_heaviest_source),
 	    cmocka_unit_test(test_regroup),
