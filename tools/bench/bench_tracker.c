@@ -1,18 +1,37 @@
-/* bench_tracker.c - announces per second: itrackerd against opentracker
- * (Debian's), measured in the same run, on loopback.
+/* bench_tracker.c - announces per second and per server CPU second:
+ * itrackerd against Debian's opentracker, over a matrix of load shapes,
+ * each measured against opentracker in the same run, on loopback.
  *
- * Each server runs alone on CPU 0 (taskset), the load generator
- * ($BUILD/itr_loadgen) on CPU 1. Same load for both: the same torrents
- * (whitelisted for opentracker), the same peers spread over the example
- * map's PIDs and named with ip= / the BEP 15 IP field (itrackerd trusts
- * 127.0.0.1 and ranks them by PID; opentracker ignores the names and
- * stores 127.0.0.1 with each peer's own port, so both store one entry per
- * peer), numwant 50; UDP pipelined, HTTP one connection per announce.
- * Also: resident memory per stored peer (RSS growth / peers), both.
- * Needs root (opentracker drops to nobody) and two CPUs.
+ * Shapes: UDP swarm sizes 1, 64, 1,000 and 10,000 with numwant 50; 1,000
+ * with numwant 200; IPv6; clients outside every PID; 1 and 2 server cores
+ * (taskset; itrackerd's --udp-workers follows the CPUs it may use); HTTP
+ * with a connection per announce (swarms of 64 and 1,000, IPv4 and IPv6)
+ * and with keep-alive. Every (shape, server) starts a fresh server,
+ * announces every peer once (event=started: the swarms are full), then
+ * measures re-announces for a fixed time with itr_loadgen. The load
+ * generator runs on CPU 1 and the server on CPU 0 (one core) or on both
+ * (two cores: then the generator shares them and only the per CPU second
+ * figure compares servers). Runs rotate: the shape order turns by one and
+ * the server order flips every run; min/median/max over the runs.
+ *
+ * Peers are named with the BEP 15 IP field / ip= (itrackerd uses them with
+ * --trusted-proxy --accept-ip-param; opentracker stores 127.0.0.1 and each
+ * peer's own port, so both store one entry per peer). opentracker is built
+ * without IPv6 in Debian: an IPv6 shape's reference is opentracker's IPv4
+ * figure for the same shape (said so in the output). opentracker refuses
+ * root (-u nobody) and serves only whitelisted info_hashes (-w).
+ *
+ * Also: RSS per stored IPv4 peer of each running daemon, (RSS after
+ * 220,000 peers - RSS after 20,000) / 200,000, swarms of 64.
+ *
+ *   bench_tracker [--quick] [--runs N] [--seconds S]
+ * --quick: four shapes, one run, one second each (a smoke test: seconds).
+ * Records go to $BUILD/bench.json (benchjson.h). Needs root, opentracker,
+ * taskset, ss and two CPUs; run from the repository root.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +42,66 @@
 
 #include "benchjson.h"
 
-#define SECONDS  "5"
-#define PEERS    50000
-#define TORRENTS 1000
+#define MAX_RUNS      9
+#define WHITELIST     20000
+#define RSS_PEERS_LOW 20000
+#define RSS_PEERS     220000
 
-static char build[1024], tmp[256];
+static char build[512], tmp[256];
+static int base_port;
+
+struct shape {
+	const char *name;
+	bool udp;
+	unsigned swarm, numwant;
+	bool v6, outside, keepalive;
+	int cores;
+	bool quick; /* part of --quick */
+};
+
+static const struct shape shapes[] = {
+    {"udp swarm 1", true, 1, 50, false, false, false, 1, false},
+    {"udp swarm 64", true, 64, 50, false, false, false, 1, true},
+    {"udp swarm 1000", true, 1000, 50, false, false, false, 1, true},
+    {"udp swarm 10000", true, 10000, 50, false, false, false, 1, false},
+    {"udp swarm 1000 numwant 200", true, 1000, 200, false, false, false, 1, false},
+    {"udp swarm 64 ipv6", true, 64, 50, true, false, false, 1, false},
+    {"udp swarm 64 outside PIDs", true, 64, 50, false, true, false, 1, false},
+    {"udp swarm 64 2 cores", true, 64, 50, false, false, false, 2, true},
+    {"udp swarm 1000 2 cores", true, 1000, 50, false, false, false, 2, false},
+    {"http swarm 64 conn/announce", false, 64, 50, false, false, false, 1, true},
+    {"http swarm 1000 conn/announce", false, 1000, 50, false, false, false, 1, false},
+    {"http swarm 64 conn/announce ipv6", false, 64, 50, true, false, false, 1, false},
+    {"http swarm 64 keep-alive", false, 64, 50, false, false, true, 1, false},
+};
+#define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+enum { OT = 0, ITR = 1 };
+static const char *server_name[2] = {"opentracker", "itrackerd"};
+
+struct sample {
+	double rate, per_cpu;
+};
+
+static struct sample results[NSHAPES][2][MAX_RUNS];
 
 static pid_t spawn(const char *cmd, const char *log)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
 		setpgid(0, 0);
-		FILE *f = freopen(log, "w", stderr);
+		FILE *f = freopen(log, "a", stderr);
 		(void)f;
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
 }
 
 static void stop(pid_t pid)
@@ -50,14 +112,13 @@ static void stop(pid_t pid)
 	for (int i = 0; i < 50; i++) {
 		if (waitpid(pid, NULL, WNOHANG) == pid)
 			return;
-		struct timespec ts = {0, 100000000};
-		nanosleep(&ts, NULL);
+		sleep_ms(100);
 	}
 	kill(-pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 }
 
-/* The server's process: the newest process of the group (sh execs it). */
+/* The server is the shell's exec'd process: same pid. */
 static long rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -73,7 +134,7 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
-/* CPU seconds the process has used (user + system). */
+/* CPU seconds the process has used (user + system, all threads). */
 static double cpu_s(pid_t pid)
 {
 	char path[64];
@@ -88,40 +149,6 @@ static double cpu_s(pid_t pid)
 	return n == 2 ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
 }
 
-/* Run the generator; returns announces/s or -1. *per_cpu: announces per
- * CPU second the server used, meaningful also when the generator is the
- * one that saturates. */
-static double load(const char *mode, int port, pid_t server, double *per_cpu)
-{
-	double cpu0 = cpu_s(server);
-	char cmd[2048], out[512];
-	snprintf(cmd, sizeof(cmd),
-	         "taskset -c 1 %s/itr_loadgen --mode %s --target 127.0.0.1:%d --seconds %s "
-	         "--peers %d --torrents %d --numwant 50 --window %d",
-	         build, mode, port, SECONDS, PEERS, TORRENTS, strcmp(mode, "udp") ? 32 : 128);
-	FILE *p = popen(cmd, "r");
-	if (!p)
-		return -1;
-	double rate = -1;
-	unsigned long long n, errors;
-	double secs;
-	if (fgets(out, sizeof(out), p) &&
-	    sscanf(out, "mode %*s announces %llu seconds %lf rate %lf errors %llu", &n, &secs,
-	           &rate, &errors) == 4) {
-		double used = cpu_s(server) - cpu0;
-		*per_cpu = used > 0 ? (double)n / used : -1;
-		printf("  %-5s %.*s, server CPU %.2f s, %.0f announces per CPU second\n", mode,
-		       (int)strcspn(out, "\n"), out, used, *per_cpu);
-		if (errors * 100 > n) {
-			fprintf(stderr, "bench_tracker: %llu errors in %llu announces\n", errors,
-			        n);
-			rate = -1;
-		}
-	}
-	pclose(p);
-	return rate;
-}
-
 static int wait_port(int port, const char *proto)
 {
 	char cmd[256];
@@ -129,39 +156,187 @@ static int wait_port(int port, const char *proto)
 	for (int i = 0; i < 50; i++) {
 		if (system(cmd) == 0)
 			return 0;
-		struct timespec ts = {0, 100000000};
-		nanosleep(&ts, NULL);
+		sleep_ms(100);
 	}
 	return -1;
 }
 
-struct result {
-	double udp, http, bytes_per_peer, udp_cpu, http_cpu;
-};
-
-static int measure(const char *name, const char *cmd, int port, struct result *r)
+static unsigned peers_for(unsigned swarm)
 {
-	char log[512];
-	snprintf(log, sizeof(log), "%s/%s.log", tmp, name);
+	return swarm >= 10000 ? 3 * swarm : 20000;
+}
+
+/* Run itr_loadgen; returns announces/s or -1; *n gets the announces. */
+static double loadgen(const struct shape *sh, int port, const char *extra, unsigned long long *n)
+{
+	unsigned peers = peers_for(sh->swarm);
+	char cmd[2048], out[512];
+	snprintf(cmd, sizeof(cmd),
+	         "%s %s/itr_loadgen --mode %s --target %s:%d --peers %u --torrents %u "
+	         "--numwant %u --window %d %s %s %s %s",
+	         sh->cores == 1 ? "taskset -c 1" : "", build, sh->udp ? "udp" : "http",
+	         sh->v6 ? "[::1]" : "127.0.0.1", port, peers, peers / sh->swarm, sh->numwant,
+	         sh->udp ? 256 : 32, sh->udp ? "--sockets 8" : "", sh->keepalive ? "--keepalive" : "",
+	         sh->outside ? "--outside" : "", sh->v6 && !sh->udp ? "--v6-peers" : "");
+	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " %s", extra);
+	FILE *p = popen(cmd, "r");
+	if (!p)
+		return -1;
+	double rate = -1, secs;
+	unsigned long long errors;
+	if (fgets(out, sizeof(out), p) &&
+	    sscanf(out, "mode %*s announces %llu seconds %lf rate %lf errors %llu", n, &secs, &rate,
+	           &errors) == 4 &&
+	    errors * 100 > *n) {
+		fprintf(stderr, "bench_tracker: %llu errors in %llu announces (%s)\n", errors, *n,
+		        cmd);
+		rate = -1;
+	}
+	pclose(p);
+	return rate;
+}
+
+static pid_t start_server(int which, const struct shape *sh, int port)
+{
+	char cmd[2048], log[512];
+	const char *cpus = sh->cores == 1 ? "0" : "0,1";
+	snprintf(log, sizeof(log), "%s/%s.log", tmp, server_name[which]);
+	if (which == OT)
+		snprintf(cmd, sizeof(cmd),
+		         "exec taskset -c %s opentracker -i 127.0.0.1 -p %d -P %d -u nobody -d %s "
+		         "-w /whitelist",
+		         cpus, port, port, tmp);
+	else
+		snprintf(cmd, sizeof(cmd),
+		         "exec taskset -c %s %s/itrackerd --map maps/example.netmap --no-dataplane "
+		         "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --accept-ip-param",
+		         cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
+		         sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1");
 	pid_t pid = spawn(cmd, log);
 	if (wait_port(port, "t") < 0 || wait_port(port, "u") < 0) {
-		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", name, log);
+		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", server_name[which], log);
 		stop(pid);
 		return -1;
 	}
-	long before = rss_kb(pid);
-	printf("%s (CPU 0):\n", name);
-	r->udp = load("udp", port, pid, &r->udp_cpu);
-	r->http = load("http", port, pid, &r->http_cpu);
-	long after = rss_kb(pid);
-	r->bytes_per_peer =
-	    before > 0 && after > 0 ? (double)(after - before) * 1024.0 / PEERS : -1;
-	stop(pid);
-	return r->udp > 0 && r->http > 0 ? 0 : -1;
+	return pid;
 }
 
-int main(void)
+/* One shape against one server: fill the swarms, then measure. */
+static int measure(int which, const struct shape *sh, double seconds, struct sample *out)
 {
+	/* opentracker has no IPv6: its reference is the IPv4 shape */
+	struct shape real = *sh;
+	if (which == OT)
+		real.v6 = false;
+	int port = base_port + which;
+	pid_t pid = start_server(which, &real, port);
+	if (pid < 0)
+		return -1;
+	char extra[128];
+	unsigned long long n = 0;
+	snprintf(extra, sizeof(extra), "--count %u --seconds 60", peers_for(sh->swarm));
+	double fill = loadgen(&real, port, extra, &n);
+	double cpu0 = cpu_s(pid);
+	snprintf(extra, sizeof(extra), "--seconds %.1f", seconds);
+	double rate = fill > 0 ? loadgen(&real, port, extra, &n) : -1;
+	double used = cpu_s(pid) - cpu0;
+	stop(pid);
+	if (rate <= 0) {
+		fprintf(stderr, "bench_tracker: %s, %s failed\n", server_name[which], sh->name);
+		return -1;
+	}
+	out->rate = rate;
+	out->per_cpu = used > 0 ? (double)n / used : -1;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+struct stat3 {
+	double min, med, max;
+};
+
+static struct stat3 stat_of(const double *v, int n)
+{
+	double s[MAX_RUNS];
+	memcpy(s, v, (size_t)n * sizeof(*v));
+	qsort(s, (size_t)n, sizeof(*s), cmp_double);
+	struct stat3 r = {s[0], n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2, s[n - 1]};
+	return r;
+}
+
+/* RSS per stored peer: the marginal cost between two fill levels, so the
+ * process's fixed memory (code, threads, buffers) is left out. */
+static double rss_per_peer(int which)
+{
+	struct shape sh = {"rss", true, 64, 0, false, false, false, 1, false};
+	int port = base_port + 2 + which;
+	pid_t pid = start_server(which, &sh, port);
+	if (pid < 0)
+		return -1;
+	char cmd[2048], out[256];
+	long rss[2];
+	unsigned counts[2] = {RSS_PEERS_LOW, RSS_PEERS};
+	for (int k = 0; k < 2; k++) {
+		snprintf(cmd, sizeof(cmd),
+		         "taskset -c 1 %s/itr_loadgen --mode udp --target 127.0.0.1:%d --peers %u "
+		         "--torrents %u --numwant 0 --window 256 --sockets 8 --count %u --seconds 120",
+		         build, port, RSS_PEERS, RSS_PEERS / 64, counts[k]);
+		FILE *p = popen(cmd, "r");
+		if (!p || !fgets(out, sizeof(out), p))
+			out[0] = '\0';
+		if (p)
+			pclose(p);
+		sleep_ms(200);
+		rss[k] = rss_kb(pid);
+		printf("  %s: %u peers announced (%.*s), RSS %ld kB\n", server_name[which],
+		       counts[k], (int)strcspn(out, "\n"), out, rss[k]);
+	}
+	stop(pid);
+	if (rss[0] <= 0 || rss[1] <= 0)
+		return -1;
+	return (double)(rss[1] - rss[0]) * 1024.0 / (RSS_PEERS - RSS_PEERS_LOW);
+}
+
+static void load_average(char *buf, size_t cap)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (!f || !fgets(buf, (int)cap, f))
+		snprintf(buf, cap, "?\n");
+	if (f)
+		fclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+	bool quick = getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") == '1';
+	int runs = 3;
+	double seconds = 2;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0)
+			quick = true;
+		else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+			runs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+			seconds = atof(argv[++i]);
+		else {
+			fprintf(stderr, "usage: bench_tracker [--quick] [--runs N] [--seconds S]\n");
+			return 2;
+		}
+	}
+	if (quick) {
+		runs = 1;
+		seconds = 1;
+	}
+	if (runs < 1 || runs > MAX_RUNS || seconds <= 0) {
+		fprintf(stderr, "bench_tracker: --runs 1..%d, --seconds > 0\n", MAX_RUNS);
+		return 2;
+	}
 	const char *b = getenv("BUILD");
 	snprintf(build, sizeof(build), "%s", b && *b ? b : "build");
 	if (geteuid() != 0) {
@@ -177,53 +352,106 @@ int main(void)
 		return 1;
 	chmod(tmp, 0755);
 	char cmd[4096];
-	snprintf(cmd, sizeof(cmd), "%s/itr_loadgen --hashes %d > %s/whitelist", build, TORRENTS,
+	snprintf(cmd, sizeof(cmd), "%s/itr_loadgen --hashes %d > %s/whitelist", build, WHITELIST,
 	         tmp);
 	if (system(cmd) != 0) {
 		fprintf(stderr, "bench_tracker: %s/itr_loadgen missing\n", build);
 		return 1;
 	}
-	int port = 20000 + getpid() % 20000;
+	base_port = 20000 + getpid() % 20000;
+	char load[128];
+	load_average(load, sizeof(load));
+	printf("load average before: %s; %d run(s), %.1f s per measurement\n", load, runs, seconds);
 
-	struct result ot, itr;
-	snprintf(cmd, sizeof(cmd),
-	         "exec taskset -c 0 opentracker -i 127.0.0.1 -p %d -P %d -u nobody -d %s "
-	         "-w /whitelist",
-	         port, port, tmp);
-	int rc = measure("opentracker", cmd, port, &ot);
-	snprintf(cmd, sizeof(cmd),
-	         "exec taskset -c 0 %s/itrackerd --map maps/example.netmap --no-dataplane "
-	         "--listen 127.0.0.1:%d --udp %d --udp-bind 127.0.0.1 --trusted-proxy 127.0.0.1 "
-	         "--accept-ip-param",
-	         build, port + 1, port + 1);
-	rc |= measure("itrackerd", cmd, port + 1, &itr);
+	int failed = 0;
+	bool done[NSHAPES] = {false};
+	for (int r = 0; r < runs; r++) {
+		for (size_t k = 0; k < NSHAPES; k++) {
+			size_t s = (k + (size_t)r) % NSHAPES;
+			if (quick && !shapes[s].quick)
+				continue;
+			for (int w = 0; w < 2; w++) {
+				int which = (w + r) % 2 ? ITR : OT;
+				if (measure(which, &shapes[s], seconds, &results[s][which][r]) < 0)
+					failed++;
+			}
+			done[s] = true;
+			const struct sample *o = &results[s][OT][r], *i = &results[s][ITR][r];
+			printf("run %d %-34s itrackerd %7.0f/s %7.0f/cpu-s  opentracker %7.0f/s "
+			       "%7.0f/cpu-s\n",
+			       r + 1, shapes[s].name, i->rate, i->per_cpu, o->rate, o->per_cpu);
+			fflush(stdout);
+		}
+	}
+	if (failed) {
+		fprintf(stderr, "bench_tracker: %d measurement(s) failed\n", failed);
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench_tracker: could not remove %s\n", tmp);
+		return 1;
+	}
+
+	printf("\n%-34s %23s %23s %23s\n", "shape (ratio itrackerd/opentracker)",
+	       "announces/s min/med/max", "per CPU-s min/med/max", "itrackerd/s median");
+	double one_core[NSHAPES] = {0};
+	for (size_t s = 0; s < NSHAPES; s++) {
+		if (!done[s])
+			continue;
+		double ratio[MAX_RUNS], ratio_cpu[MAX_RUNS], rate[MAX_RUNS];
+		for (int r = 0; r < runs; r++) {
+			ratio[r] = results[s][ITR][r].rate / results[s][OT][r].rate;
+			ratio_cpu[r] = results[s][ITR][r].per_cpu / results[s][OT][r].per_cpu;
+			rate[r] = results[s][ITR][r].rate;
+		}
+		struct stat3 a = stat_of(ratio, runs), c = stat_of(ratio_cpu, runs),
+		             v = stat_of(rate, runs);
+		printf("%-34s %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %15.0f%s\n", shapes[s].name, a.min,
+		       a.med, a.max, c.min, c.med, c.max, v.med,
+		       shapes[s].v6 ? " (reference: opentracker IPv4)" : "");
+		one_core[s] = v.med;
+		char name[128], ref[64];
+		snprintf(name, sizeof(name), "tracker %s announces/s", shapes[s].name);
+		double ot_rate[MAX_RUNS], ot_cpu[MAX_RUNS], itr_cpu[MAX_RUNS];
+		for (int r = 0; r < runs; r++) {
+			ot_rate[r] = results[s][OT][r].rate;
+			ot_cpu[r] = results[s][OT][r].per_cpu;
+			itr_cpu[r] = results[s][ITR][r].per_cpu;
+		}
+		benchjson_append(name, v.med, "announces/s", stat_of(ot_rate, runs).med);
+		snprintf(name, sizeof(name), "tracker %s per cpu-s", shapes[s].name);
+		snprintf(ref, sizeof(ref), "announces/cpu-s");
+		benchjson_append(name, stat_of(itr_cpu, runs).med, ref, stat_of(ot_cpu, runs).med);
+	}
+	/* 2 workers on 2 cores against 1 on 1, same shape, itrackerd alone */
+	for (size_t s = 0; s < NSHAPES; s++) {
+		if (!done[s] || shapes[s].cores != 2)
+			continue;
+		for (size_t t = 0; t < NSHAPES; t++) {
+			if (!done[t] || shapes[t].cores != 1 || !shapes[t].udp ||
+			    shapes[t].swarm != shapes[s].swarm || shapes[t].numwant != shapes[s].numwant ||
+			    shapes[t].v6 || shapes[t].outside)
+				continue;
+			printf("itrackerd %s vs 1 core: %.2fx announces/s (the load generator shares "
+			       "the 2 cores)\n",
+			       shapes[s].name, one_core[s] / one_core[t]);
+			char name[128];
+			snprintf(name, sizeof(name), "tracker %s vs 1 core", shapes[s].name);
+			benchjson_append(name, one_core[s], "announces/s", one_core[t]);
+		}
+	}
+
+	printf("\nRSS per stored IPv4 peer (swarms of 64, between %d and %d peers):\n",
+	       RSS_PEERS_LOW, RSS_PEERS);
+	double rss_ot = rss_per_peer(OT), rss_itr = rss_per_peer(ITR);
+	printf("RSS per stored peer: itrackerd %.1f B, opentracker %.1f B\n", rss_itr, rss_ot);
+	if (rss_itr > 0 && rss_ot > 0)
+		benchjson_append("tracker_rss_per_peer", rss_itr, "bytes/peer", rss_ot);
+	load_average(load, sizeof(load));
+	printf("load average after: %s\n", load);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench_tracker: could not remove %s\n", tmp);
-	if (rc) {
-		fprintf(stderr, "bench_tracker: a run failed\n");
-		return 1;
-	}
-	printf("UDP  announces/s: itrackerd %.0f, opentracker %.0f, ratio %.2f (target >= 1.0)\n",
-	       itr.udp, ot.udp, itr.udp / ot.udp);
-	printf("HTTP announces/s: itrackerd %.0f, opentracker %.0f, ratio %.2f (target >= 1.0)\n",
-	       itr.http, ot.http, itr.http / ot.http);
-	printf("UDP  announces per server CPU second: itrackerd %.0f, opentracker %.0f, ratio "
-	       "%.2f\n",
-	       itr.udp_cpu, ot.udp_cpu, itr.udp_cpu / ot.udp_cpu);
-	printf("HTTP announces per server CPU second: itrackerd %.0f, opentracker %.0f, ratio "
-	       "%.2f\n",
-	       itr.http_cpu, ot.http_cpu, itr.http_cpu / ot.http_cpu);
-	printf("RSS growth per stored peer (%d peers): itrackerd %.0f B, opentracker %.0f B\n",
-	       PEERS, itr.bytes_per_peer, ot.bytes_per_peer);
-	benchjson_append("tracker_udp_announces_per_s", itr.udp, "announces/s", ot.udp);
-	benchjson_append("tracker_http_announces_per_s", itr.http, "announces/s", ot.http);
-	benchjson_append("tracker_udp_announces_per_cpu_s", itr.udp_cpu, "announces/cpu-s",
-	                 ot.udp_cpu);
-	benchjson_append("tracker_http_announces_per_cpu_s", itr.http_cpu, "announces/cpu-s",
-	                 ot.http_cpu);
-	if (itr.bytes_per_peer > 0 && ot.bytes_per_peer > 0)
-		benchjson_append("tracker_rss_per_peer", itr.bytes_per_peer, "bytes/peer",
-		                 ot.bytes_per_peer);
+	printf("reproduce: sudo BUILD=%s %s/bench/bench_tracker%s\n", build, build,
+	       quick ? " --quick" : "");
 	return 0;
 }

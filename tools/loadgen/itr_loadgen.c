@@ -1,17 +1,26 @@
 /* itr_loadgen.c - announce load for a BitTorrent tracker (itrackerd or any
- * other), over UDP (BEP 15, pipelined on one socket) or HTTP (BEP 3, a new
- * connection per announce, as clients do), bounded by time and count.
+ * other), over UDP (BEP 15, pipelined, on one or more sockets) or HTTP
+ * (BEP 3, a new connection per announce as clients do, or keep-alive),
+ * bounded by time and count, to an IPv4 or IPv6 target.
  *
- * Peers are spread over the PIDs of maps/example.netmap and named with
- * ip= / the BEP 15 IP field (itrackerd uses them with --trusted-proxy
- * 127.0.0.1 --accept-ip-param; a tracker that does not stores 127.0.0.1). Every peer also
- * has its own port, so a tracker that ignores the names still stores one
- * entry per peer: both kinds do the same amount of storing.
+ * Peers are spread over the PIDs of maps/example.netmap (or, --outside,
+ * over addresses no PID covers) and named with ip= / the BEP 15 IP field
+ * (itrackerd uses them with --trusted-proxy --accept-ip-param; a tracker
+ * that does not stores the source address). Every peer also has its own
+ * port, so a tracker that ignores the names still stores one entry per
+ * peer: both kinds do the same amount of storing. BEP 15 has no IPv6 IP
+ * field: over IPv6 the source address is the peer.
  *
- *   itr_loadgen --mode udp|http --target HOST:PORT [--torrents N] [--peers N]
- *               [--seconds S] [--count N] [--window N] [--numwant N]
+ *   itr_loadgen --mode udp|http --target HOST:PORT|[V6]:PORT [--torrents N]
+ *               [--peers N] [--seconds S] [--count N] [--window N]
+ *               [--numwant N] [--sockets N] [--keepalive] [--outside]
+ *               [--v6-peers]
  *   itr_loadgen --hashes N      print the first N info_hashes in hex (for
  *                               a tracker's whitelist) and exit
+ *
+ * --sockets: UDP sockets (source ports), each with its own window, so a
+ * server's SO_REUSEPORT workers all get load. --v6-peers: HTTP ip= names
+ * IPv6 addresses (the example map's IPv6 prefixes).
  *
  * Prints one line: "mode M announces N seconds S rate R errors E".
  */
@@ -30,13 +39,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_WINDOW 1024
+#define MAX_WINDOW  1024
+#define MAX_SOCKETS 64
 
 struct opts {
-	bool udp;
-	struct sockaddr_in target;
-	char host[64];
-	unsigned torrents, peers, window, numwant;
+	bool udp, keepalive, outside, v6_peers;
+	struct sockaddr_storage target;
+	socklen_t target_len;
+	char host[80]; /* as the Host header spells it */
+	unsigned torrents, peers, window, numwant, sockets;
 	double seconds;
 	uint64_t count;
 };
@@ -73,24 +84,56 @@ static void info_hash(unsigned t, uint8_t out[20])
 }
 
 /* Peer i: an address in one of the example map's PIDs (or none) and a
- * port of its own. */
-static void peer_addr(unsigned i, uint8_t addr[4], uint16_t *port)
+ * port of its own; outside: 172.16.0.0/12, which no PID covers. */
+static void peer_addr(const struct opts *o, unsigned i, uint8_t addr[4], uint16_t *port)
 {
 	static const uint8_t bases[7][3] = {{10, 10, 1},   {10, 10, 2}, {10, 10, 3}, {10, 20, 0},
 	                                    {10, 20, 128}, {10, 30, 0}, {10, 99, 0}};
 	unsigned pid = i % 7, n = i / 7;
+	*port = (uint16_t)(1024 + i % 64000);
+	if (o->outside) {
+		addr[0] = 172;
+		addr[1] = (uint8_t)(16 + (i >> 16) % 16);
+		addr[2] = (uint8_t)(i >> 8);
+		addr[3] = (uint8_t)i;
+		return;
+	}
 	addr[0] = bases[pid][0];
 	addr[1] = bases[pid][1];
 	/* the /24 PIDs keep their third byte; the /16 and /17 ones use it */
 	addr[2] = (uint8_t)(pid < 3 ? bases[pid][2] : bases[pid][2] + (n / 250) % 64);
 	addr[3] = (uint8_t)(1 + n % 250);
-	*port = (uint16_t)(1024 + i % 64000);
+}
+
+/* The same peer as text for ip=; v6_peers: the example map's IPv6
+ * prefixes (fd00:10:1::/48 ...) with the IPv4 address in the last bits. */
+static void peer_text(const struct opts *o, unsigned i, char *out, size_t cap, uint16_t *port)
+{
+	uint8_t a4[4];
+	peer_addr(o, i, a4, port);
+	if (!o->v6_peers) {
+		inet_ntop(AF_INET, a4, out, (socklen_t)cap);
+		return;
+	}
+	uint8_t a6[16] = {0xfd, 0};
+	if (o->outside) {
+		a6[0] = 0xfc; /* fc00::/8: no PID */
+	} else {
+		a6[3] = (uint8_t)(a4[1] / 10 * 16); /* 10.10 -> fd00:10, 10.20 -> fd00:20 */
+		a6[4] = a4[1] == 20 ? a4[2] & 0x80 : 0; /* b-edge: fd00:20:8000::/33 */
+		a6[5] = a4[1] == 10 ? a4[2] : 0;        /* a-metroN: fd00:10:N::/48 */
+		if (a4[1] == 99)
+			a6[0] = 0xfc;
+	}
+	memcpy(a6 + 12, a4, 4);
+	inet_ntop(AF_INET6, a6, out, (socklen_t)cap);
 }
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: itr_loadgen --mode udp|http --target HOST:PORT [--torrents N] "
-	                "[--peers N] [--seconds S] [--count N] [--window N] [--numwant N]\n"
+	fprintf(stderr, "usage: itr_loadgen --mode udp|http --target HOST:PORT|[V6]:PORT "
+	                "[--torrents N] [--peers N] [--seconds S] [--count N] [--window N] "
+	                "[--numwant N] [--sockets N] [--keepalive] [--outside] [--v6-peers]\n"
 	                "       itr_loadgen --hashes N\n");
 	exit(2);
 }
@@ -125,7 +168,7 @@ static void udp_announce(const struct opts *o, uint64_t seq, const uint8_t id[8]
 	unsigned peer = (unsigned)(seq % o->peers);
 	uint8_t addr[4];
 	uint16_t port;
-	peer_addr(peer, addr, &port);
+	peer_addr(o, peer, addr, &port);
 	memset(pkt, 0, 98);
 	memcpy(pkt, id, 8);
 	put32(pkt + 8, 1);
@@ -134,70 +177,97 @@ static void udp_announce(const struct opts *o, uint64_t seq, const uint8_t id[8]
 	snprintf((char *)pkt + 36, 21, "-LG0001-%012u", peer);
 	put32(pkt + 68, peer % 4 == 0 ? 0 : 1000); /* left: a quarter seed */
 	put32(pkt + 80, seq < o->peers ? 2 : 0);   /* started, then periodic */
-	memcpy(pkt + 84, addr, 4);
+	if (o->target.ss_family == AF_INET)
+		memcpy(pkt + 84, addr, 4);
 	put32(pkt + 88, peer);
 	put32(pkt + 92, o->numwant);
 	pkt[96] = (uint8_t)(port >> 8);
 	pkt[97] = (uint8_t)port;
 }
 
+struct udp_sock {
+	int fd;
+	uint8_t id[8];
+	uint64_t inflight;
+	double last_progress;
+};
+
 static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors)
 {
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	int buf = 4 << 20;
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-	if (connect(fd, (struct sockaddr *)&o->target, sizeof(o->target)) < 0) {
-		perror("connect");
-		return -1;
-	}
-	uint8_t id[8];
-	if (udp_connect_id(fd, id) < 0) {
-		fprintf(stderr, "itr_loadgen: no connect answer from the tracker\n");
-		return -1;
-	}
+	struct udp_sock socks[MAX_SOCKETS];
+	struct pollfd pfd[MAX_SOCKETS];
+	unsigned ns = o->sockets;
+	unsigned window = o->window / ns ? o->window / ns : 1;
 	double start = now_s(), deadline = start + o->seconds, id_at = start;
-	uint64_t sent = 0, inflight = 0;
-	double last_progress = start;
+	for (unsigned k = 0; k < ns; k++) {
+		int fd = socket(o->target.ss_family, SOCK_DGRAM, 0);
+		int buf = 4 << 20;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+		if (connect(fd, (struct sockaddr *)&o->target, o->target_len) < 0) {
+			perror("connect");
+			return -1;
+		}
+		if (udp_connect_id(fd, socks[k].id) < 0) {
+			fprintf(stderr, "itr_loadgen: no connect answer from the tracker\n");
+			return -1;
+		}
+		socks[k].fd = fd;
+		socks[k].inflight = 0;
+		socks[k].last_progress = start;
+		pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
+	}
+	uint64_t sent = 0;
 	uint8_t pkt[98], resp[2048];
-	while (*done < o->count) {
+	for (;;) {
 		double t = now_s();
 		if (t >= deadline)
 			break;
 		if (t - id_at > 50) { /* connection ids live for a minute */
-			if (udp_connect_id(fd, id) < 0)
-				return -1;
+			for (unsigned k = 0; k < ns; k++)
+				if (udp_connect_id(socks[k].fd, socks[k].id) < 0)
+					return -1;
 			id_at = t;
 		}
-		while (inflight < o->window && sent < o->count) {
-			udp_announce(o, sent, id, pkt);
-			if (send(fd, pkt, sizeof(pkt), MSG_DONTWAIT) < 0)
-				break;
-			sent++;
-			inflight++;
-		}
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		poll(&pfd, 1, 10);
-		ssize_t n;
-		while ((n = recv(fd, resp, sizeof(resp), MSG_DONTWAIT)) > 0) {
-			if (n >= 8 && get32(resp) == 1) {
-				(*done)++;
-			} else if (n >= 8 && get32(resp) == 3) {
-				(*errors)++;
-			} else {
-				continue;
+		uint64_t inflight = 0;
+		for (unsigned k = 0; k < ns; k++) {
+			struct udp_sock *u = &socks[k];
+			while (u->inflight < window && sent < o->count) {
+				udp_announce(o, sent, u->id, pkt);
+				if (send(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT) < 0)
+					break;
+				sent++;
+				u->inflight++;
 			}
-			if (inflight) /* answers to requests given up on do not count twice */
-				inflight--;
-			last_progress = now_s();
+			inflight += u->inflight;
 		}
-		/* a lost datagram must not stall the window forever */
-		if (inflight && now_s() - last_progress > 0.5) {
-			*errors += inflight;
-			inflight = 0;
-			last_progress = now_s();
+		if (sent >= o->count && inflight == 0)
+			break;
+		poll(pfd, ns, 10);
+		for (unsigned k = 0; k < ns; k++) {
+			struct udp_sock *u = &socks[k];
+			ssize_t n;
+			while ((n = recv(u->fd, resp, sizeof(resp), MSG_DONTWAIT)) > 0) {
+				if (n >= 8 && get32(resp) == 1) {
+					(*done)++;
+				} else if (n >= 8 && get32(resp) == 3) {
+					(*errors)++;
+				} else {
+					continue;
+				}
+				if (u->inflight) /* answers to requests given up on do not count twice */
+					u->inflight--;
+				u->last_progress = now_s();
+			}
+			/* a lost datagram must not stall the window forever */
+			if (u->inflight && now_s() - u->last_progress > 0.5) {
+				*errors += u->inflight;
+				u->inflight = 0;
+				u->last_progress = now_s();
+			}
 		}
 	}
-	close(fd);
+	for (unsigned k = 0; k < ns; k++)
+		close(socks[k].fd);
 	return 0;
 }
 
@@ -205,10 +275,13 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors)
 
 struct conn {
 	int fd;
-	char req[512];
+	char req[600];
 	size_t reqlen, sent;
-	size_t got;
-	char head[16];
+	char head[2048]; /* the response's head, as much as fits */
+	size_t got;      /* bytes of the response so far */
+	long body_at;    /* offset of the body; -1 until the head is complete */
+	long body_len;   /* Content-Length; -1 unknown (read to the close) */
+	bool server_closes;
 };
 
 static void url_escape(char *out, const uint8_t *data, size_t len)
@@ -222,28 +295,35 @@ static void url_escape(char *out, const uint8_t *data, size_t len)
 	*out = '\0';
 }
 
-static int http_open(const struct opts *o, struct conn *c, uint64_t seq, int ep)
+static void http_request(const struct opts *o, struct conn *c, uint64_t seq)
 {
 	unsigned peer = (unsigned)(seq % o->peers);
-	uint8_t addr[4], ih[20];
+	uint8_t ih[20];
 	uint16_t port;
-	char ihx[61], ip[INET_ADDRSTRLEN];
-	peer_addr(peer, addr, &port);
+	char ihx[61], ip[INET6_ADDRSTRLEN];
+	peer_text(o, peer, ip, sizeof(ip), &port);
 	info_hash(peer % o->torrents, ih);
 	url_escape(ihx, ih, 20);
-	inet_ntop(AF_INET, addr, ip, sizeof(ip));
 	int n = snprintf(c->req, sizeof(c->req),
 	                 "GET /announce?info_hash=%s&peer_id=-LG0001-%012u&port=%u&uploaded=0"
-	                 "&downloaded=0&left=%u&compact=1&numwant=%u%s&key=%x&ip=%s HTTP/1.0\r\n"
+	                 "&downloaded=0&left=%u&compact=1&numwant=%u%s&key=%x&ip=%s HTTP/1.%c\r\n"
 	                 "Host: %s\r\n\r\n",
 	                 ihx, peer, port, peer % 4 == 0 ? 0 : 1000, o->numwant,
-	                 seq < o->peers ? "&event=started" : "", peer, ip, o->host);
+	                 seq < o->peers ? "&event=started" : "", peer, ip, o->keepalive ? '1' : '0',
+	                 o->host);
 	c->reqlen = (size_t)n;
 	c->sent = c->got = 0;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	c->body_at = c->body_len = -1;
+	c->server_closes = !o->keepalive;
+}
+
+static int http_open(const struct opts *o, struct conn *c, uint64_t seq, int ep)
+{
+	http_request(o, c, seq);
+	c->fd = socket(o->target.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (c->fd < 0)
 		return -1;
-	if (connect(c->fd, (struct sockaddr *)&o->target, sizeof(o->target)) < 0 &&
+	if (connect(c->fd, (struct sockaddr *)&o->target, o->target_len) < 0 &&
 	    errno != EINPROGRESS) {
 		close(c->fd);
 		return -1;
@@ -251,6 +331,28 @@ static int http_open(const struct opts *o, struct conn *c, uint64_t seq, int ep)
 	struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
 	epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 	return 0;
+}
+
+/* Once the head is in: where the body starts, its length, and whether the
+ * server keeps the connection. */
+static void parse_head(struct conn *c)
+{
+	size_t have = c->got < sizeof(c->head) ? c->got : sizeof(c->head);
+	for (size_t i = 0; i + 3 < have; i++) {
+		if (memcmp(c->head + i, "\r\n\r\n", 4) != 0)
+			continue;
+		c->body_at = (long)(i + 4);
+		for (size_t k = 0; k < i; k++) {
+			if (c->head[k] != '\n')
+				continue;
+			const char *line = c->head + k + 1;
+			if (strncasecmp(line, "content-length:", 15) == 0)
+				c->body_len = strtol(line + 15, NULL, 10);
+			else if (strncasecmp(line, "connection: close", 17) == 0)
+				c->server_closes = true;
+		}
+		return;
+	}
 }
 
 static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
@@ -271,7 +373,7 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 		int n = epoll_wait(ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
-			bool finished = false, ok = false;
+			bool finished = false, complete = false, closed = false;
 			if (c->sent < c->reqlen && (evs[i].events & EPOLLOUT)) {
 				ssize_t w = send(c->fd, c->req + c->sent, c->reqlen - c->sent,
 				                 MSG_NOSIGNAL);
@@ -290,29 +392,47 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 				char buf[8192];
 				ssize_t r;
 				while ((r = recv(c->fd, buf, sizeof(buf), 0)) > 0) {
-					size_t keep = sizeof(c->head) - c->got;
-					if (keep > (size_t)r)
-						keep = (size_t)r;
-					if (c->got < sizeof(c->head))
-						memcpy(c->head + c->got, buf, keep);
+					if (c->got < sizeof(c->head)) {
+						size_t keep = sizeof(c->head) - c->got;
+						memcpy(c->head + c->got, buf,
+						       keep < (size_t)r ? keep : (size_t)r);
+					}
 					c->got += (size_t)r;
+					if (c->body_at < 0)
+						parse_head(c);
+					if (c->body_at >= 0 && c->body_len >= 0 &&
+					    (long)c->got >= c->body_at + c->body_len) {
+						complete = true;
+						break;
+					}
 				}
 				if (r == 0) {
-					finished = true;
-					ok = c->got >= 12 && memcmp(c->head + 9, "200", 3) == 0;
-				} else if (errno != EAGAIN) {
-					finished = true;
+					closed = true;
+					complete = c->body_at >= 0;
+				} else if (r < 0 && errno != EAGAIN) {
+					closed = true;
 				}
+				finished = complete || closed;
 			}
 			if (!finished)
 				continue;
-			close(c->fd);
+			bool ok = complete && c->got >= 12 && memcmp(c->head + 9, "200", 3) == 0;
 			if (ok)
 				(*done)++;
 			else
 				(*errors)++;
+			bool more = started < o->count && now_s() < deadline;
+			if (ok && more && !closed && !c->server_closes) {
+				/* keep-alive: the next announce on the same connection */
+				http_request(o, c, started++);
+				struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				continue;
+			}
+			close(c->fd);
+			c->fd = -1;
 			open_conns--;
-			if (started < o->count && now_s() < deadline) {
+			if (more) {
 				if (http_open(o, c, started++, ep) == 0)
 					open_conns++;
 				else
@@ -321,7 +441,7 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 		}
 	}
 	for (unsigned i = 0; i < o->window; i++)
-		if (open_conns && conns[i].fd > 0)
+		if (conns[i].fd > 0)
 			close(conns[i].fd);
 	free(conns);
 	close(ep);
@@ -335,13 +455,15 @@ int main(int argc, char **argv)
 	                 .window = 64,
 	                 .numwant = 50,
 	                 .seconds = 5,
+	                 .sockets = 1,
 	                 .count = UINT64_MAX};
 	const char *mode = NULL, *target = NULL;
 	static const struct option lo[] = {
 	    {"mode", 1, 0, 'm'},   {"target", 1, 0, 't'},  {"torrents", 1, 0, 'T'},
 	    {"peers", 1, 0, 'p'},  {"seconds", 1, 0, 's'}, {"count", 1, 0, 'c'},
 	    {"window", 1, 0, 'w'}, {"numwant", 1, 0, 'n'}, {"hashes", 1, 0, 'H'},
-	    {"help", 0, 0, 'h'},   {0, 0, 0, 0},
+	    {"sockets", 1, 0, 'S'}, {"keepalive", 0, 0, 'k'}, {"outside", 0, 0, 'o'},
+	    {"v6-peers", 0, 0, '6'}, {"help", 0, 0, 'h'},   {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -370,6 +492,18 @@ int main(int argc, char **argv)
 		case 'n':
 			o.numwant = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 'S':
+			o.sockets = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			o.keepalive = true;
+			break;
+		case 'o':
+			o.outside = true;
+			break;
+		case '6':
+			o.v6_peers = true;
+			break;
 		case 'H': {
 			unsigned n = (unsigned)strtoul(optarg, NULL, 10);
 			for (unsigned t = 0; t < n; t++) {
@@ -386,17 +520,32 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!mode || !target || (strcmp(mode, "udp") && strcmp(mode, "http")) || !o.torrents ||
-	    !o.peers || !o.window || o.window > MAX_WINDOW || o.seconds <= 0)
+	    !o.peers || !o.window || o.window > MAX_WINDOW || o.seconds <= 0 || !o.sockets ||
+	    o.sockets > MAX_SOCKETS)
 		usage();
 	o.udp = strcmp(mode, "udp") == 0;
 	const char *colon = strrchr(target, ':');
 	if (!colon || (size_t)(colon - target) >= sizeof(o.host))
 		usage();
 	snprintf(o.host, sizeof(o.host), "%.*s", (int)(colon - target), target);
-	o.target.sin_family = AF_INET;
-	o.target.sin_port = htons((uint16_t)atoi(colon + 1));
-	if (inet_pton(AF_INET, o.host, &o.target.sin_addr) != 1) {
-		fprintf(stderr, "itr_loadgen: target must be an IPv4 address:port\n");
+	uint16_t tport = (uint16_t)atoi(colon + 1);
+	char addr[64];
+	bool bracketed = o.host[0] == '[' && o.host[strlen(o.host) - 1] == ']';
+	snprintf(addr, sizeof(addr), "%.*s", (int)strlen(o.host) - (bracketed ? 2 : 0),
+	         o.host + (bracketed ? 1 : 0));
+	memset(&o.target, 0, sizeof(o.target));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&o.target;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&o.target;
+	if (!bracketed && inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(tport);
+		o.target_len = sizeof(*sin);
+	} else if (bracketed && inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(tport);
+		o.target_len = sizeof(*sin6);
+	} else {
+		fprintf(stderr, "itr_loadgen: target must be IPV4:PORT or [IPV6]:PORT\n");
 		return 2;
 	}
 	uint64_t done = 0, errors = 0;
