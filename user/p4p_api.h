@@ -53,6 +53,12 @@ struct itr_p4p_rank_request {
 int itr_p4p_parse_rank_request(const char *body, size_t len, const struct itr_p4p_api_config *cfg,
                                struct itr_p4p_rank_request *out, struct itr_p4p_error *err);
 void itr_p4p_rank_request_free(struct itr_p4p_rank_request *req);
+/* The same through jansson alone. itr_p4p_parse_rank_request reads the
+ * common form itself and leaves everything else (and every error) to this
+ * one; the fuzz harness checks that both agree. */
+int itr_p4p_parse_rank_request_jansson(const char *body, size_t len,
+                                       const struct itr_p4p_api_config *cfg,
+                                       struct itr_p4p_rank_request *out, struct itr_p4p_error *err);
 
 /* The error as a malloc'ed JSON body (NULL if out of memory). */
 char *itr_p4p_error_json(const struct itr_p4p_error *err, size_t *len);

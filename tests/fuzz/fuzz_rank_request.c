@@ -1,7 +1,9 @@
 /* fuzz_rank_request.c - libFuzzer harness for the POST /v1/rank body:
  * the parser must accept or reject any bytes cleanly, and whatever it
  * accepts must rank (against the example network) without fault, with
- * every output a distinct input candidate in rank order.
+ * every output a distinct input candidate in rank order. The fast path
+ * (p4p_api.c) and the jansson parser must agree on every input: the same
+ * request, or the same error.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -38,7 +40,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	}
 	itr_p4p_api_config_default(&cfg);
-	if (itr_p4p_parse_rank_request((const char *)data, size, &cfg, &rr, &err) < 0) {
+	/* the fast path and jansson agree on every input */
+	struct itr_p4p_rank_request slow;
+	struct itr_p4p_error slow_err;
+	int rc_slow =
+	    itr_p4p_parse_rank_request_jansson((const char *)data, size, &cfg, &slow, &slow_err);
+	int rc = itr_p4p_parse_rank_request((const char *)data, size, &cfg, &rr, &err);
+	if (rc != rc_slow)
+		abort();
+	if (rc == 0) {
+		if (rr.npeers != slow.npeers || rr.numwant != slow.numwant ||
+		    memcmp(&rr.client, &slow.client, sizeof(rr.client)) != 0 ||
+		    (rr.npeers && memcmp(rr.peers, slow.peers, rr.npeers * sizeof(*rr.peers)) != 0))
+			abort();
+		itr_p4p_rank_request_free(&slow);
+	} else if (strcmp(err.code, slow_err.code) != 0 || strcmp(err.field, slow_err.field) != 0) {
+		abort();
+	}
+	if (rc < 0) {
 		size_t len;
 		char *json = itr_p4p_error_json(&err, &len);
 		if (!json || strlen(json) != len || !err.code)

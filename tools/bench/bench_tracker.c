@@ -176,8 +176,9 @@ static double loadgen(const struct shape *sh, int port, const char *extra, unsig
 	         "--numwant %u --window %d %s %s %s %s",
 	         sh->cores == 1 ? "taskset -c 1" : "", build, sh->udp ? "udp" : "http",
 	         sh->v6 ? "[::1]" : "127.0.0.1", port, peers, peers / sh->swarm, sh->numwant,
-	         sh->udp ? 256 : 32, sh->udp ? "--sockets 8" : "", sh->keepalive ? "--keepalive" : "",
-	         sh->outside ? "--outside" : "", sh->v6 && !sh->udp ? "--v6-peers" : "");
+	         sh->udp ? 256 : 32, sh->udp ? "--sockets 8" : "",
+	         sh->keepalive ? "--keepalive" : "", sh->outside ? "--outside" : "",
+	         sh->v6 && !sh->udp ? "--v6-peers" : "");
 	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " %s", extra);
 	FILE *p = popen(cmd, "r");
 	if (!p)
@@ -207,14 +208,16 @@ static pid_t start_server(int which, const struct shape *sh, int port)
 		         "-w /whitelist",
 		         cpus, port, port, tmp);
 	else
-		snprintf(cmd, sizeof(cmd),
-		         "exec taskset -c %s %s/itrackerd --map maps/example.netmap --no-dataplane "
-		         "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --accept-ip-param",
-		         cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
-		         sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1");
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "exec taskset -c %s %s/itrackerd --map maps/example.netmap --no-dataplane "
+		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --accept-ip-param",
+		    cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
+		    sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1");
 	pid_t pid = spawn(cmd, log);
 	if (wait_port(port, "t") < 0 || wait_port(port, "u") < 0) {
-		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", server_name[which], log);
+		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", server_name[which],
+		        log);
 		stop(pid);
 		return -1;
 	}
@@ -282,10 +285,11 @@ static double rss_per_peer(int which)
 	long rss[2];
 	unsigned counts[2] = {RSS_PEERS_LOW, RSS_PEERS};
 	for (int k = 0; k < 2; k++) {
-		snprintf(cmd, sizeof(cmd),
-		         "taskset -c 1 %s/itr_loadgen --mode udp --target 127.0.0.1:%d --peers %u "
-		         "--torrents %u --numwant 0 --window 256 --sockets 8 --count %u --seconds 120",
-		         build, port, RSS_PEERS, RSS_PEERS / 64, counts[k]);
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "taskset -c 1 %s/itr_loadgen --mode udp --target 127.0.0.1:%d --peers %u "
+		    "--torrents %u --numwant 0 --window 256 --sockets 8 --count %u --seconds 120",
+		    build, port, RSS_PEERS, RSS_PEERS / 64, counts[k]);
 		FILE *p = popen(cmd, "r");
 		if (!p || !fgets(out, sizeof(out), p))
 			out[0] = '\0';
@@ -325,7 +329,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
 		else {
-			fprintf(stderr, "usage: bench_tracker [--quick] [--runs N] [--seconds S]\n");
+			fprintf(stderr,
+			        "usage: bench_tracker [--quick] [--runs N] [--seconds S]\n");
 			return 2;
 		}
 	}
@@ -405,8 +410,8 @@ int main(int argc, char **argv)
 		}
 		struct stat3 a = stat_of(ratio, runs), c = stat_of(ratio_cpu, runs),
 		             v = stat_of(rate, runs);
-		printf("%-34s %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %15.0f%s\n", shapes[s].name, a.min,
-		       a.med, a.max, c.min, c.med, c.max, v.med,
+		printf("%-34s %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %15.0f%s\n", shapes[s].name,
+		       a.min, a.med, a.max, c.min, c.med, c.max, v.med,
 		       shapes[s].v6 ? " (reference: opentracker IPv4)" : "");
 		one_core[s] = v.med;
 		char name[128], ref[64];
@@ -428,12 +433,14 @@ int main(int argc, char **argv)
 			continue;
 		for (size_t t = 0; t < NSHAPES; t++) {
 			if (!done[t] || shapes[t].cores != 1 || !shapes[t].udp ||
-			    shapes[t].swarm != shapes[s].swarm || shapes[t].numwant != shapes[s].numwant ||
-			    shapes[t].v6 || shapes[t].outside)
+			    shapes[t].swarm != shapes[s].swarm ||
+			    shapes[t].numwant != shapes[s].numwant || shapes[t].v6 ||
+			    shapes[t].outside)
 				continue;
-			printf("itrackerd %s vs 1 core: %.2fx announces/s (the load generator shares "
-			       "the 2 cores)\n",
-			       shapes[s].name, one_core[s] / one_core[t]);
+			printf(
+			    "itrackerd %s vs 1 core: %.2fx announces/s (the load generator shares "
+			    "the 2 cores)\n",
+			    shapes[s].name, one_core[s] / one_core[t]);
 			char name[128];
 			snprintf(name, sizeof(name), "tracker %s vs 1 core", shapes[s].name);
 			benchjson_append(name, one_core[s], "announces/s", one_core[t]);

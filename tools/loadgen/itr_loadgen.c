@@ -119,7 +119,7 @@ static void peer_text(const struct opts *o, unsigned i, char *out, size_t cap, u
 	if (o->outside) {
 		a6[0] = 0xfc; /* fc00::/8: no PID */
 	} else {
-		a6[3] = (uint8_t)(a4[1] / 10 * 16); /* 10.10 -> fd00:10, 10.20 -> fd00:20 */
+		a6[3] = (uint8_t)(a4[1] / 10 * 16);     /* 10.10 -> fd00:10, 10.20 -> fd00:20 */
 		a6[4] = a4[1] == 20 ? a4[2] & 0x80 : 0; /* b-edge: fd00:20:8000::/33 */
 		a6[5] = a4[1] == 10 ? a4[2] : 0;        /* a-metroN: fd00:10:N::/48 */
 		if (a4[1] == 99)
@@ -254,7 +254,8 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors)
 				} else {
 					continue;
 				}
-				if (u->inflight) /* answers to requests given up on do not count twice */
+				if (u->inflight) /* answers to requests given up on do not count
+				                    twice */
 					u->inflight--;
 				u->last_progress = now_s();
 			}
@@ -425,7 +426,8 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 			if (ok && more && !closed && !c->server_closes) {
 				/* keep-alive: the next announce on the same connection */
 				http_request(o, c, started++);
-				struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
+				struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN,
+				                         .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 				continue;
 			}
@@ -459,11 +461,11 @@ int main(int argc, char **argv)
 	                 .count = UINT64_MAX};
 	const char *mode = NULL, *target = NULL;
 	static const struct option lo[] = {
-	    {"mode", 1, 0, 'm'},   {"target", 1, 0, 't'},  {"torrents", 1, 0, 'T'},
-	    {"peers", 1, 0, 'p'},  {"seconds", 1, 0, 's'}, {"count", 1, 0, 'c'},
-	    {"window", 1, 0, 'w'}, {"numwant", 1, 0, 'n'}, {"hashes", 1, 0, 'H'},
-	    {"sockets", 1, 0, 'S'}, {"keepalive", 0, 0, 'k'}, {"outside", 0, 0, 'o'},
-	    {"v6-peers", 0, 0, '6'}, {"help", 0, 0, 'h'},   {0, 0, 0, 0},
+	    {"mode", 1, 0, 'm'},     {"target", 1, 0, 't'},    {"torrents", 1, 0, 'T'},
+	    {"peers", 1, 0, 'p'},    {"seconds", 1, 0, 's'},   {"count", 1, 0, 'c'},
+	    {"window", 1, 0, 'w'},   {"numwant", 1, 0, 'n'},   {"hashes", 1, 0, 'H'},
+	    {"sockets", 1, 0, 'S'},  {"keepalive", 0, 0, 'k'}, {"outside", 0, 0, 'o'},
+	    {"v6-peers", 0, 0, '6'}, {"help", 0, 0, 'h'},      {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
