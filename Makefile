@@ -153,7 +153,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS)
-	@BUILD=$(BUILD) bash tools/bench/run.sh
+	@BUILD=$(BUILD) BENCH_QUICK=$(QUICK) bash tools/bench/run.sh
 
 fuzz: $(FUZZ_BINS)
 	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/run-tests.sh fuzz
