@@ -133,11 +133,9 @@ static int hex_value(char c)
 	return -1;
 }
 
-/* Decode [s, end) into out (at most outlen bytes written); returns the
- * decoded length or -1 on a malformed escape. '+' stays '+': info_hash
- * bytes are binary and clients escape a literal plus as %2B. */
-static long percent_decode(const char *s, const char *end, uint8_t *out, size_t outlen)
+long itr_http_percent_decode(const char *s, size_t len, uint8_t *out, size_t outlen)
 {
+	const char *end = s + len;
 	size_t n = 0;
 	while (s < end) {
 		uint8_t c;
@@ -171,10 +169,12 @@ long itr_http_query_get(const char *query, const char *key, uint8_t *out, size_t
 		const char *eq = memchr(p, '=', (size_t)(end - p));
 		const char *kend = eq ? eq : end;
 		uint8_t kbuf[256];
-		long klen = percent_decode(p, kend, kbuf, sizeof(kbuf));
+		long klen = itr_http_percent_decode(p, (size_t)(kend - p), kbuf, sizeof(kbuf));
 		if (klen == (long)keylen && keylen <= sizeof(kbuf) &&
 		    memcmp(kbuf, key, keylen) == 0) {
-			long vlen = eq ? percent_decode(eq + 1, end, out, outlen) : 0;
+			long vlen = eq ? itr_http_percent_decode(eq + 1, (size_t)(end - eq - 1),
+			                                         out, outlen)
+			               : 0;
 			if (vlen < 0)
 				return -2;
 			if (out && (size_t)vlen < outlen)

@@ -60,6 +60,11 @@ void itr_http_free(struct itr_http_server *srv); /* stops if running */
 /* Helpers for handlers. */
 void itr_http_set_body(struct itr_http_response *resp, int status, const char *content_type,
                        char *body, size_t len);
+/* %-decode s[0..len) into out (at most outlen bytes written; out may be
+ * NULL); returns the full decoded length or -1 on a malformed escape. '+'
+ * stays '+': info_hash bytes are binary and clients escape a literal plus
+ * as %2B. The one query decoder: every handler reads bytes alike. */
+long itr_http_percent_decode(const char *s, size_t len, uint8_t *out, size_t outlen);
 /* Decode the value of key in a query string (first occurrence); returns
  * length or -1 if absent; binary-safe (info_hash). %XX escapes are decoded,
  * '+' is kept literally; -2 on a malformed escape. At most outlen bytes are

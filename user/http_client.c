@@ -306,18 +306,17 @@ int itr_http_response_parse(char *buf, size_t len, bool eof, struct itr_http_par
 
 /* ---- the exchange -------------------------------------------------------- */
 
-static int64_t now_ms(void)
+int64_t itr_clock_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Wait for events on fd until deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, int64_t deadline)
+int itr_wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - itr_clock_ms();
 		if (left <= 0)
 			return 0;
 		struct pollfd pfd = {.fd = fd, .events = events};
@@ -355,7 +354,7 @@ static int connect_until(const struct sockaddr *addr, socklen_t addrlen, int64_t
 		close(fd);
 		return -1;
 	}
-	int rc = wait_fd(fd, POLLOUT, deadline);
+	int rc = itr_wait_fd(fd, POLLOUT, deadline);
 	if (rc <= 0) {
 		*result = fail_wait(rc, "connect", err, errlen);
 		close(fd);
@@ -408,7 +407,7 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline, char
 			snprintf(err, errlen, "send: %s", strerror(errno));
 			return ITR_HTTP_CLIENT_BROKEN;
 		}
-		int rc = wait_fd(fd, POLLOUT, deadline);
+		int rc = itr_wait_fd(fd, POLLOUT, deadline);
 		if (rc <= 0)
 			return fail_wait(rc, "send", err, errlen);
 	}
@@ -458,7 +457,7 @@ static int exchange_fd(int fd, const struct itr_http_client_request *req, size_t
 		}
 		ssize_t n = recv(fd, buf + len, cap - len, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int w = wait_fd(fd, POLLIN, deadline);
+			int w = itr_wait_fd(fd, POLLIN, deadline);
 			if (w <= 0) {
 				rc = fail_wait(w, "recv", err, errlen);
 				break;
@@ -494,11 +493,14 @@ static int exchange_fd(int fd, const struct itr_http_client_request *req, size_t
 	return ITR_HTTP_CLIENT_OK;
 }
 
-static void limits_of(const struct itr_http_client_limits *lim, int64_t *deadline, size_t *max)
+/* Start an exchange: the deadline and size cap from lim, resp cleared. */
+static void begin(const struct itr_http_client_limits *lim, struct itr_http_client_response *resp,
+                  int64_t *deadline, size_t *max)
 {
 	unsigned timeout = lim && lim->timeout_ms ? lim->timeout_ms : ITR_HTTP_CLIENT_TIMEOUT_MS;
-	*deadline = now_ms() + timeout;
+	*deadline = itr_clock_ms() + timeout;
 	*max = lim && lim->max_response ? lim->max_response : ITR_HTTP_CLIENT_MAX_RESPONSE;
+	memset(resp, 0, sizeof(*resp));
 }
 
 static int exchange_addr(const struct sockaddr *addr, socklen_t addrlen,
@@ -525,8 +527,7 @@ int itr_http_client_exchange(const struct sockaddr *addr, socklen_t addrlen,
 {
 	int64_t deadline;
 	size_t max;
-	memset(resp, 0, sizeof(*resp));
-	limits_of(lim, &deadline, &max);
+	begin(lim, resp, &deadline, &max);
 	return exchange_addr(addr, addrlen, req, max, deadline, resp, err, errlen);
 }
 
@@ -537,8 +538,7 @@ int itr_http_client_exchange_host(const char *host, const char *port,
 {
 	int64_t deadline;
 	size_t max;
-	memset(resp, 0, sizeof(*resp));
-	limits_of(lim, &deadline, &max);
+	begin(lim, resp, &deadline, &max);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(host, port, &hints, &res);

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #define ITR_HTTP_CLIENT_TIMEOUT_MS   5000        /* default deadline of one exchange */
@@ -81,6 +82,12 @@ int itr_http_client_exchange_host(const char *host, const char *port,
                                   const struct itr_http_client_request *req,
                                   const struct itr_http_client_limits *lim,
                                   struct itr_http_client_response *resp, char *err, size_t errlen);
+
+/* The deadline helpers of the exchange, also driving the proxy's BEP 15
+ * client: milliseconds on CLOCK_MONOTONIC, and a poll for events on fd
+ * until deadline_ms (1 ready, 0 timed out, -1 error with errno). */
+int64_t itr_clock_ms(void);
+int itr_wait_fd(int fd, short events, int64_t deadline_ms);
 
 /* What itr_http_response_parse found. */
 struct itr_http_parsed {

@@ -86,13 +86,6 @@ void itr_proxy_config_default(struct itr_proxy_config *cfg)
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -110,22 +103,6 @@ static void put64(uint8_t *p, uint64_t v)
 {
 	put32(p, (uint32_t)(v >> 32));
 	put32(p + 4, (uint32_t)v);
-}
-
-/* Wait for events on fd until deadline: 1 ready, 0 timed out, -1 error. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd pfd = {.fd = fd, .events = events};
-		int rc = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
-		if (rc > 0)
-			return 1;
-		if (rc < 0 && errno != EINTR)
-			return -1;
-	}
 }
 
 /* A growing text buffer for request targets; truncation is an error. */
@@ -359,10 +336,10 @@ static long udp_exchange(int fd, const uint8_t *req, size_t reqlen, uint32_t tid
 	for (;;) {
 		if (send(fd, req, reqlen, 0) < 0 && errno != EAGAIN && errno != ECONNREFUSED)
 			return -1;
-		int64_t resend = now_ms() + UDP_RESEND_MS;
+		int64_t resend = itr_clock_ms() + UDP_RESEND_MS;
 		for (;;) {
 			int64_t until = resend < deadline ? resend : deadline;
-			int rc = wait_fd(fd, POLLIN, until);
+			int rc = itr_wait_fd(fd, POLLIN, until);
 			if (rc < 0)
 				return -1;
 			if (rc == 0)
@@ -377,7 +354,7 @@ static long udp_exchange(int fd, const uint8_t *req, size_t reqlen, uint32_t tid
 			if (n >= 8 && get32(resp + 4) == tid)
 				return n;
 		}
-		if (now_ms() >= deadline)
+		if (itr_clock_ms() >= deadline)
 			return 0;
 	}
 }
@@ -456,7 +433,7 @@ static void udp_forget_connid(struct itr_proxy *p)
 static long udp_request(struct itr_proxy *p, uint8_t *req, size_t reqlen, uint8_t *resp, size_t cap,
                         struct itr_peer_addr *local, char *why, size_t whylen)
 {
-	int64_t deadline = now_ms() + p->cfg.timeout_ms;
+	int64_t deadline = itr_clock_ms() + p->cfg.timeout_ms;
 	int fd = udp_socket(p, why, whylen);
 	if (fd < 0)
 		return -1;

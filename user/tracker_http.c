@@ -18,43 +18,6 @@
 
 #define MAX_VALUE 128 /* longer values are only ever reported as too long */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* %-decode src into dst (room for cap bytes); *outlen gets the full decoded
- * length even when it exceeds cap. -1 on a broken escape. */
-static int percent_decode(const char *src, size_t n, uint8_t *dst, size_t cap, size_t *outlen)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t c = (uint8_t)src[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = (uint8_t)(hi << 4 | lo);
-			i += 2;
-		} else if (c == '+') {
-			c = ' ';
-		}
-		if (o < cap)
-			dst[o] = c;
-		o++;
-	}
-	*outlen = o;
-	return 0;
-}
-
 struct query_param {
 	char key[24];
 	uint8_t value[MAX_VALUE + 1]; /* NUL-terminated when it fits */
@@ -75,16 +38,18 @@ static int next_param(const char *query, size_t len, size_t *pos, struct query_p
 	*pos = end;
 	const char *eq = memchr(query + start, '=', end - start);
 	size_t key_end = eq ? (size_t)(eq - query) : end;
-	size_t klen;
-	if (percent_decode(query + start, key_end - start, (uint8_t *)p->key, sizeof(p->key) - 1,
-	                   &klen) < 0)
+	long klen = itr_http_percent_decode(query + start, key_end - start, (uint8_t *)p->key,
+	                                    sizeof(p->key) - 1);
+	if (klen < 0)
 		return -1;
-	if (klen >= sizeof(p->key) || memchr(p->key, '\0', klen))
+	if ((size_t)klen >= sizeof(p->key) || memchr(p->key, '\0', (size_t)klen))
 		klen = 0;
 	p->key[klen] = '\0';
 	size_t vstart = eq ? key_end + 1 : end;
-	if (percent_decode(query + vstart, end - vstart, p->value, MAX_VALUE, &p->value_len) < 0)
+	long vlen = itr_http_percent_decode(query + vstart, end - vstart, p->value, MAX_VALUE);
+	if (vlen < 0)
 		return -1;
+	p->value_len = (size_t)vlen;
 	p->value[p->value_len <= MAX_VALUE ? p->value_len : MAX_VALUE] = '\0';
 	return 1;
 }
@@ -323,6 +288,27 @@ static const char *client_address(struct itr_tracker *tr, const struct itr_http_
 	return NULL;
 }
 
+/* key: the count of peers of family (BEP 23 / BEP 7 compact form: the
+ * address, then the port, network order). */
+static void put_compact(struct itr_benc *b, const char *key, const struct itr_ranked_peer *peers,
+                        size_t n, uint8_t family, size_t count)
+{
+	size_t alen = family == 6 ? 16 : 4;
+	char prefix[32];
+	int plen = snprintf(prefix, sizeof(prefix), "%zu:", count * (alen + 2));
+	itr_benc_cstr(b, key);
+	itr_benc_raw(b, prefix, (size_t)plen);
+	for (size_t i = 0; i < n; i++) {
+		if (peers[i].peer.family != family)
+			continue;
+		uint8_t rec[18];
+		memcpy(rec, peers[i].peer.addr, alen);
+		rec[alen] = (uint8_t)(peers[i].peer.port >> 8);
+		rec[alen + 1] = (uint8_t)peers[i].peer.port;
+		itr_benc_raw(b, rec, alen + 2);
+	}
+}
+
 /* "peers" (compact: IPv4, with "peers6" when the client or a peer is IPv6;
  * else a list of {ip, port} dictionaries). */
 static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, size_t n,
@@ -344,40 +330,12 @@ static void put_peers(struct itr_benc *b, const struct itr_ranked_peer *peers, s
 		itr_benc_end(b);
 		return;
 	}
-	size_t n4 = 0, n6 = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (peers[i].peer.family == 6)
-			n6++;
-		else
-			n4++;
-	}
-	itr_benc_cstr(b, "peers");
-	char prefix[32];
-	int plen = snprintf(prefix, sizeof(prefix), "%zu:", n4 * 6);
-	itr_benc_raw(b, prefix, (size_t)plen);
-	for (size_t i = 0; i < n; i++) {
-		if (peers[i].peer.family == 6)
-			continue;
-		uint8_t rec[6];
-		memcpy(rec, peers[i].peer.addr, 4);
-		rec[4] = (uint8_t)(peers[i].peer.port >> 8);
-		rec[5] = (uint8_t)peers[i].peer.port;
-		itr_benc_raw(b, rec, sizeof(rec));
-	}
-	if (n6 == 0 && !client_v6)
-		return;
-	itr_benc_cstr(b, "peers6");
-	plen = snprintf(prefix, sizeof(prefix), "%zu:", n6 * 18);
-	itr_benc_raw(b, prefix, (size_t)plen);
-	for (size_t i = 0; i < n; i++) {
-		if (peers[i].peer.family != 6)
-			continue;
-		uint8_t rec[18];
-		memcpy(rec, peers[i].peer.addr, 16);
-		rec[16] = (uint8_t)(peers[i].peer.port >> 8);
-		rec[17] = (uint8_t)peers[i].peer.port;
-		itr_benc_raw(b, rec, sizeof(rec));
-	}
+	size_t n6 = 0;
+	for (size_t i = 0; i < n; i++)
+		n6 += peers[i].peer.family == 6;
+	put_compact(b, "peers", peers, n, 4, n - n6);
+	if (n6 > 0 || client_v6)
+		put_compact(b, "peers6", peers, n, 6, n6);
 }
 
 /* Peers up to this many are ranked into a stack buffer (the default

@@ -86,6 +86,18 @@ static void test_announce_parse_ok(void **state)
 	s = query("&event=paused&numwant=18446744073709551615");
 	assert_int_equal(itr_announce_query_parse(s, strlen(s), &q, why, sizeof(why)), 0);
 	assert_int_equal(q.numwant, INT64_MAX);
+
+	/* An unescaped '+' in a binary value is the byte '+', as the shared
+	 * query decoder (http.c) reads it, not a space: the info_hash must be
+	 * the same whichever handler reads the query. */
+	s = "info_hash=%00%26%3D%25+%FF%80abc%01%02%03%04%05%06%07%08%09%0A&peer_id=" PEER_ID
+	    "&port=6881&key=a+b";
+	assert_int_equal(itr_announce_query_parse(s, strlen(s), &q, why, sizeof(why)), 0);
+	assert_memory_equal(q.info_hash, HASH, 20);
+	uint8_t shared[20];
+	assert_int_equal(itr_http_query_get(s, "info_hash", shared, sizeof(shared)), 20);
+	assert_memory_equal(q.info_hash, shared, 20);
+	assert_string_equal(q.key, "a+b");
 }
 
 static void test_announce_failure_reasons(void **state)
