@@ -116,6 +116,21 @@ ctl status | grep -q "not running" || e2e_fail "status table: not running"
 rc=0
 ctl netinfo 10.30.0.9 >/dev/null 2>&1 || rc=$?
 ((rc == 3)) || e2e_fail "netinfo with the daemon down: exit $rc, want 3"
+# a daemon port that accepts and never answers: --timeout bounds the wait
+e2e_bg ip netns exec "$A" /usr/bin/python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 6970)); s.listen(8); time.sleep(60)'
+sleep 0.3
+rc=0
+start=$(date +%s%N)
+ip netns exec "$A" "$CTL" --server http://127.0.0.1:6970 --timeout 1 netinfo 10.30.0.9 \
+	>/dev/null 2>"$E2E_TMP/silent.err" || rc=$?
+took_ms=$((($(date +%s%N) - start) / 1000000))
+((rc == 1)) || e2e_fail "netinfo against a silent daemon: exit $rc, want 1"
+((took_ms >= 900 && took_ms < 3000)) || e2e_fail "--timeout 1 took $took_ms ms"
+grep -q "no answer from 127.0.0.1 port 6970 within 1 s" "$E2E_TMP/silent.err" ||
+	e2e_fail "silent daemon: $(cat "$E2E_TMP/silent.err")"
 rc=0
 ctl stats --bogus >/dev/null 2>&1 || rc=$?
 ((rc == 2)) || e2e_fail "usage error: exit $rc, want 2"

@@ -30,8 +30,9 @@ int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *
 	struct ctl_http_reply reply;
 	char err[256];
 	*answer = NULL;
-	int rc = ctl_http(g->server, method, path, "application/json", body,
-	                  body ? strlen(body) : 0, 10, &reply, err, sizeof(err));
+	int rc =
+	    ctl_http(g->server, method, path, "application/json", body, body ? strlen(body) : 0,
+	             g->timeout_s ? g->timeout_s : CTL_TIMEOUT_DEFAULT, &reply, err, sizeof(err));
 	if (rc == CTL_HTTP_UNREACHABLE) {
 		ctl_error("daemon not reachable at %s: %s", g->server, err);
 		return CTL_EXIT_UNREACHABLE;

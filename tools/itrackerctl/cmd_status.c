@@ -205,13 +205,15 @@ static json_t *netmap_json(const char *pin_root)
 	return o;
 }
 
-static json_t *daemon_json(const char *server)
+/* A quick probe: 3 s unless --timeout says otherwise. */
+static json_t *daemon_json(const char *server, int timeout_s)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "server", json_string(server));
 	struct ctl_http_reply reply;
 	char err[256];
-	int rc = ctl_http(server, "GET", "/v1/status", NULL, NULL, 0, 3, &reply, err, sizeof(err));
+	int rc = ctl_http(server, "GET", "/v1/status", NULL, NULL, 0, timeout_s ? timeout_s : 3,
+	                  &reply, err, sizeof(err));
 	json_object_set_new(o, "running", json_boolean(rc == CTL_HTTP_OK || rc == CTL_HTTP_BROKEN));
 	if (rc != CTL_HTTP_OK) {
 		json_object_set_new(o, "error", json_string(err));
@@ -345,7 +347,7 @@ int ctl_cmd_status(const struct ctl_global *g, int argc, char **argv)
 	json_object_set_new(root, "interfaces", interfaces_json(g->pin_root));
 	json_object_set_new(root, "maps", maps_json(g->pin_root));
 	json_object_set_new(root, "netmap", netmap_json(g->pin_root));
-	json_object_set_new(root, "daemon", daemon_json(g->server));
+	json_object_set_new(root, "daemon", daemon_json(g->server, g->timeout_s));
 	if (json) {
 		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		putchar('\n');

@@ -26,7 +26,11 @@ struct ctl_global {
 	const char *pin_root;
 	const char *server;
 	bool json;
+	int timeout_s; /* --timeout: bound on one exchange with the daemon; 0: the
+	                * command's own (CTL_TIMEOUT_DEFAULT, 3 s for status) */
 };
+
+#define CTL_TIMEOUT_DEFAULT 10
 
 /* An HTTP exchange with the daemon. */
 struct ctl_http_reply {

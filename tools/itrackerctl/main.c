@@ -12,7 +12,7 @@
 #include "itracker_maps.h"
 
 static const char usage_text[] =
-    "usage: itrackerctl [--pin-root DIR] [--server URL] [--json] COMMAND [ARGS]\n"
+    "usage: itrackerctl [--pin-root DIR] [--server URL] [--json] [--timeout S] COMMAND [ARGS]\n"
     "\n"
     "Inspect and steer itracker. Data plane commands read the pinned maps\n"
     "directly and work while itrackerd is stopped.\n"
@@ -33,6 +33,8 @@ static const char usage_text[] =
     "  --pin-root DIR   pinned maps and links (default " ITR_PIN_ROOT_DEFAULT ")\n"
     "  --server URL     the daemon's HTTP listener (default " CTL_SERVER_DEFAULT ")\n"
     "  --json           machine-readable output\n"
+    "  --timeout S      give up on the daemon after S seconds: connect, send and\n"
+    "                   answer together (default 10; status: 3)\n"
     "  -h, --help       this text; COMMAND --help for a command's own\n"
     "\n"
     "exit codes: 0 ok, 1 runtime error, 2 usage error, 3 daemon unreachable\n";
@@ -89,11 +91,9 @@ int main(int argc, char **argv)
 	    .json = false,
 	};
 	static const struct option opts[] = {
-	    {"pin-root", required_argument, NULL, 'p'},
-	    {"server", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"pin-root", required_argument, NULL, 'p'}, {"server", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},           {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 	int c;
 	/* '+': stop at the subcommand; its options are its own. */
@@ -108,6 +108,16 @@ int main(int argc, char **argv)
 		case 'j':
 			g.json = true;
 			break;
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 3600)
+				return ctl_usage_error(usage_text,
+				                       "--timeout '%s': expected 1 to 3600 seconds",
+				                       optarg);
+			g.timeout_s = (int)v;
+			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			return CTL_EXIT_OK;
