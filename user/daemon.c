@@ -133,8 +133,30 @@ void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map,
 	handler(ctx, map, res);
 }
 
+void itr_daemon_install_followed(void *arg, struct itr_netmap *map)
+{
+	struct itr_daemon *d = arg;
+	struct itr_reload_result res;
+	itr_daemon_install_file_map(d, map, &res);
+	if (res.ok)
+		fprintf(stderr,
+		        "itrackerd: map from %s: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
+		        d->map_source, res.vtag, (unsigned long long)res.generation, res.added,
+		        res.changed, res.deleted);
+	else
+		fprintf(stderr, "itrackerd: map from %s rejected, old map stays: %s\n",
+		        d->map_source, res.error);
+}
+
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res)
 {
+	if (!d->map_file) {
+		memset(res, 0, sizeof(*res));
+		snprintf(res->error, sizeof(res->error),
+		         "no map file: the map follows %s (SIGHUP reconnects)", d->map_source);
+		itr_daemon_refused(d, res, ITR_RELOAD_REJECTED);
+		return;
+	}
 	struct itr_netmap_error err = {0};
 	struct itr_netmap *map = itr_netmap_load_file(d->map_file, &err);
 	if (!map) {

@@ -41,7 +41,8 @@ typedef void (*itr_file_map_handler)(void *ctx, struct itr_netmap *file,
                                      struct itr_reload_result *res);
 
 struct itr_daemon {
-	const char *map_file;
+	const char *map_file;     /* NULL when the map comes only from a primary */
+	const char *map_source;   /* the file, or the --map-from URL: for messages */
 	struct itr_dataplane *dp; /* NULL with --no-dataplane */
 	pthread_mutex_t reload_lock;
 	uint64_t reloads_ok;
@@ -86,6 +87,11 @@ void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,
  * or failed; the published map changes only when res->ok. */
 void itr_daemon_install_locked(struct itr_daemon *d, struct itr_netmap *map,
                                enum itr_trie_basis basis, struct itr_reload_result *res);
+
+/* The --map-from follower's install callback (map_follow.h): install
+ * map (a new reference, taken) like a file reload, and say so on stderr.
+ * arg is the daemon. */
+void itr_daemon_install_followed(void *arg, struct itr_netmap *map);
 
 /* Count a map refused before it got to the install (res->error says why);
  * sets res->ok false and res->outcome. Takes the reload lock. */

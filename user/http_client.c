@@ -202,6 +202,47 @@ static int hex_digit(char c)
 	return -1;
 }
 
+/* The chunk-size line at buf[0..len) (RFC 9112 7.1: hex size, BWS, chunk
+ * extensions): 1 with the size and the bytes the line took, 0 incomplete,
+ * -1 malformed. Shared by the whole-answer and the streaming decoders. */
+static int chunk_size_line(const char *buf, size_t len, uint64_t *size, size_t *consumed)
+{
+	size_t n, next;
+	int rc = next_line(buf, len, &n, &next);
+	if (rc <= 0)
+		return rc;
+	size_t digits = 0;
+	int v;
+	*size = 0;
+	while (digits < n && (v = hex_digit(buf[digits])) >= 0) {
+		if (digits == 15)
+			return -1; /* no sane chunk is that large */
+		*size = *size * 16 + (uint64_t)v;
+		digits++;
+	}
+	if (digits == 0)
+		return -1;
+	/* then only BWS and chunk extensions */
+	size_t rest = digits;
+	while (rest < n && (buf[rest] == ' ' || buf[rest] == '\t'))
+		rest++;
+	if (rest < n && buf[rest] != ';')
+		return -1;
+	*consumed = next;
+	return 1;
+}
+
+/* The line terminator after a chunk's data: 1 with its length, 0
+ * incomplete, -1 anything else. */
+static int chunk_end(const char *buf, size_t len, size_t *consumed)
+{
+	size_t n;
+	int rc = next_line(buf, len, &n, consumed);
+	if (rc <= 0)
+		return rc == 0 && len < 2 ? 0 : -1;
+	return n == 0 ? 1 : -1;
+}
+
 /* Walk a chunked body at buf[0..len); with decode, move the data to the
  * front as it goes (the output never overtakes the input). 1 with the
  * decoded length in *out_len, 0 incomplete, -1 malformed. */
@@ -209,27 +250,10 @@ static int dechunk(char *buf, size_t len, bool decode, size_t *out_len)
 {
 	size_t in = 0, out = 0, n, next;
 	for (;;) {
-		int rc = next_line(buf + in, len - in, &n, &next);
+		uint64_t size;
+		int rc = chunk_size_line(buf + in, len - in, &size, &next);
 		if (rc <= 0)
 			return rc;
-		const char *line = buf + in;
-		size_t digits = 0;
-		uint64_t size = 0;
-		int v;
-		while (digits < n && (v = hex_digit(line[digits])) >= 0) {
-			if (digits == 15)
-				return -1; /* no sane chunk is that large */
-			size = size * 16 + (uint64_t)v;
-			digits++;
-		}
-		if (digits == 0)
-			return -1;
-		/* then only BWS and chunk extensions */
-		size_t rest = digits;
-		while (rest < n && (line[rest] == ' ' || line[rest] == '\t'))
-			rest++;
-		if (rest < n && line[rest] != ';')
-			return -1;
 		in += next;
 		if (size == 0)
 			break;
@@ -239,12 +263,9 @@ static int dechunk(char *buf, size_t len, bool decode, size_t *out_len)
 			memmove(buf + out, buf + in, size);
 		out += size;
 		in += size;
-		/* the data ends with a line terminator and nothing else */
-		rc = next_line(buf + in, len - in, &n, &next);
+		rc = chunk_end(buf + in, len - in, &next);
 		if (rc <= 0)
-			return rc == 0 && len - in < 2 ? 0 : -1;
-		if (n != 0)
-			return -1;
+			return rc;
 		in += next;
 	}
 	/* trailer fields, ignored, up to the empty line */
@@ -552,6 +573,208 @@ int itr_http_client_exchange_host(const char *host, const char *port,
 		                       errlen);
 		if (result != ITR_HTTP_CLIENT_UNREACHABLE)
 			break; /* an answer, or a server that took the connection */
+	}
+	freeaddrinfo(res);
+	return result;
+}
+
+/* ---- streamed answers ------------------------------------------------------ */
+
+void itr_http_body_decoder_init(struct itr_http_body_decoder *b, bool chunked,
+                                itr_http_body_fn on_body, void *arg)
+{
+	memset(b, 0, sizeof(*b));
+	b->chunked = chunked;
+	b->on_body = on_body;
+	b->arg = arg;
+}
+
+int itr_http_body_decoder_feed(struct itr_http_body_decoder *b, const char *buf, size_t len,
+                               size_t *used)
+{
+	size_t in = 0;
+	*used = 0;
+	while (in < len && !b->done) {
+		if (!b->chunked) {
+			if (b->on_body(buf, len, b->arg))
+				return 1;
+			in = len;
+			break;
+		}
+		size_t next;
+		int rc;
+		if (b->chunk_left > 0) {
+			size_t n = len - in < b->chunk_left ? len - in : (size_t)b->chunk_left;
+			b->chunk_left -= n;
+			b->want_end = b->chunk_left == 0;
+			if (b->on_body(buf + in, n, b->arg)) {
+				*used = in + n;
+				return 1;
+			}
+			in += n;
+			continue;
+		}
+		if (b->want_end) {
+			rc = chunk_end(buf + in, len - in, &next);
+			if (rc <= 0)
+				break;
+			b->want_end = false;
+			in += next;
+			continue;
+		}
+		uint64_t size;
+		rc = chunk_size_line(buf + in, len - in, &size, &next);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			break;
+		in += next;
+		if (size == 0)
+			b->done = true; /* trailers are not read: the stream is over */
+		b->chunk_left = size;
+	}
+	*used = in;
+	return b->done ? 1 : 0;
+}
+
+/* Receive into buf at *len (cap bytes) until the idle deadline: bytes
+ * read (0 at the end of the stream), or a result code (< 0). Between
+ * polls on_body(NULL, 0) may stop the stream: ITR_HTTP_CLIENT_OK + 1. */
+static ssize_t recv_idle(int fd, char *buf, size_t cap, unsigned idle_ms,
+                         const struct itr_http_body_decoder *b, char *err, size_t errlen)
+{
+	int64_t deadline = itr_clock_ms() + idle_ms;
+	for (;;) {
+		ssize_t n = recv(fd, buf, cap, 0);
+		if (n >= 0)
+			return n;
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(err, errlen, "recv: %s", strerror(errno));
+			return ITR_HTTP_CLIENT_BROKEN;
+		}
+		int64_t slice = itr_clock_ms() + 200;
+		int w = itr_wait_fd(fd, POLLIN, slice < deadline ? slice : deadline);
+		if (w < 0)
+			return fail_wait(w, "recv", err, errlen);
+		if (w == 0 && itr_clock_ms() >= deadline) {
+			snprintf(err, errlen, "nothing received for %u ms", idle_ms);
+			return ITR_HTTP_CLIENT_TIMEOUT;
+		}
+		if (w == 0 && b->on_body(NULL, 0, b->arg))
+			return ITR_HTTP_CLIENT_OK + 1;
+	}
+}
+
+static int stream_fd(int fd, const struct itr_http_client_request *req, int64_t deadline,
+                     unsigned idle_ms, int *status, struct itr_http_body_decoder *b, char *err,
+                     size_t errlen)
+{
+	char head[ITR_HTTP_CLIENT_MAX_REQ_HEAD];
+	size_t head_len = request_head(req, head, sizeof(head));
+	if (head_len == 0) {
+		snprintf(err, errlen, "request longer than %u bytes", ITR_HTTP_CLIENT_MAX_REQ_HEAD);
+		return ITR_HTTP_CLIENT_BROKEN;
+	}
+	int rc = send_all(fd, head, head_len, deadline, err, errlen);
+	if (rc == ITR_HTTP_CLIENT_OK && req->body)
+		rc = send_all(fd, req->body, req->body_len, deadline, err, errlen);
+	if (rc != ITR_HTTP_CLIENT_OK)
+		return rc;
+	/* the header section first, bounded; then the body as it comes */
+	size_t cap = ITR_HTTP_CLIENT_MAX_HEADER + 65536, len = 0;
+	char *buf = malloc(cap);
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return ITR_HTTP_CLIENT_NO_MEMORY;
+	}
+	struct head h = {0};
+	size_t start = 0;
+	bool in_body = false;
+	for (;;) {
+		if (len == cap) {
+			snprintf(err, errlen, "%s",
+			         in_body ? "chunk header too long" : "header too long");
+			rc = ITR_HTTP_CLIENT_BROKEN;
+			break;
+		}
+		ssize_t n = recv_idle(fd, buf + len, cap - len, idle_ms, b, err, errlen);
+		if (n < 0 || n == ITR_HTTP_CLIENT_OK + 1) {
+			rc = n < 0 ? (int)n : ITR_HTTP_CLIENT_OK;
+			break;
+		}
+		if (n == 0) { /* the server ended the stream */
+			rc = ITR_HTTP_CLIENT_OK;
+			if (!in_body) {
+				snprintf(err, errlen, "connection closed before an answer");
+				rc = ITR_HTTP_CLIENT_BROKEN;
+			}
+			break;
+		}
+		len += (size_t)n;
+		if (!in_body) {
+			int p = parse_head(buf + start, len - start, &h);
+			if (p < 0) {
+				snprintf(err, errlen, "not a valid HTTP answer");
+				rc = ITR_HTTP_CLIENT_BROKEN;
+				break;
+			}
+			if (p == 0)
+				continue;
+			if (h.status < 200) { /* interim answer: the real one follows */
+				start += h.end;
+				continue;
+			}
+			*status = h.status;
+			if (h.status != 200) {
+				rc = ITR_HTTP_CLIENT_OK;
+				break;
+			}
+			in_body = true;
+			b->chunked = h.chunked;
+			start += h.end;
+		}
+		size_t used;
+		int d = itr_http_body_decoder_feed(b, buf + start, len - start, &used);
+		if (d != 0) {
+			if (d < 0)
+				snprintf(err, errlen, "malformed chunked body");
+			rc = d < 0 ? ITR_HTTP_CLIENT_BROKEN : ITR_HTTP_CLIENT_OK;
+			break;
+		}
+		/* keep only what is not decoded yet (a partial chunk header) */
+		memmove(buf, buf + start + used, len - start - used);
+		len -= start + used;
+		start = 0;
+	}
+	free(buf);
+	return rc;
+}
+
+int itr_http_client_stream_host(const char *host, const char *port,
+                                const struct itr_http_client_request *req,
+                                unsigned connect_timeout_ms, unsigned idle_timeout_ms, int *status,
+                                itr_http_body_fn on_body, void *arg, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	struct addrinfo *res = NULL;
+	*status = 0;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return ITR_HTTP_CLIENT_UNREACHABLE;
+	}
+	int64_t deadline = itr_clock_ms() + (connect_timeout_ms ? connect_timeout_ms : 5000);
+	int result = ITR_HTTP_CLIENT_UNREACHABLE;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = connect_until(ai->ai_addr, ai->ai_addrlen, deadline, err, errlen, &result);
+		if (fd < 0)
+			continue;
+		struct itr_http_body_decoder b;
+		itr_http_body_decoder_init(&b, false, on_body, arg);
+		result = stream_fd(fd, req, deadline, idle_timeout_ms ? idle_timeout_ms : 45000,
+		                   status, &b, err, errlen);
+		close(fd);
+		break;
 	}
 	freeaddrinfo(res);
 	return result;

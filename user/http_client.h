@@ -89,6 +89,39 @@ int itr_http_client_exchange_host(const char *host, const char *port,
 int64_t itr_clock_ms(void);
 int itr_wait_fd(int fd, short events, int64_t deadline_ms);
 
+/* Body bytes of a streamed answer as they arrive, decoded (chunked or
+ * not); also called with len 0 at least every 200 ms while nothing
+ * arrives, so the caller can stop. A non-zero return ends the stream. */
+typedef int (*itr_http_body_fn)(const char *bytes, size_t len, void *arg);
+
+/* The incremental body decoder under itr_http_client_stream_host: feed
+ * it bytes as they come; it hands decoded data to on_body. feed returns 1
+ * when the body ended or on_body said stop, 0 for more, -1 malformed;
+ * *used is what it took (keep the rest, a partial chunk-size line, and
+ * feed it again with the next bytes). Pure: a fuzz target. */
+struct itr_http_body_decoder {
+	bool chunked;
+	bool done;
+	uint64_t chunk_left; /* data bytes of the current chunk still to come */
+	bool want_end;       /* the chunk's data is in; its line end is next */
+	itr_http_body_fn on_body;
+	void *arg;
+};
+void itr_http_body_decoder_init(struct itr_http_body_decoder *b, bool chunked,
+                                itr_http_body_fn on_body, void *arg);
+int itr_http_body_decoder_feed(struct itr_http_body_decoder *b, const char *buf, size_t len,
+                               size_t *used);
+
+/* A long-lived answer (server-sent events): connect and send within
+ * connect_timeout_ms, then hand the body of a 200 answer to on_body until
+ * the server ends it, on_body says stop (ITR_HTTP_CLIENT_OK both), or
+ * nothing came for idle_timeout_ms (TIMEOUT). *status gets the answer's
+ * status; the body of any other status is not streamed. */
+int itr_http_client_stream_host(const char *host, const char *port,
+                                const struct itr_http_client_request *req,
+                                unsigned connect_timeout_ms, unsigned idle_timeout_ms, int *status,
+                                itr_http_body_fn on_body, void *arg, char *err, size_t errlen);
+
 /* What itr_http_response_parse found. */
 struct itr_http_parsed {
 	int status;

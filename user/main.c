@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "alto.h"
+#include "map_follow.h"
 #include "options.h"
 #include "p4p_api.h"
 #include "tracker_http.h"
@@ -33,12 +34,14 @@ struct run {
 	struct itr_routes *routes;
 	struct itr_http_server *http;
 	struct itr_udp_tracker *udp;
+	struct itr_map_follower *follower; /* --map-from */
 };
 
 static void stop_all(struct run *r)
 {
 	/* HTTP first: once it is gone no handler can see what is freed next. */
 	itr_http_free(r->http);
+	itr_map_follow_stop(r->follower);
 	itr_routes_stop(r->routes);
 	itr_udp_tracker_stop(r->udp);
 	itr_proxy_free(r->proxy);
@@ -94,7 +97,7 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		}
 	}
 	if (itr_netmap_warning(map))
-		fprintf(stderr, "itrackerd: warning: %s: %s\n", o->map_file,
+		fprintf(stderr, "itrackerd: warning: %s: %s\n", r->d.map_source,
 		        itr_netmap_warning(map));
 	struct itr_reload_result res;
 	itr_daemon_install_map(&r->d, map, &res);
@@ -103,8 +106,8 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		return EXIT_RUNTIME;
 	}
 	fprintf(stderr, "itrackerd: map %s loaded: vtag %s, generation %llu (+%zu ~%zu -%zu)\n",
-	        o->map_file, res.vtag, (unsigned long long)res.generation, res.added, res.changed,
-	        res.deleted);
+	        r->d.map_source, res.vtag, (unsigned long long)res.generation, res.added,
+	        res.changed, res.deleted);
 	for (size_t i = 0; r->d.dp && i < r->d.dp->nifaces; i++) {
 		const struct itr_iface_state *s = &r->d.dp->ifaces[i];
 		fprintf(stderr, "itrackerd: %s: XDP %s%s, TC egress%s\n", s->name, s->xdp_mode_name,
@@ -122,6 +125,18 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 	return itr_tracker_start_janitor(r->tracker)
 	           ? (snprintf(err, len, "tracker: cannot start"), EXIT_RUNTIME)
 	           : 0;
+}
+
+/* --map-from: without a map file, the primary's first map is the start map. */
+static int start_follower(struct run *r, struct itr_netmap **map, char *err, size_t len)
+{
+	struct itr_map_follow_config fc = {.url = r->o.map_from};
+	if (!(r->follower = itr_map_follow_start(&fc, err, len)))
+		return EXIT_CONFIG;
+	fprintf(stderr, "itrackerd: map-from %s\n", r->o.map_from);
+	if (!*map)
+		*map = itr_map_follow_first(r->follower, r->o.map_from_wait_s * 1000, err, len);
+	return *map ? 0 : EXIT_RUNTIME;
 }
 
 static int start_udp(struct run *r, char *err, size_t len)
@@ -183,7 +198,10 @@ static void serve(struct run *r, const sigset_t *sigs)
 		siginfo_t si;
 		struct timespec tick = {.tv_sec = 1};
 		int sig = sigtimedwait(sigs, &si, &tick);
-		if (sig == SIGHUP) {
+		if (sig == SIGHUP && r->follower) {
+			fprintf(stderr, "itrackerd: SIGHUP: reconnecting to %s\n", r->o.map_from);
+			itr_map_follow_reconnect(r->follower);
+		} else if (sig == SIGHUP) {
 			struct itr_reload_result res;
 			itr_daemon_reload(&r->d, &res);
 			if (res.ok)
@@ -244,25 +262,30 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	r->d.map_file = r->o.map_file;
+	r->d.map_file = r->o.map_from ? NULL : r->o.map_file; /* a followed map is not re-read */
+	r->d.map_source = r->o.map_file ? r->o.map_file : r->o.map_from;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	r->d.started_at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 
 	/* Validate the map before touching the kernel: a bad file changes nothing. */
 	struct itr_netmap_error merr = {0};
-	struct itr_netmap *map = itr_netmap_load_file(r->o.map_file, &merr);
+	struct itr_netmap *map = r->o.map_file ? itr_netmap_load_file(r->o.map_file, &merr) : NULL;
 	int rc = 0;
-	if (!map) {
+	if (!map && r->o.map_file) {
 		itr_netmap_error_format(&merr, err, sizeof(err));
 		rc = EXIT_CONFIG;
 	}
+	if (!rc && r->o.map_from)
+		rc = start_follower(r, &map, err, sizeof(err));
 	if (!rc)
 		rc = start_tracker(r, err, sizeof(err));
 	if (rc && map)
 		itr_netmap_unref(map);
 	else if (!rc)
 		rc = start_dataplane(r, map, err, sizeof(err));
+	if (!rc && r->follower) /* from now on each version is installed */
+		itr_map_follow_set_install(r->follower, itr_daemon_install_followed, &r->d);
 	if (!rc)
 		rc = start_udp(r, err, sizeof(err));
 	if (!rc)

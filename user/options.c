@@ -80,6 +80,13 @@ HANDLER(opt_map)
 	return 0;
 }
 
+HANDLER(opt_map_from)
+{
+	UNUSED_ARGS;
+	o->map_from = arg;
+	return 0;
+}
+
 HANDLER(opt_interface)
 {
 	if (o->loader.nifaces >= ITR_MAX_IFACES)
@@ -285,6 +292,7 @@ HANDLER(opt_alto_base)
 	}
 
 U32_HANDLER(opt_interval, "interval", tracker.interval, 1, 86400)
+U32_HANDLER(opt_map_from_wait, "map-from-wait", map_from_wait_s, 1, 3600)
 U32_HANDLER(opt_min_interval, "min-interval", tracker.min_interval, 1, 86400)
 U32_HANDLER(opt_numwant, "numwant", tracker.default_numwant, 0, 10000)
 U32_HANDLER(opt_max_numwant, "max-numwant", tracker.max_numwant, 1, 10000)
@@ -364,8 +372,17 @@ HANDLER(opt_version)
 /* ---- the table ----------------------------------------------------------- */
 
 const struct itr_option_spec itr_option_specs[] = {
-    {"map", 'm', "FILE", NULL, "network map, text or ALTO JSON (required)", opt_map,
-     "Network map:"},
+    {"map", 'm', "FILE", NULL,
+     "network map, text or ALTO JSON (required unless --map-from; with it, served until the "
+     "primary answers)",
+     opt_map, "Network map:"},
+    {"map-from", 0, "URL", NULL,
+     "follow the map of a primary itrackerd over its ALTO update stream (RFC 8895); URL is "
+     "its ALTO directory, e.g. http://10.0.0.1:6969/alto; SIGHUP reconnects",
+     opt_map_from, NULL},
+    {"map-from-wait", 0, "S", "30",
+     "without --map, wait this long for the primary's first map before giving up",
+     opt_map_from_wait, NULL},
     {"interface", 'i', "IFACE", NULL,
      "attach XDP (ingress) and TC (egress) to IFACE; repeat for several interfaces", opt_interface,
      "Data plane:"},
@@ -573,8 +590,10 @@ static int check_across(const struct itr_options *o, char *err, size_t len)
 {
 	if (o->action != ITR_OPTIONS_RUN)
 		return 0;
-	if (!o->map_file)
-		return fail(err, len, "a network map is required (--map FILE)");
+	if (!o->map_file && !o->map_from)
+		return fail(err, len, "a network map is required (--map FILE or --map-from URL)");
+	if (o->map_from && o->routes.nrules)
+		return fail(err, len, "--route needs a map file and cannot follow --map-from");
 	if (o->no_dataplane && (o->loader.nifaces || o->keep_attached))
 		return fail(err, len,
 		            "--no-dataplane cannot be combined with --interface/--keep-attached");

@@ -30,6 +30,8 @@ enum itr_options_action {
 struct itr_options {
 	enum itr_options_action action;
 	const char *map_file;
+	const char *map_from;     /* --map-from: a primary's ALTO directory URL */
+	uint32_t map_from_wait_s; /* without --map: how long to wait for its first map */
 	struct itr_loader_opts loader;
 	bool no_dataplane;
 	bool keep_attached;
