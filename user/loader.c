@@ -29,35 +29,24 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 
+#include "itracker_names.h"
 #include "locality.skel.h"
 
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
 
-/* Class names as operators type them ("inter-as"); "_" works as well, as
- * the metrics labels spell them. */
-static const char *const class_names[ITR_CLASS_MAX] = {
-    [ITR_CLASS_INTRA_PID] = "intra-pid", [ITR_CLASS_INTRA_LOC] = "intra-loc",
-    [ITR_CLASS_INTRA_AS] = "intra-as",   [ITR_CLASS_INTER_AS] = "inter-as",
-    [ITR_CLASS_UNKNOWN] = "unknown",
-};
-
-static const char *const map_names[] = {
-    ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-    ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
-};
-
 int itr_class_from_name(const char *name)
 {
 	char buf[32];
 	size_t i;
 
+	/* Operators type "inter-as"; the names table spells "inter_as". */
 	for (i = 0; name[i] && i + 1 < sizeof(buf); i++)
-		buf[i] = name[i] == '_' ? '-' : name[i];
+		buf[i] = name[i] == '-' ? '_' : name[i];
 	buf[i] = '\0';
 	for (int c = 0; c < ITR_CLASS_MAX; c++)
-		if (strcmp(buf, class_names[c]) == 0)
+		if (strcmp(buf, itr_class_names[c]) == 0)
 			return c;
 	return -1;
 }
@@ -224,8 +213,7 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 
 static int link_pin_path(char *buf, size_t len, const char *root, const char *ifname)
 {
-	int n = snprintf(buf, len, "%s/%s%s", root, ITR_PIN_LINK_XDP_PREFIX, ifname);
-	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+	return itr_xdp_link_pin_path(buf, len, root, ifname) ? -ENAMETOOLONG : 0;
 }
 
 static const char *xdp_mode_of(int ifindex)
@@ -233,18 +221,7 @@ static const char *xdp_mode_of(int ifindex)
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 	if (bpf_xdp_query(ifindex, 0, &q))
 		return "?";
-	switch (q.attach_mode) {
-	case XDP_ATTACHED_DRV:
-		return "native";
-	case XDP_ATTACHED_SKB:
-		return "generic";
-	case XDP_ATTACHED_HW:
-		return "offload";
-	case XDP_ATTACHED_MULTI:
-		return "multi";
-	default:
-		return "none";
-	}
+	return itr_xdp_attach_mode_name(q.attach_mode);
 }
 
 /* An XDP link pinned by an earlier run: update it to prog_fd if it is still
@@ -335,6 +312,30 @@ static int attach_xdp(struct itr_dataplane *dp, struct itr_iface_state *ifs, int
 	return 0;
 }
 
+/* libbpf's messages are shown by level: warnings always, information
+ * (what it pins, reuses, loads) with --verbose, debug output with
+ * ITRACKER_LIBBPF_DEBUG set. A probe asks a question whose "no" libbpf
+ * reports as a warning (bpf_tc_query on an interface without our filter or
+ * without a clsact qdisc, bpf_tc_hook_create where the qdisc exists): during
+ * a probe its warnings count as debug output. */
+static enum libbpf_print_level libbpf_shown = LIBBPF_WARN;
+static _Thread_local bool probing;
+
+static int print_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (probing && level == LIBBPF_WARN)
+		level = LIBBPF_DEBUG;
+	return level <= libbpf_shown ? vfprintf(stderr, fmt, ap) : 0;
+}
+
+static void use_libbpf_print(bool verbose)
+{
+	libbpf_shown = getenv("ITRACKER_LIBBPF_DEBUG") ? LIBBPF_DEBUG
+	               : verbose                       ? LIBBPF_INFO
+	                                               : LIBBPF_WARN;
+	libbpf_set_print(print_libbpf);
+}
+
 static void tc_hook_init(struct bpf_tc_hook *hook, int ifindex)
 {
 	memset(hook, 0, sizeof(*hook));
@@ -349,7 +350,10 @@ static bool tc_filter_present(int ifindex)
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
 
 	tc_hook_init(&hook, ifindex);
-	return bpf_tc_query(&hook, &q) == 0;
+	probing = true;
+	bool present = bpf_tc_query(&hook, &q) == 0;
+	probing = false;
+	return present;
 }
 
 static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t errlen)
@@ -359,7 +363,9 @@ static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t
 	            .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
 
 	tc_hook_init(&hook, ifs->ifindex);
+	probing = true; /* "exists" is the usual answer */
 	int rc = bpf_tc_hook_create(&hook);
+	probing = false;
 	if (rc && rc != -EEXIST) {
 		char what[128];
 		snprintf(what, sizeof(what), "creating clsact qdisc on %s", ifs->name);
@@ -384,7 +390,9 @@ static void detach_tc(int ifindex)
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
 
 	tc_hook_init(&hook, ifindex);
+	probing = true; /* gone already is fine */
 	bpf_tc_detach(&hook, &opts);
+	probing = false;
 }
 
 static void detach_iface(struct itr_dataplane *dp, struct itr_iface_state *ifs)
@@ -435,12 +443,12 @@ static struct bpf_object *open_object(const struct itr_loader_opts *opts, const 
 
 static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++)
-		if (!bpf_object__find_map_by_name(obj, map_names[i])) {
+	for (size_t i = 0; i < ITR_MAP_COUNT; i++)
+		if (!bpf_object__find_map_by_name(obj, itr_map_names[i])) {
 			snprintf(err, errlen,
 			         "BPF object has no map named %s: not an itracker "
 			         "data plane object",
-			         map_names[i]);
+			         itr_map_names[i]);
 			return -EINVAL;
 		}
 	if (!bpf_object__find_program_by_name(obj, ITR_PROG_XDP) ||
@@ -453,26 +461,6 @@ static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 	return 0;
 }
 
-/* --verbose: libbpf's informational messages (what it pins, reuses, loads). */
-static bool libbpf_verbose;
-
-static int quiet_libbpf(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	if (getenv("ITRACKER_LIBBPF_DEBUG") || (libbpf_verbose && level == LIBBPF_INFO))
-		return vfprintf(stderr, fmt, ap);
-	if (level != LIBBPF_WARN)
-		return 0;
-	/* bpf_tc_query on an interface without our filter is how we ask
-	 * "is it there?"; the netlink complaint is the expected "no". */
-	char line[512];
-	vsnprintf(line, sizeof(line), fmt, ap);
-	if (strstr(line, "Cannot find specified filter chain") ||
-	    strstr(line, "Parent Qdisc doesn't exists") ||
-	    strstr(line, "Kernel error message: Exclusivity flag on, cannot modify"))
-		return 0;
-	return fprintf(stderr, "%s", line);
-}
-
 struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, char *err,
                                          size_t errlen)
 {
@@ -481,8 +469,7 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	bool any_pinned = false;
 	int rc;
 
-	libbpf_verbose = opts->verbose;
-	libbpf_set_print(quiet_libbpf);
+	use_libbpf_print(opts->verbose);
 	if (opts->nifaces > ITR_MAX_IFACES) {
 		snprintf(err, errlen, "too many interfaces (at most %d)", ITR_MAX_IFACES);
 		return NULL;
@@ -625,7 +612,7 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 	char path[PATH_MAX];
 	int removed = 0;
 
-	libbpf_set_print(quiet_libbpf);
+	use_libbpf_print(false);
 	if (ifs) {
 		for (struct if_nameindex *p = ifs; p->if_index; p++) {
 			if (tc_filter_present((int)p->if_index)) {
@@ -648,8 +635,8 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 			continue;
 		bool ours = strncmp(de->d_name, ITR_PIN_LINK_XDP_PREFIX,
 		                    strlen(ITR_PIN_LINK_XDP_PREFIX)) == 0;
-		for (size_t i = 0; !ours && i < sizeof(map_names) / sizeof(map_names[0]); i++)
-			ours = strcmp(de->d_name, map_names[i]) == 0;
+		for (size_t i = 0; !ours && i < ITR_MAP_COUNT; i++)
+			ours = strcmp(de->d_name, itr_map_names[i]) == 0;
 		if (!ours)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", root, de->d_name);

@@ -15,31 +15,22 @@
 #include <bpf/libbpf.h>
 #include <jansson.h>
 
+#include "itracker_names.h"
 #include "netmap.h"
-
-static const char *const class_names[ITR_CLASS_MAX] = {
-    "intra_pid", "intra_loc", "intra_as", "inter_as", "unknown",
-};
-
-static const char *const kind_names[ITR_KIND_MAX] = {
-    "none", "peer_wire", "utp", "dht", "udp_tracker", "http_tracker", "endpoint",
-};
-
-static const char *const dir_names[ITR_DIR_MAX] = {"ingress", "egress"};
 
 const char *itr_class_name(unsigned cls)
 {
-	return cls < ITR_CLASS_MAX ? class_names[cls] : "invalid";
+	return cls < ITR_CLASS_MAX ? itr_class_names[cls] : "invalid";
 }
 
 const char *itr_kind_name(unsigned kind)
 {
-	return kind < ITR_KIND_MAX ? kind_names[kind] : "invalid";
+	return kind < ITR_KIND_MAX ? itr_kind_names[kind] : "invalid";
 }
 
 const char *itr_dir_name(unsigned dir)
 {
-	return dir < ITR_DIR_MAX ? dir_names[dir] : "invalid";
+	return dir < ITR_DIR_MAX ? itr_dir_names[dir] : "invalid";
 }
 
 int itr_stats_open_pinned(const char *pin_root, const char *name)
@@ -331,7 +322,7 @@ void itr_stats_print_table(FILE *out, const struct itr_counter_table *t, bool al
 			const struct itr_counter *eg = &t->c[ITR_DIR_EGRESS][c][k];
 			if (!all && in->packets == 0 && eg->packets == 0)
 				continue;
-			print_counter_row(out, class_names[c], kind_names[k], in, eg);
+			print_counter_row(out, itr_class_names[c], itr_kind_names[k], in, eg);
 		}
 	struct itr_counter bt_in = itr_counter_sum(t, ITR_DIR_INGRESS, true);
 	struct itr_counter bt_eg = itr_counter_sum(t, ITR_DIR_EGRESS, true);
@@ -368,16 +359,16 @@ void itr_stats_print_json(FILE *out, const struct itr_counter_table *t)
 		for (unsigned c = 0; c < ITR_CLASS_MAX; c++) {
 			json_t *cls = json_object();
 			for (unsigned k = 0; k < ITR_KIND_MAX; k++)
-				json_object_set_new(cls, kind_names[k],
+				json_object_set_new(cls, itr_kind_names[k],
 				                    counter_json(&t->c[d][c][k]));
-			json_object_set_new(dir, class_names[c], cls);
+			json_object_set_new(dir, itr_class_names[c], cls);
 		}
-		json_object_set_new(root, dir_names[d], dir);
+		json_object_set_new(root, itr_dir_names[d], dir);
 	}
 	for (unsigned d = 0; d < ITR_DIR_MAX; d++) {
 		char key[32];
 		struct itr_counter s = itr_counter_sum(t, (int)d, false);
-		snprintf(key, sizeof(key), "%s_total", dir_names[d]);
+		snprintf(key, sizeof(key), "%s_total", itr_dir_names[d]);
 		json_object_set_new(root, key, counter_json(&s));
 	}
 	struct itr_counter total = itr_counter_sum(t, -1, false);
@@ -410,15 +401,15 @@ void itr_stats_print_rates(FILE *out, const struct itr_counter_table *prev,
 					const struct itr_counter *p = &prev->c[d][c][k];
 					const struct itr_counter *n = &cur->c[d][c][k];
 					json_object_set_new(
-					    cls, kind_names[k],
+					    cls, itr_kind_names[k],
 					    json_pack("{s:f,s:f}", "packets_per_second",
 					              rate(p->packets, n->packets, seconds),
 					              "bytes_per_second",
 					              rate(p->bytes, n->bytes, seconds)));
 				}
-				json_object_set_new(dir, class_names[c], cls);
+				json_object_set_new(dir, itr_class_names[c], cls);
 			}
-			json_object_set_new(root, dir_names[d], dir);
+			json_object_set_new(root, itr_dir_names[d], dir);
 		}
 		json_dumpf(root, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		fputc('\n', out);
@@ -445,8 +436,8 @@ void itr_stats_print_rates(FILE *out, const struct itr_counter_table *prev,
 			if (ip == 0 && ep == 0)
 				continue;
 			char a[32], b[32], x[32], y[32];
-			fprintf(out, "%-10s %-13s %10s %10s/s %10s %10s/s\n", class_names[c],
-			        kind_names[k], itr_format_count(ip, a, sizeof(a)),
+			fprintf(out, "%-10s %-13s %10s %10s/s %10s %10s/s\n", itr_class_names[c],
+			        itr_kind_names[k], itr_format_count(ip, a, sizeof(a)),
 			        itr_format_bytes((uint64_t)ib, b, sizeof(b)),
 			        itr_format_count(ep, x, sizeof(x)),
 			        itr_format_bytes((uint64_t)eb, y, sizeof(y)));

@@ -116,4 +116,16 @@ echo "ok: binary and empty maps reported"
 e2e_itrackerd --map "$MAP"
 ip netns exec "$NS_A" curl -fsS http://127.0.0.1:6969/v1/status | grep -q '"tc_egress":true' ||
 	e2e_fail "itrackerd with the example map did not attach after the failed start"
+# libbpf's expected "no" answers (no clsact qdisc yet, no filter, the qdisc
+# exists already) are probes, not warnings: none reach the operator.
+if grep -iE "libbpf|qdisc|filter chain|exclusivity" "$E2E_TMP/itrackerd.log" "$E2E_TMP/out.log"; then
+	e2e_fail "libbpf noise on a normal start"
+fi
+kill "$ITRD_PID"
+wait "$ITRD_PID" 2>/dev/null || true
+ip netns exec "$NS_A" "$ITRACKER_ROOT/$BUILD/itrackerd" --purge --pin-root "$ROOT" >"$E2E_TMP/out.log" 2>&1 ||
+	e2e_fail "--purge failed"
+if grep -iE "libbpf|qdisc|filter chain|exclusivity" "$E2E_TMP/out.log"; then
+	e2e_fail "libbpf noise on --purge"
+fi
 echo "startup_failures: all checks passed"

@@ -17,7 +17,7 @@
 #include <linux/if_link.h>
 
 #include "ctl.h"
-#include "itracker_maps.h"
+#include "itracker_names.h"
 #include "stats.h"
 
 static const char status_usage[] =
@@ -28,27 +28,6 @@ static const char status_usage[] =
     "vtag and generation from the config map, and whether the daemon answers\n"
     "GET /v1/status. Exits 0 whenever the status could be gathered, also when\n"
     "nothing is loaded or the daemon is down.\n";
-
-static const char *const map_names[] = {
-    ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-    ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
-};
-
-static const char *xdp_mode_name(__u8 mode)
-{
-	switch (mode) {
-	case XDP_ATTACHED_DRV:
-		return "native";
-	case XDP_ATTACHED_SKB:
-		return "generic";
-	case XDP_ATTACHED_HW:
-		return "offload";
-	case XDP_ATTACHED_MULTI:
-		return "multi";
-	default:
-		return "none";
-	}
-}
 
 static json_t *prog_json(__u32 id)
 {
@@ -72,8 +51,7 @@ static json_t *prog_json(__u32 id)
 static json_t *pinned_xdp_link(const char *pin_root, const char *ifname)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/%s%s", pin_root, ITR_PIN_LINK_XDP_PREFIX, ifname);
-	if (access(path, F_OK) != 0)
+	if (itr_xdp_link_pin_path(path, sizeof(path), pin_root, ifname) || access(path, F_OK) != 0)
 		return NULL;
 	json_t *o = json_object();
 	json_object_set_new(o, "path", json_string(path));
@@ -117,7 +95,8 @@ static json_t *interfaces_json(const char *pin_root)
 			__u32 id = xq.prog_id ? xq.prog_id
 			                      : (xq.drv_prog_id ? xq.drv_prog_id : xq.skb_prog_id);
 			json_t *x = prog_json(id);
-			json_object_set_new(x, "mode", json_string(xdp_mode_name(xq.attach_mode)));
+			json_object_set_new(x, "mode",
+			                    json_string(itr_xdp_attach_mode_name(xq.attach_mode)));
 			json_object_set_new(o, "xdp", x);
 			any = true;
 		} else {
@@ -148,10 +127,10 @@ static json_t *interfaces_json(const char *pin_root)
 static json_t *maps_json(const char *pin_root)
 {
 	json_t *list = json_array();
-	for (size_t i = 0; i < sizeof(map_names) / sizeof(map_names[0]); i++) {
+	for (size_t i = 0; i < ITR_MAP_COUNT; i++) {
 		json_t *o = json_object();
-		json_object_set_new(o, "name", json_string(map_names[i]));
-		int fd = itr_stats_open_pinned(pin_root, map_names[i]);
+		json_object_set_new(o, "name", json_string(itr_map_names[i]));
+		int fd = itr_stats_open_pinned(pin_root, itr_map_names[i]);
 		if (fd < 0) {
 			json_object_set_new(o, "pinned", json_false());
 			json_object_set_new(o, "error", json_string(strerror(-fd)));
