@@ -22,7 +22,9 @@
  * server's SO_REUSEPORT workers all get load. --v6-peers: HTTP ip= names
  * IPv6 addresses (the example map's IPv6 prefixes).
  *
- * Prints one line: "mode M announces N seconds S rate R errors E".
+ * Prints one line: "mode M announces N seconds S rate R errors E lost L":
+ * errors are error answers (UDP) or failed requests (HTTP); lost are UDP
+ * requests without an answer after 0.5 s (dropped datagrams).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -192,7 +194,7 @@ struct udp_sock {
 	double last_progress;
 };
 
-static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors)
+static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors, uint64_t *lost)
 {
 	struct udp_sock socks[MAX_SOCKETS];
 	struct pollfd pfd[MAX_SOCKETS];
@@ -261,7 +263,7 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors)
 			}
 			/* a lost datagram must not stall the window forever */
 			if (u->inflight && now_s() - u->last_progress > 0.5) {
-				*errors += u->inflight;
+				*lost += u->inflight;
 				u->inflight = 0;
 				u->last_progress = now_s();
 			}
@@ -550,14 +552,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "itr_loadgen: target must be IPV4:PORT or [IPV6]:PORT\n");
 		return 2;
 	}
-	uint64_t done = 0, errors = 0;
+	uint64_t done = 0, errors = 0, lost = 0;
 	double start = now_s();
-	int rc = o.udp ? run_udp(&o, &done, &errors) : run_http(&o, &done, &errors);
+	int rc = o.udp ? run_udp(&o, &done, &errors, &lost) : run_http(&o, &done, &errors);
 	double took = now_s() - start;
 	if (rc < 0)
 		return 1;
-	printf("mode %s announces %llu seconds %.3f rate %.1f errors %llu\n", mode,
+	printf("mode %s announces %llu seconds %.3f rate %.1f errors %llu lost %llu\n", mode,
 	       (unsigned long long)done, took, took > 0 ? (double)done / took : 0.0,
-	       (unsigned long long)errors);
+	       (unsigned long long)errors, (unsigned long long)lost);
 	return done > 0 ? 0 : 1;
 }
