@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "announce_backend.h"
 #include "options.h"
 
 static double now_realtime(void)
@@ -137,8 +138,12 @@ static void metrics_tracker(void *arg, struct itr_metrics_tracker *out)
 	if (!a->tracker)
 		return;
 	itr_tracker_stats(a->tracker, &st);
-	out->torrents = st.store.torrents;
-	out->peers = st.store.peers_v4 + st.store.peers_v6;
+	/* swarms and peers where they are held: the local store, or what the
+	 * active backend (proxy mode, a shared store) reports */
+	struct itr_backend_stats bs;
+	itr_backend_stats(itr_tracker_active_backend(a->tracker), &bs);
+	out->torrents = bs.torrents;
+	out->peers = bs.peers;
 	/* counted by the front end that took them, whichever backend answered */
 	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
 		for (int o = 0; o < ITR_OUTCOME_MAX; o++)

@@ -298,6 +298,11 @@ static void test_failure_reason_passes_through(void **state)
 	struct itr_proxy_stats st;
 	itr_proxy_get_stats(p, &st);
 	assert_int_equal(st.upstream_failures, 1);
+	/* the backend's own figures say the same */
+	struct itr_backend_stats bs;
+	itr_backend_stats(itr_proxy_backend(p), &bs);
+	assert_int_equal(bs.announces, 1);
+	assert_int_equal(bs.failures, 1);
 	itr_proxy_free(p);
 
 	/* a path that is not a tracker: the HTTP status is the reason */

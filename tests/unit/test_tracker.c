@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "netmap.h"
+#include "announce_backend.h"
 #include "tracker.h"
 
 /* The example network (maps/example.netmap), inline so the test does not
@@ -290,6 +291,13 @@ static void test_seeders_and_events(void **state)
 	assert_int_equal(st.announces, 9);
 	assert_int_equal(st.scrapes, 2);
 	assert_int_equal(st.store.peers_v4, 4);
+	/* the same figures through the announce backend interface */
+	struct itr_backend_stats bs;
+	itr_backend_stats(itr_tracker_backend(tr), &bs);
+	assert_int_equal(bs.announces, 9);
+	assert_int_equal(bs.scrapes, 2);
+	assert_int_equal(bs.peers, 4);
+	assert_int_equal(bs.torrents, st.store.torrents);
 	itr_tracker_free(tr);
 }
 
