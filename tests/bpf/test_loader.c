@@ -3,6 +3,10 @@
  * (counters survive), refusal of a pinned map with another layout and of a
  * foreign ABI version, purge, and clear errors for bad interfaces. Attaching
  * to interfaces is covered by the e2e tests (it needs a veth pair).
+ *
+ * It runs in a mount namespace of its own where nothing is mounted at
+ * /sys/fs/bpf (tests/private_bpffs.h), as on a fresh machine: the loader
+ * must mount the bpffs itself, and that mount ends with the test.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +24,7 @@
 #include <bpf/libbpf.h>
 
 #include "loader.h"
+#include "private_bpffs.h"
 
 static char root[128];
 
@@ -189,13 +194,30 @@ static void test_policy_and_class_names(void **state)
 	itr_dataplane_close(dp, false);
 }
 
+/* A machine where nothing mounted /sys/fs/bpf: the loader mounts it. */
+static void test_mounts_bpffs_when_absent(void **state)
+{
+	char err[512];
+	char fresh_root[128];
+	(void)state;
+	while (itr_test_bpffs_mounted())
+		assert_int_equal(umount2("/sys/fs/bpf", MNT_DETACH), 0);
+	snprintf(fresh_root, sizeof(fresh_root), "/sys/fs/bpf/itr-test-loader-fresh-%d", getpid());
+	assert_int_equal(itr_ensure_bpffs(fresh_root, err, sizeof(err)), 0);
+	assert_true(itr_test_bpffs_mounted());
+	assert_int_equal(rmdir(fresh_root), 0);
+}
+
 int main(void)
 {
 	if (geteuid() != 0) {
 		fprintf(stderr, "test_loader: must run as root (BPF, bpffs)\n");
 		return 1; /* never skip: CI runs as root */
 	}
+	if (itr_test_private_mount_ns() != 0)
+		return 1;
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mounts_bpffs_when_absent),
 	    cmocka_unit_test_setup_teardown(test_pins_and_adopts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),

@@ -3,7 +3,9 @@
  * rules (HELP and TYPE before every family's samples, label escaping), the
  * "data plane down" case, and GET /metrics through the real HTTP server.
  *
- * Needs root (bpf_map_create, bpffs).
+ * Needs root (bpf_map_create, bpffs). The test runs in a mount namespace of
+ * its own with a private bpffs at /sys/fs/bpf (tests/private_bpffs.h), so it
+ * needs nothing mounted beforehand and leaves nothing mounted behind.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include "http.h"
 #include "itracker_maps.h"
 #include "metrics.h"
+#include "private_bpffs.h"
 
 struct fixture {
 	char dir[64];
@@ -34,13 +37,39 @@ struct fixture {
 
 static const char *const pin_names[3] = {ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_CONFIG};
 
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	for (int i = 0; i < 3; i++) {
+		if (fx->dir[0]) {
+			char path[128];
+			snprintf(path, sizeof(path), "%s/%s", fx->dir, pin_names[i]);
+			unlink(path);
+		}
+		if (fx->fds[i] >= 0)
+			close(fx->fds[i]);
+	}
+	if (fx->dir[0])
+		rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* A failed setup returns instead of failing an assertion: cmocka runs no
+ * teardown after a failed setup, so setup must release what it made. */
 static int setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	assert_non_null(fx);
+	if (!fx)
+		return -1;
+	*state = fx;
+	fx->fds[0] = fx->fds[1] = fx->fds[2] = -1;
 	strcpy(fx->dir, "/sys/fs/bpf/itr-test-metrics-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		fail_msg("mkdtemp in /sys/fs/bpf: %s (root? bpffs?)", strerror(errno));
+	if (!mkdtemp(fx->dir)) {
+		fprintf(stderr, "mkdtemp in /sys/fs/bpf: %s\n", strerror(errno));
+		fx->dir[0] = '\0';
+		goto fail;
+	}
 	fx->ncpus = libbpf_num_possible_cpus();
 	fx->fds[0] = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4,
 	                            sizeof(struct itr_counter), ITR_COUNTER_SLOTS, NULL);
@@ -50,28 +79,22 @@ static int setup(void **state)
 	fx->fds[2] =
 	    bpf_map_create(BPF_MAP_TYPE_ARRAY, "config", 4, sizeof(struct itr_config), 1, NULL);
 	for (int i = 0; i < 3; i++) {
-		if (fx->fds[i] < 0)
-			fail_msg("bpf_map_create: %s (run as root)", strerror(errno));
+		if (fx->fds[i] < 0) {
+			fprintf(stderr, "bpf_map_create: %s (run as root)\n", strerror(errno));
+			goto fail;
+		}
 		char path[128];
 		snprintf(path, sizeof(path), "%s/%s", fx->dir, pin_names[i]);
-		assert_int_equal(bpf_obj_pin(fx->fds[i], path), 0);
+		if (bpf_obj_pin(fx->fds[i], path) != 0) {
+			fprintf(stderr, "bpf_obj_pin(%s): %s\n", path, strerror(errno));
+			goto fail;
+		}
 	}
-	*state = fx;
 	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-	for (int i = 0; i < 3; i++) {
-		char path[128];
-		snprintf(path, sizeof(path), "%s/%s", fx->dir, pin_names[i]);
-		unlink(path);
-		close(fx->fds[i]);
-	}
-	rmdir(fx->dir);
-	free(fx);
-	return 0;
+fail:
+	teardown(state);
+	*state = NULL;
+	return -1;
 }
 
 /* Every CPU holds the same value: the scrape must show ncpus times it. */
@@ -281,6 +304,8 @@ static void test_served_over_http(void **state)
 
 int main(void)
 {
+	if (itr_test_private_bpffs() != 0)
+		return 1; /* never skip: CI runs as root */
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_scrape_from_pinned_maps, setup, teardown),
 	    cmocka_unit_test(test_dataplane_down),

@@ -2,8 +2,9 @@
  * counters and the matrix, config reading, entry counting, and the table and
  * JSON printers (captured through a memory stream).
  *
- * Needs root (bpf_map_create, bpffs). Maps are pinned under a fresh
- * directory in /sys/fs/bpf that is removed afterwards.
+ * Needs root (bpf_map_create, bpffs). The test runs in a mount namespace of
+ * its own with a private bpffs at /sys/fs/bpf (tests/private_bpffs.h), so it
+ * needs nothing mounted beforehand and leaves nothing mounted behind.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,6 +22,7 @@
 #include <jansson.h>
 
 #include "itracker_maps.h"
+#include "private_bpffs.h"
 #include "stats.h"
 
 struct fixture {
@@ -35,38 +37,18 @@ static int create_map(enum bpf_map_type type, const char *name, __u32 key_size, 
 	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = flags);
 	int fd = bpf_map_create(type, name, key_size, value_size, max_entries, &opts);
 	if (fd < 0)
-		fail_msg("bpf_map_create(%s): %s (run as root)", name, strerror(errno));
+		fprintf(stderr, "bpf_map_create(%s): %s (run as root)\n", name, strerror(errno));
 	return fd;
 }
 
-static void pin(struct fixture *fx, int fd, const char *name)
+static int pin(struct fixture *fx, int fd, const char *name)
 {
 	char path[128];
 	snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
-	if (bpf_obj_pin(fd, path) != 0)
-		fail_msg("bpf_obj_pin(%s): %s", path, strerror(errno));
-}
-
-static int setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	assert_non_null(fx);
-	strcpy(fx->dir, "/sys/fs/bpf/itr-test-stats-XXXXXX");
-	if (!mkdtemp(fx->dir))
-		fail_msg("mkdtemp in /sys/fs/bpf: %s (bpffs mounted? root?)", strerror(errno));
-	fx->ncpus = libbpf_num_possible_cpus();
-	assert_true(fx->ncpus > 0);
-	fx->counters_fd = create_map(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4,
-	                             sizeof(struct itr_counter), ITR_COUNTER_SLOTS, 0);
-	fx->matrix_fd =
-	    create_map(BPF_MAP_TYPE_PERCPU_HASH, "matrix", sizeof(struct itr_matrix_key),
-	               sizeof(struct itr_counter), 64, 0);
-	fx->config_fd =
-	    create_map(BPF_MAP_TYPE_ARRAY, "config", 4, sizeof(struct itr_config), 1, 0);
-	pin(fx, fx->counters_fd, ITR_MAP_COUNTERS);
-	pin(fx, fx->matrix_fd, ITR_MAP_MATRIX);
-	pin(fx, fx->config_fd, ITR_MAP_CONFIG);
-	*state = fx;
+	if (bpf_obj_pin(fd, path) != 0) {
+		fprintf(stderr, "bpf_obj_pin(%s): %s\n", path, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -74,17 +56,57 @@ static int teardown(void **state)
 {
 	struct fixture *fx = *state;
 	const char *names[] = {ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_CONFIG};
-	for (size_t i = 0; i < 3; i++) {
-		char path[128];
-		snprintf(path, sizeof(path), "%s/%s", fx->dir, names[i]);
-		unlink(path);
+	if (fx->dir[0]) {
+		for (size_t i = 0; i < 3; i++) {
+			char path[128];
+			snprintf(path, sizeof(path), "%s/%s", fx->dir, names[i]);
+			unlink(path);
+		}
+		rmdir(fx->dir);
 	}
-	rmdir(fx->dir);
-	close(fx->counters_fd);
-	close(fx->matrix_fd);
-	close(fx->config_fd);
+	int fds[] = {fx->counters_fd, fx->matrix_fd, fx->config_fd};
+	for (size_t i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(fx);
 	return 0;
+}
+
+/* A failed setup returns instead of failing an assertion: cmocka runs no
+ * teardown after a failed setup, so setup must release what it made. */
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	if (!fx)
+		return -1;
+	*state = fx;
+	fx->counters_fd = fx->matrix_fd = fx->config_fd = -1;
+	strcpy(fx->dir, "/sys/fs/bpf/itr-test-stats-XXXXXX");
+	if (!mkdtemp(fx->dir)) {
+		fprintf(stderr, "mkdtemp in /sys/fs/bpf: %s\n", strerror(errno));
+		fx->dir[0] = '\0';
+		goto fail;
+	}
+	fx->ncpus = libbpf_num_possible_cpus();
+	if (fx->ncpus <= 0)
+		goto fail;
+	fx->counters_fd = create_map(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4,
+	                             sizeof(struct itr_counter), ITR_COUNTER_SLOTS, 0);
+	fx->matrix_fd =
+	    create_map(BPF_MAP_TYPE_PERCPU_HASH, "matrix", sizeof(struct itr_matrix_key),
+	               sizeof(struct itr_counter), 64, 0);
+	fx->config_fd =
+	    create_map(BPF_MAP_TYPE_ARRAY, "config", 4, sizeof(struct itr_config), 1, 0);
+	if (fx->counters_fd < 0 || fx->matrix_fd < 0 || fx->config_fd < 0)
+		goto fail;
+	if (pin(fx, fx->counters_fd, ITR_MAP_COUNTERS) || pin(fx, fx->matrix_fd, ITR_MAP_MATRIX) ||
+	    pin(fx, fx->config_fd, ITR_MAP_CONFIG))
+		goto fail;
+	return 0;
+fail:
+	teardown(state);
+	*state = NULL;
+	return -1;
 }
 
 /* CPU i holds (base + i) packets and (base + i) * 100 bytes, so the sum is
@@ -373,6 +395,8 @@ static void test_formatting(void **state)
 
 int main(void)
 {
+	if (itr_test_private_bpffs() != 0)
+		return 1; /* never skip: CI runs as root */
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_counters_are_summed_over_cpus, setup, teardown),
 	    cmocka_unit_test(test_inter_as_ratio_undefined_without_bittorrent),
