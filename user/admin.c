@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "announce_backend.h"
+#include "json_text.h"
 #include "options.h"
 
 static double now_realtime(void)
@@ -119,7 +120,9 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 	itr_daemon_reload(a->daemon, &res);
 	if (!res.ok) {
 		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
-		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
+		/* The reason may quote the map file's bytes. */
+		reply_json(resp, 422,
+		           json_pack("{s:{s:o}}", "error", "reason", itr_json_text(res.error)));
 		return;
 	}
 	fprintf(stderr, "itrackerd: map reloaded: vtag %s generation %llu (+%zu ~%zu -%zu)\n",

@@ -42,6 +42,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "json_text.h"
 #include "rank.h"
 
 #define COST_TYPE_NUM "num-routingcost"
@@ -1262,17 +1263,19 @@ out:
 
 char *itr_alto_encode_error(const struct itr_alto_error *err)
 {
+	/* Field, value and syntax error quote the request's bytes, cut to fixed
+	 * buffers: itr_json_text keeps each member, whatever those bytes are. */
 	json_t *meta = json_object();
 	json_object_set_new(meta, "code", json_string(itr_alto_code_name(err->code)));
 	if (err->field[0])
-		json_object_set_new(meta, "field", json_string(err->field));
+		json_object_set_new(meta, "field", itr_json_text(err->field));
 	/* RFC 7285 8.5.2: "value" only together with "field". */
 	if (err->value[0] && err->field[0])
-		json_object_set_new(meta, "value", json_string(err->value));
+		json_object_set_new(meta, "value", itr_json_text(err->value));
 	if (err->code == ITR_ALTO_E_SYNTAX)
 		json_object_set_new(
 		    meta, "syntax-error",
-		    json_string(err->syntax_error[0] ? err->syntax_error : "invalid request"));
+		    itr_json_text(err->syntax_error[0] ? err->syntax_error : "invalid request"));
 	return dump_and_free(json_pack("{s:o}", "meta", meta));
 }
 

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_text.h"
 #include "netmap.h"
 
 static const char JSON_TYPE[] = "application/json";
@@ -60,8 +61,10 @@ static void set_error(struct itr_p4p_error *err, const char *code, const char *f
 
 char *itr_p4p_error_json(const struct itr_p4p_error *err, size_t *len)
 {
-	json_t *inner = json_pack("{s:s, s:s, s:s}", "code", err->code, "field", err->field,
-	                          "reason", err->reason);
+	/* The reason may quote the request's bytes (jansson's parse errors
+	 * do): itr_json_text keeps the reply encodable whatever they are. */
+	json_t *inner = json_pack("{s:s, s:o, s:o}", "code", err->code, "field",
+	                          itr_json_text(err->field), "reason", itr_json_text(err->reason));
 	if (!inner)
 		return NULL;
 	if (err->line > 0) {

@@ -898,6 +898,21 @@ static void test_error_encoding(void **state)
 	assert_string_equal(str_at(r, "meta|syntax-error"), "line 1, column 2: oops");
 	json_decref(r);
 
+	/* A request's bytes that are not UTF-8, quoted by jansson or cut inside
+	 * a character by the fixed buffers: every member is still sent. */
+	assert_int_equal(run_parser(NETMAP, "{\"pids\\\xdd\x82\":[]}", &err), -1);
+	r = parse_json(itr_alto_encode_error(&err));
+	assert_string_equal(str_at(r, "meta|code"), "E_SYNTAX");
+	assert_non_null(strchr(str_at(r, "meta|syntax-error"), '?'));
+	json_decref(r);
+	memset(&err, 0, sizeof(err));
+	err.code = ITR_ALTO_E_INVALID_FIELD_VALUE;
+	snprintf(err.field, sizeof(err.field), "pids");
+	snprintf(err.value, sizeof(err.value), "caf\xc3");
+	r = parse_json(itr_alto_encode_error(&err));
+	assert_string_equal(str_at(r, "meta|value"), "caf?");
+	json_decref(r);
+
 	memset(&err, 0, sizeof(err));
 	err.code = ITR_ALTO_E_MISSING_FIELD;
 	snprintf(err.field, sizeof(err.field), "pids");

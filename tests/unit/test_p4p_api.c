@@ -419,6 +419,33 @@ static void test_rank_errors(void **state)
 	reply_free(&r);
 }
 
+/* jansson's error text quotes the bytes near the fault, which need not be
+ * UTF-8 (here: a bad escape followed by 0xdd, found by fuzz_rank_request).
+ * The reply must still be the 400 error document, not a 500 without body. */
+static void test_rank_error_quoting_bad_utf8(void **state)
+{
+	struct fixture *f = *state;
+	struct reply r;
+	http("127.0.0.1", f->port, "POST", "/v1/rank",
+	     "{\"client\":\"10.10.1.5\",\"peers\":[],\"numwant\\\xdd\x82\":1}", &r);
+	expect_error(&r, 400, "E_SYNTAX", "");
+	const char *reason = str_at(json_object_get(r.json, "error"), "reason");
+	assert_non_null(reason);
+	assert_non_null(strchr(reason, '?'));
+	reply_free(&r);
+
+	/* The encoder alone, with a reason and a field cut inside a character. */
+	struct itr_p4p_error err = {.code = "E_SYNTAX", .line = 1, .column = 1};
+	snprintf(err.reason, sizeof(err.reason), "near '\xc3'");
+	snprintf(err.field, sizeof(err.field), "peers\xe2\x82");
+	size_t len;
+	char *json = itr_p4p_error_json(&err, &len);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"reason\":\"near '?'\""));
+	assert_non_null(strstr(json, "\"field\":\"peers??\""));
+	free(json);
+}
+
 /* The parser alone, as the fuzzer drives it. */
 static void test_parse_without_http(void **state)
 {
@@ -456,6 +483,7 @@ int main(void)
 	    cmocka_unit_test(test_netinfo_errors),
 	    cmocka_unit_test(test_rank_orders_by_cost),
 	    cmocka_unit_test(test_rank_errors),
+	    cmocka_unit_test(test_rank_error_quoting_bad_utf8),
 	    cmocka_unit_test(test_parse_without_http),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
