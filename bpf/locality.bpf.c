@@ -36,6 +36,23 @@ static long (*const itr_xdp_load_bytes)(struct xdp_md *ctx, __u32 offset, void *
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Which build of the programs this is: 1 unless the object is compiled with
+ * -DITR_BUILD_ID=N (tests/e2e/restart_upgrade.sh builds a second object
+ * with N=2 and checks that it is the one running after the upgrade). Both
+ * programs read it, so this .rodata map is bound to them and
+ * `bpftool prog show` lists it; `bpftool map dump` on it tells the build. */
+#ifndef ITR_BUILD_ID
+#define ITR_BUILD_ID 1
+#endif
+const volatile __u32 itr_build_id = ITR_BUILD_ID;
+
+/* One load of itr_build_id that the compiler cannot drop, and nothing else. */
+static __always_inline void itr_bind_build_id(void)
+{
+	__u32 id = itr_build_id;
+	asm volatile("" : : "r"(id));
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -604,6 +621,7 @@ int itr_xdp_ingress(struct xdp_md *ctx)
 	struct itr_pkt p;
 	struct itr_result res;
 
+	itr_bind_build_id();
 	itr_classify(ctx, 1, data, data_end, data_end - data, ITR_DIR_INGRESS, &p, &res);
 	return XDP_PASS;
 }
@@ -651,6 +669,7 @@ int itr_tc_egress(struct __sk_buff *skb)
 	struct itr_result res;
 	__u32 linear = skb->data_end - skb->data;
 
+	itr_bind_build_id();
 	/* Headers normally sit in the linear part; make sure they do. */
 	if (linear < 128 && skb->len > linear)
 		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
