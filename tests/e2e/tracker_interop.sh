@@ -76,10 +76,25 @@ for kind in http udp; do
  "bind-address-ipv4": "10.20.0.30", "port-forwarding-enabled": false, "peer-port": 6892,
  "encryption": 1}
 JSON
+	# (so its exit status is that of a killed process; only timeout's 124
+	# means it never finished)
+	rc=0
 	HOME=$E2E_TMP/trcfg-$kind timeout 60 ip netns exec "$NS" transmission-cli -g "$E2E_TMP/trcfg-$kind" \
-		-w "$dir" -f "$E2E_TMP/tr-done.sh" "$E2E_TMP/$kind.torrent" >"$E2E_TMP/tr-$kind.log" 2>&1 || true
-	[[ -f $dir/payload.bin ]] || { tail -5 "$E2E_TMP/tr-$kind.log" >&2; e2e_fail "transmission-cli over $kind did not finish"; }
+		-w "$dir" -f "$E2E_TMP/tr-done.sh" "$E2E_TMP/$kind.torrent" >"$E2E_TMP/tr-$kind.log" 2>&1 || rc=$?
+	if ((rc == 124)) || [[ ! -f $dir/payload.bin ]]; then
+		tail -5 "$E2E_TMP/tr-$kind.log" >&2
+		e2e_fail "transmission-cli over $kind did not finish (exit $rc)"
+	fi
 	verify "$dir" "transmission-cli, $kind tracker"
 done
-in_ns curl -fsS http://10.10.1.2:6969/metrics | grep -E '^itracker_tracker_announces_total' || true
+# The tracker saw them: accepted announces over both protocols (seeders and
+# leechers announce at least once each: 2 per torrent and client).
+in_ns curl -fsS http://10.10.1.2:6969/metrics >"$E2E_TMP/metrics.txt" || e2e_fail "no /metrics"
+for proto in http udp; do
+	n=$(awk -v want="itracker_tracker_announces_total{protocol=\"$proto\",outcome=\"ok\"}" \
+		'$1 == want {print $2}' "$E2E_TMP/metrics.txt")
+	[[ -n $n ]] || { cat "$E2E_TMP/metrics.txt" >&2; e2e_fail "no $proto announce counter in /metrics"; }
+	((n >= 3)) || e2e_fail "only $n accepted $proto announces (a seeder and two leechers announced)"
+	echo "ok $n accepted $proto announces"
+done
 echo "PASS: tracker_interop"
