@@ -41,13 +41,18 @@ TOOL_SRCS := $(wildcard tools/loadgen/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/loadgen/%.c=$(BUILD)/%)
 HDRS := $(wildcard maps/*.h user/*.h bpf/*.h) $(BUILD)/locality.skel.h
 
-.PHONY: all deps test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
+.PHONY: all deps deps-runtime deps-test test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
 	install clean format check-format
 
 all: $(BUILD)/itrackerd $(BUILD)/itrackerctl $(BUILD)/locality.bpf.o $(TOOL_BINS)
 
-deps:
-	@bash tools/deps.sh
+# Packages: `runtime` builds and runs itrackerd (make demo); `test` adds
+# what the tests, benchmarks and make deb need (tools/deps.sh says which).
+deps: deps-test
+deps-runtime:
+	@bash tools/deps.sh runtime
+deps-test:
+	@bash tools/deps.sh test
 
 # ---- kernel side -------------------------------------------------------
 $(BUILD)/locality.bpf.o: bpf/locality.bpf.c $(wildcard bpf/*.h) maps/itracker_maps.h
@@ -134,7 +139,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libitracker.a $(HDRS)
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 test-bins: all $(UNIT_BINS) $(UNIT_ASAN_BINS) $(BPFTEST_BINS) $(BENCH_BINS) $(FUZZ_BINS)
 
-test: deps
+test: deps-test
 	@$(MAKE) --no-print-directory -j$(NPROC) test-bins
 	@BUILD=$(BUILD) bash tools/run-tests.sh all
 
@@ -147,11 +152,11 @@ test-bpf: all $(BPFTEST_BINS)
 test-e2e: all
 	@BUILD=$(BUILD) bash tools/run-tests.sh e2e
 
-demo: deps
+demo: deps-runtime
 	@$(MAKE) --no-print-directory -j$(NPROC) all
 	@BUILD=$(BUILD) bash tools/demo.sh
 
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS)
 	@BUILD=$(BUILD) BENCH_QUICK=$(QUICK) bash tools/bench/run.sh
 

@@ -1,27 +1,64 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian packages itracker needs, only those missing.
 #
-# Called by `make test` and `make demo`. Idempotent: when everything is
-# present it runs one dpkg-query and exits. Prints every package it installs.
+#   tools/deps.sh runtime   build and run itrackerd (`make demo`)
+#   tools/deps.sh test      runtime, plus what the tests, the benchmarks and
+#                           `make deb` need (`make test`, `make bench`)
+#
+# Idempotent: when everything is present it runs one dpkg-query and exits.
+# Prints every package it installs. Waits for the dpkg lock (another apt
+# run may hold it) instead of failing.
+#
+# Services: some packages the tests need (nginx, bird, opentracker,
+# prometheus) start a system daemon on install. The tests run their own,
+# inside namespaces, so the ones this run installed are stopped and
+# disabled again, also where PID 1 is not systemd (the packages' init
+# scripts start them there). A service that was installed before this run
+# is never touched.
 set -euo pipefail
 
-PACKAGES=(
+GROUP=${1:-test}
+
+RUNTIME=(
 	# build
 	make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
-	libsodium-dev libpcap-dev libcmocka-dev libclang-rt-14-dev clang-format
+	libsodium-dev libpcap-dev
+	# the demo: namespaces, veths, its HTTP client and peers
+	iproute2 curl python3 procps
+)
+TEST=(
+	# unit tests, sanitizers, fuzzing, style
+	libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
-	iproute2 tcpdump jq curl python3 ethtool openssl util-linux procps
+	tcpdump jq ethtool openssl util-linux
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
+	# make deb and its test: the package build, lintian, help2man (the man
+	# pages are made from --help) and systemd-analyze (package systemd; it
+	# runs without systemd as PID 1)
+	dpkg-dev debhelper fakeroot lintian help2man systemd
 )
+
+case $GROUP in
+runtime) PACKAGES=("${RUNTIME[@]}") ;;
+test) PACKAGES=("${RUNTIME[@]}" "${TEST[@]}") ;;
+*)
+	echo "usage: deps.sh runtime|test" >&2
+	exit 2
+	;;
+esac
+
+installed_packages() {
+	dpkg-query -W -f='${db:Status-Status} ${Package}\n' 2>/dev/null | awk '$1 == "installed" {print $2}' | sort
+}
 
 missing=()
 while read -r status pkg; do
 	[[ "$status" == "installed" ]] || missing+=("$pkg")
 done < <(for p in "${PACKAGES[@]}"; do
-	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	s=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || s=absent
 	echo "${s:-absent} $p"
 done)
 
@@ -37,12 +74,52 @@ fi
 
 echo "deps: installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian packages of these daemons start a system instance on install;
-# the tests run their own, on their own ports, inside namespaces.
-# Without systemd as PID 1 the packages' init scripts may have started them.
-for svc in nginx bird opentracker prometheus prometheus-node-exporter; do
-	systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+APT=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+BEFORE=$(mktemp)
+trap 'rm -f "$BEFORE"' EXIT
+installed_packages >"$BEFORE"
+"${APT[@]}" update -qq
+"${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The packages whose daemons the tests run themselves: if this run
+# installed one of them (directly or as a dependency), the services it
+# ships are stopped and disabled. Nothing else is touched.
+DAEMON_PACKAGES=(nginx-common bird2 opentracker prometheus prometheus-node-exporter)
+mapfile -t NEW < <(installed_packages | comm -13 "$BEFORE" -)
+
+stop_service() { # unit (name.service)
+	local unit=$1 name=${1%.*}
+	if [[ -d /run/systemd/system ]]; then
+		systemctl disable --now "$unit" >/dev/null 2>&1 ||
+			echo "deps: could not stop $unit" >&2
+		return
+	fi
+	# No systemd as PID 1: the package's init script started it, if any.
+	if [[ -x /etc/init.d/$name ]]; then
+		/etc/init.d/"$name" stop >/dev/null 2>&1 || echo "deps: could not stop $name" >&2
+		update-rc.d "$name" disable >/dev/null 2>&1 || true # no rc links: nothing to disable
+	fi
+	# Keep the unit from starting if this machine boots with systemd later
+	# (systemctl edits the links offline; absent without package systemd).
+	if command -v systemctl >/dev/null; then
+		systemctl disable "$unit" >/dev/null 2>&1 || true # a unit without [Install]
+	fi
+}
+
+stopped=()
+for pkg in "${NEW[@]}"; do
+	[[ " ${DAEMON_PACKAGES[*]} " == *" $pkg "* ]] || continue
+	while read -r path; do
+		case $path in
+		*@.service) continue ;; # templates: never started by an install
+		/lib/systemd/system/*.service | /usr/lib/systemd/system/*.service) unit=${path##*/} ;;
+		/etc/init.d/*) unit=${path##*/}.service ;;
+		*) continue ;;
+		esac
+		[[ " ${stopped[*]} " == *" $unit "* ]] && continue
+		stop_service "$unit"
+		stopped+=("$unit")
+	done < <(dpkg-query -L "$pkg" 2>/dev/null)
 done
+((${#stopped[@]} == 0)) || echo "deps: stopped the services this run installed: ${stopped[*]}"
 echo "deps: installed ${#missing[@]} package(s)"
