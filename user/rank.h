@@ -65,6 +65,15 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
                 const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
                 size_t want, struct itr_ranked_peer *out);
 
+/* itr_rank with each candidate's PID already known: pids[i] must be what
+ * itr_netmap_lookup(map, cands[i]) answers (NULL: none). The tracker's
+ * store keeps every peer's PID, which saves a trie walk per candidate;
+ * pids NULL: look them up (itr_rank). */
+size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+                      const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                      const struct itr_pid *const *pids, size_t n, size_t want,
+                      struct itr_ranked_peer *out);
+
 /* Gateway score of a peer: CRC32-C of salt (4 bytes big-endian), address
  * (4 or 16 bytes) and port (2 bytes big-endian). The N peers of an AS with
  * the highest score (ties: address, port ascending) are its gateways. */

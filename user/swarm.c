@@ -810,7 +810,7 @@ static uint64_t mix64(uint64_t x)
  * client's address and port as records hold them (NULL: another family). */
 static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
                           size_t quota, uint64_t seed, bool no_seeders, const uint8_t *client_key,
-                          struct itr_peer_addr *out)
+                          struct itr_peer_addr *out, uint16_t *groups)
 {
 	uint32_t size = end - begin;
 	if (size == 0 || quota == 0)
@@ -828,6 +828,8 @@ static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, u
 			continue;
 		if (client_key && memcmp(rec + 2, client_key, klen) == 0)
 			continue;
+		if (groups)
+			groups[got] = rec_group(rec);
 		rec_to_peer(rec, fam, &out[got++]);
 	}
 	return got;
@@ -941,8 +943,11 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 		uint64_t seed = sp->own ? req->seed ^ sp->group : mix64(req->seed) ^ sp->group;
 		size_t quota = sp->quota < req->max - got ? sp->quota : req->max - got;
 		got += take_window(b, fam, sp->begin, sp->end, quota, seed, req->no_seeders,
-		                   same_family ? client_key + 2 : NULL, out + got);
+		                   same_family ? client_key + 2 : NULL, out + got,
+		                   req->groups ? req->groups + got : NULL);
 	}
+	if (req->groups && !current)
+		memset(req->groups, 0, got * sizeof(*req->groups)); /* numbered by a newer map */
 out:
 	pthread_mutex_unlock(&sh->lock);
 	if (spans != stack_spans)

@@ -62,6 +62,9 @@ struct itr_swarm_select {
 	 * the client's PID); NULL: by group number. */
 	uint32_t (*group_cost)(void *ctx, uint16_t group);
 	void *cost_ctx;
+	/* Optional: each candidate's group in the request's generation, or 0
+	 * where the store cannot say (a swarm grouped by a newer map). */
+	uint16_t *groups;
 };
 
 struct itr_swarm_stats {

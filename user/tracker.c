@@ -420,8 +420,8 @@ static uint16_t group_of(void *ctx, uint8_t family, const uint8_t *addr)
 
 /* ---- announce / scrape --------------------------------------------------- */
 
-#define CANDIDATES_MIN      128
-#define CANDIDATES_ON_STACK 432 /* 2 * 200 + 16 and change: the default max_numwant */
+#define CANDIDATES_MIN      64
+#define CANDIDATES_ON_STACK 320 /* 200 + 100 + 16 and change: the default max_numwant */
 
 static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_announce *ann)
 {
@@ -462,7 +462,7 @@ static uint32_t group_cost(void *ctx, uint16_t group)
  * how many, or -1 if out of memory. */
 static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
                              const struct itr_announce *ann, struct itr_announce_reply *reply,
-                             struct itr_peer_addr *cands, size_t max)
+                             struct itr_peer_addr *cands, uint16_t *groups, size_t max)
 {
 	uint32_t now = itr_tracker_now(tr);
 	struct itr_swarm_grouping grouping = {
@@ -529,6 +529,7 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	    .max = max,
 	    .group_cost = group_cost,
 	    .cost_ctx = &order,
+	    .groups = groups,
 	};
 	return (long)itr_swarm_select(tr->store, ann->info_hash, &sel, &grouping, now, cands);
 }
@@ -561,10 +562,12 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		return -1;
 
 	/* Candidates in O(numwant): the store hands the nearest buckets first,
-	 * so twice the list (and at least CANDIDATES_MIN, which covers whole
-	 * small swarms: their lists are exactly the ranking rule's) is enough
-	 * for the ranking, whatever the swarm's size. */
-	size_t budget = 2 * want + 16;
+	 * so one and a half lists (and at least CANDIDATES_MIN, which covers
+	 * whole small swarms: their lists are exactly the ranking rule's) are
+	 * enough for the ranking, whatever the swarm's size. The ranking's
+	 * cost grows with the candidates (callgrind: about 300 instructions
+	 * each), which is why the budget is not larger. */
+	size_t budget = want + want / 2 + 16;
 	if (budget < CANDIDATES_MIN)
 		budget = CANDIDATES_MIN;
 	if (budget > tr->cfg.max_candidates)
@@ -579,14 +582,26 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 			return -1;
 		}
 	}
-	long n = store_and_select(tr, idx, ann, reply, cands, cands ? budget : 0);
+	/* the store knows each candidate's PID (group g is PID index g - 1
+	 * while PIDs are fewer than 65535): no trie walk per candidate */
+	uint16_t groups[CANDIDATES_ON_STACK];
+	const struct itr_pid *pids[CANDIDATES_ON_STACK];
+	bool known = cands == stack_cands && idx->map && idx->n < 0xffff;
+	long n =
+	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
 		/* each swarm picks its own gateway peers per AS */
 		struct itr_rank_policy policy = tr->cfg.policy;
 		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+		if (known) {
+			for (long i = 0; i < n; i++)
+				pids[i] = groups[i] ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
+				                    : itr_netmap_lookup(idx->map, cands[i].family,
+				                                        cands[i].addr);
+		}
 		/* with no map published yet itr_rank falls back to BEP 40 order */
-		reply->npeers =
-		    itr_rank(idx->map, &policy, &ann->peer, cands, (size_t)n, want, peers);
+		reply->npeers = itr_rank_known(idx->map, &policy, &ann->peer, cands,
+		                               known ? pids : NULL, (size_t)n, want, peers);
 	}
 	if (cands != stack_cands)
 		free(cands);
@@ -609,7 +624,7 @@ long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_an
 	struct group_index *idx = index_get(tr);
 	if (!idx)
 		return -1;
-	long n = store_and_select(tr, idx, ann, reply, cands, max);
+	long n = store_and_select(tr, idx, ann, reply, cands, NULL, max);
 	index_unref(idx);
 	return n;
 }

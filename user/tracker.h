@@ -23,7 +23,8 @@ struct itr_tracker_config {
 	uint32_t peer_expiry;     /* seconds without an announce before a peer is dropped */
 	size_t max_torrents;      /* 0: unlimited */
 	size_t max_peers;         /* 0: unlimited (IPv4 and IPv6 together) */
-	uint32_t max_candidates;  /* peers handed to the ranker per announce */
+	uint32_t max_candidates;  /* cap on the candidates ranked per announce (the tracker
+	                           * takes 1.5 numwant + 16, at least 64: O(numwant)) */
 	uint32_t max_scrape;      /* info_hashes per HTTP scrape */
 	/* Addresses or prefixes ("10.0.0.1, 192.0.2.0/24, ::1") whose requests
 	 * may name the client with X-Forwarded-For (and, with accept_ip_param,

@@ -494,6 +494,43 @@ static void test_rank_deterministic_under_permutation(void **state)
 	assert_rank_order(a, ka);
 }
 
+/* Known PIDs (the tracker's store has them) rank exactly like looked-up
+ * ones, and are what the ranker uses: PIDs given wrong on purpose show up
+ * in the answer. */
+static void test_rank_known_pids(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	enum { N = 120 };
+	struct itr_peer_addr c[N];
+	const struct itr_pid *pids[N];
+	for (int i = 0; i < N; i++) {
+		static const unsigned second[4] = {10, 10, 20, 30};
+		static const unsigned third[4] = {1, 2, 130, 5};
+		unsigned net = (unsigned)i % 4;
+		c[i] = v4(10, second[net], third[net], (unsigned)(i / 4 + 1), (uint16_t)(6000 + i));
+		pids[i] = pid_of(f->map, &c[i]);
+	}
+	struct itr_ranked_peer a[50], b[50];
+	size_t ka = itr_rank(f->map, &pol, &client, c, N, 50, a);
+	size_t kb = itr_rank_known(f->map, &pol, &client, c, pids, N, 50, b);
+	assert_int_equal(ka, kb);
+	for (size_t i = 0; i < ka; i++) {
+		assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
+		assert_ptr_equal(a[i].pid, b[i].pid);
+		assert_int_equal(a[i].cost, b[i].cost);
+	}
+	/* every candidate claimed to be in the client's PID: all cost the same */
+	const struct itr_pid *own = pid_of(f->map, &client);
+	for (int i = 0; i < N; i++)
+		pids[i] = own;
+	kb = itr_rank_known(f->map, &pol, &client, c, pids, N, 50, b);
+	for (size_t i = 0; i < kb; i++)
+		assert_ptr_equal(b[i].pid, own);
+}
+
 /* Large random inputs exercise the sort: with a PID-less client the output
  * must be exactly the candidates sorted by priority (then address). */
 static int ref_cmp(const void *x, const void *y)
@@ -749,6 +786,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_deterministic_under_permutation, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_known_pids, setup, teardown),
 	    cmocka_unit_test(test_rank_sort_matches_reference),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_per_as, setup, teardown),
