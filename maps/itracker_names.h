@@ -62,8 +62,7 @@ static inline const char *itr_xdp_attach_mode_name(unsigned mode)
 }
 
 /* "<root>/link_xdp_<ifname>": 0, or -1 when it does not fit. */
-static inline int itr_xdp_link_pin_path(char *buf, size_t len, const char *root,
-                                        const char *ifname)
+static inline int itr_xdp_link_pin_path(char *buf, size_t len, const char *root, const char *ifname)
 {
 	int n = snprintf(buf, len, "%s/%s%s", root, ITR_PIN_LINK_XDP_PREFIX, ifname);
 	return n < 0 || (size_t)n >= len ? -1 : 0;
