@@ -367,15 +367,9 @@ static int parse_itracker(struct nm_builder *b, json_t *itr)
 struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char *filename,
                                          struct itr_netmap_error *err)
 {
-	struct nm_builder *b = nm_builder_new(filename, true, err);
+	struct nm_builder *b = nm_builder_for_file(filename, true, len, err);
 	if (!b)
 		return NULL;
-	if (len > ITR_NETMAP_MAX_FILE) {
-		nm_error(b, 0, 0, "map is %zu bytes; the limit is %u MiB", len,
-		         ITR_NETMAP_MAX_FILE >> 20);
-		nm_builder_free(b);
-		return NULL;
-	}
 	json_error_t jerr;
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {

@@ -110,6 +110,19 @@ struct nm_builder *nm_builder_new(const char *filename, bool json, struct itr_ne
 	return b;
 }
 
+struct nm_builder *nm_builder_for_file(const char *filename, bool json, size_t len,
+                                       struct itr_netmap_error *err)
+{
+	struct nm_builder *b = nm_builder_new(filename, json, err);
+	if (b && len > ITR_NETMAP_MAX_FILE) {
+		nm_error(b, 0, 0, "map is %zu bytes; the limit is %u MiB", len,
+		         ITR_NETMAP_MAX_FILE >> 20);
+		nm_builder_free(b);
+		return NULL;
+	}
+	return b;
+}
+
 void nm_builder_free(struct nm_builder *b)
 {
 	if (!b)

@@ -88,6 +88,10 @@ bool itr_netmap_name_valid(const char *s, size_t len, char *why, size_t whylen);
 struct nm_builder;
 
 struct nm_builder *nm_builder_new(const char *filename, bool json, struct itr_netmap_error *err);
+/* A builder for a map file of len bytes: NULL (err filled) when the file is
+ * larger than ITR_NETMAP_MAX_FILE, what both parsers refuse first. */
+struct nm_builder *nm_builder_for_file(const char *filename, bool json, size_t len,
+                                       struct itr_netmap_error *err);
 void nm_builder_free(struct nm_builder *b);
 
 /* Fill err (first error wins) and return -1. */

@@ -115,17 +115,9 @@ static void ksrc_map(struct ksrc *s, const struct itr_netmap *map)
 		return;
 	s->n = map->nentries;
 	if (map->default_pid) {
-		/* Entries are v4 then v6; each /0 default sorts first in its family. */
-		size_t lo = 0, hi = map->nentries;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (map->entries[mid].prefix.family == 4)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		/* Each /0 default sorts first in its family. */
 		s->v4_default_at = 0;
-		s->v6_default_at = lo + 1;
+		s->v6_default_at = itr_netmap_prefix_count_family(map, 4) + 1;
 		s->n += 2;
 	}
 }

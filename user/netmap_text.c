@@ -268,15 +268,9 @@ static int parse_line(struct nm_builder *b, struct line_ctx *lc)
 struct itr_netmap *itr_netmap_parse_text(const char *buf, size_t len, const char *filename,
                                          struct itr_netmap_error *err)
 {
-	struct nm_builder *b = nm_builder_new(filename, false, err);
+	struct nm_builder *b = nm_builder_for_file(filename, false, len, err);
 	if (!b)
 		return NULL;
-	if (len > ITR_NETMAP_MAX_FILE) {
-		nm_error(b, 0, 0, "map is %zu bytes; the limit is %u MiB", len,
-		         ITR_NETMAP_MAX_FILE >> 20);
-		nm_builder_free(b);
-		return NULL;
-	}
 	const char *p = buf, *end = buf + len;
 	int lineno = 0;
 	/* Control bytes (NUL above all) never occur in a text map: name a

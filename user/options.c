@@ -72,20 +72,18 @@ static int split_listen(const char *spec, char *addr, size_t addrlen, uint16_t *
 
 #define HANDLER(fn) static int fn(struct itr_options *o, const char *arg, char *err, size_t len)
 #define UNUSED_ARGS (void)arg, (void)err, (void)len
+/* Options that only store their argument, or a fixed value. */
+#define SET_HANDLER(fn, field, value)                                                              \
+	HANDLER(fn)                                                                                \
+	{                                                                                          \
+		UNUSED_ARGS;                                                                       \
+		o->field = value;                                                                  \
+		return 0;                                                                          \
+	}
 
-HANDLER(opt_map)
-{
-	UNUSED_ARGS;
-	o->map_file = arg;
-	return 0;
-}
+SET_HANDLER(opt_map, map_file, arg)
 
-HANDLER(opt_map_from)
-{
-	UNUSED_ARGS;
-	o->map_from = arg;
-	return 0;
-}
+SET_HANDLER(opt_map_from, map_from, arg)
 
 HANDLER(opt_interface)
 {
@@ -116,12 +114,7 @@ HANDLER(opt_pin_root)
 	return 0;
 }
 
-HANDLER(opt_bpf_object)
-{
-	UNUSED_ARGS;
-	o->loader.bpf_object = arg;
-	return 0;
-}
+SET_HANDLER(opt_bpf_object, loader.bpf_object, arg)
 
 /* One "KEY=VALUE" (or "drop") of a --policy SPEC. */
 static int policy_item(struct itr_policy *p, char *kv, const char *arg, char *err, size_t len)
@@ -197,26 +190,11 @@ HANDLER(opt_policy)
 	return 0;
 }
 
-HANDLER(opt_keep_attached)
-{
-	UNUSED_ARGS;
-	o->keep_attached = true;
-	return 0;
-}
+SET_HANDLER(opt_keep_attached, keep_attached, true)
 
-HANDLER(opt_no_dataplane)
-{
-	UNUSED_ARGS;
-	o->no_dataplane = true;
-	return 0;
-}
+SET_HANDLER(opt_no_dataplane, no_dataplane, true)
 
-HANDLER(opt_purge)
-{
-	UNUSED_ARGS;
-	o->action = ITR_OPTIONS_PURGE;
-	return 0;
-}
+SET_HANDLER(opt_purge, action, ITR_OPTIONS_PURGE)
 
 HANDLER(opt_route)
 {
@@ -257,12 +235,7 @@ HANDLER(opt_udp)
 	return 0;
 }
 
-HANDLER(opt_udp_bind)
-{
-	UNUSED_ARGS;
-	o->udp_bind = arg;
-	return 0;
-}
+SET_HANDLER(opt_udp_bind, udp_bind, arg)
 
 HANDLER(opt_udp_workers)
 {
@@ -273,12 +246,7 @@ HANDLER(opt_udp_workers)
 	return 0;
 }
 
-HANDLER(opt_alto_base)
-{
-	UNUSED_ARGS;
-	o->alto_base = arg;
-	return 0;
-}
+SET_HANDLER(opt_alto_base, alto_base, arg)
 
 /* Numeric options that only store a value: where, and the range. */
 #define U32_HANDLER(fn, name, field, lo, hi)                                                       \
@@ -314,19 +282,9 @@ U32_HANDLER(opt_min_list, "min-list", policy_rank.min_list, 0, 10000)
 U32_HANDLER(opt_gateways, "gateways", policy_rank.gateways, 0, 10000)
 U32_HANDLER(opt_upstream_timeout, "upstream-timeout", proxy.timeout_ms, 1, 600000)
 
-HANDLER(opt_trusted_proxy)
-{
-	UNUSED_ARGS;
-	o->tracker.trusted_proxies = arg;
-	return 0;
-}
+SET_HANDLER(opt_trusted_proxy, tracker.trusted_proxies, arg)
 
-HANDLER(opt_accept_ip_param)
-{
-	UNUSED_ARGS;
-	o->tracker.accept_ip_param = true;
-	return 0;
-}
+SET_HANDLER(opt_accept_ip_param, tracker.accept_ip_param, true)
 
 HANDLER(opt_loopback_peers)
 {
@@ -336,38 +294,18 @@ HANDLER(opt_loopback_peers)
 	return 0;
 }
 
-HANDLER(opt_upstream)
-{
-	UNUSED_ARGS;
-	o->proxy.upstream = arg;
-	return 0;
-}
+SET_HANDLER(opt_upstream, proxy.upstream, arg)
 
 HANDLER(opt_config)
 {
 	return itr_options_read_config(o, arg, err, len);
 }
 
-HANDLER(opt_verbose)
-{
-	UNUSED_ARGS;
-	o->loader.verbose = true;
-	return 0;
-}
+SET_HANDLER(opt_verbose, loader.verbose, true)
 
-HANDLER(opt_help)
-{
-	UNUSED_ARGS;
-	o->action = ITR_OPTIONS_HELP;
-	return 0;
-}
+SET_HANDLER(opt_help, action, ITR_OPTIONS_HELP)
 
-HANDLER(opt_version)
-{
-	UNUSED_ARGS;
-	o->action = ITR_OPTIONS_VERSION;
-	return 0;
-}
+SET_HANDLER(opt_version, action, ITR_OPTIONS_VERSION)
 
 /* ---- the table ----------------------------------------------------------- */
 

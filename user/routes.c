@@ -1143,6 +1143,25 @@ static void *follower_main(void *arg)
 	return NULL;
 }
 
+/* Everything the follower holds, once no thread of it runs (a start that
+ * failed half way included). */
+static void routes_free(struct itr_routes *r)
+{
+	snapshot_free(r->snap_pending);
+	itr_netmap_unref(r->reload_map);
+	if (r->mngr)
+		nl_cache_mngr_free(r->mngr);
+	nl_socket_free(r->event_sock);
+	nl_socket_free(r->sync_sock);
+	if (r->wake_fd >= 0)
+		close(r->wake_fd);
+	rt_free(&r->st);
+	itr_netmap_unref(r->file);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->cond);
+	free(r);
+}
+
 void itr_routes_stop(struct itr_routes *r)
 {
 	if (!r)
@@ -1163,17 +1182,7 @@ void itr_routes_stop(struct itr_routes *r)
 	}
 	pthread_join(r->follower, NULL);
 	pthread_join(r->publisher, NULL);
-	snapshot_free(r->snap_pending);
-	itr_netmap_unref(r->reload_map);
-	nl_cache_mngr_free(r->mngr);
-	nl_socket_free(r->event_sock);
-	nl_socket_free(r->sync_sock);
-	close(r->wake_fd);
-	rt_free(&r->st);
-	itr_netmap_unref(r->file);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	free(r);
+	routes_free(r);
 }
 
 struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_routes_config *cfg,
@@ -1321,17 +1330,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	pthread_mutex_unlock(&d->reload_lock);
 	return r;
 fail_early:
-	if (r->mngr)
-		nl_cache_mngr_free(r->mngr);
-	nl_socket_free(r->event_sock);
-	nl_socket_free(r->sync_sock);
-	if (r->wake_fd >= 0)
-		close(r->wake_fd);
-	rt_free(&r->st);
-	itr_netmap_unref(r->file);
-	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->cond);
-	free(r);
+	routes_free(r);
 	return NULL;
 }
 

@@ -39,13 +39,18 @@ static const char usage_text[] =
     "\n"
     "exit codes: 0 ok, 1 runtime error, 2 usage error, 3 daemon unreachable\n";
 
+static void verror(const char *fmt, va_list ap)
+{
+	fputs("itrackerctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void ctl_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("itrackerctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verror(fmt, ap);
 	va_end(ap);
 }
 
@@ -53,9 +58,7 @@ int ctl_usage_error(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("itrackerctl: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	verror(fmt, ap);
 	va_end(ap);
 	fputs(usage, stderr);
 	return CTL_EXIT_USAGE;
