@@ -285,6 +285,8 @@ struct conn {
 	long body_at;    /* offset of the body; -1 until the head is complete */
 	long body_len;   /* Content-Length; -1 unknown (read to the close) */
 	bool server_closes;
+	bool reused;  /* the request went out on a kept-alive connection */
+	uint64_t seq; /* the announce this request carries */
 };
 
 static void url_escape(char *out, const uint8_t *data, size_t len)
@@ -318,6 +320,8 @@ static void http_request(const struct opts *o, struct conn *c, uint64_t seq)
 	c->sent = c->got = 0;
 	c->body_at = c->body_len = -1;
 	c->server_closes = !o->keepalive;
+	c->reused = false;
+	c->seq = seq;
 }
 
 static int http_open(const struct opts *o, struct conn *c, uint64_t seq, int ep)
@@ -419,6 +423,17 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 			}
 			if (!finished)
 				continue;
+			if (closed && c->reused && c->got == 0) {
+				/* the server closed an idle kept-alive connection (or
+				 * does not keep any, like opentracker): the same
+				 * announce on a new one, not an error */
+				close(c->fd);
+				if (http_open(o, c, c->seq, ep) < 0) {
+					(*errors)++;
+					open_conns--;
+				}
+				continue;
+			}
 			bool ok = complete && c->got >= 12 && memcmp(c->head + 9, "200", 3) == 0;
 			if (ok)
 				(*done)++;
@@ -428,6 +443,7 @@ static int run_http(const struct opts *o, uint64_t *done, uint64_t *errors)
 			if (ok && more && !closed && !c->server_closes) {
 				/* keep-alive: the next announce on the same connection */
 				http_request(o, c, started++);
+				c->reused = true;
 				struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN,
 				                         .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
