@@ -435,10 +435,9 @@ static int send_all(int fd, const char *data, size_t len, int64_t deadline, char
 	return ITR_HTTP_CLIENT_OK;
 }
 
-/* Send the request on fd and read the answer into resp. */
-static int exchange_fd(int fd, const struct itr_http_client_request *req, size_t max_response,
-                       int64_t deadline, struct itr_http_client_response *resp, char *err,
-                       size_t errlen)
+/* The request head, then the body, before deadline. */
+static int send_request(int fd, const struct itr_http_client_request *req, int64_t deadline,
+                        char *err, size_t errlen)
 {
 	char head[ITR_HTTP_CLIENT_MAX_REQ_HEAD];
 	size_t head_len = request_head(req, head, sizeof(head));
@@ -449,6 +448,15 @@ static int exchange_fd(int fd, const struct itr_http_client_request *req, size_t
 	int rc = send_all(fd, head, head_len, deadline, err, errlen);
 	if (rc == ITR_HTTP_CLIENT_OK && req->body)
 		rc = send_all(fd, req->body, req->body_len, deadline, err, errlen);
+	return rc;
+}
+
+/* Send the request on fd and read the answer into resp. */
+static int exchange_fd(int fd, const struct itr_http_client_request *req, size_t max_response,
+                       int64_t deadline, struct itr_http_client_response *resp, char *err,
+                       size_t errlen)
+{
+	int rc = send_request(fd, req, deadline, err, errlen);
 	if (rc != ITR_HTTP_CLIENT_OK)
 		return rc;
 
@@ -637,9 +645,13 @@ int itr_http_body_decoder_feed(struct itr_http_body_decoder *b, const char *buf,
 	return b->done ? 1 : 0;
 }
 
+/* recv_idle's "on_body asked to stop": negative, so that it can never be
+ * mistaken for a byte count (one byte read is 1). */
+#define STREAM_STOPPED (-100)
+
 /* Receive into buf at *len (cap bytes) until the idle deadline: bytes
  * read (0 at the end of the stream), or a result code (< 0). Between
- * polls on_body(NULL, 0) may stop the stream: ITR_HTTP_CLIENT_OK + 1. */
+ * polls on_body(NULL, 0) may stop the stream: STREAM_STOPPED. */
 static ssize_t recv_idle(int fd, char *buf, size_t cap, unsigned idle_ms,
                          const struct itr_http_body_decoder *b, char *err, size_t errlen)
 {
@@ -661,7 +673,7 @@ static ssize_t recv_idle(int fd, char *buf, size_t cap, unsigned idle_ms,
 			return ITR_HTTP_CLIENT_TIMEOUT;
 		}
 		if (w == 0 && b->on_body(NULL, 0, b->arg))
-			return ITR_HTTP_CLIENT_OK + 1;
+			return STREAM_STOPPED;
 	}
 }
 
@@ -669,15 +681,7 @@ static int stream_fd(int fd, const struct itr_http_client_request *req, int64_t 
                      unsigned idle_ms, int *status, struct itr_http_body_decoder *b, char *err,
                      size_t errlen)
 {
-	char head[ITR_HTTP_CLIENT_MAX_REQ_HEAD];
-	size_t head_len = request_head(req, head, sizeof(head));
-	if (head_len == 0) {
-		snprintf(err, errlen, "request longer than %u bytes", ITR_HTTP_CLIENT_MAX_REQ_HEAD);
-		return ITR_HTTP_CLIENT_BROKEN;
-	}
-	int rc = send_all(fd, head, head_len, deadline, err, errlen);
-	if (rc == ITR_HTTP_CLIENT_OK && req->body)
-		rc = send_all(fd, req->body, req->body_len, deadline, err, errlen);
+	int rc = send_request(fd, req, deadline, err, errlen);
 	if (rc != ITR_HTTP_CLIENT_OK)
 		return rc;
 	/* the header section first, bounded; then the body as it comes */
@@ -698,8 +702,8 @@ static int stream_fd(int fd, const struct itr_http_client_request *req, int64_t 
 			break;
 		}
 		ssize_t n = recv_idle(fd, buf + len, cap - len, idle_ms, b, err, errlen);
-		if (n < 0 || n == ITR_HTTP_CLIENT_OK + 1) {
-			rc = n < 0 ? (int)n : ITR_HTTP_CLIENT_OK;
+		if (n < 0) {
+			rc = n == STREAM_STOPPED ? ITR_HTTP_CLIENT_OK : (int)n;
 			break;
 		}
 		if (n == 0) { /* the server ended the stream */

@@ -369,6 +369,60 @@ static void test_exchange_limits(void **state)
 	script_stop(&g);
 }
 
+struct collected {
+	char text[256];
+	size_t len;
+};
+
+static int collect(const char *bytes, size_t len, void *arg)
+{
+	struct collected *c = arg;
+	if (len && c->len + len < sizeof(c->text)) {
+		memcpy(c->text + c->len, bytes, len);
+		c->len += len;
+	}
+	return 0;
+}
+
+/* A streamed body that arrives a byte at a time is delivered whole: one
+ * byte read must not look like the callback's "stop" (it did: both were 1). */
+static void test_stream_byte_by_byte(void **state)
+{
+	(void)state;
+	static const char *const chunked[] = {
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "3",
+	    "\r",
+	    "\n",
+	    "a",
+	    "b",
+	    "c",
+	    "\r",
+	    "\n",
+	    "1\r\nd\r\n",
+	    "0\r\n\r\n",
+	    NULL};
+	static const char *const closed[] = {"HTTP/1.1 200 OK\r\n\r\n", "x", "y", "z", NULL};
+	const char *const *scripts[] = {chunked, closed};
+	const char *want[] = {"abcd", "xyz"};
+	for (size_t i = 0; i < 2; i++) {
+		struct script s = {.pieces = scripts[i]};
+		script_start(&s);
+		char port[8], err[128];
+		snprintf(port, sizeof(port), "%u", s.port);
+		struct collected c = {.len = 0};
+		int status = 0;
+		int rc = itr_http_client_stream_host("127.0.0.1", port, &GET, 2000, 2000, &status,
+		                                     collect, &c, err, sizeof(err));
+		if (rc != ITR_HTTP_CLIENT_OK)
+			fail_msg("stream %zu: %d %s", i, rc, err);
+		assert_int_equal(status, 200);
+		c.text[c.len] = '\0';
+		assert_string_equal(c.text, want[i]);
+		script_stop(&s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +433,7 @@ int main(void)
 	    cmocka_unit_test(test_exchange_in_pieces),
 	    cmocka_unit_test(test_exchange_deadline),
 	    cmocka_unit_test(test_exchange_limits),
+	    cmocka_unit_test(test_stream_byte_by_byte),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
