@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -478,6 +479,97 @@ enum itr_class itr_netmap_class(const struct itr_pid *a, const struct itr_pid *b
 	return ITR_CLASS_INTRA_AS;
 }
 
+size_t itr_netmap_link_count(const struct itr_netmap *map)
+{
+	return map->nlinks;
+}
+
+const struct itr_link *itr_netmap_link_at(const struct itr_netmap *map, size_t i)
+{
+	return i < map->nlinks ? &map->links[i] : NULL;
+}
+
+static ptrdiff_t link_index(const struct itr_netmap *map, uint32_t asn, uint32_t peer_asn)
+{
+	for (size_t i = 0; i < map->nlinks; i++) {
+		const struct itr_link *l = &map->links[i];
+		if ((l->asn == asn && l->peer_asn == peer_asn) ||
+		    (peer_asn && l->asn == peer_asn && l->peer_asn == asn))
+			return (ptrdiff_t)i;
+	}
+	return -1;
+}
+
+const struct itr_link *itr_netmap_link_find(const struct itr_netmap *map, uint32_t asn,
+                                            uint32_t peer_asn)
+{
+	ptrdiff_t i = link_index(map, asn, peer_asn);
+	return i < 0 ? NULL : &map->links[i];
+}
+
+/* Extra cost of the links between two ASes in a derived map: the link
+ * joining them, else both uplinks. Saturates instead of wrapping. */
+static uint32_t path_extra(const struct itr_netmap *map, uint32_t a, uint32_t b)
+{
+	if (!map->link_extra)
+		return 0;
+	ptrdiff_t direct = link_index(map, a, b);
+	if (direct >= 0)
+		return map->link_extra[direct];
+	uint64_t sum = 0;
+	ptrdiff_t ua = link_index(map, a, 0), ub = link_index(map, b, 0);
+	if (ua >= 0)
+		sum += map->link_extra[ua];
+	if (ub >= 0)
+		sum += map->link_extra[ub];
+	return sum > UINT32_MAX / 2 ? UINT32_MAX / 2 : (uint32_t)sum;
+}
+
+int itr_rate_parse(const char *text, size_t len, uint64_t *bps)
+{
+	static const struct {
+		const char *suffix;
+		double mult;
+	} units[] = {{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1}};
+	size_t i = 0;
+	double v = 0, frac = 0.1;
+	bool digits = false;
+	while (i < len && text[i] >= '0' && text[i] <= '9') {
+		v = v * 10 + (text[i++] - '0');
+		digits = true;
+		if (v > 1e15)
+			return -1;
+	}
+	if (i < len && text[i] == '.') {
+		i++;
+		while (i < len && text[i] >= '0' && text[i] <= '9') {
+			v += frac * (text[i++] - '0');
+			frac /= 10;
+			digits = true;
+		}
+	}
+	if (!digits)
+		return -1;
+	double mult = 1;
+	if (i < len) {
+		bool known = false;
+		for (size_t u = 0; u < sizeof(units) / sizeof(units[0]) && !known; u++) {
+			size_t n = strlen(units[u].suffix);
+			if (len - i == n && strncasecmp(text + i, units[u].suffix, n) == 0) {
+				mult = units[u].mult;
+				known = true;
+			}
+		}
+		if (!known)
+			return -1;
+	}
+	v *= mult;
+	if (v < 1 || v > 1e15)
+		return -1;
+	*bps = (uint64_t)(v + 0.5);
+	return 0;
+}
+
 uint32_t itr_netmap_cost(const struct itr_netmap *map, const struct itr_pid *src,
                          const struct itr_pid *dst)
 {
@@ -494,6 +586,6 @@ uint32_t itr_netmap_cost(const struct itr_netmap *map, const struct itr_pid *src
 	case ITR_CLASS_INTRA_AS:
 		return map->tiers[ITR_TIER_SAME_AS];
 	default:
-		return map->tiers[ITR_TIER_OTHER_AS];
+		return map->tiers[ITR_TIER_OTHER_AS] + path_extra(map, src->asn, dst->asn);
 	}
 }

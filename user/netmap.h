@@ -43,6 +43,19 @@ enum itr_tier {
 
 struct itr_netmap; /* opaque */
 
+/* An inter-AS link the operator declared (`link` statement / itracker.links):
+ * its capacity and the BitTorrent budget on it, for the price controller
+ * (price.h). Rates are bits per second, one direction. */
+struct itr_link {
+	char name[ITR_NAME_MAX + 1];
+	uint32_t asn;      /* the AS whose link it is */
+	uint32_t peer_asn; /* the AS at the other end; 0: asn's uplink (to every other AS) */
+	uint64_t capacity_bps;
+	uint64_t budget_bps;      /* a share is resolved against the capacity */
+	uint32_t budget_pct;      /* the share as written; 0 when given as a rate */
+	uint64_t host_upload_bps; /* one host's upload in asn (sizes gateways); 0: unknown */
+};
+
 struct itr_netmap_error {
 	char file[256];
 	int line;   /* 1-based, 0 if not applicable */
@@ -156,6 +169,31 @@ int itr_netmap_write_ops(int lpm_v4_fd, int lpm_v6_fd, const struct itr_netmap_o
 int itr_netmap_diff(const struct itr_netmap_kentry *old, size_t nold,
                     const struct itr_netmap_kentry *new_entries, size_t nnew,
                     struct itr_netmap_op **ops, size_t *nops);
+
+/* Declared inter-AS links, sorted by name. */
+size_t itr_netmap_link_count(const struct itr_netmap *map);
+const struct itr_link *itr_netmap_link_at(const struct itr_netmap *map, size_t i);
+/* The uplink of asn, or the link joining asn and peer_asn (either way
+ * round) when peer_asn != 0; NULL if none is declared. */
+const struct itr_link *itr_netmap_link_find(const struct itr_netmap *map, uint32_t asn,
+                                            uint32_t peer_asn);
+
+/* P4P's dynamic p-distance. A map equal to base except that the derived
+ * cost between two ASes (other-as tier, no explicit cost) grows by the
+ * extra cost of the links on the path: the link joining the two ASes if one
+ * is declared, else the source's and the destination's uplinks. extra has
+ * itr_netmap_link_count(base) entries, in link order. The new map shares
+ * base's tables (it holds a reference) and has its own vtag, derived from
+ * base's and the extras. NULL on out of memory. */
+struct itr_netmap *itr_netmap_with_link_costs(struct itr_netmap *base, const uint32_t *extra);
+/* The map a derived map was made from; map itself for a map read from a file. */
+struct itr_netmap *itr_netmap_base(struct itr_netmap *map);
+/* The extra cost of link i in this map (0 for a map read from a file). */
+uint32_t itr_netmap_link_extra(const struct itr_netmap *map, size_t i);
+
+/* "8mbit", "500kbit", "1gbit", "1000000" (bits/s), "12.5mbit" -> bits/s;
+ * 0 or -1. */
+int itr_rate_parse(const char *text, size_t len, uint64_t *bps);
 
 /* More accessors. */
 const struct itr_pid *itr_netmap_default_pid(const struct itr_netmap *map); /* or NULL */

@@ -20,7 +20,11 @@
  *     "itracker": {
  *       "pids": {"a-metro1": {"id": 1, "asid": 64500, "loc": 1}, ...},
  *       "tiers": {"same-pid": 1, "same-loc": 5, "same-as": 10, "other-as": 100},
- *       "default-pid": "a-metro1"
+ *       "default-pid": "a-metro1",
+ *       "links": {"a-transit": {"asn": 64500, "uplink": true, "capacity": "1gbit",
+ *                               "budget": "30%", "host-upload": "20mbit"},
+ *                 "a-b": {"asn": 64500, "peer-asn": 64501, "capacity": 10000000000,
+ *                         "budget": "2gbit"}}
  *     }
  *   }
  *
@@ -364,6 +368,91 @@ static int parse_itracker(struct nm_builder *b, json_t *itr)
 	return 0;
 }
 
+/* A rate: a number of bits/s or a string like the text format's ("8mbit"). */
+static int want_rate(struct nm_builder *b, json_t *v, const char *path, uint64_t *out)
+{
+	if (json_is_string(v)) {
+		const char *t = json_string_value(v);
+		if (itr_rate_parse(t, strlen(t), out))
+			return path_error(b, path, "not a rate (e.g. 8mbit, 500kbit, 1gbit)");
+		return 0;
+	}
+	if (json_is_integer(v) && json_integer_value(v) > 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	return path_error(b, path, "must be a positive number of bit/s or a rate string");
+}
+
+/* itracker.links: {"NAME": {"asn", "uplink": true | "peer-asn", "capacity",
+ * "budget" (rate or "N%"), "host-upload"}} */
+static int parse_links(struct nm_builder *b, json_t *itr)
+{
+	json_t *links;
+	if (!itr || want_object(b, itr, "links", "itracker.links", false, &links) || !links)
+		return nm_failed(b) ? -1 : 0;
+	const char *name;
+	json_t *o;
+	json_object_foreach(links, name, o)
+	{
+		char path[PATH_MAX_LEN], fpath[PATH_MAX_LEN + 20];
+		struct itr_link l;
+		memset(&l, 0, sizeof(l));
+		snprintf(path, sizeof(path), "itracker.links.%.80s", name);
+		if (!json_is_object(o))
+			return path_error(b, path, "must be an object");
+		if (strlen(name) > ITR_NAME_MAX)
+			return path_error(b, path, "bad link name: too long");
+		snprintf(l.name, sizeof(l.name), "%s", name);
+		json_t *v = json_object_get(o, "asn");
+		snprintf(fpath, sizeof(fpath), "%s.asn", path);
+		if (!v)
+			return path_error(b, fpath, "missing field");
+		if (want_u32(b, v, fpath, &l.asn))
+			return -1;
+		json_t *up = json_object_get(o, "uplink");
+		v = json_object_get(o, "peer-asn");
+		snprintf(fpath, sizeof(fpath), "%s.peer-asn", path);
+		if (up && !json_is_true(up))
+			return path_error(b, path, "uplink must be true when given");
+		if (!up == !v)
+			return path_error(b, path, "give either \"uplink\": true or \"peer-asn\"");
+		if (v && want_u32(b, v, fpath, &l.peer_asn))
+			return -1;
+		if (v && l.peer_asn == 0)
+			return path_error(b, fpath, "0 is not an AS; use \"uplink\": true");
+		static const char *const rates[] = {"capacity", "budget", "host-upload"};
+		uint64_t *dst[] = {&l.capacity_bps, &l.budget_bps, &l.host_upload_bps};
+		for (int k = 0; k < 3; k++) {
+			v = json_object_get(o, rates[k]);
+			snprintf(fpath, sizeof(fpath), "%s.%s", path, rates[k]);
+			if (!v) {
+				if (k < 2)
+					return path_error(b, fpath, "missing field");
+				continue;
+			}
+			const char *t = json_is_string(v) ? json_string_value(v) : "";
+			size_t n = strlen(t);
+			if (k == 1 && n > 1 && t[n - 1] == '%') {
+				uint32_t pct = 0;
+				for (size_t i = 0; i + 1 < n; i++) {
+					if (t[i] < '0' || t[i] > '9' || pct > 100)
+						return path_error(b, fpath, "bad share (1%..100%)");
+					pct = pct * 10 + (uint32_t)(t[i] - '0');
+				}
+				if (pct < 1 || pct > 100)
+					return path_error(b, fpath, "share out of range 1%..100%");
+				l.budget_pct = pct;
+			} else if (want_rate(b, v, fpath, dst[k])) {
+				return -1;
+			}
+		}
+		if (nm_add_link(b, &l, 0, 0))
+			return -1;
+	}
+	return 0;
+}
+
 struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char *filename,
                                          struct itr_netmap_error *err)
 {
@@ -388,7 +477,8 @@ struct itr_netmap *itr_netmap_parse_alto(const char *buf, size_t len, const char
 	if (want_object(b, root, "itracker", "itracker", false, &itr) ||
 	    (itr && want_object(b, itr, "pids", "itracker.pids", false, &itr_pids)))
 		goto out;
-	if (parse_network_map(b, root, itr_pids, &nm_tag) || parse_itracker(b, itr))
+	if (parse_network_map(b, root, itr_pids, &nm_tag) || parse_itracker(b, itr) ||
+	    parse_links(b, itr))
 		goto out;
 	if (parse_cost_map(b, root, nm_tag))
 		goto out;

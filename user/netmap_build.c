@@ -39,6 +39,11 @@ struct nm_cost_decl {
 	int line, col;
 };
 
+struct nm_link_decl {
+	struct itr_link link;
+	int line, col;
+};
+
 struct nm_builder {
 	struct itr_netmap_error *err;
 	bool failed;
@@ -65,6 +70,8 @@ struct nm_builder {
 	size_t nprefs, cap_prefs;
 	struct nm_cost_decl *costs;
 	size_t ncosts, cap_costs;
+	struct nm_link_decl *links;
+	size_t nlinks, cap_links;
 };
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem)
@@ -132,6 +139,7 @@ void nm_builder_free(struct nm_builder *b)
 	free(b->decls);
 	free(b->prefs);
 	free(b->costs);
+	free(b->links);
 	free(b);
 }
 
@@ -401,6 +409,14 @@ static void map_free(struct itr_netmap *m)
 {
 	if (!m)
 		return;
+	if (m->base) {
+		/* derived: every table belongs to the base */
+		free(m->link_extra);
+		itr_netmap_unref(m->base);
+		free(m);
+		return;
+	}
+	free(m->links);
 	free(m->pids);
 	free(m->by_id);
 	free(m->prefix_store);
@@ -567,6 +583,88 @@ static int check_prefixes(struct nm_builder *b)
 	return 0;
 }
 
+int nm_add_link(struct nm_builder *b, const struct itr_link *in, int line, int col)
+{
+	const char *where = b->json ? "itracker.links." : "link ";
+	struct itr_link l = *in;
+	char why[128];
+	if (!itr_netmap_name_valid(l.name, strlen(l.name), why, sizeof(why)))
+		return nm_error(b, line, col, "%s%.64s: bad link name: %s", where, l.name, why);
+	if (l.peer_asn == l.asn)
+		return nm_error(b, line, col, "%s%s: peer-asn equals asn %u", where, l.name, l.asn);
+	if (l.budget_pct > 100 || (l.budget_pct == 0 && l.budget_bps == 0))
+		return nm_error(b, line, col, "%s%s: budget share must be 1..100 %%", where,
+		                l.name);
+	if (l.budget_pct)
+		l.budget_bps = (l.capacity_bps * l.budget_pct + 50) / 100;
+	if (l.budget_bps > l.capacity_bps)
+		return nm_error(
+		    b, line, col, "%s%s: budget %llu bit/s exceeds the capacity %llu bit/s", where,
+		    l.name, (unsigned long long)l.budget_bps, (unsigned long long)l.capacity_bps);
+	const struct itr_link *link = &l;
+	if (grow((void **)&b->links, &b->cap_links, b->nlinks + 1, sizeof(*b->links)))
+		return nm_error(b, line, col, "out of memory");
+	b->links[b->nlinks].link = *link;
+	b->links[b->nlinks].line = line;
+	b->links[b->nlinks].col = col;
+	b->nlinks++;
+	return 0;
+}
+
+static int cmp_link_decl(const void *pa, const void *pb)
+{
+	const struct nm_link_decl *a = pa, *b = pb;
+	return strcmp(a->link.name, b->link.name);
+}
+
+static bool asn_in_use(const struct nm_builder *b, uint32_t asn)
+{
+	for (size_t i = 0; i < b->ndecls; i++)
+		if (b->decls[i].asn == asn)
+			return true;
+	return false;
+}
+
+/* A link's ASes must be the map's, a name and an AS pair (or an AS's
+ * uplink) may be declared once. */
+static int check_links(struct nm_builder *b)
+{
+	const char *where = b->json ? "itracker.links." : "link ";
+	for (size_t i = 0; i < b->nlinks; i++) {
+		const struct nm_link_decl *d = &b->links[i];
+		const struct itr_link *l = &d->link;
+		if (!asn_in_use(b, l->asn))
+			return nm_error(b, d->line, d->col, "%s%s: no PID has asn %u", where,
+			                l->name, l->asn);
+		if (l->peer_asn && !asn_in_use(b, l->peer_asn))
+			return nm_error(b, d->line, d->col, "%s%s: no PID has peer asn %u", where,
+			                l->name, l->peer_asn);
+		for (size_t k = 0; k < i; k++) {
+			const struct nm_link_decl *e = &b->links[k];
+			const struct itr_link *o = &e->link;
+			bool same_pair =
+			    (o->asn == l->asn && o->peer_asn == l->peer_asn) ||
+			    (l->peer_asn && o->asn == l->peer_asn && o->peer_asn == l->asn);
+			if (strcmp(o->name, l->name) == 0)
+				return nm_error(b, d->line, d->col,
+				                "%s%s: link name given twice (first at line %d)",
+				                where, l->name, e->line);
+			if (same_pair && l->peer_asn)
+				return nm_error(b, d->line, d->col,
+				                "%s%s: ASes %u and %u already joined by link '%s' "
+				                "(line %d)",
+				                where, l->name, l->asn, l->peer_asn, o->name,
+				                e->line);
+			if (same_pair)
+				return nm_error(b, d->line, d->col,
+				                "%s%s: AS %u already has an uplink ('%s', line %d)",
+				                where, l->name, l->asn, o->name, e->line);
+		}
+	}
+	sort_n(b->links, b->nlinks, sizeof(*b->links), cmp_link_decl);
+	return 0;
+}
+
 static int check_costs(struct nm_builder *b)
 {
 	sort_n(b->costs, b->ncosts, sizeof(*b->costs), cmp_cost_decl);
@@ -712,6 +810,24 @@ static int compute_vtag(struct itr_netmap *m, const struct nm_builder *b,
 		vw_str(w, m->pids[triples[3 * i]].name);
 		vw_str(w, m->pids[triples[3 * i + 1]].name);
 		vw_u32(w, triples[3 * i + 2]);
+	}
+	/* Links (sorted by name) only when declared: maps without any keep
+	 * the vtag they always had. */
+	if (m->nlinks) {
+		vw_str(w, "links");
+		vw_u32(w, (uint32_t)m->nlinks);
+		for (size_t i = 0; i < m->nlinks; i++) {
+			const struct itr_link *l = &m->links[i];
+			vw_str(w, l->name);
+			vw_u32(w, l->asn);
+			vw_u32(w, l->peer_asn);
+			uint64_t rates[3] = {l->capacity_bps, l->budget_bps, l->host_upload_bps};
+			for (int k = 0; k < 3; k++) {
+				vw_u32(w, (uint32_t)(rates[k] >> 32));
+				vw_u32(w, (uint32_t)rates[k]);
+			}
+			vw_u32(w, l->budget_pct);
+		}
 	}
 	uint8_t digest[32];
 	crypto_generichash_update(&w->st, w->buf, w->n);
@@ -872,6 +988,13 @@ static struct itr_netmap *freeze(struct nm_builder *b)
 	free(count);
 	count = NULL;
 
+	m->nlinks = b->nlinks;
+	m->links = calloc(m->nlinks + 1, sizeof(*m->links));
+	if (!m->links)
+		goto oom;
+	for (size_t i = 0; i < b->nlinks; i++)
+		m->links[i] = b->links[i].link;
+
 	if (build_lpm(m) || build_costs(m, b, final_of_name) || compute_vtag(m, b, final_of_name))
 		goto oom;
 	free(final_of_name);
@@ -890,10 +1013,54 @@ struct itr_netmap *nm_builder_finish(struct nm_builder *b)
 	if (b->failed)
 		goto out;
 	if (check_unknown_names(b) || assign_ids(b) || check_tiers(b) || check_prefixes(b) ||
-	    check_costs(b))
+	    check_costs(b) || check_links(b))
 		goto out;
 	m = freeze(b);
 out:
 	nm_builder_free(b);
 	return m;
+}
+
+/* ---- derived maps: P4P's dynamic p-distance ------------------------------ */
+
+struct itr_netmap *itr_netmap_with_link_costs(struct itr_netmap *base, const uint32_t *extra)
+{
+	base = itr_netmap_base(base);
+	struct itr_netmap *m = malloc(sizeof(*m));
+	uint32_t *copy = malloc((base->nlinks + 1) * sizeof(uint32_t));
+	if (!m || !copy || sodium_init() < 0) {
+		free(m);
+		free(copy);
+		return NULL;
+	}
+	memcpy(m, base, sizeof(*m));
+	atomic_init(&m->refs, 1);
+	if (base->nlinks)
+		memcpy(copy, extra, base->nlinks * sizeof(uint32_t));
+	m->link_extra = copy;
+	itr_netmap_ref(base);
+	m->base = base;
+	/* vtag: the base's and the extras, so equal prices give equal vtags. */
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)"itracker-price-v1", 17);
+	crypto_generichash_update(&st, (const uint8_t *)base->vtag, strlen(base->vtag));
+	for (size_t i = 0; i < base->nlinks; i++) {
+		uint8_t be[4] = {copy[i] >> 24, copy[i] >> 16, copy[i] >> 8, copy[i]};
+		crypto_generichash_update(&st, be, 4);
+	}
+	uint8_t digest[32];
+	crypto_generichash_final(&st, digest, sizeof(digest));
+	sodium_bin2hex(m->vtag, sizeof(m->vtag), digest, sizeof(digest));
+	return m;
+}
+
+struct itr_netmap *itr_netmap_base(struct itr_netmap *map)
+{
+	return map && map->base ? map->base : map;
+}
+
+uint32_t itr_netmap_link_extra(const struct itr_netmap *map, size_t i)
+{
+	return map->link_extra && i < map->nlinks ? map->link_extra[i] : 0;
 }

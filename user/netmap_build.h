@@ -70,6 +70,13 @@ struct itr_netmap {
 	uint32_t *lpm4_top16[33];
 	uint8_t lens4[33];
 	int nlens4;
+	size_t nlinks;
+	struct itr_link *links; /* sorted by name */
+	/* A derived map (itr_netmap_with_link_costs) borrows every table above
+	 * from base and owns only link_extra. */
+	struct itr_netmap *base;
+	uint32_t *link_extra;
+
 	struct nm_lpm6_slot *lpm6;
 	uint32_t lpm6_off[130];
 	uint8_t lens6[129];
@@ -118,6 +125,10 @@ int nm_add_prefix(struct nm_builder *b, uint32_t name, const struct itr_prefix *
 int nm_set_tier(struct nm_builder *b, enum itr_tier tier, uint32_t value, int line, int col);
 int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line, int col);
 int nm_set_default(struct nm_builder *b, uint32_t name, int line, int col);
+/* An inter-AS link; what needs the whole map (ASNs in use, duplicates) is
+ * checked by nm_builder_finish. For JSON, line is 0 and the place is
+ * itracker.links.<name>. */
+int nm_add_link(struct nm_builder *b, const struct itr_link *link, int line, int col);
 
 /* Validate and freeze. PIDs declared without an id get, in byte order of
  * their names, the smallest ids from 1 up that no PID declared with an id

@@ -100,6 +100,9 @@ struct itr_netmap *itr_netmap_merge(const struct itr_netmap *file,
 		nm_add_cost(b, (uint32_t)(src - file->pids), (uint32_t)(dst - file->pids), c->cost,
 		            0, 0);
 	}
+	/* The file's inter-AS links stay with the merged map (price.h). */
+	for (size_t i = 0; i < file->nlinks; i++)
+		nm_add_link(b, &file->links[i], 0, 0);
 
 	overridden = calloc(file->nentries + 1, 1);
 	if (!overridden) {

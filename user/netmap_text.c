@@ -242,6 +242,99 @@ static int stmt_default(struct nm_builder *b, struct line_ctx *lc, const struct 
 	return no_more(b, lc, "default-pid");
 }
 
+static int parse_rate_tok(struct nm_builder *b, const struct line_ctx *lc, const struct tok *t,
+                          const char *what, uint64_t *bps)
+{
+	if (itr_rate_parse(t->s, t->len, bps))
+		return nm_error(b, lc->lineno, t->col,
+		                "%s '%.*s' is not a rate (e.g. 8mbit, 500kbit, 1gbit, or bits/s)",
+		                what, tok_show_len(t), t->s);
+	return 0;
+}
+
+/* link NAME asn N (uplink | peer-asn N) capacity RATE budget RATE|PCT%
+ *      [host-upload RATE]; the builder checks the values against each other. */
+static int stmt_link(struct nm_builder *b, struct line_ctx *lc, const struct tok *kw)
+{
+	struct tok name, key, val;
+	struct itr_link l;
+	bool have_asn = false, have_peer = false, have_cap = false, have_budget = false;
+	bool have_up = false;
+	memset(&l, 0, sizeof(l));
+	if (need_tok(b, lc, &name, "link name", kw))
+		return -1;
+	if (name.len > ITR_NAME_MAX)
+		return nm_error(b, lc->lineno, name.col, "bad link name: longer than %d characters",
+		                ITR_NAME_MAX);
+	memcpy(l.name, name.s, name.len);
+	while (next_tok(lc, &key)) {
+		bool *seen;
+		if (tok_is(&key, "asn"))
+			seen = &have_asn;
+		else if (tok_is(&key, "peer-asn") || tok_is(&key, "uplink"))
+			seen = &have_peer;
+		else if (tok_is(&key, "capacity"))
+			seen = &have_cap;
+		else if (tok_is(&key, "budget"))
+			seen = &have_budget;
+		else if (tok_is(&key, "host-upload"))
+			seen = &have_up;
+		else
+			return nm_error(b, lc->lineno, key.col,
+			                "unknown link attribute '%.*s' (asn, uplink, peer-asn, "
+			                "capacity, budget, host-upload)",
+			                tok_show_len(&key), key.s);
+		if (*seen)
+			return nm_error(b, lc->lineno, key.col,
+			                seen == &have_peer ? "'%.*s': give uplink or peer-asn, once"
+			                                   : "'%.*s' given twice",
+			                tok_show_len(&key), key.s);
+		*seen = true;
+		if (tok_is(&key, "uplink"))
+			continue;
+		if (need_tok(b, lc, &val, "value", &key))
+			return -1;
+		if (tok_is(&key, "asn")) {
+			if (parse_u32(b, lc, &val, "asn", &l.asn))
+				return -1;
+		} else if (tok_is(&key, "peer-asn")) {
+			if (parse_u32(b, lc, &val, "peer-asn", &l.peer_asn))
+				return -1;
+			if (l.peer_asn == 0)
+				return nm_error(
+				    b, lc->lineno, val.col,
+				    "peer-asn 0: write 'uplink' for the AS's link to every "
+				    "other AS");
+		} else if (tok_is(&key, "capacity")) {
+			if (parse_rate_tok(b, lc, &val, "capacity", &l.capacity_bps))
+				return -1;
+		} else if (tok_is(&key, "host-upload")) {
+			if (parse_rate_tok(b, lc, &val, "host-upload", &l.host_upload_bps))
+				return -1;
+		} else if (val.len > 1 && val.s[val.len - 1] == '%') {
+			struct tok pct = val;
+			pct.len--;
+			if (parse_u32(b, lc, &pct, "budget share", &l.budget_pct))
+				return -1;
+			if (l.budget_pct < 1 || l.budget_pct > 100)
+				return nm_error(b, lc->lineno, val.col,
+				                "budget share %u%% out of range 1..100",
+				                l.budget_pct);
+		} else if (parse_rate_tok(b, lc, &val, "budget", &l.budget_bps)) {
+			return -1;
+		}
+	}
+	int end_col = (int)(lc->p - lc->line) + 1;
+	const char *miss = !have_asn      ? "asn N"
+	                   : !have_peer   ? "uplink or peer-asn N"
+	                   : !have_cap    ? "capacity RATE"
+	                   : !have_budget ? "budget RATE|PCT%"
+	                                  : NULL;
+	if (miss)
+		return nm_error(b, lc->lineno, end_col, "link '%s': missing '%s'", l.name, miss);
+	return nm_add_link(b, &l, lc->lineno, name.col);
+}
+
 static int parse_line(struct nm_builder *b, struct line_ctx *lc)
 {
 	struct tok kw;
@@ -259,9 +352,11 @@ static int parse_line(struct nm_builder *b, struct line_ctx *lc)
 		return stmt_default(b, lc, &kw);
 	if (tok_is(&kw, "network-map"))
 		return stmt_network_map(b, lc, &kw);
+	if (tok_is(&kw, "link"))
+		return stmt_link(b, lc, &kw);
 	return nm_error(b, lc->lineno, kw.col,
 	                "unknown statement '%.*s' (network-map, tier, pid, prefix, cost, "
-	                "default-pid)",
+	                "default-pid, link)",
 	                tok_show_len(&kw), kw.s);
 }
 

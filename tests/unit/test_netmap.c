@@ -991,6 +991,176 @@ static void test_binary_file_reported_clearly(void **state)
 	assert_non_null(strstr(msg, "\\xe9"));
 }
 
+/* ---- inter-AS links (price.h) ------------------------------------------- */
+
+static void test_links_text(void **state)
+{
+	(void)state;
+	char buf[2048];
+	with_pids(buf, sizeof(buf),
+	          "link up1 asn 1 uplink capacity 8mbit budget 50% host-upload 5mbit\n"
+	          "link one-two asn 1 peer-asn 2 capacity 1gbit budget 200mbit\n"
+	          "link up2 asn 2 uplink capacity 2500000 budget 1.5mbit\n");
+	struct itr_netmap *m = parse(buf);
+	assert_non_null(m);
+	assert_int_equal(itr_netmap_link_count(m), 3);
+	const struct itr_link *l = itr_netmap_link_at(m, 0); /* sorted by name */
+	assert_string_equal(l->name, "one-two");
+	assert_int_equal(l->peer_asn, 2);
+	assert_int_equal(l->capacity_bps, 1000000000ull);
+	assert_int_equal(l->budget_bps, 200000000ull);
+	l = itr_netmap_link_find(m, 1, 0);
+	assert_non_null(l);
+	assert_string_equal(l->name, "up1");
+	assert_int_equal(l->budget_bps, 4000000);
+	assert_int_equal(l->budget_pct, 50);
+	assert_int_equal(l->host_upload_bps, 5000000);
+	assert_ptr_equal(itr_netmap_link_find(m, 2, 1), itr_netmap_link_at(m, 0));
+	assert_int_equal(itr_netmap_link_find(m, 2, 0)->budget_bps, 1500000);
+	assert_null(itr_netmap_link_find(m, 3, 0));
+
+	/* links are content: the vtag moves with a budget */
+	char buf2[2048];
+	with_pids(buf2, sizeof(buf2),
+	          "link up1 asn 1 uplink capacity 8mbit budget 40% host-upload 5mbit\n"
+	          "link one-two asn 1 peer-asn 2 capacity 1gbit budget 200mbit\n"
+	          "link up2 asn 2 uplink capacity 2500000 budget 1.5mbit\n");
+	struct itr_netmap *m2 = parse(buf2);
+	assert_non_null(m2);
+	assert_string_not_equal(itr_netmap_vtag(m), itr_netmap_vtag(m2));
+	itr_netmap_unref(m2);
+	itr_netmap_unref(m);
+
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink capacity 8mbit\n");
+	text_fails(buf, 4, "missing 'budget RATE|PCT%'");
+	with_pids(buf, sizeof(buf), "link x asn 1 capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "missing 'uplink or peer-asn N'");
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink capacity 8mbps budget 1mbit\n");
+	text_fails(buf, 4, "capacity '8mbps' is not a rate");
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink capacity 8mbit budget 120%\n");
+	text_fails(buf, 4, "out of range 1..100");
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink capacity 8mbit budget 9mbit\n");
+	text_fails(buf, 4, "exceeds the capacity");
+	with_pids(buf, sizeof(buf), "link x asn 7 uplink capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "no PID has asn 7");
+	with_pids(buf, sizeof(buf), "link x asn 1 peer-asn 9 capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "no PID has peer asn 9");
+	with_pids(buf, sizeof(buf), "link x asn 1 peer-asn 1 capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "peer-asn equals asn");
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink peer-asn 2 capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "give uplink or peer-asn, once");
+	with_pids(buf, sizeof(buf),
+	          "link x asn 1 uplink capacity 8mbit budget 1mbit\n"
+	          "link y asn 1 uplink capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 5, "already has an uplink ('x', line 4)");
+	with_pids(buf, sizeof(buf),
+	          "link x asn 1 peer-asn 2 capacity 8mbit budget 1mbit\n"
+	          "link y asn 2 peer-asn 1 capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 5, "already joined by link 'x'");
+	with_pids(buf, sizeof(buf),
+	          "link x asn 1 uplink capacity 8mbit budget 1mbit\n"
+	          "link x asn 2 uplink capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 5, "link name given twice");
+	with_pids(buf, sizeof(buf), "link x.y asn 1 uplink capacity 8mbit budget 1mbit\n");
+	text_fails(buf, 4, "bad link name");
+	with_pids(buf, sizeof(buf), "link x asn 1 uplink capacity 8mbit budget 1mbit color 2\n");
+	text_fails(buf, 4, "unknown link attribute 'color'");
+}
+
+static void test_links_json(void **state)
+{
+	(void)state;
+	const char *pids = "\"a\": {\"ipv4\": [\"10.0.0.0/8\"]}, \"b\": {}";
+	const char *itr_pids = "\"pids\": {\"a\": {\"asid\": 1}, \"b\": {\"asid\": 2}}";
+	char rest[1024];
+	snprintf(rest, sizeof(rest),
+	         ",\"itracker\": {%s, \"links\": {\"up\": {\"asn\": 1, \"uplink\": true, "
+	         "\"capacity\": \"8mbit\", \"budget\": \"25%%\", \"host-upload\": 2000000}, "
+	         "\"ab\": {\"asn\": 1, \"peer-asn\": 2, \"capacity\": 100000000, "
+	         "\"budget\": \"10mbit\"}}}",
+	         itr_pids);
+	char *doc = json_doc(pids, rest);
+	struct itr_netmap *m = parse_json(doc);
+	free(doc);
+	assert_non_null(m);
+	assert_int_equal(itr_netmap_link_count(m), 2);
+	const struct itr_link *up = itr_netmap_link_find(m, 1, 0);
+	assert_non_null(up);
+	assert_int_equal(up->budget_bps, 2000000);
+	assert_int_equal(up->host_upload_bps, 2000000);
+	assert_int_equal(itr_netmap_link_find(m, 1, 2)->budget_bps, 10000000);
+	itr_netmap_unref(m);
+
+	snprintf(rest, sizeof(rest),
+	         ",\"itracker\": {%s, \"links\": {\"up\": {\"asn\": 1, \"capacity\": "
+	         "\"8mbit\", \"budget\": \"25%%\"}}}",
+	         itr_pids);
+	check_json(pids, rest, "itracker.links.up: give either \"uplink\": true or \"peer-asn\"");
+	snprintf(rest, sizeof(rest),
+	         ",\"itracker\": {%s, \"links\": {\"up\": {\"asn\": 1, \"uplink\": true, "
+	         "\"capacity\": \"8mbit\"}}}",
+	         itr_pids);
+	check_json(pids, rest, "itracker.links.up.budget: missing field");
+	snprintf(rest, sizeof(rest),
+	         ",\"itracker\": {%s, \"links\": {\"up\": {\"asn\": 1, \"uplink\": true, "
+	         "\"capacity\": \"8 mbit\", \"budget\": 1}}}",
+	         itr_pids);
+	check_json(pids, rest, "itracker.links.up.capacity: not a rate");
+	snprintf(rest, sizeof(rest),
+	         ",\"itracker\": {%s, \"links\": {\"up\": {\"asn\": 5, \"uplink\": true, "
+	         "\"capacity\": \"8mbit\", \"budget\": \"1mbit\"}}}",
+	         itr_pids);
+	check_json(pids, rest, "itracker.links.up: no PID has asn 5");
+}
+
+/* P4P's dynamic p-distance: a derived map adds each link's extra cost on the
+ * path between two ASes, keeps PIDs and lookups, and has its own vtag. */
+static void test_links_derived_costs(void **state)
+{
+	(void)state;
+	const char *text = "tier other-as 100\n"
+	                   "pid a id 1 asn 1\nprefix a 10.1.0.0/16\n"
+	                   "pid b id 2 asn 2\nprefix b 10.2.0.0/16\n"
+	                   "pid c id 3 asn 3\nprefix c 10.3.0.0/16\n"
+	                   "pid a2 id 4 asn 1\nprefix a2 10.4.0.0/16\n"
+	                   "cost a c 70\n"
+	                   "link ab asn 1 peer-asn 2 capacity 1gbit budget 50%\n"
+	                   "link up1 asn 1 uplink capacity 1gbit budget 50%\n"
+	                   "link up3 asn 3 uplink capacity 1gbit budget 50%\n";
+	struct itr_netmap *m = parse(text);
+	assert_non_null(m);
+	const struct itr_pid *a = itr_netmap_pid_by_name(m, "a"),
+	                     *b = itr_netmap_pid_by_name(m, "b");
+	const struct itr_pid *c = itr_netmap_pid_by_name(m, "c"),
+	                     *a2 = itr_netmap_pid_by_name(m, "a2");
+	/* links sorted by name: ab, up1, up3 */
+	uint32_t extra[3] = {30, 20, 50};
+	struct itr_netmap *d = itr_netmap_with_link_costs(m, extra);
+	assert_non_null(d);
+	assert_ptr_equal(itr_netmap_base(d), m);
+	assert_ptr_equal(itr_netmap_base(m), m);
+	assert_string_not_equal(itr_netmap_vtag(d), itr_netmap_vtag(m));
+	assert_ptr_equal(itr_netmap_lookup_str(d, "10.2.3.4"), b);
+	assert_int_equal(itr_netmap_cost(m, a, b), 100);
+	assert_int_equal(itr_netmap_cost(d, a, b), 130); /* the direct link only */
+	assert_int_equal(itr_netmap_cost(d, b, a), 130);
+	assert_int_equal(itr_netmap_cost(d, b, c), 150); /* b has no uplink: c's */
+	assert_int_equal(itr_netmap_cost(d, a, c), 70);  /* explicit costs stay */
+	assert_int_equal(itr_netmap_cost(d, c, a), 170); /* both uplinks */
+	assert_int_equal(itr_netmap_cost(d, a, a2), itr_netmap_cost(m, a, a2));
+	assert_int_equal(itr_netmap_link_extra(d, 2), 50);
+	assert_int_equal(itr_netmap_link_extra(m, 2), 0);
+	/* equal extras, equal vtag; a derived map of a derived map starts
+	 * from the base */
+	struct itr_netmap *d2 = itr_netmap_with_link_costs(d, extra);
+	assert_ptr_equal(itr_netmap_base(d2), m);
+	assert_string_equal(itr_netmap_vtag(d2), itr_netmap_vtag(d));
+	itr_netmap_unref(m); /* the derived maps keep the base alive */
+	assert_int_equal(itr_netmap_cost(d2, c, a), 170);
+	itr_netmap_unref(d2);
+	itr_netmap_unref(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1017,6 +1187,9 @@ int main(void)
 	    cmocka_unit_test(test_current_publish),
 	    cmocka_unit_test(test_prefix_parse),
 	    cmocka_unit_test(test_binary_file_reported_clearly),
+	    cmocka_unit_test(test_links_text),
+	    cmocka_unit_test(test_links_json),
+	    cmocka_unit_test(test_links_derived_costs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,12 +75,17 @@ static int map_check(const char *file, bool json)
 			                    json_pack("{s:s,s:s}", "file", file, "reason", why));
 		if (warning)
 			json_object_set_new(doc, "warnings", json_pack("[s]", warning));
+		json_object_set_new(doc, "links", json_integer((json_int_t)itr_netmap_link_count(map)));
 		ctl_print_json(doc);
 		json_decref(doc);
 	} else if (fits) {
+		char links[48] = "";
+		if (itr_netmap_link_count(map))
+			snprintf(links, sizeof(links), ", %zu inter-AS links",
+			         itr_netmap_link_count(map));
 		printf("%s: valid: %zu PIDs, %zu IPv4 prefixes (of at most %u) and %zu IPv6 (of at "
-		       "most %u), vtag %s\n",
-		       file, itr_netmap_pid_count(map), v4, ITR_LPM_V4_MAX, v6, ITR_LPM_V6_MAX,
+		       "most %u)%s, vtag %s\n",
+		       file, itr_netmap_pid_count(map), v4, ITR_LPM_V4_MAX, v6, ITR_LPM_V6_MAX, links,
 		       itr_netmap_vtag(map));
 	}
 	if (!fits)
