@@ -85,6 +85,8 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 		              "resyncs", (json_int_t)rs.resyncs, "publishes",
 		              (json_int_t)rs.publishes, "pending", (json_int_t)rs.pending));
 	}
+	if (a->price)
+		json_object_set_new(o, "policy", itr_price_status_json(a->price));
 	reply_json(resp, 200, o);
 }
 
@@ -174,6 +176,11 @@ static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
 	out->last_success_unix_seconds = d->last_reload_ok;
 }
 
+static int metrics_price(void *arg, FILE *out)
+{
+	return itr_price_metrics(arg, out);
+}
+
 int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
 {
 	a->msrc = (struct itr_metrics_sources){
@@ -182,6 +189,8 @@ int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
 	    .tracker_arg = a,
 	    .reloads = metrics_reloads,
 	    .reloads_arg = a,
+	    .extra = a->price ? metrics_price : NULL,
+	    .extra_arg = a->price,
 	};
 	if (itr_http_route(srv, "GET", "/v1/status", handle_status, a) ||
 	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "http.h"
 #include "metrics.h"
+#include "price.h"
 #include "routes.h"
 #include "tracker.h"
 
@@ -17,6 +18,7 @@ struct itr_admin {
 	struct itr_daemon *daemon;
 	struct itr_routes *routes;       /* NULL: routes not followed */
 	struct itr_tracker *tracker;     /* NULL: none yet */
+	struct itr_price *price;         /* NULL: no price controller */
 	struct itr_metrics_sources msrc; /* filled by itr_admin_register */
 };
 

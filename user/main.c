@@ -13,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "alto.h"
 #include "map_follow.h"
 #include "options.h"
 #include "p4p_api.h"
+#include "price.h"
+#include "stats.h"
 #include "tracker_http.h"
 
 /* Exit statuses (see --help). */
@@ -35,6 +38,9 @@ struct run {
 	struct itr_http_server *http;
 	struct itr_udp_tracker *udp;
 	struct itr_map_follower *follower; /* --map-from */
+	struct itr_price *price; /* NULL: --gateways and --max-external fixed */
+	int price_fds[16];       /* --price-matrix pins opened here */
+	size_t nprice_fds;
 };
 
 static void stop_all(struct run *r)
@@ -46,6 +52,9 @@ static void stop_all(struct run *r)
 	itr_udp_tracker_stop(r->udp);
 	itr_proxy_free(r->proxy);
 	itr_tracker_free(r->tracker);
+	itr_price_free(r->price);
+	for (size_t i = 0; i < r->nprice_fds; i++)
+		close(r->price_fds[i]);
 	itr_dataplane_close(r->d.dp, r->o.keep_attached);
 	struct itr_netmap *map = itr_netmap_current();
 	itr_netmap_publish(NULL);
@@ -67,6 +76,23 @@ static int start_tracker(struct run *r, char *err, size_t len)
 		fprintf(stderr, "itrackerd: loopback addresses are accepted as peers%s\n",
 		        strcmp(o->loopback_peers, "auto") ? ""
 		                                          : " (every listener is on loopback)");
+	/* The price controller: on unless both budget knobs are fixed. Its
+	 * matrix sources are added once the data plane is open. */
+	if (!(o->fixed.gateways && o->fixed.max_external)) {
+		struct itr_price_config pcfg;
+		itr_price_config_default(&pcfg);
+		pcfg.policy = o->policy_rank;
+		pcfg.overrides = o->fixed;
+		pcfg.peer_expiry_s = o->tracker.peer_expiry;
+		pcfg.period_s = o->price_period;
+		pcfg.map_lock = &r->d.reload_lock;
+		r->price = itr_price_new(&pcfg);
+		if (!r->price) {
+			snprintf(err, len, "price controller: out of memory");
+			return EXIT_RUNTIME;
+		}
+	}
+	o->tracker.price = r->price;
 	r->tracker = itr_tracker_new(&o->tracker, NULL, err, len);
 	if (!r->tracker)
 		return EXIT_RUNTIME;
@@ -121,6 +147,28 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		itr_routes_get_stats(r->routes, &rst);
 		fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n",
 		        rst.routes, rst.prefixes);
+	}
+	if (r->price) {
+		if (r->d.dp && r->d.dp->fd_matrix >= 0)
+			itr_price_add_matrix(r->price, r->d.dp->fd_matrix);
+		for (size_t i = 0; i < o->nprice_matrix; i++) {
+			int fd = itr_stats_open_pinned(o->price_matrix[i], "matrix");
+			if (fd < 0) {
+				snprintf(err, len, "--price-matrix %s: %s", o->price_matrix[i],
+				         strerror(-fd));
+				return EXIT_RUNTIME;
+			}
+			r->price_fds[r->nprice_fds++] = fd;
+			itr_price_add_matrix(r->price, fd);
+		}
+		if (itr_price_start(r->price)) {
+			snprintf(err, len, "price controller: cannot start");
+			return EXIT_RUNTIME;
+		}
+		fprintf(stderr, "itrackerd: price controller: %s, every %u s\n",
+		        (r->d.dp || o->nprice_matrix) ? "measured inter-AS rates and swarm state"
+		                                      : "swarm state only (no data plane)",
+		        o->price_period);
 	}
 	return itr_tracker_start_janitor(r->tracker)
 	           ? (snprintf(err, len, "tracker: cannot start"), EXIT_RUNTIME)
@@ -177,7 +225,8 @@ static int start_http(struct run *r, char *err, size_t len)
 	r->http = itr_http_new(&lim);
 	if (!r->http)
 		return snprintf(err, len, "out of memory"), EXIT_RUNTIME;
-	r->admin = (struct itr_admin){.daemon = &r->d, .routes = r->routes, .tracker = r->tracker};
+	r->admin = (struct itr_admin){
+	    .daemon = &r->d, .routes = r->routes, .tracker = r->tracker, .price = r->price};
 	struct itr_p4p_api_config p4p;
 	itr_p4p_api_config_default(&p4p);
 	p4p.policy = o->policy_rank;

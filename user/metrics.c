@@ -324,6 +324,8 @@ int itr_metrics_render(const struct itr_metrics_sources *sources, FILE *out)
 		render_reloads(out, sources);
 	if (sources->tracker)
 		render_tracker(out, sources);
+	if (sources->extra && sources->extra(sources->extra_arg, out))
+		return -1;
 	render_process(out);
 	fflush(out);
 	return ferror(out) ? -1 : 0;

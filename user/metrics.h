@@ -70,6 +70,9 @@ struct itr_metrics_sources {
 	void *tracker_arg;
 	void (*reloads)(void *arg, struct itr_metrics_reloads *out);
 	void *reloads_arg;
+	/* Writes further complete metric families (the price controller's). */
+	int (*extra)(void *arg, FILE *out);
+	void *extra_arg;
 };
 
 /* Route GET /metrics on srv (before it starts). 0 or -1. */

@@ -277,9 +277,38 @@ U32_HANDLER(opt_source_table, "source-table", tracker.source_table, 8, 1u << 26)
 U32_HANDLER(opt_own_pid_share, "own-pid-share", policy_rank.max_own_pid_pct, 0, 100)
 U32_HANDLER(opt_own_as_share, "own-as-share", policy_rank.max_own_as_pct, 0, 100)
 U32_HANDLER(opt_min_external, "min-external", policy_rank.min_external, 0, 10000)
-U32_HANDLER(opt_max_external, "max-external", policy_rank.max_external, 0, 10000)
-U32_HANDLER(opt_min_list, "min-list", policy_rank.min_list, 0, 10000)
-U32_HANDLER(opt_gateways, "gateways", policy_rank.gateways, 0, 10000)
+U32_HANDLER(opt_price_period, "price-period", price_period, 1, 3600)
+
+/* The external budget's knobs: a value given by the operator is fixed, the
+ * price controller adapts the others (itr_options_init clears the marks
+ * the defaults leave). */
+#define FIXED_U32_HANDLER(fn, name, field, mark, lo, hi)                                           \
+	HANDLER(fn)                                                                                \
+	{                                                                                          \
+		uint32_t v;                                                                        \
+		if (number(name, arg, lo, hi, &v, err, len))                                       \
+			return -1;                                                                 \
+		o->field = v;                                                                      \
+		o->fixed.mark = true;                                                              \
+		return 0;                                                                          \
+	}
+
+FIXED_U32_HANDLER(opt_max_external, "max-external", policy_rank.max_external, max_external, 0,
+                  10000)
+FIXED_U32_HANDLER(opt_min_list, "min-list", policy_rank.min_list, min_list, 0, 10000)
+FIXED_U32_HANDLER(opt_gateways, "gateways", policy_rank.gateways, gateways, 0, 10000)
+
+HANDLER(opt_price_matrix)
+{
+	UNUSED_ARGS;
+	if (o->nprice_matrix == sizeof(o->price_matrix) / sizeof(o->price_matrix[0])) {
+		snprintf(err, len, "--price-matrix: at most %zu",
+		         sizeof(o->price_matrix) / sizeof(o->price_matrix[0]));
+		return -1;
+	}
+	o->price_matrix[o->nprice_matrix++] = arg;
+	return 0;
+}
 U32_HANDLER(opt_upstream_timeout, "upstream-timeout", proxy.timeout_ms, 1, 600000)
 
 SET_HANDLER(opt_trusted_proxy, tracker.trusted_proxies, arg)
@@ -408,8 +437,17 @@ const struct itr_option_spec itr_option_specs[] = {
      opt_min_list, NULL},
     {"gateways", 0, "N", "1",
      "external budget per AS, not per list: only the N gateway peers of each AS (per swarm) "
-     "get outside peers; 0 = every list gets them",
+     "get outside peers; 0 = every list gets them. Unless --gateways and --max-external are "
+     "given, the price controller sets them per AS per swarm from the links the map declares, "
+     "the measured inter-AS rate and the swarm state (docs/policy.md); this value is then "
+     "its base",
      opt_gateways, NULL},
+    {"price-period", 0, "S", "2", "price controller: sample the PID matrix every S seconds",
+     opt_price_period, NULL},
+    {"price-matrix", 0, "DIR", NULL,
+     "price controller: also read the PID matrix pinned under DIR (another itrackerd's "
+     "--pin-root on this host); repeatable",
+     opt_price_matrix, NULL},
     {"upstream", 0, "URL", NULL,
      "forward announces and scrapes to this tracker (http://HOST:PORT/announce or "
      "udp://HOST:PORT) and answer with its peers ranked by locality; the local swarm store "
@@ -444,6 +482,7 @@ void itr_options_init(struct itr_options *o)
 			abort();
 		}
 	}
+	memset(&o->fixed, 0, sizeof(o->fixed)); /* defaults fix nothing */
 }
 
 void itr_options_free(struct itr_options *o)

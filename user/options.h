@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "loader.h"
+#include "price.h"
 #include "proxy.h"
 #include "rank.h"
 #include "routes.h"
@@ -54,6 +55,12 @@ struct itr_options {
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */
 	struct itr_proxy_config proxy;   /* --upstream: pTracker proxy mode */
+	/* Ranking knobs given on the command line or in a config file (not by
+	 * default): the price controller leaves them as given. */
+	struct itr_price_overrides fixed;
+	uint32_t price_period;        /* --price-period, seconds */
+	const char *price_matrix[15]; /* --price-matrix pin roots */
+	size_t nprice_matrix;
 	/* Values read from config files, freed by itr_options_free. */
 	char **owned;
 	size_t nowned;

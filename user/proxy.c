@@ -743,9 +743,10 @@ int itr_proxy_announce(struct itr_proxy *p, const struct itr_backend_request *re
 	add_local_clients(p, req, &cands);
 	if (want > 0) {
 		struct itr_netmap *map = itr_netmap_current();
-		/* Same gateway choice as the local tracker: per swarm. */
-		struct itr_rank_policy policy = tc->policy;
-		policy.gateway_salt = itr_rank_swarm_salt(req->ann.info_hash);
+		/* Same policy as the local tracker: gateways per swarm, the
+		 * price controller's budget per AS. */
+		struct itr_rank_policy policy;
+		itr_tracker_policy(p->tr, map, &req->ann, &policy);
 		reply->npeers =
 		    itr_rank(map, &policy, &req->ann.peer, cands.v, cands.n, want, peers);
 		if (map)

@@ -14,6 +14,7 @@
 #include "tracker.h"
 
 #include "peer_policy.h"
+#include "price.h"
 #include "quota.h"
 
 #include <arpa/inet.h>
@@ -383,7 +384,12 @@ static struct group_index *index_get(struct itr_tracker *tr)
 	pthread_mutex_lock(&tr->index_lock);
 	struct group_index *idx = tr->index;
 	if (!idx || idx->map != map) {
-		struct group_index *fresh = index_build(map, ++tr->next_generation);
+		/* A map that only re-prices links (price.h) has the same PIDs:
+		 * the groups stay valid, the swarms need no regrouping. */
+		bool same_pids =
+		    idx && idx->map && map && itr_netmap_base(idx->map) == itr_netmap_base(map);
+		struct group_index *fresh =
+		    index_build(map, same_pids ? idx->generation : ++tr->next_generation);
 		if (fresh) {
 			map = NULL; /* the index owns it now */
 			index_unref(tr->index);
@@ -477,6 +483,13 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	}
 	uint16_t group = group_of(idx, ann->peer.family, ann->peer.addr);
 	bool seeder = ann->left == 0;
+	if (tr->cfg.price) {
+		const struct itr_pid *pid =
+		    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
+		itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer,
+		                        pid ? pid->asn : 0, ann->left, ann->downloaded,
+		                        ann->event == ITR_EVENT_STOPPED, now);
+	}
 
 	if (ann->event == ITR_EVENT_STOPPED) {
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
@@ -590,9 +603,8 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	long n =
 	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
-		/* each swarm picks its own gateway peers per AS */
-		struct itr_rank_policy policy = tr->cfg.policy;
-		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+		struct itr_rank_policy policy;
+		itr_tracker_policy(tr, idx->map, ann, &policy);
 		if (known) {
 			for (long i = 0; i < n; i++)
 				pids[i] = groups[i] ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
@@ -607,6 +619,20 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		free(cands);
 	index_unref(idx);
 	return n < 0 ? -1 : 0;
+}
+
+void itr_tracker_policy(struct itr_tracker *tr, const struct itr_netmap *map,
+                        const struct itr_announce *ann, struct itr_rank_policy *policy)
+{
+	*policy = tr->cfg.policy;
+	/* each swarm picks its own gateway peers per AS */
+	policy->gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+	if (!tr->cfg.price || !map)
+		return;
+	const struct itr_pid *pid = itr_netmap_lookup(map, ann->peer.family, ann->peer.addr);
+	if (pid)
+		itr_price_policy_for(tr->cfg.price, map, ann->info_hash, pid->asn,
+		                     itr_tracker_now(tr), policy);
 }
 
 int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,

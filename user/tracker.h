@@ -15,6 +15,9 @@
 #include "rank.h"
 #include "swarm.h"
 
+struct itr_price;
+struct itr_netmap;
+
 struct itr_tracker_config {
 	uint32_t interval;        /* seconds: "interval" in every answer */
 	uint32_t min_interval;    /* seconds: "min interval" */
@@ -44,6 +47,9 @@ struct itr_tracker_config {
 	uint32_t announce_burst;          /* announces at once (bucket size) */
 	size_t source_table;              /* sources tracked (bounded memory) */
 	struct itr_rank_policy policy;
+	/* The price controller (price.h): told every announce, and sets the
+	 * external budget per AS per swarm. NULL: policy is used as is. */
+	struct itr_price *price;
 	unsigned shards; /* store lock shards; 0: default */
 	/* Seconds on a monotonic clock; NULL: CLOCK_MONOTONIC. Tests inject one. */
 	uint32_t (*clock)(void *arg);
@@ -146,6 +152,11 @@ struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr);
 /* How many peers to answer with: numwant (negative: the default) within
  * max_numwant and cap; 0 for a stopped event. */
 size_t itr_tracker_want(const struct itr_tracker *tr, const struct itr_announce *ann, size_t cap);
+
+/* The rank policy for this announce: the configured one with the swarm's
+ * gateway salt, adapted by the price controller when there is one. */
+void itr_tracker_policy(struct itr_tracker *tr, const struct itr_netmap *map,
+                        const struct itr_announce *ann, struct itr_rank_policy *policy);
 
 /* Counts for one torrent; 0 if known, -1 (counts zero) if not. */
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],

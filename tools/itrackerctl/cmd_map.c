@@ -75,7 +75,8 @@ static int map_check(const char *file, bool json)
 			                    json_pack("{s:s,s:s}", "file", file, "reason", why));
 		if (warning)
 			json_object_set_new(doc, "warnings", json_pack("[s]", warning));
-		json_object_set_new(doc, "links", json_integer((json_int_t)itr_netmap_link_count(map)));
+		json_object_set_new(doc, "links",
+		                    json_integer((json_int_t)itr_netmap_link_count(map)));
 		ctl_print_json(doc);
 		json_decref(doc);
 	} else if (fits) {
@@ -85,8 +86,8 @@ static int map_check(const char *file, bool json)
 			         itr_netmap_link_count(map));
 		printf("%s: valid: %zu PIDs, %zu IPv4 prefixes (of at most %u) and %zu IPv6 (of at "
 		       "most %u)%s, vtag %s\n",
-		       file, itr_netmap_pid_count(map), v4, ITR_LPM_V4_MAX, v6, ITR_LPM_V6_MAX, links,
-		       itr_netmap_vtag(map));
+		       file, itr_netmap_pid_count(map), v4, ITR_LPM_V4_MAX, v6, ITR_LPM_V6_MAX,
+		       links, itr_netmap_vtag(map));
 	}
 	if (!fits)
 		fprintf(stderr, "%s: does not fit the data plane: %s\n", file, why);

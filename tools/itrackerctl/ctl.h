@@ -89,6 +89,7 @@ int ctl_cmd_rank(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_map(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_metrics(const struct ctl_global *g, int argc, char **argv);
+int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv);
 
 /* Whether argv (after the subcommand) asks for help; prints usage if so. */
 bool ctl_wants_help(int argc, char **argv, const char *usage);

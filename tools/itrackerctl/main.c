@@ -26,6 +26,7 @@ static const char usage_text[] =
     "  map check FILE          validate a network map file\n"
     "  map diff OLD NEW        what changes between two network map files\n"
     "  map reload              make the daemon reload its network map\n"
+    "  policy                  price per inter-AS link, external budget per AS\n"
     "  classify FILE.pcap      run a capture through the XDP program, list flows\n"
     "  metrics [--listen A:P]  print (or serve) the Prometheus metrics of the pins\n"
     "\n"
@@ -83,7 +84,7 @@ static const struct {
 } commands[] = {
     {"status", ctl_cmd_status},     {"stats", ctl_cmd_stats},     {"matrix", ctl_cmd_matrix},
     {"netinfo", ctl_cmd_netinfo},   {"rank", ctl_cmd_rank},       {"map", ctl_cmd_map},
-    {"classify", ctl_cmd_classify}, {"metrics", ctl_cmd_metrics},
+    {"classify", ctl_cmd_classify}, {"metrics", ctl_cmd_metrics}, {"policy", ctl_cmd_policy},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,483 @@
+/* test_price.c - the price controller (price.h): the link controller's step
+ * response against a simulated swarm (settles on the budget, no
+ * oscillation, bounds), the external budget per AS from price and swarm
+ * state, the cost steps' hysteresis, and the running controller fed with
+ * matrices: a link missing from the map, links appearing and leaving with a
+ * reload, swarm state from announces, status and metrics.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "netmap.h"
+#include "price.h"
+
+/* A swarm as the price sees it: the inter-AS BitTorrent rate the tracker's
+ * lists allow falls with the price, and follows with a lag (clients only
+ * act on a new list at their next announce). demand: the rate at price 0. */
+struct plant {
+	double demand, rate, lag_s;
+};
+
+static double plant_step(struct plant *pl, double price, double dt)
+{
+	double target = pl->demand * (1.0 - price);
+	double a = 1.0 - exp(-dt / pl->lag_s);
+	pl->rate += a * (target - pl->rate);
+	return pl->rate;
+}
+
+struct run {
+	double settle_s; /* first time after which the rate stays within 10 % */
+	int reversals;   /* sign changes of the price's movement, moves > 0.005 */
+	double price_min, price_max, final_rate, final_price;
+	double late_swing; /* price max - min over the second half of the run */
+};
+
+/* start_price 0: the demand arrives at an open link (overload step);
+ * start_price 1: a new link opens from the conservative end (ramp). */
+static struct run simulate(double demand, double budget, double lag_s, double seconds,
+                           double start_price)
+{
+	struct itr_price_params p;
+	itr_price_params_default(&p);
+	struct itr_price_link_state st;
+	memset(&st, 0, sizeof(st));
+	st.price = start_price;
+	struct plant pl = {demand, demand * (1.0 - start_price), lag_s};
+	struct run r = {-1, 0, 1, 0, 0, 0, 0};
+	double dt = 2.0, last_move = 0, prev_price = 0, late_min = 1, late_max = 0;
+	for (double t = dt; t <= seconds + 1e-9; t += dt) {
+		double rate = plant_step(&pl, st.price, dt);
+		double price = itr_price_update(&p, &st, rate, budget, dt);
+		double move = price - prev_price;
+		if (fabs(move) > 0.005) {
+			if (last_move != 0 && (move > 0) != (last_move > 0))
+				r.reversals++;
+			last_move = move;
+		}
+		prev_price = price;
+		if (t > seconds / 2) {
+			late_min = price < late_min ? price : late_min;
+			late_max = price > late_max ? price : late_max;
+		}
+		bool inside = fabs(pl.rate - budget) <= 0.1 * budget;
+		if (inside && r.settle_s < 0)
+			r.settle_s = t;
+		else if (!inside)
+			r.settle_s = -1;
+		if (price < r.price_min)
+			r.price_min = price;
+		if (price > r.price_max)
+			r.price_max = price;
+	}
+	r.final_rate = pl.rate;
+	r.final_price = st.price;
+	r.late_swing = late_max - late_min;
+	return r;
+}
+
+/* Step response: demand 2.5x the budget; the rate settles within 10 % of
+ * the budget in 30 s and stays there. */
+static void test_step_response(void **state)
+{
+	(void)state;
+	struct run r = simulate(10e6, 4e6, 3.0, 120, 0.0);
+	print_message("step: settled after %.0f s, price %.3f, rate %.2f Mbit/s, %d reversals\n",
+	              r.settle_s, r.final_price, r.final_rate / 1e6, r.reversals);
+	assert_true(r.settle_s > 0 && r.settle_s <= 30);
+	assert_true(fabs(r.final_rate - 4e6) <= 0.1 * 4e6);
+	assert_true(fabs(r.final_price - 0.6) < 0.1);
+	assert_int_equal(r.reversals, 0);
+}
+
+/* Ramp from the conservative start: the rate climbs to the budget within
+ * 30 s and never passes it by more than 10 % on the way (outside
+ * connections, once made, cannot be taken back). */
+static void test_ramp_from_initial_price(void **state)
+{
+	(void)state;
+	double demands[] = {6e6, 10e6, 20e6};
+	for (size_t i = 0; i < 3; i++) {
+		struct itr_price_params p;
+		itr_price_params_default(&p);
+		struct itr_price_link_state st;
+		memset(&st, 0, sizeof(st));
+		st.price = p.initial_price;
+		struct plant pl = {demands[i], 0, 3.0};
+		double settle = -1, peak = 0;
+		for (double t = 2; t <= 120; t += 2) {
+			double rate = plant_step(&pl, st.price, 2);
+			itr_price_update(&p, &st, rate, 4e6, 2);
+			peak = rate > peak ? rate : peak;
+			bool inside = fabs(rate - 4e6) <= 0.4e6;
+			if (inside && settle < 0)
+				settle = t;
+			else if (!inside)
+				settle = -1;
+		}
+		print_message("ramp: demand %.0f Mbit/s settled after %.0f s, peak %.2f Mbit/s\n",
+		              demands[i] / 1e6, settle, peak / 1e6);
+		assert_true(settle > 0 && settle <= 30);
+		assert_true(peak <= 4.4e6);
+	}
+}
+
+/* No oscillation: over a range of demands and lags the price moves one way
+ * and turns back at most once (the correction of its first overshoot), the
+ * rate stays within 10 % of the budget once it got there, and in the
+ * second half of the run the price moves by 0.01 at most. */
+static void test_no_oscillation(void **state)
+{
+	(void)state;
+	double demands[] = {5e6, 8e6, 20e6, 40e6};
+	double lags[] = {1.0, 3.0, 6.0};
+	for (size_t i = 0; i < 4; i++) {
+		for (size_t k = 0; k < 3; k++) {
+			struct run r = simulate(demands[i], 4e6, lags[k], 300, 0.0);
+			if (r.reversals > 1 || r.settle_s < 0 || r.settle_s > 60 ||
+			    r.late_swing > 0.01)
+				fail_msg("demand %.0f lag %.0f: %d reversals, settled at %.0f s, "
+				         "late swing %.3f",
+				         demands[i], lags[k], r.reversals, r.settle_s,
+				         r.late_swing);
+		}
+	}
+	/* demand below the budget: the price stays at 0 */
+	struct run r = simulate(3e6, 4e6, 3.0, 120, 0.0);
+	assert_true(r.price_max == 0);
+}
+
+/* Bounds: the price stays in [0, 1] whatever the rate; a step never moves
+ * it by more than max_step; junk input does not poison the state. */
+static void test_bounds(void **state)
+{
+	(void)state;
+	struct itr_price_params p;
+	itr_price_params_default(&p);
+	struct itr_price_link_state st;
+	memset(&st, 0, sizeof(st));
+	double prev = 0;
+	for (int i = 0; i < 50; i++) {
+		double price = itr_price_update(&p, &st, 1e12, 1e6, 2.0);
+		assert_true(price >= 0 && price <= 1);
+		/* the allowance 1 - price shrinks by exp(max_step) at most */
+		assert_true((1 - prev) / (1 - price) <= exp(p.max_step) + 1e-9);
+		prev = price;
+	}
+	assert_true(fabs(st.price - (1 - p.min_allowance)) < 1e-9);
+	for (int i = 0; i < 100; i++)
+		itr_price_update(&p, &st, 0, 1e6, 2.0);
+	assert_true(st.price == 0.0);
+	itr_price_update(&p, &st, NAN, 1e6, 2.0);
+	assert_false(isnan(st.rate_ewma));
+	assert_true(st.price >= 0 && st.price <= 1);
+	/* no budget or no time: the price holds */
+	st.price = 0.5;
+	assert_true(itr_price_update(&p, &st, 5e6, 0, 2.0) == 0.5);
+	assert_true(itr_price_update(&p, &st, 5e6, 1e6, 0) == 0.5);
+}
+
+/* The deadband holds the price near the budget (hysteresis). */
+static void test_deadband(void **state)
+{
+	(void)state;
+	struct itr_price_params p;
+	itr_price_params_default(&p);
+	struct itr_price_link_state st;
+	memset(&st, 0, sizeof(st));
+	st.price = 0.4;
+	for (int i = 0; i < 30; i++)
+		itr_price_update(&p, &st, i % 2 ? 4.15e6 : 3.85e6, 4e6, 2.0);
+	assert_true(fabs(st.price - 0.4) < 1e-9);
+}
+
+static void test_cost_steps(void **state)
+{
+	(void)state;
+	assert_int_equal(itr_price_cost_step(0, 0), 0);
+	assert_int_equal(itr_price_cost_step(0.07, 0), 0); /* within 0.75 step */
+	assert_int_equal(itr_price_cost_step(0.08, 0), 1);
+	assert_int_equal(itr_price_cost_step(0.5, 1), 5);
+	assert_int_equal(itr_price_cost_step(0.43, 5), 5); /* back 0.7 step: held */
+	assert_int_equal(itr_price_cost_step(0.42, 5), 4);
+	assert_int_equal(itr_price_cost_step(1.0, 4), 10);
+	assert_int_equal(itr_price_cost_step(7.0, 99), 10); /* clamped */
+}
+
+/* External budget per AS from swarm state, the uplink and its price. */
+static void test_as_policy(void **state)
+{
+	(void)state;
+	struct itr_rank_policy base, out;
+	itr_rank_policy_default(&base);
+	struct itr_price_overrides none = {false, false, false};
+	struct itr_link up;
+	memset(&up, 0, sizeof(up));
+	up.asn = 1;
+	up.capacity_bps = 8000000;
+	up.budget_bps = 8000000;
+	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the transit share */
+
+	/* no seed, far behind, no price: every gateway the transit needs and one
+	 * more outside peer each */
+	struct itr_price_as_view behind = {16, 0, 0.9, 0.5};
+	itr_price_as_policy(&base, &none, &behind, &up, 0.0, &out);
+	assert_int_equal(out.gateways, 4);
+	assert_int_equal(out.max_external, base.max_external + 1);
+	assert_int_equal(out.min_list, base.min_list);
+	/* the price takes gateways away, down to one */
+	itr_price_as_policy(&base, &none, &behind, &up, 0.5, &out);
+	assert_int_equal(out.gateways, 2);
+	assert_int_equal(out.max_external, base.max_external - 1);
+	itr_price_as_policy(&base, &none, &behind, &up, 1.0, &out);
+	assert_int_equal(out.gateways, 1);
+	/* a local seed: half the gateways */
+	struct itr_price_as_view seeded = {16, 1, 0.5, 0.5};
+	itr_price_as_policy(&base, &none, &seeded, &up, 0.0, &out);
+	assert_int_equal(out.gateways, 2);
+	assert_int_equal(out.max_external, base.max_external);
+	/* never more gateways than peers */
+	struct itr_price_as_view two = {2, 0, 0.9, 0.5};
+	itr_price_as_policy(&base, &none, &two, &up, 0.0, &out);
+	assert_int_equal(out.gateways, 2);
+	/* no uplink declared: the configured count times need, at least 1 */
+	itr_price_as_policy(&base, &none, &behind, NULL, 0.0, &out);
+	assert_int_equal(out.gateways, base.gateways);
+	/* operator overrides win */
+	struct itr_rank_policy fixed = base;
+	fixed.gateways = 7;
+	fixed.max_external = 5;
+	struct itr_price_overrides ov = {true, true, true};
+	itr_price_as_policy(&fixed, &ov, &behind, &up, 1.0, &out);
+	assert_int_equal(out.gateways, 7);
+	assert_int_equal(out.max_external, 5);
+}
+
+static const char MAP[] = "pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
+                          "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n"
+                          "pid c id 3 asn 64502\nprefix c 10.12.0.0/16\n"
+                          "link a-up asn 64500 uplink capacity 10mbit budget 4mbit "
+                          "host-upload 1mbit\n";
+
+static struct itr_netmap *parse(const char *text)
+{
+	struct itr_netmap_error err;
+	struct itr_netmap *m = itr_netmap_parse_text(text, strlen(text), "t.netmap", &err);
+	if (!m)
+		fail_msg("parse: %s", err.reason);
+	return m;
+}
+
+static struct itr_price *new_controller(void)
+{
+	struct itr_price_config cfg;
+	itr_price_config_default(&cfg);
+	cfg.publish_costs = false;
+	struct itr_price *pc = itr_price_new(&cfg);
+	assert_non_null(pc);
+	return pc;
+}
+
+/* The running controller on matrices: a 10 Mbit/s flow from b into a is
+ * a's uplink traffic; traffic between b and c (no link declared for either)
+ * is priced nowhere; the price climbs. */
+static void test_controller_matrix(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = parse(MAP);
+	struct itr_price *pc = new_controller();
+	struct itr_matrix_entry e[2] = {{2, 1, 0, 0}, {2, 3, 0, 0}};
+	double t = 0;
+	for (int i = 0; i <= 10; i++, t += 2) {
+		itr_price_tick_matrix(pc, m, t, e, 2);
+		e[0].bytes += 10000000 / 8 * 2; /* 10 Mbit/s for 2 s */
+		e[1].bytes += 50000000 / 8 * 2;
+	}
+	double rate = itr_price_link_rate(pc, "a-up");
+	assert_true(fabs(rate - 10e6) < 0.5e6);
+	assert_true(itr_price_link_price(pc, "a-up") > 0.5);
+	assert_true(itr_price_link_price(pc, "b-up") < 0);
+	json_t *st = itr_price_status_json(pc);
+	assert_int_equal(json_array_size(json_object_get(st, "links")), 1);
+	json_decref(st);
+	itr_price_free(pc);
+	itr_netmap_unref(m);
+}
+
+/* A link missing from the map: its traffic is not priced, nothing breaks;
+ * a reload that drops a link forgets its state, one that adds it starts it
+ * at price 0. */
+static void test_link_missing_from_map(void **state)
+{
+	(void)state;
+	struct itr_netmap *with = parse(MAP);
+	struct itr_netmap *without = parse("pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
+	                                   "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n");
+	struct itr_price *pc = new_controller();
+	struct itr_matrix_entry e = {2, 1, 0, 0};
+	double t = 0;
+	for (int i = 0; i < 8; i++, t += 2) {
+		itr_price_tick_matrix(pc, without, t, &e, 1);
+		e.bytes += 20000000 / 8 * 2;
+	}
+	assert_true(itr_price_link_price(pc, "a-up") < 0);
+	json_t *st = itr_price_status_json(pc);
+	assert_int_equal(json_array_size(json_object_get(st, "links")), 0);
+	json_decref(st);
+	/* the link arrives with a reload: it starts at the conservative end
+	 * and is measured from its first full period (no jump from counts it
+	 * never saw) */
+	itr_price_tick_matrix(pc, with, t, &e, 1);
+	assert_true(itr_price_link_price(pc, "a-up") == 1.0);
+	for (int i = 0; i < 8; i++) {
+		t += 2;
+		e.bytes += 20000000 / 8 * 2;
+		itr_price_tick_matrix(pc, with, t, &e, 1);
+	}
+	assert_true(fabs(itr_price_link_rate(pc, "a-up") - 20e6) < 2e6);
+	assert_true(itr_price_link_price(pc, "a-up") > 0.3);
+	/* and leaves with the next */
+	itr_price_tick_matrix(pc, without, t + 2, &e, 1);
+	assert_true(itr_price_link_price(pc, "a-up") < 0);
+	/* a matrix that went back (map re-created) gives no sample */
+	itr_price_tick_matrix(pc, with, t + 4, &e, 1);
+	e.bytes = 0;
+	itr_price_tick_matrix(pc, with, t + 6, &e, 1);
+	assert_true(itr_price_link_rate(pc, "a-up") < 1);
+	itr_price_free(pc);
+	itr_netmap_unref(with);
+	itr_netmap_unref(without);
+}
+
+static struct itr_peer_addr peer4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct itr_peer_addr p;
+	memset(&p, 0, sizeof(p));
+	p.family = 4;
+	p.addr[0] = a;
+	p.addr[1] = b;
+	p.addr[2] = c;
+	p.addr[3] = d;
+	p.port = 6881;
+	return p;
+}
+
+/* Swarm state from announces: an AS without a seed that is behind gets
+ * its uplink's gateway count (budget / host upload = 4); once a peer of
+ * it completes, half; a stopped peer leaves; status counts peers and
+ * seeds per AS. */
+static void test_swarm_state(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = parse(MAP);
+	struct itr_price *pc = new_controller();
+	uint8_t ih[20] = {1, 2, 3};
+	uint32_t now = 100;
+	for (uint8_t i = 0; i < 10; i++) {
+		struct itr_peer_addr p = peer4(10, 10, 0, (uint8_t)(10 + i));
+		itr_price_note_announce(pc, ih, &p, 64500, 1000, 0, false, now);
+	}
+	for (uint8_t i = 0; i < 5; i++) {
+		struct itr_peer_addr p = peer4(10, 11, 0, (uint8_t)(10 + i));
+		itr_price_note_announce(pc, ih, &p, 64501, i ? 100 : 0, 900, false, now);
+	}
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	itr_price_policy_for(pc, m, ih, 64500, now, &pol);
+	assert_int_equal(pol.gateways, 4);
+	assert_int_equal(pol.max_external, 3);
+	itr_rank_policy_default(&pol);
+	itr_price_policy_for(pc, m, ih, 64501, now, &pol);
+	assert_int_equal(pol.gateways, 1); /* a seed, no uplink declared */
+
+	struct itr_peer_addr first = peer4(10, 10, 0, 10);
+	itr_price_note_announce(pc, ih, &first, 64500, 0, 1000, false, now + 2);
+	itr_rank_policy_default(&pol);
+	itr_price_policy_for(pc, m, ih, 64500, now + 2, &pol);
+	assert_int_equal(pol.gateways, 2);
+	itr_price_note_announce(pc, ih, &first, 64500, 0, 1000, true, now + 3);
+
+	itr_price_tick_matrix(pc, m, now + 4, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *ases = json_object_get(st, "ases");
+	assert_int_equal(json_array_size(ases), 2);
+	json_t *a = json_array_get(ases, 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "asn")), 64500);
+	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 9);
+	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "gateways")), 4);
+	json_t *b = json_array_get(ases, 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "seeds")), 1);
+	json_decref(st);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(itr_price_metrics(pc, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "itracker_as_peers{asn=\"64500\"} 9\n"));
+	assert_non_null(strstr(buf,
+	                       "itracker_link_budget_bits_per_second{link=\"a-up\",asn=\"64500\","
+	                       "peer_asn=\"uplink\"} 4000000\n"));
+	free(buf);
+
+	/* peers silent past the expiry are dropped, and then the swarm */
+	itr_price_tick_matrix(pc, m, now + 4000, NULL, 0);
+	st = itr_price_status_json(pc);
+	assert_int_equal(json_array_size(json_object_get(st, "ases")), 0);
+	json_decref(st);
+	itr_price_free(pc);
+	itr_netmap_unref(m);
+}
+
+/* Many peers: the per-swarm table grows and keeps every peer once. */
+static void test_swarm_growth(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = parse(MAP);
+	struct itr_price *pc = new_controller();
+	uint8_t ih[20] = {9};
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 3000; i++) {
+			struct itr_peer_addr p = peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i);
+			itr_price_note_announce(pc, ih, &p, 64500, i % 3 ? 10 : 0, 0, false, 50);
+		}
+	for (int i = 0; i < 1000; i++) {
+		struct itr_peer_addr p = peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i);
+		itr_price_note_announce(pc, ih, &p, 64500, 0, 0, true, 51);
+	}
+	itr_price_tick_matrix(pc, m, 52, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *a = json_array_get(json_object_get(st, "ases"), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 2000);
+	/* seeds: i % 3 == 0 among 1000..2999: 1002 .. 2997 */
+	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 666);
+	json_decref(st);
+	itr_price_free(pc);
+	itr_netmap_unref(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_step_response),
+	    cmocka_unit_test(test_ramp_from_initial_price),
+	    cmocka_unit_test(test_no_oscillation),
+	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_deadband),
+	    cmocka_unit_test(test_cost_steps),
+	    cmocka_unit_test(test_as_policy),
+	    cmocka_unit_test(test_controller_matrix),
+	    cmocka_unit_test(test_link_missing_from_map),
+	    cmocka_unit_test(test_swarm_state),
+	    cmocka_unit_test(test_swarm_growth),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,111 @@
+/* cmd_policy.c - `itrackerctl policy`: the price controller's loop as the
+ * daemon sees it (GET /v1/status, member "policy"): per declared inter-AS
+ * link the measured BitTorrent rate against capacity and budget and the
+ * price; per AS the peers, seeds and external budget it gets now.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static const char policy_usage[] =
+    "usage: itrackerctl policy [--json]\n"
+    "\n"
+    "The ranking policy's feedback loop (docs/policy.md), asked from the daemon:\n"
+    "per inter-AS link of the network map its capacity, BitTorrent budget, the\n"
+    "inter-AS BitTorrent rate the data plane measured (smoothed) and the price;\n"
+    "per AS its peers and seeds over all swarms and the external budget they\n"
+    "get now (gateway peers, outside peers per gateway). Exit 3 if the daemon\n"
+    "is down.\n";
+
+static double num(json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static const char *mbit(double bps, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.2f", bps / 1e6);
+	return buf;
+}
+
+int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv, policy_usage))
+		return CTL_EXIT_OK;
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool json = g->json;
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j')
+			return ctl_usage_error(policy_usage, "unknown option");
+		json = true;
+	}
+	if (optind < argc)
+		return ctl_usage_error(policy_usage, "unexpected argument '%s'", argv[optind]);
+	json_t *doc;
+	int rc = ctl_daemon_call(g, "GET", "/v1/status", NULL, &doc);
+	if (rc != CTL_EXIT_OK)
+		return rc;
+	json_t *pol = json_object_get(doc, "policy");
+	if (json) {
+		if (pol)
+			ctl_print_json(pol);
+		else
+			printf("null\n");
+		json_decref(doc);
+		return CTL_EXIT_OK;
+	}
+	if (!pol) {
+		printf("no price controller: --gateways and --max-external are both fixed\n");
+		json_decref(doc);
+		return CTL_EXIT_OK;
+	}
+	printf("price controller: %s, every %.0f s\n\n",
+	       strcmp(json_string_value(json_object_get(pol, "mode")) ?: "", "dataplane") == 0
+	           ? "measured inter-AS rates and swarm state"
+	           : "swarm state only (no data plane: rates not measured)",
+	       num(pol, "period_s"));
+	printf("%-20s %8s %8s %10s %10s %10s %6s %6s\n", "LINK", "ASN", "PEER", "CAP Mbit/s",
+	       "BUDGET", "RATE", "UTIL", "PRICE");
+	size_t i;
+	json_t *l;
+	json_array_foreach(json_object_get(pol, "links"), i, l)
+	{
+		char b1[32], b2[32], b3[32], peer[32];
+		ctl_json_text(json_object_get(l, "peer_asn"), peer, sizeof(peer));
+		double budget = num(l, "budget_bps"), rate = num(l, "rate_smoothed_bps");
+		bool measured = json_is_true(json_object_get(l, "measured"));
+		char util[16] = "-";
+		if (measured && budget > 0)
+			snprintf(util, sizeof(util), "%.0f%%", 100.0 * rate / budget);
+		printf("%-20s %8.0f %8s %10s %10s %10s %6s %6.2f\n",
+		       json_string_value(json_object_get(l, "name")), num(l, "asn"), peer,
+		       mbit(num(l, "capacity_bps"), b1, sizeof(b1)), mbit(budget, b2, sizeof(b2)),
+		       measured ? mbit(rate, b3, sizeof(b3)) : "-", util, num(l, "price"));
+	}
+	if (i == 0)
+		printf("(the network map declares no link)\n");
+	printf("\n%-10s %7s %8s %6s %9s %12s\n", "ASN", "SWARMS", "PEERS", "SEEDS", "GATEWAYS",
+	       "EXTERNAL/GW");
+	json_t *a;
+	json_array_foreach(json_object_get(pol, "ases"), i, a)
+	{
+		char ext[32];
+		double lo = num(a, "max_external_min"), hi = num(a, "max_external_max");
+		if (lo == hi)
+			snprintf(ext, sizeof(ext), "%.0f", hi);
+		else
+			snprintf(ext, sizeof(ext), "%.0f-%.0f", lo, hi);
+		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s\n", num(a, "asn"), num(a, "swarms"),
+		       num(a, "peers"), num(a, "seeds"), num(a, "gateways"), ext);
+	}
+	if (i == 0)
+		printf("(no peer announced yet)\n");
+	json_decref(doc);
+	return CTL_EXIT_OK;
+}

@@ -1,0 +1,981 @@
+/* price.c - P4P's feedback loop: prices on inter-AS links from the BitTorrent
+ * rate the data plane measures, turned into each AS's external budget per
+ * swarm and into the dynamic p-distance (see price.h, docs/policy.md).
+ *
+ * Three parts:
+ *   - the link controller (itr_price_update): an EWMA of the measured rate
+ *     and a velocity-form PI update of a price clamped to [0, 1], with a
+ *     deadband around the budget;
+ *   - swarm state: per swarm, every peer's AS and `left`, from announces,
+ *     aggregated per AS (peers, seeds, mean fraction left) at most once per
+ *     second per swarm;
+ *   - the mapping from price and swarm state to a rank policy
+ *     (itr_price_as_policy) and to extra p-distance (itr_price_cost_step),
+ *     published as a derived map with its own vtag.
+ */
+#include "price.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the link controller ------------------------------------------------ */
+
+void itr_price_params_default(struct itr_price_params *p)
+{
+	p->ewma_tau_s = 2.0;
+	p->kp = 0.2;
+	p->ki = 0.12;
+	p->deadband = 0.05;
+	p->max_step = 0.5;
+	p->min_allowance = 0.05;
+	p->initial_price = 1.0;
+}
+
+static double clamp01(double v)
+{
+	return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+double itr_price_update(const struct itr_price_params *p, struct itr_price_link_state *s,
+                        double rate_bps, double budget_bps, double dt)
+{
+	if (!(rate_bps >= 0))
+		rate_bps = 0;
+	s->rate_last = rate_bps;
+	if (!s->primed) {
+		s->rate_ewma = rate_bps;
+		s->primed = true;
+	} else if (dt > 0) {
+		double a = p->ewma_tau_s > 0 ? 1.0 - exp(-dt / p->ewma_tau_s) : 1.0;
+		s->rate_ewma += a * (rate_bps - s->rate_ewma);
+	}
+	if (!(budget_bps > 0) || !(dt > 0))
+		return s->price;
+	/* Relative error in log terms: the rate scales with the allowance
+	 * (more gateways, more outside peers), so equal ratios deserve equal
+	 * steps whatever the demand; clamped so that an idle link (rate 0)
+	 * or a flood moves the price at a finite speed. */
+	double ratio = s->rate_ewma / budget_bps;
+	double e = ratio > 0 ? log(ratio) : -2.0;
+	if (e < -2)
+		e = -2;
+	if (e > 2)
+		e = 2;
+	if (fabs(e) <= p->deadband)
+		e = 0;
+	else
+		e -= e > 0 ? p->deadband : -p->deadband;
+	double d = p->kp * (e - s->err_prev) + p->ki * e * dt;
+	if (d > p->max_step)
+		d = p->max_step;
+	if (d < -p->max_step)
+		d = -p->max_step;
+	double allowance = (1.0 - s->price) * exp(-d);
+	if (allowance > 1)
+		allowance = 1;
+	if (allowance < p->min_allowance)
+		allowance = p->min_allowance;
+	s->price = clamp01(1.0 - allowance);
+	s->err_prev = e;
+	return s->price;
+}
+
+/* ---- price -> policy ---------------------------------------------------- */
+
+void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
+                         const struct itr_price_as_view *view, const struct itr_link *uplink,
+                         double price, struct itr_rank_policy *out)
+{
+	*out = *base;
+	price = clamp01(price);
+	bool behind = view->remaining > view->swarm_remaining + 0.10;
+	if (!ov->gateways) {
+		double g = base->gateways ? base->gateways : 1;
+		if (uplink && uplink->host_upload_bps && uplink->budget_bps)
+			g = ceil((double)uplink->budget_bps / (double)uplink->host_upload_bps);
+		double need = view->seeds ? 0.5 : behind ? 1.0 : 0.75;
+		double want = ceil(g * need * (1.0 - price) - 1e-9);
+		if (want < 1)
+			want = 1;
+		if (view->peers && want > view->peers)
+			want = view->peers;
+		out->gateways = (unsigned)want;
+	}
+	if (!ov->max_external) {
+		unsigned m = base->max_external;
+		if (!view->seeds && behind && price < 0.25)
+			m++;
+		else if (price >= 0.5 && m > 1)
+			m--;
+		out->max_external = m;
+	}
+}
+
+unsigned itr_price_cost_step(double price, unsigned cur_step)
+{
+	double x = clamp01(price) * 10.0;
+	if (cur_step > 10)
+		cur_step = 10;
+	if (fabs(x - (double)cur_step) <= 0.75)
+		return cur_step;
+	return (unsigned)lround(x);
+}
+
+/* ---- swarm state -------------------------------------------------------- */
+
+#define PS_SHARDS   16
+#define PS_BUCKETS  1024
+#define KEY_EMPTY   0
+#define KEY_DELETED 1
+
+struct ps_peer {
+	uint64_t key; /* hash of address and port, | 2; 0 empty, 1 deleted */
+	struct itr_peer_addr addr;
+	uint32_t asn;
+	uint32_t seen;
+	uint64_t left;
+};
+
+struct ps_as {
+	uint32_t asn, peers, seeds;
+	double remaining_sum;
+};
+
+struct ps_swarm {
+	struct ps_swarm *next;
+	uint8_t ih[20];
+	uint64_t size_est; /* largest left + downloaded announced: the torrent's size */
+	struct ps_peer *slots;
+	size_t cap, live, filled; /* filled: live + deleted */
+	struct ps_as *agg;
+	size_t nagg, cap_agg;
+	double swarm_remaining;
+	uint32_t agg_at;
+	bool agg_valid;
+};
+
+struct ps_shard {
+	pthread_mutex_t lock;
+	struct ps_swarm *buckets[PS_BUCKETS];
+};
+
+/* Per link: controller state and the byte totals last read per source. */
+struct pc_link {
+	struct itr_link link;
+	struct itr_price_link_state st;
+	unsigned cost_step;
+	uint64_t prev_out[16], prev_in[16];
+	bool have_prev[16];
+};
+
+/* Per AS, over all swarms, for operators. */
+struct pc_as_status {
+	uint32_t asn;
+	uint64_t peers, seeds, swarms, gateways;
+	unsigned max_external_min, max_external_max;
+};
+
+struct itr_price {
+	struct itr_price_config cfg;
+	struct ps_shard shards[PS_SHARDS];
+
+	pthread_mutex_t lock; /* links, ases, last_tick */
+	struct pc_link *links;
+	size_t nlinks;
+	struct pc_as_status *ases;
+	size_t nases;
+	double last_tick;
+	bool ticked;
+	char map_vtag[80];
+
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop;
+};
+
+void itr_price_config_default(struct itr_price_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	itr_price_params_default(&cfg->params);
+	cfg->period_s = 2.0;
+	itr_rank_policy_default(&cfg->policy);
+	cfg->peer_expiry_s = 2700;
+	cfg->publish_costs = true;
+}
+
+struct itr_price *itr_price_new(const struct itr_price_config *cfg)
+{
+	struct itr_price *pc = calloc(1, sizeof(*pc));
+	if (!pc)
+		return NULL;
+	pc->cfg = *cfg;
+	if (pc->cfg.nmatrix > 16)
+		pc->cfg.nmatrix = 16;
+	if (!(pc->cfg.period_s > 0))
+		pc->cfg.period_s = 2.0;
+	for (int i = 0; i < PS_SHARDS; i++)
+		pthread_mutex_init(&pc->shards[i].lock, NULL);
+	pthread_mutex_init(&pc->lock, NULL);
+	pthread_mutex_init(&pc->stop_lock, NULL);
+	pthread_cond_init(&pc->stop_cond, NULL);
+	return pc;
+}
+
+static void swarm_free(struct ps_swarm *s)
+{
+	free(s->slots);
+	free(s->agg);
+	free(s);
+}
+
+void itr_price_free(struct itr_price *pc)
+{
+	if (!pc)
+		return;
+	if (pc->running) {
+		pthread_mutex_lock(&pc->stop_lock);
+		pc->stop = true;
+		pthread_cond_signal(&pc->stop_cond);
+		pthread_mutex_unlock(&pc->stop_lock);
+		pthread_join(pc->thread, NULL);
+	}
+	for (int i = 0; i < PS_SHARDS; i++) {
+		for (int b = 0; b < PS_BUCKETS; b++) {
+			struct ps_swarm *s = pc->shards[i].buckets[b];
+			while (s) {
+				struct ps_swarm *n = s->next;
+				swarm_free(s);
+				s = n;
+			}
+		}
+		pthread_mutex_destroy(&pc->shards[i].lock);
+	}
+	free(pc->links);
+	free(pc->ases);
+	pthread_mutex_destroy(&pc->lock);
+	pthread_mutex_destroy(&pc->stop_lock);
+	pthread_cond_destroy(&pc->stop_cond);
+	free(pc);
+}
+
+static uint64_t peer_key(const struct itr_peer_addr *p)
+{
+	uint8_t buf[19];
+	size_t n = p->family == 4 ? 4 : 16;
+	buf[0] = p->family;
+	memcpy(buf + 1, p->addr, n);
+	buf[1 + n] = (uint8_t)(p->port >> 8);
+	buf[2 + n] = (uint8_t)p->port;
+	uint64_t h = itr_crc32c(0, buf, n + 3);
+	h = (h << 32) | itr_crc32c(0x9e3779b9u, buf, n + 3);
+	return h | 2;
+}
+
+static bool same_peer(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
+}
+
+static struct ps_peer *slot_find(struct ps_swarm *s, const struct itr_peer_addr *p, uint64_t key,
+                                 bool for_insert)
+{
+	if (!s->cap)
+		return NULL;
+	size_t mask = s->cap - 1;
+	struct ps_peer *tomb = NULL;
+	for (size_t i = (size_t)(key >> 7) & mask, probes = 0; probes < s->cap;
+	     i = (i + 1) & mask, probes++) {
+		struct ps_peer *e = &s->slots[i];
+		if (e->key == KEY_EMPTY)
+			return for_insert ? (tomb ? tomb : e) : NULL;
+		if (e->key == KEY_DELETED) {
+			if (!tomb)
+				tomb = e;
+			continue;
+		}
+		if (e->key == key && same_peer(&e->addr, p))
+			return e;
+	}
+	return for_insert ? tomb : NULL;
+}
+
+/* Rehash into a table sized for the live peers, dropping the expired. */
+static int swarm_rehash(struct ps_swarm *s, size_t want_live, uint32_t now, uint32_t expiry)
+{
+	size_t cap = 16;
+	while (cap < 2 * (want_live + 1))
+		cap *= 2;
+	struct ps_peer *old = s->slots;
+	size_t old_cap = s->cap;
+	struct ps_peer *slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return -1;
+	s->slots = slots;
+	s->cap = cap;
+	s->live = s->filled = 0;
+	for (size_t i = 0; i < old_cap; i++) {
+		struct ps_peer *e = &old[i];
+		if (e->key <= KEY_DELETED || (expiry && now - e->seen > expiry))
+			continue;
+		struct ps_peer *d = slot_find(s, &e->addr, e->key, true);
+		*d = *e;
+		s->live++;
+		s->filled++;
+	}
+	free(old);
+	s->agg_valid = false;
+	return 0;
+}
+
+static unsigned shard_of(const uint8_t ih[20])
+{
+	return ih[0] % PS_SHARDS;
+}
+
+static unsigned bucket_of(const uint8_t ih[20])
+{
+	return ((unsigned)ih[1] << 8 | ih[2]) % PS_BUCKETS;
+}
+
+static struct ps_swarm *swarm_find(struct ps_shard *sh, const uint8_t ih[20], bool create)
+{
+	struct ps_swarm **head = &sh->buckets[bucket_of(ih)];
+	for (struct ps_swarm *s = *head; s; s = s->next)
+		if (memcmp(s->ih, ih, 20) == 0)
+			return s;
+	if (!create)
+		return NULL;
+	struct ps_swarm *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	memcpy(s->ih, ih, 20);
+	s->next = *head;
+	*head = s;
+	return s;
+}
+
+void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
+                             const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
+                             uint64_t downloaded, bool stopped, uint32_t now)
+{
+	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
+	uint64_t key = peer_key(peer);
+	pthread_mutex_lock(&sh->lock);
+	struct ps_swarm *s = swarm_find(sh, info_hash, !stopped);
+	if (!s)
+		goto out;
+	if (stopped) {
+		struct ps_peer *e = slot_find(s, peer, key, false);
+		if (e) {
+			e->key = KEY_DELETED;
+			s->live--;
+			s->agg_valid = false;
+		}
+		goto out;
+	}
+	if ((s->filled + 1) * 4 > s->cap * 3 &&
+	    swarm_rehash(s, s->live + 1, now, pc->cfg.peer_expiry_s))
+		goto out;
+	struct ps_peer *e = slot_find(s, peer, key, true);
+	if (!e)
+		goto out;
+	if (e->key <= KEY_DELETED) {
+		if (e->key == KEY_EMPTY)
+			s->filled++;
+		s->live++;
+		e->key = key;
+		e->addr = *peer;
+		s->agg_valid = false;
+	}
+	if (e->asn != asn || (e->left == 0) != (left == 0))
+		s->agg_valid = false;
+	e->asn = asn;
+	e->left = left;
+	e->seen = now;
+	uint64_t total = left + downloaded;
+	if (total >= left && total > s->size_est)
+		s->size_est = total;
+out:
+	pthread_mutex_unlock(&sh->lock);
+}
+
+static int agg_add(struct ps_swarm *s, uint32_t asn, bool seed, double remaining)
+{
+	for (size_t i = 0; i < s->nagg; i++) {
+		if (s->agg[i].asn == asn) {
+			s->agg[i].peers++;
+			s->agg[i].seeds += seed;
+			s->agg[i].remaining_sum += remaining;
+			return 0;
+		}
+	}
+	if (s->nagg == s->cap_agg) {
+		size_t n = s->cap_agg ? 2 * s->cap_agg : 4;
+		struct ps_as *a = realloc(s->agg, n * sizeof(*a));
+		if (!a)
+			return -1;
+		s->agg = a;
+		s->cap_agg = n;
+	}
+	s->agg[s->nagg++] = (struct ps_as){asn, 1, seed, remaining};
+	return 0;
+}
+
+/* Per-AS aggregates of a swarm, at most once a second (under its shard
+ * lock); expired peers are dropped on the way. */
+static void swarm_refresh(struct itr_price *pc, struct ps_swarm *s, uint32_t now)
+{
+	if (s->agg_valid && now - s->agg_at < 1)
+		return;
+	uint32_t expiry = pc->cfg.peer_expiry_s;
+	s->nagg = 0;
+	double total_rem = 0;
+	size_t counted = 0;
+	for (size_t i = 0; i < s->cap; i++) {
+		struct ps_peer *e = &s->slots[i];
+		if (e->key <= KEY_DELETED)
+			continue;
+		if (expiry && now - e->seen > expiry) {
+			e->key = KEY_DELETED;
+			s->live--;
+			continue;
+		}
+		double rem = s->size_est ? (double)e->left / (double)s->size_est : 0;
+		if (rem > 1)
+			rem = 1;
+		if (agg_add(s, e->asn, e->left == 0, rem))
+			break;
+		total_rem += rem;
+		counted++;
+	}
+	s->swarm_remaining = counted ? total_rem / (double)counted : 0;
+	s->agg_at = now;
+	s->agg_valid = true;
+}
+
+static bool swarm_view(struct itr_price *pc, struct ps_swarm *s, uint32_t asn, uint32_t now,
+                       struct itr_price_as_view *v)
+{
+	swarm_refresh(pc, s, now);
+	memset(v, 0, sizeof(*v));
+	v->swarm_remaining = s->swarm_remaining;
+	for (size_t i = 0; i < s->nagg; i++) {
+		const struct ps_as *a = &s->agg[i];
+		if (a->asn != asn)
+			continue;
+		v->peers = a->peers;
+		v->seeds = a->seeds;
+		v->remaining = a->peers ? a->remaining_sum / a->peers : 0;
+		return true;
+	}
+	return false;
+}
+
+/* ---- links -------------------------------------------------------------- */
+
+static struct pc_link *link_by_name(struct itr_price *pc, const char *name)
+{
+	for (size_t i = 0; i < pc->nlinks; i++)
+		if (strcmp(pc->links[i].link.name, name) == 0)
+			return &pc->links[i];
+	return NULL;
+}
+
+/* Price of asn's uplink (0: none declared or not measured). Under pc->lock. */
+static double uplink_price(struct itr_price *pc, const struct itr_link *uplink)
+{
+	if (!uplink)
+		return 0;
+	const struct pc_link *l = link_by_name(pc, uplink->name);
+	return l ? l->st.price : 0;
+}
+
+void itr_price_policy_for(struct itr_price *pc, const struct itr_netmap *map,
+                          const uint8_t info_hash[20], uint32_t asn, uint32_t now,
+                          struct itr_rank_policy *policy)
+{
+	const struct itr_link *uplink = map && asn ? itr_netmap_link_find(map, asn, 0) : NULL;
+	pthread_mutex_lock(&pc->lock);
+	double price = uplink_price(pc, uplink);
+	pthread_mutex_unlock(&pc->lock);
+
+	struct itr_price_as_view v;
+	bool known = false;
+	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
+	pthread_mutex_lock(&sh->lock);
+	struct ps_swarm *s = swarm_find(sh, info_hash, false);
+	if (s)
+		known = swarm_view(pc, s, asn, now, &v);
+	pthread_mutex_unlock(&sh->lock);
+	if (!known)
+		memset(&v, 0, sizeof(v));
+	struct itr_rank_policy base = *policy;
+	itr_price_as_policy(&base, &pc->cfg.overrides, &v, uplink, price, policy);
+}
+
+/* Map's links, keeping the state of links whose name is still there; a
+ * link gone from the map is forgotten, a new one starts at price 0. */
+static void sync_links(struct itr_price *pc, const struct itr_netmap *map, bool measuring)
+{
+	size_t n = map ? itr_netmap_link_count(map) : 0;
+	struct pc_link *nl = calloc(n + 1, sizeof(*nl));
+	if (!nl)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct itr_link *l = itr_netmap_link_at(map, i);
+		struct pc_link *old = link_by_name(pc, l->name);
+		if (old && old->link.asn == l->asn && old->link.peer_asn == l->peer_asn) {
+			nl[i] = *old;
+		} else if (measuring) {
+			/* Outside connections cannot be taken back once made:
+			 * a measured link starts at the conservative end and
+			 * opens up while it has headroom. */
+			nl[i].st.price = pc->cfg.params.initial_price;
+			nl[i].cost_step = itr_price_cost_step(nl[i].st.price, 0);
+		}
+		nl[i].link = *l;
+	}
+	free(pc->links);
+	pc->links = nl;
+	pc->nlinks = n;
+}
+
+/* Bytes out of / into each link's AS in one matrix snapshot: the link
+ * joining the two ASes if declared, else the sender's and the receiver's
+ * uplinks. */
+static void link_totals(struct itr_price *pc, const struct itr_netmap *map,
+                        const struct itr_matrix_entry *e, size_t n, uint64_t *out, uint64_t *in)
+{
+	memset(out, 0, pc->nlinks * sizeof(*out));
+	memset(in, 0, pc->nlinks * sizeof(*in));
+	for (size_t i = 0; i < n; i++) {
+		const struct itr_pid *sp = itr_netmap_pid_by_id(map, e[i].src_pid);
+		const struct itr_pid *dp = itr_netmap_pid_by_id(map, e[i].dst_pid);
+		if (!sp || !dp || sp->asn == dp->asn)
+			continue;
+		for (size_t k = 0; k < pc->nlinks; k++) {
+			const struct itr_link *l = &pc->links[k].link;
+			if (l->peer_asn) {
+				if (l->asn == sp->asn && l->peer_asn == dp->asn)
+					out[k] += e[i].bytes;
+				else if (l->asn == dp->asn && l->peer_asn == sp->asn)
+					in[k] += e[i].bytes;
+			}
+		}
+		const struct itr_link *direct = itr_netmap_link_find(map, sp->asn, dp->asn);
+		if (direct)
+			continue;
+		for (size_t k = 0; k < pc->nlinks; k++) {
+			const struct itr_link *l = &pc->links[k].link;
+			if (l->peer_asn)
+				continue;
+			if (l->asn == sp->asn)
+				out[k] += e[i].bytes;
+			else if (l->asn == dp->asn)
+				in[k] += e[i].bytes;
+		}
+	}
+}
+
+/* Rate of each link over all sources: per source the busier direction's
+ * byte delta; across sources the largest (each gateway sees its own AS's
+ * traffic, both ends' gateways see the traffic between two ASes). */
+static void measure(struct itr_price *pc, const struct itr_netmap *map, double dt,
+                    const struct itr_matrix_entry *given, size_t ngiven, double *rate)
+{
+	uint64_t *out = calloc(pc->nlinks + 1, sizeof(uint64_t));
+	uint64_t *in = calloc(pc->nlinks + 1, sizeof(uint64_t));
+	for (size_t k = 0; k < pc->nlinks; k++)
+		rate[k] = -1;
+	size_t nsrc = given ? 1 : pc->cfg.nmatrix;
+	for (size_t src = 0; out && in && src < nsrc; src++) {
+		struct itr_matrix_entry *e = NULL;
+		size_t n = 0;
+		if (given) {
+			link_totals(pc, map, given, ngiven, out, in);
+		} else {
+			if (itr_stats_read_matrix(pc->cfg.matrix_fds[src], &e, &n))
+				continue;
+			link_totals(pc, map, e, n, out, in);
+			free(e);
+		}
+		for (size_t k = 0; k < pc->nlinks; k++) {
+			struct pc_link *l = &pc->links[k];
+			if (l->have_prev[src] && dt > 0) {
+				/* a counter that went back (map re-created, LRU
+				 * eviction) gives no sample, only a new baseline */
+				if (out[k] >= l->prev_out[src] && in[k] >= l->prev_in[src]) {
+					uint64_t d_out = out[k] - l->prev_out[src];
+					uint64_t d_in = in[k] - l->prev_in[src];
+					double r = (double)(d_out > d_in ? d_out : d_in) * 8.0 / dt;
+					if (r > rate[k])
+						rate[k] = r;
+				}
+			}
+			l->prev_out[src] = out[k];
+			l->prev_in[src] = in[k];
+			l->have_prev[src] = true;
+		}
+	}
+	free(out);
+	free(in);
+}
+
+/* Publish the dynamic p-distance: a derived map when any link has an extra
+ * cost, the plain map otherwise; nothing when that is what is published. */
+static void publish_costs(struct itr_price *pc)
+{
+	if (!pc->cfg.publish_costs)
+		return;
+	if (pc->cfg.map_lock)
+		pthread_mutex_lock(pc->cfg.map_lock);
+	struct itr_netmap *cur = itr_netmap_current();
+	if (cur) {
+		struct itr_netmap *base = itr_netmap_base(cur);
+		size_t n = itr_netmap_link_count(base);
+		uint32_t *extra = calloc(n + 1, sizeof(uint32_t));
+		bool any = false, differs = false;
+		uint32_t tier = itr_netmap_tier(base, ITR_TIER_OTHER_AS);
+		for (size_t i = 0; extra && i < n; i++) {
+			const struct pc_link *l =
+			    link_by_name(pc, itr_netmap_link_at(base, i)->name);
+			unsigned step = l ? l->cost_step : 0;
+			extra[i] = (uint32_t)((uint64_t)tier * step / 10);
+			any |= extra[i] != 0;
+			differs |= extra[i] != itr_netmap_link_extra(cur, i);
+		}
+		if (extra && (differs || (!any && cur != base))) {
+			struct itr_netmap *next = NULL;
+			if (any) {
+				next = itr_netmap_with_link_costs(base, extra);
+			} else {
+				itr_netmap_ref(base);
+				next = base;
+			}
+			if (next)
+				itr_netmap_publish(next);
+		}
+		free(extra);
+		itr_netmap_unref(cur);
+	}
+	if (pc->cfg.map_lock)
+		pthread_mutex_unlock(pc->cfg.map_lock);
+}
+
+static int cmp_as_status(const void *a, const void *b)
+{
+	const struct pc_as_status *x = a, *y = b;
+	return x->asn < y->asn ? -1 : x->asn > y->asn;
+}
+
+static struct pc_as_status *as_status_get(struct pc_as_status **arr, size_t *n, size_t *cap,
+                                          uint32_t asn)
+{
+	for (size_t i = 0; i < *n; i++)
+		if ((*arr)[i].asn == asn)
+			return &(*arr)[i];
+	if (*n == *cap) {
+		size_t c = *cap ? 2 * *cap : 8;
+		struct pc_as_status *a = realloc(*arr, c * sizeof(*a));
+		if (!a)
+			return NULL;
+		*arr = a;
+		*cap = c;
+	}
+	struct pc_as_status *s = &(*arr)[(*n)++];
+	memset(s, 0, sizeof(*s));
+	s->asn = asn;
+	s->max_external_min = UINT32_MAX;
+	return s;
+}
+
+/* Per AS over all swarms: peers, seeds, swarms, the gateways the policy
+ * gives it now; empty swarms are freed on the way. */
+static void collect_ases(struct itr_price *pc, const struct itr_netmap *map, uint32_t now,
+                         struct pc_as_status **out, size_t *nout)
+{
+	struct pc_as_status *arr = NULL;
+	size_t n = 0, cap = 0;
+	for (int i = 0; i < PS_SHARDS; i++) {
+		struct ps_shard *sh = &pc->shards[i];
+		pthread_mutex_lock(&sh->lock);
+		for (int b = 0; b < PS_BUCKETS; b++) {
+			for (struct ps_swarm **pp = &sh->buckets[b]; *pp;) {
+				struct ps_swarm *s = *pp;
+				swarm_refresh(pc, s, now);
+				if (s->live == 0) {
+					*pp = s->next;
+					swarm_free(s);
+					continue;
+				}
+				if (s->filled > 2 * s->live + 16)
+					swarm_rehash(s, s->live, now, pc->cfg.peer_expiry_s);
+				for (size_t k = 0; k < s->nagg; k++) {
+					const struct ps_as *a = &s->agg[k];
+					struct pc_as_status *st =
+					    as_status_get(&arr, &n, &cap, a->asn);
+					if (!st)
+						continue;
+					struct itr_price_as_view v = {a->peers, a->seeds,
+					                              a->remaining_sum / a->peers,
+					                              s->swarm_remaining};
+					const struct itr_link *up =
+					    map && a->asn ? itr_netmap_link_find(map, a->asn, 0)
+					                  : NULL;
+					pthread_mutex_lock(&pc->lock);
+					double price = uplink_price(pc, up);
+					pthread_mutex_unlock(&pc->lock);
+					struct itr_rank_policy pol;
+					itr_price_as_policy(&pc->cfg.policy, &pc->cfg.overrides, &v,
+					                    up, price, &pol);
+					st->peers += a->peers;
+					st->seeds += a->seeds;
+					st->swarms++;
+					st->gateways +=
+					    pol.gateways < a->peers ? pol.gateways : a->peers;
+					if (pol.max_external < st->max_external_min)
+						st->max_external_min = pol.max_external;
+					if (pol.max_external > st->max_external_max)
+						st->max_external_max = pol.max_external;
+				}
+				pp = &s->next;
+			}
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	if (n)
+		qsort(arr, n, sizeof(*arr), cmp_as_status);
+	*out = arr;
+	*nout = n;
+}
+
+static void tick(struct itr_price *pc, const struct itr_netmap *map, double now,
+                 const struct itr_matrix_entry *given, size_t ngiven)
+{
+	pthread_mutex_lock(&pc->lock);
+	sync_links(pc, map, given || pc->cfg.nmatrix);
+	snprintf(pc->map_vtag, sizeof(pc->map_vtag), "%s", map ? itr_netmap_vtag(map) : "");
+	double dt = pc->ticked ? now - pc->last_tick : 0;
+	double *rate = calloc(pc->nlinks + 1, sizeof(double));
+	if (rate && map && (given || pc->cfg.nmatrix)) {
+		measure(pc, map, dt, given, ngiven, rate);
+		for (size_t k = 0; k < pc->nlinks; k++) {
+			struct pc_link *l = &pc->links[k];
+			if (rate[k] < 0)
+				continue; /* no sample this round */
+			itr_price_update(&pc->cfg.params, &l->st, rate[k],
+			                 (double)l->link.budget_bps, dt);
+			l->cost_step = itr_price_cost_step(l->st.price, l->cost_step);
+		}
+	}
+	free(rate);
+	pc->last_tick = now;
+	pc->ticked = true;
+	pthread_mutex_unlock(&pc->lock);
+
+	struct pc_as_status *ases;
+	size_t nases;
+	collect_ases(pc, map, (uint32_t)now, &ases, &nases);
+	pthread_mutex_lock(&pc->lock);
+	free(pc->ases);
+	pc->ases = ases;
+	pc->nases = nases;
+	pthread_mutex_unlock(&pc->lock);
+	publish_costs(pc);
+}
+
+void itr_price_tick(struct itr_price *pc, const struct itr_netmap *map, double now)
+{
+	tick(pc, map, now, NULL, 0);
+}
+
+void itr_price_tick_matrix(struct itr_price *pc, const struct itr_netmap *map, double now,
+                           const struct itr_matrix_entry *e, size_t n)
+{
+	tick(pc, map, now, e, n);
+}
+
+static double monotonic_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *price_thread(void *arg)
+{
+	struct itr_price *pc = arg;
+	for (;;) {
+		struct itr_netmap *cur = itr_netmap_current();
+		/* Links and PIDs are the base map's; the derived one only adds costs. */
+		itr_price_tick(pc, cur ? itr_netmap_base(cur) : NULL, monotonic_s());
+		if (cur)
+			itr_netmap_unref(cur);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		double t = (double)until.tv_sec + (double)until.tv_nsec / 1e9 + pc->cfg.period_s;
+		until.tv_sec = (time_t)t;
+		until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
+		pthread_mutex_lock(&pc->stop_lock);
+		while (!pc->stop) {
+			if (pthread_cond_timedwait(&pc->stop_cond, &pc->stop_lock, &until) ==
+			    ETIMEDOUT)
+				break;
+		}
+		bool stop = pc->stop;
+		pthread_mutex_unlock(&pc->stop_lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+int itr_price_add_matrix(struct itr_price *pc, int fd)
+{
+	if (pc->cfg.nmatrix >= sizeof(pc->cfg.matrix_fds) / sizeof(pc->cfg.matrix_fds[0]))
+		return -1;
+	pc->cfg.matrix_fds[pc->cfg.nmatrix++] = fd;
+	return 0;
+}
+
+int itr_price_start(struct itr_price *pc)
+{
+	if (pthread_create(&pc->thread, NULL, price_thread, pc))
+		return -1;
+	pc->running = true;
+	return 0;
+}
+
+double itr_price_link_price(struct itr_price *pc, const char *name)
+{
+	pthread_mutex_lock(&pc->lock);
+	const struct pc_link *l = link_by_name(pc, name);
+	double p = l ? l->st.price : -1;
+	pthread_mutex_unlock(&pc->lock);
+	return p;
+}
+
+double itr_price_link_rate(struct itr_price *pc, const char *name)
+{
+	pthread_mutex_lock(&pc->lock);
+	const struct pc_link *l = link_by_name(pc, name);
+	double r = l ? l->st.rate_ewma : -1;
+	pthread_mutex_unlock(&pc->lock);
+	return r;
+}
+
+static const char *mode_name(const struct itr_price *pc)
+{
+	return pc->cfg.nmatrix ? "dataplane" : "swarm-state";
+}
+
+json_t *itr_price_status_json(struct itr_price *pc)
+{
+	json_t *o = json_object();
+	json_t *links = json_array(), *ases = json_array();
+	pthread_mutex_lock(&pc->lock);
+	json_object_set_new(o, "mode", json_string(mode_name(pc)));
+	json_object_set_new(o, "period_s", json_real(pc->cfg.period_s));
+	for (size_t i = 0; i < pc->nlinks; i++) {
+		const struct pc_link *l = &pc->links[i];
+		json_t *j = json_object();
+		json_object_set_new(j, "name", json_string(l->link.name));
+		json_object_set_new(j, "asn", json_integer(l->link.asn));
+		json_object_set_new(j, "peer_asn",
+		                    l->link.peer_asn ? json_integer(l->link.peer_asn)
+		                                     : json_string("uplink"));
+		json_object_set_new(j, "capacity_bps",
+		                    json_integer((json_int_t)l->link.capacity_bps));
+		json_object_set_new(j, "budget_bps", json_integer((json_int_t)l->link.budget_bps));
+		json_object_set_new(j, "measured", json_boolean(l->st.primed));
+		json_object_set_new(j, "rate_bps", json_real(l->st.rate_last));
+		json_object_set_new(j, "rate_smoothed_bps", json_real(l->st.rate_ewma));
+		json_object_set_new(j, "price", json_real(l->st.price));
+		json_object_set_new(j, "extra_cost_tenths", json_integer(l->cost_step));
+		json_array_append_new(links, j);
+	}
+	for (size_t i = 0; i < pc->nases; i++) {
+		const struct pc_as_status *a = &pc->ases[i];
+		json_t *j = json_object();
+		json_object_set_new(j, "asn", json_integer(a->asn));
+		json_object_set_new(j, "swarms", json_integer((json_int_t)a->swarms));
+		json_object_set_new(j, "peers", json_integer((json_int_t)a->peers));
+		json_object_set_new(j, "seeds", json_integer((json_int_t)a->seeds));
+		json_object_set_new(j, "gateways", json_integer((json_int_t)a->gateways));
+		json_object_set_new(j, "max_external_min", json_integer(a->max_external_min));
+		json_object_set_new(j, "max_external_max", json_integer(a->max_external_max));
+		json_array_append_new(ases, j);
+	}
+	pthread_mutex_unlock(&pc->lock);
+	json_object_set_new(o, "links", links);
+	json_object_set_new(o, "ases", ases);
+	return o;
+}
+
+int itr_price_metrics(struct itr_price *pc, FILE *out)
+{
+	int rc = 0;
+	pthread_mutex_lock(&pc->lock);
+	static const struct {
+		const char *name, *type, *help;
+	} link_metrics[] = {
+	    {"itracker_link_capacity_bits_per_second", "gauge",
+	     "Declared capacity of the inter-AS link (network map)."},
+	    {"itracker_link_budget_bits_per_second", "gauge",
+	     "BitTorrent budget on the inter-AS link (network map)."},
+	    {"itracker_link_rate_bits_per_second", "gauge",
+	     "Inter-AS BitTorrent rate the data plane measured on the link, smoothed."},
+	    {"itracker_link_price", "gauge",
+	     "P4P price of the link: 0 with headroom, 1 far above budget."},
+	};
+	for (size_t m = 0; m < 4; m++) {
+		if (fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", link_metrics[m].name,
+		            link_metrics[m].help, link_metrics[m].name, link_metrics[m].type) < 0)
+			rc = -1;
+		for (size_t i = 0; i < pc->nlinks; i++) {
+			const struct pc_link *l = &pc->links[i];
+			double v = m == 0   ? (double)l->link.capacity_bps
+			           : m == 1 ? (double)l->link.budget_bps
+			           : m == 2 ? l->st.rate_ewma
+			                    : l->st.price;
+			char peer[16];
+			if (l->link.peer_asn)
+				snprintf(peer, sizeof(peer), "%u", l->link.peer_asn);
+			else
+				snprintf(peer, sizeof(peer), "uplink");
+			if (fprintf(out, "%s{link=\"%s\",asn=\"%u\",peer_asn=\"%s\"} %.17g\n",
+			            link_metrics[m].name, l->link.name, l->link.asn, peer, v) < 0)
+				rc = -1;
+		}
+	}
+	static const struct {
+		const char *name, *help;
+	} as_metrics[] = {
+	    {"itracker_as_peers", "Peers of the AS over all swarms (seeds included)."},
+	    {"itracker_as_seeds", "Seeds of the AS over all swarms."},
+	    {"itracker_as_gateways", "Gateway peers of the AS over all swarms (external budget)."},
+	    {"itracker_as_max_external", "Largest outside-peer count per gateway in the AS."},
+	};
+	for (size_t m = 0; m < 4; m++) {
+		if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", as_metrics[m].name,
+		            as_metrics[m].help, as_metrics[m].name) < 0)
+			rc = -1;
+		for (size_t i = 0; i < pc->nases; i++) {
+			const struct pc_as_status *a = &pc->ases[i];
+			uint64_t v = m == 0   ? a->peers
+			             : m == 1 ? a->seeds
+			             : m == 2 ? a->gateways
+			                      : a->max_external_max;
+			if (fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
+			            (unsigned long long)v) < 0)
+				rc = -1;
+		}
+	}
+	pthread_mutex_unlock(&pc->lock);
+	return rc;
+}

@@ -1,0 +1,158 @@
+/* price.h - the P4P feedback loop: a price per declared inter-AS link
+ * (netmap `link` statements), computed from the BitTorrent rate the data
+ * plane measures on it, and the swarm state the tracker holds (each peer's
+ * `left`, seeds per AS). The price sets the external budget per AS per
+ * swarm (how many gateway peers, how many outside peers each) and the
+ * dynamic p-distance served over /v1/rank and ALTO. docs/policy.md
+ * explains the design and the measurements behind the defaults.
+ */
+#ifndef ITR_PRICE_H
+#define ITR_PRICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "netmap.h"
+#include "rank.h"
+#include "stats.h"
+
+/* ---- the controller of one link (pure; unit tested) ------------------- */
+
+struct itr_price_params {
+	double ewma_tau_s; /* time constant of the smoothed rate */
+	double kp;         /* proportional gain on the log error */
+	double ki;         /* integral gain on the log error, per second */
+	/* |log(rate / budget)| at or below this counts as on budget: the price
+	 * holds (hysteresis against hunting around the budget). */
+	double deadband;
+	double max_step;      /* largest change of log(1 - price) in one update */
+	double min_allowance; /* 1 - price never goes below this */
+	double initial_price; /* of a link the data plane measures, until it has */
+};
+
+/* Defaults (tests/unit/test_price.c simulates them against lagging swarms;
+ * docs/policy.md): tau 2 s, kp 0.2, ki 0.12/s, deadband 0.05, max step
+ * 0.5, min allowance 0.05, initial price 1. */
+void itr_price_params_default(struct itr_price_params *p);
+
+struct itr_price_link_state {
+	bool primed;      /* a first sample was taken */
+	double rate_ewma; /* bits/s, smoothed */
+	double rate_last; /* bits/s, last sample */
+	double price;     /* 0 (headroom) .. 1 (far above budget) */
+	double err_prev;  /* relative error after the deadband, last update */
+};
+
+/* One update: a rate sample (bits/s) over dt seconds against the budget
+ * (bits/s). The allowance 1 - price scales what the tracker lets out of an
+ * AS; the log error e = ln(ewma / budget), clamped to [-2, 2], less the
+ * deadband, moves it multiplicatively in velocity form:
+ * allowance *= exp(-(kp (e - e_prev) + ki e dt)), the exponent limited to
+ * max_step and the allowance clamped to [min_allowance, 1]; clamping the
+ * state itself leaves nothing to wind up. Returns the new price. */
+double itr_price_update(const struct itr_price_params *p, struct itr_price_link_state *s,
+                        double rate_bps, double budget_bps, double dt);
+
+/* ---- external budget per AS per swarm (pure; unit tested) ------------- */
+
+/* What the tracker knows about one AS in one swarm. */
+struct itr_price_as_view {
+	uint32_t peers;         /* peers of the AS in the swarm (seeds included) */
+	uint32_t seeds;         /* of which complete */
+	double remaining;       /* mean fraction left over the AS's peers, 0..1 */
+	double swarm_remaining; /* the same over every peer of the swarm */
+};
+
+/* Which fields the operator fixed on the command line: those are used as
+ * given, the rest adapt. */
+struct itr_price_overrides {
+	bool gateways, max_external, min_list;
+};
+
+/* The AS's policy in this swarm: base (the configured policy) with
+ * gateways and max_external set from the view, the AS's uplink (NULL if
+ * none declared) and its price:
+ *   gateways = clamp(ceil(G * need * (1 - price)), 1, peers), where
+ *     G = ceil(budget / host-upload) when the uplink declares both (enough
+ *     gateways that their uploads fill the AS's share of transit), else
+ *     base->gateways; need = 0.5 with a local seed, 1 when the AS is more
+ *     than 10 points behind the swarm, 0.75 otherwise;
+ *   max_external = base->max_external, +1 when the AS has no seed, is
+ *     behind and the price is below 0.25, -1 (not below 1) at price >= 0.5.
+ * A field in ov keeps base's value. */
+void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
+                         const struct itr_price_as_view *view, const struct itr_link *uplink,
+                         double price, struct itr_rank_policy *out);
+
+/* Extra p-distance of a link at a price: price * other-as tier, in steps of
+ * a tenth of the tier; a step is only left once the price is 0.075 (three
+ * quarters of a step) away from it, so a price hovering at a boundary does
+ * not flip the vtag. cur_step is the step in use (0..10). */
+unsigned itr_price_cost_step(double price, unsigned cur_step);
+
+/* ---- the running controller ------------------------------------------- */
+
+struct itr_price_config {
+	struct itr_price_params params;
+	double period_s;               /* sampling period (default 2 s) */
+	struct itr_rank_policy policy; /* the configured policy */
+	struct itr_price_overrides overrides;
+	uint32_t peer_expiry_s; /* forget a peer silent this long */
+	/* Matrix sources (fds of pinned `matrix` maps): the daemon's own data
+	 * plane and any --price-matrix pin roots. 0 sources: swarm state only. */
+	int matrix_fds[16];
+	size_t nmatrix;
+	/* Taken while a derived map (dynamic p-distance) is published, so it
+	 * never replaces a map a reload published meanwhile. NULL: none. */
+	pthread_mutex_t *map_lock;
+	bool publish_costs; /* publish derived maps (false in unit tests) */
+};
+
+void itr_price_config_default(struct itr_price_config *cfg);
+
+struct itr_price;
+
+struct itr_price *itr_price_new(const struct itr_price_config *cfg);
+void itr_price_free(struct itr_price *pc); /* stops the thread if started */
+/* One more matrix source (fd of a pinned `matrix` map, kept open by the
+ * caller); before itr_price_start. 0, or -1 when 16 are taken. */
+int itr_price_add_matrix(struct itr_price *pc, int fd);
+/* A thread that calls itr_price_tick every period until itr_price_free. */
+int itr_price_start(struct itr_price *pc);
+
+/* The tracker reports every announce (asn: the peer's AS, 0 if no PID
+ * covers it). Thread safe. now: seconds on any monotonic clock. */
+void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
+                             const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
+                             uint64_t downloaded, bool stopped, uint32_t now);
+
+/* The policy for a client of AS asn in this swarm (base: the configured
+ * policy with the swarm's gateway salt). Thread safe. */
+void itr_price_policy_for(struct itr_price *pc, const struct itr_netmap *map,
+                          const uint8_t info_hash[20], uint32_t asn, uint32_t now,
+                          struct itr_rank_policy *policy);
+
+/* One sampling step at time now (seconds): read the matrix sources, update
+ * every link's price against map's links, publish the dynamic p-distance.
+ * Called by the thread; tests call it directly. */
+void itr_price_tick(struct itr_price *pc, const struct itr_netmap *map, double now);
+/* The same with a matrix given by the caller as source 0 (tests). */
+void itr_price_tick_matrix(struct itr_price *pc, const struct itr_netmap *map, double now,
+                           const struct itr_matrix_entry *e, size_t n);
+
+/* Price of the link named name; -1 if the controller has no such link. */
+double itr_price_link_price(struct itr_price *pc, const char *name);
+/* Smoothed rate (bits/s) of the link; -1 if none. */
+double itr_price_link_rate(struct itr_price *pc, const char *name);
+
+/* The loop for operators: {"mode":..., "links":[...], "ases":[...]}. */
+json_t *itr_price_status_json(struct itr_price *pc);
+/* Prometheus lines (itracker_link_*, itracker_as_*). 0 or -1. */
+int itr_price_metrics(struct itr_price *pc, FILE *out);
+
+#endif
