@@ -38,8 +38,8 @@ struct run {
 	struct itr_http_server *http;
 	struct itr_udp_tracker *udp;
 	struct itr_map_follower *follower; /* --map-from */
-	struct itr_price *price; /* NULL: --gateways and --max-external fixed */
-	int price_fds[16];       /* --price-matrix pins opened here */
+	struct itr_price *price;           /* NULL: --gateways and --max-external fixed */
+	int price_fds[16];                 /* --price-matrix pins opened here */
 	size_t nprice_fds;
 };
 
