@@ -71,19 +71,40 @@ void itr_benc_end(struct itr_benc *b)
 	put_char(b, 'e');
 }
 
+/* Decimal digits of v ending at end; returns where they start. (snprintf
+ * was a tenth of an HTTP announce's instructions under callgrind.) */
+static char *decimal(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
 void itr_benc_int(struct itr_benc *b, int64_t value)
 {
 	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "i%llde", (long long)value);
-	itr_benc_raw(b, tmp, (size_t)n);
+	char *end = tmp + sizeof(tmp);
+	*--end = 'e';
+	/* the magnitude as unsigned: INT64_MIN has no positive int64_t */
+	uint64_t mag = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+	char *p = decimal(end, mag);
+	if (value < 0)
+		*--p = '-';
+	*--p = 'i';
+	itr_benc_raw(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 void itr_benc_str(struct itr_benc *b, const void *data, size_t len)
 {
 	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "%zu:", len);
-	itr_benc_reserve(b, (size_t)n + len);
-	itr_benc_raw(b, tmp, (size_t)n);
+	char *end = tmp + sizeof(tmp);
+	*--end = ':';
+	char *p = decimal(end, len);
+	size_t n = (size_t)(tmp + sizeof(tmp) - p);
+	itr_benc_reserve(b, n + len);
+	itr_benc_raw(b, p, n);
 	itr_benc_raw(b, data, len);
 }
 
