@@ -549,6 +549,20 @@ static int exchange_addr(const struct sockaddr *addr, socklen_t addrlen,
 	return result;
 }
 
+/* The addresses of host:port for a TCP connection (freeaddrinfo them), or
+ * NULL with err. */
+static struct addrinfo *resolve_host(const char *host, const char *port, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+		return NULL;
+	}
+	return res;
+}
+
 int itr_http_client_exchange(const struct sockaddr *addr, socklen_t addrlen,
                              const struct itr_http_client_request *req,
                              const struct itr_http_client_limits *lim,
@@ -568,13 +582,9 @@ int itr_http_client_exchange_host(const char *host, const char *port,
 	int64_t deadline;
 	size_t max;
 	begin(lim, resp, &deadline, &max);
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+	struct addrinfo *res = resolve_host(host, port, err, errlen);
+	if (!res)
 		return ITR_HTTP_CLIENT_UNREACHABLE;
-	}
 	int result = ITR_HTTP_CLIENT_UNREACHABLE;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		result = exchange_addr(ai->ai_addr, ai->ai_addrlen, req, max, deadline, resp, err,
@@ -759,14 +769,10 @@ int itr_http_client_stream_host(const char *host, const char *port,
                                 unsigned connect_timeout_ms, unsigned idle_timeout_ms, int *status,
                                 itr_http_body_fn on_body, void *arg, char *err, size_t errlen)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
-	struct addrinfo *res = NULL;
 	*status = 0;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
+	struct addrinfo *res = resolve_host(host, port, err, errlen);
+	if (!res)
 		return ITR_HTTP_CLIENT_UNREACHABLE;
-	}
 	int64_t deadline = itr_clock_ms() + (connect_timeout_ms ? connect_timeout_ms : 5000);
 	int result = ITR_HTTP_CLIENT_UNREACHABLE;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
