@@ -6,9 +6,22 @@
  * up to limits.max_body (413 past it) -> handler -> response. Limits are
  * enforced here once, so handlers only ever see requests that fit them.
  *
- * Threading: one MHD polling thread on epoll by default (measured fastest on
- * one pinned core, see tools/bench/bench_http.sh); limits.threads > 1 gives
- * an MHD thread pool. Handlers may run concurrently and must be thread safe.
+ * Threading: MHD polling threads on epoll (one by default, measured fastest
+ * on one pinned core, see tools/bench/bench_http.sh; limits.threads > 1 gives
+ * an MHD thread pool) do the I/O and run the cheap handlers inline. Routes
+ * marked with itr_http_offload (work that grows with the request or waits
+ * on someone else) run on a bounded worker pool instead: the connection is
+ * suspended, a worker runs the handler and resumes it, so no such request
+ * holds up the polling threads and the other clients behind them. The pool
+ * has a bounded queue and a per-address share of it; past either the
+ * answer is 503. Handlers may run concurrently and must be thread safe.
+ *
+ * Deadlines: MHD only knows an inactivity timeout, which a client that
+ * sends one byte now and then never hits. A reaper thread shuts down every
+ * connection whose request line and headers are not complete within
+ * limits.header_timeout_s, or whose request is not answered within
+ * limits.request_timeout_s (both counted from the end of the previous
+ * request, or the connect); MHD then sees the connection end and frees it.
  */
 #include "http.h"
 #include "http_stream.h"
@@ -17,17 +30,28 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 struct http_route {
 	char *method; /* NULL: any */
 	char *path;
 	itr_http_handler handler;
 	void *arg;
+	bool offload; /* runs on the worker pool */
 };
+
+struct http_conn;
 
 struct http_attachment {
 	void *ptr;
@@ -42,6 +66,26 @@ struct itr_http_server {
 	size_t nattachments;
 	struct MHD_Daemon *daemon;
 	uint16_t port;
+	char *unix_path;          /* removed again on free */
+	unsigned max_connections; /* after fitting under the file limit */
+
+	/* every open connection, for the reaper */
+	pthread_mutex_t conns_lock;
+	struct http_conn *conns;
+	pthread_t reaper;
+	bool reaper_running;
+
+	/* the worker pool: a FIFO of suspended requests */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_wake;
+	pthread_cond_t reaper_wake;
+	struct http_request_state *jobs_head, *jobs_tail;
+	size_t jobs_queued, jobs_running;
+	struct http_worker *workers;
+	size_t nworkers;
+	bool stopping;
+
+	atomic_uint_fast64_t stat_reaped_headers, stat_reaped_request, stat_busy;
 };
 
 /* Per-request state. It lives inside the per-connection state below, so it
@@ -55,13 +99,39 @@ struct http_request_state {
 	const struct http_route *route;
 	char *body;
 	size_t body_len, body_cap;
+
+	/* offloaded to the worker pool */
+	struct MHD_Connection *mhd;
+	struct itr_http_request req;
+	struct itr_http_response resp;
+	bool queued;                     /* handed to the pool (and suspended) */
+	atomic_bool job_done;            /* resp is ready */
+	struct http_request_state *next; /* in the job queue */
+	struct http_conn *conn;
 };
 
 /* Per-connection state, from MHD's connection-started to connection-closed
  * notification: both always come, unlike the request-completed one. */
 struct http_conn {
 	struct http_request_state req;
+	struct itr_http_server *srv;
+	int fd;
+	/* under srv->conns_lock: */
+	struct http_conn *prev, *next;
+	int64_t phase_start_ms; /* connect, or end of the previous request */
+	bool awaiting_headers;  /* no complete request line + headers yet */
+	bool suspended;         /* in the worker pool: its deadline is the pool's */
+	bool streaming;         /* a stream (http_stream.h): ends when its writer says */
+	bool reaped;
+	struct sockaddr_storage peer;
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char JSON_TYPE[] = "application/json";
 
@@ -71,6 +141,10 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 	if (!srv)
 		return NULL;
 	srv->limits = *limits;
+	pthread_mutex_init(&srv->conns_lock, NULL);
+	pthread_mutex_init(&srv->jobs_lock, NULL);
+	pthread_cond_init(&srv->jobs_wake, NULL);
+	pthread_cond_init(&srv->reaper_wake, NULL);
 	return srv;
 }
 
@@ -93,8 +167,35 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 	}
 	r->handler = handler;
 	r->arg = arg;
+	r->offload = false;
 	srv->nroutes++;
 	return 0;
+}
+
+int itr_http_offload(struct itr_http_server *srv, const char *path)
+{
+	int n = 0;
+	if (srv->daemon || !path)
+		return -1;
+	for (size_t i = 0; i < srv->nroutes; i++)
+		if (strcmp(srv->routes[i].path, path) == 0) {
+			srv->routes[i].offload = true;
+			n++;
+		}
+	return n ? 0 : -1;
+}
+
+void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->reaped_headers = atomic_load(&srv->stat_reaped_headers);
+	st->reaped_request = atomic_load(&srv->stat_reaped_request);
+	st->busy = atomic_load(&srv->stat_busy);
+	st->max_connections = srv->max_connections;
+	pthread_mutex_lock(&srv->jobs_lock);
+	st->jobs_queued = srv->jobs_queued;
+	st->jobs_running = srv->jobs_running;
+	pthread_mutex_unlock(&srv->jobs_lock);
 }
 
 int itr_http_attach(struct itr_http_server *srv, void *ptr, void (*release)(void *ptr))
@@ -114,10 +215,67 @@ void itr_http_set_body(struct itr_http_response *resp, int status, const char *c
 {
 	if (resp->body != body)
 		free(resp->body);
+	if (resp->shared) {
+		itr_http_shared_unref(resp->shared);
+		resp->shared = NULL;
+	}
 	resp->status = status;
 	resp->content_type = content_type;
 	resp->body = body;
 	resp->body_len = len;
+}
+
+/* ---- shared bodies --------------------------------------------------------- */
+
+struct itr_http_shared {
+	atomic_size_t refs;
+	char *data;
+	size_t len;
+};
+
+struct itr_http_shared *itr_http_shared_new(char *data, size_t len)
+{
+	struct itr_http_shared *sh = malloc(sizeof(*sh));
+	if (!sh) {
+		free(data);
+		return NULL;
+	}
+	atomic_init(&sh->refs, 1);
+	sh->data = data;
+	sh->len = len;
+	return sh;
+}
+
+struct itr_http_shared *itr_http_shared_ref(struct itr_http_shared *sh)
+{
+	if (sh)
+		atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+	return sh;
+}
+
+void itr_http_shared_unref(struct itr_http_shared *sh)
+{
+	if (sh && atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
+		free(sh->data);
+		free(sh);
+	}
+}
+
+size_t itr_http_shared_len(const struct itr_http_shared *sh)
+{
+	return sh ? sh->len : 0;
+}
+
+void itr_http_set_shared(struct itr_http_response *resp, int status, const char *content_type,
+                         struct itr_http_shared *sh)
+{
+	itr_http_set_body(resp, status, content_type, NULL, 0);
+	resp->shared = itr_http_shared_ref(sh);
+}
+
+static void shared_release(void *cls)
+{
+	itr_http_shared_unref(cls);
 }
 
 /* ---- query strings ---------------------------------------------------- */
@@ -190,6 +348,11 @@ long itr_http_query_get(const char *query, const char *key, uint8_t *out, size_t
 
 /* ---- request handling ------------------------------------------------- */
 
+static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
+                                      const char *content_type, struct MHD_Response *r,
+                                      const char *allow);
+static struct http_conn *conn_state(struct MHD_Connection *conn);
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, int status,
                                      const char *content_type, char *body, size_t len,
                                      const char *allow)
@@ -203,10 +366,55 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, int status,
 		free(body);
 		return MHD_NO;
 	}
+	return queue_response(conn, status, content_type, r, allow);
+}
+
+/* A handler's answer; a shared body is sent from the one copy, which lives
+ * until the last connection that sends it is done. */
+static enum MHD_Result send_handler_response(struct MHD_Connection *conn,
+                                             struct itr_http_response *resp)
+{
+	int status = resp->status ? resp->status : 200;
+	if (resp->stream) {
+		struct itr_http_stream *stream = resp->stream;
+		resp->stream = NULL;
+		free(resp->body);
+		resp->body = NULL;
+		struct http_conn *c = conn_state(conn);
+		if (c) {
+			pthread_mutex_lock(&c->srv->conns_lock);
+			c->streaming = true;
+			pthread_mutex_unlock(&c->srv->conns_lock);
+		}
+		return (enum MHD_Result)itr_http_stream_queue(conn, status, resp->content_type,
+		                                              stream);
+	}
+	struct itr_http_shared *sh = resp->shared;
+	if (!sh) {
+		char *body = resp->body; /* MHD's from here */
+		resp->body = NULL;
+		return send_response(conn, status, resp->content_type, body, resp->body_len, NULL);
+	}
+	resp->shared = NULL;
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+	    sh->len, sh->data, shared_release, sh);
+	if (!r) {
+		itr_http_shared_unref(sh);
+		return MHD_NO;
+	}
+	return queue_response(conn, status, resp->content_type, r, NULL);
+}
+
+static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
+                                      const char *content_type, struct MHD_Response *r,
+                                      const char *allow)
+{
 	if (content_type)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	if (allow)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -226,23 +434,72 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
 
 static void request_state_clear(struct http_request_state *st)
 {
+	struct http_conn *c = st->conn;
 	free(st->uri);
 	free(st->body);
+	free(st->resp.body);
+	itr_http_shared_unref(st->resp.shared);
 	memset(st, 0, sizeof(*st));
+	st->conn = c;
+}
+
+/* The connection's deadline clock restarts: the next request (line and
+ * headers) is awaited from now. */
+static void phase_restart(struct http_conn *c, bool awaiting_headers)
+{
+	pthread_mutex_lock(&c->srv->conns_lock);
+	if (awaiting_headers) {
+		c->phase_start_ms = now_ms();
+		c->streaming = false;
+	}
+	c->awaiting_headers = awaiting_headers;
+	pthread_mutex_unlock(&c->srv->conns_lock);
 }
 
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
-	(void)conn;
+	struct itr_http_server *srv = cls;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(struct http_conn)); /* NULL: requests dropped */
+		struct http_conn *c = calloc(1, sizeof(*c));
+		*socket_context = c; /* NULL: its requests are dropped */
+		if (!c)
+			return;
+		c->srv = srv;
+		c->req.conn = c;
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr) {
+			socklen_t len =
+			    ci->client_addr->sa_family == AF_INET6  ? sizeof(struct sockaddr_in6)
+			    : ci->client_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+			                                            : 0;
+			memcpy(&c->peer, ci->client_addr, len);
+		}
+		pthread_mutex_lock(&srv->conns_lock);
+		c->phase_start_ms = now_ms();
+		c->awaiting_headers = true;
+		c->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = c;
+		srv->conns = c;
+		pthread_mutex_unlock(&srv->conns_lock);
 		return;
 	}
 	struct http_conn *c = *socket_context;
 	if (!c)
 		return;
+	/* MHD closes the socket after this: the reaper must not see it then. */
+	pthread_mutex_lock(&srv->conns_lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&srv->conns_lock);
 	request_state_clear(&c->req);
 	free(c);
 	*socket_context = NULL;
@@ -293,8 +550,11 @@ static void request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	(void)toe;
 	struct http_request_state *st = *con_cls;
-	if (st)
+	if (st) {
 		request_state_clear(st);
+		if (st->conn)
+			phase_restart(st->conn, true);
+	}
 	*con_cls = NULL;
 }
 
@@ -324,41 +584,220 @@ static const struct http_route *find_route(const struct itr_http_server *srv, co
 	return NULL;
 }
 
-static enum MHD_Result dispatch(struct MHD_Connection *conn, struct http_request_state *st,
-                                const char *path, const char *method)
+/* The handler's view of the request; every pointer stays valid until the
+ * request completes (MHD's header values live in the connection's pool). */
+static void fill_request(struct MHD_Connection *conn, struct http_request_state *st,
+                         const char *path, const char *method, struct itr_http_request *req)
 {
-	struct itr_http_request req = {0};
-	req.method = method;
-	req.path = path;
+	memset(req, 0, sizeof(*req));
+	req->method = method;
+	req->path = path;
 	const char *q = st->uri ? strchr(st->uri, '?') : NULL;
-	req.query = q ? q + 1 : "";
+	req->query = q ? q + 1 : "";
 	if (st->body) {
 		st->body[st->body_len] = '\0';
-		req.body = st->body;
-		req.body_len = st->body_len;
+		req->body = st->body;
+		req->body_len = st->body_len;
 	}
-	req.content_type =
+	req->content_type =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	req.accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	req.forwarded_for = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+	req->accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	req->forwarded_for = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+	req->forwarded = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Forwarded");
+	req->authorization =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	const union MHD_ConnectionInfo *ci =
 	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (ci && ci->client_addr) {
-		socklen_t len = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-		                                                       : sizeof(struct sockaddr_in);
-		memcpy(&req.peer, ci->client_addr, len);
-		req.peer_len = len;
+		sa_family_t fam = ci->client_addr->sa_family;
+		socklen_t len = fam == AF_INET6  ? sizeof(struct sockaddr_in6)
+		                : fam == AF_INET ? sizeof(struct sockaddr_in)
+		                                 : sizeof(sa_family_t);
+		memcpy(&req->peer, ci->client_addr, len);
+		req->peer_len = len;
 	}
+}
 
-	struct itr_http_response resp = {.status = 200, .content_type = "text/plain"};
-	st->route->handler(&req, &resp, st->route->arg);
-	if (resp.stream) {
-		free(resp.body);
-		return (enum MHD_Result)itr_http_stream_queue(conn, resp.status ? resp.status : 200,
-		                                              resp.content_type, resp.stream);
+static enum MHD_Result dispatch(struct MHD_Connection *conn, struct http_request_state *st,
+                                const char *path, const char *method)
+{
+	fill_request(conn, st, path, method, &st->req);
+	st->resp = (struct itr_http_response){.status = 200, .content_type = "text/plain"};
+	st->route->handler(&st->req, &st->resp, st->route->arg);
+	return send_handler_response(conn, &st->resp);
+}
+
+/* ---- the worker pool ------------------------------------------------------ */
+
+struct http_worker {
+	struct itr_http_server *srv;
+	struct http_request_state *current; /* under jobs_lock */
+	pthread_t thread;
+};
+
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return true; /* Unix sockets: one local client */
+}
+
+/* How many of the queued and running jobs come from this address. */
+static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr_storage *peer)
+{
+	size_t n = 0;
+	for (const struct http_request_state *j = srv->jobs_head; j; j = j->next)
+		if (j->conn && same_address(&j->conn->peer, peer))
+			n++;
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		const struct http_request_state *j = srv->workers[i].current;
+		if (j && j->conn && same_address(&j->conn->peer, peer))
+			n++;
 	}
-	return send_response(conn, resp.status ? resp.status : 200, resp.content_type, resp.body,
-	                     resp.body_len, NULL);
+	return n;
+}
+
+/* Hand a suspended request to the pool; false if the pool is full (for
+ * everyone, or for this client's share of it) or stopping. */
+static bool job_submit(struct itr_http_server *srv, struct http_request_state *st)
+{
+	bool ok = false;
+	pthread_mutex_lock(&srv->jobs_lock);
+	size_t cap = srv->limits.queue ? srv->limits.queue : 64;
+	size_t per_ip = srv->limits.queue_per_address ? srv->limits.queue_per_address : cap / 4;
+	if (!srv->stopping && srv->jobs_queued < cap &&
+	    (!st->conn || jobs_from(srv, &st->conn->peer) < (per_ip ? per_ip : 1))) {
+		st->next = NULL;
+		if (srv->jobs_tail)
+			srv->jobs_tail->next = st;
+		else
+			srv->jobs_head = st;
+		srv->jobs_tail = st;
+		srv->jobs_queued++;
+		pthread_cond_signal(&srv->jobs_wake);
+		ok = true;
+	}
+	pthread_mutex_unlock(&srv->jobs_lock);
+	return ok;
+}
+
+static void job_finish(struct http_request_state *st)
+{
+	atomic_store_explicit(&st->job_done, true, memory_order_release);
+	MHD_resume_connection(st->mhd);
+}
+
+static void *worker_main(void *arg)
+{
+	struct http_worker *w = arg;
+	struct itr_http_server *srv = w->srv;
+	pthread_mutex_lock(&srv->jobs_lock);
+	for (;;) {
+		while (!srv->jobs_head && !srv->stopping)
+			pthread_cond_wait(&srv->jobs_wake, &srv->jobs_lock);
+		struct http_request_state *st = srv->jobs_head;
+		if (!st)
+			break; /* stopping, and nothing left to answer */
+		srv->jobs_head = st->next;
+		if (!srv->jobs_head)
+			srv->jobs_tail = NULL;
+		srv->jobs_queued--;
+		srv->jobs_running++;
+		w->current = st;
+		pthread_mutex_unlock(&srv->jobs_lock);
+		st->resp = (struct itr_http_response){.status = 200, .content_type = "text/plain"};
+		st->route->handler(&st->req, &st->resp, st->route->arg);
+		pthread_mutex_lock(&srv->jobs_lock);
+		w->current = NULL;
+		srv->jobs_running--;
+		pthread_mutex_unlock(&srv->jobs_lock);
+		job_finish(st);
+		pthread_mutex_lock(&srv->jobs_lock);
+	}
+	pthread_mutex_unlock(&srv->jobs_lock);
+	return NULL;
+}
+
+static void conn_set_suspended(struct http_conn *c, bool suspended)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->srv->conns_lock);
+	c->suspended = suspended;
+	pthread_mutex_unlock(&c->srv->conns_lock);
+}
+
+/* Run the route's handler on the pool: suspend first, so a worker that is
+ * quick to finish never resumes a connection that is not suspended yet. */
+static enum MHD_Result offload(struct itr_http_server *srv, struct MHD_Connection *conn,
+                               struct http_request_state *st, const char *path, const char *method)
+{
+	fill_request(conn, st, path, method, &st->req);
+	st->mhd = conn;
+	st->queued = true;
+	conn_set_suspended(st->conn, true);
+	MHD_suspend_connection(conn);
+	if (!job_submit(srv, st)) {
+		atomic_fetch_add_explicit(&srv->stat_busy, 1, memory_order_relaxed);
+		char *body = strdup("{\"error\":{\"code\":\"E_BUSY\",\"reason\":\"server busy, "
+		                    "retry later\"}}\n");
+		itr_http_set_body(&st->resp, MHD_HTTP_SERVICE_UNAVAILABLE, JSON_TYPE, body,
+		                  body ? strlen(body) : 0);
+		job_finish(st);
+	}
+	return MHD_YES;
+}
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+static void *reaper_main(void *arg)
+{
+	struct itr_http_server *srv = arg;
+	const int64_t header_ms = (int64_t)srv->limits.header_timeout_s * 1000;
+	const int64_t request_ms = (int64_t)srv->limits.request_timeout_s * 1000;
+	pthread_mutex_lock(&srv->jobs_lock);
+	while (!srv->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->reaper_wake, &srv->jobs_lock, &until);
+		if (srv->stopping)
+			break;
+		pthread_mutex_unlock(&srv->jobs_lock);
+		int64_t now = now_ms();
+		pthread_mutex_lock(&srv->conns_lock);
+		for (struct http_conn *c = srv->conns; c; c = c->next) {
+			if (c->suspended || c->streaming || c->reaped || c->fd < 0)
+				continue;
+			int64_t age = now - c->phase_start_ms;
+			bool late_headers = header_ms && c->awaiting_headers && age > header_ms;
+			bool late_request = request_ms && age > request_ms;
+			if (!late_headers && !late_request)
+				continue;
+			/* The socket stays MHD's (it closes it after the closed
+			 * notification, which waits for this lock): shutting it
+			 * down only makes MHD see the end of the connection. */
+			c->reaped = true;
+			atomic_fetch_add_explicit(late_headers ? &srv->stat_reaped_headers
+			                                       : &srv->stat_reaped_request,
+			                          1, memory_order_relaxed);
+			shutdown(c->fd, SHUT_RDWR);
+		}
+		pthread_mutex_unlock(&srv->conns_lock);
+		pthread_mutex_lock(&srv->jobs_lock);
+	}
+	pthread_mutex_unlock(&srv->jobs_lock);
+	return NULL;
 }
 
 /* The answer to a request that failed routing or limits, decided when its
@@ -423,8 +862,19 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 	if (!st)
 		return MHD_NO; /* the URI hook could not allocate: drop */
 
+	if (st->queued) {
+		/* resumed by the worker that ran the handler */
+		if (!atomic_load_explicit(&st->job_done, memory_order_acquire))
+			return MHD_YES;
+		conn_set_suspended(st->conn, false);
+		st->queued = false;
+		return send_handler_response(conn, &st->resp);
+	}
+
 	if (!st->headers_done) {
 		st->headers_done = true;
+		if (st->conn)
+			phase_restart(st->conn, false);
 		check_headers(srv, conn, st, url, method);
 		if (st->reject == MHD_HTTP_CONTENT_TOO_LARGE)
 			return send_rejection(srv, conn, st); /* MHD closes after it */
@@ -471,24 +921,155 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
 		if (!st->body)
 			return MHD_NO;
 	}
+	if (st->route->offload && srv->nworkers)
+		return offload(srv, conn, st, url, method);
 	return dispatch(conn, st, url, method);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
+
+/* The connection limit must stay under the file limit, or accept() fails
+ * with EMFILE for everyone (and MHD stops accepting for a while): raise the
+ * soft limit to the hard one, and keep room for the files and sockets the
+ * rest of the process needs. */
+static unsigned fit_connection_limit(unsigned wanted)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return wanted;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl); /* best effort; re-read below */
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return wanted;
+	const rlim_t reserve = 64 + rl.rlim_cur / 8;
+	rlim_t room = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 16;
+	if (!wanted || room < wanted)
+		return (unsigned)(room > 1000000 ? 1000000 : room);
+	return wanted;
+}
+
+static int start_threads(struct itr_http_server *srv, char *err, size_t errlen)
+{
+	bool any_offload = false;
+	for (size_t i = 0; i < srv->nroutes; i++)
+		any_offload |= srv->routes[i].offload;
+	if (any_offload && srv->limits.workers) {
+		srv->workers = calloc(srv->limits.workers, sizeof(*srv->workers));
+		if (!srv->workers) {
+			snprintf(err, errlen, "http: out of memory");
+			return -1;
+		}
+		for (unsigned i = 0; i < srv->limits.workers; i++) {
+			srv->workers[i].srv = srv;
+			if (pthread_create(&srv->workers[i].thread, NULL, worker_main,
+			                   &srv->workers[i]) != 0) {
+				snprintf(err, errlen, "http: cannot start worker threads");
+				return -1;
+			}
+			srv->nworkers++;
+		}
+	}
+	if (srv->limits.header_timeout_s || srv->limits.request_timeout_s) {
+		if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) {
+			snprintf(err, errlen, "http: cannot start the deadline thread");
+			return -1;
+		}
+		srv->reaper_running = true;
+	}
+	return 0;
+}
+
+static void stop_threads(struct itr_http_server *srv)
+{
+	pthread_mutex_lock(&srv->jobs_lock);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->jobs_wake);
+	pthread_cond_broadcast(&srv->reaper_wake);
+	pthread_mutex_unlock(&srv->jobs_lock);
+	/* Workers answer what is queued before they leave: no connection
+	 * stays suspended when MHD stops. */
+	for (size_t i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	free(srv->workers);
+	srv->workers = NULL;
+	srv->nworkers = 0;
+	if (srv->reaper_running)
+		pthread_join(srv->reaper, NULL);
+	srv->reaper_running = false;
+}
+
+/* listen_fd >= 0: a bound, listening socket (a Unix one); else sa. */
+static int start_daemon(struct itr_http_server *srv, unsigned flags, const struct sockaddr *sa,
+                        uint16_t port, int listen_fd, const char *what, char *err, size_t errlen)
+{
+	if (srv->daemon) {
+		snprintf(err, errlen, "http: already started");
+		return -1;
+	}
+	/* The request line and headers must fit MHD's per-connection pool;
+	 * grow it when the configured URI limit needs more than the default. */
+	size_t pool = 32 * 1024;
+	if (srv->limits.max_query + 16 * 1024 > pool)
+		pool = srv->limits.max_query + 16 * 1024;
+	srv->max_connections = fit_connection_limit(srv->limits.max_connections);
+	if (start_threads(srv, err, errlen) < 0) {
+		stop_threads(srv);
+		return -1;
+	}
+	/* suspend/resume: offloaded requests wait for their worker, and
+	 * streamed bodies (http_stream.c) wait without polling */
+	flags |= MHD_ALLOW_SUSPEND_RESUME;
+
+	struct MHD_OptionItem opts[16];
+	size_t k = 0;
+	if (listen_fd >= 0)
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
+	else
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_hook, srv};
+	opts[k++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, srv};
+	opts[k++] =
+	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, srv};
+	opts[k++] =
+	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
+	if (srv->max_connections)
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+		                                    (intptr_t)srv->max_connections, NULL};
+	if (srv->limits.per_ip_connections && listen_fd < 0)
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		                                    (intptr_t)srv->limits.per_ip_connections, NULL};
+	if (srv->limits.connection_timeout_s)
+		opts[k++] =
+		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+		                            (intptr_t)srv->limits.connection_timeout_s, NULL};
+	if (srv->limits.threads > 1)
+		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+		                                    (intptr_t)srv->limits.threads, NULL};
+	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+	errno = 0;
+	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, access_handler, srv,
+	                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!srv->daemon) {
+		snprintf(err, errlen, "http: cannot listen on %s%s%s", what, errno ? ": " : "",
+		         errno ? strerror(errno) : "");
+		stop_threads(srv);
+		return -1;
+	}
+	return 0;
+}
 
 int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port, char *err,
                    size_t errlen)
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
-	/* suspend/resume: streamed bodies (http_stream.c) wait without polling */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-	                 MHD_ALLOW_SUSPEND_RESUME;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO;
 
-	if (srv->daemon) {
-		snprintf(err, errlen, "http: already started");
-		return -1;
-	}
 	if (!addr)
 		addr = "::";
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -507,46 +1088,57 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 		snprintf(err, errlen, "http: bad listen address '%s'", addr);
 		return -1;
 	}
-
-	/* The request line and headers must fit MHD's per-connection pool;
-	 * grow it when the configured URI limit needs more than the default. */
-	size_t pool = 32 * 1024;
-	if (srv->limits.max_query + 16 * 1024 > pool)
-		pool = srv->limits.max_query + 16 * 1024;
-
-	struct MHD_OptionItem opts[12];
-	size_t k = 0;
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_hook, srv};
-	opts[k++] =
-	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_done, srv};
-	opts[k++] =
-	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, srv};
-	opts[k++] =
-	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
-	if (srv->limits.max_connections)
-		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-		                                    (intptr_t)srv->limits.max_connections, NULL};
-	if (srv->limits.connection_timeout_s)
-		opts[k++] =
-		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
-		                            (intptr_t)srv->limits.connection_timeout_s, NULL};
-	if (srv->limits.threads > 1)
-		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
-		                                    (intptr_t)srv->limits.threads, NULL};
-	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-
-	errno = 0;
-	srv->daemon = MHD_start_daemon(flags, port, NULL, NULL, access_handler, srv,
-	                               MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-	if (!srv->daemon) {
-		snprintf(err, errlen, "http: cannot listen on %s port %u%s%s", addr, port,
-		         errno ? ": " : "", errno ? strerror(errno) : "");
+	char what[160];
+	snprintf(what, sizeof(what), "%s port %u", addr, port);
+	if (start_daemon(srv, flags, (const struct sockaddr *)&ss, port, -1, what, err, errlen))
 		return -1;
-	}
 	const union MHD_DaemonInfo *info =
 	    MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = info ? info->port : port;
+	return 0;
+}
+
+int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mode, gid_t group,
+                        char *err, size_t errlen)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (!path || strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "http: Unix socket path too long");
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "http: socket: %s", strerror(errno));
+		return -1;
+	}
+	/* A socket file left by an earlier run is replaced; anything else
+	 * at that path is not ours to remove. */
+	struct stat sb;
+	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+		unlink(path);
+	/* Created with no access for anyone, then opened up to mode: no
+	 * window in which another user can connect. */
+	mode_t old = umask(0777);
+	int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc < 0 || (group != (gid_t)-1 && chown(path, (uid_t)-1, group) < 0) ||
+	    chmod(path, mode) < 0 || listen(fd, 64) < 0) {
+		snprintf(err, errlen, "http: Unix socket %s: %s", path, strerror(errno));
+		close(fd);
+		if (rc == 0)
+			unlink(path);
+		return -1;
+	}
+	char what[160];
+	snprintf(what, sizeof(what), "%s", path);
+	if (start_daemon(srv, MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, NULL, 0, fd, what,
+	                 err, errlen)) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	srv->unix_path = strdup(path);
 	return 0;
 }
 
@@ -559,6 +1151,8 @@ void itr_http_free(struct itr_http_server *srv)
 {
 	if (!srv)
 		return;
+	/* Workers first: they resume what they hold, so MHD can stop. */
+	stop_threads(srv);
 	if (srv->daemon) {
 		/* MHD must not stop with suspended connections: end the streams
 		 * and give the polling thread a moment to send their last bytes. */
@@ -567,6 +1161,10 @@ void itr_http_free(struct itr_http_server *srv)
 			usleep(2000);
 		}
 		MHD_stop_daemon(srv->daemon);
+	}
+	if (srv->unix_path) {
+		unlink(srv->unix_path);
+		free(srv->unix_path);
 	}
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		free(srv->routes[i].method);
@@ -577,5 +1175,9 @@ void itr_http_free(struct itr_http_server *srv)
 		if (srv->attachments[i].release)
 			srv->attachments[i].release(srv->attachments[i].ptr);
 	free(srv->attachments);
+	pthread_mutex_destroy(&srv->conns_lock);
+	pthread_mutex_destroy(&srv->jobs_lock);
+	pthread_cond_destroy(&srv->jobs_wake);
+	pthread_cond_destroy(&srv->reaper_wake);
 	free(srv);
 }

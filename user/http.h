@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct itr_http_request {
 	const char *method; /* "GET", "POST", ... */
@@ -17,15 +18,20 @@ struct itr_http_request {
 	const char *content_type;  /* NULL if absent */
 	const char *accept;        /* NULL if absent */
 	const char *forwarded_for; /* X-Forwarded-For, NULL if absent */
+	const char *forwarded;     /* Forwarded (RFC 7239), NULL if absent */
+	const char *authorization; /* NULL if absent */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 };
+
+struct itr_http_shared;
 
 struct itr_http_response {
 	int status;               /* default 200 */
 	const char *content_type; /* static string */
 	char *body;               /* malloc'ed, freed by the server */
 	size_t body_len;
+	struct itr_http_shared *shared; /* instead of body: see itr_http_set_shared */
 	/* Instead of a body: a stream that other threads keep writing to
 	 * (http_stream.h, itr_http_set_stream). */
 	struct itr_http_stream *stream;
@@ -39,7 +45,19 @@ struct itr_http_limits {
 	size_t max_query; /* bytes; longer URLs get 414 */
 	unsigned max_connections;
 	unsigned connection_timeout_s;
-	unsigned threads; /* 0 or 1: one epoll polling thread; more: MHD thread pool */
+	unsigned threads;            /* 0 or 1: one epoll polling thread; more: MHD thread pool */
+	unsigned per_ip_connections; /* 0: no limit */
+	/* Absolute deadlines (0: none), from the connect or the end of the
+	 * previous request on the connection: request line and headers
+	 * complete, and the whole request answered (body in, answer out). */
+	unsigned header_timeout_s;
+	unsigned request_timeout_s;
+	/* The pool that runs offloaded routes (itr_http_offload); 0: they run
+	 * inline like the others. queue: most requests waiting for it (0: 64);
+	 * queue_per_address: most of those from one address (0: queue / 4). */
+	unsigned workers;
+	unsigned queue;
+	unsigned queue_per_address;
 };
 
 struct itr_http_server;
@@ -52,6 +70,22 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port, char *err,
                    size_t errlen);
 uint16_t itr_http_port(const struct itr_http_server *srv);
+/* Listen on a Unix socket instead (created with mode, group unless
+ * (gid_t)-1; a stale socket file is replaced, removed again on free). */
+int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mode, gid_t group,
+                        char *err, size_t errlen);
+/* Run the handlers of path (every method) on the worker pool: for work
+ * that grows with the request or waits on another server. Before start. */
+int itr_http_offload(struct itr_http_server *srv, const char *path);
+
+struct itr_http_stats {
+	uint64_t reaped_headers; /* connections shut for the header deadline */
+	uint64_t reaped_request; /* ... for the request deadline */
+	uint64_t busy;           /* offloaded requests answered 503: pool full */
+	size_t jobs_queued, jobs_running;
+	unsigned max_connections; /* in force, after fitting the file limit */
+};
+void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st);
 /* Hand ptr to the server: release(ptr) runs in itr_http_free after the
  * listener has stopped (for state that route handlers use as arg). */
 int itr_http_attach(struct itr_http_server *srv, void *ptr, void (*release)(void *ptr));
@@ -65,6 +99,16 @@ void itr_http_set_body(struct itr_http_response *resp, int status, const char *c
  * stays '+': info_hash bytes are binary and clients escape a literal plus
  * as %2B. The one query decoder: every handler reads bytes alike. */
 long itr_http_percent_decode(const char *s, size_t len, uint8_t *out, size_t outlen);
+/* A large answer built once and sent to many clients from the one copy:
+ * reference counted, immutable once made. itr_http_shared_new takes data
+ * (malloc'ed) with one reference, for the caller (a cache) to hold. */
+struct itr_http_shared *itr_http_shared_new(char *data, size_t len);
+struct itr_http_shared *itr_http_shared_ref(struct itr_http_shared *sh);
+void itr_http_shared_unref(struct itr_http_shared *sh);
+size_t itr_http_shared_len(const struct itr_http_shared *sh);
+/* Answer with sh (a reference is taken; the caller keeps its own). */
+void itr_http_set_shared(struct itr_http_response *resp, int status, const char *content_type,
+                         struct itr_http_shared *sh);
 /* Decode the value of key in a query string (first occurrence); returns
  * length or -1 if absent; binary-safe (info_hash). %XX escapes are decoded,
  * '+' is kept literally; -2 on a malformed escape. At most outlen bytes are

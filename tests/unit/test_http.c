@@ -1,8 +1,12 @@
 /* test_http.c - the shared HTTP listener through real loopback sockets:
  * routing (404/405), limits (413/414), request fields, keep-alive, IPv4,
- * IPv6 and dual stack, and the query-string decoder.
+ * IPv6 and dual stack, the query-string decoder, and what keeps one client
+ * from stalling the others: the worker pool for offloaded routes and its
+ * bounded queue, header and request deadlines, the per-address connection
+ * limit, shared bodies, the Unix socket listener.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -401,6 +408,263 @@ static void test_many_arguments(void **state)
 	itr_http_free(srv);
 }
 
+/* ---- no client stalls another ------------------------------------------ */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void slow_handler(const struct itr_http_request *req, struct itr_http_response *resp,
+                         void *arg)
+{
+	(void)req;
+	(void)arg;
+	usleep(400 * 1000);
+	itr_http_set_body(resp, 200, "text/plain", strdup("slow\n"), 5);
+}
+
+static struct itr_http_server *start_with(const struct itr_http_limits *lim)
+{
+	char err[256];
+	struct itr_http_server *srv = itr_http_new(lim);
+	assert_non_null(srv);
+	assert_int_equal(itr_http_route(srv, "GET", "/echo", echo_handler, "get"), 0);
+	assert_int_equal(itr_http_route(srv, "GET", "/slow", slow_handler, NULL), 0);
+	assert_int_equal(itr_http_offload(srv, "/slow"), 0);
+	assert_int_equal(itr_http_offload(srv, "/nope"), -1);
+	if (itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)) != 0)
+		fail_msg("start: %s", err);
+	return srv;
+}
+
+/* A slow handler on the pool holds up neither the polling thread (another
+ * route answers at once) nor, past its share of the queue, anyone: the
+ * excess is answered 503 with Retry-After, never left waiting. */
+static void test_offload(void **state)
+{
+	(void)state;
+	struct itr_http_limits lim = LIMITS;
+	lim.workers = 1;
+	lim.queue = 4;
+	lim.queue_per_address = 2;
+	struct itr_http_server *srv = start_with(&lim);
+	const char *slow = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fds[5];
+	for (int i = 0; i < 5; i++) {
+		fds[i] = connect_to("127.0.0.1", itr_http_port(srv));
+		send_all(fds[i], slow, strlen(slow));
+	}
+	usleep(50 * 1000);
+	double t0 = mono_s();
+	struct reply r;
+	assert_int_equal(
+	    request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+	    0);
+	assert_int_equal(r.status, 200);
+	double inline_s = mono_s() - t0;
+	if (inline_s > 0.2)
+		fail_msg("an inline route waited %.3f s behind the pool", inline_s);
+	int ok = 0, busy = 0;
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(read_reply(fds[i], &r), 0);
+		if (r.status == 200)
+			ok++;
+		else if (r.status == 503 && strstr(r.body, "E_BUSY") &&
+		         strcasestr(r.headers, "\r\nRetry-After: 1\r\n"))
+			busy++;
+		close(fds[i]);
+	}
+	/* this address's share: one running and one queued; the rest wait
+	 * for nothing */
+	assert_int_equal(ok, 2);
+	assert_int_equal(busy, 3);
+	struct itr_http_stats st;
+	itr_http_get_stats(srv, &st);
+	assert_int_equal(st.busy, 3);
+	itr_http_free(srv);
+}
+
+/* Waits until the server closes fd; returns the seconds it took, or -1
+ * if it was still open after limit_s (sending a byte every step_ms). */
+static double closed_after(int fd, const char *trickle, double limit_s, int step_ms)
+{
+	double t0 = mono_s();
+	struct timeval tv = {.tv_usec = step_ms * 1000};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (mono_s() - t0 < limit_s) {
+		char buf[512];
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+			return mono_s() - t0;
+		if (n > 0)
+			continue; /* an answer: the deadline's 408 would do too */
+		if (send(fd, trickle, strlen(trickle), MSG_NOSIGNAL) < 0)
+			return mono_s() - t0;
+	}
+	return -1;
+}
+
+/* A client that sends a header line now and then never hits an inactivity
+ * timeout; the header deadline closes it anyway. The same for a body. */
+static void test_deadlines(void **state)
+{
+	(void)state;
+	struct itr_http_limits lim = LIMITS;
+	lim.header_timeout_s = 1;
+	lim.request_timeout_s = 2;
+	struct itr_http_server *srv = start_with(&lim);
+	int fd = connect_to("127.0.0.1", itr_http_port(srv));
+	send_all(fd, "GET /echo HTTP/1.1\r\n", 20);
+	double t = closed_after(fd, "X-a: b\r\n", 6, 200);
+	close(fd);
+	if (t < 0.8 || t > 2.5)
+		fail_msg("headers trickled for %.2f s (deadline 1 s)", t);
+
+	fd = connect_to("127.0.0.1", itr_http_port(srv));
+	const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+	send_all(fd, head, strlen(head));
+	t = closed_after(fd, "z", 8, 200);
+	close(fd);
+	if (t < 1.8 || t > 3.5)
+		fail_msg("a body trickled for %.2f s (deadline 2 s)", t);
+
+	/* An idle keep-alive connection is a request not sent yet. */
+	struct reply r;
+	fd = connect_to("127.0.0.1", itr_http_port(srv));
+	send_all(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	t = closed_after(fd, "", 6, 200);
+	close(fd);
+	if (t < 0.8 || t > 2.5)
+		fail_msg("idle for %.2f s after a request (deadline 1 s)", t);
+
+	struct itr_http_stats st;
+	itr_http_get_stats(srv, &st);
+	assert_int_equal(st.reaped_headers, 2);
+	assert_int_equal(st.reaped_request, 1);
+	/* Prompt clients are untouched. */
+	assert_int_equal(
+	    request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+	    0);
+	assert_int_equal(r.status, 200);
+	itr_http_free(srv);
+}
+
+static int connect_from(const char *src, uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, src, &a.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof(to)), 0);
+	return fd;
+}
+
+/* One address holds at most per_ip_connections; another is still served. */
+static void test_per_address_limit(void **state)
+{
+	(void)state;
+	struct itr_http_limits lim = LIMITS;
+	lim.per_ip_connections = 3;
+	struct itr_http_server *srv = start_with(&lim);
+	int fds[4];
+	for (int i = 0; i < 4; i++)
+		fds[i] = connect_from("127.0.0.2", itr_http_port(srv));
+	usleep(100 * 1000);
+	/* the fourth is closed without a word */
+	char c;
+	assert_true(recv(fds[3], &c, 1, 0) <= 0);
+	struct reply r;
+	int fd = connect_from("127.0.0.3", itr_http_port(srv));
+	send_all(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	close(fd);
+	send_all(fds[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	assert_int_equal(read_reply(fds[0], &r), 0);
+	assert_int_equal(r.status, 200);
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	itr_http_free(srv);
+}
+
+static struct itr_http_shared *shared_body;
+
+static void shared_handler(const struct itr_http_request *req, struct itr_http_response *resp,
+                           void *arg)
+{
+	(void)req;
+	(void)arg;
+	itr_http_set_shared(resp, 200, "text/plain", shared_body);
+}
+
+/* One body, many answers, no copy: it lives until the last one is sent. */
+static void test_shared_body(void **state)
+{
+	(void)state;
+	char err[256];
+	shared_body = itr_http_shared_new(strdup("built once\n"), 11);
+	assert_non_null(shared_body);
+	struct itr_http_server *srv = itr_http_new(&LIMITS);
+	assert_int_equal(itr_http_route(srv, "GET", "/shared", shared_handler, NULL), 0);
+	if (itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)) != 0)
+		fail_msg("start: %s", err);
+	struct reply r;
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(request("127.0.0.1", itr_http_port(srv),
+		                         "GET /shared HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+		                 0);
+		assert_int_equal(r.status, 200);
+		assert_string_equal(r.body, "built once\n");
+	}
+	/* the cache lets go while answers may still be in flight: ASan's
+	 * leak and use-after-free checks watch the count */
+	itr_http_shared_unref(shared_body);
+	itr_http_free(srv);
+}
+
+/* The admin listener: a Unix socket with the mode asked for. */
+static void test_unix_socket(void **state)
+{
+	(void)state;
+	char err[256], path[108];
+	snprintf(path, sizeof(path), "/tmp/itr-test-http-%d.sock", (int)getpid());
+	struct itr_http_server *srv = itr_http_new(&LIMITS);
+	assert_int_equal(itr_http_route(srv, "GET", "/echo", echo_handler, "unix"), 0);
+	if (itr_http_start_unix(srv, path, 0600, (gid_t)-1, err, sizeof(err)) != 0)
+		fail_msg("start: %s", err);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISSOCK(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	send_all(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	struct reply r;
+	assert_int_equal(read_reply(fd, &r), 0);
+	close(fd);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "tag=unix\n"));
+	char fam[32];
+	snprintf(fam, sizeof(fam), "family=%d\n", AF_UNIX);
+	assert_non_null(strstr(r.body, fam));
+	itr_http_free(srv);
+	assert_int_equal(stat(path, &sb), -1); /* removed on free */
+}
+
 static void test_keep_alive(void **state)
 {
 	struct itr_http_server *srv = *state;
@@ -517,6 +781,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_uri_too_long, setup_v4, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_v4, teardown),
 	    cmocka_unit_test(test_many_arguments),
+	    cmocka_unit_test(test_offload),
+	    cmocka_unit_test(test_deadlines),
+	    cmocka_unit_test(test_per_address_limit),
+	    cmocka_unit_test(test_shared_body),
+	    cmocka_unit_test(test_unix_socket),
 	    cmocka_unit_test(test_ipv6_loopback),
 	    cmocka_unit_test(test_dual_stack),
 	    cmocka_unit_test_setup_teardown(test_start_errors, setup_v4, teardown),
