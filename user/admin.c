@@ -2,6 +2,7 @@
  * belong to the daemon as a whole (tracker and reload figures). */
 #include "admin.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <fcntl.h>
 #include <jansson.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include "announce_backend.h"
 #include "json_text.h"
@@ -107,16 +112,47 @@ static bool is_loopback(const struct sockaddr_storage *ss)
 	return false;
 }
 
+/* Why this request may not use the admin API, or NULL if it may. */
+static const char *admin_refusal(const struct itr_admin *a, const struct itr_http_request *req,
+                                 int *status)
+{
+	*status = 403;
+	/* Behind a reverse proxy the socket peer is the proxy, whoever the
+	 * client is: a forwarded request is never trusted with admin. */
+	if (req->forwarded || req->forwarded_for)
+		return "the admin API refuses forwarded requests";
+	if (req->peer.ss_family != AF_UNIX) {
+		if (a->socket_path)
+			return "the admin API answers on its Unix socket only";
+		if (!is_loopback(&req->peer))
+			return "the admin API answers on loopback only";
+	}
+	if (a->token) {
+		static const char bearer[] = "Bearer ";
+		const char *h = req->authorization;
+		size_t tlen = strlen(a->token);
+		*status = 401;
+		if (!h || strncasecmp(h, bearer, sizeof(bearer) - 1) != 0)
+			return "the admin API needs Authorization: Bearer TOKEN";
+		h += sizeof(bearer) - 1;
+		if (strlen(h) != tlen || sodium_memcmp(h, a->token, tlen) != 0)
+			return "wrong admin token";
+	}
+	return NULL;
+}
+
 static void handle_reload(const struct itr_http_request *req, struct itr_http_response *resp,
                           void *arg)
 {
 	struct itr_admin *a = arg;
 	struct itr_reload_result res;
 
-	if (!is_loopback(&req->peer)) {
-		reply_json(resp, 403,
-		           json_pack("{s:{s:s}}", "error", "reason",
-		                     "the admin API answers on loopback only"));
+	int status;
+	const char *why = admin_refusal(a, req, &status);
+	if (why) {
+		reply_json(
+		    resp, status,
+		    json_pack("{s:{s:s,s:s}}", "error", "code", "E_FORBIDDEN", "reason", why));
 		return;
 	}
 	itr_daemon_reload(a->daemon, &res);
@@ -196,4 +232,49 @@ int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
 	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))
 		return -1;
 	return itr_metrics_register(srv, &a->msrc);
+}
+
+int itr_admin_register_socket(struct itr_http_server *srv, struct itr_admin *a)
+{
+	if (itr_http_route(srv, "GET", "/v1/status", handle_status, a) ||
+	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))
+		return -1;
+	return 0;
+}
+
+char *itr_admin_read_token(const char *file, char *err, size_t errlen)
+{
+	char buf[512];
+	int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	struct stat sb;
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "--admin-token-file %s: %s", file,
+		         fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (sb.st_mode & 0077)
+		fprintf(stderr, "itrackerd: warning: %s is readable by others than its owner\n",
+		        file);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	char *start = buf;
+	while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+		start++;
+	size_t len = strcspn(start, " \t\r\n");
+	start[len] = '\0';
+	if (len < 16) {
+		snprintf(err, errlen,
+		         "--admin-token-file %s: want a token of 16 characters or more", file);
+		return NULL;
+	}
+	char *tok = strdup(start);
+	sodium_memzero(buf, sizeof(buf));
+	if (!tok)
+		snprintf(err, errlen, "out of memory");
+	return tok;
 }

@@ -1,5 +1,5 @@
 /* admin.h - itrackerd's own endpoints: GET /v1/status, POST
- * /v1/admin/reload (loopback only), and the sources /metrics reads the
+ * /v1/admin/reload (see below who may), and the sources /metrics reads the
  * tracker and reload figures from. One context holds what they look at, so
  * main keeps no globals: main fills it before the HTTP server starts and
  * frees the parts only after the server is gone.
@@ -20,10 +20,19 @@ struct itr_admin {
 	struct itr_tracker *tracker;     /* NULL: none yet */
 	struct itr_price *price;         /* NULL: no price controller */
 	struct itr_metrics_sources msrc; /* filled by itr_admin_register */
+	/* Who may reload. A request that a proxy forwarded (Forwarded or
+	 * X-Forwarded-For present) never may: the socket peer is the proxy. */
+	const char *socket_path; /* admin socket on: the HTTP listener refuses admin */
+	const char *token;       /* not NULL: "Authorization: Bearer TOKEN" needed */
 };
 
 /* Route /v1/status, /v1/admin/reload and /metrics on srv (before it
  * starts); a must outlive the server. 0 or -1. */
 int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a);
+/* The admin socket's routes: /v1/status and /v1/admin/reload. */
+int itr_admin_register_socket(struct itr_http_server *srv, struct itr_admin *a);
+/* Read the token of --admin-token-file (one line, at least 16 characters,
+ * blanks around it dropped); malloc'ed, or NULL with err filled. */
+char *itr_admin_read_token(const char *file, char *err, size_t errlen);
 
 #endif

@@ -66,7 +66,9 @@ struct itr_http_server {
 	size_t nattachments;
 	struct MHD_Daemon *daemon;
 	uint16_t port;
-	char *unix_path;          /* removed again on free */
+	char *unix_path; /* removed again on free, if still ours */
+	dev_t unix_dev;
+	ino_t unix_ino;
 	unsigned max_connections; /* after fitting under the file limit */
 
 	/* every open connection, for the reaper */
@@ -1139,6 +1141,10 @@ int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mo
 		return -1;
 	}
 	srv->unix_path = strdup(path);
+	if (stat(path, &sb) == 0) {
+		srv->unix_dev = sb.st_dev;
+		srv->unix_ino = sb.st_ino;
+	}
 	return 0;
 }
 
@@ -1163,7 +1169,11 @@ void itr_http_free(struct itr_http_server *srv)
 		MHD_stop_daemon(srv->daemon);
 	}
 	if (srv->unix_path) {
-		unlink(srv->unix_path);
+		/* another daemon may have replaced it meanwhile: not ours then */
+		struct stat sb;
+		if (lstat(srv->unix_path, &sb) == 0 && sb.st_dev == srv->unix_dev &&
+		    sb.st_ino == srv->unix_ino)
+			unlink(srv->unix_path);
 		free(srv->unix_path);
 	}
 	for (size_t i = 0; i < srv->nroutes; i++) {

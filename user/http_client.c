@@ -401,6 +401,10 @@ static size_t request_head(const struct itr_http_client_request *req, char *out,
 		n = snprintf(out + len, cap - len, "Accept: %s\r\n", req->accept);
 		len = n < 0 ? cap : len + (size_t)n;
 	}
+	if (len < cap && req->authorization) {
+		n = snprintf(out + len, cap - len, "Authorization: %s\r\n", req->authorization);
+		len = n < 0 ? cap : len + (size_t)n;
+	}
 	if (len < cap && (req->body || strcmp(req->method, "POST") == 0)) {
 		n = snprintf(out + len, cap - len, "Content-Type: %s\r\nContent-Length: %zu\r\n",
 		             req->content_type ? req->content_type : "application/json",

@@ -46,6 +46,7 @@ struct itr_http_client_request {
 	const char *content_type; /* with a body; NULL: application/json */
 	const void *body;         /* NULL: none (a POST still says Content-Length: 0) */
 	size_t body_len;
+	const char *authorization; /* NULL: no Authorization field */
 };
 
 struct itr_http_client_limits {

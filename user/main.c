@@ -7,11 +7,13 @@
  * which order, and how it stops: every option is checked before anything
  * touches the kernel, and every exit after that goes through one cleanup.
  */
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,8 @@ struct run {
 	struct itr_proxy *proxy;
 	struct itr_routes *routes;
 	struct itr_http_server *http;
+	struct itr_http_server *admin_http; /* the admin API's Unix socket */
+	char *admin_token;
 	struct itr_udp_tracker *udp;
 	struct itr_map_follower *follower; /* --map-from */
 	struct itr_price *price;           /* NULL: --gateways and --max-external fixed */
@@ -47,6 +51,8 @@ static void stop_all(struct run *r)
 {
 	/* HTTP first: once it is gone no handler can see what is freed next. */
 	itr_http_free(r->http);
+	itr_http_free(r->admin_http);
+	free(r->admin_token);
 	itr_map_follow_stop(r->follower);
 	itr_routes_stop(r->routes);
 	itr_udp_tracker_stop(r->udp);
@@ -209,24 +215,91 @@ static int start_udp(struct run *r, char *err, size_t len)
 	return 0;
 }
 
+/* Routes whose work grows with the request (ALTO, P4P ranking) run on the
+ * HTTP worker pool, and so do announces and scrapes when the backend waits
+ * on an upstream tracker: none of them can hold up /v1/status, /metrics or
+ * a local announce. */
+static const char *const heavy_routes[] = {
+    "/alto",
+    "/alto/ird",
+    "/alto/networkmap",
+    "/alto/costmap/num-routingcost",
+    "/alto/costmap/ord-routingcost",
+    "/alto/networkmap/filtered",
+    "/alto/costmap/filtered",
+    "/alto/endpointprop",
+    "/alto/endpointcost",
+    "/alto/itracker-map",
+    "/v1/rank",
+};
+
+static int start_admin_socket(struct run *r, char *err, size_t len)
+{
+	const char *path = r->o.admin_socket;
+	if (!path)
+		return 0;
+	/* systemd's RuntimeDirectory makes it; by hand it may be missing */
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return snprintf(err, len, "--admin-socket %s: %s: %s", path, dir,
+			                strerror(errno)),
+			       EXIT_RUNTIME;
+	}
+	struct itr_http_limits lim = {
+	    .max_body = 4096,
+	    .max_query = 1024,
+	    .max_connections = 16,
+	    .connection_timeout_s = 10,
+	    .header_timeout_s = 10,
+	    .request_timeout_s = 60,
+	};
+	r->admin_http = itr_http_new(&lim);
+	if (!r->admin_http || itr_admin_register_socket(r->admin_http, &r->admin))
+		return snprintf(err, len, "out of memory"), EXIT_RUNTIME;
+	if (itr_http_start_unix(r->admin_http, path, 0600, (gid_t)-1, err, len))
+		return EXIT_RUNTIME;
+	fprintf(stderr, "itrackerd: admin API on %s\n", path);
+	return 0;
+}
+
 static int start_http(struct run *r, char *err, size_t len)
 {
 	struct itr_options *o = &r->o;
-	if (o->listen_off)
-		return 0;
+	if (o->admin_token_file &&
+	    !(r->admin_token = itr_admin_read_token(o->admin_token_file, err, len)))
+		return EXIT_CONFIG;
+	r->admin = (struct itr_admin){.daemon = &r->d,
+	                              .routes = r->routes,
+	                              .tracker = r->tracker,
+	                              .price = r->price,
+	                              .socket_path = o->admin_socket,
+	                              .token = r->admin_token};
+	int rc = start_admin_socket(r, err, len);
+	if (rc || o->listen_off)
+		return rc;
+	const struct itr_announce_backend *backend = itr_tracker_active_backend(r->tracker);
+	unsigned workers = o->http.workers;
+	/* a proxied announce holds its worker for up to the upstream timeout */
+	if (backend->threads > workers)
+		workers = backend->threads;
 	struct itr_http_limits lim = {
 	    .max_body = o->max_body,
 	    .max_query = 8192,
-	    .max_connections = 4096,
-	    .connection_timeout_s = 30,
-	    /* a proxied announce holds its thread for up to the timeout */
-	    .threads = itr_tracker_active_backend(r->tracker)->threads,
+	    .max_connections = o->http.max_connections,
+	    .connection_timeout_s = o->http.header_timeout_s,
+	    .threads = o->http.threads,
+	    .per_ip_connections = o->http.per_ip_connections,
+	    .header_timeout_s = o->http.header_timeout_s,
+	    .request_timeout_s = o->http.request_timeout_s,
+	    .workers = workers,
 	};
 	r->http = itr_http_new(&lim);
 	if (!r->http)
 		return snprintf(err, len, "out of memory"), EXIT_RUNTIME;
-	r->admin = (struct itr_admin){
-	    .daemon = &r->d, .routes = r->routes, .tracker = r->tracker, .price = r->price};
 	struct itr_p4p_api_config p4p;
 	itr_p4p_api_config_default(&p4p);
 	p4p.policy = o->policy_rank;
@@ -234,9 +307,19 @@ static int start_http(struct run *r, char *err, size_t len)
 	if (itr_admin_register(r->http, &r->admin) || itr_p4p_api_register(r->http, &p4p) ||
 	    itr_alto_register(r->http, &alto) || itr_tracker_http_register(r->http, r->tracker))
 		return snprintf(err, len, "cannot register HTTP routes"), EXIT_RUNTIME;
+	for (size_t i = 0; i < sizeof(heavy_routes) / sizeof(heavy_routes[0]); i++)
+		itr_http_offload(r->http, heavy_routes[i]);
+	if (backend->threads) {
+		itr_http_offload(r->http, "/announce");
+		itr_http_offload(r->http, "/scrape");
+	}
 	if (itr_http_start(r->http, o->listen_addr, o->listen_port, err, len))
 		return EXIT_RUNTIME;
-	fprintf(stderr, "itrackerd: HTTP on %s port %u\n", o->listen_addr, itr_http_port(r->http));
+	struct itr_http_stats hs;
+	itr_http_get_stats(r->http, &hs);
+	fprintf(stderr, "itrackerd: HTTP on %s port %u (%u connections at most, %u per address)\n",
+	        o->listen_addr, itr_http_port(r->http), hs.max_connections,
+	        o->http.per_ip_connections);
 	return 0;
 }
 

@@ -246,6 +246,24 @@ HANDLER(opt_udp_workers)
 	return 0;
 }
 
+#define HTTP_NUMBER(fn, field, lo, hi)                                                             \
+	HANDLER(fn)                                                                                \
+	{                                                                                          \
+		uint32_t v;                                                                        \
+		if (number(#field, arg, lo, hi, &v, err, len))                                     \
+			return -1;                                                                 \
+		o->http.field = v;                                                                 \
+		return 0;                                                                          \
+	}
+HTTP_NUMBER(opt_http_threads, threads, 1, 64)
+HTTP_NUMBER(opt_http_workers, workers, 1, 256)
+HTTP_NUMBER(opt_max_connections, max_connections, 16, 1000000)
+HTTP_NUMBER(opt_per_ip_connections, per_ip_connections, 0, 1000000)
+HTTP_NUMBER(opt_header_timeout, header_timeout_s, 1, 3600)
+HTTP_NUMBER(opt_request_timeout, request_timeout_s, 1, 86400)
+
+SET_HANDLER(opt_admin_socket, admin_socket, strcmp(arg, "off") == 0 ? NULL : arg)
+SET_HANDLER(opt_admin_token_file, admin_token_file, arg)
 SET_HANDLER(opt_alto_base, alto_base, arg)
 
 /* Numeric options that only store a value: where, and the range. */
@@ -391,6 +409,34 @@ const struct itr_option_spec itr_option_specs[] = {
     {"udp-workers", 0, "N", NULL,
      "UDP tracker threads, SO_REUSEPORT sockets each (default: one per CPU it may run on)",
      opt_udp_workers, NULL},
+    {"http-threads", 0, "N", "1", "HTTP polling threads (I/O and the cheap routes)",
+     opt_http_threads, NULL},
+    {"http-workers", 0, "N", "4",
+     "HTTP threads for the heavy routes (ALTO, P4P, proxied announces), so these never hold "
+     "up the others",
+     opt_http_workers, NULL},
+    {"max-connections", 0, "N", "4096",
+     "most HTTP connections (kept under the open-file limit, which is raised to its hard "
+     "limit)",
+     opt_max_connections, NULL},
+    {"per-ip-connections", 0, "N", "64", "most HTTP connections from one address (0: no limit)",
+     opt_per_ip_connections, NULL},
+    {"header-timeout", 0, "S", "10",
+     "close a connection whose request line and headers are not in after S seconds (also "
+     "the keep-alive idle time)",
+     opt_header_timeout, NULL},
+    {"request-timeout", 0, "S", "120",
+     "close a connection whose request is not answered (body in, answer out) after S "
+     "seconds",
+     opt_request_timeout, NULL},
+    {"admin-socket", 0, "PATH", "/run/itrackerd/admin.sock",
+     "Unix socket (mode 0600) of the admin API: /v1/admin/reload and /v1/status ('off': "
+     "admin API on the HTTP listener, loopback only)",
+     opt_admin_socket, NULL},
+    {"admin-token-file", 0, "FILE", NULL,
+     "admin requests must send 'Authorization: Bearer' with the token in FILE (on the HTTP "
+     "listener and the socket alike)",
+     opt_admin_token_file, NULL},
     {"alto-base", 0, "URI", NULL,
      "prefix of the URIs in the ALTO directory (default: relative URIs)", opt_alto_base, NULL},
     {"interval", 0, "S", "1800", "announce interval", opt_interval, "Tracker and ranking:"},

@@ -48,9 +48,20 @@ struct itr_options {
 	bool udp_off;
 	uint16_t udp_port;
 	const char *udp_bind;
-	unsigned udp_workers;       /* 0: one per CPU */
-	const char *alto_base;      /* ALTO IRD base URI */
-	const char *loopback_peers; /* auto, yes, no */
+	unsigned udp_workers;  /* 0: one per CPU */
+	const char *alto_base; /* ALTO IRD base URI */
+	/* HTTP server: what keeps one client from stalling the others */
+	struct {
+		unsigned threads;            /* MHD polling threads */
+		unsigned workers;            /* pool for the heavy routes */
+		unsigned max_connections;    /* kept under the file limit */
+		unsigned per_ip_connections; /* 0: none */
+		unsigned header_timeout_s;
+		unsigned request_timeout_s;
+	} http;
+	const char *admin_socket;     /* Unix socket of the admin API; NULL: off */
+	const char *admin_token_file; /* NULL: none */
+	const char *loopback_peers;   /* auto, yes, no */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */

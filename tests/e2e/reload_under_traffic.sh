@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reload_under_traffic.sh - the network map is reloaded again and again
-# (SIGHUP and the admin endpoint, alternating between two maps that move,
+# (SIGHUP and the admin endpoint on its Unix socket, alternating between two maps that move,
 # split and renumber the PIDs of the addresses in use) while BitTorrent
 # traffic flows. Every address involved has a PID in both maps, so not one
 # packet may be counted as "unknown", and every packet must be counted.
@@ -44,7 +44,7 @@ for i in $(seq 40); do
 	if ((i % 4 < 2)); then
 		kill -HUP "$ITRD_PID"
 	else
-		ip netns exec "$NS_A" curl -fsS -X POST http://127.0.0.1:6969/v1/admin/reload >/dev/null ||
+		curl -fsS --unix-socket "$E2E_ADMIN_SOCK" -X POST http://localhost/v1/admin/reload >/dev/null ||
 			e2e_fail "admin reload $i failed"
 	fi
 	RELOADS=$((RELOADS + 1))
@@ -56,7 +56,7 @@ GEN1=$(gen)
 
 # An invalid map is refused and the running one stays.
 echo "prefix nosuch 10.0.0.0/8" >>"$MAP"
-CODE=$(ip netns exec "$NS_A" curl -s -o "$E2E_TMP/reject.json" -w '%{http_code}' -X POST http://127.0.0.1:6969/v1/admin/reload)
+CODE=$(curl -s --unix-socket "$E2E_ADMIN_SOCK" -o "$E2E_TMP/reject.json" -w '%{http_code}' -X POST http://localhost/v1/admin/reload)
 [[ $CODE == 422 ]] || e2e_fail "invalid map answered $CODE"
 grep -q 'network.map:[0-9]*' "$E2E_TMP/reject.json" || e2e_fail "rejection without file:line: $(cat "$E2E_TMP/reject.json")"
 [[ $(gen) == "$GEN1" ]] || e2e_fail "a rejected map moved the generation"

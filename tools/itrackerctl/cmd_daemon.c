@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include <sys/stat.h>
+
 #include "ctl.h"
 
 static const char netinfo_usage[] =
@@ -24,17 +26,14 @@ static const char rank_usage[] =
     "\n"
     "  --numwant N  how many to return (daemon default when absent)\n";
 
-int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *path,
-                    const char *body, json_t **answer)
+/* The exit code for an exchange with where; on CTL_EXIT_OK *answer holds
+ * the parsed 200 body. */
+static int daemon_answer(const char *where, int rc, const char *err, const char *method,
+                         const char *path, struct ctl_http_reply reply, json_t **answer)
 {
-	struct ctl_http_reply reply;
-	char err[256];
 	*answer = NULL;
-	int rc =
-	    ctl_http(g->server, method, path, "application/json", body, body ? strlen(body) : 0,
-	             g->timeout_s ? g->timeout_s : CTL_TIMEOUT_DEFAULT, &reply, err, sizeof(err));
 	if (rc == CTL_HTTP_UNREACHABLE) {
-		ctl_error("daemon not reachable at %s: %s", g->server, err);
+		ctl_error("daemon not reachable at %s: %s", where, err);
 		return CTL_EXIT_UNREACHABLE;
 	}
 	if (rc == CTL_HTTP_BAD_URL) {
@@ -42,7 +41,7 @@ int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *
 		return CTL_EXIT_USAGE;
 	}
 	if (rc != CTL_HTTP_OK) {
-		ctl_error("%s: %s", g->server, err);
+		ctl_error("%s: %s", where, err);
 		return CTL_EXIT_RUNTIME;
 	}
 	json_error_t jerr;
@@ -70,6 +69,48 @@ int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *
 	ctl_http_reply_free(&reply);
 	*answer = doc;
 	return CTL_EXIT_OK;
+}
+
+int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *path,
+                    const char *body, json_t **answer)
+{
+	struct ctl_http_reply reply;
+	char err[256];
+	int rc =
+	    ctl_http(g->server, method, path, "application/json", body, body ? strlen(body) : 0,
+	             g->timeout_s ? g->timeout_s : CTL_TIMEOUT_DEFAULT, &reply, err, sizeof(err));
+	return daemon_answer(g->server, rc, err, method, path, reply, answer);
+}
+
+int ctl_admin_call(const struct ctl_global *g, const char *method, const char *path,
+                   json_t **answer)
+{
+	struct stat sb;
+	*answer = NULL;
+	/* a daemon run with --admin-socket off serves admin on its listener */
+	if (!g->admin_socket || stat(g->admin_socket, &sb) != 0 || !S_ISSOCK(sb.st_mode))
+		return ctl_daemon_call(g, method, path, NULL, answer);
+	char auth[600] = "";
+	if (g->admin_token_file) {
+		FILE *f = fopen(g->admin_token_file, "r");
+		char tok[512] = "";
+		if (!f || !fgets(tok, sizeof(tok), f)) {
+			ctl_error("cannot read the admin token from %s", g->admin_token_file);
+			if (f)
+				fclose(f);
+			return CTL_EXIT_USAGE;
+		}
+		fclose(f);
+		char *start = tok + strspn(tok, " \t\r\n");
+		start[strcspn(start, " \t\r\n")] = '\0';
+		snprintf(auth, sizeof(auth), "Bearer %s", start);
+	}
+	struct ctl_http_reply reply;
+	char err[256];
+	int rc = ctl_http_unix(g->admin_socket, auth[0] ? auth : NULL, method, path,
+	                       g->timeout_s ? g->timeout_s : CTL_TIMEOUT_DEFAULT, &reply, err,
+	                       sizeof(err));
+	return daemon_answer(g->admin_socket, rc, err, method, path, reply, answer);
 }
 
 void ctl_print_json(const json_t *doc)

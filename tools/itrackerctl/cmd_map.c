@@ -21,7 +21,8 @@ static const char map_usage[] =
     "          printed as file:line:column: reason and exit 1\n"
     "  diff    PIDs, prefixes, explicit and derived costs and tiers that differ\n"
     "          between OLD and NEW (exit 0 either way; --json for scripts)\n"
-    "  reload  POST /v1/admin/reload: the daemon re-reads its map file; a map that\n"
+    "  reload  POST /v1/admin/reload (over the admin socket when it is there, else\n"
+    "          --server): the daemon re-reads its map file; a map that\n"
     "          fails validation is rejected (exit 1) and the old one stays\n";
 
 static const char *const tier_names[ITR_TIER_MAX] = {"same-pid", "same-loc", "same-as", "other-as"};
@@ -323,7 +324,7 @@ static int map_diff(const char *old_file, const char *new_file, bool json)
 static int map_reload(const struct ctl_global *g, bool json)
 {
 	json_t *doc;
-	int rc = ctl_daemon_call(g, "POST", "/v1/admin/reload", NULL, &doc);
+	int rc = ctl_admin_call(g, "POST", "/v1/admin/reload", &doc);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (json) {

@@ -19,12 +19,15 @@ enum ctl_exit {
 	CTL_EXIT_UNREACHABLE = 3,
 };
 
-#define CTL_SERVER_DEFAULT "http://127.0.0.1:6969"
-#define CTL_MAP_DEFAULT    "/etc/itracker/network.map"
+#define CTL_SERVER_DEFAULT       "http://127.0.0.1:6969"
+#define CTL_ADMIN_SOCKET_DEFAULT "/run/itrackerd/admin.sock"
+#define CTL_MAP_DEFAULT          "/etc/itracker/network.map"
 
 struct ctl_global {
 	const char *pin_root;
 	const char *server;
+	const char *admin_socket;     /* the daemon's admin API */
+	const char *admin_token_file; /* NULL: no token sent */
 	bool json;
 	int timeout_s; /* --timeout: bound on one exchange with the daemon; 0: the
 	                * command's own (CTL_TIMEOUT_DEFAULT, 3 s for status) */
@@ -53,6 +56,11 @@ enum ctl_http_result {
 int ctl_http(const char *server, const char *method, const char *path, const char *content_type,
              const char *body, size_t body_len, int timeout_s, struct ctl_http_reply *reply,
              char *err, size_t errlen);
+/* The same over the Unix socket at path, with an Authorization field
+ * unless NULL. */
+int ctl_http_unix(const char *path, const char *authorization, const char *method,
+                  const char *target, int timeout_s, struct ctl_http_reply *reply, char *err,
+                  size_t errlen);
 void ctl_http_reply_free(struct ctl_http_reply *reply);
 
 /* Percent-encode s for a query string value into buf. */
@@ -62,6 +70,10 @@ void ctl_url_encode(const char *s, char *buf, size_t len);
  * returns an exit code; on CTL_EXIT_OK *answer holds the parsed 200 body. */
 int ctl_daemon_call(const struct ctl_global *g, const char *method, const char *path,
                     const char *body, json_t **answer);
+/* The same for the admin API: over the admin socket when it is there
+ * (with the token of --admin-token-file), else over --server. */
+int ctl_admin_call(const struct ctl_global *g, const char *method, const char *path,
+                   json_t **answer);
 void ctl_print_json(const json_t *doc);
 /* A scalar JSON value as table text ("-" for null). */
 const char *ctl_json_text(const json_t *v, char *buf, size_t len);

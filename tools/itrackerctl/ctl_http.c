@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include "ctl.h"
 #include "http_client.h"
 
@@ -70,6 +73,43 @@ int ctl_http(const char *server, const char *method, const char *path, const cha
 		snprintf(err, errlen, "the server's answer is not usable: %s", detail);
 		return CTL_HTTP_BROKEN;
 	}
+}
+
+int ctl_http_unix(const char *path, const char *authorization, const char *method,
+                  const char *target, int timeout_s, struct ctl_http_reply *reply, char *err,
+                  size_t errlen)
+{
+	memset(reply, 0, sizeof(*reply));
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "admin socket path too long");
+		return CTL_HTTP_BAD_URL;
+	}
+	strcpy(sun.sun_path, path);
+	const struct itr_http_client_request req = {
+	    .method = method,
+	    .host = "localhost",
+	    .target = target,
+	    .user_agent = "itrackerctl",
+	    .accept = "application/json",
+	    .authorization = authorization,
+	};
+	const struct itr_http_client_limits lim = {
+	    .timeout_ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : 0,
+	    .max_response = CTL_MAX_RESPONSE,
+	};
+	struct itr_http_client_response resp;
+	char detail[160];
+	int rc = itr_http_client_exchange((const struct sockaddr *)&sun, sizeof(sun), &req, &lim,
+	                                  &resp, detail, sizeof(detail));
+	if (rc == ITR_HTTP_CLIENT_OK) {
+		reply->status = resp.status;
+		reply->body = resp.body;
+		reply->body_len = resp.body_len;
+		return CTL_HTTP_OK;
+	}
+	snprintf(err, errlen, "%s: %s", path, detail);
+	return rc == ITR_HTTP_CLIENT_UNREACHABLE ? CTL_HTTP_UNREACHABLE : CTL_HTTP_BROKEN;
 }
 
 void ctl_http_reply_free(struct ctl_http_reply *reply)

@@ -12,7 +12,8 @@
 #include "itracker_maps.h"
 
 static const char usage_text[] =
-    "usage: itrackerctl [--pin-root DIR] [--server URL] [--json] [--timeout S] COMMAND [ARGS]\n"
+    "usage: itrackerctl [--pin-root DIR] [--server URL] [--json] [--timeout S]\n"
+    "                   [--admin-socket PATH] [--admin-token-file FILE] COMMAND [ARGS]\n"
     "\n"
     "Inspect and steer itracker. Data plane commands read the pinned maps\n"
     "directly and work while itrackerd is stopped.\n"
@@ -33,6 +34,9 @@ static const char usage_text[] =
     "global options:\n"
     "  --pin-root DIR   pinned maps and links (default " ITR_PIN_ROOT_DEFAULT ")\n"
     "  --server URL     the daemon's HTTP listener (default " CTL_SERVER_DEFAULT ")\n"
+    "  --admin-socket PATH  the daemon's admin API, used by map reload when it\n"
+    "                   exists (default " CTL_ADMIN_SOCKET_DEFAULT ")\n"
+    "  --admin-token-file FILE  send the token in FILE to the admin API\n"
     "  --json           machine-readable output\n"
     "  --timeout S      give up on the daemon after S seconds: connect, send and\n"
     "                   answer together (default 10; status: 3)\n"
@@ -92,12 +96,18 @@ int main(int argc, char **argv)
 	struct ctl_global g = {
 	    .pin_root = ITR_PIN_ROOT_DEFAULT,
 	    .server = CTL_SERVER_DEFAULT,
+	    .admin_socket = CTL_ADMIN_SOCKET_DEFAULT,
 	    .json = false,
 	};
 	static const struct option opts[] = {
-	    {"pin-root", required_argument, NULL, 'p'}, {"server", required_argument, NULL, 's'},
-	    {"json", no_argument, NULL, 'j'},           {"timeout", required_argument, NULL, 't'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"pin-root", required_argument, NULL, 'p'},
+	    {"server", required_argument, NULL, 's'},
+	    {"admin-socket", required_argument, NULL, 'a'},
+	    {"admin-token-file", required_argument, NULL, 'k'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	/* '+': stop at the subcommand; its options are its own. */
@@ -108,6 +118,12 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			g.server = optarg;
+			break;
+		case 'a':
+			g.admin_socket = optarg;
+			break;
+		case 'k':
+			g.admin_token_file = optarg;
 			break;
 		case 'j':
 			g.json = true;

@@ -139,9 +139,13 @@ e2e_pair() {
 
 # Start itrackerd in namespace a, attached to va; waits for its status page.
 # Sets ITRD_PID. Extra arguments go to itrackerd.
+# The admin API's socket: one per test, not the system's default path.
+E2E_ADMIN_SOCK=$E2E_TMP/admin.sock
+
 e2e_itrackerd() {
 	ip netns exec "$NS_A" "$ITRACKER_ROOT/$BUILD/itrackerd" -i va --pin-root "$E2E_PIN_ROOT" \
-		--listen 127.0.0.1:6969 --udp off "$@" 2>>"$E2E_TMP/itrackerd.log" &
+		--listen 127.0.0.1:6969 --udp off --admin-socket "$E2E_ADMIN_SOCK" "$@" \
+		2>>"$E2E_TMP/itrackerd.log" &
 	ITRD_PID=$!
 	E2E_PIDS+=($ITRD_PID)
 	local i
