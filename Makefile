@@ -118,7 +118,7 @@ $(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
 
 # libFuzzer: the library is compiled once with clang's coverage and
 # sanitizers (fuzzer-no-link), and each harness links against it.
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Imaps -Iuser -Ibpf -I$(BUILD) $(PKG_CFLAGS) \
 	-Wall -Wextra -Werror
 FUZZ_SAN := address,undefined
 $(BUILD)/fuzz/obj/%.o: user/%.c $(HDRS)

@@ -16,7 +16,7 @@
 
 #define ITR_SIG_PEER_WIRE    (1u << 0) /* 0x13 "BitTorrent protocol" */
 #define ITR_SIG_HTTP_TRACKER (1u << 1) /* GET .../announce?...info_hash= */
-#define ITR_SIG_DHT          (1u << 2) /* KRPC query, response or error */
+#define ITR_SIG_DHT          (1u << 2) /* a whole KRPC query, response or error */
 #define ITR_SIG_UDP_CONNECT  (1u << 3) /* BEP 15 connect request */
 #define ITR_SIG_UDP_ANNOUNCE (1u << 4) /* BEP 15 announce shape (needs a known tracker) */
 #define ITR_SIG_UTP          (1u << 5) /* one packet passed the uTP header check */
@@ -165,22 +165,172 @@ static __always_inline int itr_sig_http_tracker(const __u8 *buf, __u32 len)
 	return itr_http_scan_request(buf, len, &st) && st.path_ok && st.hash_ok;
 }
 
-/* KRPC messages are bencoded dictionaries with sorted keys: a query starts
- * with its "a" dict, a response with "r" (after "ip" in BEP 42 responses),
- * an error with its "e" list of code and message. */
-static __always_inline int itr_sig_dht(const __u8 *buf, __u32 len)
+/* ---- DHT: a whole KRPC message ------------------------------------- */
+
+/* KRPC keys found at the top level of the dictionary (itr_krpc_walk.found). */
+#define ITR_KRPC_T (1u << 0) /* "t": transaction id, a string */
+#define ITR_KRPC_Y (1u << 1) /* "y": message type, a one-byte string */
+#define ITR_KRPC_Q (1u << 2) /* "q": query name, a string */
+#define ITR_KRPC_A (1u << 3) /* "a": query arguments, a dictionary */
+#define ITR_KRPC_R (1u << 4) /* "r": response values, a dictionary */
+#define ITR_KRPC_E (1u << 5) /* "e": error, a list */
+
+/* Deepest nesting walked: KRPC values nest two or three levels. */
+#define ITR_KRPC_MAX_DEPTH 8
+
+/* State of the bencode walk, one bpf_loop step per token. */
+struct itr_krpc_walk {
+	const __u8 *buf;
+	__u32 len;
+	__u32 pos;
+	__u8 depth;
+	__u8 want_key; /* at depth 1: the next token is a key */
+	__u8 key;      /* last top-level key if one byte long, else 0 */
+	__u8 found;    /* ITR_KRPC_* */
+	__u8 y;        /* the "y" value */
+	__u8 done;     /* 1: the dictionary closed, 2: not bencode */
+};
+
+static long itr_krpc_step(__u64 index, void *ctx)
 {
-	if (len < 2 || buf[0] != 'd')
+	struct itr_krpc_walk *w = ctx;
+	const __u8 *buf = w->buf;
+	__u64 pos = w->pos;
+	(void)index;
+
+	asm volatile("" : "+r"(pos)); /* test and index one register */
+	if (pos >= w->len || pos >= ITR_TRACKER_SCAN_BYTES)
+		goto bad;
+	__u8 c = buf[pos];
+	int top = w->depth == 1;
+	if (w->depth == 0) {
+		if (pos != 0 || c != 'd')
+			goto bad;
+		w->depth = 1;
+		w->want_key = 1;
+		w->pos = 1;
 		return 0;
-	if (itr_bytes_at(buf, len, 0, "d1:ad2:id20:", 12) ||
-	    itr_bytes_at(buf, len, 0, "d1:rd2:id20:", 12))
-		return len >= 12 + 20;
-	if (itr_bytes_at(buf, len, 0, "d2:ip6:", 7))
-		return itr_bytes_at(buf, len, 7 + 6, "1:rd2:id20:", 11);
-	if (itr_bytes_at(buf, len, 0, "d2:ip18:", 8))
-		return itr_bytes_at(buf, len, 8 + 18, "1:rd2:id20:", 11);
-	if (itr_bytes_at(buf, len, 0, "d1:eli", 6) && len > 7)
-		return buf[6] >= '0' && buf[6] <= '9';
+	}
+	if (c == 'e') {
+		if (top && !w->want_key)
+			goto bad; /* a key without its value */
+		w->depth--;
+		w->pos = (__u32)pos + 1;
+		if (w->depth == 0) {
+			w->done = 1;
+			return 1;
+		}
+		if (w->depth == 1)
+			w->want_key = 1;
+		return 0;
+	}
+	if (top && w->want_key && (c < '0' || c > '9'))
+		goto bad; /* keys are strings */
+	if (c == 'd' || c == 'l') {
+		if (top) {
+			if (c == 'd' && w->key == 'a')
+				w->found |= ITR_KRPC_A;
+			else if (c == 'd' && w->key == 'r')
+				w->found |= ITR_KRPC_R;
+			else if (c == 'l' && w->key == 'e')
+				w->found |= ITR_KRPC_E;
+		}
+		if (w->depth >= ITR_KRPC_MAX_DEPTH)
+			goto bad;
+		w->depth++;
+		w->pos = (__u32)pos + 1;
+		return 0;
+	}
+	if (c == 'i') {
+		/* i<digits>e: at most 20 digits and a sign. */
+		for (__u32 k = 1; k <= 22; k++) {
+			__u64 at = pos + k;
+			asm volatile("" : "+r"(at));
+			if (at >= w->len || at >= ITR_TRACKER_SCAN_BYTES)
+				goto bad;
+			__u8 d = buf[at];
+			if (d == 'e' && k > 1) {
+				w->pos = (__u32)at + 1;
+				if (top)
+					w->want_key = 1;
+				return 0;
+			}
+			if ((d < '0' || d > '9') && !(d == '-' && k == 1))
+				goto bad;
+		}
+		goto bad;
+	}
+	if (c >= '0' && c <= '9') {
+		__u32 end = 0;
+		long n = itr_decimal_at(buf, w->len, ITR_TRACKER_SCAN_BYTES, (__u32)pos, &end);
+		__u64 colon = end;
+		asm volatile("" : "+r"(colon));
+		if (n < 0 || colon >= w->len || colon >= ITR_TRACKER_SCAN_BYTES ||
+		    buf[colon] != ':')
+			goto bad;
+		__u64 start = colon + 1;
+		if (start + n > w->len)
+			goto bad;
+		if (top) {
+			__u8 first = 0;
+			__u64 at = start;
+			asm volatile("" : "+r"(at)); /* test and index one register */
+			if (n >= 1 && at < ITR_TRACKER_SCAN_BYTES)
+				first = buf[at];
+			if (w->want_key) {
+				w->key = n == 1 ? first : 0;
+				w->want_key = 0;
+			} else {
+				if (w->key == 't' && n >= 1) {
+					w->found |= ITR_KRPC_T;
+				} else if (w->key == 'y' && n == 1) {
+					w->found |= ITR_KRPC_Y;
+					w->y = first;
+				} else if (w->key == 'q' && n >= 1) {
+					w->found |= ITR_KRPC_Q;
+				}
+				w->want_key = 1;
+			}
+		}
+		w->pos = (__u32)(start + n);
+		return 0;
+	}
+bad:
+	w->done = 2;
+	return 1;
+}
+
+/* A KRPC message (BEP 5): the UDP payload is exactly one bencoded
+ * dictionary (payload_len bytes, all held in buf), walked token by token,
+ * with a transaction id "t", a type "y" and what the type needs: "q" and
+ * an "a" dictionary for a query, an "r" dictionary for a response, an "e"
+ * list for an error. What each check rejects:
+ * - one well-formed dictionary and nothing after it: text and binary
+ *   payloads whose first byte happens to be 'd' (0x64) stop at the first
+ *   byte that is no bencode token, or leave bytes after its end;
+ * - the KRPC keys: other bencoded payloads (a tracker's answer, a
+ *   BitTorrent extension message) are dictionaries too, without y and t;
+ * - a payload longer than ITR_TRACKER_SCAN_BYTES is not walked: KRPC
+ *   messages fit a 1500-byte packet. */
+static __always_inline int itr_sig_dht(const __u8 *buf, __u32 len, __u32 payload_len)
+{
+	struct itr_krpc_walk w = {};
+
+	if (len < 12 || len != payload_len || buf[0] != 'd')
+		return 0;
+	w.buf = buf;
+	w.len = len;
+	bpf_loop(ITR_TRACKER_SCAN_BYTES, itr_krpc_step, &w, 0);
+	if (w.done != 1 || w.pos != len)
+		return 0;
+	if ((w.found & (ITR_KRPC_T | ITR_KRPC_Y)) != (ITR_KRPC_T | ITR_KRPC_Y))
+		return 0;
+	if (w.y == 'q')
+		return (w.found & (ITR_KRPC_Q | ITR_KRPC_A)) == (ITR_KRPC_Q | ITR_KRPC_A);
+	if (w.y == 'r')
+		return (w.found & ITR_KRPC_R) != 0;
+	if (w.y == 'e')
+		return (w.found & ITR_KRPC_E) != 0;
 	return 0;
 }
 
@@ -202,10 +352,29 @@ static __always_inline int itr_sig_udp_announce(const __u8 *buf, __u32 len)
 #define ITR_UTP_SYN     4
 #define ITR_UTP_MAX_EXT 8
 
-/* BEP 29 header: type << 4 | version 1, type 0..4, a walkable extension
- * chain inside the packet; SYN and STATE carry no payload, DATA does, and a
- * SYN's timestamp difference is 0. Returns ITR_SIG_UTP (| ITR_SIG_UTP_SYN). */
-static __always_inline __u32 itr_sig_utp(const __u8 *buf, __u32 len)
+/* The header fields that tie the two directions of a uTP connection
+ * together (BEP 29), host byte order. */
+struct itr_utp_hdr {
+	__u8 type;
+	__u16 conn_id;
+	__u16 seq_nr;
+	__u16 ack_nr;
+};
+
+/* BEP 29 header of one packet: type << 4 | version 1 with a type 0..4, an
+ * extension chain of known extensions (1 selective ACK: whole 4-byte
+ * groups, at least 4; 2 extension bits: 8 bytes; 3 close reason, which
+ * libtorrent sends: 4 bytes) that ends inside the packet; SYN and STATE
+ * carry no payload, DATA does; a SYN's timestamp difference is 0 (it has
+ * heard nothing yet). Fills *h. Returns ITR_SIG_UTP (| ITR_SIG_UTP_SYN).
+ * Rejected here: RTP/RTCP (version 2 in the top bits: type 8..11), DTLS
+ * (content types 20-23: version 4..7), WireGuard responses and data
+ * (first byte 2, 4: version 2, 4), anything whose chain names an unknown
+ * extension or runs off the packet. One packet passing still proves
+ * little (a DNS query, a STUN answer, a WireGuard initiation pass by
+ * chance): the caller wants the two directions of one connection too
+ * (itr_utp_pair in locality.bpf.c). */
+static __always_inline __u32 itr_sig_utp(const __u8 *buf, __u32 len, struct itr_utp_hdr *h)
 {
 	if (len < 20 || len > ITR_SCRATCH_BYTES)
 		return 0;
@@ -223,8 +392,8 @@ static __always_inline __u32 itr_sig_utp(const __u8 *buf, __u32 len)
 			return 0;
 		const __u8 *hdr = buf + pos;
 		__u8 ext_len = hdr[1];
-		/* Selective ACK: a bitmask of at least 32 bits, whole bytes of 4. */
-		if (ext == 1 && (ext_len < 4 || (ext_len & 3)))
+		if (ext > 3 || (ext == 1 && (ext_len < 4 || (ext_len & 3))) ||
+		    (ext == 2 && ext_len != 8) || (ext == 3 && ext_len != 4))
 			return 0;
 		ext = hdr[0];
 		off = pos + 2 + ext_len;
@@ -238,6 +407,10 @@ static __always_inline __u32 itr_sig_utp(const __u8 *buf, __u32 len)
 		return 0;
 	if (type == ITR_UTP_DATA && !payload)
 		return 0;
+	h->type = type;
+	h->conn_id = (__u16)(buf[2] << 8 | buf[3]);
+	h->seq_nr = (__u16)(buf[16] << 8 | buf[17]);
+	h->ack_nr = (__u16)(buf[18] << 8 | buf[19]);
 	if (type == ITR_UTP_SYN) {
 		if (buf[8] | buf[9] | buf[10] | buf[11])
 			return 0;

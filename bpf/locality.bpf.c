@@ -139,30 +139,48 @@ struct itr_result {
 	__u8 kind;
 };
 
-/* Runs every signature check that applies to the transport. A global
- * (non-inlined) function: the verifier checks its loops once, not once per
- * path through the parser. */
+/* Per-source teaching budget (ITR_TEACH_PER_SOURCE per ITR_TEACH_WINDOW_NS);
+ * internal, not pinned. Keyed by address and family (port, proto zero). */
+struct itr_teach_budget {
+	__u64 window_start_ns;
+	__u32 used;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct itr_endpoint_key);
+	__type(value, struct itr_teach_budget);
+} teach_budget SEC(".maps");
+
+/* Runs every signature check that applies to the transport; s->buf holds
+ * len bytes of a payload of payload_len. *uh receives the uTP header
+ * fields when ITR_SIG_UTP is set. A global (non-inlined) function: the
+ * verifier checks its loops once, not once per path through the parser. */
 __attribute__((noinline)) int itr_scan_signatures(const struct itr_scratch *s, __u32 len,
-                                                  __u32 proto)
+                                                  __u32 proto, __u32 payload_len,
+                                                  struct itr_utp_hdr *uh)
 {
 	__u32 sigs = 0;
+	__u32 head = len < ITR_SCRATCH_BYTES ? len : ITR_SCRATCH_BYTES;
 
-	if (!s || len > ITR_SCRATCH_BYTES)
+	if (!s || !uh || len > ITR_TRACKER_SCAN_BYTES)
 		return 0;
 	if (proto == IPPROTO_TCP) {
-		if (itr_sig_peer_wire(s->buf, len))
+		if (itr_sig_peer_wire(s->buf, head))
 			sigs |= ITR_SIG_PEER_WIRE;
-		else if (itr_sig_http_tracker(s->buf, len))
+		else if (itr_sig_http_tracker(s->buf, head))
 			sigs |= ITR_SIG_HTTP_TRACKER;
 		return sigs;
 	}
-	if (itr_sig_udp_connect(s->buf, len))
+	if (itr_sig_udp_connect(s->buf, head))
 		sigs |= ITR_SIG_UDP_CONNECT;
-	if (itr_sig_udp_announce(s->buf, len))
+	if (itr_sig_udp_announce(s->buf, head))
 		sigs |= ITR_SIG_UDP_ANNOUNCE;
-	if (itr_sig_dht(s->buf, len))
+	if (itr_sig_dht(s->buf, len, payload_len))
 		sigs |= ITR_SIG_DHT;
-	sigs |= itr_sig_utp(s->buf, len);
+	sigs |= itr_sig_utp(s->buf, head, uh);
 	return sigs;
 }
 
@@ -220,26 +238,86 @@ static __always_inline void itr_endpoint_key_fill(struct itr_endpoint_key *k,
 	k->family = p->family;
 }
 
+static __always_inline int itr_endpoint_stale(const struct itr_endpoint_info *info, __u64 now)
+{
+	__u64 ttl =
+	    info->kind == ITR_KIND_ENDPOINT ? ITR_ENDPOINT_TTL_LISTED_NS : ITR_ENDPOINT_TTL_SEEN_NS;
+	return now - info->last_seen_ns > ttl;
+}
+
+/* The entry for one end of the packet, if it is fresh; a stale one is
+ * deleted here (aging on lookup: the LRU alone would keep an entry as
+ * long as lookups keep touching it). */
 static __always_inline struct itr_endpoint_info *itr_endpoint_find(const struct itr_pkt *p,
                                                                    int dst_side)
 {
 	struct itr_endpoint_key k __attribute__((aligned(8)));
 	itr_endpoint_key_fill(&k, p, dst_side);
-	return bpf_map_lookup_elem(&endpoints, &k);
+	struct itr_endpoint_info *info = bpf_map_lookup_elem(&endpoints, &k);
+	if (info && itr_endpoint_stale(info, bpf_ktime_get_ns())) {
+		bpf_map_delete_elem(&endpoints, &k);
+		return NULL;
+	}
+	return info;
 }
 
-static __always_inline void itr_endpoint_learn(const struct itr_pkt *p, int dst_side, __u8 kind)
+/* Takes up to `want` endpoint-cache writes from the flow's budget
+ * (ITR_TEACH_PER_FLOW) and from the budget of the source address that
+ * teaches them (ITR_TEACH_PER_SOURCE per window); returns how many were
+ * granted. */
+static __always_inline __u32 itr_budget_take(struct itr_flow_verdict *v, const __u32 *src,
+                                             __u8 family, __u32 want, __u64 now)
 {
 	struct itr_endpoint_key k __attribute__((aligned(8)));
-	struct itr_endpoint_info info = {.last_seen_ns = bpf_ktime_get_ns(), .kind = kind};
+	__u32 left = v->taught < ITR_TEACH_PER_FLOW ? ITR_TEACH_PER_FLOW - v->taught : 0;
+
+	if (want > left)
+		want = left;
+	if (!want)
+		return 0;
+	__builtin_memset(&k, 0, sizeof(k));
+	__builtin_memcpy(k.addr, src, 16);
+	k.family = family;
+	struct itr_teach_budget *b = bpf_map_lookup_elem(&teach_budget, &k);
+	if (!b) {
+		struct itr_teach_budget fresh = {.window_start_ns = now};
+		bpf_map_update_elem(&teach_budget, &k, &fresh, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&teach_budget, &k);
+		if (!b)
+			return 0;
+	}
+	if (now - b->window_start_ns > ITR_TEACH_WINDOW_NS) {
+		b->window_start_ns = now;
+		b->used = 0;
+	}
+	left = b->used < ITR_TEACH_PER_SOURCE ? ITR_TEACH_PER_SOURCE - b->used : 0;
+	if (want > left)
+		want = left;
+	b->used += want;
+	v->taught += want;
+	return want;
+}
+
+/* Learns one end of the packet (dst_side) as seen speaking `kind`, within
+ * the flow's and the packet source's budgets. */
+static __always_inline void itr_endpoint_learn(const struct itr_pkt *p, struct itr_flow_verdict *v,
+                                               int dst_side, __u8 kind)
+{
+	struct itr_endpoint_key k __attribute__((aligned(8)));
+	__u64 now = bpf_ktime_get_ns();
+	struct itr_endpoint_info info = {.last_seen_ns = now, .kind = kind};
+
+	if (!itr_budget_take(v, p->saddr, p->family, 1, now))
+		return;
 	itr_endpoint_key_fill(&k, p, dst_side);
 	bpf_map_update_elem(&endpoints, &k, &info, BPF_ANY);
 }
 
-/* Writes an endpoint a tracker flow taught (a listed peer, a client's
+/* Writes an endpoint a tracker exchange taught (a listed peer, a client's
  * announced port) for TCP and for UDP: a client's listen port takes
- * peer-wire connections and uTP alike. BPF_NOEXIST: what an endpoint was
- * itself seen doing (a UDP tracker, say) outranks being listed. */
+ * peer-wire connections and uTP alike. What an endpoint was itself seen
+ * doing (a UDP tracker, say) outranks being listed, unless that is stale.
+ * The caller has taken two budget units. */
 static __always_inline void itr_endpoint_teach(struct itr_endpoint_key *k, __u64 now)
 {
 	struct itr_endpoint_info info = {.last_seen_ns = now, .kind = ITR_KIND_ENDPOINT};
@@ -247,9 +325,13 @@ static __always_inline void itr_endpoint_teach(struct itr_endpoint_key *k, __u64
 	if (!k->port)
 		return;
 	k->proto = IPPROTO_TCP;
-	bpf_map_update_elem(&endpoints, k, &info, BPF_NOEXIST);
+	struct itr_endpoint_info *old = bpf_map_lookup_elem(&endpoints, k);
+	if (!old || old->kind == ITR_KIND_ENDPOINT || itr_endpoint_stale(old, now))
+		bpf_map_update_elem(&endpoints, k, &info, BPF_ANY);
 	k->proto = IPPROTO_UDP;
-	bpf_map_update_elem(&endpoints, k, &info, BPF_NOEXIST);
+	old = bpf_map_lookup_elem(&endpoints, k);
+	if (!old || old->kind == ITR_KIND_ENDPOINT || itr_endpoint_stale(old, now))
+		bpf_map_update_elem(&endpoints, k, &info, BPF_ANY);
 }
 
 /* A compact peer list in the scratch buffer, one bpf_loop step per entry. */
@@ -295,60 +377,118 @@ static long itr_teach_peer6_step(__u64 index, void *ctx)
 	return 0;
 }
 
-/* What one payload packet of a tracker flow (kind HTTP_TRACKER or
- * UDP_TRACKER), held in s->buf[0..len), teaches the endpoint cache: from
- * the client, the port its announce names (HTTP port=, BEP 15 port field)
- * at the packet's source address; from the tracker, the peers of an
- * announce answer. Returns 1 if the packet was an announce request. A
- * global function: the verifier checks its loops once. */
-__attribute__((noinline)) int itr_tracker_learn(const struct itr_scratch *s, __u32 len,
-                                                const struct itr_pkt *p, __u32 kind,
-                                                __u32 from_tracker)
+/* Teaches a peer list within the budgets: two cache writes per peer. */
+static __always_inline void itr_teach_list(struct itr_flow_verdict *v, const struct itr_pkt *p,
+                                           struct itr_peer_teach *t,
+                                           const struct itr_peer_list *list, int v6)
+{
+	__u32 peers = itr_budget_take(v, p->saddr, p->family, list->count * 2, t->now) / 2;
+
+	t->off = list->off;
+	if (v6)
+		bpf_loop(peers, itr_teach_peer6_step, t, 0);
+	else
+		bpf_loop(peers, itr_teach_peer4_step, t, 0);
+}
+
+/* A request from the client on a tracker flow (s->buf[0..len)): remembers
+ * what its answer must match (TCP: the request's end in sequence space;
+ * BEP 15: the transaction id) and the port an announce names. Nothing is
+ * learned from a request alone: its source may be spoofed and nobody may
+ * be listening. Returns 1 if the packet was a request. A global function:
+ * the verifier checks its loops once. */
+__attribute__((noinline)) int itr_tracker_request(const struct itr_scratch *s, __u32 len,
+                                                  const struct itr_pkt *p,
+                                                  struct itr_flow_verdict *v)
+{
+	__u16 port = 0;
+
+	if (!s || !p || !v || len > ITR_TRACKER_SCAN_BYTES)
+		return 0;
+	if (v->kind == ITR_KIND_HTTP_TRACKER) {
+		struct itr_http_scan st;
+		__u32 head = len < ITR_SCRATCH_BYTES ? len : ITR_SCRATCH_BYTES;
+		if (!itr_http_scan_request(s->buf, head, &st) || !st.path_ok || !st.hash_ok)
+			return 0;
+		port = bpf_htons(st.port);
+		v->token = p->tcp_seq + p->payload_len;
+	} else {
+		if (itr_sig_udp_announce(s->buf, len))
+			port = itr_udp_announce_port(s->buf, len);
+		else if (!itr_sig_udp_connect(s->buf, len))
+			return 0;
+		__builtin_memcpy(&v->token, s->buf + 12, 4);
+	}
+	v->announced_port = port;
+	v->seen = (v->seen | ITR_SEEN_REQUEST) & ~ITR_SEEN_ANSWER;
+	return 1;
+}
+
+/* A packet from the tracker on a tracker flow: if it answers the pending
+ * request (HTTP: it acknowledges the request's bytes and, first, says
+ * "HTTP/1.x 200"; BEP 15: same transaction id, action connect or
+ * announce), the exchange is confirmed and teaches the tracker itself, the
+ * port the client announced, and the peers listed, within the budgets.
+ * Anything else teaches nothing. The scans are bpf_loop steps bounded by
+ * the bytes held (at most ITR_TRACKER_SCAN_BYTES), and run only on a flow
+ * with a request pending, for at most ITR_TRACKER_FOLLOW packets after it. */
+__attribute__((noinline)) int itr_tracker_answer(const struct itr_scratch *s, __u32 len,
+                                                 const struct itr_pkt *p,
+                                                 struct itr_flow_verdict *v)
 {
 	struct itr_peer_teach t = {.off = 0};
 	struct itr_endpoint_key k __attribute__((aligned(8))) = {};
+	int first = 0;
 
-	if (!s || !p || len > ITR_TRACKER_SCAN_BYTES)
+	if (!s || !p || !v || len > ITR_TRACKER_SCAN_BYTES)
+		return 0;
+	if (!(v->seen & ITR_SEEN_REQUEST))
 		return 0;
 	t.buf = s->buf;
 	t.now = bpf_ktime_get_ns();
-	if (!from_tracker) {
-		if (kind == ITR_KIND_HTTP_TRACKER) {
-			struct itr_http_scan st;
-			__u32 head = len < ITR_SCRATCH_BYTES ? len : ITR_SCRATCH_BYTES;
-			if (!itr_http_scan_request(s->buf, head, &st) || !st.path_ok || !st.hash_ok)
+	if (v->kind == ITR_KIND_HTTP_TRACKER) {
+		if (!(p->tcp_flags & ITR_TCP_ACK) || p->tcp_ack - v->token > 0xffff)
+			return 0;
+		if (!(v->seen & ITR_SEEN_ANSWER)) {
+			if (!itr_http_answer_ok(s->buf, len))
 				return 0;
-			k.port = bpf_htons(st.port);
-		} else {
-			if (!itr_sig_udp_announce(s->buf, len))
-				return 0;
-			k.port = itr_udp_announce_port(s->buf, len);
+			first = 1;
 		}
-		__builtin_memcpy(k.addr, p->saddr, 16);
-		k.family = p->family;
-		itr_endpoint_teach(&k, t.now);
-		return 1;
+	} else {
+		__u32 tid;
+		if (len < 8)
+			return 0;
+		__builtin_memcpy(&tid, s->buf + 4, 4);
+		if (tid != v->token || s->buf[0] | s->buf[1] | s->buf[2] || s->buf[3] > 1)
+			return 0;
+		first = 1;
+		v->seen &= ~ITR_SEEN_REQUEST; /* one datagram answers */
 	}
-	if (kind == ITR_KIND_HTTP_TRACKER) {
+	v->seen |= ITR_SEEN_ANSWER;
+	if (first) {
+		/* The tracker (this packet's source) and the client's port. */
+		itr_endpoint_learn(p, v, 0, v->kind);
+		if (v->announced_port && itr_budget_take(v, p->saddr, p->family, 2, t.now) == 2) {
+			__builtin_memcpy(k.addr, p->daddr, 16);
+			k.family = p->family;
+			k.port = v->announced_port;
+			itr_endpoint_teach(&k, t.now);
+		}
+		v->announced_port = 0;
+	}
+	if (v->kind == ITR_KIND_HTTP_TRACKER) {
 		struct itr_peers_scan st;
 		itr_http_peer_lists(s->buf, len, &st);
-		t.off = st.v4.off;
-		bpf_loop(st.v4.count, itr_teach_peer4_step, &t, 0);
-		t.off = st.v6.off;
-		bpf_loop(st.v6.count, itr_teach_peer6_step, &t, 0);
-		return 0;
+		itr_teach_list(v, p, &t, &st.v4, 0);
+		itr_teach_list(v, p, &t, &st.v6, 1);
+		return 1;
 	}
 	struct itr_peer_list list;
-	if (p->family == 4) {
-		if (itr_udp_peer_list(s->buf, len, p->payload_len, ITR_PEER4_BYTES, &list)) {
-			t.off = list.off;
-			bpf_loop(list.count, itr_teach_peer4_step, &t, 0);
-		}
-	} else if (itr_udp_peer_list(s->buf, len, p->payload_len, ITR_PEER6_BYTES, &list)) {
-		t.off = list.off;
-		bpf_loop(list.count, itr_teach_peer6_step, &t, 0);
-	}
-	return 0;
+	if (s->buf[3] == 1 &&
+	    itr_udp_peer_list(s->buf, len, p->payload_len,
+	                      p->family == 4 ? ITR_PEER4_BYTES : ITR_PEER6_BYTES, &list))
+		itr_teach_list(v, p, &t, &list, p->family == 6);
+	return 1;
 }
 
 static __always_inline void itr_settle(struct itr_flow_verdict *v, __u8 kind)
@@ -391,6 +531,49 @@ static __always_inline __u32 itr_load_payload(void *ctx, const int is_xdp, const
 	return err ? 0 : len;
 }
 
+/* Whether a packet that passed the uTP header check completes a uTP
+ * connection with the flow's probe (the first passing packet, kept in
+ * v->token): from the other end, either the answer to a SYN (ST_STATE
+ * with the SYN's connection id, acknowledging the SYN's seq_nr, BEP 29
+ * connection setup) or, in a connection caught after its start, a packet
+ * whose connection id is the probe's plus or minus one (the two
+ * directions' ids differ by one) and whose ack_nr lies within 256 of the
+ * probe's seq_nr. Look-alikes that pass one header (a 20-byte DNS query,
+ * a STUN answer, a WireGuard initiation) do not pair up like this: the
+ * chance that random fields do is about 2^-23 per packet. Otherwise the
+ * packet becomes the probe if there is none yet (or it is a SYN). */
+static __always_inline int itr_utp_pair(struct itr_flow_verdict *v, const struct itr_utp_hdr *h,
+                                        __u32 sigs, __u8 src_end)
+{
+	if ((v->seen & ITR_SEEN_UTP_PROBE) && v->probe_end != src_end) {
+		__u16 conn = (__u16)(v->token >> 16), seq = (__u16)v->token;
+		if (v->seen & ITR_SEEN_UTP_SYN)
+			return h->type == ITR_UTP_STATE && h->conn_id == conn && h->ack_nr == seq;
+		__u16 d = (__u16)(h->conn_id - conn);
+		__s16 lag = (__s16)(h->ack_nr - seq);
+		return (d == 1 || d == 0xffff) && lag > -256 && lag < 256;
+	}
+	if (!(v->seen & ITR_SEEN_UTP_PROBE) || (sigs & ITR_SIG_UTP_SYN)) {
+		v->token = (__u32)h->conn_id << 16 | h->seq_nr;
+		v->probe_end = src_end;
+		v->seen |= ITR_SEEN_UTP_PROBE;
+		if (sigs & ITR_SIG_UTP_SYN)
+			v->seen |= ITR_SEEN_UTP_SYN;
+	}
+	return 0;
+}
+
+/* Both ends of a uTP or DHT flow, learned once both have spoken it. */
+static __always_inline void itr_learn_both(const struct itr_pkt *p, struct itr_flow_verdict *v,
+                                           __u8 kind)
+{
+	if (v->seen & ITR_SEEN_LEARNED)
+		return;
+	v->seen |= ITR_SEEN_LEARNED;
+	itr_endpoint_learn(p, v, 0, kind);
+	itr_endpoint_learn(p, v, 1, kind);
+}
+
 /* One payload-bearing packet of a flow still being inspected. */
 static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struct itr_pkt *p,
                                         int src_lo, struct itr_flow_verdict *v)
@@ -406,6 +589,8 @@ static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struc
 	__u32 dst_known = dst_ep ? 1 : 0;
 	asm volatile("" : "+r"(dst_known));
 	int endpoint_known = src_known | dst_known;
+	__u8 hello = src_lo ? ITR_SEEN_HELLO_LO : ITR_SEEN_HELLO_HI;
+	struct itr_utp_hdr uh = {};
 	__u32 len;
 	__u32 sigs = 0;
 
@@ -414,39 +599,39 @@ static __always_inline void itr_inspect(void *ctx, const int is_xdp, const struc
 	v->inspected++;
 	if (!s)
 		return;
-	len = itr_load_payload(ctx, is_xdp, p, s, ITR_SCRATCH_BYTES);
+	/* UDP: a whole KRPC message (up to ITR_TRACKER_SCAN_BYTES) is walked. */
+	len =
+	    itr_load_payload(ctx, is_xdp, p, s,
+	                     p->proto == IPPROTO_UDP ? ITR_TRACKER_SCAN_BYTES : ITR_SCRATCH_BYTES);
 	if (len)
-		sigs = itr_scan_signatures(s, len, p->proto);
+		sigs = itr_scan_signatures(s, len, p->proto, p->payload_len, &uh);
 
-	if (sigs & ITR_SIG_PEER_WIRE) {
-		itr_settle(v, ITR_KIND_PEER_WIRE);
-		itr_endpoint_learn(p, 1, ITR_KIND_PEER_WIRE);
+	if (v->kind == ITR_KIND_PEER_WIRE) {
+		/* The answer to a handshake: the answering end is the listener,
+		 * and a two-way handshake proves it. */
+		if ((sigs & ITR_SIG_PEER_WIRE) && !(v->seen & hello)) {
+			v->seen |= hello;
+			itr_endpoint_learn(p, v, 0, ITR_KIND_PEER_WIRE);
+			v->state = ITR_FLOW_FINAL;
+		}
+	} else if (sigs & ITR_SIG_PEER_WIRE) {
+		v->kind = ITR_KIND_PEER_WIRE;
+		v->seen |= hello;
 	} else if (sigs & ITR_SIG_HTTP_TRACKER) {
 		itr_settle_tracker(v, ITR_KIND_HTTP_TRACKER, src_lo);
-		itr_endpoint_learn(p, 1, ITR_KIND_HTTP_TRACKER);
-		itr_tracker_learn(s, len, p, ITR_KIND_HTTP_TRACKER, 0);
+		itr_tracker_request(s, len, p, v);
 	} else if ((sigs & ITR_SIG_UDP_CONNECT) || ((sigs & ITR_SIG_UDP_ANNOUNCE) && dst_ep &&
 	                                            dst_ep->kind == ITR_KIND_UDP_TRACKER)) {
 		itr_settle_tracker(v, ITR_KIND_UDP_TRACKER, src_lo);
-		itr_endpoint_learn(p, 1, ITR_KIND_UDP_TRACKER);
-		itr_tracker_learn(s, len, p, ITR_KIND_UDP_TRACKER, 0);
+		itr_tracker_request(s, len, p, v);
 	} else if (sigs & ITR_SIG_DHT) {
 		itr_settle(v, ITR_KIND_DHT);
 		v->state = ITR_FLOW_SHARED;
-		itr_endpoint_learn(p, 0, ITR_KIND_DHT);
-		itr_endpoint_learn(p, 1, ITR_KIND_DHT);
+		v->seen |= hello;
 	} else if (sigs & ITR_SIG_UTP) {
-		/* One passing packet proves little (a 20-byte DNS query can look
-		 * like a SYN), nor do two SYNs (a retried query): want two
-		 * passes, one of them not a SYN, or a known endpoint. */
-		if (v->utp_seen < 255)
-			v->utp_seen++;
-		if (!(sigs & ITR_SIG_UTP_SYN))
-			v->utp_nonsyn = 1;
-		if (endpoint_known || (v->utp_seen >= 2 && v->utp_nonsyn)) {
+		if (itr_utp_pair(v, &uh, sigs, src_lo ? ITR_END_LO : ITR_END_HI)) {
 			itr_settle(v, ITR_KIND_UTP);
-			itr_endpoint_learn(p, 0, ITR_KIND_UTP);
-			itr_endpoint_learn(p, 1, ITR_KIND_UTP);
+			itr_learn_both(p, v, ITR_KIND_UTP);
 		}
 	}
 	if (v->state == ITR_FLOW_PENDING && v->inspected >= ITR_MAX_INSPECT)
@@ -465,13 +650,21 @@ static __always_inline void itr_follow_tracker(void *ctx, const int is_xdp, cons
 	if (!s)
 		return;
 	len = itr_load_payload(ctx, is_xdp, p, s, ITR_TRACKER_SCAN_BYTES);
-	if (len && itr_tracker_learn(s, len, p, v->kind, from_tracker))
+	if (len && !from_tracker && itr_tracker_request(s, len, p, v)) {
 		v->follow_left = ITR_TRACKER_FOLLOW;
-	else if (v->follow_left > 0)
-		v->follow_left--;
+	} else {
+		if (len && from_tracker)
+			itr_tracker_answer(s, len, p, v);
+		if (v->follow_left > 0)
+			v->follow_left--;
+	}
 	if (v->follow_left == 0)
 		v->state = ITR_FLOW_FINAL;
 }
+
+/* Packets of a DHT flow checked for KRPC (both ends confirming) and for a
+ * uTP connection before the flow stops looking. */
+#define ITR_SHARED_CHECKS 32
 
 /* Kind of one packet of a DHT flow (ITR_FLOW_SHARED).
  *
@@ -482,15 +675,15 @@ static __always_inline void itr_follow_tracker(void *ctx, const int is_xdp, cons
  * packet by what it is costs one byte read per packet and only on DHT
  * flows: a KRPC message is a bencoded dictionary and starts with 'd',
  * which no uTP header can (version 1 in the low nibble). Until uTP is
- * proven on the flow, non-'d' packets go through the uTP header check with
- * the safeguards of first packets (two passes, one not a SYN; a known
- * endpoint does not count: both ends already are, as DHT nodes); once
- * proven, the flow's kind becomes UTP and non-'d' packets are uTP.
- * (A flow that starts as uTP and later carries DHT keeps counting it as
- * uTP: those are a few small packets, not worth a byte read on every uTP
- * packet.) */
+ * proven on the flow (a uTP connection's two directions pair up, see
+ * itr_utp_pair), non-'d' packets go through the uTP checks; once proven,
+ * the flow's kind becomes UTP and non-'d' packets are uTP. The flow's ends
+ * are learned as DHT nodes once both have sent a whole KRPC message.
+ * Both checks stop after ITR_SHARED_CHECKS packets. (A flow that starts
+ * as uTP and later carries DHT keeps counting it as uTP: those are a few
+ * small packets, not worth a byte read on every uTP packet.) */
 static __always_inline __u8 itr_shared_packet_kind(void *ctx, const int is_xdp,
-                                                   const struct itr_pkt *p,
+                                                   const struct itr_pkt *p, int src_lo,
                                                    struct itr_flow_verdict *v)
 {
 	__u8 first = 0;
@@ -502,24 +695,30 @@ static __always_inline __u8 itr_shared_packet_kind(void *ctx, const int is_xdp,
 		err = bpf_skb_load_bytes(ctx, p->payload_off, &first, 1);
 	if (err)
 		return v->kind;
-	if (first == 'd')
-		return ITR_KIND_DHT;
-	if (v->kind == ITR_KIND_UTP)
-		return ITR_KIND_UTP;
+	int learned = (v->seen & ITR_SEEN_LEARNED) != 0;
+	if ((first == 'd' && learned) || (first != 'd' && v->kind == ITR_KIND_UTP))
+		return first == 'd' ? ITR_KIND_DHT : ITR_KIND_UTP;
+	if (v->inspected >= ITR_SHARED_CHECKS)
+		return first == 'd' ? ITR_KIND_DHT : v->kind;
+	v->inspected++;
 
 	__u32 zero = 0;
 	struct itr_scratch *s = bpf_map_lookup_elem(&scratch, &zero);
 	if (!s)
 		return v->kind;
-	__u32 len = itr_load_payload(ctx, is_xdp, p, s, ITR_SCRATCH_BYTES);
-	__u32 sigs = len ? itr_scan_signatures(s, len, IPPROTO_UDP) : 0;
-	if (!(sigs & ITR_SIG_UTP))
-		return v->kind;
-	if (v->utp_seen < 255)
-		v->utp_seen++;
-	if (!(sigs & ITR_SIG_UTP_SYN))
-		v->utp_nonsyn = 1;
-	if (v->utp_seen < 2 || !v->utp_nonsyn)
+	struct itr_utp_hdr uh = {};
+	__u32 len = itr_load_payload(ctx, is_xdp, p, s,
+	                             first == 'd' ? ITR_TRACKER_SCAN_BYTES : ITR_SCRATCH_BYTES);
+	__u32 sigs = len ? itr_scan_signatures(s, len, IPPROTO_UDP, p->payload_len, &uh) : 0;
+	if (first == 'd') {
+		if (sigs & ITR_SIG_DHT) {
+			v->seen |= src_lo ? ITR_SEEN_HELLO_LO : ITR_SEEN_HELLO_HI;
+			if ((v->seen & ITR_SEEN_HELLO_LO) && (v->seen & ITR_SEEN_HELLO_HI))
+				itr_learn_both(p, v, ITR_KIND_DHT);
+		}
+		return ITR_KIND_DHT;
+	}
+	if (!(sigs & ITR_SIG_UTP) || !itr_utp_pair(v, &uh, sigs, src_lo ? ITR_END_LO : ITR_END_HI))
 		return v->kind;
 	v->kind = ITR_KIND_UTP;
 	return ITR_KIND_UTP;
@@ -535,7 +734,7 @@ static __always_inline __u8 itr_follow(void *ctx, const int is_xdp, const struct
 	else if (v->state == ITR_FLOW_TRACKER)
 		itr_follow_tracker(ctx, is_xdp, p, src_lo, v);
 	else if (v->state == ITR_FLOW_SHARED)
-		return itr_shared_packet_kind(ctx, is_xdp, p, v);
+		return itr_shared_packet_kind(ctx, is_xdp, p, src_lo, v);
 	return v->kind;
 }
 
@@ -684,6 +883,10 @@ int itr_tc_egress(struct __sk_buff *skb)
 	__u32 cls = res.cls;
 	struct itr_policy *pol = bpf_map_lookup_elem(&policy, &cls);
 	if (!pol || !pol->flags)
+		return TC_ACT_OK;
+	/* A flow known only by an endpoint match carries no signature of its
+	 * own: policy touches it only where the operator opted in. */
+	if (res.kind == ITR_KIND_ENDPOINT && !(pol->flags & ITR_POLICY_ENDPOINT))
 		return TC_ACT_OK;
 	if (pol->flags & ITR_POLICY_DROP)
 		return TC_ACT_SHOT;

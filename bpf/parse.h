@@ -33,11 +33,18 @@ struct itr_pkt {
 	__u32 l3_off;      /* offset of the IP header from the frame start */
 	__u32 payload_off; /* offset of the L4 payload from the frame start */
 	__u32 payload_len; /* L4 payload bytes per the headers, clipped to the frame */
+	__u32 tcp_seq;     /* host byte order; TCP only */
+	__u32 tcp_ack;     /* host byte order; TCP only, valid with ITR_TCP_ACK */
 	__u16 sport;       /* network byte order */
 	__u16 dport;
-	__u8 family; /* 4 or 6 */
-	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;    /* 4 or 6 */
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 tcp_flags; /* TCP only: FIN SYN RST PSH ACK ... (byte 13) */
+	__u8 pad;
 };
+
+#define ITR_TCP_SYN 0x02
+#define ITR_TCP_ACK 0x10
 
 static __always_inline __u32 itr_min_u32(__u32 a, __u32 b)
 {
@@ -165,6 +172,9 @@ static __always_inline int itr_parse(void *data, void *data_end, __u32 frame_len
 			return -1;
 		p->sport = th->source;
 		p->dport = th->dest;
+		p->tcp_seq = bpf_ntohl(th->seq);
+		p->tcp_ack = bpf_ntohl(th->ack_seq);
+		p->tcp_flags = ((__u8 *)th)[13];
 		off += doff;
 	} else if (p->proto == IPPROTO_UDP) {
 		struct udphdr *uh = data + off;
@@ -176,6 +186,8 @@ static __always_inline int itr_parse(void *data, void *data_end, __u32 frame_len
 			return -1;
 		p->sport = uh->source;
 		p->dport = uh->dest;
+		p->tcp_seq = p->tcp_ack = 0;
+		p->tcp_flags = 0;
 		l4_end = itr_min_u32(l4_end, off + ulen);
 		off += sizeof(*uh);
 	} else {

@@ -104,6 +104,16 @@ static __always_inline void itr_http_peer_lists(const __u8 *buf, __u32 len,
 	bpf_loop(ITR_TRACKER_SCAN_BYTES, itr_peers_scan_step, st, 0);
 }
 
+/* The first packet of an HTTP tracker's answer: a status line with code
+ * 200 ("HTTP/1.0 200" or "HTTP/1.1 200"). A page or an error the tracker
+ * sends is not a peer list. */
+static __always_inline int itr_http_answer_ok(const __u8 *buf, __u32 len)
+{
+	return itr_bytes_within(buf, len, ITR_TRACKER_SCAN_BYTES, 0, "HTTP/1.", 7) &&
+	       (itr_bytes_within(buf, len, ITR_TRACKER_SCAN_BYTES, 7, "0 200", 5) ||
+	        itr_bytes_within(buf, len, ITR_TRACKER_SCAN_BYTES, 7, "1 200", 5));
+}
+
 /* BEP 15 announce answer: action 1 and a 20-byte header, then whole
  * entries of entry_bytes (by the flow's address family). payload_len is
  * the whole UDP payload, len what the buffer holds of it. Returns 0 for

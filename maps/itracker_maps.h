@@ -16,7 +16,7 @@
 
 /* Bump when any struct below changes layout: userspace refuses to adopt
  * pinned maps whose config.abi_version differs (see user/loader.c). */
-#define ITR_ABI_VERSION 1
+#define ITR_ABI_VERSION 2
 
 /* ---- locality classes ------------------------------------------------ */
 enum itr_class {
@@ -106,15 +106,32 @@ struct itr_flow_verdict {
 	__u32 asn_hi;
 	__u32 loc_lo;
 	__u32 loc_hi;
-	__u8 kind;        /* enum itr_kind */
-	__u8 state;       /* enum itr_flow_state */
-	__u8 inspected;   /* payload-bearing packets examined so far */
-	__u8 utp_seen;    /* packets that passed the uTP header check */
-	__u8 cls;         /* enum itr_class, derived from the fields above */
-	__u8 utp_nonsyn;  /* 1 once a passing uTP packet was not a SYN */
-	__u8 follow_left; /* ITR_FLOW_TRACKER: payload packets still to read */
-	__u8 tracker_end; /* ITR_FLOW_TRACKER: ITR_END_LO or ITR_END_HI */
+	__u32 token;          /* the exchange being confirmed (ITR_SEEN_*): a tracker
+	                       * request's end (TCP: seq + length) or transaction id
+	                       * (BEP 15), or a uTP probe (connection id << 16 |
+	                       * seq_nr) */
+	__u16 announced_port; /* the port the client's announce named, network
+	                       * byte order; taught once the tracker answers */
+	__u16 taught;         /* endpoint-cache entries this flow has added */
+	__u8 seen;            /* ITR_SEEN_* */
+	__u8 kind;            /* enum itr_kind */
+	__u8 state;           /* enum itr_flow_state */
+	__u8 inspected;       /* payload-bearing packets examined so far */
+	__u8 probe_end;       /* ITR_END_LO/HI: the end that sent the uTP probe */
+	__u8 cls;             /* enum itr_class, derived from the fields above */
+	__u8 follow_left;     /* ITR_FLOW_TRACKER: payload packets still to read */
+	__u8 tracker_end;     /* ITR_FLOW_TRACKER: ITR_END_LO or ITR_END_HI */
 };
+
+/* What a flow has shown of a two-way exchange (itr_flow_verdict.seen).
+ * Endpoints are learned only from exchanges both ends took part in. */
+#define ITR_SEEN_HELLO_LO  (1u << 0) /* the lo end sent a handshake / KRPC */
+#define ITR_SEEN_HELLO_HI  (1u << 1) /* the hi end did */
+#define ITR_SEEN_REQUEST   (1u << 2) /* tracker: a request awaits its answer */
+#define ITR_SEEN_ANSWER    (1u << 3) /* tracker: the answer matched the request */
+#define ITR_SEEN_UTP_PROBE (1u << 4) /* uTP: token holds a probe packet */
+#define ITR_SEEN_UTP_SYN   (1u << 5) /* ... and it was a SYN */
+#define ITR_SEEN_LEARNED   (1u << 6) /* the flow's own ends were learned */
 
 /* Which end of a flow key an ITR_FLOW_TRACKER verdict's tracker is. */
 #define ITR_END_LO 1
@@ -140,6 +157,17 @@ struct itr_endpoint_info {
 	                     * listed in a tracker's answer or announced by a client */
 	__u8 pad[7];
 };
+
+/* Entries older than this are ignored and deleted when looked up: an
+ * endpoint seen speaking BitTorrent itself, and one a tracker listed. */
+#define ITR_ENDPOINT_TTL_SEEN_NS   (3600ull * 1000000000ull)
+#define ITR_ENDPOINT_TTL_LISTED_NS (900ull * 1000000000ull)
+/* Endpoints one flow may add (a peer counts twice: TCP and UDP), and one
+ * source address within ITR_TEACH_WINDOW_NS: one sender cannot flush the
+ * cache. */
+#define ITR_TEACH_PER_FLOW   256
+#define ITR_TEACH_PER_SOURCE 4096
+#define ITR_TEACH_WINDOW_NS  (60ull * 1000000000ull)
 
 /* ---- counters: per-CPU array by (direction, class, kind) ---------- */
 struct itr_counter {
@@ -171,6 +199,10 @@ struct itr_matrix_key {
 #define ITR_POLICY_SET_PRIORITY (1u << 1)
 #define ITR_POLICY_SET_MARK     (1u << 2)
 #define ITR_POLICY_DROP         (1u << 3)
+/* Also apply to flows recognised only by an endpoint match (kind
+ * ENDPOINT: no signature of their own, e.g. MSE); off by default, since an
+ * endpoint is a weaker proof than a signature. */
+#define ITR_POLICY_ENDPOINT (1u << 4)
 
 struct itr_policy {
 	__u32 flags;    /* ITR_POLICY_* */

@@ -116,12 +116,16 @@ HANDLER(opt_pin_root)
 
 SET_HANDLER(opt_bpf_object, loader.bpf_object, arg)
 
-/* One "KEY=VALUE" (or "drop") of a --policy SPEC. */
+/* One "KEY=VALUE" (or "drop", "endpoint") of a --policy SPEC. */
 static int policy_item(struct itr_policy *p, char *kv, const char *arg, char *err, size_t len)
 {
 	uint32_t v;
 	if (strcmp(kv, "drop") == 0) {
 		p->flags |= ITR_POLICY_DROP;
+		return 0;
+	}
+	if (strcmp(kv, "endpoint") == 0) {
+		p->flags |= ITR_POLICY_ENDPOINT;
 		return 0;
 	}
 	char *eq = strchr(kv, '=');
@@ -160,7 +164,7 @@ static int policy_item(struct itr_policy *p, char *kv, const char *arg, char *er
 		p->mark = v;
 		p->flags |= ITR_POLICY_SET_MARK;
 	} else {
-		return fail(err, len, "--policy '%s': unknown key (dscp, priority, mark, drop)",
+		return fail(err, len, "--policy '%s': unknown key (dscp, priority, mark, drop, endpoint)",
 		            arg);
 	}
 	return 0;
@@ -382,7 +386,8 @@ const struct itr_option_spec itr_option_specs[] = {
     {"policy", 0, "CLASS:SPEC", NULL,
      "tag BitTorrent packets of CLASS on egress; CLASS is intra-pid, intra-loc, intra-as, "
      "inter-as or unknown; SPEC is a comma list of dscp=0..63, priority=MAJ:MIN or N, "
-     "mark=N, drop. Default: count only.",
+     "mark=N, drop, endpoint (also flows known only by a learned endpoint, e.g. MSE). "
+     "Default: count only.",
      opt_policy, NULL},
     {"keep-attached", 0, NULL, NULL,
      "on exit leave the data plane running (it keeps counting; the next itrackerd adopts "

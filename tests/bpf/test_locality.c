@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -140,12 +141,16 @@ struct spec {
 	uint16_t dport;
 	int proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t tcp_flags;
-	uint8_t tos; /* IPv4 TOS or IPv6 traffic class */
+	uint8_t tos;  /* IPv4 TOS or IPv6 traffic class */
+	uint32_t seq; /* TCP; 0: TCP_SEQ_DEFAULT */
+	uint32_t ack; /* TCP acknowledgement number */
 	const void *payload;
 	size_t len;
 };
 
 #define FRAME_MAX 2048
+/* The sequence number of TCP segments whose spec names none. */
+#define TCP_SEQ_DEFAULT 0x10000000u
 
 static uint16_t csum16(const void *data, size_t len)
 {
@@ -173,8 +178,12 @@ static size_t build_l4(uint8_t *out, const struct spec *s)
 	put16(out, s->sport);
 	put16(out + 2, s->dport);
 	if (s->proto == IPPROTO_TCP) {
+		uint32_t seq = s->seq ? s->seq : TCP_SEQ_DEFAULT;
 		memset(out + 4, 0, 16);
-		out[4] = 0x10; /* seq */
+		put16(out + 4, (uint16_t)(seq >> 16));
+		put16(out + 6, (uint16_t)seq);
+		put16(out + 8, (uint16_t)(s->ack >> 16));
+		put16(out + 10, (uint16_t)s->ack);
 		out[12] = 5 << 4;
 		out[13] = s->tcp_flags ? s->tcp_flags : 0x18; /* PSH|ACK */
 		put16(out + 14, 65535);
@@ -424,19 +433,30 @@ static size_t handshake(uint8_t *out)
 	return 68;
 }
 
-/* uTP header: type, first extension, timestamp difference. */
-static size_t utp_header(uint8_t *out, int type, uint32_t ts_diff)
+/* uTP header: type, timestamp difference, connection id, seq_nr, ack_nr;
+ * no extension. */
+static size_t utp_packet(uint8_t *out, int type, uint32_t ts_diff, uint16_t conn, uint16_t seq,
+                         uint16_t ack)
 {
 	memset(out, 0, 20);
 	out[0] = (uint8_t)(type << 4 | 1);
-	out[2] = 0x12;
-	out[3] = 0x34; /* connection id */
+	put16(out + 2, conn);
 	out[4] = 0x5a; /* timestamp */
 	out[8] = (uint8_t)(ts_diff >> 24);
 	out[11] = (uint8_t)ts_diff;
 	out[14] = 0x10; /* window */
-	out[17] = 1;    /* seq */
+	put16(out + 16, seq);
+	put16(out + 18, ack);
 	return 20;
+}
+
+/* The connection of most uTP tests: the initiator's SYN has connection id
+ * UTP_CONN and seq_nr 1; the answer acknowledges it with the same id. */
+#define UTP_CONN 0x1234
+static size_t utp_header(uint8_t *out, int type, uint32_t ts_diff)
+{
+	return type == 2 ? utp_packet(out, type, ts_diff, UTP_CONN, 0x7000, 1)
+	                 : utp_packet(out, type, ts_diff, UTP_CONN, 1, 0);
 }
 
 static size_t udp_connect(uint8_t *out)
@@ -445,11 +465,19 @@ static size_t udp_connect(uint8_t *out)
 	return 16;
 }
 
+/* BEP 15 connect answer: action 0, transaction id, connection id. */
+static size_t udp_connect_answer(uint8_t *out)
+{
+	memcpy(out, "\0\0\0\0\xde\xad\xbe\xef\x11\x22\x33\x44\x55\x66\x77\x88", 16);
+	return 16;
+}
+
 static size_t udp_announce(uint8_t *out)
 {
 	memset(out, 0, 98);
 	memcpy(out, "\x11\x22\x33\x44\x55\x66\x77\x88", 8); /* connection id */
 	out[11] = 1;                                        /* action announce */
+	memcpy(out + 12, "\xde\xad\xbe\xef", 4);            /* transaction id */
 	memset(out + 16, 0xcd, 20);                         /* info_hash */
 	memcpy(out + 36, "-lt0D80-abcdefghijkl", 20);
 	out[83] = 2;    /* started */
@@ -525,18 +553,20 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	s.len = handshake(pl);
 	xdp_expect(f, &s, cls, ITR_KIND_PEER_WIRE, "peer-wire handshake");
 	uint16_t listener = s.dport;
-	/* TCP: the listener (destination) is learned, the dialler is not. */
-	assert_int_equal(endpoint_kind(f, family, ad->b, listener, IPPROTO_TCP),
-	                 ITR_KIND_PEER_WIRE);
-	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_TCP), -1);
+	/* One handshake teaches nothing: it may be spoofed. */
+	assert_int_equal(endpoint_kind(f, family, ad->b, listener, IPPROTO_TCP), -1);
 
-	/* The reply direction hits the same flow. */
+	/* The reply direction hits the same flow; the answering handshake
+	 * makes the listener known, the dialler stays unknown. */
 	struct spec r = s;
 	r.src = s.dst;
 	r.dst = s.src;
 	r.sport = s.dport;
 	r.dport = s.sport;
 	xdp_expect(f, &r, cls, ITR_KIND_PEER_WIRE, "peer-wire reply direction");
+	assert_int_equal(endpoint_kind(f, family, ad->b, listener, IPPROTO_TCP),
+	                 ITR_KIND_PEER_WIRE);
+	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_TCP), -1);
 
 	/* Endpoint cache: a later SYN to the listener is ENDPOINT at once, and
 	 * an "encrypted" (MSE) flow to it stays ENDPOINT. */
@@ -575,16 +605,20 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	r.dport = s.sport;
 	r.len = utp_header(pl, 2, 12345);
 	xdp_expect(f, &r, cls, ITR_KIND_UTP, "uTP STATE after SYN");
-	/* uTP DATA with a selective-ack extension, both directions now known. */
-	s.len = utp_header(pl, 0, 777);
+	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP), ITR_KIND_UTP);
+	assert_int_equal(endpoint_kind(f, family, ad->b, s.dport, IPPROTO_UDP), ITR_KIND_UTP);
+	/* uTP DATA with a selective-ack extension, on the connection. */
+	utp_packet(pl, 0, 777, UTP_CONN + 1, 2, 0x7000);
 	pl[1] = 1;
 	pl[20] = 0;
 	pl[21] = 4;
 	memset(pl + 22, 0xff, 4);
 	memcpy(pl + 26, "some data", 9);
 	s.len = 35;
+	xdp_expect(f, &s, cls, ITR_KIND_UTP, "uTP DATA with a selective ACK");
+	/* A new flow from the learned endpoint: known by endpoint. */
 	s.sport = fresh_port();
-	xdp_expect(f, &s, cls, ITR_KIND_UTP, "uTP DATA from a known uTP endpoint");
+	xdp_expect(f, &s, cls, ITR_KIND_ENDPOINT, "uTP DATA from a known uTP endpoint");
 
 	/* DHT query, response, BEP 42 response, error. */
 	static const char *const dht[] = {
@@ -594,7 +628,6 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	     "1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re"),
 	    "d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
 	};
-	static const size_t dht_len[] = {56, 47, 58, 53};
 	for (int i = 0; i < 4; i++) {
 		s = (struct spec){.family = family,
 		                  .vlans = vlans,
@@ -604,9 +637,15 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 		                  .sport = fresh_port(),
 		                  .dport = fresh_port(),
 		                  .payload = dht[i],
-		                  .len = dht_len[i]};
+		                  .len = strlen(dht[i])};
 		xdp_expect(f, &s, cls, ITR_KIND_DHT, "DHT KRPC");
-		/* UDP DHT: both ends are learned. */
+		/* One message teaches nothing; an answer from the other end
+		 * makes both ends known. */
+		assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP), -1);
+		struct spec back = reply_of(&s);
+		back.payload = dht[1];
+		back.len = strlen(dht[1]);
+		xdp_expect(f, &back, cls, ITR_KIND_DHT, "DHT KRPC answer");
 		assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP),
 		                 ITR_KIND_DHT);
 		assert_int_equal(endpoint_kind(f, family, ad->b, s.dport, IPPROTO_UDP),
@@ -626,6 +665,11 @@ static void kinds_for(struct fixture *f, int family, int vlans)
 	                  .payload = pl};
 	s.len = udp_connect(pl);
 	xdp_expect(f, &s, cls, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	/* The tracker is known once it answers. */
+	assert_int_equal(endpoint_kind(f, family, ad->b, tracker_port, IPPROTO_UDP), -1);
+	r = reply_of(&s);
+	r.len = udp_connect_answer(pl);
+	xdp_expect(f, &r, cls, ITR_KIND_UDP_TRACKER, "BEP 15 connect answer");
 	assert_int_equal(endpoint_kind(f, family, ad->b, tracker_port, IPPROTO_UDP),
 	                 ITR_KIND_UDP_TRACKER);
 	assert_int_equal(endpoint_kind(f, family, ad->a, s.sport, IPPROTO_UDP), -1);
@@ -703,7 +747,21 @@ static struct spec http_tracker_flow(struct fixture *f, const struct swarm *w)
 	                   .payload = http_announce_51000,
 	                   .len = sizeof(http_announce_51000) - 1};
 	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "HTTP announce");
-	return reply_of(&req);
+	/* The answer acknowledges the request's bytes. */
+	struct spec ans = reply_of(&req);
+	ans.seq = 0x20000000;
+	ans.ack = TCP_SEQ_DEFAULT + (uint32_t)req.len;
+	return ans;
+}
+
+static const char http_ok[] = "HTTP/1.1 200 OK\r\n\r\n";
+
+/* The tracker's "HTTP/1.1 200" and body in one segment. */
+static size_t http_answer(uint8_t *out, const char *body, size_t len)
+{
+	memcpy(out, http_ok, sizeof(http_ok) - 1);
+	memcpy(out + sizeof(http_ok) - 1, body, len);
+	return sizeof(http_ok) - 1 + len;
 }
 
 /* Sends one answer packet on a tracker flow and returns how many entries
@@ -749,7 +807,7 @@ static void dial_listed_peers(struct fixture *f, const struct swarm *w, uint16_t
 	struct spec r = reply_of(&t);
 	xdp_expect(f, &r, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "listed peer's MSE reply");
 
-	/* uTP: a lone SYN, normally too little, is enough to a listed peer. */
+	/* uTP: a SYN to a listed peer is known by the endpoint. */
 	struct spec u = {.family = 4,
 	                 .src = "10.10.1.5",
 	                 .dst = w->peer_b,
@@ -758,7 +816,7 @@ static void dial_listed_peers(struct fixture *f, const struct swarm *w, uint16_t
 	                 .dport = port_b,
 	                 .payload = pl};
 	u.len = utp_header(pl, 4, 0);
-	xdp_expect(f, &u, ITR_CLASS_INTER_AS, ITR_KIND_UTP, "uTP SYN to a listed peer");
+	xdp_expect(f, &u, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT, "uTP SYN to a listed peer");
 
 	if (port6) {
 		struct spec t6 = {.family = 6,
@@ -807,13 +865,19 @@ static void http_tracker_peers_for(struct fixture *f, const struct swarm *w)
 	assert_int_equal(endpoint_kind(f, w->family, w->client, 51000, IPPROTO_TCP), -1);
 
 	struct spec ans = http_tracker_flow(f, w);
-	/* The announce names the client's listen port. */
-	expect_learned(f, w->family, w->client, 51000);
+	/* The announce names the client's listen port, learned once the
+	 * tracker answers. */
+	assert_int_equal(endpoint_kind(f, w->family, w->client, 51000, IPPROTO_TCP), -1);
 
-	/* Headers and body in separate segments, as a server may send them. */
+	/* Headers and body in separate segments, as a server may send them.
+	 * The headers confirm the exchange: the tracker and the client's port
+	 * are learned. */
 	assert_int_equal(answer_teaches(f, &ans, head, sizeof(head) - 1, ITR_KIND_HTTP_TRACKER,
 	                                "answer headers"),
-	                 0);
+	                 3);
+	expect_learned(f, w->family, w->client, 51000);
+	assert_int_equal(endpoint_kind(f, w->family, w->tracker, 6969, IPPROTO_TCP),
+	                 ITR_KIND_HTTP_TRACKER);
 	size_t n = put_str(body, "d8:completei2e10:incompletei1e8:intervali1800e5:peers12:");
 	n += put_peer(body + n, 4, w->peer_a, 6881);
 	n += put_peer(body + n, 4, w->peer_b, 51413);
@@ -839,13 +903,6 @@ static void test_http_tracker_peers_ipv4(void **state)
 static void test_http_tracker_peers_ipv6(void **state)
 {
 	http_tracker_peers_for(*state, &swarm_v6);
-}
-
-/* BEP 15 connect answer: action 0, transaction id, connection id. */
-static size_t udp_connect_answer(uint8_t *out)
-{
-	memcpy(out, "\0\0\0\0\xde\xad\xbe\xef\x11\x22\x33\x44\x55\x66\x77\x88", 16);
-	return 16;
 }
 
 /* BEP 15 announce answer header: action 1, transaction id, interval,
@@ -881,7 +938,7 @@ static void udp_tracker_peers_for(struct fixture *f, const struct swarm *w)
 	req.len = udp_announce(pl);
 	put16(pl + 96, 51000);
 	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 announce");
-	expect_learned(f, w->family, w->client, 51000);
+	assert_int_equal(endpoint_kind(f, w->family, w->client, 51000, IPPROTO_TCP), -1);
 
 	/* The answer's peers are in the flow's address family; this one goes
 	 * through TC egress (the skb path). */
@@ -897,14 +954,16 @@ static void udp_tracker_peers_for(struct fixture *f, const struct swarm *w)
 	ans.len = n;
 	unsigned before = endpoint_count(f);
 	tc_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 announce answer");
+	/* The answer confirms the announce: its port is learned too. */
+	expect_learned(f, w->family, w->client, 51000);
 	if (w->family == 4) {
-		assert_int_equal(endpoint_count(f) - before, 6);
+		assert_int_equal(endpoint_count(f) - before, 2 + 6);
 		expect_learned(f, 4, w->peer_a, 6881);
 		expect_learned(f, 4, w->peer_b, 51413);
 		expect_learned(f, 4, "10.30.0.9", 6889);
 		dial_listed_peers(f, w, 6881, 51413, 0);
 	} else {
-		assert_int_equal(endpoint_count(f) - before, 4);
+		assert_int_equal(endpoint_count(f) - before, 2 + 4);
 		expect_learned(f, 6, w->peer6, 6882);
 		expect_learned(f, 6, "fd00:30::8", 6883);
 		struct spec t6 = {.family = 6,
@@ -939,9 +998,17 @@ static void test_tracker_garbage(void **state)
 	uint8_t body[FRAME_MAX];
 	size_t n;
 
-	/* A list cut off by the end of the segment: its two whole entries. */
+	/* One exchange first, so that what the first answer of each flow
+	 * teaches (the tracker, the client's port) is known already. */
 	struct spec ans = http_tracker_flow(f, w);
-	n = put_str(body, "d8:intervali1800e5:peers600:");
+	assert_int_equal(answer_teaches(f, &ans, http_ok, sizeof(http_ok) - 1,
+	                                ITR_KIND_HTTP_TRACKER, "first answer"),
+	                 3);
+
+	/* A list cut off by the end of the segment: its two whole entries. */
+	ans = http_tracker_flow(f, w);
+	n = put_str(body, http_ok);
+	n += put_str(body + n, "d8:intervali1800e5:peers600:");
 	n += put_peer(body + n, 4, "10.30.1.1", 1001);
 	n += put_peer(body + n, 4, "10.30.1.2", 1002);
 	n += put_peer(body + n, 4, "10.30.1.3", 1003) - 2; /* torn third entry */
@@ -952,7 +1019,8 @@ static void test_tracker_garbage(void **state)
 
 	/* Bytes the frame carries past the IP datagram are not the packet's. */
 	ans = http_tracker_flow(f, w);
-	n = put_str(body, "d5:peers12:");
+	n = put_str(body, http_ok);
+	n += put_str(body + n, "d5:peers12:");
 	n += put_peer(body + n, 4, "10.30.2.1", 2001);
 	ans.payload = body;
 	ans.len = n;
@@ -984,14 +1052,15 @@ static void test_tracker_garbage(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ans = http_tracker_flow(f, w);
-		assert_int_equal(
-		    answer_teaches(f, &ans, bad[i], strlen(bad[i]), ITR_KIND_HTTP_TRACKER, bad[i]),
-		    0);
+		n = http_answer(body, bad[i], strlen(bad[i]));
+		assert_int_equal(answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, bad[i]),
+		                 0);
 	}
 
 	/* 100 peers in one packet: 64 learned. */
 	ans = http_tracker_flow(f, w);
-	n = put_str(body, "d5:peers600:");
+	n = put_str(body, http_ok);
+	n += put_str(body + n, "d5:peers600:");
 	for (int i = 0; i < 100; i++) {
 		char addr[32];
 		snprintf(addr, sizeof(addr), "10.30.3.%d", i + 1);
@@ -1005,7 +1074,8 @@ static void test_tracker_garbage(void **state)
 
 	/* Port 0 entries are skipped. */
 	ans = http_tracker_flow(f, w);
-	n = put_str(body, "d5:peers12:");
+	n = put_str(body, http_ok);
+	n += put_str(body + n, "d5:peers12:");
 	n += put_peer(body + n, 4, "10.30.4.1", 0);
 	n += put_peer(body + n, 4, "10.30.4.2", 4002);
 	n += put_str(body + n, "e");
@@ -1022,14 +1092,24 @@ static void test_tracker_garbage(void **state)
 	req.len = udp_connect(body);
 	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
 	struct spec uans = reply_of(&req);
+	uint8_t ca[16];
+	assert_int_equal(answer_teaches(f, &uans, ca, udp_connect_answer(ca), ITR_KIND_UDP_TRACKER,
+	                                "BEP 15 connect answer"),
+	                 1); /* the tracker */
 	n = udp_announce_answer_head(body);
 	n += put_peer(body + n, 4, "10.30.5.1", 5001);
+	uint8_t again[16];
+	req.payload = again;
+	req.len = udp_connect(again);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect again");
 	assert_int_equal(answer_teaches(f, &uans, body, n - 1, ITR_KIND_UDP_TRACKER,
 	                                "BEP 15 answer with a torn entry"),
 	                 0);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect again");
 	assert_int_equal(answer_teaches(f, &uans, body, 19, ITR_KIND_UDP_TRACKER,
 	                                "BEP 15 answer shorter than its header"),
 	                 0);
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect again");
 	body[3] = 3; /* error */
 	assert_int_equal(answer_teaches(f, &uans, body, n, ITR_KIND_UDP_TRACKER, "BEP 15 error"),
 	                 0);
@@ -1093,6 +1173,7 @@ static void test_tracker_learning_scope(void **state)
 	/* The client's own packets on a tracker flow are not read for peers. */
 	struct spec ans = http_tracker_flow(f, w);
 	struct spec req = reply_of(&ans);
+	req.seq = req.ack = 0;
 	assert_int_equal(
 	    answer_teaches(f, &req, body, n, ITR_KIND_HTTP_TRACKER, "5:peers from the client"), 0);
 
@@ -1109,6 +1190,7 @@ static void test_tracker_learning_scope(void **state)
 	/* Whereas a new announce on a kept-alive connection is followed again. */
 	ans = http_tracker_flow(f, w);
 	req = reply_of(&ans);
+	req.seq = req.ack = 0;
 	for (int i = 0; i < 3; i++) {
 		assert_int_equal(answer_teaches(f, &ans, "HTTP/1.1 100 Continue\r\n\r\n", 25,
 		                                ITR_KIND_HTTP_TRACKER, "answer without peers"),
@@ -1121,8 +1203,202 @@ static void test_tracker_learning_scope(void **state)
 	for (int i = 1; i < ITR_TRACKER_FOLLOW; i++)
 		answer_teaches(f, &ans, "HTTP/1.1 100 Continue\r\n\r\n", 25, ITR_KIND_HTTP_TRACKER,
 		               "answer without peers");
+	/* The first answer this test's tracker gives: the tracker and the
+	 * client's port (3), and the two peers (4). */
 	assert_int_equal(
-	    answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "answer to a re-announce"), 4);
+	    answer_teaches(f, &ans, body, n, ITR_KIND_HTTP_TRACKER, "answer to a re-announce"),
+	    3 + 4);
+}
+
+/* ---- tests: the endpoint cache cannot be poisoned ---------------------- */
+
+/* An answer listing 64 IPv4 and 64 IPv6 peers: 256 cache entries if it
+ * were believed (TCP and UDP for each). */
+static size_t fake_answer(uint8_t *out, int with_status, int seed)
+{
+	size_t n = with_status ? put_str(out, http_ok) : 0;
+	n += put_str(out + n, "d5:peers384:");
+	for (int i = 0; i < 64; i++) {
+		char addr[64];
+		snprintf(addr, sizeof(addr), "10.30.%d.%d", 100 + seed, i + 1);
+		n += put_peer(out + n, 4, addr, (uint16_t)(443 + i));
+	}
+	n += put_str(out + n, "6:peers61152:");
+	for (int i = 0; i < 64; i++) {
+		char addr[64];
+		snprintf(addr, sizeof(addr), "fd00:30::%x:%x", 100 + seed, i + 1);
+		n += put_peer(out + n, 6, addr, (uint16_t)(443 + i));
+	}
+	return n + put_str(out + n, "e");
+}
+
+static void test_poisoning(void **state)
+{
+	struct fixture *f = *state;
+	const struct swarm *w = &swarm_v4;
+	static uint8_t body[FRAME_MAX];
+	const unsigned empty = endpoint_count(f);
+
+	/* 1. One spoofed announce payload packet, no handshake, no answer:
+	 * the flow is a tracker flow, but (source, P) is not learned. */
+	struct spec req = {.family = 4,
+	                   .src = "10.30.0.50", /* a third party's web server */
+	                   .dst = w->tracker,
+	                   .proto = IPPROTO_TCP,
+	                   .sport = 443,
+	                   .dport = 6969,
+	                   .payload = http_announce_51000,
+	                   .len = sizeof(http_announce_51000) - 1};
+	xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "spoofed announce");
+	assert_int_equal(endpoint_kind(f, 4, "10.30.0.50", 51000, IPPROTO_TCP), -1);
+	assert_int_equal(endpoint_count(f), empty);
+
+	/* 2. A fake tracker answer of 256 entries, on a flow that saw no
+	 * request, with and without a status line. */
+	struct spec ans = {.family = 4,
+	                   .src = w->tracker,
+	                   .dst = w->client,
+	                   .proto = IPPROTO_TCP,
+	                   .sport = 6969,
+	                   .dport = fresh_port(),
+	                   .payload = body};
+	ans.len = fake_answer(body, 1, 0);
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "answer without request");
+	ans.len = fake_answer(body, 0, 0);
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "bare peer list");
+	assert_int_equal(endpoint_count(f), empty);
+
+	/* 3. On the spoofed request's flow: an answer that does not
+	 * acknowledge the request, one that is no "200", then the
+	 * acknowledging one, which is still cut to what one flow may add. */
+	ans = reply_of(&req);
+	ans.payload = body;
+	ans.seq = 0x20000000;
+	ans.ack = 0x0bad0000;
+	ans.len = fake_answer(body, 1, 1);
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "answer, wrong ack");
+	assert_int_equal(endpoint_count(f), empty);
+	ans.ack = TCP_SEQ_DEFAULT + (uint32_t)req.len;
+	ans.len = fake_answer(body, 0, 1);
+	memcpy(body, "HTTP/1.1 302 Moved\r\n", 20);
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "answer, not 200");
+	assert_int_equal(endpoint_count(f), empty);
+
+	/* 4. A spoofed BEP 15 exchange: the answer's transaction id differs. */
+	uint8_t u[120];
+	struct spec ureq = {.family = 4,
+	                    .src = w->client,
+	                    .dst = w->tracker,
+	                    .proto = IPPROTO_UDP,
+	                    .sport = fresh_port(),
+	                    .dport = 6969,
+	                    .payload = u};
+	ureq.len = udp_connect(u);
+	xdp_expect(f, &ureq, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 connect");
+	struct spec uans = reply_of(&ureq);
+	size_t un = udp_announce_answer_head(u);
+	u[7] ^= 1;
+	for (int i = 0; i < 10; i++)
+		un += put_peer(u + un, 4, "10.30.9.9", (uint16_t)(1000 + i));
+	uans.len = un;
+	xdp_expect(f, &uans, ITR_CLASS_INTER_AS, ITR_KIND_UDP_TRACKER, "BEP 15 answer, wrong id");
+	assert_int_equal(endpoint_count(f), empty);
+
+	/* 5. One-way handshakes and KRPC messages teach nothing. */
+	uint8_t hs[68];
+	struct spec pw = {.family = 4,
+	                  .src = w->client,
+	                  .dst = "10.30.0.51",
+	                  .proto = IPPROTO_TCP,
+	                  .sport = fresh_port(),
+	                  .dport = 443,
+	                  .payload = hs,
+	                  .len = handshake(hs)};
+	for (int i = 0; i < ITR_MAX_INSPECT + 1; i++)
+		xdp_expect(f, &pw, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "one-way handshake");
+	static const char ping[] = "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+	struct spec dht = {.family = 4,
+	                   .src = w->client,
+	                   .dst = "10.30.0.52",
+	                   .proto = IPPROTO_UDP,
+	                   .sport = fresh_port(),
+	                   .dport = 53,
+	                   .payload = ping,
+	                   .len = sizeof(ping) - 1};
+	for (int i = 0; i < 3; i++)
+		xdp_expect(f, &dht, ITR_CLASS_INTER_AS, ITR_KIND_DHT, "one-way KRPC");
+	assert_int_equal(endpoint_count(f), empty);
+
+	/* 6. A confirmed exchange teaches, within one flow's budget: repeated
+	 * request/answer pairs on one connection stop at ITR_TEACH_PER_FLOW. */
+	ans.len = fake_answer(body, 1, 2);
+	xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "acknowledging answer");
+	unsigned taught = endpoint_count(f) - empty;
+	/* The tracker, the client's port (2), 64 IPv4 peers (128), then what
+	 * is left of 256 in whole peers: 62 IPv6 peers (124). */
+	assert_int_equal(taught, 1 + 2 + 128 + 124);
+	for (int round = 3; round < 6; round++) {
+		xdp_expect(f, &req, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "re-announce");
+		ans.len = fake_answer(body, 1, round);
+		xdp_expect(f, &ans, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "answer again");
+	}
+	assert_true(endpoint_count(f) - empty <= ITR_TEACH_PER_FLOW);
+
+	/* 7. ... and one source's budget: many flows from one "tracker". */
+	unsigned before = endpoint_count(f);
+	for (int flow = 0; flow < 2 * ITR_TEACH_PER_SOURCE / ITR_TEACH_PER_FLOW; flow++) {
+		struct spec fr = req;
+		fr.sport = fresh_port();
+		xdp_expect(f, &fr, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "announce");
+		struct spec fa = reply_of(&fr);
+		fa.seq = 0x20000000;
+		fa.ack = TCP_SEQ_DEFAULT + (uint32_t)fr.len;
+		fa.payload = body;
+		fa.len = fake_answer(body, 1, 10 + flow % 100);
+		xdp_expect(f, &fa, ITR_CLASS_INTER_AS, ITR_KIND_HTTP_TRACKER, "answer");
+	}
+	assert_true(endpoint_count(f) - before <= ITR_TEACH_PER_SOURCE);
+}
+
+/* Entries age out when looked up. */
+static void test_endpoint_aging(void **state)
+{
+	struct fixture *f = *state;
+	struct timespec now;
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &now), 0);
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	static const struct {
+		uint8_t kind;
+		uint64_t age_ns;
+		int known;
+	} cases[] = {
+	    {ITR_KIND_ENDPOINT, ITR_ENDPOINT_TTL_LISTED_NS - 60000000000ull, 1},
+	    {ITR_KIND_ENDPOINT, ITR_ENDPOINT_TTL_LISTED_NS + 1000000000ull, 0},
+	    {ITR_KIND_PEER_WIRE, ITR_ENDPOINT_TTL_LISTED_NS + 1000000000ull, 1},
+	    {ITR_KIND_PEER_WIRE, ITR_ENDPOINT_TTL_SEEN_NS + 1000000000ull, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint16_t port = fresh_port();
+		struct itr_endpoint_key k = {
+		    .port = htons(port), .proto = IPPROTO_TCP, .family = 4};
+		assert_int_equal(inet_pton(AF_INET, "10.30.0.60", k.addr), 1);
+		struct itr_endpoint_info info = {.last_seen_ns = now_ns - cases[i].age_ns,
+		                                 .kind = cases[i].kind};
+		assert_int_equal(bpf_map__update_elem(f->skel->maps.endpoints, &k, sizeof(k), &info,
+		                                      sizeof(info), BPF_ANY),
+		                 0);
+		struct spec syn = {.family = 4,
+		                   .src = "10.10.1.5",
+		                   .dst = "10.30.0.60",
+		                   .proto = IPPROTO_TCP,
+		                   .sport = fresh_port(),
+		                   .dport = port,
+		                   .tcp_flags = 0x02};
+		xdp_expect(f, &syn, ITR_CLASS_INTER_AS,
+		           cases[i].known ? ITR_KIND_ENDPOINT : ITR_KIND_NONE, "SYN to aged entry");
+		assert_int_equal(endpoint_kind(f, 4, "10.30.0.60", port, IPPROTO_TCP),
+		                 cases[i].known ? cases[i].kind : -1);
+	}
 }
 
 /* ---- tests: DHT and uTP on one socket ---------------------------------- */
@@ -1187,17 +1463,29 @@ static void test_dht_utp_shared(void **state)
 	xdp_expect(f, &a, cls, ITR_KIND_DHT, "SYN-like packet on a DHT flow");
 	xdp_expect(f, &a, cls, ITR_KIND_DHT, "SYN-like packet again");
 
-	/* A third: one DATA packet alone is not proof, a second one is. */
+	/* A third, caught in mid-connection: DATA from one end is not proof,
+	 * however many; the other end's packet with the neighbouring
+	 * connection id acknowledging that DATA is. */
 	a.sport = fresh_port();
+	b = reply_of(&a);
 	a.payload = ping;
 	a.len = sizeof(ping) - 1;
 	xdp_expect(f, &a, cls, ITR_KIND_DHT, "DHT ping");
 	a.payload = pl;
-	utp_header(pl, 0, 5);
+	utp_packet(pl, 0, 5, UTP_CONN + 1, 300, 77);
 	memset(pl + 20, 0x33, 30);
 	a.len = 50;
 	xdp_expect(f, &a, cls, ITR_KIND_DHT, "one uTP DATA on a DHT flow");
-	xdp_expect(f, &a, cls, ITR_KIND_UTP, "second uTP DATA");
+	xdp_expect(f, &a, cls, ITR_KIND_DHT, "second uTP DATA");
+	uint8_t st[20];
+	b.payload = st;
+	b.len = utp_packet(st, 2, 9, UTP_CONN + 7, 77, 300);
+	xdp_expect(f, &b, cls, ITR_KIND_DHT, "STATE with an unrelated connection id");
+	b.len = utp_packet(st, 2, 9, UTP_CONN, 77, 1300);
+	xdp_expect(f, &b, cls, ITR_KIND_DHT, "STATE acknowledging something else");
+	b.len = utp_packet(st, 2, 9, UTP_CONN, 77, 300);
+	xdp_expect(f, &b, cls, ITR_KIND_UTP, "STATE acknowledging the DATA");
+	xdp_expect(f, &a, cls, ITR_KIND_UTP, "uTP DATA, proven");
 	/* Something neither KRPC nor uTP on a DHT flow stays DHT. */
 	a.sport = fresh_port();
 	a.payload = ping;
@@ -1306,6 +1594,47 @@ static void test_lookalikes(void **state)
 	s.len = 60;
 	s.sport = fresh_port();
 	send_n_expect_none(f, &s, ITR_MAX_INSPECT + 1, "QUIC short header");
+
+	/* Bencoded or 'd'-led payloads that are no KRPC message. */
+	static const char *const not_krpc[] = {
+	    "d8:intervali1800e5:peers0:e",                                /* tracker answer */
+	    "d1:md11:ut_metadatai1ee1:pi6881ee",                          /* extension handshake */
+	    "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa",          /* cut short */
+	    "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qexx", /* trailing bytes */
+	    "d1:rd2:id20:mnopqrstuvwxyz123456e1:y1:re",                   /* no "t" */
+	    "d1:ad2:id20:abcdefghij0123456789e1:t2:aa1:y1:qe",            /* query without "q" */
+	    "d1:t2:aa1:y1:re",                                            /* response without "r" */
+	    "data: some text protocol line\r\n",
+	};
+	s.dport = 6881;
+	for (size_t i = 0; i < sizeof(not_krpc) / sizeof(not_krpc[0]); i++) {
+		s.payload = not_krpc[i];
+		s.len = strlen(not_krpc[i]);
+		s.sport = fresh_port();
+		send_n_expect_none(f, &s, ITR_MAX_INSPECT + 1, not_krpc[i]);
+	}
+	s.payload = pl;
+
+	/* WireGuard handshake initiation (first byte 1: uTP DATA, version 1,
+	 * no extension) and its response (first byte 2: version 2). */
+	memset(pl, 0, 148);
+	pl[0] = 1;
+	for (int i = 4; i < 148; i++)
+		pl[i] = (uint8_t)(i * 29 + 1);
+	s.len = 148;
+	s.sport = fresh_port();
+	s.dport = 51820;
+	xdp_expect(f, &s, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "WireGuard initiation");
+	struct spec wr = reply_of(&s);
+	uint8_t resp[92];
+	memset(resp, 0, sizeof(resp));
+	resp[0] = 2;
+	for (int i = 4; i < 92; i++)
+		resp[i] = (uint8_t)(i * 13 + 5);
+	wr.payload = resp;
+	wr.len = sizeof(resp);
+	xdp_expect(f, &wr, ITR_CLASS_INTER_AS, ITR_KIND_NONE, "WireGuard response");
+	send_n_expect_none(f, &s, ITR_MAX_INSPECT, "WireGuard initiation again");
 
 	/* A plain 20-byte UDP packet. */
 	for (int i = 0; i < 20; i++)
@@ -1587,6 +1916,33 @@ static void test_tc_policy(void **state)
 	len = build_frame(frame, &d);
 	run_tc(f, frame, len, out);
 	assert_int_equal(out->retval, TC_ACT_SHOT);
+
+	/* A flow known only by its endpoint (an MSE flow to a learned peer)
+	 * is counted but left alone, unless the policy opts in. */
+	struct itr_endpoint_key k = {.port = htons(6881), .proto = IPPROTO_TCP, .family = 4};
+	assert_int_equal(inet_pton(AF_INET, "10.30.0.6", k.addr), 1);
+	struct timespec now;
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &now), 0);
+	struct itr_endpoint_info info = {.last_seen_ns = (uint64_t)now.tv_sec * 1000000000ull +
+	                                                 (uint64_t)now.tv_nsec,
+	                                 .kind = ITR_KIND_ENDPOINT};
+	assert_int_equal(bpf_map__update_elem(f->skel->maps.endpoints, &k, sizeof(k), &info,
+	                                      sizeof(info), BPF_ANY),
+	                 0);
+	d.sport = fresh_port();
+	d.dport = 6881;
+	mse_like(pl, 80, 9);
+	d.len = 80;
+	len = build_frame(frame, &d);
+	snap(f, &before);
+	run_tc(f, frame, len, out);
+	snap(f, &after);
+	assert_int_equal(out->retval, TC_ACT_OK);
+	assert_counted_in(&before, &after, ITR_DIR_EGRESS, ITR_CLASS_INTER_AS, ITR_KIND_ENDPOINT,
+	                  len, "endpoint-only flow, default policy");
+	set_policy(f, ITR_CLASS_INTER_AS, ITR_POLICY_DROP | ITR_POLICY_ENDPOINT, 0, 0, 0);
+	run_tc(f, frame, len, out);
+	assert_int_equal(out->retval, TC_ACT_SHOT);
 	free(out);
 }
 
@@ -1663,6 +2019,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tracker_garbage, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tracker_learning_scope, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dht_utp_shared, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_poisoning, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_endpoint_aging, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookalikes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),

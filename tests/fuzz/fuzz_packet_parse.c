@@ -1,0 +1,71 @@
+/* fuzz_packet_parse.c - libFuzzer harness over the kernel's packet parser
+ * and BitTorrent signature checks (bpf/parse.h, bpf/bt_signatures.h,
+ * bpf/tracker_peers.h), compiled for userspace through bpf/user_compat.h:
+ * the same code the verifier accepted, run on arbitrary bytes. The input is
+ * a frame; a parsed frame must place its payload inside the frame, and
+ * every check on the payload must stay inside the bytes it was given
+ * (AddressSanitizer watches the reads) and report offsets inside them.
+ */
+#include "user_compat.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itracker_maps.h"
+#include "parse.h"
+#include "flow_key.h"
+#include "tracker_peers.h"
+
+static void check_list(const struct itr_peer_list *l, __u32 len, __u32 entry)
+{
+	if (l->count && (l->off + l->count * entry > len || l->count > ITR_PEERS_PER_LIST))
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct itr_scratch s;
+	struct itr_pkt p;
+	uint8_t *frame;
+
+	if (size > 65535)
+		return 0;
+	/* A heap copy of exactly `size` bytes: reads past the frame trap. */
+	frame = malloc(size ? size : 1);
+	if (!frame)
+		return 0;
+	memcpy(frame, data, size);
+	if (itr_parse(frame, frame + size, (__u32)size, &p) == 0) {
+		if (p.payload_off > size || p.payload_len > size - p.payload_off)
+			abort();
+		struct itr_flow_key k;
+		itr_flow_key_fill(&k, &p, itr_src_is_lo(&p));
+	}
+	free(frame);
+
+	/* The signature checks, on the input as a payload held in the
+	 * scratch buffer (zeroed past it, as the kernel's is not: the checks
+	 * must not read past len anyway). */
+	__u32 len = size < ITR_TRACKER_SCAN_BYTES ? (__u32)size : ITR_TRACKER_SCAN_BYTES;
+	memset(s.buf, 0xa5, sizeof(s.buf));
+	memcpy(s.buf, data, len);
+	__u32 head = len < ITR_SCRATCH_BYTES ? len : ITR_SCRATCH_BYTES;
+	struct itr_utp_hdr uh;
+	(void)itr_sig_peer_wire(s.buf, head);
+	(void)itr_sig_http_tracker(s.buf, head);
+	(void)itr_sig_udp_connect(s.buf, head);
+	(void)itr_sig_udp_announce(s.buf, head);
+	(void)itr_sig_dht(s.buf, len, (__u32)size);
+	(void)itr_sig_utp(s.buf, head, &uh);
+	(void)itr_http_answer_ok(s.buf, len);
+	(void)itr_udp_announce_port(s.buf, len);
+	struct itr_peers_scan st;
+	itr_http_peer_lists(s.buf, len, &st);
+	check_list(&st.v4, len, ITR_PEER4_BYTES);
+	check_list(&st.v6, len, ITR_PEER6_BYTES);
+	struct itr_peer_list l;
+	if (itr_udp_peer_list(s.buf, len, (__u32)size, ITR_PEER4_BYTES, &l))
+		check_list(&l, len, ITR_PEER4_BYTES);
+	return 0;
+}
