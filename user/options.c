@@ -164,7 +164,8 @@ static int policy_item(struct itr_policy *p, char *kv, const char *arg, char *er
 		p->mark = v;
 		p->flags |= ITR_POLICY_SET_MARK;
 	} else {
-		return fail(err, len, "--policy '%s': unknown key (dscp, priority, mark, drop, endpoint)",
+		return fail(err, len,
+		            "--policy '%s': unknown key (dscp, priority, mark, drop, endpoint)",
 		            arg);
 	}
 	return 0;
