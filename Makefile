@@ -75,7 +75,7 @@ $(BUILD)/itrackerd: user/main.c $(BUILD)/libitracker.a $(HDRS)
 	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
 
 $(BUILD)/itrackerctl: $(CTL_SRCS) $(BUILD)/libitracker.a $(HDRS)
-	$(CC) $(ALL_CFLAGS) -Itools/itrackerctl $(CTL_SRCS) $(BUILD)/libitracker.a $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) -Itools/itrackerctl -Ibpf $(CTL_SRCS) $(BUILD)/libitracker.a $(LDLIBS) -o $@
 
 $(BUILD)/%: tools/loadgen/%.c $(BUILD)/libitracker.a $(HDRS)
 	@mkdir -p $(@D)

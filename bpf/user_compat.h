@@ -14,6 +14,9 @@
 #include <linux/types.h>
 #include <stdint.h>
 
+/* clang's loop hints in the headers mean nothing to gcc. */
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+
 #ifndef __always_inline
 #define __always_inline inline __attribute__((always_inline))
 #endif

@@ -209,6 +209,7 @@ e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_T
 	"$E2E_TMP/lseed" "$IP_B" 6891 "$IP_A" 6892 >"$E2E_TMP/utp_seed.out"
 e2e_bg ip netns exec "$B" /usr/bin/python3 -W ignore::DeprecationWarning "$E2E_TMP/utp_dht.py" dht "$E2E_TMP/lt.torrent" \
 	"$E2E_TMP/lseed" "$IP_B_DHT" 6893 "$IP_A" 6892
+DHT_NODE_PID=${E2E_PIDS[-1]}
 for _ in $(seq 300); do grep -q seeding "$E2E_TMP/utp_seed.out" && break; sleep 0.1; done
 grep -q seeding "$E2E_TMP/utp_seed.out" || e2e_fail "uTP seeder did not finish checking its pieces"
 capture_start utp va
@@ -233,6 +234,10 @@ big=$(jq --arg s "$IP_B:6891" '[.flows[] | select(.kind == "utp" and .hi == $s) 
 ((big >= 3 * 1024 * 1024)) || e2e_fail "uTP flow has only $big bytes"
 
 # ---- 3. DNS, HTTP, TLS: nothing BitTorrent ---------------------------------
+# The DHT node keeps querying the nodes it met: stop it, or a late KRPC
+# packet (rightly classed dht) lands in this capture.
+kill "$DHT_NODE_PID" 2>/dev/null || true
+wait "$DHT_NODE_PID" 2>/dev/null || true
 cat >"$E2E_TMP/dns.py" <<'EOF'
 """A DNS responder (serve IP) or one query (ask IP): enough real DNS."""
 import socket, struct, sys

@@ -1,6 +1,7 @@
 /* capture.c - read pcap and pcapng files with libpcap and hand out every
  * record as an Ethernet frame, synthesising the Ethernet header for Linux
- * cooked (SLL, SLL2: `tcpdump -i any`) and raw IP captures.
+ * cooked (SLL, SLL2: `tcpdump -i any`), raw IP, BSD loopback (NULL, LOOP),
+ * Cisco HDLC and PPP captures.
  *
  * Kept apart from the BPF code: <pcap/bpf.h> and <linux/bpf.h> both define
  * struct bpf_insn and cannot share a translation unit.
@@ -24,6 +25,16 @@ struct ctl_capture {
 	uint8_t frame[CAPTURE_FRAME_BUF];
 };
 
+/* Link types with a header we can replace by Ethernet's, as named in the
+ * error for the others. */
+#define CAPTURE_LINK_TYPES                                                                         \
+	"Ethernet, Linux SLL/SLL2, raw IP, BSD loopback (NULL/LOOP), Cisco HDLC, PPP"
+
+#ifndef DLT_IPV4
+#define DLT_IPV4 228
+#define DLT_IPV6 229
+#endif
+
 static bool link_type_supported(int dlt)
 {
 	switch (dlt) {
@@ -31,14 +42,42 @@ static bool link_type_supported(int dlt)
 	case DLT_LINUX_SLL:
 	case DLT_LINUX_SLL2:
 	case DLT_RAW:
-#ifdef DLT_IPV4
 	case DLT_IPV4:
 	case DLT_IPV6:
-#endif
+	case DLT_NULL:
+	case DLT_LOOP:
+	case DLT_C_HDLC:
+	case DLT_PPP:
+	case DLT_PPP_SERIAL:
 		return true;
 	default:
 		return false;
 	}
+}
+
+/* BSD loopback: a 4-byte address family, host byte order of the capturing
+ * machine (NULL) or network byte order (LOOP). IPv6's value differs
+ * between BSDs (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS). */
+static uint16_t bsd_family_proto(const uint8_t *p, bool network_order)
+{
+	uint32_t le =
+	    (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	uint32_t be =
+	    (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
+	/* A NULL capture from a machine of either byte order: the family
+	 * is small, so the order that gives a small number is the right one. */
+	uint32_t af = network_order ? be : (le < 0x10000 ? le : be);
+	if (af == 2)
+		return ETH_P_IP;
+	if (af == 24 || af == 28 || af == 30)
+		return ETH_P_IPV6;
+	return 0;
+}
+
+/* PPP protocol numbers (RFC 1661/1332/5072) of the two IP versions. */
+static uint16_t ppp_proto(uint16_t proto)
+{
+	return proto == 0x0021 ? ETH_P_IP : proto == 0x0057 ? ETH_P_IPV6 : 0;
 }
 
 /* Turns a captured record into an Ethernet frame in out; returns its length
@@ -67,19 +106,38 @@ static size_t to_ethernet(int dlt, const uint8_t *pkt, size_t len, uint8_t *out,
 		hdr = 20;
 		break;
 	case DLT_RAW:
-#ifdef DLT_IPV4
 	case DLT_IPV4:
 	case DLT_IPV6:
-#endif
 		if (len < 1)
 			return 0;
 		proto = (pkt[0] >> 4) == 6 ? ETH_P_IPV6 : ETH_P_IP;
 		hdr = 0;
 		break;
+	case DLT_NULL:
+	case DLT_LOOP:
+		if (len < 4)
+			return 0;
+		proto = bsd_family_proto(pkt, dlt == DLT_LOOP);
+		hdr = 4;
+		break;
+	case DLT_C_HDLC: /* address, control, Ethernet protocol type */
+		if (len < 4)
+			return 0;
+		proto = (uint16_t)(pkt[2] << 8 | pkt[3]);
+		hdr = 4;
+		break;
+	case DLT_PPP:
+	case DLT_PPP_SERIAL: /* [0xff 0x03] protocol (RFC 1662) */
+		hdr = len >= 2 && pkt[0] == 0xff && pkt[1] == 0x03 ? 2 : 0;
+		if (len < hdr + 2)
+			return 0;
+		proto = ppp_proto((uint16_t)(pkt[hdr] << 8 | pkt[hdr + 1]));
+		hdr += 2;
+		break;
 	default:
 		return 0;
 	}
-	if (len - hdr + ETH_HLEN > outcap)
+	if (proto == 0 || len - hdr + ETH_HLEN > outcap)
 		return 0;
 	memcpy(out, macs, 12);
 	out[12] = (uint8_t)(proto >> 8);
@@ -98,9 +156,12 @@ struct ctl_capture *ctl_capture_open(const char *file, char *err, size_t errlen)
 	}
 	int dlt = pcap_datalink(pcap);
 	if (!link_type_supported(dlt)) {
+		const char *name = pcap_datalink_val_to_name(dlt);
+		const char *desc = pcap_datalink_val_to_description(dlt);
 		snprintf(err, errlen,
-		         "%s: link type %s is not supported (Ethernet, Linux SLL/SLL2, raw IP)",
-		         file, pcap_datalink_val_to_name(dlt));
+		         "%s: link type %d (%s%s%s) is not supported; classify "
+		         "reads " CAPTURE_LINK_TYPES,
+		         file, dlt, name ? name : "unnamed", desc ? ", " : "", desc ? desc : "");
 		pcap_close(pcap);
 		return NULL;
 	}

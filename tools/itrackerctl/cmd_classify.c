@@ -38,7 +38,8 @@ static const char classify_usage[] =
     "(BPF_PROG_TEST_RUN on a private copy of the data plane; the live one is\n"
     "not touched) and list the flows it recorded with their BitTorrent kind,\n"
     "locality class, packets and bytes, then totals by kind.\n"
-    "Link types: Ethernet, Linux cooked (SLL, SLL2; tcpdump -i any), raw IP.\n"
+    "Link types: Ethernet, Linux cooked (SLL, SLL2; tcpdump -i any), raw IP,\n"
+    "BSD loopback (NULL, LOOP), Cisco HDLC, PPP.\n"
     "\n"
     "  --map FILE  fill the LPM tries from this network map (else every\n"
     "              address is unknown and every flow's class is \"unknown\")\n"
@@ -71,83 +72,6 @@ struct classify_run {
 };
 
 /* ---- frame handling ---------------------------------------------------- */
-
-/* The flow key the program builds for this frame (same parse rules: up to
- * two VLAN tags, IPv4 first fragments, IPv6 with extension headers, TCP or
- * UDP). 0 or -1 for frames it leaves alone. */
-static int frame_flow_key(const uint8_t *f, size_t len, struct itr_flow_key *key)
-{
-	size_t off = 12;
-	if (len < ETH_HLEN)
-		return -1;
-	uint16_t proto = (uint16_t)(f[off] << 8 | f[off + 1]);
-	off += 2;
-	for (int tags = 0; tags < 2 && (proto == ETH_P_8021Q || proto == ETH_P_8021AD); tags++) {
-		if (len < off + 4)
-			return -1;
-		proto = (uint16_t)(f[off + 2] << 8 | f[off + 3]);
-		off += 4;
-	}
-	uint8_t saddr[16] = {0}, daddr[16] = {0}, l4, family;
-	size_t l4off;
-	if (proto == ETH_P_IP) {
-		if (len < off + 20 || (f[off] >> 4) != 4)
-			return -1;
-		size_t ihl = (size_t)(f[off] & 15) * 4;
-		if (ihl < 20 || len < off + ihl)
-			return -1;
-		if (((f[off + 6] << 8 | f[off + 7]) & 0x1fff) != 0)
-			return -1;
-		l4 = f[off + 9];
-		memcpy(saddr, f + off + 12, 4);
-		memcpy(daddr, f + off + 16, 4);
-		family = 4;
-		l4off = off + ihl;
-	} else if (proto == ETH_P_IPV6) {
-		if (len < off + 40 || (f[off] >> 4) != 6)
-			return -1;
-		l4 = f[off + 6];
-		memcpy(saddr, f + off + 8, 16);
-		memcpy(daddr, f + off + 24, 16);
-		family = 6;
-		l4off = off + 40;
-		for (int ext = 0; ext < 8; ext++) {
-			if (l4 == IPPROTO_HOPOPTS || l4 == IPPROTO_ROUTING ||
-			    l4 == IPPROTO_DSTOPTS) {
-				if (len < l4off + 2)
-					return -1;
-				uint8_t next = f[l4off];
-				l4off += ((size_t)f[l4off + 1] + 1) * 8;
-				l4 = next;
-			} else if (l4 == IPPROTO_FRAGMENT) {
-				if (len < l4off + 8)
-					return -1;
-				if (((f[l4off + 2] << 8 | f[l4off + 3]) & 0xfff8) != 0)
-					return -1;
-				l4 = f[l4off];
-				l4off += 8;
-			} else {
-				break;
-			}
-		}
-	} else {
-		return -1;
-	}
-	if ((l4 != IPPROTO_TCP && l4 != IPPROTO_UDP) || len < l4off + 4)
-		return -1;
-	uint16_t sport = (uint16_t)(f[l4off] << 8 | f[l4off + 1]);
-	uint16_t dport = (uint16_t)(f[l4off + 2] << 8 | f[l4off + 3]);
-	int c = memcmp(saddr, daddr, 16);
-	bool src_lo = c < 0 || (c == 0 && sport <= dport);
-	memset(key, 0, sizeof(*key));
-	memcpy(key->addr_lo, src_lo ? saddr : daddr, 16);
-	memcpy(key->addr_hi, src_lo ? daddr : saddr, 16);
-	key->port_lo = htons(src_lo ? sport : dport);
-	key->port_hi = htons(src_lo ? dport : sport);
-	key->proto = l4;
-	key->family = family;
-	return 0;
-}
 
 static struct flow_stats *flow_get(struct classify_run *run, const struct itr_flow_key *key)
 {
@@ -473,7 +397,7 @@ static int run_capture(struct ctl_capture *cap, int prog_fd, struct classify_run
 			continue;
 		}
 		struct itr_flow_key key;
-		if (frame_flow_key(frame, len, &key) != 0) {
+		if (ctl_frame_flow_key(frame, len, &key) != 0) {
 			run->not_ip++;
 			continue;
 		}

@@ -80,8 +80,8 @@ const char *ctl_json_text(const json_t *v, char *buf, size_t len);
 
 /* A capture file read frame by frame (capture.c). */
 struct ctl_capture;
-/* Opens a pcap/pcapng file; NULL with err filled (also for link types
- * other than Ethernet, Linux SLL/SLL2 and raw IP). */
+/* Opens a pcap/pcapng file; NULL with err filled (also for a link type
+ * it cannot turn into Ethernet frames; the message names it). */
 struct ctl_capture *ctl_capture_open(const char *file, char *err, size_t errlen);
 const char *ctl_capture_linktype(const struct ctl_capture *cap);
 /* Next record as an Ethernet frame: 1 (len 0 if the record cannot be
@@ -91,6 +91,11 @@ int ctl_capture_next(struct ctl_capture *cap, const uint8_t **frame, size_t *len
                      uint64_t *wire_len);
 const char *ctl_capture_error(struct ctl_capture *cap);
 void ctl_capture_close(struct ctl_capture *cap);
+
+/* The flow key the data plane builds for an Ethernet frame, by its own
+ * parser (frame_key.c); -1 for a frame it leaves alone. */
+struct itr_flow_key;
+int ctl_frame_flow_key(const uint8_t *frame, size_t len, struct itr_flow_key *key);
 
 /* Subcommands: argv[0] is the subcommand name; each returns an exit code. */
 int ctl_cmd_status(const struct ctl_global *g, int argc, char **argv);
