@@ -19,7 +19,7 @@ PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS)
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) -Imaps -Iuser -I$(BUILD) $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lelf -lz -lpcap -lpthread -lm
 
 BPF_CFLAGS := -g -O2 -target bpf $(WARN) -D__TARGET_ARCH_x86 \
@@ -41,7 +41,7 @@ TOOL_SRCS := $(wildcard tools/loadgen/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/loadgen/%.c=$(BUILD)/%)
 HDRS := $(wildcard maps/*.h user/*.h bpf/*.h) $(BUILD)/locality.skel.h
 
-.PHONY: all deps deps-runtime deps-test test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
+.PHONY: all deps deps-runtime deps-test deps-deb man deb test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
 	install clean format check-format
 
 all: $(BUILD)/itrackerd $(BUILD)/itrackerctl $(BUILD)/locality.bpf.o $(TOOL_BINS)
@@ -53,6 +53,8 @@ deps-runtime:
 	@bash tools/deps.sh runtime
 deps-test:
 	@bash tools/deps.sh test
+deps-deb:
+	@bash tools/deps.sh deb
 
 # ---- kernel side -------------------------------------------------------
 $(BUILD)/locality.bpf.o: bpf/locality.bpf.c $(wildcard bpf/*.h) maps/itracker_maps.h
@@ -72,10 +74,10 @@ $(BUILD)/libitracker.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/itrackerd: user/main.c $(BUILD)/libitracker.a $(HDRS)
-	$(CC) $(ALL_CFLAGS) $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $< $(BUILD)/libitracker.a $(LDLIBS) -o $@
 
 $(BUILD)/itrackerctl: $(CTL_SRCS) $(BUILD)/libitracker.a $(HDRS)
-	$(CC) $(ALL_CFLAGS) -Itools/itrackerctl -Ibpf $(CTL_SRCS) $(BUILD)/libitracker.a $(LDLIBS) -o $@
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Itools/itrackerctl -Ibpf $(CTL_SRCS) $(BUILD)/libitracker.a $(LDLIBS) -o $@
 
 $(BUILD)/%: tools/loadgen/%.c $(BUILD)/libitracker.a $(HDRS)
 	@mkdir -p $(@D)
@@ -174,6 +176,32 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/itracker/README.md
 	install -m 0644 tools/systemd/itrackerd.service tools/systemd/itrackerd.conf \
 		$(DESTDIR)$(PREFIX)/share/itracker/systemd/
+
+# ---- man pages and the Debian package -----------------------------------
+# The man pages are made from the programs' --help (help2man) plus the
+# sections --help has no room for (docs/man/*.h2m): options are written
+# once, where the option table generates --help.
+VERSION := $(shell sed -n 's/^\#define ITRACKER_VERSION "\(.*\)"/\1/p' user/options.h)
+MAN_PAGES := $(BUILD)/man/itrackerd.8 $(BUILD)/man/itrackerctl.8
+
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%.8: $(BUILD)/% docs/man/%.h2m
+	@mkdir -p $(@D)
+	help2man --no-info --section=8 --version-string=$(VERSION) --include=docs/man/$*.h2m \
+		--output=$@ $(BUILD)/$*
+
+# A binary package from the tracked files of this tree (debian/, see
+# docs/packaging.md), built in $(BUILD)/deb and checked by lintian.
+DEB_SRC := $(BUILD)/deb/itracker-$(VERSION)
+DEB_FILE := $(BUILD)/deb/itracker_$(VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+deb: deps-deb
+	rm -rf $(BUILD)/deb && mkdir -p $(DEB_SRC)
+	git ls-files -z | tar --null -T - -cf - | tar -xf - -C $(DEB_SRC)
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc -j$(NPROC) >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian --fail-on error,warning $(DEB_FILE)
+	@echo "deb: $(DEB_FILE)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

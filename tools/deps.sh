@@ -2,8 +2,9 @@
 # deps.sh - install the Debian packages itracker needs, only those missing.
 #
 #   tools/deps.sh runtime   build and run itrackerd (`make demo`)
-#   tools/deps.sh test      runtime, plus what the tests, the benchmarks and
-#                           `make deb` need (`make test`, `make bench`)
+#   tools/deps.sh deb       runtime, plus what `make deb` needs
+#   tools/deps.sh test      deb, plus what the tests and the benchmarks
+#                           need (`make test`, `make bench`)
 #
 # Idempotent: when everything is present it runs one dpkg-query and exits.
 # Prints every package it installs. Waits for the dpkg lock (another apt
@@ -35,17 +36,22 @@ TEST=(
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
-	# make deb and its test: the package build, lintian, help2man (the man
-	# pages are made from --help) and systemd-analyze (package systemd; it
-	# runs without systemd as PID 1)
-	dpkg-dev debhelper fakeroot lintian help2man systemd
+	# the package's test: systemd-analyze verify (it runs without systemd
+	# as PID 1)
+	systemd
+)
+DEB=(
+	# the package build, lintian, and help2man (the man pages are made
+	# from the programs' --help)
+	dpkg-dev debhelper fakeroot lintian help2man
 )
 
 case $GROUP in
 runtime) PACKAGES=("${RUNTIME[@]}") ;;
-test) PACKAGES=("${RUNTIME[@]}" "${TEST[@]}") ;;
+deb) PACKAGES=("${RUNTIME[@]}" "${DEB[@]}") ;;
+test) PACKAGES=("${RUNTIME[@]}" "${DEB[@]}" "${TEST[@]}") ;;
 *)
-	echo "usage: deps.sh runtime|test" >&2
+	echo "usage: deps.sh runtime|deb|test" >&2
 	exit 2
 	;;
 esac
