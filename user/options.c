@@ -569,47 +569,86 @@ static const struct itr_option_spec *by_name(const char *name)
 	return NULL;
 }
 
-int itr_options_read_config(struct itr_options *o, const char *path, char *err, size_t len)
+/* One "option value" line (comment and line end already cut). */
+static int config_line(struct itr_options *o, char *line, const char *name_of_file, int lineno,
+                       char *err, size_t len)
+{
+	char why[512];
+	char *save = NULL;
+	char *name = strtok_r(line, " \t\r", &save);
+	if (!name)
+		return 0;
+	char *value = strtok_r(NULL, "\r", &save);
+	while (value && (*value == ' ' || *value == '\t'))
+		value++;
+	for (size_t n = value ? strlen(value) : 0;
+	     n && (value[n - 1] == ' ' || value[n - 1] == '\t');)
+		value[--n] = '\0';
+	const struct itr_option_spec *s = by_name(name);
+	if (!s || s->handler == opt_config || s->handler == opt_help || s->handler == opt_version)
+		return fail(err, len, "%s:%d: unknown option '%s'", name_of_file, lineno, name);
+	if (s->arg && (!value || !*value))
+		return fail(err, len, "%s:%d: option '%s' needs a value", name_of_file, lineno,
+		            name);
+	if (!s->arg && value && *value && strcmp(value, "yes") != 0 && strcmp(value, "true") != 0)
+		return fail(err, len, "%s:%d: option '%s' takes no value", name_of_file, lineno,
+		            name);
+	if (s->arg && !(value = (char *)keep(o, value)))
+		return fail(err, len, "out of memory");
+	if (s->handler(o, s->arg ? value : NULL, why, sizeof(why)))
+		return fail(err, len, "%s:%d: %s", name_of_file, lineno, why);
+	return 0;
+}
+
+int itr_options_parse_config_text(struct itr_options *o, const char *text, size_t size,
+                                  const char *name_of_file, char *err, size_t len)
 {
 	if (o->config_depth > 0)
-		return fail(err, len, "%s: a config file cannot name another config file", path);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return fail(err, len, "cannot open config %s: %s", path, strerror(errno));
-	char line[1024], why[512];
-	int lineno = 0, rc = 0;
+		return fail(err, len, "%s: a config file cannot name another config file",
+		            name_of_file);
 	o->config_depth++;
-	while (!rc && fgets(line, sizeof(line), f)) {
+	int rc = 0, lineno = 0;
+	for (const char *p = text, *end = text + size; !rc && p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
+		char line[1024];
 		lineno++;
+		if (n >= sizeof(line)) {
+			rc = fail(err, len, "%s:%d: line longer than %zu bytes", name_of_file,
+			          lineno, sizeof(line) - 1);
+			break;
+		}
+		memcpy(line, p, n);
+		line[n] = '\0';
 		char *hash = strchr(line, '#');
 		if (hash)
 			*hash = '\0';
-		char *save = NULL;
-		char *name = strtok_r(line, " \t\r\n", &save);
-		if (!name)
-			continue;
-		char *value = strtok_r(NULL, "\r\n", &save);
-		while (value && (*value == ' ' || *value == '\t'))
-			value++;
-		for (size_t n = value ? strlen(value) : 0;
-		     n && (value[n - 1] == ' ' || value[n - 1] == '\t');)
-			value[--n] = '\0';
-		const struct itr_option_spec *s = by_name(name);
-		if (!s || s->handler == opt_config || s->handler == opt_help ||
-		    s->handler == opt_version)
-			rc = fail(err, len, "%s:%d: unknown option '%s'", path, lineno, name);
-		else if (s->arg && (!value || !*value))
-			rc = fail(err, len, "%s:%d: option '%s' needs a value", path, lineno, name);
-		else if (!s->arg && value && *value && strcmp(value, "yes") != 0 &&
-		         strcmp(value, "true") != 0)
-			rc =
-			    fail(err, len, "%s:%d: option '%s' takes no value", path, lineno, name);
-		else if (s->arg && !(value = (char *)keep(o, value)))
-			rc = fail(err, len, "out of memory");
-		else if (s->handler(o, s->arg ? value : NULL, why, sizeof(why)))
-			rc = fail(err, len, "%s:%d: %s", path, lineno, why);
+		rc = config_line(o, line, name_of_file, lineno, err, len);
+		p = nl ? nl + 1 : end;
 	}
 	o->config_depth--;
+	return rc;
+}
+
+int itr_options_read_config(struct itr_options *o, const char *path, char *err, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return fail(err, len, "cannot open config %s: %s", path, strerror(errno));
+	/* A config file is a few hundred bytes; a megabyte is a mistake. */
+	enum { CONFIG_MAX = 1 << 20 };
+	char *text = malloc(CONFIG_MAX);
+	size_t size = text ? fread(text, 1, CONFIG_MAX, f) : 0;
+	int rc;
+	if (!text)
+		rc = fail(err, len, "out of memory");
+	else if (ferror(f))
+		rc = fail(err, len, "cannot read config %s: %s", path, strerror(errno));
+	else if (size == CONFIG_MAX)
+		rc = fail(err, len, "config %s is larger than %d bytes", path, CONFIG_MAX);
+	else
+		rc = itr_options_parse_config_text(o, text, size, path, err, len);
+	free(text);
 	fclose(f);
 	return rc;
 }

@@ -103,8 +103,12 @@ void itr_options_free(struct itr_options *o);
  * options. 0, or -1 with err filled (exit status 2). */
 int itr_options_parse(struct itr_options *o, int argc, char **argv, char *err, size_t errlen);
 
-/* "option value" lines, option names without "--", '#' comments. */
+/* "option value" lines, option names without "--", '#' comments; a
+ * no-argument option may say "yes" or "true". Errors name file:line. */
 int itr_options_read_config(struct itr_options *o, const char *path, char *err, size_t errlen);
+/* The same from memory (name_of_file is for the messages). */
+int itr_options_parse_config_text(struct itr_options *o, const char *text, size_t size,
+                                  const char *name_of_file, char *err, size_t errlen);
 
 /* --help, generated from the table. */
 void itr_options_help(FILE *out);
