@@ -7,7 +7,8 @@
  * failure reason, UDP connection ids are cached for a minute, and the
  * tracker's own front ends (tracker_http.c, udp_tracker.c) answer real
  * clients through the proxy as their backend, counting each announce
- * under the transport it came over.
+ * under the transport it came over, and one client's hung upstream
+ * exchange does not hold up another's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <time.h>
+#include <stdatomic.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -674,6 +678,142 @@ static void test_udp_front_end(void **state)
 	itr_proxy_free(p);
 }
 
+/* An HTTP upstream that takes its first connection and never answers it,
+ * and answers every later one at once with an empty swarm. */
+struct stalling_upstream {
+	int listen_fd;
+	uint16_t port;
+	int held_fd;
+	atomic_bool stop;
+	pthread_t thread;
+};
+
+static void *stalling_serve(void *arg)
+{
+	struct stalling_upstream *s = arg;
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n"
+	                             "d8:intervali1800e5:peers0:e";
+	while (!atomic_load(&s->stop)) {
+		struct pollfd pfd = {.fd = s->listen_fd, .events = POLLIN};
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		int fd = accept(s->listen_fd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		if (s->held_fd < 0) {
+			s->held_fd = fd; /* read nothing, answer nothing */
+			continue;
+		}
+		char req[4096];
+		size_t len = 0;
+		ssize_t n;
+		while (len < sizeof(req) - 1 &&
+		       (n = recv(fd, req + len, sizeof(req) - 1 - len, 0)) > 0) {
+			len += (size_t)n;
+			req[len] = '\0';
+			if (strstr(req, "\r\n\r\n"))
+				break;
+		}
+		send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void announce_packet(uint8_t *req, const uint8_t connid[8], uint32_t tid, const char *ip,
+                            uint16_t port)
+{
+	memset(req, 0, 98);
+	memcpy(req, connid, 8);
+	put32(req + 8, 1);
+	put32(req + 12, tid);
+	memcpy(req + 16, IH, 20);
+	memcpy(req + 36, "-IT0001-frontendudp1", 20);
+	put32(req + 80, 2); /* started */
+	struct itr_peer_addr client = addr4(ip, port);
+	memcpy(req + 84, client.addr, 4);
+	put32(req + 92, 4);
+	req[96] = (uint8_t)(port >> 8);
+	req[97] = (uint8_t)port;
+}
+
+static int64_t ms_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The UDP front end runs the proxy's threads: while one client's upstream
+ * exchange hangs until its timeout, another client is answered at once. */
+static void test_udp_front_end_slow_upstream(void **state)
+{
+	(void)state;
+	struct stalling_upstream s = {.held_fd = -1};
+	s.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	assert_int_equal(bind(s.listen_fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(s.listen_fd, 16), 0);
+	socklen_t sl = sizeof(sin);
+	getsockname(s.listen_fd, (struct sockaddr *)&sin, &sl);
+	s.port = ntohs(sin.sin_port);
+	assert_int_equal(pthread_create(&s.thread, NULL, stalling_serve, &s), 0);
+
+	struct itr_proxy *p = new_proxy("http://127.0.0.1:%u/announce", s.port, 1500);
+	itr_tracker_use_backend(front, itr_proxy_backend(p));
+	char why[256];
+	struct itr_udp_tracker *u = itr_udp_tracker_start(front, "127.0.0.1", 0, why, sizeof(why));
+	assert_non_null(u);
+	assert_true(itr_udp_tracker_workers(u) >= 2); /* new_proxy asks for 2 threads */
+	int fds[2];
+	sin.sin_port = htons(itr_udp_tracker_port(u));
+	for (int i = 0; i < 2; i++) {
+		fds[i] = socket(AF_INET, SOCK_DGRAM, 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	}
+	uint8_t req[98], resp[2048];
+	put32(req, 0x417);
+	put32(req + 4, 0x27101980);
+	put32(req + 8, 0);
+	put32(req + 12, 21);
+	assert_int_equal(udp_ask(fds[0], req, 16, resp, sizeof(resp)), 16);
+	uint8_t connid[8]; /* one id serves both: it is bound to the address */
+	memcpy(connid, resp + 8, 8);
+
+	int64_t start = ms_now();
+	announce_packet(req, connid, 22, "10.30.0.71", 7021);
+	assert_int_equal(send(fds[0], req, 98, 0), 98);
+	usleep(100000); /* the first is in its upstream exchange by now */
+	announce_packet(req, connid, 23, "10.30.0.72", 7022);
+	size_t n = udp_ask(fds[1], req, 98, resp, sizeof(resp));
+	int64_t second = ms_now() - start;
+	assert_int_equal(get32(resp), 1); /* an announce answer */
+	assert_int_equal(get32(resp + 4), 23);
+	assert_true(n >= 20);
+	if (second >= 1000)
+		fail_msg("the second client waited %lld ms behind the first", (long long)second);
+	/* the first gets its failure once the upstream timed out */
+	struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	ssize_t got = recv(fds[0], resp, sizeof(resp), 0);
+	assert_true(got > 8);
+	assert_int_equal(get32(resp), 3);
+	assert_int_equal(get32(resp + 4), 22);
+	assert_true(ms_now() - start >= 1400);
+	assert_memory_equal(resp + 8, "upstream tracker timed out", 26);
+
+	for (int i = 0; i < 2; i++)
+		close(fds[i]);
+	itr_udp_tracker_stop(u);
+	itr_tracker_use_backend(front, NULL);
+	itr_proxy_free(p);
+	atomic_store(&s.stop, true);
+	pthread_join(s.thread, NULL);
+	if (s.held_fd >= 0)
+		close(s.held_fd);
+	close(s.listen_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -686,6 +826,7 @@ int main(void)
 	    cmocka_unit_test(test_untrusting_upstream),
 	    cmocka_unit_test(test_http_front_end),
 	    cmocka_unit_test(test_udp_front_end),
+	    cmocka_unit_test(test_udp_front_end_slow_upstream),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
