@@ -548,6 +548,25 @@ bool itr_netmap_fits(const struct itr_netmap *map, size_t v4_cap, size_t v6_cap,
 	return n4 <= v4_cap && n6 <= v6_cap;
 }
 
+/* A write failed half way: bring the tries back to what they held, so a
+ * failed reload or start leaves no mix of two maps behind. Best effort:
+ * the caller reports the write's error either way. */
+static void roll_back(int lpm_v4_fd, int lpm_v6_fd, const struct ksrc *before)
+{
+	static const bool room_first[2] = {true, true};
+	struct itr_netmap_kentry *now = NULL;
+	struct itr_netmap_op *ops = NULL;
+	size_t n = 0, nops = 0;
+	if (itr_netmap_dump_bpf(lpm_v4_fd, lpm_v6_fd, &now, &n) == 0) {
+		struct ksrc cur;
+		ksrc_array(&cur, now, n);
+		if (diff_sources(&cur, before, &ops, &nops) == 0 && nops)
+			write_ops(lpm_v4_fd, lpm_v6_fd, ops, nops, room_first);
+	}
+	free(now);
+	free(ops);
+}
+
 int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netmap *new_map,
                         int lpm_v4_fd, int lpm_v6_fd, struct itr_netmap_sync_stats *stats)
 {
@@ -588,10 +607,13 @@ int itr_netmap_sync_bpf(const struct itr_netmap *old_map, const struct itr_netma
 		stats->changed = counts[ITR_NETMAP_OP_CHANGE];
 		stats->deleted = counts[ITR_NETMAP_OP_DELETE];
 	}
-	free(olde);
-	olde = NULL;
 	const bool deletes_first[2] = {held[0] + adds[0] > cap[0], held[1] + adds[1] > cap[1]};
 	rc = write_ops(lpm_v4_fd, lpm_v6_fd, ops, nops, deletes_first);
+	if (rc) {
+		free(ops);
+		ops = NULL;
+		roll_back(lpm_v4_fd, lpm_v6_fd, &old_src);
+	}
 out:
 	free(olde);
 	free(ops);

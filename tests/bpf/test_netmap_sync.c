@@ -419,6 +419,37 @@ static void test_write_ops(void **state)
 	itr_netmap_unref(b);
 }
 
+/* A write that fails half way (here: the IPv6 trie refuses writes, after
+ * the IPv4 trie took its share) leaves the tries as they were, not half
+ * the new map. */
+static void test_failed_write_rolls_back(void **state)
+{
+	(void)state;
+	LIBBPF_OPTS(bpf_map_create_opts, rw, .map_flags = BPF_F_NO_PREALLOC);
+	LIBBPF_OPTS(bpf_map_create_opts, ro, .map_flags = BPF_F_NO_PREALLOC | BPF_F_RDONLY);
+	struct tries t;
+	t.v4 = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_rb_v4", sizeof(struct itr_lpm_v4_key),
+	                      sizeof(struct itr_pid_info), 64, &rw);
+	t.v6 = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "t_rb_v6", sizeof(struct itr_lpm_v6_key),
+	                      sizeof(struct itr_pid_info), 64, &ro);
+	assert_true(t.v4 >= 0 && t.v6 >= 0);
+	put4(t.v4, "172.16.0.0/12", 77);     /* what a previous run left */
+	struct itr_netmap *a = parse(MAP_A); /* IPv4 and IPv6 prefixes */
+	struct itr_netmap_sync_stats st;
+	int rc = itr_netmap_sync_bpf(NULL, a, t.v4, t.v6, &st);
+	assert_true(rc < 0);
+	struct itr_netmap_kentry *e;
+	size_t n;
+	assert_int_equal(itr_netmap_dump_bpf(t.v4, -1, &e, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(e[0].prefix.len, 12);
+	assert_int_equal(e[0].info.pid, 77);
+	free(e);
+	itr_netmap_unref(a);
+	close(t.v4);
+	close(t.v6);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +459,7 @@ int main(void)
 	    cmocka_unit_test(test_full_trie_takes_a_small_map),
 	    cmocka_unit_test(test_oversized_map_writes_nothing),
 	    cmocka_unit_test_setup_teardown(test_write_ops, setup, teardown),
+	    cmocka_unit_test(test_failed_write_rolls_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
