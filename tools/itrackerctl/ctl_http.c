@@ -16,6 +16,30 @@
 /* The daemon's answers (a full /metrics page included) stay well below. */
 #define CTL_MAX_RESPONSE (64u << 20)
 
+/* One exchange with the daemon: at addr when given, else at host:port. The
+ * answer goes to reply; the result is http_client.h's, with detail. */
+static int call(const char *host, const char *port, const struct sockaddr *addr, socklen_t addrlen,
+                struct itr_http_client_request *req, int timeout_s, struct ctl_http_reply *reply,
+                char *detail, size_t detaillen)
+{
+	req->user_agent = "itrackerctl";
+	req->accept = "application/json";
+	const struct itr_http_client_limits lim = {
+	    .timeout_ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : 0,
+	    .max_response = CTL_MAX_RESPONSE,
+	};
+	struct itr_http_client_response resp;
+	int rc =
+	    addr ? itr_http_client_exchange(addr, addrlen, req, &lim, &resp, detail, detaillen)
+	         : itr_http_client_exchange_host(host, port, req, &lim, &resp, detail, detaillen);
+	if (rc == ITR_HTTP_CLIENT_OK) {
+		reply->status = resp.status;
+		reply->body = resp.body;
+		reply->body_len = resp.body_len;
+	}
+	return rc;
+}
+
 int ctl_http(const char *server, const char *method, const char *path, const char *content_type,
              const char *body, size_t body_len, int timeout_s, struct ctl_http_reply *reply,
              char *err, size_t errlen)
@@ -38,29 +62,18 @@ int ctl_http(const char *server, const char *method, const char *path, const cha
 		snprintf(err, errlen, "request path too long");
 		return CTL_HTTP_BAD_URL;
 	}
-	const struct itr_http_client_request req = {
+	struct itr_http_client_request req = {
 	    .method = method,
 	    .host = u.authority,
 	    .target = target,
-	    .user_agent = "itrackerctl",
-	    .accept = "application/json",
 	    .content_type = content_type,
 	    .body = body,
 	    .body_len = body_len,
 	};
-	const struct itr_http_client_limits lim = {
-	    .timeout_ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : 0,
-	    .max_response = CTL_MAX_RESPONSE,
-	};
-	struct itr_http_client_response resp;
 	char detail[160];
-	int rc = itr_http_client_exchange_host(u.host, u.port, &req, &lim, &resp, detail,
-	                                       sizeof(detail));
+	int rc = call(u.host, u.port, NULL, 0, &req, timeout_s, reply, detail, sizeof(detail));
 	switch (rc) {
 	case ITR_HTTP_CLIENT_OK:
-		reply->status = resp.status;
-		reply->body = resp.body;
-		reply->body_len = resp.body_len;
 		return CTL_HTTP_OK;
 	case ITR_HTTP_CLIENT_UNREACHABLE:
 		snprintf(err, errlen, "cannot connect to %s port %s: %s", u.host, u.port, detail);
@@ -86,28 +99,17 @@ int ctl_http_unix(const char *path, const char *authorization, const char *metho
 		return CTL_HTTP_BAD_URL;
 	}
 	strcpy(sun.sun_path, path);
-	const struct itr_http_client_request req = {
+	struct itr_http_client_request req = {
 	    .method = method,
 	    .host = "localhost",
 	    .target = target,
-	    .user_agent = "itrackerctl",
-	    .accept = "application/json",
 	    .authorization = authorization,
 	};
-	const struct itr_http_client_limits lim = {
-	    .timeout_ms = timeout_s > 0 ? (unsigned)timeout_s * 1000 : 0,
-	    .max_response = CTL_MAX_RESPONSE,
-	};
-	struct itr_http_client_response resp;
 	char detail[160];
-	int rc = itr_http_client_exchange((const struct sockaddr *)&sun, sizeof(sun), &req, &lim,
-	                                  &resp, detail, sizeof(detail));
-	if (rc == ITR_HTTP_CLIENT_OK) {
-		reply->status = resp.status;
-		reply->body = resp.body;
-		reply->body_len = resp.body_len;
+	int rc = call(NULL, NULL, (const struct sockaddr *)&sun, sizeof(sun), &req, timeout_s,
+	              reply, detail, sizeof(detail));
+	if (rc == ITR_HTTP_CLIENT_OK)
 		return CTL_HTTP_OK;
-	}
 	snprintf(err, errlen, "%s: %s", path, detail);
 	return rc == ITR_HTTP_CLIENT_UNREACHABLE ? CTL_HTTP_UNREACHABLE : CTL_HTTP_BROKEN;
 }
