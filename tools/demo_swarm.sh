@@ -108,8 +108,9 @@ show "ip netns exec $SWARM_SEEDER /usr/bin/python3 tools/demo_swarm_client.py sw
 swarm_client "$SWARM_SEEDER" "$SWARM_DIR/seed"
 SWARM_SCRAPE="$SWARM_TRACKER/scrape?"$(/usr/bin/python3 "$ITRACKER_ROOT/tools/demo_swarm_peers.py" \
 	scrape-query "$SWARM_DIR/swarm.torrent")
-for _ in $(seq 200); do # the seeder checks the file, then announces
-	ip netns exec "$SWARM_SEEDER" curl -fsS --max-time 5 "$SWARM_SCRAPE" 2>/dev/null |
+for _ in $(seq 200); do # the seeder checks the file, announces, then writes its marker
+	[[ -e $SWARM_DIR/$SWARM_SEEDER.done ]] &&
+		ip netns exec "$SWARM_SEEDER" curl -fsS --max-time 5 "$SWARM_SCRAPE" 2>/dev/null |
 		grep -aq '8:completei1e' && break
 	sleep 0.1
 done
