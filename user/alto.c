@@ -337,6 +337,23 @@ static int parse_constraints(const json_t *root, struct itr_alto_constraints *ou
 	memset(out, 0, sizeof(*out));
 	if (and_list && or_list)
 		return fail(err, ITR_ALTO_E_INVALID_FIELD_VALUE, "or-constraints", NULL, NULL);
+	/* Every constraint is checked for every pair of the answer: the count
+	 * is bounded before anything is allocated (thousands of them in a
+	 * 27 kB request kept a thread busy 17.7 s on a 1,300-PID map). */
+	size_t total = json_array_size(and_list);
+	const json_t *g;
+	size_t gi;
+	if (json_is_array(or_list)) {
+		total = 0;
+		json_array_foreach(or_list, gi, g) total +=
+		    json_is_array(g) ? json_array_size(g) : 1;
+	}
+	if (total > ITR_ALTO_MAX_CONSTRAINTS) {
+		char why[64];
+		snprintf(why, sizeof(why), "more than %d constraints", ITR_ALTO_MAX_CONSTRAINTS);
+		return fail(err, ITR_ALTO_E_INVALID_FIELD_VALUE,
+		            or_list ? "or-constraints" : "constraints", NULL, why);
+	}
 	if (and_list) {
 		if (!json_is_array(and_list))
 			return fail(err, ITR_ALTO_E_INVALID_FIELD_TYPE, "constraints", NULL, NULL);
@@ -1479,22 +1496,90 @@ static struct {
 /* Encoded GET responses of the map with this vtag, shared by all threads;
  * keyed by resource id + vtag rather than holding a map reference, so a
  * reload frees the old map as soon as its readers are done. */
+/* The bodies are shared (http.h): every client is sent the one copy, so
+ * 60 clients that GET a 24 MB cost map and never read it hold 24 MB, not
+ * 60 x 24 MB. A reload drops the cache's reference; answers still being
+ * sent keep theirs. */
 static struct {
 	pthread_mutex_t lock;
 	char key[2 * (ITR_NAME_MAX + 1) + 2];
-	char *body[R_COUNT];
-	size_t len[R_COUNT];
+	struct itr_http_shared *body[R_COUNT];
 } get_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static char *cached_get(const struct itr_netmap *map, enum route_kind kind, size_t *len)
-{
-	char key[sizeof(get_cache.key)], *copy = NULL;
+/* Filtered cost maps asked for again (the same request body against the
+ * same map) come from here: building one can take long and weigh tens of
+ * megabytes. Small answers are cheap to build and not kept. */
+#define FILTERED_CACHE_SLOTS 2
+#define FILTERED_CACHE_MIN   (64 * 1024)
+static struct {
+	pthread_mutex_t lock;
+	struct {
+		char key[2 * (ITR_NAME_MAX + 1) + 2];
+		char *request;
+		size_t request_len;
+		struct itr_http_shared *body;
+		uint64_t used;
+	} slot[FILTERED_CACHE_SLOTS];
+	uint64_t clock;
+} filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-	snprintf(key, sizeof(key), "%s\n%s", itr_netmap_resource_id(map), itr_netmap_vtag(map));
+static void map_key(const struct itr_netmap *map, char *key, size_t len)
+{
+	snprintf(key, len, "%s\n%s", itr_netmap_resource_id(map), itr_netmap_vtag(map));
+}
+
+/* A reference to the cached answer for this map and request, or NULL. */
+static struct itr_http_shared *filtered_lookup(const struct itr_netmap *map, const char *request,
+                                               size_t len)
+{
+	char key[sizeof(filtered_cache.slot[0].key)];
+	struct itr_http_shared *hit = NULL;
+	map_key(map, key, sizeof(key));
+	pthread_mutex_lock(&filtered_cache.lock);
+	for (int i = 0; i < FILTERED_CACHE_SLOTS && !hit; i++) {
+		if (!filtered_cache.slot[i].body || strcmp(filtered_cache.slot[i].key, key) != 0 ||
+		    filtered_cache.slot[i].request_len != len ||
+		    memcmp(filtered_cache.slot[i].request, request, len) != 0)
+			continue;
+		hit = itr_http_shared_ref(filtered_cache.slot[i].body);
+		filtered_cache.slot[i].used = ++filtered_cache.clock;
+	}
+	pthread_mutex_unlock(&filtered_cache.lock);
+	return hit;
+}
+
+static void filtered_store(const struct itr_netmap *map, const char *request, size_t len,
+                           struct itr_http_shared *body)
+{
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return;
+	memcpy(copy, request, len);
+	pthread_mutex_lock(&filtered_cache.lock);
+	int victim = 0;
+	for (int i = 1; i < FILTERED_CACHE_SLOTS; i++)
+		if (filtered_cache.slot[i].used < filtered_cache.slot[victim].used)
+			victim = i;
+	itr_http_shared_unref(filtered_cache.slot[victim].body);
+	free(filtered_cache.slot[victim].request);
+	map_key(map, filtered_cache.slot[victim].key, sizeof(filtered_cache.slot[victim].key));
+	filtered_cache.slot[victim].request = copy;
+	filtered_cache.slot[victim].request_len = len;
+	filtered_cache.slot[victim].body = itr_http_shared_ref(body);
+	filtered_cache.slot[victim].used = ++filtered_cache.clock;
+	pthread_mutex_unlock(&filtered_cache.lock);
+}
+
+static struct itr_http_shared *cached_get(const struct itr_netmap *map, enum route_kind kind)
+{
+	char key[sizeof(get_cache.key)];
+	struct itr_http_shared *ref = NULL;
+
+	map_key(map, key, sizeof(key));
 	pthread_mutex_lock(&get_cache.lock);
 	if (strcmp(key, get_cache.key) != 0) {
 		for (int i = 0; i < R_COUNT; i++) {
-			free(get_cache.body[i]);
+			itr_http_shared_unref(get_cache.body[i]);
 			get_cache.body[i] = NULL;
 		}
 		memcpy(get_cache.key, key, sizeof(key));
@@ -1506,18 +1591,23 @@ static char *cached_get(const struct itr_netmap *map, enum route_kind kind, size
 		for (int k = 0; k < ITR_ALTO_RES_COUNT; k++)
 			if (stream_resources[k] == kind)
 				body = itr_alto_resource_encode(map, (enum itr_alto_resource)k);
-		get_cache.body[kind] = body;
-		get_cache.len[kind] = body ? strlen(body) : 0;
+		get_cache.body[kind] = body ? itr_http_shared_new(body, strlen(body)) : NULL;
 	}
-	if (get_cache.body[kind]) {
-		copy = malloc(get_cache.len[kind] + 1);
-		if (copy) {
-			memcpy(copy, get_cache.body[kind], get_cache.len[kind] + 1);
-			*len = get_cache.len[kind];
-		}
-	}
+	ref = itr_http_shared_ref(get_cache.body[kind]);
 	pthread_mutex_unlock(&get_cache.lock);
-	return copy;
+	return ref;
+}
+
+/* Answer with a shared body (dropping the reference the caller got). */
+static void set_shared(struct itr_http_response *resp, const char *media,
+                       struct itr_http_shared *body)
+{
+	if (!body) {
+		itr_http_set_body(resp, 500, "text/plain", strdup("out of memory\n"), 14);
+		return;
+	}
+	itr_http_set_shared(resp, 200, media, body);
+	itr_http_shared_unref(body);
 }
 
 static void set_text(struct itr_http_response *resp, int status, const char *msg)
@@ -1599,9 +1689,31 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 		struct itr_alto_costmap_filter f;
 		if (itr_alto_parse_costmap_filter(req->body, len, &f, &err) < 0)
 			break;
+		/* No filter at all: the full map, from the GET cache. */
+		if (!f.constraints.ngroups && !f.srcs.n && !f.dsts.n) {
+			enum route_kind full =
+			    f.mode == ITR_ALTO_ORDINAL ? R_COSTMAP_ORD : R_COSTMAP_NUM;
+			itr_alto_costmap_filter_free(&f);
+			set_shared(resp, r->media, cached_get(map, full));
+			return;
+		}
+		struct itr_http_shared *hit = filtered_lookup(map, req->body, len);
+		if (hit) {
+			itr_alto_costmap_filter_free(&f);
+			set_shared(resp, r->media, hit);
+			return;
+		}
 		body = itr_alto_encode_costmap(map, f.mode, &f);
 		itr_alto_costmap_filter_free(&f);
-		set_json(resp, 200, r->media, body);
+		size_t blen = body ? strlen(body) : 0;
+		if (blen < FILTERED_CACHE_MIN) {
+			set_json(resp, 200, r->media, body);
+			return;
+		}
+		struct itr_http_shared *sh = itr_http_shared_new(body, blen);
+		if (sh)
+			filtered_store(map, req->body, len, sh);
+		set_shared(resp, r->media, sh);
 		return;
 	}
 	case R_ENDPOINTPROP: {
@@ -1662,12 +1774,7 @@ static void alto_handle(const struct itr_http_request *req, struct itr_http_resp
 	if (r->accepts) {
 		handle_post(r, map, req, resp);
 	} else {
-		size_t len = 0;
-		char *body = cached_get(map, r->kind, &len);
-		if (body)
-			itr_http_set_body(resp, 200, r->media, body, len);
-		else
-			set_text(resp, 500, "out of memory\n");
+		set_shared(resp, r->media, cached_get(map, r->kind));
 	}
 	itr_netmap_unref(map);
 }

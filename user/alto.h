@@ -225,6 +225,9 @@ char *itr_alto_encode_endpointprop(const struct itr_netmap *map,
  * small body must not buy that; 65536 pairs (256 x 256, far above a peer
  * list) stay near 0.3 s. */
 #define ITR_ALTO_MAX_PAIRS 65536
+/* Most constraints one request may carry ("constraints" or all groups of
+ * "or-constraints" together); more get E_INVALID_FIELD_VALUE. */
+#define ITR_ALTO_MAX_CONSTRAINTS 64
 
 /* client: the requester's address, used for an empty srcs or dsts list;
  * NULL (or no usable address) with an empty list yields E_INVALID_FIELD_VALUE

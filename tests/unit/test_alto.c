@@ -844,6 +844,53 @@ static void test_parser_errors(void **state)
 	assert_non_null(strstr(err.syntax_error, "line 2"));
 }
 
+/* The work of a filtered cost map grows with constraints x pairs: more
+ * than ITR_ALTO_MAX_CONSTRAINTS are refused (RFC 7285 error format), in one
+ * group or over all "or-constraints" groups together. */
+static void test_constraint_bound(void **state)
+{
+	(void)state;
+	char body[8192];
+	struct itr_alto_error err;
+	for (int n = ITR_ALTO_MAX_CONSTRAINTS; n <= ITR_ALTO_MAX_CONSTRAINTS + 1; n++) {
+		int k = snprintf(body, sizeof(body),
+		                 "{\"cost-type\":{\"cost-mode\":\"numerical\",\"cost-metric\":"
+		                 "\"routingcost\"},\"constraints\":[");
+		for (int i = 0; i < n; i++)
+			k += snprintf(body + k, sizeof(body) - (size_t)k, "%s\"ge %d\"",
+			              i ? "," : "", i);
+		snprintf(body + k, sizeof(body) - (size_t)k, "]}");
+		int rc = run_parser(COSTMAP, body, &err);
+		if (n <= ITR_ALTO_MAX_CONSTRAINTS) {
+			assert_int_equal(rc, 0);
+			continue;
+		}
+		assert_int_equal(rc, -1);
+		assert_int_equal(err.code, ITR_ALTO_E_INVALID_FIELD_VALUE);
+		assert_string_equal(err.field, "constraints");
+	}
+	/* or-constraints: 33 + 32 groups of one */
+	int k = snprintf(body, sizeof(body),
+	                 "{\"cost-type\":{\"cost-mode\":\"numerical\",\"cost-metric\":"
+	                 "\"routingcost\"},\"or-constraints\":[");
+	for (int i = 0; i < ITR_ALTO_MAX_CONSTRAINTS + 1; i++)
+		k += snprintf(body + k, sizeof(body) - (size_t)k, "%s[\"le %d\"]", i ? "," : "", i);
+	snprintf(body + k, sizeof(body) - (size_t)k, "]}");
+	assert_int_equal(run_parser(COSTMAP, body, &err), -1);
+	assert_int_equal(err.code, ITR_ALTO_E_INVALID_FIELD_VALUE);
+	assert_string_equal(err.field, "or-constraints");
+	/* the same bound on endpoint cost requests */
+	k = snprintf(body, sizeof(body),
+	             "{\"cost-type\":{\"cost-mode\":\"numerical\",\"cost-metric\":"
+	             "\"routingcost\"},\"endpoints\":{\"srcs\":[\"ipv4:192.0.2.1\"]},"
+	             "\"constraints\":[");
+	for (int i = 0; i < ITR_ALTO_MAX_CONSTRAINTS + 1; i++)
+		k += snprintf(body + k, sizeof(body) - (size_t)k, "%s\"ge %d\"", i ? "," : "", i);
+	snprintf(body + k, sizeof(body) - (size_t)k, "]}");
+	assert_int_equal(run_parser(ECS, body, &err), -1);
+	assert_int_equal(err.code, ITR_ALTO_E_INVALID_FIELD_VALUE);
+}
+
 static void test_parser_accepts(void **state)
 {
 	(void)state;
@@ -1132,6 +1179,17 @@ static void test_http_handlers(void **state)
 	assert_null(path(j, "cost-map|PID1"));
 	json_decref(j);
 
+	/* A filter that filters nothing is the full map, the GET's own body. */
+	struct http_reply full;
+	http_call(port, "GET", "/alto/costmap/num-routingcost", NULL, NULL, &full);
+	http_call(port, "POST", "/alto/costmap/filtered", ITR_ALTO_MT_COSTMAPFILTER,
+	          "{\"cost-type\":{\"cost-mode\":\"numerical\",\"cost-metric\":\"routingcost\"}}",
+	          &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(r.body, full.body);
+	free(full.body);
+	free(r.body);
+
 	/* Client address stands in for the missing srcs: 127.0.0.1 is in PID3. */
 	http_call(port, "POST", "/alto/endpointcost", ITR_ALTO_MT_ENDPOINTCOSTPARAMS,
 	          "{\"cost-type\":{\"cost-mode\":\"numerical\",\"cost-metric\":\"routingcost\"},"
@@ -1198,6 +1256,7 @@ int main(void)
 	    cmocka_unit_test(test_endpointprop),
 	    cmocka_unit_test(test_endpointcost),
 	    cmocka_unit_test(test_parser_errors),
+	    cmocka_unit_test(test_constraint_bound),
 	    cmocka_unit_test(test_parser_accepts),
 	    cmocka_unit_test(test_error_encoding),
 	    cmocka_unit_test(test_ird),
