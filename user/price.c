@@ -31,7 +31,7 @@ void itr_price_params_default(struct itr_price_params *p)
 	p->deadband = 0.05;
 	p->max_step = 0.5;
 	p->min_allowance = 0.05;
-	p->initial_price = 1.0;
+	p->initial_price = 0.5;
 }
 
 static double clamp01(double v)
@@ -94,10 +94,10 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 	bool behind = view->remaining > view->swarm_remaining + 0.10;
 	if (!ov->gateways) {
 		double g = base->gateways ? base->gateways : 1;
-		if (uplink && uplink->host_upload_bps && uplink->budget_bps)
-			g = ceil((double)uplink->budget_bps / (double)uplink->host_upload_bps);
+		if (uplink && uplink->host_upload_bps && uplink->capacity_bps)
+			g = ceil((double)uplink->capacity_bps / (double)uplink->host_upload_bps);
 		double need = view->seeds ? 0.5 : behind ? 1.0 : 0.75;
-		double want = ceil(g * need * (1.0 - price) - 1e-9);
+		double want = round(g * need * (1.0 - price));
 		if (want < 1)
 			want = 1;
 		if (view->peers && want > view->peers)
@@ -108,7 +108,7 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 		unsigned m = base->max_external;
 		if (!view->seeds && behind && price < 0.25)
 			m++;
-		else if (price >= 0.5 && m > 1)
+		else if (price >= 0.75 && m > 1)
 			m--;
 		out->max_external = m;
 	}
@@ -534,8 +534,8 @@ static void sync_links(struct itr_price *pc, const struct itr_netmap *map, bool 
 			nl[i] = *old;
 		} else if (measuring) {
 			/* Outside connections cannot be taken back once made:
-			 * a measured link starts at the conservative end and
-			 * opens up while it has headroom. */
+			 * a measured link starts half way and moves from
+			 * there, not from wide open. */
 			nl[i].st.price = pc->cfg.params.initial_price;
 			nl[i].cost_step = itr_price_cost_step(nl[i].st.price, 0);
 		}

@@ -37,7 +37,7 @@ struct itr_price_params {
 
 /* Defaults (tests/unit/test_price.c simulates them against lagging swarms;
  * docs/policy.md): tau 2 s, kp 0.2, ki 0.12/s, deadband 0.05, max step
- * 0.5, min allowance 0.05, initial price 1. */
+ * 0.5, min allowance 0.05, initial price 0.5. */
 void itr_price_params_default(struct itr_price_params *p);
 
 struct itr_price_link_state {
@@ -77,13 +77,14 @@ struct itr_price_overrides {
 /* The AS's policy in this swarm: base (the configured policy) with
  * gateways and max_external set from the view, the AS's uplink (NULL if
  * none declared) and its price:
- *   gateways = clamp(ceil(G * need * (1 - price)), 1, peers), where
- *     G = ceil(budget / host-upload) when the uplink declares both (enough
- *     gateways that their uploads fill the AS's share of transit), else
- *     base->gateways; need = 0.5 with a local seed, 1 when the AS is more
- *     than 10 points behind the swarm, 0.75 otherwise;
+ *   gateways = clamp(round(G * need * (1 - price)), 1, peers), where
+ *     G = ceil(capacity / host-upload) when the uplink declares both (enough
+ *     gateways that their uploads can fill the link; the price holds the
+ *     rate at the budget), else base->gateways; need = 0.5 with a local
+ *     seed, 1 when the AS is more than 10 points behind the swarm, 0.75
+ *     otherwise;
  *   max_external = base->max_external, +1 when the AS has no seed, is
- *     behind and the price is below 0.25, -1 (not below 1) at price >= 0.5.
+ *     behind and the price is below 0.25, -1 (not below 1) at price >= 0.75.
  * A field in ov keeps base's value. */
 void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
                          const struct itr_price_as_view *view, const struct itr_link *uplink,

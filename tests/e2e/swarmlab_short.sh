@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# swarmlab_short.sh - a short swarmlab run: two ISPs in network namespaces,
-# one real aria2c swarm run with opentracker and then with itrackerd as the
-# tracker. Every leecher must complete with a file whose sha1 matches the
-# original, in both runs, and the bytes over the transit links must be fewer
-# with itrackerd's locality-ranked lists than with opentracker's random ones.
+# swarmlab_short.sh - the swarm lab's short matrix (swarmlab --matrix short):
+# two small configurations of ISPs in network namespaces, each one real
+# aria2c swarm run with opentracker and then with itrackerd as the tracker
+# (its price controller fed by the gateways' data planes). In both, every
+# leecher must complete with a file whose sha1 matches the original, in both
+# runs, and the bytes over the transit links must be fewer with itrackerd's
+# locality-ranked lists than with opentracker's random ones.
 #
-# 2 ISPs x 2 PIDs x 5 hosts: 10 hosts per ISP, so under itrackerd's default
-# policy a list holds every peer of the client's own ISP, plus the small
-# external budget for the ISP's gateway peer (the --min-list top-up kicks
-# in only for a client that announces before most of its ISP). 2M in 64K pieces
-# gives the peers something to trade among themselves; 20mbit transit is not
-# saturated, so the transit byte count follows who talks to whom rather than
-# the link's rate times the run's length.
+# short-2isp: 2 ISPs x 2 PIDs x 5 hosts, one seeder, 2M in 64K pieces,
+# 20mbit transit (not saturated: the byte count follows who talks to whom).
+# short-3isp-8: ISPs of 6, 4 and 2 hosts, the seeder in the smallest, 8
+# connections per client, 8mbit transit. About 80 s on 2 cores.
 set -euo pipefail
 
 : "${BUILD:=build}"
@@ -39,15 +38,14 @@ cleanup() {
 	fi
 	# Anything a lab killed without a chance to clean up left behind.
 	/usr/bin/python3 "$LAB" --cleanup 2>/dev/null
-	rm -f "$OUT"
+	rm -f "$OUT" "$OUT.matrix.json" "$OUT.matrix.svg"
 	exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-/usr/bin/python3 "$LAB" --itrackerd "$ROOT/$BUILD/itrackerd" --runs opentracker,itrackerd \
-	--isps 2 --pids 2 --hosts 5 --seeders 1 --file-size 2M --piece-size 64K --transit-rate 20mbit \
-	--seeder-head-start 1 --run-timeout 60 --json >"$OUT" &
+/usr/bin/python3 "$LAB" --itrackerd "$ROOT/$BUILD/itrackerd" --matrix short --matrix-runs 1 \
+	--matrix-out "$OUT.matrix" >"$OUT" &
 LAB_PID=$!
 set +e
 wait "$LAB_PID"
@@ -60,29 +58,41 @@ cat "$OUT"
 	exit 1
 }
 
-/usr/bin/python3 - "$OUT" <<'EOF'
+/usr/bin/python3 - "$OUT.matrix.json" <<'EOF'
 import json, sys
 res = json.load(open(sys.argv[1]))
-runs = {r["run"]: r for r in res["runs"]}
 fail = []
-for name in ("opentracker", "itrackerd"):
-    r = runs.get(name)
-    if r is None:
-        fail.append("run %s missing (%s)" % (name, "; ".join(res["notes"])))
+if len(res["results"]) != 2:
+    fail.append("%d configurations ran, not 2" % len(res["results"]))
+for cfg in res["results"]:
+    if not cfg["rounds"]:
+        fail.append("%s: no run (%s)" % (cfg["name"], "; ".join(cfg["notes"])))
         continue
-    if r["completed"] != r["total"]:
-        fail.append("%s: %d of %d leechers completed" % (name, r["completed"], r["total"]))
-    if r["verified"] != r["total"]:
-        fail.append("%s: files differ from the original: %s" % (name, r["unverified"]))
-    print("%-12s completed %d/%d, verified %d, mean %.1fs, transit %d bytes"
-          % (name, r["completed"], r["total"], r["verified"], r["time"]["mean"] or -1,
-             r["transit_total"]))
-if not fail:
-    base, it = runs["opentracker"]["transit_total"], runs["itrackerd"]["transit_total"]
-    if not it < base:
-        fail.append("transit bytes with itrackerd (%d) not below opentracker's (%d)" % (it, base))
-    else:
-        print("transit with itrackerd: %.2fx opentracker's" % (it / base))
+    runs = {r["run"]: r for r in cfg["rounds"][0]}
+    for name in ("opentracker", "itrackerd"):
+        r = runs.get(name)
+        if r is None:
+            fail.append("%s: run %s missing (%s)" % (cfg["name"], name, "; ".join(cfg["notes"])))
+            continue
+        if r["completed"] != r["total"]:
+            fail.append("%s %s: %d of %d leechers completed"
+                        % (cfg["name"], name, r["completed"], r["total"]))
+        if r["verified"] != r["total"]:
+            fail.append("%s %s: files differ from the original: %s"
+                        % (cfg["name"], name, r["unverified"]))
+        print("%-13s %-12s completed %d/%d, verified %d, mean %.1fs, transit %d bytes"
+              % (cfg["name"], name, r["completed"], r["total"], r["verified"],
+                 r["time"]["mean"] or -1, r["transit_total"]))
+    if "opentracker" in runs and "itrackerd" in runs:
+        base, it = runs["opentracker"]["transit_total"], runs["itrackerd"]["transit_total"]
+        if not it < base:
+            fail.append("%s: transit bytes with itrackerd (%d) not below opentracker's (%d)"
+                        % (cfg["name"], it, base))
+        else:
+            print("%-13s transit with itrackerd: %.2fx opentracker's" % (cfg["name"], it / base))
+        if (runs["itrackerd"].get("policy") or {}).get("mode") != "dataplane":
+            fail.append("%s: itrackerd's price controller did not read the gateways' matrices"
+                        % cfg["name"])
 for f in fail:
     print("FAIL: " + f, file=sys.stderr)
 sys.exit(1 if fail else 0)

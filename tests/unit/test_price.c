@@ -97,7 +97,7 @@ static void test_step_response(void **state)
 	assert_int_equal(r.reversals, 0);
 }
 
-/* Ramp from the conservative start: the rate climbs to the budget within
+/* Ramp from the conservative end: the rate climbs to the budget within
  * 30 s and never passes it by more than 10 % on the way (outside
  * connections, once made, cannot be taken back). */
 static void test_ramp_from_initial_price(void **state)
@@ -109,7 +109,7 @@ static void test_ramp_from_initial_price(void **state)
 		itr_price_params_default(&p);
 		struct itr_price_link_state st;
 		memset(&st, 0, sizeof(st));
-		st.price = p.initial_price;
+		st.price = 1 - p.min_allowance;
 		struct plant pl = {demands[i], 0, 3.0};
 		double settle = -1, peak = 0;
 		for (double t = 2; t <= 120; t += 2) {
@@ -222,22 +222,23 @@ static void test_as_policy(void **state)
 	memset(&up, 0, sizeof(up));
 	up.asn = 1;
 	up.capacity_bps = 8000000;
-	up.budget_bps = 8000000;
-	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the transit share */
+	up.budget_bps = 4000000;
+	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the link */
 
-	/* no seed, far behind, no price: every gateway the transit needs and one
-	 * more outside peer each */
+	/* no seed, far behind, no price: every gateway the link can carry and
+	 * one more outside peer each */
 	struct itr_price_as_view behind = {16, 0, 0.9, 0.5};
 	itr_price_as_policy(&base, &none, &behind, &up, 0.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
 	assert_int_equal(out.min_list, base.min_list);
-	/* the price takes gateways away, down to one */
+	/* the price takes gateways away, down to one, and outside peers */
 	itr_price_as_policy(&base, &none, &behind, &up, 0.5, &out);
 	assert_int_equal(out.gateways, 2);
-	assert_int_equal(out.max_external, base.max_external - 1);
+	assert_int_equal(out.max_external, base.max_external);
 	itr_price_as_policy(&base, &none, &behind, &up, 1.0, &out);
 	assert_int_equal(out.gateways, 1);
+	assert_int_equal(out.max_external, base.max_external - 1);
 	/* a local seed: half the gateways */
 	struct itr_price_as_view seeded = {16, 1, 0.5, 0.5};
 	itr_price_as_policy(&base, &none, &seeded, &up, 0.0, &out);
@@ -263,7 +264,7 @@ static void test_as_policy(void **state)
 static const char MAP[] = "pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
                           "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n"
                           "pid c id 3 asn 64502\nprefix c 10.12.0.0/16\n"
-                          "link a-up asn 64500 uplink capacity 10mbit budget 4mbit "
+                          "link a-up asn 64500 uplink capacity 4mbit budget 2mbit "
                           "host-upload 1mbit\n";
 
 static struct itr_netmap *parse(const char *text)
@@ -331,11 +332,13 @@ static void test_link_missing_from_map(void **state)
 	json_t *st = itr_price_status_json(pc);
 	assert_int_equal(json_array_size(json_object_get(st, "links")), 0);
 	json_decref(st);
-	/* the link arrives with a reload: it starts at the conservative end
-	 * and is measured from its first full period (no jump from counts it
-	 * never saw) */
+	/* the link arrives with a reload: it starts at the initial price and
+	 * is measured from its first full period (no jump from counts it never
+	 * saw) */
 	itr_price_tick_matrix(pc, with, t, &e, 1);
-	assert_true(itr_price_link_price(pc, "a-up") == 1.0);
+	struct itr_price_params defaults;
+	itr_price_params_default(&defaults);
+	assert_true(itr_price_link_price(pc, "a-up") == defaults.initial_price);
 	for (int i = 0; i < 8; i++) {
 		t += 2;
 		e.bytes += 20000000 / 8 * 2;
@@ -370,7 +373,7 @@ static struct itr_peer_addr peer4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 }
 
 /* Swarm state from announces: an AS without a seed that is behind gets
- * its uplink's gateway count (budget / host upload = 4); once a peer of
+ * its uplink's gateway count (capacity / host upload = 4); once a peer of
  * it completes, half; a stopped peer leaves; status counts peers and
  * seeds per AS. */
 static void test_swarm_state(void **state)
@@ -425,7 +428,7 @@ static void test_swarm_state(void **state)
 	assert_non_null(strstr(buf, "itracker_as_peers{asn=\"64500\"} 9\n"));
 	assert_non_null(strstr(buf,
 	                       "itracker_link_budget_bits_per_second{link=\"a-up\",asn=\"64500\","
-	                       "peer_asn=\"uplink\"} 4000000\n"));
+	                       "peer_asn=\"uplink\"} 2000000\n"));
 	free(buf);
 
 	/* peers silent past the expiry are dropped, and then the swarm */
