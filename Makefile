@@ -13,7 +13,7 @@ BPFTOOL ?= bpftool
 FUZZ_SECONDS ?= 20
 
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
-PKGS := libbpf libnl-3.0 libnl-route-3.0 libmicrohttpd jansson libsodium
+PKGS := libbpf libnl-3.0 libnl-route-3.0 libmicrohttpd jansson libsodium hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -24,7 +24,7 @@ RUNTIME=(
 	# build
 	make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
-	libsodium-dev libpcap-dev
+	libsodium-dev libpcap-dev libhiredis-dev
 	# the demo: namespaces, veths, its HTTP client and peers
 	iproute2 curl python3 procps
 )
@@ -36,6 +36,8 @@ TEST=(
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
+	# the shared swarm store's e2e: a real Redis Cluster
+	redis-server redis-tools
 	# the package's test: systemd-analyze verify (it runs without systemd
 	# as PID 1)
 	systemd
@@ -90,7 +92,7 @@ installed_packages >"$BEFORE"
 # The packages whose daemons the tests run themselves: if this run
 # installed one of them (directly or as a dependency), the services it
 # ships are stopped and disabled. Nothing else is touched.
-DAEMON_PACKAGES=(nginx-common bird2 opentracker prometheus prometheus-node-exporter)
+DAEMON_PACKAGES=(nginx-common bird2 opentracker prometheus prometheus-node-exporter redis-server)
 mapfile -t NEW < <(installed_packages | comm -13 "$BEFORE" -)
 
 stop_service() { # unit (name.service)

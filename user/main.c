@@ -8,7 +8,6 @@
  * touches the kernel, and every exit after that goes through one cleanup.
  */
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "p4p_api.h"
 #include "price.h"
 #include "stats.h"
+#include "redis_store.h"
 #include "tracker_http.h"
 
 /* Exit statuses (see --help). */
@@ -36,6 +36,7 @@ struct run {
 	struct itr_admin admin;
 	struct itr_tracker *tracker;
 	struct itr_proxy *proxy;
+	struct itr_redis_store *store; /* --store redis-cluster://... */
 	struct itr_routes *routes;
 	struct itr_http_server *http;
 	struct itr_http_server *admin_http; /* the admin API's Unix socket */
@@ -57,6 +58,7 @@ static void stop_all(struct run *r)
 	itr_routes_stop(r->routes);
 	itr_udp_tracker_stop(r->udp);
 	itr_proxy_free(r->proxy);
+	itr_redis_store_free(r->store);
 	itr_tracker_free(r->tracker);
 	itr_price_free(r->price);
 	for (size_t i = 0; i < r->nprice_fds; i++)
@@ -102,6 +104,10 @@ static int start_tracker(struct run *r, char *err, size_t len)
 	r->tracker = itr_tracker_new(&o->tracker, NULL, err, len);
 	if (!r->tracker)
 		return EXIT_RUNTIME;
+	if (o->store && !(r->store = itr_redis_store_new(o->store, r->tracker, err, len)))
+		return EXIT_CONFIG;
+	if (r->store)
+		itr_tracker_use_backend(r->tracker, itr_redis_store_backend(r->store));
 	if (o->proxy.upstream) {
 		r->proxy = itr_proxy_new(&o->proxy, r->tracker, err, len);
 		if (!r->proxy)
@@ -198,13 +204,7 @@ static int start_udp(struct run *r, char *err, size_t len)
 	struct itr_options *o = &r->o;
 	if (o->udp_off)
 		return 0;
-	unsigned workers = o->udp_workers;
-	if (workers == 0) {
-		/* the CPUs this process may run on (taskset, cpusets) */
-		cpu_set_t set;
-		int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-		workers = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned)cpus;
-	}
+	unsigned workers = o->udp_workers ? o->udp_workers : itr_udp_default_workers();
 	r->udp =
 	    itr_udp_tracker_start_workers(r->tracker, o->udp_bind, o->udp_port, workers, err, len);
 	if (!r->udp)

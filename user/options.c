@@ -346,6 +346,13 @@ HANDLER(opt_loopback_peers)
 	return 0;
 }
 
+HANDLER(opt_store)
+{
+	UNUSED_ARGS;
+	o->store = strcmp(arg, "memory") == 0 ? NULL : arg;
+	return 0;
+}
+
 SET_HANDLER(opt_upstream, proxy.upstream, arg)
 
 HANDLER(opt_config)
@@ -500,6 +507,10 @@ const struct itr_option_spec itr_option_specs[] = {
      "price controller: also read the PID matrix pinned under DIR (another itrackerd's "
      "--pin-root on this host); repeatable",
      opt_price_matrix, NULL},
+    {"store", 0, "memory|URL", "memory",
+     "where swarms live: in this process, or shared by every itrackerd on the same Redis "
+     "Cluster (redis-cluster://HOST:PORT[,HOST:PORT...])",
+     opt_store, "Swarm store:"},
     {"upstream", 0, "URL", NULL,
      "forward announces and scrapes to this tracker (http://HOST:PORT/announce or "
      "udp://HOST:PORT) and answer with its peers ranked by locality; the local swarm store "
@@ -660,6 +671,9 @@ static int check_across(const struct itr_options *o, char *err, size_t len)
 		return 0;
 	if (!o->map_file && !o->map_from)
 		return fail(err, len, "a network map is required (--map FILE or --map-from URL)");
+	if (o->store && o->proxy.upstream)
+		return fail(err, len,
+		            "--store and --upstream exclude each other (a proxy keeps no swarms)");
 	if (o->map_from && o->routes.nrules)
 		return fail(err, len, "--route needs a map file and cannot follow --map-from");
 	if (o->no_dataplane && (o->loader.nifaces || o->keep_attached))

@@ -72,6 +72,7 @@ struct itr_options {
 	uint32_t price_period;        /* --price-period, seconds */
 	const char *price_matrix[15]; /* --price-matrix pin roots */
 	size_t nprice_matrix;
+	const char *store; /* --store URL; NULL: in memory */
 	/* Values read from config files, freed by itr_options_free. */
 	char **owned;
 	size_t nowned;

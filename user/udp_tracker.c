@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -520,6 +521,13 @@ static void wake_all(struct itr_udp_tracker *u)
 	uint64_t one = 1;
 	if (u->wake_fd >= 0 && write(u->wake_fd, &one, sizeof(one)) < 0)
 		fprintf(stderr, "itracker: udp tracker: wake: %s\n", strerror(errno));
+}
+
+unsigned itr_udp_default_workers(void)
+{
+	cpu_set_t set;
+	int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	return cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned)cpus;
 }
 
 struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, const char *addrs,

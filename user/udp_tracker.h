@@ -115,6 +115,8 @@ struct itr_udp_tracker *itr_udp_tracker_start(struct itr_tracker *tr, const char
  * that waits on the network (the proxy) gets at least its `threads`
  * workers, sharing one socket per address. */
 #define ITR_UDP_MAX_WORKERS 256
+/* One worker per CPU this process may run on (taskset, cpusets), 1..64. */
+unsigned itr_udp_default_workers(void);
 struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, const char *addrs,
                                                       uint16_t port, unsigned workers, char *err,
                                                       size_t errlen);

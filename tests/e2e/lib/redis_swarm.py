@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""redis_swarm.py - HTTP announces from chosen loopback addresses to several
+itrackerd instances that share a Redis Cluster store.
+
+  redis_swarm.py visible URL_A URL_B N      N swarms: a peer announced to A must be
+                                            in B's answer right after; prints the
+                                            announce-to-visible times
+  redis_swarm.py seed URL HASHHEX IP PORT   announce once (a leecher), print peers
+  redis_swarm.py sees URL HASHHEX IP PORT WANT_IP:WANT_PORT
+                                            exit 0 if the answer lists WANT
+  redis_swarm.py outage URL HASHHEX IP PORT WANT_IP:WANT_PORT SECONDS
+                                            announce every 50 ms for SECONDS; print
+                                            the longest run of failed announces and
+                                            whether WANT was listed at the end
+  redis_swarm.py down URL HASHHEX IP PORT   one announce must fail with a reason
+                                            within 3 s; prints it and the time
+Standard library only.
+"""
+import hashlib
+import http.client
+import socket
+import statistics
+import sys
+import time
+import urllib.parse
+
+
+def bdecode(b, i=0):
+    c = b[i:i + 1]
+    if c == b"i":
+        j = b.index(b"e", i)
+        return int(b[i + 1:j]), j + 1
+    if c == b"l":
+        i += 1
+        out = []
+        while b[i:i + 1] != b"e":
+            v, i = bdecode(b, i)
+            out.append(v)
+        return out, i + 1
+    if c == b"d":
+        i += 1
+        out = {}
+        while b[i:i + 1] != b"e":
+            k, i = bdecode(b, i)
+            v, i = bdecode(b, i)
+            out[k] = v
+        return out, i + 1
+    j = b.index(b":", i)
+    n = int(b[i:j])
+    return b[j + 1:j + 1 + n], j + 1 + n
+
+
+def announce(url, info_hash, ip, port, left=1000, event=""):
+    """-> (failure reason or None, [(ip, port)...], seconds)"""
+    u = urllib.parse.urlparse(url)
+    q = urllib.parse.urlencode({"info_hash": info_hash, "peer_id": b"-IT0001-" + bytes(12),
+                                "port": port, "uploaded": 0, "downloaded": 0, "left": left,
+                                "compact": 1, "numwant": 50, "event": event})
+    start = time.monotonic()
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10, source_address=(ip, 0))
+    try:
+        conn.request("GET", "/announce?" + q)
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+    took = time.monotonic() - start
+    d, _ = bdecode(body)
+    if b"failure reason" in d:
+        return d[b"failure reason"].decode(errors="replace"), [], took
+    raw = d.get(b"peers", b"")
+    peers = [(socket.inet_ntoa(raw[k:k + 4]), int.from_bytes(raw[k + 4:k + 6], "big"))
+             for k in range(0, len(raw), 6)]
+    return None, peers, took
+
+
+def want_of(text):
+    ip, port = text.rsplit(":", 1)
+    return ip, int(port)
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "visible":
+        a, b, n = argv[2], argv[3], int(argv[4])
+        times, slow = [], []
+        for k in range(n):
+            ih = hashlib.sha1(b"visible-%d" % k).digest()
+            fail, _, took_a = announce(a, ih, "127.0.0.11", 7000 + k, event="started")
+            slow.append(took_a)
+            if fail:
+                print("announce to A failed: %s" % fail)
+                return 1
+            start = time.monotonic()
+            while True:
+                fail, peers, _ = announce(b, ih, "127.0.0.12", 7000 + k)
+                if not fail and ("127.0.0.11", 7000 + k) in peers:
+                    break
+                if time.monotonic() - start > 1.0:
+                    print("swarm %d: the peer announced to A was not listed by B within 1 s" % k)
+                    return 1
+            times.append((time.monotonic() - start) * 1000)
+        times.sort()
+        slow.sort()
+        print("announce to A: median %.2f ms max %.2f ms" % (statistics.median(slow) * 1000, slow[-1] * 1000))
+        print("announced to A -> listed by B: n=%d median %.2f ms p99 %.2f ms max %.2f ms" %
+              (n, statistics.median(times), times[int(0.99 * (n - 1))], times[-1]))
+        return 0
+    url, ih = argv[2], bytes.fromhex(argv[3])
+    ip, port = argv[4], int(argv[5])
+    if cmd == "seed":
+        fail, peers, _ = announce(url, ih, ip, port, event="started")
+        print(fail or "ok %d peers" % len(peers))
+        return 1 if fail else 0
+    if cmd == "sees":
+        fail, peers, _ = announce(url, ih, ip, port)
+        ok = not fail and want_of(argv[6]) in peers
+        print("listed" if ok else "not listed (%s; %s)" % (fail, peers))
+        return 0 if ok else 1
+    if cmd == "outage":
+        want, seconds = want_of(argv[6]), float(argv[7])
+        end = time.monotonic() + seconds
+        first_fail = None
+        longest = 0.0
+        listed = False
+        while time.monotonic() < end:
+            t = time.monotonic()
+            try:
+                fail, peers, _ = announce(url, ih, ip, port)
+            except OSError as e:
+                fail, peers = str(e), []
+            if fail:
+                first_fail = first_fail or t
+            else:
+                if first_fail:
+                    longest = max(longest, t - first_fail)
+                first_fail = None
+                listed = want in peers
+            time.sleep(0.05)
+        if first_fail:
+            print("announces still failing at the end")
+            return 1
+        print("longest run of failed announces: %.2f s; peer listed at the end: %s" %
+              (longest, listed))
+        return 0 if listed else 1
+    if cmd == "down":
+        fail, _, took = announce(url, ih, ip, port)
+        print("answer in %.2f s: %s" % (took, fail or "peers (no failure)"))
+        return 0 if fail and took < 3 else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,62 @@
+/* redis_cluster.h - a small Redis Cluster client on hiredis: key slots
+ * (CRC16 with hash tags), the slot map from CLUSTER SLOTS, pipelines sent
+ * to the node that owns a slot, MOVED and ASK redirections, and a topology
+ * refresh when a node fails or a slot moves. Each thread gets connections
+ * of its own (no lock on the request path); the slot map is shared.
+ *
+ * Every call is bounded: connect and command timeouts, one redirection and
+ * one refresh per pipeline, so a cluster that is down costs a caller the
+ * timeouts and an error, never a hang.
+ */
+#ifndef ITR_REDIS_CLUSTER_H
+#define ITR_REDIS_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ITR_RC_SLOTS    16384
+#define ITR_RC_MAX_ARGS 8
+
+/* The slot of a key (Redis Cluster spec: CRC16/XMODEM of the key, or of
+ * the part between the first '{' and the next '}' when it is not empty,
+ * modulo 16384). */
+uint16_t itr_rc_keyslot(const char *key, size_t len);
+uint16_t itr_rc_crc16(const void *buf, size_t len);
+
+struct itr_rc;
+
+struct itr_rc_config {
+	const char *seeds;   /* "host:port,host:port" */
+	unsigned connect_ms; /* 0: 300 */
+	unsigned command_ms; /* 0: 1000 */
+};
+
+/* Parse the seeds and read the slot map from the first that answers.
+ * NULL with err on a bad seed list; a cluster that does not answer yet is
+ * not an error (the map is read again at the first command). */
+struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t errlen);
+void itr_rc_free(struct itr_rc *rc);
+
+/* One command of a pipeline: argv/argvlen as hiredis takes them. */
+struct itr_rc_cmd {
+	int argc;
+	const char *argv[ITR_RC_MAX_ARGS];
+	size_t argvlen[ITR_RC_MAX_ARGS];
+};
+
+/* Send cmds to the owner of slot in one round trip and read every reply
+ * into replies[i] (hiredis redisReply *, freed by itr_rc_replies_free).
+ * A MOVED or ASK answer, or a broken connection, is followed once (after a
+ * slot map refresh where needed). 0, or -1 with err (and no replies). */
+int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds, size_t n,
+                    void **replies, char *err, size_t errlen);
+void itr_rc_replies_free(void **replies, size_t n);
+
+struct itr_rc_stats {
+	uint64_t commands, redirects, refreshes, failures;
+	unsigned nodes; /* masters in the slot map */
+};
+void itr_rc_stats(struct itr_rc *rc, struct itr_rc_stats *out);
+
+#endif

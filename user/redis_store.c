@@ -1,0 +1,313 @@
+/* redis_store.c - the Redis Cluster announce backend (see redis_store.h).
+ * One announce is one pipeline to the swarm's slot: store or remove the
+ * peer, read the counts, draw candidates, refresh the TTLs, and wait for
+ * one replica to have the write (so a master that dies right after an
+ * answer does not take the peer with it).
+ */
+#include "redis_store.h"
+
+#include <hiredis.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "announce_backend.h"
+#include "netmap.h"
+#include "rank.h"
+#include "redis_cluster.h"
+#include "tracker.h"
+
+#define CANDIDATES_MAX  512 /* drawn per announce at most */
+#define REPLICA_WAIT_MS "50"
+
+struct itr_redis_store {
+	struct itr_rc *rc;
+	struct itr_tracker *tracker;
+	struct itr_announce_backend backend;
+	atomic_uint_fast64_t announces, scrapes, failures, sweeps;
+};
+
+size_t itr_redis_member_encode(const struct itr_peer_addr *peer, char out[18])
+{
+	size_t alen = peer->family == 4 ? 4 : peer->family == 6 ? 16 : 0;
+	if (!alen)
+		return 0;
+	memcpy(out, peer->addr, alen);
+	out[alen] = (char)(peer->port >> 8);
+	out[alen + 1] = (char)(peer->port & 0xff);
+	return alen + 2;
+}
+
+int itr_redis_member_decode(const char *buf, size_t len, struct itr_peer_addr *out)
+{
+	if (len != 6 && len != 18)
+		return -1;
+	memset(out, 0, sizeof(*out));
+	out->family = len == 6 ? 4 : 6;
+	memcpy(out->addr, buf, len - 2);
+	out->port = (uint16_t)((uint8_t)buf[len - 2] << 8 | (uint8_t)buf[len - 1]);
+	return 0;
+}
+
+/* "itr:{<40 hex>}:X" */
+#define KEY_LEN 48
+static void swarm_key(char out[KEY_LEN + 1], const uint8_t ih[ITR_INFO_HASH_LEN], char kind)
+{
+	static const char hex[] = "0123456789abcdef";
+	memcpy(out, "itr:{", 5);
+	for (int i = 0; i < ITR_INFO_HASH_LEN; i++) {
+		out[5 + 2 * i] = hex[ih[i] >> 4];
+		out[6 + 2 * i] = hex[ih[i] & 15];
+	}
+	out[45] = '}';
+	out[46] = ':';
+	out[47] = kind;
+	out[48] = '\0';
+}
+
+static void cmd(struct itr_rc_cmd *c, int argc, ...)
+{
+	va_list ap;
+	va_start(ap, argc);
+	c->argc = argc;
+	for (int i = 0; i < argc; i++) {
+		c->argv[i] = va_arg(ap, const char *);
+		c->argvlen[i] = va_arg(ap, size_t);
+	}
+	va_end(ap);
+}
+#define S(str) (str), strlen(str)
+
+static long long reply_int(const void *r)
+{
+	const redisReply *rep = r;
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		return rep->integer;
+	if (rep && rep->type == REDIS_REPLY_STRING)
+		return strtoll(rep->str, NULL, 10);
+	return 0;
+}
+
+static const char *reply_error(void **replies, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const redisReply *r = replies[i];
+		if (r && r->type == REDIS_REPLY_ERROR)
+			return r->str;
+	}
+	return NULL;
+}
+
+/* Candidates from a ZRANDMEMBER ... WITHSCORES answer that have not expired. */
+static size_t take_candidates(const void *r, long long now, struct itr_peer_addr *out, size_t n,
+                              size_t cap)
+{
+	const redisReply *rep = r;
+	if (!rep || rep->type != REDIS_REPLY_ARRAY)
+		return n;
+	for (size_t i = 0; i + 1 < rep->elements && n < cap; i += 2) {
+		const redisReply *m = rep->element[i], *score = rep->element[i + 1];
+		if (m->type != REDIS_REPLY_STRING)
+			continue;
+		if (score->type == REDIS_REPLY_STRING && strtoll(score->str, NULL, 10) < now)
+			continue;
+		if (itr_redis_member_decode(m->str, m->len, &out[n]) == 0)
+			n++;
+	}
+	return n;
+}
+
+static int redis_announce(void *impl, const struct itr_backend_request *req,
+                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                          size_t want)
+{
+	struct itr_redis_store *st = impl;
+	const struct itr_announce *ann = &req->ann;
+	const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
+	itr_backend_reply_init(reply);
+	reply->interval = cfg->interval;
+	reply->min_interval = cfg->min_interval;
+	atomic_fetch_add(&st->announces, 1);
+
+	/* expiry times are wall-clock seconds: every instance must agree */
+	long long now = (long long)time(NULL);
+	char now_text[24], excl_now[24], expiry[24], ttl[24], count[16];
+	snprintf(now_text, sizeof(now_text), "%lld", now);
+	snprintf(excl_now, sizeof(excl_now), "(%lld", now);
+	snprintf(expiry, sizeof(expiry), "%lld", now + cfg->peer_expiry);
+	snprintf(ttl, sizeof(ttl), "%u", cfg->peer_expiry);
+	char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], member[18];
+	swarm_key(ks, ann->info_hash, 's');
+	swarm_key(kl, ann->info_hash, 'l');
+	swarm_key(kd, ann->info_hash, 'd');
+	size_t mlen = itr_redis_member_encode(&ann->peer, member);
+	bool seed = ann->left == 0, stopped = ann->event == ITR_EVENT_STOPPED;
+	const char *mine = seed ? ks : kl, *other = seed ? kl : ks;
+
+	size_t draw = want ? 2 * want + 16 : 0;
+	if (draw > CANDIDATES_MAX)
+		draw = CANDIDATES_MAX;
+	snprintf(count, sizeof(count), "%zu", draw);
+
+	struct itr_rc_cmd cmds[16];
+	size_t n = 0;
+	if (stopped)
+		cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
+	else
+		cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(expiry), member, mlen);
+	cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
+	if (ann->event == ITR_EVENT_COMPLETED)
+		cmd(&cmds[n++], 2, S("INCR"), S(kd));
+	size_t at_counts = n;
+	cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
+	cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
+	cmd(&cmds[n++], 2, S("GET"), S(kd));
+	size_t at_cands = n;
+	if (draw) {
+		cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(kl), S(count), S("WITHSCORES"));
+		if (!seed) /* a seed has no use for other seeds */
+			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(count), S("WITHSCORES"));
+	}
+	/* expired members go in a sweep every 16th announce of the cluster
+	 * (counts and draws skip them meanwhile) */
+	if ((atomic_fetch_add(&st->sweeps, 1) & 15) == 0) {
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(excl_now));
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(excl_now));
+	}
+	cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(ttl));
+	cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(ttl));
+	cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(ttl));
+	cmd(&cmds[n++], 3, S("WAIT"), S("1"), S(REPLICA_WAIT_MS));
+
+	void *replies[16];
+	char err[256];
+	uint16_t slot = itr_rc_keyslot(ks, KEY_LEN);
+	if (itr_rc_pipeline(st->rc, slot, cmds, n, replies, err, sizeof(err)) < 0) {
+		atomic_fetch_add(&st->failures, 1);
+		snprintf(reply->failure, ITR_BACKEND_TEXT,
+		         "tracker store unavailable, try again later (%.160s)", err);
+		return 0;
+	}
+	const char *rerr = reply_error(replies, at_cands);
+	if (rerr) {
+		atomic_fetch_add(&st->failures, 1);
+		snprintf(reply->failure, ITR_BACKEND_TEXT, "tracker store: %.200s", rerr);
+		itr_rc_replies_free(replies, n);
+		return 0;
+	}
+	reply->counts.complete = (uint32_t)reply_int(replies[at_counts]);
+	reply->counts.incomplete = (uint32_t)reply_int(replies[at_counts + 1]);
+	reply->counts.downloaded = (uint32_t)reply_int(replies[at_counts + 2]);
+	reply->has_downloaded = true;
+
+	if (draw) {
+		struct itr_peer_addr cands[2 * CANDIDATES_MAX];
+		size_t nc = take_candidates(replies[at_cands], now, cands, 0, 2 * CANDIDATES_MAX);
+		if (!seed)
+			nc = take_candidates(replies[at_cands + 1], now, cands, nc,
+			                     2 * CANDIDATES_MAX);
+		struct itr_netmap *map = itr_netmap_current();
+		struct itr_rank_policy policy = cfg->policy;
+		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+		reply->npeers = itr_rank(map, &policy, &ann->peer, cands, nc, want, peers);
+		itr_netmap_unref(map);
+	}
+	itr_rc_replies_free(replies, n);
+	return 0;
+}
+
+static int redis_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                        struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	struct itr_redis_store *st = impl;
+	atomic_fetch_add(&st->scrapes, 1);
+	char now_text[24];
+	snprintf(now_text, sizeof(now_text), "%lld", (long long)time(NULL));
+	for (size_t i = 0; i < n; i++) {
+		char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], err[256];
+		swarm_key(ks, hashes[i], 's');
+		swarm_key(kl, hashes[i], 'l');
+		swarm_key(kd, hashes[i], 'd');
+		struct itr_rc_cmd cmds[3];
+		cmd(&cmds[0], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
+		cmd(&cmds[1], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
+		cmd(&cmds[2], 2, S("GET"), S(kd));
+		void *replies[3];
+		if (itr_rc_pipeline(st->rc, itr_rc_keyslot(ks, KEY_LEN), cmds, 3, replies, err,
+		                    sizeof(err)) < 0) {
+			atomic_fetch_add(&st->failures, 1);
+			snprintf(failure, failurelen, "tracker store unavailable, try again later");
+			return -1;
+		}
+		counts[i].complete = (uint32_t)reply_int(replies[0]);
+		counts[i].incomplete = (uint32_t)reply_int(replies[1]);
+		counts[i].downloaded = (uint32_t)reply_int(replies[2]);
+		itr_rc_replies_free(replies, 3);
+	}
+	return 0;
+}
+
+static void redis_stats(void *impl, struct itr_backend_stats *out)
+{
+	struct itr_redis_store *st = impl;
+	out->announces = atomic_load(&st->announces);
+	out->scrapes = atomic_load(&st->scrapes);
+	out->failures = atomic_load(&st->failures);
+	out->torrents = 0; /* held by the cluster, not here */
+	out->peers = 0;
+}
+
+static const struct itr_announce_backend_ops redis_ops = {
+    .announce = redis_announce,
+    .scrape = redis_scrape,
+    .stats = redis_stats,
+};
+
+struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker *tracker, char *err,
+                                            size_t errlen)
+{
+	size_t sl = strlen(ITR_REDIS_STORE_SCHEME);
+	if (!url || strncmp(url, ITR_REDIS_STORE_SCHEME, sl) != 0) {
+		snprintf(err, errlen, "--store '%s': expected memory or %sHOST:PORT[,HOST:PORT...]",
+		         url ? url : "", ITR_REDIS_STORE_SCHEME);
+		return NULL;
+	}
+	struct itr_redis_store *st = calloc(1, sizeof(*st));
+	if (!st) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	struct itr_rc_config rcfg = {.seeds = url + sl};
+	char why[256];
+	st->rc = itr_rc_new(&rcfg, why, sizeof(why));
+	if (!st->rc) {
+		snprintf(err, errlen, "--store: %s", why);
+		free(st);
+		return NULL;
+	}
+	st->tracker = tracker;
+	st->backend = (struct itr_announce_backend){
+	    .ops = &redis_ops,
+	    .impl = st,
+	    .threads = 16, /* each announce waits for a round trip */
+	    .max_scrape = 64,
+	};
+	return st;
+}
+
+struct itr_announce_backend *itr_redis_store_backend(struct itr_redis_store *st)
+{
+	return &st->backend;
+}
+
+void itr_redis_store_free(struct itr_redis_store *st)
+{
+	if (!st)
+		return;
+	itr_rc_free(st->rc);
+	free(st);
+}
