@@ -4,7 +4,8 @@
  *
  * Shapes: UDP swarm sizes 1, 64, 1,000 and 10,000 with numwant 50; 1,000
  * with numwant 200; IPv6; clients outside every PID; 1 and 2 server cores
- * (taskset; itrackerd's --udp-workers follows the CPUs it may use); HTTP
+ * (taskset; itrackerd's --udp-workers follows the CPUs it may use); the
+ * price controller off (--gateways and --max-external fixed); HTTP
  * with a connection per announce (swarms of 64 and 1,000, IPv4 and IPv6)
  * and with keep-alive. Every (shape, server) starts a fresh server,
  * announces every peer once (event=started: the swarms are full), then
@@ -22,7 +23,9 @@
  * root (-u nobody) and serves only whitelisted info_hashes (-w).
  *
  * Also: RSS per stored IPv4 peer of each running daemon, (RSS after
- * 220,000 peers - RSS after 20,000) / 200,000, swarms of 64.
+ * 220,000 peers - RSS after 20,000) / 200,000, swarms of 64; itrackerd
+ * also with the price controller off (it keeps a per-peer table of its
+ * own).
  *
  *   bench_tracker [--quick] [--runs N] [--seconds S] [--only TEXT]
  * --quick: four shapes, one run, one second each (a smoke test: seconds);
@@ -58,23 +61,25 @@ struct shape {
 	unsigned swarm, numwant;
 	bool v6, outside, keepalive;
 	int cores;
-	bool quick; /* part of --quick */
+	bool quick;        /* part of --quick */
+	bool fixed_budget; /* itrackerd with the price controller off */
 };
 
 static const struct shape shapes[] = {
-    {"udp swarm 1", true, 1, 50, false, false, false, 1, false},
-    {"udp swarm 64", true, 64, 50, false, false, false, 1, true},
-    {"udp swarm 1000", true, 1000, 50, false, false, false, 1, true},
-    {"udp swarm 10000", true, 10000, 50, false, false, false, 1, false},
-    {"udp swarm 1000 numwant 200", true, 1000, 200, false, false, false, 1, false},
-    {"udp swarm 64 ipv6", true, 64, 50, true, false, false, 1, false},
-    {"udp swarm 64 outside PIDs", true, 64, 50, false, true, false, 1, false},
-    {"udp swarm 64 2 cores", true, 64, 50, false, false, false, 2, true},
-    {"udp swarm 1000 2 cores", true, 1000, 50, false, false, false, 2, false},
-    {"http swarm 64 conn/announce", false, 64, 50, false, false, false, 1, true},
-    {"http swarm 1000 conn/announce", false, 1000, 50, false, false, false, 1, false},
-    {"http swarm 64 conn/announce ipv6", false, 64, 50, true, false, false, 1, false},
-    {"http swarm 64 keep-alive", false, 64, 50, false, false, true, 1, false},
+    {"udp swarm 1", true, 1, 50, false, false, false, 1, false, false},
+    {"udp swarm 64", true, 64, 50, false, false, false, 1, true, false},
+    {"udp swarm 1000", true, 1000, 50, false, false, false, 1, true, false},
+    {"udp swarm 10000", true, 10000, 50, false, false, false, 1, false, false},
+    {"udp swarm 1000 numwant 200", true, 1000, 200, false, false, false, 1, false, false},
+    {"udp swarm 64 ipv6", true, 64, 50, true, false, false, 1, false, false},
+    {"udp swarm 64 outside PIDs", true, 64, 50, false, true, false, 1, false, false},
+    {"udp swarm 64 price controller off", true, 64, 50, false, false, false, 1, false, true},
+    {"udp swarm 64 2 cores", true, 64, 50, false, false, false, 2, true, false},
+    {"udp swarm 1000 2 cores", true, 1000, 50, false, false, false, 2, false, false},
+    {"http swarm 64 conn/announce", false, 64, 50, false, false, false, 1, true, false},
+    {"http swarm 1000 conn/announce", false, 1000, 50, false, false, false, 1, false, false},
+    {"http swarm 64 conn/announce ipv6", false, 64, 50, true, false, false, 1, false, false},
+    {"http swarm 64 keep-alive", false, 64, 50, false, false, true, 1, false, false},
 };
 #define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
@@ -202,6 +207,9 @@ static double loadgen(const struct shape *sh, int port, const char *extra, unsig
 	return rate;
 }
 
+/* Extra itrackerd options (the RSS figure without the price controller). */
+static const char *itrd_extra = "";
+
 static pid_t start_server(int which, const struct shape *sh, int port)
 {
 	char cmd[2048], log[512];
@@ -216,14 +224,16 @@ static pid_t start_server(int which, const struct shape *sh, int port)
 		snprintf(
 		    cmd, sizeof(cmd),
 		    "exec taskset -c %s %s/itrackerd --map maps/example.netmap --no-dataplane "
-		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --accept-ip-param%s",
+		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s "
+		    "--accept-ip-param%s%s",
 		    cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
 		    sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1",
 		    /* BEP 15 over IPv6 has no IP field: every peer is ::1, one
 		     * source, which the per-source quotas would stop */
 		    sh->v6 && sh->udp
 		        ? " --announce-rate 0 --max-peers-per-source 0 --max-torrents-per-source 0"
-		        : "");
+		        : "",
+		    sh->fixed_budget ? " --gateways 1 --max-external 2" : itrd_extra);
 	pid_t pid = spawn(cmd, log);
 	if (wait_port(port, "t") < 0 || wait_port(port, "u") < 0) {
 		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", server_name[which],
@@ -286,7 +296,7 @@ static struct stat3 stat_of(const double *v, int n)
  * process's fixed memory (code, threads, buffers) is left out. */
 static double rss_per_peer(int which)
 {
-	struct shape sh = {"rss", true, 64, 0, false, false, false, 1, false};
+	struct shape sh = {"rss", true, 64, 0, false, false, false, 1, false, false};
 	int port = base_port + 2 + which;
 	pid_t pid = start_server(which, &sh, port);
 	if (pid < 0)
@@ -461,14 +471,24 @@ int main(int argc, char **argv)
 
 	printf("\nRSS per stored IPv4 peer (swarms of 64, between %d and %d peers):\n",
 	       RSS_PEERS_LOW, RSS_PEERS);
-	double rss_ot = -1, rss_itr = -1;
+	double rss_ot = -1, rss_itr = -1, rss_store = -1;
 	if (!only || strstr("rss", only)) {
 		rss_ot = rss_per_peer(OT);
 		rss_itr = rss_per_peer(ITR);
+		/* the price controller (price.c, on unless both budget knobs
+		 * are fixed) keeps its own per-peer table: the store alone */
+		itrd_extra = " --gateways 1 --max-external 2";
+		rss_store = rss_per_peer(ITR);
+		itrd_extra = "";
 	}
-	printf("RSS per stored peer: itrackerd %.1f B, opentracker %.1f B\n", rss_itr, rss_ot);
+	printf("RSS per stored peer: itrackerd %.1f B (%.1f B with the price controller off: "
+	       "--gateways 1 --max-external 2), opentracker %.1f B\n",
+	       rss_itr, rss_store, rss_ot);
 	if (rss_itr > 0 && rss_ot > 0)
 		benchjson_append("tracker_rss_per_peer", rss_itr, "bytes/peer", rss_ot);
+	if (rss_store > 0 && rss_ot > 0)
+		benchjson_append("tracker_rss_per_peer_no_price_controller", rss_store,
+		                 "bytes/peer", rss_ot);
 	load_average(load, sizeof(load));
 	printf("load average after: %s\n", load);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
