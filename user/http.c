@@ -28,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -672,7 +673,10 @@ static bool job_submit(struct itr_http_server *srv, struct http_request_state *s
 	bool ok = false;
 	pthread_mutex_lock(&srv->jobs_lock);
 	size_t cap = srv->limits.queue ? srv->limits.queue : 64;
-	size_t per_ip = srv->limits.queue_per_address ? srv->limits.queue_per_address : cap / 4;
+	/* one address gets at most half the workers (running or queued): the
+	 * other half is always there for everyone else */
+	size_t half = srv->nworkers / 2 ? srv->nworkers / 2 : 1;
+	size_t per_ip = srv->limits.queue_per_address ? srv->limits.queue_per_address : half;
 	if (!srv->stopping && srv->jobs_queued < cap &&
 	    (!st->conn || jobs_from(srv, &st->conn->peer) < (per_ip ? per_ip : 1))) {
 		st->next = NULL;
@@ -720,6 +724,11 @@ static void *worker_main(void *arg)
 		srv->jobs_running--;
 		pthread_mutex_unlock(&srv->jobs_lock);
 		job_finish(st);
+		/* A heavy request's parse trees and answers are freed into this
+		 * worker's malloc arena, which glibc keeps: give the pages back,
+		 * or every worker holds the high-water mark of its worst request
+		 * (measured: +11 MB RSS on 210 kB endpoint-cost requests). */
+		malloc_trim(0);
 		pthread_mutex_lock(&srv->jobs_lock);
 	}
 	pthread_mutex_unlock(&srv->jobs_lock);

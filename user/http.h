@@ -54,7 +54,8 @@ struct itr_http_limits {
 	unsigned request_timeout_s;
 	/* The pool that runs offloaded routes (itr_http_offload); 0: they run
 	 * inline like the others. queue: most requests waiting for it (0: 64);
-	 * queue_per_address: most of those from one address (0: queue / 4). */
+	 * queue_per_address: most requests from one address running or
+	 * waiting (0: half the workers, at least one). */
 	unsigned workers;
 	unsigned queue;
 	unsigned queue_per_address;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# http_attacks.sh - the HTTP attacks of tools/attack/http_attack.py, a few
+# seconds each, against itrackerd (no data plane) on its own namespace's
+# loopback under a 1,024 open-file limit (systemd's default soft limit):
+# slowloris (1,100 sockets), 1,500-argument GETs, 60 clients that never read
+# a large cost map, constraint bombs, 210 kB endpoint-cost requests, and
+# admin reloads forwarded by a proxy. During each, /v1/status from another
+# address must keep p99 <= 100 ms with no failure, RSS must stay within 2x
+# of its start, and every attack request must get its proper answer.
+E2E=httpatk$$
+source "$(dirname "$0")/lib/netns.sh"
+e2e_require_root
+
+NS=${E2E}a
+e2e_netns "$NS"
+ip -n "$NS" link set lo up
+ATTACK=$ITRACKER_ROOT/tools/attack/http_attack.py
+python3 "$ITRACKER_ROOT/tools/attack/gen_map.py" 1000 >"$E2E_TMP/big.netmap"
+
+ip netns exec "$NS" prlimit --nofile=1024:1024 "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane \
+	--map "$E2E_TMP/big.netmap" --listen 127.0.0.1:6969 --udp off \
+	--admin-socket "$E2E_TMP/admin.sock" --header-timeout 2 2>"$E2E_TMP/itrackerd.log" &
+PID=$!
+E2E_PIDS+=($PID)
+for _ in $(seq 100); do
+	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
+	sleep 0.1
+done
+grep -q "832 connections at most" "$E2E_TMP/itrackerd.log" ||
+	e2e_fail "the connection limit was not fitted under the file limit: $(cat "$E2E_TMP/itrackerd.log")"
+
+run() { # attack [options]
+	local out
+	if ! out=$(ip netns exec "$NS" python3 "$ATTACK" "$1" --port 6969 --pid "$PID" --seconds 5 \
+		"${@:2}"); then
+		echo "$out" >&2
+		e2e_fail "$1"
+	fi
+	echo "$out"
+	kill -0 "$PID" 2>/dev/null || e2e_fail "itrackerd died during $1"
+}
+
+run slowloris --sockets 1100 --interval 0.5
+run many-args --args 1500
+run slow-readers --sockets 60 --warm /alto/costmap/num-routingcost
+run constraint-bomb --constraints 3000
+run endpoint-bomb --kb 210 --warm /alto/costmap/num-routingcost
+run forwarded-admin
+echo "http_attacks: ok"
