@@ -118,6 +118,10 @@ $(BUILD)/bench_naive.bpf.o: bpf/bench_naive.bpf.c $(wildcard bpf/*.h) maps/itrac
 
 $(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
 
+# h2o's event-loop library, measured against libmicrohttpd (bench_httplib.c)
+$(BUILD)/bench/bench_httplib: ALL_CFLAGS += -DH2O_USE_EPOLL=1
+$(BUILD)/bench/bench_httplib: LDLIBS += -lh2o-evloop -lssl -lcrypto
+
 # libFuzzer: the library is compiled once with clang's coverage and
 # sanitizers (fuzzer-no-link), and each harness links against it.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Imaps -Iuser -Ibpf -I$(BUILD) $(PKG_CFLAGS) \

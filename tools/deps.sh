@@ -36,6 +36,8 @@ TEST=(
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus
+	# bench_httplib measures h2o's event-loop library against libmicrohttpd
+	libh2o-evloop-dev libssl-dev
 	# the shared swarm store's e2e: a real Redis Cluster
 	redis-server redis-tools
 	# the package's test: systemd-analyze verify (it runs without systemd
