@@ -77,7 +77,8 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	json_array_foreach(json_object_get(pol, "links"), i, l)
 	{
 		char b1[32], b2[32], b3[32], pbuf[32];
-		const char *peer = ctl_json_text(json_object_get(l, "peer_asn"), pbuf, sizeof(pbuf));
+		const char *peer =
+		    ctl_json_text(json_object_get(l, "peer_asn"), pbuf, sizeof(pbuf));
 		double budget = num(l, "budget_bps"), rate = num(l, "rate_smoothed_bps");
 		bool measured = json_is_true(json_object_get(l, "measured"));
 		char util[16] = "-";
