@@ -156,15 +156,11 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 		return;
 	}
 	itr_daemon_reload(a->daemon, &res);
+	itr_reload_result_log("admin: map reload", &res);
 	if (!res.ok) {
-		fprintf(stderr, "itrackerd: map reload rejected: %s\n", res.error);
-		/* The reason may quote the map file's bytes. */
-		reply_json(resp, 422,
-		           json_pack("{s:{s:o}}", "error", "reason", itr_json_text(res.error)));
+		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));
 		return;
 	}
-	fprintf(stderr, "itrackerd: map reloaded: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
-	        res.vtag, (unsigned long long)res.generation, res.added, res.changed, res.deleted);
 	reply_json(resp, 200,
 	           json_pack("{s:s,s:I,s:I,s:I,s:I}", "vtag", res.vtag, "generation",
 	                     (json_int_t)res.generation, "added", (json_int_t)res.added, "changed",
@@ -240,6 +236,42 @@ int itr_admin_register_socket(struct itr_http_server *srv, struct itr_admin *a)
 	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))
 		return -1;
 	return 0;
+}
+
+struct itr_http_server *itr_admin_start_socket(struct itr_admin *a, const char *path, char *err,
+                                               size_t errlen)
+{
+	/* systemd's RuntimeDirectory makes the directory; by hand it may be missing */
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "--admin-socket %s: %s: %s", path, dir,
+			         strerror(errno));
+			return NULL;
+		}
+	}
+	struct itr_http_limits lim = {
+	    .max_body = 4096,
+	    .max_query = 1024,
+	    .max_connections = 16,
+	    .connection_timeout_s = 10,
+	    .header_timeout_s = 10,
+	    .request_timeout_s = 60,
+	};
+	struct itr_http_server *srv = itr_http_new(&lim);
+	if (!srv || itr_admin_register_socket(srv, a)) {
+		itr_http_free(srv);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (itr_http_start_unix(srv, path, 0600, (gid_t)-1, err, errlen)) {
+		itr_http_free(srv);
+		return NULL;
+	}
+	return srv;
 }
 
 char *itr_admin_read_token(const char *file, char *err, size_t errlen)

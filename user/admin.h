@@ -31,6 +31,10 @@ struct itr_admin {
 int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a);
 /* The admin socket's routes: /v1/status and /v1/admin/reload. */
 int itr_admin_register_socket(struct itr_http_server *srv, struct itr_admin *a);
+/* The admin API on a Unix socket at path (mode 0600; its directory made
+ * if missing), started; NULL with err filled. */
+struct itr_http_server *itr_admin_start_socket(struct itr_admin *a, const char *path, char *err,
+                                               size_t errlen);
 /* Read the token of --admin-token-file (one line, at least 16 characters,
  * blanks around it dropped); malloc'ed, or NULL with err filled. */
 char *itr_admin_read_token(const char *file, char *err, size_t errlen);

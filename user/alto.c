@@ -1807,9 +1807,11 @@ int itr_alto_register(struct itr_http_server *srv, const struct itr_alto_config 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (routes[i].kind == R_UPDATES)
 			continue; /* below */
-		/* Any method: the handler answers 405 itself for the wrong one. */
+		/* Any method: the handler answers 405 itself for the wrong one.
+		 * The work grows with the map and the request: on the HTTP
+		 * worker pool, where it cannot hold up /v1/status or /metrics. */
 		int rc = itr_http_route(srv, NULL, routes[i].path, alto_handle, (void *)&routes[i]);
-		if (rc < 0)
+		if (rc < 0 || (rc = itr_http_offload(srv, routes[i].path)) < 0)
 			return rc;
 	}
 	return itr_alto_updates_register(srv, &alto_state.cfg, NULL);

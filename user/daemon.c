@@ -133,19 +133,32 @@ void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map,
 	handler(ctx, map, res);
 }
 
+void itr_reload_result_log(const char *what, const struct itr_reload_result *res)
+{
+	if (res->ok)
+		fprintf(stderr, "itrackerd: %s: vtag %s generation %llu (+%zu ~%zu -%zu)\n", what,
+		        res->vtag, (unsigned long long)res->generation, res->added, res->changed,
+		        res->deleted);
+	else
+		fprintf(stderr, "itrackerd: %s %s, old map stays: %s\n", what,
+		        res->outcome == ITR_RELOAD_FAILED ? "failed" : "rejected", res->error);
+}
+
 void itr_daemon_install_followed(void *arg, struct itr_netmap *map)
 {
 	struct itr_daemon *d = arg;
 	struct itr_reload_result res;
+	char what[300];
 	itr_daemon_install_file_map(d, map, &res);
-	if (res.ok)
-		fprintf(stderr,
-		        "itrackerd: map from %s: vtag %s generation %llu (+%zu ~%zu -%zu)\n",
-		        d->map_source, res.vtag, (unsigned long long)res.generation, res.added,
-		        res.changed, res.deleted);
-	else
-		fprintf(stderr, "itrackerd: map from %s rejected, old map stays: %s\n",
-		        d->map_source, res.error);
+	snprintf(what, sizeof(what), "map from %s", d->map_source);
+	itr_reload_result_log(what, &res);
+}
+
+void itr_daemon_started(struct itr_daemon *d)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d->started_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res)

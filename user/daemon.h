@@ -67,6 +67,9 @@ enum itr_trie_basis {
 	ITR_TRIES_ALREADY_WRITTEN,
 };
 
+/* Note the start time (/v1/status uptime). */
+void itr_daemon_started(struct itr_daemon *d);
+
 /* Re-read the map file and hand it to the file map handler, or install it.
  * A map that fails to parse leaves everything as it was (rejected). */
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res);
@@ -87,6 +90,11 @@ void itr_daemon_install_map(struct itr_daemon *d, struct itr_netmap *map,
  * or failed; the published map changes only when res->ok. */
 void itr_daemon_install_locked(struct itr_daemon *d, struct itr_netmap *map,
                                enum itr_trie_basis basis, struct itr_reload_result *res);
+
+/* One line on stderr saying how an install ended: "itrackerd: WHAT: vtag
+ * V generation G (+added ~changed -deleted)", or "itrackerd: WHAT rejected
+ * (or failed), old map stays: REASON". */
+void itr_reload_result_log(const char *what, const struct itr_reload_result *res);
 
 /* The --map-from follower's install callback (map_follow.h): install
  * map (a new reference, taken) like a file reload, and say so on stderr.

@@ -605,6 +605,15 @@ void itr_dataplane_close(struct itr_dataplane *dp, bool keep_attached)
 	free(dp);
 }
 
+void itr_dataplane_describe(const struct itr_dataplane *dp, const char *prefix, FILE *out)
+{
+	for (size_t i = 0; dp && i < dp->nifaces; i++) {
+		const struct itr_iface_state *s = &dp->ifaces[i];
+		fprintf(out, "%s%s: XDP %s%s, TC egress%s\n", prefix, s->name, s->xdp_mode_name,
+		        s->xdp_adopted ? " (adopted)" : "", s->tc_adopted ? " (adopted)" : "");
+	}
+}
+
 int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 {
 	const char *root = pin_root ? pin_root : ITR_PIN_ROOT_DEFAULT;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "itracker_maps.h"
 
@@ -64,6 +65,10 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
  * plane keeps counting); otherwise detach from every interface and keep the
  * maps pinned (counters stay readable and are adopted by the next start). */
 void itr_dataplane_close(struct itr_dataplane *dp, bool keep_attached);
+
+/* One line per interface: "PREFIXeth0: XDP native (adopted), TC egress".
+ * Nothing for a NULL dp. */
+void itr_dataplane_describe(const struct itr_dataplane *dp, const char *prefix, FILE *out);
 
 /* Remove everything under the pin root that itracker pinned and detach
  * programs from the given interfaces (or from every interface where our

@@ -665,7 +665,7 @@ int itr_options_read_config(struct itr_options *o, const char *path, char *err, 
 }
 
 /* Checks that need every option read. */
-static int check_across(const struct itr_options *o, char *err, size_t len)
+static int check_across(struct itr_options *o, char *err, size_t len)
 {
 	if (o->action != ITR_OPTIONS_RUN)
 		return 0;
@@ -679,7 +679,43 @@ static int check_across(const struct itr_options *o, char *err, size_t len)
 	if (o->no_dataplane && (o->loader.nifaces || o->keep_attached))
 		return fail(err, len,
 		            "--no-dataplane cannot be combined with --interface/--keep-attached");
+	/* What follows from the options together. */
+	o->tracker.policy = o->policy_rank;
+	if (strcmp(o->loopback_peers, "auto") == 0)
+		o->tracker.loopback_peers = itr_options_listeners_loopback_only(o);
+	else
+		o->tracker.loopback_peers = strcmp(o->loopback_peers, "yes") == 0;
+	if (o->udp_workers == 0)
+		o->udp_workers = itr_udp_default_workers();
 	return 0;
+}
+
+bool itr_options_price_config(const struct itr_options *o, struct itr_price_config *cfg)
+{
+	itr_price_config_default(cfg);
+	cfg->policy = o->policy_rank;
+	cfg->overrides = o->fixed;
+	cfg->peer_expiry_s = o->tracker.peer_expiry;
+	cfg->period_s = o->price_period;
+	/* On unless both budget knobs are fixed on the command line. */
+	return !(o->fixed.gateways && o->fixed.max_external);
+}
+
+void itr_options_http_limits(const struct itr_options *o, unsigned backend_threads,
+                             struct itr_http_limits *lim)
+{
+	*lim = (struct itr_http_limits){
+	    .max_body = o->max_body,
+	    .max_query = 8192,
+	    .max_connections = o->http.max_connections,
+	    .connection_timeout_s = o->http.header_timeout_s,
+	    .threads = o->http.threads,
+	    .per_ip_connections = o->http.per_ip_connections,
+	    .header_timeout_s = o->http.header_timeout_s,
+	    .request_timeout_s = o->http.request_timeout_s,
+	    /* a proxied announce holds its worker for up to the upstream timeout */
+	    .workers = backend_threads > o->http.workers ? backend_threads : o->http.workers,
+	};
 }
 
 int itr_options_parse(struct itr_options *o, int argc, char **argv, char *err, size_t len)
@@ -725,6 +761,29 @@ int itr_options_parse(struct itr_options *o, int argc, char **argv, char *err, s
 	if (optind < argc)
 		return fail(err, len, "unexpected argument '%s'", argv[optind]);
 	return check_across(o, err, len);
+}
+
+int itr_options_other_action(const struct itr_options *o)
+{
+	char err[512];
+	switch (o->action) {
+	case ITR_OPTIONS_HELP:
+		itr_options_help(stdout);
+		return 0;
+	case ITR_OPTIONS_VERSION:
+		printf("itrackerd %s\n", ITRACKER_VERSION);
+		return 0;
+	case ITR_OPTIONS_PURGE:
+		if (itr_dataplane_purge(o->loader.pin_root, err, sizeof(err))) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			return 1;
+		}
+		printf("itrackerd: data plane removed from %s\n", o->loader.pin_root);
+		return 0;
+	case ITR_OPTIONS_RUN:
+		break;
+	}
+	return -1;
 }
 
 /* ---- --help -------------------------------------------------------------- */

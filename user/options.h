@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "http.h"
 #include "loader.h"
 #include "price.h"
 #include "proxy.h"
@@ -48,7 +49,7 @@ struct itr_options {
 	bool udp_off;
 	uint16_t udp_port;
 	const char *udp_bind;
-	unsigned udp_workers;  /* 0: one per CPU */
+	unsigned udp_workers;  /* one per CPU unless given (set by itr_options_parse) */
 	const char *alto_base; /* ALTO IRD base URI */
 	/* HTTP server: what keeps one client from stalling the others */
 	struct {
@@ -110,6 +111,19 @@ int itr_options_read_config(struct itr_options *o, const char *path, char *err, 
 /* The same from memory (name_of_file is for the messages). */
 int itr_options_parse_config_text(struct itr_options *o, const char *text, size_t size,
                                   const char *name_of_file, char *err, size_t errlen);
+
+/* The price controller's configuration from the options (the matrix
+ * sources and map lock are the daemon's); false when both budget knobs are
+ * fixed and no controller runs. */
+bool itr_options_price_config(const struct itr_options *o, struct itr_price_config *cfg);
+/* The HTTP listener's limits; backend_threads: workers an announce backend
+ * that waits on the network needs at least. */
+void itr_options_http_limits(const struct itr_options *o, unsigned backend_threads,
+                             struct itr_http_limits *lim);
+
+/* What the command line asks for instead of a run (--help, --version,
+ * --purge), done: the exit status, or -1 for ITR_OPTIONS_RUN. */
+int itr_options_other_action(const struct itr_options *o);
 
 /* --help, generated from the table. */
 void itr_options_help(FILE *out);

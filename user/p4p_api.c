@@ -691,7 +691,8 @@ int itr_p4p_api_register(struct itr_http_server *srv, const struct itr_p4p_api_c
 		return -1;
 	}
 	if (itr_http_route(srv, "GET", "/v1/netinfo", handle_netinfo, copy) < 0 ||
-	    itr_http_route(srv, "POST", "/v1/rank", handle_rank, copy) < 0)
+	    itr_http_route(srv, "POST", "/v1/rank", handle_rank, copy) < 0 ||
+	    itr_http_offload(srv, "/v1/rank") < 0) /* grows with the request: worker pool */
 		return -1;
 	return 0;
 }

@@ -15,7 +15,12 @@
  */
 #include "price.h"
 
+#include "itracker_maps.h"
+#include "stats.h"
+
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +185,8 @@ struct pc_as_status {
 
 struct itr_price {
 	struct itr_price_config cfg;
+	int owned_fds[16]; /* pinned matrices opened by itr_price_add_pinned_matrix */
+	size_t nowned;
 	struct ps_shard shards[PS_SHARDS];
 
 	pthread_mutex_t lock; /* links, ases, last_tick */
@@ -260,6 +267,8 @@ void itr_price_free(struct itr_price *pc)
 	pthread_mutex_destroy(&pc->lock);
 	pthread_mutex_destroy(&pc->stop_lock);
 	pthread_cond_destroy(&pc->stop_cond);
+	for (size_t i = 0; i < pc->nowned; i++)
+		close(pc->owned_fds[i]);
 	free(pc);
 }
 
@@ -840,6 +849,45 @@ int itr_price_add_matrix(struct itr_price *pc, int fd)
 	if (pc->cfg.nmatrix >= sizeof(pc->cfg.matrix_fds) / sizeof(pc->cfg.matrix_fds[0]))
 		return -1;
 	pc->cfg.matrix_fds[pc->cfg.nmatrix++] = fd;
+	return 0;
+}
+
+int itr_price_add_pinned_matrix(struct itr_price *pc, const char *pin_root, char *err,
+                                size_t errlen)
+{
+	if (pc->nowned == sizeof(pc->owned_fds) / sizeof(pc->owned_fds[0])) {
+		snprintf(err, errlen, "%s: too many matrix sources", pin_root);
+		return -1;
+	}
+	int fd = itr_stats_open_pinned(pin_root, ITR_MAP_MATRIX);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", pin_root, strerror(-fd));
+		return -1;
+	}
+	if (itr_price_add_matrix(pc, fd)) {
+		close(fd);
+		snprintf(err, errlen, "%s: too many matrix sources", pin_root);
+		return -1;
+	}
+	pc->owned_fds[pc->nowned++] = fd;
+	return 0;
+}
+
+int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *const *pin_roots,
+                         size_t npin_roots, char *err, size_t errlen)
+{
+	char why[300];
+	if (own_matrix_fd >= 0)
+		itr_price_add_matrix(pc, own_matrix_fd);
+	for (size_t i = 0; i < npin_roots; i++)
+		if (itr_price_add_pinned_matrix(pc, pin_roots[i], why, sizeof(why))) {
+			snprintf(err, errlen, "--price-matrix %s", why);
+			return -1;
+		}
+	if (itr_price_start(pc)) {
+		snprintf(err, errlen, "price controller: cannot start");
+		return -1;
+	}
 	return 0;
 }
 

@@ -123,6 +123,15 @@ void itr_price_free(struct itr_price *pc); /* stops the thread if started */
 /* One more matrix source (fd of a pinned `matrix` map, kept open by the
  * caller); before itr_price_start. 0, or -1 when 16 are taken. */
 int itr_price_add_matrix(struct itr_price *pc, int fd);
+/* The `matrix` map pinned under pin_root as one more source, opened here
+ * and closed by itr_price_free. 0, or -1 with err filled. */
+int itr_price_add_pinned_matrix(struct itr_price *pc, const char *pin_root, char *err,
+                                size_t errlen);
+/* The daemon's sources (its own data plane's matrix fd, -1 for none, and
+ * the `matrix` maps pinned under pin_roots), then the thread. 0, or -1
+ * with err filled. */
+int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *const *pin_roots,
+                         size_t npin_roots, char *err, size_t errlen);
 /* A thread that calls itr_price_tick every period until itr_price_free. */
 int itr_price_start(struct itr_price *pc);
 

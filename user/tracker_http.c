@@ -512,5 +512,10 @@ int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *t
 		return -1;
 	if (itr_http_route(srv, "GET", "/scrape", handle_scrape, tr) < 0)
 		return -1;
+	/* A backend that waits on an upstream tracker holds its thread: on the
+	 * worker pool, where it cannot hold up a local answer. */
+	if (itr_tracker_active_backend(tr)->threads &&
+	    (itr_http_offload(srv, "/announce") < 0 || itr_http_offload(srv, "/scrape") < 0))
+		return -1;
 	return 0;
 }
