@@ -34,21 +34,12 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 {
 	if (ctl_wants_help(argc, argv, policy_usage))
 		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
-	bool json = g->json;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'j')
-			return ctl_usage_error(policy_usage, "unknown option");
-		json = true;
-	}
-	if (optind < argc)
-		return ctl_usage_error(policy_usage, "unexpected argument '%s'", argv[optind]);
+	bool json;
+	int rc = ctl_json_only(g, argc, argv, policy_usage, &json);
+	if (rc != CTL_EXIT_OK)
+		return rc;
 	json_t *doc;
-	int rc = ctl_daemon_call(g, "GET", "/v1/status", NULL, &doc);
+	rc = ctl_daemon_call(g, "GET", "/v1/status", NULL, &doc);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	json_t *pol = json_object_get(doc, "policy");

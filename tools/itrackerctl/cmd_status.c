@@ -303,20 +303,10 @@ int ctl_cmd_status(const struct ctl_global *g, int argc, char **argv)
 {
 	if (ctl_wants_help(argc, argv, status_usage))
 		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
-	bool json = g->json;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'j')
-			json = true;
-		else
-			return ctl_usage_error(status_usage, "bad option");
-	}
-	if (optind != argc)
-		return ctl_usage_error(status_usage, "unexpected argument '%s'", argv[optind]);
+	bool json;
+	int rc = ctl_json_only(g, argc, argv, status_usage, &json);
+	if (rc != CTL_EXIT_OK)
+		return rc;
 
 	/* libbpf logs a warning for every interface without a clsact qdisc
 	 * during bpf_tc_query; those are expected answers, not problems. */

@@ -108,6 +108,9 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_metrics(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv);
 
+/* A subcommand whose only option is --json: *json (the global --json,
+ * or given here), or a usage error's exit status. */
+int ctl_json_only(const struct ctl_global *g, int argc, char **argv, const char *usage, bool *json);
 /* Whether argv (after the subcommand) asks for help; prints usage if so. */
 bool ctl_wants_help(int argc, char **argv, const char *usage);
 /* Print "itrackerctl: " + message to stderr and return CTL_EXIT_USAGE. */

@@ -69,6 +69,24 @@ int ctl_usage_error(const char *usage, const char *fmt, ...)
 	return CTL_EXIT_USAGE;
 }
 
+int ctl_json_only(const struct ctl_global *g, int argc, char **argv, const char *usage, bool *json)
+{
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	*json = g->json;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'j')
+			return ctl_usage_error(usage, "unknown option");
+		*json = true;
+	}
+	if (optind < argc)
+		return ctl_usage_error(usage, "unexpected argument '%s'", argv[optind]);
+	return CTL_EXIT_OK;
+}
+
 bool ctl_wants_help(int argc, char **argv, const char *usage)
 {
 	for (int i = 1; i < argc; i++) {
