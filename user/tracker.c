@@ -600,6 +600,8 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	uint16_t groups[CANDIDATES_ON_STACK];
 	const struct itr_pid *pids[CANDIDATES_ON_STACK];
 	bool known = cands == stack_cands && idx->map && idx->n < 0xffff;
+	if (known) /* a store that does not fill them leaves "look it up" */
+		memset(groups, 0, budget * sizeof(*groups));
 	long n =
 	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
@@ -607,9 +609,10 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		itr_tracker_policy(tr, idx->map, ann, &policy);
 		if (known) {
 			for (long i = 0; i < n; i++)
-				pids[i] = groups[i] ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
-				                    : itr_netmap_lookup(idx->map, cands[i].family,
-				                                        cands[i].addr);
+				pids[i] = groups[i] && groups[i] <= idx->n
+				              ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
+				              : itr_netmap_lookup(idx->map, cands[i].family,
+				                                  cands[i].addr);
 		}
 		/* with no map published yet itr_rank falls back to BEP 40 order */
 		reply->npeers = itr_rank_known(idx->map, &policy, &ann->peer, cands,
