@@ -668,7 +668,15 @@ static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr
 
 /* Hand a suspended request to the pool; false if the pool is full (for
  * everyone, or for this client's share of it) or stopping. */
-static bool job_submit(struct itr_http_server *srv, struct http_request_state *st)
+static void conn_set_suspended(struct http_conn *c, bool suspended);
+
+/* Hand the request to the pool and suspend its connection, or (pool full,
+ * or this address's share of it taken, or stopping) do neither. Suspended
+ * under the pool's lock: no worker can pick the job up and resume the
+ * connection before it is suspended; and a refusal costs no suspend and
+ * resume round, which at thousands a second delayed everyone. */
+static bool job_submit(struct itr_http_server *srv, struct MHD_Connection *conn,
+                       struct http_request_state *st)
 {
 	bool ok = false;
 	pthread_mutex_lock(&srv->jobs_lock);
@@ -679,6 +687,10 @@ static bool job_submit(struct itr_http_server *srv, struct http_request_state *s
 	size_t per_ip = srv->limits.queue_per_address ? srv->limits.queue_per_address : half;
 	if (!srv->stopping && srv->jobs_queued < cap &&
 	    (!st->conn || jobs_from(srv, &st->conn->peer) < (per_ip ? per_ip : 1))) {
+		st->mhd = conn;
+		st->queued = true;
+		conn_set_suspended(st->conn, true);
+		MHD_suspend_connection(conn);
 		st->next = NULL;
 		if (srv->jobs_tail)
 			srv->jobs_tail->next = st;
@@ -744,25 +756,17 @@ static void conn_set_suspended(struct http_conn *c, bool suspended)
 	pthread_mutex_unlock(&c->srv->conns_lock);
 }
 
-/* Run the route's handler on the pool: suspend first, so a worker that is
- * quick to finish never resumes a connection that is not suspended yet. */
+/* Run the route's handler on the pool; 503 with Retry-After at once when
+ * there is no room for it. */
 static enum MHD_Result offload(struct itr_http_server *srv, struct MHD_Connection *conn,
                                struct http_request_state *st, const char *path, const char *method)
 {
 	fill_request(conn, st, path, method, &st->req);
-	st->mhd = conn;
-	st->queued = true;
-	conn_set_suspended(st->conn, true);
-	MHD_suspend_connection(conn);
-	if (!job_submit(srv, st)) {
-		atomic_fetch_add_explicit(&srv->stat_busy, 1, memory_order_relaxed);
-		char *body = strdup("{\"error\":{\"code\":\"E_BUSY\",\"reason\":\"server busy, "
-		                    "retry later\"}}\n");
-		itr_http_set_body(&st->resp, MHD_HTTP_SERVICE_UNAVAILABLE, JSON_TYPE, body,
-		                  body ? strlen(body) : 0);
-		job_finish(st);
-	}
-	return MHD_YES;
+	if (job_submit(srv, conn, st))
+		return MHD_YES;
+	atomic_fetch_add_explicit(&srv->stat_busy, 1, memory_order_relaxed);
+	return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "E_BUSY", "server busy, retry later",
+	                  NULL);
 }
 
 /* ---- deadlines ------------------------------------------------------------ */

@@ -261,7 +261,7 @@ HANDLER(opt_udp_workers)
 		return 0;                                                                          \
 	}
 HTTP_NUMBER(opt_http_threads, threads, 1, 64)
-HTTP_NUMBER(opt_http_workers, workers, 1, 256)
+HTTP_NUMBER(opt_http_workers, workers, 0, 256)
 HTTP_NUMBER(opt_max_connections, max_connections, 16, 1000000)
 HTTP_NUMBER(opt_per_ip_connections, per_ip_connections, 0, 1000000)
 HTTP_NUMBER(opt_header_timeout, header_timeout_s, 1, 3600)
@@ -426,7 +426,7 @@ const struct itr_option_spec itr_option_specs[] = {
      opt_http_threads, NULL},
     {"http-workers", 0, "N", "4",
      "HTTP threads for the heavy routes (ALTO, P4P, proxied announces), so these never hold "
-     "up the others",
+     "up the others (0: they run on the polling threads)",
      opt_http_workers, NULL},
     {"max-connections", 0, "N", "4096",
      "most HTTP connections (kept under the open-file limit, which is raised to its hard "

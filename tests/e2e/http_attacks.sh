@@ -46,4 +46,28 @@ run slow-readers --sockets 60 --warm /alto/costmap/num-routingcost
 run constraint-bomb --constraints 3000
 run endpoint-bomb --kb 210 --warm /alto/costmap/num-routingcost
 run forwarded-admin
+
+# Proxy mode, the upstream accepts and never answers: 48 announces at once
+# (they held every worker and /v1/status timed out) get their answers when
+# the upstream times out, and /v1/status never waits for them.
+kill "$PID"
+ip netns exec "$NS" python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7070)); s.listen(1024)
+held = []
+while True:
+    held.append(s.accept()[0])
+' &
+E2E_PIDS+=($!)
+ip netns exec "$NS" "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane --map "$E2E_TMP/big.netmap" \
+	--listen 127.0.0.1:6969 --udp off --admin-socket "$E2E_TMP/admin.sock" \
+	--upstream http://127.0.0.1:7070/announce --upstream-timeout 1000 2>>"$E2E_TMP/itrackerd.log" &
+PID=$!
+E2E_PIDS+=($PID)
+for _ in $(seq 100); do
+	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
+	sleep 0.1
+done
+run announce-flood --parallel 48
 echo "http_attacks: ok"

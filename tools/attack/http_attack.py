@@ -11,6 +11,8 @@ ATTACK is one of:
   constraint-bomb  filtered cost map POSTs with --constraints constraints
   endpoint-bomb    endpoint cost POSTs of about --kb kilobytes of addresses
   forwarded-admin  admin reloads that a reverse proxy forwarded
+  announce-flood   --parallel announces at once (proxy mode with an upstream
+                   that never answers: each holds a worker until the timeout)
 
 While it runs, a legitimate client (from 127.0.0.1) asks GET /v1/status
 every 50 ms and the daemon's RSS (from /proc/PID) is sampled; the attack
@@ -261,7 +263,22 @@ def forwarded_admin(a, stop, answers):
     request_loop(a, stop, answers, pick, lambda st: st in (401, 403))
 
 
+def announce_flood(a, stop, answers):
+    n = [0]
+
+    def make():
+        n[0] += 1
+        return ("GET /announce?info_hash=%%%02x%s&peer_id=-XX0001-%012d&port=6881&uploaded=0"
+                "&downloaded=0&left=1&compact=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                % (n[0] & 255, "a" * 19, n[0])).encode()
+
+    # every announce gets an answer: the tracker's failure reason (200)
+    # once the upstream timed out, or 503 when the workers are taken
+    request_loop(a, stop, answers, make, lambda st: st in (200, 503))
+
+
 ATTACKS = {
+    "announce-flood": announce_flood,
     "slowloris": slowloris,
     "many-args": many_args,
     "slow-readers": slow_readers,
