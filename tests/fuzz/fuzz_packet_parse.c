@@ -27,14 +27,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct itr_scratch s;
 	struct itr_pkt p;
-	uint8_t *frame;
+	uint8_t *buf, *frame;
 
 	if (size > 65535)
 		return 0;
-	/* A heap copy of exactly `size` bytes: reads past the frame trap. */
-	frame = malloc(size ? size : 1);
-	if (!frame)
+	/* A heap copy that ends where the frame ends (reads past it trap) and
+	 * starts 2 bytes into an aligned block, as drivers place frames
+	 * (NET_IP_ALIGN): the IP header behind the 14-byte Ethernet header is
+	 * then 4-byte aligned, as the kernel's structs expect. */
+	buf = malloc(size + 2);
+	if (!buf)
 		return 0;
+	frame = buf + 2;
 	memcpy(frame, data, size);
 	if (itr_parse(frame, frame + size, (__u32)size, &p) == 0) {
 		if (p.payload_off > size || p.payload_len > size - p.payload_off)
@@ -42,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct itr_flow_key k;
 		itr_flow_key_fill(&k, &p, itr_src_is_lo(&p));
 	}
-	free(frame);
+	free(buf);
 
 	/* The signature checks, on the input as a payload held in the
 	 * scratch buffer (zeroed past it, as the kernel's is not: the checks
