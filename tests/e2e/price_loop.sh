@@ -21,7 +21,7 @@ echo "link a-up asn 64500 uplink capacity 8mbit budget 2mbit host-upload 1mbit" 
 
 e2e_pair
 e2e_bpffs
-e2e_itrackerd --map "$MAP" --price-period 1
+e2e_itrackerd --map "$MAP" --price-period 1 --trusted-proxy 127.0.0.1 --accept-ip-param
 A=$NS_A
 B=$NS_B
 status() { ip netns exec "$A" curl -fsS http://127.0.0.1:6969/v1/status; }
@@ -76,12 +76,22 @@ print("ok /v1/rank: c-all costs %d (tier 100), vtag %s... (was %s...)"
       % (cost["c-all"], r["vtag"][:12], sys.argv[2][:12]))
 EOF
 
+# Swarm state: a leecher and a seed of AS 64500 announce (named with ip=).
+for peer in "10.10.1.2 6881 1000" "10.10.2.2 6882 0"; do
+	read -r ip port left <<<"$peer"
+	ip netns exec "$A" curl -fsS -o /dev/null "http://127.0.0.1:6969/announce?info_hash=aaaaaaaaaaaaaaaaaaaa&peer_id=-E2E000-$port-xxxxxxx&port=$port&uploaded=0&downloaded=0&left=$left&compact=1&ip=$ip" ||
+		e2e_fail "announce $ip"
+done
+sleep 2.5 # one controller period and a half
+
 # Operators see the loop.
 CTL="$ITRACKER_ROOT/$BUILD/itrackerctl --server http://127.0.0.1:6969"
 ip netns exec "$A" $CTL policy >"$E2E_TMP/policy.txt" || e2e_fail "itrackerctl policy"
 cat "$E2E_TMP/policy.txt"
 grep -Eq '^a-up +64500 +uplink +8\.00 +2\.00 +[0-9.]+ +[0-9]+% +0\.[5-9]' "$E2E_TMP/policy.txt" ||
 	e2e_fail "itrackerctl policy: no a-up row with capacity, budget, rate and price"
+grep -Eq '^64500 +1 +2 +1 +[1-9][0-9]* +[1-9]' "$E2E_TMP/policy.txt" ||
+	e2e_fail "itrackerctl policy: no AS 64500 row with 1 swarm, 2 peers, 1 seed, its gateways"
 ip netns exec "$A" $CTL policy --json | /usr/bin/python3 -c 'import json,sys
 p = json.load(sys.stdin)
 assert p["mode"] == "dataplane" and p["links"][0]["name"] == "a-up", p' ||
@@ -92,6 +102,9 @@ for m in itracker_link_price itracker_link_rate_bits_per_second itracker_link_bu
 	grep -q "^$m{link=\"a-up\",asn=\"64500\",peer_asn=\"uplink\"} " "$E2E_TMP/metrics.txt" ||
 		e2e_fail "/metrics: no $m for a-up"
 done
+grep -q '^itracker_as_peers{asn="64500"} 2$' "$E2E_TMP/metrics.txt" || e2e_fail "/metrics: itracker_as_peers"
+grep -q '^itracker_as_seeds{asn="64500"} 1$' "$E2E_TMP/metrics.txt" || e2e_fail "/metrics: itracker_as_seeds"
+grep -E '^itracker_(link|as)_' "$E2E_TMP/metrics.txt"
 echo "ok itrackerctl policy (table, --json) and /metrics show the link"
 
 wait "$FETCH" || {
