@@ -45,6 +45,10 @@
  * links end at few peers on both sides rather than at any peer a gateway
  * happens to rank first.
  *
+ * In itrackerd these are the base of the adaptive policy: the price
+ * controller (price.c, docs/policy.md) sets gateways and max_external per
+ * AS per swarm unless the operator fixed them.
+ *
  * The selected peers are written in rank order. So a list is never shorter
  * than min(want, min_list, candidates), and never holds more than
  * max_external outsiders unless that is needed to reach min_list.
