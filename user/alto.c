@@ -1513,6 +1513,10 @@ static struct {
 #define FILTERED_CACHE_MIN   (64 * 1024)
 static struct {
 	pthread_mutex_t lock;
+	/* Held while a large one is built: one at a time, whoever asks (each
+	 * can weigh tens of MB while built), and whoever asked for the same
+	 * finds it in the cache once the lock is theirs. */
+	pthread_mutex_t build_lock;
 	struct {
 		char key[2 * (ITR_NAME_MAX + 1) + 2];
 		char *request;
@@ -1521,7 +1525,7 @@ static struct {
 		uint64_t used;
 	} slot[FILTERED_CACHE_SLOTS];
 	uint64_t clock;
-} filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER, .build_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void map_key(const struct itr_netmap *map, char *key, size_t len)
 {
@@ -1703,17 +1707,35 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 			set_shared(resp, r->media, hit);
 			return;
 		}
+		size_t npids = itr_netmap_pid_count(map);
+		size_t pairs = (f.srcs.n ? f.srcs.n : npids) * (f.dsts.n ? f.dsts.n : npids);
+		bool large = pairs > ITR_ALTO_MAX_PAIRS;
+		if (large) {
+			pthread_mutex_lock(&filtered_cache.build_lock);
+			hit = filtered_lookup(map, req->body, len);
+		}
+		if (hit) {
+			pthread_mutex_unlock(&filtered_cache.build_lock);
+			itr_alto_costmap_filter_free(&f);
+			set_shared(resp, r->media, hit);
+			return;
+		}
 		body = itr_alto_encode_costmap(map, f.mode, &f);
 		itr_alto_costmap_filter_free(&f);
 		size_t blen = body ? strlen(body) : 0;
-		if (blen < FILTERED_CACHE_MIN) {
-			set_json(resp, 200, r->media, body);
-			return;
+		struct itr_http_shared *sh = NULL;
+		if (blen >= FILTERED_CACHE_MIN) {
+			sh = itr_http_shared_new(body, blen);
+			body = NULL;
+			if (sh)
+				filtered_store(map, req->body, len, sh);
 		}
-		struct itr_http_shared *sh = itr_http_shared_new(body, blen);
+		if (large)
+			pthread_mutex_unlock(&filtered_cache.build_lock);
 		if (sh)
-			filtered_store(map, req->body, len, sh);
-		set_shared(resp, r->media, sh);
+			set_shared(resp, r->media, sh);
+		else
+			set_json(resp, 200, r->media, body);
 		return;
 	}
 	case R_ENDPOINTPROP: {
