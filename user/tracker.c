@@ -466,6 +466,18 @@ static uint32_t group_cost(void *ctx, uint16_t group)
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
  * for it to cands: its own group plus a stable sample of the rest. Returns
  * how many, or -1 if out of memory. */
+/* The price controller's swarm state: the peer's AS and what it has left. */
+static void note_price(struct itr_tracker *tr, const struct group_index *idx,
+                       const struct itr_announce *ann, uint32_t now)
+{
+	if (!tr->cfg.price)
+		return;
+	const struct itr_pid *pid =
+	    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
+	itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer, pid ? pid->asn : 0,
+	                        ann->left, ann->downloaded, ann->event == ITR_EVENT_STOPPED, now);
+}
+
 static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
                              const struct itr_announce *ann, struct itr_announce_reply *reply,
                              struct itr_peer_addr *cands, uint16_t *groups, size_t max)
@@ -483,17 +495,11 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	}
 	uint16_t group = group_of(idx, ann->peer.family, ann->peer.addr);
 	bool seeder = ann->left == 0;
-	if (tr->cfg.price) {
-		const struct itr_pid *pid =
-		    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
-		itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer,
-		                        pid ? pid->asn : 0, ann->left, ann->downloaded,
-		                        ann->event == ITR_EVENT_STOPPED, now);
-	}
 
 	if (ann->event == ITR_EVENT_STOPPED) {
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
 		                 &reply->counts);
+		note_price(tr, idx, ann, now);
 		return 0;
 	}
 	struct itr_swarm_announce sa = {
@@ -505,6 +511,10 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	};
 	reply->stored =
 	    itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now, &reply->counts);
+	/* Only peers the store keeps count: the controller's table stays
+	 * within the store's limits and quotas. */
+	if (reply->stored == ITR_SWARM_STORED)
+		note_price(tr, idx, ann, now);
 	switch (reply->stored) {
 	case ITR_SWARM_NO_MEMORY:
 		return -1;

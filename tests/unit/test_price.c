@@ -17,6 +17,7 @@
 
 #include "netmap.h"
 #include "price.h"
+#include "tracker.h"
 
 /* A swarm as the price sees it: the inter-AS BitTorrent rate the tracker's
  * lists allow falls with the price, and follows with a lag (clients only
@@ -467,6 +468,83 @@ static void test_swarm_growth(void **state)
 	itr_netmap_unref(m);
 }
 
+/* The tracker tells the controller every stored announce and asks it for
+ * each list: with an uplink declared (capacity 4 x the hosts' upload) an
+ * AS without a seed that is behind gets 4 gateways, which is what the lists
+ * show; a peer the store refuses (per-source limit) is not counted; a
+ * stopped peer leaves. */
+static uint32_t tracker_now = 1000;
+static uint32_t tracker_clock(void *arg)
+{
+	(void)arg;
+	return tracker_now;
+}
+
+static void test_tracker_integration(void **state)
+{
+	(void)state;
+	itr_netmap_publish(parse(MAP));
+	struct itr_price *pc = new_controller();
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.clock = tracker_clock;
+	cfg.price = pc;
+	cfg.max_peers_per_source = 1; /* one peer per address and swarm */
+	char err[256];
+	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(tr);
+	uint8_t ih[20] = {7};
+	struct itr_ranked_peer out[64];
+	struct itr_announce_reply reply;
+	for (uint8_t i = 0; i < 8; i++) {
+		struct itr_announce ann = {.peer = peer4(10, 10, 0, (uint8_t)(10 + i)),
+		                           .left = 1000,
+		                           .event = ITR_EVENT_STARTED,
+		                           .numwant = 50};
+		memcpy(ann.info_hash, ih, 20);
+		assert_int_equal(itr_tracker_announce(tr, &ann, &reply, out, 64), 0);
+	}
+	for (uint8_t i = 0; i < 4; i++) {
+		struct itr_announce ann = {.peer = peer4(10, 11, 0, (uint8_t)(10 + i)),
+		                           .left = 0,
+		                           .downloaded = 1000,
+		                           .event = ITR_EVENT_STARTED,
+		                           .numwant = 50};
+		memcpy(ann.info_hash, ih, 20);
+		assert_int_equal(itr_tracker_announce(tr, &ann, &reply, out, 64), 0);
+	}
+	/* a second port on a known address: the per-source limit refuses it */
+	struct itr_announce extra = {
+	    .peer = peer4(10, 10, 0, 10), .left = 1000, .event = ITR_EVENT_STARTED, .numwant = 0};
+	extra.peer.port = 7000;
+	memcpy(extra.info_hash, ih, 20);
+	assert_int_equal(itr_tracker_announce(tr, &extra, &reply, out, 64), 0);
+	assert_int_not_equal(reply.stored, ITR_SWARM_STORED);
+
+	struct itr_announce probe = {.peer = peer4(10, 10, 0, 10), .left = 1000, .numwant = 50};
+	memcpy(probe.info_hash, ih, 20);
+	struct itr_netmap *map = itr_netmap_current();
+	struct itr_rank_policy pol;
+	itr_tracker_policy(tr, map, &probe, &pol);
+	assert_int_equal(pol.gateways, 4);
+	assert_int_equal(pol.max_external, 3);
+	itr_netmap_unref(map);
+
+	struct itr_announce stop = probe;
+	stop.event = ITR_EVENT_STOPPED;
+	assert_int_equal(itr_tracker_announce(tr, &stop, &reply, out, 64), 0);
+	itr_price_tick_matrix(pc, NULL, tracker_now + 2, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *ases = json_object_get(st, "ases");
+	assert_int_equal(json_array_size(ases), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(ases, 0), "peers")), 7);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(ases, 1), "seeds")), 4);
+	json_decref(st);
+	itr_tracker_free(tr);
+	itr_price_free(pc);
+	itr_netmap_publish(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,6 +559,7 @@ int main(void)
 	    cmocka_unit_test(test_link_missing_from_map),
 	    cmocka_unit_test(test_swarm_state),
 	    cmocka_unit_test(test_swarm_growth),
+	    cmocka_unit_test(test_tracker_integration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
