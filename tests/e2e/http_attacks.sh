@@ -49,6 +49,15 @@ run slow-readers --sockets 60 --warm /alto/costmap/num-routingcost
 run constraint-bomb --constraints 3000
 run endpoint-bomb --kb 210 --warm /alto/costmap/num-routingcost
 run forwarded-admin
+# the admin API is on its socket (0600), not on the listener
+[[ $(stat -c %a "$E2E_TMP/admin.sock") == 600 ]] || e2e_fail "admin socket mode"
+code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:6969/v1/admin/reload)
+[[ $code == 403 ]] || e2e_fail "admin reload on the HTTP listener answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock" -X POST http://x/v1/admin/reload)
+[[ $code == 200 ]] || e2e_fail "admin reload on the socket answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock" -H 'X-Forwarded-For: 203.0.113.7' \
+	-X POST http://x/v1/admin/reload)
+[[ $code == 403 ]] || e2e_fail "a forwarded admin reload on the socket answered $code"
 
 # Proxy mode, the upstream accepts and never answers: 48 announces at once
 # (they held every worker and /v1/status timed out) get their answers when
@@ -63,8 +72,11 @@ while True:
     held.append(s.accept()[0])
 ' &
 E2E_PIDS+=($!)
+head -c 32 /dev/urandom | base64 >"$E2E_TMP/token"
+chmod 600 "$E2E_TMP/token"
 ip netns exec "$NS" "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane --map "$E2E_TMP/big.netmap" \
 	--listen 127.0.0.1:6969 --udp off --admin-socket "$E2E_TMP/admin.sock" \
+	--admin-token-file "$E2E_TMP/token" \
 	--upstream http://127.0.0.1:7070/announce --upstream-timeout 1000 2>>"$E2E_TMP/itrackerd.log" &
 PID=$!
 E2E_PIDS+=($PID)
@@ -73,4 +85,15 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 run announce-flood --parallel 48
+# with a token: none or a wrong one is refused, itrackerctl sends it
+CTL=$ITRACKER_ROOT/$BUILD/itrackerctl
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock" -X POST http://x/v1/admin/reload)
+[[ $code == 401 ]] || e2e_fail "admin reload without the token answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock" \
+	-H 'Authorization: Bearer wrong-token-wrong-token' -X POST http://x/v1/admin/reload)
+[[ $code == 401 ]] || e2e_fail "admin reload with a wrong token answered $code"
+"$CTL" --admin-socket "$E2E_TMP/admin.sock" map reload >/dev/null 2>&1 &&
+	e2e_fail "itrackerctl map reload without the token succeeded"
+"$CTL" --admin-socket "$E2E_TMP/admin.sock" --admin-token-file "$E2E_TMP/token" map reload ||
+	e2e_fail "itrackerctl map reload with the token"
 echo "http_attacks: ok"
