@@ -32,12 +32,14 @@
 #include "stats.h"
 
 static const char classify_usage[] =
-    "usage: itrackerctl classify FILE [--map FILE] [--json]\n"
+    "usage: itrackerctl classify FILE... [--map FILE] [--json]\n"
     "\n"
     "Run every frame of a pcap or pcapng capture through the XDP program\n"
     "(BPF_PROG_TEST_RUN on a private copy of the data plane; the live one is\n"
     "not touched) and list the flows it recorded with their BitTorrent kind,\n"
-    "locality class, packets and bytes, then totals by kind.\n"
+    "locality class, packets and bytes, then totals by kind. Several files\n"
+    "are classified one after the other, each on an emptied data plane\n"
+    "(with --json: an array of the per-file documents).\n"
     "Link types: Ethernet, Linux cooked (SLL, SLL2; tcpdump -i any), raw IP,\n"
     "BSD loopback (NULL, LOOP), Cisco HDLC, PPP.\n"
     "\n"
@@ -49,6 +51,9 @@ static const char classify_usage[] =
  * program is a page minus headroom and skb_shared_info; frames beyond it
  * (GRO'd super-frames in a capture) are cut to this. */
 #define CLASSIFY_MAX_FRAME 3520
+
+/* Flow-cache and endpoint-cache entries of the private data plane. */
+#define CLASSIFY_MAX_FLOWS 65536
 
 struct flow_stats {
 	struct itr_flow_key key; /* first: tsearch compares keys */
@@ -326,6 +331,14 @@ static int dataplane_load(struct private_dataplane *dp)
 		dataplane_destroy(dp);
 		return -1;
 	}
+	/* Only the XDP program runs the frames: the TC one need not be
+	 * verified (seconds). */
+	bpf_program__set_autoload(dp->skel->progs.itr_tc_egress, false);
+	/* The LRU maps are preallocated at their production sizes, which
+	 * costs seconds per load; a capture needs far fewer entries. */
+	bpf_map__set_max_entries(dp->skel->maps.flows, CLASSIFY_MAX_FLOWS);
+	bpf_map__set_max_entries(dp->skel->maps.endpoints, CLASSIFY_MAX_FLOWS);
+	bpf_map__set_max_entries(dp->skel->maps.matrix, 4096);
 	if (!dp->pinned_dir) {
 		/* No usable bpffs at /sys/fs/bpf (e.g. inside `ip netns exec`):
 		 * keep the maps unpinned, which is just as private. */
@@ -435,6 +448,43 @@ static int collect_verdicts(int flows_fd, struct classify_run *run)
 	return 0;
 }
 
+/* Deletes every entry of a hash map. */
+static int map_clear(int fd)
+{
+	uint8_t key[64];
+	while (bpf_map_get_next_key(fd, NULL, key) == 0)
+		if (bpf_map_delete_elem(fd, key) != 0)
+			return -errno;
+	return 0;
+}
+
+/* Empties what the program learned and counted (flows, endpoints, teaching
+ * budgets, matrix, counters); the tries and the config stay. */
+static int dataplane_reset(struct private_dataplane *dp)
+{
+	struct bpf_map *hashes[] = {dp->skel->maps.flows, dp->skel->maps.endpoints,
+	                            dp->skel->maps.teach_budget, dp->skel->maps.matrix};
+	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
+		if (bpf_map__key_size(hashes[i]) > 64 || map_clear(bpf_map__fd(hashes[i]))) {
+			ctl_error("emptying map %s failed", bpf_map__name(hashes[i]));
+			return -1;
+		}
+	}
+	int ncpus = libbpf_num_possible_cpus();
+	if (ncpus < 1)
+		return -1;
+	struct itr_counter *zero = calloc((size_t)ncpus, sizeof(*zero));
+	if (!zero)
+		return -1;
+	int err = 0;
+	for (__u32 k = 0; k < ITR_COUNTER_SLOTS && !err; k++)
+		err = bpf_map_update_elem(map_fd(dp, ITR_MAP_COUNTERS), &k, zero, BPF_ANY);
+	free(zero);
+	if (err)
+		ctl_error("emptying the counters failed: %s", strerror(errno));
+	return err ? -1 : 0;
+}
+
 int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 {
 	if (ctl_wants_help(argc, argv, classify_usage))
@@ -459,43 +509,65 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 			return ctl_usage_error(classify_usage, "bad option");
 		}
 	}
-	if (argc - optind != 1)
-		return ctl_usage_error(classify_usage, "classify takes one capture file");
-	const char *file = argv[optind];
-
-	char errbuf[256];
-	struct ctl_capture *cap = ctl_capture_open(file, errbuf, sizeof(errbuf));
-	if (!cap) {
-		ctl_error("%s", errbuf);
-		return CTL_EXIT_RUNTIME;
-	}
+	if (argc - optind < 1)
+		return ctl_usage_error(classify_usage, "classify takes a capture file");
 
 	struct private_dataplane dp;
-	if (dataplane_load(&dp) != 0) {
-		ctl_capture_close(cap);
+	if (dataplane_load(&dp) != 0)
 		return CTL_EXIT_RUNTIME;
-	}
-	int rc = CTL_EXIT_RUNTIME;
-	struct classify_run run;
-	memset(&run, 0, sizeof(run));
 	struct bpf_program *prog = bpf_object__find_program_by_name(dp.skel->obj, ITR_PROG_XDP);
-	struct itr_counter_table counters;
 	if (!prog) {
 		ctl_error("the BPF object has no program %s", ITR_PROG_XDP);
-	} else if ((!map_file || fill_tries(&dp, map_file) == 0) &&
-	           run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
-	           collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS), &run) == 0 &&
-	           itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {
-		json_t *r = result_json(file, ctl_capture_linktype(cap), &run, &counters, map_file);
-		if (json)
-			ctl_print_json(r);
-		else
-			print_result_table(r);
-		json_decref(r);
-		rc = CTL_EXIT_OK;
+		dataplane_destroy(&dp);
+		return CTL_EXIT_RUNTIME;
 	}
-	run_free(&run);
+	if (map_file && fill_tries(&dp, map_file) != 0) {
+		dataplane_destroy(&dp);
+		return CTL_EXIT_RUNTIME;
+	}
+	/* Several files: one JSON array, each capture on a fresh data plane
+	 * (the program is loaded once, its maps emptied between captures). */
+	int nfiles = argc - optind;
+	json_t *all = nfiles > 1 && json ? json_array() : NULL;
+	int rc = CTL_EXIT_OK;
+	for (int i = optind; i < argc && rc == CTL_EXIT_OK; i++) {
+		const char *file = argv[i];
+		char errbuf[512];
+		struct ctl_capture *cap = ctl_capture_open(file, errbuf, sizeof(errbuf));
+		if (!cap) {
+			ctl_error("%s", errbuf);
+			rc = CTL_EXIT_RUNTIME;
+			break;
+		}
+		struct classify_run run;
+		memset(&run, 0, sizeof(run));
+		struct itr_counter_table counters;
+		rc = CTL_EXIT_RUNTIME;
+		if ((i == optind || dataplane_reset(&dp) == 0) &&
+		    run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
+		    collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS), &run) == 0 &&
+		    itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {
+			json_t *r =
+			    result_json(file, ctl_capture_linktype(cap), &run, &counters, map_file);
+			if (all)
+				json_array_append(all, r);
+			else if (json)
+				ctl_print_json(r);
+			else
+				print_result_table(r);
+			if (!json && i + 1 < argc)
+				printf("\n");
+			json_decref(r);
+			rc = CTL_EXIT_OK;
+		}
+		run_free(&run);
+		ctl_capture_close(cap);
+	}
+	if (all) {
+		if (rc == CTL_EXIT_OK)
+			ctl_print_json(all);
+		json_decref(all);
+	}
 	dataplane_destroy(&dp);
-	ctl_capture_close(cap);
 	return rc;
 }
