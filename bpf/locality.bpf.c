@@ -30,9 +30,10 @@
 #include "tracker_peers.h"
 #include "flow_key.h"
 
-/* libbpf 1.1's helper list predates this helper (kernel 5.18). */
+/* libbpf 1.1's helper list predates these helpers (kernel 5.18). */
 static long (*const itr_xdp_load_bytes)(struct xdp_md *ctx, __u32 offset, void *buf,
                                         __u32 len) = (void *)BPF_FUNC_xdp_load_bytes;
+static __u64 (*const itr_xdp_get_buff_len)(struct xdp_md *ctx) = (void *)BPF_FUNC_xdp_get_buff_len;
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -739,12 +740,12 @@ static __always_inline __u8 itr_follow(void *ctx, const int is_xdp, const struct
 }
 
 static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_pid, __u32 dst_pid,
-                                      __u32 bytes)
+                                      __u32 packets, __u32 bytes)
 {
 	__u32 idx = itr_counter_index(dir, cls, kind);
 	struct itr_counter *c = bpf_map_lookup_elem(&counters, &idx);
 	if (c) {
-		c->packets++;
+		c->packets += packets;
 		c->bytes += bytes;
 	}
 	if (kind == ITR_KIND_NONE)
@@ -752,23 +753,26 @@ static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_
 	struct itr_matrix_key mk = {.src_pid = src_pid, .dst_pid = dst_pid};
 	struct itr_counter *m = bpf_map_lookup_elem(&matrix, &mk);
 	if (m) {
-		m->packets++;
+		m->packets += packets;
 		m->bytes += bytes;
 		return;
 	}
-	struct itr_counter first = {.packets = 1, .bytes = bytes};
+	struct itr_counter first = {.packets = packets, .bytes = bytes};
 	if (bpf_map_update_elem(&matrix, &mk, &first, BPF_NOEXIST) == 0)
 		return;
 	m = bpf_map_lookup_elem(&matrix, &mk); /* another CPU created it meanwhile */
 	if (m) {
-		m->packets++;
+		m->packets += packets;
 		m->bytes += bytes;
 	}
 }
 
-/* Returns 0 and fills *res for a counted packet, -1 for one left alone. */
+/* Returns 0 and fills *res for a counted packet, -1 for one left alone.
+ * frame_len: the whole frame (all fragments of a multi-buffer XDP frame, a
+ * GSO super-packet); segs: the packets on the wire it stands for (a GSO
+ * super-packet's segments, each with its own copy of the headers). */
 static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data, void *data_end,
-                                        __u32 frame_len, __u32 dir, struct itr_pkt *p,
+                                        __u32 frame_len, __u32 segs, __u32 dir, struct itr_pkt *p,
                                         struct itr_result *res)
 {
 	struct itr_flow_key key __attribute__((aligned(8)));
@@ -805,14 +809,23 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 
 	__u8 cls = v->cls < ITR_CLASS_MAX ? v->cls : ITR_CLASS_UNKNOWN;
 	kind = kind < ITR_KIND_MAX ? kind : ITR_KIND_NONE;
+	/* Wire bytes: every segment after the first repeats the headers. */
+	__u32 bytes = frame_len;
+	if (segs > 1 && segs <= 0xffff && p->payload_off <= 0x7fff)
+		bytes += (segs - 1) * p->payload_off;
+	else
+		segs = 1;
 	itr_count(dir, cls, kind, src_lo ? v->pid_lo : v->pid_hi, src_lo ? v->pid_hi : v->pid_lo,
-	          frame_len);
+	          segs, bytes);
 	res->cls = cls;
 	res->kind = kind;
 	return 0;
 }
 
-SEC("xdp")
+/* xdp.frags: the program takes multi-buffer frames (jumbo MTU, LRO/GRO
+ * on drivers that build them); headers sit in the first buffer, payload
+ * reads go through bpf_xdp_load_bytes, and the frame is counted whole. */
+SEC("xdp.frags")
 int itr_xdp_ingress(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -821,7 +834,8 @@ int itr_xdp_ingress(struct xdp_md *ctx)
 	struct itr_result res;
 
 	itr_bind_build_id();
-	itr_classify(ctx, 1, data, data_end, data_end - data, ITR_DIR_INGRESS, &p, &res);
+	itr_classify(ctx, 1, data, data_end, (__u32)itr_xdp_get_buff_len(ctx), 1, ITR_DIR_INGRESS,
+	             &p, &res);
 	return XDP_PASS;
 }
 
@@ -875,7 +889,9 @@ int itr_tc_egress(struct __sk_buff *skb)
 
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	if (itr_classify(skb, 0, data, data_end, skb->len, ITR_DIR_EGRESS, &p, &res) < 0)
+	/* A GSO super-packet leaves as gso_segs packets. */
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	if (itr_classify(skb, 0, data, data_end, skb->len, segs, ITR_DIR_EGRESS, &p, &res) < 0)
 		return TC_ACT_OK;
 	if (res.kind == ITR_KIND_NONE)
 		return TC_ACT_OK;

@@ -1946,6 +1946,73 @@ static void test_tc_policy(void **state)
 	free(out);
 }
 
+/* ---- tests: what a packet counts for ------------------------------------ */
+
+/* An IPv4 TCP frame of `len` bytes (a peer-wire handshake first in its
+ * payload, zeros after), for frames larger than build_frame's. */
+static size_t big_tcp_frame(uint8_t *out, size_t len, uint16_t sport)
+{
+	memset(out, 0, len);
+	memcpy(out, "\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01", 12);
+	put16(out + 12, ETH_P_IP);
+	uint8_t *ip = out + 14;
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(len - 14));
+	ip[8] = 64;
+	ip[9] = IPPROTO_TCP;
+	assert_int_equal(inet_pton(AF_INET, "10.10.1.5", ip + 12), 1);
+	assert_int_equal(inet_pton(AF_INET, "10.30.0.7", ip + 16), 1);
+	put16(ip + 10, csum16(ip, 20));
+	uint8_t *th = ip + 20;
+	put16(th, sport);
+	put16(th + 2, 6881);
+	th[12] = 5 << 4;
+	th[13] = 0x18;
+	handshake(th + 20);
+	return len;
+}
+
+static uint64_t slot_sum(const struct snapshot *a, const struct snapshot *b, uint32_t idx,
+                         int bytes)
+{
+	return bytes ? b->slot[idx].bytes - a->slot[idx].bytes
+	             : b->slot[idx].packets - a->slot[idx].packets;
+}
+
+/* An XDP multi-buffer frame is counted with all its bytes; a GSO
+ * super-packet through TC as its segments, with the headers each repeats. */
+static void test_counting_big_packets(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t frame[9000];
+	struct snapshot before, after;
+	const uint32_t idx =
+	    itr_counter_index(ITR_DIR_INGRESS, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE);
+
+	/* 9000 bytes (a jumbo frame): BPF_PROG_TEST_RUN puts what does not fit
+	 * a page into fragments, as a multi-buffer driver would. */
+	size_t len = big_tcp_frame(frame, sizeof(frame), fresh_port());
+	snap(f, &before);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	snap(f, &after);
+	assert_int_equal(slot_sum(&before, &after, idx, 0), 1);
+	assert_int_equal(slot_sum(&before, &after, idx, 1), len);
+
+	/* GSO: 2 segments of 1400 payload bytes in one skb. */
+	len = big_tcp_frame(frame, 14 + 20 + 20 + 2 * 1400, fresh_port());
+	struct __sk_buff ctx_in = {.gso_segs = 2, .gso_size = 1400};
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
+	            .ctx_in = &ctx_in, .ctx_size_in = sizeof(ctx_in), .repeat = 1);
+	const uint32_t eidx =
+	    itr_counter_index(ITR_DIR_EGRESS, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE);
+	snap(f, &before);
+	assert_int_equal(bpf_prog_test_run_opts(f->tc_fd, &opts), 0);
+	snap(f, &after);
+	assert_int_equal(opts.retval, TC_ACT_OK);
+	assert_int_equal(slot_sum(&before, &after, eidx, 0), 2);
+	assert_int_equal(slot_sum(&before, &after, eidx, 1), len + 14 + 20 + 20);
+}
+
 /* ---- tests: network map reload ---------------------------------------- */
 
 static void test_generation_bump(void **state)
@@ -2021,6 +2088,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_dht_utp_shared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_poisoning, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_endpoint_aging, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_counting_big_packets, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lookalikes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),

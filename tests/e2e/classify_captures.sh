@@ -233,6 +233,26 @@ big=$(jq --arg s "$IP_B:6891" '[.flows[] | select(.kind == "utp" and .hi == $s) 
 	"$E2E_TMP/utp.json")
 ((big >= 3 * 1024 * 1024)) || e2e_fail "uTP flow has only $big bytes"
 
+# Recall: every flow between the two namespaces in these captures is
+# BitTorrent (the clients talk to nothing else): all must be found.
+recall() { # capture -> "found total"
+	jq -r --arg a "$IP_A:" '[.flows[] | select((.lo | startswith($a)) or (.hi | startswith($a)))]
+		| "\([.[] | select(.kind != "none")] | length) \(length)"' "$E2E_TMP/$1.json"
+}
+found=0
+total=0
+for cap in tcp utp; do
+	read -r f t < <(recall "$cap")
+	echo "recall $cap: $f of $t flows"
+	found=$((found + f))
+	total=$((total + t))
+done
+echo "classify_captures: BitTorrent flows found $found of $total"
+((total >= 4 && found == total)) || {
+	jq -c '.flows[] | select(.kind == "none")' "$E2E_TMP/tcp.json" "$E2E_TMP/utp.json" >&2
+	e2e_fail "BitTorrent flows not found"
+}
+
 # ---- 3. DNS, HTTP, TLS: nothing BitTorrent ---------------------------------
 # The DHT node keeps querying the nodes it met: stop it, or a late KRPC
 # packet (rightly classed dht) lands in this capture.

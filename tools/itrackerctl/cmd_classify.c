@@ -47,9 +47,9 @@ static const char classify_usage[] =
     "              address is unknown and every flow's class is \"unknown\")\n"
     "  --json      JSON\n";
 
-/* The largest frame BPF_PROG_TEST_RUN accepts for a single-buffer XDP
- * program is a page minus headroom and skb_shared_info; frames beyond it
- * (GRO'd super-frames in a capture) are cut to this. */
+/* The program takes multi-buffer frames (xdp.frags), so BPF_PROG_TEST_RUN
+ * runs GRO'd super-frames whole; should a kernel refuse one, it is cut to
+ * a page's worth (then to a classic MTU) and counted as truncated. */
 #define CLASSIFY_MAX_FRAME 3520
 
 /* Flow-cache and endpoint-cache entries of the private data plane. */

@@ -28,7 +28,7 @@ static const char usage_text[] =
     "  map diff OLD NEW        what changes between two network map files\n"
     "  map reload              make the daemon reload its network map\n"
     "  policy                  price per inter-AS link, external budget per AS\n"
-    "  classify FILE.pcap      run a capture through the XDP program, list flows\n"
+    "  classify FILE.pcap...   run captures through the XDP program, list flows\n"
     "  metrics [--listen A:P]  print (or serve) the Prometheus metrics of the pins\n"
     "\n"
     "global options:\n"
