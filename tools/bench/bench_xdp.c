@@ -10,12 +10,21 @@
  *     and (b) a packet of an established peer-wire flow,
  * with 1K, 100K and 1M random IPv4 prefixes (/16../32) loaded.
  *
- * Method: FRAMES distinct frames (distinct addresses inside loaded prefixes
- * and distinct ports, so distinct flows), each run by its own
- * BPF_PROG_TEST_RUN call with repeat = BENCH_REPEAT (default 1), so no
+ * and the cost of a flow's first packet (flow setup: two LPM lookups, the
+ * endpoint cache, the signature checks, the flow-cache insert), for a
+ * non-BitTorrent UDP packet and a peer-wire handshake, each on a flow the
+ * cache has never seen.
+ *
+ * Method: FRAMES distinct frames (addresses drawn at random from the whole
+ * loaded prefix set, distinct ports, so distinct flows), each run by its
+ * own BPF_PROG_TEST_RUN call with repeat = BENCH_REPEAT (default 1), so no
  * variant gets to replay one cache-hot frame; the kernel times each call
  * and reports ns per run. A round runs each variant over all frames in
- * turn; a variant's figure is the median over ROUNDS rounds of its mean.
+ * turn, starting with a different variant each round (rotating order, so
+ * none always runs right after the naive program's trie walks); a
+ * variant's figure is the median over ROUNDS rounds of its mean (min and
+ * max printed beside it). First-packet rows use new frames in every
+ * round: their flows are really not in the flow cache.
  * Every variant is measured the same way on the same frames, so the
  * per-call timer overhead (in the empty figure too) is the same for all;
  * "net" figures subtract the empty program.
@@ -134,6 +143,11 @@ static int cmp_double(const void *a, const void *b)
 
 #define VARIANTS 5 /* empty, flow lookup only, itracker non-BT, itracker BT, naive */
 
+/* Spread over the rounds of one figure. */
+struct spread {
+	double min, median, max;
+};
+
 /* Each round runs every variant over all frames, one variant after the
  * other, so load from other processes during the run hits all variants
  * alike while no variant runs on caches another one just trashed (the
@@ -141,11 +155,12 @@ static int cmp_double(const void *a, const void *b)
  * two alternated frame by frame). out[v] = median over ROUNDS of the mean
  * ns/packet over all frames. */
 static void measure(const int prog_fd[VARIANTS], uint8_t (*const frames[VARIANTS])[FRAME_LEN],
-                    uint32_t repeat, double out[VARIANTS])
+                    uint32_t repeat, double out[VARIANTS], struct spread spread[VARIANTS])
 {
 	double rounds[VARIANTS][ROUNDS];
 	for (int r = 0; r < ROUNDS; r++)
-		for (int v = 0; v < VARIANTS; v++) {
+		for (int k = 0; k < VARIANTS; k++) {
+			int v = (k + r) % VARIANTS; /* rotating order */
 			uint64_t total = 0;
 			for (int i = 0; i < FRAMES; i++)
 				total += run_once(prog_fd[v], frames[v][i], repeat);
@@ -154,7 +169,35 @@ static void measure(const int prog_fd[VARIANTS], uint8_t (*const frames[VARIANTS
 	for (int v = 0; v < VARIANTS; v++) {
 		qsort(rounds[v], ROUNDS, sizeof(rounds[v][0]), cmp_double);
 		out[v] = rounds[v][ROUNDS / 2];
+		spread[v] =
+		    (struct spread){rounds[v][0], rounds[v][ROUNDS / 2], rounds[v][ROUNDS - 1]};
 	}
+}
+
+/* Fills frames with new flows: addresses from the whole loaded prefix set,
+ * ports from a counter no earlier frame used. */
+static uint32_t next_flow_port = 1;
+
+static void new_flows(uint8_t (*frames)[FRAME_LEN], const struct prefix *pfx, size_t loaded,
+                      int proto, const uint8_t *payload, size_t len);
+
+/* First-packet cost: each round, FRAMES flows the program has never seen,
+ * one packet each (repeat 1: a repeat would hit the entry the first run
+ * made). out: median over ROUNDS, spread beside it. */
+static void measure_first(int prog_fd, uint8_t (*frames)[FRAME_LEN], const struct prefix *pfx,
+                          size_t loaded, int proto, const uint8_t *payload, size_t len,
+                          struct spread *out)
+{
+	double rounds[ROUNDS];
+	for (int r = 0; r < ROUNDS; r++) {
+		new_flows(frames, pfx, loaded, proto, payload, len);
+		uint64_t total = 0;
+		for (int i = 0; i < FRAMES; i++)
+			total += run_once(prog_fd, frames[i], 1);
+		rounds[r] = (double)total / FRAMES;
+	}
+	qsort(rounds, ROUNDS, sizeof(rounds[0]), cmp_double);
+	*out = (struct spread){rounds[0], rounds[ROUNDS / 2], rounds[ROUNDS - 1]};
 }
 
 static int load_empty_xdp(void)
@@ -192,6 +235,18 @@ static struct bpf_object *load_naive(const char *self, struct locality *skel, in
 	*naive_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "naive_xdp"));
 	*lookup_fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "flow_lookup_xdp"));
 	return obj;
+}
+
+static void new_flows(uint8_t (*frames)[FRAME_LEN], const struct prefix *pfx, size_t loaded,
+                      int proto, const uint8_t *payload, size_t len)
+{
+	for (int i = 0; i < FRAMES; i++) {
+		uint32_t a = addr_in(&pfx[rng() % loaded]);
+		uint32_t b = addr_in(&pfx[rng() % loaded]);
+		uint32_t n = next_flow_port++;
+		build_frame(frames[i], a, b, (uint16_t)(1024 + n % 60000),
+		            (uint16_t)(1024 + (n / 60000) % 60000), proto, payload, len);
+	}
 }
 
 static void fill_prefixes(int map_fd, const struct prefix *pfx, size_t from, size_t to)
@@ -251,7 +306,8 @@ int main(int argc, char **argv)
 	uint8_t(*plain)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
 	uint8_t(*hello)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
 	uint8_t(*piece)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
-	if (!pfx || !plain || !hello || !piece)
+	uint8_t(*hello_back)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
+	if (!pfx || !plain || !hello || !piece || !hello_back)
 		die("calloc", ENOMEM);
 	for (size_t i = 0; i < MAX_PREFIXES; i++) {
 		pfx[i].plen = (uint8_t)(16 + rng() % 17);
@@ -272,6 +328,10 @@ int main(int argc, char **argv)
 	/* BENCH_QUICK=1: 1K prefixes only, nothing recorded (for development). */
 	const int quick = getenv("BENCH_QUICK") && atoi(getenv("BENCH_QUICK")) == 1;
 	double empty_ns[3], naive_ns[3], nonbt_ns[3], bt_ns[3], lookup_ns[3];
+	struct spread spreads[3][VARIANTS], first_nonbt[3], first_bt[3];
+	uint8_t(*fresh)[FRAME_LEN] = calloc(FRAMES, FRAME_LEN);
+	if (!fresh)
+		die("calloc", ENOMEM);
 	size_t loaded = 0;
 	int lpm_fd = bpf_map__fd(skel->maps.lpm_v4);
 
@@ -300,24 +360,29 @@ int main(int argc, char **argv)
 			build_frame(plain[i], a, b, sp, dp, IPPROTO_UDP, opaque, sizeof(opaque));
 			build_frame(hello[i], a, b, (uint16_t)(sp ^ 1), dp, IPPROTO_TCP, handshake,
 			            sizeof(handshake));
+			build_frame(hello_back[i], b, a, dp, (uint16_t)(sp ^ 1), IPPROTO_TCP,
+			            handshake, sizeof(handshake));
 			build_frame(piece[i], a, b, (uint16_t)(sp ^ 1), dp, IPPROTO_TCP, piece_msg,
 			            sizeof(piece_msg));
 		}
 		/* Establish the flows: non-BitTorrent ones settle after the
-		 * inspection window, peer-wire ones on their handshake. */
+		 * inspection window, peer-wire ones on the handshake and its
+		 * answer. */
 		for (int i = 0; i < FRAMES; i++) {
 			for (int k = 0; k <= ITR_MAX_INSPECT; k++)
 				run_once(itr_fd, plain[i], 1);
 			run_once(itr_fd, hello[i], 1);
+			run_once(itr_fd, hello_back[i], 1);
 		}
 
-		/* The naive program goes last in each round: its trie walks
-		 * evict everything, and only the empty program (which touches
-		 * no memory) runs after it. */
 		const int fds[VARIANTS] = {empty_fd, lookup_fd, itr_fd, itr_fd, naive_fd};
 		uint8_t(*const frames[VARIANTS])[FRAME_LEN] = {plain, plain, plain, piece, plain};
 		double ns[VARIANTS];
-		measure(fds, frames, repeat, ns);
+		measure(fds, frames, repeat, ns, spreads[s]);
+		measure_first(itr_fd, fresh, pfx, loaded, IPPROTO_UDP, opaque, sizeof(opaque),
+		              &first_nonbt[s]);
+		measure_first(itr_fd, fresh, pfx, loaded, IPPROTO_TCP, handshake, sizeof(handshake),
+		              &first_bt[s]);
 		empty_ns[s] = ns[0];
 		lookup_ns[s] = ns[1];
 		nonbt_ns[s] = ns[2];
@@ -363,6 +428,23 @@ int main(int argc, char **argv)
 		printf("  %-9s %8.1fns = %.2fx empty; itracker nonBT %.2fx of it, BT %.2fx\n",
 		       labels[s], lookup_ns[s], lookup_ns[s] / empty_ns[s],
 		       nonbt_ns[s] / lookup_ns[s], bt_ns[s] / lookup_ns[s]);
+	printf("  spread over %d rounds, min / median / max ns:\n", ROUNDS);
+	static const char *const vnames[VARIANTS] = {"empty", "flow-lookup", "itr-nonBT", "itr-BT",
+	                                             "naive"};
+	for (int s = 0; s < 3; s++)
+		for (int v = 0; v < VARIANTS; v++)
+			printf("  %-9s %-12s %8.1f %8.1f %8.1f\n", labels[s], vnames[v],
+			       spreads[s][v].min, spreads[s][v].median, spreads[s][v].max);
+	printf("  first packet of a flow the cache has never seen (flow setup), min / median / "
+	       "max ns, and median vs naive:\n");
+	for (int s = 0; s < 3; s++) {
+		printf("  %-9s %-12s %8.1f %8.1f %8.1f  %.2fx naive\n", labels[s], "first-nonBT",
+		       first_nonbt[s].min, first_nonbt[s].median, first_nonbt[s].max,
+		       first_nonbt[s].median / naive_ns[s]);
+		printf("  %-9s %-12s %8.1f %8.1f %8.1f  %.2fx naive\n", labels[s], "first-BT",
+		       first_bt[s].min, first_bt[s].median, first_bt[s].max,
+		       first_bt[s].median / naive_ns[s]);
+	}
 	printf("  scaling 1M vs 1K prefixes: nonBT %.2fx, BT %.2fx, naive %.2fx\n",
 	       nonbt_ns[2] / nonbt_ns[0], bt_ns[2] / bt_ns[0], naive_ns[2] / naive_ns[0]);
 	printf("  reproduce: sudo make BUILD=build bench  (or BENCH_REPEAT=%u BUILD=build "
@@ -384,6 +466,13 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "xdp.itracker.bt.%s.vs_naive", labels[s]);
 		record(name, bt_ns[s], unit, naive_ns[s]);
 	}
+	for (int s = 0; s < 3; s++) {
+		snprintf(name, sizeof(name), "xdp.itracker.first_packet.nonbt.%s.vs_naive",
+		         labels[s]);
+		record(name, first_nonbt[s].median, unit, naive_ns[s]);
+		snprintf(name, sizeof(name), "xdp.itracker.first_packet.bt.%s.vs_naive", labels[s]);
+		record(name, first_bt[s].median, unit, naive_ns[s]);
+	}
 	record("xdp.flow_lookup_only.1M.vs_empty", lookup_ns[2], unit, empty_ns[2]);
 	record("xdp.itracker.nonbt.1M.vs_flow_lookup_only", nonbt_ns[2], unit, lookup_ns[2]);
 	record("xdp.itracker.bt.1M.vs_flow_lookup_only", bt_ns[2], unit, lookup_ns[2]);
@@ -397,5 +486,7 @@ int main(int argc, char **argv)
 	free(plain);
 	free(hello);
 	free(piece);
+	free(fresh);
+	free(hello_back);
 	return 0;
 }
