@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# fresh_machine_bpffs.sh - the kernel tests pass on a machine where nothing
-# is mounted at /sys/fs/bpf, and leave nothing mounted behind.
+# fresh_machine_bpffs.sh - the kernel tests (and the unit tests that use
+# BPF maps) pass on a machine where nothing is mounted at /sys/fs/bpf, and
+# leave nothing mounted behind.
 #
 # Runs them in a mount namespace of its own (unshare -m) after taking every
 # bpffs off /sys/fs/bpf there, as on a fresh Debian VM whose PID 1 is not
@@ -12,14 +13,16 @@ E2E=itrfresh$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 cd "$ITRACKER_ROOT"
+export ITRACKER_ROOT BUILD
 
-TESTS=(
-	"$BUILD/tests/unit/test_metrics" "$BUILD/tests/unit/test_stats"
-	"$BUILD/asan/tests/unit/test_metrics" "$BUILD/asan/tests/unit/test_stats"
-	"$BUILD/tests/bpf/test_loader" "$BUILD/tests/bpf/test_locality"
-	"$BUILD/tests/bpf/test_netmap_sync"
-)
-for t in "${TESTS[@]}"; do
+# Every kernel test, and every unit test that uses libbpf (plain and
+# ASan): a new one that needs a bpffs is covered without an edit here.
+TESTS=("$BUILD"/tests/bpf/test_*)
+for src in $(grep -l 'bpf/bpf.h\|bpf/libbpf.h\|/sys/fs/bpf' tests/unit/test_*.c); do
+	name=$(basename "$src" .c)
+	TESTS+=("$BUILD/tests/unit/$name" "$BUILD/asan/tests/unit/$name")
+done
+for t in "${TESTS[@]}" "$BUILD/tests/bpf/test_loader" "$BUILD/tests/unit/test_stats"; do
 	[[ -x $t ]] || e2e_fail "$t missing (make test-bins)"
 done
 
@@ -43,4 +46,4 @@ unshare -m --propagation private bash -euo pipefail -c '
 ' fresh "${TESTS[@]}" || e2e_fail "a kernel test needs a bpffs it did not mount, or leaks one"
 
 [[ $(host_bpffs) == "$BEFORE" ]] || e2e_fail "the mounts at /sys/fs/bpf outside changed ($BEFORE -> $(host_bpffs))"
-echo "PASS: fresh_machine_bpffs (${#TESTS[@]} kernel tests, no bpffs beforehand, none left)"
+echo "PASS: fresh_machine_bpffs (${#TESTS[@]} tests, no bpffs beforehand, none left)"
