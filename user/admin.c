@@ -208,9 +208,35 @@ static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
 	out->last_success_unix_seconds = d->last_reload_ok;
 }
 
-static int metrics_price(void *arg, FILE *out)
+/* The HTTP server's own figures (http.h), then the price controller's. */
+static int metrics_extra(void *arg, FILE *out)
 {
-	return itr_price_metrics(arg, out);
+	const struct itr_admin *a = arg;
+	struct itr_http_stats hs;
+	itr_http_get_stats(a->http, &hs);
+	fprintf(
+	    out,
+	    "# HELP itracker_http_deadline_closed_total HTTP connections shut for a missed "
+	    "deadline.\n"
+	    "# TYPE itracker_http_deadline_closed_total counter\n"
+	    "itracker_http_deadline_closed_total{deadline=\"header\"} %llu\n"
+	    "itracker_http_deadline_closed_total{deadline=\"request\"} %llu\n"
+	    "# HELP itracker_http_busy_total Requests answered 503 because the HTTP worker pool "
+	    "had no room for them.\n"
+	    "# TYPE itracker_http_busy_total counter\n"
+	    "itracker_http_busy_total %llu\n"
+	    "# HELP itracker_http_worker_requests Requests on the HTTP worker pool now.\n"
+	    "# TYPE itracker_http_worker_requests gauge\n"
+	    "itracker_http_worker_requests{state=\"queued\"} %zu\n"
+	    "itracker_http_worker_requests{state=\"running\"} %zu\n"
+	    "# HELP itracker_http_max_connections The HTTP connection limit in force.\n"
+	    "# TYPE itracker_http_max_connections gauge\n"
+	    "itracker_http_max_connections %u\n",
+	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
+	    (unsigned long long)hs.busy, hs.jobs_queued, hs.jobs_running, hs.max_connections);
+	if (ferror(out))
+		return -1;
+	return a->price ? itr_price_metrics(a->price, out) : 0;
 }
 
 int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
@@ -221,9 +247,10 @@ int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)
 	    .tracker_arg = a,
 	    .reloads = metrics_reloads,
 	    .reloads_arg = a,
-	    .extra = a->price ? metrics_price : NULL,
-	    .extra_arg = a->price,
+	    .extra = metrics_extra,
+	    .extra_arg = a,
 	};
+	a->http = srv;
 	if (itr_http_route(srv, "GET", "/v1/status", handle_status, a) ||
 	    itr_http_route(srv, "POST", "/v1/admin/reload", handle_reload, a))
 		return -1;

@@ -22,8 +22,9 @@ struct itr_admin {
 	struct itr_metrics_sources msrc; /* filled by itr_admin_register */
 	/* Who may reload. A request that a proxy forwarded (Forwarded or
 	 * X-Forwarded-For present) never may: the socket peer is the proxy. */
-	const char *socket_path; /* admin socket on: the HTTP listener refuses admin */
-	const char *token;       /* not NULL: "Authorization: Bearer TOKEN" needed */
+	const char *socket_path;      /* admin socket on: the HTTP listener refuses admin */
+	const char *token;            /* not NULL: "Authorization: Bearer TOKEN" needed */
+	struct itr_http_server *http; /* set by itr_admin_register: its figures in /metrics */
 };
 
 /* Route /v1/status, /v1/admin/reload and /metrics on srv (before it

@@ -43,12 +43,17 @@ run() { # attack [options]
 	kill -0 "$PID" 2>/dev/null || e2e_fail "itrackerd died during $1"
 }
 
-run slowloris --sockets 1100 --interval 0.5
+run slowloris --sockets 1100 --interval 1
 run many-args --args 1500
 run slow-readers --sockets 60 --warm /alto/costmap/num-routingcost
 run constraint-bomb --constraints 3000
 run endpoint-bomb --kb 210 --warm /alto/costmap/num-routingcost
 run forwarded-admin
+# the server counts what it did about them
+ip netns exec "$NS" curl -fsS http://127.0.0.1:6969/metrics >"$E2E_TMP/metrics"
+grep -Eq '^itracker_http_deadline_closed_total\{deadline="header"\} [1-9]' "$E2E_TMP/metrics" ||
+	e2e_fail "no connection closed for the header deadline in /metrics"
+grep -Eq '^itracker_http_busy_total [1-9]' "$E2E_TMP/metrics" || e2e_fail "no busy answer in /metrics"
 # the admin API is on its socket (0600), not on the listener
 [[ $(stat -c %a "$E2E_TMP/admin.sock") == 600 ]] || e2e_fail "admin socket mode"
 code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:6969/v1/admin/reload)
