@@ -241,7 +241,7 @@ static void serve(struct run *r, const sigset_t *sigs)
 
 int main(int argc, char **argv)
 {
-	static struct run run = {.d = {.reload_lock = PTHREAD_MUTEX_INITIALIZER}};
+	struct run run = {.d = {.reload_lock = PTHREAD_MUTEX_INITIALIZER}};
 	struct run *r = &run;
 	char err[1024] = "";
 
