@@ -19,6 +19,7 @@
 #include "options.h"
 #include "p4p_api.h"
 #include "price.h"
+#include "price_cluster.h"
 #include "redis_store.h"
 #include "tracker_http.h"
 
@@ -32,7 +33,8 @@ struct run {
 	struct itr_admin admin;
 	struct itr_tracker *tracker;
 	struct itr_proxy *proxy;
-	struct itr_redis_store *store; /* --store redis-cluster://... */
+	struct itr_redis_store *store;           /* --store redis-cluster://... */
+	struct itr_price_cluster *price_cluster; /* rates summed in that cluster */
 	struct itr_routes *routes;
 	struct itr_http_server *http;
 	struct itr_http_server *admin_http; /* the admin API's Unix socket */
@@ -52,6 +54,10 @@ static void stop_all(struct run *r)
 	itr_routes_stop(r->routes);
 	itr_udp_tracker_stop(r->udp);
 	itr_proxy_free(r->proxy);
+	/* the price thread may be reading the cluster: stop it before the
+	 * cluster client goes */
+	itr_price_stop(r->price);
+	itr_price_cluster_free(r->price_cluster);
 	itr_redis_store_free(r->store);
 	itr_tracker_free(r->tracker);
 	itr_price_free(r->price);
@@ -86,6 +92,23 @@ static int start_tracker(struct run *r, char *err, size_t len)
 		return EXIT_CONFIG;
 	if (r->store)
 		itr_tracker_use_backend(r->tracker, itr_redis_store_backend(r->store));
+	if (r->store && r->price) {
+		/* every instance on the cluster prices links from the sum of what
+		 * their data planes measure */
+		r->price_cluster = itr_price_cluster_new(itr_redis_store_cluster(r->store),
+		                                         (double)o->price_period, NULL);
+		if (!r->price_cluster) {
+			snprintf(err, len, "price controller: out of memory");
+			return EXIT_RUNTIME;
+		}
+		struct itr_price_rate_source src = itr_price_cluster_source(r->price_cluster);
+		itr_price_set_rate_source(r->price, &src);
+		fprintf(stderr,
+		        "itrackerd: price controller: link rates summed over the cluster as %s "
+		        "(records live %u ms)\n",
+		        itr_price_cluster_id(r->price_cluster),
+		        itr_price_cluster_ttl_ms(r->price_cluster));
+	}
 	if (o->proxy.upstream) {
 		r->proxy = itr_proxy_new(&o->proxy, r->tracker, err, len);
 		if (!r->proxy)
@@ -140,7 +163,8 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 			return EXIT_RUNTIME;
 		fprintf(stderr, "itrackerd: price controller: %s, every %u s\n",
 		        (r->d.dp || o->nprice_matrix) ? "measured inter-AS rates and swarm state"
-		                                      : "swarm state only (no data plane)",
+		        : r->price_cluster ? "the cluster's measured inter-AS rates and swarm state"
+		                           : "swarm state only (no data plane)",
 		        o->price_period);
 	}
 	return itr_tracker_start_janitor(r->tracker)

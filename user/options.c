@@ -509,7 +509,8 @@ const struct itr_option_spec itr_option_specs[] = {
      opt_price_matrix, NULL},
     {"store", 0, "memory|URL", "memory",
      "where swarms live: in this process, or shared by every itrackerd on the same Redis "
-     "Cluster (redis-cluster://HOST:PORT[,HOST:PORT...])",
+     "Cluster (redis-cluster://HOST:PORT[,HOST:PORT...]); the price controller then prices "
+     "each link from the rates every live instance on that cluster measured",
      opt_store, "Swarm store:"},
     {"upstream", 0, "URL", NULL,
      "forward announces and scrapes to this tracker (http://HOST:PORT/announce or "

@@ -174,6 +174,9 @@ struct pc_link {
 	unsigned cost_step;
 	uint64_t prev_out[16], prev_in[16];
 	bool have_prev[16];
+	double local_rate;     /* last tick, this instance's sources; < 0: none */
+	double combined_rate;  /* last tick, from the rate source; < 0: none */
+	unsigned contributors; /* instances in combined_rate */
 };
 
 /* Per AS, over all swarms, for operators. */
@@ -197,6 +200,8 @@ struct itr_price {
 	double last_tick;
 	bool ticked;
 	char map_vtag[80];
+	struct itr_price_rate_source source; /* combine NULL: local only */
+	char source_error[256];              /* the last tick's, "" if none */
 
 	pthread_t thread;
 	bool running;
@@ -240,17 +245,23 @@ static void swarm_free(struct ps_swarm *s)
 	free(s);
 }
 
+void itr_price_stop(struct itr_price *pc)
+{
+	if (!pc || !pc->running)
+		return;
+	pthread_mutex_lock(&pc->stop_lock);
+	pc->stop = true;
+	pthread_cond_signal(&pc->stop_cond);
+	pthread_mutex_unlock(&pc->stop_lock);
+	pthread_join(pc->thread, NULL);
+	pc->running = false;
+}
+
 void itr_price_free(struct itr_price *pc)
 {
 	if (!pc)
 		return;
-	if (pc->running) {
-		pthread_mutex_lock(&pc->stop_lock);
-		pc->stop = true;
-		pthread_cond_signal(&pc->stop_cond);
-		pthread_mutex_unlock(&pc->stop_lock);
-		pthread_join(pc->thread, NULL);
-	}
+	itr_price_stop(pc);
 	for (int i = 0; i < PS_SHARDS; i++) {
 		for (int b = 0; b < PS_BUCKETS; b++) {
 			struct ps_swarm *s = pc->shards[i].buckets[b];
@@ -548,6 +559,10 @@ static void sync_links(struct itr_price *pc, const struct itr_netmap *map, bool 
 			nl[i].st.price = pc->cfg.params.initial_price;
 			nl[i].cost_step = itr_price_cost_step(nl[i].st.price, 0);
 		}
+		if (!old || nl[i].link.asn != l->asn || nl[i].link.peer_asn != l->peer_asn) {
+			nl[i].local_rate = -1;
+			nl[i].combined_rate = -1;
+		}
 		nl[i].link = *l;
 	}
 	free(pc->links);
@@ -764,6 +779,49 @@ static void collect_ases(struct itr_price *pc, const struct itr_netmap *map, uin
 	*nout = n;
 }
 
+/* The rate source's view of this tick's local rates (pc->lock held on
+ * entry and on return; released while the source works, which is safe
+ * because only tick, on one thread, changes pc->links). */
+static void combine_rates(struct itr_price *pc, double dt, double *rate)
+{
+	size_t n = pc->nlinks;
+	const char **names = calloc(n + 1, sizeof(*names));
+	char *name_buf = calloc(n + 1, ITR_NAME_MAX + 1);
+	double *local = calloc(n + 1, sizeof(double));
+	double *total = calloc(n + 1, sizeof(double));
+	unsigned *contributors = calloc(n + 1, sizeof(unsigned));
+	struct itr_price_rate_source src = pc->source;
+	char err[256] = "";
+	int rc = -1;
+	if (names && name_buf && local && total && contributors) {
+		for (size_t k = 0; k < n; k++) {
+			char *nm = name_buf + k * (ITR_NAME_MAX + 1);
+			snprintf(nm, ITR_NAME_MAX + 1, "%s", pc->links[k].link.name);
+			names[k] = nm;
+			local[k] = rate[k];
+		}
+		pthread_mutex_unlock(&pc->lock);
+		rc = src.combine(src.ctx, names, local, n, dt, total, contributors, err,
+		                 sizeof(err));
+		pthread_mutex_lock(&pc->lock);
+	} else {
+		snprintf(err, sizeof(err), "out of memory");
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct pc_link *l = &pc->links[k];
+		l->combined_rate = rc == 0 ? total[k] : -1;
+		l->contributors = rc == 0 ? contributors[k] : 0;
+		if (rc == 0)
+			rate[k] = total[k];
+	}
+	snprintf(pc->source_error, sizeof(pc->source_error), "%s", rc == 0 ? "" : err);
+	free(names);
+	free(name_buf);
+	free(local);
+	free(total);
+	free(contributors);
+}
+
 static void tick(struct itr_price *pc, const struct itr_netmap *map, double now,
                  const struct itr_matrix_entry *given, size_t ngiven)
 {
@@ -772,8 +830,17 @@ static void tick(struct itr_price *pc, const struct itr_netmap *map, double now,
 	snprintf(pc->map_vtag, sizeof(pc->map_vtag), "%s", map ? itr_netmap_vtag(map) : "");
 	double dt = pc->ticked ? now - pc->last_tick : 0;
 	double *rate = calloc(pc->nlinks + 1, sizeof(double));
-	if (rate && map && (given || pc->cfg.nmatrix)) {
-		measure(pc, map, dt, given, ngiven, rate);
+	bool local_sources = given || pc->cfg.nmatrix;
+	if (rate && map && (local_sources || pc->source.combine)) {
+		if (local_sources)
+			measure(pc, map, dt, given, ngiven, rate);
+		else
+			for (size_t k = 0; k < pc->nlinks; k++)
+				rate[k] = -1;
+		for (size_t k = 0; k < pc->nlinks; k++)
+			pc->links[k].local_rate = rate[k];
+		if (pc->source.combine)
+			combine_rates(pc, dt, rate);
 		for (size_t k = 0; k < pc->nlinks; k++) {
 			struct pc_link *l = &pc->links[k];
 			if (rate[k] < 0)
@@ -891,6 +958,16 @@ int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *co
 	return 0;
 }
 
+void itr_price_set_rate_source(struct itr_price *pc, const struct itr_price_rate_source *src)
+{
+	pthread_mutex_lock(&pc->lock);
+	if (src)
+		pc->source = *src;
+	else
+		memset(&pc->source, 0, sizeof(pc->source));
+	pthread_mutex_unlock(&pc->lock);
+}
+
 int itr_price_start(struct itr_price *pc)
 {
 	if (pthread_create(&pc->thread, NULL, price_thread, pc))
@@ -917,8 +994,24 @@ double itr_price_link_rate(struct itr_price *pc, const char *name)
 	return r;
 }
 
+int itr_price_link_rates(struct itr_price *pc, const char *name, double *local, double *combined,
+                         unsigned *contributors)
+{
+	pthread_mutex_lock(&pc->lock);
+	const struct pc_link *l = link_by_name(pc, name);
+	if (l) {
+		*local = l->local_rate;
+		*combined = l->combined_rate;
+		*contributors = l->contributors;
+	}
+	pthread_mutex_unlock(&pc->lock);
+	return l ? 0 : -1;
+}
+
 static const char *mode_name(const struct itr_price *pc)
 {
+	if (pc->source.combine)
+		return pc->cfg.nmatrix ? "dataplane+cluster" : "cluster";
 	return pc->cfg.nmatrix ? "dataplane" : "swarm-state";
 }
 
@@ -929,6 +1022,14 @@ json_t *itr_price_status_json(struct itr_price *pc)
 	pthread_mutex_lock(&pc->lock);
 	json_object_set_new(o, "mode", json_string(mode_name(pc)));
 	json_object_set_new(o, "period_s", json_real(pc->cfg.period_s));
+	json_object_set_new(o, "rate_source",
+	                    json_string(pc->source.combine
+	                                    ? (pc->source.name ? pc->source.name : "combined")
+	                                    : "local"));
+	if (pc->source.combine)
+		json_object_set_new(o, "rate_source_error",
+		                    pc->source_error[0] ? json_string(pc->source_error)
+		                                        : json_null());
 	for (size_t i = 0; i < pc->nlinks; i++) {
 		const struct pc_link *l = &pc->links[i];
 		json_t *j = json_object();
@@ -943,6 +1044,14 @@ json_t *itr_price_status_json(struct itr_price *pc)
 		json_object_set_new(j, "measured", json_boolean(l->st.primed));
 		json_object_set_new(j, "rate_bps", json_real(l->st.rate_last));
 		json_object_set_new(j, "rate_smoothed_bps", json_real(l->st.rate_ewma));
+		json_object_set_new(j, "local_rate_bps",
+		                    l->local_rate >= 0 ? json_real(l->local_rate) : json_null());
+		if (pc->source.combine) {
+			json_object_set_new(j, "cluster_rate_bps",
+			                    l->combined_rate >= 0 ? json_real(l->combined_rate)
+			                                          : json_null());
+			json_object_set_new(j, "cluster_instances", json_integer(l->contributors));
+		}
 		json_object_set_new(j, "price", json_real(l->st.price));
 		json_object_set_new(j, "extra_cost_tenths", json_integer(l->cost_step));
 		json_array_append_new(links, j);
@@ -980,8 +1089,18 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	     "Inter-AS BitTorrent rate the data plane measured on the link, smoothed."},
 	    {"itracker_link_price", "gauge",
 	     "P4P price of the link: 0 with headroom, 1 far above budget."},
+	    {"itracker_link_local_rate_bits_per_second", "gauge",
+	     "Inter-AS BitTorrent rate this instance's data plane measured on the link in the "
+	     "last sampling period (-1: no sample)."},
+	    {"itracker_link_cluster_rate_bits_per_second", "gauge",
+	     "Sum of the rates every live instance on the Redis Cluster measured on the link "
+	     "in its last sampling period (-1: none); the price follows it."},
+	    {"itracker_link_cluster_instances", "gauge",
+	     "Live instances whose measurement of the link is in the cluster rate."},
 	};
-	for (size_t m = 0; m < 4; m++) {
+	/* the cluster series exist only with a cluster rate source */
+	size_t nlink_metrics = pc->source.combine ? 7 : 5;
+	for (size_t m = 0; m < nlink_metrics; m++) {
 		if (fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", link_metrics[m].name,
 		            link_metrics[m].help, link_metrics[m].name, link_metrics[m].type) < 0)
 			rc = -1;
@@ -990,7 +1109,10 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 			double v = m == 0   ? (double)l->link.capacity_bps
 			           : m == 1 ? (double)l->link.budget_bps
 			           : m == 2 ? l->st.rate_ewma
-			                    : l->st.price;
+			           : m == 3 ? l->st.price
+			           : m == 4 ? (l->local_rate >= 0 ? l->local_rate : -1)
+			           : m == 5 ? (l->combined_rate >= 0 ? l->combined_rate : -1)
+			                    : (double)l->contributors;
 			char peer[16];
 			if (l->link.peer_asn)
 				snprintf(peer, sizeof(peer), "%u", l->link.peer_asn);

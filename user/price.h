@@ -96,6 +96,26 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
  * not flip the vtag. cur_step is the step in use (0..10). */
 unsigned itr_price_cost_step(double price, unsigned cur_step);
 
+/* ---- where the measured rate comes from -------------------------------- */
+
+/* By default a link is priced from what this instance's own matrix sources
+ * measured. A rate source sees those local rates at every tick and returns
+ * the rate to price from instead: price_cluster.c adds the local rates of
+ * every live instance on a Redis Cluster, so that every gateway prices a
+ * link from the whole ISP's traffic on it. */
+struct itr_price_rate_source {
+	/* names[k] and local[k] (bits/s measured over the last dt seconds;
+	 * < 0: no sample this tick) for the n links of the map. Fills total[k]
+	 * (bits/s; < 0: nobody measured the link) and contributors[k] (live
+	 * instances that did). 0, or -1 with err: the controller then prices
+	 * from the local rates this tick. Called from the controller's thread
+	 * with no lock held (it may wait for a network round trip). */
+	int (*combine)(void *ctx, const char *const *names, const double *local, size_t n,
+	               double dt, double *total, unsigned *contributors, char *err, size_t errlen);
+	void *ctx;
+	const char *name; /* for operators: "redis-cluster" */
+};
+
 /* ---- the running controller ------------------------------------------- */
 
 struct itr_price_config {
@@ -120,6 +140,8 @@ struct itr_price;
 
 struct itr_price *itr_price_new(const struct itr_price_config *cfg);
 void itr_price_free(struct itr_price *pc); /* stops the thread if started */
+/* Stop the thread (if started) so that what a rate source uses can go. */
+void itr_price_stop(struct itr_price *pc);
 /* One more matrix source (fd of a pinned `matrix` map, kept open by the
  * caller); before itr_price_start. 0, or -1 when 16 are taken. */
 int itr_price_add_matrix(struct itr_price *pc, int fd);
@@ -132,6 +154,9 @@ int itr_price_add_pinned_matrix(struct itr_price *pc, const char *pin_root, char
  * with err filled. */
 int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *const *pin_roots,
                          size_t npin_roots, char *err, size_t errlen);
+/* Price from src's rates instead of the local ones (copied; before
+ * itr_price_start). src NULL: local only, the default. */
+void itr_price_set_rate_source(struct itr_price *pc, const struct itr_price_rate_source *src);
 /* A thread that calls itr_price_tick every period until itr_price_free. */
 int itr_price_start(struct itr_price *pc);
 
@@ -159,6 +184,11 @@ void itr_price_tick_matrix(struct itr_price *pc, const struct itr_netmap *map, d
 double itr_price_link_price(struct itr_price *pc, const char *name);
 /* Smoothed rate (bits/s) of the link; -1 if none. */
 double itr_price_link_rate(struct itr_price *pc, const char *name);
+/* The last tick's rates of the link: this instance's own (bits/s, < 0: no
+ * sample) and, with a rate source, the combined one and how many
+ * instances contributed to it. -1 if the controller has no such link. */
+int itr_price_link_rates(struct itr_price *pc, const char *name, double *local, double *combined,
+                         unsigned *contributors);
 
 /* The loop for operators: {"mode":..., "links":[...], "ases":[...]}. */
 json_t *itr_price_status_json(struct itr_price *pc);

@@ -304,6 +304,11 @@ struct itr_announce_backend *itr_redis_store_backend(struct itr_redis_store *st)
 	return &st->backend;
 }
 
+struct itr_rc *itr_redis_store_cluster(struct itr_redis_store *st)
+{
+	return st->rc;
+}
+
 void itr_redis_store_free(struct itr_redis_store *st)
 {
 	if (!st)

@@ -29,6 +29,10 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
                                             size_t errlen);
 struct itr_announce_backend *itr_redis_store_backend(struct itr_redis_store *st);
 void itr_redis_store_free(struct itr_redis_store *st);
+/* The store's cluster client, for other state kept in the same cluster
+ * (price_cluster.h); valid until itr_redis_store_free. */
+struct itr_rc;
+struct itr_rc *itr_redis_store_cluster(struct itr_redis_store *st);
 
 /* Member encoding (exposed for tests): 6 or 18 bytes, address then port,
  * network order. Returns the length, 0 for an unknown family. */
