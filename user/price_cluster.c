@@ -59,9 +59,10 @@ size_t itr_price_cluster_encode(char *buf, size_t cap, const char *const *names,
 		if (!(local[k] >= 0))
 			continue;
 		double b = local[k] * (double)interval_ms / 8000.0 + 0.5;
-		unsigned long long bytes = b < 1e18 ? (unsigned long long)b : 1000000000000000000ull;
-		int w = snprintf(buf + len, cap - len, "%s %llu %llu\n", names[k], bytes,
-		                 interval_ms);
+		unsigned long long bytes =
+		    b < 1e18 ? (unsigned long long)b : 1000000000000000000ull;
+		int w =
+		    snprintf(buf + len, cap - len, "%s %llu %llu\n", names[k], bytes, interval_ms);
 		if (w < 0 || (size_t)w >= cap - len)
 			return 0;
 		len += (size_t)w;
@@ -147,8 +148,7 @@ static void sanitize_id(char *id)
 	}
 }
 
-struct itr_price_cluster *itr_price_cluster_new(struct itr_rc *rc, double period_s,
-                                                const char *id)
+struct itr_price_cluster *itr_price_cluster_new(struct itr_rc *rc, double period_s, const char *id)
 {
 	struct itr_price_cluster *pcl = calloc(1, sizeof(*pcl));
 	if (!pcl)
@@ -230,8 +230,7 @@ static void note_dead(struct itr_price_cluster *pcl, const char *id)
 /* Add the GET answer for id: a record counts, a missing key is a dead
  * instance. */
 static void take_record(struct itr_price_cluster *pcl, const char *id, const redisReply *r,
-                        const char *const *names, size_t n, double *total,
-                        unsigned *contributors)
+                        const char *const *names, size_t n, double *total, unsigned *contributors)
 {
 	if (r && r->type == REDIS_REPLY_STRING)
 		itr_price_cluster_add(r->str, r->len, names, n, total, contributors);
@@ -241,13 +240,13 @@ static void take_record(struct itr_price_cluster *pcl, const char *id, const red
 
 /* GET the records of ids in one round trip. */
 static int read_records(struct itr_price_cluster *pcl, char (*ids)[ID_SIZE], size_t nids,
-                        const char *const *names, size_t n, double *total,
-                        unsigned *contributors, char *err, size_t errlen)
+                        const char *const *names, size_t n, double *total, unsigned *contributors,
+                        char *err, size_t errlen)
 {
 	if (!nids)
 		return 0;
 	struct itr_rc_cmd *cmds = calloc(nids, sizeof(*cmds));
-	char (*keys)[RECORD_KEY_SIZE] = calloc(nids, RECORD_KEY_SIZE);
+	char(*keys)[RECORD_KEY_SIZE] = calloc(nids, RECORD_KEY_SIZE);
 	void **replies = calloc(nids, sizeof(*replies));
 	int rc = -1;
 	if (!cmds || !keys || !replies) {
@@ -285,9 +284,9 @@ static int cluster_combine(void *ctx, const char *const *names, const double *lo
 	size_t ncmds = 4 + pcl->ndead + pcl->nknown;
 	struct itr_rc_cmd *cmds = calloc(ncmds, sizeof(*cmds));
 	void **replies = calloc(ncmds, sizeof(*replies));
-	char (*keys)[RECORD_KEY_SIZE] = calloc(pcl->nknown + 1, RECORD_KEY_SIZE);
-	char (*fresh)[ID_SIZE] = calloc(MAX_INSTANCES, ID_SIZE);
-	char (*next_known)[ID_SIZE] = calloc(MAX_INSTANCES, ID_SIZE);
+	char(*keys)[RECORD_KEY_SIZE] = calloc(pcl->nknown + 1, RECORD_KEY_SIZE);
+	char(*fresh)[ID_SIZE] = calloc(MAX_INSTANCES, ID_SIZE);
+	char(*next_known)[ID_SIZE] = calloc(MAX_INSTANCES, ID_SIZE);
 	int rc = -1;
 	if (!record || !cmds || !replies || !keys || !fresh || !next_known) {
 		snprintf(err, errlen, "out of memory");

@@ -28,8 +28,7 @@ struct itr_price_cluster;
  * the controller's sampling period, which sets the records' TTL (three
  * periods, at least one second). id: this instance's name in the cluster;
  * NULL picks "<hostname>-<8 random hex digits>". NULL on out of memory. */
-struct itr_price_cluster *itr_price_cluster_new(struct itr_rc *rc, double period_s,
-                                                const char *id);
+struct itr_price_cluster *itr_price_cluster_new(struct itr_rc *rc, double period_s, const char *id);
 void itr_price_cluster_free(struct itr_price_cluster *pcl);
 /* The source to hand to itr_price_set_rate_source. */
 struct itr_price_rate_source itr_price_cluster_source(struct itr_price_cluster *pcl);

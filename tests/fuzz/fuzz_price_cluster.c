@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	double total[NLINKS] = {-1, -1, -1};
 	unsigned contributors[NLINKS] = {0};
-	int rc = itr_price_cluster_add((const char *)data, size, names, NLINKS, total, contributors);
+	int rc =
+	    itr_price_cluster_add((const char *)data, size, names, NLINKS, total, contributors);
 	for (size_t k = 0; k < NLINKS; k++) {
 		if (rc != 0 && (total[k] != -1 || contributors[k] != 0))
 			abort(); /* a refused record added something */

@@ -58,9 +58,9 @@ static void test_sum_over_instances(void **state)
 {
 	(void)state;
 	const char *records[] = {
-	    "itr-rates 1\na-up 250000 2000\n",               /* 1 Mbit/s */
+	    "itr-rates 1\na-up 250000 2000\n",                /* 1 Mbit/s */
 	    "itr-rates 1\na-up 375000 1000\nb-up 125 1000\n", /* 3 Mbit/s, 1 kbit/s */
-	    "itr-rates 1\na-b 5000000 4000\ngone-up 7 1\n",  /* 10 Mbit/s, a link not in this map */
+	    "itr-rates 1\na-b 5000000 4000\ngone-up 7 1\n", /* 10 Mbit/s, a link not in this map */
 	};
 	double total[NLINKS] = {-1, -1, -1};
 	unsigned contributors[NLINKS] = {0};
@@ -82,12 +82,12 @@ static void test_damaged_records(void **state)
 	const char *bad[] = {
 	    "",
 	    "itr-rates 2\na-up 1 1\n",
-	    "itr-rates 1\na-up 1 1",        /* no end of line */
-	    "itr-rates 1\na-up 1 0\n",      /* no interval */
-	    "itr-rates 1\na-up x 1\n",      /* not a number */
-	    "itr-rates 1\na-up 1 1 1\n",    /* one field too many */
+	    "itr-rates 1\na-up 1 1",             /* no end of line */
+	    "itr-rates 1\na-up 1 0\n",           /* no interval */
+	    "itr-rates 1\na-up x 1\n",           /* not a number */
+	    "itr-rates 1\na-up 1 1 1\n",         /* one field too many */
 	    "itr-rates 1\na-up 1 1\na-up 2 1\n", /* a link twice */
-	    "itr-rates 1\nb-up 1 1\n\n",    /* an empty line */
+	    "itr-rates 1\nb-up 1 1\n\n",         /* an empty line */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		double total[NLINKS] = {-1, -1, -1};
@@ -246,9 +246,10 @@ static int start_redis(void **state)
 		redis_pid = fork();
 		if (redis_pid == 0) {
 			freopen("/dev/null", "w", stdout);
-			execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
-			       "--cluster-enabled", "yes", "--cluster-config-file", conf, "--save", "",
-			       "--appendonly", "no", "--dir", redis_dir, (char *)NULL);
+			execlp("redis-server", "redis-server", "--port", port, "--bind",
+			       "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
+			       conf, "--save", "", "--appendonly", "no", "--dir", redis_dir,
+			       (char *)NULL);
 			_exit(127);
 		}
 		for (int i = 0; i < 50; i++) {
@@ -306,44 +307,38 @@ static void test_aging_on_cluster(void **state)
 	double total[NLINKS];
 	unsigned contributors[NLINKS];
 	/* a first, then b: b reads a's record at once (a fresh member) */
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_true(fabs(total[0] - 2e6) < 1);
 	assert_int_equal(contributors[0], 1);
-	assert_int_equal(sb.combine(sb.ctx, names, lb, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sb.combine(sb.ctx, names, lb, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_true(fabs(total[0] - 5e6) < 1);
 	assert_true(fabs(total[1] - 1e6) < 1);
 	assert_true(total[2] < 0);
 	assert_int_equal(contributors[0], 2);
 	assert_int_equal(contributors[1], 1);
 	assert_int_equal(contributors[2], 0);
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_true(fabs(total[0] - 5e6) < 1);
 	assert_int_equal(contributors[0], 2);
 
 	/* b stops. Within the TTL a still counts it; after it, not. */
 	struct timespec half = {0, 500 * 1000 * 1000}, more = {0, 700 * 1000 * 1000};
 	nanosleep(&half, NULL);
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_int_equal(contributors[0], 2);
 	nanosleep(&more, NULL);
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_true(fabs(total[0] - 2e6) < 1);
 	assert_int_equal(contributors[0], 1);
 	assert_true(total[1] < 0);
 	/* the next tick removes b's id from the member set */
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	redisReply *r = redis_cmd("SMEMBERS itr:{links}:m");
 	assert_non_null(r);
 	assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -355,13 +350,11 @@ static void test_aging_on_cluster(void **state)
 	freeReplyObject(r);
 
 	/* b comes back under the same id: counted again at once */
-	assert_int_equal(sb.combine(sb.ctx, names, lb, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sb.combine(sb.ctx, names, lb, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_int_equal(contributors[0], 2);
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 0);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), 0);
 	assert_true(fabs(total[0] - 5e6) < 1);
 	assert_int_equal(contributors[0], 2);
 	itr_price_cluster_free(a);
@@ -383,9 +376,8 @@ static void test_cluster_down(void **state)
 	struct itr_price_rate_source sa = itr_price_cluster_source(a);
 	double la[NLINKS] = {2e6, -1, -1}, total[NLINKS];
 	unsigned contributors[NLINKS];
-	assert_int_equal(sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err,
-	                            sizeof(err)),
-	                 -1);
+	assert_int_equal(
+	    sa.combine(sa.ctx, names, la, NLINKS, 1.0, total, contributors, err, sizeof(err)), -1);
 	assert_true(err[0] != '\0');
 	itr_price_cluster_free(a);
 	itr_rc_free(rc);
@@ -394,16 +386,15 @@ static void test_cluster_down(void **state)
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
-	    cmocka_unit_test(test_record_roundtrip),
-	    cmocka_unit_test(test_sum_over_instances),
-	    cmocka_unit_test(test_damaged_records),
-	    cmocka_unit_test(test_controller_uses_source),
+	    cmocka_unit_test(test_record_roundtrip), cmocka_unit_test(test_sum_over_instances),
+	    cmocka_unit_test(test_damaged_records),  cmocka_unit_test(test_controller_uses_source),
 	    cmocka_unit_test(test_cluster_down),
 	};
 	const struct CMUnitTest cluster[] = {
 	    cmocka_unit_test(test_aging_on_cluster),
 	};
 	int failed = cmocka_run_group_tests_name("price_cluster", pure, NULL, NULL);
-	failed += cmocka_run_group_tests_name("price_cluster_redis", cluster, start_redis, stop_redis);
+	failed +=
+	    cmocka_run_group_tests_name("price_cluster_redis", cluster, start_redis, stop_redis);
 	return failed;
 }
