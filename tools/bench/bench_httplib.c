@@ -15,6 +15,7 @@
  * Reproduce: sudo make BUILD=build bench (or BUILD=build build/bench/bench_httplib)
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -218,44 +219,54 @@ int main(void)
 	for (int load = 0; load < 2; load++) {
 		double ratio[ROUNDS], ratio_cpu[ROUNDS];
 		struct result res[ROUNDS][2];
+		int good = 0; /* rounds where both servers were measured */
 		for (int round = 0; round < ROUNDS; round++) {
+			bool ok = true;
 			for (int k = 0; k < 2; k++) {
 				int lib = (k + round) % 2;
-				uint16_t port = (uint16_t)(base + 4 * load + 2 * round % 4 + lib);
+				uint16_t port = (uint16_t)(base + 8 * load + 2 * round + lib);
 				pid_t pid = start(serve[lib], port);
 				if (pid < 0 || run_wrk(pid, port, load, &res[round][lib]) < 0) {
 					fprintf(stderr, "bench_httplib: %s, %s failed\n",
 					        lib_name[lib], load_name[load]);
 					failed++;
-					res[round][lib] = (struct result){1, 1};
+					ok = false;
 				}
 				if (pid > 0) {
 					kill(pid, SIGKILL);
 					waitpid(pid, NULL, 0);
 				}
-				printf("  %-26s %-24s %9.0f req/s %9.0f req/CPU-s\n", lib_name[lib],
-				       load_name[load], res[round][lib].rps,
-				       res[round][lib].per_cpu);
+				if (ok)
+					printf("  %-26s %-24s %9.0f req/s %9.0f req/CPU-s\n",
+					       lib_name[lib], load_name[load], res[round][lib].rps,
+					       res[round][lib].per_cpu);
 			}
-			ratio[round] = res[round][1].rps / res[round][0].rps;
-			ratio_cpu[round] = res[round][1].per_cpu / res[round][0].per_cpu;
+			if (!ok)
+				continue; /* a failed round is left out */
+			res[good][0] = res[round][0];
+			res[good][1] = res[round][1];
+			ratio[good] = res[round][1].rps / res[round][0].rps;
+			ratio_cpu[good] = res[round][1].per_cpu / res[round][0].per_cpu;
+			good++;
 		}
+		if (good == 0)
+			continue;
 		double med_itr[ROUNDS], med_h2o[ROUNDS];
-		for (int i = 0; i < ROUNDS; i++) {
+		for (int i = 0; i < good; i++) {
 			med_itr[i] = res[i][0].per_cpu;
 			med_h2o[i] = res[i][1].per_cpu;
 		}
-		qsort(ratio, ROUNDS, sizeof(double), cmp_double);
-		qsort(ratio_cpu, ROUNDS, sizeof(double), cmp_double);
-		qsort(med_itr, ROUNDS, sizeof(double), cmp_double);
-		qsort(med_h2o, ROUNDS, sizeof(double), cmp_double);
+		qsort(ratio, (size_t)good, sizeof(double), cmp_double);
+		qsort(ratio_cpu, (size_t)good, sizeof(double), cmp_double);
+		qsort(med_itr, (size_t)good, sizeof(double), cmp_double);
+		qsort(med_h2o, (size_t)good, sizeof(double), cmp_double);
 		printf("%s: h2o / itracker-MHD per CPU-s %.2f / %.2f / %.2f, per s %.2f / %.2f / "
-		       "%.2f (min / median / max)\n",
-		       load_name[load], ratio_cpu[0], ratio_cpu[ROUNDS / 2], ratio_cpu[ROUNDS - 1],
-		       ratio[0], ratio[ROUNDS / 2], ratio[ROUNDS - 1]);
+		       "%.2f (min / median / max of %d rounds)\n",
+		       load_name[load], ratio_cpu[0], ratio_cpu[good / 2], ratio_cpu[good - 1],
+		       ratio[0], ratio[good / 2], ratio[good - 1], good);
 		char name[128];
 		snprintf(name, sizeof(name), "httplib h2o %s per cpu-s", load_name[load]);
-		benchjson_append(name, med_h2o[ROUNDS / 2], "req/cpu-s", med_itr[ROUNDS / 2]);
+		benchjson_append(name, med_h2o[good / 2], "req/cpu-s", med_itr[good / 2]);
 	}
 	return failed ? 1 : 0;
 }
