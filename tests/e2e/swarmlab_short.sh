@@ -80,9 +80,19 @@ for cfg in res["results"]:
         if r["verified"] != r["total"]:
             fail.append("%s %s: files differ from the original: %s"
                         % (cfg["name"], name, r["unverified"]))
+        # aria2c opens every connection with MSE: the data plane knows
+        # them only through endpoints learned from tracker exchanges.
+        anyb = r.get("dataplane_inter_as_any_total") or 0
+        btb = r.get("dataplane_inter_as_total") or 0
+        if anyb and btb < 0.95 * anyb:
+            fail.append("%s %s: the data plane recognised %.0f%% of the inter-AS bytes as "
+                        "BitTorrent (want >= 95%%)" % (cfg["name"], name, 100.0 * btb / anyb))
         print("%-13s %-12s completed %d/%d, verified %d, mean %.1fs, transit %d bytes"
               % (cfg["name"], name, r["completed"], r["total"], r["verified"],
                  r["time"]["mean"] or -1, r["transit_total"]))
+        if anyb:
+            print("%-13s %-12s data plane: %.1f%% of %d inter-AS bytes recognised"
+                  % (cfg["name"], name, 100.0 * btb / anyb, anyb))
     if "opentracker" in runs and "itrackerd" in runs:
         base, it = runs["opentracker"]["transit_total"], runs["itrackerd"]["transit_total"]
         if not it < base:
