@@ -116,6 +116,17 @@ $(BUILD)/bench_naive.bpf.o: bpf/bench_naive.bpf.c $(wildcard bpf/*.h) maps/itrac
 	@mkdir -p $(@D)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# Empty programs in each hook: the reference of bench_hooks (real traffic).
+$(BUILD)/bench_empty.bpf.o: bpf/bench_empty.bpf.c
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BUILD)/bench/bench_hooks: tools/bench/bench_hooks.py $(BUILD)/bench_empty.bpf.o
+	@mkdir -p $(@D)
+	install -m 0755 $< $@
+
+BENCH_BINS += $(BUILD)/bench/bench_hooks
+
 $(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
 
 # h2o's event-loop library, measured against libmicrohttpd (bench_httplib.c)

@@ -246,6 +246,9 @@ struct itr_config {
 /* Program names in the object (also the names bpftool prints). */
 #define ITR_PROG_XDP "itr_xdp_ingress"
 #define ITR_PROG_TC  "itr_tc_egress"
+/* The ingress classifier as a TC program: the hook on virtual devices
+ * (veth, bridges), where native XDP costs the stack its GRO aggregation. */
+#define ITR_PROG_TC_INGRESS "itr_tc_ingress"
 /* TC filter handle and priority used for the egress attachment. */
 #define ITR_TC_HANDLE   0x17a
 #define ITR_TC_PRIORITY 0x17a

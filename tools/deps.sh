@@ -33,6 +33,8 @@ TEST=(
 	libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
 	tcpdump jq ethtool openssl util-linux
+	# real traffic through each hook (make bench: bench_hooks)
+	iperf3
 	# real peers and references
 	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
 	nginx-light prometheus

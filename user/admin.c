@@ -46,9 +46,11 @@ static json_t *interfaces_json(const struct itr_dataplane *dp)
 	for (size_t i = 0; dp && i < dp->nifaces; i++) {
 		const struct itr_iface_state *s = &dp->ifaces[i];
 		json_array_append_new(
-		    ifs, json_pack("{s:s,s:i,s:s,s:b,s:b}", "name", s->name, "ifindex", s->ifindex,
-		                   "xdp", s->xdp_mode_name ? s->xdp_mode_name : "none", "tc_egress",
-		                   s->tc_attached, "adopted", s->xdp_adopted || s->tc_adopted));
+		    ifs, json_pack("{s:s,s:i,s:s,s:s,s:b,s:b}", "name", s->name, "ifindex",
+		                   s->ifindex, "ingress", s->ingress_tc ? "tc" : "xdp", "xdp",
+		                   !s->ingress_tc && s->xdp_mode_name ? s->xdp_mode_name : "none",
+		                   "tc_egress", s->tc_attached, "adopted",
+		                   s->xdp_adopted || s->tc_adopted || s->tc_in_adopted));
 	}
 	return ifs;
 }

@@ -336,33 +336,35 @@ static void use_libbpf_print(bool verbose)
 	libbpf_set_print(print_libbpf);
 }
 
-static void tc_hook_init(struct bpf_tc_hook *hook, int ifindex)
+static void tc_hook_init(struct bpf_tc_hook *hook, int ifindex, enum bpf_tc_attach_point point)
 {
 	memset(hook, 0, sizeof(*hook));
 	hook->sz = sizeof(*hook);
 	hook->ifindex = ifindex;
-	hook->attach_point = BPF_TC_EGRESS;
+	hook->attach_point = point;
 }
 
-static bool tc_filter_present(int ifindex)
+static bool tc_filter_present(int ifindex, enum bpf_tc_attach_point point)
 {
 	struct bpf_tc_hook hook;
 	LIBBPF_OPTS(bpf_tc_opts, q, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
 
-	tc_hook_init(&hook, ifindex);
+	tc_hook_init(&hook, ifindex, point);
 	probing = true;
 	bool present = bpf_tc_query(&hook, &q) == 0;
 	probing = false;
 	return present;
 }
 
-static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t errlen)
+static int attach_tc(struct itr_iface_state *ifs, int prog_fd, enum bpf_tc_attach_point point,
+                     char *err, size_t errlen)
 {
 	struct bpf_tc_hook hook;
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY,
 	            .prog_fd = prog_fd, .flags = BPF_TC_F_REPLACE);
+	bool ingress = point == BPF_TC_INGRESS;
 
-	tc_hook_init(&hook, ifs->ifindex);
+	tc_hook_init(&hook, ifs->ifindex, point);
 	probing = true; /* "exists" is the usual answer */
 	int rc = bpf_tc_hook_create(&hook);
 	probing = false;
@@ -372,24 +374,31 @@ static int attach_tc(struct itr_iface_state *ifs, int prog_fd, char *err, size_t
 		explain_errno(err, errlen, what, -rc);
 		return rc;
 	}
-	ifs->tc_adopted = tc_filter_present(ifs->ifindex);
+	bool adopted = tc_filter_present(ifs->ifindex, point);
 	rc = bpf_tc_attach(&hook, &opts);
 	if (rc) {
 		char what[128];
-		snprintf(what, sizeof(what), "attaching TC egress to %s", ifs->name);
+		snprintf(what, sizeof(what), "attaching TC %s to %s",
+		         ingress ? "ingress" : "egress", ifs->name);
 		explain_errno(err, errlen, what, -rc);
 		return rc;
 	}
-	ifs->tc_attached = true;
+	if (ingress) {
+		ifs->tc_in_attached = true;
+		ifs->tc_in_adopted = adopted;
+	} else {
+		ifs->tc_attached = true;
+		ifs->tc_adopted = adopted;
+	}
 	return 0;
 }
 
-static void detach_tc(int ifindex)
+static void detach_tc(int ifindex, enum bpf_tc_attach_point point)
 {
 	struct bpf_tc_hook hook;
 	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
 
-	tc_hook_init(&hook, ifindex);
+	tc_hook_init(&hook, ifindex, point);
 	probing = true; /* gone already is fine */
 	bpf_tc_detach(&hook, &opts);
 	probing = false;
@@ -409,8 +418,33 @@ static void detach_iface(struct itr_dataplane *dp, struct itr_iface_state *ifs)
 		ifs->xdp_attached = false;
 	}
 	if (ifs->tc_attached) {
-		detach_tc(ifs->ifindex);
+		detach_tc(ifs->ifindex, BPF_TC_EGRESS);
 		ifs->tc_attached = false;
+	}
+	if (ifs->tc_in_attached) {
+		detach_tc(ifs->ifindex, BPF_TC_INGRESS);
+		ifs->tc_in_attached = false;
+	}
+}
+
+bool itr_iface_is_virtual(const char *ifname)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "/sys/class/net/%s/device", ifname);
+	return access(path, F_OK) != 0;
+}
+
+/* The hook this run does not use may still carry what an earlier run
+ * attached with the other choice: remove it, or ingress would be counted
+ * twice. */
+static void drop_other_ingress_hook(struct itr_dataplane *dp, struct itr_iface_state *ifs)
+{
+	if (ifs->ingress_tc) {
+		char path[PATH_MAX];
+		if (!link_pin_path(path, sizeof(path), dp->pin_root, ifs->name))
+			unlink(path); /* the pin held the XDP link: unpinned, it detaches */
+	} else if (tc_filter_present(ifs->ifindex, BPF_TC_INGRESS)) {
+		detach_tc(ifs->ifindex, BPF_TC_INGRESS);
 	}
 }
 
@@ -553,11 +587,23 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 
 	int xdp_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_XDP));
 	int tc_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_TC));
+	int tc_in_fd =
+	    bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_TC_INGRESS));
 	for (size_t i = 0; i < dp->nifaces; i++) {
 		struct itr_iface_state *ifs = &dp->ifaces[i];
-		if (attach_xdp(dp, ifs, xdp_fd, opts->xdp_mode, err, errlen))
+		ifs->ingress_tc =
+		    opts->ingress_hook == ITR_INGRESS_TC ||
+		    (opts->ingress_hook == ITR_INGRESS_AUTO && itr_iface_is_virtual(ifs->name));
+		if (ifs->ingress_tc && tc_in_fd < 0) {
+			snprintf(err, errlen, "the BPF object has no %s program (an older build?)",
+			         ITR_PROG_TC_INGRESS);
 			goto fail_detach;
-		if (attach_tc(ifs, tc_fd, err, errlen))
+		}
+		drop_other_ingress_hook(dp, ifs);
+		if (ifs->ingress_tc ? attach_tc(ifs, tc_in_fd, BPF_TC_INGRESS, err, errlen)
+		                    : attach_xdp(dp, ifs, xdp_fd, opts->xdp_mode, err, errlen))
+			goto fail_detach;
+		if (attach_tc(ifs, tc_fd, BPF_TC_EGRESS, err, errlen))
 			goto fail_detach;
 	}
 	return dp;
@@ -575,7 +621,9 @@ fail_detach:
 		if (ifs->xdp_link_fd >= 0)
 			close(ifs->xdp_link_fd);
 		if (ifs->tc_attached && !ifs->tc_adopted)
-			detach_tc(ifs->ifindex);
+			detach_tc(ifs->ifindex, BPF_TC_EGRESS);
+		if (ifs->tc_in_attached && !ifs->tc_in_adopted)
+			detach_tc(ifs->ifindex, BPF_TC_INGRESS);
 	}
 fail_obj:
 	if (!dp->maps_adopted && dp->obj) {
@@ -609,8 +657,15 @@ void itr_dataplane_describe(const struct itr_dataplane *dp, const char *prefix, 
 {
 	for (size_t i = 0; dp && i < dp->nifaces; i++) {
 		const struct itr_iface_state *s = &dp->ifaces[i];
-		fprintf(out, "%s%s: XDP %s%s, TC egress%s\n", prefix, s->name, s->xdp_mode_name,
-		        s->xdp_adopted ? " (adopted)" : "", s->tc_adopted ? " (adopted)" : "");
+		if (s->ingress_tc)
+			fprintf(out, "%s%s: TC ingress%s%s, TC egress%s\n", prefix, s->name,
+			        itr_iface_is_virtual(s->name) ? " (virtual device)" : "",
+			        s->tc_in_adopted ? " (adopted)" : "",
+			        s->tc_adopted ? " (adopted)" : "");
+		else
+			fprintf(out, "%s%s: XDP %s%s, TC egress%s\n", prefix, s->name,
+			        s->xdp_mode_name, s->xdp_adopted ? " (adopted)" : "",
+			        s->tc_adopted ? " (adopted)" : "");
 	}
 }
 
@@ -624,9 +679,12 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 	use_libbpf_print(false);
 	if (ifs) {
 		for (struct if_nameindex *p = ifs; p->if_index; p++) {
-			if (tc_filter_present((int)p->if_index)) {
-				detach_tc((int)p->if_index);
-				removed++;
+			for (int k = 0; k < 2; k++) {
+				enum bpf_tc_attach_point pt = k ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+				if (tc_filter_present((int)p->if_index, pt)) {
+					detach_tc((int)p->if_index, pt);
+					removed++;
+				}
 			}
 		}
 		if_freenameindex(ifs);

@@ -25,10 +25,22 @@ enum itr_xdp_mode {
 
 #define ITR_MAX_IFACES 32
 
+/* Where ingress traffic is classified. auto: TC on virtual devices (veth,
+ * bridges, VLANs, tunnels: no /sys/class/net/IF/device), where native XDP
+ * costs the stack its GRO aggregation and generic XDP runs on every
+ * segment; XDP (native where the driver has it, see xdp_mode) on physical
+ * NICs, where it runs before the stack allocates anything. */
+enum itr_ingress_hook {
+	ITR_INGRESS_AUTO = 0,
+	ITR_INGRESS_XDP,
+	ITR_INGRESS_TC,
+};
+
 struct itr_loader_opts {
 	const char *pin_root;   /* default ITR_PIN_ROOT_DEFAULT */
 	const char *bpf_object; /* NULL: the embedded object */
 	enum itr_xdp_mode xdp_mode;
+	enum itr_ingress_hook ingress_hook;
 	const char *ifaces[ITR_MAX_IFACES];
 	size_t nifaces;
 	bool verbose;
@@ -40,7 +52,10 @@ struct itr_iface_state {
 	bool xdp_attached; /* by us, in this run or adopted */
 	bool xdp_adopted;  /* a pinned link existed and was updated */
 	bool tc_attached;
-	bool tc_adopted;           /* our filter was already there */
+	bool tc_adopted;     /* our filter was already there */
+	bool ingress_tc;     /* ingress is classified by TC, not XDP */
+	bool tc_in_attached; /* our TC ingress filter, by us or adopted */
+	bool tc_in_adopted;
 	const char *xdp_mode_name; /* "native" or "generic" */
 	int xdp_link_fd;
 };
@@ -66,7 +81,11 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
  * maps pinned (counters stay readable and are adopted by the next start). */
 void itr_dataplane_close(struct itr_dataplane *dp, bool keep_attached);
 
-/* One line per interface: "PREFIXeth0: XDP native (adopted), TC egress".
+/* Whether ifname is a virtual device (no device behind it in sysfs). */
+bool itr_iface_is_virtual(const char *ifname);
+
+/* One line per interface: "PREFIXeth0: XDP native (adopted), TC egress"
+ * or "PREFIXveth0: TC ingress (virtual device), TC egress".
  * Nothing for a NULL dp. */
 void itr_dataplane_describe(const struct itr_dataplane *dp, const char *prefix, FILE *out);
 

@@ -106,6 +106,19 @@ HANDLER(opt_xdp_mode)
 	return 0;
 }
 
+HANDLER(opt_ingress_hook)
+{
+	if (strcmp(arg, "auto") == 0)
+		o->loader.ingress_hook = ITR_INGRESS_AUTO;
+	else if (strcmp(arg, "xdp") == 0)
+		o->loader.ingress_hook = ITR_INGRESS_XDP;
+	else if (strcmp(arg, "tc") == 0)
+		o->loader.ingress_hook = ITR_INGRESS_TC;
+	else
+		return fail(err, len, "--ingress-hook '%s': expected auto, xdp or tc", arg);
+	return 0;
+}
+
 HANDLER(opt_pin_root)
 {
 	if (arg[0] != '/')
@@ -383,6 +396,10 @@ const struct itr_option_spec itr_option_specs[] = {
     {"interface", 'i', "IFACE", NULL,
      "attach XDP (ingress) and TC (egress) to IFACE; repeat for several interfaces", opt_interface,
      "Data plane:"},
+    {"ingress-hook", 0, "HOOK", "auto",
+     "where ingress is classified: xdp, tc, or auto (TC on virtual devices such as veth and "
+     "bridges, where XDP costs the stack its GRO; XDP on physical NICs)",
+     opt_ingress_hook, NULL},
     {"xdp-mode", 0, "MODE", "auto", "auto (native, else generic), native or generic", opt_xdp_mode,
      NULL},
     {"pin-root", 0, "DIR", ITR_PIN_ROOT_DEFAULT, "where maps and links are pinned", opt_pin_root,

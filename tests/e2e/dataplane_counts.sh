@@ -18,15 +18,23 @@ A=$NS_A
 B=$NS_B
 e2e_bpffs
 ROOT=$E2E_PIN_ROOT
+# ITR_INGRESS_HOOK: auto (TC on a veth), or xdp (dataplane_counts_xdp.sh)
+HOOK=${ITR_INGRESS_HOOK:-auto}
 e2e_bg ip netns exec "$A" "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$MAP" -i va \
-	--pin-root "$ROOT" --listen 127.0.0.1:6969
+	--pin-root "$ROOT" --listen 127.0.0.1:6969 --ingress-hook "$HOOK"
 for i in $(seq 100); do
 	ip netns exec "$A" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
 	sleep 0.1
 done
 ip netns exec "$A" curl -fsS http://127.0.0.1:6969/v1/status | grep -q '"tc_egress":true' ||
 	e2e_fail "itrackerd did not attach"
-ip -n "$A" link show va | grep -q xdp || e2e_fail "no XDP program on va"
+if [[ $HOOK == xdp ]]; then
+	ip -n "$A" link show va | grep -q xdp || e2e_fail "no XDP program on va"
+else
+	ip netns exec "$A" tc filter show dev va ingress | grep -q itr_tc_ingress ||
+		e2e_fail "no TC ingress program on va (auto on a veth)"
+	ip -n "$A" link show va | grep -q xdp && e2e_fail "XDP on va although ingress is TC"
+fi
 
 # Content for the real transfers.
 head -c 3000000 /dev/urandom >"$E2E_TMP/payload.bin"
@@ -87,5 +95,6 @@ kill -TERM "${E2E_PIDS[0]}"
 wait "${E2E_PIDS[0]}" || e2e_fail "itrackerd exit status $?"
 ip -n "$A" link show va | grep -q xdp && e2e_fail "XDP still attached after stop"
 [[ -z $(ip netns exec "$A" tc filter show dev va egress) ]] || e2e_fail "TC filter left after stop"
+[[ -z $(ip netns exec "$A" tc filter show dev va ingress) ]] || e2e_fail "TC ingress filter left after stop"
 [[ -e $ROOT/counters ]] || e2e_fail "counters map not kept pinned"
 echo "PASS dataplane_counts"

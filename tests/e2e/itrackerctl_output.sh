@@ -48,9 +48,11 @@ ip netns exec "$A" /usr/bin/python3 "$LIB/btpeers.py" fetch 10.10.1.2 10.10.1.3 
 ctl status --json >"$E2E_TMP/status.json" || e2e_fail "status failed"
 jq -e '.daemon.running == true and .daemon.http_status == 200' "$E2E_TMP/status.json" >/dev/null ||
 	e2e_fail "status does not see the daemon"
-jq -e '.interfaces[] | select(.name == "va") | .xdp.prog_name == "itr_xdp_ingress" and
-	.tc_egress.prog_name == "itr_tc_egress"' "$E2E_TMP/status.json" >/dev/null ||
-	{ cat "$E2E_TMP/status.json" >&2; e2e_fail "status does not show XDP and TC on va"; }
+# va is a veth: auto classifies its ingress on TC, not XDP
+jq -e '.interfaces[] | select(.name == "va") | .tc_ingress.prog_name == "itr_tc_ingress" and
+	.xdp == null and .virtual == true and .tc_egress.prog_name == "itr_tc_egress"' \
+	"$E2E_TMP/status.json" >/dev/null ||
+	{ cat "$E2E_TMP/status.json" >&2; e2e_fail "status does not show TC ingress and egress on va"; }
 jq -e '[.maps[] | select(.pinned)] | length == 8' "$E2E_TMP/status.json" >/dev/null ||
 	e2e_fail "not all 8 maps reported pinned"
 # example.netmap has 6 v4 prefixes: lpm_v4 must hold exactly those.

@@ -27,7 +27,7 @@ clang -g -O2 -target bpf -Wall -Wextra -Werror -D__TARGET_ARCH_x86 -DITR_BUILD_I
 	-c "$ITRACKER_ROOT/bpf/locality.bpf.c" -o "$E2E_TMP/locality-v2.bpf.o"
 
 e2e_capture_start
-e2e_itrackerd --map "$MAP"
+e2e_itrackerd --map "$MAP" --ingress-hook xdp # the pinned XDP link is what this test upgrades
 prog_id() { bpftool -j link show pinned "$E2E_PIN_ROOT/link_xdp_va" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["prog_id"])'; }
 # The itr_build_id in the .rodata map bound to a running program.
 build_id() { # prog_id
@@ -73,7 +73,7 @@ kill -KILL "$ITRD_PID"
 wait "$ITRD_PID" 2>/dev/null || true
 ip -n "$NS_A" link show va | grep -q xdp || e2e_fail "XDP gone after SIGKILL"
 sleep 1
-e2e_itrackerd --map "$MAP" --keep-attached
+e2e_itrackerd --map "$MAP" --ingress-hook xdp --keep-attached
 grep -q 'XDP native (adopted)\|XDP generic (adopted)' "$E2E_TMP/itrackerd.log" || {
 	cat "$E2E_TMP/itrackerd.log"
 	e2e_fail "restarted itrackerd did not adopt the pinned link"
@@ -89,7 +89,7 @@ wait "$ITRD_PID" 2>/dev/null || true
 PROG2=$(prog_id)
 # (checked now: once replaced, the old program is freed)
 [[ $(build_id "$PROG2") == 1 ]] || e2e_fail "before the upgrade the program was not build 1"
-e2e_itrackerd --map "$MAP" --bpf-object "$E2E_TMP/locality-v2.bpf.o" --keep-attached
+e2e_itrackerd --map "$MAP" --ingress-hook xdp --bpf-object "$E2E_TMP/locality-v2.bpf.o" --keep-attached
 PROG3=$(prog_id)
 [[ $PROG3 != "$PROG2" ]] || e2e_fail "upgrade did not replace the program"
 [[ $(build_id "$PROG3") == 2 ]] || e2e_fail "XDP after the upgrade runs build '$(build_id "$PROG3")', not 2"

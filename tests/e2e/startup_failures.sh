@@ -34,6 +34,9 @@ nothing_attached() { # what
 	if [[ -n $(ip netns exec "$NS_A" tc filter show dev va egress 2>/dev/null) ]]; then
 		e2e_fail "$1: TC egress filter left on va"
 	fi
+	if [[ -n $(ip netns exec "$NS_A" tc filter show dev va ingress 2>/dev/null) ]]; then
+		e2e_fail "$1: TC ingress filter left on va"
+	fi
 	if compgen -G "$ROOT/link_*" >/dev/null || compgen -G "$ROOT/links/*" >/dev/null; then
 		e2e_fail "$1: a pinned link was left under $ROOT"
 	fi

@@ -13,6 +13,8 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+
+#include "loader.h"
 #include <jansson.h>
 #include <linux/if_link.h>
 
@@ -106,15 +108,21 @@ static json_t *interfaces_json(const char *pin_root)
 		json_object_set_new(o, "xdp_link", link ? link : json_null());
 		any |= link != NULL;
 
-		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)i->if_index,
-		            .attach_point = BPF_TC_EGRESS);
-		LIBBPF_OPTS(bpf_tc_opts, tq, .handle = ITR_TC_HANDLE, .priority = ITR_TC_PRIORITY);
-		if (bpf_tc_query(&hook, &tq) == 0 && tq.prog_id) {
-			json_object_set_new(o, "tc_egress", prog_json(tq.prog_id));
-			any = true;
-		} else {
-			json_object_set_new(o, "tc_egress", json_null());
+		for (int k = 0; k < 2; k++) {
+			LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)i->if_index,
+			            .attach_point = k ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+			LIBBPF_OPTS(bpf_tc_opts, tq, .handle = ITR_TC_HANDLE,
+			            .priority = ITR_TC_PRIORITY);
+			const char *key = k ? "tc_ingress" : "tc_egress";
+			if (bpf_tc_query(&hook, &tq) == 0 && tq.prog_id) {
+				json_object_set_new(o, key, prog_json(tq.prog_id));
+				any = true;
+			} else {
+				json_object_set_new(o, key, json_null());
+			}
 		}
+		/* where ingress is classified, and why there (auto's rule) */
+		json_object_set_new(o, "virtual", json_boolean(itr_iface_is_virtual(i->if_name)));
 		if (any)
 			json_array_append_new(list, o);
 		else
@@ -209,7 +217,7 @@ static void print_status_table(const json_t *root)
 {
 	printf("pin root: %s\n\n", json_string_value(json_object_get(root, "pin_root")));
 	json_t *ifs = json_object_get(root, "interfaces");
-	printf("%-16s %7s %-22s %-8s %-22s %s\n", "INTERFACE", "IFINDEX", "XDP", "MODE",
+	printf("%-16s %7s %-22s %-13s %-22s %s\n", "INTERFACE", "IFINDEX", "INGRESS", "HOOK",
 	       "TC EGRESS", "PINNED XDP LINK");
 	if (json_array_size(ifs) == 0)
 		printf("(no interface carries an XDP or TC program or a pinned itracker link)\n");
@@ -219,13 +227,22 @@ static void print_status_table(const json_t *root)
 	{
 		char xdp[64] = "-", tc[64] = "-", link[64] = "-";
 		const char *mode = "-";
-		json_t *x = json_object_get(itf, "xdp");
+		json_t *x = json_object_get(itf, "xdp"), *ti = json_object_get(itf, "tc_ingress");
+		char hook[32] = "-";
 		if (json_is_object(x)) {
 			const char *n = json_string_value(json_object_get(x, "prog_name"));
 			snprintf(xdp, sizeof(xdp), "%s (id %lld)", n ? n : "?",
 			         json_integer_value(json_object_get(x, "prog_id")));
 			mode = json_string_value(json_object_get(x, "mode"));
+			snprintf(hook, sizeof(hook), "xdp %s", mode ? mode : "?");
+		} else if (json_is_object(ti)) {
+			const char *n = json_string_value(json_object_get(ti, "prog_name"));
+			snprintf(xdp, sizeof(xdp), "%s (id %lld)", n ? n : "?",
+			         json_integer_value(json_object_get(ti, "prog_id")));
+			snprintf(hook, sizeof(hook), "tc%s",
+			         json_is_true(json_object_get(itf, "virtual")) ? " (virtual)" : "");
 		}
+		(void)mode;
 		json_t *t = json_object_get(itf, "tc_egress");
 		if (json_is_object(t)) {
 			const char *n = json_string_value(json_object_get(t, "prog_name"));
@@ -245,9 +262,9 @@ static void print_status_table(const json_t *root)
 				             ? ""
 				             : " (defunct)");
 		}
-		printf("%-16s %7lld %-22s %-8s %-22s %s\n",
+		printf("%-16s %7lld %-22s %-13s %-22s %s\n",
 		       json_string_value(json_object_get(itf, "name")),
-		       json_integer_value(json_object_get(itf, "ifindex")), xdp, mode, tc, link);
+		       json_integer_value(json_object_get(itf, "ifindex")), xdp, hook, tc, link);
 	}
 
 	printf("\n%-10s %-16s %12s %12s\n", "MAP", "TYPE", "ENTRIES", "MAX");
