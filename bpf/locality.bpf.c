@@ -857,7 +857,9 @@ int itr_tc_ingress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	itr_classify(skb, 0, data, data_end, skb->len, ITR_DIR_INGRESS, &p, &res);
+	/* GRO merged gso_segs packets into this one: count them all */
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	itr_classify(skb, 0, data, data_end, skb->len, segs, ITR_DIR_INGRESS, &p, &res);
 	return TC_ACT_OK;
 }
 
