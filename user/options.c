@@ -757,7 +757,7 @@ int itr_options_parse(struct itr_options *o, int argc, char **argv, char *err, s
 	shorts[ns] = '\0';
 	char why[512];
 	int c, longindex;
-	optind = 1;
+	optind = 0; /* glibc: start over, also inside a grouped short option */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, longs, &longindex)) != -1) {
 		const struct itr_option_spec *s = NULL;
