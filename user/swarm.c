@@ -467,7 +467,7 @@ static void evict_swarm(struct mem_store *m, struct shard *sh, struct swarm *sw)
  * the victim is a small swarm (at most 2 peers, as a flood makes them) of
  * the source in the most swarms, then the one silent longest. Whole slots
  * are sampled, so this costs O(sample), not O(shard). */
-static bool evict_one(struct mem_store *m, struct shard *sh, const uint8_t *keep, uint32_t now)
+static bool evict_in_shard(struct mem_store *m, struct shard *sh, const uint8_t *keep, uint32_t now)
 {
 	enum { SAMPLE = 16, PROBES = 256 };
 	if (!sh->cap || sh->count == 0)
@@ -478,7 +478,9 @@ static bool evict_one(struct mem_store *m, struct shard *sh, const uint8_t *keep
 	uint32_t v_weight = 0;
 	uint16_t v_age = 0;
 	size_t start = randombytes_uniform((uint32_t)sh->cap), seen = 0;
-	for (size_t k = 0; k < sh->cap && k < PROBES && seen < SAMPLE; k++) {
+	/* past PROBES only while nothing was found: a sparse table must not
+	 * make a shard that holds swarms look empty */
+	for (size_t k = 0; k < sh->cap && seen < SAMPLE && (k < PROBES || !victim); k++) {
 		struct swarm *sw = &sh->slots[(start + k) & (sh->cap - 1)];
 		if (!swarm_used(sw) ||
 		    (keep && memcmp(sw->info_hash, keep, ITR_INFO_HASH_LEN) == 0))
@@ -515,6 +517,26 @@ static bool evict_one(struct mem_store *m, struct shard *sh, const uint8_t *keep
 		return false;
 	evict_swarm(m, sh, victim);
 	return true;
+}
+
+/* Evict from this shard, or, when it holds nothing else, from another one:
+ * a newcomer whose info_hash falls in an empty shard must still find room.
+ * Other shards are only tried (trylock), so two threads evicting across
+ * shards never wait on each other. */
+static bool evict_one(struct mem_store *m, struct shard *sh, const uint8_t *keep, uint32_t now)
+{
+	if (evict_in_shard(m, sh, keep, now))
+		return true;
+	for (unsigned i = 0; i < m->nshards; i++) {
+		struct shard *other = &m->shards[i];
+		if (other == sh || pthread_mutex_trylock(&other->lock) != 0)
+			continue;
+		bool done = evict_in_shard(m, other, NULL, now);
+		pthread_mutex_unlock(&other->lock);
+		if (done)
+			return true;
+	}
+	return false;
 }
 
 static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uint32_t now)
