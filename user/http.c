@@ -632,6 +632,8 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, struct http_request
 
 /* ---- the worker pool ------------------------------------------------------ */
 
+#define TRIM_AFTER_BYTES (64 * 1024)
+
 struct http_worker {
 	struct itr_http_server *srv;
 	struct http_request_state *current; /* under jobs_lock */
@@ -735,12 +737,18 @@ static void *worker_main(void *arg)
 		w->current = NULL;
 		srv->jobs_running--;
 		pthread_mutex_unlock(&srv->jobs_lock);
-		job_finish(st);
-		/* A heavy request's parse trees and answers are freed into this
+		/* A large request's parse trees and answers are freed into this
 		 * worker's malloc arena, which glibc keeps: give the pages back,
 		 * or every worker holds the high-water mark of its worst request
-		 * (measured: +11 MB RSS on 210 kB endpoint-cost requests). */
-		malloc_trim(0);
+		 * (measured: +11 MB RSS on 210 kB endpoint-cost requests). Only
+		 * then: a trim walks and locks every arena, the polling thread's
+		 * too, and a trim per small request delayed it. */
+		bool large =
+		    st->body_len >= TRIM_AFTER_BYTES || st->resp.body_len >= TRIM_AFTER_BYTES ||
+		    (st->resp.shared && itr_http_shared_len(st->resp.shared) >= TRIM_AFTER_BYTES);
+		job_finish(st);
+		if (large)
+			malloc_trim(0);
 		pthread_mutex_lock(&srv->jobs_lock);
 	}
 	pthread_mutex_unlock(&srv->jobs_lock);

@@ -15,7 +15,7 @@ ATTACK is one of:
                    that never answers: each holds a worker until the timeout)
 
 While it runs, a legitimate client (from 127.0.0.1) asks GET /v1/status
-every 50 ms and the daemon's RSS (from /proc/PID) is sampled; the attack
+every 20 ms and the daemon's RSS (from /proc/PID) is sampled; the attack
 comes from --source (127.0.0.2 by default, so a per-address limit on the
 attacker never touches the legitimate client). One JSON line goes to stdout:
 p50/p99/max latency of /v1/status, its failures, RSS at the start and at its
@@ -86,7 +86,7 @@ def request(port, source, raw, deadline_s=10.0):
 
 
 def probe(port, seconds, out):
-    """The legitimate client: GET /v1/status every 50 ms, one connection
+    """The legitimate client: GET /v1/status every 20 ms, one connection
     each. A process of its own: the attack's threads must not delay its
     clock (they share one interpreter lock)."""
     raw = b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -104,7 +104,7 @@ def probe(port, seconds, out):
             failures += 1
             dt = max(dt, 5000.0)
         lat.append(dt)
-        time.sleep(max(0.0, 0.05 - dt / 1000))
+        time.sleep(max(0.0, 0.02 - dt / 1000))
     out.send((lat, failures))
 
 
