@@ -55,6 +55,11 @@ unshare -m --propagation private bash -euo pipefail -c '
 	zcat "$R/usr/share/man/man8/itrackerctl.8.gz" | grep -q "map check" || fail "itrackerctl(8) lacks the commands"
 	grep -q "^ExecStart=/usr/sbin/itrackerd " "$R/lib/systemd/system/itrackerd.service" ||
 		fail "the unit does not start the installed itrackerd"
+	user=$(sed -n "s/^User=//p" "$R/lib/systemd/system/itrackerd.service")
+	if [[ -n $user ]]; then
+		chroot "$R" getent passwd "$user" >/dev/null || fail "the unit runs as $user, whom the package did not create"
+		echo "the unit runs as $user, created on install"
+	fi
 	[[ ! -e $R/etc/systemd/system/multi-user.target.wants/itrackerd.service ]] ||
 		fail "the unit was enabled on install (the config needs editing first)"
 
