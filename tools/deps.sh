@@ -25,18 +25,19 @@ RUNTIME=(
 	make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
 	libsodium-dev libpcap-dev libhiredis-dev
-	# the demo: namespaces, veths, its HTTP client and peers
-	iproute2 curl python3 procps
+	# the demo: namespaces, veths (offloads off), its HTTP client, and the
+	# real BitTorrent transfer it shows (libtorrent)
+	iproute2 ethtool curl python3 python3-libtorrent procps
 )
 TEST=(
 	# unit tests, sanitizers, fuzzing, style
 	libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
-	tcpdump jq ethtool openssl util-linux
+	tcpdump jq openssl util-linux
 	# real traffic through each hook (make bench: bench_hooks)
 	iperf3
 	# real peers and references
-	aria2 transmission-cli python3-libtorrent opentracker bird2 wrk
+	aria2 transmission-cli opentracker bird2 wrk
 	nginx-light prometheus
 	# bench_httplib measures h2o's event-loop library against libmicrohttpd
 	libh2o-evloop-dev libssl-dev
