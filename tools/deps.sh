@@ -25,9 +25,10 @@ RUNTIME=(
 	make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
 	libsodium-dev libpcap-dev libhiredis-dev
-	# the demo: namespaces, veths (offloads off), its HTTP client, and the
-	# real BitTorrent transfer it shows (libtorrent)
-	iproute2 ethtool curl python3 python3-libtorrent procps
+	# the demo: namespaces, veths (offloads off), its HTTP client, the real
+	# BitTorrent transfer it shows (libtorrent), and its swarm of real
+	# clients (transmission-create makes the torrent, aria2c seeds it)
+	iproute2 ethtool curl python3 python3-libtorrent procps transmission-cli aria2
 )
 TEST=(
 	# unit tests, sanitizers, fuzzing, style
@@ -37,7 +38,7 @@ TEST=(
 	# real traffic through each hook (make bench: bench_hooks)
 	iperf3
 	# real peers and references
-	aria2 transmission-cli opentracker bird2 wrk
+	opentracker bird2 wrk
 	nginx-light prometheus
 	# bench_httplib measures h2o's event-loop library against libmicrohttpd
 	libh2o-evloop-dev libssl-dev
@@ -54,6 +55,10 @@ DEB=(
 )
 
 case $GROUP in
+list-test-only) # what `make test` adds to `make demo`'s set (its test uses it)
+	printf '%s\n' "${DEB[@]}" "${TEST[@]}"
+	exit 0
+	;;
 runtime) PACKAGES=("${RUNTIME[@]}") ;;
 deb) PACKAGES=("${RUNTIME[@]}" "${DEB[@]}") ;;
 test) PACKAGES=("${RUNTIME[@]}" "${DEB[@]}" "${TEST[@]}") ;;
