@@ -74,7 +74,7 @@ struct nm_builder {
 	size_t nlinks, cap_links;
 };
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+int nm_grow(void **arr, size_t *cap, size_t need, size_t elem)
 {
 	if (need <= *cap)
 		return 0;
@@ -223,7 +223,7 @@ uint32_t nm_intern(struct nm_builder *b, const char *name, size_t len, int line,
 	uint32_t idx = table_find(b, name, len, &slot);
 	if (idx != UINT32_MAX)
 		return idx;
-	if (grow((void **)&b->names, &b->cap_names, b->nnames + 1, sizeof(*b->names))) {
+	if (nm_grow((void **)&b->names, &b->cap_names, b->nnames + 1, sizeof(*b->names))) {
 		nm_error(b, line, col, "out of memory");
 		return UINT32_MAX;
 	}
@@ -290,7 +290,7 @@ int nm_declare_pid(struct nm_builder *b, uint32_t name, bool have_id, uint32_t i
 	if (have_id && (id == ITR_PID_NONE || id > ITR_PID_ID_MAX))
 		return nm_error(b, line, col, "PID '%s': id %u out of range 1..%u", n->text, id,
 		                ITR_PID_ID_MAX);
-	if (grow((void **)&b->decls, &b->cap_decls, b->ndecls + 1, sizeof(*b->decls)))
+	if (nm_grow((void **)&b->decls, &b->cap_decls, b->ndecls + 1, sizeof(*b->decls)))
 		return nm_error(b, line, col, "out of memory");
 	n->decl = (int32_t)b->ndecls;
 	b->decls[b->ndecls++] = (struct nm_decl){
@@ -308,7 +308,7 @@ int nm_declare_pid(struct nm_builder *b, uint32_t name, bool have_id, uint32_t i
 int nm_add_prefix(struct nm_builder *b, uint32_t name, const struct itr_prefix *p, int line,
                   int col)
 {
-	if (grow((void **)&b->prefs, &b->cap_prefs, b->nprefs + 1, sizeof(*b->prefs)))
+	if (nm_grow((void **)&b->prefs, &b->cap_prefs, b->nprefs + 1, sizeof(*b->prefs)))
 		return nm_error(b, line, col, "out of memory");
 	b->prefs[b->nprefs++] = (struct nm_pref){.p = *p, .name = name, .line = line, .col = col};
 	return 0;
@@ -330,7 +330,7 @@ int nm_set_tier(struct nm_builder *b, enum itr_tier tier, uint32_t value, int li
 
 int nm_add_cost(struct nm_builder *b, uint32_t src, uint32_t dst, uint32_t cost, int line, int col)
 {
-	if (grow((void **)&b->costs, &b->cap_costs, b->ncosts + 1, sizeof(*b->costs)))
+	if (nm_grow((void **)&b->costs, &b->cap_costs, b->ncosts + 1, sizeof(*b->costs)))
 		return nm_error(b, line, col, "out of memory");
 	b->costs[b->ncosts++] =
 	    (struct nm_cost_decl){.src = src, .dst = dst, .cost = cost, .line = line, .col = col};
@@ -602,7 +602,7 @@ int nm_add_link(struct nm_builder *b, const struct itr_link *in, int line, int c
 		    b, line, col, "%s%s: budget %llu bit/s exceeds the capacity %llu bit/s", where,
 		    l.name, (unsigned long long)l.budget_bps, (unsigned long long)l.capacity_bps);
 	const struct itr_link *link = &l;
-	if (grow((void **)&b->links, &b->cap_links, b->nlinks + 1, sizeof(*b->links)))
+	if (nm_grow((void **)&b->links, &b->cap_links, b->nlinks + 1, sizeof(*b->links)))
 		return nm_error(b, line, col, "out of memory");
 	b->links[b->nlinks].link = *link;
 	b->links[b->nlinks].line = line;

@@ -15,6 +15,10 @@
 
 #include "netmap.h"
 
+/* Make *arr (of *cap elements of elem bytes) hold at least need, doubling.
+ * 0, or -1 when out of memory (*arr unchanged). */
+int nm_grow(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* Largest map file accepted (both formats). */
 #define ITR_NETMAP_MAX_FILE (256u << 20)
 /* Largest id a PID may have: 2^32-1 is kept free as a sentinel. */

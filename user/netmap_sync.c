@@ -148,14 +148,8 @@ struct opvec {
 static int opvec_push(struct opvec *ov, enum itr_netmap_op_kind kind,
                       const struct itr_netmap_kentry *e)
 {
-	if (ov->n == ov->cap) {
-		size_t ncap = ov->cap ? ov->cap * 2 : 256;
-		void *nv = realloc(ov->v, ncap * sizeof(*ov->v));
-		if (!nv)
-			return -ENOMEM;
-		ov->v = nv;
-		ov->cap = ncap;
-	}
+	if (nm_grow((void **)&ov->v, &ov->cap, ov->n + 1, sizeof(*ov->v)))
+		return -ENOMEM;
 	ov->v[ov->n].kind = kind;
 	ov->v[ov->n].entry = *e;
 	ov->n++;
@@ -243,14 +237,8 @@ struct kset {
 static int kset_add(struct kset *s, int family, const uint8_t *key, size_t addr_len,
                     const struct itr_pid_info *info)
 {
-	if (s->n == s->cap) {
-		size_t ncap = s->cap ? s->cap * 2 : 1024;
-		void *ne = realloc(s->e, ncap * sizeof(*s->e));
-		if (!ne)
-			return -ENOMEM;
-		s->e = ne;
-		s->cap = ncap;
-	}
+	if (nm_grow((void **)&s->e, &s->cap, s->n + 1, sizeof(*s->e)))
+		return -ENOMEM;
 	struct itr_netmap_kentry *e = &s->e[s->n++];
 	memset(e, 0, sizeof(*e));
 	uint32_t plen;
