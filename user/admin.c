@@ -157,7 +157,10 @@ static void handle_reload(const struct itr_http_request *req, struct itr_http_re
 		    json_pack("{s:{s:s,s:s}}", "error", "code", "E_FORBIDDEN", "reason", why));
 		return;
 	}
-	itr_daemon_reload(a->daemon, &res);
+	/* ?force=1: install a map that is empty or shrinks past --max-map-shrink */
+	bool force =
+	    req->query && (strstr(req->query, "force=1") || strstr(req->query, "force=true"));
+	itr_daemon_reload_forced(a->daemon, force, &res);
 	itr_reload_result_log("admin: map reload", &res);
 	if (!res.ok) {
 		reply_json(resp, 422, json_pack("{s:{s:s}}", "error", "reason", res.error));

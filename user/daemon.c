@@ -117,20 +117,67 @@ void itr_daemon_refused(struct itr_daemon *d, struct itr_reload_result *res,
 	pthread_mutex_unlock(&d->reload_lock);
 }
 
-void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map,
+bool itr_daemon_map_shrinks(const struct itr_daemon *d, const struct itr_netmap *map,
+                            struct itr_reload_result *res)
+{
+	size_t n = itr_netmap_prefix_count(map);
+	if (n == 0) {
+		snprintf(res->error, sizeof(res->error),
+		         "the map has no prefixes: every address would lose its PID (a truncated "
+		         "file?); force the reload to install it anyway");
+		return true;
+	}
+	unsigned pct = d->max_shrink_pct == 0    ? 50
+	               : d->max_shrink_pct > 100 ? 100
+	                                         : d->max_shrink_pct;
+	if (d->have_file_map &&
+	    (unsigned long long)n * 100 < (unsigned long long)d->file_prefixes * (100 - pct)) {
+		snprintf(res->error, sizeof(res->error),
+		         "the map has %zu prefixes, the running one %zu: it would lose more than "
+		         "%u %% of them (--max-map-shrink); force the reload to install it anyway",
+		         n, d->file_prefixes, pct);
+		return true;
+	}
+	return false;
+}
+
+void itr_daemon_file_map_installed(struct itr_daemon *d, size_t prefixes)
+{
+	d->file_prefixes = prefixes;
+	d->have_file_map = true;
+}
+
+void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map, bool force,
                                  struct itr_reload_result *res)
 {
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&d->reload_lock);
+	bool shrinks = !force && itr_daemon_map_shrinks(d, map, res);
+	pthread_mutex_unlock(&d->reload_lock);
+	if (shrinks) {
+		itr_netmap_unref(map);
+		size_t used = strlen(res->error);
+		snprintf(res->error + used, sizeof(res->error) - used, "; the running map stays");
+		itr_daemon_refused(d, res, ITR_RELOAD_REJECTED);
+		return;
+	}
+	size_t prefixes = itr_netmap_prefix_count(map);
 	pthread_mutex_lock(&d->reload_lock);
 	itr_file_map_handler handler = d->file_map_handler;
 	void *ctx = d->file_map_ctx;
 	if (!handler) {
 		itr_daemon_install_locked(d, map, ITR_TRIES_HOLD_PUBLISHED, res);
+	} else {
 		pthread_mutex_unlock(&d->reload_lock);
-		return;
+		memset(res, 0, sizeof(*res));
+		handler(ctx, map, res);
+		pthread_mutex_lock(&d->reload_lock);
+	}
+	if (res->ok) {
+		d->file_prefixes = prefixes;
+		d->have_file_map = true;
 	}
 	pthread_mutex_unlock(&d->reload_lock);
-	memset(res, 0, sizeof(*res));
-	handler(ctx, map, res);
 }
 
 void itr_reload_result_log(const char *what, const struct itr_reload_result *res)
@@ -149,7 +196,7 @@ void itr_daemon_install_followed(void *arg, struct itr_netmap *map)
 	struct itr_daemon *d = arg;
 	struct itr_reload_result res;
 	char what[300];
-	itr_daemon_install_file_map(d, map, &res);
+	itr_daemon_install_file_map(d, map, false, &res);
 	snprintf(what, sizeof(what), "map from %s", d->map_source);
 	itr_reload_result_log(what, &res);
 }
@@ -162,6 +209,11 @@ void itr_daemon_started(struct itr_daemon *d)
 }
 
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res)
+{
+	itr_daemon_reload_forced(d, false, res);
+}
+
+void itr_daemon_reload_forced(struct itr_daemon *d, bool force, struct itr_reload_result *res)
 {
 	if (!d->map_file) {
 		memset(res, 0, sizeof(*res));
@@ -178,7 +230,7 @@ void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res)
 		itr_daemon_refused(d, res, ITR_RELOAD_REJECTED);
 		return;
 	}
-	itr_daemon_install_file_map(d, map, res);
+	itr_daemon_install_file_map(d, map, force, res);
 }
 
 int itr_daemon_write_trie_ops(struct itr_daemon *d, const struct itr_netmap_op *ops, size_t nops)

@@ -51,6 +51,13 @@ struct itr_daemon {
 	double last_reload_ok;     /* CLOCK_REALTIME seconds of the last good install */
 	uint64_t generation;       /* last generation written (0 without data plane) */
 	double started_at;         /* CLOCK_REALTIME seconds */
+	/* A file map with fewer than (100 - max_shrink_pct) % of the last
+	 * installed file map's prefixes, or none at all, is refused unless
+	 * forced (a truncated file would delete every prefix). 100: only the
+	 * empty map is refused; 0: the default, 50. */
+	unsigned max_shrink_pct;
+	size_t file_prefixes; /* prefixes of the last installed file map */
+	bool have_file_map;
 	/* Set (under reload_lock) while someone must see file maps first. */
 	itr_file_map_handler file_map_handler;
 	void *file_map_ctx;
@@ -71,13 +78,24 @@ enum itr_trie_basis {
 void itr_daemon_started(struct itr_daemon *d);
 
 /* Re-read the map file and hand it to the file map handler, or install it.
- * A map that fails to parse leaves everything as it was (rejected). */
+ * A map that fails to parse, is empty or shrinks by more than
+ * max_shrink_pct leaves everything as it was (rejected; force skips the
+ * size check). */
 void itr_daemon_reload(struct itr_daemon *d, struct itr_reload_result *res);
+void itr_daemon_reload_forced(struct itr_daemon *d, bool force, struct itr_reload_result *res);
 
 /* A new file map from elsewhere than the file (takes the reference): the
  * same as a reload from here on. */
-void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map,
+void itr_daemon_install_file_map(struct itr_daemon *d, struct itr_netmap *map, bool force,
                                  struct itr_reload_result *res);
+
+/* The size check of file maps: false, or true with res->error filled when
+ * map would shrink the served one too much (see max_shrink_pct). */
+bool itr_daemon_map_shrinks(const struct itr_daemon *d, const struct itr_netmap *map,
+                            struct itr_reload_result *res);
+/* A file map of that many prefixes was installed: the next one is
+ * measured against it. */
+void itr_daemon_file_map_installed(struct itr_daemon *d, size_t prefixes);
 
 /* Install map as it is (takes the reference), syncing against the
  * published map: the route follower's first merged map. */

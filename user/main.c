@@ -138,12 +138,21 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 	if (itr_netmap_warning(map))
 		fprintf(stderr, "itrackerd: warning: %s: %s\n", r->d.map_source,
 		        itr_netmap_warning(map));
-	struct itr_reload_result res;
+	struct itr_reload_result res = {0};
+	r->d.max_shrink_pct = o->max_map_shrink;
+	if (!o->force && itr_daemon_map_shrinks(&r->d, map, &res)) {
+		/* an empty map would delete every prefix the tries hold */
+		snprintf(err, len, "%s: %s (--force)", r->d.map_source, res.error);
+		itr_netmap_unref(map);
+		return EXIT_CONFIG;
+	}
+	size_t prefixes = itr_netmap_prefix_count(map);
 	itr_daemon_install_map(&r->d, map, &res);
 	if (!res.ok) {
 		snprintf(err, len, "%s", res.error);
 		return EXIT_RUNTIME;
 	}
+	itr_daemon_file_map_installed(&r->d, prefixes);
 	char what[300];
 	snprintf(what, sizeof(what), "map %s loaded", r->d.map_source);
 	itr_reload_result_log(what, &res);

@@ -208,6 +208,7 @@ HANDLER(opt_policy)
 	return 0;
 }
 
+SET_HANDLER(opt_force, force, true)
 SET_HANDLER(opt_keep_attached, keep_attached, true)
 
 SET_HANDLER(opt_no_dataplane, no_dataplane, true)
@@ -303,6 +304,7 @@ U32_HANDLER(opt_max_numwant, "max-numwant", tracker.max_numwant, 1, 10000)
 U32_HANDLER(opt_peer_expiry, "peer-expiry", tracker.peer_expiry, 10, 7 * 86400)
 U32_HANDLER(opt_max_torrents, "max-torrents", tracker.max_torrents, 1, 0xffffffffu)
 U32_HANDLER(opt_max_peers, "max-peers", tracker.max_peers, 1, 0xffffffffu)
+U32_HANDLER(opt_max_map_shrink, "max-map-shrink", max_map_shrink, 1, 100)
 U32_HANDLER(opt_peers_per_source, "max-peers-per-source", tracker.max_peers_per_source, 0,
             0xffffffffu)
 U32_HANDLER(opt_torrents_per_source, "max-torrents-per-source", tracker.max_torrents_per_source, 0,
@@ -393,6 +395,13 @@ const struct itr_option_spec itr_option_specs[] = {
     {"map-from-wait", 0, "S", "30",
      "without --map, wait this long for the primary's first map before giving up",
      opt_map_from_wait, NULL},
+    {"max-map-shrink", 0, "PCT", "50",
+     "refuse a reload that loses more than PCT % of the prefixes (an empty map is always "
+     "refused); SIGHUP, admin reload; 100: only empty maps; itrackerctl map reload --force "
+     "installs it anyway",
+     opt_max_map_shrink, NULL},
+    {"force", 0, NULL, NULL, "install the map at start even if it has no prefixes", opt_force,
+     NULL},
     {"interface", 'i', "IFACE", NULL,
      "attach XDP (ingress) and TC (egress) to IFACE; repeat for several interfaces", opt_interface,
      "Data plane:"},

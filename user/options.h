@@ -63,6 +63,8 @@ struct itr_options {
 	const char *admin_socket;     /* Unix socket of the admin API; NULL: off */
 	const char *admin_token_file; /* NULL: none */
 	const char *loopback_peers;   /* auto, yes, no */
+	unsigned max_map_shrink;      /* percent of prefixes a reload may lose */
+	bool force;                   /* install the map at start even if empty */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */

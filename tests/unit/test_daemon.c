@@ -142,7 +142,7 @@ static void test_reload_with_routes_counts_rejects(void **state)
 	itr_daemon_reload(&d, &res);
 	assert_false(res.ok);
 	assert_non_null(strstr(res.error, ":2:"));
-	write_map("pid b id 2 asn 64501\nprefix b 10.2.0.0/16\n");
+	write_map("pid b id 2 asn 64501\nprefix b 10.2.0.0/16 10.5.0.0/16 10.6.0.0/16\n");
 	itr_daemon_reload(&d, &res);
 	assert_false(res.ok);
 	assert_non_null(strstr(res.error, "'a'"));
@@ -159,11 +159,68 @@ static void test_reload_with_routes_counts_rejects(void **state)
 	itr_routes_stop(r);
 }
 
+/* Maps that cannot shrink by accident (issue 10: a map truncated to 0
+ * bytes, or left with only a comment, was accepted on SIGHUP: 0 PIDs,
+ * every lookup lost; with a data plane every prefix deleted). */
+static void test_reload_refuses_empty_and_shrunken_maps(void **state)
+{
+	struct itr_daemon d = {.map_file = path, .reload_lock = PTHREAD_MUTEX_INITIALIZER};
+	struct itr_reload_result res;
+	(void)state;
+
+	write_map(MAP2); /* 4 prefixes */
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	const char *empty[] = {"", "# only a comment\n", "pid a id 1 asn 64500\n"};
+	for (size_t i = 0; i < 3; i++) {
+		write_map(empty[i]);
+		itr_daemon_reload(&d, &res);
+		assert_false(res.ok);
+		assert_int_equal(res.outcome, ITR_RELOAD_REJECTED);
+		if (!strstr(res.error, "no prefixes") && !strstr(res.error, path))
+			fail_msg("unexpected reason: %s", res.error);
+		assert_string_equal(pid_of("10.3.0.1"), "a");
+	}
+	/* 1 of 4 prefixes left: loses 75 % > 50 % */
+	write_map("pid a id 1 asn 64500 loc 1\nprefix a 10.1.0.0/16\n");
+	itr_daemon_reload(&d, &res);
+	assert_false(res.ok);
+	assert_non_null(strstr(res.error, "more than 50 %"));
+	assert_string_equal(pid_of("10.2.3.4"), "b");
+	/* 2 of 4: exactly half, allowed */
+	write_map("pid a id 1 asn 64500 loc 1\nprefix a 10.1.0.0/16 10.3.0.0/16\n");
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	assert_string_equal(pid_of("10.2.3.4"), "-");
+	/* measured against the map now served: 1 of 2 is half again */
+	write_map("pid a id 1 asn 64500 loc 1\nprefix a 10.1.0.0/16\n");
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	/* forced: even an empty map goes in */
+	write_map("# nothing\n");
+	itr_daemon_reload_forced(&d, true, &res);
+	assert_true(res.ok);
+	assert_string_equal(pid_of("10.1.0.1"), "-");
+	/* a stricter operator: --max-map-shrink 10 */
+	d.max_shrink_pct = 10;
+	write_map(MAP2);
+	itr_daemon_reload(&d, &res);
+	assert_true(res.ok);
+	write_map(MAP1); /* 3 of 4 */
+	itr_daemon_reload(&d, &res);
+	assert_false(res.ok);
+	assert_non_null(strstr(res.error, "more than 10 %"));
+	assert_int_equal(d.reloads_rejected, 5);
+	assert_int_equal(d.reloads_ok, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_reload_publishes_and_rejects, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_with_routes_counts_rejects, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_reload_refuses_empty_and_shrunken_maps, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,15 +15,17 @@
 static const char map_usage[] =
     "usage: itrackerctl map check FILE [--json]\n"
     "       itrackerctl map diff OLD NEW [--json]\n"
-    "       itrackerctl map reload [--json]\n"
+    "       itrackerctl map reload [--force] [--json]\n"
     "\n"
     "  check   validate FILE (text or ALTO JSON) without a daemon; errors are\n"
     "          printed as file:line:column: reason and exit 1\n"
     "  diff    PIDs, prefixes, explicit and derived costs and tiers that differ\n"
     "          between OLD and NEW (exit 0 either way; --json for scripts)\n"
     "  reload  POST /v1/admin/reload (over the admin socket when it is there, else\n"
-    "          --server): the daemon re-reads its map file; a map that\n"
-    "          fails validation is rejected (exit 1) and the old one stays\n";
+    "          --server): the daemon re-reads its map file; a map that fails\n"
+    "          validation, is empty or loses more than --max-map-shrink of the\n"
+    "          prefixes is rejected (exit 1) and the old one stays; --force\n"
+    "          installs an empty or shrunken (but valid) map anyway\n";
 
 static const char *const tier_names[ITR_TIER_MAX] = {"same-pid", "same-loc", "same-as", "other-as"};
 
@@ -321,10 +323,11 @@ static int map_diff(const char *old_file, const char *new_file, bool json)
 	return rc;
 }
 
-static int map_reload(const struct ctl_global *g, bool json)
+static int map_reload(const struct ctl_global *g, bool json, bool force)
 {
 	json_t *doc;
-	int rc = ctl_admin_call(g, "POST", "/v1/admin/reload", &doc);
+	int rc = ctl_admin_call(g, "POST", force ? "/v1/admin/reload?force=1" : "/v1/admin/reload",
+	                        &doc);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (json) {
@@ -346,12 +349,16 @@ int ctl_cmd_map(const struct ctl_global *g, int argc, char **argv)
 {
 	if (ctl_wants_help(argc, argv, map_usage))
 		return CTL_EXIT_OK;
-	bool json = g->json;
+	bool json = g->json, force = false;
 	const char *args[4];
 	int nargs = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			json = true;
+			continue;
+		}
+		if (strcmp(argv[i], "--force") == 0) {
+			force = true;
 			continue;
 		}
 		if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -375,7 +382,7 @@ int ctl_cmd_map(const struct ctl_global *g, int argc, char **argv)
 	if (strcmp(args[0], "reload") == 0) {
 		if (nargs != 1)
 			return ctl_usage_error(map_usage, "map reload takes no argument");
-		return map_reload(g, json);
+		return map_reload(g, json, force);
 	}
 	return ctl_usage_error(map_usage, "unknown map command '%s'", args[0]);
 }
