@@ -681,8 +681,12 @@ static enum itr_swarm_status admit(struct mem_store *m, struct shard *sh, uint64
 		entered = true;
 	}
 	enum itr_swarm_status status = ITR_SWARM_STORED;
-	if (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents &&
-	    (!evict_one(m, sh, NULL, now) || atomic_load(&m->torrents) >= m->cfg.max_torrents)) {
+	/* other shards insert meanwhile: a few evictions may be needed */
+	int tries = 4;
+	while (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents &&
+	       tries-- > 0 && evict_one(m, sh, NULL, now))
+		;
+	if (!sw && m->cfg.max_torrents && atomic_load(&m->torrents) >= m->cfg.max_torrents) {
 		atomic_fetch_add(&m->refused_torrents, 1);
 		status = ITR_SWARM_NO_TORRENTS;
 	} else if (m->cfg.max_peers &&

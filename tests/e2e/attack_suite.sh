@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# attack_suite.sh - the short run of tools/attack/run.py (issue 10): every
+# attack of tools/attack/*_attacks.py for 2 s against itrackerd on its own
+# namespace's loopback, while legitimate clients announce and read
+# /v1/status. Fails when an attack's own check or a target is missed: p99
+# of /v1/status and of a legitimate announce above 100 ms, RSS above 2x
+# the baseline, a legitimate client refused, a request unanswered, or
+# SIGTERM not stopping the daemon. `make bench` runs the long soak.
+E2E=attack$$
+source "$(dirname "$0")/lib/netns.sh"
+e2e_require_root
+
+NS=${E2E}a
+e2e_netns "$NS"
+ip -n "$NS" link set lo up
+ip netns exec "$NS" python3 "$ITRACKER_ROOT/tools/attack/run.py" \
+	--itrackerd "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$ITRACKER_ROOT/maps/example.netmap" \
+	--seconds "${ATTACK_SECONDS:-2}" --json "$E2E_TMP/attack.json" ||
+	e2e_fail "attack suite: $(jq -c .failed "$E2E_TMP/attack.json" 2>/dev/null)"
+echo "attack_suite: ok"
