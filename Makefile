@@ -13,7 +13,7 @@ BPFTOOL ?= bpftool
 FUZZ_SECONDS ?= 20
 
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
-PKGS := libbpf libnl-3.0 libnl-route-3.0 libmicrohttpd jansson libsodium hiredis
+PKGS := libbpf libnl-3.0 libnl-route-3.0 libmicrohttpd jansson libsodium hiredis libcap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -190,6 +190,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/doc/itracker $(DESTDIR)$(PREFIX)/share/itracker/systemd
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/itracker/README.md
 	install -m 0644 tools/systemd/itrackerd.service tools/systemd/itrackerd.conf \
+		tools/systemd/itracker.sysusers \
 		$(DESTDIR)$(PREFIX)/share/itracker/systemd/
 
 # ---- man pages and the Debian package -----------------------------------

@@ -24,7 +24,7 @@ RUNTIME=(
 	# build
 	make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 	libnl-3-dev libnl-route-3-dev libmicrohttpd-dev libjansson-dev
-	libsodium-dev libpcap-dev libhiredis-dev
+	libsodium-dev libpcap-dev libhiredis-dev libcap-dev
 	# the demo: namespaces, veths (offloads off), its HTTP client, the real
 	# BitTorrent transfer it shows (libtorrent), and its swarm of real
 	# clients (transmission-create makes the torrent, aria2c seeds it)
@@ -34,7 +34,7 @@ TEST=(
 	# unit tests, sanitizers, fuzzing, style
 	libcmocka-dev libclang-rt-14-dev clang-format
 	# kernel tests, e2e and tools
-	tcpdump jq openssl util-linux
+	tcpdump jq openssl util-linux gnuplot-nox
 	# real traffic through each hook (make bench: bench_hooks)
 	iperf3
 	# real peers and references

@@ -20,6 +20,7 @@
 #include "p4p_api.h"
 #include "price.h"
 #include "price_cluster.h"
+#include "privileges.h"
 #include "redis_store.h"
 #include "tracker_http.h"
 
@@ -157,6 +158,29 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 	snprintf(what, sizeof(what), "map %s loaded", r->d.map_source);
 	itr_reload_result_log(what, &res);
 	itr_dataplane_describe(r->d.dp, "itrackerd: ", stderr);
+	/* Least privilege from here on: no thread exists yet, so every thread
+	 * started below inherits the trimmed set. */
+	if (o->user) {
+		struct itr_privilege_needs needs = {
+		    .net_admin = r->d.dp && !o->keep_attached,
+		    .bind_low_port = (!o->listen_off && o->listen_port && o->listen_port < 1024) ||
+		                     (!o->udp_off && o->udp_port && o->udp_port < 1024),
+		    .pin_root = r->d.dp ? r->d.dp->pin_root : NULL,
+		};
+		char admin_dir[256] = "";
+		if (o->admin_socket) {
+			snprintf(admin_dir, sizeof(admin_dir), "%s", o->admin_socket);
+			char *slash = strrchr(admin_dir, '/');
+			if (slash && slash != admin_dir) {
+				*slash = '\0';
+				needs.owned_dir = admin_dir;
+			}
+		}
+		if (itr_drop_privileges(o->user, &needs, err, len) < 0)
+			return EXIT_RUNTIME;
+		fprintf(stderr, "itrackerd: running as %s (uid %u), capabilities: %s\n", o->user,
+		        (unsigned)getuid(), itr_privileges_describe());
+	}
 	if (o->routes.nrules) {
 		r->routes = itr_routes_start(&r->d, &o->routes, err, len);
 		if (!r->routes)

@@ -208,6 +208,7 @@ HANDLER(opt_policy)
 	return 0;
 }
 
+SET_HANDLER(opt_user, user, arg)
 SET_HANDLER(opt_force, force, true)
 SET_HANDLER(opt_keep_attached, keep_attached, true)
 
@@ -402,6 +403,11 @@ const struct itr_option_spec itr_option_specs[] = {
      opt_max_map_shrink, NULL},
     {"force", 0, NULL, NULL, "install the map at start even if it has no prefixes", opt_force,
      NULL},
+    {"user", 0, "NAME", NULL,
+     "once the data plane is attached and the map installed, run as NAME with only "
+     "CAP_NET_ADMIN (to detach on exit; none with --keep-attached or --no-dataplane) "
+     "and CAP_NET_BIND_SERVICE (a port below 1024); the pins become NAME's",
+     opt_user, NULL},
     {"interface", 'i', "IFACE", NULL,
      "attach XDP (ingress) and TC (egress) to IFACE; repeat for several interfaces", opt_interface,
      "Data plane:"},

@@ -65,6 +65,7 @@ struct itr_options {
 	const char *loopback_peers;   /* auto, yes, no */
 	unsigned max_map_shrink;      /* percent of prefixes a reload may lose */
 	bool force;                   /* install the map at start even if empty */
+	const char *user;             /* --user: drop to it after the data plane is set up */
 	struct itr_tracker_config tracker;
 	struct itr_rank_policy policy_rank;
 	struct itr_routes_config routes; /* --route rules: kernel routes feed PIDs */

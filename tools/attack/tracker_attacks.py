@@ -247,7 +247,7 @@ def store_fill_many_sources(d, seconds):
                     inflight[k] -= 1
             except (BlockingIOError, OSError):
                 pass
-            if inflight[k] > 8:
+            if inflight[k] > 4:
                 inflight[k] -= 1  # a lost answer must not stall the source
                 continue
             try:
