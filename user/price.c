@@ -380,6 +380,21 @@ static struct ps_swarm *swarm_find(struct ps_shard *sh, const uint8_t ih[20], bo
 	return s;
 }
 
+void itr_price_forget_swarm(struct itr_price *pc, const uint8_t info_hash[20])
+{
+	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
+	pthread_mutex_lock(&sh->lock);
+	for (struct ps_swarm **pp = &sh->buckets[bucket_of(info_hash)]; *pp; pp = &(*pp)->next) {
+		if (memcmp((*pp)->ih, info_hash, 20) == 0) {
+			struct ps_swarm *s = *pp;
+			*pp = s->next;
+			swarm_free(s);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+}
+
 void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
                              const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
                              uint64_t downloaded, bool stopped, uint32_t now)

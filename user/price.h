@@ -166,6 +166,10 @@ void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
                              const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
                              uint64_t downloaded, bool stopped, uint32_t now);
 
+/* The tracker's store dropped the torrent (expired, evicted): forget its
+ * swarm state, so that it never outgrows the store's. Thread safe. */
+void itr_price_forget_swarm(struct itr_price *pc, const uint8_t info_hash[20]);
+
 /* The policy for a client of AS asn in this swarm (base: the configured
  * policy with the swarm's gateway salt). Thread safe. */
 void itr_price_policy_for(struct itr_price *pc, const struct itr_netmap *map,

@@ -326,6 +326,8 @@ static void table_delete(struct mem_store *m, struct shard *sh, struct swarm *sw
 	}
 	sh->count--;
 	atomic_fetch_sub(&m->torrents, 1);
+	if (m->cfg.hooks.torrent_gone)
+		m->cfg.hooks.torrent_gone(m->cfg.hooks.ctx, sw->info_hash);
 	for (size_t j = (hole + 1) & mask; swarm_used(&sh->slots[j]); j = (j + 1) & mask) {
 		size_t home = hash_info(m, sh->slots[j].info_hash) & mask;
 		/* Move j into the hole unless its home lies cyclically in (hole, j]. */

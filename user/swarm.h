@@ -123,6 +123,9 @@ struct itr_swarm_source_hooks {
 	void (*leave)(void *ctx, const struct itr_peer_addr *addr);
 	/* How many swarms addr is in: eviction picks the heaviest source. */
 	uint32_t (*weight)(void *ctx, const struct itr_peer_addr *addr);
+	/* A torrent is gone from the store (its last peer left or expired, or
+	 * it was evicted): state kept beside the store can go too. */
+	void (*torrent_gone)(void *ctx, const uint8_t info_hash[ITR_INFO_HASH_LEN]);
 	void *ctx;
 };
 

@@ -463,6 +463,18 @@ static uint32_t group_cost(void *ctx, uint16_t group)
 	return itr_netmap_cost(map, co->client_pid, pid);
 }
 
+/* The price controller's swarm state (P4P: each peer's AS and `left`). */
+static void note_price(struct itr_tracker *tr, const struct group_index *idx,
+                       const struct itr_announce *ann, uint32_t now)
+{
+	if (!tr->cfg.price)
+		return;
+	const struct itr_pid *pid =
+	    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
+	itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer, pid ? pid->asn : 0,
+	                        ann->left, ann->downloaded, ann->event == ITR_EVENT_STOPPED, now);
+}
+
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
  * for it to cands: its own group plus a stable sample of the rest. Returns
  * how many, or -1 if out of memory. */
@@ -497,6 +509,7 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	bool seeder = ann->left == 0;
 
 	if (ann->event == ITR_EVENT_STOPPED) {
+		note_price(tr, idx, ann, now);
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
 		                 &reply->counts);
 		note_price(tr, idx, ann, now);
@@ -529,6 +542,11 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 		break;
 	case ITR_SWARM_NO_PEERS:
 		count_refused(tr, ITR_REFUSED_PEERS_FULL);
+		break;
+	case ITR_SWARM_STORED:
+		/* only what the store took: the quotas bound the controller's
+		 * swarm state too (a flood of refused announces made it grow) */
+		note_price(tr, idx, ann, now);
 		break;
 	default:
 		break;
@@ -814,20 +832,28 @@ int itr_tracker_start_janitor(struct itr_tracker *tr)
 	return 0;
 }
 
-/* The store's per-source hooks, on the source table. */
+/* The store's hooks: per-source counts in the source table, and the price
+ * controller's swarm state following the store's torrents. */
 static bool hook_enter(void *ctx, const struct itr_peer_addr *addr)
 {
-	return itr_quota_enter_swarm(ctx, addr);
+	return itr_quota_enter_swarm(((struct itr_tracker *)ctx)->quota, addr);
 }
 
 static void hook_leave(void *ctx, const struct itr_peer_addr *addr)
 {
-	itr_quota_leave_swarm(ctx, addr);
+	itr_quota_leave_swarm(((struct itr_tracker *)ctx)->quota, addr);
 }
 
 static uint32_t hook_weight(void *ctx, const struct itr_peer_addr *addr)
 {
-	return itr_quota_swarms(ctx, addr);
+	return itr_quota_swarms(((struct itr_tracker *)ctx)->quota, addr);
+}
+
+static void hook_torrent_gone(void *ctx, const uint8_t info_hash[ITR_INFO_HASH_LEN])
+{
+	struct itr_tracker *tr = ctx;
+	if (tr->cfg.price)
+		itr_price_forget_swarm(tr->cfg.price, info_hash);
 }
 
 struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
@@ -896,7 +922,8 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		    .hooks = {.enter = hook_enter,
 		              .leave = hook_leave,
 		              .weight = hook_weight,
-		              .ctx = tr->quota},
+		              .torrent_gone = hook_torrent_gone,
+		              .ctx = tr},
 		    .peer_expiry = cfg->peer_expiry,
 		    .shards = cfg->shards,
 		};

@@ -8,6 +8,10 @@ every attack:
   RSS <= 2x the baseline, no legitimate client refused, no request left
   unanswered, the attack's own checks, and at the end a clean SIGTERM.
 
+The daemon holds at most 2000 torrents (--max-torrents), so that the
+floods that fill the store cannot grow the live state past what the RSS
+target compares against; they must evict, not refuse.
+
 Attacks come from every tools/attack/*_attacks.py module (a dict ATTACKS
 of name -> function(daemon, seconds) returning [(check, ok, detail)]), so
 the HTTP server's attacks sit beside the tracker's.
@@ -65,7 +69,7 @@ def main():
         names = [n for n in names if n in wanted]
 
     d = Daemon(a.itrackerd, a.map,
-               ["--trusted-proxy", "127.0.0.1", "--max-torrents", "10000"] + a.daemon_arg)
+               ["--trusted-proxy", "127.0.0.1", "--max-torrents", "2000"] + a.daemon_arg)
     results = {"daemon_pid": d.proc.pid, "attacks": {}}
     failed = []
     try:

@@ -97,8 +97,7 @@ def http_flood_new_torrents(d, seconds):
     torrents = d.metrics().get("itracker_tracker_torrents", 0)
     return [
         ("flood sent", True, "%d announces, %d rate-refused" % (sent, refused)),
-        ("torrents held bounded by the source's quota", torrents <= 10000 + 40 + 1000 +
-         50 * (seconds + 1) * 2, "%d torrents" % torrents),
+        ("torrents held within --max-torrents", torrents <= 2000, "%d torrents" % torrents),
     ]
 
 
