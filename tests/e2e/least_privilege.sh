@@ -20,6 +20,9 @@ cp "$ITRACKER_ROOT/maps/example.netmap" "$MAP"
 # the map must stay readable for the user (as /etc/itracker is for itracker)
 chmod 755 "$E2E_TMP"
 chmod 644 "$MAP"
+# the admin socket's directory does not exist yet: the daemon makes it
+# and gives it to the user before it drops root
+E2E_ADMIN_SOCK=$E2E_TMP/run/admin.sock
 e2e_itrackerd --map "$MAP" --user nobody
 
 st=/proc/$ITRD_PID/status
@@ -56,7 +59,8 @@ done
 	e2e_fail "netinfo does not know 10.77.1.1"
 # 2. the admin reload, another prefix
 echo "prefix a-metro2 10.78.0.0/16" >>"$MAP"
-in_a curl -fsS -X POST http://127.0.0.1:6969/v1/admin/reload >/dev/null || e2e_fail "admin reload"
+"$ITRACKER_ROOT/$BUILD/itrackerctl" --admin-socket "$E2E_ADMIN_SOCK" map reload >/dev/null ||
+	e2e_fail "admin reload over $E2E_ADMIN_SOCK"
 [[ $(trie_has 10 78) == True ]] || e2e_fail "admin reload did not reach the trie"
 # 3. /metrics reads the pinned maps
 in_a curl -fsS http://127.0.0.1:6969/metrics | grep -q '^itracker_dataplane_up 1' ||
@@ -73,14 +77,15 @@ in_a ip link show va | grep -q xdp && e2e_fail "XDP still attached after exit"
 
 # 5. as systemd starts it: already nobody, with ambient capabilities
 ip netns exec "$NS_A" "$ITRACKER_ROOT/$BUILD/itrackerd" --purge --pin-root "$E2E_PIN_ROOT" >/dev/null
-install -d -o nobody -g 65534 -m 0700 "$E2E_PIN_ROOT"
+install -d -o nobody -g 65534 -m 0700 "$E2E_PIN_ROOT" "$E2E_TMP/run2"
 : >"$E2E_TMP/itrackerd.log"
 chmod 666 "$E2E_TMP/itrackerd.log"
 ip netns exec "$NS_A" setpriv --reuid=65534 --regid=65534 --clear-groups \
 	--bounding-set=-all,+bpf,+perfmon,+net_admin --inh-caps=-all,+bpf,+perfmon,+net_admin \
 	--ambient-caps=+bpf,+perfmon,+net_admin -- \
 	"$ITRACKER_ROOT/$BUILD/itrackerd" -i va --pin-root "$E2E_PIN_ROOT" --listen 127.0.0.1:6969 \
-	--udp off --map "$MAP" --user nobody 2>>"$E2E_TMP/itrackerd.log" &
+	--udp off --map "$MAP" --user nobody --admin-socket "$E2E_TMP/run2/admin.sock" \
+	2>>"$E2E_TMP/itrackerd.log" &
 ITRD_PID=$!
 E2E_PIDS+=($ITRD_PID)
 e2e_wait_http_ns() { for _ in $(seq 100); do in_a curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }

@@ -52,9 +52,11 @@ class Daemon:
         self.http_port = free_port(socket.SOCK_STREAM)
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.log = open(os.path.join(self.dir, "itrackerd.log"), "w")
+        self.admin_sock = os.path.join(self.dir, "admin.sock")
         cmd = [binary, "--map", self.map, "--no-dataplane",
                "--listen", "127.0.0.1:%d" % self.http_port,
-               "--udp", str(self.udp_port), "--udp-bind", "127.0.0.1"] + list(extra)
+               "--udp", str(self.udp_port), "--udp-bind", "127.0.0.1",
+               "--admin-socket", self.admin_sock] + list(extra)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -91,6 +93,26 @@ class Daemon:
         head, _, body = data.partition(b"\r\n\r\n")
         code = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
         return code, body, time.monotonic() - t0
+
+    def admin(self, method, target, timeout=5.0):
+        """One request to the admin API's Unix socket: (status, body)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.admin_sock)
+            s.sendall(("%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n"
+                       "Content-Length: 0\r\n\r\n" % (method, target)).encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        code = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return code, body
 
     def status(self):
         code, body, _ = self.http("GET", "/v1/status")

@@ -167,7 +167,7 @@ def forged_ip(d, seconds):
 
 
 def _reload(d, force=False):
-    code, body, _ = d.http("POST", "/v1/admin/reload" + ("?force=1" if force else ""))
+    code, body = d.admin("POST", "/v1/admin/reload" + ("?force=1" if force else ""))
     return code, body.decode(errors="replace")
 
 
