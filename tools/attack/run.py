@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +38,26 @@ from lib import Daemon, Observer  # noqa: E402
 
 # Attacks that leave the daemon changed for the next ones run last, in this order.
 LAST = ["store_fill", "fifo_map"]
+
+
+def run_niced(attack, d, seconds, nice):
+    """The attack in a thread of its own at lower priority: on one machine
+    the attacker would otherwise take the CPU the daemon needs, which an
+    attacker elsewhere cannot (the legitimate clients keep theirs)."""
+    out = {}
+
+    def body():
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        try:
+            out["checks"] = attack(d, seconds)
+        except Exception as e:  # an attack that breaks is a failed check
+            out["checks"] = [("attack ran", False, repr(e))]
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    return out["checks"]
 
 
 def load_attacks():
@@ -54,6 +75,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0, help="per attack (default 3)")
     ap.add_argument("--attacks", default="", help="comma list (default: all)")
     ap.add_argument("--max-p99-ms", type=float, default=100.0)
+    ap.add_argument("--nice", type=int, default=10,
+                    help="niceness of the attacking thread (default 10; 0: none)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra itrackerd option (repeat)")
@@ -84,7 +107,7 @@ def main():
                  baseline["legit_refused"]))
         for name in names:
             with Observer(d) as obs:
-                checks = attacks[name](d, a.seconds)
+                checks = run_niced(attacks[name], d, a.seconds, a.nice)
                 time.sleep(0.2)
             s = obs.summary()
             checks += [
