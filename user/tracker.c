@@ -463,18 +463,6 @@ static uint32_t group_cost(void *ctx, uint16_t group)
 	return itr_netmap_cost(map, co->client_pid, pid);
 }
 
-/* The price controller's swarm state (P4P: each peer's AS and `left`). */
-static void note_price(struct itr_tracker *tr, const struct group_index *idx,
-                       const struct itr_announce *ann, uint32_t now)
-{
-	if (!tr->cfg.price)
-		return;
-	const struct itr_pid *pid =
-	    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
-	itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer, pid ? pid->asn : 0,
-	                        ann->left, ann->downloaded, ann->event == ITR_EVENT_STOPPED, now);
-}
-
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
  * for it to cands: its own group plus a stable sample of the rest. Returns
  * how many, or -1 if out of memory. */
@@ -509,7 +497,6 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	bool seeder = ann->left == 0;
 
 	if (ann->event == ITR_EVENT_STOPPED) {
-		note_price(tr, idx, ann, now);
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
 		                 &reply->counts);
 		note_price(tr, idx, ann, now);
@@ -542,11 +529,6 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 		break;
 	case ITR_SWARM_NO_PEERS:
 		count_refused(tr, ITR_REFUSED_PEERS_FULL);
-		break;
-	case ITR_SWARM_STORED:
-		/* only what the store took: the quotas bound the controller's
-		 * swarm state too (a flood of refused announces made it grow) */
-		note_price(tr, idx, ann, now);
 		break;
 	default:
 		break;
