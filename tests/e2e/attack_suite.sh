@@ -5,7 +5,9 @@
 # /v1/status. Fails when an attack's own check or a target is missed: p99
 # of /v1/status and of a legitimate announce above 100 ms, RSS above 2x
 # the baseline, a legitimate client refused, a request unanswered, or
-# SIGTERM not stopping the daemon. `make bench` runs the long soak.
+# SIGTERM not stopping the daemon. An attack whose functional checks held
+# but whose latency missed is measured once more (--retries 1): the
+# machine may be busy with other work. `make bench` runs the long soak.
 E2E=attack$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
@@ -15,6 +17,6 @@ e2e_netns "$NS"
 ip -n "$NS" link set lo up
 ip netns exec "$NS" python3 "$ITRACKER_ROOT/tools/attack/run.py" \
 	--itrackerd "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$ITRACKER_ROOT/maps/example.netmap" \
-	--seconds "${ATTACK_SECONDS:-2}" --json "$E2E_TMP/attack.json" ||
+	--seconds "${ATTACK_SECONDS:-2}" --retries 1 --json "$E2E_TMP/attack.json" ||
 	e2e_fail "attack suite: $(jq -c .failed "$E2E_TMP/attack.json" 2>/dev/null)"
 echo "attack_suite: ok"

@@ -53,6 +53,9 @@ class Daemon:
         self.udp_port = free_port(socket.SOCK_DGRAM)
         self.log = open(os.path.join(self.dir, "itrackerd.log"), "w")
         self.admin_sock = os.path.join(self.dir, "admin.sock")
+        extra = list(extra)
+        self.max_torrents = int(extra[extra.index("--max-torrents") + 1]) \
+            if "--max-torrents" in extra else 1000000
         cmd = [binary, "--map", self.map, "--no-dataplane",
                "--listen", "127.0.0.1:%d" % self.http_port,
                "--udp", str(self.udp_port), "--udp-bind", "127.0.0.1",
@@ -191,7 +194,9 @@ class Observer:
         self.d = daemon
         self.period = period
         self.stop_flag = threading.Event()
+        self.t0 = time.monotonic()
         self.status_ms = []
+        self.status_series = []  # (t, ms)
         self.status_fail = 0
         self.announce_ms = []
         self.refused = []  # (kind, reason)
@@ -216,6 +221,7 @@ class Observer:
             try:
                 code, _, secs = self.d.http("GET", "/v1/status", PROBER)
                 self.status_ms.append(secs * 1000)
+                self.status_series.append((time.monotonic() - self.t0, secs * 1000))
                 if code != 200:
                     self.status_fail += 1
             except OSError:
@@ -265,10 +271,9 @@ class Observer:
             self.refused.append(("http", body[:120].decode(errors="replace")))
 
     def _rss_loop(self):
-        t0 = time.monotonic()
         while not self.stop_flag.is_set():
             try:
-                self.rss.append((time.monotonic() - t0, self.d.rss_kb()))
+                self.rss.append((time.monotonic() - self.t0, self.d.rss_kb()))
             except OSError:
                 pass
             time.sleep(0.1)

@@ -60,6 +60,30 @@ def run_niced(attack, d, seconds, nice):
     return out["checks"]
 
 
+LATENCY = ("status p99", "legit announce p99")
+
+
+def measure(d, attack, a, base_rss):
+    """One run of an attack with the legitimate clients around it: its own
+    checks and the targets."""
+    with Observer(d) as obs:
+        checks = run_niced(attack, d, a.seconds, a.nice)
+        time.sleep(0.2)
+    s = obs.summary()
+    return checks + [
+        ("status p99 <= %g ms" % a.max_p99_ms, s["status_p99_ms"] <= a.max_p99_ms,
+         "%.1f ms (p50 %.1f, n=%d)" % (s["status_p99_ms"], s["status_p50_ms"], s["status_n"])),
+        ("legit announce p99 <= %g ms" % a.max_p99_ms, s["announce_p99_ms"] <= a.max_p99_ms,
+         "%.1f ms (n=%d)" % (s["announce_p99_ms"], s["announce_n"])),
+        ("no legit client refused", s["legit_refused"] == 0,
+         "%d %s" % (s["legit_refused"], s["refusals"])),
+        ("no request unanswered", s["status_failed"] == 0, "%d" % s["status_failed"]),
+        ("RSS <= 2x baseline", s["rss_max_kb"] <= 2 * base_rss,
+         "%d kB (%.2fx)" % (s["rss_max_kb"], s["rss_max_kb"] / base_rss)),
+        ("daemon alive", d.alive(), ""),
+    ]
+
+
 def load_attacks():
     attacks = {}
     for path in sorted(glob.glob(os.path.join(HERE, "*_attacks.py"))):
@@ -77,6 +101,8 @@ def main():
     ap.add_argument("--max-p99-ms", type=float, default=100.0)
     ap.add_argument("--nice", type=int, default=10,
                     help="niceness of the attacking thread (default 10; 0: none)")
+    ap.add_argument("--retries", type=int, default=0,
+                    help="measure an attack again when only its latency missed (default 0)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--daemon-arg", action="append", default=[],
                     help="extra itrackerd option (repeat)")
@@ -106,25 +132,17 @@ def main():
               % (baseline["status_p99_ms"], baseline["announce_p99_ms"], base_rss,
                  baseline["legit_refused"]))
         for name in names:
-            with Observer(d) as obs:
-                checks = run_niced(attacks[name], d, a.seconds, a.nice)
-                time.sleep(0.2)
-            s = obs.summary()
-            checks += [
-                ("status p99 <= %g ms" % a.max_p99_ms, s["status_p99_ms"] <= a.max_p99_ms,
-                 "%.1f ms (p50 %.1f, n=%d)" % (s["status_p99_ms"], s["status_p50_ms"],
-                                               s["status_n"])),
-                ("legit announce p99 <= %g ms" % a.max_p99_ms,
-                 s["announce_p99_ms"] <= a.max_p99_ms,
-                 "%.1f ms (n=%d)" % (s["announce_p99_ms"], s["announce_n"])),
-                ("no legit client refused", s["legit_refused"] == 0,
-                 "%d %s" % (s["legit_refused"], s["refusals"])),
-                ("no request unanswered", s["status_failed"] == 0, "%d" % s["status_failed"]),
-                ("RSS <= 2x baseline", s["rss_max_kb"] <= 2 * base_rss,
-                 "%d kB (%.2fx)" % (s["rss_max_kb"], s["rss_max_kb"] / base_rss)),
-                ("daemon alive", d.alive(), ""),
-            ]
-            results["attacks"][name] = {"summary": s, "checks": checks}
+            for attempt in range(1 + a.retries):
+                checks = measure(d, attacks[name], a, base_rss)
+                latency_only = all(ok or check.startswith(LATENCY) for check, ok, _ in checks)
+                if all(ok for _, ok, _ in checks) or not latency_only or attempt == a.retries:
+                    break
+                # the functional checks held; a latency miss on a machine
+                # shared with other work is measured once more, and said so
+                print("== %s: latency missed (%s), measuring again" % (name, "; ".join(
+                    "%s %s" % (c, det) for c, ok, det in checks if not ok)))
+                results.setdefault("retried", []).append(name)
+            results["attacks"][name] = {"checks": checks}
             print("== %s" % name)
             for check, ok, detail in checks:
                 print("  %-4s %-44s %s" % ("ok" if ok else "FAIL", check, detail))

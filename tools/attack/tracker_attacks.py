@@ -97,7 +97,8 @@ def http_flood_new_torrents(d, seconds):
     torrents = d.metrics().get("itracker_tracker_torrents", 0)
     return [
         ("flood sent", True, "%d announces, %d rate-refused" % (sent, refused)),
-        ("torrents held within --max-torrents", torrents <= 2000, "%d torrents" % torrents),
+        ("torrents held within --max-torrents", torrents <= d.max_torrents,
+         "%d torrents" % torrents),
     ]
 
 

@@ -25,6 +25,22 @@ for b in "$BUILD"/bench/bench_*; do
 	echo
 done
 
+# The attack suite's soak (issue 10): RSS and /v1/status latency over time
+# under every attack in turn, counters monotonic, memory back after the
+# flood expires; a plot in $BUILD/soak/soak.png. SOAK_MINUTES=30 for the
+# long run, 0 to skip.
+SOAK_MINUTES=${SOAK_MINUTES:-$([[ ${BENCH_QUICK:-} ]] && echo 1 || echo 3)}
+if [[ $SOAK_MINUTES != 0 ]]; then
+	ran=$((ran + 1))
+	echo "== soak ($SOAK_MINUTES min): tools/attack/soak.py"
+	if ! python3 tools/attack/soak.py --itrackerd "$BUILD/itrackerd" --minutes "$SOAK_MINUTES" \
+		--out "$BUILD/soak"; then
+		echo "FAILED: soak" >&2
+		failed=$((failed + 1))
+	fi
+	echo
+fi
+
 if ((ran == 0)); then
 	echo "run.sh: no benchmarks in $BUILD/bench" >&2
 	exit 1

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""soak.py - the long run of the attack suite (make bench): itrackerd on
+loopback under legitimate load for --minutes while every attack of
+tools/attack/*_attacks.py runs in turn, again and again; then the attacks
+stop and the flood's torrents expire (--peer-expiry 60 here). Recorded
+every second: RSS, /v1/status latency, torrents held; /metrics counters
+(every *_total) are read every 2 s and must never go down. Writes
+DIR/soak.csv, DIR/soak.png (gnuplot) and DIR/soak.json.
+
+  tools/attack/soak.py --itrackerd build/itrackerd [--minutes 3] [--out DIR]
+
+30 minutes: tools/attack/soak.py --minutes 30 (or make bench SOAK_MINUTES=30).
+Exit 1 when the daemon died, a counter went down, a legitimate client was
+refused, p99 of /v1/status or of a legitimate announce over the whole run
+exceeded 100 ms, or RSS after the expiry is above 2x the baseline.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from lib import Daemon, Observer, percentile  # noqa: E402
+from run import LAST, load_attacks, run_niced  # noqa: E402
+
+
+class CounterWatch(threading.Thread):
+    """Reads /metrics every 2 s; a *_total series that goes down is noted."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.d = d
+        self.stop_flag = threading.Event()
+        self.last = {}
+        self.decreases = []
+        self.torrents = []  # (t, torrents)
+        self.t0 = time.monotonic()
+        self.scrapes = 0
+
+    def run(self):
+        while not self.stop_flag.wait(2):
+            try:
+                m = self.d.metrics()
+            except OSError:
+                continue
+            self.scrapes += 1
+            self.torrents.append((time.monotonic() - self.t0,
+                                  m.get("itracker_tracker_torrents", 0)))
+            for name, v in m.items():
+                if "_total" not in name.split("{")[0]:
+                    continue
+                if name in self.last and v < self.last[name]:
+                    self.decreases.append((name, self.last[name], v))
+                self.last[name] = v
+
+
+def plot(csv, png, title):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        return "gnuplot not found (apt-get install gnuplot-nox)"
+    script = """
+set terminal pngcairo size 1000,700
+set output '%s'
+set datafile separator ','
+set multiplot layout 2,1 title '%s'
+set ylabel 'RSS (MiB)'
+set y2label 'torrents'
+set y2tics
+set ytics nomirror
+plot '%s' using 1:($2/1024) skip 1 with lines title 'RSS', \\
+     '' using 1:4 skip 1 axes x1y2 with lines title 'torrents'
+set xlabel 'seconds'
+set ylabel '/v1/status (ms)'
+unset y2label
+unset y2tics
+set logscale y
+plot '%s' using 1:3 skip 1 with points pt 7 ps 0.3 title '/v1/status latency'
+unset multiplot
+""" % (png, title, csv, csv)
+    p = subprocess.run([gp], input=script.encode(), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT)
+    return p.stdout.decode().strip() if p.returncode else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--itrackerd", default=os.path.join(HERE, "..", "..", "build", "itrackerd"))
+    ap.add_argument("--map", default=os.path.join(HERE, "..", "..", "maps", "example.netmap"))
+    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per attack (default 10)")
+    ap.add_argument("--nice", type=int, default=10)
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "build", "soak"))
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+
+    attacks = load_attacks()
+    order = [n for n in attacks if n not in LAST] + [n for n in LAST if n in attacks]
+    d = Daemon(a.itrackerd, a.map, ["--trusted-proxy", "127.0.0.1", "--max-torrents", "20000",
+                                    "--peer-expiry", "60"])
+    watch = CounterWatch(d)
+    failures = []
+    runs = {}
+    with Observer(d) as obs:
+        watch.start()
+        time.sleep(5)
+        base_rss = sorted(r for _, r in obs.rss)[len(obs.rss) // 2]
+        end = time.monotonic() + a.minutes * 60
+        i = 0
+        while time.monotonic() < end and d.alive():
+            name = order[i % len(order)]
+            i += 1
+            checks = run_niced(attacks[name], d, min(a.seconds, max(1, end - time.monotonic())),
+                               a.nice)
+            bad = ["%s (%s)" % (c, det) for c, ok, det in checks if not ok]
+            runs.setdefault(name, {"runs": 0, "failed": 0})
+            runs[name]["runs"] += 1
+            if bad:
+                runs[name]["failed"] += 1
+                failures.append("%s: %s" % (name, "; ".join(bad)))
+        attack_end = time.monotonic() - obs.t0
+        # the flood's torrents expire: peer expiry 60 s, janitor every 30 s
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and d.alive():
+            if watch.torrents and watch.torrents[-1][1] <= 40 and \
+                    watch.torrents[-1][0] > attack_end + 60:
+                break
+            time.sleep(2)
+        time.sleep(3)
+        settled = [r for t, r in obs.rss[-20:]]
+        watch.stop_flag.set()
+    alive = d.alive()
+    stop_s = d.stop()
+    s = obs.summary()
+    final_rss = sorted(settled)[len(settled) // 2] if settled else 0
+    # one row a second: RSS, the slowest /v1/status of that second, torrents
+    rows = {}
+    for t, r in obs.rss:
+        rows.setdefault(int(t), [r, 0.0, 0])[0] = r
+    for t, ms in obs.status_series:
+        row = rows.setdefault(int(t), [0, 0.0, 0])
+        row[1] = max(row[1], ms)
+    for t, n in watch.torrents:
+        rows.setdefault(int(t), [0, 0.0, 0])[2] = n
+    csv = os.path.join(a.out, "soak.csv")
+    with open(csv, "w") as f:
+        f.write("t_s,rss_kb,status_max_ms,torrents\n")
+        last = [0, 0.0, 0]
+        for t in sorted(rows):
+            r = rows[t]
+            r = [r[0] or last[0], r[1], r[2] or last[2]]
+            last = r
+            f.write("%d,%d,%.2f,%d\n" % (t, r[0], r[1], r[2]))
+    png = os.path.join(a.out, "soak.png")
+    plot_err = plot(csv, png, "itrackerd soak: %.0f min of attacks, then expiry" % a.minutes)
+    checks = [
+        ("daemon alive to the end", alive, ""),
+        ("SIGTERM stops it", stop_s is not None and stop_s < 5, "%s s" % stop_s),
+        ("counters never decrease", not watch.decreases,
+         "%d scrapes, %s" % (watch.scrapes, watch.decreases[:3] or "none down")),
+        ("no legit client refused", s["legit_refused"] == 0, str(s["refusals"])),
+        ("status p99 <= 100 ms", s["status_p99_ms"] <= 100,
+         "%.1f ms over %d probes" % (s["status_p99_ms"], s["status_n"])),
+        ("legit announce p99 <= 100 ms", s["announce_p99_ms"] <= 100,
+         "%.1f ms over %d" % (s["announce_p99_ms"], s["announce_n"])),
+        ("RSS after expiry <= 2x baseline", final_rss <= 2 * base_rss,
+         "%d kB after, %d kB baseline, %d kB at most (%.2fx, %.2fx)" % (
+             final_rss, base_rss, s["rss_max_kb"], final_rss / base_rss,
+             s["rss_max_kb"] / base_rss)),
+        ("attacks' own checks", not failures, "; ".join(failures[:3]) or "all held"),
+        ("plot written", plot_err is None, plot_err or png),
+    ]
+    for c, ok, det in checks:
+        print("  %-4s %-36s %s" % ("ok" if ok else "FAIL", c, det))
+    print("  attacks run: %s" % ", ".join("%s x%d" % (n, r["runs"]) for n, r in runs.items()))
+    print("  p50 /v1/status %.2f ms; csv %s" % (percentile(obs.status_ms, 50), csv))
+    with open(os.path.join(a.out, "soak.json"), "w") as f:
+        json.dump({"minutes": a.minutes, "baseline_rss_kb": base_rss, "final_rss_kb": final_rss,
+                   "summary": s, "runs": runs, "counter_decreases": watch.decreases,
+                   "checks": checks}, f, indent=1)
+    if all(ok for _, ok, _ in checks):
+        shutil.rmtree(d.dir, ignore_errors=True)
+    return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
