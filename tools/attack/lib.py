@@ -56,10 +56,13 @@ class Daemon:
         extra = list(extra)
         self.max_torrents = int(extra[extra.index("--max-torrents") + 1]) \
             if "--max-torrents" in extra else 1000000
+        # ITR_ATTACK_LEGACY=1: a daemon from before the admin socket (to
+        # measure an old build); the admin API is then on the listener
+        self.legacy = os.environ.get("ITR_ATTACK_LEGACY") == "1"
         cmd = [binary, "--map", self.map, "--no-dataplane",
                "--listen", "127.0.0.1:%d" % self.http_port,
-               "--udp", str(self.udp_port), "--udp-bind", "127.0.0.1",
-               "--admin-socket", self.admin_sock] + list(extra)
+               "--udp", str(self.udp_port), "--udp-bind", "127.0.0.1"] + (
+                   [] if self.legacy else ["--admin-socket", self.admin_sock]) + list(extra)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -99,6 +102,9 @@ class Daemon:
 
     def admin(self, method, target, timeout=5.0):
         """One request to the admin API's Unix socket: (status, body)."""
+        if self.legacy:
+            code, body, _ = self.http(method, target, "127.0.0.1")
+            return code, body
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
