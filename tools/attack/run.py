@@ -8,7 +8,7 @@ every attack:
   RSS <= 2x the baseline, no legitimate client refused, no request left
   unanswered, the attack's own checks, and at the end a clean SIGTERM.
 
-The daemon holds at most 2000 torrents (--max-torrents), so that the
+The daemon holds at most 1000 torrents (--max-torrents), so that the
 floods that fill the store cannot grow the live state past what the RSS
 target compares against; they must evict, not refuse.
 
@@ -60,7 +60,8 @@ def run_niced(attack, d, seconds, nice):
     return out["checks"]
 
 
-LATENCY = ("status p99", "legit announce p99")
+# checks that a busy machine can miss (http_attack.py reports its p99 too)
+LATENCY = ("status p99", "legit announce p99", "http_attack.py")
 
 
 def measure(d, attack, a, base_rss):
@@ -118,7 +119,7 @@ def main():
         names = [n for n in names if n in wanted]
 
     d = Daemon(a.itrackerd, a.map,
-               ["--trusted-proxy", "127.0.0.1", "--max-torrents", "2000"] + a.daemon_arg)
+               ["--trusted-proxy", "127.0.0.1", "--max-torrents", "1000"] + a.daemon_arg)
     results = {"daemon_pid": d.proc.pid, "attacks": {}}
     failed = []
     try:
