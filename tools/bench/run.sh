@@ -14,7 +14,9 @@ rm -f "$JSON"
 
 failed=0
 ran=0
-for b in "$BUILD"/bench/bench_*; do
+# compiled benchmarks, then the scripted ones (tools/bench/bench_*.sh:
+# several processes, e.g. a Redis Cluster in a namespace)
+for b in "$BUILD"/bench/bench_* tools/bench/bench_*.sh; do
 	[[ -x $b && -f $b ]] || continue
 	ran=$((ran + 1))
 	echo "== $(basename "$b")"

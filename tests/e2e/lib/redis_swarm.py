@@ -2,8 +2,10 @@
 """redis_swarm.py - HTTP announces from chosen loopback addresses to several
 itrackerd instances that share a Redis Cluster store.
 
-  redis_swarm.py visible URL_A URL_B N      N swarms: a peer announced to A must be
-                                            in B's answer right after; prints the
+  redis_swarm.py visible URL_A URL_B N [TAG]
+                                            N swarms (info_hashes from TAG): a peer
+                                            announced to A must be in B's answer
+                                            right after; prints the
                                             announce-to-visible times
   redis_swarm.py seed URL HASHHEX IP PORT   announce once (a leecher), print peers
   redis_swarm.py sees URL HASHHEX IP PORT WANT_IP:WANT_PORT
@@ -82,9 +84,10 @@ def main(argv):
     cmd = argv[1]
     if cmd == "visible":
         a, b, n = argv[2], argv[3], int(argv[4])
+        tag = argv[5].encode() if len(argv) > 5 else b"visible"
         times, slow = [], []
         for k in range(n):
-            ih = hashlib.sha1(b"visible-%d" % k).digest()
+            ih = hashlib.sha1(b"%s-%d" % (tag, k)).digest()
             fail, _, took_a = announce(a, ih, "127.0.0.11", 7000 + k, event="started")
             slow.append(took_a)
             if fail:
