@@ -7,6 +7,7 @@
 #include "redis_store.h"
 
 #include <hiredis.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,12 +25,95 @@
 #define CANDIDATES_MAX  512 /* drawn per announce at most */
 #define REPLICA_WAIT_MS "50"
 
+/* The candidate cache: per swarm (direct-mapped on the info_hash), the
+ * last draw and counts this instance read, reused for CACHE_MS. A hit
+ * sends only the writes (the peer, the TTLs, WAIT), not the counts and the
+ * two ZRANDMEMBER draws, which are most of an announce's reply bytes and
+ * parsing. Staleness bound: a peer another instance (or this one) stored
+ * is in this instance's answers at most CACHE_MS later, a departed peer
+ * can be listed CACHE_MS longer, and the counts lag by as much. */
+#define CACHE_SLOTS 1024
+#define CACHE_MS    250
+
+struct cand_cache {
+	pthread_mutex_t lock;
+	bool valid;
+	uint8_t ih[ITR_INFO_HASH_LEN];
+	uint64_t at_ms;
+	size_t draw; /* the draw size it was filled with */
+	struct itr_swarm_counts counts;
+	struct itr_peer_addr *leechers, *seeds;
+	size_t nleechers, nseeds, cap;
+};
+
 struct itr_redis_store {
 	struct itr_rc *rc;
 	struct itr_tracker *tracker;
 	struct itr_announce_backend backend;
-	atomic_uint_fast64_t announces, scrapes, failures, sweeps;
+	atomic_uint_fast64_t announces, scrapes, failures, sweeps, cache_hits;
+	struct cand_cache *cache; /* CACHE_SLOTS */
 };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct cand_cache *cache_slot(struct itr_redis_store *st, const uint8_t *ih)
+{
+	uint32_t h = (uint32_t)ih[0] | (uint32_t)ih[1] << 8 | (uint32_t)ih[2] << 16;
+	return &st->cache[h % CACHE_SLOTS];
+}
+
+/* A fresh entry for ih with at least draw candidates: copies them (the
+ * seeds too unless seed) and the counts. Returns the candidates, or -1. */
+static long cache_get(struct itr_redis_store *st, const uint8_t *ih, size_t draw, bool seed,
+                      uint64_t now, struct itr_peer_addr *out, struct itr_swarm_counts *counts)
+{
+	struct cand_cache *c = cache_slot(st, ih);
+	long n = -1;
+	pthread_mutex_lock(&c->lock);
+	if (c->valid && now - c->at_ms < CACHE_MS && c->draw >= draw &&
+	    memcmp(c->ih, ih, ITR_INFO_HASH_LEN) == 0) {
+		memcpy(out, c->leechers, c->nleechers * sizeof(*out));
+		n = (long)c->nleechers;
+		if (!seed) {
+			memcpy(out + n, c->seeds, c->nseeds * sizeof(*out));
+			n += (long)c->nseeds;
+		}
+		*counts = c->counts;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+static void cache_put(struct itr_redis_store *st, const uint8_t *ih, size_t draw, uint64_t now,
+                      const struct itr_peer_addr *leechers, size_t nl,
+                      const struct itr_peer_addr *seeds, size_t ns,
+                      const struct itr_swarm_counts *counts)
+{
+	struct cand_cache *c = cache_slot(st, ih);
+	pthread_mutex_lock(&c->lock);
+	if (c->cap < CANDIDATES_MAX) {
+		c->leechers = calloc(CANDIDATES_MAX, sizeof(*c->leechers));
+		c->seeds = calloc(CANDIDATES_MAX, sizeof(*c->seeds));
+		c->cap = c->leechers && c->seeds ? CANDIDATES_MAX : 0;
+	}
+	if (c->cap) {
+		memcpy(c->ih, ih, ITR_INFO_HASH_LEN);
+		c->at_ms = now;
+		c->draw = draw;
+		c->counts = *counts;
+		memcpy(c->leechers, leechers, nl * sizeof(*leechers));
+		memcpy(c->seeds, seeds, ns * sizeof(*seeds));
+		c->nleechers = nl;
+		c->nseeds = ns;
+		c->valid = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+}
 
 size_t itr_redis_member_encode(const struct itr_peer_addr *peer, char out[18])
 {
@@ -153,6 +237,14 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 		draw = CANDIDATES_MAX;
 	snprintf(count, sizeof(count), "%zu", draw);
 
+	/* a fresh enough draw of this swarm: only the writes go out */
+	uint64_t mono = mono_ms();
+	struct itr_peer_addr cands[2 * CANDIDATES_MAX];
+	struct itr_swarm_counts cached_counts;
+	long cached =
+	    draw ? cache_get(st, ann->info_hash, draw, seed, mono, cands, &cached_counts) : -1;
+	bool hit = cached >= 0;
+
 	struct itr_rc_cmd cmds[16];
 	size_t n = 0;
 	if (stopped)
@@ -163,11 +255,13 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 	if (ann->event == ITR_EVENT_COMPLETED)
 		cmd(&cmds[n++], 2, S("INCR"), S(kd));
 	size_t at_counts = n;
-	cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
-	cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
-	cmd(&cmds[n++], 2, S("GET"), S(kd));
+	if (!hit) {
+		cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
+		cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
+		cmd(&cmds[n++], 2, S("GET"), S(kd));
+	}
 	size_t at_cands = n;
-	if (draw) {
+	if (draw && !hit) {
 		cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(kl), S(count), S("WITHSCORES"));
 		if (!seed) /* a seed has no use for other seeds */
 			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(count), S("WITHSCORES"));
@@ -199,17 +293,30 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 		itr_rc_replies_free(replies, n);
 		return 0;
 	}
-	reply->counts.complete = (uint32_t)reply_int(replies[at_counts]);
-	reply->counts.incomplete = (uint32_t)reply_int(replies[at_counts + 1]);
-	reply->counts.downloaded = (uint32_t)reply_int(replies[at_counts + 2]);
+	if (hit) {
+		atomic_fetch_add(&st->cache_hits, 1);
+		reply->counts = cached_counts;
+	} else {
+		reply->counts.complete = (uint32_t)reply_int(replies[at_counts]);
+		reply->counts.incomplete = (uint32_t)reply_int(replies[at_counts + 1]);
+		reply->counts.downloaded = (uint32_t)reply_int(replies[at_counts + 2]);
+	}
 	reply->has_downloaded = true;
 
 	if (draw) {
-		struct itr_peer_addr cands[2 * CANDIDATES_MAX];
-		size_t nc = take_candidates(replies[at_cands], now, cands, 0, 2 * CANDIDATES_MAX);
-		if (!seed)
-			nc = take_candidates(replies[at_cands + 1], now, cands, nc,
-			                     2 * CANDIDATES_MAX);
+		size_t nc = hit ? (size_t)cached : 0;
+		if (!hit) {
+			size_t nl =
+			    take_candidates(replies[at_cands], now, cands, 0, CANDIDATES_MAX);
+			nc = nl;
+			if (!seed) {
+				/* a leecher's draw has both sets: it fills the cache */
+				nc = take_candidates(replies[at_cands + 1], now, cands, nl,
+				                     nl + CANDIDATES_MAX);
+				cache_put(st, ann->info_hash, draw, mono, cands, nl, cands + nl,
+				          nc - nl, &reply->counts);
+			}
+		}
 		struct itr_netmap *map = itr_netmap_current();
 		struct itr_rank_policy policy = cfg->policy;
 		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
@@ -289,11 +396,20 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 		free(st);
 		return NULL;
 	}
+	st->cache = calloc(CACHE_SLOTS, sizeof(*st->cache));
+	if (!st->cache) {
+		snprintf(err, errlen, "out of memory");
+		itr_rc_free(st->rc);
+		free(st);
+		return NULL;
+	}
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		pthread_mutex_init(&st->cache[i].lock, NULL);
 	st->tracker = tracker;
 	st->backend = (struct itr_announce_backend){
 	    .ops = &redis_ops,
 	    .impl = st,
-	    .threads = 16, /* each announce waits for a round trip */
+	    .threads = 48, /* each announce waits for a round trip */
 	    .max_scrape = 64,
 	};
 	return st;
@@ -314,5 +430,11 @@ void itr_redis_store_free(struct itr_redis_store *st)
 	if (!st)
 		return;
 	itr_rc_free(st->rc);
+	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+		pthread_mutex_destroy(&st->cache[i].lock);
+		free(st->cache[i].leechers);
+		free(st->cache[i].seeds);
+	}
+	free(st->cache);
 	free(st);
 }

@@ -117,10 +117,10 @@ LOAD_ARGS=(--peers 20000 --torrents 312 --numwant 50)
 loadgen() { # mode port extra... -> announces/s (0 if errors)
 	local mode=$1 port=$2 out
 	shift 2
-	# HTTP: 8 in flight, because every request comes from one address and
+	# HTTP: 16 in flight, because every request comes from one address and
 	# the HTTP worker pool that runs the cluster store's announces lets one
-	# address have half its 16 workers (more get 503); the same for both
-	local window=(--window 8)
+	# address have half its 48 workers (more get 503); the same for both
+	local window=(--window 16)
 	[[ $mode == udp ]] && window=(--window 128 --sockets 8)
 	out=$(in_ns "$LOADGEN" --mode "$mode" --target "127.0.0.1:$port" "${LOAD_ARGS[@]}" \
 		"${window[@]}" "$@")
