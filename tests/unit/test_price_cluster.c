@@ -256,8 +256,10 @@ static int start_redis(void **state)
 			struct timespec ts = {0, 50 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 			int status;
-			if (waitpid(redis_pid, &status, WNOHANG) == redis_pid)
-				break; /* the port was taken: try another */
+			if (waitpid(redis_pid, &status, WNOHANG) == redis_pid) {
+				redis_pid = 0; /* the port was taken: try another */
+				break;
+			}
 			redisReply *r = redis_cmd("CLUSTER ADDSLOTSRANGE 0 16383");
 			if (!r)
 				continue;
@@ -272,6 +274,12 @@ static int start_redis(void **state)
 				nanosleep(&ts, NULL);
 			}
 			return -1;
+		}
+		/* not up in time: this one goes before the next attempt */
+		if (redis_pid > 0) {
+			kill(redis_pid, SIGKILL);
+			waitpid(redis_pid, NULL, 0);
+			redis_pid = 0;
 		}
 	}
 	return -1;
