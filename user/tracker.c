@@ -776,7 +776,7 @@ struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-#define TRIM_AFTER_EXPIRED 10000 /* peers */
+#define TRIM_AFTER_EXPIRED 256 /* peers: a trim costs a few ms, every 30 s at most */
 
 static void *janitor_main(void *arg)
 {
