@@ -463,9 +463,6 @@ static uint32_t group_cost(void *ctx, uint16_t group)
 	return itr_netmap_cost(map, co->client_pid, pid);
 }
 
-/* Store (or, on stopped, remove) the peer, then write up to max candidates
- * for it to cands: its own group plus a stable sample of the rest. Returns
- * how many, or -1 if out of memory. */
 /* The price controller's swarm state: the peer's AS and what it has left. */
 static void note_price(struct itr_tracker *tr, const struct group_index *idx,
                        const struct itr_announce *ann, uint32_t now)
@@ -478,6 +475,9 @@ static void note_price(struct itr_tracker *tr, const struct group_index *idx,
 	                        ann->left, ann->downloaded, ann->event == ITR_EVENT_STOPPED, now);
 }
 
+/* Store (or, on stopped, remove) the peer, then write up to max candidates
+ * for it to cands: its own group plus a stable sample of the rest. Returns
+ * how many, or -1 if out of memory. */
 static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
                              const struct itr_announce *ann, struct itr_announce_reply *reply,
                              struct itr_peer_addr *cands, uint16_t *groups, size_t max)
