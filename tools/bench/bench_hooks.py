@@ -97,7 +97,7 @@ class Hook:
             mode = "xdpdrv" if v.endswith("native") else "xdpgeneric"
             sh("ip", "-n", self.ns, "link", "set", "dev", self.ifc, mode, "obj", EMPTY, "sec", "xdp")
         elif v == "empty-tc":
-            ns(self.ns, "tc", "qdisc", "add", "dev", self.ifc, "clsact")
+            ns(self.ns, "tc", "qdisc", "replace", "dev", self.ifc, "clsact")
             ns(self.ns, "tc", "filter", "add", "dev", self.ifc, "ingress", "bpf", "da", "obj",
                EMPTY, "sec", "tc")
         elif v.startswith("itracker"):
@@ -134,7 +134,9 @@ class Hook:
             ns(self.ns, "tc", "qdisc", "del", "dev", self.ifc, "clsact", check=False)
         elif self.proc:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=30)
+        # itrackerd leaves its clsact qdisc (filters gone): start every variant clean
+        ns(self.ns, "tc", "qdisc", "del", "dev", self.ifc, "clsact", check=False)
         return False
 
 
