@@ -14,15 +14,13 @@
 #include <time.h>
 
 #include "admin.h"
-#include "alto.h"
+#include "listeners.h"
 #include "map_follow.h"
 #include "options.h"
-#include "p4p_api.h"
 #include "price.h"
 #include "price_cluster.h"
 #include "privileges.h"
 #include "redis_store.h"
-#include "tracker_http.h"
 
 /* Exit statuses (see --help). */
 enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
@@ -31,29 +29,21 @@ enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
 struct run {
 	struct itr_options o;
 	struct itr_daemon d;
-	struct itr_admin admin;
+	struct itr_listeners net; /* HTTP, the admin socket, UDP */
 	struct itr_tracker *tracker;
 	struct itr_proxy *proxy;
 	struct itr_redis_store *store;           /* --store redis-cluster://... */
 	struct itr_price_cluster *price_cluster; /* rates summed in that cluster */
 	struct itr_routes *routes;
-	struct itr_http_server *http;
-	struct itr_http_server *admin_http; /* the admin API's Unix socket */
-	char *admin_token;
-	struct itr_udp_tracker *udp;
 	struct itr_map_follower *follower; /* --map-from */
 	struct itr_price *price;           /* NULL: --gateways and --max-external fixed */
 };
 
 static void stop_all(struct run *r)
 {
-	/* HTTP first: once it is gone no handler can see what is freed next. */
-	itr_http_free(r->http);
-	itr_http_free(r->admin_http);
-	free(r->admin_token);
+	itr_listeners_stop(&r->net); /* first: no handler sees what is freed next */
 	itr_map_follow_stop(r->follower);
 	itr_routes_stop(r->routes);
-	itr_udp_tracker_stop(r->udp);
 	itr_proxy_free(r->proxy);
 	/* the price thread may be reading the cluster: stop it before the
 	 * cluster client goes */
@@ -217,62 +207,6 @@ static int start_follower(struct run *r, struct itr_netmap **map, char *err, siz
 	return *map ? 0 : EXIT_RUNTIME;
 }
 
-static int start_udp(struct run *r, char *err, size_t len)
-{
-	struct itr_options *o = &r->o;
-	if (o->udp_off)
-		return 0;
-	r->udp = itr_udp_tracker_start_workers(r->tracker, o->udp_bind, o->udp_port, o->udp_workers,
-	                                       err, len);
-	if (!r->udp)
-		return EXIT_RUNTIME;
-	unsigned workers = itr_udp_tracker_workers(r->udp); /* a proxy may want more */
-	fprintf(stderr, "itrackerd: UDP tracker on %s port %u, %u worker%s\n", o->udp_bind,
-	        itr_udp_tracker_port(r->udp), workers, workers == 1 ? "" : "s");
-	return 0;
-}
-
-static int start_http(struct run *r, char *err, size_t len)
-{
-	struct itr_options *o = &r->o;
-	if (o->admin_token_file &&
-	    !(r->admin_token = itr_admin_read_token(o->admin_token_file, err, len)))
-		return EXIT_CONFIG;
-	r->admin = (struct itr_admin){.daemon = &r->d,
-	                              .routes = r->routes,
-	                              .tracker = r->tracker,
-	                              .price = r->price,
-	                              .socket_path = o->admin_socket,
-	                              .token = r->admin_token};
-	if (o->admin_socket) {
-		if (!(r->admin_http = itr_admin_start_socket(&r->admin, o->admin_socket, err, len)))
-			return EXIT_RUNTIME;
-		fprintf(stderr, "itrackerd: admin API on %s\n", o->admin_socket);
-	}
-	if (o->listen_off)
-		return 0;
-	struct itr_http_limits lim;
-	itr_options_http_limits(o, itr_tracker_active_backend(r->tracker)->threads, &lim);
-	r->http = itr_http_new(&lim);
-	if (!r->http)
-		return snprintf(err, len, "out of memory"), EXIT_RUNTIME;
-	struct itr_p4p_api_config p4p;
-	itr_p4p_api_config_default(&p4p);
-	p4p.policy = o->policy_rank;
-	struct itr_alto_config alto = {.base_uri = o->alto_base};
-	if (itr_admin_register(r->http, &r->admin) || itr_p4p_api_register(r->http, &p4p) ||
-	    itr_alto_register(r->http, &alto) || itr_tracker_http_register(r->http, r->tracker))
-		return snprintf(err, len, "cannot register HTTP routes"), EXIT_RUNTIME;
-	if (itr_http_start(r->http, o->listen_addr, o->listen_port, err, len))
-		return EXIT_RUNTIME;
-	struct itr_http_stats hs;
-	itr_http_get_stats(r->http, &hs);
-	fprintf(stderr, "itrackerd: HTTP on %s port %u (%u connections at most, %u per address)\n",
-	        o->listen_addr, itr_http_port(r->http), hs.max_connections,
-	        o->http.per_ip_connections);
-	return 0;
-}
-
 /* SIGHUP reloads; SIGINT/SIGTERM end the run. */
 static void serve(struct run *r, const sigset_t *sigs)
 {
@@ -343,9 +277,8 @@ int main(int argc, char **argv)
 	if (!rc && r->follower) /* from now on each version is installed */
 		itr_map_follow_set_install(r->follower, itr_daemon_install_followed, &r->d);
 	if (!rc)
-		rc = start_udp(r, err, sizeof(err));
-	if (!rc)
-		rc = start_http(r, err, sizeof(err));
+		rc = itr_listeners_start(&r->net, &r->o, &r->d, r->routes, r->tracker, r->price,
+		                         err, sizeof(err));
 	if (rc)
 		fprintf(stderr, "itrackerd: %s\n", err);
 	else
