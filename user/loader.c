@@ -584,6 +584,13 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 			goto fail_obj;
 		}
 	}
+	/* The policy is this run's configuration: every slot, before anything
+	 * is attached (an adopted map may hold a previous run's). */
+	for (int cls = 0; cls < ITR_CLASS_MAX; cls++)
+		if (itr_dataplane_set_policy(dp, cls, &opts->policy[cls])) {
+			explain_errno(err, errlen, "writing the policy map", errno);
+			goto fail_obj;
+		}
 
 	int xdp_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_XDP));
 	int tc_fd = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_TC));

@@ -44,6 +44,9 @@ struct itr_loader_opts {
 	const char *ifaces[ITR_MAX_IFACES];
 	size_t nifaces;
 	bool verbose;
+	/* Egress policy per class, written into every slot at open (all zero:
+	 * count only). */
+	struct itr_policy policy[ITR_CLASS_MAX];
 };
 
 struct itr_iface_state {

@@ -83,23 +83,10 @@ static int start_tracker(struct run *r, char *err, size_t len)
 		return EXIT_CONFIG;
 	if (r->store)
 		itr_tracker_use_backend(r->tracker, itr_redis_store_backend(r->store));
-	if (r->store && r->price) {
-		/* every instance on the cluster prices links from the sum of what
-		 * their data planes measure */
-		r->price_cluster = itr_price_cluster_new(itr_redis_store_cluster(r->store),
-		                                         (double)o->price_period, NULL);
-		if (!r->price_cluster) {
-			snprintf(err, len, "price controller: out of memory");
-			return EXIT_RUNTIME;
-		}
-		struct itr_price_rate_source src = itr_price_cluster_source(r->price_cluster);
-		itr_price_set_rate_source(r->price, &src);
-		fprintf(stderr,
-		        "itrackerd: price controller: link rates summed over the cluster as %s "
-		        "(records live %u ms)\n",
-		        itr_price_cluster_id(r->price_cluster),
-		        itr_price_cluster_ttl_ms(r->price_cluster));
-	}
+	if (r->store && r->price &&
+	    !(r->price_cluster = itr_price_cluster_attach(
+	          r->price, itr_redis_store_cluster(r->store), (double)o->price_period)))
+		return snprintf(err, len, "price controller: out of memory"), EXIT_RUNTIME;
 	if (o->proxy.upstream) {
 		r->proxy = itr_proxy_new(&o->proxy, r->tracker, err, len);
 		if (!r->proxy)
@@ -118,12 +105,6 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		if (!r->d.dp) {
 			itr_netmap_unref(map);
 			return EXIT_RUNTIME;
-		}
-		for (int cls = 0; cls < ITR_CLASS_MAX; cls++) {
-			/* The policy is this run's configuration: rewrite every slot. */
-			struct itr_policy none = {0};
-			itr_dataplane_set_policy(
-			    r->d.dp, cls, o->policy[cls].set ? &o->policy[cls].policy : &none);
 		}
 	}
 	if (itr_netmap_warning(map))
@@ -175,20 +156,11 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		r->routes = itr_routes_start(&r->d, &o->routes, err, len);
 		if (!r->routes)
 			return EXIT_RUNTIME;
-		struct itr_routes_stats rst;
-		itr_routes_get_stats(r->routes, &rst);
-		fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n",
-		        rst.routes, rst.prefixes);
 	}
 	if (r->price) {
 		if (itr_price_start_with(r->price, r->d.dp ? r->d.dp->fd_matrix : -1,
 		                         o->price_matrix, o->nprice_matrix, err, len))
 			return EXIT_RUNTIME;
-		fprintf(stderr, "itrackerd: price controller: %s, every %u s\n",
-		        (r->d.dp || o->nprice_matrix) ? "measured inter-AS rates and swarm state"
-		        : r->price_cluster ? "the cluster's measured inter-AS rates and swarm state"
-		                           : "swarm state only (no data plane)",
-		        o->price_period);
 	}
 	return itr_tracker_start_janitor(r->tracker)
 	           ? (snprintf(err, len, "tracker: cannot start"), EXIT_RUNTIME)

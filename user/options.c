@@ -199,8 +199,7 @@ HANDLER(opt_policy)
 		            "--policy '%s': unknown class (intra-pid, intra-loc, intra-as, "
 		            "inter-as, unknown)",
 		            arg);
-	struct itr_policy *p = &o->policy[cls].policy;
-	o->policy[cls].set = true;
+	struct itr_policy *p = &o->loader.policy[cls];
 	char *save = NULL;
 	for (char *kv = strtok_r(colon + 1, ",", &save); kv; kv = strtok_r(NULL, ",", &save))
 		if (policy_item(p, kv, arg, err, len))

@@ -37,10 +37,6 @@ struct itr_options {
 	struct itr_loader_opts loader;
 	bool no_dataplane;
 	bool keep_attached;
-	struct {
-		bool set;
-		struct itr_policy policy;
-	} policy[ITR_CLASS_MAX];
 	/* --listen, split; listen_off for 'off' */
 	bool listen_off;
 	char listen_addr[128];

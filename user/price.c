@@ -970,6 +970,11 @@ int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *co
 		snprintf(err, errlen, "price controller: cannot start");
 		return -1;
 	}
+	fprintf(stderr, "itrackerd: price controller: %s, every %g s\n",
+	        pc->cfg.nmatrix      ? "measured inter-AS rates and swarm state"
+	        : pc->source.combine ? "the cluster's measured inter-AS rates and swarm state"
+	                             : "swarm state only (no data plane)",
+	        pc->cfg.period_s);
 	return 0;
 }
 

@@ -189,6 +189,21 @@ void itr_price_cluster_free(struct itr_price_cluster *pcl)
 	free(pcl);
 }
 
+struct itr_price_cluster *itr_price_cluster_attach(struct itr_price *pc, struct itr_rc *rc,
+                                                   double period_s)
+{
+	struct itr_price_cluster *pcl = itr_price_cluster_new(rc, period_s, NULL);
+	if (!pcl)
+		return NULL;
+	struct itr_price_rate_source src = itr_price_cluster_source(pcl);
+	itr_price_set_rate_source(pc, &src);
+	fprintf(stderr,
+	        "itrackerd: price controller: link rates summed over the cluster as %s (records "
+	        "live %u ms)\n",
+	        itr_price_cluster_id(pcl), itr_price_cluster_ttl_ms(pcl));
+	return pcl;
+}
+
 const char *itr_price_cluster_id(const struct itr_price_cluster *pcl)
 {
 	return pcl->id;

@@ -30,6 +30,12 @@ struct itr_price_cluster;
  * NULL picks "<hostname>-<8 random hex digits>". NULL on out of memory. */
 struct itr_price_cluster *itr_price_cluster_new(struct itr_rc *rc, double period_s, const char *id);
 void itr_price_cluster_free(struct itr_price_cluster *pcl);
+/* The daemon's wiring: every instance on rc publishes its measured link
+ * rates there and pc prices each link from the sum over the live ones.
+ * Says so on stderr. The new source (free it after itr_price_stop), or
+ * NULL when out of memory. */
+struct itr_price_cluster *itr_price_cluster_attach(struct itr_price *pc, struct itr_rc *rc,
+                                                   double period_s);
 /* The source to hand to itr_price_set_rate_source. */
 struct itr_price_rate_source itr_price_cluster_source(struct itr_price_cluster *pcl);
 const char *itr_price_cluster_id(const struct itr_price_cluster *pcl);

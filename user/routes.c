@@ -1328,6 +1328,10 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 	d->file_map_handler = take_file_map;
 	d->file_map_ctx = r;
 	pthread_mutex_unlock(&d->reload_lock);
+	struct itr_routes_stats st;
+	itr_routes_get_stats(r, &st); /* the threads run: under the lock */
+	fprintf(stderr, "itrackerd: following routes: %zu routes, %zu prefixes\n", st.routes,
+	        st.prefixes);
 	return r;
 fail_early:
 	routes_free(r);

@@ -115,10 +115,25 @@ printf '# nothing yet\n' >"$E2E_TMP/empty.map"
 grep -q "warning: the map is empty" "$E2E_TMP/check.out" || e2e_fail "no warning for an empty map"
 echo "ok: binary and empty maps reported"
 
-# The next start, with the example map, works.
-e2e_itrackerd --map "$MAP"
+# The next start, with the example map, works; its --policy is in the
+# policy map, and a start without --policy clears what it left.
+policy_of() { # class index -> "dscp mark"
+	bpftool -j map dump pinned "$ROOT/policy" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    e = e.get("formatted", e)
+    if int(e["key"]) == int(sys.argv[1]):
+        print(e["value"]["dscp"], e["value"]["mark"])' "$1"
+}
+e2e_itrackerd --map "$MAP" --policy inter-as:dscp=8,mark=0x10
 ip netns exec "$NS_A" curl -fsS http://127.0.0.1:6969/v1/status | grep -q '"tc_egress":true' ||
 	e2e_fail "itrackerd with the example map did not attach after the failed start"
+[[ $(policy_of 3) == "8 16" ]] || e2e_fail "inter-as policy is '$(policy_of 3)', expected '8 16'"
+kill "$ITRD_PID"
+wait "$ITRD_PID" 2>/dev/null || true
+e2e_itrackerd --map "$MAP"
+[[ $(policy_of 3) == "0 0" ]] || e2e_fail "a start without --policy kept '$(policy_of 3)'"
+echo "ok: --policy written at start, cleared by the next start"
 # libbpf's expected "no" answers (no clsact qdisc yet, no filter, the qdisc
 # exists already) are probes, not warnings: none reach the operator.
 if grep -iE "libbpf|qdisc|filter chain|exclusivity" "$E2E_TMP/itrackerd.log" "$E2E_TMP/out.log"; then

@@ -90,16 +90,15 @@ static void test_bad_values_named(void **state)
 	assert_string_equal(o.listen_addr, "::1");
 	assert_int_equal(o.listen_port, 8080);
 	assert_true(o.udp_off);
-	assert_true(o.policy[ITR_CLASS_INTER_AS].set);
-	assert_int_equal(o.policy[ITR_CLASS_INTER_AS].policy.priority, 0x10020);
-	assert_false(o.policy[ITR_CLASS_INTER_AS].policy.flags & ITR_POLICY_ENDPOINT);
+	assert_int_equal(o.loader.policy[ITR_CLASS_INTER_AS].priority, 0x10020);
+	assert_false(o.loader.policy[ITR_CLASS_INTER_AS].flags & ITR_POLICY_ENDPOINT);
 	assert_true(itr_options_listeners_loopback_only(&o));
 	itr_options_free(&o);
 
 	/* Endpoint-only flows are policed only when the SPEC says so. */
 	assert_int_equal(
 	    parse(&o, err, sizeof(err), "-m", "m", "--policy", "inter-as:drop,endpoint", NULL), 0);
-	assert_int_equal(o.policy[ITR_CLASS_INTER_AS].policy.flags,
+	assert_int_equal(o.loader.policy[ITR_CLASS_INTER_AS].flags,
 	                 ITR_POLICY_DROP | ITR_POLICY_ENDPOINT);
 	itr_options_free(&o);
 }
