@@ -201,6 +201,35 @@ void itr_daemon_install_followed(void *arg, struct itr_netmap *map)
 	itr_reload_result_log(what, &res);
 }
 
+int itr_daemon_install_start_map(struct itr_daemon *d, struct itr_netmap *map, bool force,
+                                 struct itr_reload_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (itr_netmap_warning(map))
+		fprintf(stderr, "itrackerd: warning: %s: %s\n", d->map_source,
+		        itr_netmap_warning(map));
+	/* an empty map would delete every prefix the tries hold */
+	if (!force && itr_daemon_map_shrinks(d, map, res)) {
+		char why[sizeof(res->error)];
+		snprintf(why, sizeof(why), "%s", res->error);
+		snprintf(res->error, sizeof(res->error), "%.300s: %.180s (--force)", d->map_source,
+		         why);
+		res->ok = false;
+		res->outcome = ITR_RELOAD_REJECTED;
+		itr_netmap_unref(map);
+		return -1;
+	}
+	size_t prefixes = itr_netmap_prefix_count(map);
+	itr_daemon_install_map(d, map, res);
+	if (!res->ok)
+		return -1;
+	itr_daemon_file_map_installed(d, prefixes);
+	char what[300];
+	snprintf(what, sizeof(what), "map %s loaded", d->map_source);
+	itr_reload_result_log(what, res);
+	return 0;
+}
+
 void itr_daemon_started(struct itr_daemon *d)
 {
 	struct timespec ts;

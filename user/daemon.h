@@ -74,6 +74,13 @@ enum itr_trie_basis {
 	ITR_TRIES_ALREADY_WRITTEN,
 };
 
+/* The map a run starts with (takes the reference): warned about when
+ * empty, refused when it would shrink what the tries hold unless force,
+ * installed, logged. 0, or -1 with res->error and res->outcome (rejected:
+ * the map; failed: the kernel). */
+int itr_daemon_install_start_map(struct itr_daemon *d, struct itr_netmap *map, bool force,
+                                 struct itr_reload_result *res);
+
 /* Note the start time (/v1/status uptime). */
 void itr_daemon_started(struct itr_daemon *d);
 

@@ -19,7 +19,6 @@
 #include "options.h"
 #include "price.h"
 #include "price_cluster.h"
-#include "privileges.h"
 #include "redis_store.h"
 
 /* Exit statuses (see --help). */
@@ -107,46 +106,20 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 			return EXIT_RUNTIME;
 		}
 	}
-	if (itr_netmap_warning(map))
-		fprintf(stderr, "itrackerd: warning: %s: %s\n", r->d.map_source,
-		        itr_netmap_warning(map));
-	struct itr_reload_result res = {0};
+	struct itr_reload_result res;
 	r->d.max_shrink_pct = o->max_map_shrink;
-	if (!o->force && itr_daemon_map_shrinks(&r->d, map, &res)) {
-		/* an empty map would delete every prefix the tries hold */
-		snprintf(err, len, "%s: %s (--force)", r->d.map_source, res.error);
-		itr_netmap_unref(map);
-		return EXIT_CONFIG;
-	}
-	size_t prefixes = itr_netmap_prefix_count(map);
-	itr_daemon_install_map(&r->d, map, &res);
-	if (!res.ok) {
+	if (itr_daemon_install_start_map(&r->d, map, o->force, &res)) {
 		snprintf(err, len, "%s", res.error);
-		return EXIT_RUNTIME;
+		return res.outcome == ITR_RELOAD_REJECTED ? EXIT_CONFIG : EXIT_RUNTIME;
 	}
-	itr_daemon_file_map_installed(&r->d, prefixes);
-	char what[300];
-	snprintf(what, sizeof(what), "map %s loaded", r->d.map_source);
-	itr_reload_result_log(what, &res);
 	itr_dataplane_describe(r->d.dp, "itrackerd: ", stderr);
 	/* Least privilege from here on: no thread exists yet, so every thread
 	 * started below inherits the trimmed set. */
 	if (o->user) {
-		struct itr_privilege_needs needs = {
-		    .net_admin = r->d.dp && !o->keep_attached,
-		    .bind_low_port = (!o->listen_off && o->listen_port && o->listen_port < 1024) ||
-		                     (!o->udp_off && o->udp_port && o->udp_port < 1024),
-		    .pin_root = r->d.dp ? r->d.dp->pin_root : NULL,
-		};
-		char admin_dir[256] = "";
-		if (o->admin_socket) {
-			snprintf(admin_dir, sizeof(admin_dir), "%s", o->admin_socket);
-			char *slash = strrchr(admin_dir, '/');
-			if (slash && slash != admin_dir) {
-				*slash = '\0';
-				needs.owned_dir = admin_dir;
-			}
-		}
+		struct itr_privilege_needs needs;
+		char dir[256];
+		itr_options_privilege_needs(o, r->d.dp ? r->d.dp->pin_root : NULL, &needs, dir,
+		                            sizeof(dir));
 		if (itr_drop_privileges(o->user, &needs, err, len) < 0)
 			return EXIT_RUNTIME;
 		fprintf(stderr, "itrackerd: running as %s (uid %u), capabilities: %s\n", o->user,

@@ -733,6 +733,26 @@ bool itr_options_price_config(const struct itr_options *o, struct itr_price_conf
 	return !(o->fixed.gateways && o->fixed.max_external);
 }
 
+void itr_options_privilege_needs(const struct itr_options *o, const char *pin_root,
+                                 struct itr_privilege_needs *needs, char *dir, size_t dirlen)
+{
+	*needs = (struct itr_privilege_needs){
+	    /* detaching on exit takes CAP_NET_ADMIN */
+	    .net_admin = pin_root && !o->keep_attached,
+	    .bind_low_port = (!o->listen_off && o->listen_port && o->listen_port < 1024) ||
+	                     (!o->udp_off && o->udp_port && o->udp_port < 1024),
+	    .pin_root = pin_root,
+	};
+	if (o->admin_socket) {
+		snprintf(dir, dirlen, "%s", o->admin_socket);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			needs->owned_dir = dir;
+		}
+	}
+}
+
 void itr_options_http_limits(const struct itr_options *o, unsigned backend_threads,
                              struct itr_http_limits *lim)
 {

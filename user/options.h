@@ -14,6 +14,7 @@
 #include "http.h"
 #include "loader.h"
 #include "price.h"
+#include "privileges.h"
 #include "proxy.h"
 #include "rank.h"
 #include "routes.h"
@@ -115,6 +116,11 @@ int itr_options_parse_config_text(struct itr_options *o, const char *text, size_
  * sources and map lock are the daemon's); false when both budget knobs are
  * fixed and no controller runs. */
 bool itr_options_price_config(const struct itr_options *o, struct itr_price_config *cfg);
+/* What the run needs to keep after --user drops privileges; dir (of
+ * dirlen bytes) holds the admin socket's directory, which needs.owned_dir
+ * may point to. pin_root: the data plane's, NULL without one. */
+void itr_options_privilege_needs(const struct itr_options *o, const char *pin_root,
+                                 struct itr_privilege_needs *needs, char *dir, size_t dirlen);
 /* The HTTP listener's limits; backend_threads: workers an announce backend
  * that waits on the network needs at least. */
 void itr_options_http_limits(const struct itr_options *o, unsigned backend_threads,

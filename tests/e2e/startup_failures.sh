@@ -90,7 +90,7 @@ trie_v4_entries() {
 }
 # The failed start above left the example map's prefixes, as any stop does.
 before=$(trie_v4_entries)
-itrd 1 --map "$BIG" --listen 127.0.0.1:0 --udp off
+itrd 2 --map "$BIG" --listen 127.0.0.1:0 --udp off
 cat "$E2E_TMP/out.log"
 grep -q "at most 2000000" "$E2E_TMP/out.log" || e2e_fail "start does not name the capacity"
 if grep -q "previous map" "$E2E_TMP/out.log"; then
