@@ -93,29 +93,39 @@ HANDLER(opt_interface)
 	return 0;
 }
 
+/* A keyword option: the index of arg among the three words (the enum
+ * values follow the same order). */
+static int keyword(const char *name, const char *arg, const char *const words[3], int *out,
+                   char *err, size_t len)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(arg, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return fail(err, len, "--%s '%s': expected %s, %s or %s", name, arg, words[0], words[1],
+	            words[2]);
+}
+
 HANDLER(opt_xdp_mode)
 {
-	if (strcmp(arg, "auto") == 0)
-		o->loader.xdp_mode = ITR_XDP_AUTO;
-	else if (strcmp(arg, "native") == 0)
-		o->loader.xdp_mode = ITR_XDP_NATIVE;
-	else if (strcmp(arg, "generic") == 0)
-		o->loader.xdp_mode = ITR_XDP_GENERIC;
-	else
-		return fail(err, len, "--xdp-mode '%s': expected auto, native or generic", arg);
+	static const char *const words[3] = {
+	    [ITR_XDP_AUTO] = "auto", [ITR_XDP_NATIVE] = "native", [ITR_XDP_GENERIC] = "generic"};
+	int v;
+	if (keyword("xdp-mode", arg, words, &v, err, len))
+		return -1;
+	o->loader.xdp_mode = (enum itr_xdp_mode)v;
 	return 0;
 }
 
 HANDLER(opt_ingress_hook)
 {
-	if (strcmp(arg, "auto") == 0)
-		o->loader.ingress_hook = ITR_INGRESS_AUTO;
-	else if (strcmp(arg, "xdp") == 0)
-		o->loader.ingress_hook = ITR_INGRESS_XDP;
-	else if (strcmp(arg, "tc") == 0)
-		o->loader.ingress_hook = ITR_INGRESS_TC;
-	else
-		return fail(err, len, "--ingress-hook '%s': expected auto, xdp or tc", arg);
+	static const char *const words[3] = {
+	    [ITR_INGRESS_AUTO] = "auto", [ITR_INGRESS_XDP] = "xdp", [ITR_INGRESS_TC] = "tc"};
+	int v;
+	if (keyword("ingress-hook", arg, words, &v, err, len))
+		return -1;
+	o->loader.ingress_hook = (enum itr_ingress_hook)v;
 	return 0;
 }
 
