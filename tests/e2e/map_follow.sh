@@ -39,17 +39,24 @@ bpftool -j map dump pinned "$E2E_PIN_ROOT/lpm_v4" >"$E2E_TMP/lpm.json"
 jq -e '[.[] | .formatted | select(.key.prefixlen == 24 and .key.addr == [10,77,19,0] and .value.pid == 2)] | length == 1' \
 	"$E2E_TMP/lpm.json" >/dev/null || e2e_fail "10.77.19.0/24 -> a-metro2 (id 2) not in the follower's lpm_v4"
 
-# A deletion travels too (a merge patch that shrinks a PID's prefix list).
-cp "$ITRACKER_ROOT/maps/example.netmap" "$MAP"
+# A deletion travels too (a merge patch that shrinks a PID's prefix list):
+# the primary drops 10.77.19.0/24 (one prefix of 32: well inside the
+# --max-map-shrink guard that both daemons apply to every new map).
+before=$(vtag 7001)
+{ cat "$ITRACKER_ROOT/maps/example.netmap"
+  printf 'prefix a-metro2'; for i in $(seq 0 18); do printf ' 10.77.%d.0/24' "$i"; done; echo; } >"$MAP"
 kill -HUP "$PRIMARY"
 for i in $(seq 50); do
-	[[ $(vtag 6969) == $(vtag 7001) ]] && break
+	[[ $(vtag 7001) != "$before" && $(vtag 6969) == $(vtag 7001) ]] && break
 	sleep 0.1
 done
+[[ $(vtag 7001) != "$before" ]] || { cat "$E2E_TMP/primary.log"; e2e_fail "the primary refused the deletion"; }
 [[ $(vtag 6969) == $(vtag 7001) ]] || e2e_fail "the deletion did not reach the follower"
 bpftool -j map dump pinned "$E2E_PIN_ROOT/lpm_v4" >"$E2E_TMP/lpm.json"
-jq -e '[.[] | .formatted | select(.key.addr[0] == 10 and .key.addr[1] == 77)] | length == 0' "$E2E_TMP/lpm.json" \
-	>/dev/null || e2e_fail "10.77.x prefixes still in the follower's tries after the primary dropped them"
+jq -e '[.[] | .formatted | select(.key.addr == [10,77,19,0])] | length == 0' "$E2E_TMP/lpm.json" \
+	>/dev/null || e2e_fail "10.77.19.0/24 still in the follower's tries after the primary dropped it"
+jq -e '[.[] | .formatted | select(.key.addr == [10,77,18,0])] | length == 1' "$E2E_TMP/lpm.json" \
+	>/dev/null || e2e_fail "10.77.18.0/24 left the follower's tries although the primary kept it"
 
 # The primary goes away: the follower keeps serving its map.
 kept=$(vtag 6969)
