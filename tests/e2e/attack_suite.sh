@@ -15,7 +15,10 @@ e2e_require_root
 NS=${E2E}a
 e2e_netns "$NS"
 ip -n "$NS" link set lo up
-ip netns exec "$NS" python3 "$ITRACKER_ROOT/tools/attack/run.py" \
+# A test fails on a stall, not on the 100 ms latency target that a busy
+# machine can miss: make bench's soak (tools/attack/soak.py) measures that.
+export ATTACK_P99_MS=${ATTACK_P99_MS:-1000}
+ip netns exec "$NS" python3 "$ITRACKER_ROOT/tools/attack/run.py" --max-p99-ms "$ATTACK_P99_MS" \
 	--itrackerd "$ITRACKER_ROOT/$BUILD/itrackerd" --map "$ITRACKER_ROOT/maps/example.netmap" \
 	--seconds "${ATTACK_SECONDS:-2}" --retries 1 --json "$E2E_TMP/attack.json" ||
 	e2e_fail "attack suite: $(jq -c .failed "$E2E_TMP/attack.json" 2>/dev/null)"
