@@ -331,9 +331,10 @@ static int dataplane_load(struct private_dataplane *dp)
 		dataplane_destroy(dp);
 		return -1;
 	}
-	/* Only the XDP program runs the frames: the TC one need not be
+	/* Only the XDP program runs the frames: the TC ones need not be
 	 * verified (seconds). */
 	bpf_program__set_autoload(dp->skel->progs.itr_tc_egress, false);
+	bpf_program__set_autoload(dp->skel->progs.itr_tc_ingress, false);
 	/* The LRU maps are preallocated at their production sizes, which
 	 * costs seconds per load; a capture needs far fewer entries. */
 	bpf_map__set_max_entries(dp->skel->maps.flows, CLASSIFY_MAX_FLOWS);
