@@ -240,10 +240,10 @@ static bool scan_integer(struct scan *sc, long long *out)
 	const char *start = sc->p;
 	long long v = 0;
 	while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
+		if (sc->p - start == 18)
+			return false; /* a 19th digit could overflow v: refuse before multiplying */
 		v = v * 10 + (*sc->p - '0');
 		sc->p++;
-		if (sc->p - start > 18)
-			return false;
 	}
 	size_t digits = (size_t)(sc->p - start);
 	if (digits == 0 || (digits > 1 && *start == '0'))
