@@ -839,17 +839,12 @@ int itr_xdp_ingress(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* The same ingress classification from TC (cls_bpf pushes the MAC header
- * back for the program, so data starts at the Ethernet header as in XDP).
- * The loader picks it over XDP where XDP costs more than it saves: on a
- * virtual device native XDP makes the stack lose GRO aggregation (a veth
- * carried a third of its TCP throughput with an empty native XDP program),
- * while a TC program runs after GRO on whole super-packets. */
-SEC("tc")
-int itr_tc_ingress(struct __sk_buff *skb)
+/* Classification from TC, either direction: headers pulled into the
+ * linear part, and a GSO/GRO super-packet counted as the gso_segs packets
+ * it stands for (it leaves, or arrived, as that many). */
+static __always_inline int itr_tc_classify(struct __sk_buff *skb, __u8 dir, struct itr_pkt *p,
+                                           struct itr_result *res)
 {
-	struct itr_pkt p;
-	struct itr_result res;
 	__u32 linear = skb->data_end - skb->data;
 
 	itr_bind_build_id();
@@ -857,9 +852,23 @@ int itr_tc_ingress(struct __sk_buff *skb)
 		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	/* GRO merged gso_segs packets into this one: count them all */
 	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	itr_classify(skb, 0, data, data_end, skb->len, segs, ITR_DIR_INGRESS, &p, &res);
+	return itr_classify(skb, 0, data, data_end, skb->len, segs, dir, p, res);
+}
+
+/* The same ingress classification from TC (cls_bpf pushes the MAC header
+ * back for the program, so data starts at the Ethernet header as in XDP).
+ * The loader picks it over XDP where XDP costs more than it saves: on a
+ * virtual device native XDP makes the stack lose GRO aggregation (a veth
+ * carried a fifth of its TCP throughput with an empty native XDP program),
+ * while a TC program runs after GRO on whole super-packets. */
+SEC("tc")
+int itr_tc_ingress(struct __sk_buff *skb)
+{
+	struct itr_pkt p;
+	struct itr_result res;
+
+	itr_tc_classify(skb, ITR_DIR_INGRESS, &p, &res);
 	return TC_ACT_OK;
 }
 
@@ -904,18 +913,8 @@ int itr_tc_egress(struct __sk_buff *skb)
 {
 	struct itr_pkt p;
 	struct itr_result res;
-	__u32 linear = skb->data_end - skb->data;
 
-	itr_bind_build_id();
-	/* Headers normally sit in the linear part; make sure they do. */
-	if (linear < 128 && skb->len > linear)
-		bpf_skb_pull_data(skb, skb->len < 128 ? skb->len : 128);
-
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	/* A GSO super-packet leaves as gso_segs packets. */
-	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
-	if (itr_classify(skb, 0, data, data_end, skb->len, segs, ITR_DIR_EGRESS, &p, &res) < 0)
+	if (itr_tc_classify(skb, ITR_DIR_EGRESS, &p, &res) < 0)
 		return TC_ACT_OK;
 	if (res.kind == ITR_KIND_NONE)
 		return TC_ACT_OK;
