@@ -19,30 +19,9 @@ in_ns() { ip netns exec "$NS" "$@"; }
 BIN=$ITRACKER_ROOT/$BUILD/itrackerd
 SWARM="/usr/bin/python3 $ITRACKER_ROOT/tests/e2e/lib/redis_swarm.py"
 
-declare -A REDIS_PID
-for port in 7000 7001 7002 7003 7004 7005; do
-	mkdir -p "$E2E_TMP/r$port"
-	# (not through a shell function: $! must be the server, for kill -9)
-	ip netns exec "$NS" redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
-		--cluster-config-file "$E2E_TMP/r$port/nodes.conf" --cluster-node-timeout "${NODE_TIMEOUT_MS:-1000}" \
-		--save '' --appendonly no --dir "$E2E_TMP/r$port" --daemonize no \
-		>"$E2E_TMP/r$port/log" 2>&1 &
-	REDIS_PID[$port]=$!
-	E2E_PIDS+=($!)
-done
-for port in 7000 7001 7002 7003 7004 7005; do
-	for i in $(seq 50); do in_ns redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-done
-in_ns redis-cli --cluster create 127.0.0.1:7000 127.0.0.1:7001 127.0.0.1:7002 \
-	127.0.0.1:7003 127.0.0.1:7004 127.0.0.1:7005 --cluster-replicas 1 --cluster-yes \
-	>"$E2E_TMP/create.log" 2>&1 || { cat "$E2E_TMP/create.log"; e2e_fail "cluster create"; }
-for i in $(seq 100); do
-	in_ns redis-cli -p 7000 cluster info | grep -q 'cluster_state:ok' && break
-	sleep 0.1
-done
-in_ns redis-cli -p 7000 cluster info | grep -q 'cluster_state:ok' || e2e_fail "cluster not ok"
+source "$ITRACKER_ROOT/tests/e2e/lib/redis_cluster.sh"
+start_cluster "${NODE_TIMEOUT_MS:-1000}"
 
-STORE=redis-cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002
 declare -A ITR_PID
 for n in 1 2 3; do
 	ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
