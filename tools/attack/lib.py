@@ -41,6 +41,25 @@ def percentile(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
+
+def _exchange(s, method, target, host):
+    """One request without a body on connected socket s, read to the close
+    (the socket is closed): (status, body)."""
+    try:
+        s.sendall(("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                   "Content-Length: 0\r\n\r\n" % (method, target, host)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    code = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return code, body
+
 class Daemon:
     """itrackerd --no-dataplane on 127.0.0.1 with a private copy of the map."""
 
@@ -85,19 +104,7 @@ class Daemon:
         t0 = time.monotonic()
         s = socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout,
                                      source_address=(source, 0))
-        try:
-            s.sendall(("%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
-                       "Content-Length: 0\r\n\r\n" % (method, target)).encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        code = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        code, body = _exchange(s, method, target, "t")
         return code, body, time.monotonic() - t0
 
     def admin(self, method, target, timeout=5.0):
@@ -109,19 +116,10 @@ class Daemon:
         s.settimeout(timeout)
         try:
             s.connect(self.admin_sock)
-            s.sendall(("%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n"
-                       "Content-Length: 0\r\n\r\n" % (method, target)).encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
+        except OSError:
             s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        code = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
-        return code, body
+            raise
+        return _exchange(s, method, target, "admin")
 
     def status(self):
         code, body, _ = self.http("GET", "/v1/status")
