@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "alto.h"
+#include "alto_stream.h"
 #include "http_client.h"
 #include "json_merge_patch.h"
 #include "netmap.h"
@@ -22,16 +23,24 @@
 
 /* ---- state machine -------------------------------------------------------- */
 
-void itr_map_follow_state_init(struct itr_map_follow_state *st, const char *substream)
+int itr_map_follow_state_init(struct itr_map_follow_state *st, const char *substream)
 {
 	memset(st, 0, sizeof(*st));
 	snprintf(st->substream, sizeof(st->substream), "%s", substream);
+	st->stream = itr_alto_stream_new();
+	return st->stream ? 0 : -ENOMEM;
 }
 
 void itr_map_follow_state_free(struct itr_map_follow_state *st)
 {
-	json_decref(st->doc);
-	st->doc = NULL;
+	itr_alto_stream_free(st->stream);
+	st->stream = NULL;
+}
+
+/* The itracker map document we hold, NULL before the first. */
+static json_t *current_document(const struct itr_map_follow_state *st)
+{
+	return st->stream ? itr_alto_stream_resource(st->stream, st->substream) : NULL;
 }
 
 /* "media-type,substream" names one of ours: the media type, else NULL. */
@@ -42,10 +51,9 @@ static bool event_for(const struct itr_map_follow_state *st, const char *type, c
 	       strcmp(type + n + 1, st->substream) == 0;
 }
 
-static int build_map(struct itr_map_follow_state *st, struct itr_netmap **out, char *err,
-                     size_t errlen)
+static int build_map(json_t *doc, struct itr_netmap **out, char *err, size_t errlen)
 {
-	char *text = json_dumps(st->doc, JSON_COMPACT);
+	char *text = json_dumps(doc, JSON_COMPACT);
 	if (!text) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -66,63 +74,31 @@ int itr_map_follow_event(struct itr_map_follow_state *st, const char *type, cons
                          size_t len, struct itr_netmap **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	if (strcmp(type, ITR_ALTO_MT_UPDATESTREAMCONTROL) == 0) {
-		json_t *ctl = json_loadb(data, len, 0, NULL);
-		if (!ctl) {
-			snprintf(err, errlen, "control event is not JSON");
-			return -1;
-		}
-		const char *uri = json_string_value(json_object_get(ctl, "control-uri"));
-		if (uri)
-			snprintf(st->control_uri, sizeof(st->control_uri), "%s", uri);
-		size_t i;
-		json_t *id;
-		json_array_foreach(json_object_get(ctl, "stopped"), i, id)
-		{
-			if (json_is_string(id) && strcmp(json_string_value(id), st->substream) == 0)
-				st->stopped = true;
-		}
-		json_decref(ctl);
+	if (!st->stream) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	bool control = strcmp(type, ITR_ALTO_MT_UPDATESTREAMCONTROL) == 0;
+	/* only our substream's document and its patches: other substreams'
+	 * resources are not kept */
+	if (!control && !event_for(st, type, ITR_ALTO_MT_ITRACKER_MAP) &&
+	    !event_for(st, type, ITR_ALTO_MT_MERGE_PATCH))
 		return 0;
+	json_t *prev = json_incref(current_document(st));
+	const char *changed = NULL;
+	int rc = itr_alto_stream_event(st->stream, type, data, len, &changed, err, errlen);
+	if (control) {
+		snprintf(st->control_uri, sizeof(st->control_uri), "%s",
+		         itr_alto_stream_control_uri(st->stream));
+		st->stopped = itr_alto_stream_stopped(st->stream, st->substream);
 	}
-	bool full = event_for(st, type, ITR_ALTO_MT_ITRACKER_MAP);
-	bool patch = event_for(st, type, ITR_ALTO_MT_MERGE_PATCH);
-	if (!full && !patch)
-		return 0; /* another substream's, or a type we do not follow */
-	json_error_t jerr;
-	json_t *value = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!value) {
-		snprintf(err, errlen, "%s event: JSON: %s", full ? "map" : "patch", jerr.text);
-		return -1;
-	}
-	json_t *next;
-	if (full) {
-		next = value;
-	} else {
-		if (!st->doc) {
-			json_decref(value);
-			snprintf(err, errlen, "a patch came before any map");
-			return -1;
-		}
-		next = json_deep_copy(st->doc);
-		int rc = next ? itr_merge_patch_apply(&next, value) : -ENOMEM;
-		json_decref(value);
-		if (rc < 0) {
-			json_decref(next);
-			snprintf(err, errlen, "patch: %s", strerror(-rc));
-			return -1;
-		}
-	}
-	json_t *prev = st->doc;
-	st->doc = next;
-	if (build_map(st, out, err, errlen) < 0) {
+	if (rc == 0 && changed && build_map(current_document(st), out, err, errlen) < 0) {
 		/* keep the last good document: the next full one repairs it */
-		st->doc = prev;
-		json_decref(next);
-		return -1;
+		itr_alto_stream_restore(st->stream, st->substream, prev);
+		rc = -1;
 	}
 	json_decref(prev);
-	return 0;
+	return rc;
 }
 
 /* ---- the thread ------------------------------------------------------------- */
@@ -267,7 +243,7 @@ static void follow_once(struct itr_map_follower *f)
 	if (discover(f, &stream_url, rid, sizeof(rid)) < 0)
 		return;
 	const char *tag = NULL;
-	json_t *doc = f->st.doc;
+	json_t *doc = current_document(&f->st);
 	if (doc)
 		tag = json_string_value(json_object_get(
 		    json_object_get(json_object_get(json_object_get(doc, "network-map"), "meta"),
@@ -294,6 +270,7 @@ static void follow_once(struct itr_map_follower *f)
 	                                      .body = body,
 	                                      .body_len = strlen(body)};
 	f->st.stopped = false;
+	itr_alto_stream_reset_control(f->st.stream);
 	itr_sse_parser_free(&f->sse);
 	itr_sse_parser_init(&f->sse, MAX_DOC, on_sse_event, f);
 	int status = 0;
@@ -372,7 +349,11 @@ struct itr_map_follower *itr_map_follow_start(const struct itr_map_follow_config
 		free(f);
 		return NULL;
 	}
-	itr_map_follow_state_init(&f->st, "itrackerd");
+	if (itr_map_follow_state_init(&f->st, "itrackerd") < 0) {
+		snprintf(err, errlen, "out of memory");
+		free(f);
+		return NULL;
+	}
 	itr_sse_parser_init(&f->sse, MAX_DOC, on_sse_event, f);
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_condattr_t ca;

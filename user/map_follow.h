@@ -22,14 +22,17 @@ typedef void (*itr_map_follow_install_fn)(void *arg, struct itr_netmap *map);
 
 /* ---- the event state machine (no network; unit-tested) ----------------- */
 
+struct itr_alto_stream;
+
 struct itr_map_follow_state {
 	char substream[65];
-	void *doc; /* json_t *: the current document, NULL before the first */
+	struct itr_alto_stream *stream; /* the stream's resources (alto_stream.h) */
 	char control_uri[512];
 	bool stopped; /* the primary stopped our substream */
 };
 
-void itr_map_follow_state_init(struct itr_map_follow_state *st, const char *substream);
+/* 0, or -ENOMEM. */
+int itr_map_follow_state_init(struct itr_map_follow_state *st, const char *substream);
 void itr_map_follow_state_free(struct itr_map_follow_state *st);
 /* Apply one event. *out gets a new map when the event made one (full
  * document or patch), else NULL. 0, or -1 with err saying why (a patch
