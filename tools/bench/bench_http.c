@@ -38,6 +38,7 @@
 #include "netmap.h"
 #include "p4p_api.h"
 #include "benchjson.h"
+#include "benchproc.h"
 
 extern char **environ;
 
@@ -146,25 +147,6 @@ static pid_t spawn(char *const argv[], const char *out_path)
 	return pid;
 }
 
-/* CPU seconds (user + system) a process has used so far, from /proc. */
-static double proc_cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	unsigned long utime, stime;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-	                 &stime) != 2)
-		return -1;
-	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* nginx's single worker: the master's child. */
 static pid_t nginx_worker(void)
 {
@@ -210,7 +192,7 @@ static struct wrk_result run_wrk(uint16_t port, const char *path, const char *sc
 	}
 	argv[a++] = url;
 	argv[a] = NULL;
-	double cpu0 = proc_cpu_seconds(server_pid);
+	double cpu0 = bench_proc_cpu_seconds(server_pid);
 	pid_t pid = spawn(argv, out);
 	int status;
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
@@ -218,7 +200,7 @@ static struct wrk_result run_wrk(uint16_t port, const char *path, const char *sc
 		fprintf(stderr, "bench_http: wrk failed for %s\n", label);
 		return res;
 	}
-	double cpu_used = proc_cpu_seconds(server_pid) - cpu0;
+	double cpu_used = bench_proc_cpu_seconds(server_pid) - cpu0;
 	FILE *f = fopen(out, "r");
 	char line[512];
 	double rps = -1, requests = -1;

@@ -31,6 +31,7 @@
 
 #include "http.h"
 #include "benchjson.h"
+#include "benchproc.h"
 
 #define ROUNDS   3
 #define DURATION "3s"
@@ -128,19 +129,6 @@ static int serve_h2o(uint16_t port)
 
 /* ---- measurement ------------------------------------------------------ */
 
-static double cpu_s(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	unsigned long ut = 0, st = 0;
-	if (!f)
-		return -1;
-	int n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-	fclose(f);
-	return n == 2 ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
-}
-
 static pid_t start(int (*serve)(uint16_t), uint16_t port)
 {
 	pid_t pid = fork();
@@ -177,7 +165,7 @@ static int run_wrk(pid_t server, uint16_t port, int close_each, struct result *r
 	snprintf(cmd, sizeof(cmd),
 	         "taskset -c 1 wrk -t1 -c32 -d%s %s http://127.0.0.1:%u/v1/netinfo 2>&1", DURATION,
 	         close_each ? "-H 'Connection: close'" : "", port);
-	double cpu0 = cpu_s(server);
+	double cpu0 = bench_proc_cpu_seconds(server);
 	FILE *p = popen(cmd, "r");
 	if (!p)
 		return -1;
@@ -192,7 +180,7 @@ static int run_wrk(pid_t server, uint16_t port, int close_each, struct result *r
 			requests = n;
 	}
 	pclose(p);
-	double used = cpu_s(server) - cpu0;
+	double used = bench_proc_cpu_seconds(server) - cpu0;
 	r->per_cpu = used > 0 ? (double)requests / used : -1;
 	return r->rps > 0 && r->per_cpu > 0 ? 0 : -1;
 }

@@ -22,6 +22,7 @@
 #include "netmap.h"
 #include "rank.h"
 #include "benchjson.h"
+#include "benchproc.h"
 
 #define ROUNDS 7
 #define WANT   50
@@ -30,10 +31,7 @@ static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return bench_rng(&rng_state);
 }
 
 /* CPU time of this thread, not wall time: the figure is the work one call

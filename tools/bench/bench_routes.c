@@ -46,6 +46,7 @@
 #include "netmap.h"
 #include "routes.h"
 #include "benchjson.h"
+#include "benchproc.h"
 
 #define BATCH_BYTES (256 * 1024)
 
@@ -67,20 +68,6 @@ static double pct(uint64_t *v, size_t n, double p)
 	qsort(v, n, sizeof(*v), cmp_u64);
 	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
 	return (double)v[i] / 1e6; /* ms */
-}
-
-static long rss_kb(const char *field)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-	size_t flen = strlen(field);
-	while (f && fgets(line, sizeof(line), f))
-		if (strncmp(line, field, flen) == 0)
-			v = strtol(line + flen, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
 }
 
 /* CPU seconds (user + system) of this process's thread named comm. */
@@ -365,7 +352,7 @@ int main(int argc, char **argv)
 	/* 2. full-table load */
 	struct itr_routes_stats st0, st1;
 	itr_routes_get_stats(r, &st0);
-	long rss0 = rss_kb("VmRSS:");
+	long rss0 = bench_proc_status_kb(0, "VmRSS:");
 	double cpu_follow0 = thread_cpu_s("itr-routes"), cpu_pub0 = thread_cpu_s("itr-publish");
 	struct req_buf b = {.buf = malloc(BATCH_BYTES + 4096)};
 	if (!b.buf)
@@ -427,7 +414,7 @@ int main(int argc, char **argv)
 	}
 	uint64_t t_map = now_ns();
 	itr_routes_get_stats(r, &st1);
-	long rss1 = rss_kb("VmRSS:"), hwm = rss_kb("VmHWM:");
+	long rss1 = bench_proc_status_kb(0, "VmRSS:"), hwm = bench_proc_status_kb(0, "VmHWM:");
 	double kernel_s = (double)(t_kernel - t0) / 1e9;
 	double tries_s = (double)(t_tries - t0) / 1e9, map_s = (double)(t_map - t0) / 1e9;
 	printf("full load of %zu IPv4 routes: kernel accepted them in %.2f s (%ld refused); "

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "benchjson.h"
+#include "benchproc.h"
 #include "netmap.h"
 #include "swarm.h"
 #include "tracker.h"
@@ -39,10 +40,7 @@ static uint64_t rng_state;
 
 static uint64_t rng(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return bench_rng(&rng_state);
 }
 
 static size_t resident_bytes(void)

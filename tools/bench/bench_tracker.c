@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "benchjson.h"
+#include "benchproc.h"
 
 #define MAX_RUNS      9
 #define WHITELIST     20000
@@ -123,37 +124,6 @@ static void stop(pid_t pid)
 	}
 	kill(-pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-}
-
-/* The server is the shell's exec'd process: same pid. */
-static long rss_kb(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	FILE *f = fopen(path, "r");
-	long kb = -1;
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
-/* CPU seconds the process has used (user + system, all threads). */
-static double cpu_s(pid_t pid)
-{
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	FILE *f = fopen(path, "r");
-	unsigned long ut = 0, st = 0;
-	if (!f)
-		return -1;
-	/* fields 14 and 15; the command name (field 2) has no spaces here */
-	int n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-	fclose(f);
-	return n == 2 ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
 }
 
 static int wait_port(int port, const char *proto)
@@ -259,10 +229,10 @@ static int measure(int which, const struct shape *sh, double seconds, struct sam
 	unsigned long long n = 0;
 	snprintf(extra, sizeof(extra), "--count %u --seconds 60", peers_for(sh->swarm));
 	double fill = loadgen(&real, port, extra, &n);
-	double cpu0 = cpu_s(pid);
+	double cpu0 = bench_proc_cpu_seconds(pid);
 	snprintf(extra, sizeof(extra), "--seconds %.1f", seconds);
 	double rate = fill > 0 ? loadgen(&real, port, extra, &n) : -1;
-	double used = cpu_s(pid) - cpu0;
+	double used = bench_proc_cpu_seconds(pid) - cpu0;
 	stop(pid);
 	if (rate <= 0) {
 		fprintf(stderr, "bench_tracker: %s, %s failed\n", server_name[which], sh->name);
@@ -316,7 +286,8 @@ static double rss_per_peer(int which)
 		if (p)
 			pclose(p);
 		sleep_ms(200);
-		rss[k] = rss_kb(pid);
+		/* the server is the shell's exec'd process: same pid */
+		rss[k] = bench_proc_status_kb(pid, "VmRSS:");
 		printf("  %s: %u peers announced (%.*s), RSS %ld kB\n", server_name[which],
 		       counts[k], (int)strcspn(out, "\n"), out, rss[k]);
 	}

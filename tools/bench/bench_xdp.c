@@ -48,6 +48,7 @@
 #include "itracker_maps.h"
 #include "locality.skel.h"
 #include "benchjson.h"
+#include "benchproc.h"
 
 #define FRAMES       4096
 #define ROUNDS       5
@@ -63,11 +64,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rng(void)
 {
-	/* xorshift64*: fixed seed, so every run loads the same tables. */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return bench_rng(&rng_state);
 }
 
 static void die(const char *what, int err)
