@@ -98,6 +98,10 @@ $(BUILD)/asan/libitracker.a: $(LIB_SRCS:user/%.c=$(BUILD)/asan/obj/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
+# itrackerd itself under the sanitizers, for the soak (make bench SOAK_SANITIZE=1)
+$(BUILD)/asan/itrackerd: user/main.c $(BUILD)/asan/libitracker.a $(HDRS)
+	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) $(LDFLAGS) $< $(BUILD)/asan/libitracker.a $(LDLIBS) -o $@
+
 $(BUILD)/asan/tests/unit/%: tests/unit/%.c $(BUILD)/asan/libitracker.a $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -O1 $(ASAN_FLAGS) -Itests $< $(BUILD)/asan/libitracker.a $(LDLIBS) -lcmocka -o $@
@@ -174,8 +178,9 @@ demo: deps-runtime
 	@BUILD=$(BUILD) bash tools/demo.sh
 
 bench: deps-test
-	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS)
-	@BUILD=$(BUILD) BENCH_QUICK=$(QUICK) bash tools/bench/run.sh
+	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS) \
+		$(if $(SOAK_SANITIZE),$(BUILD)/asan/itrackerd)
+	@BUILD=$(BUILD) BENCH_QUICK=$(QUICK) SOAK_SANITIZE=$(SOAK_SANITIZE) bash tools/bench/run.sh
 
 fuzz: $(FUZZ_BINS)
 	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/run-tests.sh fuzz

@@ -30,13 +30,18 @@ done
 # The attack suite's soak (issue 10): RSS and /v1/status latency over time
 # under every attack in turn, counters monotonic, memory back after the
 # flood expires; a plot in $BUILD/soak/soak.png. SOAK_MINUTES=30 for the
-# long run, 0 to skip.
+# long run, 0 to skip. SOAK_SANITIZE=1 soaks the ASan/UBSan build
+# ($BUILD/asan/itrackerd): any sanitizer report fails it.
 SOAK_MINUTES=${SOAK_MINUTES:-$([[ ${BENCH_QUICK:-} ]] && echo 1 || echo 3)}
 if [[ $SOAK_MINUTES != 0 ]]; then
 	ran=$((ran + 1))
-	echo "== soak ($SOAK_MINUTES min): tools/attack/soak.py"
-	if ! python3 tools/attack/soak.py --itrackerd "$BUILD/itrackerd" --minutes "$SOAK_MINUTES" \
-		--out "$BUILD/soak"; then
+	soak_bin=$BUILD/itrackerd soak_args=()
+	if [[ ${SOAK_SANITIZE:-} ]]; then
+		soak_bin=$BUILD/asan/itrackerd soak_args=(--sanitize)
+	fi
+	echo "== soak ($SOAK_MINUTES min, $soak_bin): tools/attack/soak.py"
+	if ! python3 tools/attack/soak.py --itrackerd "$soak_bin" --minutes "$SOAK_MINUTES" \
+		--out "$BUILD/soak" "${soak_args[@]}"; then
 		echo "FAILED: soak" >&2
 		failed=$((failed + 1))
 	fi
