@@ -208,13 +208,17 @@ static void render_reloads(FILE *out, const struct itr_metrics_sources *src)
 	sample_double(out, r.last_success_unix_seconds);
 }
 
-/* /proc/self/stat: fields after the parenthesised command name, which may
+/* /proc/PID/stat: fields after the parenthesised command name, which may
  * itself contain spaces and parentheses, so parse from the last ')'. */
-static int read_proc_stat(unsigned long long *utime, unsigned long long *stime,
-                          unsigned long long *starttime)
+int itr_proc_stat(pid_t pid, unsigned long long *utime, unsigned long long *stime,
+                  unsigned long long *starttime)
 {
-	char buf[2048];
-	FILE *f = fopen("/proc/self/stat", "re");
+	char buf[2048], path[64];
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/stat");
+	FILE *f = fopen(path, "re");
 	if (!f)
 		return -1;
 	size_t len = fread(buf, 1, sizeof(buf) - 1, f);
@@ -286,7 +290,7 @@ static void render_process(FILE *out)
 {
 	long ticks = sysconf(_SC_CLK_TCK);
 	unsigned long long ut, st, start;
-	if (ticks > 0 && read_proc_stat(&ut, &st, &start) == 0) {
+	if (ticks > 0 && itr_proc_stat(0, &ut, &st, &start) == 0) {
 		family(out, "process_cpu_seconds_total", "counter",
 		       "Total user and system CPU time spent in seconds.");
 		fputs("process_cpu_seconds_total ", out);

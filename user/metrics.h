@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 struct itr_http_server;
 
@@ -81,6 +82,13 @@ int itr_metrics_register(struct itr_http_server *srv, const struct itr_metrics_s
 /* Write one scrape to out (what the handler serves). 0 or -1 on a write
  * error. Absent pinned maps are not an error: itracker_dataplane_up is 0. */
 int itr_metrics_render(const struct itr_metrics_sources *sources, FILE *out);
+
+/* Fields 14, 15 and 22 of /proc/PID/stat (pid 0: this process): user and
+ * system CPU time and the start time after boot, in clock ticks. The
+ * process_* metrics come from here, and the benchmarks read servers' CPU
+ * time with it. 0, or -1 if the file cannot be read or parsed. */
+int itr_proc_stat(pid_t pid, unsigned long long *utime, unsigned long long *stime,
+                  unsigned long long *starttime);
 
 /* The content type of the exposition format. */
 #define ITR_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

@@ -1,7 +1,7 @@
 /* benchproc.h - what the benchmarks under tools/bench/ measure and draw the
- * same way, in one place: a process's CPU seconds and memory figures from
- * /proc, and one seeded pseudo-random sequence (xorshift64*), so that every
- * run of a benchmark loads the same data.
+ * same way, in one place: a process's CPU seconds (metrics.c's reader of
+ * /proc/PID/stat) and memory figures from /proc, and one seeded pseudo-random sequence
+ * (xorshift64*), so that every run of a benchmark loads the same data.
  */
 #ifndef ITR_BENCHPROC_H
 #define ITR_BENCHPROC_H
@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "metrics.h" /* itr_proc_stat */
 
 /* xorshift64*: the next number of the sequence *state (never 0) holds. */
 static inline uint64_t bench_rng(uint64_t *state)
@@ -26,19 +28,8 @@ static inline uint64_t bench_rng(uint64_t *state)
  * -1 if it cannot be read. */
 static inline double bench_proc_cpu_seconds(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* fields 14 and 15, after the command name, which may hold spaces */
-	char *p = strrchr(buf, ')');
-	unsigned long utime, stime;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-	                 &stime) != 2)
+	unsigned long long utime, stime, start;
+	if (itr_proc_stat(pid, &utime, &stime, &start) != 0)
 		return -1;
 	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
