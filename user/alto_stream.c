@@ -117,8 +117,8 @@ static int control_event(struct itr_alto_stream *s, const char *data, size_t len
 	return 0;
 }
 
-int itr_alto_stream_event(struct itr_alto_stream *s, const char *type, const char *data,
-                          size_t len, const char **changed, char *err, size_t errlen)
+int itr_alto_stream_event(struct itr_alto_stream *s, const char *type, const char *data, size_t len,
+                          const char **changed, char *err, size_t errlen)
 {
 	if (changed)
 		*changed = NULL;
@@ -149,8 +149,8 @@ int itr_alto_stream_event(struct itr_alto_stream *s, const char *type, const cha
 	json_error_t jerr;
 	json_t *value = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!value) {
-		snprintf(err, errlen, "%s: %s event: JSON: %s", sub->id, patch ? "patch" : "resource",
-		         jerr.text);
+		snprintf(err, errlen, "%s: %s event: JSON: %s", sub->id,
+		         patch ? "patch" : "resource", jerr.text);
 		return -1;
 	}
 	json_t *next = value;

@@ -32,8 +32,8 @@ void itr_alto_stream_free(struct itr_alto_stream *s);
  * substream ("message") are ignored. 0, or -1 with err
  * saying why: not JSON, a patch before any resource, JSON patch. On error
  * the substream keeps the resource it had. */
-int itr_alto_stream_event(struct itr_alto_stream *s, const char *type, const char *data,
-                          size_t len, const char **changed, char *err, size_t errlen);
+int itr_alto_stream_event(struct itr_alto_stream *s, const char *type, const char *data, size_t len,
+                          const char **changed, char *err, size_t errlen);
 
 /* The substream's resource (borrowed), NULL if none came yet. */
 json_t *itr_alto_stream_resource(const struct itr_alto_stream *s, const char *substream);
