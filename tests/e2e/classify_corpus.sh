@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # classify_corpus.sh - precision on real non-BitTorrent traffic: every
 # capture of tests/corpus/nonbt/ (made by tools/corpus/make_nonbt.sh with
-# real programs: RTP/RTCP, STUN, TURN, DTLS, WireGuard, OpenVPN, QUIC, DNS,
+# real programs: RTP/RTCP, a SIP call with RTP (baresip), STUN, TURN, DTLS, WireGuard, OpenVPN, QUIC, DNS,
 # mDNS, NTP, SNMP, NetBIOS, syslog, TFTP, HTTP, HTTPS/HTTP2, SSH/SCP,
 # game-like UDP) goes through `itrackerctl classify`; not one flow may come
 # out as BitTorrent, every frame must run, and every capture must be listed

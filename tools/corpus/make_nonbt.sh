@@ -162,6 +162,52 @@ A: gst-launch-1.0 videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240
 EOF
 fi
 
+# A SIP call with RTP/RTCP media between two baresip user agents: B answers
+# on its own (answermode=auto), A dials and hangs up (BYE) when -t ends it.
+# ausine is the microphone (a 440 Hz tone; it runs at 48 kHz only, hence
+# Opus), aufile the speaker; no account registers (regint=0), so the call
+# goes straight from UA to UA as in a LAN or a trunk.
+if wanted sip_rtp; then
+	for side in a b; do
+		ip=$IP_A
+		[[ $side == b ]] && ip=$IP_B
+		mkdir -p "$W/baresip_$side"
+		cat >"$W/baresip_$side/config" <<EOF
+poll_method epoll
+sip_listen $ip:5060
+audio_source ausine,440
+audio_player aufile,$W/baresip_$side/heard.wav
+audio_alert aufile,/dev/null
+audio_srate 48000
+audio_channels 2
+opus_bitrate 12000
+rtp_ports 10000-10020
+module_path /usr/lib/baresip/modules
+module opus.so
+module ausine.so
+module aufile.so
+module account.so
+module menu.so
+EOF
+		echo "<sip:$side@$ip>;regint=0;answermode=auto;audio_codecs=opus" >"$W/baresip_$side/accounts"
+		: >"$W/baresip_$side/contacts"
+	done
+	bg_b baresip -f "$W/baresip_b" -t 8 </dev/null >"$W/baresip_b.log" 2>&1
+	wait_port "$B" udp 5060
+	cap_start sip_rtp
+	timeout 20 ip netns exec "$A" baresip -f "$W/baresip_a" -e "/dial sip:b@$IP_B" -t 3 \
+		</dev/null >"$W/baresip_a.log" 2>&1
+	grep -q "Call established" "$W/baresip_a.log" || {
+		echo "corpus: the baresip call was not established" >&2
+		cat "$W/baresip_a.log" >&2
+		exit 1
+	}
+	cap_stop baresip-core <<EOF
+B: baresip -f DIR_B -t 8   (config: sip_listen $IP_B:5060, audio_source ausine,440, audio_player aufile, opus 12 kbit/s; account <sip:b@$IP_B>;regint=0;answermode=auto;audio_codecs=opus)
+A: baresip -f DIR_A -e "/dial sip:b@$IP_B" -t 3   (the same for <sip:a@$IP_A>: INVITE, 180, 200, ACK, 3 s of Opus RTP and RTCP both ways, BYE)
+EOF
+fi
+
 # ---- STUN, TURN, DTLS, VPNs ---------------------------------------------------
 if wanted stun || wanted turn_channel || wanted turn_indication; then
 	bg_b turnserver -n --no-cli --no-tls --no-dtls --listening-ip=$IP_B --relay-ip=$IP_B \
