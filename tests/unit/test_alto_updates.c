@@ -5,7 +5,7 @@
  * exactly; stream control removes substreams ("stopped") and ends the
  * stream; bad requests get ALTO errors.
  *
- * Conformance with the RFC's own example (RFC 8895 9.1): our client side
+ * Conformance with the RFC's own example (RFC 8895 8.2): our client side
  * (sse.c + alto_stream.c, what the map follower runs) replays the
  * example's event stream to the resources the RFC says, and our server
  * answers the example's request with a stream of the same structure,
@@ -297,25 +297,30 @@ static void test_stream(void **state)
 	itr_netmap_unref(b);
 }
 
-/* ---- RFC 8895 section 9.1, "Simple Network and Cost Map Updates" ---------
+/* ---- RFC 8895 section 8.2, "Simple Network and Cost Map Updates" ---------
  *
  * The update stream "update-my-costs" of the RFC's IRD (8.1). The client
  * adds the network map and the routingcost cost map; the server answers
  * with the control URI, both resources in full (the network and cost map
  * of RFC 7285's examples, 11.2.1.7 and 11.2.3.7), and later a merge patch
  * for a cost change: "PID1->PID2 is 9 instead of 5, PID3->PID1 is no
- * longer available, and PID3->PID3 is now defined as 1". Transcribed from
- * the RFC's text (the two-space indentation of the RFC's figures is
- * dropped; SSE "data:" lines as in the figure).
+ * longer available, and PID3->PID3 is now defined as 1". The two-space
+ * indentation of the RFC's figures is dropped; "data:" lines as in the
+ * figures. Caveat: when this was written only the opening pages of the
+ * RFC's text could be read from the build machine, so the figures were
+ * written down from memory of the RFC: the maps are RFC 7285's examples,
+ * the patch is the one the RFC's sentence above describes, the control
+ * URI is the RFC's. Whoever has the RFC at hand: diff them against 8.2
+ * and correct any difference here.
  *
  * Not replayed: the RFC then changes the network map with a JSON patch
  * (RFC 6902), the type its IRD names for my-network-map. We do not
  * implement JSON patch: our IRD offers merge patches only (RFC 8895 6.3
  * lets the server choose), so a stream from a conforming server never
  * sends us one; test_rfc8895_json_patch_refused checks that one is refused
- * and leaves the resource as it was. Multipart resources (9.4) and
- * endpoint property maps (9.3) are not resources we serve or follow. */
-static const char rfc8895_9_1_stream[] =
+ * and leaves the resource as it was. Multipart resources (8.5) and
+ * endpoint property maps (8.4) are not resources we serve or follow. */
+static const char rfc8895_8_2_stream[] =
     "event: application/alto-updatestreamcontrol+json\n"
     "data: {\"control-uri\":\n"
     "data: \"https://alto.example.com/updates/streams/3141592653589\"}\n"
@@ -372,16 +377,16 @@ static const char rfc8895_9_1_stream[] =
 
 /* What the stream leaves, per the RFC's figures and its sentence on the
  * patch. */
-static const char rfc8895_9_1_network_map[] =
+static const char rfc8895_8_2_network_map[] =
     "{\"meta\":{\"vtag\":{\"resource-id\":\"my-network-map\","
     "\"tag\":\"da65eca2eb7a10ce8b059740b0b2e3f8eb1d4785\"}},"
     "\"network-map\":{\"PID1\":{\"ipv4\":[\"192.0.2.0/24\",\"198.51.100.0/25\"]},"
     "\"PID2\":{\"ipv4\":[\"198.51.100.128/25\"]},"
     "\"PID3\":{\"ipv4\":[\"0.0.0.0/0\"],\"ipv6\":[\"::/0\"]}}}";
-static const char rfc8895_9_1_costs_before[] = "{\"PID1\":{\"PID1\":1,\"PID2\":5,\"PID3\":10},"
+static const char rfc8895_8_2_costs_before[] = "{\"PID1\":{\"PID1\":1,\"PID2\":5,\"PID3\":10},"
                                                "\"PID2\":{\"PID1\":5,\"PID2\":1,\"PID3\":15},"
                                                "\"PID3\":{\"PID1\":20,\"PID2\":15}}";
-static const char rfc8895_9_1_costs_after[] = "{\"PID1\":{\"PID1\":1,\"PID2\":9,\"PID3\":10},"
+static const char rfc8895_8_2_costs_after[] = "{\"PID1\":{\"PID1\":1,\"PID2\":9,\"PID3\":10},"
                                               "\"PID2\":{\"PID1\":5,\"PID2\":1,\"PID3\":15},"
                                               "\"PID3\":{\"PID2\":15,\"PID3\":1}}";
 
@@ -420,7 +425,7 @@ static void assert_json_text(const json_t *got, const char *want_text)
 static void test_rfc8895_example_replay(void **state)
 {
 	(void)state;
-	size_t total = strlen(rfc8895_9_1_stream);
+	size_t total = strlen(rfc8895_8_2_stream);
 	const size_t chunks[] = {1, 2, 7, 64, total};
 	for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
 		struct replay r = {.stream = itr_alto_stream_new()};
@@ -429,7 +434,7 @@ static void test_rfc8895_example_replay(void **state)
 		itr_sse_parser_init(&p, 1 << 16, replay_event, &r);
 		for (size_t off = 0; off < total; off += chunks[c]) {
 			size_t n = total - off < chunks[c] ? total - off : chunks[c];
-			assert_int_equal(itr_sse_feed(&p, rfc8895_9_1_stream + off, n), 0);
+			assert_int_equal(itr_sse_feed(&p, rfc8895_8_2_stream + off, n), 0);
 		}
 		itr_sse_parser_free(&p);
 		assert_int_equal(r.events, 4);
@@ -437,12 +442,12 @@ static void test_rfc8895_example_replay(void **state)
 		assert_string_equal(itr_alto_stream_control_uri(r.stream),
 		                    "https://alto.example.com/updates/streams/3141592653589");
 		assert_json_text(itr_alto_stream_resource(r.stream, "my-network-map"),
-		                 rfc8895_9_1_network_map);
+		                 rfc8895_8_2_network_map);
 		assert_string_equal(itr_alto_stream_media_type(r.stream, "my-network-map"),
 		                    "application/alto-networkmap+json");
-		assert_json_text(r.costs_before_patch, rfc8895_9_1_costs_before);
+		assert_json_text(r.costs_before_patch, rfc8895_8_2_costs_before);
 		json_t *costs = itr_alto_stream_resource(r.stream, "my-routingcost-map");
-		assert_json_text(json_object_get(costs, "cost-map"), rfc8895_9_1_costs_after);
+		assert_json_text(json_object_get(costs, "cost-map"), rfc8895_8_2_costs_after);
 		/* a patch changes the data, not the kind of resource; the meta
 		 * it did not name stays */
 		assert_string_equal(itr_alto_stream_media_type(r.stream, "my-routingcost-map"),
@@ -537,7 +542,7 @@ static bool has_event(const struct client *c, int from, const char *type)
 	return false;
 }
 
-/* Our server, asked what the RFC's client asks (9.1: the network map and
+/* Our server, asked what the RFC's client asks (8.2: the network map and
  * the routingcost cost map under the RFC's substream ids), answers with
  * the same structure: the control event with the control URI first, then
  * each resource in full typed "its media type,substream id", later merge
