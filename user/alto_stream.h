@@ -11,7 +11,7 @@
  *
  * itrackerd's map follower (map_follow.c) replays its primary's stream
  * with this; the RFC's own examples are replayed by
- * tests/unit/test_alto_rfc8895.c.
+ * tests/unit/test_alto_updates.c.
  */
 #ifndef ITR_ALTO_STREAM_H
 #define ITR_ALTO_STREAM_H
