@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <getopt.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
 #include <search.h>
@@ -488,29 +487,17 @@ static int dataplane_reset(struct private_dataplane *dp)
 
 int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, classify_usage))
-		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"map", required_argument, NULL, 'm'},
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *map_file = NULL;
 	bool json = g->json;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			map_file = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		default:
-			return ctl_usage_error(classify_usage, "bad option");
-		}
-	}
-	if (argc - optind < 1)
+	const struct ctl_opt opts[] = {
+	    {"map", CTL_OPT_TEXT, &map_file, 0},
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, classify_usage, opts, &first, &status))
+		return status;
+	if (first == argc)
 		return ctl_usage_error(classify_usage, "classify takes a capture file");
 
 	struct private_dataplane dp;
@@ -528,10 +515,10 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 	}
 	/* Several files: one JSON array, each capture on a fresh data plane
 	 * (the program is loaded once, its maps emptied between captures). */
-	int nfiles = argc - optind;
+	int nfiles = argc - first;
 	json_t *all = nfiles > 1 && json ? json_array() : NULL;
 	int rc = CTL_EXIT_OK;
-	for (int i = optind; i < argc && rc == CTL_EXIT_OK; i++) {
+	for (int i = first; i < argc && rc == CTL_EXIT_OK; i++) {
 		const char *file = argv[i];
 		char errbuf[512];
 		struct ctl_capture *cap = ctl_capture_open(file, errbuf, sizeof(errbuf));
@@ -544,7 +531,7 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 		memset(&run, 0, sizeof(run));
 		struct itr_counter_table counters;
 		rc = CTL_EXIT_RUNTIME;
-		if ((i == optind || dataplane_reset(&dp) == 0) &&
+		if ((i == first || dataplane_reset(&dp) == 0) &&
 		    run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
 		    collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS), &run) == 0 &&
 		    itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {

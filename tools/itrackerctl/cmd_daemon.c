@@ -1,7 +1,7 @@
 /* cmd_daemon.c - the subcommands that ask itrackerd over HTTP:
  * `netinfo ADDR` (GET /v1/netinfo) and `rank CLIENT PEER...` (POST /v1/rank).
  */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,31 +142,21 @@ const char *ctl_json_text(const json_t *v, char *buf, size_t len)
 	return buf;
 }
 
-static bool json_flag(int argc, char **argv, bool dflt)
-{
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--json") == 0)
-			return true;
-	return dflt;
-}
-
 int ctl_cmd_netinfo(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, netinfo_usage))
-		return CTL_EXIT_OK;
-	bool json = json_flag(argc, argv, g->json);
-	const char *addr = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			continue;
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return ctl_usage_error(netinfo_usage, "unknown option '%s'", argv[i]);
-		if (addr)
-			return ctl_usage_error(netinfo_usage, "one address only");
-		addr = argv[i];
-	}
-	if (!addr)
+	bool json = g->json;
+	const struct ctl_opt opts[] = {
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, netinfo_usage, opts, &first, &status))
+		return status;
+	if (first == argc)
 		return ctl_usage_error(netinfo_usage, "which address?");
+	if (argc - first > 1)
+		return ctl_usage_error(netinfo_usage, "one address only");
+	const char *addr = argv[first];
 	char enc[256], path[300];
 	ctl_url_encode(addr, enc, sizeof(enc));
 	snprintf(path, sizeof(path), "/v1/netinfo?ip=%s", enc);
@@ -191,42 +181,26 @@ int ctl_cmd_netinfo(const struct ctl_global *g, int argc, char **argv)
 
 int ctl_cmd_rank(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, rank_usage))
-		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"numwant", required_argument, NULL, 'n'},
-	    {"json", no_argument, NULL, 'j'},
+	bool json = g->json;
+	unsigned long numwant = ULONG_MAX; /* not given: the daemon's default */
+	const struct ctl_opt opts[] = {
+	    {"numwant", CTL_OPT_NUMBER, &numwant, 0},
+	    {"json", CTL_OPT_FLAG, &json, 0},
 	    {NULL, 0, NULL, 0},
 	};
-	bool json = g->json;
-	long numwant = -1;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': {
-			char *end;
-			numwant = strtol(optarg, &end, 10);
-			if (*end || end == optarg || numwant < 0)
-				return ctl_usage_error(rank_usage, "--numwant wants a number");
-			break;
-		}
-		case 'j':
-			json = true;
-			break;
-		default:
-			return ctl_usage_error(rank_usage, "bad option");
-		}
-	}
-	if (argc - optind < 2)
+	int first, status;
+	if (!ctl_options(argc, argv, rank_usage, opts, &first, &status))
+		return status;
+	if (argc - first < 2)
 		return ctl_usage_error(rank_usage, "need a client and at least one peer");
 	json_t *req = json_object();
-	json_object_set_new(req, "client", json_string(argv[optind]));
+	json_object_set_new(req, "client", json_string(argv[first]));
 	json_t *peers = json_array();
-	for (int i = optind + 1; i < argc; i++)
+	for (int i = first + 1; i < argc; i++)
 		json_array_append_new(peers, json_string(argv[i]));
 	json_object_set_new(req, "peers", peers);
-	if (numwant >= 0)
-		json_object_set_new(req, "numwant", json_integer(numwant));
+	if (numwant != ULONG_MAX)
+		json_object_set_new(req, "numwant", json_integer((json_int_t)numwant));
 	char *body = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if (!body) {

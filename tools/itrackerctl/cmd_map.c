@@ -347,26 +347,17 @@ static int map_reload(const struct ctl_global *g, bool json, bool force)
 
 int ctl_cmd_map(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, map_usage))
-		return CTL_EXIT_OK;
 	bool json = g->json, force = false;
-	const char *args[4];
-	int nargs = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0) {
-			json = true;
-			continue;
-		}
-		if (strcmp(argv[i], "--force") == 0) {
-			force = true;
-			continue;
-		}
-		if (argv[i][0] == '-' && argv[i][1] != '\0')
-			return ctl_usage_error(map_usage, "unknown option '%s'", argv[i]);
-		if (nargs == 4)
-			return ctl_usage_error(map_usage, "too many arguments");
-		args[nargs++] = argv[i];
-	}
+	const struct ctl_opt opts[] = {
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {"force", CTL_OPT_FLAG, &force, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, map_usage, opts, &first, &status))
+		return status;
+	char **args = argv + first;
+	int nargs = argc - first;
 	if (nargs == 0)
 		return ctl_usage_error(map_usage, "map what? (check, diff, reload)");
 	if (strcmp(args[0], "check") == 0) {

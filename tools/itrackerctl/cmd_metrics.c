@@ -2,7 +2,6 @@
  * straight from the pins, printed once (for node_exporter's textfile
  * collector) or served on --listen while the daemon is down.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,35 +56,21 @@ static int split_listen(const char *arg, char *addr, size_t addrlen, uint16_t *p
 
 int ctl_cmd_metrics(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, metrics_usage))
-		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"top", required_argument, NULL, 't'},
-	    {"listen", required_argument, NULL, 'l'},
-	    {NULL, 0, NULL, 0},
-	};
 	struct itr_metrics_sources sources = {.pin_root = g->pin_root};
 	const char *listen = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 't': {
-			char *end;
-			long top = strtol(optarg, &end, 10);
-			if (*end || end == optarg || top <= 0)
-				return ctl_usage_error(metrics_usage, "--top wants a number > 0");
-			sources.matrix_top = (size_t)top;
-			break;
-		}
-		case 'l':
-			listen = optarg;
-			break;
-		default:
-			return ctl_usage_error(metrics_usage, "bad option");
-		}
-	}
-	if (optind != argc)
-		return ctl_usage_error(metrics_usage, "unexpected argument '%s'", argv[optind]);
+	unsigned long top = 0;
+	const struct ctl_opt opts[] = {
+	    {"top", CTL_OPT_NUMBER, &top, 1},
+	    {"listen", CTL_OPT_TEXT, &listen, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, metrics_usage, opts, &first, &status))
+		return status;
+	if (first != argc)
+		return ctl_usage_error(metrics_usage, "unexpected argument '%s'", argv[first]);
+	if (top)
+		sources.matrix_top = (size_t)top;
 	if (!listen)
 		return itr_metrics_render(&sources, stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_RUNTIME;
 

@@ -3,7 +3,6 @@
  * link the measured BitTorrent rate against capacity and budget and the
  * price; per AS the peers, seeds and external budget it gets now.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,14 +31,18 @@ static const char *mbit(double bps, char *buf, size_t len)
 
 int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, policy_usage))
-		return CTL_EXIT_OK;
-	bool json;
-	int rc = ctl_json_only(g, argc, argv, policy_usage, &json);
-	if (rc != CTL_EXIT_OK)
-		return rc;
+	bool json = g->json;
+	const struct ctl_opt opts[] = {
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, policy_usage, opts, &first, &status))
+		return status;
+	if (first != argc)
+		return ctl_usage_error(policy_usage, "unexpected argument '%s'", argv[first]);
 	json_t *doc;
-	rc = ctl_daemon_call(g, "GET", "/v1/status", NULL, &doc);
+	int rc = ctl_daemon_call(g, "GET", "/v1/status", NULL, &doc);
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	json_t *pol = json_object_get(doc, "policy");

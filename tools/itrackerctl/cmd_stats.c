@@ -3,7 +3,6 @@
  * read straight from the pinned maps.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,17 +44,6 @@ static int open_map_or_complain(const struct ctl_global *g, const char *name)
 	return fd;
 }
 
-static bool parse_uint(const char *s, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || s[0] == '-')
-		return false;
-	*out = v;
-	return true;
-}
-
 static double monotonic_seconds(void)
 {
 	struct timespec ts;
@@ -65,40 +53,20 @@ static double monotonic_seconds(void)
 
 int ctl_cmd_stats(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, stats_usage))
-		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"all", no_argument, NULL, 'a'},
-	    {"watch", required_argument, NULL, 'w'},
-	    {"count", required_argument, NULL, 'c'},
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
 	bool all = false, json = g->json;
 	unsigned long watch = 0, count = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			all = true;
-			break;
-		case 'w':
-			if (!parse_uint(optarg, &watch) || watch == 0)
-				return ctl_usage_error(stats_usage, "--watch wants seconds > 0");
-			break;
-		case 'c':
-			if (!parse_uint(optarg, &count) || count == 0)
-				return ctl_usage_error(stats_usage, "--count wants a number > 0");
-			break;
-		case 'j':
-			json = true;
-			break;
-		default:
-			return ctl_usage_error(stats_usage, "bad option");
-		}
-	}
-	if (optind != argc)
-		return ctl_usage_error(stats_usage, "unexpected argument '%s'", argv[optind]);
+	const struct ctl_opt opts[] = {
+	    {"all", CTL_OPT_FLAG, &all, 0},
+	    {"watch", CTL_OPT_NUMBER, &watch, 1},
+	    {"count", CTL_OPT_NUMBER, &count, 1},
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, stats_usage, opts, &first, &status))
+		return status;
+	if (first != argc)
+		return ctl_usage_error(stats_usage, "unexpected argument '%s'", argv[first]);
 	if (count && !watch)
 		return ctl_usage_error(stats_usage, "--count needs --watch");
 
@@ -143,36 +111,20 @@ int ctl_cmd_stats(const struct ctl_global *g, int argc, char **argv)
 
 int ctl_cmd_matrix(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, matrix_usage))
-		return CTL_EXIT_OK;
-	static const struct option opts[] = {
-	    {"map", required_argument, NULL, 'm'},
-	    {"top", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *map_file = NULL;
 	unsigned long top = 20;
 	bool json = g->json;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'm':
-			map_file = optarg;
-			break;
-		case 't':
-			if (!parse_uint(optarg, &top))
-				return ctl_usage_error(matrix_usage, "--top wants a number");
-			break;
-		case 'j':
-			json = true;
-			break;
-		default:
-			return ctl_usage_error(matrix_usage, "bad option");
-		}
-	}
-	if (optind != argc)
-		return ctl_usage_error(matrix_usage, "unexpected argument '%s'", argv[optind]);
+	const struct ctl_opt opts[] = {
+	    {"map", CTL_OPT_TEXT, &map_file, 0},
+	    {"top", CTL_OPT_NUMBER, &top, 0},
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, matrix_usage, opts, &first, &status))
+		return status;
+	if (first != argc)
+		return ctl_usage_error(matrix_usage, "unexpected argument '%s'", argv[first]);
 
 	struct itr_netmap *map = NULL;
 	if (!map_file && access(CTL_MAP_DEFAULT, R_OK) == 0)

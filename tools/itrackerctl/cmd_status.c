@@ -3,7 +3,6 @@
  * holds (vtag, generation), and whether itrackerd answers.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,12 +317,16 @@ static void print_status_table(const json_t *root)
 
 int ctl_cmd_status(const struct ctl_global *g, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv, status_usage))
-		return CTL_EXIT_OK;
-	bool json;
-	int rc = ctl_json_only(g, argc, argv, status_usage, &json);
-	if (rc != CTL_EXIT_OK)
-		return rc;
+	bool json = g->json;
+	const struct ctl_opt opts[] = {
+	    {"json", CTL_OPT_FLAG, &json, 0},
+	    {NULL, 0, NULL, 0},
+	};
+	int first, status;
+	if (!ctl_options(argc, argv, status_usage, opts, &first, &status))
+		return status;
+	if (first != argc)
+		return ctl_usage_error(status_usage, "unexpected argument '%s'", argv[first]);
 
 	/* libbpf logs a warning for every interface without a clsact qdisc
 	 * during bpf_tc_query; those are expected answers, not problems. */

@@ -108,11 +108,26 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_metrics(const struct ctl_global *g, int argc, char **argv);
 int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv);
 
-/* A subcommand whose only option is --json: *json (the global --json,
- * or given here), or a usage error's exit status. */
-int ctl_json_only(const struct ctl_global *g, int argc, char **argv, const char *usage, bool *json);
-/* Whether argv (after the subcommand) asks for help; prints usage if so. */
-bool ctl_wants_help(int argc, char **argv, const char *usage);
+/* One option of a subcommand (--NAME), for ctl_options. */
+enum ctl_opt_kind {
+	CTL_OPT_FLAG,   /* target: bool *, set to true */
+	CTL_OPT_TEXT,   /* target: const char **, the value */
+	CTL_OPT_NUMBER, /* target: unsigned long *, a whole number >= min */
+};
+struct ctl_opt {
+	const char *name;
+	enum ctl_opt_kind kind;
+	void *target;
+	unsigned long min;
+};
+/* Every subcommand's command line, one way: -h/--help prints usage; the
+ * options of opts (ended by a NULL name) fill their targets, in any order
+ * and between operands; a bad one is a usage error. Returns true when the
+ * command should run, with argv[*first..argc) its operands (permuted as
+ * getopt_long does); false when it should exit with *status (0 after
+ * help, CTL_EXIT_USAGE). */
+bool ctl_options(int argc, char **argv, const char *usage, const struct ctl_opt *opts, int *first,
+                 int *status);
 /* Print "itrackerctl: " + message to stderr and return CTL_EXIT_USAGE. */
 int ctl_usage_error(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Print "itrackerctl: " + message to stderr. */

@@ -2,6 +2,7 @@
  * subcommand table, help and exit codes. Each subcommand lives in its own
  * file (cmd_*.c).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,25 +70,8 @@ int ctl_usage_error(const char *usage, const char *fmt, ...)
 	return CTL_EXIT_USAGE;
 }
 
-int ctl_json_only(const struct ctl_global *g, int argc, char **argv, const char *usage, bool *json)
-{
-	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
-	*json = g->json;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 'j')
-			return ctl_usage_error(usage, "unknown option");
-		*json = true;
-	}
-	if (optind < argc)
-		return ctl_usage_error(usage, "unexpected argument '%s'", argv[optind]);
-	return CTL_EXIT_OK;
-}
-
-bool ctl_wants_help(int argc, char **argv, const char *usage)
+/* Whether argv (after the subcommand) asks for help; prints usage if so. */
+static bool ctl_wants_help(int argc, char **argv, const char *usage)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--") == 0)
@@ -98,6 +82,55 @@ bool ctl_wants_help(int argc, char **argv, const char *usage)
 		}
 	}
 	return false;
+}
+
+bool ctl_options(int argc, char **argv, const char *usage, const struct ctl_opt *opts, int *first,
+                 int *status)
+{
+	*status = CTL_EXIT_OK;
+	if (ctl_wants_help(argc, argv, usage))
+		return false;
+	struct option longopts[16];
+	size_t n = 0;
+	for (; opts[n].name; n++) {
+		if (n + 1 == sizeof(longopts) / sizeof(longopts[0]))
+			abort(); /* a command with more options than this table holds */
+		/* getopt_long returns val: the option's index + 1 (never '?') */
+		longopts[n] = (struct option){
+		    opts[n].name, opts[n].kind == CTL_OPT_FLAG ? no_argument : required_argument,
+		    NULL, (int)n + 1};
+	}
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
+	optind = 0; /* reinitialise getopt: argv[0] is the subcommand */
+	int c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (c < 1 || c > (int)n) {
+			*status = ctl_usage_error(usage, "bad option");
+			return false;
+		}
+		const struct ctl_opt *o = &opts[c - 1];
+		if (o->kind == CTL_OPT_FLAG) {
+			*(bool *)o->target = true;
+		} else if (o->kind == CTL_OPT_TEXT) {
+			*(const char **)o->target = optarg;
+		} else {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || optarg[0] == '-' || v < o->min) {
+				*status =
+				    o->min
+				        ? ctl_usage_error(usage, "--%s wants a whole number >= %lu",
+				                          o->name, o->min)
+				        : ctl_usage_error(usage, "--%s wants a whole number",
+				                          o->name);
+				return false;
+			}
+			*(unsigned long *)o->target = v;
+		}
+	}
+	*first = optind;
+	return true;
 }
 
 static const struct {
