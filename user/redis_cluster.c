@@ -2,6 +2,8 @@
  * redis_cluster.h). The slot map is a 16384-byte table of node indexes
  * behind a read-write lock; connections are per thread, found through a
  * pthread key and all kept on one list so itr_rc_free can close them.
+ * Group-committed writes (itr_rc_write) go through one queue and one
+ * connection per master instead.
  */
 #include "redis_cluster.h"
 
@@ -16,11 +18,12 @@
 
 #define MAX_NODES      64
 #define NO_NODE        255
-#define REFRESH_GAP_MS 100 /* a failing cluster is asked for its map this often at most */
+#define REFRESH_GAP_MS 25 /* a failing cluster is asked for its map this often at most */
 
 struct node {
 	char host[64];
 	uint16_t port;
+	uint8_t replicas; /* as CLUSTER SLOTS listed them (not part of the identity) */
 };
 
 struct conn {
@@ -34,8 +37,29 @@ struct thread_conns {
 	struct thread_conns *next;
 };
 
+/* One caller's commands in a master's write queue. The leader of a batch
+ * fills replies and result; state is what the caller waits on. */
+struct write_req {
+	const struct itr_rc_cmd *cmds;
+	size_t n;
+	void **replies;
+	int result;          /* leader's: 1 answered, -1 send again alone */
+	int state;           /* under the queue lock: 0 queued, else result */
+	bool lead;           /* under the queue lock: the last leader handed over to it */
+	pthread_cond_t wake; /* one per caller: only the callers concerned wake */
+	struct write_req *next;
+};
+
+struct master_queue {
+	struct node node;
+	pthread_mutex_t lock;
+	bool busy; /* a leader is sending a batch, or was just named */
+	struct write_req *head, *tail;
+	redisContext *ctx; /* the leader's (one leader at a time) */
+};
+
 struct itr_rc {
-	unsigned connect_ms, command_ms;
+	unsigned connect_ms, command_ms, replica_wait_ms;
 	struct node seeds[16];
 	unsigned nseeds;
 
@@ -50,7 +74,12 @@ struct itr_rc {
 	pthread_mutex_t threads_lock;
 	struct thread_conns *threads;
 
-	atomic_uint_fast64_t commands, redirects, refreshes, failures;
+	/* write queues, one per master ever seen; never freed before the end */
+	pthread_mutex_t queues_lock;
+	struct master_queue *queues[MAX_NODES];
+	atomic_uint nqueues;
+
+	atomic_uint_fast64_t commands, redirects, refreshes, failures, batches, batched;
 };
 
 /* ---- key slots ------------------------------------------------------------ */
@@ -222,6 +251,7 @@ static int refresh_from(struct itr_rc *rc, const struct node *from)
 		if (master->element[1]->type != REDIS_REPLY_INTEGER)
 			continue;
 		n.port = (uint16_t)master->element[1]->integer;
+		n.replicas = (uint8_t)(range->elements - 3 < 255 ? range->elements - 3 : 255);
 		unsigned idx = 0;
 		while (idx < nnodes && !same_node(&nodes[idx], &n))
 			idx++;
@@ -376,6 +406,165 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
 	return -1;
 }
 
+/* ---- group-committed writes ---------------------------------------------- */
+
+static struct master_queue *queue_for(struct itr_rc *rc, const struct node *n)
+{
+	unsigned count = atomic_load(&rc->nqueues);
+	for (unsigned i = 0; i < count; i++)
+		if (same_node(&rc->queues[i]->node, n))
+			return rc->queues[i];
+	pthread_mutex_lock(&rc->queues_lock);
+	struct master_queue *q = NULL;
+	count = atomic_load(&rc->nqueues);
+	for (unsigned i = 0; i < count && !q; i++)
+		if (same_node(&rc->queues[i]->node, n))
+			q = rc->queues[i];
+	if (!q && count < MAX_NODES && (q = calloc(1, sizeof(*q)))) {
+		q->node = *n;
+		pthread_mutex_init(&q->lock, NULL);
+		rc->queues[count] = q;
+		atomic_store(&rc->nqueues, count + 1);
+	}
+	pthread_mutex_unlock(&rc->queues_lock);
+	return q;
+}
+
+/* The leader's round trip: every queued request's commands, one WAIT, the
+ * replies handed out. Sets each request's result. */
+static void flush_batch(struct itr_rc *rc, struct master_queue *q, bool wait_replica,
+                        struct write_req *batch)
+{
+	if (q->ctx && q->ctx->err) {
+		redisFree(q->ctx);
+		q->ctx = NULL;
+	}
+	if (!q->ctx)
+		q->ctx = connect_node(rc, &q->node);
+	if (!q->ctx) {
+		for (struct write_req *r = batch; r; r = r->next)
+			r->result = -1;
+		return;
+	}
+	uint64_t nreq = 0, ncmd = 0;
+	for (struct write_req *r = batch; r; r = r->next, nreq++)
+		for (size_t i = 0; i < r->n; i++, ncmd++)
+			redisAppendCommandArgv(q->ctx, r->cmds[i].argc,
+			                       (const char **)r->cmds[i].argv, r->cmds[i].argvlen);
+	char wait_ms[16];
+	snprintf(wait_ms, sizeof(wait_ms), "%u", rc->replica_wait_ms);
+	if (wait_replica) {
+		const char *argv[] = {"WAIT", "1", wait_ms};
+		size_t argvlen[] = {4, 1, strlen(wait_ms)};
+		redisAppendCommandArgv(q->ctx, 3, argv, argvlen);
+		ncmd++;
+	}
+	atomic_fetch_add(&rc->commands, ncmd);
+	atomic_fetch_add(&rc->batches, 1);
+	atomic_fetch_add(&rc->batched, nreq);
+	bool broken = false, moved = false;
+	for (struct write_req *r = batch; r; r = r->next) {
+		r->result = 1;
+		int kind = 0;
+		struct node to;
+		for (size_t i = 0; i < r->n && !broken; i++) {
+			broken = redisGetReply(q->ctx, &r->replies[i]) != REDIS_OK;
+			if (!broken && !kind)
+				kind = redirection(r->replies[i], &to);
+		}
+		if (kind) { /* sent again alone, where the redirection points */
+			atomic_fetch_add(&rc->redirects, 1);
+			moved |= kind == 1;
+			r->result = -1;
+			itr_rc_replies_free(r->replies, r->n);
+		}
+	}
+	if (!broken && wait_replica) {
+		void *ack = NULL;
+		broken = redisGetReply(q->ctx, &ack) != REDIS_OK;
+		if (ack)
+			freeReplyObject(ack);
+	}
+	if (broken) { /* whatever was answered may not be on a replica */
+		for (struct write_req *r = batch; r; r = r->next) {
+			r->result = -1;
+			itr_rc_replies_free(r->replies, r->n);
+		}
+		redisFree(q->ctx);
+		q->ctx = NULL;
+		refresh(rc, false);
+	} else if (moved) {
+		refresh(rc, true);
+	}
+}
+
+#define WRITE_MAX_CMDS 32
+
+int itr_rc_write(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds, size_t n,
+                 void **replies, char *err, size_t errlen)
+{
+	if (n == 0 || n >= WRITE_MAX_CMDS) {
+		snprintf(err, errlen, "%zu commands in one write (1 to %d)", n, WRITE_MAX_CMDS - 1);
+		return -1;
+	}
+	memset(replies, 0, n * sizeof(*replies));
+	struct node target;
+	struct master_queue *q = owner_of(rc, slot, &target) ? queue_for(rc, &target) : NULL;
+	if (q) {
+		struct write_req req = {.cmds = cmds, .n = n, .replies = replies};
+		pthread_cond_init(&req.wake, NULL);
+		pthread_mutex_lock(&q->lock);
+		if (q->tail)
+			q->tail->next = &req;
+		else
+			q->head = &req;
+		q->tail = &req;
+		if (q->busy)
+			while (req.state == 0 && !req.lead)
+				pthread_cond_wait(&req.wake, &q->lock);
+		if (req.state == 0) { /* lead: take everything queued, ours included */
+			struct write_req *batch = q->head;
+			q->head = q->tail = NULL;
+			q->busy = true;
+			pthread_mutex_unlock(&q->lock);
+			flush_batch(rc, q, target.replicas > 0, batch);
+			pthread_mutex_lock(&q->lock);
+			/* the callers' requests live on their stacks: read next
+			 * before waking one */
+			for (struct write_req *r = batch, *next; r; r = next) {
+				next = r->next;
+				r->state = r->result;
+				if (r != &req)
+					pthread_cond_signal(&r->wake);
+			}
+			/* the first caller that came meanwhile leads the next batch */
+			if (q->head) {
+				q->head->lead = true;
+				pthread_cond_signal(&q->head->wake);
+			} else {
+				q->busy = false;
+			}
+		}
+		pthread_mutex_unlock(&q->lock);
+		pthread_cond_destroy(&req.wake);
+		if (req.state > 0)
+			return 0;
+	}
+	/* alone: the usual pipeline with redirections and refreshes, and a WAIT */
+	struct itr_rc_cmd alone[WRITE_MAX_CMDS];
+	void *alone_replies[WRITE_MAX_CMDS];
+	char wait_ms[16];
+	snprintf(wait_ms, sizeof(wait_ms), "%u", rc->replica_wait_ms);
+	memcpy(alone, cmds, n * sizeof(*cmds));
+	alone[n] = (struct itr_rc_cmd){
+	    .argc = 3, .argv = {"WAIT", "1", wait_ms}, .argvlen = {4, 1, strlen(wait_ms)}};
+	if (itr_rc_pipeline(rc, slot, alone, n + 1, alone_replies, err, errlen) < 0)
+		return -1;
+	memcpy(replies, alone_replies, n * sizeof(*replies));
+	itr_rc_replies_free(&alone_replies[n], 1);
+	return 0;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t errlen)
@@ -387,6 +576,7 @@ struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t err
 	}
 	rc->connect_ms = cfg->connect_ms ? cfg->connect_ms : 300;
 	rc->command_ms = cfg->command_ms ? cfg->command_ms : 1000;
+	rc->replica_wait_ms = cfg->replica_wait_ms ? cfg->replica_wait_ms : 50;
 	const char *p = cfg->seeds ? cfg->seeds : "";
 	while (*p) {
 		size_t len = strcspn(p, ",");
@@ -413,6 +603,7 @@ struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t err
 	pthread_rwlock_init(&rc->lock, NULL);
 	pthread_mutex_init(&rc->refresh_lock, NULL);
 	pthread_mutex_init(&rc->threads_lock, NULL);
+	pthread_mutex_init(&rc->queues_lock, NULL);
 	if (pthread_key_create(&rc->key, NULL) != 0) {
 		snprintf(err, errlen, "out of thread keys");
 		free(rc);
@@ -434,6 +625,14 @@ void itr_rc_free(struct itr_rc *rc)
 		free(tc);
 		tc = next;
 	}
+	for (unsigned i = 0; i < atomic_load(&rc->nqueues); i++) {
+		struct master_queue *q = rc->queues[i];
+		if (q->ctx)
+			redisFree(q->ctx);
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+	}
+	pthread_mutex_destroy(&rc->queues_lock);
 	pthread_key_delete(rc->key);
 	pthread_rwlock_destroy(&rc->lock);
 	pthread_mutex_destroy(&rc->refresh_lock);
@@ -447,6 +646,8 @@ void itr_rc_stats(struct itr_rc *rc, struct itr_rc_stats *out)
 	out->redirects = atomic_load(&rc->redirects);
 	out->refreshes = atomic_load(&rc->refreshes);
 	out->failures = atomic_load(&rc->failures);
+	out->batches = atomic_load(&rc->batches);
+	out->batched = atomic_load(&rc->batched);
 	pthread_rwlock_rdlock(&rc->lock);
 	out->nodes = rc->nnodes;
 	pthread_rwlock_unlock(&rc->lock);

@@ -27,9 +27,10 @@ uint16_t itr_rc_crc16(const void *buf, size_t len);
 struct itr_rc;
 
 struct itr_rc_config {
-	const char *seeds;   /* "host:port,host:port" */
-	unsigned connect_ms; /* 0: 300 */
-	unsigned command_ms; /* 0: 1000 */
+	const char *seeds;        /* "host:port,host:port" */
+	unsigned connect_ms;      /* 0: 300 */
+	unsigned command_ms;      /* 0: 1000 */
+	unsigned replica_wait_ms; /* itr_rc_write's WAIT timeout; 0: 50 */
 };
 
 /* Parse the seeds and read the slot map from the first that answers.
@@ -53,9 +54,28 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
                     void **replies, char *err, size_t errlen);
 void itr_rc_replies_free(void **replies, size_t n);
 
+/* Writes that must be on a replica before the caller answers anyone: like
+ * itr_rc_pipeline, then a WAIT for one replica (at most replica_wait_ms;
+ * no WAIT when the slot map lists no replica for the master).
+ *
+ * Group commit: callers that write to the same master at the same time
+ * share one round trip. Each appends its commands to the master's queue;
+ * the first finds the queue idle and becomes the leader, which sends
+ * everything queued in one write on the master's shared connection, with
+ * one WAIT at the end, and hands each caller its replies. Callers that came
+ * while a leader was busy wait and the next of them leads the next batch.
+ * WAIT covers every write sent before it on the connection, so each
+ * caller's writes are acknowledged by a replica before it returns, as if
+ * it had sent its own WAIT. A request that meets a redirection or a broken
+ * connection is sent again alone through itr_rc_pipeline (with its own
+ * WAIT). 0, or -1 with err. */
+int itr_rc_write(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds, size_t n,
+                 void **replies, char *err, size_t errlen);
+
 struct itr_rc_stats {
 	uint64_t commands, redirects, refreshes, failures;
-	unsigned nodes; /* masters in the slot map */
+	uint64_t batches, batched; /* itr_rc_write: round trips, requests in them */
+	unsigned nodes;            /* masters in the slot map */
 };
 void itr_rc_stats(struct itr_rc *rc, struct itr_rc_stats *out);
 

@@ -1,9 +1,13 @@
 /* test_redis_store.c - what the Redis Cluster store and its client compute
  * without a cluster: CRC16/XMODEM and key slots (the Redis Cluster
  * specification's own examples, hash tags included), the 6/18-byte peer
- * members, and the refusals of bad store URLs. The cluster itself is
- * exercised by tests/e2e/redis_cluster.sh against real redis-server nodes.
+ * members, and the refusals of bad store URLs. Then the group commit of
+ * itr_rc_write on a real one-node cluster (redis-server on a loopback
+ * port): many threads' writes share round trips, and each thread gets its
+ * own replies. The whole store is exercised by tests/e2e/redis_cluster.sh
+ * against 3 masters and 3 replicas.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +18,7 @@
 #include "rank.h"
 #include "redis_cluster.h"
 #include "redis_store.h"
+#include "unit/redis_server.h"
 
 static void test_keyslot(void **state)
 {
@@ -73,6 +78,85 @@ static void test_bad_urls(void **state)
 	assert_null(itr_redis_store_new("redis-cluster://h:1,,h:2", NULL, err, sizeof(err)));
 }
 
+/* ---- group commit on a real node ------------------------------------------ */
+
+#define WRITERS 16
+#define WRITES  200
+
+struct writer {
+	struct itr_rc *rc;
+	int id;
+	int bad; /* replies that were not this thread's */
+};
+
+/* Each write: INCR of the thread's own counter, then GET of it. Both
+ * replies must be this thread's (the same number, one more each time). */
+static void *writer_main(void *arg)
+{
+	struct writer *w = arg;
+	char key[32];
+	snprintf(key, sizeof(key), "gc:{w%d}:n", w->id);
+	uint16_t slot = itr_rc_keyslot(key, strlen(key));
+	for (long long want = 1; want <= WRITES; want++) {
+		struct itr_rc_cmd cmds[2] = {
+		    {.argc = 2, .argv = {"INCR", key}, .argvlen = {4, strlen(key)}},
+		    {.argc = 2, .argv = {"GET", key}, .argvlen = {3, strlen(key)}},
+		};
+		void *replies[2];
+		char err[256];
+		if (itr_rc_write(w->rc, slot, cmds, 2, replies, err, sizeof(err)) < 0) {
+			w->bad++;
+			continue;
+		}
+		const redisReply *incr = replies[0], *get = replies[1];
+		if (incr->type != REDIS_REPLY_INTEGER || incr->integer != want ||
+		    get->type != REDIS_REPLY_STRING || strtoll(get->str, NULL, 10) != want)
+			w->bad++;
+		itr_rc_replies_free(replies, 2);
+	}
+	return NULL;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void test_group_commit(void **state)
+{
+	(void)state;
+	char seeds[32], err[256];
+	snprintf(seeds, sizeof(seeds), "127.0.0.1:%u", redis_port);
+	struct itr_rc_config cfg = {.seeds = seeds};
+	struct itr_rc *rc = itr_rc_new(&cfg, err, sizeof(err));
+	assert_non_null(rc);
+	struct writer w[WRITERS];
+	pthread_t threads[WRITERS];
+	uint64_t start = mono_ms();
+	for (int i = 0; i < WRITERS; i++) {
+		w[i] = (struct writer){.rc = rc, .id = i};
+		assert_int_equal(pthread_create(&threads[i], NULL, writer_main, &w[i]), 0);
+	}
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(threads[i], NULL);
+		assert_int_equal(w[i].bad, 0);
+	}
+	uint64_t took = mono_ms() - start;
+	struct itr_rc_stats st;
+	itr_rc_stats(rc, &st);
+	print_message("%d writes in %llu round trips, %llu ms\n", WRITERS * WRITES,
+	              (unsigned long long)st.batches, (unsigned long long)took);
+	assert_int_equal(st.batched, WRITERS * WRITES);
+	/* sixteen threads at once: writes shared round trips */
+	assert_true(st.batches < st.batched);
+	/* the node has no replica: no WAIT, which would time out after 50 ms
+	 * on every round trip */
+	assert_true(took < st.batches * 25);
+	itr_rc_free(rc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -80,5 +164,9 @@ int main(void)
 	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_bad_urls),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest on_node[] = {
+	    cmocka_unit_test(test_group_commit),
+	};
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	return failed + cmocka_run_group_tests(on_node, start_redis, stop_redis);
 }
