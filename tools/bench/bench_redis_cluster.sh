@@ -18,6 +18,8 @@
 #   sudo BUILD=build tools/bench/bench_redis_cluster.sh     (make bench runs it)
 #   BENCH_QUICK=1: one run of each, 2 s loads (for development)
 #   BENCH_RUNS=N, BENCH_SECONDS=S: runs and load seconds (default 3 and 5)
+#   BENCH_NODE_TIMEOUTS="1000 500": the cluster-node-timeouts of the failover runs
+#   BENCH_ONLY=throughput,visible,failover: some sections only
 set -euo pipefail
 ITRACKER_ROOT=${ITRACKER_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 export ITRACKER_ROOT
@@ -161,9 +163,15 @@ fi
 stop_cluster
 
 # ---- 3. failover outage --------------------------------------------------
-for timeout in 1000 500; do
+# a Redis log line's time ("PID:R 30 Nov 2026 12:31:02.345 * ...") as Unix time
+log_time() {
+	[[ -n $1 ]] || { echo 0; return; }
+	date -d "$(awk '{ print $2, $3, $4, $5 }' <<<"$1")" +%s.%N
+}
+for timeout in ${BENCH_NODE_TIMEOUTS:-1000 500}; do
 	[[ $ONLY == *failover* ]] || break
 	OUT=()
+	CLIENT=()
 	for run in $(seq "$RUNS"); do
 		start_cluster "$timeout"
 		start_itrd 7400 "$STORE"
@@ -179,16 +187,28 @@ for timeout in 1000 500; do
 			$((timeout >= 1000 ? 8 : 6)) >"$E2E_TMP/outage" &
 		client=$!
 		sleep 1
+		killed_at=$(date +%s.%N)
 		kill -9 "${REDIS_PID[$MASTER]}"
 		wait "$client" || { cat "$E2E_TMP/outage"; e2e_fail "failover: peer lost or no recovery"; }
 		s=$(sed -n 's/.*failed announces: \([0-9.]*\) s.*/\1/p' "$E2E_TMP/outage")
-		echo "node timeout $timeout ms, run $run: longest outage $s s"
+		read -r fail_from fail_to < <(sed -n 's/.*failing from \([0-9.]*\) to \([0-9.]*\).*/\1 \2/p' "$E2E_TMP/outage")
+		# where the time went: Redis's failure detection (the kill until a
+		# node marks the master failing), its election (until the replica
+		# has won), and our client (until the first announce succeeded)
+		failing_at=$(log_time "$(grep -h -E 'as failing \(quorum reached\)|FAIL message received' "$E2E_TMP"/r*/log | sort -k4,4 | head -1)")
+		won_at=$(log_time "$(grep -h 'Failover election won' "$E2E_TMP"/r*/log | head -1)")
+		echo "node timeout $timeout ms, run $run: longest outage $s s;" \
+			"$(awk -v k="$killed_at" -v f="$failing_at" -v w="$won_at" -v a="$fail_from" -v b="$fail_to" 'BEGIN {
+				printf "detection %.2f s, election %.2f s, client %.2f s (announces failing %.2f s before the kill)", f - k, w - f, b - w, k - a }')"
 		OUT+=("$s")
+		CLIENT+=("$(awk -v w="$won_at" -v b="$fail_to" 'BEGIN { printf "%.3f", b - w }')")
 		stop_itrd
 		stop_cluster
 	done
 	read -r omin omed omax <<<"$(stats "${OUT[@]}")"
-	echo "failover outage, cluster-node-timeout $timeout ms: min/median/max $omin/$omed/$omax s (target <= 2)"
+	read -r cmin cmed cmax <<<"$(stats "${CLIENT[@]}")"
+	echo "failover outage, cluster-node-timeout $timeout ms: min/median/max $omin/$omed/$omax s (target <= 2);" \
+		"of which the client's (election won -> first answer): $cmin/$cmed/$cmax s"
 	record "redis_cluster_failover_outage_s_node_timeout_$timeout" "$omed" s 2
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -12,7 +12,8 @@ itrackerd instances that share a Redis Cluster store.
                                             exit 0 if the answer lists WANT
   redis_swarm.py outage URL HASHHEX IP PORT WANT_IP:WANT_PORT SECONDS
                                             announce every 50 ms for SECONDS; print
-                                            the longest run of failed announces and
+                                            the longest run of failed announces (and
+                                            its wall-clock start and end), and
                                             whether WANT was listed at the end
   redis_swarm.py down URL HASHHEX IP PORT   one announce must fail with a reason
                                             within 3 s; prints it and the time
@@ -124,26 +125,28 @@ def main(argv):
         end = time.monotonic() + seconds
         first_fail = None
         longest = 0.0
+        longest_at = (0.0, 0.0)  # wall clock: first failure, first success after it
         listed = False
         while time.monotonic() < end:
-            t = time.monotonic()
+            t, wall = time.monotonic(), time.time()
             try:
                 fail, peers, _ = announce(url, ih, ip, port)
             except OSError as e:
                 fail, peers = str(e), []
             if fail:
-                first_fail = first_fail or t
+                first_fail = first_fail or (t, wall)
             else:
-                if first_fail:
-                    longest = max(longest, t - first_fail)
+                if first_fail and t - first_fail[0] > longest:
+                    longest = t - first_fail[0]
+                    longest_at = (first_fail[1], wall)
                 first_fail = None
                 listed = want in peers
             time.sleep(0.05)
         if first_fail:
             print("announces still failing at the end")
             return 1
-        print("longest run of failed announces: %.2f s; peer listed at the end: %s" %
-              (longest, listed))
+        print("longest run of failed announces: %.2f s; peer listed at the end: %s; "
+              "failing from %.3f to %.3f (Unix time)" % (longest, listed, *longest_at))
         return 0 if listed else 1
     if cmd == "down":
         fail, _, took = announce(url, ih, ip, port)
