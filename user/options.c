@@ -737,7 +737,6 @@ bool itr_options_price_config(const struct itr_options *o, struct itr_price_conf
 	itr_price_config_default(cfg);
 	cfg->policy = o->policy_rank;
 	cfg->overrides = o->fixed;
-	cfg->peer_expiry_s = o->tracker.peer_expiry;
 	cfg->period_s = o->price_period;
 	/* On unless both budget knobs are fixed on the command line. */
 	return !(o->fixed.gateways && o->fixed.max_external);

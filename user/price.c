@@ -6,9 +6,13 @@
  *   - the link controller (itr_price_update): an EWMA of the measured rate
  *     and a velocity-form PI update of a price clamped to [0, 1], with a
  *     deadband around the budget;
- *   - swarm state: per swarm, every peer's AS and `left`, from announces,
- *     aggregated per AS (peers, seeds, mean fraction left) at most once per
- *     second per swarm;
+ *   - swarm state: none of its own. The tracker's store tallies each
+ *     swarm's peers per PID group (peers, seeds, what they have left, in
+ *     the flags byte every record already has); the tracker turns that
+ *     into a view per AS when it asks for a policy, and hands every
+ *     swarm's views to the tick for the per-AS totals (a swarm source).
+ *     So the controller's memory follows the map (links, ASes), never the
+ *     number of swarms or peers;
  *   - the mapping from price and swarm state to a rank policy
  *     (itr_price_as_policy) and to extra p-distance (itr_price_cost_step),
  *     published as a derived map with its own vtag.
@@ -129,44 +133,6 @@ unsigned itr_price_cost_step(double price, unsigned cur_step)
 	return (unsigned)lround(x);
 }
 
-/* ---- swarm state -------------------------------------------------------- */
-
-#define PS_SHARDS   16
-#define PS_BUCKETS  1024
-#define KEY_EMPTY   0
-#define KEY_DELETED 1
-
-struct ps_peer {
-	uint64_t key; /* hash of address and port, | 2; 0 empty, 1 deleted */
-	struct itr_peer_addr addr;
-	uint32_t asn;
-	uint32_t seen;
-	uint64_t left;
-};
-
-struct ps_as {
-	uint32_t asn, peers, seeds;
-	double remaining_sum;
-};
-
-struct ps_swarm {
-	struct ps_swarm *next;
-	uint8_t ih[20];
-	uint64_t size_est; /* largest left + downloaded announced: the torrent's size */
-	struct ps_peer *slots;
-	size_t cap, live, filled; /* filled: live + deleted */
-	struct ps_as *agg;
-	size_t nagg, cap_agg;
-	double swarm_remaining;
-	uint32_t agg_at;
-	bool agg_valid;
-};
-
-struct ps_shard {
-	pthread_mutex_t lock;
-	struct ps_swarm *buckets[PS_BUCKETS];
-};
-
 /* Per link: controller state and the byte totals last read per source. */
 struct pc_link {
 	struct itr_link link;
@@ -190,7 +156,10 @@ struct itr_price {
 	struct itr_price_config cfg;
 	int owned_fds[16]; /* pinned matrices opened by itr_price_add_pinned_matrix */
 	size_t nowned;
-	struct ps_shard shards[PS_SHARDS];
+	/* where the tick reads every swarm's per-AS views; held while in use
+	 * so that the tracker can withdraw it before it goes */
+	pthread_mutex_t swarms_lock;
+	struct itr_price_swarm_source swarms;
 
 	pthread_mutex_t lock; /* links, ases, last_tick */
 	struct pc_link *links;
@@ -216,7 +185,6 @@ void itr_price_config_default(struct itr_price_config *cfg)
 	itr_price_params_default(&cfg->params);
 	cfg->period_s = 2.0;
 	itr_rank_policy_default(&cfg->policy);
-	cfg->peer_expiry_s = 2700;
 	cfg->publish_costs = true;
 }
 
@@ -230,19 +198,11 @@ struct itr_price *itr_price_new(const struct itr_price_config *cfg)
 		pc->cfg.nmatrix = 16;
 	if (!(pc->cfg.period_s > 0))
 		pc->cfg.period_s = 2.0;
-	for (int i = 0; i < PS_SHARDS; i++)
-		pthread_mutex_init(&pc->shards[i].lock, NULL);
+	pthread_mutex_init(&pc->swarms_lock, NULL);
 	pthread_mutex_init(&pc->lock, NULL);
 	pthread_mutex_init(&pc->stop_lock, NULL);
 	pthread_cond_init(&pc->stop_cond, NULL);
 	return pc;
-}
-
-static void swarm_free(struct ps_swarm *s)
-{
-	free(s->slots);
-	free(s->agg);
-	free(s);
 }
 
 void itr_price_stop(struct itr_price *pc)
@@ -262,17 +222,7 @@ void itr_price_free(struct itr_price *pc)
 	if (!pc)
 		return;
 	itr_price_stop(pc);
-	for (int i = 0; i < PS_SHARDS; i++) {
-		for (int b = 0; b < PS_BUCKETS; b++) {
-			struct ps_swarm *s = pc->shards[i].buckets[b];
-			while (s) {
-				struct ps_swarm *n = s->next;
-				swarm_free(s);
-				s = n;
-			}
-		}
-		pthread_mutex_destroy(&pc->shards[i].lock);
-	}
+	pthread_mutex_destroy(&pc->swarms_lock);
 	free(pc->links);
 	free(pc->ases);
 	pthread_mutex_destroy(&pc->lock);
@@ -281,235 +231,6 @@ void itr_price_free(struct itr_price *pc)
 	for (size_t i = 0; i < pc->nowned; i++)
 		close(pc->owned_fds[i]);
 	free(pc);
-}
-
-static uint64_t peer_key(const struct itr_peer_addr *p)
-{
-	uint8_t buf[19];
-	size_t n = p->family == 4 ? 4 : 16;
-	buf[0] = p->family;
-	memcpy(buf + 1, p->addr, n);
-	buf[1 + n] = (uint8_t)(p->port >> 8);
-	buf[2 + n] = (uint8_t)p->port;
-	uint64_t h = itr_crc32c(0, buf, n + 3);
-	h = (h << 32) | itr_crc32c(0x9e3779b9u, buf, n + 3);
-	return h | 2;
-}
-
-static bool same_peer(const struct itr_peer_addr *a, const struct itr_peer_addr *b)
-{
-	return a->family == b->family && a->port == b->port &&
-	       memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
-}
-
-static struct ps_peer *slot_find(struct ps_swarm *s, const struct itr_peer_addr *p, uint64_t key,
-                                 bool for_insert)
-{
-	if (!s->cap)
-		return NULL;
-	size_t mask = s->cap - 1;
-	struct ps_peer *tomb = NULL;
-	for (size_t i = (size_t)(key >> 7) & mask, probes = 0; probes < s->cap;
-	     i = (i + 1) & mask, probes++) {
-		struct ps_peer *e = &s->slots[i];
-		if (e->key == KEY_EMPTY)
-			return for_insert ? (tomb ? tomb : e) : NULL;
-		if (e->key == KEY_DELETED) {
-			if (!tomb)
-				tomb = e;
-			continue;
-		}
-		if (e->key == key && same_peer(&e->addr, p))
-			return e;
-	}
-	return for_insert ? tomb : NULL;
-}
-
-/* Rehash into a table sized for the live peers, dropping the expired. */
-static int swarm_rehash(struct ps_swarm *s, size_t want_live, uint32_t now, uint32_t expiry)
-{
-	size_t cap = 16;
-	while (cap < 2 * (want_live + 1))
-		cap *= 2;
-	struct ps_peer *old = s->slots;
-	size_t old_cap = s->cap;
-	struct ps_peer *slots = calloc(cap, sizeof(*slots));
-	if (!slots)
-		return -1;
-	s->slots = slots;
-	s->cap = cap;
-	s->live = s->filled = 0;
-	for (size_t i = 0; i < old_cap; i++) {
-		struct ps_peer *e = &old[i];
-		if (e->key <= KEY_DELETED || (expiry && now - e->seen > expiry))
-			continue;
-		struct ps_peer *d = slot_find(s, &e->addr, e->key, true);
-		*d = *e;
-		s->live++;
-		s->filled++;
-	}
-	free(old);
-	s->agg_valid = false;
-	return 0;
-}
-
-static unsigned shard_of(const uint8_t ih[20])
-{
-	return ih[0] % PS_SHARDS;
-}
-
-static unsigned bucket_of(const uint8_t ih[20])
-{
-	return ((unsigned)ih[1] << 8 | ih[2]) % PS_BUCKETS;
-}
-
-static struct ps_swarm *swarm_find(struct ps_shard *sh, const uint8_t ih[20], bool create)
-{
-	struct ps_swarm **head = &sh->buckets[bucket_of(ih)];
-	for (struct ps_swarm *s = *head; s; s = s->next)
-		if (memcmp(s->ih, ih, 20) == 0)
-			return s;
-	if (!create)
-		return NULL;
-	struct ps_swarm *s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	memcpy(s->ih, ih, 20);
-	s->next = *head;
-	*head = s;
-	return s;
-}
-
-void itr_price_forget_swarm(struct itr_price *pc, const uint8_t info_hash[20])
-{
-	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
-	pthread_mutex_lock(&sh->lock);
-	for (struct ps_swarm **pp = &sh->buckets[bucket_of(info_hash)]; *pp; pp = &(*pp)->next) {
-		if (memcmp((*pp)->ih, info_hash, 20) == 0) {
-			struct ps_swarm *s = *pp;
-			*pp = s->next;
-			swarm_free(s);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&sh->lock);
-}
-
-void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
-                             const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
-                             uint64_t downloaded, bool stopped, uint32_t now)
-{
-	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
-	uint64_t key = peer_key(peer);
-	pthread_mutex_lock(&sh->lock);
-	struct ps_swarm *s = swarm_find(sh, info_hash, !stopped);
-	if (!s)
-		goto out;
-	if (stopped) {
-		struct ps_peer *e = slot_find(s, peer, key, false);
-		if (e) {
-			e->key = KEY_DELETED;
-			s->live--;
-			s->agg_valid = false;
-		}
-		goto out;
-	}
-	if ((s->filled + 1) * 4 > s->cap * 3 &&
-	    swarm_rehash(s, s->live + 1, now, pc->cfg.peer_expiry_s))
-		goto out;
-	struct ps_peer *e = slot_find(s, peer, key, true);
-	if (!e)
-		goto out;
-	if (e->key <= KEY_DELETED) {
-		if (e->key == KEY_EMPTY)
-			s->filled++;
-		s->live++;
-		e->key = key;
-		e->addr = *peer;
-		s->agg_valid = false;
-	}
-	if (e->asn != asn || (e->left == 0) != (left == 0))
-		s->agg_valid = false;
-	e->asn = asn;
-	e->left = left;
-	e->seen = now;
-	uint64_t total = left + downloaded;
-	if (total >= left && total > s->size_est)
-		s->size_est = total;
-out:
-	pthread_mutex_unlock(&sh->lock);
-}
-
-static int agg_add(struct ps_swarm *s, uint32_t asn, bool seed, double remaining)
-{
-	for (size_t i = 0; i < s->nagg; i++) {
-		if (s->agg[i].asn == asn) {
-			s->agg[i].peers++;
-			s->agg[i].seeds += seed;
-			s->agg[i].remaining_sum += remaining;
-			return 0;
-		}
-	}
-	if (s->nagg == s->cap_agg) {
-		size_t n = s->cap_agg ? 2 * s->cap_agg : 4;
-		struct ps_as *a = realloc(s->agg, n * sizeof(*a));
-		if (!a)
-			return -1;
-		s->agg = a;
-		s->cap_agg = n;
-	}
-	s->agg[s->nagg++] = (struct ps_as){asn, 1, seed, remaining};
-	return 0;
-}
-
-/* Per-AS aggregates of a swarm, at most once a second (under its shard
- * lock); expired peers are dropped on the way. */
-static void swarm_refresh(struct itr_price *pc, struct ps_swarm *s, uint32_t now)
-{
-	if (s->agg_valid && now - s->agg_at < 1)
-		return;
-	uint32_t expiry = pc->cfg.peer_expiry_s;
-	s->nagg = 0;
-	double total_rem = 0;
-	size_t counted = 0;
-	for (size_t i = 0; i < s->cap; i++) {
-		struct ps_peer *e = &s->slots[i];
-		if (e->key <= KEY_DELETED)
-			continue;
-		if (expiry && now - e->seen > expiry) {
-			e->key = KEY_DELETED;
-			s->live--;
-			continue;
-		}
-		double rem = s->size_est ? (double)e->left / (double)s->size_est : 0;
-		if (rem > 1)
-			rem = 1;
-		if (agg_add(s, e->asn, e->left == 0, rem))
-			break;
-		total_rem += rem;
-		counted++;
-	}
-	s->swarm_remaining = counted ? total_rem / (double)counted : 0;
-	s->agg_at = now;
-	s->agg_valid = true;
-}
-
-static bool swarm_view(struct itr_price *pc, struct ps_swarm *s, uint32_t asn, uint32_t now,
-                       struct itr_price_as_view *v)
-{
-	swarm_refresh(pc, s, now);
-	memset(v, 0, sizeof(*v));
-	v->swarm_remaining = s->swarm_remaining;
-	for (size_t i = 0; i < s->nagg; i++) {
-		const struct ps_as *a = &s->agg[i];
-		if (a->asn != asn)
-			continue;
-		v->peers = a->peers;
-		v->seeds = a->seeds;
-		v->remaining = a->peers ? a->remaining_sum / a->peers : 0;
-		return true;
-	}
-	return false;
 }
 
 /* ---- links -------------------------------------------------------------- */
@@ -531,27 +252,27 @@ static double uplink_price(struct itr_price *pc, const struct itr_link *uplink)
 	return l ? l->st.price : 0;
 }
 
-void itr_price_policy_for(struct itr_price *pc, const struct itr_netmap *map,
-                          const uint8_t info_hash[20], uint32_t asn, uint32_t now,
-                          struct itr_rank_policy *policy)
+void itr_price_policy_from_view(struct itr_price *pc, const struct itr_netmap *map, uint32_t asn,
+                                const struct itr_price_as_view *view,
+                                struct itr_rank_policy *policy)
 {
 	const struct itr_link *uplink = map && asn ? itr_netmap_link_find(map, asn, 0) : NULL;
 	pthread_mutex_lock(&pc->lock);
 	double price = uplink_price(pc, uplink);
 	pthread_mutex_unlock(&pc->lock);
-
-	struct itr_price_as_view v;
-	bool known = false;
-	struct ps_shard *sh = &pc->shards[shard_of(info_hash)];
-	pthread_mutex_lock(&sh->lock);
-	struct ps_swarm *s = swarm_find(sh, info_hash, false);
-	if (s)
-		known = swarm_view(pc, s, asn, now, &v);
-	pthread_mutex_unlock(&sh->lock);
-	if (!known)
-		memset(&v, 0, sizeof(v));
+	struct itr_price_as_view none = {0};
 	struct itr_rank_policy base = *policy;
-	itr_price_as_policy(&base, &pc->cfg.overrides, &v, uplink, price, policy);
+	itr_price_as_policy(&base, &pc->cfg.overrides, view ? view : &none, uplink, price, policy);
+}
+
+void itr_price_set_swarm_source(struct itr_price *pc, const struct itr_price_swarm_source *src)
+{
+	pthread_mutex_lock(&pc->swarms_lock);
+	if (src)
+		pc->swarms = *src;
+	else
+		memset(&pc->swarms, 0, sizeof(pc->swarms));
+	pthread_mutex_unlock(&pc->swarms_lock);
 }
 
 /* Map's links, keeping the state of links whose name is still there; a
@@ -734,64 +455,52 @@ static struct pc_as_status *as_status_get(struct pc_as_status **arr, size_t *n, 
 	return s;
 }
 
+struct as_collect {
+	struct itr_price *pc;
+	const struct itr_netmap *map;
+	struct pc_as_status *arr;
+	size_t n, cap;
+};
+
+/* One AS in one swarm, from the swarm source. */
+static void collect_one(void *ctx, uint32_t asn, const struct itr_price_as_view *v)
+{
+	struct as_collect *c = ctx;
+	if (!v->peers)
+		return;
+	struct pc_as_status *st = as_status_get(&c->arr, &c->n, &c->cap, asn);
+	if (!st)
+		return;
+	const struct itr_link *up = c->map && asn ? itr_netmap_link_find(c->map, asn, 0) : NULL;
+	pthread_mutex_lock(&c->pc->lock);
+	double price = uplink_price(c->pc, up);
+	pthread_mutex_unlock(&c->pc->lock);
+	struct itr_rank_policy pol;
+	itr_price_as_policy(&c->pc->cfg.policy, &c->pc->cfg.overrides, v, up, price, &pol);
+	st->peers += v->peers;
+	st->seeds += v->seeds;
+	st->swarms++;
+	st->gateways += pol.gateways < v->peers ? pol.gateways : v->peers;
+	if (pol.max_external < st->max_external_min)
+		st->max_external_min = pol.max_external;
+	if (pol.max_external > st->max_external_max)
+		st->max_external_max = pol.max_external;
+}
+
 /* Per AS over all swarms: peers, seeds, swarms, the gateways the policy
- * gives it now; empty swarms are freed on the way. */
-static void collect_ases(struct itr_price *pc, const struct itr_netmap *map, uint32_t now,
+ * gives it now (from the swarm source; none: no ASes). */
+static void collect_ases(struct itr_price *pc, const struct itr_netmap *map,
                          struct pc_as_status **out, size_t *nout)
 {
-	struct pc_as_status *arr = NULL;
-	size_t n = 0, cap = 0;
-	for (int i = 0; i < PS_SHARDS; i++) {
-		struct ps_shard *sh = &pc->shards[i];
-		pthread_mutex_lock(&sh->lock);
-		for (int b = 0; b < PS_BUCKETS; b++) {
-			for (struct ps_swarm **pp = &sh->buckets[b]; *pp;) {
-				struct ps_swarm *s = *pp;
-				swarm_refresh(pc, s, now);
-				if (s->live == 0) {
-					*pp = s->next;
-					swarm_free(s);
-					continue;
-				}
-				if (s->filled > 2 * s->live + 16)
-					swarm_rehash(s, s->live, now, pc->cfg.peer_expiry_s);
-				for (size_t k = 0; k < s->nagg; k++) {
-					const struct ps_as *a = &s->agg[k];
-					struct pc_as_status *st =
-					    as_status_get(&arr, &n, &cap, a->asn);
-					if (!st)
-						continue;
-					struct itr_price_as_view v = {a->peers, a->seeds,
-					                              a->remaining_sum / a->peers,
-					                              s->swarm_remaining};
-					const struct itr_link *up =
-					    map && a->asn ? itr_netmap_link_find(map, a->asn, 0)
-					                  : NULL;
-					pthread_mutex_lock(&pc->lock);
-					double price = uplink_price(pc, up);
-					pthread_mutex_unlock(&pc->lock);
-					struct itr_rank_policy pol;
-					itr_price_as_policy(&pc->cfg.policy, &pc->cfg.overrides, &v,
-					                    up, price, &pol);
-					st->peers += a->peers;
-					st->seeds += a->seeds;
-					st->swarms++;
-					st->gateways +=
-					    pol.gateways < a->peers ? pol.gateways : a->peers;
-					if (pol.max_external < st->max_external_min)
-						st->max_external_min = pol.max_external;
-					if (pol.max_external > st->max_external_max)
-						st->max_external_max = pol.max_external;
-				}
-				pp = &s->next;
-			}
-		}
-		pthread_mutex_unlock(&sh->lock);
-	}
-	if (n)
-		qsort(arr, n, sizeof(*arr), cmp_as_status);
-	*out = arr;
-	*nout = n;
+	struct as_collect c = {.pc = pc, .map = map};
+	pthread_mutex_lock(&pc->swarms_lock);
+	if (pc->swarms.each)
+		pc->swarms.each(pc->swarms.ctx, collect_one, &c);
+	pthread_mutex_unlock(&pc->swarms_lock);
+	if (c.n)
+		qsort(c.arr, c.n, sizeof(*c.arr), cmp_as_status);
+	*out = c.arr;
+	*nout = c.n;
 }
 
 /* The rate source's view of this tick's local rates (pc->lock held on
@@ -872,7 +581,7 @@ static void tick(struct itr_price *pc, const struct itr_netmap *map, double now,
 
 	struct pc_as_status *ases;
 	size_t nases;
-	collect_ases(pc, map, (uint32_t)now, &ases, &nases);
+	collect_ases(pc, map, &ases, &nases);
 	pthread_mutex_lock(&pc->lock);
 	free(pc->ases);
 	pc->ases = ases;

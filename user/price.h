@@ -1,7 +1,8 @@
 /* price.h - the P4P feedback loop: a price per declared inter-AS link
  * (netmap `link` statements), computed from the BitTorrent rate the data
- * plane measures on it, and the swarm state the tracker holds (each peer's
- * `left`, seeds per AS). The price sets the external budget per AS per
+ * plane measures on it, and the swarm state the tracker's store holds
+ * (peers, seeds and what they have left, per AS; the controller keeps no
+ * per-swarm state of its own). The price sets the external budget per AS per
  * swarm (how many gateway peers, how many outside peers each) and the
  * dynamic p-distance served over /v1/rank and ALTO. docs/policy.md
  * explains the design and the measurements behind the defaults.
@@ -123,7 +124,6 @@ struct itr_price_config {
 	double period_s;               /* sampling period (default 2 s) */
 	struct itr_rank_policy policy; /* the configured policy */
 	struct itr_price_overrides overrides;
-	uint32_t peer_expiry_s; /* forget a peer silent this long */
 	/* Matrix sources (fds of pinned `matrix` maps): the daemon's own data
 	 * plane and any --price-matrix pin roots. 0 sources: swarm state only. */
 	int matrix_fds[16];
@@ -160,21 +160,25 @@ void itr_price_set_rate_source(struct itr_price *pc, const struct itr_price_rate
 /* A thread that calls itr_price_tick every period until itr_price_free. */
 int itr_price_start(struct itr_price *pc);
 
-/* The tracker reports every announce (asn: the peer's AS, 0 if no PID
- * covers it). Thread safe. now: seconds on any monotonic clock. */
-void itr_price_note_announce(struct itr_price *pc, const uint8_t info_hash[20],
-                             const struct itr_peer_addr *peer, uint32_t asn, uint64_t left,
-                             uint64_t downloaded, bool stopped, uint32_t now);
+/* The policy for a client of AS asn in a swarm where its AS has view
+ * (the tracker tallies it from its store; NULL or peers 0: the AS has no
+ * peer there). policy: in, the configured policy with the swarm's gateway
+ * salt; out, with gateways and max_external set. Thread safe. */
+void itr_price_policy_from_view(struct itr_price *pc, const struct itr_netmap *map, uint32_t asn,
+                                const struct itr_price_as_view *view,
+                                struct itr_rank_policy *policy);
 
-/* The tracker's store dropped the torrent (expired, evicted): forget its
- * swarm state, so that it never outgrows the store's. Thread safe. */
-void itr_price_forget_swarm(struct itr_price *pc, const uint8_t info_hash[20]);
-
-/* The policy for a client of AS asn in this swarm (base: the configured
- * policy with the swarm's gateway salt). Thread safe. */
-void itr_price_policy_for(struct itr_price *pc, const struct itr_netmap *map,
-                          const uint8_t info_hash[20], uint32_t asn, uint32_t now,
-                          struct itr_rank_policy *policy);
+/* Where the tick reads the swarms for the per-AS totals of the status and
+ * /metrics: each calls emit once per AS per swarm (the tracker walks its
+ * store). Called from the controller's thread. */
+typedef void (*itr_price_emit_fn)(void *ectx, uint32_t asn, const struct itr_price_as_view *v);
+struct itr_price_swarm_source {
+	void (*each)(void *ctx, itr_price_emit_fn emit, void *ectx);
+	void *ctx;
+};
+/* Set (copied) or, with NULL, withdraw the swarm source; returns once no
+ * tick uses the old one. Thread safe. */
+void itr_price_set_swarm_source(struct itr_price *pc, const struct itr_price_swarm_source *src);
 
 /* One sampling step at time now (seconds): read the matrix sources, update
  * every link's price against map's links, publish the dynamic p-distance.

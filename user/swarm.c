@@ -11,7 +11,9 @@
  *     compact form (address + port, big-endian) is a contiguous slice.
  *
  * Record: [group u16 BE][address][port u16 BE][last seen minute u16][flags]
- * = 11 bytes for IPv4, 23 for IPv6. The minute counter wraps every 45 days;
+ * = 11 bytes for IPv4, 23 for IPv6. Flags: bit 0 seeder, bits 1-7 what
+ * the peer has left in 127ths of the torrent's size (the price controller's
+ * tallies), so that knowing it costs no byte per peer. The minute counter wraps every 45 days;
  * expiry compares differences, which is exact as long as every swarm is
  * swept more often than that (each touch sweeps once a minute, and the
  * periodic expire pass sweeps all). A swarm lives while it has peers: the
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #define FLAG_SEEDER        0x01u
+#define LEFT_SHIFT         1 /* flags bits 1-7: left fraction, ITR_SWARM_LEFT_UNITS */
 #define DEFAULT_SHARDS     16
 #define MIN_TABLE          16
 #define MAX_EXPIRY_MINUTES 30000 /* well under the 65536-minute wrap */
@@ -46,7 +49,7 @@ struct peer_block {
 	uint8_t rec[];
 };
 
-/* 48 bytes, stored inline in the table. A swarm exists while it has peers:
+/* 56 bytes, stored inline in the table. A swarm exists while it has peers:
  * a slot is in use iff one of its blocks is allocated. */
 struct swarm {
 	uint8_t info_hash[ITR_INFO_HASH_LEN];
@@ -54,6 +57,8 @@ struct swarm {
 	uint16_t swept;      /* minute of the last expiry pass over this swarm */
 	uint32_t seeders;
 	uint32_t downloaded;
+	uint32_t left_units; /* sum of the records' left fractions */
+	float size;          /* largest left + downloaded announced (bytes) */
 	struct peer_block *vec[2];
 };
 
@@ -124,6 +129,32 @@ static void rec_set_seen(uint8_t *rec, int fam, uint16_t minute)
 static uint8_t *rec_flags(uint8_t *rec, int fam)
 {
 	return rec + key_len[fam] + 2;
+}
+
+static unsigned rec_left(const uint8_t *rec, int fam)
+{
+	return rec[key_len[fam] + 2] >> LEFT_SHIFT;
+}
+
+/* The swarm's size estimate grows with the announce (as the price
+ * controller's own table did: the largest left + downloaded, unless that
+ * sum overflowed), and the peer's left fraction in ITR_SWARM_LEFT_UNITS. */
+static unsigned left_fraction(struct swarm *sw, const struct itr_swarm_announce *ann)
+{
+	uint64_t total = ann->left + ann->downloaded;
+	if (total >= ann->left && (float)total > sw->size)
+		sw->size = (float)total;
+	if (ann->left == 0 || !(sw->size > 0))
+		return 0;
+	double f = (double)ann->left / (double)sw->size;
+	if (f > 1)
+		f = 1;
+	return (unsigned)(f * ITR_SWARM_LEFT_UNITS + 0.5);
+}
+
+static uint8_t make_flags(bool seeder, unsigned left)
+{
+	return (uint8_t)((seeder ? FLAG_SEEDER : 0) | left << LEFT_SHIFT);
 }
 
 static void make_key(int fam, uint16_t group, const struct itr_peer_addr *peer, uint8_t *key)
@@ -326,8 +357,6 @@ static void table_delete(struct mem_store *m, struct shard *sh, struct swarm *sw
 	}
 	sh->count--;
 	atomic_fetch_sub(&m->torrents, 1);
-	if (m->cfg.hooks.torrent_gone)
-		m->cfg.hooks.torrent_gone(m->cfg.hooks.ctx, sw->info_hash);
 	for (size_t j = (hole + 1) & mask; swarm_used(&sh->slots[j]); j = (j + 1) & mask) {
 		size_t home = hash_info(m, sh->slots[j].info_hash) & mask;
 		/* Move j into the hole unless its home lies cyclically in (hole, j]. */
@@ -559,6 +588,7 @@ static size_t sweep(struct mem_store *m, struct shard *sh, struct swarm *sw, uin
 			if ((uint16_t)(minute - rec_seen(rec, f)) > m->expiry_minutes) {
 				if (*rec_flags(rec, f) & FLAG_SEEDER)
 					sw->seeders--;
+				sw->left_units -= rec_left(rec, f);
 				continue;
 			}
 			run.kept = true;
@@ -655,7 +685,9 @@ static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t 
 	memmove(rec + rs, rec, (size_t)(b->len - at) * rs);
 	memcpy(rec, key, key_len[fam]);
 	rec_set_seen(rec, fam, minute);
-	*rec_flags(rec, fam) = ann->seeder ? FLAG_SEEDER : 0;
+	unsigned left = left_fraction(sw, ann);
+	*rec_flags(rec, fam) = make_flags(ann->seeder, left);
+	sw->left_units += left;
 	if (ann->seeder)
 		sw->seeders++;
 	if (ann->completed)
@@ -733,13 +765,13 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		uint8_t *flags = rec_flags(rec, fam);
 		bool was_seeder = *flags & FLAG_SEEDER;
 		rec_set_seen(rec, fam, minute_of(now));
-		if (ann->seeder && !was_seeder) {
-			*flags |= FLAG_SEEDER;
+		if (ann->seeder && !was_seeder)
 			sw->seeders++;
-		} else if (!ann->seeder && was_seeder) {
-			*flags &= (uint8_t)~FLAG_SEEDER;
+		else if (!ann->seeder && was_seeder)
 			sw->seeders--;
-		}
+		unsigned left = left_fraction(sw, ann);
+		sw->left_units = sw->left_units - rec_left(rec, fam) + left;
+		*flags = make_flags(ann->seeder, left);
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
 	} else if ((status = admit(m, sh, h, ih, &sw, ann, fam, current, now)) !=
@@ -806,6 +838,7 @@ static int mem_remove(struct itr_swarm_store *store, const uint8_t *ih,
 			uint8_t *rec = rec_at(b, fam, (uint32_t)at);
 			if (*rec_flags(rec, fam) & FLAG_SEEDER)
 				sw->seeders--;
+			sw->left_units -= rec_left(rec, fam);
 			memmove(rec, rec + rs, (size_t)(b->len - (uint32_t)at - 1) * rs);
 			b->len--;
 			atomic_fetch_sub(&m->peers[fam], 1);
@@ -1068,6 +1101,124 @@ static void mem_destroy(struct itr_swarm_store *store)
 	free(m);
 }
 
+/* ---- tallies for the price controller ------------------------------------ */
+
+static void tally_add(struct itr_swarm_tally *t, const uint8_t *rec, int fam)
+{
+	t->peers++;
+	t->seeders += rec[key_len[fam] + 2] & FLAG_SEEDER;
+	t->left_units += rec_left(rec, fam);
+}
+
+static void swarm_tally_all(const struct swarm *sw, struct itr_swarm_tally *all)
+{
+	all->peers = block_len(sw->vec[0]) + block_len(sw->vec[1]);
+	all->seeders = sw->seeders;
+	all->left_units = sw->left_units;
+}
+
+static int mem_tally(struct itr_swarm_store *store, const uint8_t *ih, const uint16_t *groups,
+                     size_t ngroups, const struct itr_swarm_grouping *g, uint32_t now,
+                     struct itr_swarm_tally *of_groups, struct itr_swarm_tally *all)
+{
+	struct mem_store *m = as_mem(store);
+	uint64_t h = hash_info(m, ih);
+	struct shard *sh = shard_of(m, h);
+	bool current = true;
+
+	memset(of_groups, 0, sizeof(*of_groups));
+	memset(all, 0, sizeof(*all));
+	pthread_mutex_lock(&sh->lock);
+	struct swarm *sw = table_find(sh, h, ih);
+	if (sw)
+		sw = touch(m, sh, sw, g, now, &current);
+	if (sw) {
+		swarm_tally_all(sw, all);
+		/* groups numbered by an older map than the swarm's cannot be
+		 * found: the part stays empty (a reload race, one request) */
+		for (size_t k = 0; current && k < ngroups; k++) {
+			for (int f = 0; f < 2; f++) {
+				const struct peer_block *b = sw->vec[f];
+				uint8_t key[2] = {(uint8_t)(groups[k] >> 8), (uint8_t)groups[k]};
+				uint32_t end = group_end(b, f, groups[k]);
+				for (uint32_t i = lower_bound(b, f, key, 2); i < end; i++)
+					tally_add(of_groups, rec_at(b, f, i), f);
+			}
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	return sw ? 0 : -1;
+}
+
+/* A swarm's records per group, both families merged (each block is sorted
+ * by group). *buf grows as needed; returns how many groups, or 0 when out
+ * of memory. */
+static size_t group_tallies(const struct swarm *sw, struct itr_swarm_group_tally **buf, size_t *cap)
+{
+	size_t n = 0;
+	uint32_t at[2] = {0, 0};
+	for (;;) {
+		int pick = -1;
+		uint16_t group = 0;
+		for (int f = 0; f < 2; f++) {
+			if (at[f] >= block_len(sw->vec[f]))
+				continue;
+			uint16_t gf = rec_group(rec_at(sw->vec[f], f, at[f]));
+			if (pick < 0 || gf < group) {
+				pick = f;
+				group = gf;
+			}
+		}
+		if (pick < 0)
+			return n;
+		if (n == *cap) {
+			size_t bigger = *cap ? *cap * 2 : 16;
+			struct itr_swarm_group_tally *grown = realloc(*buf, bigger * sizeof(**buf));
+			if (!grown)
+				return 0;
+			*buf = grown;
+			*cap = bigger;
+		}
+		struct itr_swarm_group_tally *t = &(*buf)[n++];
+		memset(t, 0, sizeof(*t));
+		t->group = group;
+		for (int f = 0; f < 2; f++) {
+			const struct peer_block *b = sw->vec[f];
+			while (at[f] < block_len(b) && rec_group(rec_at(b, f, at[f])) == group)
+				tally_add(&t->tally, rec_at(b, f, at[f]++), f);
+		}
+	}
+}
+
+static void mem_tally_each(struct itr_swarm_store *store, const struct itr_swarm_grouping *g,
+                           uint32_t now, itr_swarm_tally_fn fn, void *ctx)
+{
+	struct mem_store *m = as_mem(store);
+	struct itr_swarm_group_tally *buf = NULL;
+	size_t cap = 0;
+	for (unsigned s = 0; s < m->nshards; s++) {
+		struct shard *sh = &m->shards[s];
+		pthread_mutex_lock(&sh->lock);
+		for (size_t i = 0; i < sh->cap;) {
+			struct swarm *sw = &sh->slots[i];
+			bool current;
+			if (!swarm_used(sw)) {
+				i++;
+				continue;
+			}
+			if (!touch(m, sh, sw, g, now, &current))
+				continue; /* deleted: the backward shift may have filled i */
+			struct itr_swarm_tally all;
+			swarm_tally_all(sw, &all);
+			size_t n = group_tallies(sw, &buf, &cap);
+			fn(ctx, buf, n, &all);
+			i++;
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	free(buf);
+}
+
 static const struct itr_swarm_store_ops mem_ops = {
     .announce = mem_announce,
     .remove = mem_remove,
@@ -1076,6 +1227,8 @@ static const struct itr_swarm_store_ops mem_ops = {
     .expire = mem_expire,
     .stats = mem_stats,
     .destroy = mem_destroy,
+    .tally = mem_tally,
+    .tally_each = mem_tally_each,
 };
 
 struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config)

@@ -41,6 +41,9 @@ struct itr_swarm_announce {
 	bool seeder;
 	bool completed;          /* a completed event: counts one download */
 	uint32_t max_per_source; /* records one address may hold in the swarm; 0: no limit */
+	/* What the peer has left and has downloaded (bytes): the store keeps
+	 * left as a fraction of the torrent's size (see itr_swarm_tally). */
+	uint64_t left, downloaded;
 };
 
 enum itr_swarm_status {
@@ -79,6 +82,30 @@ struct itr_swarm_stats {
 	uint64_t evicted_torrents; /* swarms dropped to make room at a global limit */
 };
 
+/* Peers of a part of a swarm, for the price controller (price.h): how many,
+ * how many seed, and the sum of each peer's left fraction in units of
+ * 1/ITR_SWARM_LEFT_UNITS. A peer's fraction is its `left` over the largest
+ * left + downloaded announced in the swarm (its size), taken when the peer
+ * last announced: a size that grows later reaches the older records at
+ * their next announce. */
+#define ITR_SWARM_LEFT_UNITS 127
+struct itr_swarm_tally {
+	uint32_t peers;
+	uint32_t seeders;
+	uint64_t left_units;
+};
+
+struct itr_swarm_group_tally {
+	uint16_t group;
+	struct itr_swarm_tally tally;
+};
+
+/* Called for every swarm by tally_each, with the swarm's groups (ascending,
+ * each once; IPv4 and IPv6 records together) and its whole tally. Called
+ * with a store lock held: it must not call back into the store. */
+typedef void (*itr_swarm_tally_fn)(void *ctx, const struct itr_swarm_group_tally *groups,
+                                   size_t ngroups, const struct itr_swarm_tally *all);
+
 struct itr_swarm_store_ops {
 	enum itr_swarm_status (*announce)(struct itr_swarm_store *store,
 	                                  const uint8_t info_hash[ITR_INFO_HASH_LEN],
@@ -108,6 +135,18 @@ struct itr_swarm_store_ops {
 	size_t (*expire)(struct itr_swarm_store *store, uint32_t now);
 	void (*stats)(struct itr_swarm_store *store, struct itr_swarm_stats *stats);
 	void (*destroy)(struct itr_swarm_store *store);
+	/* Optional (NULL: the backend keeps no such state). The peers of the
+	 * given groups in a swarm (of_groups) and of the whole swarm (all):
+	 * O(groups log n + the records of those groups). 0, or -1 (both
+	 * zeroed) if the torrent is unknown. */
+	int (*tally)(struct itr_swarm_store *store, const uint8_t info_hash[ITR_INFO_HASH_LEN],
+	             const uint16_t *groups, size_t ngroups,
+	             const struct itr_swarm_grouping *grouping, uint32_t now,
+	             struct itr_swarm_tally *of_groups, struct itr_swarm_tally *all);
+	/* Optional: every swarm's tallies per group (one pass over the store,
+	 * expired peers dropped on the way). */
+	void (*tally_each)(struct itr_swarm_store *store, const struct itr_swarm_grouping *grouping,
+	                   uint32_t now, itr_swarm_tally_fn fn, void *ctx);
 };
 
 struct itr_swarm_store {
@@ -123,9 +162,6 @@ struct itr_swarm_source_hooks {
 	void (*leave)(void *ctx, const struct itr_peer_addr *addr);
 	/* How many swarms addr is in: eviction picks the heaviest source. */
 	uint32_t (*weight)(void *ctx, const struct itr_peer_addr *addr);
-	/* A torrent is gone from the store (its last peer left or expired, or
-	 * it was evicted): state kept beside the store can go too. */
-	void (*torrent_gone)(void *ctx, const uint8_t info_hash[ITR_INFO_HASH_LEN]);
 	void *ctx;
 };
 
@@ -141,7 +177,7 @@ struct itr_swarm_config {
 };
 
 /* The default store: in memory, sharded by info_hash, thread safe. Peer
- * records are 12 bytes (IPv4) / 24 bytes (IPv6), kept sorted by (group,
+ * records are 11 bytes (IPv4) / 23 bytes (IPv6), kept sorted by (group,
  * address, port) in one vector per family per torrent; expiry is kept in
  * whole minutes. */
 struct itr_swarm_store *itr_swarm_mem_new(const struct itr_swarm_config *config);
@@ -184,6 +220,20 @@ static inline size_t itr_swarm_expire(struct itr_swarm_store *s, uint32_t now)
 static inline void itr_swarm_stats(struct itr_swarm_store *s, struct itr_swarm_stats *st)
 {
 	s->ops->stats(s, st);
+}
+
+/* -1 (zeroed tallies) where the backend keeps no tallies. */
+static inline int itr_swarm_tally(struct itr_swarm_store *s, const uint8_t *ih,
+                                  const uint16_t *groups, size_t ngroups,
+                                  const struct itr_swarm_grouping *g, uint32_t now,
+                                  struct itr_swarm_tally *of_groups, struct itr_swarm_tally *all)
+{
+	if (!s->ops->tally) {
+		*of_groups = (struct itr_swarm_tally){0};
+		*all = (struct itr_swarm_tally){0};
+		return -1;
+	}
+	return s->ops->tally(s, ih, groups, ngroups, g, now, of_groups, all);
 }
 
 static inline void itr_swarm_destroy(struct itr_swarm_store *s)

@@ -42,13 +42,34 @@ struct pid_group {
 	uint16_t group;
 };
 
+struct as_group {
+	uint32_t asn;
+	uint16_t group;
+};
+
 /* An immutable snapshot: one network map and its PID id -> group table. */
 struct group_index {
 	atomic_int refs;
 	struct itr_netmap *map; /* may be NULL: no map published yet */
 	uint32_t generation;
 	size_t n;
-	struct pid_group *ids; /* sorted by id */
+	struct pid_group *ids;      /* sorted by id */
+	struct as_group *as_groups; /* n of them, sorted by (asn, group) */
+};
+
+/* The price controller's view of one AS in one swarm, kept for the second
+ * it was tallied in when the tally read many records (big swarms): the
+ * controller's own table used to refresh its aggregates once a second. */
+#define VIEW_CACHE_SLOTS   1024
+#define VIEW_CACHE_STRIPES 64
+#define VIEW_CACHE_MIN     256 /* records read: below this a tally is cheaper than a lookup */
+struct view_slot {
+	uint8_t info_hash[ITR_INFO_HASH_LEN];
+	uint32_t asn;
+	uint32_t generation;
+	uint32_t at; /* second of the tally; 0 with used false: empty */
+	bool used;
+	struct itr_price_as_view view;
 };
 
 struct itr_tracker {
@@ -71,6 +92,8 @@ struct itr_tracker {
 	struct itr_announce_backend *active; /* what the front ends use */
 	atomic_uint_fast64_t refused[ITR_REFUSED_MAX];
 	struct itr_quota *quota;
+	struct view_slot *views; /* VIEW_CACHE_SLOTS, with a price controller */
+	pthread_mutex_t view_locks[VIEW_CACHE_STRIPES];
 
 	pthread_mutex_t janitor_lock;
 	pthread_cond_t janitor_wake;
@@ -339,6 +362,7 @@ static void index_unref(struct group_index *idx)
 	if (idx->map)
 		itr_netmap_unref(idx->map);
 	free(idx->ids);
+	free(idx->as_groups);
 	free(idx);
 }
 
@@ -346,6 +370,14 @@ static int compare_pid_group(const void *a, const void *b)
 {
 	const struct pid_group *x = a, *y = b;
 	return (x->id > y->id) - (x->id < y->id);
+}
+
+static int compare_as_group(const void *a, const void *b)
+{
+	const struct as_group *x = a, *y = b;
+	if (x->asn != y->asn)
+		return x->asn < y->asn ? -1 : 1;
+	return (x->group > y->group) - (x->group < y->group);
 }
 
 /* Takes over the caller's reference to map. */
@@ -361,7 +393,10 @@ static struct group_index *index_build(struct itr_netmap *map, uint32_t generati
 		return idx;
 	size_t n = itr_netmap_pid_count(map);
 	idx->ids = calloc(n ? n : 1, sizeof(*idx->ids));
-	if (!idx->ids) {
+	idx->as_groups = calloc(n ? n : 1, sizeof(*idx->as_groups));
+	if (!idx->ids || !idx->as_groups) {
+		free(idx->ids);
+		free(idx->as_groups);
 		idx->map = NULL;
 		free(idx);
 		return NULL;
@@ -369,10 +404,14 @@ static struct group_index *index_build(struct itr_netmap *map, uint32_t generati
 	for (size_t i = 0; i < n; i++) {
 		idx->ids[i].id = itr_netmap_pid_at(map, i)->id;
 		/* group 0 is "no PID"; past 65535 PIDs groups are shared, which
-		 * only blurs the sampling hint, never the ranking */
+		 * only blurs the sampling hint and the price controller's
+		 * counts per AS, never the ranking */
 		idx->ids[i].group = (uint16_t)(i % 0xffff + 1);
+		idx->as_groups[i].asn = itr_netmap_pid_at(map, i)->asn;
+		idx->as_groups[i].group = idx->ids[i].group;
 	}
 	qsort(idx->ids, n, sizeof(*idx->ids), compare_pid_group);
+	qsort(idx->as_groups, n, sizeof(*idx->as_groups), compare_as_group);
 	idx->n = n;
 	return idx;
 }
@@ -463,16 +502,182 @@ static uint32_t group_cost(void *ctx, uint16_t group)
 	return itr_netmap_cost(map, co->client_pid, pid);
 }
 
-/* The price controller's swarm state: the peer's AS and what it has left. */
-static void note_price(struct itr_tracker *tr, const struct group_index *idx,
-                       const struct itr_announce *ann, uint32_t now)
+/* ---- the price controller's view of a swarm ------------------------------ */
+
+/* The groups of an AS in the index: a run of as_groups. */
+static size_t as_groups_of(const struct group_index *idx, uint32_t asn, size_t *first)
 {
-	if (!tr->cfg.price)
+	size_t lo = 0, hi = idx->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (idx->as_groups[mid].asn < asn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t end = lo;
+	while (end < idx->n && idx->as_groups[end].asn == asn)
+		end++;
+	*first = lo;
+	return end - lo;
+}
+
+static void view_of(const struct itr_swarm_tally *part, const struct itr_swarm_tally *all,
+                    struct itr_price_as_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (!part->peers)
+		return; /* the AS has no peer here: nothing is known */
+	v->peers = part->peers;
+	v->seeds = part->seeders;
+	v->remaining = (double)part->left_units / ITR_SWARM_LEFT_UNITS / part->peers;
+	v->swarm_remaining =
+	    all->peers ? (double)all->left_units / ITR_SWARM_LEFT_UNITS / all->peers : 0;
+}
+
+static size_t view_slot_of(const uint8_t *ih, uint32_t asn)
+{
+	uint64_t h;
+	memcpy(&h, ih + 4, sizeof(h));
+	h ^= (uint64_t)asn * 0x9e3779b97f4a7c15ull;
+	h ^= h >> 29;
+	return (size_t)(h % VIEW_CACHE_SLOTS);
+}
+
+/* AS asn's view of the swarm from the store's tally of its groups, or from
+ * the cache when a tally of many records was taken this second. */
+static void swarm_view(struct itr_tracker *tr, const struct group_index *idx, const uint8_t *ih,
+                       uint32_t asn, struct itr_price_as_view *v)
+{
+	uint32_t now = itr_tracker_now(tr);
+	size_t slot = view_slot_of(ih, asn);
+	struct view_slot *vs = tr->views ? &tr->views[slot] : NULL;
+	pthread_mutex_t *lock = &tr->view_locks[slot % VIEW_CACHE_STRIPES];
+	if (vs) {
+		pthread_mutex_lock(lock);
+		bool hit = vs->used && vs->at == now && vs->asn == asn &&
+		           vs->generation == idx->generation &&
+		           memcmp(vs->info_hash, ih, ITR_INFO_HASH_LEN) == 0;
+		if (hit)
+			*v = vs->view;
+		pthread_mutex_unlock(lock);
+		if (hit)
+			return;
+	}
+	size_t first, n = as_groups_of(idx, asn, &first);
+	uint16_t stack_groups[64], *groups = stack_groups;
+	if (n > 64 && !(groups = malloc(n * sizeof(*groups)))) {
+		groups = stack_groups;
+		n = 64; /* a part of the AS rather than nothing */
+	}
+	size_t ng = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint16_t g = idx->as_groups[first + i].group;
+		/* groups are shared past 65535 PIDs: each once, ascending */
+		if (ng == 0 || groups[ng - 1] != g)
+			groups[ng++] = g;
+	}
+	struct itr_swarm_grouping grouping = {
+	    .generation = idx->generation, .group_of = group_of, .ctx = (void *)idx};
+	struct itr_swarm_tally part, all;
+	itr_swarm_tally(tr->store, ih, groups, ng, &grouping, now, &part, &all);
+	if (groups != stack_groups)
+		free(groups);
+	view_of(&part, &all, v);
+	if (vs && part.peers >= VIEW_CACHE_MIN) {
+		pthread_mutex_lock(lock);
+		memcpy(vs->info_hash, ih, ITR_INFO_HASH_LEN);
+		vs->asn = asn;
+		vs->generation = idx->generation;
+		vs->at = now;
+		vs->used = true;
+		vs->view = *v;
+		pthread_mutex_unlock(lock);
+	}
+}
+
+/* The configured policy with the swarm's gateway salt and, with a price
+ * controller, the external budget of the client's AS in this swarm. */
+static void policy_for(struct itr_tracker *tr, const struct group_index *idx,
+                       const struct itr_announce *ann, struct itr_rank_policy *policy)
+{
+	*policy = tr->cfg.policy;
+	/* each swarm picks its own gateway peers per AS */
+	policy->gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+	if (!tr->cfg.price || !idx->map)
 		return;
-	const struct itr_pid *pid =
-	    idx->map ? itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr) : NULL;
-	itr_price_note_announce(tr->cfg.price, ann->info_hash, &ann->peer, pid ? pid->asn : 0,
-	                        ann->left, ann->downloaded, ann->event == ITR_EVENT_STOPPED, now);
+	const struct itr_pid *pid = itr_netmap_lookup(idx->map, ann->peer.family, ann->peer.addr);
+	if (!pid)
+		return;
+	struct itr_price_as_view v;
+	swarm_view(tr, idx, ann->info_hash, pid->asn, &v);
+	itr_price_policy_from_view(tr->cfg.price, idx->map, pid->asn, &v, policy);
+}
+
+/* The tick's walk over every swarm: each group's tally summed per AS. */
+struct as_walk {
+	const struct group_index *idx;
+	itr_price_emit_fn emit;
+	void *ectx;
+	struct {
+		uint32_t asn;
+		struct itr_swarm_tally t;
+	} * ases;
+	size_t cap;
+};
+
+static void walk_swarm(void *ctx, const struct itr_swarm_group_tally *groups, size_t ngroups,
+                       const struct itr_swarm_tally *all)
+{
+	struct as_walk *w = ctx;
+	size_t n = 0;
+	for (size_t k = 0; k < ngroups; k++) {
+		uint16_t g = groups[k].group;
+		uint32_t asn = g && (size_t)g - 1 < w->idx->n
+		                   ? itr_netmap_pid_at(w->idx->map, (size_t)g - 1)->asn
+		                   : 0;
+		size_t i = 0;
+		while (i < n && w->ases[i].asn != asn)
+			i++;
+		if (i == n) {
+			if (n == w->cap) {
+				size_t bigger = w->cap ? w->cap * 2 : 16;
+				void *grown = realloc(w->ases, bigger * sizeof(*w->ases));
+				if (!grown)
+					break; /* the ASes found so far */
+				w->ases = grown;
+				w->cap = bigger;
+			}
+			w->ases[n].asn = asn;
+			memset(&w->ases[n].t, 0, sizeof(w->ases[n].t));
+			n++;
+		}
+		w->ases[i].t.peers += groups[k].tally.peers;
+		w->ases[i].t.seeders += groups[k].tally.seeders;
+		w->ases[i].t.left_units += groups[k].tally.left_units;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct itr_price_as_view v;
+		view_of(&w->ases[i].t, all, &v);
+		w->emit(w->ectx, w->ases[i].asn, &v);
+	}
+}
+
+static void walk_swarms(void *ctx, itr_price_emit_fn emit, void *ectx)
+{
+	struct itr_tracker *tr = ctx;
+	struct group_index *idx = index_get(tr);
+	if (!idx)
+		return;
+	if (idx->map) {
+		struct itr_swarm_grouping grouping = {
+		    .generation = idx->generation, .group_of = group_of, .ctx = idx};
+		struct as_walk w = {.idx = idx, .emit = emit, .ectx = ectx};
+		tr->store->ops->tally_each(tr->store, &grouping, itr_tracker_now(tr), walk_swarm,
+		                           &w);
+		free(w.ases);
+	}
+	index_unref(idx);
 }
 
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
@@ -499,7 +704,6 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	if (ann->event == ITR_EVENT_STOPPED) {
 		itr_swarm_remove(tr->store, ann->info_hash, &ann->peer, group, &grouping, now,
 		                 &reply->counts);
-		note_price(tr, idx, ann, now);
 		return 0;
 	}
 	struct itr_swarm_announce sa = {
@@ -508,13 +712,11 @@ static long store_and_select(struct itr_tracker *tr, struct group_index *idx,
 	    .seeder = seeder,
 	    .completed = ann->event == ITR_EVENT_COMPLETED,
 	    .max_per_source = tr->cfg.max_peers_per_source,
+	    .left = ann->left,
+	    .downloaded = ann->downloaded,
 	};
 	reply->stored =
 	    itr_swarm_announce(tr->store, ann->info_hash, &sa, &grouping, now, &reply->counts);
-	/* Only peers the store keeps count: the controller's table stays
-	 * within the store's limits and quotas. */
-	if (reply->stored == ITR_SWARM_STORED)
-		note_price(tr, idx, ann, now);
 	switch (reply->stored) {
 	case ITR_SWARM_NO_MEMORY:
 		return -1;
@@ -616,7 +818,7 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
 		struct itr_rank_policy policy;
-		itr_tracker_policy(tr, idx->map, ann, &policy);
+		policy_for(tr, idx, ann, &policy);
 		if (known) {
 			for (long i = 0; i < n; i++)
 				pids[i] = groups[i] && groups[i] <= idx->n
@@ -637,15 +839,15 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 void itr_tracker_policy(struct itr_tracker *tr, const struct itr_netmap *map,
                         const struct itr_announce *ann, struct itr_rank_policy *policy)
 {
-	*policy = tr->cfg.policy;
-	/* each swarm picks its own gateway peers per AS */
-	policy->gateway_salt = itr_rank_swarm_salt(ann->info_hash);
-	if (!tr->cfg.price || !map)
-		return;
-	const struct itr_pid *pid = itr_netmap_lookup(map, ann->peer.family, ann->peer.addr);
-	if (pid)
-		itr_price_policy_for(tr->cfg.price, map, ann->info_hash, pid->asn,
-		                     itr_tracker_now(tr), policy);
+	(void)map; /* the index holds the current map; the view must match its groups */
+	struct group_index *idx = index_get(tr);
+	if (idx) {
+		policy_for(tr, idx, ann, policy);
+		index_unref(idx);
+	} else {
+		*policy = tr->cfg.policy;
+		policy->gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+	}
 }
 
 int itr_tracker_announce(struct itr_tracker *tr, const struct itr_announce *ann,
@@ -814,8 +1016,7 @@ int itr_tracker_start_janitor(struct itr_tracker *tr)
 	return 0;
 }
 
-/* The store's hooks: per-source counts in the source table, and the price
- * controller's swarm state following the store's torrents. */
+/* The store's hooks: per-source counts in the source table. */
 static bool hook_enter(void *ctx, const struct itr_peer_addr *addr)
 {
 	return itr_quota_enter_swarm(((struct itr_tracker *)ctx)->quota, addr);
@@ -829,13 +1030,6 @@ static void hook_leave(void *ctx, const struct itr_peer_addr *addr)
 static uint32_t hook_weight(void *ctx, const struct itr_peer_addr *addr)
 {
 	return itr_quota_swarms(((struct itr_tracker *)ctx)->quota, addr);
-}
-
-static void hook_torrent_gone(void *ctx, const uint8_t info_hash[ITR_INFO_HASH_LEN])
-{
-	struct itr_tracker *tr = ctx;
-	if (tr->cfg.price)
-		itr_price_forget_swarm(tr->cfg.price, info_hash);
 }
 
 struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
@@ -870,6 +1064,8 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		tr->cfg.default_numwant = tr->cfg.max_numwant;
 	pthread_mutex_init(&tr->index_lock, NULL);
 	pthread_mutex_init(&tr->janitor_lock, NULL);
+	for (int i = 0; i < VIEW_CACHE_STRIPES; i++)
+		pthread_mutex_init(&tr->view_locks[i], NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -904,7 +1100,6 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		    .hooks = {.enter = hook_enter,
 		              .leave = hook_leave,
 		              .weight = hook_weight,
-		              .torrent_gone = hook_torrent_gone,
 		              .ctx = tr},
 		    .peer_expiry = cfg->peer_expiry,
 		    .shards = cfg->shards,
@@ -915,6 +1110,19 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 			snprintf(err, errlen, "out of memory creating the peer store");
 			itr_tracker_free(tr);
 			return NULL;
+		}
+	}
+	if (tr->cfg.price) {
+		tr->views = calloc(VIEW_CACHE_SLOTS, sizeof(*tr->views));
+		if (!tr->views) {
+			snprintf(err, errlen, "out of memory");
+			itr_tracker_free(tr);
+			return NULL;
+		}
+		/* the controller's per-AS totals come from this store */
+		if (tr->store->ops->tally_each) {
+			struct itr_price_swarm_source src = {.each = walk_swarms, .ctx = tr};
+			itr_price_set_swarm_source(tr->cfg.price, &src);
 		}
 	}
 	return tr;
@@ -931,12 +1139,17 @@ void itr_tracker_free(struct itr_tracker *tr)
 		pthread_mutex_unlock(&tr->janitor_lock);
 		pthread_join(tr->janitor, NULL);
 	}
+	if (tr->cfg.price && tr->views)
+		itr_price_set_swarm_source(tr->cfg.price, NULL); /* before the store goes */
 	if (tr->own_store)
 		itr_swarm_destroy(tr->store);
 	itr_quota_free(tr->quota);
 	index_unref(tr->index);
 	pthread_mutex_destroy(&tr->index_lock);
 	pthread_mutex_destroy(&tr->janitor_lock);
+	for (int i = 0; i < VIEW_CACHE_STRIPES; i++)
+		pthread_mutex_destroy(&tr->view_locks[i]);
+	free(tr->views);
 	pthread_cond_destroy(&tr->janitor_wake);
 	free(tr->proxies);
 	free(tr);

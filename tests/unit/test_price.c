@@ -373,101 +373,6 @@ static struct itr_peer_addr peer4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 	return p;
 }
 
-/* Swarm state from announces: an AS without a seed that is behind gets
- * its uplink's gateway count (capacity / host upload = 4); once a peer of
- * it completes, half; a stopped peer leaves; status counts peers and
- * seeds per AS. */
-static void test_swarm_state(void **state)
-{
-	(void)state;
-	struct itr_netmap *m = parse(MAP);
-	struct itr_price *pc = new_controller();
-	uint8_t ih[20] = {1, 2, 3};
-	uint32_t now = 100;
-	for (uint8_t i = 0; i < 10; i++) {
-		struct itr_peer_addr p = peer4(10, 10, 0, (uint8_t)(10 + i));
-		itr_price_note_announce(pc, ih, &p, 64500, 1000, 0, false, now);
-	}
-	for (uint8_t i = 0; i < 5; i++) {
-		struct itr_peer_addr p = peer4(10, 11, 0, (uint8_t)(10 + i));
-		itr_price_note_announce(pc, ih, &p, 64501, i ? 100 : 0, 900, false, now);
-	}
-	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
-	itr_price_policy_for(pc, m, ih, 64500, now, &pol);
-	assert_int_equal(pol.gateways, 4);
-	assert_int_equal(pol.max_external, 3);
-	itr_rank_policy_default(&pol);
-	itr_price_policy_for(pc, m, ih, 64501, now, &pol);
-	assert_int_equal(pol.gateways, 1); /* a seed, no uplink declared */
-
-	struct itr_peer_addr first = peer4(10, 10, 0, 10);
-	itr_price_note_announce(pc, ih, &first, 64500, 0, 1000, false, now + 2);
-	itr_rank_policy_default(&pol);
-	itr_price_policy_for(pc, m, ih, 64500, now + 2, &pol);
-	assert_int_equal(pol.gateways, 2);
-	itr_price_note_announce(pc, ih, &first, 64500, 0, 1000, true, now + 3);
-
-	itr_price_tick_matrix(pc, m, now + 4, NULL, 0);
-	json_t *st = itr_price_status_json(pc);
-	json_t *ases = json_object_get(st, "ases");
-	assert_int_equal(json_array_size(ases), 2);
-	json_t *a = json_array_get(ases, 0);
-	assert_int_equal(json_integer_value(json_object_get(a, "asn")), 64500);
-	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 9);
-	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 0);
-	assert_int_equal(json_integer_value(json_object_get(a, "gateways")), 4);
-	json_t *b = json_array_get(ases, 1);
-	assert_int_equal(json_integer_value(json_object_get(b, "seeds")), 1);
-	json_decref(st);
-
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	assert_int_equal(itr_price_metrics(pc, f), 0);
-	fclose(f);
-	assert_non_null(strstr(buf, "itracker_as_peers{asn=\"64500\"} 9\n"));
-	assert_non_null(strstr(buf,
-	                       "itracker_link_budget_bits_per_second{link=\"a-up\",asn=\"64500\","
-	                       "peer_asn=\"uplink\"} 2000000\n"));
-	free(buf);
-
-	/* peers silent past the expiry are dropped, and then the swarm */
-	itr_price_tick_matrix(pc, m, now + 4000, NULL, 0);
-	st = itr_price_status_json(pc);
-	assert_int_equal(json_array_size(json_object_get(st, "ases")), 0);
-	json_decref(st);
-	itr_price_free(pc);
-	itr_netmap_unref(m);
-}
-
-/* Many peers: the per-swarm table grows and keeps every peer once. */
-static void test_swarm_growth(void **state)
-{
-	(void)state;
-	struct itr_netmap *m = parse(MAP);
-	struct itr_price *pc = new_controller();
-	uint8_t ih[20] = {9};
-	for (int round = 0; round < 2; round++)
-		for (int i = 0; i < 3000; i++) {
-			struct itr_peer_addr p = peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i);
-			itr_price_note_announce(pc, ih, &p, 64500, i % 3 ? 10 : 0, 0, false, 50);
-		}
-	for (int i = 0; i < 1000; i++) {
-		struct itr_peer_addr p = peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i);
-		itr_price_note_announce(pc, ih, &p, 64500, 0, 0, true, 51);
-	}
-	itr_price_tick_matrix(pc, m, 52, NULL, 0);
-	json_t *st = itr_price_status_json(pc);
-	json_t *a = json_array_get(json_object_get(st, "ases"), 0);
-	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 2000);
-	/* seeds: i % 3 == 0 among 1000..2999: 1002 .. 2997 */
-	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 666);
-	json_decref(st);
-	itr_price_free(pc);
-	itr_netmap_unref(m);
-}
-
 /* The tracker tells the controller every stored announce and asks it for
  * each list: with an uplink declared (capacity 4 x the hosts' upload) an
  * AS without a seed that is behind gets 4 gateways, which is what the lists
@@ -542,6 +447,146 @@ static void test_tracker_integration(void **state)
 	json_decref(st);
 	itr_tracker_free(tr);
 	itr_price_free(pc);
+	itr_netmap_publish(NULL);
+}
+
+/* A tracker on the published MAP with the controller (its clock is
+ * tracker_now). */
+static struct itr_tracker *tracker_with(struct itr_price *pc)
+{
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.clock = tracker_clock;
+	cfg.price = pc;
+	char err[256];
+	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(tr);
+	return tr;
+}
+
+static void announce_peer(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer_addr p,
+                          uint64_t left, uint64_t downloaded, enum itr_event event)
+{
+	struct itr_announce ann = {
+	    .peer = p, .left = left, .downloaded = downloaded, .event = event, .numwant = 0};
+	memcpy(ann.info_hash, ih, 20);
+	struct itr_announce_reply reply;
+	struct itr_ranked_peer out[4];
+	assert_int_equal(itr_tracker_announce(tr, &ann, &reply, out, 4), 0);
+	if (event != ITR_EVENT_STOPPED)
+		assert_int_equal(reply.stored, ITR_SWARM_STORED);
+}
+
+static void policy_of(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer_addr p,
+                      struct itr_rank_policy *pol)
+{
+	struct itr_announce probe = {.peer = p, .left = 1000, .numwant = 50};
+	memcpy(probe.info_hash, ih, 20);
+	struct itr_netmap *map = itr_netmap_current();
+	itr_tracker_policy(tr, map, &probe, pol);
+	itr_netmap_unref(map);
+}
+
+/* Swarm state from announces (the tracker's store tallies it; the
+ * controller keeps none): an AS without a seed that is behind gets its
+ * uplink's gateway count (capacity / host upload = 4); once a peer of it
+ * completes, half; a stopped peer leaves; status counts peers and seeds
+ * per AS; peers silent past the expiry are gone from the counts. */
+static void test_swarm_state(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = parse(MAP);
+	itr_netmap_publish(parse(MAP));
+	struct itr_price *pc = new_controller();
+	struct itr_tracker *tr = tracker_with(pc);
+	uint8_t ih[20] = {1, 2, 3};
+	tracker_now = 100;
+	uint32_t now = tracker_now;
+	for (uint8_t i = 0; i < 10; i++)
+		announce_peer(tr, ih, peer4(10, 10, 0, (uint8_t)(10 + i)), 1000, 0,
+		              ITR_EVENT_STARTED);
+	for (uint8_t i = 0; i < 5; i++)
+		announce_peer(tr, ih, peer4(10, 11, 0, (uint8_t)(10 + i)), i ? 100 : 0, 900,
+		              ITR_EVENT_STARTED);
+	struct itr_rank_policy pol;
+	policy_of(tr, ih, peer4(10, 10, 0, 10), &pol);
+	assert_int_equal(pol.gateways, 4);
+	assert_int_equal(pol.max_external, 3);
+	policy_of(tr, ih, peer4(10, 11, 0, 10), &pol);
+	assert_int_equal(pol.gateways, 1); /* a seed, no uplink declared */
+
+	struct itr_peer_addr first = peer4(10, 10, 0, 10);
+	tracker_now = now + 2;
+	announce_peer(tr, ih, first, 0, 1000, ITR_EVENT_COMPLETED);
+	policy_of(tr, ih, first, &pol);
+	assert_int_equal(pol.gateways, 2);
+	tracker_now = now + 3;
+	announce_peer(tr, ih, first, 0, 1000, ITR_EVENT_STOPPED);
+
+	itr_price_tick_matrix(pc, m, now + 4, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *ases = json_object_get(st, "ases");
+	assert_int_equal(json_array_size(ases), 2);
+	json_t *a = json_array_get(ases, 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "asn")), 64500);
+	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 9);
+	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "gateways")), 4);
+	json_t *b = json_array_get(ases, 1);
+	assert_int_equal(json_integer_value(json_object_get(b, "seeds")), 1);
+	json_decref(st);
+
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(itr_price_metrics(pc, f), 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "itracker_as_peers{asn=\"64500\"} 9\n"));
+	assert_non_null(strstr(buf,
+	                       "itracker_link_budget_bits_per_second{link=\"a-up\",asn=\"64500\","
+	                       "peer_asn=\"uplink\"} 2000000\n"));
+	free(buf);
+
+	/* peers silent past the expiry are dropped, and then the swarm */
+	tracker_now = now + 4000;
+	itr_price_tick_matrix(pc, m, now + 4000, NULL, 0);
+	st = itr_price_status_json(pc);
+	assert_int_equal(json_array_size(json_object_get(st, "ases")), 0);
+	json_decref(st);
+	itr_tracker_free(tr);
+	itr_price_free(pc);
+	itr_netmap_unref(m);
+	itr_netmap_publish(NULL);
+}
+
+/* Many peers: every peer counted once, seeds and stops followed. */
+static void test_swarm_growth(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = parse(MAP);
+	itr_netmap_publish(parse(MAP));
+	struct itr_price *pc = new_controller();
+	struct itr_tracker *tr = tracker_with(pc);
+	uint8_t ih[20] = {9};
+	tracker_now = 50;
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 3000; i++)
+			announce_peer(tr, ih, peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i),
+			              i % 3 ? 10 : 0, 0, ITR_EVENT_NONE);
+	tracker_now = 51;
+	for (int i = 0; i < 1000; i++)
+		announce_peer(tr, ih, peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i), 0, 0,
+		              ITR_EVENT_STOPPED);
+	itr_price_tick_matrix(pc, m, 52, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *a = json_array_get(json_object_get(st, "ases"), 0);
+	assert_int_equal(json_integer_value(json_object_get(a, "peers")), 2000);
+	/* seeds: i % 3 == 0 among 1000..2999: 1002 .. 2997 */
+	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 666);
+	json_decref(st);
+	itr_tracker_free(tr);
+	itr_price_free(pc);
+	itr_netmap_unref(m);
 	itr_netmap_publish(NULL);
 }
 

@@ -307,6 +307,111 @@ static void test_expiry_minutes(void **state)
 	itr_swarm_destroy(s);
 }
 
+/* The price controller's tallies (peers, seeders, left fractions in
+ * 127ths) follow every change: a new peer, a re-announce with less left,
+ * completion, stop, expiry; per group and for the whole swarm, in one
+ * swarm's lookup and in the walk over all swarms. */
+static enum itr_swarm_status announce_left(struct itr_swarm_store *s, const uint8_t *ih,
+                                           struct itr_peer_addr p, uint64_t left,
+                                           uint64_t downloaded, bool completed, uint32_t now)
+{
+	struct itr_swarm_announce a = {
+	    .peer = p,
+	    .group = group_by_third_octet(NULL, p.family, p.addr),
+	    .seeder = left == 0,
+	    .completed = completed,
+	    .left = left,
+	    .downloaded = downloaded,
+	};
+	return itr_swarm_announce(s, ih, &a, &grouping, now, NULL);
+}
+
+static void check_tally(struct itr_swarm_store *s, uint16_t group, uint32_t now, uint32_t peers,
+                        uint32_t seeders, uint64_t left_units, uint32_t all_peers,
+                        uint64_t all_left_units)
+{
+	struct itr_swarm_tally part, all;
+	assert_int_equal(itr_swarm_tally(s, ih_a, &group, 1, &grouping, now, &part, &all), 0);
+	assert_int_equal(part.peers, peers);
+	assert_int_equal(part.seeders, seeders);
+	assert_int_equal(part.left_units, left_units);
+	assert_int_equal(all.peers, all_peers);
+	assert_int_equal(all.left_units, all_left_units);
+}
+
+struct walked {
+	size_t swarms;
+	struct itr_swarm_group_tally g[8];
+	size_t ng;
+	struct itr_swarm_tally all;
+};
+
+static void walk(void *ctx, const struct itr_swarm_group_tally *groups, size_t n,
+                 const struct itr_swarm_tally *all)
+{
+	struct walked *w = ctx;
+	w->swarms++;
+	w->ng = n < 8 ? n : 8;
+	memcpy(w->g, groups, w->ng * sizeof(*groups));
+	w->all = *all;
+}
+
+static void test_tallies(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0); /* expiry 2 minutes */
+	uint32_t t0 = 6000;
+	/* group 1: two leechers with all left (size 1000) */
+	announce_left(s, ih_a, v4(1, 1, 1), 1000, 0, false, t0);
+	announce_left(s, ih_a, v4(1, 2, 1), 1000, 0, false, t0);
+	/* group 2: a seeder, and an IPv6 peer in the same group half done */
+	announce_left(s, ih_a, v4(2, 1, 1), 0, 1000, false, t0);
+	announce_left(s, ih_a, v6(2, 1), 500, 500, false, t0);
+	check_tally(s, 1, t0, 2, 0, 254, 4, 254 + 64);
+	check_tally(s, 2, t0, 2, 1, 64, 4, 254 + 64);
+	struct itr_swarm_tally part, all;
+	uint16_t both[2] = {1, 2};
+	assert_int_equal(itr_swarm_tally(s, ih_a, both, 2, &grouping, t0, &part, &all), 0);
+	assert_int_equal(part.peers, 4);
+	assert_int_equal(part.seeders, 1);
+	assert_int_equal(all.seeders, 1);
+	/* a re-announce with a tenth left replaces its fraction */
+	announce_left(s, ih_a, v4(1, 1, 1), 100, 900, false, t0 + 1);
+	check_tally(s, 1, t0 + 1, 2, 0, 127 + 13, 4, 127 + 13 + 64);
+	/* completion: a seeder now, nothing left */
+	announce_left(s, ih_a, v4(1, 2, 1), 0, 1000, true, t0 + 2);
+	check_tally(s, 1, t0 + 2, 2, 1, 13, 4, 13 + 64);
+	/* stop */
+	struct itr_peer_addr gone = v4(1, 1, 1);
+	assert_int_equal(itr_swarm_remove(s, ih_a, &gone, 1, &grouping, t0 + 3, NULL), 0);
+	check_tally(s, 1, t0 + 3, 1, 1, 0, 3, 64);
+	/* the walk over every swarm sees the same, groups merged over both
+	 * families */
+	announce_left(s, ih_b, v4(3, 1, 1), 10, 0, false, t0 + 3);
+	struct walked w = {0};
+	s->ops->tally_each(s, &grouping, t0 + 3, walk, &w);
+	assert_int_equal(w.swarms, 2);
+	/* expiry: the group-2 peers stay fresh, the rest expires */
+	announce_left(s, ih_a, v4(2, 1, 1), 0, 1000, false, t0 + 120);
+	announce_left(s, ih_a, v6(2, 1), 250, 750, false, t0 + 120);
+	check_tally(s, 1, t0 + 200, 0, 0, 0, 2, 32);
+	check_tally(s, 2, t0 + 200, 2, 1, 32, 2, 32);
+	memset(&w, 0, sizeof(w));
+	s->ops->tally_each(s, &grouping, t0 + 200, walk, &w);
+	assert_int_equal(w.swarms, 1); /* ih_b expired on the way */
+	assert_int_equal(w.ng, 1);
+	assert_int_equal(w.g[0].group, 2);
+	assert_int_equal(w.g[0].tally.peers, 2);
+	assert_int_equal(w.g[0].tally.seeders, 1);
+	assert_int_equal(w.g[0].tally.left_units, 32);
+	assert_int_equal(w.all.peers, 2);
+	/* an unknown torrent */
+	uint16_t g1 = 1;
+	assert_int_equal(itr_swarm_tally(s, ih_b, &g1, 1, &grouping, t0 + 200, &part, &all), -1);
+	assert_int_equal(all.peers, 0);
+	itr_swarm_destroy(s);
+}
+
 /* Runs fn with stderr going to a temporary file; returns what was written. */
 static char *capture_stderr(void (*fn)(struct itr_swarm_store *), struct itr_swarm_store *s)
 {
@@ -422,8 +527,8 @@ static void test_tables_shrink_after_expiry(void **state)
 	assert_int_equal(itr_swarm_expire(s, 6060), 100000);
 	itr_swarm_stats(s, &after);
 	assert_int_equal(after.torrents, 10);
-	/* 4 shards of at most 16 slots of 48 bytes, plus ten small blocks */
-	assert_true(after.bytes < empty.bytes + 4 * 16 * 48 + 10 * 64);
+	/* 4 shards of at most 16 slots of 56 bytes, plus ten small blocks */
+	assert_true(after.bytes < empty.bytes + 4 * 16 * 56 + 10 * 64);
 	assert_true(full.bytes > 50 * after.bytes);
 	/* and the store still works at its new size */
 	ih[19] = 'z';
@@ -669,6 +774,7 @@ int main(void)
 	    cmocka_unit_test(test_select),
 	    cmocka_unit_test(test_select_cost_order),
 	    cmocka_unit_test(test_expiry_minutes),
+	    cmocka_unit_test(test_tallies),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_full_store_evicts),
 	    cmocka_unit_test(test_max_per_source),
