@@ -1622,8 +1622,13 @@ static struct {
 		size_t request_len;
 		struct itr_http_shared *body;
 		uint64_t used;
+		bool large;
 	} slot[FILTERED_CACHE_SLOTS];
 	uint64_t clock;
+	/* Large answers that exist (cached, or still being sent): at most one.
+	 * Each is tens of MB, a different one per request body; several at
+	 * once took RSS to 5x its baseline. */
+	atomic_uint large_alive;
 } filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER, .build_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void map_key(const struct itr_netmap *map, char *key, size_t len)
@@ -1651,8 +1656,23 @@ static struct itr_http_shared *filtered_lookup(const struct itr_netmap *map, con
 	return hit;
 }
 
+/* Drop the cache's references to large answers (build_lock held): what
+ * no client is still being sent is freed, before another is built. */
+static void filtered_drop_large(void)
+{
+	pthread_mutex_lock(&filtered_cache.lock);
+	for (int i = 0; i < FILTERED_CACHE_SLOTS; i++) {
+		if (!filtered_cache.slot[i].large)
+			continue;
+		itr_http_shared_unref(filtered_cache.slot[i].body);
+		free(filtered_cache.slot[i].request);
+		memset(&filtered_cache.slot[i], 0, sizeof(filtered_cache.slot[i]));
+	}
+	pthread_mutex_unlock(&filtered_cache.lock);
+}
+
 static void filtered_store(const struct itr_netmap *map, const char *request, size_t len,
-                           struct itr_http_shared *body)
+                           struct itr_http_shared *body, bool large)
 {
 	char *copy = malloc(len + 1);
 	if (!copy)
@@ -1670,6 +1690,7 @@ static void filtered_store(const struct itr_netmap *map, const char *request, si
 	filtered_cache.slot[victim].request_len = len;
 	filtered_cache.slot[victim].body = itr_http_shared_ref(body);
 	filtered_cache.slot[victim].used = ++filtered_cache.clock;
+	filtered_cache.slot[victim].large = large;
 	pthread_mutex_unlock(&filtered_cache.lock);
 }
 
@@ -1819,6 +1840,20 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 			set_shared(resp, r->media, hit);
 			return;
 		}
+		if (large) {
+			/* One large answer at a time: the cached one goes first; one
+			 * still being sent to a client refuses the next. */
+			filtered_drop_large();
+			if (atomic_load_explicit(&filtered_cache.large_alive,
+			                         memory_order_acquire) > 0) {
+				pthread_mutex_unlock(&filtered_cache.build_lock);
+				itr_alto_costmap_filter_free(&f);
+				set_text(
+				    resp, 503,
+				    "another large filtered cost map is being sent, retry later\n");
+				return;
+			}
+		}
 		body = itr_alto_encode_costmap(map, f.mode, &f);
 		itr_alto_costmap_filter_free(&f);
 		size_t blen = body ? strlen(body) : 0;
@@ -1826,8 +1861,10 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 		if (blen >= FILTERED_CACHE_MIN) {
 			sh = itr_http_shared_new(body, blen);
 			body = NULL;
+			if (sh && large)
+				itr_http_shared_track(sh, &filtered_cache.large_alive);
 			if (sh)
-				filtered_store(map, req->body, len, sh);
+				filtered_store(map, req->body, len, sh, large);
 		}
 		if (large)
 			pthread_mutex_unlock(&filtered_cache.build_lock);
