@@ -94,6 +94,8 @@ static void handle_status(const struct itr_http_request *req, struct itr_http_re
 	}
 	if (a->price)
 		json_object_set_new(o, "policy", itr_price_status_json(a->price));
+	if (d->shaper)
+		json_object_set_new(o, "shaper", itr_shaper_status_json(d->shaper));
 	reply_json(resp, 200, o);
 }
 
@@ -213,7 +215,8 @@ static void metrics_reloads(void *arg, struct itr_metrics_reloads *out)
 	out->last_success_unix_seconds = d->last_reload_ok;
 }
 
-/* The HTTP server's own figures (http.h), then the price controller's. */
+/* The HTTP server's own figures (http.h), then the price controller's and
+ * the shaper's. */
 static int metrics_extra(void *arg, FILE *out)
 {
 	const struct itr_admin *a = arg;
@@ -241,7 +244,9 @@ static int metrics_extra(void *arg, FILE *out)
 	    (unsigned long long)hs.busy, hs.jobs_queued, hs.jobs_running, hs.max_connections);
 	if (ferror(out))
 		return -1;
-	return a->price ? itr_price_metrics(a->price, out) : 0;
+	if (a->price && itr_price_metrics(a->price, out))
+		return -1;
+	return itr_shaper_metrics(a->daemon->shaper, out);
 }
 
 int itr_admin_register(struct itr_http_server *srv, struct itr_admin *a)

@@ -95,6 +95,8 @@ void itr_daemon_install_locked(struct itr_daemon *d, struct itr_netmap *map,
 		itr_netmap_unref(map);
 	} else {
 		itr_netmap_publish(map);
+		/* the published map holds the reference; the lock keeps it there */
+		itr_shaper_follow_map(d->shaper, map);
 	}
 	res->generation = d->generation;
 	count(d, res, outcome);

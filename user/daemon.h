@@ -17,6 +17,7 @@
 
 #include "loader.h"
 #include "netmap.h"
+#include "shaper.h"
 
 /* How a reload ended; each has its counter (and its metrics label). */
 enum itr_reload_outcome {
@@ -61,6 +62,9 @@ struct itr_daemon {
 	/* Set (under reload_lock) while someone must see file maps first. */
 	itr_file_map_handler file_map_handler;
 	void *file_map_ctx;
+	/* --shape: every installed map sets the shaped classes' rates to its
+	 * links' budgets. NULL: none. */
+	struct itr_shaper *shaper;
 };
 
 /* Where the sync takes what the tries hold now from. */

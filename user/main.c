@@ -37,6 +37,7 @@ struct run {
 	struct itr_routes *routes;
 	struct itr_map_follower *follower; /* --map-from */
 	struct itr_price *price;           /* NULL: --gateways and --max-external fixed */
+	struct itr_shaper *shaper;         /* --shape */
 };
 
 static void stop_all(struct run *r)
@@ -53,6 +54,8 @@ static void stop_all(struct run *r)
 	itr_tracker_free(r->tracker);
 	itr_price_free(r->price);
 	itr_dataplane_close(r->d.dp, r->o.keep_attached);
+	r->d.shaper = NULL;
+	itr_shaper_free(r->shaper, r->o.keep_attached);
 	struct itr_netmap *map = itr_netmap_current();
 	itr_netmap_publish(NULL);
 	itr_netmap_unref(map);
@@ -114,6 +117,16 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 		return res.outcome == ITR_RELOAD_REJECTED ? EXIT_CONFIG : EXIT_RUNTIME;
 	}
 	itr_dataplane_describe(r->d.dp, "itrackerd: ", stderr);
+	if (o->nshape) {
+		struct itr_netmap *cur = itr_netmap_current();
+		r->shaper = itr_shaper_start(o->shape, o->nshape, cur, err, len);
+		itr_netmap_unref(cur);
+		if (!r->shaper)
+			return EXIT_RUNTIME;
+		pthread_mutex_lock(&r->d.reload_lock);
+		r->d.shaper = r->shaper; /* from now on every install moves the rates */
+		pthread_mutex_unlock(&r->d.reload_lock);
+	}
 	/* Least privilege from here on: no thread exists yet, so every thread
 	 * started below inherits the trimmed set. */
 	if (o->user) {
@@ -221,6 +234,10 @@ int main(int argc, char **argv)
 	}
 	if (!rc && r->o.map_from)
 		rc = start_follower(r, &map, err, sizeof(err));
+	if (!rc && r->o.nshape &&
+	    ((map && itr_shaper_check(r->o.shape, r->o.nshape, map, err, sizeof(err))) ||
+	     itr_shaper_probe(r->o.shape, r->o.nshape, err, sizeof(err))))
+		rc = EXIT_CONFIG;
 	if (!rc)
 		rc = start_tracker(r, err, sizeof(err));
 	if (rc && map)

@@ -217,6 +217,17 @@ HANDLER(opt_policy)
 	return 0;
 }
 
+/* "a-transit=eth1": shape that link's inter-AS BitTorrent on eth1. */
+HANDLER(opt_shape)
+{
+	if (o->nshape >= ITR_SHAPE_MAX)
+		return fail(err, len, "--shape: at most %d devices", ITR_SHAPE_MAX);
+	if (itr_shape_parse(arg, &o->shape[o->nshape], err, len))
+		return -1;
+	o->nshape++;
+	return 0;
+}
+
 SET_HANDLER(opt_user, user, arg)
 SET_HANDLER(opt_force, force, true)
 SET_HANDLER(opt_keep_attached, keep_attached, true)
@@ -414,7 +425,8 @@ const struct itr_option_spec itr_option_specs[] = {
      NULL},
     {"user", 0, "NAME", NULL,
      "once the data plane is attached and the map installed, run as NAME with only "
-     "CAP_NET_ADMIN (to detach on exit; none with --keep-attached or --no-dataplane) "
+     "CAP_NET_ADMIN (to detach on exit and for --shape; none with --keep-attached or "
+     "--no-dataplane) "
      "and CAP_NET_BIND_SERVICE (a port below 1024); the pins become NAME's",
      opt_user, NULL},
     {"interface", 'i', "IFACE", NULL,
@@ -438,9 +450,15 @@ const struct itr_option_spec itr_option_specs[] = {
      "mark=N, drop, endpoint (also flows known only by a learned endpoint, e.g. MSE). "
      "Default: count only.",
      opt_policy, NULL},
+    {"shape", 0, "LINK=DEV", NULL,
+     "enforce LINK's BitTorrent budget (a link of the map) on DEV (an --interface): an "
+     "HTB qdisc on DEV whose class, at the budget, takes every inter-AS BitTorrent packet "
+     "leaving DEV (also MSE flows known by endpoint); other traffic is not shaped; the rate "
+     "follows map reloads; removed on exit (docs/policy.md); repeat per device",
+     opt_shape, NULL},
     {"keep-attached", 0, NULL, NULL,
-     "on exit leave the data plane running (it keeps counting; the next itrackerd adopts "
-     "it)",
+     "on exit leave the data plane (and --shape's qdiscs) running (it keeps counting; the "
+     "next itrackerd adopts it)",
      opt_keep_attached, NULL},
     {"no-dataplane", 0, NULL, NULL, "serve the iTracker only, load nothing into the kernel",
      opt_no_dataplane, NULL},
@@ -706,6 +724,41 @@ int itr_options_read_config(struct itr_options *o, const char *path, char *err, 
 	return rc;
 }
 
+/* --shape: every device is one the data plane is attached to (its TC
+ * egress program does the steering), and the inter-as policy's priority is
+ * the shaper's. */
+static int check_shape(struct itr_options *o, char *err, size_t len)
+{
+	if (o->no_dataplane)
+		return fail(err, len, "--shape needs the data plane (not --no-dataplane)");
+	for (size_t i = 0; i < o->nshape; i++) {
+		bool attached = false;
+		for (size_t k = 0; k < o->loader.nifaces; k++)
+			attached |= strcmp(o->loader.ifaces[k], o->shape[i].dev) == 0;
+		if (!attached)
+			return fail(
+			    err, len,
+			    "--shape %s=%s: %s is not an --interface (its TC egress program "
+			    "steers the packets)",
+			    o->shape[i].link, o->shape[i].dev, o->shape[i].dev);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(o->shape[k].dev, o->shape[i].dev) == 0)
+				return fail(err, len, "--shape: device %s is named twice",
+				            o->shape[i].dev);
+	}
+	struct itr_policy *p = &o->loader.policy[ITR_CLASS_INTER_AS];
+	if (p->flags & (ITR_POLICY_SET_PRIORITY | ITR_POLICY_DROP))
+		return fail(err, len,
+		            "--shape and --policy inter-as:%s exclude each other (the shaper "
+		            "steers inter-AS BitTorrent by skb priority)",
+		            p->flags & ITR_POLICY_DROP ? "drop" : "priority=...");
+	/* Endpoint flows too: the price controller's matrix counts them, so
+	 * what is measured against the budget is what is shaped. */
+	p->flags |= ITR_POLICY_SET_PRIORITY | ITR_POLICY_ENDPOINT;
+	p->priority = ITR_SHAPE_CLASSID;
+	return 0;
+}
+
 /* Checks that need every option read. */
 static int check_across(struct itr_options *o, char *err, size_t len)
 {
@@ -721,6 +774,8 @@ static int check_across(struct itr_options *o, char *err, size_t len)
 	if (o->no_dataplane && (o->loader.nifaces || o->keep_attached))
 		return fail(err, len,
 		            "--no-dataplane cannot be combined with --interface/--keep-attached");
+	if (o->nshape && check_shape(o, err, len))
+		return -1;
 	/* What follows from the options together. */
 	o->tracker.policy = o->policy_rank;
 	if (strcmp(o->loopback_peers, "auto") == 0)
@@ -746,8 +801,9 @@ void itr_options_privilege_needs(const struct itr_options *o, const char *pin_ro
                                  struct itr_privilege_needs *needs, char *dir, size_t dirlen)
 {
 	*needs = (struct itr_privilege_needs){
-	    /* detaching on exit takes CAP_NET_ADMIN */
-	    .net_admin = pin_root && !o->keep_attached,
+	    /* detaching on exit takes CAP_NET_ADMIN, and so does changing or
+	     * removing --shape's qdiscs */
+	    .net_admin = (pin_root && !o->keep_attached) || o->nshape > 0,
 	    .bind_low_port = (!o->listen_off && o->listen_port && o->listen_port < 1024) ||
 	                     (!o->udp_off && o->udp_port && o->udp_port < 1024),
 	    .pin_root = pin_root,

@@ -18,6 +18,7 @@
 #include "proxy.h"
 #include "rank.h"
 #include "routes.h"
+#include "shaper.h"
 #include "tracker.h"
 #include "udp_tracker.h"
 
@@ -73,7 +74,9 @@ struct itr_options {
 	uint32_t price_period;        /* --price-period, seconds */
 	const char *price_matrix[15]; /* --price-matrix pin roots */
 	size_t nprice_matrix;
-	const char *store; /* --store URL; NULL: in memory */
+	const char *store;                          /* --store URL; NULL: in memory */
+	struct itr_shape_spec shape[ITR_SHAPE_MAX]; /* --shape LINK=DEV */
+	size_t nshape;
 	/* Values read from config files, freed by itr_options_free. */
 	char **owned;
 	size_t nowned;
