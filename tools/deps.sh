@@ -50,8 +50,9 @@ TEST=(
 )
 DEB=(
 	# the package build, lintian, and help2man (the man pages are made
-	# from the programs' --help)
-	dpkg-dev debhelper fakeroot lintian help2man
+	# from the programs' --help); dpkg-buildpackage refuses to start
+	# without build-essential, which a minimal Debian does not have
+	build-essential dpkg-dev debhelper fakeroot lintian help2man
 )
 
 case $GROUP in
