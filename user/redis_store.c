@@ -21,6 +21,7 @@
 #include "netmap.h"
 #include "rank.h"
 #include "redis_cluster.h"
+#include "source_ledger.h"
 #include "tracker.h"
 
 #define CANDIDATES_MAX 512 /* drawn per announce at most */
@@ -51,7 +52,8 @@ struct itr_redis_store {
 	struct itr_tracker *tracker;
 	struct itr_announce_backend backend;
 	atomic_uint_fast64_t announces, scrapes, failures, sweeps, cache_hits;
-	struct cand_cache *cache; /* CACHE_SLOTS */
+	struct cand_cache *cache;         /* CACHE_SLOTS */
+	struct itr_source_ledger *ledger; /* per-source quotas; NULL: none set */
 };
 
 static uint64_t mono_ms(void)
@@ -245,15 +247,32 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 	    draw ? cache_get(st, ann->info_hash, draw, seed, mono, cands, &cached_counts) : -1;
 	bool hit = cached >= 0;
 
+	/* the per-source quotas, as this instance has seen the source: a
+	 * refused peer is not stored but still gets peers */
+	enum itr_refusal refusal =
+	    st->ledger ? itr_source_ledger_announce(st->ledger, ann->info_hash, &ann->peer, stopped,
+	                                            (uint32_t)now)
+	               : ITR_REFUSED_NONE;
+	bool writes = refusal == ITR_REFUSED_NONE;
+	if (!writes) {
+		itr_tracker_count_refusal(st->tracker, refusal);
+		struct itr_announce_reply why = {.stored = refusal == ITR_REFUSED_SOURCE_PEERS
+		                                               ? ITR_SWARM_SOURCE_PEERS
+		                                               : ITR_SWARM_SOURCE_SWARMS};
+		snprintf(reply->warning, ITR_BACKEND_TEXT, "%s", itr_tracker_refusal_text(&why));
+	}
+
 	struct itr_rc_cmd cmds[16];
 	size_t n = 0;
-	if (stopped)
-		cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
-	else
-		cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(expiry), member, mlen);
-	cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
-	if (ann->event == ITR_EVENT_COMPLETED)
-		cmd(&cmds[n++], 2, S("INCR"), S(kd));
+	if (writes) {
+		if (stopped)
+			cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
+		else
+			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(expiry), member, mlen);
+		cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
+		if (ann->event == ITR_EVENT_COMPLETED)
+			cmd(&cmds[n++], 2, S("INCR"), S(kd));
+	}
 	size_t at_counts = n;
 	if (!hit) {
 		cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
@@ -266,22 +285,29 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 		if (!seed) /* a seed has no use for other seeds */
 			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(count), S("WITHSCORES"));
 	}
-	/* expired members go in a sweep every 16th announce of the cluster
-	 * (counts and draws skip them meanwhile) */
-	if ((atomic_fetch_add(&st->sweeps, 1) & 15) == 0) {
-		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(excl_now));
-		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(excl_now));
+	if (writes) {
+		/* expired members go in a sweep every 16th announce of the
+		 * cluster (counts and draws skip them meanwhile) */
+		if ((atomic_fetch_add(&st->sweeps, 1) & 15) == 0) {
+			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(excl_now));
+			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(excl_now));
+		}
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(ttl));
 	}
-	cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(ttl));
-	cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(ttl));
-	cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(ttl));
 
-	/* one round trip shared with the other threads' announces to this
-	 * master, and a replica has the write before the client is answered */
+	/* writes: one round trip shared with the other threads' announces to
+	 * this master, and a replica has them before the client is answered;
+	 * reads alone need neither (and a refused peer with a fresh cached
+	 * draw needs no round trip at all) */
 	void *replies[16];
 	char err[256];
 	uint16_t slot = itr_rc_keyslot(ks, KEY_LEN);
-	if (itr_rc_write(st->rc, slot, cmds, n, replies, err, sizeof(err)) < 0) {
+	int sent = n == 0   ? 0
+	           : writes ? itr_rc_write(st->rc, slot, cmds, n, replies, err, sizeof(err))
+	                    : itr_rc_pipeline(st->rc, slot, cmds, n, replies, err, sizeof(err));
+	if (sent < 0) {
 		atomic_fetch_add(&st->failures, 1);
 		snprintf(reply->failure, ITR_BACKEND_TEXT,
 		         "tracker store unavailable, try again later (%.160s)", err);
@@ -384,16 +410,38 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 		         url ? url : "", ITR_REDIS_STORE_SCHEME);
 		return NULL;
 	}
+	const struct itr_tracker_config *tcfg = tracker ? itr_tracker_get_config(tracker) : NULL;
+	if (tcfg && tcfg->max_peers_per_source > ITR_LEDGER_MAX_PORTS) {
+		snprintf(err, errlen,
+		         "--max-peers-per-source %u: the Redis store counts at most %d peers per "
+		         "address in one torrent",
+		         tcfg->max_peers_per_source, ITR_LEDGER_MAX_PORTS);
+		return NULL;
+	}
 	struct itr_redis_store *st = calloc(1, sizeof(*st));
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	if (tcfg && (tcfg->max_peers_per_source || tcfg->max_torrents_per_source)) {
+		struct itr_source_ledger_config lcfg = {
+		    .max_ports = tcfg->max_peers_per_source,
+		    .expiry = tcfg->peer_expiry,
+		    .pairs = tcfg->source_table,
+		};
+		st->ledger = itr_source_ledger_new(&lcfg, itr_tracker_quota(tracker));
+		if (!st->ledger) {
+			snprintf(err, errlen, "out of memory creating the source ledger");
+			free(st);
+			return NULL;
+		}
 	}
 	struct itr_rc_config rcfg = {.seeds = url + sl};
 	char why[256];
 	st->rc = itr_rc_new(&rcfg, why, sizeof(why));
 	if (!st->rc) {
 		snprintf(err, errlen, "--store: %s", why);
+		itr_source_ledger_free(st->ledger);
 		free(st);
 		return NULL;
 	}
@@ -401,6 +449,7 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 	if (!st->cache) {
 		snprintf(err, errlen, "out of memory");
 		itr_rc_free(st->rc);
+		itr_source_ledger_free(st->ledger);
 		free(st);
 		return NULL;
 	}
@@ -446,5 +495,6 @@ void itr_redis_store_free(struct itr_redis_store *st)
 		free(st->cache[i].seeds);
 	}
 	free(st->cache);
+	itr_source_ledger_free(st->ledger);
 	free(st);
 }

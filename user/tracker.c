@@ -899,6 +899,17 @@ void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)
 	stats->sources_evicted = qs.evicted;
 }
 
+void itr_tracker_count_refusal(struct itr_tracker *tr, enum itr_refusal r)
+{
+	if (r > ITR_REFUSED_NONE && r < ITR_REFUSED_MAX)
+		count_refused(tr, r);
+}
+
+struct itr_quota *itr_tracker_quota(struct itr_tracker *tr)
+{
+	return tr->quota;
+}
+
 void itr_tracker_count_rejected(struct itr_tracker *tr)
 {
 	atomic_fetch_add(&tr->rejected, 1);

@@ -197,6 +197,12 @@ void itr_tracker_count_rejected(struct itr_tracker *tr);
 /* ... and every announce by transport and outcome. */
 void itr_tracker_count_announce(struct itr_tracker *tr, enum itr_transport transport,
                                 enum itr_outcome outcome);
+/* A store that applies the per-source quotas itself (the Redis
+ * store: source_ledger.h) counts its refusals by reason here, and counts
+ * each source's torrents in the tracker's source table. */
+void itr_tracker_count_refusal(struct itr_tracker *tr, enum itr_refusal r);
+struct itr_quota;
+struct itr_quota *itr_tracker_quota(struct itr_tracker *tr);
 
 /* Whether requests from addr may name another client address. */
 bool itr_tracker_trusts(const struct itr_tracker *tr, const struct itr_peer_addr *addr);

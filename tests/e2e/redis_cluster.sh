@@ -7,6 +7,8 @@
 #     the peer stored before is still there;
 #   - an instance is killed: another serves the same swarm;
 #   - the whole cluster is down: an announce gets a failure reason, fast;
+#   - the per-source quotas (peers per torrent, torrents) hold on this store
+#     too, and the refusals are counted in /metrics by reason;
 #   - two more instances, each with its own PID matrix (a pinned map fed at
 #     a known rate, as the data plane would), price a link from the sum of
 #     both rates; once one is killed, its rate leaves the other's sum.
@@ -35,6 +37,22 @@ done
 
 # 1. One swarm, three front doors.
 in_ns $SWARM visible http://127.0.0.1:6981 http://127.0.0.1:6982 50 || e2e_fail "visibility"
+
+# 1a. Per-source quotas on the shared store: one address, 2 ports per
+# torrent and 2 torrents at most.
+ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
+	--listen 127.0.0.1:6986 --udp off --max-peers-per-source 2 --max-torrents-per-source 2 \
+	2>>"$E2E_TMP/itrackerd6.log" &
+ITR_PID[6]=$!
+E2E_PIDS+=($!)
+for i in $(seq 50); do in_ns curl -fsS -o /dev/null http://127.0.0.1:6986/v1/status && break; sleep 0.1; done
+in_ns $SWARM quota http://127.0.0.1:6986 "$(printf quota | sha1sum | cut -c1-40)" 127.0.0.31 7001 ||
+	e2e_fail "per-source quotas on the Redis store"
+for reason in source_peers source_torrents; do
+	in_ns curl -fsS http://127.0.0.1:6986/metrics | grep -q "^itracker_tracker_refused_total{reason=\"$reason\"} 1$" ||
+		e2e_fail "/metrics: one $reason refusal expected"
+done
+kill "${ITR_PID[6]}"
 
 # 1b. The measured inter-AS rate summed over the cluster. Two instances,
 # each reading its own matrix (key: src PID 2 -> dst PID 1, i.e. traffic

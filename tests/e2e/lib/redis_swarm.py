@@ -15,6 +15,10 @@ itrackerd instances that share a Redis Cluster store.
                                             the longest run of failed announces (and
                                             its wall-clock start and end), and
                                             whether WANT was listed at the end
+  redis_swarm.py quota URL HASHHEX IP PORT  with --max-peers-per-source 2 and
+                                            --max-torrents-per-source 2: a third port
+                                            in one torrent and a third torrent are
+                                            not stored (a warning), the others are
   redis_swarm.py down URL HASHHEX IP PORT   one announce must fail with a reason
                                             within 3 s; prints it and the time
 Standard library only.
@@ -55,6 +59,12 @@ def bdecode(b, i=0):
 
 def announce(url, info_hash, ip, port, left=1000, event=""):
     """-> (failure reason or None, [(ip, port)...], seconds)"""
+    fail, peers, took, _ = announce_warned(url, info_hash, ip, port, left, event)
+    return fail, peers, took
+
+
+def announce_warned(url, info_hash, ip, port, left=1000, event=""):
+    """-> (failure reason or None, [(ip, port)...], seconds, warning message or None)"""
     u = urllib.parse.urlparse(url)
     q = urllib.parse.urlencode({"info_hash": info_hash, "peer_id": b"-IT0001-" + bytes(12),
                                 "port": port, "uploaded": 0, "downloaded": 0, "left": left,
@@ -69,11 +79,12 @@ def announce(url, info_hash, ip, port, left=1000, event=""):
     took = time.monotonic() - start
     d, _ = bdecode(body)
     if b"failure reason" in d:
-        return d[b"failure reason"].decode(errors="replace"), [], took
+        return d[b"failure reason"].decode(errors="replace"), [], took, None
     raw = d.get(b"peers", b"")
     peers = [(socket.inet_ntoa(raw[k:k + 4]), int.from_bytes(raw[k + 4:k + 6], "big"))
              for k in range(0, len(raw), 6)]
-    return None, peers, took
+    warning = d.get(b"warning message")
+    return None, peers, took, warning.decode(errors="replace") if warning else None
 
 
 def want_of(text):
@@ -148,6 +159,28 @@ def main(argv):
         print("longest run of failed announces: %.2f s; peer listed at the end: %s; "
               "failing from %.3f to %.3f (Unix time)" % (longest, listed, *longest_at))
         return 0 if listed else 1
+    if cmd == "quota":
+        other = hashlib.sha1(ih + b"2").digest()
+        third = hashlib.sha1(ih + b"3").digest()
+        steps = [(ih, port, None), (ih, port + 1, None), (ih, port + 2, "too many peers"),
+                 (other, port, None), (third, port, "too many torrents")]
+        for h, p, want in steps:
+            fail, _, _, warning = announce_warned(url, h, ip, p, event="started")
+            if fail or (want is None) != (warning is None) or (want and want not in warning):
+                print("announce %s port %d: failure %r, warning %r (wanted %r)" %
+                      (h.hex()[:8], p, fail, warning, want))
+                return 1
+        # another client lists the two stored ports only, and no one is in the third
+        # torrent (after the instance's candidate cache, 250 ms, has let go)
+        time.sleep(0.3)
+        _, peers, _, _ = announce_warned(url, ih, "127.0.0.99", 6999)
+        mine = sorted(q for i, q in peers if i == ip)
+        _, peers3, _, _ = announce_warned(url, third, "127.0.0.99", 6999)
+        if mine != [port, port + 1] or any(i == ip for i, _ in peers3):
+            print("stored from %s: %s in the torrent, %s in the third" % (ip, mine, peers3))
+            return 1
+        print("quota: third port and third torrent not stored")
+        return 0
     if cmd == "down":
         fail, _, took = announce(url, ih, ip, port)
         print("answer in %.2f s: %s" % (took, fail or "peers (no failure)"))
