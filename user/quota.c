@@ -1,9 +1,15 @@
 /* quota.c - per-source token buckets and swarm counts in a bounded,
  * set-associative table (see quota.h).
  *
- * An entry is 40 bytes; the default 65536 entries take 2.5 MiB, touched
- * only as sources arrive. Buckets hold milli-tokens so that rates below
- * one per millisecond refill smoothly.
+ * An entry is 40 bytes; the default 65536 entries take 2.5 MiB of an
+ * anonymous mapping, touched only as sources arrive. Buckets hold
+ * milli-tokens so that rates below one per millisecond refill smoothly.
+ *
+ * The sweep gives empty pages back with madvise(MADV_DONTNEED) (they read
+ * as zeros, i.e. free entries, afterwards). A page must not be written
+ * while it is dropped, so the locks are striped by chunk: a chunk is the
+ * least number of whole sets that is also whole pages (64 sets of 320
+ * bytes = 5 pages of 4 KiB), and one lock covers every entry of a page.
  */
 #include "quota.h"
 
@@ -12,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define WAYS    8
 #define STRIPES 64
@@ -28,12 +36,27 @@ struct source {
 struct itr_quota {
 	struct itr_quota_config cfg;
 	size_t nsets;
-	struct source *slots; /* nsets * WAYS */
+	struct source *slots; /* nsets * WAYS, in a mapping of map_bytes */
+	size_t map_bytes;
+	size_t page;       /* bytes */
+	size_t chunk_sets; /* sets per lock chunk (whole pages) */
+	uint8_t *touched;  /* per page: written since it was last given back */
 	pthread_mutex_t locks[STRIPES];
 	uint8_t key[crypto_shorthash_KEYBYTES];
 	atomic_size_t used;
+	atomic_size_t resident_pages;
 	atomic_uint_fast64_t evicted;
 };
+
+static size_t gcd(size_t a, size_t b)
+{
+	while (b) {
+		size_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
 
 struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 {
@@ -47,11 +70,23 @@ struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 		q->cfg.burst = q->cfg.rate;
 	size_t n = cfg->sources ? cfg->sources : 65536;
 	q->nsets = (n + WAYS - 1) / WAYS;
-	q->slots = calloc(q->nsets * WAYS, sizeof(*q->slots));
-	if (!q->slots) {
+	long page = sysconf(_SC_PAGESIZE);
+	q->page = page > 0 ? (size_t)page : 4096;
+	size_t set_bytes = WAYS * sizeof(struct source);
+	q->chunk_sets = q->page / gcd(q->page, set_bytes); /* lcm(page, set) / set */
+	size_t bytes = q->nsets * set_bytes;
+	q->map_bytes = (bytes + q->page - 1) / q->page * q->page;
+	q->touched = calloc(q->map_bytes / q->page, 1);
+	void *m =
+	    mmap(NULL, q->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || !q->touched) {
+		if (m != MAP_FAILED)
+			munmap(m, q->map_bytes);
+		free(q->touched);
 		free(q);
 		return NULL;
 	}
+	q->slots = m;
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&q->locks[i], NULL);
 	randombytes_buf(q->key, sizeof(q->key));
@@ -64,7 +99,8 @@ void itr_quota_free(struct itr_quota *q)
 		return;
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&q->locks[i]);
-	free(q->slots);
+	munmap(q->slots, q->map_bytes);
+	free(q->touched);
 	free(q);
 }
 
@@ -124,6 +160,13 @@ static struct source *find_or_make(struct itr_quota *q, size_t set, const struct
 		}
 		atomic_fetch_add(&q->evicted, 1);
 	}
+	size_t off = (size_t)((uint8_t *)victim - (uint8_t *)q->slots);
+	for (size_t p = off / q->page; p <= (off + sizeof(*victim) - 1) / q->page; p++) {
+		if (!q->touched[p]) {
+			q->touched[p] = 1;
+			atomic_fetch_add(&q->resident_pages, 1);
+		}
+	}
 	memset(victim, 0, sizeof(*victim));
 	victim->family = a->family;
 	memcpy(victim->addr, a->addr, addr_len(a->family));
@@ -134,7 +177,7 @@ static struct source *find_or_make(struct itr_quota *q, size_t set, const struct
 
 static pthread_mutex_t *lock_of(struct itr_quota *q, size_t set)
 {
-	return &q->locks[set % STRIPES];
+	return &q->locks[set / q->chunk_sets % STRIPES];
 }
 
 bool itr_quota_take(struct itr_quota *q, const struct itr_peer_addr *src, uint64_t now_ms)
@@ -201,6 +244,61 @@ uint32_t itr_quota_swarms(struct itr_quota *q, const struct itr_peer_addr *src)
 	return n;
 }
 
+/* An entry made anew now would be the same: in no swarm, and its bucket
+ * full again (or no rate at all). */
+static bool idle(const struct itr_quota *q, const struct source *s, uint64_t now_ms)
+{
+	if (s->swarms || (q->cfg.rate && now_ms < s->stamp_ms))
+		return false;
+	if (!q->cfg.rate)
+		return true;
+	uint64_t cap = (uint64_t)q->cfg.burst * 1000;
+	uint64_t missing = cap > s->tokens_milli ? cap - s->tokens_milli : 0;
+	/* rate milli-tokens come back per millisecond */
+	return now_ms - s->stamp_ms >= (missing + q->cfg.rate - 1) / q->cfg.rate;
+}
+
+size_t itr_quota_sweep(struct itr_quota *q, uint64_t now_ms)
+{
+	if (!q)
+		return 0;
+	size_t forgotten = 0;
+	for (size_t first = 0; first < q->nsets; first += q->chunk_sets) {
+		size_t end = first + q->chunk_sets < q->nsets ? first + q->chunk_sets : q->nsets;
+		pthread_mutex_lock(lock_of(q, first));
+		for (size_t i = first * WAYS; i < end * WAYS; i++) {
+			struct source *s = &q->slots[i];
+			if (s->family && idle(q, s, now_ms)) {
+				memset(s, 0, sizeof(*s));
+				atomic_fetch_sub(&q->used, 1);
+				forgotten++;
+			}
+		}
+		/* the chunk's pages that hold no source go back */
+		size_t lo = first * WAYS * sizeof(struct source);
+		size_t hi = end * WAYS * sizeof(struct source);
+		for (size_t p = lo / q->page; p * q->page < hi; p++) {
+			if (!q->touched[p])
+				continue;
+			size_t from = p * q->page / sizeof(struct source);
+			size_t to =
+			    ((p + 1) * q->page + sizeof(struct source) - 1) / sizeof(struct source);
+			if (to > end * WAYS)
+				to = end * WAYS;
+			bool empty = true;
+			for (size_t i = from; i < to && empty; i++)
+				empty = !q->slots[i].family;
+			if (empty && madvise((uint8_t *)q->slots + p * q->page, q->page,
+			                     MADV_DONTNEED) == 0) {
+				q->touched[p] = 0;
+				atomic_fetch_sub(&q->resident_pages, 1);
+			}
+		}
+		pthread_mutex_unlock(lock_of(q, first));
+	}
+	return forgotten;
+}
+
 void itr_quota_stats(struct itr_quota *q, struct itr_quota_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -209,4 +307,5 @@ void itr_quota_stats(struct itr_quota *q, struct itr_quota_stats *st)
 	st->sources = atomic_load(&q->used);
 	st->capacity = q->nsets * WAYS;
 	st->evicted = atomic_load(&q->evicted);
+	st->resident = atomic_load(&q->resident_pages) * q->page;
 }

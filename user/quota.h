@@ -7,6 +7,11 @@
  * source that is evicted starts again with a full bucket and a count of 0:
  * that takes as many addresses as the table has entries, which is no
  * longer one source. Thread safe (striped locks).
+ *
+ * Memory follows the sources that are active: itr_quota_sweep forgets the
+ * idle ones (in no swarm, bucket full again: an entry made anew would be
+ * the same) and gives the table's pages that hold no source back to the
+ * system.
  */
 #ifndef ITR_QUOTA_H
 #define ITR_QUOTA_H
@@ -42,10 +47,16 @@ void itr_quota_leave_swarm(struct itr_quota *q, const struct itr_peer_addr *src)
 /* How many swarms src is counted in (0 if not in the table). */
 uint32_t itr_quota_swarms(struct itr_quota *q, const struct itr_peer_addr *src);
 
+/* Forget the sources that are idle at now_ms and return the pages left
+ * empty to the system (madvise). Returns how many sources were forgotten.
+ * Meant for a periodic janitor: O(table). */
+size_t itr_quota_sweep(struct itr_quota *q, uint64_t now_ms);
+
 struct itr_quota_stats {
 	size_t sources;   /* entries in use */
 	size_t capacity;  /* entries */
 	uint64_t evicted; /* sources pushed out of the table */
+	size_t resident;  /* bytes of the table not given back (touched since) */
 };
 void itr_quota_stats(struct itr_quota *q, struct itr_quota_stats *st);
 

@@ -879,7 +879,12 @@ int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_
 
 size_t itr_tracker_expire(struct itr_tracker *tr)
 {
-	return itr_swarm_expire(tr->store, itr_tracker_now(tr));
+	size_t dropped = itr_swarm_expire(tr->store, itr_tracker_now(tr));
+	/* after the store's leave hooks: the sources that expiry left in no
+	 * swarm, and whose rate bucket is full again, are forgotten and the
+	 * source table's empty pages returned */
+	itr_quota_sweep(tr->quota, now_ms(tr));
+	return dropped;
 }
 
 void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)

@@ -705,10 +705,48 @@ static void test_announce_rate_per_source(void **state)
 	itr_tracker_free(tr);
 }
 
+/* Sources go idle when their peers expire: the janitor's expiry pass
+ * forgets them, so the source table follows the live sources (it used to
+ * keep every source it had seen until a newcomer pushed it out). */
+static void test_idle_sources_forgotten(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	fake_now = 60000;
+	struct itr_tracker *tr = new_tracker(tweak_rate);
+	struct itr_ranked_peer none[1];
+	for (int i = 1; i <= 200; i++) {
+		struct itr_peer_addr p = net_peer(1, i / 100 + 1, i % 100 + 1, 6881);
+		assert_null(itr_tracker_admit(tr, &p));
+		do_announce(tr, p, 100, ITR_EVENT_STARTED, 0, NULL, none, 1);
+	}
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.sources, 200);
+	/* a minute on: every peer is live, so every source stays */
+	fake_now += 60;
+	itr_tracker_expire(tr);
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.sources, 200);
+	/* past the expiry, one source still announcing */
+	fake_now += 3000;
+	struct itr_peer_addr alive = net_peer(1, 1, 2, 6881);
+	assert_null(itr_tracker_admit(tr, &alive));
+	do_announce(tr, alive, 100, ITR_EVENT_NONE, 0, NULL, none, 1);
+	itr_tracker_expire(tr); /* the announce dropped the others already */
+	struct itr_swarm_counts c;
+	assert_int_equal(itr_tracker_scrape(tr, IH, &c), 0);
+	assert_int_equal(c.incomplete, 1);
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.sources, 1);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_map_yet),
+	    cmocka_unit_test(test_idle_sources_forgotten),
 	    cmocka_unit_test(test_ranked_by_locality),
 	    cmocka_unit_test(test_stable_selection),
 	    cmocka_unit_test(test_big_swarm_own_bucket),
