@@ -62,6 +62,13 @@ struct itr_announce_backend_ops {
 	                size_t want);
 	/* counts[i] for hashes[i] (zero for an unknown torrent). 0, or -1 with
 	 * failure filled. Thread safe. */
+	/* Optional: n announces at once, as n calls of announce would do
+	 * (reply i and peers[i] for reqs[i]), for a front end that has
+	 * several in hand (the UDP tracker's batch of datagrams). A backend
+	 * that waits on the network overlaps them. 0, -1 out of memory. */
+	int (*announce_many)(void *impl, const struct itr_backend_request *reqs,
+	                     struct itr_backend_reply *replies, struct itr_ranked_peer **peers,
+	                     const size_t *want, size_t n);
 	int (*scrape)(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
 	              struct itr_swarm_counts *counts, char *failure, size_t failurelen);
 	void (*stats)(void *impl, struct itr_backend_stats *st);
@@ -73,6 +80,10 @@ struct itr_announce_backend {
 	/* 0: answers without waiting (one front-end thread is best); N: each
 	 * request may wait on the network, so run N front-end threads. */
 	unsigned threads;
+	/* With announce_many: the UDP workers to run, each taking a batch of
+	 * datagrams at a time (0: threads, one datagram at a time). Few, so
+	 * that datagrams queue up meanwhile and make the next batch. */
+	unsigned batch_threads;
 	/* Hashes one scrape may ask for (the front ends cut longer requests). */
 	size_t max_scrape;
 };

@@ -565,6 +565,110 @@ int itr_rc_write(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds
 	return 0;
 }
 
+#define MANY_MAX 64
+
+void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
+{
+	for (; n > MANY_MAX; items += MANY_MAX, n -= MANY_MAX)
+		itr_rc_write_many(rc, items, MANY_MAX);
+	/* the masters concerned and this thread's connection to each */
+	struct node nodes[MAX_NODES];
+	struct conn *conns[MAX_NODES];
+	uint8_t node_of[MANY_MAX];
+	unsigned nn = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct itr_rc_item *it = &items[i];
+		memset(it->replies, 0, it->n * sizeof(*it->replies));
+		it->result = it->n ? 1 : 0; /* 1: to send */
+		node_of[i] = NO_NODE;
+		struct node target;
+		if (it->n == 0 || it->n >= WRITE_MAX_CMDS || !owner_of(rc, it->slot, &target))
+			continue;
+		unsigned k = 0;
+		while (k < nn && !same_node(&nodes[k], &target))
+			k++;
+		if (k == nn) {
+			nodes[nn] = target;
+			conns[nn++] = NULL;
+		}
+		node_of[i] = (uint8_t)k;
+	}
+	char wait_ms[16];
+	snprintf(wait_ms, sizeof(wait_ms), "%u", rc->replica_wait_ms);
+	const char *wait_argv[] = {"WAIT", "1", wait_ms};
+	size_t wait_len[] = {4, 1, strlen(wait_ms)};
+	for (unsigned k = 0; k < nn; k++) { /* every pipeline out first */
+		if (!(conns[k] = conn_to(rc, &nodes[k])))
+			continue;
+		uint64_t nreq = 0, ncmd = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (node_of[i] != k)
+				continue;
+			for (size_t c = 0; c < items[i].n; c++, ncmd++)
+				redisAppendCommandArgv(conns[k]->ctx, items[i].cmds[c].argc,
+				                       (const char **)items[i].cmds[c].argv,
+				                       items[i].cmds[c].argvlen);
+			nreq++;
+		}
+		if (nodes[k].replicas) {
+			redisAppendCommandArgv(conns[k]->ctx, 3, wait_argv, wait_len);
+			ncmd++;
+		}
+		atomic_fetch_add(&rc->commands, ncmd);
+		atomic_fetch_add(&rc->batches, 1);
+		atomic_fetch_add(&rc->batched, nreq);
+	}
+	bool moved = false, broken_any = false;
+	for (unsigned k = 0; k < nn; k++) { /* then every answer */
+		if (!conns[k])
+			continue;
+		bool broken = false;
+		for (size_t i = 0; i < n; i++) {
+			struct itr_rc_item *it = &items[i];
+			if (node_of[i] != k)
+				continue;
+			int kind = 0;
+			struct node to;
+			for (size_t c = 0; c < it->n && !broken; c++) {
+				broken = redisGetReply(conns[k]->ctx, &it->replies[c]) != REDIS_OK;
+				if (!broken && !kind)
+					kind = redirection(it->replies[c], &to);
+			}
+			if (kind) {
+				atomic_fetch_add(&rc->redirects, 1);
+				moved |= kind == 1;
+				itr_rc_replies_free(it->replies, it->n);
+			} else {
+				it->result = 0;
+			}
+		}
+		if (!broken && nodes[k].replicas) {
+			void *ack = NULL;
+			broken = redisGetReply(conns[k]->ctx, &ack) != REDIS_OK;
+			if (ack)
+				freeReplyObject(ack);
+		}
+		if (broken) { /* what was answered may not be on a replica */
+			for (size_t i = 0; i < n; i++)
+				if (node_of[i] == k) {
+					items[i].result = 1;
+					itr_rc_replies_free(items[i].replies, items[i].n);
+				}
+			conn_drop(conns[k]);
+			broken_any = true;
+		}
+	}
+	if (moved)
+		refresh(rc, true);
+	else if (broken_any)
+		refresh(rc, false);
+	for (size_t i = 0; i < n; i++) /* whatever is left goes alone */
+		if (items[i].result > 0)
+			items[i].result =
+			    itr_rc_write(rc, items[i].slot, items[i].cmds, items[i].n,
+			                 items[i].replies, items[i].err, sizeof(items[i].err));
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t errlen)

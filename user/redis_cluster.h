@@ -72,6 +72,23 @@ void itr_rc_replies_free(void **replies, size_t n);
 int itr_rc_write(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds, size_t n,
                  void **replies, char *err, size_t errlen);
 
+/* Several callers' writes in hand at once (a front end's batch): each
+ * item's commands go to its slot's master on this thread's connections,
+ * every master's share in one pipeline ending in one WAIT (as
+ * itr_rc_write), all masters' pipelines sent before any is read. An item
+ * that meets a redirection or a broken connection is sent again alone
+ * through itr_rc_write. Each item gets result 0 with its replies, or -1
+ * with err. */
+struct itr_rc_item {
+	uint16_t slot;
+	const struct itr_rc_cmd *cmds;
+	size_t n;
+	void **replies;
+	int result;
+	char err[160];
+};
+void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n);
+
 struct itr_rc_stats {
 	uint64_t commands, redirects, refreshes, failures;
 	uint64_t batches, batched; /* itr_rc_write: round trips, requests in them */

@@ -207,11 +207,27 @@ static size_t take_candidates(const void *r, long long now, struct itr_peer_addr
 	return n;
 }
 
-static int redis_announce(void *impl, const struct itr_backend_request *req,
-                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
-                          size_t want)
+/* One announce between its commands and its answer: what the commands
+ * point into (keys, numbers, the member) lives here until they are sent. */
+struct announce_job {
+	long long now;
+	uint64_t mono;
+	char now_text[24], excl_now[24], expiry[24], ttl[24], count[16];
+	char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], member[18];
+	bool seed, hit, writes;
+	size_t draw, n, at_counts, at_cands;
+	long cached;
+	struct itr_swarm_counts cached_counts;
+	struct itr_rc_cmd cmds[16];
+	void *replies[16];
+	struct itr_peer_addr cands[2 * CANDIDATES_MAX];
+};
+
+/* The reply's fixed part, the quotas, the cache, and the commands. */
+static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
+                        const struct itr_backend_request *req, struct itr_backend_reply *reply,
+                        size_t want)
 {
-	struct itr_redis_store *st = impl;
 	const struct itr_announce *ann = &req->ann;
 	const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
 	itr_backend_reply_init(reply);
@@ -220,32 +236,31 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 	atomic_fetch_add(&st->announces, 1);
 
 	/* expiry times are wall-clock seconds: every instance must agree */
-	long long now = (long long)time(NULL);
-	char now_text[24], excl_now[24], expiry[24], ttl[24], count[16];
-	snprintf(now_text, sizeof(now_text), "%lld", now);
-	snprintf(excl_now, sizeof(excl_now), "(%lld", now);
-	snprintf(expiry, sizeof(expiry), "%lld", now + cfg->peer_expiry);
-	snprintf(ttl, sizeof(ttl), "%u", cfg->peer_expiry);
-	char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], member[18];
+	long long now = j->now = (long long)time(NULL);
+	snprintf(j->now_text, sizeof(j->now_text), "%lld", now);
+	snprintf(j->excl_now, sizeof(j->excl_now), "(%lld", now);
+	snprintf(j->expiry, sizeof(j->expiry), "%lld", now + cfg->peer_expiry);
+	snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry);
+	char *ks = j->ks, *kl = j->kl, *kd = j->kd, *member = j->member;
 	swarm_key(ks, ann->info_hash, 's');
 	swarm_key(kl, ann->info_hash, 'l');
 	swarm_key(kd, ann->info_hash, 'd');
 	size_t mlen = itr_redis_member_encode(&ann->peer, member);
-	bool seed = ann->left == 0, stopped = ann->event == ITR_EVENT_STOPPED;
+	bool seed = j->seed = ann->left == 0, stopped = ann->event == ITR_EVENT_STOPPED;
 	const char *mine = seed ? ks : kl, *other = seed ? kl : ks;
 
 	size_t draw = want ? 2 * want + 16 : 0;
 	if (draw > CANDIDATES_MAX)
 		draw = CANDIDATES_MAX;
-	snprintf(count, sizeof(count), "%zu", draw);
+	j->draw = draw;
+	snprintf(j->count, sizeof(j->count), "%zu", draw);
 
 	/* a fresh enough draw of this swarm: only the writes go out */
-	uint64_t mono = mono_ms();
-	struct itr_peer_addr cands[2 * CANDIDATES_MAX];
-	struct itr_swarm_counts cached_counts;
-	long cached =
-	    draw ? cache_get(st, ann->info_hash, draw, seed, mono, cands, &cached_counts) : -1;
-	bool hit = cached >= 0;
+	j->mono = mono_ms();
+	j->cached =
+	    draw ? cache_get(st, ann->info_hash, draw, seed, j->mono, j->cands, &j->cached_counts)
+	         : -1;
+	bool hit = j->hit = j->cached >= 0;
 
 	/* the per-source quotas, as this instance has seen the source: a
 	 * refused peer is not stored but still gets peers */
@@ -253,7 +268,7 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 	    st->ledger ? itr_source_ledger_announce(st->ledger, ann->info_hash, &ann->peer, stopped,
 	                                            (uint32_t)now)
 	               : ITR_REFUSED_NONE;
-	bool writes = refusal == ITR_REFUSED_NONE;
+	bool writes = j->writes = refusal == ITR_REFUSED_NONE;
 	if (!writes) {
 		itr_tracker_count_refusal(st->tracker, refusal);
 		struct itr_announce_reply why = {.stored = refusal == ITR_REFUSED_SOURCE_PEERS
@@ -262,95 +277,148 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 		snprintf(reply->warning, ITR_BACKEND_TEXT, "%s", itr_tracker_refusal_text(&why));
 	}
 
-	struct itr_rc_cmd cmds[16];
+	struct itr_rc_cmd *cmds = j->cmds;
 	size_t n = 0;
 	if (writes) {
 		if (stopped)
 			cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
 		else
-			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(expiry), member, mlen);
+			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(j->expiry), member, mlen);
 		cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
 		if (ann->event == ITR_EVENT_COMPLETED)
 			cmd(&cmds[n++], 2, S("INCR"), S(kd));
 	}
-	size_t at_counts = n;
+	j->at_counts = n;
 	if (!hit) {
-		cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
-		cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
+		cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(j->now_text), S("+inf"));
+		cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(j->now_text), S("+inf"));
 		cmd(&cmds[n++], 2, S("GET"), S(kd));
 	}
-	size_t at_cands = n;
+	j->at_cands = n;
 	if (draw && !hit) {
-		cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(kl), S(count), S("WITHSCORES"));
+		cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(kl), S(j->count), S("WITHSCORES"));
 		if (!seed) /* a seed has no use for other seeds */
-			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(count), S("WITHSCORES"));
+			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(j->count), S("WITHSCORES"));
 	}
 	if (writes) {
 		/* expired members go in a sweep every 16th announce of the
 		 * cluster (counts and draws skip them meanwhile) */
 		if ((atomic_fetch_add(&st->sweeps, 1) & 15) == 0) {
-			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(excl_now));
-			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(excl_now));
+			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(j->excl_now));
+			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(j->excl_now));
 		}
-		cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(ttl));
-		cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(ttl));
-		cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(j->ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(j->ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(j->ttl));
 	}
+	j->n = n;
+}
 
-	/* writes: one round trip shared with the other threads' announces to
-	 * this master, and a replica has them before the client is answered;
-	 * reads alone need neither (and a refused peer with a fresh cached
-	 * draw needs no round trip at all) */
-	void *replies[16];
-	char err[256];
-	uint16_t slot = itr_rc_keyslot(ks, KEY_LEN);
-	int sent = n == 0   ? 0
-	           : writes ? itr_rc_write(st->rc, slot, cmds, n, replies, err, sizeof(err))
-	                    : itr_rc_pipeline(st->rc, slot, cmds, n, replies, err, sizeof(err));
+/* The answer from the replies (sent: 0, or -1 with err), ranked. */
+static void job_finish(struct itr_redis_store *st, struct announce_job *j,
+                       const struct itr_backend_request *req, struct itr_backend_reply *reply,
+                       struct itr_ranked_peer *peers, size_t want, int sent, const char *err)
+{
+	const struct itr_announce *ann = &req->ann;
+	void **replies = j->replies;
 	if (sent < 0) {
 		atomic_fetch_add(&st->failures, 1);
 		snprintf(reply->failure, ITR_BACKEND_TEXT,
 		         "tracker store unavailable, try again later (%.160s)", err);
-		return 0;
+		return;
 	}
-	const char *rerr = reply_error(replies, at_cands);
+	const char *rerr = reply_error(replies, j->at_cands);
 	if (rerr) {
 		atomic_fetch_add(&st->failures, 1);
 		snprintf(reply->failure, ITR_BACKEND_TEXT, "tracker store: %.200s", rerr);
-		itr_rc_replies_free(replies, n);
-		return 0;
+		itr_rc_replies_free(replies, j->n);
+		return;
 	}
-	if (hit) {
+	if (j->hit) {
 		atomic_fetch_add(&st->cache_hits, 1);
-		reply->counts = cached_counts;
+		reply->counts = j->cached_counts;
 	} else {
-		reply->counts.complete = (uint32_t)reply_int(replies[at_counts]);
-		reply->counts.incomplete = (uint32_t)reply_int(replies[at_counts + 1]);
-		reply->counts.downloaded = (uint32_t)reply_int(replies[at_counts + 2]);
+		reply->counts.complete = (uint32_t)reply_int(replies[j->at_counts]);
+		reply->counts.incomplete = (uint32_t)reply_int(replies[j->at_counts + 1]);
+		reply->counts.downloaded = (uint32_t)reply_int(replies[j->at_counts + 2]);
 	}
 	reply->has_downloaded = true;
 
-	if (draw) {
-		size_t nc = hit ? (size_t)cached : 0;
-		if (!hit) {
+	if (j->draw) {
+		struct itr_peer_addr *cands = j->cands;
+		size_t nc = j->hit ? (size_t)j->cached : 0;
+		if (!j->hit) {
 			size_t nl =
-			    take_candidates(replies[at_cands], now, cands, 0, CANDIDATES_MAX);
+			    take_candidates(replies[j->at_cands], j->now, cands, 0, CANDIDATES_MAX);
 			nc = nl;
-			if (!seed) {
+			if (!j->seed) {
 				/* a leecher's draw has both sets: it fills the cache */
-				nc = take_candidates(replies[at_cands + 1], now, cands, nl,
+				nc = take_candidates(replies[j->at_cands + 1], j->now, cands, nl,
 				                     nl + CANDIDATES_MAX);
-				cache_put(st, ann->info_hash, draw, mono, cands, nl, cands + nl,
-				          nc - nl, &reply->counts);
+				cache_put(st, ann->info_hash, j->draw, j->mono, cands, nl,
+				          cands + nl, nc - nl, &reply->counts);
 			}
 		}
+		const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
 		struct itr_netmap *map = itr_netmap_current();
 		struct itr_rank_policy policy = cfg->policy;
 		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
 		reply->npeers = itr_rank(map, &policy, &ann->peer, cands, nc, want, peers);
 		itr_netmap_unref(map);
 	}
-	itr_rc_replies_free(replies, n);
+	itr_rc_replies_free(replies, j->n);
+}
+
+static int redis_announce(void *impl, const struct itr_backend_request *req,
+                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                          size_t want)
+{
+	struct itr_redis_store *st = impl;
+	struct announce_job j;
+	job_prepare(st, &j, req, reply, want);
+	/* writes: one round trip shared with the other threads' announces to
+	 * this master, and a replica has them before the client is answered;
+	 * reads alone need neither (and a refused peer with a fresh cached
+	 * draw needs no round trip at all) */
+	char err[256];
+	uint16_t slot = itr_rc_keyslot(j.ks, KEY_LEN);
+	int sent = j.n == 0 ? 0
+	           : j.writes
+	               ? itr_rc_write(st->rc, slot, j.cmds, j.n, j.replies, err, sizeof(err))
+	               : itr_rc_pipeline(st->rc, slot, j.cmds, j.n, j.replies, err, sizeof(err));
+	job_finish(st, &j, req, reply, peers, want, sent, err);
+	return 0;
+}
+
+/* A front end's batch: every announce's commands out at once, one pipeline
+ * and one WAIT per master (itr_rc_write_many), then every answer. */
+static int redis_announce_many(void *impl, const struct itr_backend_request *reqs,
+                               struct itr_backend_reply *replies, struct itr_ranked_peer **peers,
+                               const size_t *want, size_t n)
+{
+	struct itr_redis_store *st = impl;
+	struct announce_job *jobs = malloc(n * sizeof(*jobs));
+	struct itr_rc_item *items = malloc(n * sizeof(*items));
+	if (!jobs || !items) {
+		free(jobs);
+		free(items);
+		for (size_t i = 0; i < n; i++) /* one at a time, on the stack */
+			redis_announce(impl, &reqs[i], &replies[i], peers[i], want[i]);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		job_prepare(st, &jobs[i], &reqs[i], &replies[i], want[i]);
+		items[i] = (struct itr_rc_item){.slot = itr_rc_keyslot(jobs[i].ks, KEY_LEN),
+		                                .cmds = jobs[i].cmds,
+		                                .n = jobs[i].n,
+		                                .replies = jobs[i].replies};
+	}
+	itr_rc_write_many(st->rc, items, n);
+	for (size_t i = 0; i < n; i++)
+		job_finish(st, &jobs[i], &reqs[i], &replies[i], peers[i], want[i], items[i].result,
+		           items[i].err);
+	free(jobs);
+	free(items);
 	return 0;
 }
 
@@ -397,6 +465,7 @@ static void redis_stats(void *impl, struct itr_backend_stats *out)
 
 static const struct itr_announce_backend_ops redis_ops = {
     .announce = redis_announce,
+    .announce_many = redis_announce_many,
     .scrape = redis_scrape,
     .stats = redis_stats,
 };
@@ -459,7 +528,8 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 	st->backend = (struct itr_announce_backend){
 	    .ops = &redis_ops,
 	    .impl = st,
-	    .threads = 48, /* each announce waits for a round trip */
+	    .threads = 48,      /* each announce waits for a round trip */
+	    .batch_threads = 4, /* announce_many overlaps a batch's round trips */
 	    .max_scrape = 64,
 	};
 	return st;

@@ -26,9 +26,10 @@
 
 #include "announce_backend.h"
 
-#define MAX_SOCKETS  4
-#define BATCH        32
-#define DATAGRAM_MAX 2048
+#define MAX_SOCKETS   4
+#define BATCH         32
+#define DATAGRAM_MAX  2048
+#define UDP_PEERS_MAX ((ITR_UDP_MAX_REPLY_V4 - 20) / 6) /* peers one answer holds at most */
 
 /* ---- wire helpers -------------------------------------------------------- */
 
@@ -227,11 +228,21 @@ static size_t failure_reply(uint8_t *out, size_t cap, size_t request_len, uint32
 	return itr_udp_build_error(out, cap, tid, text);
 }
 
-static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
-                              const struct itr_udp_request *req, size_t request_len, uint8_t *out,
-                              size_t cap)
+/* An announce that passed every check, ready for the backend. */
+struct pending_announce {
+	struct itr_backend_request br;
+	size_t want, limit, request_len;
+	uint32_t tid;
+	uint8_t family;
+};
+
+/* The backend request of an announce, or a refusal written to out (its
+ * length in *len, false returned). */
+static bool announce_prepare(struct itr_tracker *tr, const struct itr_peer_addr *src,
+                             const struct itr_udp_request *req, size_t request_len, uint8_t *out,
+                             size_t cap, struct pending_announce *pa, size_t *len)
 {
-	struct itr_backend_request br = {
+	pa->br = (struct itr_backend_request){
 	    .ann =
 	        {
 	            .downloaded = req->downloaded,
@@ -244,39 +255,66 @@ static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr
 	    .has_key = true,
 	    .transport = ITR_TRANSPORT_UDP,
 	};
-	memcpy(br.ann.info_hash, req->info_hash, ITR_INFO_HASH_LEN);
-	memcpy(br.peer_id, req->peer_id, sizeof(br.peer_id));
-	const char *refusal = itr_tracker_udp_client(tr, src, req->ipv4, req->port, &br.ann.peer);
+	memcpy(pa->br.ann.info_hash, req->info_hash, ITR_INFO_HASH_LEN);
+	memcpy(pa->br.peer_id, req->peer_id, sizeof(pa->br.peer_id));
+	const char *refusal =
+	    itr_tracker_udp_client(tr, src, req->ipv4, req->port, &pa->br.ann.peer);
 	if (!refusal)
-		refusal = itr_tracker_admit(tr, &br.ann.peer);
+		refusal = itr_tracker_admit(tr, &pa->br.ann.peer);
 	if (refusal) {
 		itr_tracker_count_rejected(tr);
 		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_REJECTED);
-		return error_reply(out, cap, request_len, req->transaction_id, refusal);
+		*len = error_reply(out, cap, request_len, req->transaction_id, refusal);
+		return false;
 	}
-
 	size_t stride = src->family == 6 ? 18 : 6;
 	size_t limit = src->family == 6 ? ITR_UDP_MAX_REPLY_V6 : ITR_UDP_MAX_REPLY_V4;
 	if (limit > cap)
 		limit = cap;
 	size_t room = limit < 20 ? 0 : (limit - 20) / stride;
-	/* on the stack: no allocation per announce (about 10 KiB) */
-	struct itr_ranked_peer peers[(ITR_UDP_MAX_REPLY_V4 - 20) / 6];
-	if (room > sizeof(peers) / sizeof(peers[0]))
-		room = sizeof(peers) / sizeof(peers[0]);
-	struct itr_backend_reply reply;
-	if (itr_backend_announce(itr_tracker_active_backend(tr), &br, &reply, peers,
-	                         itr_tracker_want(tr, &br.ann, room)) < 0) {
+	if (room > UDP_PEERS_MAX)
+		room = UDP_PEERS_MAX;
+	pa->want = itr_tracker_want(tr, &pa->br.ann, room);
+	pa->limit = limit;
+	pa->request_len = request_len;
+	pa->tid = req->transaction_id;
+	pa->family = src->family;
+	return true;
+}
+
+/* The answer to a prepared announce from the backend's reply (rc: what
+ * the backend returned). */
+static size_t announce_finish(struct itr_tracker *tr, const struct pending_announce *pa, int rc,
+                              const struct itr_backend_reply *reply,
+                              const struct itr_ranked_peer *peers, uint8_t *out, size_t cap)
+{
+	if (rc < 0) {
 		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_ERROR);
-		return failure_reply(out, cap, request_len, req->transaction_id, "out of memory");
+		return failure_reply(out, cap, pa->request_len, pa->tid, "out of memory");
 	}
-	if (reply.failure[0]) {
+	if (reply->failure[0]) {
 		itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_ERROR);
-		return failure_reply(out, cap, request_len, req->transaction_id, reply.failure);
+		return failure_reply(out, cap, pa->request_len, pa->tid, reply->failure);
 	}
 	itr_tracker_count_announce(tr, ITR_TRANSPORT_UDP, ITR_OUTCOME_OK);
-	return itr_udp_build_announce(out, limit, req->transaction_id, reply.interval,
-	                              &reply.counts, peers, reply.npeers, src->family);
+	return itr_udp_build_announce(out, pa->limit, pa->tid, reply->interval, &reply->counts,
+	                              peers, reply->npeers, pa->family);
+}
+
+static size_t handle_announce(struct itr_tracker *tr, const struct itr_peer_addr *src,
+                              const struct itr_udp_request *req, size_t request_len, uint8_t *out,
+                              size_t cap)
+{
+	struct pending_announce pa;
+	size_t len;
+	if (!announce_prepare(tr, src, req, request_len, out, cap, &pa, &len))
+		return len;
+	/* on the stack: no allocation per announce (about 10 KiB) */
+	struct itr_ranked_peer peers[UDP_PEERS_MAX];
+	struct itr_backend_reply reply;
+	int rc =
+	    itr_backend_announce(itr_tracker_active_backend(tr), &pa.br, &reply, peers, pa.want);
+	return announce_finish(tr, &pa, rc, &reply, peers, out, cap);
 }
 
 static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request *req,
@@ -303,9 +341,13 @@ static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request
 	return len;
 }
 
-size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
-                      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len, uint8_t *out,
-                      size_t cap)
+/* One datagram: its answer in out (the length), or, with defer, an
+ * announce that passed every check left in *defer for the caller's batch
+ * (*deferred set, 0 returned). */
+static size_t handle_or_defer(struct itr_tracker *tr, const struct itr_udp_connid *cid,
+                              const struct itr_peer_addr *src, const uint8_t *pkt, size_t len,
+                              uint8_t *out, size_t cap, struct pending_announce *defer,
+                              bool *deferred)
 {
 	struct itr_udp_request req;
 	const char *why;
@@ -326,9 +368,23 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
 		return error_reply(out, cap, len, req.transaction_id,
 		                   valid_id ? why : "bad connection id");
 	}
+	if (req.action == ITR_UDP_ANNOUNCE && defer) {
+		size_t refused;
+		if (!announce_prepare(tr, src, &req, len, out, cap, defer, &refused))
+			return refused;
+		*deferred = true;
+		return 0;
+	}
 	if (req.action == ITR_UDP_ANNOUNCE)
 		return handle_announce(tr, src, &req, len, out, cap);
 	return handle_scrape(tr, &req, len, out, cap);
+}
+
+size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
+                      const struct itr_peer_addr *src, const uint8_t *pkt, size_t len, uint8_t *out,
+                      size_t cap)
+{
+	return handle_or_defer(tr, cid, src, pkt, len, out, cap, NULL, NULL);
 }
 
 /* ---- server -------------------------------------------------------------- */
@@ -344,8 +400,20 @@ size_t itr_udp_handle(struct itr_tracker *tr, const struct itr_udp_connid *cid,
  * address (dup'ed), each taking one datagram at a time: whichever worker
  * is free takes the next request, so a slow upstream exchange holds up
  * only its own. */
+/* A worker's batch of announces for the backend's announce_many. */
+struct many_scratch {
+	struct pending_announce pend[BATCH];
+	int at[BATCH]; /* the datagram each came in */
+	struct itr_backend_request reqs[BATCH];
+	struct itr_backend_reply replies[BATCH];
+	struct itr_ranked_peer *peers[BATCH];
+	size_t want[BATCH];
+	struct itr_ranked_peer peer_buf[BATCH][UDP_PEERS_MAX];
+};
+
 struct udp_worker {
 	struct itr_udp_tracker *u;
+	struct many_scratch *many; /* NULL: one announce at a time */
 	int fds[MAX_SOCKETS];
 	int nfds;
 	pthread_t thread;
@@ -360,6 +428,7 @@ struct itr_udp_tracker {
 	struct udp_worker *workers;
 	unsigned nworkers;
 	unsigned batch; /* datagrams a worker takes at once */
+	bool shared;    /* the workers share one socket per address */
 	int wake_fd;    /* written once at stop; never read, so it wakes every worker */
 	uint16_t port;
 	atomic_bool stop;
@@ -438,17 +507,41 @@ static void serve_socket(struct udp_worker *w, int fd)
 		atomic_fetch_add_explicit(&u->received, (uint64_t)n, memory_order_relaxed);
 		int nout = 0;
 		uint64_t dropped = 0;
+		size_t lens[BATCH];
+		int np = 0; /* announces kept for the backend's batch */
 		for (int i = 0; i < n; i++) {
 			struct itr_peer_addr src;
+			lens[i] = 0;
 			if (itr_peer_addr_from_sockaddr((struct sockaddr *)&from[i], &src) < 0)
 				continue;
-			size_t len = itr_udp_handle(u->tr, &u->cid, &src, in[i], in_msgs[i].msg_len,
-			                            out[nout], DATAGRAM_MAX);
-			if (len == 0) {
+			bool deferred = false;
+			lens[i] = handle_or_defer(u->tr, &u->cid, &src, in[i], in_msgs[i].msg_len,
+			                          out[i], DATAGRAM_MAX,
+			                          w->many ? &w->many->pend[np] : NULL, &deferred);
+			if (deferred)
+				w->many->at[np++] = i;
+		}
+		if (np) {
+			struct many_scratch *m = w->many;
+			for (int k = 0; k < np; k++) {
+				m->reqs[k] = m->pend[k].br;
+				m->want[k] = m->pend[k].want;
+				m->peers[k] = m->peer_buf[k];
+			}
+			const struct itr_announce_backend *be = itr_tracker_active_backend(u->tr);
+			int rc = be->ops->announce_many(be->impl, m->reqs, m->replies, m->peers,
+			                                m->want, (size_t)np);
+			for (int k = 0; k < np; k++)
+				lens[m->at[k]] =
+				    announce_finish(u->tr, &m->pend[k], rc, &m->replies[k],
+				                    m->peers[k], out[m->at[k]], DATAGRAM_MAX);
+		}
+		for (int i = 0; i < n; i++) {
+			if (lens[i] == 0) {
 				dropped++;
 				continue;
 			}
-			out_iov[nout] = (struct iovec){.iov_base = out[nout], .iov_len = len};
+			out_iov[nout] = (struct iovec){.iov_base = out[i], .iov_len = lens[i]};
 			out_msgs[nout] = (struct mmsghdr){0};
 			out_msgs[nout].msg_hdr.msg_iov = &out_iov[nout];
 			out_msgs[nout].msg_hdr.msg_iovlen = 1;
@@ -504,7 +597,7 @@ static void *udp_main(void *arg)
 {
 	struct udp_worker *w = arg;
 	struct itr_udp_tracker *u = w->u;
-	int ep = u->batch == 1 ? exclusive_epoll(w, u->wake_fd) : -1;
+	int ep = u->shared ? exclusive_epoll(w, u->wake_fd) : -1;
 	struct pollfd pfd[MAX_SOCKETS + 1];
 	for (int i = 0; i < w->nfds; i++)
 		pfd[i] = (struct pollfd){.fd = w->fds[i], .events = POLLIN};
@@ -548,6 +641,7 @@ static void close_all(struct itr_udp_tracker *u)
 			pthread_join(w->thread, NULL);
 		for (int i = 0; i < w->nfds; i++)
 			close(w->fds[i]);
+		free(w->many);
 	}
 	free(u->workers);
 	if (u->wake_fd >= 0)
@@ -586,17 +680,27 @@ struct itr_udp_tracker *itr_udp_tracker_start_workers(struct itr_tracker *tr, co
 	u->tr = tr;
 	u->wake_fd = -1;
 	itr_udp_connid_init(&u->cid);
-	unsigned backend_threads = itr_tracker_active_backend(tr)->threads;
+	const struct itr_announce_backend *be = itr_tracker_active_backend(tr);
+	unsigned backend_threads = be->threads;
 	bool shared = backend_threads > 0;
+	/* a backend that takes a batch: a few workers, each with a batch of
+	 * datagrams (what queued while they waited on the last one) */
+	bool many = shared && be->ops->announce_many && be->batch_threads;
+	if (many)
+		backend_threads = be->batch_threads;
 	if (workers < backend_threads)
 		workers =
 		    backend_threads < ITR_UDP_MAX_WORKERS ? backend_threads : ITR_UDP_MAX_WORKERS;
-	u->batch = shared ? 1 : BATCH;
+	u->batch = shared && !many ? 1 : BATCH;
+	u->shared = shared;
 	/* calloc: the batch buffers are 128 KiB a worker, touched as used */
 	u->workers = calloc(workers, sizeof(*u->workers));
 	u->nworkers = workers;
+	bool scratch_ok = true;
+	for (unsigned k = 0; many && u->workers && k < workers; k++)
+		scratch_ok &= (u->workers[k].many = malloc(sizeof(struct many_scratch))) != NULL;
 	char *list = strdup(addrs ? addrs : "0.0.0.0,::");
-	if (!list || !u->workers) {
+	if (!list || !u->workers || !scratch_ok) {
 		snprintf(err, errlen, "out of memory");
 		free(list);
 		close_all(u);

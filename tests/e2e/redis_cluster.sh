@@ -7,6 +7,7 @@
 #     the peer stored before is still there;
 #   - an instance is killed: another serves the same swarm;
 #   - the whole cluster is down: an announce gets a failure reason, fast;
+#   - UDP announces taken in batches: each answer is its own swarm's;
 #   - the per-source quotas (peers per torrent, torrents) hold on this store
 #     too, and the refusals are counted in /metrics by reason;
 #   - two more instances, each with its own PID matrix (a pinned map fed at
@@ -38,7 +39,17 @@ done
 # 1. One swarm, three front doors.
 in_ns $SWARM visible http://127.0.0.1:6981 http://127.0.0.1:6982 50 || e2e_fail "visibility"
 
-# 1a. Per-source quotas on the shared store: one address, 2 ports per
+# 1a. UDP: a worker hands its batch of datagrams to the store at once
+# (one pipeline per master); every answer must still be its own swarm's.
+ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
+	--listen 127.0.0.1:6987 --udp 6987 --udp-bind 127.0.0.1 2>>"$E2E_TMP/itrackerd7.log" &
+ITR_PID[7]=$!
+E2E_PIDS+=($!)
+for i in $(seq 50); do in_ns curl -fsS -o /dev/null http://127.0.0.1:6987/v1/status && break; sleep 0.1; done
+in_ns $SWARM udp 127.0.0.1:6987 udp-batch 127.0.0.41 64 || e2e_fail "UDP batches"
+kill "${ITR_PID[7]}"
+
+# 1b. Per-source quotas on the shared store: one address, 2 ports per
 # torrent and 2 torrents at most.
 ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
 	--listen 127.0.0.1:6986 --udp off --max-peers-per-source 2 --max-torrents-per-source 2 \
@@ -54,7 +65,7 @@ for reason in source_peers source_torrents; do
 done
 kill "${ITR_PID[6]}"
 
-# 1b. The measured inter-AS rate summed over the cluster. Two instances,
+# 1c. The measured inter-AS rate summed over the cluster. Two instances,
 # each reading its own matrix (key: src PID 2 -> dst PID 1, i.e. traffic
 # into AS 64500 over its uplink), fed at 8 and 24 Mbit/s.
 cat >"$E2E_TMP/links.netmap" <<'MAP'

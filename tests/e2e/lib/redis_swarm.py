@@ -19,6 +19,9 @@ itrackerd instances that share a Redis Cluster store.
                                             --max-torrents-per-source 2: a third port
                                             in one torrent and a third torrent are
                                             not stored (a warning), the others are
+  redis_swarm.py udp HOST:PORT TAG IP N     N UDP announces at once to N swarms,
+                                            then N more: each answer of the second
+                                            burst lists the peer of its own swarm
   redis_swarm.py down URL HASHHEX IP PORT   one announce must fail with a reason
                                             within 3 s; prints it and the time
 Standard library only.
@@ -27,6 +30,7 @@ import hashlib
 import http.client
 import socket
 import statistics
+import struct
 import sys
 import time
 import urllib.parse
@@ -87,6 +91,34 @@ def announce_warned(url, info_hash, ip, port, left=1000, event=""):
     return None, peers, took, warning.decode(errors="replace") if warning else None
 
 
+def udp_burst(host, port, src_ip, jobs):
+    """BEP 15 from src_ip: one connect, then every (info_hash, peer port) of jobs
+    announced at once (one datagram each, before any answer is read).
+    -> [[(ip, port)...] listed in each answer, in jobs' order]"""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((src_ip, 0))
+    sock.settimeout(5)
+    sock.sendto(struct.pack(">QII", 0x41727101980, 0, 7), (host, port))
+    action, tid, conn_id = struct.unpack(">IIQ", sock.recv(64)[:16])
+    assert action == 0 and tid == 7, "connect failed"
+    for k, (ih, peer_port) in enumerate(jobs):
+        sock.sendto(struct.pack(">QII20s20sQQQIIIiH", conn_id, 1, 1000 + k, ih,
+                                b"-IT0001-" + bytes(12), 0, 1000, 0, 2, 0, k, 50, peer_port),
+                    (host, port))
+    answers = {}
+    while len(answers) < len(jobs):
+        data = sock.recv(2048)
+        action, tid = struct.unpack(">II", data[:8])
+        if action != 1:
+            raise RuntimeError("announce %d: %r" % (tid - 1000, data[8:]))
+        raw = data[20:]
+        answers[tid - 1000] = [(socket.inet_ntoa(raw[i:i + 4]),
+                                int.from_bytes(raw[i + 4:i + 6], "big"))
+                               for i in range(0, len(raw), 6)]
+    sock.close()
+    return [answers[k] for k in range(len(jobs))]
+
+
 def want_of(text):
     ip, port = text.rsplit(":", 1)
     return ip, int(port)
@@ -120,6 +152,19 @@ def main(argv):
         print("announced to A -> listed by B: n=%d median %.2f ms p99 %.2f ms max %.2f ms" %
               (n, statistics.median(times), times[int(0.99 * (n - 1))], times[-1]))
         return 0
+    if cmd == "udp":
+        host, port = want_of(argv[2])
+        ip, n = argv[4], int(argv[5])
+        hashes = [hashlib.sha1(b"%s-%d" % (argv[3].encode(), k)).digest() for k in range(n)]
+        udp_burst(host, port, ip, [(h, 10000 + k) for k, h in enumerate(hashes)])
+        lists = udp_burst(host, port, ip, [(h, 20000 + k) for k, h in enumerate(hashes)])
+        wrong = [k for k, peers in enumerate(lists) if peers != [(ip, 10000 + k)]]
+        if wrong:
+            print("UDP answers listing other swarms' peers: %s" %
+                  ["%d: %s" % (k, lists[k]) for k in wrong[:5]])
+            return 1
+        print("udp: %d answers, each with its own swarm's peer" % n)
+        return 0
     url, ih = argv[2], bytes.fromhex(argv[3])
     ip, port = argv[4], int(argv[5])
     if cmd == "seed":
@@ -135,6 +180,7 @@ def main(argv):
         want, seconds = want_of(argv[6]), float(argv[7])
         end = time.monotonic() + seconds
         first_fail = None
+        runs = []  # every run of failures, in seconds from the first
         longest = 0.0
         longest_at = (0.0, 0.0)  # wall clock: first failure, first success after it
         listed = False
@@ -147,6 +193,8 @@ def main(argv):
             if fail:
                 first_fail = first_fail or (t, wall)
             else:
+                if first_fail:
+                    runs.append((first_fail[1], wall))
                 if first_fail and t - first_fail[0] > longest:
                     longest = t - first_fail[0]
                     longest_at = (first_fail[1], wall)
@@ -157,7 +205,9 @@ def main(argv):
             print("announces still failing at the end")
             return 1
         print("longest run of failed announces: %.2f s; peer listed at the end: %s; "
-              "failing from %.3f to %.3f (Unix time)" % (longest, listed, *longest_at))
+              "failing from %.3f to %.3f (Unix time); runs of failures: %s" %
+              (longest, listed, *longest_at,
+               " ".join("%.2f-%.2f" % (a - runs[0][0], b - runs[0][0]) for a, b in runs)))
         return 0 if listed else 1
     if cmd == "quota":
         other = hashlib.sha1(ih + b"2").digest()
