@@ -239,14 +239,18 @@ class Observer:
             self.n += 1
             k = self.n % 200
             ih = LEGIT_HASHES[self.n % len(LEGIT_HASHES)]
+            kind = "udp" if self.n % 2 else "http"
             try:
-                if self.n % 2:
+                if kind == "udp":
                     self._udp_once("127.0.1.%d" % (k + 10), ih, cids)
                 else:
                     self._http_once("127.0.2.%d" % (k + 10), ih)
             except OSError as e:
                 self.announce_ms.append(2000.0)
-                self.refused.append(("timeout", str(e)))
+                # which kind and when: a UDP datagram lost on a full socket
+                # buffer and an HTTP stall are different findings
+                self.refused.append(("%s timeout at %.0f s" % (kind, time.monotonic() - self.t0),
+                                     str(e)))
             time.sleep(self.period)
 
     def _udp_once(self, source, ih, cids):
