@@ -2,9 +2,10 @@
 # shape_budget.sh - a BitTorrent budget on a transit link, met by the rate
 # the data plane measures (issue 9): itrackerd --shape enforces the budget.
 #
-#   H (AS 64500 hosts: aria2c seeder 10.10.1.2, iperf3 client)
+#   H (AS 64500 hosts: aria2c seeder 10.10.1.2)
 #     h0 --- g0  [HTB 24 Mbit/s access link on h0]
-#   G (AS 64500's gateway: itrackerd, the tracker, -i gt --shape a-transit=gt)
+#   G (AS 64500's gateway: itrackerd, the tracker, -i gt --shape a-transit=gt;
+#      iperf3 client)
 #     gt --- bt  [HTB 24 Mbit/s access link on bt]
 #   B (AS 64502: aria2c leecher 10.30.0.2, iperf3 server)
 #
@@ -175,13 +176,14 @@ SETTLE_RELOAD=$SETTLED
 ERRS_RELOAD=$ERRS
 
 # Not BitTorrent: iperf3 over the same link is not held to the budget,
-# while BitTorrent stays within it (sampled every second meanwhile). iperf3
-# paces itself to 12 Mbit/s (4x the budget), so that it does not fill the
-# access link both share, which would slow the BitTorrent flow before it
-# reaches the shaper.
+# while BitTorrent stays within it (sampled every second meanwhile). The
+# gateway itself is the iperf3 client, so that the two share only the
+# shaped device gt, not an access link (a flow filling the access link
+# would slow the BitTorrent flow before it reaches the shaper); iperf3
+# paces itself to 12 Mbit/s (4x the budget) to leave the CPUs to the rest.
 e2e_bg ip netns exec "$B" iperf3 -s -B 10.30.0.2 -p 5201 -1 >"$E2E_TMP/iperf-server.log" 2>&1
 sleep 0.5
-ip netns exec "$H" iperf3 -c 10.30.0.2 -p 5201 -t 5 -b 12M -J >"$E2E_TMP/iperf.json" &
+ip netns exec "$G" iperf3 -c 10.30.0.2 -p 5201 -t 5 -b 12M -J >"$E2E_TMP/iperf.json" &
 IPERF=$!
 E2E_PIDS+=($IPERF)
 ERRS_IPERF=""
@@ -198,12 +200,18 @@ echo "iperf3 over the shaped link: $(mbit "$iperf_bps") Mbit/s; BitTorrent meanw
 	e2e_fail "iperf3 got $(mbit "$iperf_bps") Mbit/s: non-BitTorrent traffic is held to the budget"
 echo "ok non-BitTorrent traffic is not shaped, BitTorrent stays within 10 % of the budget"
 
-# Operators see it: /v1/status and /metrics.
+# Operators see it: /v1/status, itrackerctl policy and /metrics.
 ip netns exec "$G" curl -fsS http://127.0.0.1:6969/v1/status | /usr/bin/python3 -c 'import json,sys
 s = json.load(sys.stdin)["shaper"][0]
 assert s["link"] == "a-transit" and s["dev"] == "gt" and s["rate_bps"] == 3000000, s
 assert s["sent_bytes"] > 5 << 20, s
 print("ok /v1/status shaper:", s)' || e2e_fail "/v1/status has no shaper"
+ip netns exec "$G" $CTL policy >"$E2E_TMP/policy.txt" || e2e_fail "itrackerctl policy"
+grep -Eq '^a-transit +gt +3\.00 +[0-9]+\.[0-9]+ +[0-9]+$' "$E2E_TMP/policy.txt" ||
+	{ cat "$E2E_TMP/policy.txt" >&2; e2e_fail "itrackerctl policy: no shaped link row"; }
+ip netns exec "$G" $CTL policy --json | /usr/bin/python3 -c 'import json,sys
+s = json.load(sys.stdin)["shaper"][0]
+assert s["dev"] == "gt" and s["rate_bps"] == 3000000, s' || e2e_fail "itrackerctl policy --json: no shaper"
 ip netns exec "$G" curl -fsS http://127.0.0.1:6969/metrics |
 	grep -q '^itracker_shaper_rate_bits_per_second{link="a-transit",dev="gt"} 3000000$' ||
 	e2e_fail "/metrics: no itracker_shaper_rate_bits_per_second"

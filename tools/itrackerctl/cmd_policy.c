@@ -1,7 +1,8 @@
 /* cmd_policy.c - `itrackerctl policy`: the price controller's loop as the
  * daemon sees it (GET /v1/status, member "policy"): per declared inter-AS
  * link the measured BitTorrent rate against capacity and budget and the
- * price; per AS the peers, seeds and external budget it gets now.
+ * price; per AS the peers, seeds and external budget it gets now; and the
+ * links itrackerd shapes (--shape, member "shaper").
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,8 +16,10 @@ static const char policy_usage[] =
     "per inter-AS link of the network map its capacity, BitTorrent budget, the\n"
     "inter-AS BitTorrent rate the data plane measured (smoothed) and the price;\n"
     "per AS its peers and seeds over all swarms and the external budget they\n"
-    "get now (gateway peers, outside peers per gateway). Exit 3 if the daemon\n"
-    "is down.\n";
+    "get now (gateway peers, outside peers per gateway); and each link the data\n"
+    "plane shapes to its budget (--shape): device, rate, bytes sent and packets\n"
+    "dropped by its HTB class (in --json: member \"shaper\"). Exit 3 if the\n"
+    "daemon is down.\n";
 
 static double num(json_t *o, const char *key)
 {
@@ -27,6 +30,26 @@ static const char *mbit(double bps, char *buf, size_t len)
 {
 	snprintf(buf, len, "%.2f", bps / 1e6);
 	return buf;
+}
+
+/* The links the data plane shapes to their budgets (--shape), if any. */
+static void print_shaper(json_t *shaper)
+{
+	if (!json_array_size(shaper))
+		return;
+	printf("\n%-20s %-15s %11s %10s %8s\n", "SHAPED LINK", "DEV", "RATE Mbit/s", "SENT MB",
+	       "DROPS");
+	size_t i;
+	json_t *s;
+	json_array_foreach(shaper, i, s)
+	{
+		char b[32];
+		printf("%-20s %-15s %11s %10.2f %8.0f\n",
+		       json_string_value(json_object_get(s, "link")),
+		       json_string_value(json_object_get(s, "dev")),
+		       mbit(num(s, "rate_bps"), b, sizeof(b)), num(s, "sent_bytes") / 1e6,
+		       num(s, "drops"));
+	}
 }
 
 int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
@@ -46,7 +69,10 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	json_t *pol = json_object_get(doc, "policy");
+	json_t *shaper = json_object_get(doc, "shaper");
 	if (json) {
+		if (pol && shaper)
+			json_object_set(pol, "shaper", shaper);
 		if (pol)
 			ctl_print_json(pol);
 		else
@@ -56,6 +82,7 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	}
 	if (!pol) {
 		printf("no price controller: --gateways and --max-external are both fixed\n");
+		print_shaper(shaper);
 		json_decref(doc);
 		return CTL_EXIT_OK;
 	}
@@ -101,6 +128,7 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	}
 	if (i == 0)
 		printf("(no peer announced yet)\n");
+	print_shaper(shaper);
 	json_decref(doc);
 	return CTL_EXIT_OK;
 }
