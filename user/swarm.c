@@ -3,7 +3,7 @@
  * Layout, chosen for the memory budget (under 24 bytes per IPv4 peer at a
  * million peers, see tools/bench/bench_swarm.c):
  *   - shards, each a mutex and an open-addressing (linear probing) table of
- *     48-byte swarm entries keyed by info_hash with a keyed SipHash, so
+ *     56-byte swarm entries keyed by info_hash with a keyed SipHash, so
  *     crafted info_hashes cannot pile up in one probe run;
  *   - per swarm one block of fixed-size peer records per address family,
  *     sorted by (group, address, port): a group's peers are one binary

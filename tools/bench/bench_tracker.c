@@ -23,9 +23,9 @@
  * root (-u nobody) and serves only whitelisted info_hashes (-w).
  *
  * Also: RSS per stored IPv4 peer of each running daemon, (RSS after
- * 220,000 peers - RSS after 20,000) / 200,000, swarms of 64; itrackerd
- * also with the price controller off (it keeps a per-peer table of its
- * own).
+ * 220,000 peers - RSS after 20,000) / 200,000, swarms of 64, once per run;
+ * itrackerd also with the price controller off (the controller keeps no
+ * swarm state of its own: the two should agree).
  *
  *   bench_tracker [--quick] [--runs N] [--seconds S] [--only TEXT]
  * --quick: four shapes, one run, one second each (a smoke test: seconds);
@@ -442,24 +442,36 @@ int main(int argc, char **argv)
 
 	printf("\nRSS per stored IPv4 peer (swarms of 64, between %d and %d peers):\n",
 	       RSS_PEERS_LOW, RSS_PEERS);
-	double rss_ot = -1, rss_itr = -1, rss_store = -1;
 	if (!only || strstr("rss", only)) {
-		rss_ot = rss_per_peer(OT);
-		rss_itr = rss_per_peer(ITR);
-		/* the price controller (price.c, on unless both budget knobs
-		 * are fixed) keeps its own per-peer table: the store alone */
-		itrd_extra = " --gateways 1 --max-external 2";
-		rss_store = rss_per_peer(ITR);
-		itrd_extra = "";
+		/* per run: opentracker, itrackerd with defaults, and with the
+		 * price controller off (--gateways and --max-external fixed) */
+		double rss[3][MAX_RUNS];
+		int got = 0;
+		for (int r = 0; r < runs; r++) {
+			rss[0][got] = rss_per_peer(OT);
+			rss[1][got] = rss_per_peer(ITR);
+			itrd_extra = " --gateways 1 --max-external 2";
+			rss[2][got] = rss_per_peer(ITR);
+			itrd_extra = "";
+			if (rss[0][got] > 0 && rss[1][got] > 0 && rss[2][got] > 0)
+				got++;
+			else
+				failed++;
+		}
+		if (got) {
+			struct stat3 ot = stat_of(rss[0], got), itr = stat_of(rss[1], got),
+			             off = stat_of(rss[2], got);
+			printf("RSS per stored peer (min / median / max of %d runs): itrackerd "
+			       "%.1f / %.1f / %.1f B, with the price controller off (--gateways 1 "
+			       "--max-external 2) %.1f / %.1f / %.1f B, opentracker %.1f / %.1f / "
+			       "%.1f B\n",
+			       got, itr.min, itr.med, itr.max, off.min, off.med, off.max, ot.min,
+			       ot.med, ot.max);
+			benchjson_append("tracker_rss_per_peer", itr.med, "bytes/peer", ot.med);
+			benchjson_append("tracker_rss_per_peer_no_price_controller", off.med,
+			                 "bytes/peer", ot.med);
+		}
 	}
-	printf("RSS per stored peer: itrackerd %.1f B (%.1f B with the price controller off: "
-	       "--gateways 1 --max-external 2), opentracker %.1f B\n",
-	       rss_itr, rss_store, rss_ot);
-	if (rss_itr > 0 && rss_ot > 0)
-		benchjson_append("tracker_rss_per_peer", rss_itr, "bytes/peer", rss_ot);
-	if (rss_store > 0 && rss_ot > 0)
-		benchjson_append("tracker_rss_per_peer_no_price_controller", rss_store,
-		                 "bytes/peer", rss_ot);
 	load_average(load, sizeof(load));
 	printf("load average after: %s\n", load);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
