@@ -87,6 +87,9 @@ struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 		return NULL;
 	}
 	q->slots = m;
+	/* pages are given back one by one: a huge page would keep its 2 MiB
+	 * for the one source left in it */
+	madvise(m, q->map_bytes, MADV_NOHUGEPAGE);
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_init(&q->locks[i], NULL);
 	randombytes_buf(q->key, sizeof(q->key));
