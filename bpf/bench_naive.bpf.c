@@ -5,7 +5,8 @@
  * then two LPM lookups (source and destination) on every packet, no flow
  * cache, and a per-CPU counter by class.
  * flow_lookup_xdp: the floor of itracker's design: the same parser, the
- * canonical flow key and one lookup in the flow cache, nothing else.
+ * canonical flow key (16 bytes for IPv4) and one lookup in the flow cache,
+ * nothing else.
  * tools/bench/bench_xdp.c loads them with the real program's LPM tries and
  * flow cache (map fds reused), so all see the same table contents.
  */
@@ -34,6 +35,13 @@ struct {
 	__type(key, struct itr_lpm_v6_key);
 	__type(value, struct itr_pid_info);
 } lpm_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ITR_FLOWS_MAX);
+	__type(key, struct itr_flow_key_v4);
+	__type(value, struct itr_flow_verdict);
+} flows_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -97,12 +105,19 @@ int flow_lookup_xdp(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct itr_flow_key key __attribute__((aligned(8)));
+	struct itr_flow_key_v4 key4 __attribute__((aligned(8)));
+	struct itr_flow_verdict *v;
 	struct itr_pkt p;
 
 	if (itr_parse(data, data_end, data_end - data, &p) < 0)
 		return XDP_PASS;
-	itr_flow_key_fill(&key, &p, itr_src_is_lo(&p));
-	struct itr_flow_verdict *v = bpf_map_lookup_elem(&flows, &key);
+	if (p.family == 4) {
+		itr_flow_key_v4_fill(&key4, &p, itr_src_is_lo_v4(&p));
+		v = bpf_map_lookup_elem(&flows_v4, &key4);
+	} else {
+		itr_flow_key_fill(&key, &p, itr_src_is_lo(&p));
+		v = bpf_map_lookup_elem(&flows, &key);
+	}
 	/* Use the result, so the lookup cannot be optimised away. */
 	return v && v->kind == ITR_KIND_MAX ? XDP_DROP : XDP_PASS;
 }

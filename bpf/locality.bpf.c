@@ -8,14 +8,14 @@
  * TC egress also applies the per-class policy to BitTorrent packets.
  *
  * The established-flow path is deliberately short: parse, one flow-cache
- * lookup, the config generation check, the counter, and (BitTorrent only)
- * the matrix. Everything else happens once per flow, with two exceptions
- * that only concern flows in their own states: tracker flows have their
- * next few payload packets read for the peers the tracker hands out
- * (ITR_FLOW_TRACKER), so that later flows to those peers are recognised by
- * endpoint even when obfuscated (MSE); and DHT flows look at each packet's
- * first byte, because libtorrent runs uTP on the DHT socket
- * (ITR_FLOW_SHARED).
+ * lookup (an IPv4 flow's key is 16 bytes), the config generation check,
+ * the counter, and (BitTorrent only) the matrix. Everything else happens
+ * once per flow, with two exceptions that only concern flows in their own
+ * states: tracker flows have their next few payload packets read for the
+ * peers the tracker hands out (ITR_FLOW_TRACKER), so that later flows to
+ * those peers are recognised by endpoint even when obfuscated (MSE); and
+ * DHT flows look at each packet's first byte, because libtorrent runs uTP
+ * on the DHT socket (ITR_FLOW_SHARED).
  *
  * Map layouts, enums and pin names: maps/itracker_maps.h.
  */
@@ -71,6 +71,16 @@ struct {
 	__type(value, struct itr_pid_info);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } lpm_v6 SEC(".maps");
+
+/* The flow cache: IPv4 flows under a 16-byte key, IPv6 ones under the
+ * 40-byte one (maps/itracker_maps.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ITR_FLOWS_MAX);
+	__type(key, struct itr_flow_key_v4);
+	__type(value, struct itr_flow_verdict);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows_v4 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -133,6 +143,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct itr_scratch);
 } scratch SEC(".maps");
+
+/* Per-CPU room for the verdict of a flow being set up, before it is
+ * written to the flow cache; internal, not pinned. Off the stack: the
+ * program and the global functions it calls share 512 bytes of it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct itr_flow_verdict);
+} new_verdict SEC(".maps");
 
 /* What the classifier tells its caller about a counted packet. */
 struct itr_result {
@@ -775,29 +795,51 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
                                         __u32 frame_len, __u32 segs, __u32 dir, struct itr_pkt *p,
                                         struct itr_result *res)
 {
-	struct itr_flow_key key __attribute__((aligned(8)));
-	struct itr_flow_verdict fresh = {};
+	/* One of the two, sharing the stack. */
+	union {
+		struct itr_flow_key v6;
+		struct itr_flow_key_v4 v4;
+	} key __attribute__((aligned(8)));
 	struct itr_flow_verdict *v;
 	__u32 zero = 0;
+	int src_lo;
 
 	if (itr_parse(data, data_end, frame_len, p) < 0)
 		return -1;
-	int src_lo = itr_src_is_lo(p);
-	itr_flow_key_fill(&key, p, src_lo);
+	if (p->family == 4) {
+		src_lo = itr_src_is_lo_v4(p);
+		itr_flow_key_v4_fill(&key.v4, p, src_lo);
+		v = bpf_map_lookup_elem(&flows_v4, &key.v4);
+		/* Keeps clang from merging the two lookups into one call on a
+		 * map chosen at run time: the verifier inlines a lookup only
+		 * where one map reaches the call. */
+		asm volatile("" : "+r"(v));
+	} else {
+		src_lo = itr_src_is_lo(p);
+		itr_flow_key_fill(&key.v6, p, src_lo);
+		v = bpf_map_lookup_elem(&flows, &key.v6);
+	}
 
 	struct itr_config *cfg = bpf_map_lookup_elem(&config, &zero);
 	__u64 generation = cfg ? cfg->generation : 0;
 
 	__u8 kind;
-	v = bpf_map_lookup_elem(&flows, &key);
 	if (!v) {
-		v = &fresh;
+		v = bpf_map_lookup_elem(&new_verdict, &zero);
+		if (!v)
+			return -1;
+		__builtin_memset(v, 0, sizeof(*v));
 		itr_locate(v, p, src_lo, generation);
 		if (itr_endpoint_find(p, 0) || itr_endpoint_find(p, 1))
 			v->kind = ITR_KIND_ENDPOINT;
 		if (p->payload_len > 0)
 			itr_inspect(ctx, is_xdp, p, src_lo, v);
-		bpf_map_update_elem(&flows, &key, v, BPF_ANY);
+		if (p->family == 4) {
+			long err = bpf_map_update_elem(&flows_v4, &key.v4, v, BPF_ANY);
+			asm volatile("" : "+r"(err)); /* one map per call, as above */
+		} else {
+			bpf_map_update_elem(&flows, &key.v6, v, BPF_ANY);
+		}
 		kind = v->kind;
 	} else {
 		if (v->generation != generation)

@@ -17,8 +17,8 @@
 
 /* Every map the data plane pins under the pin root. */
 static const char *const itr_map_names[] = {
-    ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-    ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG,
+    ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS_V4, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
+    ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY,   ITR_MAP_CONFIG,
 };
 #define ITR_MAP_COUNT (sizeof(itr_map_names) / sizeof(itr_map_names[0]))
 

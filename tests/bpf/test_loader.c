@@ -70,8 +70,9 @@ static void test_pins_and_adopts(void **state)
 	struct itr_dataplane *dp = open_dp(err, sizeof(err));
 	assert_non_null(dp);
 	assert_false(dp->maps_adopted);
-	const char *names[] = {ITR_MAP_LPM_V4,   ITR_MAP_LPM_V6, ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS,
-	                       ITR_MAP_COUNTERS, ITR_MAP_MATRIX, ITR_MAP_POLICY, ITR_MAP_CONFIG};
+	const char *names[] = {ITR_MAP_LPM_V4, ITR_MAP_LPM_V6,    ITR_MAP_FLOWS_V4,
+	                       ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS, ITR_MAP_COUNTERS,
+	                       ITR_MAP_MATRIX, ITR_MAP_POLICY,    ITR_MAP_CONFIG};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		assert_true(pinned(names[i]));
 
@@ -145,6 +146,7 @@ static void test_refuses_other_layout(void **state)
 	/* The foreign map is still there, untouched, and nothing else was pinned. */
 	assert_true(pinned(ITR_MAP_COUNTERS));
 	assert_false(pinned(ITR_MAP_FLOWS));
+	assert_false(pinned(ITR_MAP_FLOWS_V4));
 	unlink(path);
 }
 

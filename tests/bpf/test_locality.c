@@ -2052,9 +2052,9 @@ static void test_generation_bump(void **state)
 static void test_pins(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const names[] = {ITR_MAP_LPM_V4,    ITR_MAP_LPM_V6,   ITR_MAP_FLOWS,
-	                                    ITR_MAP_ENDPOINTS, ITR_MAP_COUNTERS, ITR_MAP_MATRIX,
-	                                    ITR_MAP_POLICY,    ITR_MAP_CONFIG};
+	static const char *const names[] = {ITR_MAP_LPM_V4, ITR_MAP_LPM_V6,    ITR_MAP_FLOWS_V4,
+	                                    ITR_MAP_FLOWS,  ITR_MAP_ENDPOINTS, ITR_MAP_COUNTERS,
+	                                    ITR_MAP_MATRIX, ITR_MAP_POLICY,    ITR_MAP_CONFIG};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char path[256];
 		snprintf(path, sizeof(path), "%s/%s", f->pin_dir, names[i]);

@@ -226,6 +226,9 @@ static struct bpf_object *load_naive(const char *self, struct locality *skel, in
 	err = err
 	          ?: bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "flows"),
 	                               bpf_map__fd(skel->maps.flows));
+	err = err
+	          ?: bpf_map__reuse_fd(bpf_object__find_map_by_name(obj, "flows_v4"),
+	                               bpf_map__fd(skel->maps.flows_v4));
 	err = err ?: bpf_object__load(obj);
 	if (err)
 		die("loading bench_naive.bpf.o", err);

@@ -336,6 +336,7 @@ static int dataplane_load(struct private_dataplane *dp)
 	bpf_program__set_autoload(dp->skel->progs.itr_tc_ingress, false);
 	/* The LRU maps are preallocated at their production sizes, which
 	 * costs seconds per load; a capture needs far fewer entries. */
+	bpf_map__set_max_entries(dp->skel->maps.flows_v4, CLASSIFY_MAX_FLOWS);
 	bpf_map__set_max_entries(dp->skel->maps.flows, CLASSIFY_MAX_FLOWS);
 	bpf_map__set_max_entries(dp->skel->maps.endpoints, CLASSIFY_MAX_FLOWS);
 	bpf_map__set_max_entries(dp->skel->maps.matrix, 4096);
@@ -427,22 +428,43 @@ static int run_capture(struct ctl_capture *cap, int prog_fd, struct classify_run
 	return 0;
 }
 
-/* Attach the program's verdicts; flows only the kernel knows are added too. */
-static int collect_verdicts(int flows_fd, struct classify_run *run)
+static int attach_verdict(struct classify_run *run, const struct itr_flow_key *key,
+                          const struct itr_flow_verdict *v)
 {
-	struct itr_flow_key key, next;
+	struct flow_stats *fs = flow_get(run, key);
+	if (!fs)
+		return -1;
+	fs->verdict = *v;
+	fs->in_kernel = true;
+	return 0;
+}
+
+/* Attach the program's verdicts (IPv4 flows from their own map, keys
+ * widened to the common form); flows only the kernel knows are added too. */
+static int collect_verdicts(int flows_v4_fd, int flows_fd, struct classify_run *run)
+{
+	struct itr_flow_verdict v;
+	struct itr_flow_key_v4 key4, next4;
 	const void *prev = NULL;
+	while (bpf_map_get_next_key(flows_v4_fd, prev, &next4) == 0) {
+		key4 = next4;
+		prev = &key4;
+		if (bpf_map_lookup_elem(flows_v4_fd, &key4, &v) != 0)
+			continue;
+		struct itr_flow_key key;
+		ctl_flow_key_widen_v4(&key, &key4);
+		if (attach_verdict(run, &key, &v) != 0)
+			return -1;
+	}
+	struct itr_flow_key key, next;
+	prev = NULL;
 	while (bpf_map_get_next_key(flows_fd, prev, &next) == 0) {
 		key = next;
 		prev = &key;
-		struct itr_flow_verdict v;
 		if (bpf_map_lookup_elem(flows_fd, &key, &v) != 0)
 			continue;
-		struct flow_stats *fs = flow_get(run, &key);
-		if (!fs)
+		if (attach_verdict(run, &key, &v) != 0)
 			return -1;
-		fs->verdict = v;
-		fs->in_kernel = true;
 	}
 	qsort(run->list, run->nflows, sizeof(*run->list), by_bytes);
 	return 0;
@@ -462,8 +484,9 @@ static int map_clear(int fd)
  * budgets, matrix, counters); the tries and the config stay. */
 static int dataplane_reset(struct private_dataplane *dp)
 {
-	struct bpf_map *hashes[] = {dp->skel->maps.flows, dp->skel->maps.endpoints,
-	                            dp->skel->maps.teach_budget, dp->skel->maps.matrix};
+	struct bpf_map *hashes[] = {dp->skel->maps.flows_v4, dp->skel->maps.flows,
+	                            dp->skel->maps.endpoints, dp->skel->maps.teach_budget,
+	                            dp->skel->maps.matrix};
 	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
 		if (bpf_map__key_size(hashes[i]) > 64 || map_clear(bpf_map__fd(hashes[i]))) {
 			ctl_error("emptying map %s failed", bpf_map__name(hashes[i]));
@@ -533,7 +556,8 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 		rc = CTL_EXIT_RUNTIME;
 		if ((i == first || dataplane_reset(&dp) == 0) &&
 		    run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
-		    collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS), &run) == 0 &&
+		    collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS_V4), map_fd(&dp, ITR_MAP_FLOWS),
+		                     &run) == 0 &&
 		    itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {
 			json_t *r =
 			    result_json(file, ctl_capture_linktype(cap), &run, &counters, map_file);

@@ -96,6 +96,9 @@ void ctl_capture_close(struct ctl_capture *cap);
  * parser (frame_key.c); -1 for a frame it leaves alone. */
 struct itr_flow_key;
 int ctl_frame_flow_key(const uint8_t *frame, size_t len, struct itr_flow_key *key);
+/* An IPv4 flow-cache key (ITR_MAP_FLOWS_V4) in the form above. */
+struct itr_flow_key_v4;
+void ctl_flow_key_widen_v4(struct itr_flow_key *key, const struct itr_flow_key_v4 *key4);
 
 /* Subcommands: argv[0] is the subcommand name; each returns an exit code. */
 int ctl_cmd_status(const struct ctl_global *g, int argc, char **argv);

@@ -29,3 +29,8 @@ int ctl_frame_flow_key(const uint8_t *frame, size_t len, struct itr_flow_key *ke
 	itr_flow_key_fill(key, &p, itr_src_is_lo(&p));
 	return 0;
 }
+
+void ctl_flow_key_widen_v4(struct itr_flow_key *key, const struct itr_flow_key_v4 *key4)
+{
+	itr_flow_key_widen_v4(key, key4);
+}
