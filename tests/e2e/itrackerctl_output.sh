@@ -53,8 +53,12 @@ jq -e '.interfaces[] | select(.name == "va") | .tc_ingress.prog_name == "itr_tc_
 	.xdp == null and .virtual == true and .tc_egress.prog_name == "itr_tc_egress"' \
 	"$E2E_TMP/status.json" >/dev/null ||
 	{ cat "$E2E_TMP/status.json" >&2; e2e_fail "status does not show TC ingress and egress on va"; }
-jq -e '[.maps[] | select(.pinned)] | length == 8' "$E2E_TMP/status.json" >/dev/null ||
-	e2e_fail "not all 8 maps reported pinned"
+jq -e '[.maps[] | select(.pinned)] | length == 9' "$E2E_TMP/status.json" >/dev/null ||
+	e2e_fail "not all 9 maps reported pinned"
+# The fetches were IPv4: their flows are in the IPv4 flow cache, none in the IPv6 one.
+jq -e '(.maps[] | select(.name == "flows_v4") | .entries >= 2) and
+	(.maps[] | select(.name == "flows") | .entries == 0)' "$E2E_TMP/status.json" >/dev/null ||
+	{ jq '.maps' "$E2E_TMP/status.json" >&2; e2e_fail "IPv4 flows not in flows_v4"; }
 # example.netmap has 6 v4 prefixes: lpm_v4 must hold exactly those.
 jq -e '.maps[] | select(.name == "lpm_v4") | .entries == 6' "$E2E_TMP/status.json" >/dev/null ||
 	e2e_fail "lpm_v4 entry count"
