@@ -22,3 +22,14 @@ int bench_empty_tc(struct __sk_buff *skb)
 	(void)skb;
 	return TC_ACT_OK;
 }
+
+/* The same, declared able to take multi-buffer frames (xdp.frags) as
+ * itracker's XDP program is: the flag changes the path packets take to the
+ * program (generic XDP linearises a GRO super-packet for a program
+ * without it), so it belongs to the reference. */
+SEC("xdp.frags")
+int bench_empty_xdp_frags(struct xdp_md *ctx)
+{
+	(void)ctx;
+	return XDP_PASS;
+}
