@@ -463,8 +463,8 @@ const struct itr_option_spec itr_option_specs[] = {
     {"no-dataplane", 0, NULL, NULL, "serve the iTracker only, load nothing into the kernel",
      opt_no_dataplane, NULL},
     {"purge", 0, NULL, NULL,
-     "detach itracker from every interface, remove everything pinned under the pin root, "
-     "and exit",
+     "detach itracker from every interface, remove everything pinned under the pin root "
+     "and --shape's qdiscs, and exit",
      opt_purge, NULL},
     {"route", 0, "PID=SEL", NULL,
      "routes selected by SEL give their prefixes to PID (a PID of the map file); SEL is "
@@ -896,6 +896,14 @@ int itr_options_other_action(const struct itr_options *o)
 			return 1;
 		}
 		printf("itrackerd: data plane removed from %s\n", o->loader.pin_root);
+		int shaped = itr_shaper_purge(err, sizeof(err));
+		if (shaped < 0) {
+			fprintf(stderr, "itrackerd: %s\n", err);
+			return 1;
+		}
+		if (shaped)
+			printf("itrackerd: --shape's qdisc removed from %d device%s\n", shaped,
+			       shaped == 1 ? "" : "s");
 		return 0;
 	case ITR_OPTIONS_RUN:
 		break;

@@ -400,6 +400,34 @@ void itr_shaper_free(struct itr_shaper *s, bool keep)
 	free(s);
 }
 
+int itr_shaper_purge(char *err, size_t errlen)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	struct nl_cache *cache = NULL;
+	int rc = sk ? nl_connect(sk, NETLINK_ROUTE) : -NLE_NOMEM;
+	if (!rc)
+		rc = rtnl_qdisc_alloc_cache(sk, &cache);
+	int removed = 0;
+	for (struct nl_object *o = rc ? NULL : nl_cache_get_first(cache); o && rc >= 0;
+	     o = nl_cache_get_next(o)) {
+		struct rtnl_tc *tc = (struct rtnl_tc *)o;
+		const char *kind = rtnl_tc_get_kind(tc);
+		if (rtnl_tc_get_parent(tc) != TC_H_ROOT || !kind || strcmp(kind, "htb") ||
+		    rtnl_tc_get_handle(tc) != TC_HANDLE(ITR_SHAPE_MAJOR, 0))
+			continue;
+		rc = rtnl_qdisc_delete(sk, (struct rtnl_qdisc *)o);
+		if (!rc)
+			removed++;
+	}
+	if (rc < 0)
+		snprintf(err, errlen, "removing --shape's qdiscs: %s", nl_geterror(rc));
+	if (cache)
+		nl_cache_free(cache);
+	if (sk)
+		nl_socket_free(sk);
+	return rc < 0 ? -1 : removed;
+}
+
 struct class_counters {
 	uint64_t bytes, packets, drops, overlimits, backlog;
 	bool ok;

@@ -88,6 +88,11 @@ int itr_shaper_follow_map(struct itr_shaper *s, const struct itr_netmap *map);
  * --keep-attached, for the next run to adopt), then free. NULL is fine. */
 void itr_shaper_free(struct itr_shaper *s, bool keep);
 
+/* `itrackerd --purge`: remove every root qdisc of ours (handle
+ * ITR_SHAPE_MAJOR:, a run with --keep-attached left it) from every device
+ * of this network namespace. How many, or -1 with err. */
+int itr_shaper_purge(char *err, size_t errlen);
+
 /* [{"link", "dev", "rate_bps", "sent_bytes", "sent_packets", "drops",
  *   "overlimits", "backlog_bytes"}] with the class's kernel counters. */
 json_t *itr_shaper_status_json(struct itr_shaper *s);

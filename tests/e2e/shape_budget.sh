@@ -21,7 +21,9 @@
 #   4. iperf3 (not BitTorrent) over the same link meanwhile gets well
 #      above the budget (at least 2x), and BitTorrent stays within 10 %;
 #   5. on exit itrackerd removes its qdisc from gt;
-#   6. a device whose root qdisc the operator set is refused, and left alone.
+#   6. a device whose root qdisc the operator set is refused, and left alone;
+#      one of ours (a --keep-attached run's) is taken over at start, and
+#      --purge removes it.
 # Prints the settle times (from the leecher's start and from the reload).
 E2E=itrsb
 source "$(dirname "$0")/lib/netns.sh"
@@ -58,6 +60,9 @@ cp "$ITRACKER_ROOT/maps/example.netmap" "$MAP"
 cp "$MAP" "$E2E_TMP/base.netmap"
 echo "link a-transit asn 64500 uplink capacity 24mbit budget 6mbit" >>"$MAP"
 e2e_bpffs
+# A previous run's qdisc (as --keep-attached leaves it): taken over, and
+# rebuilt from the map's budget.
+ip netns exec "$G" tc qdisc add dev gt root handle 4954: htb default 0
 CTL="$ITRACKER_ROOT/$BUILD/itrackerctl --server http://127.0.0.1:6969"
 ip netns exec "$G" "$ITRACKER_ROOT/$BUILD/itrackerd" -i gt --shape a-transit=gt \
 	--map "$MAP" --pin-root "$E2E_PIN_ROOT" --listen 0.0.0.0:6969 --udp off \
@@ -234,6 +239,16 @@ grep -q "gt already has a root qdisc (tbf, handle 7:) that itrackerd did not ins
 [[ $(ip netns exec "$G" tc -j qdisc show dev gt root | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["kind"])') == tbf ]] ||
 	e2e_fail "the operator's tbf is gone"
 echo "ok an operator's root qdisc is refused and left alone"
+
+# --purge removes a qdisc of ours that a --keep-attached run left (here on
+# g0), and nothing else.
+ip netns exec "$G" tc qdisc add dev g0 root handle 4954: htb default 0
+ip netns exec "$G" "$ITRACKER_ROOT/$BUILD/itrackerd" --purge --pin-root "$E2E_PIN_ROOT" >"$E2E_TMP/purge.log" 2>&1 ||
+	{ cat "$E2E_TMP/purge.log" >&2; e2e_fail "itrackerd --purge failed"; }
+grep -q "qdisc removed from 1 device" "$E2E_TMP/purge.log" || { cat "$E2E_TMP/purge.log" >&2; e2e_fail "--purge: no word of the qdisc"; }
+roots=$(for d in g0 gt; do ip netns exec "$G" tc -j qdisc show dev $d root | /usr/bin/python3 -c 'import json,sys; q = json.load(sys.stdin)[0]; print(q["kind"] + ":" + q["handle"])'; done | tr '\n' ' ')
+[[ $roots == "noqueue:0: tbf:7: " ]] || e2e_fail "after --purge the roots of g0 and gt are '$roots'"
+echo "ok --purge removed the qdisc of ours and left the operator's"
 echo "settle: start ${SETTLE_START}s, reload ${SETTLE_RELOAD}s"
 echo "steady-state error (%): 6 Mbit/s:$ERRS_START; 3 Mbit/s:$ERRS_RELOAD; 3 Mbit/s with iperf3:$ERRS_IPERF"
 echo "PASS: shape_budget"
