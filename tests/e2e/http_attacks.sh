@@ -69,7 +69,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock
 # Proxy mode, the upstream accepts and never answers: 48 announces at once
 # (they held every worker and /v1/status timed out) get their answers when
 # the upstream times out, and /v1/status never waits for them.
+# The first daemon must be gone before the second binds its port: on a busy
+# machine its shutdown outlasted the second's start, which then failed to bind.
 kill "$PID"
+wait "$PID" 2>/dev/null || :
 ip netns exec "$NS" python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -91,6 +94,7 @@ for _ in $(seq 100); do
 	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
 	sleep 0.1
 done
+kill -0 "$PID" 2>/dev/null || e2e_fail "the proxying itrackerd did not start: $(tail -5 "$E2E_TMP/itrackerd.log")"
 run announce-flood --parallel 48
 # with a token: none or a wrong one is refused, itrackerctl sends it
 CTL=$ITRACKER_ROOT/$BUILD/itrackerctl
