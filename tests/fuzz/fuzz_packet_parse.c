@@ -4,7 +4,8 @@
  * the same code the verifier accepted, run on arbitrary bytes. The input is
  * a frame; a parsed frame must place its payload inside the frame, and
  * every check on the payload must stay inside the bytes it was given
- * (AddressSanitizer watches the reads) and report offsets inside them.
+ * (AddressSanitizer watches the reads) and report offsets inside them; an
+ * IPv4 frame's 16-byte flow key must name the flow its generic key does.
  */
 #include "user_compat.h"
 
@@ -44,7 +45,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (p.payload_off > size || p.payload_len > size - p.payload_off)
 			abort();
 		struct itr_flow_key k;
-		itr_flow_key_fill(&k, &p, itr_src_is_lo(&p));
+		int src_lo = itr_src_is_lo(&p);
+		itr_flow_key_fill(&k, &p, src_lo);
+		if (p.family == 4) {
+			/* The IPv4 flow cache's key names the same flow: the
+			 * same "lo" end, and widened it is the generic key
+			 * (classify matches frames to kernel entries that way). */
+			struct itr_flow_key_v4 k4;
+			struct itr_flow_key wide;
+			if (itr_src_is_lo_v4(&p) != src_lo)
+				abort();
+			itr_flow_key_v4_fill(&k4, &p, src_lo);
+			itr_flow_key_widen_v4(&wide, &k4);
+			if (memcmp(&wide, &k, sizeof(k)) != 0)
+				abort();
+		}
 	}
 	free(buf);
 
