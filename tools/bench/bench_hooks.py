@@ -23,6 +23,10 @@ each to "none" and to the empty program in the same hook, and appends the
 medians to $BUILD/bench.json.
 
   sudo BUILD=build tools/bench/bench_hooks.py [--rounds N] [--seconds S] [--quick]
+      [--topologies veth,bridge] [--variants none,empty-xdp-native,...]
+
+--topologies and --variants measure a part (an itrackerd variant's ratio
+to its empty program needs that empty program in the list too).
 
 Only addresses inside the namespaces it makes are traffic targets.
 """
@@ -176,7 +180,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--quick", action="store_true", help="one round of 2 s")
+    ap.add_argument("--topologies", default="veth,bridge",
+                    help="comma-separated subset of veth,bridge")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     a = ap.parse_args()
+    topologies = [t for t in a.topologies.split(",") if t]
+    variants = [v for v in a.variants.split(",") if v]
+    if any(t not in ("veth", "bridge") for t in topologies) or any(
+            v not in VARIANTS for v in variants) or not topologies or not variants:
+        ap.error("unknown topology or variant")
     if a.quick:
         a.rounds, a.seconds = 1, 2
     if os.geteuid() != 0:
@@ -187,10 +200,10 @@ def main():
     results = {}
     auto_hook = {}
     try:
-        for topo in ("veth", "bridge"):
+        for topo in topologies:
             hook_ns, hook_if = setup(topo)
             for rnd in range(a.rounds):
-                order = VARIANTS[rnd % len(VARIANTS):] + VARIANTS[:rnd % len(VARIANTS)]
+                order = variants[rnd % len(variants):] + variants[:rnd % len(variants)]
                 for v in order:
                     with Hook(v, hook_ns, hook_if, bpffs) as h:
                         if v == "itracker-auto":
@@ -210,25 +223,27 @@ def main():
     print("real traffic per hook: iperf3, %d round(s) of %d s, rotated order; load average %.1f"
           % (a.rounds, a.seconds, load))
     records = []
-    for topo in ("veth", "bridge"):
+    for topo in topologies:
         print("\n%s (itrackerd's default here: %s)" % (topo, auto_hook.get(topo, "?")))
         print("%-26s %-26s %8s %8s   %-24s %8s %8s" % ("variant", "TCP Gbit/s min/med/max",
                                                       "/none", "/empty", "UDP 64 B kpps", "/none",
                                                       "/empty"))
-        none_t = statistics.median(results[(topo, "none")]["tcp"])
-        none_u = statistics.median(results[(topo, "none")]["udp"])
-        for v in VARIANTS:
+        have_none = (topo, "none") in results
+        none_t = statistics.median(results[(topo, "none")]["tcp"]) if have_none else None
+        none_u = statistics.median(results[(topo, "none")]["udp"]) if have_none else None
+        for v in variants:
             r = results[(topo, v)]
             t, u = stats(r["tcp"]), stats(r["udp"])
             ref = None
             if v.startswith("itracker") and v != "itracker-auto":
-                ref = results[(topo, "empty-" + v.split("-", 1)[1])]
+                ref = results.get((topo, "empty-" + v.split("-", 1)[1]))
             rt = t[1] / statistics.median(ref["tcp"]) if ref else None
             ru = u[1] / statistics.median(ref["udp"]) if ref else None
-            print("%-26s %6.2f/%6.2f/%6.2f %11.2f %8s   %6.1f/%6.1f/%6.1f %11.2f %8s" % (
-                v, *t, t[1] / none_t, "%.2f" % rt if rt else "-", *u, u[1] / none_u,
+            print("%-26s %6.2f/%6.2f/%6.2f %11s %8s   %6.1f/%6.1f/%6.1f %11s %8s" % (
+                v, *t, "%.2f" % (t[1] / none_t) if have_none else "-",
+                "%.2f" % rt if rt else "-", *u, "%.2f" % (u[1] / none_u) if have_none else "-",
                 "%.2f" % ru if ru else "-"))
-            if v != "none":
+            if v != "none" and have_none:
                 records.append({"name": "hooks %s %s TCP" % (topo, v), "value": t[1],
                                 "unit": "Gbit/s", "reference": none_t, "ratio": t[1] / none_t})
                 records.append({"name": "hooks %s %s UDP64" % (topo, v), "value": u[1],
@@ -241,8 +256,11 @@ def main():
         old = []
     with open(path, "w") as f:
         json.dump(old + records, f, indent=1)
-    print("\nreproduce: sudo BUILD=%s %s --rounds %d --seconds %d" % (BUILD, sys.argv[0],
-                                                                    a.rounds, a.seconds))
+    part = ""
+    if a.topologies != "veth,bridge" or a.variants != ",".join(VARIANTS):
+        part = " --topologies %s --variants %s" % (a.topologies, a.variants)
+    print("\nreproduce: sudo BUILD=%s %s --rounds %d --seconds %d%s" % (BUILD, sys.argv[0],
+                                                                      a.rounds, a.seconds, part))
     return 0
 
 
