@@ -18,6 +18,7 @@
 
 #define MAX_NODES      64
 #define NO_NODE        255
+#define MAX_REPLICAS   2
 #define REFRESH_GAP_MS 25 /* a failing cluster is asked for its map this often at most */
 
 struct node {
@@ -66,6 +67,9 @@ struct itr_rc {
 	pthread_rwlock_t lock; /* nodes, slot_node */
 	struct node nodes[MAX_NODES];
 	unsigned nnodes;
+	/* each master's first replicas, asked first for the slot map when the
+	 * master fails: the one that takes over knows it first */
+	struct node replicas[MAX_NODES][MAX_REPLICAS];
 	uint8_t slot_node[ITR_RC_SLOTS];
 	pthread_mutex_t refresh_lock;
 	uint64_t last_refresh_ms;
@@ -226,7 +230,8 @@ static int refresh_from(struct itr_rc *rc, const struct node *from)
 	int rc_ok = -1;
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
 		goto out;
-	struct node nodes[MAX_NODES];
+	struct node nodes[MAX_NODES], replicas[MAX_NODES][MAX_REPLICAS];
+	memset(replicas, 0, sizeof(replicas));
 	unsigned nnodes = 0;
 	uint8_t *map = malloc(ITR_RC_SLOTS);
 	if (!map)
@@ -260,6 +265,20 @@ static int refresh_from(struct itr_rc *rc, const struct node *from)
 				continue;
 			nodes[nnodes++] = n;
 		}
+		for (size_t k = 3; k < range->elements && k < 3 + MAX_REPLICAS; k++) {
+			redisReply *rep = range->element[k];
+			struct node *r = &replicas[idx][k - 3];
+			if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+			    rep->element[1]->type != REDIS_REPLY_INTEGER)
+				continue;
+			if (rep->element[0]->type == REDIS_REPLY_STRING &&
+			    rep->element[0]->len > 0 && rep->element[0]->len < sizeof(r->host) &&
+			    strcmp(rep->element[0]->str, "?"))
+				snprintf(r->host, sizeof(r->host), "%s", rep->element[0]->str);
+			else
+				snprintf(r->host, sizeof(r->host), "%s", from->host);
+			r->port = (uint16_t)rep->element[1]->integer;
+		}
 		long long lo = range->element[0]->integer, hi = range->element[1]->integer;
 		for (long long s = lo; s <= hi && s < ITR_RC_SLOTS; s++)
 			if (s >= 0)
@@ -268,6 +287,7 @@ static int refresh_from(struct itr_rc *rc, const struct node *from)
 	if (nnodes) {
 		pthread_rwlock_wrlock(&rc->lock);
 		memcpy(rc->nodes, nodes, nnodes * sizeof(nodes[0]));
+		memcpy(rc->replicas, replicas, nnodes * sizeof(replicas[0]));
 		rc->nnodes = nnodes;
 		memcpy(rc->slot_node, map, ITR_RC_SLOTS);
 		pthread_rwlock_unlock(&rc->lock);
@@ -282,8 +302,11 @@ out:
 }
 
 /* Read the slot map again from any known node or seed (at most every
- * REFRESH_GAP_MS unless forced at start). 0 if a map was read. */
-static int refresh(struct itr_rc *rc, bool force)
+ * REFRESH_GAP_MS unless forced). After a failure of master failed (or
+ * NULL), its replicas are asked first: the one that takes over answers
+ * with the new map as soon as it has won, before the other nodes hear of
+ * it. 0 if a map was read. */
+static int refresh(struct itr_rc *rc, bool force, const struct node *failed)
 {
 	pthread_mutex_lock(&rc->refresh_lock);
 	uint64_t now = now_ms();
@@ -293,9 +316,13 @@ static int refresh(struct itr_rc *rc, bool force)
 	}
 	rc->last_refresh_ms = now;
 	atomic_fetch_add(&rc->refreshes, 1);
-	struct node cands[MAX_NODES + 16];
+	struct node cands[MAX_REPLICAS + MAX_NODES + 16];
 	unsigned n = 0;
 	pthread_rwlock_rdlock(&rc->lock);
+	for (unsigned i = 0; failed && i < rc->nnodes; i++)
+		for (unsigned k = 0; same_node(&rc->nodes[i], failed) && k < MAX_REPLICAS; k++)
+			if (rc->replicas[i][k].port)
+				cands[n++] = rc->replicas[i][k];
 	for (unsigned i = 0; i < rc->nnodes; i++)
 		cands[n++] = rc->nodes[i];
 	pthread_rwlock_unlock(&rc->lock);
@@ -352,7 +379,7 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
 	snprintf(err, errlen, "no node serves slot %u", slot);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		if (!have_target) {
-			refresh(rc, false);
+			refresh(rc, false, NULL);
 			if (!(have_target = owner_of(rc, slot, &target)))
 				continue;
 		}
@@ -360,7 +387,7 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
 		if (!c) {
 			snprintf(err, errlen, "cannot connect to %s:%u", target.host, target.port);
 			have_target = false;
-			refresh(rc, false);
+			refresh(rc, false, &target);
 			continue;
 		}
 		if (asking)
@@ -385,7 +412,7 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
 			itr_rc_replies_free(replies, n);
 			have_target = false;
 			asking = false;
-			refresh(rc, false);
+			refresh(rc, false, &target);
 			continue;
 		}
 		struct node to;
@@ -400,7 +427,7 @@ int itr_rc_pipeline(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *c
 		target = to;
 		asking = kind == 2;
 		if (kind == 1) /* the slot has a new owner: learn the whole new map */
-			refresh(rc, true);
+			refresh(rc, true, NULL);
 	}
 	atomic_fetch_add(&rc->failures, 1);
 	return -1;
@@ -444,6 +471,7 @@ static void flush_batch(struct itr_rc *rc, struct master_queue *q, bool wait_rep
 	if (!q->ctx) {
 		for (struct write_req *r = batch; r; r = r->next)
 			r->result = -1;
+		refresh(rc, false, &q->node);
 		return;
 	}
 	uint64_t nreq = 0, ncmd = 0;
@@ -492,9 +520,9 @@ static void flush_batch(struct itr_rc *rc, struct master_queue *q, bool wait_rep
 		}
 		redisFree(q->ctx);
 		q->ctx = NULL;
-		refresh(rc, false);
+		refresh(rc, false, &q->node);
 	} else if (moved) {
-		refresh(rc, true);
+		refresh(rc, true, NULL);
 	}
 }
 
@@ -618,10 +646,13 @@ void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
 		atomic_fetch_add(&rc->batches, 1);
 		atomic_fetch_add(&rc->batched, nreq);
 	}
-	bool moved = false, broken_any = false;
+	bool moved = false;
+	const struct node *failed = NULL;
 	for (unsigned k = 0; k < nn; k++) { /* then every answer */
-		if (!conns[k])
+		if (!conns[k]) {
+			failed = &nodes[k];
 			continue;
+		}
 		bool broken = false;
 		for (size_t i = 0; i < n; i++) {
 			struct itr_rc_item *it = &items[i];
@@ -655,13 +686,13 @@ void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
 					itr_rc_replies_free(items[i].replies, items[i].n);
 				}
 			conn_drop(conns[k]);
-			broken_any = true;
+			failed = &nodes[k];
 		}
 	}
 	if (moved)
-		refresh(rc, true);
-	else if (broken_any)
-		refresh(rc, false);
+		refresh(rc, true, NULL);
+	else if (failed)
+		refresh(rc, false, failed);
 	for (size_t i = 0; i < n; i++) /* whatever is left goes alone */
 		if (items[i].result > 0)
 			items[i].result =
@@ -713,7 +744,7 @@ struct itr_rc *itr_rc_new(const struct itr_rc_config *cfg, char *err, size_t err
 		free(rc);
 		return NULL;
 	}
-	refresh(rc, true);
+	refresh(rc, true, NULL);
 	return rc;
 }
 
