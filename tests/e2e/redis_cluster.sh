@@ -23,7 +23,7 @@ BIN=$ITRACKER_ROOT/$BUILD/itrackerd
 SWARM="/usr/bin/python3 $ITRACKER_ROOT/tests/e2e/lib/redis_swarm.py"
 
 source "$ITRACKER_ROOT/tests/e2e/lib/redis_cluster.sh"
-start_cluster "${NODE_TIMEOUT_MS:-1000}"
+start_cluster "${NODE_TIMEOUT_MS:-500}"
 
 declare -A ITR_PID
 for n in 1 2 3; do

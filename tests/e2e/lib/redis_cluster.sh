@@ -14,8 +14,11 @@ start_cluster() { # node-timeout-ms
 	for port in "${PORTS[@]}"; do
 		rm -rf "$E2E_TMP/r$port"
 		mkdir -p "$E2E_TMP/r$port"
+		# the settings docs/multi-gateway.md recommends: node timeout as
+		# given, and the slots of live masters served while one fails over
 		ip netns exec "$NS" redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
 			--cluster-config-file "$E2E_TMP/r$port/nodes.conf" --cluster-node-timeout "$1" \
+			--cluster-require-full-coverage no \
 			--save '' --appendonly no --dir "$E2E_TMP/r$port" --daemonize no \
 			>"$E2E_TMP/r$port/log" 2>&1 &
 		REDIS_PID[$port]=$!

@@ -12,9 +12,10 @@ itrackerd instances that share a Redis Cluster store.
                                             exit 0 if the answer lists WANT
   redis_swarm.py outage URL HASHHEX IP PORT WANT_IP:WANT_PORT SECONDS
                                             announce every 50 ms for SECONDS; print
-                                            the longest run of failed announces (and
-                                            its wall-clock start and end), and
-                                            whether WANT was listed at the end
+                                            the longest time without a successful
+                                            answer (and its wall-clock start and
+                                            end), and whether WANT was listed at
+                                            the end
   redis_swarm.py quota URL HASHHEX IP PORT  with --max-peers-per-source 2 and
                                             --max-torrents-per-source 2: a third port
                                             in one torrent and a third torrent are
@@ -70,9 +71,12 @@ def announce(url, info_hash, ip, port, left=1000, event=""):
 def announce_warned(url, info_hash, ip, port, left=1000, event=""):
     """-> (failure reason or None, [(ip, port)...], seconds, warning message or None)"""
     u = urllib.parse.urlparse(url)
+    # %20 for a space byte, as BitTorrent clients send it: urlencode's default
+    # "+" is no space to a tracker, and the swarm would be another one
     q = urllib.parse.urlencode({"info_hash": info_hash, "peer_id": b"-IT0001-" + bytes(12),
                                 "port": port, "uploaded": 0, "downloaded": 0, "left": left,
-                                "compact": 1, "numwant": 50, "event": event})
+                                "compact": 1, "numwant": 50, "event": event},
+                               quote_via=urllib.parse.quote)
     start = time.monotonic()
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10, source_address=(ip, 0))
     try:
@@ -177,37 +181,43 @@ def main(argv):
         print("listed" if ok else "not listed (%s; %s)" % (fail, peers))
         return 0 if ok else 1
     if cmd == "outage":
+        # The outage is what a client sees: the longest time between two
+        # successful answers, less the probe's own 50 ms pause. (A run of
+        # failed answers alone misses an announce that was in flight when
+        # the master died and took long to succeed.)
         want, seconds = want_of(argv[6]), float(argv[7])
         end = time.monotonic() + seconds
-        first_fail = None
-        runs = []  # every run of failures, in seconds from the first
+        failing = False
+        failures = 0
+        # (monotonic, wall) of the last successful answer; the start counts as
+        # one, so a probe that starts during the outage measures from there
+        last_ok = (time.monotonic() - 0.05, time.time() - 0.05)
         longest = 0.0
-        longest_at = (0.0, 0.0)  # wall clock: first failure, first success after it
+        longest_at = (0.0, 0.0)  # wall clock: the answers around the longest gap
         listed = False
         while time.monotonic() < end:
-            t, wall = time.monotonic(), time.time()
             try:
                 fail, peers, _ = announce(url, ih, ip, port)
             except OSError as e:
                 fail, peers = str(e), []
+            t, wall = time.monotonic(), time.time()
             if fail:
-                first_fail = first_fail or (t, wall)
+                failing = True
+                failures += 1
             else:
-                if first_fail:
-                    runs.append((first_fail[1], wall))
-                if first_fail and t - first_fail[0] > longest:
-                    longest = t - first_fail[0]
-                    longest_at = (first_fail[1], wall)
-                first_fail = None
+                if last_ok and t - last_ok[0] - 0.05 > longest:
+                    longest = t - last_ok[0] - 0.05
+                    longest_at = (last_ok[1], wall)
+                last_ok = (t, wall)
+                failing = False
                 listed = want in peers
             time.sleep(0.05)
-        if first_fail:
+        if failing:
             print("announces still failing at the end")
             return 1
-        print("longest run of failed announces: %.2f s; peer listed at the end: %s; "
-              "failing from %.3f to %.3f (Unix time); runs of failures: %s" %
-              (longest, listed, *longest_at,
-               " ".join("%.2f-%.2f" % (a - runs[0][0], b - runs[0][0]) for a, b in runs)))
+        print("longest time without a successful answer: %.2f s (%d failed announces); "
+              "peer listed at the end: %s; no answer from %.3f to %.3f (Unix time)" %
+              (longest, failures, listed, *longest_at))
         return 0 if listed else 1
     if cmd == "quota":
         other = hashlib.sha1(ih + b"2").digest()
