@@ -2,7 +2,7 @@
  * set-associative table (see source_ledger.h).
  *
  * An entry is a 48-byte head and max_ports slots of 8 bytes (port and
- * expiry): 176 bytes with the default limit of 16, 11.5 MiB for the
+ * expiry): 176 bytes with the default limit of 16, 11 MiB for the
  * default 65536 pairs, touched only as pairs arrive.
  */
 #include "source_ledger.h"
