@@ -134,7 +134,7 @@ done
 [[ $(jq -r .linktype "$E2E_TMP/tcp.json") == EN10MB ]] || e2e_fail "veth capture is not Ethernet"
 [[ $(jq -r .linktype "$E2E_TMP/tcp_any.json") == LINUX_SLL* ]] || e2e_fail "any capture is not SLL"
 # Table output names the kinds too.
-"$CTL" classify "$E2E_TMP/tcp.pcap" --map "$MAP" | grep -q "peer_wire" || e2e_fail "table lacks peer_wire"
+"$CTL" classify "$E2E_TMP/tcp.pcap" --map "$MAP" | grep "peer_wire" >/dev/null || e2e_fail "table lacks peer_wire"
 
 # ---- 2. libtorrent over uTP with DHT ---------------------------------------
 # libtorrent runs DHT and uTP on one UDP socket, so DHT between the two

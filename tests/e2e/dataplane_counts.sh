@@ -26,7 +26,7 @@ for i in $(seq 100); do
 	ip netns exec "$A" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
 	sleep 0.1
 done
-ip netns exec "$A" curl -fsS http://127.0.0.1:6969/v1/status | grep -q '"tc_egress":true' ||
+ip netns exec "$A" curl -fsS http://127.0.0.1:6969/v1/status | grep '"tc_egress":true' >/dev/null ||
 	e2e_fail "itrackerd did not attach"
 if [[ $HOOK == xdp ]]; then
 	ip -n "$A" link show va | grep -q xdp || e2e_fail "no XDP program on va"

@@ -51,8 +51,8 @@ unshare -m --propagation private bash -euo pipefail -c '
 		fail "itrackerd --version is not the package version $VERSION"
 	chroot "$R" itrackerctl map check /usr/share/itracker/example.netmap >/dev/null ||
 		fail "the installed itrackerctl rejects the installed example map"
-	zcat "$R/usr/share/man/man8/itrackerd.8.gz" | grep -qF -- "\\-\\-map" || fail "itrackerd(8) lacks the options"
-	zcat "$R/usr/share/man/man8/itrackerctl.8.gz" | grep -q "map check" || fail "itrackerctl(8) lacks the commands"
+	zcat "$R/usr/share/man/man8/itrackerd.8.gz" | grep -F -- "\\-\\-map" >/dev/null || fail "itrackerd(8) lacks the options"
+	zcat "$R/usr/share/man/man8/itrackerctl.8.gz" | grep "map check" >/dev/null || fail "itrackerctl(8) lacks the commands"
 	grep -q "^ExecStart=/usr/sbin/itrackerd " "$R/lib/systemd/system/itrackerd.service" ||
 		fail "the unit does not start the installed itrackerd"
 	user=$(sed -n "s/^User=//p" "$R/lib/systemd/system/itrackerd.service")

@@ -60,7 +60,7 @@ for i in $(seq 50); do in_ns curl -fsS -o /dev/null http://127.0.0.1:6986/v1/sta
 in_ns $SWARM quota http://127.0.0.1:6986 "$(printf quota | sha1sum | cut -c1-40)" 127.0.0.31 7001 ||
 	e2e_fail "per-source quotas on the Redis store"
 for reason in source_peers source_torrents; do
-	in_ns curl -fsS http://127.0.0.1:6986/metrics | grep -q "^itracker_tracker_refused_total{reason=\"$reason\"} 1$" ||
+	in_ns curl -fsS http://127.0.0.1:6986/metrics | grep "^itracker_tracker_refused_total{reason=\"$reason\"} 1$" >/dev/null ||
 		e2e_fail "/metrics: one $reason refusal expected"
 done
 kill "${ITR_PID[6]}"
@@ -135,7 +135,7 @@ done
 summed_ok 4 8000000 32000000 2 || :
 summed_ok 5 24000000 32000000 2 || :
 ((ok)) || { tail -3 "$E2E_TMP/itrackerd4.log"; e2e_fail "each instance should price a-up from 8 + 24 Mbit/s"; }
-in_ns curl -fsS http://127.0.0.1:6984/metrics | grep -q '^itracker_link_cluster_instances{link="a-up",asn="64500",peer_asn="uplink"} 2$' ||
+in_ns curl -fsS http://127.0.0.1:6984/metrics | grep '^itracker_link_cluster_instances{link="a-up",asn="64500",peer_asn="uplink"} 2$' >/dev/null ||
 	e2e_fail "/metrics: itracker_link_cluster_instances of a-up is not 2"
 # Instance 5 dies: its record ages out (3 periods) and leaves 4's sum.
 kill -9 "${ITR_PID[5]}" "${FEED_PID[5]}"

@@ -126,7 +126,7 @@ for e in json.load(sys.stdin):
         print(e["value"]["dscp"], e["value"]["mark"])' "$1"
 }
 e2e_itrackerd --map "$MAP" --policy inter-as:dscp=8,mark=0x10
-ip netns exec "$NS_A" curl -fsS http://127.0.0.1:6969/v1/status | grep -q '"tc_egress":true' ||
+ip netns exec "$NS_A" curl -fsS http://127.0.0.1:6969/v1/status | grep '"tc_egress":true' >/dev/null ||
 	e2e_fail "itrackerd with the example map did not attach after the failed start"
 [[ $(policy_of 3) == "8 16" ]] || e2e_fail "inter-as policy is '$(policy_of 3)', expected '8 16'"
 kill "$ITRD_PID"
