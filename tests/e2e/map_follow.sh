@@ -17,7 +17,7 @@ in_a() { ip netns exec "$NS_A" "$@"; }
 
 # The primary: no data plane, port 7001 on the namespace's loopback.
 # (ip netns exec execs the daemon: $! is the daemon itself, for its signals)
-ip netns exec "$NS_A" "$BIN" --no-dataplane --map "$MAP" --listen 127.0.0.1:7001 --udp off \
+ip netns exec "$NS_A" "$BIN" --no-dataplane --map "$MAP" --listen 127.0.0.1:7001 --udp off --admin-socket "$E2E_TMP/primary.sock" \
 	2>>"$E2E_TMP/primary.log" &
 PRIMARY=$!
 E2E_PIDS+=($PRIMARY)
@@ -67,7 +67,7 @@ sleep 1
 
 # It comes back with a changed map: the follower reconnects and catches up.
 echo "prefix c-all 10.88.0.0/16" >>"$MAP"
-ip netns exec "$NS_A" "$BIN" --no-dataplane --map "$MAP" --listen 127.0.0.1:7001 --udp off \
+ip netns exec "$NS_A" "$BIN" --no-dataplane --map "$MAP" --listen 127.0.0.1:7001 --udp off --admin-socket "$E2E_TMP/primary.sock" \
 	2>>"$E2E_TMP/primary.log" &
 E2E_PIDS+=($!)
 for i in $(seq 100); do

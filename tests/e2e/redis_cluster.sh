@@ -28,7 +28,7 @@ start_cluster "${NODE_TIMEOUT_MS:-500}"
 declare -A ITR_PID
 for n in 1 2 3; do
 	ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
-		--listen 127.0.0.1:698$n --udp off 2>>"$E2E_TMP/itrackerd$n.log" &
+		--listen 127.0.0.1:698$n --udp off --admin-socket "$E2E_TMP/admin$n.sock" 2>>"$E2E_TMP/itrackerd$n.log" &
 	ITR_PID[$n]=$!
 	E2E_PIDS+=($!)
 done
@@ -42,7 +42,7 @@ in_ns $SWARM visible http://127.0.0.1:6981 http://127.0.0.1:6982 50 || e2e_fail 
 # 1a. UDP: a worker hands its batch of datagrams to the store at once
 # (one pipeline per master); every answer must still be its own swarm's.
 ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
-	--listen 127.0.0.1:6987 --udp 6987 --udp-bind 127.0.0.1 2>>"$E2E_TMP/itrackerd7.log" &
+	--listen 127.0.0.1:6987 --udp 6987 --udp-bind 127.0.0.1 --admin-socket "$E2E_TMP/admin7.sock" 2>>"$E2E_TMP/itrackerd7.log" &
 ITR_PID[7]=$!
 E2E_PIDS+=($!)
 for i in $(seq 50); do in_ns curl -fsS -o /dev/null http://127.0.0.1:6987/v1/status && break; sleep 0.1; done
@@ -52,7 +52,7 @@ kill "${ITR_PID[7]}"
 # 1b. Per-source quotas on the shared store: one address, 2 ports per
 # torrent and 2 torrents at most.
 ip netns exec "$NS" "$BIN" --no-dataplane --map "$ITRACKER_ROOT/maps/example.netmap" --store "$STORE" \
-	--listen 127.0.0.1:6986 --udp off --max-peers-per-source 2 --max-torrents-per-source 2 \
+	--listen 127.0.0.1:6986 --udp off --admin-socket "$E2E_TMP/admin6.sock" --max-peers-per-source 2 --max-torrents-per-source 2 \
 	2>>"$E2E_TMP/itrackerd6.log" &
 ITR_PID[6]=$!
 E2E_PIDS+=($!)
@@ -107,7 +107,7 @@ for n in 4 5; do
 	E2E_PIDS+=($!)
 	FEED_PID[$n]=$!
 	ip netns exec "$NS" "$BIN" --no-dataplane --map "$E2E_TMP/links.netmap" --store "$STORE" \
-		--listen 127.0.0.1:698$n --udp off --price-period 1 --price-matrix "$E2E_BPFFS/gw$n" \
+		--listen 127.0.0.1:698$n --udp off --admin-socket "$E2E_TMP/admin$n.sock" --price-period 1 --price-matrix "$E2E_BPFFS/gw$n" \
 		2>>"$E2E_TMP/itrackerd$n.log" &
 	ITR_PID[$n]=$!
 	E2E_PIDS+=($!)

@@ -35,10 +35,10 @@ echo "$IH_HEX" >"$E2E_TMP/ot/whitelist"
 chmod -R a+rX "$E2E_TMP"
 e2e_bg in_ns opentracker -i 10.30.0.2 -p 6969 -P 6969 -u nobody -d "$E2E_TMP/ot" -w /whitelist
 e2e_bg in_ns "$ITRD" --map "$MAP" --no-dataplane --listen 127.0.0.1:7969 --udp off \
-	--trusted-proxy 127.0.0.1 --accept-ip-param --upstream http://10.30.0.2:6969/announce 2>>"$E2E_TMP/itrd_http.log"
+	--trusted-proxy 127.0.0.1 --accept-ip-param --upstream http://10.30.0.2:6969/announce --admin-socket "$E2E_TMP/admin_http.sock" 2>>"$E2E_TMP/itrd_http.log"
 e2e_bg in_ns "$ITRD" --map "$MAP" --no-dataplane --listen 127.0.0.1:8969 --udp 8969 \
 	--udp-bind 127.0.0.1 --trusted-proxy 127.0.0.1 --accept-ip-param --upstream udp://10.30.0.2:6969 \
-	--upstream-timeout 2000 2>>"$E2E_TMP/itrd_udp.log"
+	--upstream-timeout 2000 --admin-socket "$E2E_TMP/admin_udp.sock" 2>>"$E2E_TMP/itrd_udp.log"
 for _ in $(seq 100); do
 	in_ns curl -fsS -o /dev/null http://127.0.0.1:7969/v1/status 2>/dev/null &&
 		in_ns curl -fsS -o /dev/null http://127.0.0.1:8969/v1/status 2>/dev/null &&

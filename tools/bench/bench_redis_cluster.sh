@@ -52,7 +52,7 @@ start_itrd() { # port [store]
 	local port=$1 i
 	ip netns exec "$NS" "$ITRD" --no-dataplane --map maps/example.netmap --listen "127.0.0.1:$port" \
 		--udp "$port" --udp-bind 127.0.0.1 --trusted-proxy 127.0.0.1 --accept-ip-param \
-		${2:+--store "$2"} 2>>"$E2E_TMP/itrackerd$port.log" &
+		${2:+--store "$2"} --admin-socket "$E2E_TMP/admin$port.sock" 2>>"$E2E_TMP/itrackerd$port.log" &
 	ITRD_PID=$!
 	E2E_PIDS+=($!)
 	for i in $(seq 100); do

@@ -38,6 +38,15 @@ e2e_cleanup() {
 	if [[ -n $E2E_BPFFS ]]; then
 		umount "$E2E_BPFFS" 2>/dev/null || umount -l "$E2E_BPFFS" 2>/dev/null
 	fi
+	# A failed test shows what its daemons said: CI keeps nothing else.
+	if ((rc != 0)); then
+		local log
+		for log in "$E2E_TMP"/itrackerd*.log; do
+			[[ -s $log ]] || continue
+			echo "--- last lines of ${log##*/}:" >&2
+			tail -n 15 "$log" >&2
+		done
+	fi
 	if ((rc != 0)) && [[ -n ${E2E_KEEP_TMP:-} ]]; then
 		echo "e2e: kept $E2E_TMP" >&2
 	else
