@@ -191,18 +191,30 @@ static int request(uint16_t port, const char *path, const char *type, const char
 	return status;
 }
 
-static void test_stream(void **state)
+/* An ALTO server on a loopback port of its own, serving map_a; *a and
+ * *b are map_a and map_b parsed, for the test to publish later. */
+static struct itr_http_server *start_alto_server(uint16_t *port, struct itr_netmap **a,
+                                                 struct itr_netmap **b)
 {
-	(void)state;
 	struct itr_http_limits limits = {.max_body = 1 << 16, .max_query = 4096};
 	struct itr_http_server *srv = itr_http_new(&limits);
 	char err[256];
 	assert_int_equal(itr_alto_register(srv, NULL), 0);
 	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)), 0);
-	uint16_t port = itr_http_port(srv);
-	struct itr_netmap *a = parse(map_a), *b = parse(map_b);
-	itr_netmap_ref(a);
-	itr_netmap_publish(a);
+	*port = itr_http_port(srv);
+	*a = parse(map_a);
+	*b = parse(map_b);
+	itr_netmap_ref(*a);
+	itr_netmap_publish(*a);
+	return srv;
+}
+
+static void test_stream(void **state)
+{
+	(void)state;
+	uint16_t port;
+	struct itr_netmap *a, *b;
+	struct itr_http_server *srv = start_alto_server(&port, &a, &b);
 
 	/* bad requests: ALTO errors, no stream */
 	char resp[4096];
@@ -552,15 +564,9 @@ static bool has_event(const struct client *c, int from, const char *type)
 static void test_rfc8895_server_answers_like_the_example(void **state)
 {
 	(void)state;
-	struct itr_http_limits limits = {.max_body = 1 << 16, .max_query = 4096};
-	struct itr_http_server *srv = itr_http_new(&limits);
-	char err[256];
-	assert_int_equal(itr_alto_register(srv, NULL), 0);
-	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)), 0);
-	uint16_t port = itr_http_port(srv);
-	struct itr_netmap *a = parse(map_a), *b = parse(map_b);
-	itr_netmap_ref(a);
-	itr_netmap_publish(a);
+	uint16_t port;
+	struct itr_netmap *a, *b;
+	struct itr_http_server *srv = start_alto_server(&port, &a, &b);
 
 	/* the IRD's update stream entry says which incremental type each
 	 * resource gets (RFC 8895 6.3) */
