@@ -905,55 +905,6 @@ char *itr_alto_encode_networkmap(const struct itr_netmap *map,
 	return dump_and_free(root);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-void itr_alto_dense_rank(const double *costs, size_t n, uint32_t *out)
-{
-	double *sorted;
-	size_t uniq = 0;
-
-	if (n == 0)
-		return;
-	sorted = malloc(n * sizeof(*sorted));
-	if (!sorted) {
-		/* Quadratic fallback keeps the answer right without memory. */
-		for (size_t i = 0; i < n; i++) {
-			uint32_t lower = 0;
-			for (size_t j = 0; j < n; j++) {
-				bool seen = false;
-				if (!(costs[j] < costs[i]))
-					continue;
-				for (size_t k = 0; k < j && !seen; k++)
-					seen = costs[k] == costs[j];
-				lower += !seen;
-			}
-			out[i] = lower + 1;
-		}
-		return;
-	}
-	memcpy(sorted, costs, n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), cmp_double);
-	for (size_t i = 0; i < n; i++)
-		if (uniq == 0 || sorted[uniq - 1] != sorted[i])
-			sorted[uniq++] = sorted[i];
-	for (size_t i = 0; i < n; i++) {
-		size_t lo = 0, hi = uniq;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (sorted[mid] < costs[i])
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
-		out[i] = (uint32_t)lo + 1;
-	}
-	free(sorted);
-}
-
 /* The PIDs a name list selects: all (empty list) or the named ones the map
  * defines, in request order. Returns count; *out is malloc'ed. */
 static size_t select_pids(const struct itr_netmap *map, const struct itr_alto_names *names,

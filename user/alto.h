@@ -238,8 +238,4 @@ char *itr_alto_encode_endpointcost(const struct itr_netmap *map,
                                    struct itr_alto_error *err);
 char *itr_alto_encode_error(const struct itr_alto_error *err);
 
-/* Dense ordinal ranks: out[i] = 1 + number of distinct values in costs that
- * are lower than costs[i] (1 = best; equal costs share a rank). */
-void itr_alto_dense_rank(const double *costs, size_t n, uint32_t *out);
-
 #endif

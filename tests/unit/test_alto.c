@@ -249,27 +249,6 @@ static void test_costmap_numerical_and_ordinal(void **state)
 	itr_netmap_unref(map);
 }
 
-static void test_dense_rank_ties(void **state)
-{
-	(void)state;
-	const double a[] = {3, 1, 3, 2, 1};
-	const uint32_t want_a[] = {3, 1, 3, 2, 1};
-	const double b[] = {10, 10};
-	const double c[] = {2.5, 0.5, 2.5, 100};
-	const uint32_t want_c[] = {2, 1, 2, 3};
-	uint32_t out[5];
-
-	itr_alto_dense_rank(a, 5, out);
-	assert_memory_equal(out, want_a, sizeof(want_a));
-	itr_alto_dense_rank(b, 2, out);
-	assert_int_equal(out[0], 1);
-	assert_int_equal(out[1], 1);
-	itr_alto_dense_rank(c, 4, out);
-	assert_memory_equal(out, want_c, sizeof(want_c));
-	itr_alto_dense_rank(c, 1, out);
-	assert_int_equal(out[0], 1);
-}
-
 static json_t *filtered_costmap(const struct itr_netmap *map, const char *body)
 {
 	struct itr_alto_costmap_filter f;
@@ -1249,7 +1228,6 @@ int main(void)
 	    cmocka_unit_test(test_networkmap_ipv6_and_default),
 	    cmocka_unit_test(test_networkmap_filtered),
 	    cmocka_unit_test(test_costmap_numerical_and_ordinal),
-	    cmocka_unit_test(test_dense_rank_ties),
 	    cmocka_unit_test(test_costmap_filtered_constraints),
 	    cmocka_unit_test(test_constraint_parse_and_eval),
 	    cmocka_unit_test(test_endpoint_parse_format),
