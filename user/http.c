@@ -1133,6 +1133,28 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 	return 0;
 }
 
+/* Whether a live listener answers at a socket path. Removing its file
+ * would cut a running daemon off its admin API while it keeps running, so
+ * only a dead socket (connection refused) is replaced. A daemon that is
+ * shutting down gets a few seconds to close its listener: restarts
+ * overlap by that much. */
+static bool unix_socket_in_use(const struct sockaddr_un *sun)
+{
+	for (int tries = 0; tries < 30; tries++) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (probe < 0)
+			return false;
+		int rc = connect(probe, (const struct sockaddr *)sun, sizeof(*sun));
+		int saved = errno;
+		close(probe);
+		/* EAGAIN: alive, with a full backlog */
+		if (rc < 0 && saved != EAGAIN)
+			return false;
+		usleep(100 * 1000);
+	}
+	return true;
+}
+
 int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mode, gid_t group,
                         char *err, size_t errlen)
 {
@@ -1150,8 +1172,17 @@ int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mo
 	/* A socket file left by an earlier run is replaced; anything else
 	 * at that path is not ours to remove. */
 	struct stat sb;
-	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
+	if (lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+		if (unix_socket_in_use(&sun)) {
+			snprintf(err, errlen,
+			         "http: Unix socket %s is in use: another process (another "
+			         "itrackerd?) answers on it; give this one its own path",
+			         path);
+			close(fd);
+			return -1;
+		}
 		unlink(path);
+	}
 	/* Created with no access for anyone, then opened up to mode: no
 	 * window in which another user can connect. */
 	mode_t old = umask(0777);

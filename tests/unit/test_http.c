@@ -665,6 +665,42 @@ static void test_unix_socket(void **state)
 	assert_int_equal(stat(path, &sb), -1); /* removed on free */
 }
 
+/* A second server on a live daemon's admin path must not take it over:
+ * removing the file would leave the first daemon running with no admin
+ * API. A socket file nobody listens on is replaced. */
+static void test_unix_socket_in_use(void **state)
+{
+	(void)state;
+	char err[256], path[108];
+	snprintf(path, sizeof(path), "/tmp/itr-test-http-live-%d.sock", (int)getpid());
+	struct itr_http_server *first = itr_http_new(&LIMITS);
+	assert_int_equal(itr_http_route(first, "GET", "/echo", echo_handler, "first"), 0);
+	if (itr_http_start_unix(first, path, 0600, (gid_t)-1, err, sizeof(err)) != 0)
+		fail_msg("start: %s", err);
+	struct stat before;
+	assert_int_equal(stat(path, &before), 0);
+
+	struct itr_http_server *second = itr_http_new(&LIMITS);
+	assert_int_equal(itr_http_start_unix(second, path, 0600, (gid_t)-1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "in use"));
+	itr_http_free(second);
+	struct stat after;
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_ino == before.st_ino); /* still the first one's */
+	itr_http_free(first);
+
+	/* a dead socket: bound, never listened on, closed without unlink */
+	int dead = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	assert_int_equal(bind(dead, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	close(dead);
+	struct itr_http_server *third = itr_http_new(&LIMITS);
+	if (itr_http_start_unix(third, path, 0600, (gid_t)-1, err, sizeof(err)) != 0)
+		fail_msg("a dead socket file must be replaced: %s", err);
+	itr_http_free(third);
+}
+
 static void test_keep_alive(void **state)
 {
 	struct itr_http_server *srv = *state;
@@ -786,6 +822,7 @@ int main(void)
 	    cmocka_unit_test(test_per_address_limit),
 	    cmocka_unit_test(test_shared_body),
 	    cmocka_unit_test(test_unix_socket),
+	    cmocka_unit_test(test_unix_socket_in_use),
 	    cmocka_unit_test(test_ipv6_loopback),
 	    cmocka_unit_test(test_dual_stack),
 	    cmocka_unit_test_setup_teardown(test_start_errors, setup_v4, teardown),
