@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "byte_order.h"
 #include "netmap_build.h"
 
 const char *const itr_tier_names[ITR_TIER_MAX] = {"same-pid", "same-loc", "same-as", "other-as"};
@@ -686,11 +687,6 @@ static uint64_t load_be64(const uint8_t *p)
 	return v;
 }
 
-static uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static size_t cost_slot(const struct itr_netmap *m, uint64_t key)
 {
 	/* Fibonacci hashing; ids are small consecutive numbers in practice. */
@@ -870,7 +866,7 @@ static int build_lpm(struct itr_netmap *m)
 		const struct nm_entry *e = &m->entries[i];
 		if (e->prefix.family == 4) {
 			struct nm_lpm4_slot *s = &m->lpm4[fill4[e->prefix.len]++];
-			s->addr = load_be32(e->prefix.addr);
+			s->addr = itr_be32_get(e->prefix.addr);
 			s->pid = e->pid;
 		} else {
 			struct nm_lpm6_slot *s = &m->lpm6[fill6[e->prefix.len]++];

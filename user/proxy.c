@@ -18,6 +18,7 @@
  * peer, and are dropped. Proxied clients then find each other only if the
  * upstream honours ip=.
  */
+#include "byte_order.h"
 #include "proxy.h"
 
 #include "peer_policy.h"
@@ -85,25 +86,6 @@ void itr_proxy_config_default(struct itr_proxy_config *cfg)
 }
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
-}
 
 /* A growing text buffer for request targets; truncation is an error. */
 struct strbuf {
@@ -351,7 +333,7 @@ static long udp_exchange(int fd, const uint8_t *req, size_t reqlen, uint32_t tid
 					             deadline */
 				return -1;
 			}
-			if (n >= 8 && get32(resp + 4) == tid)
+			if (n >= 8 && itr_be32_get(resp + 4) == tid)
 				return n;
 		}
 		if (itr_clock_ms() >= deadline)
@@ -390,9 +372,9 @@ static int udp_connid(struct itr_proxy *p, int fd, bool force, int64_t deadline,
 
 	uint8_t req[16], resp[64];
 	uint32_t tid = randombytes_random();
-	put64(req, ITR_UDP_PROTOCOL_ID);
-	put32(req + 8, ITR_UDP_CONNECT);
-	put32(req + 12, tid);
+	itr_be64_put(req, ITR_UDP_PROTOCOL_ID);
+	itr_be32_put(req + 8, ITR_UDP_CONNECT);
+	itr_be32_put(req + 12, tid);
 	atomic_fetch_add(&p->udp_connects, 1);
 	long n = udp_exchange(fd, req, sizeof(req), tid, resp, sizeof(resp), deadline);
 	if (n == 0) {
@@ -403,11 +385,11 @@ static int udp_connid(struct itr_proxy *p, int fd, bool force, int64_t deadline,
 		snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
 		return -1;
 	}
-	if (get32(resp) == ITR_UDP_ERROR) {
+	if (itr_be32_get(resp) == ITR_UDP_ERROR) {
 		snprintf(why, whylen, "%.*s", (int)(n - 8), (const char *)resp + 8);
 		return -1;
 	}
-	if (n < 16 || get32(resp) != ITR_UDP_CONNECT) {
+	if (n < 16 || itr_be32_get(resp) != ITR_UDP_CONNECT) {
 		snprintf(why, whylen, "upstream tracker sent a bad connect answer");
 		return -1;
 	}
@@ -447,7 +429,7 @@ static long udp_request(struct itr_proxy *p, uint8_t *req, size_t reqlen, uint8_
 			break;
 		memcpy(req, id, 8);
 		uint32_t tid = randombytes_random();
-		put32(req + 12, tid);
+		itr_be32_put(req + 12, tid);
 		long n = udp_exchange(fd, req, reqlen, tid, resp, cap, deadline);
 		if (n == 0) {
 			timed_out(p, why, whylen);
@@ -457,7 +439,7 @@ static long udp_request(struct itr_proxy *p, uint8_t *req, size_t reqlen, uint8_
 			snprintf(why, whylen, "upstream tracker: %s", strerror(errno));
 			break;
 		}
-		if (get32(resp) == ITR_UDP_ERROR) {
+		if (itr_be32_get(resp) == ITR_UDP_ERROR) {
 			snprintf(why, whylen, "%.*s", (int)(n - 8), (const char *)resp + 8);
 			udp_forget_connid(p);
 			result = -2;
@@ -677,17 +659,17 @@ static int udp_announce(struct itr_proxy *p, const struct itr_backend_request *r
 	const struct itr_announce *ann = &req->ann;
 	uint8_t pkt[ITR_UDP_ANNOUNCE_LEN], resp[DATAGRAM_MAX];
 	memset(pkt, 0, sizeof(pkt));
-	put32(pkt + 8, ITR_UDP_ANNOUNCE);
+	itr_be32_put(pkt + 8, ITR_UDP_ANNOUNCE);
 	memcpy(pkt + 16, ann->info_hash, 20);
 	memcpy(pkt + 36, req->peer_id, 20);
-	put64(pkt + 56, ann->downloaded);
-	put64(pkt + 64, ann->left);
-	put64(pkt + 72, ann->uploaded);
-	put32(pkt + 80, (uint32_t)ann->event);
+	itr_be64_put(pkt + 56, ann->downloaded);
+	itr_be64_put(pkt + 64, ann->left);
+	itr_be64_put(pkt + 72, ann->uploaded);
+	itr_be32_put(pkt + 80, (uint32_t)ann->event);
 	if (ann->peer.family == 4)
 		memcpy(pkt + 84, ann->peer.addr, 4);
-	put32(pkt + 88, key_value(req));
-	put32(pkt + 92, (uint32_t)(upwant > INT32_MAX ? INT32_MAX : upwant));
+	itr_be32_put(pkt + 88, key_value(req));
+	itr_be32_put(pkt + 92, (uint32_t)(upwant > INT32_MAX ? INT32_MAX : upwant));
 	pkt[96] = (uint8_t)(ann->peer.port >> 8);
 	pkt[97] = (uint8_t)ann->peer.port;
 	long n = udp_request(p, pkt, sizeof(pkt), resp, sizeof(resp), &cands->local, reply->failure,
@@ -696,14 +678,14 @@ static int udp_announce(struct itr_proxy *p, const struct itr_backend_request *r
 		return 1;
 	if (n < 0)
 		return -1;
-	if (n < 20 || get32(resp) != ITR_UDP_ANNOUNCE) {
+	if (n < 20 || itr_be32_get(resp) != ITR_UDP_ANNOUNCE) {
 		snprintf(reply->failure, sizeof(reply->failure),
 		         "upstream tracker sent a bad announce answer");
 		return -1;
 	}
-	reply->interval = get32(resp + 8);
-	reply->counts.incomplete = get32(resp + 12);
-	reply->counts.complete = get32(resp + 16);
+	reply->interval = itr_be32_get(resp + 8);
+	reply->counts.incomplete = itr_be32_get(resp + 12);
+	reply->counts.complete = itr_be32_get(resp + 16);
 	/* BEP 15: the peer format follows the family the request went over */
 	add_compact(cands, resp + 20, (size_t)n - 20, p->addr.ss_family == AF_INET6 ? 6 : 4);
 	return 0;
@@ -821,21 +803,21 @@ static int udp_scrape(struct itr_proxy *p, const uint8_t (*hashes)[ITR_INFO_HASH
                       struct itr_swarm_counts *counts, char *failure, size_t failurelen)
 {
 	uint8_t pkt[16 + 20 * ITR_PROXY_MAX_SCRAPE], resp[DATAGRAM_MAX];
-	put32(pkt + 8, ITR_UDP_SCRAPE);
+	itr_be32_put(pkt + 8, ITR_UDP_SCRAPE);
 	for (size_t i = 0; i < n; i++)
 		memcpy(pkt + 16 + 20 * i, hashes[i], 20);
 	long len = udp_request(p, pkt, 16 + 20 * n, resp, sizeof(resp), NULL, failure, failurelen);
 	if (len < 0)
 		return -1;
-	if (len < 8 || get32(resp) != ITR_UDP_SCRAPE) {
+	if (len < 8 || itr_be32_get(resp) != ITR_UDP_SCRAPE) {
 		snprintf(failure, failurelen, "upstream tracker sent a bad scrape answer");
 		return -1;
 	}
 	for (size_t i = 0; i < n && 8 + 12 * (i + 1) <= (size_t)len; i++) {
 		const uint8_t *r = resp + 8 + 12 * i;
-		counts[i].complete = get32(r);
-		counts[i].downloaded = get32(r + 4);
-		counts[i].incomplete = get32(r + 8);
+		counts[i].complete = itr_be32_get(r);
+		counts[i].downloaded = itr_be32_get(r + 4);
+		counts[i].incomplete = itr_be32_get(r + 8);
 	}
 	return 0;
 }

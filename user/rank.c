@@ -88,6 +88,7 @@
  *     its AS (its own gateway) a list to start from, and the other ASes'
  *     gateways list it too.
  */
+#include "byte_order.h"
 #include "rank.h"
 
 #include <arpa/inet.h>
@@ -262,16 +263,11 @@ static bool same_address(const struct itr_peer_addr *a, const struct itr_peer_ad
 	return a->family == b->family && memcmp(a->addr, b->addr, a->family == 4 ? 4 : 16) == 0;
 }
 
-static uint32_t load_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* IPv4 pairs, the common case, on integers: the same masks as
  * bep40_addresses, without the byte loops. */
 static uint32_t bep40_v4(const uint8_t *a, const uint8_t *b)
 {
-	uint32_t x = load_be32(a), y = load_be32(b);
+	uint32_t x = itr_be32_get(a), y = itr_be32_get(b);
 	uint32_t diff = x ^ y;
 	uint32_t mask = diff < 0x100u ? 0xffffffffu : diff < 0x10000u ? 0xffffff55u : 0xffff5555u;
 	x &= mask;

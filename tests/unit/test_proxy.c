@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "byte_order.h"
 #include "announce_backend.h"
 #include "bencode.h"
 #include "netmap.h"
@@ -572,19 +573,6 @@ static void test_http_front_end(void **state)
 	itr_proxy_free(p);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static size_t udp_ask(int fd, const uint8_t *req, size_t len, uint8_t *resp, size_t cap)
 {
 	assert_int_equal(send(fd, req, len, 0), (ssize_t)len);
@@ -612,33 +600,33 @@ static void test_udp_front_end(void **state)
 	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 
 	uint8_t req[98], resp[2048];
-	put32(req, 0x417);
-	put32(req + 4, 0x27101980);
-	put32(req + 8, 0);
-	put32(req + 12, 11);
+	itr_be32_put(req, 0x417);
+	itr_be32_put(req + 4, 0x27101980);
+	itr_be32_put(req + 8, 0);
+	itr_be32_put(req + 12, 11);
 	size_t n = udp_ask(fd, req, 16, resp, sizeof(resp));
 	assert_int_equal(n, 16);
-	assert_int_equal(get32(resp + 4), 11);
+	assert_int_equal(itr_be32_get(resp + 4), 11);
 	uint8_t connid[8];
 	memcpy(connid, resp + 8, 8);
 
 	memset(req, 0, sizeof(req));
 	memcpy(req, connid, 8);
-	put32(req + 8, 1);
-	put32(req + 12, 12);
+	itr_be32_put(req + 8, 1);
+	itr_be32_put(req + 12, 12);
 	memcpy(req + 16, IH, 20);
 	memcpy(req + 36, "-IT0001-frontendudp0", 20);
-	put32(req + 68, 77); /* left */
-	put32(req + 80, 2);  /* started */
+	itr_be32_put(req + 68, 77); /* left */
+	itr_be32_put(req + 80, 2);  /* started */
 	struct itr_peer_addr client = addr4("10.30.0.61", 7011);
 	memcpy(req + 84, client.addr, 4); /* trusted source: the IP field counts */
-	put32(req + 92, 4);
+	itr_be32_put(req + 92, 4);
 	req[96] = 7011 >> 8;
 	req[97] = 7011 & 0xff;
 	n = udp_ask(fd, req, 98, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 1);
-	assert_int_equal(get32(resp + 4), 12);
-	assert_int_equal(get32(resp + 8), itr_tracker_get_config(up.tr)->interval);
+	assert_int_equal(itr_be32_get(resp), 1);
+	assert_int_equal(itr_be32_get(resp + 4), 12);
+	assert_int_equal(itr_be32_get(resp + 8), itr_tracker_get_config(up.tr)->interval);
 	struct itr_ranked_peer want[4];
 	size_t nwant = expected(&client, 4, want);
 	assert_int_equal(n, 20 + 6 * nwant);
@@ -662,7 +650,7 @@ static void test_udp_front_end(void **state)
 	itr_proxy_get_stats(p, &before);
 	req[0] ^= 0xff;
 	n = udp_ask(fd, req, 98, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 3);
+	assert_int_equal(itr_be32_get(resp), 3);
 	assert_memory_equal(resp + 8, "bad connection id", n - 8);
 	itr_proxy_get_stats(p, &after);
 	assert_int_equal(after.announces, before.announces);
@@ -725,14 +713,14 @@ static void announce_packet(uint8_t *req, const uint8_t connid[8], uint32_t tid,
 {
 	memset(req, 0, 98);
 	memcpy(req, connid, 8);
-	put32(req + 8, 1);
-	put32(req + 12, tid);
+	itr_be32_put(req + 8, 1);
+	itr_be32_put(req + 12, tid);
 	memcpy(req + 16, IH, 20);
 	memcpy(req + 36, "-IT0001-frontendudp1", 20);
-	put32(req + 80, 2); /* started */
+	itr_be32_put(req + 80, 2); /* started */
 	struct itr_peer_addr client = addr4(ip, port);
 	memcpy(req + 84, client.addr, 4);
-	put32(req + 92, 4);
+	itr_be32_put(req + 92, 4);
 	req[96] = (uint8_t)(port >> 8);
 	req[97] = (uint8_t)port;
 }
@@ -772,10 +760,10 @@ static void test_udp_front_end_slow_upstream(void **state)
 		assert_int_equal(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
 	}
 	uint8_t req[98], resp[2048];
-	put32(req, 0x417);
-	put32(req + 4, 0x27101980);
-	put32(req + 8, 0);
-	put32(req + 12, 21);
+	itr_be32_put(req, 0x417);
+	itr_be32_put(req + 4, 0x27101980);
+	itr_be32_put(req + 8, 0);
+	itr_be32_put(req + 12, 21);
 	assert_int_equal(udp_ask(fds[0], req, 16, resp, sizeof(resp)), 16);
 	uint8_t connid[8]; /* one id serves both: it is bound to the address */
 	memcpy(connid, resp + 8, 8);
@@ -787,8 +775,8 @@ static void test_udp_front_end_slow_upstream(void **state)
 	announce_packet(req, connid, 23, "10.30.0.72", 7022);
 	size_t n = udp_ask(fds[1], req, 98, resp, sizeof(resp));
 	int64_t second = ms_now() - start;
-	assert_int_equal(get32(resp), 1); /* an announce answer */
-	assert_int_equal(get32(resp + 4), 23);
+	assert_int_equal(itr_be32_get(resp), 1); /* an announce answer */
+	assert_int_equal(itr_be32_get(resp + 4), 23);
 	assert_true(n >= 20);
 	if (second >= 1000)
 		fail_msg("the second client waited %lld ms behind the first", (long long)second);
@@ -797,8 +785,8 @@ static void test_udp_front_end_slow_upstream(void **state)
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
 	ssize_t got = recv(fds[0], resp, sizeof(resp), 0);
 	assert_true(got > 8);
-	assert_int_equal(get32(resp), 3);
-	assert_int_equal(get32(resp + 4), 22);
+	assert_int_equal(itr_be32_get(resp), 3);
+	assert_int_equal(itr_be32_get(resp + 4), 22);
 	assert_true(ms_now() - start >= 1400);
 	assert_memory_equal(resp + 8, "upstream tracker timed out", 26);
 

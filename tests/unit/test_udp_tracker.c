@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "byte_order.h"
 #include "netmap.h"
 #include "udp_tracker.h"
 
@@ -28,25 +29,12 @@ static uint32_t fake_clock(void *arg)
 	return fake_now;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static size_t make_connect(uint8_t *b, uint32_t tid)
 {
-	put32(b, 0x417);
-	put32(b + 4, 0x27101980);
-	put32(b + 8, 0);
-	put32(b + 12, tid);
+	itr_be32_put(b, 0x417);
+	itr_be32_put(b + 4, 0x27101980);
+	itr_be32_put(b + 8, 0);
+	itr_be32_put(b + 12, tid);
 	return 16;
 }
 
@@ -55,14 +43,14 @@ static size_t make_announce(uint8_t *b, const uint8_t cid[8], uint32_t tid, cons
 {
 	memset(b, 0, 98);
 	memcpy(b, cid, 8);
-	put32(b + 8, 1);
-	put32(b + 12, tid);
+	itr_be32_put(b + 8, 1);
+	itr_be32_put(b + 12, tid);
 	memcpy(b + 16, ih, 20);
 	memcpy(b + 36, "-XX0001-abcdefghijkl", 20);
-	put32(b + 64, (uint32_t)(left >> 32));
-	put32(b + 68, (uint32_t)left);
-	put32(b + 80, event);
-	put32(b + 92, (uint32_t)num_want);
+	itr_be32_put(b + 64, (uint32_t)(left >> 32));
+	itr_be32_put(b + 68, (uint32_t)left);
+	itr_be32_put(b + 80, event);
+	itr_be32_put(b + 92, (uint32_t)num_want);
 	b[96] = (uint8_t)(port >> 8);
 	b[97] = (uint8_t)port;
 	return 98;
@@ -87,8 +75,8 @@ static void test_parse(void **state)
 
 	uint8_t cid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 	n = make_announce(b, cid, 9, IH, 1234, 2, -1, 6881);
-	put32(b + 84, 0x0a000001);
-	put32(b + 88, 0xabcdef);
+	itr_be32_put(b + 84, 0x0a000001);
+	itr_be32_put(b + 88, 0xabcdef);
 	assert_int_equal(itr_udp_parse(b, n, &r, &why), ITR_UDP_PARSED);
 	assert_memory_equal(r.connection_id, cid, 8);
 	assert_int_equal(r.action, ITR_UDP_ANNOUNCE);
@@ -109,20 +97,20 @@ static void test_parse(void **state)
 
 	assert_int_equal(itr_udp_parse(b, 97, &r, &why), ITR_UDP_INVALID);
 	assert_string_equal(why, "announce shorter than 98 bytes");
-	put32(b + 80, 4);
+	itr_be32_put(b + 80, 4);
 	assert_int_equal(itr_udp_parse(b, 98, &r, &why), ITR_UDP_INVALID);
 	assert_string_equal(why, "bad event");
-	put32(b + 80, 0);
+	itr_be32_put(b + 80, 0);
 	b[96] = b[97] = 0;
 	assert_int_equal(itr_udp_parse(b, 98, &r, &why), ITR_UDP_INVALID);
 	assert_string_equal(why, "bad port");
-	put32(b + 8, 9);
+	itr_be32_put(b + 8, 9);
 	assert_int_equal(itr_udp_parse(b, 98, &r, &why), ITR_UDP_INVALID);
 	assert_string_equal(why, "unknown action");
 	assert_int_equal(r.transaction_id, 9);
 
 	/* scrape: at most 74 hashes are answered */
-	put32(b + 8, 2);
+	itr_be32_put(b + 8, 2);
 	assert_int_equal(itr_udp_parse(b, 16, &r, &why), ITR_UDP_INVALID);
 	assert_int_equal(itr_udp_parse(b, 16 + 20 * 3 + 7, &r, &why), ITR_UDP_PARSED);
 	assert_int_equal(r.nhashes, 3);
@@ -138,8 +126,8 @@ static void test_build(void **state)
 	uint8_t cid[8] = {9, 8, 7, 6, 5, 4, 3, 2};
 	assert_int_equal(itr_udp_build_connect(b, 15, 5, cid), 0);
 	assert_int_equal(itr_udp_build_connect(b, 16, 5, cid), 16);
-	assert_int_equal(get32(b), 0);
-	assert_int_equal(get32(b + 4), 5);
+	assert_int_equal(itr_be32_get(b), 0);
+	assert_int_equal(itr_be32_get(b + 4), 5);
 	assert_memory_equal(b + 8, cid, 8);
 
 	struct itr_ranked_peer peers[3] = {0};
@@ -149,18 +137,18 @@ static void test_build(void **state)
 	struct itr_swarm_counts c = {.complete = 3, .incomplete = 4};
 	size_t n = itr_udp_build_announce(b, sizeof(b), 6, 1800, &c, peers, 3, 4);
 	assert_int_equal(n, 20 + 12); /* the IPv6 peer is not in an IPv4 answer */
-	assert_int_equal(get32(b), 1);
-	assert_int_equal(get32(b + 4), 6);
-	assert_int_equal(get32(b + 8), 1800);
-	assert_int_equal(get32(b + 12), 4); /* leechers */
-	assert_int_equal(get32(b + 16), 3); /* seeders */
+	assert_int_equal(itr_be32_get(b), 1);
+	assert_int_equal(itr_be32_get(b + 4), 6);
+	assert_int_equal(itr_be32_get(b + 8), 1800);
+	assert_int_equal(itr_be32_get(b + 12), 4); /* leechers */
+	assert_int_equal(itr_be32_get(b + 16), 3); /* seeders */
 	assert_memory_equal(b + 20, "\x01\x02\x03\x04\x12\x34\x05\x06\x07\x08\xab\xcd", 12);
 	/* truncated to the room given */
 	assert_int_equal(itr_udp_build_announce(b, 20 + 6 + 5, 6, 1800, &c, peers, 3, 4), 26);
 
 	assert_int_equal(itr_udp_build_error(b, sizeof(b), 7, "oops"), 12);
-	assert_int_equal(get32(b), 3);
-	assert_int_equal(get32(b + 4), 7);
+	assert_int_equal(itr_be32_get(b), 3);
+	assert_int_equal(itr_be32_get(b + 4), 7);
 	assert_memory_equal(b + 8, "oops", 4);
 	assert_int_equal(itr_udp_build_error(b, 11, 7, "oops"), 0);
 }
@@ -242,7 +230,7 @@ static void test_no_amplification(void **state)
 			pkt[j] = (uint8_t)x;
 		}
 		if (len >= 12 && i % 2)
-			put32(pkt + 8, (uint32_t)(i / 2 % 5)); /* every action, often */
+			itr_be32_put(pkt + 8, (uint32_t)(i / 2 % 5)); /* every action, often */
 		if (len >= 16 && i % 4 == 1) {
 			make_connect(pkt, 1);
 		}
@@ -294,8 +282,8 @@ static void do_connect(int fd, uint8_t cid[8])
 	uint8_t b[64], r[64];
 	size_t n = make_connect(b, 0x1111);
 	assert_int_equal(exchange(fd, b, n, r, sizeof(r)), 16);
-	assert_int_equal(get32(r), 0);
-	assert_int_equal(get32(r + 4), 0x1111);
+	assert_int_equal(itr_be32_get(r), 0);
+	assert_int_equal(itr_be32_get(r + 4), 0x1111);
 	memcpy(cid, r + 8, 8);
 }
 
@@ -322,48 +310,48 @@ static void test_udp_server(void **state)
 
 	/* a announces, then b: b gets a (as 127.0.0.1:6001) */
 	size_t n = make_announce(req, cid_a, 21, IH, 100, 2, -1, 6001);
-	put32(req + 84, 0x0a0a0a0a); /* an ip field from an untrusted source: ignored */
+	itr_be32_put(req + 84, 0x0a0a0a0a); /* an ip field from an untrusted source: ignored */
 	size_t got = exchange(a, req, n, resp, sizeof(resp));
 	assert_int_equal(got, 20);
-	assert_int_equal(get32(resp), 1);
-	assert_int_equal(get32(resp + 4), 21);
-	assert_int_equal(get32(resp + 8), 1800);
-	assert_int_equal(get32(resp + 12), 1); /* leechers */
-	assert_int_equal(get32(resp + 16), 0); /* seeders */
+	assert_int_equal(itr_be32_get(resp), 1);
+	assert_int_equal(itr_be32_get(resp + 4), 21);
+	assert_int_equal(itr_be32_get(resp + 8), 1800);
+	assert_int_equal(itr_be32_get(resp + 12), 1); /* leechers */
+	assert_int_equal(itr_be32_get(resp + 16), 0); /* seeders */
 	n = make_announce(req, cid_b, 22, IH, 0, 2, 50, 6002);
 	got = exchange(b, req, n, resp, sizeof(resp));
 	assert_int_equal(got, 26);
-	assert_int_equal(get32(resp + 12), 1);
-	assert_int_equal(get32(resp + 16), 1);
+	assert_int_equal(itr_be32_get(resp + 12), 1);
+	assert_int_equal(itr_be32_get(resp + 16), 1);
 	assert_memory_equal(resp + 20, "\x7f\x00\x00\x01\x17\x71", 6);
 
 	/* a forged connection id gets an error no longer than the request */
 	cid_b[0] ^= 0x80;
 	n = make_announce(req, cid_b, 23, IH, 0, 0, 50, 6001);
 	got = exchange(a, req, n, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 3);
-	assert_int_equal(get32(resp + 4), 23);
+	assert_int_equal(itr_be32_get(resp), 3);
+	assert_int_equal(itr_be32_get(resp + 4), 23);
 	assert_memory_equal(resp + 8, "bad connection id", got - 8);
 
 	/* scrape: one known and one unknown hash */
 	memcpy(req, cid_a, 8);
-	put32(req + 8, 2);
-	put32(req + 12, 24);
+	itr_be32_put(req + 8, 2);
+	itr_be32_put(req + 12, 24);
 	memcpy(req + 16, IH, 20);
 	memset(req + 36, 'q', 20);
 	got = exchange(a, req, 56, resp, sizeof(resp));
 	assert_int_equal(got, 8 + 24);
-	assert_int_equal(get32(resp), 2);
-	assert_int_equal(get32(resp + 4), 24);
-	assert_int_equal(get32(resp + 8), 1);  /* seeders */
-	assert_int_equal(get32(resp + 12), 0); /* completed */
-	assert_int_equal(get32(resp + 16), 1); /* leechers */
-	assert_int_equal(get32(resp + 20), 0);
+	assert_int_equal(itr_be32_get(resp), 2);
+	assert_int_equal(itr_be32_get(resp + 4), 24);
+	assert_int_equal(itr_be32_get(resp + 8), 1);  /* seeders */
+	assert_int_equal(itr_be32_get(resp + 12), 0); /* completed */
+	assert_int_equal(itr_be32_get(resp + 16), 1); /* leechers */
+	assert_int_equal(itr_be32_get(resp + 20), 0);
 
 	/* an unknown action with a valid id gets an error */
-	put32(req + 8, 7);
+	itr_be32_put(req + 8, 7);
 	got = exchange(a, req, 56, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 3);
+	assert_int_equal(itr_be32_get(resp), 3);
 	assert_memory_equal(resp + 8, "unknown action", got - 8);
 
 	/* garbage is dropped: the next answer is the one to the next request */
@@ -375,18 +363,18 @@ static void test_udp_server(void **state)
 	make_connect(req, 0x3333);
 	got = exchange(a, req, 16, resp, sizeof(resp));
 	assert_int_equal(got, 16);
-	assert_int_equal(get32(resp + 4), 0x3333);
+	assert_int_equal(itr_be32_get(resp + 4), 0x3333);
 
 	/* two minutes later the id has expired */
 	fake_now += 120;
 	n = make_announce(req, cid_a, 25, IH, 100, 0, -1, 6001);
 	got = exchange(a, req, n, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 3);
-	assert_int_equal(get32(resp + 4), 25);
+	assert_int_equal(itr_be32_get(resp), 3);
+	assert_int_equal(itr_be32_get(resp + 4), 25);
 	do_connect(a, cid_a);
 	got = exchange(a, (make_announce(req, cid_a, 26, IH, 100, 0, -1, 6001), req), n, resp,
 	               sizeof(resp));
-	assert_int_equal(get32(resp), 1);
+	assert_int_equal(itr_be32_get(resp), 1);
 	close(a);
 	close(b);
 
@@ -404,8 +392,8 @@ static void test_udp_server(void **state)
 	assert_int_equal(got, 20 + 18);
 	static const uint8_t expect[18] = {[15] = 1, [16] = 0x1b, [17] = 0x59};
 	assert_memory_equal(resp + 20, expect, 18);
-	assert_int_equal(get32(resp + 12), 3); /* counts cover both families: a, c, d */
-	assert_int_equal(get32(resp + 16), 1); /* b */
+	assert_int_equal(itr_be32_get(resp + 12), 3); /* counts cover both families: a, c, d */
+	assert_int_equal(itr_be32_get(resp + 16), 1); /* b */
 	close(c);
 	close(d);
 
@@ -435,10 +423,10 @@ static void ip_field_case(const char *trusted, bool accept, uint32_t ip_field,
 	uint8_t cid[8], req[128], resp[512];
 	do_connect(a, cid);
 	size_t n = make_announce(req, cid, 1, IH, 100, 2, -1, 6001);
-	put32(req + 84, ip_field);
+	itr_be32_put(req + 84, ip_field);
 	size_t got = exchange(a, req, n, resp, sizeof(resp));
 	if (expect_error) {
-		assert_int_equal(get32(resp), 3); /* error */
+		assert_int_equal(itr_be32_get(resp), 3); /* error */
 		assert_true(got > 8);
 		assert_memory_equal(resp + 8, expect_error, strlen(expect_error));
 	}
@@ -508,16 +496,16 @@ static void test_udp_announce_rate(void **state)
 		size_t n = make_announce(req, cid, i, IH, 100, 0, 10, 6001);
 		size_t got = exchange(a, req, n, resp, sizeof(resp));
 		assert_true(got <= n);
-		if (get32(resp) == 1)
+		if (itr_be32_get(resp) == 1)
 			ok++;
-		else if (get32(resp) == 3 && memmem(resp + 8, got - 8, "too many", 8))
+		else if (itr_be32_get(resp) == 3 && memmem(resp + 8, got - 8, "too many", 8))
 			limited++;
 	}
 	assert_int_equal(ok, 10);
 	assert_int_equal(limited, 40);
 	size_t n = make_announce(req, cid6, 99, IH, 100, 0, 10, 6002);
 	exchange(b, req, n, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 1);
+	assert_int_equal(itr_be32_get(resp), 1);
 	struct itr_tracker_stats st;
 	itr_tracker_stats(tr, &st);
 	assert_int_equal(st.refused[ITR_REFUSED_RATE], 40);
@@ -557,11 +545,11 @@ static void test_udp_workers(void **state)
 		size_t n = make_announce(req, cid, 100 + (uint32_t)i, IH, 100, 2, 200,
 		                         (uint16_t)(7000 + i));
 		size_t got = exchange(fds[i], req, n, resp, sizeof(resp));
-		assert_int_equal(get32(resp), 1);
-		assert_int_equal(get32(resp + 4), 100 + (uint32_t)i);
+		assert_int_equal(itr_be32_get(resp), 1);
+		assert_int_equal(itr_be32_get(resp + 4), 100 + (uint32_t)i);
 		/* all earlier clients, whatever worker stored them */
 		assert_int_equal(got, 20 + 6 * (size_t)i);
-		assert_int_equal(get32(resp + 12), (uint32_t)i + 1);
+		assert_int_equal(itr_be32_get(resp + 12), (uint32_t)i + 1);
 	}
 	uint8_t forged[8];
 	memcpy(forged, cid, 8);
@@ -569,7 +557,7 @@ static void test_udp_workers(void **state)
 	for (int i = 0; i < CLIENTS; i++) {
 		size_t n = make_announce(req, forged, 300, IH, 100, 0, 10, 7100);
 		size_t got = exchange(fds[i], req, n, resp, sizeof(resp));
-		assert_int_equal(get32(resp), 3);
+		assert_int_equal(itr_be32_get(resp), 3);
 		assert_true(got <= n);
 	}
 	/* IPv6 sockets have workers too */
@@ -610,7 +598,7 @@ static void test_udp_loopback_source_refused(void **state)
 	do_connect(a, cid);
 	size_t n = make_announce(req, cid, 1, IH, 100, 2, -1, 6001);
 	size_t got = exchange(a, req, n, resp, sizeof(resp));
-	assert_int_equal(get32(resp), 3);
+	assert_int_equal(itr_be32_get(resp), 3);
 	assert_true(got > 8 && memmem(resp + 8, got - 8, "loopback", 8));
 	struct itr_tracker_stats st;
 	itr_tracker_stats(tr, &st);

@@ -26,6 +26,8 @@
  * errors are error answers (UDP) or failed requests (HTTP); lost are UDP
  * requests without an answer after 0.5 s (dropped datagrams).
  */
+#include "byte_order.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -59,19 +61,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 /* Torrent t's info_hash: a fixed tag and t, mixed so hashes spread. */
@@ -145,18 +134,18 @@ static void usage(void)
 static int udp_connect_id(int fd, uint8_t id[8])
 {
 	uint8_t req[16], resp[64];
-	put32(req, 0x417);
-	put32(req + 4, 0x27101980);
-	put32(req + 8, 0);
+	itr_be32_put(req, 0x417);
+	itr_be32_put(req + 4, 0x27101980);
+	itr_be32_put(req + 8, 0);
 	for (int attempt = 0; attempt < 5; attempt++) {
 		uint32_t tid = 0xc0000000u | (uint32_t)attempt;
-		put32(req + 12, tid);
+		itr_be32_put(req + 12, tid);
 		send(fd, req, sizeof(req), 0);
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		double until = now_s() + 1;
 		while (now_s() < until && poll(&pfd, 1, 100) >= 0) {
 			ssize_t n = recv(fd, resp, sizeof(resp), MSG_DONTWAIT);
-			if (n >= 16 && get32(resp) == 0 && get32(resp + 4) == tid) {
+			if (n >= 16 && itr_be32_get(resp) == 0 && itr_be32_get(resp + 4) == tid) {
 				memcpy(id, resp + 8, 8);
 				return 0;
 			}
@@ -173,16 +162,16 @@ static void udp_announce(const struct opts *o, uint64_t seq, const uint8_t id[8]
 	peer_addr(o, peer, addr, &port);
 	memset(pkt, 0, 98);
 	memcpy(pkt, id, 8);
-	put32(pkt + 8, 1);
-	put32(pkt + 12, (uint32_t)seq);
+	itr_be32_put(pkt + 8, 1);
+	itr_be32_put(pkt + 12, (uint32_t)seq);
 	info_hash(peer % o->torrents, pkt + 16);
 	snprintf((char *)pkt + 36, 21, "-LG0001-%012u", peer);
-	put32(pkt + 68, peer % 4 == 0 ? 0 : 1000); /* left: a quarter seed */
-	put32(pkt + 80, seq < o->peers ? 2 : 0);   /* started, then periodic */
+	itr_be32_put(pkt + 68, peer % 4 == 0 ? 0 : 1000); /* left: a quarter seed */
+	itr_be32_put(pkt + 80, seq < o->peers ? 2 : 0);   /* started, then periodic */
 	if (o->target.ss_family == AF_INET)
 		memcpy(pkt + 84, addr, 4);
-	put32(pkt + 88, peer);
-	put32(pkt + 92, o->numwant);
+	itr_be32_put(pkt + 88, peer);
+	itr_be32_put(pkt + 92, o->numwant);
 	pkt[96] = (uint8_t)(port >> 8);
 	pkt[97] = (uint8_t)port;
 }
@@ -249,9 +238,9 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors, uint6
 			struct udp_sock *u = &socks[k];
 			ssize_t n;
 			while ((n = recv(u->fd, resp, sizeof(resp), MSG_DONTWAIT)) > 0) {
-				if (n >= 8 && get32(resp) == 1) {
+				if (n >= 8 && itr_be32_get(resp) == 1) {
 					(*done)++;
-				} else if (n >= 8 && get32(resp) == 3) {
+				} else if (n >= 8 && itr_be32_get(resp) == 3) {
 					(*errors)++;
 				} else {
 					continue;
