@@ -14,12 +14,16 @@ its documentation, to check each answer's composition and order.
 Standard library only.
 """
 import ipaddress
+import os
 import random
 import socket
 import struct
 import sys
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../tools"))
+from bencode import bdecode  # noqa: E402
 
 TIERS = {"same-pid": 1, "same-loc": 5, "same-as": 10, "other-as": 100}
 
@@ -178,25 +182,6 @@ def rank(m, policy, client, cands, want, salt=0):
             break
         taken.add(c)
     return [c for c in order if c in taken]
-
-
-def bdecode(b, i=0):
-    c = b[i:i + 1]
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1:j]), j + 1
-    if c in (b"l", b"d"):
-        i += 1
-        items = []
-        while b[i:i + 1] != b"e":
-            v, i = bdecode(b, i)
-            items.append(v)
-        if c == b"l":
-            return items, i + 1
-        return dict(zip(items[::2], items[1::2])), i + 1
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    return b[j + 1:j + 1 + n], j + 1 + n
 
 
 INFO_HASH = bytes.fromhex("1f0e0d0c0b0a09080706050403020100ffeeddcc")

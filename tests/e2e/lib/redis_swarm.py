@@ -29,6 +29,7 @@ Standard library only.
 """
 import hashlib
 import http.client
+import os
 import socket
 import statistics
 import struct
@@ -36,30 +37,8 @@ import sys
 import time
 import urllib.parse
 
-
-def bdecode(b, i=0):
-    c = b[i:i + 1]
-    if c == b"i":
-        j = b.index(b"e", i)
-        return int(b[i + 1:j]), j + 1
-    if c == b"l":
-        i += 1
-        out = []
-        while b[i:i + 1] != b"e":
-            v, i = bdecode(b, i)
-            out.append(v)
-        return out, i + 1
-    if c == b"d":
-        i += 1
-        out = {}
-        while b[i:i + 1] != b"e":
-            k, i = bdecode(b, i)
-            v, i = bdecode(b, i)
-            out[k] = v
-        return out, i + 1
-    j = b.index(b":", i)
-    n = int(b[i:j])
-    return b[j + 1:j + 1 + n], j + 1 + n
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../tools"))
+from bencode import bdecode  # noqa: E402
 
 
 def announce(url, info_hash, ip, port, left=1000, event=""):
