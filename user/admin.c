@@ -233,6 +233,10 @@ static int metrics_extra(void *arg, FILE *out)
 	    "had no room for them.\n"
 	    "# TYPE itracker_http_busy_total counter\n"
 	    "itracker_http_busy_total %llu\n"
+	    "# HELP itracker_http_connections_refused_total HTTP connections answered 503 at "
+	    "once, by the limit they were over.\n"
+	    "# TYPE itracker_http_connections_refused_total counter\n"
+	    "itracker_http_connections_refused_total{limit=\"per_address\"} %llu\n"
 	    "# HELP itracker_http_worker_requests Requests on the HTTP worker pool now.\n"
 	    "# TYPE itracker_http_worker_requests gauge\n"
 	    "itracker_http_worker_requests{state=\"queued\"} %zu\n"
@@ -241,7 +245,8 @@ static int metrics_extra(void *arg, FILE *out)
 	    "# TYPE itracker_http_max_connections gauge\n"
 	    "itracker_http_max_connections %u\n",
 	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
-	    (unsigned long long)hs.busy, hs.jobs_queued, hs.jobs_running, hs.max_connections);
+	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit, hs.jobs_queued,
+	    hs.jobs_running, hs.max_connections);
 	if (ferror(out))
 		return -1;
 	if (a->price && itr_price_metrics(a->price, out))

@@ -16,6 +16,12 @@
  * has a bounded queue and a per-address share of it; past either the
  * answer is 503. Handlers may run concurrently and must be thread safe.
  *
+ * Connections over the per-address limit get a fixed 503 with Retry-After
+ * written straight to the socket when they are accepted (non-blocking,
+ * best effort, the request never read), then are shut down: MHD's own
+ * per-IP limit closes them without a word, and a client cannot tell that
+ * from a crash. The counts per address live in a keyed hash table here.
+ *
  * Deadlines: MHD only knows an inactivity timeout, which a client that
  * sends one byte now and then never hits. A reaper thread shuts down every
  * connection whose request line and headers are not complete within
@@ -32,6 +38,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -44,6 +51,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* An address as a hash key: its family, then its 4 or 16 bytes. */
+#define ADDR_KEY_LEN 17
+/* Buckets of the per-address table: chains stay short up to a few times
+ * as many addresses, and the hash is keyed, so they cannot be aimed. */
+#define ADDR_BUCKETS 4096
+
 struct http_route {
 	char *method; /* NULL: any */
 	char *path;
@@ -53,6 +66,13 @@ struct http_route {
 };
 
 struct http_conn;
+
+/* Open connections from one address (the per-address limit). */
+struct addr_count {
+	struct addr_count *next; /* in its bucket */
+	uint8_t key[ADDR_KEY_LEN];
+	unsigned count;
+};
 
 struct http_attachment {
 	void *ptr;
@@ -75,6 +95,12 @@ struct itr_http_server {
 	/* every open connection, for the reaper */
 	pthread_mutex_t conns_lock;
 	struct http_conn *conns;
+	/* per-address connection counts (under conns_lock); NULL: no limit */
+	struct addr_count **addr_counts;
+	uint8_t addr_hash_key[crypto_shorthash_KEYBYTES];
+	/* the whole answer to a connection over the per-address limit */
+	char too_many[384];
+	size_t too_many_len;
 	pthread_t reaper;
 	bool reaper_running;
 
@@ -89,6 +115,7 @@ struct itr_http_server {
 	bool stopping;
 
 	atomic_uint_fast64_t stat_reaped_headers, stat_reaped_request, stat_busy;
+	atomic_uint_fast64_t stat_over_address_limit;
 };
 
 /* Per-request state. It lives inside the per-connection state below, so it
@@ -126,6 +153,8 @@ struct http_conn {
 	bool suspended;         /* in the worker pool: its deadline is the pool's */
 	bool streaming;         /* a stream (http_stream.h): ends when its writer says */
 	bool reaped;
+	bool over_limit;          /* answered 503 at accept, its requests dropped */
+	struct addr_count *count; /* its address's count, if it holds one */
 	struct sockaddr_storage peer;
 };
 
@@ -144,6 +173,22 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 	if (!srv)
 		return NULL;
 	srv->limits = *limits;
+	if (sodium_init() < 0) {
+		free(srv);
+		return NULL;
+	}
+	randombytes_buf(srv->addr_hash_key, sizeof(srv->addr_hash_key));
+	static const char body[] = "{\"error\":{\"code\":\"E_TOO_MANY_CONNECTIONS\","
+	                           "\"reason\":\"too many connections from your address, "
+	                           "retry later\"}}\n";
+	int n = snprintf(srv->too_many, sizeof(srv->too_many),
+	                 "HTTP/1.1 503 Service Unavailable\r\n"
+	                 "Content-Type: application/json\r\n"
+	                 "Retry-After: 1\r\n"
+	                 "Connection: close\r\n"
+	                 "Content-Length: %zu\r\n\r\n%s",
+	                 sizeof(body) - 1, body);
+	srv->too_many_len = n > 0 && (size_t)n < sizeof(srv->too_many) ? (size_t)n : 0;
 	pthread_mutex_init(&srv->conns_lock, NULL);
 	pthread_mutex_init(&srv->jobs_lock, NULL);
 	pthread_cond_init(&srv->jobs_wake, NULL);
@@ -194,6 +239,7 @@ void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
 	st->reaped_headers = atomic_load(&srv->stat_reaped_headers);
 	st->reaped_request = atomic_load(&srv->stat_reaped_request);
 	st->busy = atomic_load(&srv->stat_busy);
+	st->over_address_limit = atomic_load(&srv->stat_over_address_limit);
 	st->max_connections = srv->max_connections;
 	pthread_mutex_lock(&srv->jobs_lock);
 	st->jobs_queued = srv->jobs_queued;
@@ -471,6 +517,91 @@ static void phase_restart(struct http_conn *c, bool awaiting_headers)
 	pthread_mutex_unlock(&c->srv->conns_lock);
 }
 
+/* ---- the per-address connection limit ------------------------------------ */
+
+static bool addr_key_of(const struct sockaddr_storage *ss, uint8_t key[ADDR_KEY_LEN])
+{
+	memset(key, 0, ADDR_KEY_LEN);
+	key[0] = (uint8_t)ss->ss_family;
+	if (ss->ss_family == AF_INET) {
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return true;
+	}
+	if (ss->ss_family == AF_INET6) {
+		memcpy(key + 1, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		return true;
+	}
+	return false; /* a Unix socket: one local client, no limit */
+}
+
+static size_t addr_bucket(const struct itr_http_server *srv, const uint8_t key[ADDR_KEY_LEN])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, key, ADDR_KEY_LEN, srv->addr_hash_key);
+	uint64_t v;
+	memcpy(&v, h, sizeof(v));
+	return (size_t)(v % ADDR_BUCKETS);
+}
+
+/* Count c against its address, under conns_lock: false when the address
+ * already holds the limit (or there is no memory to count it), and c must
+ * be refused. */
+static bool address_count_take(struct itr_http_server *srv, struct http_conn *c)
+{
+	uint8_t key[ADDR_KEY_LEN];
+	if (!srv->addr_counts || !addr_key_of(&c->peer, key))
+		return true;
+	struct addr_count **head = &srv->addr_counts[addr_bucket(srv, key)];
+	struct addr_count *e = *head;
+	while (e && memcmp(e->key, key, ADDR_KEY_LEN) != 0)
+		e = e->next;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return false;
+		memcpy(e->key, key, ADDR_KEY_LEN);
+		e->next = *head;
+		*head = e;
+	}
+	if (e->count >= srv->limits.per_ip_connections)
+		return false;
+	e->count++;
+	c->count = e;
+	return true;
+}
+
+/* c closes: its address holds one connection less (under conns_lock). */
+static void address_count_drop(struct itr_http_server *srv, struct http_conn *c)
+{
+	struct addr_count *e = c->count;
+	c->count = NULL;
+	if (!e || --e->count > 0)
+		return;
+	struct addr_count **p = &srv->addr_counts[addr_bucket(srv, e->key)];
+	while (*p != e)
+		p = &(*p)->next;
+	*p = e->next;
+	free(e);
+}
+
+/* The answer to a connection over the limit: the fixed 503 in one
+ * non-blocking send (it fits any fresh socket's buffer; if not, the client
+ * gets less, never a stalled server), then both directions shut, so MHD
+ * sees the end of the connection at once and closes it. The request is
+ * never parsed: MHD may still read what is already there, and its
+ * handlers drop it (over_limit). */
+static void refuse_connection(struct itr_http_server *srv, struct http_conn *c)
+{
+	atomic_fetch_add_explicit(&srv->stat_over_address_limit, 1, memory_order_relaxed);
+	if (c->fd < 0)
+		return;
+	if (srv->too_many_len &&
+	    send(c->fd, srv->too_many, srv->too_many_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* nothing more to try: the shutdown below ends it either way */
+	}
+	shutdown(c->fd, SHUT_RDWR);
+}
+
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
@@ -500,7 +631,11 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 		if (srv->conns)
 			srv->conns->prev = c;
 		srv->conns = c;
+		c->over_limit = !address_count_take(srv, c);
+		c->reaped = c->over_limit; /* nothing left for the reaper to do */
 		pthread_mutex_unlock(&srv->conns_lock);
+		if (c->over_limit)
+			refuse_connection(srv, c);
 		return;
 	}
 	struct http_conn *c = *socket_context;
@@ -508,6 +643,7 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 		return;
 	/* MHD closes the socket after this: the reaper must not see it then. */
 	pthread_mutex_lock(&srv->conns_lock);
+	address_count_drop(srv, c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -544,7 +680,7 @@ static void *uri_hook(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct itr_http_server *srv = cls;
 	struct http_conn *c = conn_state(conn);
-	struct http_request_state *st = c ? &c->req : NULL;
+	struct http_request_state *st = c && !c->over_limit ? &c->req : NULL;
 	if (st) {
 		request_state_clear(st);
 		if (srv->limits.max_query && strlen(uri) > srv->limits.max_query)
@@ -1050,6 +1186,14 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 	if (srv->limits.max_query + 16 * 1024 > pool)
 		pool = srv->limits.max_query + 16 * 1024;
 	srv->max_connections = fit_connection_limit(srv->limits.max_connections);
+	/* counted here, not by MHD's own per-IP limit: see refuse_connection */
+	if (srv->limits.per_ip_connections && listen_fd < 0) {
+		srv->addr_counts = calloc(ADDR_BUCKETS, sizeof(*srv->addr_counts));
+		if (!srv->addr_counts) {
+			snprintf(err, errlen, "http: out of memory");
+			return -1;
+		}
+	}
 	if (start_threads(srv, err, errlen) < 0) {
 		stop_threads(srv);
 		return -1;
@@ -1074,9 +1218,6 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 	if (srv->max_connections)
 		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 		                                    (intptr_t)srv->max_connections, NULL};
-	if (srv->limits.per_ip_connections && listen_fd < 0)
-		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		                                    (intptr_t)srv->limits.per_ip_connections, NULL};
 	if (srv->limits.connection_timeout_s)
 		opts[k++] =
 		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
@@ -1249,6 +1390,7 @@ void itr_http_free(struct itr_http_server *srv)
 		if (srv->attachments[i].release)
 			srv->attachments[i].release(srv->attachments[i].ptr);
 	free(srv->attachments);
+	free(srv->addr_counts); /* empty: every connection has closed */
 	pthread_mutex_destroy(&srv->conns_lock);
 	pthread_mutex_destroy(&srv->jobs_lock);
 	pthread_cond_destroy(&srv->jobs_wake);

@@ -47,7 +47,7 @@ struct itr_http_limits {
 	unsigned max_connections;
 	unsigned connection_timeout_s;
 	unsigned threads;            /* 0 or 1: one epoll polling thread; more: MHD thread pool */
-	unsigned per_ip_connections; /* 0: no limit */
+	unsigned per_ip_connections; /* 0: no limit; past it: 503 at the accept */
 	/* Absolute deadlines (0: none), from the connect or the end of the
 	 * previous request on the connection: request line and headers
 	 * complete, and the whole request answered (body in, answer out). */
@@ -81,9 +81,10 @@ int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mo
 int itr_http_offload(struct itr_http_server *srv, const char *path);
 
 struct itr_http_stats {
-	uint64_t reaped_headers; /* connections shut for the header deadline */
-	uint64_t reaped_request; /* ... for the request deadline */
-	uint64_t busy;           /* offloaded requests answered 503: pool full */
+	uint64_t reaped_headers;     /* connections shut for the header deadline */
+	uint64_t reaped_request;     /* ... for the request deadline */
+	uint64_t busy;               /* offloaded requests answered 503: pool full */
+	uint64_t over_address_limit; /* connections answered 503: per-address limit */
 	size_t jobs_queued, jobs_running;
 	unsigned max_connections; /* in force, after fitting the file limit */
 };

@@ -2,8 +2,10 @@
 # http_attacks.sh - the HTTP attacks of tools/attack/http_attack.py, a few
 # seconds each, against itrackerd (no data plane) on its own namespace's
 # loopback under a 1,024 open-file limit (systemd's default soft limit):
-# slowloris (1,100 sockets), 1,500-argument GETs, 60 clients that never read
-# a large cost map, constraint bombs, 210 kB endpoint-cost requests, and
+# slowloris (1,100 sockets), more connections from one address than its
+# limit (each over it must get 503, not a silent close), 1,500-argument
+# GETs, 60 clients that never read a large cost map, constraint bombs,
+# 210 kB endpoint-cost requests, and
 # admin reloads forwarded by a proxy. During each, /v1/status from another
 # address must keep answering with no failure and no stall (p99 under
 # ATTACK_P99_MS, default 1,000 ms: a test must not fail on a busy machine;
@@ -46,6 +48,7 @@ run() { # attack [options]
 }
 
 run slowloris --sockets 1100 --interval 1
+run conn-limit --sockets 80
 run many-args --args 1500
 run slow-readers --sockets 60 --warm /alto/costmap/num-routingcost
 run constraint-bomb --constraints 3000
@@ -56,6 +59,8 @@ ip netns exec "$NS" curl -fsS http://127.0.0.1:6969/metrics >"$E2E_TMP/metrics"
 grep -Eq '^itracker_http_deadline_closed_total\{deadline="header"\} [1-9]' "$E2E_TMP/metrics" ||
 	e2e_fail "no connection closed for the header deadline in /metrics"
 grep -Eq '^itracker_http_busy_total [1-9]' "$E2E_TMP/metrics" || e2e_fail "no busy answer in /metrics"
+grep -Eq '^itracker_http_connections_refused_total\{limit="per_address"\} [1-9]' "$E2E_TMP/metrics" ||
+	e2e_fail "no connection over the per-address limit in /metrics"
 # the admin API is on its socket (0600), not on the listener
 [[ $(stat -c %a "$E2E_TMP/admin.sock") == 600 ]] || e2e_fail "admin socket mode"
 code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:6969/v1/admin/reload)

@@ -569,30 +569,65 @@ static int connect_from(const char *src, uint16_t port)
 	return fd;
 }
 
-/* One address holds at most per_ip_connections; another is still served. */
+/* One address holds at most per_ip_connections; another is still served.
+ * A connection over the limit gets its answer, 503 with Retry-After, at
+ * once and whether or not it sent a request, and is closed: not a silent
+ * close (MHD's own per-IP limit), which a client cannot tell from a crash. */
 static void test_per_address_limit(void **state)
 {
 	(void)state;
+	static const char get[] = "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
 	struct itr_http_limits lim = LIMITS;
 	lim.per_ip_connections = 3;
 	struct itr_http_server *srv = start_with(&lim);
-	int fds[4];
-	for (int i = 0; i < 4; i++)
-		fds[i] = connect_from("127.0.0.2", itr_http_port(srv));
+	uint16_t port = itr_http_port(srv);
+	int fds[3];
+	for (int i = 0; i < 3; i++)
+		fds[i] = connect_from("127.0.0.2", port);
 	usleep(100 * 1000);
-	/* the fourth is closed without a word */
-	char c;
-	assert_true(recv(fds[3], &c, 1, 0) <= 0);
 	struct reply r;
-	int fd = connect_from("127.0.0.3", itr_http_port(srv));
-	send_all(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	/* over the limit, with a request already sent */
+	int over = connect_from("127.0.0.2", port);
+	send_all(over, get, sizeof(get) - 1);
+	assert_int_equal(read_reply(over, &r), 0);
+	assert_int_equal(r.status, 503);
+	assert_non_null(strcasestr(r.headers, "\r\nRetry-After: 1\r\n"));
+	assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+	assert_non_null(strstr(r.body, "\"E_TOO_MANY_CONNECTIONS\""));
+	char c;
+	assert_true(recv(over, &c, 1, 0) == 0); /* and closed, nothing else */
+	close(over);
+	/* over the limit, silent: answered all the same, without waiting */
+	over = connect_from("127.0.0.2", port);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(read_reply(over, &r), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(r.status, 503);
+	assert_true(t1.tv_sec - t0.tv_sec < 2);
+	close(over);
+	/* another address is served */
+	int fd = connect_from("127.0.0.3", port);
+	send_all(fd, get, sizeof(get) - 1);
 	assert_int_equal(read_reply(fd, &r), 0);
 	assert_int_equal(r.status, 200);
 	close(fd);
-	send_all(fds[0], "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+	/* and so are the connections within the limit */
+	send_all(fds[0], get, sizeof(get) - 1);
 	assert_int_equal(read_reply(fds[0], &r), 0);
 	assert_int_equal(r.status, 200);
-	for (int i = 0; i < 4; i++)
+	/* a closed connection gives its place back */
+	close(fds[0]);
+	usleep(100 * 1000);
+	fd = connect_from("127.0.0.2", port);
+	send_all(fd, get, sizeof(get) - 1);
+	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	close(fd);
+	struct itr_http_stats st;
+	itr_http_get_stats(srv, &st);
+	assert_int_equal(st.over_address_limit, 2);
+	for (int i = 1; i < 3; i++)
 		close(fds[i]);
 	itr_http_free(srv);
 }

@@ -6,6 +6,9 @@ with the figures that say whether other clients were hurt.
 
 ATTACK is one of:
   slowloris        many sockets that send one header line every --interval s
+  conn-limit       --sockets held connections from one address, and meanwhile
+                   more requests from it: over the per-address limit each
+                   must get 503 with Retry-After, not a silent close
   many-args        GETs with --args '&'-separated query arguments
   slow-readers     GETs of the full cost map that never read the answer
   constraint-bomb  filtered cost map POSTs with --constraints constraints
@@ -173,6 +176,56 @@ def slowloris(a, stop, answers):
         s.close()
 
 
+def conn_limit(a, stop, answers):
+    """--sockets connections held open from --source (more than the
+    per-address limit), and meanwhile one more request after the other
+    from the same address: each must be answered, 503 with Retry-After
+    while the address holds its limit, never closed without a word."""
+    held = []
+    head = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"  # never finished
+    for _ in range(a.sockets):
+        if stop.is_set():
+            break
+        try:
+            s = connect(a.port, a.source, 2.0)
+            s.sendall(head)
+            held.append(s)
+        except OSError:
+            answers["refused"] = answers.get("refused", 0) + 1
+    answers["held"] = len(held)
+    raw = b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    while not stop.is_set():
+        try:
+            s = connect(a.port, a.source, 2.0)
+        except OSError:
+            answers["bad"] = answers.get("bad", 0) + 1
+            answers["refused"] = answers.get("refused", 0) + 1
+            continue
+        try:
+            s.sendall(raw)
+        except OSError:
+            pass  # answered and shut already: the answer is still there to read
+        s.settimeout(5.0)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        st = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.") else None
+        key = str(st) if st is not None else "none"
+        answers[key] = answers.get(key, 0) + 1
+        if st not in (200, 503) or (st == 503 and b"\r\nRetry-After: " not in data):
+            answers["bad"] = answers.get("bad", 0) + 1
+        time.sleep(0.01)
+    for s in held:
+        s.close()
+
+
 def request_loop(a, stop, answers, make_request, good):
     """Send requests one after the other from --parallel threads."""
 
@@ -285,6 +338,7 @@ def announce_flood(a, stop, answers):
 ATTACKS = {
     "announce-flood": announce_flood,
     "slowloris": slowloris,
+    "conn-limit": conn_limit,
     "many-args": many_args,
     "slow-readers": slow_readers,
     "constraint-bomb": constraint_bomb,
