@@ -194,7 +194,7 @@ static pid_t start_server(int which, const struct shape *sh, int port)
 		snprintf(
 		    cmd, sizeof(cmd),
 		    "exec taskset -c %s %s/itrackerd --map maps/example.netmap --no-dataplane "
-		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s "
+		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --admin-socket off "
 		    "--accept-ip-param%s%s",
 		    cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
 		    sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1",
