@@ -36,8 +36,10 @@ echo "$B: vb 10.30.0.2 (PID c-all, AS 64502), 10.10.1.3 (a-metro1), fd00:30::2"
 step "2. itrackerd with the example network map, attached to va"
 e2e_bpffs
 ROOT=$E2E_PIN_ROOT
-show "ip netns exec $A $BIN/itrackerd --map $MAP -i va --pin-root $ROOT --listen [::]:6969"
-e2e_bg ip netns exec "$A" "$BIN/itrackerd" --map "$MAP" -i va --pin-root "$ROOT" --listen '[::]:6969'
+# its own admin socket: a gateway's own itrackerd may hold the default one
+show "ip netns exec $A $BIN/itrackerd --map $MAP -i va --pin-root $ROOT --listen [::]:6969 --admin-socket $E2E_ADMIN_SOCK"
+e2e_bg ip netns exec "$A" "$BIN/itrackerd" --map "$MAP" -i va --pin-root "$ROOT" --listen '[::]:6969' \
+	--admin-socket "$E2E_ADMIN_SOCK"
 for i in $(seq 100); do in_a curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break; sleep 0.1; done
 show "ip netns exec $A curl -s http://127.0.0.1:6969/v1/status"
 in_a curl -s http://127.0.0.1:6969/v1/status | python3 -m json.tool
