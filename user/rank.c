@@ -184,6 +184,19 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 #endif
 
+#ifdef ITR_HAVE_X86_CRC
+/* Eight bytes at once (x86 is little-endian: w holds them in memory order). */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_word(uint32_t crc, uint64_t w)
+{
+#ifdef __x86_64__
+	return (uint32_t)__builtin_ia32_crc32di(crc, w);
+#else
+	crc = __builtin_ia32_crc32si(crc, (uint32_t)w);
+	return __builtin_ia32_crc32si(crc, (uint32_t)(w >> 32));
+#endif
+}
+#endif
+
 /* After crc32c_init has run. */
 static uint32_t crc32c_ready(uint32_t crc, const void *buf, size_t len)
 {
@@ -273,6 +286,12 @@ static uint32_t bep40_v4(const uint8_t *a, const uint8_t *b)
 	x &= mask;
 	y &= mask;
 	uint32_t lo = x < y ? x : y, hi = x < y ? y : x;
+#ifdef ITR_HAVE_X86_CRC
+	/* the 8 bytes in memory order, as one little-endian word */
+	if (crc32c_hw)
+		return ~crc32c_word(~0u,
+		                    (uint64_t)__builtin_bswap32(hi) << 32 | __builtin_bswap32(lo));
+#endif
 	uint8_t buf[8] = {lo >> 24, lo >> 16, lo >> 8, lo, hi >> 24, hi >> 16, hi >> 8, hi};
 	return crc32c_ready(0, buf, sizeof(buf));
 }
@@ -340,20 +359,15 @@ enum rank_side {
  * agree. */
 struct sort_item {
 	uint64_t key;
-	uint32_t idx; /* index into cands */
-	uint32_t pad;
+	uint32_t idx;   /* index into cands */
+	uint32_t group; /* group_by_cost's scratch */
 };
 
 static uint64_t tie_key(const struct itr_peer_addr *p)
 {
-	uint64_t k = 0;
-	if (p->family == 4) {
-		for (int i = 0; i < 4; i++)
-			k = k << 8 | p->addr[i];
-		return k << 16 | p->port;
-	}
-	for (int i = 0; i < 8; i++)
-		k = k << 8 | p->addr[i];
+	if (p->family == 4)
+		return (uint64_t)itr_be32_get(p->addr) << 16 | p->port;
+	uint64_t k = itr_be64_get(p->addr);
 	return 1ull << 63 | k >> 1;
 }
 
@@ -525,6 +539,118 @@ static struct sort_item *key_sort(struct sort_item *a, struct sort_item *tmp, si
 	return a;
 }
 
+/* Stable sort of items whose keys are costs (cost << 32). A swarm's
+ * candidates span few PIDs, hence few distinct costs: a counting sort over
+ * the distinct keys found, where key_sort's counting pass clears and sums
+ * 256 counters (about 1,500 instructions an announce, callgrind). Many
+ * distinct costs go to key_sort. */
+#define COST_GROUPS_MAX 16
+
+static struct sort_item *group_by_cost(struct sort_item *a, struct sort_item *tmp, size_t n)
+{
+	uint64_t keys[COST_GROUPS_MAX];
+	size_t count[COST_GROUPS_MAX], order[COST_GROUPS_MAX], start[COST_GROUPS_MAX];
+	size_t nk = 0, last = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = a[i].key;
+		if (nk == 0 || keys[last] != k) {
+			size_t j = 0;
+			while (j < nk && keys[j] != k)
+				j++;
+			if (j == nk) {
+				if (nk == COST_GROUPS_MAX)
+					return key_sort(a, tmp, n);
+				keys[nk] = k;
+				count[nk++] = 0;
+			}
+			last = j;
+		}
+		count[last]++;
+		a[i].group = (uint32_t)last;
+	}
+	if (nk <= 1)
+		return a;
+	for (size_t j = 0; j < nk; j++) {
+		size_t r = j;
+		while (r > 0 && keys[order[r - 1]] > keys[j]) {
+			order[r] = order[r - 1];
+			r--;
+		}
+		order[r] = j;
+	}
+	size_t sum = 0;
+	for (size_t r = 0; r < nk; r++) {
+		start[order[r]] = sum;
+		sum += count[order[r]];
+	}
+	for (size_t i = 0; i < n; i++)
+		tmp[start[a[i].group]++] = a[i];
+	return tmp;
+}
+
+/* Buckets up to this size sort as packed 64-bit words (sort_u64); larger
+ * ones take key_sort's radix passes. */
+#define PACKED_SORT_MAX 384
+
+/* Two sorted runs [a, a + na) and [b, b + nb) into out. The branch on the
+ * comparison is replaced by selects: on random priorities a branch
+ * mispredicts every other step, which made the merges and insertion sorts
+ * the tracker's largest user-space cost (perf, swarms of 64). */
+static void merge_u64(const uint64_t *a, size_t na, const uint64_t *b, size_t nb, uint64_t *out)
+{
+	size_t i = 0, j = 0, k = 0;
+	while (i < na && j < nb) {
+		uint64_t x = a[i], y = b[j];
+		bool right = y < x;
+		out[k++] = right ? y : x;
+		j += right;
+		i += !right;
+	}
+	while (i < na)
+		out[k++] = a[i++];
+	while (j < nb)
+		out[k++] = b[j++];
+}
+
+static void compare_swap(uint64_t *a, size_t i, size_t j)
+{
+	uint64_t x = a[i], y = a[j];
+	a[i] = x < y ? x : y;
+	a[j] = x < y ? y : x;
+}
+
+/* Sort n distinct-or-equal words ascending: runs of four by a sorting
+ * network, then bottom-up branch-free merges between a and spare (each n
+ * long). Returns the buffer holding the result. */
+static uint64_t *sort_u64(uint64_t *a, uint64_t *spare, size_t n)
+{
+	size_t i = 0;
+	for (; i + 4 <= n; i += 4) {
+		compare_swap(a, i, i + 1);
+		compare_swap(a, i + 2, i + 3);
+		compare_swap(a, i, i + 2);
+		compare_swap(a, i + 1, i + 3);
+		compare_swap(a, i + 1, i + 2);
+	}
+	if (n - i >= 2)
+		compare_swap(a, i, i + 1);
+	if (n - i == 3) {
+		compare_swap(a, i + 1, i + 2);
+		compare_swap(a, i, i + 1);
+	}
+	for (size_t width = 4; width < n; width *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * width) {
+			size_t mid = lo + width < n ? lo + width : n;
+			size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+			merge_u64(a + lo, mid - lo, a + mid, hi - mid, spare + lo);
+		}
+		uint64_t *t = a;
+		a = spare;
+		spare = t;
+	}
+	return a;
+}
+
 static uint64_t pct_of(unsigned pct, size_t n)
 {
 	if (pct >= 100)
@@ -612,11 +738,29 @@ struct rank_scratch {
 #define RANK_STACK_MAX  64
 #define RANK_STACK_SEEN 128
 
+/* The dedup table's hash of a candidate: its whole address and port.
+ * tie_key will not do for IPv6: it keeps the first 63 bits only, so
+ * candidates of one /64 (or one address on many ports, as every BEP 15
+ * peer behind one IPv6 source is) all hashed to one slot and each insert
+ * probed past all the others: O(n^2) address compares. */
+static uint64_t dedup_hash(const struct itr_peer_addr *p, uint64_t tie)
+{
+	uint64_t h = tie; /* IPv4: address and port, whole */
+	if (p->family == 6) {
+		uint64_t hi, lo;
+		memcpy(&hi, p->addr, 8);
+		memcpy(&lo, p->addr + 8, 8);
+		h = (hi * 0x9e3779b97f4a7c15ull) ^ lo ^ p->port;
+	}
+	h *= 0xbf58476d1ce4e5b9ull;
+	return h ^ h >> 31;
+}
+
 /* True if an equal candidate (address and port) was inserted before. */
 static bool seen_before(struct rank_scratch *sc, const struct itr_peer_addr *cands, uint32_t i)
 {
 	uint64_t k = sc->ties[i];
-	size_t h = (size_t)((k * 0x9e3779b97f4a7c15ull) >> 32) & sc->seen_mask;
+	size_t h = (size_t)(dedup_hash(&cands[i], k) >> 32) & sc->seen_mask;
 	for (;; h = (h + 1) & sc->seen_mask) {
 		uint32_t v = sc->seen[h];
 		if (v == 0) {
@@ -694,13 +838,29 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 	if (w->bucket_sorted[s])
 		return;
 	struct sort_item *e = w->e;
-	for (size_t i = s; i < t; i++) {
-		uint32_t prio = bep40_priority(w->client, &w->cands[e[i].idx]);
-		e[i].key = (e[i].key & 0xffffffff00000000ull) | (uint32_t)~prio;
+	if (t - s <= PACKED_SORT_MAX) {
+		/* One cost: the order is ~priority, then input index (what the
+		 * stable sort of items gave), both in one 64-bit word. */
+		uint64_t *packed = (uint64_t *)(w->sc->tmp + s), *spare = packed + (t - s);
+		uint64_t cost = e[s].key & 0xffffffff00000000ull;
+		for (size_t i = s; i < t; i++) {
+			uint32_t prio = bep40_priority(w->client, &w->cands[e[i].idx]);
+			packed[i - s] = (uint64_t)(uint32_t)~prio << 32 | e[i].idx;
+		}
+		const uint64_t *res = sort_u64(packed, spare, t - s);
+		for (size_t i = s; i < t; i++) {
+			e[i].key = cost | res[i - s] >> 32;
+			e[i].idx = (uint32_t)res[i - s];
+		}
+	} else {
+		for (size_t i = s; i < t; i++) {
+			uint32_t prio = bep40_priority(w->client, &w->cands[e[i].idx]);
+			e[i].key = (e[i].key & 0xffffffff00000000ull) | (uint32_t)~prio;
+		}
+		struct sort_item *res = key_sort(e + s, w->sc->tmp + s, t - s);
+		if (res != e + s)
+			memcpy(e + s, res, (t - s) * sizeof(*e));
 	}
-	struct sort_item *res = key_sort(e + s, w->sc->tmp + s, t - s);
-	if (res != e + s)
-		memcpy(e + s, res, (t - s) * sizeof(*e));
 	for (size_t a = s; a < t;) {
 		size_t b = a + 1;
 		while (b < t && e[b].key == e[a].key)
@@ -792,10 +952,10 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		 * bucket, ordered by priority alone - plain BEP 40 order. */
 		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32;
 		sc.items[m].idx = (uint32_t)i;
-		sc.items[m].pad = 0;
+		sc.items[m].group = 0;
 		m++;
 	}
-	struct sort_item *e = key_sort(sc.items, sc.tmp, m);
+	struct sort_item *e = group_by_cost(sc.items, sc.tmp, m);
 	if (e != sc.items) {
 		memcpy(sc.items, e, m * sizeof(*e));
 		e = sc.items;
@@ -881,9 +1041,26 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		}
 		taken = ext_taken;
 
-		/* Pass 2: everything else under the caps. */
+		/* Pass 2: everything else under the caps. A bucket holding
+		 * nothing the caps allow at its start is passed over unsorted:
+		 * only taking changes the caps, so it would yield nothing. With
+		 * the default policy most lists take no or few outsiders, which
+		 * spares hashing and sorting the buckets outside the AS. */
 		size_t pid_taken = 0, as_taken = 0;
 		for (size_t s = 0; s < m && taken < list_len; s = bucket_end[s]) {
+			bool any = false;
+			for (size_t i = s; i < bucket_end[s] && !any; i++) {
+				const struct cand_info *ci = &sc.info[e[i].idx];
+				if (ci->taken)
+					continue;
+				if (ci->side == SIDE_EXTERNAL)
+					any = ext_taken < ext_cap && (ci->gateway || !ext_gateways);
+				else
+					any = as_taken < as_cap &&
+					      (ci->side != SIDE_OWN_PID || pid_taken < pid_cap);
+			}
+			if (!any)
+				continue;
 			sort_bucket(&w, s);
 			for (size_t i = s; i < bucket_end[s] && taken < list_len; i++) {
 				struct cand_info *ci = &sc.info[e[i].idx];

@@ -65,10 +65,16 @@ struct itr_swarm_select {
 	 * the client's PID); NULL: by group number. */
 	uint32_t (*group_cost)(void *ctx, uint16_t group);
 	void *cost_ctx;
-	/* Optional: each candidate's group in the request's generation, or 0
-	 * where the store cannot say (a swarm grouped by a newer map). */
+	/* Optional: each candidate's group in the request's generation (0: no
+	 * group), or ITR_SWARM_GROUP_UNKNOWN where the store cannot say (a
+	 * swarm grouped by a newer map). A store that does not fill it leaves
+	 * what the caller put there. */
 	uint16_t *groups;
 };
+
+/* Not a group number callers use while they pass groups (they number
+ * fewer than 65535 groups): "look it up". */
+#define ITR_SWARM_GROUP_UNKNOWN 0xffff
 
 struct itr_swarm_stats {
 	size_t torrents;

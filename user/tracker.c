@@ -813,15 +813,19 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	const struct itr_pid *pids[CANDIDATES_ON_STACK];
 	bool known = cands == stack_cands && idx->map && idx->n < 0xffff;
 	if (known) /* a store that does not fill them leaves "look it up" */
-		memset(groups, 0, budget * sizeof(*groups));
+		for (size_t i = 0; i < budget; i++)
+			groups[i] = ITR_SWARM_GROUP_UNKNOWN;
 	long n =
 	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
 		struct itr_rank_policy policy;
 		policy_for(tr, idx, ann, &policy);
 		if (known) {
+			/* group 0: no PID covers it (a tenth of the lookups
+			 * were for these) */
 			for (long i = 0; i < n; i++)
-				pids[i] = groups[i] && groups[i] <= idx->n
+				pids[i] = groups[i] == 0 ? NULL
+				          : groups[i] <= idx->n
 				              ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
 				              : itr_netmap_lookup(idx->map, cands[i].family,
 				                                  cands[i].addr);

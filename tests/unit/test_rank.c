@@ -461,6 +461,32 @@ static void test_rank_leaves_out_client_and_duplicates(void **state)
 		             memcmp(out[i].peer.addr, client.addr, 4) == 0);
 }
 
+/* Many IPv6 candidates of one address (every BEP 15 peer behind one IPv6
+ * source): each port once in the list, a repeated one left out, in BEP 40
+ * order (equal addresses: the priority hashes the ports). */
+static void test_rank_ipv6_one_address_many_ports(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_peer_addr client = addr("[fd00:10:1::5]:6881");
+	enum { N = 300 };
+	struct itr_peer_addr c[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = addr("[fd00:10:1::9]:1");
+		c[i].port = (uint16_t)(1000 + i % 200); /* 100 ports twice */
+	}
+	struct itr_ranked_peer out[N];
+	size_t k = itr_rank(f->map, &pol, &client, c, N, N, out);
+	assert_int_equal(k, 200);
+	uint8_t seen[200] = {0};
+	for (size_t i = 0; i < k; i++) {
+		assert_memory_equal(out[i].peer.addr, c[0].addr, 16);
+		assert_int_equal(seen[out[i].peer.port - 1000]++, 0);
+	}
+	assert_rank_order(out, k);
+}
+
 static void test_rank_deterministic_under_permutation(void **state)
 {
 	struct fixture *f = *state;
@@ -788,6 +814,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_known_pids, setup, teardown),
 	    cmocka_unit_test(test_rank_sort_matches_reference),
+	    cmocka_unit_test_setup_teardown(test_rank_ipv6_one_address_many_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_per_as, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_lone_peer_and_top_up, setup,

@@ -133,6 +133,43 @@ static void test_add_refresh_remove(void **state)
 	itr_swarm_destroy(s);
 }
 
+/* Each candidate's group comes back with it (0: a peer in no group); a
+ * request holding an older generation than the swarm's gets "unknown",
+ * never a number from the newer grouping nor 0, which would say "no PID". */
+static void test_select_reports_groups(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	group_shift = 0;
+	for (uint8_t g = 0; g < 3; g++)
+		for (uint8_t h = 1; h <= 4; h++)
+			announce(s, ih_a, v4(g, h, 6881), false, false, 0, NULL);
+	struct itr_peer_addr out[16];
+	uint16_t groups[16];
+	struct itr_swarm_select req = {
+	    .client = v4(1, 9, 6881), .group = 1, .max = 16, .groups = groups};
+	size_t n = itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
+	assert_int_equal(n, 12);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(groups[i], out[i].addr[2]);
+
+	/* a reload renumbers the groups (generation 2), then a request still
+	 * holding generation 1 arrives */
+	struct itr_swarm_grouping newer = grouping;
+	newer.generation = 2;
+	group_shift = 10;
+	n = itr_swarm_select(s, ih_a, &req, &newer, 0, out);
+	assert_int_equal(n, 12);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(groups[i], out[i].addr[2] + 10);
+	group_shift = 0;
+	n = itr_swarm_select(s, ih_a, &req, &grouping, 0, out);
+	assert_int_equal(n, 12);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(groups[i], ITR_SWARM_GROUP_UNKNOWN);
+	itr_swarm_destroy(s);
+}
+
 static size_t select_for(struct itr_swarm_store *s, struct itr_peer_addr client, bool seeder,
                          size_t max, uint64_t seed, struct itr_peer_addr *out)
 {
@@ -771,6 +808,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_add_refresh_remove),
+	    cmocka_unit_test(test_select_reports_groups),
 	    cmocka_unit_test(test_select),
 	    cmocka_unit_test(test_select_cost_order),
 	    cmocka_unit_test(test_expiry_minutes),
