@@ -9,7 +9,9 @@
  *
  * The established-flow path is deliberately short: parse, one flow-cache
  * lookup (an IPv4 flow's key is 16 bytes), the config generation check,
- * the counter, and (BitTorrent only) the matrix. Everything else happens
+ * the counter, and (BitTorrent only) two atomic adds to the flow entry's
+ * unfolded matrix counts, which the fold program (itr_fold) moves into
+ * the PID x PID matrix later. Everything else happens
  * once per flow, with two exceptions that only concern flows in their own
  * states: tracker flows have their next few payload packets read for the
  * peers the tracker hands out (ITR_FLOW_TRACKER), so that later flows to
@@ -759,8 +761,7 @@ static __always_inline __u8 itr_follow(void *ctx, const int is_xdp, const struct
 	return v->kind;
 }
 
-static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_pid, __u32 dst_pid,
-                                      __u32 packets, __u32 bytes)
+static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 packets, __u32 bytes)
 {
 	__u32 idx = itr_counter_index(dir, cls, kind);
 	struct itr_counter *c = bpf_map_lookup_elem(&counters, &idx);
@@ -768,23 +769,42 @@ static __always_inline void itr_count(__u32 dir, __u8 cls, __u8 kind, __u32 src_
 		c->packets += packets;
 		c->bytes += bytes;
 	}
-	if (kind == ITR_KIND_NONE)
-		return;
+}
+
+/* Adds to one matrix cell. Atomic adds, although the cell is this CPU's:
+ * the fold program runs in process context, where a packet's program may
+ * interrupt it on the same CPU. */
+static __always_inline void itr_matrix_add(__u32 src_pid, __u32 dst_pid, __u64 packets, __u64 bytes)
+{
 	struct itr_matrix_key mk = {.src_pid = src_pid, .dst_pid = dst_pid};
 	struct itr_counter *m = bpf_map_lookup_elem(&matrix, &mk);
-	if (m) {
-		m->packets += packets;
-		m->bytes += bytes;
-		return;
+	if (!m) {
+		struct itr_counter first = {.packets = packets, .bytes = bytes};
+		if (bpf_map_update_elem(&matrix, &mk, &first, BPF_NOEXIST) == 0)
+			return;
+		m = bpf_map_lookup_elem(&matrix, &mk); /* another CPU created it meanwhile */
+		if (!m)
+			return;
 	}
-	struct itr_counter first = {.packets = packets, .bytes = bytes};
-	if (bpf_map_update_elem(&matrix, &mk, &first, BPF_NOEXIST) == 0)
-		return;
-	m = bpf_map_lookup_elem(&matrix, &mk); /* another CPU created it meanwhile */
-	if (m) {
-		m->packets += packets;
-		m->bytes += bytes;
-	}
+	__sync_fetch_and_add(&m->packets, packets);
+	__sync_fetch_and_add(&m->bytes, bytes);
+}
+
+/* Moves a flow's unfolded counts into the matrix under the PIDs the flow
+ * has now. The exchanges take each count whole: a packet's add that comes
+ * in between stays for the next fold, and two folders (the fold program
+ * and a packet that re-locates the flow) never take the same count. */
+static __always_inline void itr_fold_flow(struct itr_flow_verdict *v)
+{
+	__u64 lo_hi_packets = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI].packets, 0);
+	__u64 lo_hi_bytes = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI].bytes, 0);
+	__u64 hi_lo_packets = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO].packets, 0);
+	__u64 hi_lo_bytes = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO].bytes, 0);
+
+	if (lo_hi_packets | lo_hi_bytes)
+		itr_matrix_add(v->pid_lo, v->pid_hi, lo_hi_packets, lo_hi_bytes);
+	if (hi_lo_packets | hi_lo_bytes)
+		itr_matrix_add(v->pid_hi, v->pid_lo, hi_lo_packets, hi_lo_bytes);
 }
 
 /* Returns 0 and fills *res for a counted packet, -1 for one left alone.
@@ -824,6 +844,7 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 	__u64 generation = cfg ? cfg->generation : 0;
 
 	__u8 kind;
+	int fresh = !v;
 	if (!v) {
 		v = bpf_map_lookup_elem(&new_verdict, &zero);
 		if (!v)
@@ -842,8 +863,12 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 		}
 		kind = v->kind;
 	} else {
-		if (v->generation != generation)
+		if (v->generation != generation) {
+			/* What the flow counted so far belongs to the PIDs of the
+			 * map it was counted under. */
+			itr_fold_flow(v);
 			itr_locate(v, p, src_lo, generation);
+		}
 		kind = v->kind;
 		if (v->state != ITR_FLOW_FINAL && p->payload_len > 0)
 			kind = itr_follow(ctx, is_xdp, p, src_lo, v);
@@ -857,8 +882,20 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 		bytes += (segs - 1) * p->payload_off;
 	else
 		segs = 1;
-	itr_count(dir, cls, kind, src_lo ? v->pid_lo : v->pid_hi, src_lo ? v->pid_hi : v->pid_lo,
-	          segs, bytes);
+	itr_count(dir, cls, kind, segs, bytes);
+	if (kind != ITR_KIND_NONE) {
+		if (fresh) {
+			/* v is the per-CPU copy already written to the cache: a
+			 * flow's first packet goes to the matrix directly. */
+			itr_matrix_add(src_lo ? v->pid_lo : v->pid_hi,
+			               src_lo ? v->pid_hi : v->pid_lo, segs, bytes);
+		} else {
+			struct itr_counter *u =
+			    &v->unfolded[src_lo ? ITR_FLOW_LO_TO_HI : ITR_FLOW_HI_TO_LO];
+			__sync_fetch_and_add(&u->packets, segs);
+			__sync_fetch_and_add(&u->bytes, bytes);
+		}
+	}
 	res->cls = cls;
 	res->kind = kind;
 	return 0;
@@ -978,4 +1015,35 @@ int itr_tc_egress(struct __sk_buff *skb)
 	if (pol->flags & ITR_POLICY_SET_DSCP)
 		itr_set_dscp(skb, &p, pol->dscp & 0x3f);
 	return TC_ACT_OK;
+}
+
+struct bpf_map;
+
+static long itr_fold_v4(struct bpf_map *map, const struct itr_flow_key_v4 *key,
+                        struct itr_flow_verdict *v, void *ctx)
+{
+	(void)map, (void)key, (void)ctx;
+	itr_fold_flow(v);
+	return 0;
+}
+
+static long itr_fold_v6(struct bpf_map *map, const struct itr_flow_key *key,
+                        struct itr_flow_verdict *v, void *ctx)
+{
+	(void)map, (void)key, (void)ctx;
+	itr_fold_flow(v);
+	return 0;
+}
+
+/* Folds every cached flow's unfolded counts into the matrix. Never
+ * attached: user space runs it (BPF_PROG_TEST_RUN) every ITR_FOLD_PERIOD_MS
+ * and before it reads the matrix for a price sample, so the matrix stays
+ * within one period of the packets, whether or not a flow sends again. */
+SEC("syscall")
+int itr_fold(void *ctx)
+{
+	(void)ctx;
+	bpf_for_each_map_elem(&flows_v4, itr_fold_v4, NULL, 0);
+	bpf_for_each_map_elem(&flows, itr_fold_v6, NULL, 0);
+	return 0;
 }

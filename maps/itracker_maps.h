@@ -15,8 +15,12 @@
 #include <linux/types.h>
 
 /* Bump when any struct below changes layout: userspace refuses to adopt
- * pinned maps whose config.abi_version differs (see user/loader.c). */
-#define ITR_ABI_VERSION 2
+ * pinned maps whose config.abi_version differs (see user/loader.c), except
+ * from ITR_ABI_VERSION_UPGRADABLE, whose maps differ only in the flow
+ * caches: the loader replaces those (they are caches) and keeps the rest.
+ * 2 -> 3: itr_flow_verdict gained the unfolded matrix counts. */
+#define ITR_ABI_VERSION            3
+#define ITR_ABI_VERSION_UPGRADABLE 2
 
 /* ---- locality classes ------------------------------------------------ */
 enum itr_class {
@@ -72,6 +76,12 @@ struct itr_pid_info {
 };
 
 #define ITR_PID_F_DEFAULT (1u << 0) /* installed as the catch-all /0 */
+
+/* ---- packet and byte counts (counters, matrix, flows' unfolded) ----- */
+struct itr_counter {
+	__u64 packets;
+	__u64 bytes; /* L2 frame length as seen by the hook */
+};
 
 /* ---- flow cache ------------------------------------------------------ */
 /* Both directions of a flow map to one key: the (address, port) pair that
@@ -135,7 +145,22 @@ struct itr_flow_verdict {
 	__u8 cls;             /* enum itr_class, derived from the fields above */
 	__u8 follow_left;     /* ITR_FLOW_TRACKER: payload packets still to read */
 	__u8 tracker_end;     /* ITR_FLOW_TRACKER: ITR_END_LO or ITR_END_HI */
+	/* BitTorrent packets and bytes of this flow not yet added to the PID
+	 * matrix, [ITR_FLOW_LO_TO_HI] and [ITR_FLOW_HI_TO_LO]. An established
+	 * flow's packet adds here (the entry is already in cache) instead of
+	 * looking up its matrix cell (a second random memory access, as costly
+	 * as the flow lookup itself); the fold program (itr_fold, run by
+	 * itrackerd every ITR_FOLD_PERIOD_MS and before each price sample)
+	 * moves them into the matrix with atomic exchanges. */
+	struct itr_counter unfolded[2];
 };
+
+#define ITR_FLOW_LO_TO_HI 0
+#define ITR_FLOW_HI_TO_LO 1
+/* How often itrackerd folds the flows' unfolded counts into the matrix:
+ * the matrix lags the packets by at most this, and a flow the LRU evicts
+ * within this time of its last packet takes what it had not folded with it. */
+#define ITR_FOLD_PERIOD_MS 1000
 
 /* What a flow has shown of a two-way exchange (itr_flow_verdict.seen).
  * Endpoints are learned only from exchanges both ends took part in. */
@@ -184,11 +209,7 @@ struct itr_endpoint_info {
 #define ITR_TEACH_WINDOW_NS  (60ull * 1000000000ull)
 
 /* ---- counters: per-CPU array by (direction, class, kind) ---------- */
-struct itr_counter {
-	__u64 packets;
-	__u64 bytes; /* L2 frame length as seen by the hook */
-};
-
+/* value: struct itr_counter */
 #define ITR_COUNTER_SLOTS (ITR_DIR_MAX * ITR_CLASS_MAX * ITR_KIND_MAX)
 
 static inline __u32 itr_counter_index(__u32 dir, __u32 cls, __u32 kind)
@@ -264,6 +285,9 @@ struct itr_config {
 /* The ingress classifier as a TC program: the hook on virtual devices
  * (veth, bridges), where native XDP costs the stack its GRO aggregation. */
 #define ITR_PROG_TC_INGRESS "itr_tc_ingress"
+/* Folds every flow's unfolded counts into the matrix (a syscall program,
+ * run through BPF_PROG_TEST_RUN; never attached). */
+#define ITR_PROG_FOLD "itr_fold"
 /* TC filter handle and priority used for the egress attachment. */
 #define ITR_TC_HANDLE   0x17a
 #define ITR_TC_PRIORITY 0x17a

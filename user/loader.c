@@ -158,14 +158,45 @@ static void explain_errno(char *err, size_t errlen, const char *what, int e)
 		snprintf(err, errlen, "%s: %s", what, strerror(e));
 }
 
+/* The flow caches: their entries can be rebuilt from the traffic, so a
+ * pinned one with an older layout is replaced rather than refused. */
+static bool is_flow_cache(const char *name)
+{
+	return strcmp(name, ITR_MAP_FLOWS) == 0 || strcmp(name, ITR_MAP_FLOWS_V4) == 0;
+}
+
+/* config.abi_version of the data plane pinned under root; 0 if none. */
+static __u32 pinned_abi_version(const char *root)
+{
+	char path[PATH_MAX];
+	struct itr_config cfg = {0};
+	__u32 zero = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_CONFIG);
+	int fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	if (bpf_map_lookup_elem(fd, &zero, &cfg))
+		cfg.abi_version = 0;
+	close(fd);
+	return cfg.abi_version;
+}
+
 /* A pinned map whose layout differs from the object's would make libbpf fail
- * with a terse message; check first and say which map and what differs. */
+ * with a terse message; check first and say which map and what differs.
+ * The exception: the flow caches of a data plane pinned by the upgradable
+ * ABI (ITR_ABI_VERSION_UPGRADABLE) are unpinned, once everything else is
+ * known to fit, so that libbpf creates them anew; *replaced counts them. */
 static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err, size_t errlen,
-                               bool *any_pinned)
+                               bool *any_pinned, int *replaced)
 {
 	struct bpf_map *map;
+	char stale[2][PATH_MAX];
+	int nstale = 0;
+	bool upgradable = pinned_abi_version(root) == ITR_ABI_VERSION_UPGRADABLE;
 
 	*any_pinned = false;
+	*replaced = 0;
 	bpf_object__for_each_map(map, obj)
 	{
 		char path[PATH_MAX];
@@ -197,6 +228,10 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		    info.value_size != bpf_map__value_size(map) ||
 		    info.max_entries != bpf_map__max_entries(map) ||
 		    info.map_flags != bpf_map__map_flags(map)) {
+			if (upgradable && is_flow_cache(name) && nstale < 2) {
+				snprintf(stale[nstale++], PATH_MAX, "%s", path);
+				continue;
+			}
 			snprintf(err, errlen,
 			         "pinned map %s has a different layout (key %u/%u bytes, value "
 			         "%u/%u bytes, max %u/%u entries: pinned/new); refusing to replace "
@@ -207,6 +242,17 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 			         bpf_map__max_entries(map), root);
 			return -EEXIST;
 		}
+	}
+	for (int i = 0; i < nstale; i++) {
+		if (unlink(stale[i])) {
+			explain_errno(err, errlen, stale[i], errno);
+			return -errno;
+		}
+		fprintf(stderr,
+		        "itrackerd: replaced the flow cache %s (map ABI %u layout); its flows "
+		        "are classified again\n",
+		        stale[i], ITR_ABI_VERSION_UPGRADABLE);
+		(*replaced)++;
 	}
 	return 0;
 }
@@ -486,10 +532,11 @@ static int check_object_shape(struct bpf_object *obj, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	if (!bpf_object__find_program_by_name(obj, ITR_PROG_XDP) ||
-	    !bpf_object__find_program_by_name(obj, ITR_PROG_TC)) {
+	    !bpf_object__find_program_by_name(obj, ITR_PROG_TC) ||
+	    !bpf_object__find_program_by_name(obj, ITR_PROG_FOLD)) {
 		snprintf(err, errlen,
-		         "BPF object lacks %s or %s: not an itracker data plane object",
-		         ITR_PROG_XDP, ITR_PROG_TC);
+		         "BPF object lacks %s, %s or %s: not an itracker data plane object",
+		         ITR_PROG_XDP, ITR_PROG_TC, ITR_PROG_FOLD);
 		return -EINVAL;
 	}
 	return 0;
@@ -546,8 +593,11 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 		goto fail_free;
 	if (check_object_shape(dp->obj, err, errlen))
 		goto fail_obj;
-	if (check_pinned_compat(dp->obj, root, err, errlen, &any_pinned))
-		goto fail_obj;
+	/* A refusal leaves every pin as it was: nothing is loaded or pinned
+	 * yet, so there is nothing of this run's to unpin (unpinning the
+	 * object's maps here would remove the pinned data plane it refused). */
+	if (check_pinned_compat(dp->obj, root, err, errlen, &any_pinned, &dp->caches_replaced))
+		goto fail_close;
 	dp->maps_adopted = any_pinned;
 
 	rc = bpf_object__load(dp->obj);
@@ -563,12 +613,17 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	dp->fd_matrix = map_fd(dp->obj, ITR_MAP_MATRIX);
 	dp->fd_policy = map_fd(dp->obj, ITR_MAP_POLICY);
 	dp->fd_config = map_fd(dp->obj, ITR_MAP_CONFIG);
+	dp->fd_fold = bpf_program__fd(bpf_object__find_program_by_name(dp->obj, ITR_PROG_FOLD));
 
 	struct itr_config cfg;
 	if (itr_dataplane_get_config(dp, &cfg)) {
 		explain_errno(err, errlen, "reading the config map", errno);
 		goto fail_obj;
 	}
+	/* An upgradable data plane's flow caches were replaced above; the rest
+	 * is this ABI's, so it is recorded as such. */
+	if (cfg.abi_version == ITR_ABI_VERSION_UPGRADABLE)
+		cfg.abi_version = 0;
 	if (cfg.abi_version && cfg.abi_version != ITR_ABI_VERSION) {
 		snprintf(err, errlen,
 		         "pinned data plane under %s was written with map ABI %u, this build "
@@ -637,16 +692,29 @@ fail_obj:
 		/* Maps pinned by this failed run would look like state to adopt. */
 		bpf_object__unpin_maps(dp->obj, NULL);
 	}
+fail_close:
 	bpf_object__close(dp->obj);
 fail_free:
 	free(dp);
 	return NULL;
 }
 
+int itr_dataplane_fold(const struct itr_dataplane *dp)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, run);
+	if (!dp || dp->fd_fold < 0)
+		return -EINVAL;
+	return bpf_prog_test_run_opts(dp->fd_fold, &run) ? -errno : 0;
+}
+
 void itr_dataplane_close(struct itr_dataplane *dp, bool keep_attached)
 {
 	if (!dp)
 		return;
+	/* What the flows counted since the last fold is in the matrix before
+	 * this process goes (a data plane left attached keeps counting, and
+	 * the next run folds the rest). */
+	itr_dataplane_fold(dp);
 	for (size_t i = 0; i < dp->nifaces; i++) {
 		struct itr_iface_state *ifs = &dp->ifaces[i];
 		if (keep_attached) {

@@ -68,7 +68,9 @@ struct itr_dataplane {
 	char pin_root[256];
 	int fd_lpm_v4, fd_lpm_v6, fd_flows, fd_endpoints, fd_counters, fd_matrix, fd_policy,
 	    fd_config;
-	bool maps_adopted; /* pinned maps existed and were reused */
+	int fd_fold;         /* the itr_fold program (ITR_PROG_FOLD) */
+	bool maps_adopted;   /* pinned maps existed and were reused */
+	int caches_replaced; /* pinned flow caches of an older layout replaced */
 	struct itr_iface_state ifaces[ITR_MAX_IFACES];
 	size_t nifaces;
 };
@@ -96,6 +98,12 @@ void itr_dataplane_describe(const struct itr_dataplane *dp, const char *prefix, 
  * programs from the given interfaces (or from every interface where our
  * TC filter or a pinned XDP link is found). Returns 0 or -errno. */
 int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen);
+
+/* Moves every flow's unfolded BitTorrent counts into the PID matrix (runs
+ * the itr_fold program). Safe from any thread, and beside the packets:
+ * each count is taken whole, by one folder. 0 or -errno. itrackerd calls
+ * it every ITR_FOLD_PERIOD_MS, before each price sample and on exit. */
+int itr_dataplane_fold(const struct itr_dataplane *dp);
 
 /* Config map access: read, and bump the generation with a new vtag. */
 int itr_dataplane_get_config(const struct itr_dataplane *dp, struct itr_config *cfg);

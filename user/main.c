@@ -62,6 +62,12 @@ static void stop_all(struct run *r)
 	itr_options_free(&r->o);
 }
 
+/* The price controller's hook before a sample (itr_price_set_before_sample). */
+static void fold_dataplane(void *dp)
+{
+	itr_dataplane_fold(dp);
+}
+
 /* The user-space parts that need no kernel: built before the data plane
  * so that a bad upstream URL changes nothing. */
 static int start_tracker(struct run *r, char *err, size_t len)
@@ -145,6 +151,8 @@ static int start_dataplane(struct run *r, struct itr_netmap *map, char *err, siz
 			return EXIT_RUNTIME;
 	}
 	if (r->price) {
+		if (r->d.dp)
+			itr_price_set_before_sample(r->price, fold_dataplane, r->d.dp);
 		if (itr_price_start_with(r->price, r->d.dp ? r->d.dp->fd_matrix : -1,
 		                         o->price_matrix, o->nprice_matrix, err, len))
 			return EXIT_RUNTIME;
@@ -171,8 +179,13 @@ static void serve(struct run *r, const sigset_t *sigs)
 {
 	for (;;) {
 		siginfo_t si;
-		struct timespec tick = {.tv_sec = 1};
+		/* The wake-up also folds the flows' BitTorrent counts into the
+		 * PID matrix, so the matrix lags the packets by at most this. */
+		struct timespec tick = {.tv_sec = ITR_FOLD_PERIOD_MS / 1000,
+		                        .tv_nsec = ITR_FOLD_PERIOD_MS % 1000 * 1000000L};
 		int sig = sigtimedwait(sigs, &si, &tick);
+		if (r->d.dp)
+			itr_dataplane_fold(r->d.dp);
 		if (sig == SIGHUP && r->follower) {
 			fprintf(stderr, "itrackerd: SIGHUP: reconnecting to %s\n", r->o.map_from);
 			itr_map_follow_reconnect(r->follower);

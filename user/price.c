@@ -170,7 +170,9 @@ struct itr_price {
 	bool ticked;
 	char map_vtag[80];
 	struct itr_price_rate_source source; /* combine NULL: local only */
-	char source_error[256];              /* the last tick's, "" if none */
+	void (*before_sample)(void *ctx);    /* itr_price_set_before_sample */
+	void *before_sample_ctx;
+	char source_error[256]; /* the last tick's, "" if none */
 
 	pthread_t thread;
 	bool running;
@@ -354,6 +356,8 @@ static void measure(struct itr_price *pc, const struct itr_netmap *map, double d
 	for (size_t k = 0; k < pc->nlinks; k++)
 		rate[k] = -1;
 	size_t nsrc = given ? 1 : pc->cfg.nmatrix;
+	if (!given && nsrc && pc->before_sample)
+		pc->before_sample(pc->before_sample_ctx);
 	for (size_t src = 0; out && in && src < nsrc; src++) {
 		struct itr_matrix_entry *e = NULL;
 		size_t n = 0;
@@ -633,6 +637,12 @@ static void *price_thread(void *arg)
 		if (stop)
 			return NULL;
 	}
+}
+
+void itr_price_set_before_sample(struct itr_price *pc, void (*fn)(void *ctx), void *ctx)
+{
+	pc->before_sample = fn;
+	pc->before_sample_ctx = ctx;
 }
 
 int itr_price_add_matrix(struct itr_price *pc, int fd)

@@ -154,6 +154,11 @@ int itr_price_add_pinned_matrix(struct itr_price *pc, const char *pin_root, char
  * with err filled. */
 int itr_price_start_with(struct itr_price *pc, int own_matrix_fd, const char *const *pin_roots,
                          size_t npin_roots, char *err, size_t errlen);
+/* Called in the controller's thread right before it reads the matrix
+ * sources for a sample: itrackerd folds its data plane's unfolded counts
+ * into the matrix there, so a sample sees every packet up to that moment.
+ * Before itr_price_start; fn NULL: nothing. */
+void itr_price_set_before_sample(struct itr_price *pc, void (*fn)(void *ctx), void *ctx);
 /* Price from src's rates instead of the local ones (copied; before
  * itr_price_start). src NULL: local only, the default. */
 void itr_price_set_rate_source(struct itr_price *pc, const struct itr_price_rate_source *src);

@@ -1,8 +1,8 @@
 /* test_loader.c - the data plane loader against the real kernel (root):
  * pinning under a private root, adoption of pinned maps by a second open
  * (counters survive), refusal of a pinned map with another layout and of a
- * foreign ABI version, purge, and clear errors for bad interfaces. Attaching
- * to interfaces is covered by the e2e tests (it needs a veth pair).
+ * foreign ABI version, the upgrade of the previous ABI's flow caches, purge, and clear errors for
+ * bad interfaces. Attaching to interfaces is covered by the e2e tests (it needs a veth pair).
  *
  * It runs in a mount namespace of its own where nothing is mounted at
  * /sys/fs/bpf (tests/private_bpffs.h), as on a fresh machine: the loader
@@ -150,6 +150,117 @@ static void test_refuses_other_layout(void **state)
 	unlink(path);
 }
 
+/* Replaces the pinned flow caches with maps of map ABI 2's layout (a
+ * 48-byte itr_flow_verdict, before the unfolded matrix counts). */
+static void pin_abi2_flow_caches(void)
+{
+	static const struct {
+		const char *name;
+		__u32 key_size;
+	} caches[] = {{ITR_MAP_FLOWS_V4, sizeof(struct itr_flow_key_v4)},
+	              {ITR_MAP_FLOWS, sizeof(struct itr_flow_key)}};
+	for (size_t i = 0; i < 2; i++) {
+		char path[256];
+		snprintf(path, sizeof(path), "%s/%s", root, caches[i].name);
+		assert_int_equal(unlink(path), 0);
+		int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, caches[i].name, caches[i].key_size,
+		                        48, ITR_FLOWS_MAX, NULL);
+		assert_true(fd >= 0);
+		assert_int_equal(bpf_obj_pin(fd, path), 0);
+		close(fd);
+	}
+}
+
+static __u32 pinned_value_size(const char *name)
+{
+	char path[256];
+	struct bpf_map_info info = {0};
+	__u32 len = sizeof(info);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
+	int fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	close(fd);
+	return info.value_size;
+}
+
+static void set_pinned_abi(struct itr_dataplane *dp, __u32 abi)
+{
+	struct itr_config cfg;
+	__u32 zero = 0;
+	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
+	cfg.abi_version = abi;
+	assert_int_equal(bpf_map_update_elem(dp->fd_config, &zero, &cfg, BPF_ANY), 0);
+}
+
+/* A data plane pinned by the previous map ABI (flow caches of the older
+ * layout) is adopted: the flow caches are replaced, the counters, the
+ * generation and everything else kept, and the ABI recorded anew. The same
+ * caches under this ABI, or a non-cache map of another layout beside them,
+ * are refused as before, and nothing is removed. */
+static void test_upgrades_abi2_flow_caches(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	struct itr_dataplane *dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	int ncpu = libbpf_num_possible_cpus();
+	struct itr_counter *vals = calloc((size_t)ncpu, sizeof(*vals));
+	vals[0].packets = 7;
+	__u32 slot = itr_counter_index(ITR_DIR_EGRESS, ITR_CLASS_INTRA_AS, ITR_KIND_UTP);
+	assert_int_equal(bpf_map_update_elem(dp->fd_counters, &slot, vals, BPF_ANY), 0);
+	assert_int_equal(itr_dataplane_bump_generation(dp, "before-upgrade", NULL), 0);
+	itr_dataplane_close(dp, false);
+	pin_abi2_flow_caches();
+
+	/* Under this ABI the older caches are refused. */
+	assert_null(open_dp(err, sizeof(err)));
+	assert_non_null(strstr(err, "different layout"));
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), 48);
+
+	/* Recorded as ABI 2: adopted, caches replaced. */
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_CONFIG);
+	int fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	struct itr_config cfg;
+	__u32 zero = 0;
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &cfg), 0);
+	cfg.abi_version = ITR_ABI_VERSION_UPGRADABLE;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
+	close(fd);
+	dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	assert_true(dp->maps_adopted);
+	assert_int_equal(dp->caches_replaced, 2);
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), sizeof(struct itr_flow_verdict));
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS), sizeof(struct itr_flow_verdict));
+	memset(vals, 0, (size_t)ncpu * sizeof(*vals));
+	assert_int_equal(bpf_map_lookup_elem(dp->fd_counters, &slot, vals), 0);
+	assert_int_equal(vals[0].packets, 7);
+	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
+	assert_int_equal(cfg.abi_version, ITR_ABI_VERSION);
+	assert_int_equal(cfg.generation, 1);
+	assert_string_equal(cfg.vtag, "before-upgrade");
+	assert_int_equal(itr_dataplane_fold(dp), 0);
+
+	/* ABI 2 with another map of a foreign layout: refused, caches kept. */
+	set_pinned_abi(dp, ITR_ABI_VERSION_UPGRADABLE);
+	itr_dataplane_close(dp, false);
+	pin_abi2_flow_caches();
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_COUNTERS);
+	assert_int_equal(unlink(path), 0);
+	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4, 8, ITR_COUNTER_SLOTS, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+	assert_null(open_dp(err, sizeof(err)));
+	assert_non_null(strstr(err, ITR_MAP_COUNTERS));
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), 48);
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS), 48);
+	free(vals);
+}
+
 static void test_bad_interfaces(void **state)
 {
 	char err[512] = "";
@@ -223,6 +334,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pins_and_adopts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrades_abi2_flow_caches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_interfaces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_and_class_names, setup, teardown),
 	};

@@ -350,7 +350,8 @@ static void xdp_expect_uncounted(struct fixture *f, const uint8_t *frame, size_t
 	assert_not_counted(&before, &after, what);
 }
 
-static uint64_t matrix_packets(struct fixture *f, uint32_t src_pid, uint32_t dst_pid)
+/* One matrix cell as it stands, without folding (packets, or bytes). */
+static uint64_t matrix_cell(struct fixture *f, uint32_t src_pid, uint32_t dst_pid, int bytes)
 {
 	struct itr_matrix_key k = {.src_pid = src_pid, .dst_pid = dst_pid};
 	struct itr_counter *per_cpu = calloc((size_t)f->ncpus, sizeof(*per_cpu));
@@ -359,8 +360,51 @@ static uint64_t matrix_packets(struct fixture *f, uint32_t src_pid, uint32_t dst
 	if (bpf_map__lookup_elem(f->skel->maps.matrix, &k, sizeof(k), per_cpu,
 	                         sizeof(*per_cpu) * f->ncpus, 0) == 0)
 		for (int c = 0; c < f->ncpus; c++)
-			sum += per_cpu[c].packets;
+			sum += bytes ? per_cpu[c].bytes : per_cpu[c].packets;
 	free(per_cpu);
+	return sum;
+}
+
+/* Runs the fold program, as itrackerd does every ITR_FOLD_PERIOD_MS. */
+static void fold(struct fixture *f)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts);
+	assert_int_equal(bpf_prog_test_run_opts(bpf_program__fd(f->skel->progs.itr_fold), &opts),
+	                 0);
+	assert_int_equal(opts.retval, 0);
+}
+
+/* A matrix cell once every flow's unfolded counts are in. */
+static uint64_t matrix_packets(struct fixture *f, uint32_t src_pid, uint32_t dst_pid)
+{
+	fold(f);
+	return matrix_cell(f, src_pid, dst_pid, 0);
+}
+
+/* Unfolded packets in every cached flow (both flow maps), by direction
+ * within the flow (ITR_FLOW_LO_TO_HI / ITR_FLOW_HI_TO_LO). */
+static uint64_t unfolded_packets(struct fixture *f, int dir)
+{
+	uint64_t sum = 0;
+	struct itr_flow_verdict v;
+	struct itr_flow_key_v4 k4, n4;
+	const void *prev = NULL;
+	int fd = bpf_map__fd(f->skel->maps.flows_v4);
+	while (bpf_map_get_next_key(fd, prev, &n4) == 0) {
+		k4 = n4;
+		prev = &k4;
+		if (bpf_map_lookup_elem(fd, &k4, &v) == 0)
+			sum += v.unfolded[dir].packets;
+	}
+	struct itr_flow_key k6, n6;
+	prev = NULL;
+	fd = bpf_map__fd(f->skel->maps.flows);
+	while (bpf_map_get_next_key(fd, prev, &n6) == 0) {
+		k6 = n6;
+		prev = &k6;
+		if (bpf_map_lookup_elem(fd, &k6, &v) == 0)
+			sum += v.unfolded[dir].packets;
+	}
 	return sum;
 }
 
@@ -2044,7 +2088,81 @@ static void test_generation_bump(void **state)
 	                                      sizeof(cfg), BPF_ANY),
 	                 0);
 	xdp_expect(f, &s, ITR_CLASS_INTRA_PID, ITR_KIND_PEER_WIRE, "after generation bump");
+	/* The two packets counted under the old map stay with its PIDs (the
+	 * second was still unfolded when the flow was located again), the
+	 * one after the bump goes to the new ones. */
+	assert_int_equal(matrix_cell(f, 1, 2, 0), 2);
 	assert_int_equal(matrix_packets(f, 1, 1), 1);
+	assert_int_equal(matrix_cell(f, 1, 2, 0), 2);
+}
+
+/* ---- tests: the matrix through the flows' unfolded counts -------------- */
+
+/* A flow's first BitTorrent packet goes to the matrix at once; later ones
+ * wait in the flow entry, by direction, until a fold moves them, whole
+ * and once (a second fold adds nothing), for IPv4 and IPv6 flows alike. */
+static void test_matrix_fold(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t pl[80], data[64] = {0, 0, 0, 40, 7};
+	static const struct {
+		int family;
+		const char *a, *b;
+		uint32_t pid_a, pid_b;
+	} flows[] = {{4, "10.10.1.5", "10.30.0.9", 1, 20},
+	             {6, "fd00:10:1::5", "fd00:30::9", 1, 20}};
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++) {
+		struct spec fwd = {.family = flows[i].family,
+		                   .src = flows[i].a,
+		                   .dst = flows[i].b,
+		                   .proto = IPPROTO_TCP,
+		                   .sport = fresh_port(),
+		                   .dport = 6881,
+		                   .payload = pl,
+		                   .len = handshake(pl)};
+		struct spec back = fwd;
+		back.src = fwd.dst;
+		back.dst = fwd.src;
+		back.sport = fwd.dport;
+		back.dport = fwd.sport;
+		uint8_t frame[FRAME_MAX];
+		fold(f);
+		uint64_t ab = matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 0);
+		uint64_t ba = matrix_cell(f, flows[i].pid_b, flows[i].pid_a, 0);
+		uint64_t ab_bytes = matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 1);
+
+		xdp_expect(f, &fwd, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "handshake");
+		assert_int_equal(matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 0), ab + 1);
+		xdp_expect(f, &back, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "answer");
+		fwd.payload = back.payload = data;
+		fwd.len = back.len = sizeof(data);
+		for (int k = 0; k < 3; k++)
+			xdp_expect(f, &fwd, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "piece");
+		/* Not in the matrix yet: waiting in the flow entry. */
+		assert_int_equal(matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 0), ab + 1);
+		assert_int_equal(matrix_cell(f, flows[i].pid_b, flows[i].pid_a, 0), ba);
+		/* 10.10.1.5 / fd00:10:1::5 sorts lower: it is the "lo" end. */
+		assert_int_equal(unfolded_packets(f, ITR_FLOW_LO_TO_HI), 3);
+		assert_int_equal(unfolded_packets(f, ITR_FLOW_HI_TO_LO), 1);
+
+		fold(f);
+		assert_int_equal(unfolded_packets(f, ITR_FLOW_LO_TO_HI), 0);
+		assert_int_equal(unfolded_packets(f, ITR_FLOW_HI_TO_LO), 0);
+		assert_int_equal(matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 0), ab + 4);
+		assert_int_equal(matrix_cell(f, flows[i].pid_b, flows[i].pid_a, 0), ba + 1);
+		size_t hs_len = build_frame(frame, &(struct spec){.family = fwd.family,
+		                                                  .src = fwd.src,
+		                                                  .dst = fwd.dst,
+		                                                  .proto = IPPROTO_TCP,
+		                                                  .payload = pl,
+		                                                  .len = handshake(pl)});
+		size_t piece_len = build_frame(frame, &fwd);
+		assert_int_equal(matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 1),
+		                 ab_bytes + hs_len + 3 * piece_len);
+		fold(f);
+		assert_int_equal(matrix_cell(f, flows[i].pid_a, flows[i].pid_b, 0), ab + 4);
+		assert_int_equal(matrix_cell(f, flows[i].pid_b, flows[i].pid_a, 0), ba + 1);
+	}
 }
 
 /* ---- tests: maps are pinned where asked, with BTF ------------------- */
@@ -2093,6 +2211,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_generation_bump, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_matrix_fold, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
