@@ -278,6 +278,9 @@ struct itr_config {
  * clsact on libbpf 1.1) are not links; they live in the interface's qdisc
  * and are found again with bpf_tc_query. */
 #define ITR_PIN_LINK_XDP_PREFIX "link_xdp_"
+/* The fold program (ITR_PROG_FOLD), pinned so that readers of the pins
+ * (itrackerctl matrix, /metrics) fold before they read the matrix. */
+#define ITR_PIN_PROG_FOLD "prog_fold"
 
 /* Program names in the object (also the names bpftool prints). */
 #define ITR_PROG_XDP "itr_xdp_ingress"

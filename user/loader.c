@@ -494,6 +494,21 @@ static void drop_other_ingress_hook(struct itr_dataplane *dp, struct itr_iface_s
 	}
 }
 
+/* The fold program under the pin root, replacing an earlier run's. Only
+ * readers of the pins use it (they fold before reading the matrix; without
+ * it they see the matrix up to ITR_FOLD_PERIOD_MS late), so a failure is
+ * reported and the run goes on. */
+static void pin_fold_program(const struct itr_dataplane *dp)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dp->pin_root, ITR_PIN_PROG_FOLD);
+	unlink(path);
+	if (bpf_obj_pin(dp->fd_fold, path))
+		fprintf(stderr,
+		        "itrackerd: pinning %s: %s (readers see the matrix up to %d ms late)\n",
+		        path, strerror(errno), ITR_FOLD_PERIOD_MS);
+}
+
 static int map_fd(struct bpf_object *obj, const char *name)
 {
 	return bpf_object__find_map_fd_by_name(obj, name);
@@ -668,6 +683,7 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 		if (attach_tc(ifs, tc_fd, BPF_TC_EGRESS, err, errlen))
 			goto fail_detach;
 	}
+	pin_fold_program(dp);
 	return dp;
 
 fail_detach:
@@ -777,6 +793,7 @@ int itr_dataplane_purge(const char *pin_root, char *err, size_t errlen)
 			continue;
 		bool ours = strncmp(de->d_name, ITR_PIN_LINK_XDP_PREFIX,
 		                    strlen(ITR_PIN_LINK_XDP_PREFIX)) == 0;
+		ours = ours || strcmp(de->d_name, ITR_PIN_PROG_FOLD) == 0;
 		for (size_t i = 0; !ours && i < ITR_MAP_COUNT; i++)
 			ours = strcmp(de->d_name, itr_map_names[i]) == 0;
 		if (!ours)

@@ -122,6 +122,8 @@ static void render_dataplane(FILE *out, const struct itr_metrics_sources *src)
 	const char *root = src->pin_root ? src->pin_root : ITR_PIN_ROOT_DEFAULT;
 	size_t top = src->matrix_top ? src->matrix_top : ITR_METRICS_MATRIX_TOP_DEFAULT;
 	int counters_fd = itr_stats_open_pinned(root, ITR_MAP_COUNTERS);
+	/* Without the fold, the matrix is only up to ITR_FOLD_PERIOD_MS late. */
+	itr_stats_fold_pinned(root);
 	int matrix_fd = itr_stats_open_pinned(root, ITR_MAP_MATRIX);
 	int config_fd = itr_stats_open_pinned(root, ITR_MAP_CONFIG);
 	struct itr_counter_table *table = calloc(1, sizeof(*table));

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -41,6 +42,17 @@ int itr_stats_open_pinned(const char *pin_root, const char *name)
 		return -ENAMETOOLONG;
 	int fd = bpf_obj_get(path);
 	return fd < 0 ? -errno : fd;
+}
+
+int itr_stats_fold_pinned(const char *pin_root)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, run);
+	int fd = itr_stats_open_pinned(pin_root, ITR_PIN_PROG_FOLD);
+	if (fd < 0)
+		return fd;
+	int rc = bpf_prog_test_run_opts(fd, &run) ? -errno : 0;
+	close(fd);
+	return rc;
 }
 
 /* Per-CPU lookups fill one value per possible CPU, each rounded up to 8

@@ -38,6 +38,11 @@ const char *itr_dir_name(unsigned dir);   /* "ingress", "egress" */
 
 /* Open <pin_root>/<name> (a pinned map); fd or -errno. */
 int itr_stats_open_pinned(const char *pin_root, const char *name);
+/* Runs the fold program pinned under pin_root (ITR_PIN_PROG_FOLD), so that
+ * the matrix read next holds every BitTorrent packet counted so far rather
+ * than up to ITR_FOLD_PERIOD_MS less. 0 or -errno (no such pin: a data
+ * plane from before the fold program). */
+int itr_stats_fold_pinned(const char *pin_root);
 
 /* Sum the per-CPU counters array (fd of ITR_MAP_COUNTERS). 0 or -errno. */
 int itr_stats_read_counters(int counters_fd, struct itr_counter_table *out);

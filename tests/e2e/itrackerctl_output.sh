@@ -94,6 +94,10 @@ ctl stats | head -1 | grep -q "IN PKTS" || e2e_fail "table header"
 ctl stats | grep -q "^total " || e2e_fail "table has no total row"
 
 # ---- matrix -------------------------------------------------------------------
+# The fetches' packets after each flow's first wait in their flow entries
+# until a fold; `itrackerctl matrix` runs the pinned fold program first, so
+# the pairs are there now, not up to a second later.
+[[ -e $ROOT/prog_fold ]] || e2e_fail "the fold program is not pinned"
 ctl matrix --map "$MAP" --json >"$E2E_TMP/matrix.json" || e2e_fail "matrix failed"
 bpftool -j map dump pinned "$ROOT/matrix" |
 	jq '[.[] | .formatted | {s: .key.src_pid, d: .key.dst_pid, b: ([.values[].value.bytes] | add)}]' >"$E2E_TMP/mexp.json"

@@ -140,6 +140,9 @@ int ctl_cmd_matrix(const struct ctl_global *g, int argc, char **argv)
 		}
 	}
 	int rc = CTL_EXIT_RUNTIME;
+	/* The matrix up to this moment; without the fold (an older data plane)
+	 * it is up to ITR_FOLD_PERIOD_MS late. */
+	itr_stats_fold_pinned(g->pin_root);
 	int matrix_fd = open_map_or_complain(g, ITR_MAP_MATRIX);
 	int counters_fd = matrix_fd >= 0 ? open_map_or_complain(g, ITR_MAP_COUNTERS) : -1;
 	struct itr_matrix_entry *entries = NULL;
