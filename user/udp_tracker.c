@@ -25,31 +25,12 @@
 #include <unistd.h>
 
 #include "announce_backend.h"
+#include "byte_order.h"
 
 #define MAX_SOCKETS   4
 #define BATCH         32
 #define DATAGRAM_MAX  2048
 #define UDP_PEERS_MAX ((ITR_UDP_MAX_REPLY_V4 - 20) / 6) /* peers one answer holds at most */
-
-/* ---- wire helpers -------------------------------------------------------- */
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len, struct itr_udp_request *out,
                                         const char **why)
@@ -59,11 +40,11 @@ enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len, struct i
 	if (len < 16)
 		return ITR_UDP_DROP;
 	memcpy(out->connection_id, pkt, 8);
-	out->action = get32(pkt + 8);
-	out->transaction_id = get32(pkt + 12);
+	out->action = itr_be32_get(pkt + 8);
+	out->transaction_id = itr_be32_get(pkt + 12);
 	switch (out->action) {
 	case ITR_UDP_CONNECT:
-		if (get64(pkt) != ITR_UDP_PROTOCOL_ID)
+		if (itr_be64_get(pkt) != ITR_UDP_PROTOCOL_ID)
 			return ITR_UDP_DROP;
 		return ITR_UDP_PARSED; /* trailing bytes are tolerated */
 	case ITR_UDP_ANNOUNCE:
@@ -73,13 +54,13 @@ enum itr_udp_parse_status itr_udp_parse(const uint8_t *pkt, size_t len, struct i
 		}
 		memcpy(out->info_hash, pkt + 16, 20);
 		memcpy(out->peer_id, pkt + 36, 20);
-		out->downloaded = get64(pkt + 56);
-		out->left = get64(pkt + 64);
-		out->uploaded = get64(pkt + 72);
-		out->event = get32(pkt + 80);
+		out->downloaded = itr_be64_get(pkt + 56);
+		out->left = itr_be64_get(pkt + 64);
+		out->uploaded = itr_be64_get(pkt + 72);
+		out->event = itr_be32_get(pkt + 80);
 		memcpy(out->ipv4, pkt + 84, 4);
-		out->key = get32(pkt + 88);
-		out->num_want = (int32_t)get32(pkt + 92);
+		out->key = itr_be32_get(pkt + 88);
+		out->num_want = (int32_t)itr_be32_get(pkt + 92);
 		out->port = (uint16_t)(pkt[96] << 8 | pkt[97]);
 		if (out->event > 3) {
 			*why = "bad event";
@@ -111,8 +92,8 @@ size_t itr_udp_build_connect(uint8_t *out, size_t cap, uint32_t transaction_id,
 {
 	if (cap < 16)
 		return 0;
-	put32(out, ITR_UDP_CONNECT);
-	put32(out + 4, transaction_id);
+	itr_be32_put(out, ITR_UDP_CONNECT);
+	itr_be32_put(out + 4, transaction_id);
 	memcpy(out + 8, connection_id, 8);
 	return 16;
 }
@@ -124,11 +105,11 @@ size_t itr_udp_build_announce(uint8_t *out, size_t cap, uint32_t transaction_id,
 	size_t stride = family == 6 ? 18 : 6, alen = family == 6 ? 16 : 4;
 	if (cap < 20)
 		return 0;
-	put32(out, ITR_UDP_ANNOUNCE);
-	put32(out + 4, transaction_id);
-	put32(out + 8, interval);
-	put32(out + 12, counts->incomplete);
-	put32(out + 16, counts->complete);
+	itr_be32_put(out, ITR_UDP_ANNOUNCE);
+	itr_be32_put(out + 4, transaction_id);
+	itr_be32_put(out + 8, interval);
+	itr_be32_put(out + 12, counts->incomplete);
+	itr_be32_put(out + 16, counts->complete);
 	size_t len = 20;
 	for (size_t i = 0; i < npeers && len + stride <= cap; i++) {
 		if (peers[i].peer.family != family)
@@ -145,8 +126,8 @@ size_t itr_udp_build_scrape_header(uint8_t *out, size_t cap, uint32_t transactio
 {
 	if (cap < 8)
 		return 0;
-	put32(out, ITR_UDP_SCRAPE);
-	put32(out + 4, transaction_id);
+	itr_be32_put(out, ITR_UDP_SCRAPE);
+	itr_be32_put(out + 4, transaction_id);
 	return 8;
 }
 
@@ -155,8 +136,8 @@ size_t itr_udp_build_error(uint8_t *out, size_t cap, uint32_t transaction_id, co
 	size_t mlen = strlen(msg);
 	if (cap < 8 + mlen)
 		return 0;
-	put32(out, ITR_UDP_ERROR);
-	put32(out + 4, transaction_id);
+	itr_be32_put(out, ITR_UDP_ERROR);
+	itr_be32_put(out + 4, transaction_id);
 	memcpy(out + 8, msg, mlen);
 	return 8 + mlen;
 }
@@ -178,7 +159,7 @@ static void connid_for_slot(const struct itr_udp_connid *c, const struct itr_pee
                             uint32_t slot, uint8_t out[8])
 {
 	uint8_t msg[4 + 1 + 16];
-	put32(msg, slot);
+	itr_be32_put(msg, slot);
 	msg[4] = src->family;
 	memset(msg + 5, 0, 16);
 	memcpy(msg + 5, src->addr, src->family == 6 ? 16 : 4);
@@ -196,12 +177,14 @@ bool itr_udp_connid_check(const struct itr_udp_connid *c, const struct itr_peer_
 {
 	uint32_t slot = now / ITR_UDP_CONNID_SLOT;
 	uint8_t expect[8];
-	int ok = 0;
 	connid_for_slot(c, src, slot, expect);
-	ok |= sodium_memcmp(expect, id, 8) == 0;
+	if (sodium_memcmp(expect, id, 8) == 0)
+		return true;
+	/* The previous slot only when the current one did not match: which
+	 * slot an ID belongs to is no secret (its holder got it from us),
+	 * and most announces carry a current ID, so most pay one MAC. */
 	connid_for_slot(c, src, slot - 1, expect);
-	ok |= sodium_memcmp(expect, id, 8) == 0;
-	return ok;
+	return sodium_memcmp(expect, id, 8) == 0;
 }
 
 /* ---- request handling ---------------------------------------------------- */
@@ -333,9 +316,9 @@ static size_t handle_scrape(struct itr_tracker *tr, const struct itr_udp_request
 		return failure_reply(out, cap, request_len, req->transaction_id, failure);
 	size_t len = itr_udp_build_scrape_header(out, cap, req->transaction_id);
 	for (size_t i = 0; i < n && len + 12 <= cap; i++) {
-		put32(out + len, counts[i].complete);
-		put32(out + len + 4, counts[i].downloaded);
-		put32(out + len + 8, counts[i].incomplete);
+		itr_be32_put(out + len, counts[i].complete);
+		itr_be32_put(out + len + 4, counts[i].downloaded);
+		itr_be32_put(out + len + 8, counts[i].incomplete);
 		len += 12;
 	}
 	return len;
