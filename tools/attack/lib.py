@@ -42,6 +42,44 @@ def percentile(values, p):
 
 
 
+def udp_socket_drops(port):
+    """Datagrams the kernel dropped at the sockets bound to local UDP port
+    (a full receive buffer): the drops column of /proc/net/udp and udp6."""
+    total = 0
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                        total += int(cols[-1])
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+    return total
+
+
+def kernel_counters():
+    """System-wide counters of this network namespace that say where a
+    request can be lost before a server sees it: UDP receive-buffer drops,
+    TCP listen-queue overflows and drops, TCP retransmitted segments."""
+    out = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for head, vals in zip(lines[::2], lines[1::2]):
+            proto, names = head.split(":", 1)
+            _, values = vals.split(":", 1)
+            for n, v in zip(names.split(), values.split()):
+                out["%s.%s" % (proto, n)] = int(v)
+    keep = ("Udp.RcvbufErrors", "TcpExt.ListenOverflows", "TcpExt.ListenDrops",
+            "Tcp.RetransSegs", "TcpExt.TCPTimeouts")
+    return {k: out.get(k, 0) for k in keep}
+
+
 def _exchange(s, method, target, host):
     """One request without a body on connected socket s, read to the close
     (the socket is closed): (status, body)."""
@@ -102,9 +140,17 @@ class Daemon:
     def http(self, method, target, source=PROBER, timeout=2.0):
         """One request on a fresh connection: (status, body, seconds)."""
         t0 = time.monotonic()
-        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout,
-                                     source_address=(source, 0))
-        code, body = _exchange(s, method, target, "t")
+        # which step failed goes into the error: a connect that times out
+        # (the listen queue) and an answer that does not come differ
+        try:
+            s = socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout,
+                                         source_address=(source, 0))
+        except OSError as e:
+            raise OSError("connect: %s after %.0f ms" % (e, (time.monotonic() - t0) * 1000))
+        try:
+            code, body = _exchange(s, method, target, "t")
+        except OSError as e:
+            raise OSError("request: %s after %.0f ms" % (e, (time.monotonic() - t0) * 1000))
         return code, body, time.monotonic() - t0
 
     def admin(self, method, target, timeout=5.0):
@@ -190,6 +236,29 @@ def udp_announce_packet(cid, info_hash, port, tid, left=1, numwant=50, event=0, 
 
 # ---- legitimate load and measurement -------------------------------------
 
+def timeout_cause(kind, t, label, phase, error, before, after):
+    """A legitimate announce without an answer, and where it was most
+    likely lost, from what the kernel counted while it waited: the daemon's
+    UDP socket dropping datagrams (its receive buffer full), the TCP listen
+    queue overflowing. System-wide counters include other programs' traffic
+    on the machine; the daemon's socket drops are its own."""
+    drops = after[0] - before[0]
+    k = {n: after[1][n] - before[1][n] for n in after[1]}
+    if kind == "udp" and drops > 0:
+        cause = "kernel: the daemon's UDP socket dropped %d datagrams meanwhile " \
+                "(receive buffer full)" % drops
+    elif kind == "udp" and k["Udp.RcvbufErrors"] > 0:
+        cause = "kernel: %d UDP datagrams dropped at full receive buffers meanwhile, " \
+                "not at the daemon's socket (the client's?)" % k["Udp.RcvbufErrors"]
+    elif kind == "http" and (k["TcpExt.ListenOverflows"] or k["TcpExt.ListenDrops"]):
+        cause = "kernel: TCP listen queue overflowed %d times (%d drops) meanwhile" % (
+            k["TcpExt.ListenOverflows"], k["TcpExt.ListenDrops"])
+    else:
+        cause = "no drop counted by the kernel: the daemon got it and did not answer in time"
+    return {"kind": kind, "t_s": round(t, 1), "attack": label, "phase": phase, "error": error,
+            "daemon_udp_socket_drops": drops, "kernel": k, "cause": cause}
+
+
 class Observer:
     """While running: legit announces (UDP and HTTP, each from its own
     address, into LEGIT_HASHES), /v1/status probes, RSS samples."""
@@ -207,6 +276,10 @@ class Observer:
         self.rss = []  # (t, kB)
         self.threads = []
         self.n = 0
+        self.label = ""  # what runs meanwhile (the soak names the attack)
+        # each legitimate announce that got no answer, with what the kernel
+        # counted meanwhile (see timeout_cause)
+        self.timeouts = []
 
     def __enter__(self):
         for fn in (self._status_loop, self._announce_loop, self._rss_loop):
@@ -240,27 +313,39 @@ class Observer:
             k = self.n % 200
             ih = LEGIT_HASHES[self.n % len(LEGIT_HASHES)]
             kind = "udp" if self.n % 2 else "http"
+            before = (udp_socket_drops(self.d.udp_port), kernel_counters())
+            sent_at = time.monotonic() - self.t0
+            label = self.label
+            phase = ["announce"]
             try:
                 if kind == "udp":
-                    self._udp_once("127.0.1.%d" % (k + 10), ih, cids)
+                    self._udp_once("127.0.1.%d" % (k + 10), ih, cids, phase)
                 else:
                     self._http_once("127.0.2.%d" % (k + 10), ih)
             except OSError as e:
                 self.announce_ms.append(2000.0)
                 # which kind and when: a UDP datagram lost on a full socket
                 # buffer and an HTTP stall are different findings
-                self.refused.append(("%s timeout at %.0f s" % (kind, time.monotonic() - self.t0),
-                                     str(e)))
+                self.refused.append(("%s timeout at %.0f s" % (kind, sent_at), str(e)))
+                after = (udp_socket_drops(self.d.udp_port), kernel_counters())
+                self.timeouts.append(timeout_cause(kind, sent_at, label, phase[0], str(e),
+                                                   before, after))
+                stale = cids.pop("127.0.1.%d" % (k + 10), None) if kind == "udp" else None
+                if stale:
+                    stale[0].close()  # a late answer must not pass for the next one
             time.sleep(self.period)
 
-    def _udp_once(self, source, ih, cids):
+    def _udp_once(self, source, ih, cids, phase):
         t0 = time.monotonic()
         entry = cids.get(source)
         if entry is None or time.monotonic() - entry[1] > 60:
+            if entry is not None:
+                entry[0].close()
+            phase[0] = "connect"
             sock = udp_socket(source)
             entry = (sock, time.monotonic(), udp_connect(sock, self.d.udp_port))
-            entry = (entry[0], entry[1], entry[2])
             cids[source] = entry
+            phase[0] = "announce"
         sock, _, cid = entry
         tid = random.getrandbits(32)
         sock.sendto(udp_announce_packet(cid, ih, 6881, tid), ("127.0.0.1", self.d.udp_port))
@@ -296,5 +381,6 @@ class Observer:
             "announce_n": len(self.announce_ms),
             "legit_refused": len(self.refused),
             "refusals": self.refused[:3],
+            "timeouts": self.timeouts,
             "rss_max_kb": max((r for _, r in self.rss), default=0),
         }

@@ -38,7 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lib import Daemon, Observer, percentile  # noqa: E402
+from lib import Daemon, Observer, percentile, udp_socket_drops  # noqa: E402
 from run import LAST, load_attacks, run_niced  # noqa: E402
 
 
@@ -144,6 +144,9 @@ def main():
     ap.add_argument("--minutes", type=float, default=3.0)
     ap.add_argument("--seconds", type=float, default=10.0, help="per attack (default 10)")
     ap.add_argument("--nice", type=int, default=10)
+    ap.add_argument("--legit-period", type=float, default=0.02,
+                    help="seconds between legitimate announces, and between /v1/status "
+                    "probes (default 0.02); smaller finds rare losses in a shorter run")
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "build", "soak"))
     ap.add_argument("--sanitize", action="store_true",
                     help="the daemon is an ASan/UBSan build: reports are fatal and checked")
@@ -159,7 +162,7 @@ def main():
     watch = CounterWatch(d)
     failures = []
     runs = {}
-    with Observer(d) as obs:
+    with Observer(d, period=a.legit_period) as obs:
         watch.start()
         time.sleep(5)
         base_rss = sorted(r for _, r in obs.rss)[len(obs.rss) // 2]
@@ -173,14 +176,19 @@ def main():
                 cycle_starts.append(time.monotonic() - obs.t0)
                 loadavg.append((time.monotonic() - obs.t0, os.getloadavg()))
             i += 1
+            obs.label = name
+            drops0 = udp_socket_drops(d.udp_port)
             checks = run_niced(attacks[name], d, min(a.seconds, max(1, end - time.monotonic())),
                                a.nice)
             bad = ["%s (%s)" % (c, det) for c, ok, det in checks if not ok]
-            runs.setdefault(name, {"runs": 0, "failed": 0})
+            runs.setdefault(name, {"runs": 0, "failed": 0, "daemon_udp_socket_drops": 0})
             runs[name]["runs"] += 1
+            # datagrams the kernel dropped at the daemon's full UDP socket
+            runs[name]["daemon_udp_socket_drops"] += udp_socket_drops(d.udp_port) - drops0
             if bad:
                 runs[name]["failed"] += 1
                 failures.append("%s: %s" % (name, "; ".join(bad)))
+        obs.label = "after the attacks"
         attack_end = time.monotonic() - obs.t0
         cycle_starts.append(attack_end)
         loadavg.append((attack_end, os.getloadavg()))
@@ -270,7 +278,13 @@ def main():
         checks.append(("0 sanitizer reports", not reports, ", ".join(reports) or "none"))
     for c, ok, det in checks:
         print("  %-4s %-36s %s" % ("ok" if ok else "FAIL", c, det))
+    for to in s["timeouts"]:
+        print("  legit %s announce (%s) without an answer at %.0f s during %s: %s [%s]" % (
+            to["kind"], to["phase"], to["t_s"], to["attack"] or "-", to["cause"], to["error"]))
     print("  attacks run: %s" % ", ".join("%s x%d" % (n, r["runs"]) for n, r in runs.items()))
+    print("  datagrams the kernel dropped at the daemon's UDP socket (buffer full), by attack: "
+          "%s" % (", ".join("%s %d" % (n, r["daemon_udp_socket_drops"]) for n, r in runs.items()
+                           if r["daemon_udp_socket_drops"]) or "none"))
     print("  p50 /v1/status %.2f ms; csv %s" % (percentile(obs.status_ms, 50), csv))
     print("  RSS start %d kB, end %d kB, max %d kB; load average (1 min) %s" % (
         rss_stats["start_kb"], rss_stats["end_kb"], rss_stats["max_kb"],
