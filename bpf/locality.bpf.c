@@ -796,15 +796,15 @@ static __always_inline void itr_matrix_add(__u32 src_pid, __u32 dst_pid, __u64 p
  * and a packet that re-locates the flow) never take the same count. */
 static __always_inline void itr_fold_flow(struct itr_flow_verdict *v)
 {
-	__u64 lo_hi_packets = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI].packets, 0);
-	__u64 lo_hi_bytes = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI].bytes, 0);
-	__u64 hi_lo_packets = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO].packets, 0);
-	__u64 hi_lo_bytes = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO].bytes, 0);
+	__u64 lo_hi = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI], 0);
+	__u64 hi_lo = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO], 0);
 
-	if (lo_hi_packets | lo_hi_bytes)
-		itr_matrix_add(v->pid_lo, v->pid_hi, lo_hi_packets, lo_hi_bytes);
-	if (hi_lo_packets | hi_lo_bytes)
-		itr_matrix_add(v->pid_hi, v->pid_lo, hi_lo_packets, hi_lo_bytes);
+	if (lo_hi)
+		itr_matrix_add(v->pid_lo, v->pid_hi, itr_unfolded_packets(lo_hi),
+		               itr_unfolded_bytes(lo_hi));
+	if (hi_lo)
+		itr_matrix_add(v->pid_hi, v->pid_lo, itr_unfolded_packets(hi_lo),
+		               itr_unfolded_bytes(hi_lo));
 }
 
 /* Returns 0 and fills *res for a counted packet, -1 for one left alone.
@@ -890,10 +890,10 @@ static __always_inline int itr_classify(void *ctx, const int is_xdp, void *data,
 			itr_matrix_add(src_lo ? v->pid_lo : v->pid_hi,
 			               src_lo ? v->pid_hi : v->pid_lo, segs, bytes);
 		} else {
-			struct itr_counter *u =
-			    &v->unfolded[src_lo ? ITR_FLOW_LO_TO_HI : ITR_FLOW_HI_TO_LO];
-			__sync_fetch_and_add(&u->packets, segs);
-			__sync_fetch_and_add(&u->bytes, bytes);
+			__u64 *u = &v->unfolded[src_lo ? ITR_FLOW_LO_TO_HI : ITR_FLOW_HI_TO_LO];
+			__sync_fetch_and_add(u, itr_unfolded_pack(segs, bytes));
+			if (*u & ITR_UNFOLDED_FULL)
+				itr_fold_flow(v);
 		}
 	}
 	res->cls = cls;

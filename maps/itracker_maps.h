@@ -16,10 +16,12 @@
 
 /* Bump when any struct below changes layout: userspace refuses to adopt
  * pinned maps whose config.abi_version differs (see user/loader.c), except
- * from ITR_ABI_VERSION_UPGRADABLE, whose maps differ only in the flow
- * caches: the loader replaces those (they are caches) and keeps the rest.
- * 2 -> 3: itr_flow_verdict gained the unfolded matrix counts. */
-#define ITR_ABI_VERSION            3
+ * from ITR_ABI_VERSION_UPGRADABLE on, whose maps differ from this ABI's
+ * only in the flow caches: the loader replaces those (they are caches) and
+ * keeps the rest.
+ * 2 -> 3: itr_flow_verdict gained the unfolded matrix counts (32 bytes);
+ * 3 -> 4: packed into 16 (one atomic add a packet, a 64-byte verdict). */
+#define ITR_ABI_VERSION            4
 #define ITR_ABI_VERSION_UPGRADABLE 2
 
 /* ---- locality classes ------------------------------------------------ */
@@ -146,17 +148,42 @@ struct itr_flow_verdict {
 	__u8 follow_left;     /* ITR_FLOW_TRACKER: payload packets still to read */
 	__u8 tracker_end;     /* ITR_FLOW_TRACKER: ITR_END_LO or ITR_END_HI */
 	/* BitTorrent packets and bytes of this flow not yet added to the PID
-	 * matrix, [ITR_FLOW_LO_TO_HI] and [ITR_FLOW_HI_TO_LO]. An established
-	 * flow's packet adds here (the entry is already in cache) instead of
-	 * looking up its matrix cell (a second random memory access, as costly
-	 * as the flow lookup itself); the fold program (itr_fold, run by
-	 * itrackerd every ITR_FOLD_PERIOD_MS and before each price sample)
-	 * moves them into the matrix with atomic exchanges. */
-	struct itr_counter unfolded[2];
+	 * matrix, [ITR_FLOW_LO_TO_HI] and [ITR_FLOW_HI_TO_LO], packed (see
+	 * itr_unfolded_pack). An established flow's packet adds here with one
+	 * atomic add (the entry is already in cache) instead of looking up its
+	 * matrix cell (a second random memory access, as costly as the flow
+	 * lookup itself); the fold program (itr_fold, run by itrackerd every
+	 * ITR_FOLD_PERIOD_MS and before each price sample) moves them into the
+	 * matrix with atomic exchanges. */
+	__u64 unfolded[2];
 };
 
 #define ITR_FLOW_LO_TO_HI 0
 #define ITR_FLOW_HI_TO_LO 1
+
+/* An unfolded count: packets in the top 24 bits, bytes in the low 40, so
+ * one add counts both. A packet that leaves either field at half its room
+ * (ITR_UNFOLDED_FULL: 2^23 packets or 2^39 bytes, far above what a flow
+ * sends between two folds) folds the flow at once, so neither overflows:
+ * a packet adds at most 2^20 bytes (a 64 KiB GSO packet, or BIG TCP's
+ * 512 KiB). */
+#define ITR_UNFOLDED_BYTES_BITS 40
+#define ITR_UNFOLDED_FULL       ((1ull << 63) | (1ull << 39))
+
+static inline __u64 itr_unfolded_pack(__u64 packets, __u64 bytes)
+{
+	return packets << ITR_UNFOLDED_BYTES_BITS | bytes;
+}
+
+static inline __u64 itr_unfolded_packets(__u64 unfolded)
+{
+	return unfolded >> ITR_UNFOLDED_BYTES_BITS;
+}
+
+static inline __u64 itr_unfolded_bytes(__u64 unfolded)
+{
+	return unfolded & ((1ull << ITR_UNFOLDED_BYTES_BITS) - 1);
+}
 /* How often itrackerd folds the flows' unfolded counts into the matrix:
  * the matrix lags the packets by at most this, and a flow the LRU evicts
  * within this time of its last packet takes what it had not folded with it. */

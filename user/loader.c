@@ -184,8 +184,8 @@ static __u32 pinned_abi_version(const char *root)
 
 /* A pinned map whose layout differs from the object's would make libbpf fail
  * with a terse message; check first and say which map and what differs.
- * The exception: the flow caches of a data plane pinned by the upgradable
- * ABI (ITR_ABI_VERSION_UPGRADABLE) are unpinned, once everything else is
+ * The exception: the flow caches of a data plane pinned by an upgradable
+ * ABI (ITR_ABI_VERSION_UPGRADABLE up to this one) are unpinned, once everything else is
  * known to fit, so that libbpf creates them anew; *replaced counts them. */
 static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err, size_t errlen,
                                bool *any_pinned, int *replaced)
@@ -193,7 +193,8 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 	struct bpf_map *map;
 	char stale[2][PATH_MAX];
 	int nstale = 0;
-	bool upgradable = pinned_abi_version(root) == ITR_ABI_VERSION_UPGRADABLE;
+	__u32 pinned_abi = pinned_abi_version(root);
+	bool upgradable = pinned_abi >= ITR_ABI_VERSION_UPGRADABLE && pinned_abi < ITR_ABI_VERSION;
 
 	*any_pinned = false;
 	*replaced = 0;
@@ -251,7 +252,7 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		fprintf(stderr,
 		        "itrackerd: replaced the flow cache %s (map ABI %u layout); its flows "
 		        "are classified again\n",
-		        stale[i], ITR_ABI_VERSION_UPGRADABLE);
+		        stale[i], pinned_abi);
 		(*replaced)++;
 	}
 	return 0;
@@ -637,7 +638,7 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	}
 	/* An upgradable data plane's flow caches were replaced above; the rest
 	 * is this ABI's, so it is recorded as such. */
-	if (cfg.abi_version == ITR_ABI_VERSION_UPGRADABLE)
+	if (cfg.abi_version >= ITR_ABI_VERSION_UPGRADABLE && cfg.abi_version < ITR_ABI_VERSION)
 		cfg.abi_version = 0;
 	if (cfg.abi_version && cfg.abi_version != ITR_ABI_VERSION) {
 		snprintf(err, errlen,

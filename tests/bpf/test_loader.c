@@ -150,9 +150,10 @@ static void test_refuses_other_layout(void **state)
 	unlink(path);
 }
 
-/* Replaces the pinned flow caches with maps of map ABI 2's layout (a
- * 48-byte itr_flow_verdict, before the unfolded matrix counts). */
-static void pin_abi2_flow_caches(void)
+/* Replaces the pinned flow caches with maps whose itr_flow_verdict has
+ * value_size bytes: 48 in map ABI 2 (before the unfolded matrix counts),
+ * 80 in ABI 3 (before they were packed). */
+static void pin_old_flow_caches(__u32 value_size)
 {
 	static const struct {
 		const char *name;
@@ -164,7 +165,7 @@ static void pin_abi2_flow_caches(void)
 		snprintf(path, sizeof(path), "%s/%s", root, caches[i].name);
 		assert_int_equal(unlink(path), 0);
 		int fd = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, caches[i].name, caches[i].key_size,
-		                        48, ITR_FLOWS_MAX, NULL);
+		                        value_size, ITR_FLOWS_MAX, NULL);
 		assert_true(fd >= 0);
 		assert_int_equal(bpf_obj_pin(fd, path), 0);
 		close(fd);
@@ -182,6 +183,41 @@ static __u32 pinned_value_size(const char *name)
 	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
 	close(fd);
 	return info.value_size;
+}
+
+/* config.abi_version of the pinned data plane, with no dataplane open. */
+static void set_pinned_config_abi(__u32 abi)
+{
+	char path[256];
+	struct itr_config cfg;
+	__u32 zero = 0;
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_CONFIG);
+	int fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &cfg), 0);
+	cfg.abi_version = abi;
+	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
+	close(fd);
+}
+
+/* ABI 3's caches (80-byte verdicts) are replaced the same way. */
+static void test_upgrades_abi3_flow_caches(void **state)
+{
+	char err[512] = "";
+	(void)state;
+	struct itr_dataplane *dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	itr_dataplane_close(dp, false);
+	pin_old_flow_caches(80);
+	set_pinned_config_abi(3);
+	dp = open_dp(err, sizeof(err));
+	assert_non_null(dp);
+	assert_int_equal(dp->caches_replaced, 2);
+	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), sizeof(struct itr_flow_verdict));
+	struct itr_config cfg;
+	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
+	assert_int_equal(cfg.abi_version, ITR_ABI_VERSION);
+	itr_dataplane_close(dp, false);
 }
 
 static void set_pinned_abi(struct itr_dataplane *dp, __u32 abi)
@@ -211,7 +247,7 @@ static void test_upgrades_abi2_flow_caches(void **state)
 	assert_int_equal(bpf_map_update_elem(dp->fd_counters, &slot, vals, BPF_ANY), 0);
 	assert_int_equal(itr_dataplane_bump_generation(dp, "before-upgrade", NULL), 0);
 	itr_dataplane_close(dp, false);
-	pin_abi2_flow_caches();
+	pin_old_flow_caches(48);
 
 	/* Under this ABI the older caches are refused. */
 	assert_null(open_dp(err, sizeof(err)));
@@ -219,16 +255,10 @@ static void test_upgrades_abi2_flow_caches(void **state)
 	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), 48);
 
 	/* Recorded as ABI 2: adopted, caches replaced. */
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_CONFIG);
-	int fd = bpf_obj_get(path);
-	assert_true(fd >= 0);
+	set_pinned_config_abi(ITR_ABI_VERSION_UPGRADABLE);
 	struct itr_config cfg;
-	__u32 zero = 0;
-	assert_int_equal(bpf_map_lookup_elem(fd, &zero, &cfg), 0);
-	cfg.abi_version = ITR_ABI_VERSION_UPGRADABLE;
-	assert_int_equal(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
-	close(fd);
+	char path[256];
+	int fd;
 	dp = open_dp(err, sizeof(err));
 	assert_non_null(dp);
 	assert_true(dp->maps_adopted);
@@ -247,7 +277,7 @@ static void test_upgrades_abi2_flow_caches(void **state)
 	/* ABI 2 with another map of a foreign layout: refused, caches kept. */
 	set_pinned_abi(dp, ITR_ABI_VERSION_UPGRADABLE);
 	itr_dataplane_close(dp, false);
-	pin_abi2_flow_caches();
+	pin_old_flow_caches(48);
 	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_COUNTERS);
 	assert_int_equal(unlink(path), 0);
 	fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "counters", 4, 8, ITR_COUNTER_SLOTS, NULL);
@@ -335,6 +365,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refuses_other_abi, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refuses_other_layout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upgrades_abi2_flow_caches, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upgrades_abi3_flow_caches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_interfaces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_and_class_names, setup, teardown),
 	};

@@ -394,7 +394,7 @@ static uint64_t unfolded_packets(struct fixture *f, int dir)
 		k4 = n4;
 		prev = &k4;
 		if (bpf_map_lookup_elem(fd, &k4, &v) == 0)
-			sum += v.unfolded[dir].packets;
+			sum += itr_unfolded_packets(v.unfolded[dir]);
 	}
 	struct itr_flow_key k6, n6;
 	prev = NULL;
@@ -403,7 +403,7 @@ static uint64_t unfolded_packets(struct fixture *f, int dir)
 		k6 = n6;
 		prev = &k6;
 		if (bpf_map_lookup_elem(fd, &k6, &v) == 0)
-			sum += v.unfolded[dir].packets;
+			sum += itr_unfolded_packets(v.unfolded[dir]);
 	}
 	return sum;
 }
@@ -2165,6 +2165,42 @@ static void test_matrix_fold(void **state)
 	}
 }
 
+/* A packet that leaves a flow's unfolded bytes at half their room folds
+ * the flow at once (so the packed fields never overflow into each other). */
+static void test_matrix_fold_when_full(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t pl[80], frame[FRAME_MAX];
+	struct spec s = {.family = 4,
+	                 .src = "10.10.1.5",
+	                 .dst = "10.30.0.9",
+	                 .proto = IPPROTO_TCP,
+	                 .sport = fresh_port(),
+	                 .dport = 6881,
+	                 .payload = pl,
+	                 .len = handshake(pl)};
+	xdp_expect(f, &s, ITR_CLASS_INTER_AS, ITR_KIND_PEER_WIRE, "handshake");
+	assert_int_equal(matrix_cell(f, 1, 20, 0), 1);
+
+	/* The flow's entry as if it had counted 5 packets and nearly 2^39
+	 * bytes since the last fold. */
+	struct itr_flow_key_v4 k;
+	struct itr_flow_verdict v;
+	int fd = bpf_map__fd(f->skel->maps.flows_v4);
+	assert_int_equal(bpf_map_get_next_key(fd, NULL, &k), 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &k, &v), 0);
+	const uint64_t near_full = (1ull << 39) - 100;
+	v.unfolded[ITR_FLOW_LO_TO_HI] = itr_unfolded_pack(5, near_full);
+	assert_int_equal(bpf_map_update_elem(fd, &k, &v, BPF_EXIST), 0);
+
+	size_t len = build_frame(frame, &s);
+	assert_int_equal(run_xdp(f, frame, len), XDP_PASS);
+	/* Folded by the packet itself: no fold program ran. */
+	assert_int_equal(matrix_cell(f, 1, 20, 0), 1 + 5 + 1);
+	assert_int_equal(unfolded_packets(f, ITR_FLOW_LO_TO_HI), 0);
+	assert_true(matrix_cell(f, 1, 20, 1) > near_full + len);
+}
+
 /* ---- tests: maps are pinned where asked, with BTF ------------------- */
 
 static void test_pins(void **state)
@@ -2212,6 +2248,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tc_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_generation_bump, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_matrix_fold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_matrix_fold_when_full, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
