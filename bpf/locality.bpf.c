@@ -796,8 +796,14 @@ static __always_inline void itr_matrix_add(__u32 src_pid, __u32 dst_pid, __u64 p
  * and a packet that re-locates the flow) never take the same count. */
 static __always_inline void itr_fold_flow(struct itr_flow_verdict *v)
 {
-	__u64 lo_hi = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI], 0);
-	__u64 hi_lo = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO], 0);
+	/* Read before the exchange: most entries hold nothing to fold, and
+	 * an exchange would write (dirty) every one of them each fold. */
+	__u64 lo_hi = v->unfolded[ITR_FLOW_LO_TO_HI];
+	__u64 hi_lo = v->unfolded[ITR_FLOW_HI_TO_LO];
+	if (lo_hi)
+		lo_hi = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_LO_TO_HI], 0);
+	if (hi_lo)
+		hi_lo = __sync_lock_test_and_set(&v->unfolded[ITR_FLOW_HI_TO_LO], 0);
 
 	if (lo_hi)
 		itr_matrix_add(v->pid_lo, v->pid_hi, itr_unfolded_packets(lo_hi),
