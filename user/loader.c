@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,13 +183,29 @@ static __u32 pinned_abi_version(const char *root)
 	return cfg.abi_version;
 }
 
+/* A flow cache of an older layout, unpinned but still open, whose entries
+ * are carried over into the new one (carry_over_flows). */
+struct old_cache {
+	int fd;
+	char name[32];
+	__u32 key_size, value_size;
+};
+
+/* Every map ABI since 2 starts the verdict with the same 48 bytes; ABI 3
+ * then had the unfolded counts as two struct itr_counter (80 bytes). */
+#define ITR_VERDICT_COMMON_BYTES 48
+#define ITR_VERDICT_ABI3_BYTES   80
+_Static_assert(offsetof(struct itr_flow_verdict, unfolded) == ITR_VERDICT_COMMON_BYTES,
+               "the verdict's first 48 bytes are what older ABIs share");
+
 /* A pinned map whose layout differs from the object's would make libbpf fail
  * with a terse message; check first and say which map and what differs.
  * The exception: the flow caches of a data plane pinned by an upgradable
- * ABI (ITR_ABI_VERSION_UPGRADABLE up to this one) are unpinned, once everything else is
- * known to fit, so that libbpf creates them anew; *replaced counts them. */
+ * ABI (ITR_ABI_VERSION_UPGRADABLE up to this one) are unpinned, once
+ * everything else is known to fit, so that libbpf creates them anew; they
+ * stay open in old[] (*nold of them) for their entries to be carried over. */
 static int check_pinned_compat(struct bpf_object *obj, const char *root, char *err, size_t errlen,
-                               bool *any_pinned, int *replaced)
+                               bool *any_pinned, struct old_cache old[2], int *nold)
 {
 	struct bpf_map *map;
 	char stale[2][PATH_MAX];
@@ -197,7 +214,7 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 	bool upgradable = pinned_abi >= ITR_ABI_VERSION_UPGRADABLE && pinned_abi < ITR_ABI_VERSION;
 
 	*any_pinned = false;
-	*replaced = 0;
+	*nold = 0;
 	bpf_object__for_each_map(map, obj)
 	{
 		char path[PATH_MAX];
@@ -229,7 +246,11 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		    info.value_size != bpf_map__value_size(map) ||
 		    info.max_entries != bpf_map__max_entries(map) ||
 		    info.map_flags != bpf_map__map_flags(map)) {
-			if (upgradable && is_flow_cache(name) && nstale < 2) {
+			if (upgradable && is_flow_cache(name) && nstale < 2 &&
+			    info.key_size == bpf_map__key_size(map)) {
+				snprintf(old[nstale].name, sizeof(old[nstale].name), "%s", name);
+				old[nstale].key_size = info.key_size;
+				old[nstale].value_size = info.value_size;
 				snprintf(stale[nstale++], PATH_MAX, "%s", path);
 				continue;
 			}
@@ -245,17 +266,64 @@ static int check_pinned_compat(struct bpf_object *obj, const char *root, char *e
 		}
 	}
 	for (int i = 0; i < nstale; i++) {
-		if (unlink(stale[i])) {
-			explain_errno(err, errlen, stale[i], errno);
-			return -errno;
+		old[i].fd = bpf_obj_get(stale[i]);
+		if (old[i].fd < 0 || unlink(stale[i])) {
+			int e = errno;
+			explain_errno(err, errlen, stale[i], e);
+			for (int k = 0; k <= i; k++)
+				if (old[k].fd >= 0)
+					close(old[k].fd);
+			return -e;
 		}
-		fprintf(stderr,
-		        "itrackerd: replaced the flow cache %s (map ABI %u layout); its flows "
-		        "are classified again\n",
+		fprintf(stderr, "itrackerd: replacing the flow cache %s (map ABI %u layout)\n",
 		        stale[i], pinned_abi);
-		(*replaced)++;
+		(*nold)++;
 	}
 	return 0;
+}
+
+/* Copies the entries of the older flow caches into the new ones, so that
+ * flows keep their verdicts (a peer-wire flow past its handshake would
+ * otherwise be known only by its endpoint from now on): the common first
+ * bytes as they are, and ABI 3's unfolded counts packed. The old program
+ * keeps running on the old maps until the links are updated; what it
+ * changes in them meanwhile stays there (counters and matrix are shared,
+ * so no count is lost). Closes the old maps. Returns the entries carried. */
+static int map_fd(struct bpf_object *obj, const char *name);
+
+static long carry_over_flows(struct itr_dataplane *dp, struct old_cache old[2], int nold)
+{
+	long carried = 0;
+	for (int i = 0; i < nold; i++) {
+		int to = map_fd(dp->obj, old[i].name);
+		unsigned char key[sizeof(struct itr_flow_key)], next[sizeof(struct itr_flow_key)];
+		unsigned char value[ITR_VERDICT_ABI3_BYTES];
+		const void *prev = NULL;
+		if (to >= 0 && old[i].key_size <= sizeof(key) &&
+		    old[i].value_size <= sizeof(value) &&
+		    old[i].value_size >= ITR_VERDICT_COMMON_BYTES) {
+			while (bpf_map_get_next_key(old[i].fd, prev, next) == 0) {
+				memcpy(key, next, old[i].key_size);
+				prev = key;
+				struct itr_flow_verdict v = {0};
+				if (bpf_map_lookup_elem(old[i].fd, key, value))
+					continue; /* gone meanwhile */
+				memcpy(&v, value, ITR_VERDICT_COMMON_BYTES);
+				if (old[i].value_size == ITR_VERDICT_ABI3_BYTES) {
+					struct itr_counter c[2];
+					memcpy(c, value + ITR_VERDICT_COMMON_BYTES, sizeof(c));
+					for (int d = 0; d < 2; d++)
+						v.unfolded[d] =
+						    itr_unfolded_pack(c[d].packets, c[d].bytes);
+				}
+				if (bpf_map_update_elem(to, key, &v, BPF_ANY) == 0)
+					carried++;
+			}
+		}
+		close(old[i].fd);
+		old[i].fd = -1;
+	}
+	return carried;
 }
 
 static int link_pin_path(char *buf, size_t len, const char *root, const char *ifname)
@@ -612,14 +680,23 @@ struct itr_dataplane *itr_dataplane_open(const struct itr_loader_opts *opts, cha
 	/* A refusal leaves every pin as it was: nothing is loaded or pinned
 	 * yet, so there is nothing of this run's to unpin (unpinning the
 	 * object's maps here would remove the pinned data plane it refused). */
-	if (check_pinned_compat(dp->obj, root, err, errlen, &any_pinned, &dp->caches_replaced))
+	struct old_cache old[2];
+	if (check_pinned_compat(dp->obj, root, err, errlen, &any_pinned, old, &dp->caches_replaced))
 		goto fail_close;
 	dp->maps_adopted = any_pinned;
 
 	rc = bpf_object__load(dp->obj);
 	if (rc) {
+		for (int i = 0; i < dp->caches_replaced; i++)
+			close(old[i].fd);
 		explain_errno(err, errlen, "loading the BPF data plane", -rc);
 		goto fail_obj;
+	}
+	if (dp->caches_replaced) {
+		dp->flows_carried = carry_over_flows(dp, old, dp->caches_replaced);
+		fprintf(stderr,
+		        "itrackerd: %ld cached flows carried over into the new flow caches\n",
+		        dp->flows_carried);
 	}
 	dp->fd_lpm_v4 = map_fd(dp->obj, ITR_MAP_LPM_V4);
 	dp->fd_lpm_v6 = map_fd(dp->obj, ITR_MAP_LPM_V6);

@@ -71,6 +71,7 @@ struct itr_dataplane {
 	int fd_fold;         /* the itr_fold program (ITR_PROG_FOLD) */
 	bool maps_adopted;   /* pinned maps existed and were reused */
 	int caches_replaced; /* pinned flow caches of an older layout replaced */
+	long flows_carried;  /* ... and the entries copied from them */
 	struct itr_iface_state ifaces[ITR_MAX_IFACES];
 	size_t nifaces;
 };

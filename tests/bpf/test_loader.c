@@ -185,6 +185,55 @@ static __u32 pinned_value_size(const char *name)
 	return info.value_size;
 }
 
+/* An established inter-AS peer-wire flow, PID 1 -> PID 20, in the pinned
+ * (older) flows_v4 whose values are value_size bytes; ABI 3's 80-byte
+ * values also carry 3 unfolded packets of 300 bytes from the lo end. */
+static const struct itr_flow_key_v4 old_flow_key = {
+    .addr_lo = 0x01010a0a, .addr_hi = 0x02001e0a, .port_lo = 0x1a2b, .port_hi = 0xe11a, .proto = 6};
+
+static struct itr_flow_verdict old_flow_verdict(void)
+{
+	struct itr_flow_verdict v = {.generation = 1,
+	                             .pid_lo = 1,
+	                             .pid_hi = 20,
+	                             .asn_lo = 64500,
+	                             .asn_hi = 64502,
+	                             .kind = ITR_KIND_PEER_WIRE,
+	                             .state = ITR_FLOW_FINAL,
+	                             .cls = ITR_CLASS_INTER_AS};
+	return v;
+}
+
+static void put_old_flow(__u32 value_size)
+{
+	char path[256];
+	unsigned char value[80] = {0};
+	struct itr_flow_verdict v = old_flow_verdict();
+	memcpy(value, &v, 48);
+	if (value_size == 80) {
+		struct itr_counter c[2] = {{.packets = 3, .bytes = 300}, {0, 0}};
+		memcpy(value + 48, c, sizeof(c));
+	}
+	snprintf(path, sizeof(path), "%s/%s", root, ITR_MAP_FLOWS_V4);
+	int fd = bpf_obj_get(path);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_update_elem(fd, &old_flow_key, value, BPF_ANY), 0);
+	close(fd);
+}
+
+/* The carried-over entry: the old verdict, and unfolded what ABI 3 had. */
+static void expect_carried_flow(struct itr_dataplane *dp, uint64_t unfolded_lo_hi)
+{
+	struct itr_flow_verdict got, want = old_flow_verdict();
+	int fd = bpf_object__find_map_fd_by_name(dp->obj, ITR_MAP_FLOWS_V4);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_map_lookup_elem(fd, &old_flow_key, &got), 0);
+	assert_memory_equal(&got, &want, offsetof(struct itr_flow_verdict, unfolded));
+	assert_int_equal(got.unfolded[ITR_FLOW_LO_TO_HI], unfolded_lo_hi);
+	assert_int_equal(got.unfolded[ITR_FLOW_HI_TO_LO], 0);
+	assert_int_equal(dp->flows_carried, 1);
+}
+
 /* config.abi_version of the pinned data plane, with no dataplane open. */
 static void set_pinned_config_abi(__u32 abi)
 {
@@ -209,10 +258,26 @@ static void test_upgrades_abi3_flow_caches(void **state)
 	assert_non_null(dp);
 	itr_dataplane_close(dp, false);
 	pin_old_flow_caches(80);
+	put_old_flow(80);
 	set_pinned_config_abi(3);
 	dp = open_dp(err, sizeof(err));
 	assert_non_null(dp);
 	assert_int_equal(dp->caches_replaced, 2);
+	expect_carried_flow(dp, itr_unfolded_pack(3, 300));
+	/* The carried unfolded counts reach the matrix with the next fold. */
+	assert_int_equal(itr_dataplane_fold(dp), 0);
+	int ncpu = libbpf_num_possible_cpus();
+	struct itr_counter *cells = calloc((size_t)ncpu, sizeof(*cells));
+	struct itr_matrix_key mk = {.src_pid = 1, .dst_pid = 20};
+	assert_int_equal(bpf_map_lookup_elem(dp->fd_matrix, &mk, cells), 0);
+	uint64_t packets = 0, bytes = 0;
+	for (int c = 0; c < ncpu; c++) {
+		packets += cells[c].packets;
+		bytes += cells[c].bytes;
+	}
+	free(cells);
+	assert_int_equal(packets, 3);
+	assert_int_equal(bytes, 300);
 	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), sizeof(struct itr_flow_verdict));
 	struct itr_config cfg;
 	assert_int_equal(itr_dataplane_get_config(dp, &cfg), 0);
@@ -248,6 +313,7 @@ static void test_upgrades_abi2_flow_caches(void **state)
 	assert_int_equal(itr_dataplane_bump_generation(dp, "before-upgrade", NULL), 0);
 	itr_dataplane_close(dp, false);
 	pin_old_flow_caches(48);
+	put_old_flow(48);
 
 	/* Under this ABI the older caches are refused. */
 	assert_null(open_dp(err, sizeof(err)));
@@ -263,6 +329,7 @@ static void test_upgrades_abi2_flow_caches(void **state)
 	assert_non_null(dp);
 	assert_true(dp->maps_adopted);
 	assert_int_equal(dp->caches_replaced, 2);
+	expect_carried_flow(dp, 0);
 	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS_V4), sizeof(struct itr_flow_verdict));
 	assert_int_equal(pinned_value_size(ITR_MAP_FLOWS), sizeof(struct itr_flow_verdict));
 	memset(vals, 0, (size_t)ncpu * sizeof(*vals));
