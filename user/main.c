@@ -177,6 +177,7 @@ static int start_follower(struct run *r, struct itr_netmap **map, char *err, siz
 /* SIGHUP reloads; SIGINT/SIGTERM end the run. */
 static void serve(struct run *r, const sigset_t *sigs)
 {
+	bool fold_failed = false; /* said once, until a fold works again */
 	for (;;) {
 		siginfo_t si;
 		/* The wake-up also folds the flows' BitTorrent counts into the
@@ -184,8 +185,13 @@ static void serve(struct run *r, const sigset_t *sigs)
 		struct timespec tick = {.tv_sec = ITR_FOLD_PERIOD_MS / 1000,
 		                        .tv_nsec = ITR_FOLD_PERIOD_MS % 1000 * 1000000L};
 		int sig = sigtimedwait(sigs, &si, &tick);
-		if (r->d.dp)
-			itr_dataplane_fold(r->d.dp);
+		int fold_err = r->d.dp ? itr_dataplane_fold(r->d.dp) : 0;
+		if (fold_err && !fold_failed)
+			fprintf(stderr,
+			        "itrackerd: folding the flows' BitTorrent counts into the matrix "
+			        "failed: %s (the matrix falls behind until it works again)\n",
+			        strerror(-fold_err));
+		fold_failed = fold_err != 0;
 		if (sig == SIGHUP && r->follower) {
 			fprintf(stderr, "itrackerd: SIGHUP: reconnecting to %s\n", r->o.map_from);
 			itr_map_follow_reconnect(r->follower);
