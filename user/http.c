@@ -28,6 +28,8 @@
  * limits.header_timeout_s, or whose request is not answered within
  * limits.request_timeout_s (both counted from the end of the previous
  * request, or the connect); MHD then sees the connection end and frees it.
+ * A request whose line has come gets a fixed 408 first (one non-blocking
+ * send, as the 503 above); an idle keep-alive connection is just closed.
  */
 #include "http.h"
 #include "http_stream.h"
@@ -98,9 +100,13 @@ struct itr_http_server {
 	/* per-address connection counts (under conns_lock); NULL: no limit */
 	struct addr_count **addr_counts;
 	uint8_t addr_hash_key[crypto_shorthash_KEYBYTES];
-	/* the whole answer to a connection over the per-address limit */
+	/* whole answers written straight to a socket, not through MHD: to a
+	 * connection over the per-address limit, and to a request that
+	 * missed its deadline */
 	char too_many[384];
 	size_t too_many_len;
+	char too_late[384];
+	size_t too_late_len;
 	pthread_t reaper;
 	bool reaper_running;
 
@@ -154,6 +160,8 @@ struct http_conn {
 	bool streaming;         /* a stream (http_stream.h): ends when its writer says */
 	bool reaped;
 	bool over_limit;          /* answered 503 at accept, its requests dropped */
+	bool line_seen;           /* the current request's line is in */
+	bool answering;           /* a response to it is queued: MHD writes */
 	struct addr_count *count; /* its address's count, if it holds one */
 	struct sockaddr_storage peer;
 };
@@ -167,6 +175,23 @@ static int64_t now_ms(void)
 
 static const char JSON_TYPE[] = "application/json";
 
+/* A whole HTTP/1.1 answer with an error body like send_error's, closing
+ * the connection; its length, 0 if it does not fit. */
+static size_t fixed_answer(char *out, size_t cap, const char *status, const char *headers,
+                           const char *code, const char *reason)
+{
+	char body[192];
+	int blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"reason\":\"%s\"}}\n",
+	                    code, reason);
+	if (blen < 0 || (size_t)blen >= sizeof(body))
+		return 0;
+	int n = snprintf(out, cap,
+	                 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sConnection: "
+	                 "close\r\nContent-Length: %d\r\n\r\n%s",
+	                 status, headers, blen, body);
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 {
 	struct itr_http_server *srv = calloc(1, sizeof(*srv));
@@ -178,17 +203,12 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 		return NULL;
 	}
 	randombytes_buf(srv->addr_hash_key, sizeof(srv->addr_hash_key));
-	static const char body[] = "{\"error\":{\"code\":\"E_TOO_MANY_CONNECTIONS\","
-	                           "\"reason\":\"too many connections from your address, "
-	                           "retry later\"}}\n";
-	int n = snprintf(srv->too_many, sizeof(srv->too_many),
-	                 "HTTP/1.1 503 Service Unavailable\r\n"
-	                 "Content-Type: application/json\r\n"
-	                 "Retry-After: 1\r\n"
-	                 "Connection: close\r\n"
-	                 "Content-Length: %zu\r\n\r\n%s",
-	                 sizeof(body) - 1, body);
-	srv->too_many_len = n > 0 && (size_t)n < sizeof(srv->too_many) ? (size_t)n : 0;
+	srv->too_many_len = fixed_answer(
+	    srv->too_many, sizeof(srv->too_many), "503 Service Unavailable", "Retry-After: 1\r\n",
+	    "E_TOO_MANY_CONNECTIONS", "too many connections from your address, retry later");
+	srv->too_late_len =
+	    fixed_answer(srv->too_late, sizeof(srv->too_late), "408 Request Timeout", "",
+	                 "E_REQUEST_TIMEOUT", "the request did not arrive in time");
 	pthread_mutex_init(&srv->conns_lock, NULL);
 	pthread_mutex_init(&srv->jobs_lock, NULL);
 	pthread_cond_init(&srv->jobs_wake, NULL);
@@ -476,6 +496,14 @@ static enum MHD_Result queue_response(struct MHD_Connection *conn, int status,
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	/* From here MHD writes to the socket: the reaper must not (a 408 in
+	 * the middle of an answer) */
+	struct http_conn *c = conn_state(conn);
+	if (c) {
+		pthread_mutex_lock(&c->srv->conns_lock);
+		c->answering = true;
+		pthread_mutex_unlock(&c->srv->conns_lock);
+	}
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -512,6 +540,8 @@ static void phase_restart(struct http_conn *c, bool awaiting_headers)
 	if (awaiting_headers) {
 		c->phase_start_ms = now_ms();
 		c->streaming = false;
+		c->line_seen = false;
+		c->answering = false;
 	}
 	c->awaiting_headers = awaiting_headers;
 	pthread_mutex_unlock(&c->srv->conns_lock);
@@ -682,6 +712,9 @@ static void *uri_hook(void *cls, const char *uri, struct MHD_Connection *conn)
 	struct http_conn *c = conn_state(conn);
 	struct http_request_state *st = c && !c->over_limit ? &c->req : NULL;
 	if (st) {
+		pthread_mutex_lock(&srv->conns_lock);
+		c->line_seen = true; /* a deadline missed from now on gets a 408 */
+		pthread_mutex_unlock(&srv->conns_lock);
 		request_state_clear(st);
 		if (srv->limits.max_query && strlen(uri) > srv->limits.max_query)
 			st->uri_too_long = true;
@@ -957,11 +990,22 @@ static void *reaper_main(void *arg)
 				continue;
 			/* The socket stays MHD's (it closes it after the closed
 			 * notification, which waits for this lock): shutting it
-			 * down only makes MHD see the end of the connection. */
+			 * down only makes MHD see the end of the connection.
+			 * A request under way gets its 408 first, in one
+			 * non-blocking send, while MHD only reads: not an idle
+			 * keep-alive connection (no request to answer), nor one
+			 * whose answer MHD is writing (answering is set under
+			 * this lock before MHD may write; what it writes after
+			 * the shutdown fails). */
 			c->reaped = true;
 			atomic_fetch_add_explicit(late_headers ? &srv->stat_reaped_headers
 			                                       : &srv->stat_reaped_request,
 			                          1, memory_order_relaxed);
+			if (c->line_seen && !c->answering && srv->too_late_len &&
+			    send(c->fd, srv->too_late, srv->too_late_len,
+			         MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+				/* best effort: the shutdown ends it either way */
+			}
 			shutdown(c->fd, SHUT_RDWR);
 		}
 		pthread_mutex_unlock(&srv->conns_lock);

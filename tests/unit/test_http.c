@@ -488,19 +488,28 @@ static void test_offload(void **state)
 }
 
 /* Waits until the server closes fd; returns the seconds it took, or -1
- * if it was still open after limit_s (sending a byte every step_ms). */
-static double closed_after(int fd, const char *trickle, double limit_s, int step_ms)
+ * if it was still open after limit_s (sending a byte every step_ms). What
+ * the server sent meanwhile goes to got (NUL-terminated). */
+static double closed_after(int fd, const char *trickle, double limit_s, int step_ms, char *got,
+                           size_t gotlen)
 {
 	double t0 = mono_s();
+	size_t have = 0;
 	struct timeval tv = {.tv_usec = step_ms * 1000};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	got[0] = '\0';
 	while (mono_s() - t0 < limit_s) {
 		char buf[512];
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
 			return mono_s() - t0;
-		if (n > 0)
-			continue; /* an answer: the deadline's 408 would do too */
+		if (n > 0) {
+			size_t take = (size_t)n < gotlen - 1 - have ? (size_t)n : gotlen - 1 - have;
+			memcpy(got + have, buf, take);
+			have += take;
+			got[have] = '\0';
+			continue;
+		}
 		if (send(fd, trickle, strlen(trickle), MSG_NOSIGNAL) < 0)
 			return mono_s() - t0;
 	}
@@ -508,28 +517,36 @@ static double closed_after(int fd, const char *trickle, double limit_s, int step
 }
 
 /* A client that sends a header line now and then never hits an inactivity
- * timeout; the header deadline closes it anyway. The same for a body. */
+ * timeout; the header deadline closes it anyway. The same for a body. A
+ * request under way gets its answer, 408, before the close (not a silent
+ * close); an idle keep-alive connection, with no request, does not. */
 static void test_deadlines(void **state)
 {
 	(void)state;
+	char got[1024];
 	struct itr_http_limits lim = LIMITS;
 	lim.header_timeout_s = 1;
 	lim.request_timeout_s = 2;
 	struct itr_http_server *srv = start_with(&lim);
 	int fd = connect_to("127.0.0.1", itr_http_port(srv));
 	send_all(fd, "GET /echo HTTP/1.1\r\n", 20);
-	double t = closed_after(fd, "X-a: b\r\n", 6, 200);
+	double t = closed_after(fd, "X-a: b\r\n", 6, 200, got, sizeof(got));
 	close(fd);
 	if (t < 0.8 || t > 2.5)
 		fail_msg("headers trickled for %.2f s (deadline 1 s)", t);
+	if (strncmp(got, "HTTP/1.1 408 ", 13) != 0 || !strstr(got, "\"E_REQUEST_TIMEOUT\"") ||
+	    !strcasestr(got, "\r\nConnection: close\r\n"))
+		fail_msg("headers trickled: answered '%s', not 408", got);
 
 	fd = connect_to("127.0.0.1", itr_http_port(srv));
 	const char *head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
 	send_all(fd, head, strlen(head));
-	t = closed_after(fd, "z", 8, 200);
+	t = closed_after(fd, "z", 8, 200, got, sizeof(got));
 	close(fd);
 	if (t < 1.8 || t > 3.5)
 		fail_msg("a body trickled for %.2f s (deadline 2 s)", t);
+	if (strncmp(got, "HTTP/1.1 408 ", 13) != 0)
+		fail_msg("a body trickled: answered '%s', not 408", got);
 
 	/* An idle keep-alive connection is a request not sent yet. */
 	struct reply r;
@@ -537,10 +554,12 @@ static void test_deadlines(void **state)
 	send_all(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 31);
 	assert_int_equal(read_reply(fd, &r), 0);
 	assert_int_equal(r.status, 200);
-	t = closed_after(fd, "", 6, 200);
+	t = closed_after(fd, "", 6, 200, got, sizeof(got));
 	close(fd);
 	if (t < 0.8 || t > 2.5)
 		fail_msg("idle for %.2f s after a request (deadline 1 s)", t);
+	if (got[0])
+		fail_msg("an idle keep-alive connection was sent '%s'", got);
 
 	struct itr_http_stats st;
 	itr_http_get_stats(srv, &st);

@@ -6,6 +6,7 @@ with the figures that say whether other clients were hurt.
 
 ATTACK is one of:
   slowloris        many sockets that send one header line every --interval s
+                   (each the server ends must have had an answer: 408, 503)
   conn-limit       --sockets held connections from one address, and meanwhile
                    more requests from it: over the per-address limit each
                    must get 503 with Retry-After, not a silent close
@@ -34,6 +35,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import select
 import socket
 import sys
 import threading
@@ -150,9 +152,29 @@ def slowloris(a, stop, answers):
             answers["refused"] = answers.get("refused", 0) + 1
     answers["opened"] = len(socks)
     closed = 0
+
+    def ended(s):
+        """The server's last word on s (it closed it): every such request
+        must have had an answer (408 for the deadline, 503 over the
+        per-address limit)."""
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        key = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/1.") else "none"
+        answers[key] = answers.get(key, 0) + 1
+        if key == "none":
+            answers["bad"] = answers.get("bad", 0) + 1
+        s.close()
+
     while not stop.wait(a.interval):
         alive = []
+        readable = set(select.select(socks, [], [], 0)[0]) if socks else set()
         for s in socks:
+            if s in readable:
+                closed += 1
+                ended(s)
+                continue
             try:
                 s.sendall(b"X-Slow: 1\r\n")
                 alive.append(s)
@@ -160,7 +182,7 @@ def slowloris(a, stop, answers):
                 alive.append(s)
             except OSError:
                 closed += 1
-                s.close()
+                ended(s)
         socks = alive
         # keep the pressure: reopen what the server closed
         for _ in range(a.sockets - len(socks)):
