@@ -169,9 +169,13 @@ def slowloris(a, stop, answers):
 
     while not stop.wait(a.interval):
         alive = []
-        readable = set(select.select(socks, [], [], 0)[0]) if socks else set()
+        # poll, not select: more than FD_SETSIZE (1,024) sockets
+        poller = select.poll()
         for s in socks:
-            if s in readable:
+            poller.register(s, select.POLLIN)
+        readable = {fd for fd, _ in poller.poll(0)}
+        for s in socks:
+            if s.fileno() in readable:
                 closed += 1
                 ended(s)
                 continue
@@ -408,7 +412,13 @@ def main():
     stop = threading.Event()
     sampler = Sampler(a.pid, stop)
     answers = {}
-    attack = threading.Thread(target=ATTACKS[a.attack], args=(a, stop, answers), daemon=True)
+    def run_attack():
+        try:
+            ATTACKS[a.attack](a, stop, answers)
+        except Exception as e:  # an attack that breaks is not one that held
+            answers["crashed"] = repr(e)
+
+    attack = threading.Thread(target=run_attack, daemon=True)
     sampler.start()
     attack.start()
     time.sleep(min(1.0, a.seconds / 4))  # the attack is in place first
@@ -439,6 +449,8 @@ def main():
         problems.append("%d status failures" % failures)
     if sampler.peak > a.rss_factor * base:
         problems.append("RSS %d kB > %.1f x %d kB" % (sampler.peak, a.rss_factor, base))
+    if answers.get("crashed"):
+        problems.append("the attack itself failed: %s" % answers["crashed"])
     if answers.get("bad"):
         problems.append("%d attack requests unanswered or wrongly answered" % answers["bad"])
     out["ok"] = not problems
