@@ -4,14 +4,14 @@
  * flow cache (one entry for both directions), classify new flows by the
  * locality of their two ends (two LPM lookups) and recognise BitTorrent in
  * their first payload-bearing packets, then count the packet by
- * (direction, class, kind) and, for BitTorrent, in the PID x PID matrix.
+ * (direction, class, kind) and, for BitTorrent, for the PID x PID matrix.
  * TC egress also applies the per-class policy to BitTorrent packets.
  *
  * The established-flow path is deliberately short: parse, one flow-cache
  * lookup (an IPv4 flow's key is 16 bytes), the config generation check,
- * the counter, and (BitTorrent only) two atomic adds to the flow entry's
+ * the counter, and (BitTorrent only) one atomic add to the flow entry's
  * unfolded matrix counts, which the fold program (itr_fold) moves into
- * the PID x PID matrix later. Everything else happens
+ * the PID x PID matrix later (docs/stats.md). Everything else happens
  * once per flow, with two exceptions that only concern flows in their own
  * states: tracker flows have their next few payload packets read for the
  * peers the tracker hands out (ITR_FLOW_TRACKER), so that later flows to
