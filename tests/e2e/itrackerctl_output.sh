@@ -98,6 +98,11 @@ ctl stats | grep -q "^total " || e2e_fail "table has no total row"
 # until a fold; `itrackerctl matrix` runs the pinned fold program first, so
 # the pairs are there now, not up to a second later.
 [[ -e $ROOT/prog_fold ]] || e2e_fail "the fold program is not pinned"
+# The daemon folds by itself every second: within a few seconds of the
+# fetches, no flow entry holds unfolded counts (nothing here folds but it).
+unfolded() { bpftool -j map dump pinned "$ROOT/flows_v4" | jq '[.[].formatted.value.unfolded[] | select(. != 0)] | length'; }
+for _ in $(seq 30); do (($(unfolded) == 0)) && break; sleep 0.1; done
+(($(unfolded) == 0)) || e2e_fail "the daemon left unfolded counts in $(unfolded) flow directions"
 ctl matrix --map "$MAP" --json >"$E2E_TMP/matrix.json" || e2e_fail "matrix failed"
 bpftool -j map dump pinned "$ROOT/matrix" |
 	jq '[.[] | .formatted | {s: .key.src_pid, d: .key.dst_pid, b: ([.values[].value.bytes] | add)}]' >"$E2E_TMP/mexp.json"
