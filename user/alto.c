@@ -1087,84 +1087,195 @@ static uint32_t dense_rank_of(const uint32_t *sorted, size_t n, uint32_t cost)
 /* The cost map as text, one entry at a time: each cost is looked up where it
  * is written, so that building it costs about the answer's size and no m*n
  * matrix beside it (a 1,300-PID map: 13.5 MB of doubles, 20 MB for ordinal
- * ranks, next to an 18 MB answer). */
+ * ranks, next to an 18 MB answer). The writer can stop and go on: the whole
+ * answer at once (itr_alto_encode_costmap), or a piece at a time as a
+ * client takes it (itr_alto_costmap_stream_fill), so that a large filtered
+ * map is never held whole. */
+struct itr_alto_costmap_stream {
+	struct itr_netmap *map; /* a reference, for a stream: reloads go on */
+	const struct itr_alto_costmap_filter *filter;
+	struct itr_alto_costmap_filter owned; /* a stream's own filter */
+	bool owns_map, owns_filter;
+	enum itr_alto_mode mode;
+	const struct itr_pid **srcs, **dsts;
+	size_t ns, nd, s, d;
+	uint32_t *ranked;
+	size_t nranks;
+	bool started, row_open, first_row, done;
+	struct text_buf out; /* out.p[sent..len) is written, not yet taken */
+	size_t sent;
+	void (*on_end)(void *arg); /* once: all handed out, or freed before */
+	void *on_end_arg;
+};
+
+static bool costmap_writer_init(struct itr_alto_costmap_stream *w, const struct itr_netmap *map,
+                                enum itr_alto_mode mode,
+                                const struct itr_alto_costmap_filter *filter)
+{
+	w->filter = filter;
+	w->mode = filter ? filter->mode : mode;
+	w->first_row = true;
+	w->ns = select_pids(map, filter ? &filter->srcs : NULL, &w->srcs);
+	w->nd = select_pids(map, filter ? &filter->dsts : NULL, &w->dsts);
+	if (!w->srcs || !w->dsts)
+		return false;
+	if (w->mode == ITR_ALTO_ORDINAL) {
+		w->ranked = distinct_costs(map, w->srcs, w->ns, w->dsts, w->nd, &w->nranks);
+		if (!w->ranked)
+			return false;
+	}
+	return true;
+}
+
+static void costmap_writer_clear(struct itr_alto_costmap_stream *w)
+{
+	free(w->srcs);
+	free(w->dsts);
+	free(w->ranked);
+	free(w->out.p);
+	w->srcs = w->dsts = NULL;
+	w->ranked = NULL;
+	w->out = (struct text_buf){0};
+}
+
+/* Write on until at least want bytes wait in w->out, or the map is done.
+ * False when out of memory. */
+static bool costmap_write(struct itr_alto_costmap_stream *w, const struct itr_netmap *map,
+                          size_t want)
+{
+	char num[16];
+	struct text_buf *b = &w->out;
+	if (!w->started) {
+		json_t *meta = json_object(), *deps = json_array();
+		json_array_append_new(deps, vtag_json(map));
+		json_object_set_new(meta, "dependent-vtags", deps);
+		json_object_set_new(meta, "cost-type", cost_type_json(w->mode));
+		char *meta_text = dump_and_free(meta);
+		if (!meta_text)
+			return false;
+		tb_puts(b, "{\"meta\":");
+		tb_puts(b, meta_text);
+		tb_puts(b, ",\"cost-map\":{");
+		free(meta_text);
+		w->started = true;
+	}
+	while (!w->done && b->len - w->sent < want && !b->oom) {
+		if (w->s == w->ns) {
+			tb_puts(b, "}}");
+			w->done = true;
+			break;
+		}
+		const struct itr_pid *src = w->srcs[w->s], *dst = w->dsts[w->d];
+		uint32_t v = itr_netmap_cost(map, src, dst);
+		if (w->mode == ITR_ALTO_ORDINAL)
+			v = dense_rank_of(w->ranked, w->nranks, v);
+		if (itr_alto_constraints_pass(w->filter ? &w->filter->constraints : NULL, v)) {
+			/* A row is opened by its first entry: one that the
+			 * constraints leave empty is left out. */
+			if (!w->row_open) {
+				if (!w->first_row)
+					tb_put(b, ",", 1);
+				tb_json_string(b, src->name);
+				tb_put(b, ":{", 2);
+				w->row_open = true;
+				w->first_row = false;
+			} else {
+				tb_put(b, ",", 1);
+			}
+			tb_json_string(b, dst->name);
+			snprintf(num, sizeof(num), ":%u", v);
+			tb_puts(b, num);
+		}
+		if (++w->d == w->nd) {
+			if (w->row_open)
+				tb_put(b, "}", 1);
+			w->row_open = false;
+			w->d = 0;
+			w->s++;
+		}
+	}
+	return !b->oom;
+}
+
 char *itr_alto_encode_costmap(const struct itr_netmap *map, enum itr_alto_mode mode,
                               const struct itr_alto_costmap_filter *filter)
 {
-	const struct itr_pid **srcs = NULL, **dsts = NULL;
-	size_t ns, nd, nranks = 0;
-	uint32_t *ranked = NULL;
-	json_t *meta, *deps;
-	char *meta_text = NULL, num[16];
-	struct text_buf b = {0};
-
-	if (filter)
-		mode = filter->mode;
-	ns = select_pids(map, filter ? &filter->srcs : NULL, &srcs);
-	nd = select_pids(map, filter ? &filter->dsts : NULL, &dsts);
-	if (!srcs || !dsts)
-		goto out;
-	if (mode == ITR_ALTO_ORDINAL) {
-		ranked = distinct_costs(map, srcs, ns, dsts, nd, &nranks);
-		if (!ranked)
-			goto out;
+	struct itr_alto_costmap_stream w = {0};
+	char *text = NULL;
+	if (costmap_writer_init(&w, map, mode, filter) && costmap_write(&w, map, SIZE_MAX) &&
+	    w.out.p) {
+		/* The buffer doubled as it grew: give back what the text does
+		 * not use. */
+		char *fit = realloc(w.out.p, w.out.len + 1);
+		text = fit ? fit : w.out.p;
+		w.out.p = NULL;
 	}
+	costmap_writer_clear(&w);
+	return text;
+}
 
-	meta = json_object();
-	deps = json_array();
-	json_array_append_new(deps, vtag_json(map));
-	json_object_set_new(meta, "dependent-vtags", deps);
-	json_object_set_new(meta, "cost-type", cost_type_json(mode));
-	meta_text = dump_and_free(meta);
-	if (!meta_text)
-		goto out;
-	tb_puts(&b, "{\"meta\":");
-	tb_puts(&b, meta_text);
-	tb_puts(&b, ",\"cost-map\":{");
-	bool first_row = true;
-	for (size_t s = 0; s < ns; s++) {
-		size_t row_start = b.len;
-		bool first = true;
-		if (!first_row)
-			tb_put(&b, ",", 1);
-		tb_json_string(&b, srcs[s]->name);
-		tb_put(&b, ":{", 2);
-		for (size_t d = 0; d < nd; d++) {
-			uint32_t v = itr_netmap_cost(map, srcs[s], dsts[d]);
-			if (mode == ITR_ALTO_ORDINAL)
-				v = dense_rank_of(ranked, nranks, v);
-			if (!itr_alto_constraints_pass(filter ? &filter->constraints : NULL, v))
-				continue;
-			if (!first)
-				tb_put(&b, ",", 1);
-			first = false;
-			tb_json_string(&b, dsts[d]->name);
-			snprintf(num, sizeof(num), ":%u", v);
-			tb_puts(&b, num);
-		}
-		if (first) {
-			/* Constraints left the row empty: leave it out. */
-			b.len = row_start;
-			if (b.p)
-				b.p[b.len] = '\0';
-			continue;
-		}
-		tb_put(&b, "}", 1);
-		first_row = false;
-	}
-	tb_puts(&b, "}}");
-out:
-	free(meta_text);
-	free(srcs);
-	free(dsts);
-	free(ranked);
-	if (b.oom || !b.p) {
-		free(b.p);
+static void stream_ended(struct itr_alto_costmap_stream *w)
+{
+	void (*on_end)(void *arg) = w->on_end;
+	w->on_end = NULL;
+	if (on_end)
+		on_end(w->on_end_arg);
+}
+
+struct itr_alto_costmap_stream *itr_alto_costmap_stream_new(struct itr_netmap *map,
+                                                            struct itr_alto_costmap_filter *filter,
+                                                            void (*on_end)(void *arg), void *arg)
+{
+	struct itr_alto_costmap_stream *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->owned = *filter;
+	memset(filter, 0, sizeof(*filter)); /* the stream's now */
+	w->owns_filter = true;
+	itr_netmap_ref(map);
+	w->map = map;
+	w->owns_map = true;
+	if (!costmap_writer_init(w, map, w->owned.mode, &w->owned)) {
+		itr_alto_costmap_stream_free(w);
 		return NULL;
 	}
-	/* The buffer doubled as it grew: give back what the text does not use. */
-	char *fit = realloc(b.p, b.len + 1);
-	return fit ? fit : b.p;
+	w->on_end = on_end;
+	w->on_end_arg = arg;
+	return w;
+}
+
+long itr_alto_costmap_stream_fill(void *cls, char *buf, size_t max)
+{
+	struct itr_alto_costmap_stream *w = cls;
+	if (!costmap_write(w, w->map, max))
+		return -1;
+	size_t n = w->out.len - w->sent;
+	if (n > max)
+		n = max;
+	if (n)
+		memcpy(buf, w->out.p + w->sent, n);
+	w->sent += n;
+	if (w->sent == w->out.len)
+		w->out.len = w->sent = 0; /* the buffer stays, one piece big */
+	/* The last piece is out: the end is told now, not when the connection
+	 * lets go of the stream (a client may ask again before that). */
+	if (w->done && w->out.len == 0)
+		stream_ended(w);
+	return (long)n;
+}
+
+void itr_alto_costmap_stream_free(void *cls)
+{
+	struct itr_alto_costmap_stream *w = cls;
+	if (!w)
+		return;
+	costmap_writer_clear(w);
+	if (w->owns_filter)
+		itr_alto_costmap_filter_free(&w->owned);
+	if (w->owns_map)
+		itr_netmap_unref(w->map);
+	stream_ended(w);
+	free(w);
 }
 
 char *itr_alto_encode_endpointprop(const struct itr_netmap *map,
@@ -1557,30 +1668,75 @@ static struct {
 } get_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Filtered cost maps asked for again (the same request body against the
- * same map) come from here: building one can take long and weigh tens of
- * megabytes. Small answers are cheap to build and not kept. */
+ * same map) come from here: building one can take long and weigh
+ * megabytes. Small answers are cheap to build and not kept; large ones
+ * (more than ITR_ALTO_MAX_PAIRS pairs) are written as they are sent and
+ * never held whole, so not kept either. */
 #define FILTERED_CACHE_SLOTS 2
 #define FILTERED_CACHE_MIN   (64 * 1024)
 static struct {
 	pthread_mutex_t lock;
-	/* Held while a large one is built: one at a time, whoever asks (each
-	 * can weigh tens of MB while built), and whoever asked for the same
-	 * finds it in the cache once the lock is theirs. */
-	pthread_mutex_t build_lock;
 	struct {
 		char key[2 * (ITR_NAME_MAX + 1) + 2];
 		char *request;
 		size_t request_len;
 		struct itr_http_shared *body;
 		uint64_t used;
-		bool large;
 	} slot[FILTERED_CACHE_SLOTS];
 	uint64_t clock;
-	/* Large answers that exist (cached, or still being sent): at most one.
-	 * Each is tens of MB, a different one per request body; several at
-	 * once took RSS to 5x its baseline. */
-	atomic_uint large_alive;
-} filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER, .build_lock = PTHREAD_MUTEX_INITIALIZER};
+} filtered_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Large filtered maps being written to clients: each is written on a
+ * polling thread, piece by piece, so a few at once, and one per address
+ * (one client's slow readers cannot take them all). */
+#define LARGE_STREAMS 4
+static struct {
+	pthread_mutex_t lock;
+	bool used[LARGE_STREAMS];
+	struct sockaddr_storage peer[LARGE_STREAMS];
+} large_streams = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static bool same_peer(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return true; /* a Unix socket: one local client */
+}
+
+/* A place for a large stream to peer: its index, or -1 (all taken, or
+ * this address has one). */
+static intptr_t large_stream_claim(const struct sockaddr_storage *peer)
+{
+	intptr_t slot = -1;
+	pthread_mutex_lock(&large_streams.lock);
+	for (intptr_t i = 0; i < LARGE_STREAMS; i++) {
+		if (large_streams.used[i] && same_peer(&large_streams.peer[i], peer)) {
+			slot = -1;
+			break;
+		}
+		if (!large_streams.used[i] && slot < 0)
+			slot = i;
+	}
+	if (slot >= 0) {
+		large_streams.used[slot] = true;
+		large_streams.peer[slot] = *peer;
+	}
+	pthread_mutex_unlock(&large_streams.lock);
+	return slot;
+}
+
+static void large_stream_release(void *slot)
+{
+	pthread_mutex_lock(&large_streams.lock);
+	large_streams.used[(intptr_t)slot] = false;
+	pthread_mutex_unlock(&large_streams.lock);
+}
 
 static void map_key(const struct itr_netmap *map, char *key, size_t len)
 {
@@ -1607,23 +1763,8 @@ static struct itr_http_shared *filtered_lookup(const struct itr_netmap *map, con
 	return hit;
 }
 
-/* Drop the cache's references to large answers (build_lock held): what
- * no client is still being sent is freed, before another is built. */
-static void filtered_drop_large(void)
-{
-	pthread_mutex_lock(&filtered_cache.lock);
-	for (int i = 0; i < FILTERED_CACHE_SLOTS; i++) {
-		if (!filtered_cache.slot[i].large)
-			continue;
-		itr_http_shared_unref(filtered_cache.slot[i].body);
-		free(filtered_cache.slot[i].request);
-		memset(&filtered_cache.slot[i], 0, sizeof(filtered_cache.slot[i]));
-	}
-	pthread_mutex_unlock(&filtered_cache.lock);
-}
-
 static void filtered_store(const struct itr_netmap *map, const char *request, size_t len,
-                           struct itr_http_shared *body, bool large)
+                           struct itr_http_shared *body)
 {
 	char *copy = malloc(len + 1);
 	if (!copy)
@@ -1641,7 +1782,6 @@ static void filtered_store(const struct itr_netmap *map, const char *request, si
 	filtered_cache.slot[victim].request_len = len;
 	filtered_cache.slot[victim].body = itr_http_shared_ref(body);
 	filtered_cache.slot[victim].used = ++filtered_cache.clock;
-	filtered_cache.slot[victim].large = large;
 	pthread_mutex_unlock(&filtered_cache.lock);
 }
 
@@ -1743,7 +1883,7 @@ static bool client_endpoint(const struct itr_http_request *req, struct itr_alto_
 	return false;
 }
 
-static void handle_post(const struct route *r, const struct itr_netmap *map,
+static void handle_post(const struct route *r, struct itr_netmap *map,
                         const struct itr_http_request *req, struct itr_http_response *resp)
 {
 	struct itr_alto_error err;
@@ -1772,38 +1912,37 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 			set_shared(resp, r->media, cached_get(map, full));
 			return;
 		}
+		size_t npids = itr_netmap_pid_count(map);
+		size_t pairs = (f.srcs.n ? f.srcs.n : npids) * (f.dsts.n ? f.dsts.n : npids);
+		if (pairs > ITR_ALTO_MAX_PAIRS) {
+			/* Large: written as the client takes it, never held whole
+			 * (a whole 18.8 MB answer took a fresh daemon's RSS to
+			 * 3.4x), and so not cached; LARGE_STREAMS at once. */
+			intptr_t slot = large_stream_claim(&req->peer);
+			if (slot < 0) {
+				itr_alto_costmap_filter_free(&f);
+				set_text(
+				    resp, 503,
+				    "too many large filtered cost maps being sent, retry later\n");
+				return;
+			}
+			struct itr_alto_costmap_stream *gen = itr_alto_costmap_stream_new(
+			    map, &f, large_stream_release, (void *)slot);
+			itr_alto_costmap_filter_free(&f);
+			if (!gen) {
+				large_stream_release((void *)slot);
+				set_text(resp, 500, "out of memory\n");
+				return;
+			}
+			itr_http_set_generator(resp, 200, r->media, itr_alto_costmap_stream_fill,
+			                       itr_alto_costmap_stream_free, gen);
+			return;
+		}
 		struct itr_http_shared *hit = filtered_lookup(map, req->body, len);
 		if (hit) {
 			itr_alto_costmap_filter_free(&f);
 			set_shared(resp, r->media, hit);
 			return;
-		}
-		size_t npids = itr_netmap_pid_count(map);
-		size_t pairs = (f.srcs.n ? f.srcs.n : npids) * (f.dsts.n ? f.dsts.n : npids);
-		bool large = pairs > ITR_ALTO_MAX_PAIRS;
-		if (large) {
-			pthread_mutex_lock(&filtered_cache.build_lock);
-			hit = filtered_lookup(map, req->body, len);
-		}
-		if (hit) {
-			pthread_mutex_unlock(&filtered_cache.build_lock);
-			itr_alto_costmap_filter_free(&f);
-			set_shared(resp, r->media, hit);
-			return;
-		}
-		if (large) {
-			/* One large answer at a time: the cached one goes first; one
-			 * still being sent to a client refuses the next. */
-			filtered_drop_large();
-			if (atomic_load_explicit(&filtered_cache.large_alive,
-			                         memory_order_acquire) > 0) {
-				pthread_mutex_unlock(&filtered_cache.build_lock);
-				itr_alto_costmap_filter_free(&f);
-				set_text(
-				    resp, 503,
-				    "another large filtered cost map is being sent, retry later\n");
-				return;
-			}
 		}
 		body = itr_alto_encode_costmap(map, f.mode, &f);
 		itr_alto_costmap_filter_free(&f);
@@ -1812,13 +1951,9 @@ static void handle_post(const struct route *r, const struct itr_netmap *map,
 		if (blen >= FILTERED_CACHE_MIN) {
 			sh = itr_http_shared_new(body, blen);
 			body = NULL;
-			if (sh && large)
-				itr_http_shared_track(sh, &filtered_cache.large_alive);
 			if (sh)
-				filtered_store(map, req->body, len, sh, large);
+				filtered_store(map, req->body, len, sh);
 		}
-		if (large)
-			pthread_mutex_unlock(&filtered_cache.build_lock);
 		if (sh)
 			set_shared(resp, r->media, sh);
 		else

@@ -217,6 +217,20 @@ char *itr_alto_encode_networkmap(const struct itr_netmap *map,
 /* filter NULL: the full map in the given mode; otherwise filter->mode wins. */
 char *itr_alto_encode_costmap(const struct itr_netmap *map, enum itr_alto_mode mode,
                               const struct itr_alto_costmap_filter *filter);
+/* The same text as itr_alto_encode_costmap(map, filter->mode, filter),
+ * written a piece at a time as a client takes it: the answer is never
+ * held whole (a large filtered map). The stream takes filter (zeroed
+ * here; free it afterwards either way) and a reference to map;
+ * on_end(arg), if not NULL, runs once: when the last byte is handed out,
+ * or when the stream is freed before that. NULL without memory. fill
+ * writes at most max bytes to buf: their number, 0 at the end, -1 without
+ * memory (itr_http_set_generator's callbacks). */
+struct itr_alto_costmap_stream;
+struct itr_alto_costmap_stream *itr_alto_costmap_stream_new(struct itr_netmap *map,
+                                                            struct itr_alto_costmap_filter *filter,
+                                                            void (*on_end)(void *arg), void *arg);
+long itr_alto_costmap_stream_fill(void *cls, char *buf, size_t max);
+void itr_alto_costmap_stream_free(void *cls);
 char *itr_alto_encode_endpointprop(const struct itr_netmap *map,
                                    const struct itr_alto_endpointprop_req *req);
 /* Resource bound of one endpoint cost request (srcs x dsts); larger ones

@@ -288,6 +288,11 @@ void itr_http_set_body(struct itr_http_response *resp, int status, const char *c
 		itr_http_shared_unref(resp->shared);
 		resp->shared = NULL;
 	}
+	if (resp->gen_free)
+		resp->gen_free(resp->gen_cls);
+	resp->gen_fill = NULL;
+	resp->gen_free = NULL;
+	resp->gen_cls = NULL;
 	resp->status = status;
 	resp->content_type = content_type;
 	resp->body = body;
@@ -357,6 +362,41 @@ void itr_http_set_shared(struct itr_http_response *resp, int status, const char 
 static void shared_release(void *cls)
 {
 	itr_http_shared_unref(cls);
+}
+
+void itr_http_set_generator(struct itr_http_response *resp, int status, const char *content_type,
+                            long (*fill)(void *cls, char *buf, size_t max),
+                            void (*free_cls)(void *cls), void *cls)
+{
+	itr_http_set_body(resp, status, content_type, NULL, 0);
+	resp->gen_fill = fill;
+	resp->gen_free = free_cls;
+	resp->gen_cls = cls;
+}
+
+/* A generated body as libmicrohttpd takes it (its content reader). */
+struct http_generator {
+	long (*fill)(void *cls, char *buf, size_t max);
+	void (*free_cls)(void *cls);
+	void *cls;
+};
+
+static ssize_t generator_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct http_generator *g = cls;
+	long n = g->fill(g->cls, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void generator_release(void *cls)
+{
+	struct http_generator *g = cls;
+	if (g->free_cls)
+		g->free_cls(g->cls);
+	free(g);
 }
 
 /* ---- query strings ---------------------------------------------------- */
@@ -470,6 +510,23 @@ static enum MHD_Result send_handler_response(struct MHD_Connection *conn,
 		return (enum MHD_Result)itr_http_stream_queue(conn, status, resp->content_type,
 		                                              stream);
 	}
+	if (resp->gen_fill) {
+		struct http_generator *g = malloc(sizeof(*g));
+		if (!g)
+			return MHD_NO; /* resp's owner frees the generator */
+		*g = (struct http_generator){resp->gen_fill, resp->gen_free, resp->gen_cls};
+		resp->gen_fill = NULL; /* the response's from here */
+		resp->gen_free = NULL;
+		resp->gen_cls = NULL;
+		/* pieces of 32 KiB: each fill is short work for the polling thread */
+		struct MHD_Response *r = MHD_create_response_from_callback(
+		    MHD_SIZE_UNKNOWN, 32 * 1024, generator_read, g, generator_release);
+		if (!r) {
+			generator_release(g);
+			return MHD_NO;
+		}
+		return queue_response(conn, status, resp->content_type, r, NULL);
+	}
 	struct itr_http_shared *sh = resp->shared;
 	if (!sh) {
 		char *body = resp->body; /* MHD's from here */
@@ -528,6 +585,8 @@ static void request_state_clear(struct http_request_state *st)
 	free(st->body);
 	free(st->resp.body);
 	itr_http_shared_unref(st->resp.shared);
+	if (st->resp.gen_free) /* made, never sent */
+		st->resp.gen_free(st->resp.gen_cls);
 	memset(st, 0, sizeof(*st));
 	st->conn = c;
 }

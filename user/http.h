@@ -36,6 +36,10 @@ struct itr_http_response {
 	/* Instead of a body: a stream that other threads keep writing to
 	 * (http_stream.h, itr_http_set_stream). */
 	struct itr_http_stream *stream;
+	/* Instead of a body: one made as it is sent (itr_http_set_generator). */
+	long (*gen_fill)(void *cls, char *buf, size_t max);
+	void (*gen_free)(void *cls);
+	void *gen_cls;
 };
 
 typedef void (*itr_http_handler)(const struct itr_http_request *req, struct itr_http_response *resp,
@@ -95,6 +99,15 @@ int itr_http_attach(struct itr_http_server *srv, void *ptr, void (*release)(void
 void itr_http_free(struct itr_http_server *srv); /* stops if running */
 
 /* Helpers for handlers. */
+/* Answer with a body made a piece at a time while it is sent (chunked):
+ * fill(cls, buf, max) writes at most max bytes and returns their number, 0
+ * at the end, -1 on an error (the connection is cut); free(cls) runs once
+ * the answer is done or dropped, whatever happened. For a large answer
+ * that must not be held whole; fill runs on a polling thread, so each
+ * piece must be cheap. */
+void itr_http_set_generator(struct itr_http_response *resp, int status, const char *content_type,
+                            long (*fill)(void *cls, char *buf, size_t max),
+                            void (*free_cls)(void *cls), void *cls);
 void itr_http_set_body(struct itr_http_response *resp, int status, const char *content_type,
                        char *body, size_t len);
 /* %-decode s[0..len) into out (at most outlen bytes written; out may be
