@@ -64,11 +64,17 @@ suite_bpf() {
 	done
 }
 
+# Each e2e test runs in a mount namespace of its own with an empty
+# /run/itrackerd: its daemons' default admin socket is then the test's, so
+# a test never meets (nor is refused by) the admin socket of an itrackerd
+# the host runs, and its netns and bpffs mounts go when it ends.
 suite_e2e() {
 	local t
+	mkdir -p /run/itrackerd
 	for t in tests/e2e/*.sh; do
 		[[ -f $t ]] || continue
-		run_one "e2e/$(basename "$t" .sh)" 900 bash "$t"
+		run_one "e2e/$(basename "$t" .sh)" 900 unshare -m --propagation private \
+			bash -c 'mount -t tmpfs -o mode=0755,size=1m itr-test /run/itrackerd && exec bash "$0"' "$t"
 	done
 }
 
