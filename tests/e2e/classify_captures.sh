@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # classify_captures.sh - `itrackerctl classify` on captures of real traffic
 # between two namespaces:
-#   1. aria2c seeder + aria2c leecher with opentracker (TCP peer wire, HTTP
-#      tracker), captured on the veth (Ethernet) and on "any" (Linux SLL2);
+#   1. aria2c seeder + aria2c leecher with opentracker (TCP peer wire; the
+#      libtorrent leecher announces over HTTP, the aria2c leecher over UDP,
+#      BEP 15), captured on the veth (Ethernet) and on "any" (Linux SLL2);
 #   2. libtorrent over uTP with DHT enabled (uTP, DHT KRPC);
 #   3. DNS, HTTP and TLS exchanges, which must yield no BitTorrent flow.
 # With maps/example.netmap the two namespaces sit in different ASes, so every
@@ -98,7 +99,12 @@ ANY_PID=$CAP_PID
 mkdir -p "$E2E_TMP/ltleech"
 timeout 60 ip netns exec "$A" /usr/bin/python3 "$LIB/lt_transfer.py" leech "$E2E_TMP/payload.torrent" \
 	"$E2E_TMP/ltleech" "$IP_A" "$IP_B" 6881 --timeout 50 >/dev/null || e2e_fail "plaintext leech failed"
+# The aria2c leecher finds the seeder through opentracker's UDP side
+# (aria2c speaks BEP 15 on its DHT socket, so DHT is on, with no node to
+# bootstrap from).
 timeout 60 ip netns exec "$A" aria2c "${ARIA_COMMON[@]}" --seed-time=0 --listen-port=6882 \
+	--enable-dht=true --dht-listen-port=6883 --dht-file-path="$E2E_TMP/dht.dat" \
+	--bt-exclude-tracker='*' --bt-tracker="udp://$IP_B:6969/announce" \
 	-d "$E2E_TMP/leech" "$E2E_TMP/payload.torrent" >"$E2E_TMP/leecher.log" 2>&1 ||
 	{ cat "$E2E_TMP/leecher.log" >&2; e2e_fail "aria2c leecher did not finish"; }
 cmp "$E2E_TMP/seed/payload.bin" "$E2E_TMP/leech/payload.bin" || e2e_fail "payload differs"
@@ -111,6 +117,9 @@ for cap in tcp tcp_any; do
 	((pw >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no peer_wire flow"; }
 	ht=$(jq '[.flows[] | select(.kind == "http_tracker")] | length' "$E2E_TMP/$cap.json")
 	((ht >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no http_tracker flow"; }
+	ut=$(jq '[.flows[] | select(.proto == "udp" and .kind == "udp_tracker" and (.hi | endswith(":6969")))] | length' \
+		"$E2E_TMP/$cap.json")
+	((ut >= 1)) || { cat "$E2E_TMP/$cap.json" >&2; e2e_fail "$cap: no udp_tracker flow"; }
 	# Both transfers carried the whole file: the plaintext one as peer wire,
 	# aria2c's encrypted one recognised by the seeder's endpoint.
 	big=$(jq '[.flows[] | select(.kind == "peer_wire") | .bytes] | max' "$E2E_TMP/$cap.json")
