@@ -1696,19 +1696,6 @@ static struct {
 	struct sockaddr_storage peer[LARGE_STREAMS];
 } large_streams = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static bool same_peer(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-	if (a->ss_family == AF_INET6)
-		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-	return true; /* a Unix socket: one local client */
-}
-
 /* A place for a large stream to peer: its index, or -1 (all taken, or
  * this address has one). */
 static intptr_t large_stream_claim(const struct sockaddr_storage *peer)
@@ -1716,7 +1703,7 @@ static intptr_t large_stream_claim(const struct sockaddr_storage *peer)
 	intptr_t slot = -1;
 	pthread_mutex_lock(&large_streams.lock);
 	for (intptr_t i = 0; i < LARGE_STREAMS; i++) {
-		if (large_streams.used[i] && same_peer(&large_streams.peer[i], peer)) {
+		if (large_streams.used[i] && itr_http_same_address(&large_streams.peer[i], peer)) {
 			slot = -1;
 			break;
 		}

@@ -880,7 +880,7 @@ struct http_worker {
 	pthread_t thread;
 };
 
-static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool itr_http_same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -898,11 +898,11 @@ static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr
 {
 	size_t n = 0;
 	for (const struct http_request_state *j = srv->jobs_head; j; j = j->next)
-		if (j->conn && same_address(&j->conn->peer, peer))
+		if (j->conn && itr_http_same_address(&j->conn->peer, peer))
 			n++;
 	for (size_t i = 0; i < srv->nworkers; i++) {
 		const struct http_request_state *j = srv->workers[i].current;
-		if (j && j->conn && same_address(&j->conn->peer, peer))
+		if (j && j->conn && itr_http_same_address(&j->conn->peer, peer))
 			n++;
 	}
 	return n;

@@ -5,6 +5,7 @@
 #define ITR_HTTP_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -76,6 +77,10 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port, char *err,
                    size_t errlen);
 uint16_t itr_http_port(const struct itr_http_server *srv);
+
+/* Whether two peers are the same client address (the port aside); every
+ * Unix socket peer is one local client. For per-address limits. */
+bool itr_http_same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* Listen on a Unix socket instead (created with mode, group unless
  * (gid_t)-1; a stale socket file is replaced, removed again on free). */
 int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mode, gid_t group,
