@@ -138,8 +138,8 @@ int main(int argc, char **argv)
 			(with_more ? more : plain)[r] = v;
 		}
 		ratio[r] = more[r] / plain[r];
-		printf("round %d: plain send %.0f, MSG_MORE %.0f connections/cpu-s (%.2fx)\n", r + 1,
-		       plain[r], more[r], ratio[r]);
+		printf("round %d: plain send %.0f, MSG_MORE %.0f connections/cpu-s (%.2fx)\n",
+		       r + 1, plain[r], more[r], ratio[r]);
 	}
 	qsort(plain, (size_t)rounds, sizeof(double), cmp_double);
 	qsort(more, (size_t)rounds, sizeof(double), cmp_double);
