@@ -238,8 +238,15 @@ static int measure(int which, const struct shape *sh, double seconds, struct sam
 		fprintf(stderr, "bench_tracker: %s, %s failed\n", server_name[which], sh->name);
 		return -1;
 	}
+	/* no CPU time read (the process's stat unreadable, or 0 clock ticks on
+	 * a starved machine): a per-CPU ratio from it would be meaningless */
+	if (!(cpu0 >= 0 && used > 0)) {
+		fprintf(stderr, "bench_tracker: %s, %s: no CPU time measured, run left out\n",
+		        server_name[which], sh->name);
+		return -1;
+	}
 	out->rate = rate;
-	out->per_cpu = used > 0 ? (double)n / used : -1;
+	out->per_cpu = (double)n / used;
 	return 0;
 }
 
