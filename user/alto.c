@@ -1160,7 +1160,8 @@ static bool costmap_write(struct itr_alto_costmap_stream *w, const struct itr_ne
 		w->started = true;
 	}
 	while (!w->done && b->len - w->sent < want && !b->oom) {
-		if (w->s == w->ns) {
+		/* no destination: every row would be empty, so none is written */
+		if (w->s == w->ns || w->nd == 0) {
 			tb_puts(b, "}}");
 			w->done = true;
 			break;

@@ -281,6 +281,21 @@ static void test_costmap_filtered_constraints(void **state)
 	assert_int_equal(int_at(r, "cost-map|PID1|PID3"), 10);
 	json_decref(r);
 
+	/* Destinations none of which the map has: an empty cost map (the
+	 * streaming writer read past its empty list of destinations). */
+	r = filtered_costmap(
+	    map, "{\"cost-type\":{\"cost-mode\":\"numerical\","
+	         "\"cost-metric\":\"routingcost\"},"
+	         "\"pids\":{\"srcs\":[\"PID1\"],\"dsts\":[\"PID0\",\"PID4\",\"PId3\"]}}");
+	assert_int_equal(json_object_size(path(r, "cost-map")), 0);
+	json_decref(r);
+	/* and sources none of which it has */
+	r = filtered_costmap(map, "{\"cost-type\":{\"cost-mode\":\"ordinal\","
+	                          "\"cost-metric\":\"routingcost\"},"
+	                          "\"pids\":{\"srcs\":[\"PID9\"],\"dsts\":[\"PID1\"]}}");
+	assert_int_equal(json_object_size(path(r, "cost-map")), 0);
+	json_decref(r);
+
 	/* "le 5" from PID1 to all (empty dsts = all). */
 	r = filtered_costmap(map, "{\"cost-type\":{\"cost-mode\":\"numerical\","
 	                          "\"cost-metric\":\"routingcost\"},\"constraints\":[\"le 5\"],"
