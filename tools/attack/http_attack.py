@@ -137,19 +137,29 @@ def pct(values, p):
 # ---- the attacks: each runs until stop, fills answers{status: count} ----
 
 
-def slowloris(a, stop, answers):
+SLOW_HEAD = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"  # a request never finished
+
+
+def hold_open(a, stop, answers, count, blocking=True):
+    """count connections from --source that each sent SLOW_HEAD; a
+    connection refused is counted in answers."""
     socks = []
-    head = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"
-    for _ in range(a.sockets):
+    for _ in range(count):
         if stop.is_set():
             break
         try:
             s = connect(a.port, a.source, 2.0)
-            s.sendall(head)
-            s.setblocking(False)
+            s.sendall(SLOW_HEAD)
+            if not blocking:
+                s.setblocking(False)
             socks.append(s)
         except OSError:
             answers["refused"] = answers.get("refused", 0) + 1
+    return socks
+
+
+def slowloris(a, stop, answers):
+    socks = hold_open(a, stop, answers, a.sockets, blocking=False)
     answers["opened"] = len(socks)
     closed = 0
 
@@ -189,14 +199,7 @@ def slowloris(a, stop, answers):
                 ended(s)
         socks = alive
         # keep the pressure: reopen what the server closed
-        for _ in range(a.sockets - len(socks)):
-            try:
-                s = connect(a.port, a.source, 2.0)
-                s.sendall(head)
-                s.setblocking(False)
-                socks.append(s)
-            except OSError:
-                answers["refused"] = answers.get("refused", 0) + 1
+        socks += hold_open(a, stop, answers, a.sockets - len(socks), blocking=False)
     answers["closed_by_server"] = closed
     for s in socks:
         s.close()
@@ -207,17 +210,7 @@ def conn_limit(a, stop, answers):
     per-address limit), and meanwhile one more request after the other
     from the same address: each must be answered, 503 with Retry-After
     while the address holds its limit, never closed without a word."""
-    held = []
-    head = b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"  # never finished
-    for _ in range(a.sockets):
-        if stop.is_set():
-            break
-        try:
-            s = connect(a.port, a.source, 2.0)
-            s.sendall(head)
-            held.append(s)
-        except OSError:
-            answers["refused"] = answers.get("refused", 0) + 1
+    held = hold_open(a, stop, answers, a.sockets)
     answers["held"] = len(held)
     raw = b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     while not stop.is_set():
