@@ -75,14 +75,7 @@ fetch 10.10.1.2 10.30.0.2 7001 300000 --plain  # inter-as, not BitTorrent
 for p in "${E2E_PIDS[@]:1}"; do
 	[[ $p == "$TCPDUMP" ]] || kill "$p" 2>/dev/null || :
 done
-ip netns pids "$B" | xargs -r kill 2>/dev/null || :
-# A peer that takes its time to exit (a loaded machine) may still send: wait
-# until none is left, then let the capture drain.
-for i in $(seq 100); do
-	[[ -z $(ip netns pids "$B") ]] && break
-	sleep 0.1
-done
-[[ -z $(ip netns pids "$B") ]] || ip netns pids "$B" | xargs -r kill -9 2>/dev/null || :
+e2e_quiesce "$B"
 # tcpdump hands packets over in blocks retired after 1 s.
 sleep 2
 kill -INT $TCPDUMP

@@ -64,6 +64,7 @@ grep -q 'network.map:[0-9]*' "$E2E_TMP/reject.json" || e2e_fail "rejection witho
 wait $T1 || e2e_fail "traffic 1 broke"
 wait $T2 || e2e_fail "traffic 2 broke"
 sleep 0.3
+e2e_quiesce "$NS_B" # the peer, so nothing is sent after the capture
 e2e_capture_stop
 
 bpftool -j map dump pinned "$E2E_PIN_ROOT/counters" >"$E2E_TMP/counters.json"

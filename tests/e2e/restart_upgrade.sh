@@ -99,6 +99,7 @@ TC3=$(tc_prog_id)
 wait $T1 || e2e_fail "traffic 1 broke"
 wait $T2 || e2e_fail "traffic 2 broke"
 sleep 0.5
+e2e_quiesce "$NS_B" # the peer, so nothing is sent after the capture
 e2e_capture_stop
 e2e_counters_match_capture "$MAP" || e2e_fail "counters differ from the capture"
 echo "PASS restart_upgrade (programs $PROG1 -> $PROG2 -> $PROG3)"

@@ -182,6 +182,22 @@ e2e_capture_start() {
 	e2e_fail "tcpdump did not start"
 }
 
+# Stop every process in the given namespaces and wait (up to 10 s) until
+# none is left: a peer still closing its connections (a loaded machine)
+# could otherwise send after the capture stops, so that the data plane
+# counts a packet tcpdump received but never handed over.
+e2e_quiesce() { # ns...
+	local ns i left
+	for ns in "$@"; do ip netns pids "$ns" | xargs -r kill 2>/dev/null || :; done
+	for i in $(seq 100); do
+		left=
+		for ns in "$@"; do [[ -z $(ip netns pids "$ns") ]] || left=1; done
+		[[ -n $left ]] || return 0
+		sleep 0.1
+	done
+	for ns in "$@"; do ip netns pids "$ns" | xargs -r kill -9 2>/dev/null || :; done
+}
+
 e2e_capture_stop() {
 	# tcpdump hands packets over in blocks retired after 1 s; stopping
 	# earlier loses the last block (captured < received).
