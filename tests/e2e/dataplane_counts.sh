@@ -76,6 +76,7 @@ for p in "${E2E_PIDS[@]:1}"; do
 	[[ $p == "$TCPDUMP" ]] || kill "$p" 2>/dev/null || :
 done
 e2e_quiesce "$B"
+e2e_wait_counters_still "$ROOT"
 # tcpdump hands packets over in blocks retired after 1 s.
 sleep 2
 kill -INT $TCPDUMP

@@ -198,7 +198,20 @@ e2e_quiesce() { # ns...
 	for ns in "$@"; do ip netns pids "$ns" | xargs -r kill -9 2>/dev/null || :; done
 }
 
+# Wait (up to 15 s) until the data plane's counters under a pin root stay
+# the same for half a second: the traffic is over, as the data plane sees it.
+e2e_wait_counters_still() { # pin root
+	local prev= cur i
+	for i in $(seq 30); do
+		cur=$(bpftool -j map dump pinned "$1/counters" | md5sum)
+		[[ $cur == "$prev" ]] && return 0
+		prev=$cur
+		sleep 0.5
+	done
+}
+
 e2e_capture_stop() {
+	e2e_wait_counters_still "$E2E_PIN_ROOT"
 	# tcpdump hands packets over in blocks retired after 1 s; stopping
 	# earlier loses the last block (captured < received).
 	sleep 2
