@@ -673,22 +673,25 @@ static void address_count_drop(struct itr_http_server *srv, struct http_conn *c)
 	free(e);
 }
 
-/* The answer to a connection over the limit: the fixed 503 in one
+/* Ends a connection MHD still owns: a fixed answer (len 0: none) in one
  * non-blocking send (it fits any fresh socket's buffer; if not, the client
- * gets less, never a stalled server), then both directions shut, so MHD
- * sees the end of the connection at once and closes it. The request is
- * never parsed: MHD may still read what is already there, and its
+ * gets less, never a stalled server), then both directions shut, so that
+ * MHD sees the end of the connection at once and closes it. */
+static void answer_and_end(int fd, const char *answer, size_t len)
+{
+	if (len)
+		(void)send(fd, answer, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	shutdown(fd, SHUT_RDWR);
+}
+
+/* A connection over the per-address limit gets the fixed 503. Its request
+ * is never parsed: MHD may still read what is already there, and its
  * handlers drop it (over_limit). */
 static void refuse_connection(struct itr_http_server *srv, struct http_conn *c)
 {
 	atomic_fetch_add_explicit(&srv->stat_over_address_limit, 1, memory_order_relaxed);
-	if (c->fd < 0)
-		return;
-	if (srv->too_many_len &&
-	    send(c->fd, srv->too_many, srv->too_many_len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* nothing more to try: the shutdown below ends it either way */
-	}
-	shutdown(c->fd, SHUT_RDWR);
+	if (c->fd >= 0)
+		answer_and_end(c->fd, srv->too_many, srv->too_many_len);
 }
 
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -1060,12 +1063,8 @@ static void *reaper_main(void *arg)
 			atomic_fetch_add_explicit(late_headers ? &srv->stat_reaped_headers
 			                                       : &srv->stat_reaped_request,
 			                          1, memory_order_relaxed);
-			if (c->line_seen && !c->answering && srv->too_late_len &&
-			    send(c->fd, srv->too_late, srv->too_late_len,
-			         MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-				/* best effort: the shutdown ends it either way */
-			}
-			shutdown(c->fd, SHUT_RDWR);
+			answer_and_end(c->fd, srv->too_late,
+			               c->line_seen && !c->answering ? srv->too_late_len : 0);
 		}
 		pthread_mutex_unlock(&srv->conns_lock);
 		pthread_mutex_lock(&srv->jobs_lock);
