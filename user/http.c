@@ -305,7 +305,6 @@ struct itr_http_shared {
 	atomic_size_t refs;
 	char *data;
 	size_t len;
-	atomic_uint *alive; /* itr_http_shared_track's counter, or NULL */
 };
 
 struct itr_http_shared *itr_http_shared_new(char *data, size_t len)
@@ -318,16 +317,7 @@ struct itr_http_shared *itr_http_shared_new(char *data, size_t len)
 	atomic_init(&sh->refs, 1);
 	sh->data = data;
 	sh->len = len;
-	sh->alive = NULL;
 	return sh;
-}
-
-void itr_http_shared_track(struct itr_http_shared *sh, atomic_uint *alive)
-{
-	if (!sh)
-		return;
-	atomic_fetch_add_explicit(alive, 1, memory_order_relaxed);
-	sh->alive = alive;
 }
 
 struct itr_http_shared *itr_http_shared_ref(struct itr_http_shared *sh)
@@ -341,8 +331,6 @@ void itr_http_shared_unref(struct itr_http_shared *sh)
 {
 	if (sh && atomic_fetch_sub_explicit(&sh->refs, 1, memory_order_acq_rel) == 1) {
 		free(sh->data);
-		if (sh->alive)
-			atomic_fetch_sub_explicit(sh->alive, 1, memory_order_release);
 		free(sh);
 	}
 }

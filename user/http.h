@@ -127,10 +127,6 @@ struct itr_http_shared *itr_http_shared_new(char *data, size_t len);
 struct itr_http_shared *itr_http_shared_ref(struct itr_http_shared *sh);
 void itr_http_shared_unref(struct itr_http_shared *sh);
 size_t itr_http_shared_len(const struct itr_http_shared *sh);
-/* Count sh in *alive until it is freed (the last reference dropped, by a
- * cache or by the last client it was sent to): a bound on how many large
- * answers may exist at once. */
-void itr_http_shared_track(struct itr_http_shared *sh, atomic_uint *alive);
 /* Answer with sh (a reference is taken; the caller keeps its own). */
 void itr_http_set_shared(struct itr_http_response *resp, int status, const char *content_type,
                          struct itr_http_shared *sh);
