@@ -8,6 +8,7 @@
  * than buffered for; it reconnects and gets the full resources again.
  */
 #include "alto_updates.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -221,14 +222,7 @@ static void *publisher(void *arg)
 	struct itr_alto_updates *u = arg;
 	pthread_mutex_lock(&u->lock);
 	while (!u->stopping) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += u->limits.heartbeat_ms / 1000;
-		deadline.tv_nsec += (long)(u->limits.heartbeat_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
+		struct timespec deadline = itr_deadline_ms(u->limits.heartbeat_ms);
 		int rc = 0;
 		while (!u->changed && !u->stopping && rc == 0)
 			rc = pthread_cond_timedwait(&u->wake, &u->lock, &deadline);
@@ -606,11 +600,7 @@ int itr_alto_updates_register(struct itr_http_server *srv, const struct itr_alto
 	u->cfg.base_uri = u->base_uri;
 	u->cfg.resource_prefix = u->prefix;
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&u->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	itr_cond_init_monotonic(&u->wake);
 
 	/* From here on the server owns u: its release runs in itr_http_free. */
 	int rc = itr_http_attach(srv, u, release);

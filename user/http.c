@@ -32,6 +32,7 @@
  * send, as the 503 above); an idle keep-alive connection is just closed.
  */
 #include "http.h"
+#include "clock.h"
 #include "http_stream.h"
 
 #include <arpa/inet.h>
@@ -166,13 +167,6 @@ struct http_conn {
 	struct sockaddr_storage peer;
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char JSON_TYPE[] = "application/json";
 
 /* A whole HTTP/1.1 answer with an error body like send_error's, closing
@@ -212,7 +206,7 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 	pthread_mutex_init(&srv->conns_lock, NULL);
 	pthread_mutex_init(&srv->jobs_lock, NULL);
 	pthread_cond_init(&srv->jobs_wake, NULL);
-	pthread_cond_init(&srv->reaper_wake, NULL);
+	itr_cond_init_monotonic(&srv->reaper_wake);
 	return srv;
 }
 
@@ -585,7 +579,7 @@ static void phase_restart(struct http_conn *c, bool awaiting_headers)
 {
 	pthread_mutex_lock(&c->srv->conns_lock);
 	if (awaiting_headers) {
-		c->phase_start_ms = now_ms();
+		c->phase_start_ms = itr_clock_ms();
 		c->streaming = false;
 		c->line_seen = false;
 		c->answering = false;
@@ -705,7 +699,7 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 			memcpy(&c->peer, ci->client_addr, len);
 		}
 		pthread_mutex_lock(&srv->conns_lock);
-		c->phase_start_ms = now_ms();
+		c->phase_start_ms = itr_clock_ms();
 		c->awaiting_headers = true;
 		c->next = srv->conns;
 		if (srv->conns)
@@ -1017,18 +1011,12 @@ static void *reaper_main(void *arg)
 	const int64_t request_ms = (int64_t)srv->limits.request_timeout_s * 1000;
 	pthread_mutex_lock(&srv->jobs_lock);
 	while (!srv->stopping) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 250 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = itr_deadline_ms(250);
 		pthread_cond_timedwait(&srv->reaper_wake, &srv->jobs_lock, &until);
 		if (srv->stopping)
 			break;
 		pthread_mutex_unlock(&srv->jobs_lock);
-		int64_t now = now_ms();
+		int64_t now = itr_clock_ms();
 		pthread_mutex_lock(&srv->conns_lock);
 		for (struct http_conn *c = srv->conns; c; c = c->next) {
 			if (c->suspended || c->streaming || c->reaped || c->fd < 0)

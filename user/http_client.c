@@ -3,6 +3,7 @@
  * non-blocking socket driven by poll.
  */
 #include "http_client.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -326,13 +327,6 @@ int itr_http_response_parse(char *buf, size_t len, bool eof, struct itr_http_par
 }
 
 /* ---- the exchange -------------------------------------------------------- */
-
-int64_t itr_clock_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int itr_wait_fd(int fd, short events, int64_t deadline)
 {

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "clock.h" /* itr_clock_ms: the clock of every deadline here */
+
 #define ITR_HTTP_CLIENT_TIMEOUT_MS   5000        /* default deadline of one exchange */
 #define ITR_HTTP_CLIENT_MAX_RESPONSE (1u << 20)  /* default cap on an answer's bytes */
 #define ITR_HTTP_CLIENT_MAX_HEADER   (64u << 10) /* status line and header fields */
@@ -84,10 +86,9 @@ int itr_http_client_exchange_host(const char *host, const char *port,
                                   const struct itr_http_client_limits *lim,
                                   struct itr_http_client_response *resp, char *err, size_t errlen);
 
-/* The deadline helpers of the exchange, also driving the proxy's BEP 15
- * client: milliseconds on CLOCK_MONOTONIC, and a poll for events on fd
- * until deadline_ms (1 ready, 0 timed out, -1 error with errno). */
-int64_t itr_clock_ms(void);
+/* The exchange's deadline wait, also driving the proxy's BEP 15 client: a
+ * poll for events on fd until deadline_ms on itr_clock_ms's clock (1 ready,
+ * 0 timed out, -1 error with errno). */
 int itr_wait_fd(int fd, short events, int64_t deadline_ms);
 
 /* Body bytes of a streamed answer as they arrive, decoded (chunked or

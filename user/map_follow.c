@@ -2,6 +2,7 @@
  * event state machine, the IRD discovery and the reconnecting thread.
  */
 #include "map_follow.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -308,14 +309,7 @@ static void *follower_main(void *arg)
 			        f->url, f->last_error, f->cfg.backoff_max_ms);
 			snprintf(f->last_logged, sizeof(f->last_logged), "%s", f->last_error);
 		}
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += backoff / 1000;
-		until.tv_nsec += (long)(backoff % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		struct timespec until = itr_deadline_ms(backoff);
 		while (!f->stop && !f->reconnect &&
 		       pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0) {
 		}
@@ -356,11 +350,7 @@ struct itr_map_follower *itr_map_follow_start(const struct itr_map_follow_config
 	}
 	itr_sse_parser_init(&f->sse, MAX_DOC, on_sse_event, f);
 	pthread_mutex_init(&f->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	itr_cond_init_monotonic(&f->cond);
 	if (pthread_create(&f->thread, NULL, follower_main, f) != 0) {
 		snprintf(err, errlen, "cannot start the follower thread");
 		itr_map_follow_state_free(&f->st);
@@ -373,14 +363,7 @@ struct itr_map_follower *itr_map_follow_start(const struct itr_map_follow_config
 struct itr_netmap *itr_map_follow_first(struct itr_map_follower *f, unsigned timeout_ms, char *err,
                                         size_t errlen)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = itr_deadline_ms(timeout_ms);
 	pthread_mutex_lock(&f->lock);
 	while (!f->have_first && pthread_cond_timedwait(&f->cond, &f->lock, &until) == 0) {
 	}

@@ -18,6 +18,7 @@
  *     published as a derived map with its own vtag.
  */
 #include "price.h"
+#include "clock.h"
 
 #include "itracker_maps.h"
 #include "stats.h"
@@ -174,11 +175,7 @@ struct itr_price {
 	void *before_sample_ctx;
 	char source_error[256]; /* the last tick's, "" if none */
 
-	pthread_t thread;
-	bool running;
-	pthread_mutex_t stop_lock;
-	pthread_cond_t stop_cond;
-	bool stop;
+	struct itr_periodic worker;
 };
 
 void itr_price_config_default(struct itr_price_config *cfg)
@@ -202,21 +199,13 @@ struct itr_price *itr_price_new(const struct itr_price_config *cfg)
 		pc->cfg.period_s = 2.0;
 	pthread_mutex_init(&pc->swarms_lock, NULL);
 	pthread_mutex_init(&pc->lock, NULL);
-	pthread_mutex_init(&pc->stop_lock, NULL);
-	pthread_cond_init(&pc->stop_cond, NULL);
 	return pc;
 }
 
 void itr_price_stop(struct itr_price *pc)
 {
-	if (!pc || !pc->running)
-		return;
-	pthread_mutex_lock(&pc->stop_lock);
-	pc->stop = true;
-	pthread_cond_signal(&pc->stop_cond);
-	pthread_mutex_unlock(&pc->stop_lock);
-	pthread_join(pc->thread, NULL);
-	pc->running = false;
+	if (pc)
+		itr_periodic_stop(&pc->worker);
 }
 
 void itr_price_free(struct itr_price *pc)
@@ -228,8 +217,6 @@ void itr_price_free(struct itr_price *pc)
 	free(pc->links);
 	free(pc->ases);
 	pthread_mutex_destroy(&pc->lock);
-	pthread_mutex_destroy(&pc->stop_lock);
-	pthread_cond_destroy(&pc->stop_cond);
 	for (size_t i = 0; i < pc->nowned; i++)
 		close(pc->owned_fds[i]);
 	free(pc);
@@ -605,38 +592,14 @@ void itr_price_tick_matrix(struct itr_price *pc, const struct itr_netmap *map, d
 	tick(pc, map, now, e, n);
 }
 
-static double monotonic_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *price_thread(void *arg)
+static void price_job(void *arg)
 {
 	struct itr_price *pc = arg;
-	for (;;) {
-		struct itr_netmap *cur = itr_netmap_current();
-		/* Links and PIDs are the base map's; the derived one only adds costs. */
-		itr_price_tick(pc, cur ? itr_netmap_base(cur) : NULL, monotonic_s());
-		if (cur)
-			itr_netmap_unref(cur);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		double t = (double)until.tv_sec + (double)until.tv_nsec / 1e9 + pc->cfg.period_s;
-		until.tv_sec = (time_t)t;
-		until.tv_nsec = (long)((t - (double)until.tv_sec) * 1e9);
-		pthread_mutex_lock(&pc->stop_lock);
-		while (!pc->stop) {
-			if (pthread_cond_timedwait(&pc->stop_cond, &pc->stop_lock, &until) ==
-			    ETIMEDOUT)
-				break;
-		}
-		bool stop = pc->stop;
-		pthread_mutex_unlock(&pc->stop_lock);
-		if (stop)
-			return NULL;
-	}
+	struct itr_netmap *cur = itr_netmap_current();
+	/* Links and PIDs are the base map's; the derived one only adds costs. */
+	itr_price_tick(pc, cur ? itr_netmap_base(cur) : NULL, itr_clock_s());
+	if (cur)
+		itr_netmap_unref(cur);
 }
 
 void itr_price_set_before_sample(struct itr_price *pc, void (*fn)(void *ctx), void *ctx)
@@ -709,10 +672,9 @@ void itr_price_set_rate_source(struct itr_price *pc, const struct itr_price_rate
 
 int itr_price_start(struct itr_price *pc)
 {
-	if (pthread_create(&pc->thread, NULL, price_thread, pc))
-		return -1;
-	pc->running = true;
-	return 0;
+	return itr_periodic_start(&pc->worker, (uint64_t)(pc->cfg.period_s * 1000), price_job, pc)
+	           ? -1
+	           : 0;
 }
 
 double itr_price_link_price(struct itr_price *pc, const char *name)

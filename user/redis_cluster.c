@@ -6,6 +6,7 @@
  * connection per master instead.
  */
 #include "redis_cluster.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <hiredis.h>
@@ -114,13 +115,6 @@ uint16_t itr_rc_keyslot(const char *key, size_t len)
 }
 
 /* ---- connections ----------------------------------------------------------- */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct timeval tv_of(unsigned ms)
 {
@@ -309,7 +303,7 @@ out:
 static int refresh(struct itr_rc *rc, bool force, const struct node *failed)
 {
 	pthread_mutex_lock(&rc->refresh_lock);
-	uint64_t now = now_ms();
+	uint64_t now = (uint64_t)itr_clock_ms();
 	if (!force && now - rc->last_refresh_ms < REFRESH_GAP_MS) {
 		pthread_mutex_unlock(&rc->refresh_lock);
 		return -1;

@@ -6,6 +6,7 @@
  * master share one round trip and one WAIT (itr_rc_write).
  */
 #include "redis_store.h"
+#include "clock.h"
 
 #include <hiredis.h>
 #include <pthread.h>
@@ -55,13 +56,6 @@ struct itr_redis_store {
 	struct cand_cache *cache;         /* CACHE_SLOTS */
 	struct itr_source_ledger *ledger; /* per-source quotas; NULL: none set */
 };
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static struct cand_cache *cache_slot(struct itr_redis_store *st, const uint8_t *ih)
 {
@@ -256,7 +250,7 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	snprintf(j->count, sizeof(j->count), "%zu", draw);
 
 	/* a fresh enough draw of this swarm: only the writes go out */
-	j->mono = mono_ms();
+	j->mono = (uint64_t)itr_clock_ms();
 	j->cached =
 	    draw ? cache_get(st, ann->info_hash, draw, seed, j->mono, j->cands, &j->cached_counts)
 	         : -1;

@@ -5,6 +5,7 @@
  * publishes the merged map. See routes.h for the two paths and why.
  */
 #include "routes.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -685,13 +686,6 @@ struct itr_routes {
 	struct itr_routes_stats stats;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool route_key(struct rtnl_route *route, struct rt_key *k)
 {
 	struct nl_addr *dst = rtnl_route_get_dst(route);
@@ -765,7 +759,7 @@ static void handle_route(struct itr_routes *r, struct nl_object *obj, int action
 	int rc = rt_apply(&r->st, &k, rule);
 	if (rc && !r->cb_error)
 		r->cb_error = rc;
-	uint64_t now = now_ns();
+	uint64_t now = itr_clock_ns();
 	if (r->st.changes != changes) {
 		itr_coalescer_note(&r->co, now);
 		r->map_dirty = true;
@@ -780,7 +774,7 @@ static void handle_route(struct itr_routes *r, struct nl_object *obj, int action
 		if (rc)
 			fprintf(stderr, "itrackerd: routes: writing the tries failed: %s\n",
 			        strerror(-rc));
-		maybe_hand_snapshot(r, now_ns());
+		maybe_hand_snapshot(r, itr_clock_ns());
 	}
 }
 
@@ -812,7 +806,7 @@ static int flush_tries(struct itr_routes *r)
 	pthread_mutex_lock(&r->lock);
 	r->stats.flushes++;
 	r->stats.trie_ops += nops;
-	r->stats.last_flush_ns = now_ns();
+	r->stats.last_flush_ns = itr_clock_ns();
 	r->stats.events += r->events_unreported;
 	r->events_unreported = 0;
 	r->stats.routes = s->nroutes;
@@ -870,7 +864,7 @@ static void publish(struct itr_routes *r, struct itr_netmap *map, uint64_t seq)
 	}
 	pthread_mutex_lock(&r->lock);
 	r->stats.publishes++;
-	r->stats.last_publish_ns = now_ns();
+	r->stats.last_publish_ns = itr_clock_ns();
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -889,11 +883,11 @@ static void *publisher_main(void *arg)
 		r->publisher_busy = true;
 		pthread_mutex_unlock(&r->lock);
 
-		uint64_t t0 = now_ns();
+		uint64_t t0 = itr_clock_ns();
 		struct itr_netmap_error err = {0};
 		struct itr_netmap *map =
 		    itr_netmap_merge(snap->file, snap->routes, snap->n, r->cfg.winner, &err);
-		double cost = (double)(now_ns() - t0) / 1e9;
+		double cost = (double)(itr_clock_ns() - t0) / 1e9;
 		if (map) {
 			publish(r, map, snap->seq);
 		} else {
@@ -907,7 +901,7 @@ static void *publisher_main(void *arg)
 		r->publisher_busy = false;
 		r->last_rebuild_s = cost;
 		r->stats.last_rebuild_s = cost;
-		r->publish_done_ns = now_ns();
+		r->publish_done_ns = itr_clock_ns();
 		pthread_cond_broadcast(&r->cond);
 		/* wake the follower: it may have a snapshot waiting to go */
 		uint64_t one = 1;
@@ -1076,14 +1070,14 @@ static void *follower_main(void *arg)
 	pthread_setname_np(pthread_self(), "itr-routes");
 	int nl_fd = nl_cache_mngr_get_fd(r->mngr);
 	for (;;) {
-		uint64_t now = now_ns();
+		uint64_t now = itr_clock_ns();
 		uint64_t wait = itr_coalescer_wait(&r->co, now);
 		if (wait == 0) {
 			int rc = flush_tries(r);
 			if (rc)
 				fprintf(stderr, "itrackerd: routes: writing the tries failed: %s\n",
 				        strerror(-rc));
-			now = now_ns();
+			now = itr_clock_ns();
 			wait = UINT64_MAX;
 		}
 		maybe_hand_snapshot(r, now);
@@ -1309,7 +1303,7 @@ struct itr_routes *itr_routes_start(struct itr_daemon *d, const struct itr_route
 		goto fail_early;
 	}
 	r->map_dirty = false;
-	r->publish_done_ns = now_ns();
+	r->publish_done_ns = itr_clock_ns();
 	publish_counts(r);
 	if (pthread_create(&r->publisher, NULL, publisher_main, r)) {
 		snprintf(err, len, "routes: cannot start a thread");

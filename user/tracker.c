@@ -12,6 +12,7 @@
  * swarm lazily the next time it is touched.
  */
 #include "tracker.h"
+#include "clock.h"
 
 #include "peer_policy.h"
 #include "price.h"
@@ -95,11 +96,7 @@ struct itr_tracker {
 	struct view_slot *views; /* VIEW_CACHE_SLOTS, with a price controller */
 	pthread_mutex_t view_locks[VIEW_CACHE_STRIPES];
 
-	pthread_mutex_t janitor_lock;
-	pthread_cond_t janitor_wake;
-	pthread_t janitor;
-	bool janitor_running;
-	bool janitor_stop;
+	struct itr_periodic janitor;
 };
 
 void itr_tracker_config_default(struct itr_tracker_config *cfg)
@@ -125,9 +122,7 @@ void itr_tracker_config_default(struct itr_tracker_config *cfg)
 static uint32_t monotonic_seconds(void *arg)
 {
 	(void)arg;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint32_t)ts.tv_sec;
+	return (uint32_t)(itr_clock_ns() / 1000000000u);
 }
 
 uint32_t itr_tracker_now(const struct itr_tracker *tr)
@@ -303,9 +298,7 @@ static uint64_t now_ms(const struct itr_tracker *tr)
 {
 	if (tr->cfg.clock != monotonic_seconds)
 		return (uint64_t)itr_tracker_now(tr) * 1000;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)itr_clock_ms();
 }
 
 const char *itr_tracker_admit(struct itr_tracker *tr, const struct itr_peer_addr *client)
@@ -1000,39 +993,22 @@ struct itr_announce_backend *itr_tracker_active_backend(struct itr_tracker *tr)
 
 #define TRIM_AFTER_EXPIRED 256 /* peers: a trim costs a few ms, every 30 s at most */
 
-static void *janitor_main(void *arg)
+static void janitor_job(void *arg)
 {
 	struct itr_tracker *tr = arg;
-	pthread_mutex_lock(&tr->janitor_lock);
-	while (!tr->janitor_stop) {
-		struct timespec deadline;
-		clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += 30;
-		pthread_cond_timedwait(&tr->janitor_wake, &tr->janitor_lock, &deadline);
-		if (tr->janitor_stop)
-			break;
-		pthread_mutex_unlock(&tr->janitor_lock);
-		/* Freed peer blocks go back to malloc's free lists, not to the
-		 * system: after a flood expires, trim them (a few ms once). */
-		if (itr_tracker_expire(tr) >= TRIM_AFTER_EXPIRED)
-			malloc_trim(0);
-		pthread_mutex_lock(&tr->janitor_lock);
-	}
-	pthread_mutex_unlock(&tr->janitor_lock);
-	return NULL;
+	/* Freed peer blocks go back to malloc's free lists, not to the
+	 * system: after a flood expires, trim them (a few ms once). */
+	if (itr_tracker_expire(tr) >= TRIM_AFTER_EXPIRED)
+		malloc_trim(0);
 }
 
 int itr_tracker_start_janitor(struct itr_tracker *tr)
 {
-	if (tr->janitor_running)
-		return 0;
-	tr->janitor_stop = false;
-	int rc = pthread_create(&tr->janitor, NULL, janitor_main, tr);
+	int rc = itr_periodic_start(&tr->janitor, 30 * 1000, janitor_job, tr);
 	if (rc) {
 		errno = rc;
 		return -1;
 	}
-	tr->janitor_running = true;
 	return 0;
 }
 
@@ -1083,14 +1059,8 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 	if (tr->cfg.default_numwant > tr->cfg.max_numwant)
 		tr->cfg.default_numwant = tr->cfg.max_numwant;
 	pthread_mutex_init(&tr->index_lock, NULL);
-	pthread_mutex_init(&tr->janitor_lock, NULL);
 	for (int i = 0; i < VIEW_CACHE_STRIPES; i++)
 		pthread_mutex_init(&tr->view_locks[i], NULL);
-	pthread_condattr_t attr;
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&tr->janitor_wake, &attr);
-	pthread_condattr_destroy(&attr);
 	randombytes_buf(tr->seed_key, sizeof(tr->seed_key));
 	tr->backend = (struct itr_announce_backend){
 	    .ops = &local_ops, .impl = tr, .threads = 0, .max_scrape = cfg->max_scrape};
@@ -1152,13 +1122,7 @@ void itr_tracker_free(struct itr_tracker *tr)
 {
 	if (!tr)
 		return;
-	if (tr->janitor_running) {
-		pthread_mutex_lock(&tr->janitor_lock);
-		tr->janitor_stop = true;
-		pthread_cond_signal(&tr->janitor_wake);
-		pthread_mutex_unlock(&tr->janitor_lock);
-		pthread_join(tr->janitor, NULL);
-	}
+	itr_periodic_stop(&tr->janitor);
 	if (tr->cfg.price && tr->views)
 		itr_price_set_swarm_source(tr->cfg.price, NULL); /* before the store goes */
 	if (tr->own_store)
@@ -1166,11 +1130,9 @@ void itr_tracker_free(struct itr_tracker *tr)
 	itr_quota_free(tr->quota);
 	index_unref(tr->index);
 	pthread_mutex_destroy(&tr->index_lock);
-	pthread_mutex_destroy(&tr->janitor_lock);
 	for (int i = 0; i < VIEW_CACHE_STRIPES; i++)
 		pthread_mutex_destroy(&tr->view_locks[i]);
 	free(tr->views);
-	pthread_cond_destroy(&tr->janitor_wake);
 	free(tr->proxies);
 	free(tr);
 }
