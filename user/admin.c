@@ -247,6 +247,24 @@ static int metrics_extra(void *arg, FILE *out)
 	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
 	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit, hs.jobs_queued,
 	    hs.jobs_running, hs.max_connections);
+	if (a->udp) {
+		struct itr_udp_stats us;
+		itr_udp_tracker_stats(a->udp, &us);
+		fprintf(
+		    out,
+		    "# HELP itracker_udp_datagrams_total UDP tracker datagrams: read by a worker, "
+		    "answered, or read and not answered (unparsable, or the send failed).\n"
+		    "# TYPE itracker_udp_datagrams_total counter\n"
+		    "itracker_udp_datagrams_total{outcome=\"received\"} %llu\n"
+		    "itracker_udp_datagrams_total{outcome=\"answered\"} %llu\n"
+		    "itracker_udp_datagrams_total{outcome=\"dropped\"} %llu\n"
+		    "# HELP itracker_udp_socket_drops_total UDP tracker datagrams the kernel "
+		    "dropped because a socket's receive buffer was full.\n"
+		    "# TYPE itracker_udp_socket_drops_total counter\n"
+		    "itracker_udp_socket_drops_total %llu\n",
+		    (unsigned long long)us.received, (unsigned long long)us.answered,
+		    (unsigned long long)us.dropped, (unsigned long long)us.socket_dropped);
+	}
 	if (ferror(out))
 		return -1;
 	if (a->price && itr_price_metrics(a->price, out))

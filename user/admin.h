@@ -19,6 +19,7 @@ struct itr_admin {
 	struct itr_routes *routes;       /* NULL: routes not followed */
 	struct itr_tracker *tracker;     /* NULL: none yet */
 	struct itr_price *price;         /* NULL: no price controller */
+	struct itr_udp_tracker *udp;     /* NULL: no UDP tracker; its figures in /metrics */
 	struct itr_metrics_sources msrc; /* filled by itr_admin_register */
 	/* Who may reload. A request that a proxy forwarded (Forwarded or
 	 * X-Forwarded-For present) never may: the socket peer is the proxy. */

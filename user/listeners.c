@@ -78,6 +78,7 @@ int itr_listeners_start(struct itr_listeners *l, const struct itr_options *o, st
 	                              .socket_path = o->admin_socket,
 	                              .token = l->admin_token};
 	int rc = start_udp(l, o, tracker, err, len);
+	l->admin.udp = l->udp;
 	return rc ? rc : start_http(l, o, tracker, err, len);
 }
 

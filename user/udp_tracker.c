@@ -23,6 +23,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/sock_diag.h> /* SK_MEMINFO_DROPS */
 
 #include "announce_backend.h"
 #include "byte_order.h"
@@ -764,6 +765,17 @@ void itr_udp_tracker_stats(const struct itr_udp_tracker *u, struct itr_udp_stats
 	st->received = atomic_load(&u->received);
 	st->answered = atomic_load(&u->answered);
 	st->dropped = atomic_load(&u->dropped);
+	st->socket_dropped = 0;
+	/* shared sockets sit in every worker's list: count them once */
+	for (unsigned w = 0; w < (u->shared ? 1 : u->nworkers); w++)
+		for (int i = 0; i < u->workers[w].nfds; i++) {
+			uint32_t mem[SK_MEMINFO_VARS];
+			socklen_t len = sizeof(mem);
+			if (getsockopt(u->workers[w].fds[i], SOL_SOCKET, SO_MEMINFO, mem, &len) ==
+			        0 &&
+			    len > SK_MEMINFO_DROPS * sizeof(uint32_t))
+				st->socket_dropped += mem[SK_MEMINFO_DROPS];
+		}
 }
 
 void itr_udp_tracker_stop(struct itr_udp_tracker *u)

@@ -124,9 +124,12 @@ uint16_t itr_udp_tracker_port(const struct itr_udp_tracker *u);
 unsigned itr_udp_tracker_workers(const struct itr_udp_tracker *u);
 
 struct itr_udp_stats {
-	uint64_t received;
-	uint64_t answered;
-	uint64_t dropped;
+	uint64_t received; /* datagrams the workers read */
+	uint64_t answered; /* answers sent */
+	uint64_t dropped;  /* read but not answered: unparsable, or the send failed */
+	/* Dropped by the kernel before a worker could read them, because a
+	 * socket's receive buffer was full (SO_MEMINFO's drops, all sockets). */
+	uint64_t socket_dropped;
 };
 void itr_udp_tracker_stats(const struct itr_udp_tracker *u, struct itr_udp_stats *st);
 /* Stops the thread, closes the sockets and frees u. */

@@ -4,8 +4,11 @@
  * on 127.0.0.1 and ::1: connect, announce (IPv4 and IPv6 answers),
  * scrape, errors, drops.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "announce_backend.h"
 #include "byte_order.h"
 #include "netmap.h"
 #include "udp_tracker.h"
@@ -608,6 +612,78 @@ static void test_udp_loopback_source_refused(void **state)
 	itr_tracker_free(tr);
 }
 
+/* A backend whose announce waits until the test opens the gate: the
+ * worker stops reading, so the socket fills and the kernel drops. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static atomic_int gate_waiting;
+
+static int gated_announce(void *impl, const struct itr_backend_request *req,
+                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                          size_t want)
+{
+	(void)impl, (void)req, (void)peers, (void)want;
+	atomic_fetch_add(&gate_waiting, 1);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	memset(reply, 0, sizeof(*reply));
+	reply->interval = 1800;
+	return 0;
+}
+
+static void test_udp_socket_drops_counted(void **state)
+{
+	(void)state;
+	static const struct itr_announce_backend_ops gated_ops = {.announce = gated_announce};
+	struct itr_announce_backend gated = {.ops = &gated_ops, .threads = 1};
+	struct itr_tracker *tr = new_tracker(NULL);
+	itr_tracker_use_backend(tr, &gated);
+	char err[256];
+	struct itr_udp_tracker *u = itr_udp_tracker_start(tr, "127.0.0.1", 0, err, sizeof(err));
+	assert_non_null(u);
+	assert_int_equal(itr_udp_tracker_workers(u), 1);
+	struct sockaddr_storage to;
+	socklen_t tolen;
+	int a = client_socket(AF_INET, itr_udp_tracker_port(u), &to, &tolen);
+	uint8_t cid[8], req[128];
+	do_connect(a, cid);
+	size_t n = make_announce(req, cid, 1, IH, 100, 2, -1, 6001);
+	assert_int_equal(send(a, req, n, 0), (ssize_t)n);
+	for (int i = 0; i < 10000 && atomic_load(&gate_waiting) == 0; i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&gate_waiting), 1); /* the only worker waits */
+	/* far more than the tracker's receive buffer holds (it asks for 4 MB,
+	 * doubled by the kernel; a 16-byte datagram costs ~1 KB of it) */
+	enum { FLOOD = 50000 };
+	uint8_t connect_req[16];
+	size_t cn = make_connect(connect_req, 7);
+	for (int i = 0; i < FLOOD; i++)
+		assert_int_equal(send(a, connect_req, cn, 0), (ssize_t)cn);
+	struct itr_udp_stats st;
+	itr_udp_tracker_stats(u, &st);
+	assert_true(st.socket_dropped > 0);
+	assert_true(st.socket_dropped < FLOOD);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	/* every datagram sent was either read or dropped by the kernel */
+	const uint64_t sent = 1 + 1 + FLOOD;
+	for (int i = 0; i < 10000; i++) {
+		itr_udp_tracker_stats(u, &st);
+		if (st.received + st.socket_dropped >= sent)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(st.received + st.socket_dropped, sent);
+	close(a);
+	itr_udp_tracker_stop(u);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -620,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(test_udp_loopback_source_refused),
 	    cmocka_unit_test(test_udp_workers),
 	    cmocka_unit_test(test_udp_announce_rate),
+	    cmocka_unit_test(test_udp_socket_drops_counted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
 every kind (UDP connect, scrape, announce, bad connection id; HTTP announce,
 scrape, a refused announce) at an itrackerd and check after each step that
 itracker_tracker_announces_total counts exactly the announces of each
-transport and outcome, and that no counter in /metrics ever went down.
+transport and outcome, that itracker_udp_datagrams_total counts every
+datagram, and that no counter in /metrics ever went down.
 Exit status 0 on success, 1 with a message otherwise."""
 import os
 import re
@@ -115,4 +116,13 @@ for i in range(2):
     udp_announce(cid, 10 + i)
     udp_scrape(cid)
 expect("mixed", http_ok=5, udp_ok=6, http_rejected=1, udp_rejected=1)
+# 2 connects, 3 scrapes, 7 announces (one with a bad connection id): 12
+# datagrams, each read and answered, none lost in the socket
+now = metrics()
+for outcome, want in (("received", 12), ("answered", 12), ("dropped", 0)):
+    key = 'itracker_udp_datagrams_total{outcome="%s"}' % outcome
+    if now.get(key) != want:
+        fail("%s is %s, expected %d" % (key, now.get(key), want))
+if now.get("itracker_udp_socket_drops_total") != 0:
+    fail("itracker_udp_socket_drops_total is %s, expected 0" % now.get("itracker_udp_socket_drops_total"))
 print("metrics_monotonic: ok")
