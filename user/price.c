@@ -35,13 +35,13 @@
 
 void itr_price_params_default(struct itr_price_params *p)
 {
-	p->ewma_tau_s = 2.0;
-	p->kp = 0.2;
-	p->ki = 0.12;
-	p->deadband = 0.05;
-	p->max_step = 0.5;
-	p->min_allowance = 0.05;
-	p->initial_price = 0.5;
+	*p = (struct itr_price_params){.ewma_tau_s = 2.0,
+	                               .kp = 0.2,
+	                               .ki = 0.12,
+	                               .deadband = 0.05,
+	                               .max_step = 0.5,
+	                               .min_allowance = 0.05,
+	                               .initial_price = 0.5};
 }
 
 static double clamp01(double v)

@@ -105,13 +105,13 @@
 
 void itr_rank_policy_default(struct itr_rank_policy *policy)
 {
-	policy->max_own_pid_pct = 100;
-	policy->max_own_as_pct = 100;
-	policy->min_external = 1;
-	policy->max_external = 2;
-	policy->min_list = 3;
-	policy->gateways = 1;
-	policy->gateway_salt = 0;
+	/* gateway_salt 0: the tracker sets it per swarm */
+	*policy = (struct itr_rank_policy){.max_own_pid_pct = 100,
+	                                   .max_own_as_pct = 100,
+	                                   .min_external = 1,
+	                                   .max_external = 2,
+	                                   .min_list = 3,
+	                                   .gateways = 1};
 }
 
 /* ---- CRC32-C (Castagnoli, reflected polynomial 0x82F63B78) ----------- */
