@@ -14,6 +14,9 @@
 #include "routes.h"
 #include "tracker.h"
 
+/* Where itrackerd puts the admin socket and itrackerctl looks for it. */
+#define ITR_ADMIN_SOCKET_DEFAULT "/run/itrackerd/admin.sock"
+
 struct itr_admin {
 	struct itr_daemon *daemon;
 	struct itr_routes *routes;       /* NULL: routes not followed */

@@ -13,6 +13,8 @@
 
 #include <arpa/inet.h>
 
+#include "admin.h" /* ITR_ADMIN_SOCKET_DEFAULT */
+
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t len, const char *fmt, ...)
 {
@@ -501,7 +503,7 @@ const struct itr_option_spec itr_option_specs[] = {
      "close a connection whose request is not answered (body in, answer out) after S "
      "seconds",
      opt_request_timeout, NULL},
-    {"admin-socket", 0, "PATH", "/run/itrackerd/admin.sock",
+    {"admin-socket", 0, "PATH", ITR_ADMIN_SOCKET_DEFAULT,
      "Unix socket (mode 0600) of the admin API: /v1/admin/reload and /v1/status ('off': "
      "admin API on the HTTP listener, loopback only)",
      opt_admin_socket, NULL},

@@ -19,9 +19,8 @@ enum ctl_exit {
 	CTL_EXIT_UNREACHABLE = 3,
 };
 
-#define CTL_SERVER_DEFAULT       "http://127.0.0.1:6969"
-#define CTL_ADMIN_SOCKET_DEFAULT "/run/itrackerd/admin.sock"
-#define CTL_MAP_DEFAULT          "/etc/itracker/network.map"
+#define CTL_SERVER_DEFAULT "http://127.0.0.1:6969"
+#define CTL_MAP_DEFAULT    "/etc/itracker/network.map"
 
 struct ctl_global {
 	const char *pin_root;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h" /* ITR_ADMIN_SOCKET_DEFAULT */
 #include "ctl.h"
 #include "itracker_maps.h"
 
@@ -36,7 +37,7 @@ static const char usage_text[] =
     "  --pin-root DIR   pinned maps and links (default " ITR_PIN_ROOT_DEFAULT ")\n"
     "  --server URL     the daemon's HTTP listener (default " CTL_SERVER_DEFAULT ")\n"
     "  --admin-socket PATH  the daemon's admin API, used by map reload when it\n"
-    "                   exists (default " CTL_ADMIN_SOCKET_DEFAULT ")\n"
+    "                   exists (default " ITR_ADMIN_SOCKET_DEFAULT ")\n"
     "  --admin-token-file FILE  send the token in FILE to the admin API\n"
     "  --json           machine-readable output\n"
     "  --timeout S      give up on the daemon after S seconds: connect, send and\n"
@@ -147,7 +148,7 @@ int main(int argc, char **argv)
 	struct ctl_global g = {
 	    .pin_root = ITR_PIN_ROOT_DEFAULT,
 	    .server = CTL_SERVER_DEFAULT,
-	    .admin_socket = CTL_ADMIN_SOCKET_DEFAULT,
+	    .admin_socket = ITR_ADMIN_SOCKET_DEFAULT,
 	    .json = false,
 	};
 	static const struct option opts[] = {
