@@ -41,6 +41,8 @@ void itr_price_params_default(struct itr_price_params *p)
 	                               .deadband = 0.05,
 	                               .max_step = 0.5,
 	                               .min_allowance = 0.05,
+	                               .max_allowance = 2.0,
+	                               .headroom_min_use = 0.10,
 	                               .initial_price = 0.5};
 }
 
@@ -83,12 +85,18 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
 		d = p->max_step;
 	if (d < -p->max_step)
 		d = -p->max_step;
-	double allowance = (1.0 - s->price) * exp(-d);
-	if (allowance > 1)
-		allowance = 1;
+	double before = 1.0 - s->price;
+	double allowance = before * exp(-d);
+	/* beyond the base policy only on a link in use, and never past
+	 * where it already was when the use stopped */
+	double top = ratio >= p->headroom_min_use ? p->max_allowance : fmax(1.0, before);
+	if (top < 1)
+		top = 1;
+	if (allowance > top)
+		allowance = top;
 	if (allowance < p->min_allowance)
 		allowance = p->min_allowance;
-	s->price = clamp01(1.0 - allowance);
+	s->price = 1.0 - allowance;
 	s->err_prev = e;
 	return s->price;
 }
@@ -100,7 +108,8 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
                          double price, struct itr_rank_policy *out)
 {
 	*out = *base;
-	price = clamp01(price);
+	/* a price below 0 (headroom) widens the base policy, up to 4x */
+	price = price > 1 ? 1 : price < -3 ? -3 : price;
 	bool behind = view->remaining > view->swarm_remaining + 0.10;
 	if (!ov->gateways) {
 		double g = base->gateways ? base->gateways : 1;
@@ -116,7 +125,8 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 	}
 	if (!ov->max_external) {
 		unsigned m = base->max_external;
-		if (!view->seeds && behind && price < 0.25)
+		if ((!view->seeds && behind && price < 0.25) ||
+		    (view->remaining > 0 && price <= -0.5))
 			m++;
 		else if (price >= 0.75 && m > 1)
 			m--;
@@ -681,7 +691,7 @@ double itr_price_link_price(struct itr_price *pc, const char *name)
 {
 	pthread_mutex_lock(&pc->lock);
 	const struct pc_link *l = link_by_name(pc, name);
-	double p = l ? l->st.price : -1;
+	double p = l ? l->st.price : NAN;
 	pthread_mutex_unlock(&pc->lock);
 	return p;
 }
@@ -789,7 +799,8 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	    {"itracker_link_rate_bits_per_second", "gauge",
 	     "Inter-AS BitTorrent rate the data plane measured on the link, smoothed."},
 	    {"itracker_link_price", "gauge",
-	     "P4P price of the link: 0 with headroom, 1 far above budget."},
+	     "P4P price of the link: 1 far above budget, 0 the base policy, below 0 "
+	     "headroom (a link in use under its budget lets more out)."},
 	    {"itracker_link_local_rate_bits_per_second", "gauge",
 	     "Inter-AS BitTorrent rate this instance's data plane measured on the link in the "
 	     "last sampling period (-1: no sample)."},

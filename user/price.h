@@ -33,19 +33,27 @@ struct itr_price_params {
 	double deadband;
 	double max_step;      /* largest change of log(1 - price) in one update */
 	double min_allowance; /* 1 - price never goes below this */
+	/* 1 - price never goes above this: a price below 0 is headroom, a link
+	 * under its budget while BitTorrent crosses it, and lets more out of
+	 * the AS than the base policy (more gateways, outside peers). */
+	double max_allowance;
+	/* Headroom grows only while the smoothed rate is at least this share
+	 * of the budget: an idle link says nothing about demand, and a swarm
+	 * that starts on it starts from the base policy, not beyond it. */
+	double headroom_min_use;
 	double initial_price; /* of a link the data plane measures, until it has */
 };
 
 /* Defaults (tests/unit/test_price.c simulates them against lagging swarms;
  * docs/policy.md): tau 2 s, kp 0.2, ki 0.12/s, deadband 0.05, max step
- * 0.5, min allowance 0.05, initial price 0.5. */
+ * 0.5, allowance 0.05 to 2, headroom from 10 % use, initial price 0.5. */
 void itr_price_params_default(struct itr_price_params *p);
 
 struct itr_price_link_state {
 	bool primed;      /* a first sample was taken */
 	double rate_ewma; /* bits/s, smoothed */
 	double rate_last; /* bits/s, last sample */
-	double price;     /* 0 (headroom) .. 1 (far above budget) */
+	double price;     /* 1 - max_allowance (headroom) .. 0 (base) .. 1 (far above budget) */
 	double err_prev;  /* relative error after the deadband, last update */
 };
 
@@ -54,8 +62,9 @@ struct itr_price_link_state {
  * AS; the log error e = ln(ewma / budget), clamped to [-2, 2], less the
  * deadband, moves it multiplicatively in velocity form:
  * allowance *= exp(-(kp (e - e_prev) + ki e dt)), the exponent limited to
- * max_step and the allowance clamped to [min_allowance, 1]; clamping the
- * state itself leaves nothing to wind up. Returns the new price. */
+ * max_step and the allowance clamped to [min_allowance, max_allowance]
+ * (above 1 only while the link is in use, see headroom_min_use); clamping
+ * the state itself leaves nothing to wind up. Returns the new price. */
 double itr_price_update(const struct itr_price_params *p, struct itr_price_link_state *s,
                         double rate_bps, double budget_bps, double dt);
 
@@ -193,7 +202,8 @@ void itr_price_tick(struct itr_price *pc, const struct itr_netmap *map, double n
 void itr_price_tick_matrix(struct itr_price *pc, const struct itr_netmap *map, double now,
                            const struct itr_matrix_entry *e, size_t n);
 
-/* Price of the link named name; -1 if the controller has no such link. */
+/* Price of the link named name (below 0: headroom); NAN if the controller
+ * has no such link. */
 double itr_price_link_price(struct itr_price *pc, const char *name);
 /* Smoothed rate (bits/s) of the link; -1 if none. */
 double itr_price_link_rate(struct itr_price *pc, const char *name);
