@@ -89,9 +89,7 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
 	double allowance = before * exp(-d);
 	/* beyond the base policy only on a link in use, and never past
 	 * where it already was when the use stopped */
-	double top = ratio >= p->headroom_min_use ? p->max_allowance : fmax(1.0, before);
-	if (top < 1)
-		top = 1;
+	double top = fmax(1.0, ratio >= p->headroom_min_use ? p->max_allowance : before);
 	if (allowance > top)
 		allowance = top;
 	if (allowance < p->min_allowance)
