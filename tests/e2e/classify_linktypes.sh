@@ -94,4 +94,18 @@ grep -q "link type 105 (IEEE802_11" "$E2E_TMP/err.txt" || {
 	cat "$E2E_TMP/err.txt" >&2
 	e2e_fail "the error does not name the link type"
 }
+# A file that is not a capture, and a capture cut short: the error names
+# the file (with several files on the command line, the reader must know
+# which one).
+printf 'not a capture\n' >"$E2E_TMP/notes.txt"
+head -c 26 "$E2E_TMP/ieee802_11.pcap" >"$E2E_TMP/cut.pcap"
+for bad in notes.txt cut.pcap; do
+	if "$CTL" classify "$E2E_TMP/$bad" 2>"$E2E_TMP/err.txt" >/dev/null; then
+		e2e_fail "$bad was accepted"
+	fi
+	grep -q "^itrackerctl: $E2E_TMP/$bad: " "$E2E_TMP/err.txt" || {
+		cat "$E2E_TMP/err.txt" >&2
+		e2e_fail "the error for $bad does not name the file"
+	}
+done
 echo "classify_linktypes: ok"

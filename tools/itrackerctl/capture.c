@@ -151,7 +151,11 @@ struct ctl_capture *ctl_capture_open(const char *file, char *err, size_t errlen)
 	char errbuf[PCAP_ERRBUF_SIZE];
 	pcap_t *pcap = pcap_open_offline(file, errbuf);
 	if (!pcap) {
-		snprintf(err, errlen, "%s", errbuf);
+		/* libpcap names the file for some failures ("x: No such file")
+		 * and not for others ("unknown file format"). */
+		size_t flen = strlen(file);
+		bool named = strncmp(errbuf, file, flen) == 0 && errbuf[flen] == ':';
+		snprintf(err, errlen, "%s%s%s", named ? "" : file, named ? "" : ": ", errbuf);
 		return NULL;
 	}
 	int dlt = pcap_datalink(pcap);

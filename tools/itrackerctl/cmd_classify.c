@@ -393,7 +393,8 @@ static int fill_tries(struct private_dataplane *dp, const char *map_file)
 	return 0;
 }
 
-static int run_capture(struct ctl_capture *cap, int prog_fd, struct classify_run *run)
+static int run_capture(struct ctl_capture *cap, const char *file, int prog_fd,
+                       struct classify_run *run)
 {
 	const uint8_t *frame;
 	size_t len;
@@ -422,7 +423,7 @@ static int run_capture(struct ctl_capture *cap, int prog_fd, struct classify_run
 		fs->bytes += wire;
 	}
 	if (rc < 0) {
-		ctl_error("reading the capture: %s", ctl_capture_error(cap));
+		ctl_error("%s: reading the capture: %s", file, ctl_capture_error(cap));
 		return -1;
 	}
 	return 0;
@@ -555,7 +556,7 @@ int ctl_cmd_classify(const struct ctl_global *g, int argc, char **argv)
 		struct itr_counter_table counters;
 		rc = CTL_EXIT_RUNTIME;
 		if ((i == first || dataplane_reset(&dp) == 0) &&
-		    run_capture(cap, bpf_program__fd(prog), &run) == 0 &&
+		    run_capture(cap, file, bpf_program__fd(prog), &run) == 0 &&
 		    collect_verdicts(map_fd(&dp, ITR_MAP_FLOWS_V4), map_fd(&dp, ITR_MAP_FLOWS),
 		                     &run) == 0 &&
 		    itr_stats_read_counters(map_fd(&dp, ITR_MAP_COUNTERS), &counters) == 0) {
