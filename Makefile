@@ -41,7 +41,7 @@ TOOL_SRCS := $(wildcard tools/loadgen/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/loadgen/%.c=$(BUILD)/%)
 HDRS := $(wildcard maps/*.h user/*.h bpf/*.h) $(BUILD)/locality.skel.h
 
-.PHONY: all deps deps-runtime deps-test deps-deb man deb test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz \
+.PHONY: all deps deps-runtime deps-test deps-deb man deb test test-bins test-unit test-asan test-bpf test-e2e demo bench fuzz outside-captures \
 	install clean format check-format
 
 all: $(BUILD)/itrackerd $(BUILD)/itrackerctl $(BUILD)/locality.bpf.o $(TOOL_BINS)
@@ -181,6 +181,11 @@ bench: deps-test
 	@$(MAKE) --no-print-directory -j$(NPROC) all $(BENCH_BINS) \
 		$(if $(SOAK_SANITIZE),$(BUILD)/asan/itrackerd)
 	@BUILD=$(BUILD) BENCH_QUICK=$(QUICK) SOAK_SANITIZE=$(SOAK_SANITIZE) bash tools/bench/run.sh
+
+# Precision and recall on captures made outside the project (nDPI's, from
+# Debian's source archive; downloads 126 MB once into $(BUILD)/outside).
+outside-captures: all
+	@python3 tools/outside/ndpi_captures.py --build $(BUILD) --cache $(BUILD)/outside
 
 fuzz: $(FUZZ_BINS)
 	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash tools/run-tests.sh fuzz
