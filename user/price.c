@@ -109,9 +109,27 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 	/* a price below 0 (headroom) widens the base policy, up to 4x */
 	price = price > 1 ? 1 : price < -3 ? -3 : price;
 	bool behind = view->remaining > view->swarm_remaining + 0.10;
+	bool sized = uplink && uplink->host_upload_bps && uplink->capacity_bps;
+	/* An AS whose peers cannot together upload what its link carries
+	 * gets most of its pieces from outside whatever its lists say, so
+	 * short lists only slow its customers (5isp-even-55 in
+	 * docs/policy.md: ASes of 4 hosts, every one of them 1.2-1.6x slower
+	 * than with opentracker). While the link is under its budget such an
+	 * AS is open; once the link is over it, the caps below hold it.
+	 * Open means the per-list policy (gateways 0: every peer of the AS
+	 * takes outside peers, in rank order, with no preference for the
+	 * other ASes' gateways) and no cap. */
+	if (sized && price <= 0 && view->peers &&
+	    (double)view->peers * (double)uplink->host_upload_bps < (double)uplink->capacity_bps) {
+		if (!ov->gateways)
+			out->gateways = 0;
+		if (!ov->max_external)
+			out->max_external = ITR_RANK_UNCAPPED;
+		return;
+	}
 	if (!ov->gateways) {
 		double g = base->gateways ? base->gateways : 1;
-		if (uplink && uplink->host_upload_bps && uplink->capacity_bps)
+		if (sized)
 			g = ceil((double)uplink->capacity_bps / (double)uplink->host_upload_bps);
 		double need = view->seeds ? 0.5 : behind ? 1.0 : 0.75;
 		double want = round(g * need * (1.0 - price));
@@ -479,7 +497,8 @@ static void collect_one(void *ctx, uint32_t asn, const struct itr_price_as_view 
 	st->peers += v->peers;
 	st->seeds += v->seeds;
 	st->swarms++;
-	st->gateways += pol.gateways < v->peers ? pol.gateways : v->peers;
+	/* gateways 0 is the per-list policy: every peer is one */
+	st->gateways += pol.gateways && pol.gateways < v->peers ? pol.gateways : v->peers;
 	if (pol.max_external < st->max_external_min)
 		st->max_external_min = pol.max_external;
 	if (pol.max_external > st->max_external_max)

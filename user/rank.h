@@ -15,6 +15,9 @@ struct itr_peer_addr {
 	uint16_t port; /* host byte order */
 };
 
+/* max_external with no cap: the list is ranked, nothing is left out */
+#define ITR_RANK_UNCAPPED UINT32_MAX
+
 struct itr_rank_policy {
 	unsigned max_own_pid_pct; /* at most this % of the list from the client's PID */
 	unsigned max_own_as_pct;  /* at most this % from the client's AS (PID included) */

@@ -292,9 +292,10 @@ static void test_as_policy(void **state)
 	struct itr_price_as_view done = {16, 16, 0, 0};
 	itr_price_as_policy(&base, &none, &done, &up, -1.0, &out);
 	assert_int_equal(out.max_external, base.max_external); /* nothing left to fetch */
-	/* never more gateways than peers */
+	/* never more gateways than peers (over the budget: two peers with
+	 * 4 of the link's 8 Mbit/s would be open under it) */
 	struct itr_price_as_view two = {2, 0, 0.9, 0.5};
-	itr_price_as_policy(&base, &none, &two, &up, 0.0, &out);
+	itr_price_as_policy(&base, &none, &two, &up, 0.1, &out);
 	assert_int_equal(out.gateways, 2);
 	/* no uplink declared: the configured count times need, at least 1 */
 	itr_price_as_policy(&base, &none, &behind, NULL, 0.0, &out);
@@ -305,6 +306,59 @@ static void test_as_policy(void **state)
 	fixed.max_external = 5;
 	struct itr_price_overrides ov = {true, true, true};
 	itr_price_as_policy(&fixed, &ov, &behind, &up, 1.0, &out);
+	assert_int_equal(out.gateways, 7);
+	assert_int_equal(out.max_external, 5);
+}
+
+/* An AS whose peers' uploads together fall short of the link's capacity
+ * is open (gateways 0: every peer takes outside peers; no cap) while the link is at or
+ * under its budget, and capped like any other AS once it is over. */
+static void test_as_policy_small_as(void **state)
+{
+	(void)state;
+	struct itr_rank_policy base, out;
+	itr_rank_policy_default(&base);
+	struct itr_price_overrides none = {false, false, false};
+	struct itr_link up;
+	memset(&up, 0, sizeof(up));
+	up.asn = 1;
+	up.capacity_bps = 8000000;
+	up.budget_bps = 4000000;
+	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the link */
+
+	struct itr_price_as_view three = {3, 0, 0.9, 0.5}; /* 6 of 8 Mbit/s */
+	const double open_prices[] = {0.0, -0.5, -1.0};
+	for (size_t i = 0; i < sizeof(open_prices) / sizeof(open_prices[0]); i++) {
+		itr_price_as_policy(&base, &none, &three, &up, open_prices[i], &out);
+		assert_int_equal(out.gateways, 0);
+		assert_int_equal(out.max_external, ITR_RANK_UNCAPPED);
+		assert_int_equal(out.min_list, base.min_list);
+	}
+	/* over the budget: the caps of any AS */
+	itr_price_as_policy(&base, &none, &three, &up, 0.1, &out);
+	assert_int_equal(out.gateways, 3);
+	assert_int_equal(out.max_external, base.max_external + 1);
+	itr_price_as_policy(&base, &none, &three, &up, 1.0, &out);
+	assert_int_equal(out.gateways, 1);
+	assert_int_equal(out.max_external, base.max_external - 1);
+	/* four peers fill the link: not small */
+	struct itr_price_as_view four = {4, 0, 0.9, 0.5};
+	itr_price_as_policy(&base, &none, &four, &up, 0.0, &out);
+	assert_int_equal(out.gateways, 4);
+	assert_int_equal(out.max_external, base.max_external + 1);
+	/* without the hosts' upload the AS's size is unknown: never open */
+	struct itr_link unsized = up;
+	unsized.host_upload_bps = 0;
+	itr_price_as_policy(&base, &none, &three, &unsized, 0.0, &out);
+	assert_int_equal(out.max_external, base.max_external + 1);
+	itr_price_as_policy(&base, &none, &three, NULL, -1.0, &out);
+	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
+	/* operator overrides still win */
+	struct itr_rank_policy fixed = base;
+	fixed.gateways = 7;
+	fixed.max_external = 5;
+	struct itr_price_overrides ov = {true, true, true};
+	itr_price_as_policy(&fixed, &ov, &three, &up, -1.0, &out);
 	assert_int_equal(out.gateways, 7);
 	assert_int_equal(out.max_external, 5);
 }
@@ -534,6 +588,45 @@ static void policy_of(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer
 	itr_netmap_unref(map);
 }
 
+/* In a tracker: two peers of AS 64500 (1 Mbit/s each on a 4 Mbit/s link)
+ * cannot feed themselves, so a client there gets every outside peer, its
+ * own AS's peer first; a client of AS 64502 (no link declared) gets the
+ * base policy's cap. */
+static void test_tracker_small_as_open(void **state)
+{
+	(void)state;
+	itr_netmap_publish(parse(MAP));
+	struct itr_price *pc = new_controller();
+	struct itr_tracker *tr = tracker_with(pc);
+	uint8_t ih[20] = {9};
+	announce_peer(tr, ih, peer4(10, 10, 0, 10), 1000, 0, ITR_EVENT_STARTED);
+	for (uint8_t i = 0; i < 6; i++)
+		announce_peer(tr, ih, peer4(10, 12, 0, (uint8_t)(10 + i)), 1000, 0,
+		              ITR_EVENT_STARTED);
+
+	struct itr_announce ann = {
+	    .peer = peer4(10, 10, 0, 11), .left = 1000, .event = ITR_EVENT_STARTED, .numwant = 50};
+	memcpy(ann.info_hash, ih, 20);
+	struct itr_announce_reply reply;
+	struct itr_ranked_peer out[64];
+	assert_int_equal(itr_tracker_announce(tr, &ann, &reply, out, 64), 0);
+	assert_int_equal(reply.npeers, 7);
+	assert_memory_equal(out[0].peer.addr, peer4(10, 10, 0, 10).addr, 4);
+	struct itr_rank_policy pol;
+	policy_of(tr, ih, peer4(10, 10, 0, 11), &pol);
+	assert_int_equal(pol.max_external, ITR_RANK_UNCAPPED);
+	assert_int_equal(pol.gateways, 0);
+
+	/* the other side, with no link declared, keeps the base cap */
+	struct itr_rank_policy base;
+	itr_rank_policy_default(&base);
+	policy_of(tr, ih, peer4(10, 12, 0, 20), &pol);
+	assert_int_equal(pol.max_external, base.max_external);
+	itr_tracker_free(tr);
+	itr_price_free(pc);
+	itr_netmap_publish(NULL);
+}
+
 /* Swarm state from announces (the tracker's store tallies it; the
  * controller keeps none): an AS without a seed that is behind gets its
  * uplink's gateway count (capacity / host upload = 4); once a peer of it
@@ -647,6 +740,8 @@ int main(void)
 	    cmocka_unit_test(test_deadband),
 	    cmocka_unit_test(test_cost_steps),
 	    cmocka_unit_test(test_as_policy),
+	    cmocka_unit_test(test_as_policy_small_as),
+	    cmocka_unit_test(test_tracker_small_as_open),
 	    cmocka_unit_test(test_controller_matrix),
 	    cmocka_unit_test(test_link_missing_from_map),
 	    cmocka_unit_test(test_swarm_state),
