@@ -858,7 +858,8 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	    {"itracker_as_peers", "Peers of the AS over all swarms (seeds included)."},
 	    {"itracker_as_seeds", "Seeds of the AS over all swarms."},
 	    {"itracker_as_gateways", "Gateway peers of the AS over all swarms (external budget)."},
-	    {"itracker_as_max_external", "Largest outside-peer count per gateway in the AS."},
+	    {"itracker_as_max_external",
+	     "Largest outside-peer count per gateway in the AS (4294967295: no cap)."},
 	};
 	for (size_t m = 0; m < 4; m++) {
 		if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", as_metrics[m].name,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "rank.h"
 
 static const char policy_usage[] =
     "usage: itrackerctl policy [--json]\n"
@@ -24,6 +25,16 @@ static const char policy_usage[] =
 static double num(json_t *o, const char *key)
 {
 	return json_number_value(json_object_get(o, key));
+}
+
+/* An outside-peer cap; ITR_RANK_UNCAPPED (an AS too small to feed itself,
+ * docs/policy.md) reads "all". */
+static const char *cap_text(double cap, char *buf, size_t len)
+{
+	if (cap >= (double)ITR_RANK_UNCAPPED)
+		return "all";
+	snprintf(buf, len, "%.0f", cap);
+	return buf;
 }
 
 static const char *mbit(double bps, char *buf, size_t len)
@@ -117,12 +128,13 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	json_t *a;
 	json_array_foreach(json_object_get(pol, "ases"), i, a)
 	{
-		char ext[32];
+		char ext[32], lo_text[16], hi_text[16];
 		double lo = num(a, "max_external_min"), hi = num(a, "max_external_max");
 		if (lo == hi)
-			snprintf(ext, sizeof(ext), "%.0f", hi);
+			snprintf(ext, sizeof(ext), "%s", cap_text(hi, hi_text, sizeof(hi_text)));
 		else
-			snprintf(ext, sizeof(ext), "%.0f-%.0f", lo, hi);
+			snprintf(ext, sizeof(ext), "%s-%s", cap_text(lo, lo_text, sizeof(lo_text)),
+			         cap_text(hi, hi_text, sizeof(hi_text)));
 		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s\n", num(a, "asn"), num(a, "swarms"),
 		       num(a, "peers"), num(a, "seeds"), num(a, "gateways"), ext);
 	}
