@@ -95,8 +95,9 @@ struct itr_price_overrides {
  *     otherwise;
  *   max_external = base->max_external, +1 when the AS has no seed, is
  *     behind and the price is below 0.25, -1 (not below 1) at price >= 0.75.
- * An AS too small to feed itself (its peers' uploads together below the
- * link's capacity) on a link at or under its budget (price <= 0) is open:
+ * An AS too small to feed itself (no seed, and its peers' uploads together
+ * below the link's capacity) on a link at or under its budget (price <= 0)
+ * is open:
  * gateways 0 (every peer takes outside peers), max_external
  * ITR_RANK_UNCAPPED.
  * A field in ov keeps base's value. */

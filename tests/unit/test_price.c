@@ -310,9 +310,9 @@ static void test_as_policy(void **state)
 	assert_int_equal(out.max_external, 5);
 }
 
-/* An AS whose peers' uploads together fall short of the link's capacity
- * is open (gateways 0: every peer takes outside peers; no cap) while the link is at or
- * under its budget, and capped like any other AS once it is over. */
+/* An AS with no seed whose peers' uploads together fall short of the
+ * link's capacity is open (gateways 0: every peer takes outside peers; no cap) while the link is at
+ * or under its budget, and capped like any other AS once it is over. */
 static void test_as_policy_small_as(void **state)
 {
 	(void)state;
@@ -341,6 +341,11 @@ static void test_as_policy_small_as(void **state)
 	itr_price_as_policy(&base, &none, &three, &up, 1.0, &out);
 	assert_int_equal(out.gateways, 1);
 	assert_int_equal(out.max_external, base.max_external - 1);
+	/* a seed in the AS: capped, so that its upload goes to few gateways */
+	struct itr_price_as_view seeded = {3, 1, 0.5, 0.5};
+	itr_price_as_policy(&base, &none, &seeded, &up, -1.0, &out);
+	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
+	assert_int_not_equal(out.gateways, 0);
 	/* four peers fill the link: not small */
 	struct itr_price_as_view four = {4, 0, 0.9, 0.5};
 	itr_price_as_policy(&base, &none, &four, &up, 0.0, &out);
