@@ -245,6 +245,19 @@ static void test_cost_steps(void **state)
 	assert_int_equal(itr_price_cost_step(7.0, 99), 10); /* clamped */
 }
 
+/* AS 1's uplink: 8 Mbit/s, a 4 Mbit/s budget, and hosts that upload
+ * 2 Mbit/s each, so four of them fill it. */
+static struct itr_link uplink_of_four_hosts(void)
+{
+	struct itr_link up;
+	memset(&up, 0, sizeof(up));
+	up.asn = 1;
+	up.capacity_bps = 8000000;
+	up.budget_bps = 4000000;
+	up.host_upload_bps = 2000000;
+	return up;
+}
+
 /* External budget per AS from swarm state, the uplink and its price. */
 static void test_as_policy(void **state)
 {
@@ -252,12 +265,7 @@ static void test_as_policy(void **state)
 	struct itr_rank_policy base, out;
 	itr_rank_policy_default(&base);
 	struct itr_price_overrides none = {false, false, false};
-	struct itr_link up;
-	memset(&up, 0, sizeof(up));
-	up.asn = 1;
-	up.capacity_bps = 8000000;
-	up.budget_bps = 4000000;
-	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the link */
+	struct itr_link up = uplink_of_four_hosts();
 
 	/* no seed, far behind, no price: every gateway the link can carry and
 	 * one more outside peer each */
@@ -311,20 +319,16 @@ static void test_as_policy(void **state)
 }
 
 /* An AS with no seed whose peers' uploads together fall short of the
- * link's capacity is open (gateways 0: every peer takes outside peers; no cap) while the link is at
- * or under its budget, and capped like any other AS once it is over. */
+ * link's capacity is open (gateways 0: every peer takes outside peers; no
+ * cap) while the link is at or under its budget, and capped like any other
+ * AS once it is over. */
 static void test_as_policy_small_as(void **state)
 {
 	(void)state;
 	struct itr_rank_policy base, out;
 	itr_rank_policy_default(&base);
 	struct itr_price_overrides none = {false, false, false};
-	struct itr_link up;
-	memset(&up, 0, sizeof(up));
-	up.asn = 1;
-	up.capacity_bps = 8000000;
-	up.budget_bps = 4000000;
-	up.host_upload_bps = 2000000; /* 4 hosts' uploads fill the link */
+	struct itr_link up = uplink_of_four_hosts();
 
 	struct itr_price_as_view three = {3, 0, 0.9, 0.5}; /* 6 of 8 Mbit/s */
 	const double open_prices[] = {0.0, -0.5, -1.0};
