@@ -127,11 +127,13 @@ def main():
     for doc in docs:
         name = os.path.basename(doc["file"])
         result = os.path.join(result_dir, name + ".out")
-        if not os.path.exists(result):
+        labels = {}
+        if os.path.exists(result):
+            labels = ndpi_labels(result)
+        else:
             # nDPI keeps a capture without answers for other tools; it
             # can still show a false positive, but not be scored.
             no_answers.append(name)
-        labels = ndpi_labels(result) if os.path.exists(result) else {}
         seen = set()
         for fl in doc["flows"]:
             if fl["proto"] not in ("tcp", "udp"):
