@@ -41,9 +41,10 @@
  * its AS is always one, so no AS is cut off from the swarm. A gateway's
  * externals (passes 1 and 2) are taken from the other ASes' gateways first
  * (the N best-scored candidates of each other AS; a candidate no PID
- * covers counts as one), then from their other peers: so an AS's outside
- * links end at few peers on both sides rather than at any peer a gateway
- * happens to rank first.
+ * covers counts as one), then from their other peers in rank order (those
+ * that ranked before the last gateway by a pass after pass 2): so an AS's
+ * outside links end at few peers on both sides rather than at any peer a
+ * gateway happens to rank first.
  *
  * In itrackerd these are the base of the adaptive policy: the price
  * controller (price.c, docs/policy.md) sets gateways and max_external per
@@ -1096,6 +1097,32 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 					as_taken++;
 				}
 				ci->taken = 1;
+				taken++;
+			}
+		}
+
+		/* Pass 2b: the nearest outsiders pass 2 held back while the
+		 * other ASes' gateways were owed their places (a gateway that
+		 * sorted after them in their bucket, or came in a later one)
+		 * fill what is left of the budget, now that the gateways are
+		 * in. Without it a budget larger than the gateways ended short. */
+		for (size_t s = 0; s < m && taken < list_len && ext_taken < ext_cap;
+		     s = bucket_end[s]) {
+			bool any = false;
+			for (size_t i = s; i < bucket_end[s] && !any; i++) {
+				const struct cand_info *ci = &sc.info[e[i].idx];
+				any = ci->side == SIDE_EXTERNAL && !ci->taken;
+			}
+			if (!any)
+				continue;
+			sort_bucket(&w, s);
+			for (size_t i = s;
+			     i < bucket_end[s] && taken < list_len && ext_taken < ext_cap; i++) {
+				struct cand_info *ci = &sc.info[e[i].idx];
+				if (ci->side != SIDE_EXTERNAL || ci->taken)
+					continue;
+				ci->taken = 1;
+				ext_taken++;
 				taken++;
 			}
 		}

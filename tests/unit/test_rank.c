@@ -743,6 +743,50 @@ static void test_rank_gateways_lone_peer_and_top_up(void **state)
 	}
 }
 
+/* A budget larger than the other ASes' gateways: the gateways come
+ * first, then the nearest other outsiders fill the budget, also those
+ * that share a cost bucket with a gateway and sort before it. */
+static void test_rank_gateways_budget_beyond_gateways(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_peer_addr swarm[32];
+	size_t n = gateway_swarm(swarm);
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	pol.gateways = 1;
+	pol.min_list = 4;
+	for (uint32_t salt = 1; salt <= 8; salt++) {
+		pol.gateway_salt = salt;
+		for (unsigned budget = 1; budget <= 9; budget++) {
+			pol.max_external = budget;
+			for (size_t self = 0; self < n - 1; self++) {
+				if (outscored_by(f, pol.gateway_salt, swarm, n, self) != 0)
+					continue;
+				struct itr_ranked_peer out[50];
+				size_t ext;
+				size_t k = rank_member(f, &pol, swarm, n, self, 50, out, &ext);
+				assert_rank_order(out, k);
+				uint32_t asn = pid_of(f->map, &swarm[self])->asn;
+				size_t outside = 0, gateways_listed = 0;
+				for (size_t j = 0; j < n; j++) {
+					if (pid_of(f->map, &swarm[j])->asn == asn)
+						continue;
+					outside++;
+					if (outscored_by(f, pol.gateway_salt, swarm, n, j) != 0)
+						continue;
+					for (size_t i = 0; i < k; i++)
+						if (!memcmp(&swarm[j], &out[i].peer,
+						            sizeof(swarm[j])))
+							gateways_listed++;
+				}
+				assert_int_equal(ext, budget < outside ? budget : outside);
+				/* two other ASes, one gateway each */
+				assert_int_equal(gateways_listed, budget < 2 ? budget : 2);
+			}
+		}
+	}
+}
+
 static void test_rank_gateways_stable_and_salted(void **state)
 {
 	struct fixture *f = *state;
@@ -818,6 +862,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_per_as, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_lone_peer_and_top_up, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_beyond_gateways, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_stable_and_salted, setup, teardown),
 	};
