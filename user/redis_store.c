@@ -9,6 +9,7 @@
 #include "clock.h"
 
 #include <hiredis.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 
 #include "announce_backend.h"
 #include "netmap.h"
+#include "price.h"
 #include "rank.h"
 #include "redis_cluster.h"
 #include "source_ledger.h"
@@ -64,9 +66,11 @@ static struct cand_cache *cache_slot(struct itr_redis_store *st, const uint8_t *
 }
 
 /* A fresh entry for ih with at least draw candidates: copies them (the
- * seeds too unless seed) and the counts. Returns the candidates, or -1. */
+ * leechers, then the seeds unless seed) and the counts. Returns the
+ * candidates, or -1. */
 static long cache_get(struct itr_redis_store *st, const uint8_t *ih, size_t draw, bool seed,
-                      uint64_t now, struct itr_peer_addr *out, struct itr_swarm_counts *counts)
+                      uint64_t now, struct itr_peer_addr *out, size_t *nleechers,
+                      struct itr_swarm_counts *counts)
 {
 	struct cand_cache *c = cache_slot(st, ih);
 	long n = -1;
@@ -75,6 +79,7 @@ static long cache_get(struct itr_redis_store *st, const uint8_t *ih, size_t draw
 	    memcmp(c->ih, ih, ITR_INFO_HASH_LEN) == 0) {
 		memcpy(out, c->leechers, c->nleechers * sizeof(*out));
 		n = (long)c->nleechers;
+		*nleechers = c->nleechers;
 		if (!seed) {
 			memcpy(out + n, c->seeds, c->nseeds * sizeof(*out));
 			n += (long)c->nseeds;
@@ -201,6 +206,38 @@ static size_t take_candidates(const void *r, long long now, struct itr_peer_addr
 	return n;
 }
 
+void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,
+                         uint32_t asn, bool client_seed, const struct itr_swarm_counts *counts,
+                         struct itr_price_as_view *v)
+{
+	size_t as_leechers = 0, as_seeds = 0;
+	for (size_t i = 0; i < nl + ns; i++) {
+		if (pids[i] && pids[i]->asn == asn) {
+			if (i < nl)
+				as_leechers++;
+			else
+				as_seeds++;
+		}
+	}
+	/* a draw is a random sample of its set: scale it to the set's size */
+	double leechers = nl ? (double)as_leechers * counts->incomplete / (double)nl : 0;
+	double seeds = seeds_drawn && ns ? (double)as_seeds * counts->complete / (double)ns : 0;
+	/* the client is a peer of its AS whether or not the draw holds it */
+	if (client_seed && seeds < 1)
+		seeds = 1;
+	if (!client_seed && leechers < 1)
+		leechers = 1;
+	memset(v, 0, sizeof(*v));
+	v->peers = (uint32_t)lround(leechers + seeds);
+	v->seeds = (uint32_t)lround(seeds);
+	if (!v->seeds && as_seeds)
+		v->seeds = 1;
+	/* Redis keeps no `left`: a leecher counts as all left, a seed as none */
+	v->remaining = leechers / (leechers + seeds);
+	uint64_t all = (uint64_t)counts->complete + counts->incomplete;
+	v->swarm_remaining = all ? (double)counts->incomplete / (double)all : 0;
+}
+
 /* One announce between its commands and its answer: what the commands
  * point into (keys, numbers, the member) lives here until they are sent. */
 struct announce_job {
@@ -211,6 +248,7 @@ struct announce_job {
 	bool seed, hit, writes;
 	size_t draw, n, at_counts, at_cands;
 	long cached;
+	size_t cached_leechers;
 	struct itr_swarm_counts cached_counts;
 	struct itr_rc_cmd cmds[16];
 	void *replies[16];
@@ -251,9 +289,9 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 
 	/* a fresh enough draw of this swarm: only the writes go out */
 	j->mono = (uint64_t)itr_clock_ms();
-	j->cached =
-	    draw ? cache_get(st, ann->info_hash, draw, seed, j->mono, j->cands, &j->cached_counts)
-	         : -1;
+	j->cached = draw ? cache_get(st, ann->info_hash, draw, seed, j->mono, j->cands,
+	                             &j->cached_leechers, &j->cached_counts)
+	                 : -1;
 	bool hit = j->hit = j->cached >= 0;
 
 	/* the per-source quotas, as this instance has seen the source: a
@@ -341,8 +379,9 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 	if (j->draw) {
 		struct itr_peer_addr *cands = j->cands;
 		size_t nc = j->hit ? (size_t)j->cached : 0;
+		size_t nl = j->hit ? j->cached_leechers : 0;
 		if (!j->hit) {
-			size_t nl =
+			nl =
 			    take_candidates(replies[j->at_cands], j->now, cands, 0, CANDIDATES_MAX);
 			nc = nl;
 			if (!j->seed) {
@@ -357,7 +396,21 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 		struct itr_netmap *map = itr_netmap_current();
 		struct itr_rank_policy policy = cfg->policy;
 		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
-		reply->npeers = itr_rank(map, &policy, &ann->peer, cands, nc, want, peers);
+		/* each candidate's PID once: for the AS's view and the ranking */
+		const struct itr_pid *pids[2 * CANDIDATES_MAX];
+		for (size_t i = 0; i < nc; i++)
+			pids[i] =
+			    map ? itr_netmap_lookup(map, cands[i].family, cands[i].addr) : NULL;
+		const struct itr_pid *own =
+		    map ? itr_netmap_lookup(map, ann->peer.family, ann->peer.addr) : NULL;
+		if (cfg->price && map && own) {
+			struct itr_price_as_view view;
+			itr_redis_draw_view(pids, nl, nc - nl, !j->seed, own->asn, j->seed,
+			                    &reply->counts, &view);
+			itr_price_policy_from_view(cfg->price, map, own->asn, &view, &policy);
+		}
+		reply->npeers =
+		    itr_rank_known(map, &policy, &ann->peer, cands, pids, nc, want, peers);
 		itr_netmap_unref(map);
 	}
 	itr_rc_replies_free(replies, j->n);

@@ -13,7 +13,9 @@
 #ifndef ITR_REDIS_STORE_H
 #define ITR_REDIS_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct itr_tracker;
 struct itr_announce_backend;
@@ -39,5 +41,19 @@ struct itr_rc *itr_redis_store_cluster(struct itr_redis_store *st);
 struct itr_peer_addr;
 size_t itr_redis_member_encode(const struct itr_peer_addr *peer, char out[18]);
 int itr_redis_member_decode(const char *buf, size_t len, struct itr_peer_addr *out);
+
+/* The view of a swarm (price.h) that AS asn has from one announce's draw,
+ * for the price controller's policy: pids of the nl drawn leechers, then
+ * of the ns drawn seeds (seeds_drawn false: a seed's draw, which holds no
+ * seeds). Each draw is a random sample of its set, scaled here to the
+ * set's size in counts; the client (a seed if client_seed) is counted in
+ * its AS even when the draw does not hold it. Redis keeps no `left`, so
+ * "remaining" is the share of leechers, for the AS and the swarm alike. */
+struct itr_pid;
+struct itr_swarm_counts;
+struct itr_price_as_view;
+void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,
+                         uint32_t asn, bool client_seed, const struct itr_swarm_counts *counts,
+                         struct itr_price_as_view *v);
 
 #endif

@@ -4,7 +4,9 @@
  * members, and the refusals of bad store URLs. Then the group commit of
  * itr_rc_write on a real one-node cluster (redis-server on a loopback
  * port): many threads' writes share round trips, and each thread gets its
- * own replies. The whole store is exercised by tests/e2e/redis_cluster.sh
+ * own replies; the price controller's policy per AS applied to answers
+ * from the cluster, from the view a draw gives (itr_redis_draw_view). The
+ * whole store is exercised by tests/e2e/redis_cluster.sh
  * against 3 masters and 3 replicas.
  */
 #include <pthread.h>
@@ -15,9 +17,14 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "netmap.h"
+#include "price.h"
 #include "rank.h"
 #include "redis_cluster.h"
+#include "announce_backend.h"
 #include "redis_store.h"
+#include "swarm.h"
+#include "tracker.h"
 #include "unit/redis_server.h"
 
 static void test_keyslot(void **state)
@@ -76,6 +83,68 @@ static void test_bad_urls(void **state)
 	assert_non_null(strstr(err, "HOST:PORT"));
 	assert_null(itr_redis_store_new("redis-cluster://h:1,h:99999", NULL, err, sizeof(err)));
 	assert_null(itr_redis_store_new("redis-cluster://h:1,,h:2", NULL, err, sizeof(err)));
+}
+
+/* ---- the price controller's view from a draw -------------------------------- */
+
+/* AS 64500 (a) has an uplink of 4 Mbit/s and hosts of 1 Mbit/s: fewer
+ * than four peers without a seed cannot feed it (price.h). */
+static const char PRICE_MAP[] = "pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
+                                "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n"
+                                "pid c id 3 asn 64502\nprefix c 10.12.0.0/16\n"
+                                "link a-up asn 64500 uplink capacity 4mbit budget 2mbit "
+                                "host-upload 1mbit\n";
+
+static struct itr_netmap *price_map(void)
+{
+	struct itr_netmap_error err;
+	struct itr_netmap *m =
+	    itr_netmap_parse_text(PRICE_MAP, strlen(PRICE_MAP), "t.netmap", &err);
+	if (!m)
+		fail_msg("parse: %s", err.reason);
+	return m;
+}
+
+static struct itr_peer_addr peer4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+	struct itr_peer_addr p = {.family = 4, .port = 6881};
+	p.addr[0] = a, p.addr[1] = b, p.addr[2] = c, p.addr[3] = d;
+	return p;
+}
+
+static void test_draw_view(void **state)
+{
+	(void)state;
+	struct itr_netmap *m = price_map();
+	const struct itr_pid *a = itr_netmap_lookup(m, 4, peer4(10, 10, 0, 1).addr);
+	const struct itr_pid *c = itr_netmap_lookup(m, 4, peer4(10, 12, 0, 1).addr);
+	assert_non_null(a);
+	assert_non_null(c);
+	/* a draw of 4 of 40 leechers (1 in a) and 2 of 10 seeds (1 in a):
+	 * a holds about 10 leechers and 5 seeds */
+	const struct itr_pid *pids[6] = {a, c, c, NULL, a, c};
+	struct itr_swarm_counts counts = {.complete = 10, .incomplete = 40};
+	struct itr_price_as_view v;
+	itr_redis_draw_view(pids, 4, 2, true, 64500, false, &counts, &v);
+	assert_int_equal(v.peers, 15);
+	assert_int_equal(v.seeds, 5);
+	assert_true(v.remaining > 0.66 && v.remaining < 0.67);
+	assert_true(v.swarm_remaining > 0.79 && v.swarm_remaining < 0.81);
+	/* a client alone in its AS is in it, the draw holding it or not */
+	itr_redis_draw_view(pids, 4, 2, true, 64501, false, &counts, &v);
+	assert_int_equal(v.peers, 1);
+	assert_int_equal(v.seeds, 0);
+	assert_true(v.remaining == 1.0);
+	/* a seed's draw holds no seeds: the client is its AS's seed */
+	itr_redis_draw_view(pids, 4, 0, false, 64502, true, &counts, &v);
+	assert_int_equal(v.peers, 21);
+	assert_int_equal(v.seeds, 1);
+	/* an empty swarm */
+	struct itr_swarm_counts none = {0};
+	itr_redis_draw_view(pids, 0, 0, true, 64500, false, &none, &v);
+	assert_int_equal(v.peers, 1);
+	assert_true(v.swarm_remaining == 0);
+	itr_netmap_unref(m);
 }
 
 /* ---- group commit on a real node ------------------------------------------ */
@@ -157,15 +226,78 @@ static void test_group_commit(void **state)
 	itr_rc_free(rc);
 }
 
+/* The price controller's per-AS policy on answers from the cluster: AS
+ * 64500 holds one leecher (1 Mbit/s, a 4 Mbit/s uplink) and no seed, so it
+ * cannot feed itself and is open while its link is under budget: a client
+ * there gets every outside peer. With the base policy (no controller) the
+ * same client gets its AS's peer and at most two outsiders. */
+static size_t answer_in_open_as(bool with_price)
+{
+	itr_netmap_publish(price_map());
+	struct itr_price_config pcfg;
+	itr_price_config_default(&pcfg);
+	pcfg.publish_costs = false;
+	struct itr_price *pc = with_price ? itr_price_new(&pcfg) : NULL;
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.price = pc;
+	char err[256], url[64];
+	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(tr);
+	snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%u", redis_port);
+	struct itr_redis_store *st = itr_redis_store_new(url, tr, err, sizeof(err));
+	if (!st)
+		fail_msg("store: %s", err);
+	const struct itr_announce_backend *be = itr_redis_store_backend(st);
+
+	uint8_t ih[20] = {0x70, with_price};
+	struct itr_peer_addr joined[7] = {peer4(10, 10, 0, 10)};
+	for (uint8_t i = 0; i < 6; i++)
+		joined[1 + i] = peer4(10, 12, 0, (uint8_t)(10 + i));
+	struct itr_backend_reply reply;
+	struct itr_ranked_peer out[64];
+	struct itr_backend_request req = {.transport = ITR_TRANSPORT_UDP};
+	memcpy(req.ann.info_hash, ih, 20);
+	req.ann.left = 1000;
+	req.ann.event = ITR_EVENT_STARTED;
+	for (size_t i = 0; i < 7; i++) {
+		req.ann.peer = joined[i];
+		assert_int_equal(itr_backend_announce(be, &req, &reply, out, 0), 0);
+		assert_string_equal(reply.failure, "");
+	}
+	req.ann.peer = peer4(10, 10, 0, 11);
+	assert_int_equal(itr_backend_announce(be, &req, &reply, out, 50), 0);
+	assert_string_equal(reply.failure, "");
+	size_t n = reply.npeers;
+	/* its own AS's peer first */
+	assert_true(n >= 1);
+	assert_memory_equal(out[0].peer.addr, joined[0].addr, 4);
+	itr_redis_store_free(st);
+	itr_tracker_free(tr);
+	if (pc)
+		itr_price_free(pc);
+	itr_netmap_publish(NULL);
+	return n;
+}
+
+static void test_price_policy_on_cluster(void **state)
+{
+	(void)state;
+	assert_int_equal(answer_in_open_as(true), 7);
+	assert_true(answer_in_open_as(false) <= 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keyslot),
 	    cmocka_unit_test(test_members),
 	    cmocka_unit_test(test_bad_urls),
+	    cmocka_unit_test(test_draw_view),
 	};
 	const struct CMUnitTest on_node[] = {
 	    cmocka_unit_test(test_group_commit),
+	    cmocka_unit_test(test_price_policy_on_cluster),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	return failed + cmocka_run_group_tests(on_node, start_redis, stop_redis);
