@@ -633,6 +633,16 @@ static size_t gateway_swarm(struct itr_peer_addr *s)
 	return n;
 }
 
+/* The gateway swarm and the default policy with gateways and min_list. */
+static size_t gateway_setup(struct itr_peer_addr *swarm, struct itr_rank_policy *pol,
+                            unsigned gateways, unsigned min_list)
+{
+	itr_rank_policy_default(pol);
+	pol->gateways = gateways;
+	pol->min_list = min_list;
+	return gateway_swarm(swarm);
+}
+
 /* Rank the swarm for member `self` (the swarm minus itself as candidates,
  * as the tracker hands them) and count the outsiders in its list. */
 static size_t rank_member(const struct fixture *f, const struct itr_rank_policy *pol,
@@ -670,10 +680,9 @@ static void test_rank_gateways_budget_per_as(void **state)
 {
 	struct fixture *f = *state;
 	struct itr_peer_addr swarm[32];
-	size_t n = gateway_swarm(swarm);
 	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
-	pol.min_list = 4; /* no top-up: every AS but the lone one has >= 4 */
+	/* min_list 4, no top-up: every AS but the lone one has >= 4 */
+	size_t n = gateway_setup(swarm, &pol, 1, 4);
 	for (unsigned gateways = 1; gateways <= 3; gateways++) {
 		pol.gateways = gateways;
 		pol.gateway_salt = 0x5eed0000u + gateways;
@@ -719,11 +728,8 @@ static void test_rank_gateways_lone_peer_and_top_up(void **state)
 {
 	struct fixture *f = *state;
 	struct itr_peer_addr swarm[32];
-	size_t n = gateway_swarm(swarm);
 	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
-	pol.min_list = 11;
-	pol.gateways = 1;
+	size_t n = gateway_setup(swarm, &pol, 1, 11);
 	pol.gateway_salt = 0xabcdef01u;
 	struct itr_ranked_peer out[50];
 	size_t ext;
@@ -750,11 +756,8 @@ static void test_rank_gateways_budget_beyond_gateways(void **state)
 {
 	struct fixture *f = *state;
 	struct itr_peer_addr swarm[32];
-	size_t n = gateway_swarm(swarm);
 	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
-	pol.gateways = 1;
-	pol.min_list = 4;
+	size_t n = gateway_setup(swarm, &pol, 1, 4);
 	for (uint32_t salt = 1; salt <= 8; salt++) {
 		pol.gateway_salt = salt;
 		for (unsigned budget = 1; budget <= 9; budget++) {
@@ -791,11 +794,8 @@ static void test_rank_gateways_stable_and_salted(void **state)
 {
 	struct fixture *f = *state;
 	struct itr_peer_addr swarm[32];
-	size_t n = gateway_swarm(swarm);
 	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
-	pol.gateways = 1;
-	pol.min_list = 4;
+	size_t n = gateway_setup(swarm, &pol, 1, 4);
 	/* Re-announces (same swarm, candidates in another order) give the
 	 * same list. */
 	for (size_t self = 0; self < n; self++) {
