@@ -20,31 +20,16 @@ e2e_itrackerd --map "$MAP" --ingress-hook tc
 ip netns exec "$NS_A" tc filter show dev va ingress | grep -q itr_tc_ingress ||
 	e2e_fail "no TC ingress program on va"
 
-# ingress, inter-as, kind none: (dir 0 * classes + class) * kinds + kind
+# The ingress, inter-as, kind-none slot, read as dataplane_counts reads
+# every slot (pcap_expect.measured).
 slot_of_inter_as_none() {
-	bpftool -j map dump pinned "$E2E_PIN_ROOT/counters" | /usr/bin/python3 -c '
-import json, struct, sys
-dump = json.load(sys.stdin)
+	bpftool -j map dump pinned "$E2E_PIN_ROOT/counters" >"$E2E_TMP/counters.json"
+	/usr/bin/python3 -c '
+import sys
 sys.path.insert(0, sys.argv[1])
-from pcap_expect import CLASSES, KINDS
-want = CLASSES.index("inter-as") * len(KINDS) + KINDS.index("none")
-pk = by = 0
-for entry in dump:
-    fmt = entry.get("formatted", entry)
-    key = fmt["key"]
-    if isinstance(key, list):
-        key = int.from_bytes(bytes(int(x, 16) for x in key), "little")
-    if key != want:
-        continue
-    for v in fmt["values"]:
-        val = v["value"]
-        if isinstance(val, list):
-            p, b = struct.unpack("<QQ", bytes(int(x, 16) for x in val)[:16])
-        else:
-            p, b = val["packets"], val["bytes"]
-        pk += p
-        by += b
-print(pk, by)' "$LIB"
+from pcap_expect import CLASSES, KINDS, measured
+print(*measured(sys.argv[2]).get((0, CLASSES.index("inter-as"), KINDS.index("none")), (0, 0)))' \
+		"$LIB" "$E2E_TMP/counters.json"
 }
 
 read -r before_pk before_by < <(slot_of_inter_as_none)
