@@ -18,6 +18,7 @@
 #include "netmap.h"
 #include "price.h"
 #include "tracker.h"
+#include "unit/price_map.h"
 
 /* A swarm as the price sees it: the inter-AS BitTorrent rate the tracker's
  * lists allow falls with the price, and follows with a lag (clients only
@@ -372,12 +373,6 @@ static void test_as_policy_small_as(void **state)
 	assert_int_equal(out.max_external, 5);
 }
 
-static const char MAP[] = "pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
-                          "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n"
-                          "pid c id 3 asn 64502\nprefix c 10.12.0.0/16\n"
-                          "link a-up asn 64500 uplink capacity 4mbit budget 2mbit "
-                          "host-upload 1mbit\n";
-
 static struct itr_netmap *parse(const char *text)
 {
 	struct itr_netmap_error err;
@@ -403,7 +398,7 @@ static struct itr_price *new_controller(void)
 static void test_controller_matrix(void **state)
 {
 	(void)state;
-	struct itr_netmap *m = parse(MAP);
+	struct itr_netmap *m = parse(PRICE_MAP);
 	struct itr_price *pc = new_controller();
 	struct itr_matrix_entry e[2] = {{2, 1, 0, 0}, {2, 3, 0, 0}};
 	double t = 0;
@@ -429,7 +424,7 @@ static void test_controller_matrix(void **state)
 static void test_link_missing_from_map(void **state)
 {
 	(void)state;
-	struct itr_netmap *with = parse(MAP);
+	struct itr_netmap *with = parse(PRICE_MAP);
 	struct itr_netmap *without = parse("pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
 	                                   "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n");
 	struct itr_price *pc = new_controller();
@@ -498,7 +493,7 @@ static uint32_t tracker_clock(void *arg)
 static void test_tracker_integration(void **state)
 {
 	(void)state;
-	itr_netmap_publish(parse(MAP));
+	itr_netmap_publish(parse(PRICE_MAP));
 	struct itr_price *pc = new_controller();
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
@@ -560,7 +555,7 @@ static void test_tracker_integration(void **state)
 	itr_netmap_publish(NULL);
 }
 
-/* A tracker on the published MAP with the controller (its clock is
+/* A tracker on the published PRICE_MAP with the controller (its clock is
  * tracker_now). */
 static struct itr_tracker *tracker_with(struct itr_price *pc)
 {
@@ -604,7 +599,7 @@ static void policy_of(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer
 static void test_tracker_small_as_open(void **state)
 {
 	(void)state;
-	itr_netmap_publish(parse(MAP));
+	itr_netmap_publish(parse(PRICE_MAP));
 	struct itr_price *pc = new_controller();
 	struct itr_tracker *tr = tracker_with(pc);
 	uint8_t ih[20] = {9};
@@ -644,8 +639,8 @@ static void test_tracker_small_as_open(void **state)
 static void test_swarm_state(void **state)
 {
 	(void)state;
-	struct itr_netmap *m = parse(MAP);
-	itr_netmap_publish(parse(MAP));
+	struct itr_netmap *m = parse(PRICE_MAP);
+	itr_netmap_publish(parse(PRICE_MAP));
 	struct itr_price *pc = new_controller();
 	struct itr_tracker *tr = tracker_with(pc);
 	uint8_t ih[20] = {1, 2, 3};
@@ -712,8 +707,8 @@ static void test_swarm_state(void **state)
 static void test_swarm_growth(void **state)
 {
 	(void)state;
-	struct itr_netmap *m = parse(MAP);
-	itr_netmap_publish(parse(MAP));
+	struct itr_netmap *m = parse(PRICE_MAP);
+	itr_netmap_publish(parse(PRICE_MAP));
 	struct itr_price *pc = new_controller();
 	struct itr_tracker *tr = tracker_with(pc);
 	uint8_t ih[20] = {9};

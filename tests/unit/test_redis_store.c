@@ -25,6 +25,7 @@
 #include "redis_store.h"
 #include "swarm.h"
 #include "tracker.h"
+#include "unit/price_map.h"
 #include "unit/redis_server.h"
 
 static void test_keyslot(void **state)
@@ -86,14 +87,6 @@ static void test_bad_urls(void **state)
 }
 
 /* ---- the price controller's view from a draw -------------------------------- */
-
-/* AS 64500 (a) has an uplink of 4 Mbit/s and hosts of 1 Mbit/s: fewer
- * than four peers without a seed cannot feed it (price.h). */
-static const char PRICE_MAP[] = "pid a id 1 asn 64500\nprefix a 10.10.0.0/16\n"
-                                "pid b id 2 asn 64501\nprefix b 10.11.0.0/16\n"
-                                "pid c id 3 asn 64502\nprefix c 10.12.0.0/16\n"
-                                "link a-up asn 64500 uplink capacity 4mbit budget 2mbit "
-                                "host-upload 1mbit\n";
 
 static struct itr_netmap *price_map(void)
 {
