@@ -1,7 +1,8 @@
 /* redis_store.c - the Redis Cluster announce backend (see redis_store.h).
  * One announce is one pipeline to the swarm's slot: store or remove the
- * peer, read the counts, draw candidates, refresh the TTLs, and wait for
- * one replica to have the write (so a master that dies right after an
+ * peer, read the counts and draw candidates unless a recent read of the
+ * swarm serves (the cache, or an earlier announce of the same batch), and
+ * wait for one replica to have the write (so a master that dies right after an
  * answer does not take the peer with it). Concurrent announces to the same
  * master share one round trip and one WAIT (itr_rc_write).
  */
@@ -29,91 +30,170 @@
 
 #define CANDIDATES_MAX 512 /* drawn per announce at most */
 
-/* The candidate cache: per swarm (direct-mapped on the info_hash), the
- * last draw and counts this instance read, reused for CACHE_MS. A hit
- * sends only the writes (the peer, the TTLs, WAIT), not the counts and the
- * two ZRANDMEMBER draws, which are most of an announce's reply bytes and
- * parsing. Staleness bound: a peer another instance (or this one) stored
- * is in this instance's answers at most CACHE_MS later, a departed peer
- * can be listed CACHE_MS longer, and the counts lag by as much. */
-#define CACHE_SLOTS 1024
-#define CACHE_MS    250
-
-struct cand_cache {
-	pthread_mutex_t lock;
-	bool valid;
-	uint8_t ih[ITR_INFO_HASH_LEN];
-	uint64_t at_ms;
-	size_t draw; /* the draw size it was filled with */
+/* One read of a swarm: its counts and the candidates drawn (leechers, then
+ * seeds), immutable once filled and shared by reference between the cache
+ * and the announces answered from it, so a cache hit copies nothing. */
+struct draw {
+	atomic_uint refs;
+	size_t size;    /* the draw size asked for */
+	bool has_seeds; /* false: a seed's read, which draws leechers only */
 	struct itr_swarm_counts counts;
-	struct itr_peer_addr *leechers, *seeds;
-	size_t nleechers, nseeds, cap;
+	size_t nleechers, n;
+	struct itr_peer_addr peers[];
+};
+
+static struct draw *draw_new(size_t cap)
+{
+	struct draw *d = calloc(1, sizeof(*d) + cap * sizeof(d->peers[0]));
+	if (d)
+		atomic_init(&d->refs, 1);
+	return d;
+}
+
+static struct draw *draw_ref(struct draw *d)
+{
+	if (d)
+		atomic_fetch_add(&d->refs, 1);
+	return d;
+}
+
+static void draw_unref(struct draw *d)
+{
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1)
+		free(d);
+}
+
+/* The candidate cache: per swarm, the last draw and counts this instance
+ * read, reused for CACHE_MS. A hit sends only the writes (the peer, its
+ * set's TTL, WAIT), not the counts and the two ZRANDMEMBER draws, which are
+ * most of an announce's reply bytes and parsing. Staleness bound: a peer
+ * another instance (or this one) stored is in this instance's answers at
+ * most CACHE_MS later, a departed peer can be listed CACHE_MS longer, and
+ * the counts lag by as much.
+ *
+ * An entry also remembers when this instance last refreshed the swarm's
+ * download counter TTL and swept its expired members: that happens once
+ * per REFRESH_MS per swarm, not on every announce.
+ *
+ * CACHE_SETS sets of CACHE_WAYS entries, the set chosen by the info_hash:
+ * a direct-mapped table of 1024 put a quarter of 312 busy swarms on a slot
+ * shared with another, and two swarms on one slot evict each other on
+ * every announce. */
+#define CACHE_SETS 1024
+#define CACHE_WAYS 4
+#define CACHE_MS   250
+#define REFRESH_MS 10000
+
+struct cache_entry {
+	uint8_t ih[ITR_INFO_HASH_LEN];
+	bool used;
+	uint64_t at_ms;        /* when last was read */
+	struct draw *last;     /* NULL: none */
+	uint64_t refreshed_ms; /* 0: not refreshed by this instance */
+};
+
+struct cache_set {
+	pthread_mutex_t lock;
+	struct cache_entry way[CACHE_WAYS];
 };
 
 struct itr_redis_store {
 	struct itr_rc *rc;
 	struct itr_tracker *tracker;
 	struct itr_announce_backend backend;
-	atomic_uint_fast64_t announces, scrapes, failures, sweeps, cache_hits;
-	struct cand_cache *cache;         /* CACHE_SLOTS */
+	atomic_uint_fast64_t announces, scrapes, failures, cache_hits, shared_reads;
+	struct cache_set *cache;          /* CACHE_SETS */
 	struct itr_source_ledger *ledger; /* per-source quotas; NULL: none set */
 };
 
-static struct cand_cache *cache_slot(struct itr_redis_store *st, const uint8_t *ih)
+static struct cache_set *cache_set(struct itr_redis_store *st, const uint8_t *ih)
 {
 	uint32_t h = (uint32_t)ih[0] | (uint32_t)ih[1] << 8 | (uint32_t)ih[2] << 16;
-	return &st->cache[h % CACHE_SLOTS];
+	return &st->cache[h % CACHE_SETS];
 }
 
-/* A fresh entry for ih with at least draw candidates: copies them (the
- * leechers, then the seeds unless seed) and the counts. Returns the
- * candidates, or -1. */
-static long cache_get(struct itr_redis_store *st, const uint8_t *ih, size_t draw, bool seed,
-                      uint64_t now, struct itr_peer_addr *out, size_t *nleechers,
-                      struct itr_swarm_counts *counts)
+/* ih's entry in its set (locked), or NULL; with make, the least recently
+ * used entry is given to ih when it has none. */
+static struct cache_entry *cache_entry(struct cache_set *set, const uint8_t *ih, bool make)
 {
-	struct cand_cache *c = cache_slot(st, ih);
-	long n = -1;
-	pthread_mutex_lock(&c->lock);
-	if (c->valid && now - c->at_ms < CACHE_MS && c->draw >= draw &&
-	    memcmp(c->ih, ih, ITR_INFO_HASH_LEN) == 0) {
-		memcpy(out, c->leechers, c->nleechers * sizeof(*out));
-		n = (long)c->nleechers;
-		*nleechers = c->nleechers;
-		if (!seed) {
-			memcpy(out + n, c->seeds, c->nseeds * sizeof(*out));
-			n += (long)c->nseeds;
-		}
-		*counts = c->counts;
+	struct cache_entry *lru = &set->way[0];
+	for (int w = 0; w < CACHE_WAYS; w++) {
+		struct cache_entry *e = &set->way[w];
+		if (e->used && memcmp(e->ih, ih, ITR_INFO_HASH_LEN) == 0)
+			return e;
+		uint64_t e_at = e->at_ms > e->refreshed_ms ? e->at_ms : e->refreshed_ms;
+		uint64_t lru_at = lru->at_ms > lru->refreshed_ms ? lru->at_ms : lru->refreshed_ms;
+		if (!e->used || (lru->used && e_at < lru_at))
+			lru = e;
 	}
-	pthread_mutex_unlock(&c->lock);
-	return n;
+	if (!make)
+		return NULL;
+	draw_unref(lru->last);
+	*lru = (struct cache_entry){.used = true};
+	memcpy(lru->ih, ih, ITR_INFO_HASH_LEN);
+	return lru;
 }
 
-static void cache_put(struct itr_redis_store *st, const uint8_t *ih, size_t draw, uint64_t now,
-                      const struct itr_peer_addr *leechers, size_t nl,
-                      const struct itr_peer_addr *seeds, size_t ns,
-                      const struct itr_swarm_counts *counts)
+/* Whether draw d serves an announce that wants size candidates (a seed
+ * needs no seeds). */
+static bool draw_serves(const struct draw *d, size_t size, bool seed)
 {
-	struct cand_cache *c = cache_slot(st, ih);
-	pthread_mutex_lock(&c->lock);
-	if (c->cap < CANDIDATES_MAX) {
-		c->leechers = calloc(CANDIDATES_MAX, sizeof(*c->leechers));
-		c->seeds = calloc(CANDIDATES_MAX, sizeof(*c->seeds));
-		c->cap = c->leechers && c->seeds ? CANDIDATES_MAX : 0;
+	return d->size >= size && (seed || d->has_seeds);
+}
+
+/* A fresh draw of ih that serves the announce (a reference), or NULL. */
+static struct draw *cache_get(struct itr_redis_store *st, const uint8_t *ih, size_t size, bool seed,
+                              uint64_t now)
+{
+	struct cache_set *set = cache_set(st, ih);
+	struct draw *d = NULL;
+	pthread_mutex_lock(&set->lock);
+	struct cache_entry *e = cache_entry(set, ih, false);
+	if (e && e->last && now - e->at_ms < CACHE_MS && draw_serves(e->last, size, seed))
+		d = draw_ref(e->last);
+	pthread_mutex_unlock(&set->lock);
+	return d;
+}
+
+/* A seed's draw (no seeds in it) does not replace a fresh leecher's. */
+static void cache_put(struct itr_redis_store *st, const uint8_t *ih, uint64_t now, struct draw *d)
+{
+	struct cache_set *set = cache_set(st, ih);
+	struct draw *old = NULL;
+	pthread_mutex_lock(&set->lock);
+	struct cache_entry *e = cache_entry(set, ih, true);
+	if (d->has_seeds || !e->last || !e->last->has_seeds || now - e->at_ms >= CACHE_MS) {
+		old = e->last;
+		e->last = draw_ref(d);
+		e->at_ms = now;
 	}
-	if (c->cap) {
-		memcpy(c->ih, ih, ITR_INFO_HASH_LEN);
-		c->at_ms = now;
-		c->draw = draw;
-		c->counts = *counts;
-		memcpy(c->leechers, leechers, nl * sizeof(*leechers));
-		memcpy(c->seeds, seeds, ns * sizeof(*seeds));
-		c->nleechers = nl;
-		c->nseeds = ns;
-		c->valid = true;
-	}
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&set->lock);
+	draw_unref(old);
+}
+
+/* Whether this announce refreshes ih's download counter TTL and sweeps its
+ * expired members (claimed here: one announce per REFRESH_MS does). */
+static bool refresh_claim(struct itr_redis_store *st, const uint8_t *ih, uint64_t now)
+{
+	struct cache_set *set = cache_set(st, ih);
+	pthread_mutex_lock(&set->lock);
+	struct cache_entry *e = cache_entry(set, ih, true);
+	bool due = e->refreshed_ms == 0 || now - e->refreshed_ms >= REFRESH_MS;
+	if (due)
+		e->refreshed_ms = now ? now : 1;
+	pthread_mutex_unlock(&set->lock);
+	return due;
+}
+
+/* A claimed refresh that did not reach Redis: the next announce does it. */
+static void refresh_release(struct itr_redis_store *st, const uint8_t *ih)
+{
+	struct cache_set *set = cache_set(st, ih);
+	pthread_mutex_lock(&set->lock);
+	struct cache_entry *e = cache_entry(set, ih, false);
+	if (e)
+		e->refreshed_ms = 0;
+	pthread_mutex_unlock(&set->lock);
 }
 
 size_t itr_redis_member_encode(const struct itr_peer_addr *peer, char out[18])
@@ -241,24 +321,41 @@ void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns
 /* One announce between its commands and its answer: what the commands
  * point into (keys, numbers, the member) lives here until they are sent. */
 struct announce_job {
+	const uint8_t *ih;
 	long long now;
 	uint64_t mono;
 	char now_text[24], excl_now[24], expiry[24], ttl[24], count[16];
 	char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], member[18];
-	bool seed, hit, writes;
-	size_t draw, n, at_counts, at_cands;
-	long cached;
-	size_t cached_leechers;
-	struct itr_swarm_counts cached_counts;
+	bool seed, writes, refresh;
+	size_t size, n, at_counts, at_cands;
+	struct draw *cached; /* a fresh draw from the cache (a reference), or NULL */
+	long lender;         /* a batch's earlier announce whose read this one shares, or -1 */
+	struct draw *drawn;  /* after job_finish: the draw it answered from (a reference) */
 	struct itr_rc_cmd cmds[16];
 	void *replies[16];
-	struct itr_peer_addr cands[2 * CANDIDATES_MAX];
 };
 
-/* The reply's fixed part, the quotas, the cache, and the commands. */
+/* An earlier announce of the batch that reads the same swarm with a draw
+ * that serves this one, or -1. Announces of one swarm often arrive
+ * together: they then share one read instead of drawing the same set. */
+static long find_lender(const struct announce_job *batch, size_t n, const uint8_t *ih, size_t size,
+                        bool seed)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct announce_job *b = &batch[k];
+		if (b->cached || b->lender >= 0 || b->size < size || (!seed && b->seed) ||
+		    memcmp(b->ih, ih, ITR_INFO_HASH_LEN) != 0)
+			continue;
+		return (long)k;
+	}
+	return -1;
+}
+
+/* The reply's fixed part, the quotas, the cache, and the commands; batch
+ * holds the n announces prepared before this one in the same batch. */
 static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
                         const struct itr_backend_request *req, struct itr_backend_reply *reply,
-                        size_t want)
+                        size_t want, const struct announce_job *batch, size_t nbatch)
 {
 	const struct itr_announce *ann = &req->ann;
 	const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
@@ -274,6 +371,7 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	snprintf(j->expiry, sizeof(j->expiry), "%lld", now + cfg->peer_expiry);
 	snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry);
 	char *ks = j->ks, *kl = j->kl, *kd = j->kd, *member = j->member;
+	j->ih = ann->info_hash;
 	swarm_key(ks, ann->info_hash, 's');
 	swarm_key(kl, ann->info_hash, 'l');
 	swarm_key(kd, ann->info_hash, 'd');
@@ -281,18 +379,19 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	bool seed = j->seed = ann->left == 0, stopped = ann->event == ITR_EVENT_STOPPED;
 	const char *mine = seed ? ks : kl, *other = seed ? kl : ks;
 
-	size_t draw = want ? 2 * want + 16 : 0;
-	if (draw > CANDIDATES_MAX)
-		draw = CANDIDATES_MAX;
-	j->draw = draw;
-	snprintf(j->count, sizeof(j->count), "%zu", draw);
+	size_t size = want ? 2 * want + 16 : 0;
+	if (size > CANDIDATES_MAX)
+		size = CANDIDATES_MAX;
+	j->size = size;
+	snprintf(j->count, sizeof(j->count), "%zu", size);
 
-	/* a fresh enough draw of this swarm: only the writes go out */
+	/* a fresh enough draw of this swarm, in the cache or being read by
+	 * an earlier announce of the batch: only the writes go out */
 	j->mono = (uint64_t)itr_clock_ms();
-	j->cached = draw ? cache_get(st, ann->info_hash, draw, seed, j->mono, j->cands,
-	                             &j->cached_leechers, &j->cached_counts)
-	                 : -1;
-	bool hit = j->hit = j->cached >= 0;
+	j->drawn = NULL;
+	j->cached = cache_get(st, ann->info_hash, size, seed, j->mono);
+	j->lender = j->cached ? -1 : find_lender(batch, nbatch, ann->info_hash, size, seed);
+	bool reads = !j->cached && j->lender < 0;
 
 	/* the per-source quotas, as this instance has seen the source: a
 	 * refused peer is not stored but still gets peers */
@@ -312,108 +411,139 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	struct itr_rc_cmd *cmds = j->cmds;
 	size_t n = 0;
 	if (writes) {
-		if (stopped)
+		/* a set lives as long as its newest member: ZADD and its EXPIRE
+		 * go together, so a set that emptied and came back has a TTL */
+		if (stopped) {
 			cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
-		else
+		} else {
 			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(j->expiry), member, mlen);
+			cmd(&cmds[n++], 3, S("EXPIRE"), S(mine), S(j->ttl));
+		}
 		cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
-		if (ann->event == ITR_EVENT_COMPLETED)
+		if (ann->event == ITR_EVENT_COMPLETED) {
 			cmd(&cmds[n++], 2, S("INCR"), S(kd));
+			cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(j->ttl));
+		}
 	}
 	j->at_counts = n;
-	if (!hit) {
+	if (reads) {
 		cmd(&cmds[n++], 4, S("ZCOUNT"), S(ks), S(j->now_text), S("+inf"));
 		cmd(&cmds[n++], 4, S("ZCOUNT"), S(kl), S(j->now_text), S("+inf"));
 		cmd(&cmds[n++], 2, S("GET"), S(kd));
 	}
 	j->at_cands = n;
-	if (draw && !hit) {
+	if (size && reads) {
 		cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(kl), S(j->count), S("WITHSCORES"));
 		if (!seed) /* a seed has no use for other seeds */
 			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(j->count), S("WITHSCORES"));
 	}
-	if (writes) {
-		/* expired members go in a sweep every 16th announce of the
-		 * cluster (counts and draws skip them meanwhile) */
-		if ((atomic_fetch_add(&st->sweeps, 1) & 15) == 0) {
-			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(j->excl_now));
-			cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(j->excl_now));
-		}
-		cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(j->ttl));
-		cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(j->ttl));
+	/* once per REFRESH_MS per swarm: the download counter lives while
+	 * the swarm is announced to, and expired members go (counts and draws
+	 * skip them meanwhile) */
+	j->refresh = writes && refresh_claim(st, ann->info_hash, j->mono);
+	if (j->refresh) {
 		cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(j->ttl));
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(j->excl_now));
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(j->excl_now));
 	}
 	j->n = n;
 }
 
-/* The answer from the replies (sent: 0, or -1 with err), ranked. */
+/* The draw of an announce that read the swarm itself, from its replies. */
+static struct draw *draw_from_replies(const struct announce_job *j)
+{
+	const redisReply *rl = j->size ? j->replies[j->at_cands] : NULL;
+	const redisReply *rs = j->size && !j->seed ? j->replies[j->at_cands + 1] : NULL;
+	size_t cap = 0;
+	if (rl && rl->type == REDIS_REPLY_ARRAY)
+		cap += rl->elements / 2;
+	if (rs && rs->type == REDIS_REPLY_ARRAY)
+		cap += rs->elements / 2;
+	struct draw *d = draw_new(cap);
+	if (!d)
+		return NULL;
+	d->size = j->size;
+	d->has_seeds = !j->seed;
+	d->counts.complete = (uint32_t)reply_int(j->replies[j->at_counts]);
+	d->counts.incomplete = (uint32_t)reply_int(j->replies[j->at_counts + 1]);
+	d->counts.downloaded = (uint32_t)reply_int(j->replies[j->at_counts + 2]);
+	d->nleechers = take_candidates(rl, j->now, d->peers, 0, cap);
+	d->n = take_candidates(rs, j->now, d->peers, d->nleechers, cap);
+	return d;
+}
+
+/* The answer from the replies (sent: 0, or -1 with err), ranked; batch
+ * holds the batch's announces finished before this one. */
 static void job_finish(struct itr_redis_store *st, struct announce_job *j,
                        const struct itr_backend_request *req, struct itr_backend_reply *reply,
-                       struct itr_ranked_peer *peers, size_t want, int sent, const char *err)
+                       struct itr_ranked_peer *peers, size_t want, int sent, const char *err,
+                       const struct announce_job *batch)
 {
 	const struct itr_announce *ann = &req->ann;
 	void **replies = j->replies;
 	if (sent < 0) {
 		atomic_fetch_add(&st->failures, 1);
+		if (j->refresh)
+			refresh_release(st, j->ih);
 		snprintf(reply->failure, ITR_BACKEND_TEXT,
 		         "tracker store unavailable, try again later (%.160s)", err);
 		return;
 	}
-	const char *rerr = reply_error(replies, j->at_cands);
+	const char *rerr = reply_error(replies, j->n);
 	if (rerr) {
 		atomic_fetch_add(&st->failures, 1);
+		if (j->refresh)
+			refresh_release(st, j->ih);
 		snprintf(reply->failure, ITR_BACKEND_TEXT, "tracker store: %.200s", rerr);
 		itr_rc_replies_free(replies, j->n);
 		return;
 	}
-	if (j->hit) {
+	struct draw *d;
+	if (j->cached) {
 		atomic_fetch_add(&st->cache_hits, 1);
-		reply->counts = j->cached_counts;
+		d = j->cached;
+		j->cached = NULL;
+	} else if (j->lender >= 0) {
+		atomic_fetch_add(&st->shared_reads, 1);
+		d = draw_ref(batch[j->lender].drawn);
 	} else {
-		reply->counts.complete = (uint32_t)reply_int(replies[j->at_counts]);
-		reply->counts.incomplete = (uint32_t)reply_int(replies[j->at_counts + 1]);
-		reply->counts.downloaded = (uint32_t)reply_int(replies[j->at_counts + 2]);
-	}
-	reply->has_downloaded = true;
-
-	if (j->draw) {
-		struct itr_peer_addr *cands = j->cands;
-		size_t nc = j->hit ? (size_t)j->cached : 0;
-		size_t nl = j->hit ? j->cached_leechers : 0;
-		if (!j->hit) {
-			nl =
-			    take_candidates(replies[j->at_cands], j->now, cands, 0, CANDIDATES_MAX);
-			nc = nl;
-			if (!j->seed) {
-				/* a leecher's draw has both sets: it fills the cache */
-				nc = take_candidates(replies[j->at_cands + 1], j->now, cands, nl,
-				                     nl + CANDIDATES_MAX);
-				cache_put(st, ann->info_hash, j->draw, j->mono, cands, nl,
-				          cands + nl, nc - nl, &reply->counts);
-			}
-		}
-		const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
-		struct itr_netmap *map = itr_netmap_current();
-		struct itr_rank_policy policy = cfg->policy;
-		policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
-		/* each candidate's PID once: for the AS's view and the ranking */
-		const struct itr_pid *pids[2 * CANDIDATES_MAX];
-		for (size_t i = 0; i < nc; i++)
-			pids[i] =
-			    map ? itr_netmap_lookup(map, cands[i].family, cands[i].addr) : NULL;
-		const struct itr_pid *own =
-		    map ? itr_netmap_lookup(map, ann->peer.family, ann->peer.addr) : NULL;
-		if (cfg->price && map && own) {
-			struct itr_price_as_view view;
-			itr_redis_draw_view(pids, nl, nc - nl, !j->seed, own->asn, j->seed,
-			                    &reply->counts, &view);
-			itr_price_policy_from_view(cfg->price, map, own->asn, &view, &policy);
-		}
-		reply->npeers =
-		    itr_rank_known(map, &policy, &ann->peer, cands, pids, nc, want, peers);
-		itr_netmap_unref(map);
+		d = draw_from_replies(j);
+		if (d && d->size)
+			cache_put(st, ann->info_hash, j->mono, d);
 	}
 	itr_rc_replies_free(replies, j->n);
+	if (!d) { /* out of memory, or the read it shared failed */
+		atomic_fetch_add(&st->failures, 1);
+		snprintf(reply->failure, ITR_BACKEND_TEXT,
+		         "tracker store unavailable, try again later");
+		return;
+	}
+	j->drawn = d;
+	reply->counts = d->counts;
+	reply->has_downloaded = true;
+	if (!j->size)
+		return;
+
+	/* a seed answered from a leecher's draw ranks the leechers alone */
+	size_t nc = j->seed ? d->nleechers : d->n;
+	const struct itr_tracker_config *cfg = itr_tracker_get_config(st->tracker);
+	struct itr_netmap *map = itr_netmap_current();
+	struct itr_rank_policy policy = cfg->policy;
+	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
+	/* each candidate's PID once: for the AS's view and the ranking */
+	const struct itr_pid *pids[2 * CANDIDATES_MAX];
+	for (size_t i = 0; i < nc; i++)
+		pids[i] = map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr) : NULL;
+	const struct itr_pid *own =
+	    map ? itr_netmap_lookup(map, ann->peer.family, ann->peer.addr) : NULL;
+	if (cfg->price && map && own) {
+		struct itr_price_as_view view;
+		itr_redis_draw_view(pids, d->nleechers, nc - d->nleechers, !j->seed, own->asn,
+		                    j->seed, &reply->counts, &view);
+		itr_price_policy_from_view(cfg->price, map, own->asn, &view, &policy);
+	}
+	reply->npeers = itr_rank_known(map, &policy, &ann->peer, d->peers, pids, nc, want, peers);
+	itr_netmap_unref(map);
 }
 
 static int redis_announce(void *impl, const struct itr_backend_request *req,
@@ -422,7 +552,7 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 {
 	struct itr_redis_store *st = impl;
 	struct announce_job j;
-	job_prepare(st, &j, req, reply, want);
+	job_prepare(st, &j, req, reply, want, NULL, 0);
 	/* writes: one round trip shared with the other threads' announces to
 	 * this master, and a replica has them before the client is answered;
 	 * reads alone need neither (and a refused peer with a fresh cached
@@ -433,7 +563,9 @@ static int redis_announce(void *impl, const struct itr_backend_request *req,
 	           : j.writes
 	               ? itr_rc_write(st->rc, slot, j.cmds, j.n, j.replies, err, sizeof(err))
 	               : itr_rc_pipeline(st->rc, slot, j.cmds, j.n, j.replies, err, sizeof(err));
-	job_finish(st, &j, req, reply, peers, want, sent, err);
+	job_finish(st, &j, req, reply, peers, want, sent, err, NULL);
+	draw_unref(j.cached);
+	draw_unref(j.drawn);
 	return 0;
 }
 
@@ -454,16 +586,21 @@ static int redis_announce_many(void *impl, const struct itr_backend_request *req
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
-		job_prepare(st, &jobs[i], &reqs[i], &replies[i], want[i]);
+		job_prepare(st, &jobs[i], &reqs[i], &replies[i], want[i], jobs, i);
 		items[i] = (struct itr_rc_item){.slot = itr_rc_keyslot(jobs[i].ks, KEY_LEN),
 		                                .cmds = jobs[i].cmds,
 		                                .n = jobs[i].n,
 		                                .replies = jobs[i].replies};
 	}
 	itr_rc_write_many(st->rc, items, n);
+	/* in order: a lender is finished before the announces sharing its read */
 	for (size_t i = 0; i < n; i++)
 		job_finish(st, &jobs[i], &reqs[i], &replies[i], peers[i], want[i], items[i].result,
-		           items[i].err);
+		           items[i].err, jobs);
+	for (size_t i = 0; i < n; i++) {
+		draw_unref(jobs[i].cached);
+		draw_unref(jobs[i].drawn);
+	}
 	free(jobs);
 	free(items);
 	return 0;
@@ -561,7 +698,7 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 		free(st);
 		return NULL;
 	}
-	st->cache = calloc(CACHE_SLOTS, sizeof(*st->cache));
+	st->cache = calloc(CACHE_SETS, sizeof(*st->cache));
 	if (!st->cache) {
 		snprintf(err, errlen, "out of memory");
 		itr_rc_free(st->rc);
@@ -569,7 +706,7 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 		free(st);
 		return NULL;
 	}
-	for (size_t i = 0; i < CACHE_SLOTS; i++)
+	for (size_t i = 0; i < CACHE_SETS; i++)
 		pthread_mutex_init(&st->cache[i].lock, NULL);
 	st->tracker = tracker;
 	st->backend = (struct itr_announce_backend){
@@ -601,15 +738,16 @@ void itr_redis_store_free(struct itr_redis_store *st)
 	if (rs.batches) /* how much the group commit saved, for the operator */
 		fprintf(stderr,
 		        "itrackerd: redis store: %llu announces, %llu writes in %llu round trips, "
-		        "%llu cache hits\n",
+		        "%llu cache hits, %llu reads shared in a batch\n",
 		        (unsigned long long)atomic_load(&st->announces),
 		        (unsigned long long)rs.batched, (unsigned long long)rs.batches,
-		        (unsigned long long)atomic_load(&st->cache_hits));
+		        (unsigned long long)atomic_load(&st->cache_hits),
+		        (unsigned long long)atomic_load(&st->shared_reads));
 	itr_rc_free(st->rc);
-	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+	for (size_t i = 0; i < CACHE_SETS; i++) {
 		pthread_mutex_destroy(&st->cache[i].lock);
-		free(st->cache[i].leechers);
-		free(st->cache[i].seeds);
+		for (int w = 0; w < CACHE_WAYS; w++)
+			draw_unref(st->cache[i].way[w].last);
 	}
 	free(st->cache);
 	itr_source_ledger_free(st->ledger);

@@ -5,7 +5,10 @@
  * itr_rc_write on a real one-node cluster (redis-server on a loopback
  * port): many threads' writes share round trips, and each thread gets its
  * own replies; the price controller's policy per AS applied to answers
- * from the cluster, from the view a draw gives (itr_redis_draw_view). The
+ * from the cluster, from the view a draw gives (itr_redis_draw_view); and
+ * what one announce sends: a swarm's draw read once and reused (the cache,
+ * two swarms of one cache set, a seed's draw, announces of one batch), and
+ * a TTL on every set the announce writes. The
  * whole store is exercised by tests/e2e/redis_cluster.sh
  * against 3 masters and 3 replicas.
  */
@@ -280,6 +283,179 @@ static void test_price_policy_on_cluster(void **state)
 	assert_true(answer_in_open_as(false) <= 3);
 }
 
+/* A store on the test node with the default tracker config. */
+struct store_fixture {
+	struct itr_tracker *tr;
+	struct itr_redis_store *st;
+	const struct itr_announce_backend *be;
+	struct itr_rc *rc;
+};
+
+static void store_open(struct store_fixture *f)
+{
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	char err[256], url[64];
+	f->tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(f->tr);
+	snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%u", redis_port);
+	f->st = itr_redis_store_new(url, f->tr, err, sizeof(err));
+	if (!f->st)
+		fail_msg("store: %s", err);
+	f->be = itr_redis_store_backend(f->st);
+	f->rc = itr_redis_store_cluster(f->st);
+}
+
+static void store_close(struct store_fixture *f)
+{
+	itr_redis_store_free(f->st);
+	itr_tracker_free(f->tr);
+}
+
+static uint64_t commands_sent(struct itr_rc *rc)
+{
+	struct itr_rc_stats s;
+	itr_rc_stats(rc, &s);
+	return s.commands;
+}
+
+/* One announce; returns the commands it sent. */
+static uint64_t announce_one(struct store_fixture *f, const uint8_t ih[20],
+                             struct itr_peer_addr peer, uint64_t left, enum itr_event event,
+                             size_t want, struct itr_backend_reply *reply)
+{
+	struct itr_backend_request req = {.transport = ITR_TRANSPORT_UDP};
+	memcpy(req.ann.info_hash, ih, 20);
+	req.ann.peer = peer;
+	req.ann.left = left;
+	req.ann.event = event;
+	struct itr_ranked_peer out[64];
+	uint64_t before = commands_sent(f->rc);
+	assert_int_equal(itr_backend_announce(f->be, &req, reply, out, want), 0);
+	assert_string_equal(reply->failure, "");
+	return commands_sent(f->rc) - before;
+}
+
+static long long key_ttl(const uint8_t ih[20], char kind)
+{
+	char key[64];
+	int n = snprintf(key, sizeof(key), "itr:{");
+	for (int i = 0; i < 20; i++)
+		n += snprintf(key + n, sizeof(key) - (size_t)n, "%02x", ih[i]);
+	snprintf(key + n, sizeof(key) - (size_t)n, "}:%c", kind);
+	redisReply *r = redis_cmd("TTL %s", key);
+	assert_non_null(r);
+	long long ttl = r->integer;
+	freeReplyObject(r);
+	return ttl;
+}
+
+/* A leecher's announce writes ZADD, EXPIRE and ZREM (3 commands); a read
+ * adds ZCOUNT, ZCOUNT, GET and two ZRANDMEMBER (5); the first announce of
+ * a swarm also refreshes the counter TTL and sweeps (3). The reuse checks
+ * hold only while the cache's 250 ms last: a slow machine skips them. */
+static void test_reads_reused(void **state)
+{
+	(void)state;
+	struct store_fixture f;
+	store_open(&f);
+	struct itr_backend_reply reply;
+	/* two swarms in one cache set (its index comes from bytes 0-2) */
+	const uint8_t x[20] = {0x51, 0x52, 0x53, 1}, y[20] = {0x51, 0x52, 0x53, 2};
+	uint64_t start = mono_ms();
+	assert_int_equal(
+	    announce_one(&f, x, peer4(10, 0, 0, 1), 1000, ITR_EVENT_STARTED, 50, &reply),
+	    3 + 5 + 3);
+	assert_int_equal(
+	    announce_one(&f, y, peer4(10, 0, 0, 2), 1000, ITR_EVENT_STARTED, 50, &reply),
+	    3 + 5 + 3);
+	uint64_t x_again =
+	    announce_one(&f, x, peer4(10, 0, 0, 3), 1000, ITR_EVENT_STARTED, 50, &reply);
+	size_t x_peers = reply.npeers;
+	uint64_t y_again =
+	    announce_one(&f, y, peer4(10, 0, 0, 4), 1000, ITR_EVENT_STARTED, 50, &reply);
+	if (mono_ms() - start < 200) {
+		assert_int_equal(x_again, 3);
+		assert_int_equal(y_again, 3);
+		assert_int_equal(x_peers, 1); /* from the cached draw: peer 1 */
+	} else {
+		print_message("slow machine: the cache checks were skipped\n");
+	}
+
+	/* a seed's draw (leechers only) serves the next seed, not a leecher */
+	const uint8_t z[20] = {0x61, 1};
+	start = mono_ms();
+	assert_int_equal(announce_one(&f, z, peer4(10, 0, 1, 1), 0, ITR_EVENT_STARTED, 50, &reply),
+	                 3 + 4 + 3);
+	uint64_t seed_again =
+	    announce_one(&f, z, peer4(10, 0, 1, 2), 0, ITR_EVENT_NONE, 50, &reply);
+	uint64_t leecher =
+	    announce_one(&f, z, peer4(10, 0, 1, 3), 1000, ITR_EVENT_NONE, 50, &reply);
+	if (mono_ms() - start < 200) {
+		assert_int_equal(seed_again, 3);
+		assert_int_equal(leecher, 3 + 5);
+		assert_int_equal(reply.counts.complete, 2);
+		assert_int_equal(reply.npeers, 2); /* both seeds */
+	}
+	store_close(&f);
+}
+
+/* Four announces of one swarm in one batch: one read, shared. */
+static void test_batch_shares_read(void **state)
+{
+	(void)state;
+	struct store_fixture f;
+	store_open(&f);
+	const uint8_t ih[20] = {0x71, 7};
+	struct itr_backend_reply first;
+	announce_one(&f, ih, peer4(10, 0, 2, 1), 0, ITR_EVENT_STARTED, 0, &first);
+
+	struct itr_backend_request reqs[4];
+	struct itr_backend_reply replies[4];
+	struct itr_ranked_peer out[4][64], *peers[4];
+	size_t want[4];
+	for (int i = 0; i < 4; i++) {
+		reqs[i] = (struct itr_backend_request){.transport = ITR_TRANSPORT_UDP};
+		memcpy(reqs[i].ann.info_hash, ih, 20);
+		reqs[i].ann.peer = peer4(10, 0, 2, (uint8_t)(10 + i));
+		reqs[i].ann.left = 1000;
+		reqs[i].ann.event = ITR_EVENT_STARTED;
+		peers[i] = out[i];
+		want[i] = 50;
+	}
+	uint64_t before = commands_sent(f.rc);
+	assert_int_equal(f.be->ops->announce_many(f.be->impl, reqs, replies, peers, want, 4), 0);
+	/* four writes, one read (the first announce's draw had no seeds) */
+	assert_int_equal(commands_sent(f.rc) - before, 4 * 3 + 5);
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(replies[i].failure, "");
+		assert_int_equal(replies[i].counts.complete, 1);
+		assert_true(replies[i].npeers >= 1); /* the seed at least */
+	}
+	store_close(&f);
+}
+
+/* Every set an announce writes expires: also one that a `stopped` emptied
+ * (Redis deletes an empty set) and the next announce made again. */
+static void test_sets_expire(void **state)
+{
+	(void)state;
+	struct store_fixture f;
+	store_open(&f);
+	struct itr_backend_reply reply;
+	const uint8_t ih[20] = {0x81, 8};
+	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STARTED, 50, &reply);
+	assert_true(key_ttl(ih, 'l') > 0);
+	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STOPPED, 0, &reply);
+	assert_int_equal(key_ttl(ih, 'l'), -2); /* gone */
+	announce_one(&f, ih, peer4(10, 0, 3, 2), 1000, ITR_EVENT_STARTED, 50, &reply);
+	assert_true(key_ttl(ih, 'l') > 0);
+	announce_one(&f, ih, peer4(10, 0, 3, 2), 0, ITR_EVENT_COMPLETED, 50, &reply);
+	assert_true(key_ttl(ih, 's') > 0);
+	assert_true(key_ttl(ih, 'd') > 0);
+	store_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,8 +465,9 @@ int main(void)
 	    cmocka_unit_test(test_draw_view),
 	};
 	const struct CMUnitTest on_node[] = {
-	    cmocka_unit_test(test_group_commit),
-	    cmocka_unit_test(test_price_policy_on_cluster),
+	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_price_policy_on_cluster),
+	    cmocka_unit_test(test_reads_reused), cmocka_unit_test(test_batch_shares_read),
+	    cmocka_unit_test(test_sets_expire),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	return failed + cmocka_run_group_tests(on_node, start_redis, stop_redis);
