@@ -89,16 +89,29 @@ struct itr_rc {
 
 /* ---- key slots ------------------------------------------------------------ */
 
-uint16_t itr_rc_crc16(const void *buf, size_t len)
+/* CRC16/XMODEM (polynomial 0x1021, initial 0, no reflection), a byte at a
+ * time from a table: every announce hashes its 40-character hash tag, and
+ * bit by bit that was 2.5 % of the store's CPU time under load. */
+static uint16_t crc16_table[256];
+static pthread_once_t crc16_once = PTHREAD_ONCE_INIT;
+
+static void crc16_fill(void)
 {
-	/* CRC16/XMODEM: polynomial 0x1021, initial 0, no reflection */
-	const uint8_t *p = buf;
-	uint16_t crc = 0;
-	for (size_t i = 0; i < len; i++) {
-		crc ^= (uint16_t)(p[i] << 8);
+	for (unsigned i = 0; i < 256; i++) {
+		uint16_t crc = (uint16_t)(i << 8);
 		for (int b = 0; b < 8; b++)
 			crc = crc & 0x8000 ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+		crc16_table[i] = crc;
 	}
+}
+
+uint16_t itr_rc_crc16(const void *buf, size_t len)
+{
+	pthread_once(&crc16_once, crc16_fill);
+	const uint8_t *p = buf;
+	uint16_t crc = 0;
+	for (size_t i = 0; i < len; i++)
+		crc = (uint16_t)(crc << 8) ^ crc16_table[(crc >> 8) ^ p[i]];
 	return crc;
 }
 
