@@ -39,15 +39,35 @@ struct draw {
 	bool has_seeds; /* false: a seed's read, which draws leechers only */
 	struct itr_swarm_counts counts;
 	size_t nleechers, n;
+	/* each candidate's PID in map (held), looked up once per draw, not
+	 * once per announce answered from it; NULL map: not looked up */
+	struct itr_netmap *map;
+	const struct itr_pid **pids;
 	struct itr_peer_addr peers[];
 };
 
 static struct draw *draw_new(size_t cap)
 {
 	struct draw *d = calloc(1, sizeof(*d) + cap * sizeof(d->peers[0]));
-	if (d)
-		atomic_init(&d->refs, 1);
+	if (!d)
+		return NULL;
+	atomic_init(&d->refs, 1);
+	if (cap && !(d->pids = calloc(cap, sizeof(*d->pids)))) {
+		free(d);
+		return NULL;
+	}
 	return d;
+}
+
+/* The candidates' PIDs in the current map (map: that map, held). */
+static void draw_lookup(struct draw *d)
+{
+	struct itr_netmap *map = itr_netmap_current();
+	if (!map)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		d->pids[i] = itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr);
+	d->map = map;
 }
 
 static struct draw *draw_ref(struct draw *d)
@@ -59,8 +79,12 @@ static struct draw *draw_ref(struct draw *d)
 
 static void draw_unref(struct draw *d)
 {
-	if (d && atomic_fetch_sub(&d->refs, 1) == 1)
+	if (d && atomic_fetch_sub(&d->refs, 1) == 1) {
+		if (d->map)
+			itr_netmap_unref(d->map);
+		free(d->pids);
 		free(d);
+	}
 }
 
 /* The candidate cache: per swarm, the last draw and counts this instance
@@ -469,6 +493,7 @@ static struct draw *draw_from_replies(const struct announce_job *j)
 	d->counts.downloaded = (uint32_t)reply_int(j->replies[j->at_counts + 2]);
 	d->nleechers = take_candidates(rl, j->now, d->peers, 0, cap);
 	d->n = take_candidates(rs, j->now, d->peers, d->nleechers, cap);
+	draw_lookup(d);
 	return d;
 }
 
@@ -530,10 +555,14 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 	struct itr_netmap *map = itr_netmap_current();
 	struct itr_rank_policy policy = cfg->policy;
 	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
-	/* each candidate's PID once: for the AS's view and the ranking */
-	const struct itr_pid *pids[2 * CANDIDATES_MAX];
-	for (size_t i = 0; i < nc; i++)
-		pids[i] = map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr) : NULL;
+	/* each candidate's PID: from the draw, unless the map changed since */
+	const struct itr_pid *looked_up[2 * CANDIDATES_MAX], *const *pids = d->pids;
+	if (map != d->map) {
+		for (size_t i = 0; i < nc; i++)
+			looked_up[i] =
+			    map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr) : NULL;
+		pids = looked_up;
+	}
 	const struct itr_pid *own =
 	    map ? itr_netmap_lookup(map, ann->peer.family, ann->peer.addr) : NULL;
 	if (cfg->price && map && own) {
