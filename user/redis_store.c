@@ -560,7 +560,8 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 	if (map != d->map) {
 		for (size_t i = 0; i < nc; i++)
 			looked_up[i] =
-			    map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr) : NULL;
+			    map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr)
+			        : NULL;
 		pids = looked_up;
 	}
 	const struct itr_pid *own =
