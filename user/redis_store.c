@@ -96,8 +96,8 @@ static void draw_unref(struct draw *d)
  * the counts lag by as much.
  *
  * An entry also remembers when this instance last refreshed the swarm's
- * download counter TTL and swept its expired members: that happens once
- * per REFRESH_MS per swarm, not on every announce.
+ * keys (see job_prepare): once per REFRESH_MS per swarm, not on every
+ * announce.
  *
  * CACHE_SETS sets of CACHE_WAYS entries, the set chosen by the info_hash:
  * a direct-mapped table of 1024 put a quarter of 312 busy swarms on a slot
@@ -355,7 +355,7 @@ struct announce_job {
 	struct draw *cached; /* a fresh draw from the cache (a reference), or NULL */
 	long lender;         /* a batch's earlier announce whose read this one shares, or -1 */
 	struct draw *drawn;  /* after job_finish: the draw it answered from (a reference) */
-	struct itr_rc_cmd cmds[16];
+	struct itr_rc_cmd cmds[16]; /* at most 4 writes, 5 reads and 7 for the refresh */
 	void *replies[16];
 };
 
@@ -393,7 +393,7 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	snprintf(j->now_text, sizeof(j->now_text), "%lld", now);
 	snprintf(j->excl_now, sizeof(j->excl_now), "(%lld", now);
 	snprintf(j->expiry, sizeof(j->expiry), "%lld", now + cfg->peer_expiry);
-	snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry);
+	snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry + REFRESH_MS / 1000);
 	char *ks = j->ks, *kl = j->kl, *kd = j->kd, *member = j->member;
 	j->ih = ann->info_hash;
 	swarm_key(ks, ann->info_hash, 's');
@@ -407,7 +407,7 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	if (size > CANDIDATES_MAX)
 		size = CANDIDATES_MAX;
 	j->size = size;
-	snprintf(j->count, sizeof(j->count), "%zu", size);
+	snprintf(j->count, sizeof(j->count), "%zu", size + 1); /* the marker may come too */
 
 	/* a fresh enough draw of this swarm, in the cache or being read by
 	 * an earlier announce of the batch: only the writes go out */
@@ -432,17 +432,25 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 		snprintf(reply->warning, ITR_BACKEND_TEXT, "%s", itr_tracker_refusal_text(&why));
 	}
 
+	/* The keys' lifetime. Each set holds a marker member (empty, score
+	 * -1: never counted, drawn or swept), so removing peers never empties
+	 * it and Redis never deletes it: a set is created only by a ZADD, and
+	 * goes only when its TTL runs out. The TTL is the peer expiry plus
+	 * REFRESH_MS, set by the refresh that each instance sends once per
+	 * REFRESH_MS per swarm with the marker. So an announce whose instance
+	 * refreshed less than REFRESH_MS ago finds the sets in place, with a
+	 * TTL that outlives the peer it adds, and sends no EXPIRE: two write
+	 * commands, not three (the EXPIRE was a third of the cluster's CPU
+	 * time under load). A new swarm, or one gone for lack of announces,
+	 * has no fresh refresh on any instance, so its first announce sends
+	 * one. */
 	struct itr_rc_cmd *cmds = j->cmds;
 	size_t n = 0;
 	if (writes) {
-		/* a set lives as long as its newest member: ZADD and its EXPIRE
-		 * go together, so a set that emptied and came back has a TTL */
-		if (stopped) {
+		if (stopped)
 			cmd(&cmds[n++], 3, S("ZREM"), S(mine), member, mlen);
-		} else {
+		else
 			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(j->expiry), member, mlen);
-			cmd(&cmds[n++], 3, S("EXPIRE"), S(mine), S(j->ttl));
-		}
 		cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
 		if (ann->event == ITR_EVENT_COMPLETED) {
 			cmd(&cmds[n++], 2, S("INCR"), S(kd));
@@ -461,14 +469,17 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 		if (!seed) /* a seed has no use for other seeds */
 			cmd(&cmds[n++], 4, S("ZRANDMEMBER"), S(ks), S(j->count), S("WITHSCORES"));
 	}
-	/* once per REFRESH_MS per swarm: the download counter lives while
-	 * the swarm is announced to, and expired members go (counts and draws
-	 * skip them meanwhile) */
+	/* the refresh: the markers, the TTLs, and the expired members out
+	 * (counts and draws skip them meanwhile) */
 	j->refresh = writes && refresh_claim(st, ann->info_hash, j->mono);
 	if (j->refresh) {
+		cmd(&cmds[n++], 4, S("ZADD"), S(ks), S("-1"), S(""));
+		cmd(&cmds[n++], 4, S("ZADD"), S(kl), S("-1"), S(""));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(ks), S(j->ttl));
+		cmd(&cmds[n++], 3, S("EXPIRE"), S(kl), S(j->ttl));
 		cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(j->ttl));
-		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("-inf"), S(j->excl_now));
-		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("-inf"), S(j->excl_now));
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(ks), S("0"), S(j->excl_now));
+		cmd(&cmds[n++], 4, S("ZREMRANGEBYSCORE"), S(kl), S("0"), S(j->excl_now));
 	}
 	j->n = n;
 }
