@@ -4,7 +4,9 @@
 #   1. announces/s of one itrackerd instance on the cluster against one on
 #      the in-memory store, over UDP (BEP 15) and HTTP (a connection per
 #      announce), with tools/loadgen/itr_loadgen; runs alternate between the
-#      two stores so that a change in the machine's load hits both;
+#      two stores so that a change in the machine's load hits both; each
+#      load also prints the CPU time per announce of itrackerd and of the
+#      six redis-servers together (from /proc/PID/stat);
 #   2. announce-to-visible latency: a peer announced to one instance, then
 #      asked for at another until it is listed (tests/e2e/lib/redis_swarm.py);
 #   3. the outage during a master's failover: a master is killed while one
@@ -89,6 +91,19 @@ loadgen() { # mode port extra... -> announces/s (0 if errors)
 	fi
 }
 
+cpu_ticks() { # pids... -> user+system clock ticks, summed
+	local pid sum=0
+	for pid in "$@"; do
+		sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+	done
+	echo "$sum"
+}
+
+per_announce() { # ticks rate -> µs of CPU per announce over the load
+	awk -v t="$1" -v r="$2" -v hz="$(getconf CLK_TCK)" -v s="$LOAD_S" \
+		'BEGIN { printf "%.2f", (r > 0 ? t / hz * 1e6 / (r * s) : 0) }'
+}
+
 stats() { # numbers... -> "min median max"
 	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
@@ -119,11 +134,18 @@ for run in $(seq "$RUNS"); do
 		[[ $store == cluster ]] && port=$((7200 + run))
 		start_itrd "$port" "$([[ $store == cluster ]] && echo "$STORE")"
 		for mode in udp http; do
-			# fill the swarms, then measure
+			# fill the swarms, then measure, with the CPU time that
+			# itrackerd and the six servers spent on it
 			loadgen "$mode" "$port" --count 20000 --seconds 60 >/dev/null
+			t0=$(cpu_ticks "$ITRD_PID")
+			s0=$(cpu_ticks "${REDIS_PID[@]}")
 			r=$(loadgen "$mode" "$port" --seconds "$LOAD_S")
+			t1=$(cpu_ticks "$ITRD_PID")
+			s1=$(cpu_ticks "${REDIS_PID[@]}")
 			RATES[$store.$mode]+="$r "
-			echo "run $run $store $mode: $r announces/s"
+			echo "run $run $store $mode: $r announces/s, CPU per announce:" \
+				"itrackerd $(per_announce $((t1 - t0)) "$r") µs," \
+				"redis-servers $(per_announce $((s1 - s0)) "$r") µs"
 		done
 		stop_itrd
 	done
