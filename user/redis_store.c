@@ -28,7 +28,10 @@
 #include "source_ledger.h"
 #include "tracker.h"
 
-#define CANDIDATES_MAX 512 /* drawn per announce at most */
+#define CANDIDATES_MAX 512 /* drawn per set per announce at most */
+/* candidates in one draw at most: each ZRANDMEMBER asks for one more, as
+ * the set's marker may come (see job_prepare) */
+#define DRAW_MAX (2 * (CANDIDATES_MAX + 1))
 
 /* One read of a swarm: its counts and the candidates drawn (leechers, then
  * seeds), immutable once filled and shared by reference between the cache
@@ -310,8 +313,11 @@ static size_t take_candidates(const void *r, long long now, struct itr_peer_addr
 	return n;
 }
 
-void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,
-                         uint32_t asn, bool client_seed, const struct itr_swarm_counts *counts,
+/* The view AS asn has of a swarm from a draw; client: -1 none (the status
+ * walk), 0 a leecher of asn, 1 a seed of asn (counted even when the draw
+ * does not hold it). */
+static void view_of_draw(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,
+                         uint32_t asn, int client, const struct itr_swarm_counts *counts,
                          struct itr_price_as_view *v)
 {
 	size_t as_leechers = 0, as_seeds = 0;
@@ -326,10 +332,9 @@ void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns
 	/* a draw is a random sample of its set: scale it to the set's size */
 	double leechers = nl ? (double)as_leechers * counts->incomplete / (double)nl : 0;
 	double seeds = seeds_drawn && ns ? (double)as_seeds * counts->complete / (double)ns : 0;
-	/* the client is a peer of its AS whether or not the draw holds it */
-	if (client_seed && seeds < 1)
+	if (client == 1 && seeds < 1)
 		seeds = 1;
-	if (!client_seed && leechers < 1)
+	if (client == 0 && leechers < 1)
 		leechers = 1;
 	memset(v, 0, sizeof(*v));
 	v->peers = (uint32_t)lround(leechers + seeds);
@@ -337,9 +342,16 @@ void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns
 	if (!v->seeds && as_seeds)
 		v->seeds = 1;
 	/* Redis keeps no `left`: a leecher counts as all left, a seed as none */
-	v->remaining = leechers / (leechers + seeds);
+	v->remaining = leechers + seeds > 0 ? leechers / (leechers + seeds) : 0;
 	uint64_t all = (uint64_t)counts->complete + counts->incomplete;
 	v->swarm_remaining = all ? (double)counts->incomplete / (double)all : 0;
+}
+
+void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,
+                         uint32_t asn, bool client_seed, const struct itr_swarm_counts *counts,
+                         struct itr_price_as_view *v)
+{
+	view_of_draw(pids, nl, ns, seeds_drawn, asn, client_seed ? 1 : 0, counts, v);
 }
 
 /* One announce between its commands and its answer: what the commands
@@ -567,7 +579,7 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 	struct itr_rank_policy policy = cfg->policy;
 	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
 	/* each candidate's PID: from the draw, unless the map changed since */
-	const struct itr_pid *looked_up[2 * CANDIDATES_MAX], *const *pids = d->pids;
+	const struct itr_pid *looked_up[DRAW_MAX], *const *pids = d->pids;
 	if (map != d->map) {
 		for (size_t i = 0; i < nc; i++)
 			looked_up[i] =
@@ -688,6 +700,70 @@ static void redis_stats(void *impl, struct itr_backend_stats *out)
 	out->peers = 0;
 }
 
+/* The price controller's per-AS totals (its status and /metrics) come
+ * from the swarms this instance read in the last STATUS_WINDOW_MS and its
+ * cache still holds (up to CACHE_SETS x CACHE_WAYS): each AS's peers and
+ * seeds in a swarm are estimated from the last draw, as for the policy. The
+ * cluster holds no per-AS totals, and a scan of it on every tick would
+ * cost what the announces cost. */
+#define STATUS_WINDOW_MS (5 * 60 * 1000)
+#define STATUS_ASES_MAX  64 /* ASes counted per swarm */
+
+static void emit_draw(const struct draw *d, const struct itr_netmap *map, itr_price_emit_fn emit,
+                      void *ectx)
+{
+	const struct itr_pid *looked_up[DRAW_MAX], *const *pids = d->pids;
+	if (map != d->map) {
+		for (size_t i = 0; i < d->n; i++)
+			looked_up[i] = itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr);
+		pids = looked_up;
+	}
+	uint32_t ases[STATUS_ASES_MAX];
+	size_t nases = 0;
+	for (size_t i = 0; i < d->n && nases < STATUS_ASES_MAX; i++) {
+		if (!pids[i])
+			continue;
+		size_t k = 0;
+		while (k < nases && ases[k] != pids[i]->asn)
+			k++;
+		if (k == nases)
+			ases[nases++] = pids[i]->asn;
+	}
+	for (size_t k = 0; k < nases; k++) {
+		struct itr_price_as_view v;
+		view_of_draw(pids, d->nleechers, d->n - d->nleechers, d->has_seeds, ases[k], -1,
+		             &d->counts, &v);
+		emit(ectx, ases[k], &v);
+	}
+}
+
+static void walk_swarms(void *ctx, itr_price_emit_fn emit, void *ectx)
+{
+	struct itr_redis_store *st = ctx;
+	struct itr_netmap *map = itr_netmap_current();
+	if (!map)
+		return;
+	uint64_t now = (uint64_t)itr_clock_ms();
+	for (size_t i = 0; i < CACHE_SETS; i++) {
+		struct cache_set *set = &st->cache[i];
+		struct draw *recent[CACHE_WAYS];
+		int n = 0;
+		pthread_mutex_lock(&set->lock);
+		for (int w = 0; w < CACHE_WAYS; w++) {
+			const struct cache_entry *e = &set->way[w];
+			if (e->used && e->last && e->last->has_seeds &&
+			    now - e->at_ms < STATUS_WINDOW_MS)
+				recent[n++] = draw_ref(e->last);
+		}
+		pthread_mutex_unlock(&set->lock);
+		for (int k = 0; k < n; k++) {
+			emit_draw(recent[k], map, emit, ectx);
+			draw_unref(recent[k]);
+		}
+	}
+	itr_netmap_unref(map);
+}
+
 static const struct itr_announce_backend_ops redis_ops = {
     .announce = redis_announce,
     .announce_many = redis_announce_many,
@@ -750,6 +826,10 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 	for (size_t i = 0; i < CACHE_SETS; i++)
 		pthread_mutex_init(&st->cache[i].lock, NULL);
 	st->tracker = tracker;
+	if (tcfg && tcfg->price) { /* replaces the unused in-memory store's walk */
+		struct itr_price_swarm_source src = {.each = walk_swarms, .ctx = st};
+		itr_price_set_swarm_source(tcfg->price, &src);
+	}
 	st->backend = (struct itr_announce_backend){
 	    .ops = &redis_ops,
 	    .impl = st,
@@ -784,6 +864,10 @@ void itr_redis_store_free(struct itr_redis_store *st)
 		        (unsigned long long)rs.batched, (unsigned long long)rs.batches,
 		        (unsigned long long)atomic_load(&st->cache_hits),
 		        (unsigned long long)atomic_load(&st->shared_reads));
+	const struct itr_tracker_config *tcfg =
+	    st->tracker ? itr_tracker_get_config(st->tracker) : NULL;
+	if (tcfg && tcfg->price) /* returns once no tick walks the cache */
+		itr_price_set_swarm_source(tcfg->price, NULL);
 	itr_rc_free(st->rc);
 	for (size_t i = 0; i < CACHE_SETS; i++) {
 		pthread_mutex_destroy(&st->cache[i].lock);

@@ -5,7 +5,8 @@
  * itr_rc_write on a real one-node cluster (redis-server on a loopback
  * port): many threads' writes share round trips, and each thread gets its
  * own replies; the price controller's policy per AS applied to answers
- * from the cluster, from the view a draw gives (itr_redis_draw_view); and
+ * from the cluster, from the view a draw gives (itr_redis_draw_view), and
+ * its per-AS status totals from the draws the store holds; and
  * what one announce sends: a swarm's draw read once and reused (the cache,
  * two swarms of one cache set, a seed's draw, announces of one batch), and
  * a TTL on every set the announce writes. The
@@ -19,6 +20,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "netmap.h"
 #include "price.h"
@@ -268,6 +270,30 @@ static size_t answer_in_open_as(bool with_price)
 	/* its own AS's peer first */
 	assert_true(n >= 1);
 	assert_memory_equal(out[0].peer.addr, joined[0].addr, 4);
+	if (pc) {
+		/* the controller's per-AS totals, from the draw the store just
+		 * read: AS 64500 has the two leechers (the client's ZADD came
+		 * before the draw), AS 64502 the six */
+		struct itr_netmap *map = itr_netmap_current();
+		itr_price_tick(pc, map, 1.0);
+		itr_netmap_unref(map);
+		json_t *status = itr_price_status_json(pc);
+		json_t *ases = json_object_get(status, "ases"), *as;
+		size_t i, seen = 0;
+		json_array_foreach(ases, i, as)
+		{
+			json_int_t asn = json_integer_value(json_object_get(as, "asn"));
+			json_int_t peers = json_integer_value(json_object_get(as, "peers"));
+			assert_int_equal(json_integer_value(json_object_get(as, "swarms")), 1);
+			assert_int_equal(json_integer_value(json_object_get(as, "seeds")), 0);
+			if (asn == 64500)
+				assert_int_equal(peers, 2), seen++;
+			if (asn == 64502)
+				assert_int_equal(peers, 6), seen++;
+		}
+		assert_int_equal(seen, 2);
+		json_decref(status);
+	}
 	itr_redis_store_free(st);
 	itr_tracker_free(tr);
 	if (pc)
