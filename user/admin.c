@@ -243,10 +243,16 @@ static int metrics_extra(void *arg, FILE *out)
 	    "itracker_http_worker_requests{state=\"running\"} %zu\n"
 	    "# HELP itracker_http_max_connections The HTTP connection limit in force.\n"
 	    "# TYPE itracker_http_max_connections gauge\n"
-	    "itracker_http_max_connections %u\n",
+	    "itracker_http_max_connections %u\n"
+	    "# HELP itracker_http_lane_total Connections the fast lane took: answered itself "
+	    "(one closing GET of an announce or scrape), or handed to the general server.\n"
+	    "# TYPE itracker_http_lane_total counter\n"
+	    "itracker_http_lane_total{outcome=\"answered\"} %llu\n"
+	    "itracker_http_lane_total{outcome=\"handed\"} %llu\n",
 	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
 	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit, hs.jobs_queued,
-	    hs.jobs_running, hs.max_connections);
+	    hs.jobs_running, hs.max_connections, (unsigned long long)hs.lane_answered,
+	    (unsigned long long)hs.lane_handed);
 	if (a->udp) {
 		struct itr_udp_stats us;
 		itr_udp_tracker_stats(a->udp, &us);

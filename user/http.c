@@ -30,9 +30,25 @@
  * request, or the connect); MHD then sees the connection end and frees it.
  * A request whose line has come gets a fixed 408 first (one non-blocking
  * send, as the 503 above); an idle keep-alive connection is just closed.
+ *
+ * The fast lane: on a TCP listener with routes marked itr_http_lane (the
+ * tracker's announce and scrape), this file owns the listening socket. A
+ * lane thread accepts (TCP_DEFER_ACCEPT: a connection comes with its
+ * request), peeks at what arrived, and answers it itself when it is one
+ * whole closing GET of a lane route (http_lane.c says exactly which): it
+ * reads it, runs the handler, sends the answer with MSG_MORE and closes,
+ * so that the FIN leaves on the answer's segment. libmicrohttpd sends the
+ * answer, sets TCP_NODELAY, which pushes it alone, then closes: two
+ * segments where one does, and a connection per announce is mostly the
+ * kernel's TCP work (docs/benchmarks.md, bench_tcp_close). Every other
+ * connection (keep-alive, a partial or larger request, any other path or
+ * form) goes to libmicrohttpd untouched (MHD_add_connection; the lane only
+ * peeked), with every limit and deadline above. The lane never waits on a
+ * client: it holds one connection at a time, only while answering.
  */
 #include "http.h"
 #include "clock.h"
+#include "http_lane.h"
 #include "http_stream.h"
 
 #include <arpa/inet.h>
@@ -40,6 +56,8 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -66,6 +84,7 @@ struct http_route {
 	itr_http_handler handler;
 	void *arg;
 	bool offload; /* runs on the worker pool */
+	bool lane;    /* may be answered by the fast lane */
 };
 
 struct http_conn;
@@ -123,6 +142,13 @@ struct itr_http_server {
 
 	atomic_uint_fast64_t stat_reaped_headers, stat_reaped_request, stat_busy;
 	atomic_uint_fast64_t stat_over_address_limit;
+
+	/* the fast lane: its listening socket (-1: MHD listens itself) */
+	int lane_fd;
+	pthread_t lane;
+	bool lane_running;
+	atomic_bool lane_stop;
+	atomic_uint_fast64_t stat_lane_answered, stat_lane_handed;
 };
 
 /* Per-request state. It lives inside the per-connection state below, so it
@@ -203,6 +229,7 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 	srv->too_late_len =
 	    fixed_answer(srv->too_late, sizeof(srv->too_late), "408 Request Timeout", "",
 	                 "E_REQUEST_TIMEOUT", "the request did not arrive in time");
+	srv->lane_fd = -1;
 	pthread_mutex_init(&srv->conns_lock, NULL);
 	pthread_mutex_init(&srv->jobs_lock, NULL);
 	pthread_cond_init(&srv->jobs_wake, NULL);
@@ -230,6 +257,7 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 	r->handler = handler;
 	r->arg = arg;
 	r->offload = false;
+	r->lane = false;
 	srv->nroutes++;
 	return 0;
 }
@@ -247,9 +275,24 @@ int itr_http_offload(struct itr_http_server *srv, const char *path)
 	return n ? 0 : -1;
 }
 
+int itr_http_lane(struct itr_http_server *srv, const char *path)
+{
+	int n = 0;
+	if (srv->daemon || !path)
+		return -1;
+	for (size_t i = 0; i < srv->nroutes; i++)
+		if (strcmp(srv->routes[i].path, path) == 0) {
+			srv->routes[i].lane = true;
+			n++;
+		}
+	return n ? 0 : -1;
+}
+
 void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->lane_answered = atomic_load(&srv->stat_lane_answered);
+	st->lane_handed = atomic_load(&srv->stat_lane_handed);
 	st->reaped_headers = atomic_load(&srv->stat_reaped_headers);
 	st->reaped_request = atomic_load(&srv->stat_reaped_request);
 	st->busy = atomic_load(&srv->stat_busy);
@@ -1250,7 +1293,169 @@ static void stop_threads(struct itr_http_server *srv)
 	srv->reaper_running = false;
 }
 
-/* listen_fd >= 0: a bound, listening socket (a Unix one); else sa. */
+/* ---- the fast lane (see the top of this file) ------------------------------ */
+
+/* The route the lane answers for a parsed request, or NULL. */
+static const struct http_route *lane_route(const struct itr_http_server *srv, const char *path)
+{
+	for (size_t i = 0; i < srv->nroutes; i++) {
+		const struct http_route *r = &srv->routes[i];
+		if (r->lane && !r->offload && method_matches(r, "GET") &&
+		    strcmp(r->path, path) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* Answer one connection whose whole request is in buf[0..len) (peeked, not
+ * yet read): read it, run the handler, send, close. */
+static void lane_answer(struct itr_http_server *srv, int fd, const struct http_route *route,
+                        const struct itr_lane_request *lr, const struct sockaddr_storage *peer,
+                        socklen_t peer_len, size_t len)
+{
+	char sink[512];
+	size_t left = len;
+	while (left) { /* take the request off the socket, or close sends a RST */
+		ssize_t n = recv(fd, sink, left < sizeof(sink) ? left : sizeof(sink), MSG_DONTWAIT);
+		if (n <= 0) {
+			close(fd);
+			return;
+		}
+		left -= (size_t)n;
+	}
+	struct itr_http_request req = {
+	    .method = "GET",
+	    .path = lr->path,
+	    .query = lr->query,
+	    .forwarded_for = lr->forwarded_for,
+	    .forwarded = lr->forwarded,
+	    .peer_len = peer_len,
+	};
+	memcpy(&req.peer, peer, peer_len);
+	struct itr_http_response resp = {.status = 200, .content_type = "text/plain"};
+	route->handler(&req, &resp, route->arg);
+	int status = resp.status ? resp.status : 200;
+	const char *body = resp.body;
+	size_t body_len = resp.body_len;
+	if (resp.shared) {
+		body = resp.shared->data;
+		body_len = resp.shared->len;
+	} else if (resp.stream || resp.gen_fill) { /* not for lane routes */
+		status = 500;
+		body = NULL;
+		body_len = 0;
+	}
+	char head[256];
+	size_t head_len = itr_lane_head(head, sizeof(head), status, resp.content_type, body_len);
+	struct iovec iov[2] = {{head, head_len}, {(void *)body, body_len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
+	/* MSG_MORE: held back until the close, which adds the FIN to it. A
+	 * fresh socket's buffer takes any answer of these routes; if it does
+	 * not, the client gets less, and the lane never waits. */
+	(void)sendmsg(fd, &msg, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	free(resp.body);
+	itr_http_shared_unref(resp.shared);
+	if (resp.gen_free)
+		resp.gen_free(resp.gen_cls);
+	if (resp.stream) {
+		itr_http_stream_close(resp.stream);
+		itr_http_stream_unref(resp.stream);
+	}
+	atomic_fetch_add_explicit(&srv->stat_lane_answered, 1, memory_order_relaxed);
+}
+
+static void *lane_main(void *arg)
+{
+	struct itr_http_server *srv = arg;
+	/* the request line and headers the lane reads at most; a request that
+	 * is longer is libmicrohttpd's, which answers 414 or reads it */
+	size_t cap = srv->limits.max_query + 4096;
+	if (cap > 64 * 1024)
+		cap = 64 * 1024;
+	char *buf = malloc(cap + 1);
+	if (!buf)
+		return NULL;
+	while (!atomic_load(&srv->lane_stop)) {
+		struct sockaddr_storage peer;
+		socklen_t peer_len = sizeof(peer);
+		int fd = accept4(srv->lane_fd, (struct sockaddr *)&peer, &peer_len,
+		                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+				struct pollfd p = {.fd = srv->lane_fd, .events = POLLIN};
+				(void)poll(&p, 1, 250); /* also how often the stop flag is seen */
+			} else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			           errno == ENOMEM) {
+				usleep(10 * 1000); /* out of descriptors: let some close */
+			}
+			continue;
+		}
+		ssize_t n = recv(fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+		struct itr_lane_request lr;
+		const struct http_route *route = NULL;
+		if (n > 0 && (size_t)n < cap &&
+		    itr_lane_parse(buf, (size_t)n, srv->limits.max_query, &lr))
+			route = lane_route(srv, lr.path);
+		if (route) {
+			lane_answer(srv, fd, route, &lr, &peer, peer_len, (size_t)n);
+			continue;
+		}
+		/* MHD closes it if it cannot take it (its connection limit) */
+		atomic_fetch_add_explicit(&srv->stat_lane_handed, 1, memory_order_relaxed);
+		(void)MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* The lane's listening socket on sa (as libmicrohttpd would make it), or -1. */
+static int lane_listen(const struct sockaddr_storage *sa, bool dual_stack, char *err, size_t errlen)
+{
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "http: socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1, v6only = dual_stack ? 0 : 1;
+	/* a connection is accepted once its first data is in (or after 1 s) */
+	int defer_s = 1;
+	socklen_t sa_len =
+	    sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (sa->ss_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0 ||
+	    bind(fd, (const struct sockaddr *)sa, sa_len) < 0 || listen(fd, SOMAXCONN) < 0) {
+		snprintf(err, errlen, "http: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static bool has_lane_routes(const struct itr_http_server *srv)
+{
+	for (size_t i = 0; i < srv->nroutes; i++)
+		if (srv->routes[i].lane && !srv->routes[i].offload)
+			return true;
+	return false;
+}
+
+static void lane_stop(struct itr_http_server *srv)
+{
+	if (srv->lane_running) {
+		atomic_store(&srv->lane_stop, true);
+		pthread_join(srv->lane, NULL);
+		srv->lane_running = false;
+	}
+	if (srv->lane_fd >= 0)
+		close(srv->lane_fd);
+	srv->lane_fd = -1;
+}
+
+/* listen_fd >= 0: a bound, listening socket (a Unix one); else sa, or
+ * with MHD_USE_NO_LISTEN_SOCKET in flags none (the lane feeds it). */
 static int start_daemon(struct itr_http_server *srv, unsigned flags, const struct sockaddr *sa,
                         uint16_t port, int listen_fd, const char *what, char *err, size_t errlen)
 {
@@ -1284,7 +1489,7 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 	size_t k = 0;
 	if (listen_fd >= 0)
 		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL};
-	else
+	else if (!(flags & MHD_USE_NO_LISTEN_SOCKET))
 		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
 	opts[k++] = (struct MHD_OptionItem){MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)uri_hook, srv};
 	opts[k++] =
@@ -1344,6 +1549,34 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 	}
 	char what[160];
 	snprintf(what, sizeof(what), "%s port %u", addr, port);
+	if (has_lane_routes(srv)) {
+		srv->lane_fd = lane_listen(&ss, (flags & MHD_USE_DUAL_STACK) != 0, err, errlen);
+		if (srv->lane_fd < 0) {
+			char why[128];
+			snprintf(why, sizeof(why), "%s", err);
+			snprintf(err, errlen, "http: cannot listen on %s: %s", what, why + 6);
+			return -1;
+		}
+		struct sockaddr_storage bound;
+		socklen_t blen = sizeof(bound);
+		getsockname(srv->lane_fd, (struct sockaddr *)&bound, &blen);
+		srv->port =
+		    ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+		                                      : ((struct sockaddr_in *)&bound)->sin_port);
+		flags = (flags & ~(unsigned)(MHD_USE_DUAL_STACK | MHD_USE_IPv6)) |
+		        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+		if (start_daemon(srv, flags, NULL, 0, -1, what, err, errlen) < 0) {
+			lane_stop(srv);
+			return -1;
+		}
+		if (pthread_create(&srv->lane, NULL, lane_main, srv) != 0) {
+			snprintf(err, errlen, "http: cannot start the lane thread");
+			lane_stop(srv);
+			return -1;
+		}
+		srv->lane_running = true;
+		return 0;
+	}
 	if (start_daemon(srv, flags, (const struct sockaddr *)&ss, port, -1, what, err, errlen))
 		return -1;
 	const union MHD_DaemonInfo *info =
@@ -1440,7 +1673,9 @@ void itr_http_free(struct itr_http_server *srv)
 {
 	if (!srv)
 		return;
-	/* Workers first: they resume what they hold, so MHD can stop. */
+	/* The lane first: it hands connections to MHD. Then the workers:
+	 * they resume what they hold, so MHD can stop. */
+	lane_stop(srv);
 	stop_threads(srv);
 	if (srv->daemon) {
 		/* MHD must not stop with suspended connections: end the streams

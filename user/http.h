@@ -88,12 +88,18 @@ int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mo
 /* Run the handlers of path (every method) on the worker pool: for work
  * that grows with the request or waits on another server. Before start. */
 int itr_http_offload(struct itr_http_server *srv, const char *path);
+/* Let the fast lane answer GETs of path on a TCP listener (http.c): for
+ * cheap handlers that answer with a plain body. An offloaded path stays
+ * off the lane. Before start. */
+int itr_http_lane(struct itr_http_server *srv, const char *path);
 
 struct itr_http_stats {
 	uint64_t reaped_headers;     /* connections shut for the header deadline */
 	uint64_t reaped_request;     /* ... for the request deadline */
 	uint64_t busy;               /* offloaded requests answered 503: pool full */
 	uint64_t over_address_limit; /* connections answered 503: per-address limit */
+	uint64_t lane_answered;      /* requests the fast lane answered */
+	uint64_t lane_handed;        /* connections it handed to libmicrohttpd */
 	size_t jobs_queued, jobs_running;
 	unsigned max_connections; /* in force, after fitting the file limit */
 };

@@ -3,7 +3,9 @@
  * IPv6 and dual stack, the query-string decoder, and what keeps one client
  * from stalling the others: the worker pool for offloaded routes and its
  * bounded queue, header and request deadlines, the per-address connection
- * limit, shared bodies, the Unix socket listener.
+ * limit, shared bodies, the Unix socket listener; and the fast lane, which
+ * answers a whole closing GET of its routes itself and hands every other
+ * connection to libmicrohttpd untouched.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -832,6 +834,138 @@ static void test_start_errors(void **state)
 	itr_http_free(clash);
 }
 
+/* ---- the fast lane -------------------------------------------------------- */
+
+static struct itr_http_server *start_lane(const char *addr, bool offload)
+{
+	char err[256];
+	struct itr_http_server *srv = itr_http_new(&LIMITS);
+	assert_non_null(srv);
+	assert_int_equal(itr_http_route(srv, "GET", "/echo", echo_handler, "get"), 0);
+	assert_int_equal(itr_http_route(srv, "POST", "/echo", echo_handler, "post"), 0);
+	assert_int_equal(itr_http_route(srv, "GET", "/other", echo_handler, "other"), 0);
+	assert_int_equal(itr_http_lane(srv, "/echo"), 0);
+	assert_int_equal(itr_http_lane(srv, "/nope"), -1);
+	if (offload)
+		assert_int_equal(itr_http_offload(srv, "/echo"), 0);
+	if (itr_http_start(srv, addr, 0, err, sizeof(err)) != 0)
+		fail_msg("start on %s: %s", addr, err);
+	return srv;
+}
+
+static void lane_counts(struct itr_http_server *srv, uint64_t answered, uint64_t handed)
+{
+	struct itr_http_stats st;
+	itr_http_get_stats(srv, &st);
+	assert_int_equal(st.lane_answered, answered);
+	assert_int_equal(st.lane_handed, handed);
+}
+
+/* What the lane answers carries no Date (libmicrohttpd adds one): the
+ * tests tell by it who answered. */
+static void test_lane(void **state)
+{
+	(void)state;
+	struct itr_http_server *srv = start_lane("127.0.0.1", false);
+	uint16_t port = itr_http_port(srv);
+	struct reply r;
+	/* a closing GET of a lane route: the lane's, all fields passed */
+	assert_int_equal(
+	    request("127.0.0.1", port,
+	            "GET /echo?a=1&b=%20 HTTP/1.0\r\nX-Forwarded-For: 10.0.0.9\r\n\r\n", &r),
+	    0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "tag=get\nmethod=GET\npath=/echo\nquery=a=1&b=%20\n"));
+	assert_non_null(strstr(r.body, "xff=10.0.0.9\n"));
+	assert_non_null(strstr(r.body, "family=2\n"));
+	assert_non_null(strcasestr(r.headers, "\r\nConnection: close\r\n"));
+	assert_null(strcasestr(r.headers, "\r\nDate:"));
+	lane_counts(srv, 1, 0);
+	assert_int_equal(request("127.0.0.1", port,
+	                         "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r),
+	                 0);
+	assert_int_equal(r.status, 200);
+	lane_counts(srv, 2, 0);
+
+	/* everything else is libmicrohttpd's, answered as before */
+	static const char *const handed[] = {
+	    "GET /other HTTP/1.0\r\n\r\n",                                    /* not a lane route */
+	    "POST /echo HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",            /* a body */
+	    "GET /echo HTTP/1.0\r\nContent-Length: 0\r\n\r\n",                /* a length */
+	    "GET /%65cho HTTP/1.0\r\n\r\n",                                   /* escaped path */
+	    "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX: a\r\n", /* cut short */
+	};
+	for (size_t i = 0; i < sizeof(handed) / sizeof(handed[0]); i++) {
+		int fd = connect_to("127.0.0.1", port);
+		send_all(fd, handed[i], strlen(handed[i]));
+		if (i == 4) { /* the rest comes later: libmicrohttpd waits for it */
+			usleep(100 * 1000);
+			send_all(fd, "\r\n", 2);
+		}
+		assert_int_equal(read_reply(fd, &r), 0);
+		close(fd);
+		assert_int_equal(r.status, 200);
+		assert_non_null(strcasestr(r.headers, "\r\nDate:"));
+		lane_counts(srv, 2, i + 1);
+	}
+	/* keep-alive: libmicrohttpd keeps the connection for the next one */
+	int fd = connect_to("127.0.0.1", port);
+	const char *ka = "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+	send_all(fd, ka, strlen(ka));
+	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	send_all(fd, ka, strlen(ka));
+	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(r.status, 200);
+	close(fd);
+	/* over the target limit: libmicrohttpd's 414 */
+	char longer[700];
+	snprintf(longer, sizeof(longer), "GET /echo?%0600d HTTP/1.0\r\n\r\n", 0);
+	assert_int_equal(request("127.0.0.1", port, longer, &r), 0);
+	assert_int_equal(r.status, 414);
+	lane_counts(srv, 2, 7);
+	/* the answer ends the connection: the FIN comes with it */
+	fd = connect_to("127.0.0.1", port);
+	const char *one = "GET /echo HTTP/1.0\r\n\r\n";
+	send_all(fd, one, strlen(one));
+	assert_int_equal(read_reply(fd, &r), 0);
+	char more;
+	assert_int_equal(recv(fd, &more, 1, 0), 0);
+	close(fd);
+	itr_http_free(srv);
+}
+
+/* The lane on "::" takes IPv4 and IPv6; an offloaded route stays off it;
+ * a taken port is the same error as without the lane. */
+static void test_lane_listeners(void **state)
+{
+	(void)state;
+	struct itr_http_server *srv = start_lane("::", false);
+	struct reply r;
+	assert_int_equal(request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.0\r\n\r\n", &r),
+	                 0);
+	assert_non_null(strstr(r.body, "family=10\n")); /* IPv4-mapped */
+	assert_int_equal(request("::1", itr_http_port(srv), "GET /echo HTTP/1.0\r\n\r\n", &r), 0);
+	assert_int_equal(r.status, 200);
+	lane_counts(srv, 2, 0);
+	char err[256];
+	struct itr_http_server *clash = itr_http_new(&LIMITS);
+	assert_int_equal(itr_http_route(clash, "GET", "/echo", echo_handler, "get"), 0);
+	assert_int_equal(itr_http_lane(clash, "/echo"), 0);
+	assert_int_equal(itr_http_start(clash, "::", itr_http_port(srv), err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot listen"));
+	itr_http_free(clash);
+	itr_http_free(srv);
+
+	srv = start_lane("127.0.0.1", true);
+	assert_int_equal(request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.0\r\n\r\n", &r),
+	                 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strcasestr(r.headers, "\r\nDate:"));
+	lane_counts(srv, 0, 0); /* no lane route left: libmicrohttpd listens */
+	itr_http_free(srv);
+}
+
 /* ---- query strings ------------------------------------------------------ */
 
 static void test_query_get(void **state)
@@ -881,6 +1015,8 @@ int main(void)
 	    cmocka_unit_test(test_dual_stack),
 	    cmocka_unit_test_setup_teardown(test_start_errors, setup_v4, teardown),
 	    cmocka_unit_test(test_query_get),
+	    cmocka_unit_test(test_lane),
+	    cmocka_unit_test(test_lane_listeners),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
