@@ -171,6 +171,9 @@ struct http_request_state {
 	atomic_bool job_done;            /* resp is ready */
 	struct http_request_state *next; /* in the job queue */
 	struct http_conn *conn;
+	/* a job from the fast lane: the worker answers on lane_fd and closes */
+	bool lane_job;
+	int lane_fd;
 };
 
 /* Per-connection state, from MHD's connection-started to connection-closed
@@ -926,11 +929,11 @@ static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr
 {
 	size_t n = 0;
 	for (const struct http_request_state *j = srv->jobs_head; j; j = j->next)
-		if (j->conn && itr_http_same_address(&j->conn->peer, peer))
+		if (j->req.peer_len && itr_http_same_address(&j->req.peer, peer))
 			n++;
 	for (size_t i = 0; i < srv->nworkers; i++) {
 		const struct http_request_state *j = srv->workers[i].current;
-		if (j && j->conn && itr_http_same_address(&j->conn->peer, peer))
+		if (j && j->req.peer_len && itr_http_same_address(&j->req.peer, peer))
 			n++;
 	}
 	return n;
@@ -940,11 +943,12 @@ static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr
  * everyone, or for this client's share of it) or stopping. */
 static void conn_set_suspended(struct http_conn *c, bool suspended);
 
-/* Hand the request to the pool and suspend its connection, or (pool full,
- * or this address's share of it taken, or stopping) do neither. Suspended
- * under the pool's lock: no worker can pick the job up and resume the
- * connection before it is suspended; and a refusal costs no suspend and
- * resume round, which at thousands a second delayed everyone. */
+/* Hand the request to the pool and suspend its connection (conn NULL: a
+ * lane job, nothing to suspend), or (pool full, or this address's share of
+ * it taken, or stopping) do neither. Suspended under the pool's lock: no
+ * worker can pick the job up and resume the connection before it is
+ * suspended; and a refusal costs no suspend and resume round, which at
+ * thousands a second delayed everyone. */
 static bool job_submit(struct itr_http_server *srv, struct MHD_Connection *conn,
                        struct http_request_state *st)
 {
@@ -956,11 +960,13 @@ static bool job_submit(struct itr_http_server *srv, struct MHD_Connection *conn,
 	size_t half = srv->nworkers / 2 ? srv->nworkers / 2 : 1;
 	size_t per_ip = srv->limits.queue_per_address ? srv->limits.queue_per_address : half;
 	if (!srv->stopping && srv->jobs_queued < cap &&
-	    (!st->conn || jobs_from(srv, &st->conn->peer) < (per_ip ? per_ip : 1))) {
+	    (!st->req.peer_len || jobs_from(srv, &st->req.peer) < (per_ip ? per_ip : 1))) {
 		st->mhd = conn;
 		st->queued = true;
-		conn_set_suspended(st->conn, true);
-		MHD_suspend_connection(conn);
+		if (conn) {
+			conn_set_suspended(st->conn, true);
+			MHD_suspend_connection(conn);
+		}
 		st->next = NULL;
 		if (srv->jobs_tail)
 			srv->jobs_tail->next = st;
@@ -980,6 +986,8 @@ static void job_finish(struct http_request_state *st)
 	atomic_store_explicit(&st->job_done, true, memory_order_release);
 	MHD_resume_connection(st->mhd);
 }
+
+static void lane_job_finish(struct itr_http_server *srv, struct http_request_state *st);
 
 static void *worker_main(void *arg)
 {
@@ -1014,7 +1022,10 @@ static void *worker_main(void *arg)
 		bool large =
 		    st->body_len >= TRIM_AFTER_BYTES || st->resp.body_len >= TRIM_AFTER_BYTES ||
 		    (st->resp.shared && itr_http_shared_len(st->resp.shared) >= TRIM_AFTER_BYTES);
-		job_finish(st);
+		if (st->lane_job)
+			lane_job_finish(srv, st);
+		else
+			job_finish(st);
 		if (large)
 			malloc_trim(0);
 		pthread_mutex_lock(&srv->jobs_lock);
@@ -1300,28 +1311,121 @@ static const struct http_route *lane_route(const struct itr_http_server *srv, co
 {
 	for (size_t i = 0; i < srv->nroutes; i++) {
 		const struct http_route *r = &srv->routes[i];
-		if (r->lane && !r->offload && method_matches(r, "GET") &&
-		    strcmp(r->path, path) == 0)
+		if (r->lane && method_matches(r, "GET") && strcmp(r->path, path) == 0)
 			return r;
 	}
 	return NULL;
 }
 
+/* Take the len peeked bytes of the request off the socket (or close sends
+ * a RST instead of the FIN); false if they are not all there. */
+static bool lane_take(int fd, size_t len)
+{
+	char sink[512];
+	while (len) {
+		ssize_t n = recv(fd, sink, len < sizeof(sink) ? len : sizeof(sink), MSG_DONTWAIT);
+		if (n <= 0)
+			return false;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Send the handler's answer on a lane connection and close it; resp's
+ * parts are freed. */
+static void lane_send(struct itr_http_server *srv, int fd, struct itr_http_response *resp)
+{
+	int status = resp->status ? resp->status : 200;
+	const char *body = resp->body;
+	size_t body_len = resp->body_len;
+	if (resp->shared) {
+		body = resp->shared->data;
+		body_len = resp->shared->len;
+	} else if (resp->stream || resp->gen_fill) { /* not for lane routes */
+		status = 500;
+		body = NULL;
+		body_len = 0;
+	}
+	char head[256];
+	size_t head_len = itr_lane_head(head, sizeof(head), status, resp->content_type, body_len);
+	struct iovec iov[2] = {{head, head_len}, {(void *)body, body_len}};
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
+	/* MSG_MORE: held back until the close, which adds the FIN to it. A
+	 * fresh socket's buffer takes any answer of these routes; if it does
+	 * not, the client gets less, and the lane never waits. */
+	(void)sendmsg(fd, &msg, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+	atomic_fetch_add_explicit(&srv->stat_lane_answered, 1, memory_order_relaxed);
+	close(fd);
+	free(resp->body);
+	itr_http_shared_unref(resp->shared);
+	if (resp->gen_free)
+		resp->gen_free(resp->gen_cls);
+	if (resp->stream) {
+		itr_http_stream_close(resp->stream);
+		itr_http_stream_unref(resp->stream);
+	}
+	memset(resp, 0, sizeof(*resp));
+}
+
+static void lane_job_finish(struct itr_http_server *srv, struct http_request_state *st)
+{
+	lane_send(srv, st->lane_fd, &st->resp);
+	free(st->uri); /* the request's strings */
+	free(st);
+}
+
+/* An offloaded route's request from the lane: to the worker pool with a
+ * copy of its strings, or (no room) a 503 at once, as libmicrohttpd's. */
+static void lane_offload(struct itr_http_server *srv, int fd, const struct http_route *route,
+                         const struct itr_lane_request *lr, const struct sockaddr_storage *peer,
+                         socklen_t peer_len)
+{
+	size_t lp = strlen(lr->path) + 1, lq = strlen(lr->query) + 1;
+	size_t lx = lr->forwarded_for ? strlen(lr->forwarded_for) + 1 : 0;
+	size_t lf = lr->forwarded ? strlen(lr->forwarded) + 1 : 0;
+	struct http_request_state *st = calloc(1, sizeof(*st));
+	char *strings = malloc(lp + lq + lx + lf);
+	if (st && strings) {
+		st->uri = strings;
+		st->lane_job = true;
+		st->lane_fd = fd;
+		st->route = route;
+		st->req = (struct itr_http_request){.method = "GET", .peer_len = peer_len};
+		memcpy(&st->req.peer, peer, peer_len);
+		st->req.path = memcpy(strings, lr->path, lp);
+		st->req.query = memcpy(strings + lp, lr->query, lq);
+		if (lx)
+			st->req.forwarded_for = memcpy(strings + lp + lq, lr->forwarded_for, lx);
+		if (lf)
+			st->req.forwarded = memcpy(strings + lp + lq + lx, lr->forwarded, lf);
+		if (job_submit(srv, NULL, st))
+			return;
+	}
+	free(strings);
+	free(st);
+	atomic_fetch_add_explicit(&srv->stat_busy, 1, memory_order_relaxed);
+	static const char busy[] =
+	    "{\"error\":{\"code\":\"E_BUSY\",\"reason\":\"server busy, retry later\"}}\n";
+	struct itr_http_response resp = {.status = 503, .content_type = JSON_TYPE};
+	if ((resp.body = strdup(busy)))
+		resp.body_len = sizeof(busy) - 1;
+	lane_send(srv, fd, &resp);
+}
+
 /* Answer one connection whose whole request is in buf[0..len) (peeked, not
- * yet read): read it, run the handler, send, close. */
+ * yet read): read it, run the handler here (or on the worker pool for an
+ * offloaded route), send, close. */
 static void lane_answer(struct itr_http_server *srv, int fd, const struct http_route *route,
                         const struct itr_lane_request *lr, const struct sockaddr_storage *peer,
                         socklen_t peer_len, size_t len)
 {
-	char sink[512];
-	size_t left = len;
-	while (left) { /* take the request off the socket, or close sends a RST */
-		ssize_t n = recv(fd, sink, left < sizeof(sink) ? left : sizeof(sink), MSG_DONTWAIT);
-		if (n <= 0) {
-			close(fd);
-			return;
-		}
-		left -= (size_t)n;
+	if (!lane_take(fd, len)) {
+		close(fd);
+		return;
+	}
+	if (route->offload && srv->nworkers) {
+		lane_offload(srv, fd, route, lr, peer, peer_len);
+		return;
 	}
 	struct itr_http_request req = {
 	    .method = "GET",
@@ -1334,35 +1438,7 @@ static void lane_answer(struct itr_http_server *srv, int fd, const struct http_r
 	memcpy(&req.peer, peer, peer_len);
 	struct itr_http_response resp = {.status = 200, .content_type = "text/plain"};
 	route->handler(&req, &resp, route->arg);
-	int status = resp.status ? resp.status : 200;
-	const char *body = resp.body;
-	size_t body_len = resp.body_len;
-	if (resp.shared) {
-		body = resp.shared->data;
-		body_len = resp.shared->len;
-	} else if (resp.stream || resp.gen_fill) { /* not for lane routes */
-		status = 500;
-		body = NULL;
-		body_len = 0;
-	}
-	char head[256];
-	size_t head_len = itr_lane_head(head, sizeof(head), status, resp.content_type, body_len);
-	struct iovec iov[2] = {{head, head_len}, {(void *)body, body_len}};
-	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
-	/* MSG_MORE: held back until the close, which adds the FIN to it. A
-	 * fresh socket's buffer takes any answer of these routes; if it does
-	 * not, the client gets less, and the lane never waits. */
-	(void)sendmsg(fd, &msg, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
-	close(fd);
-	free(resp.body);
-	itr_http_shared_unref(resp.shared);
-	if (resp.gen_free)
-		resp.gen_free(resp.gen_cls);
-	if (resp.stream) {
-		itr_http_stream_close(resp.stream);
-		itr_http_stream_unref(resp.stream);
-	}
-	atomic_fetch_add_explicit(&srv->stat_lane_answered, 1, memory_order_relaxed);
+	lane_send(srv, fd, &resp);
 }
 
 static void *lane_main(void *arg)
@@ -1437,7 +1513,7 @@ static int lane_listen(const struct sockaddr_storage *sa, bool dual_stack, char 
 static bool has_lane_routes(const struct itr_http_server *srv)
 {
 	for (size_t i = 0; i < srv->nroutes; i++)
-		if (srv->routes[i].lane && !srv->routes[i].offload)
+		if (srv->routes[i].lane)
 			return true;
 	return false;
 }

@@ -853,10 +853,17 @@ static struct itr_http_server *start_lane(const char *addr, bool offload)
 	return srv;
 }
 
+/* The lane's counters; a worker counts its answer as it sends it, so the
+ * count may come a moment after the client has the answer. */
 static void lane_counts(struct itr_http_server *srv, uint64_t answered, uint64_t handed)
 {
 	struct itr_http_stats st;
-	itr_http_get_stats(srv, &st);
+	for (int i = 0; i < 100; i++) {
+		itr_http_get_stats(srv, &st);
+		if (st.lane_answered == answered && st.lane_handed == handed)
+			break;
+		usleep(10 * 1000);
+	}
 	assert_int_equal(st.lane_answered, answered);
 	assert_int_equal(st.lane_handed, handed);
 }
@@ -935,8 +942,8 @@ static void test_lane(void **state)
 	itr_http_free(srv);
 }
 
-/* The lane on "::" takes IPv4 and IPv6; an offloaded route stays off it;
- * a taken port is the same error as without the lane. */
+/* The lane on "::" takes IPv4 and IPv6; an offloaded route's handler runs
+ * on the worker pool; a taken port is the same error as without the lane. */
 static void test_lane_listeners(void **state)
 {
 	(void)state;
@@ -957,12 +964,39 @@ static void test_lane_listeners(void **state)
 	itr_http_free(clash);
 	itr_http_free(srv);
 
-	srv = start_lane("127.0.0.1", true);
+	/* workers 1: the offloaded route runs there; the queue holds 1 and
+	 * one address may use it: a second request at once gets 503 */
+	struct itr_http_limits lim = LIMITS;
+	lim.workers = 1;
+	lim.queue = 1;
+	lim.queue_per_address = 1;
+	srv = itr_http_new(&lim);
+	assert_int_equal(itr_http_route(srv, "GET", "/echo", echo_handler, "get"), 0);
+	assert_int_equal(itr_http_route(srv, "GET", "/slow", slow_handler, NULL), 0);
+	assert_int_equal(itr_http_lane(srv, "/echo"), 0);
+	assert_int_equal(itr_http_lane(srv, "/slow"), 0);
+	assert_int_equal(itr_http_offload(srv, "/echo"), 0);
+	assert_int_equal(itr_http_offload(srv, "/slow"), 0);
+	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)), 0);
 	assert_int_equal(request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.0\r\n\r\n", &r),
 	                 0);
 	assert_int_equal(r.status, 200);
-	assert_non_null(strcasestr(r.headers, "\r\nDate:"));
-	lane_counts(srv, 0, 0); /* no lane route left: libmicrohttpd listens */
+	assert_null(strcasestr(r.headers, "\r\nDate:"));
+	assert_non_null(strstr(r.body, "tag=get\n"));
+	lane_counts(srv, 1, 0); /* run on the worker pool, answered by the lane */
+	int slow = connect_to("127.0.0.1", itr_http_port(srv));
+	const char *slow_req = "GET /slow HTTP/1.0\r\n\r\n";
+	send_all(slow, slow_req, strlen(slow_req));
+	usleep(50 * 1000);
+	assert_int_equal(request("127.0.0.1", itr_http_port(srv), "GET /echo HTTP/1.0\r\n\r\n", &r),
+	                 0);
+	assert_int_equal(r.status, 503);
+	assert_non_null(strstr(r.body, "E_BUSY"));
+	assert_non_null(strcasestr(r.headers, "\r\nRetry-After: 1\r\n"));
+	assert_int_equal(read_reply(slow, &r), 0);
+	assert_int_equal(r.status, 200);
+	close(slow);
+	lane_counts(srv, 3, 0);
 	itr_http_free(srv);
 }
 
