@@ -265,30 +265,31 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 	return 0;
 }
 
-int itr_http_offload(struct itr_http_server *srv, const char *path)
+/* Set a flag (offload or lane) on every route of path, before start. */
+static int mark_routes(struct itr_http_server *srv, const char *path, bool lane)
 {
 	int n = 0;
 	if (srv->daemon || !path)
 		return -1;
 	for (size_t i = 0; i < srv->nroutes; i++)
 		if (strcmp(srv->routes[i].path, path) == 0) {
-			srv->routes[i].offload = true;
+			if (lane)
+				srv->routes[i].lane = true;
+			else
+				srv->routes[i].offload = true;
 			n++;
 		}
 	return n ? 0 : -1;
 }
 
+int itr_http_offload(struct itr_http_server *srv, const char *path)
+{
+	return mark_routes(srv, path, false);
+}
+
 int itr_http_lane(struct itr_http_server *srv, const char *path)
 {
-	int n = 0;
-	if (srv->daemon || !path)
-		return -1;
-	for (size_t i = 0; i < srv->nroutes; i++)
-		if (strcmp(srv->routes[i].path, path) == 0) {
-			srv->routes[i].lane = true;
-			n++;
-		}
-	return n ? 0 : -1;
+	return mark_routes(srv, path, true);
 }
 
 void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
