@@ -1,4 +1,5 @@
-/* http.h - one HTTP listener (libmicrohttpd) shared by every service:
+/* http.h - one HTTP listener (libmicrohttpd, with a fast lane in front
+ * for closing GETs of lane routes: see http.c) shared by every service:
  * tracker, P4P JSON, ALTO and metrics register exact-path routes on it.
  */
 #ifndef ITR_HTTP_H
