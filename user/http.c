@@ -127,6 +127,8 @@ struct itr_http_server {
 	size_t too_many_len;
 	char too_late[384];
 	size_t too_late_len;
+	char busy[384]; /* a lane job the worker pool has no room for */
+	size_t busy_len;
 	pthread_t reaper;
 	bool reaper_running;
 
@@ -199,20 +201,20 @@ struct http_conn {
 static const char JSON_TYPE[] = "application/json";
 
 /* A whole HTTP/1.1 answer with an error body like send_error's, closing
- * the connection; its length, 0 if it does not fit. */
-static size_t fixed_answer(char *out, size_t cap, const char *status, const char *headers,
-                           const char *code, const char *reason)
+ * the connection (a 503 says Retry-After: 1); its length, 0 if it does not
+ * fit. */
+static size_t fixed_answer(char *out, size_t cap, int status, const char *code, const char *reason)
 {
 	char body[192];
 	int blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"reason\":\"%s\"}}\n",
 	                    code, reason);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		return 0;
-	int n = snprintf(out, cap,
-	                 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sConnection: "
-	                 "close\r\nContent-Length: %d\r\n\r\n%s",
-	                 status, headers, blen, body);
-	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	size_t head = itr_lane_head(out, cap, status, JSON_TYPE, (size_t)blen);
+	if (!head || head + (size_t)blen >= cap)
+		return 0;
+	memcpy(out + head, body, (size_t)blen + 1);
+	return head + (size_t)blen;
 }
 
 struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
@@ -226,12 +228,13 @@ struct itr_http_server *itr_http_new(const struct itr_http_limits *limits)
 		return NULL;
 	}
 	randombytes_buf(srv->addr_hash_key, sizeof(srv->addr_hash_key));
-	srv->too_many_len = fixed_answer(
-	    srv->too_many, sizeof(srv->too_many), "503 Service Unavailable", "Retry-After: 1\r\n",
-	    "E_TOO_MANY_CONNECTIONS", "too many connections from your address, retry later");
-	srv->too_late_len =
-	    fixed_answer(srv->too_late, sizeof(srv->too_late), "408 Request Timeout", "",
-	                 "E_REQUEST_TIMEOUT", "the request did not arrive in time");
+	srv->too_many_len =
+	    fixed_answer(srv->too_many, sizeof(srv->too_many), 503, "E_TOO_MANY_CONNECTIONS",
+	                 "too many connections from your address, retry later");
+	srv->too_late_len = fixed_answer(srv->too_late, sizeof(srv->too_late), 408,
+	                                 "E_REQUEST_TIMEOUT", "the request did not arrive in time");
+	srv->busy_len =
+	    fixed_answer(srv->busy, sizeof(srv->busy), 503, "E_BUSY", "server busy, retry later");
 	srv->lane_fd = -1;
 	pthread_mutex_init(&srv->conns_lock, NULL);
 	pthread_mutex_init(&srv->jobs_lock, NULL);
@@ -607,15 +610,26 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
 	return send_response(conn, status, JSON_TYPE, body, (size_t)n, allow);
 }
 
+/* What a response holds that was made and never handed to MHD. */
+static void response_release(struct itr_http_response *resp)
+{
+	free(resp->body);
+	itr_http_shared_unref(resp->shared);
+	if (resp->gen_free)
+		resp->gen_free(resp->gen_cls);
+	if (resp->stream) {
+		itr_http_stream_close(resp->stream);
+		itr_http_stream_unref(resp->stream);
+	}
+	memset(resp, 0, sizeof(*resp));
+}
+
 static void request_state_clear(struct http_request_state *st)
 {
 	struct http_conn *c = st->conn;
 	free(st->uri);
 	free(st->body);
-	free(st->resp.body);
-	itr_http_shared_unref(st->resp.shared);
-	if (st->resp.gen_free) /* made, never sent */
-		st->resp.gen_free(st->resp.gen_cls);
+	response_release(&st->resp);
 	memset(st, 0, sizeof(*st));
 	st->conn = c;
 }
@@ -1332,6 +1346,18 @@ static bool lane_take(int fd, size_t len)
 	return true;
 }
 
+/* The lane's answer on fd, then the close, which adds the FIN to it. */
+static void lane_write_close(struct itr_http_server *srv, int fd, struct iovec *iov, size_t n)
+{
+	/* MSG_MORE: held back until the close. A fresh socket's buffer takes
+	 * any answer of these routes; if it does not, the client gets less,
+	 * and the lane never waits. */
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+	(void)sendmsg(fd, &msg, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+	atomic_fetch_add_explicit(&srv->stat_lane_answered, 1, memory_order_relaxed);
+	close(fd);
+}
+
 /* Send the handler's answer on a lane connection and close it; resp's
  * parts are freed. */
 static void lane_send(struct itr_http_server *srv, int fd, struct itr_http_response *resp)
@@ -1350,22 +1376,8 @@ static void lane_send(struct itr_http_server *srv, int fd, struct itr_http_respo
 	char head[256];
 	size_t head_len = itr_lane_head(head, sizeof(head), status, resp->content_type, body_len);
 	struct iovec iov[2] = {{head, head_len}, {(void *)body, body_len}};
-	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = body_len ? 2 : 1};
-	/* MSG_MORE: held back until the close, which adds the FIN to it. A
-	 * fresh socket's buffer takes any answer of these routes; if it does
-	 * not, the client gets less, and the lane never waits. */
-	(void)sendmsg(fd, &msg, MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
-	atomic_fetch_add_explicit(&srv->stat_lane_answered, 1, memory_order_relaxed);
-	close(fd);
-	free(resp->body);
-	itr_http_shared_unref(resp->shared);
-	if (resp->gen_free)
-		resp->gen_free(resp->gen_cls);
-	if (resp->stream) {
-		itr_http_stream_close(resp->stream);
-		itr_http_stream_unref(resp->stream);
-	}
-	memset(resp, 0, sizeof(*resp));
+	lane_write_close(srv, fd, iov, body_len ? 2 : 1);
+	response_release(resp);
 }
 
 static void lane_job_finish(struct itr_http_server *srv, struct http_request_state *st)
@@ -1376,14 +1388,13 @@ static void lane_job_finish(struct itr_http_server *srv, struct http_request_sta
 }
 
 /* An offloaded route's request from the lane: to the worker pool with a
- * copy of its strings, or (no room) a 503 at once, as libmicrohttpd's. */
+ * copy of its strings, or (no room) the fixed 503, as libmicrohttpd's. */
 static void lane_offload(struct itr_http_server *srv, int fd, const struct http_route *route,
-                         const struct itr_lane_request *lr, const struct sockaddr_storage *peer,
-                         socklen_t peer_len)
+                         const struct itr_http_request *req)
 {
-	size_t lp = strlen(lr->path) + 1, lq = strlen(lr->query) + 1;
-	size_t lx = lr->forwarded_for ? strlen(lr->forwarded_for) + 1 : 0;
-	size_t lf = lr->forwarded ? strlen(lr->forwarded) + 1 : 0;
+	size_t lp = strlen(req->path) + 1, lq = strlen(req->query) + 1;
+	size_t lx = req->forwarded_for ? strlen(req->forwarded_for) + 1 : 0;
+	size_t lf = req->forwarded ? strlen(req->forwarded) + 1 : 0;
 	struct http_request_state *st = calloc(1, sizeof(*st));
 	char *strings = malloc(lp + lq + lx + lf);
 	if (st && strings) {
@@ -1391,26 +1402,21 @@ static void lane_offload(struct itr_http_server *srv, int fd, const struct http_
 		st->lane_job = true;
 		st->lane_fd = fd;
 		st->route = route;
-		st->req = (struct itr_http_request){.method = "GET", .peer_len = peer_len};
-		memcpy(&st->req.peer, peer, peer_len);
-		st->req.path = memcpy(strings, lr->path, lp);
-		st->req.query = memcpy(strings + lp, lr->query, lq);
+		st->req = *req;
+		st->req.path = memcpy(strings, req->path, lp);
+		st->req.query = memcpy(strings + lp, req->query, lq);
 		if (lx)
-			st->req.forwarded_for = memcpy(strings + lp + lq, lr->forwarded_for, lx);
+			st->req.forwarded_for = memcpy(strings + lp + lq, req->forwarded_for, lx);
 		if (lf)
-			st->req.forwarded = memcpy(strings + lp + lq + lx, lr->forwarded, lf);
+			st->req.forwarded = memcpy(strings + lp + lq + lx, req->forwarded, lf);
 		if (job_submit(srv, NULL, st))
 			return;
 	}
 	free(strings);
 	free(st);
 	atomic_fetch_add_explicit(&srv->stat_busy, 1, memory_order_relaxed);
-	static const char busy[] =
-	    "{\"error\":{\"code\":\"E_BUSY\",\"reason\":\"server busy, retry later\"}}\n";
-	struct itr_http_response resp = {.status = 503, .content_type = JSON_TYPE};
-	if ((resp.body = strdup(busy)))
-		resp.body_len = sizeof(busy) - 1;
-	lane_send(srv, fd, &resp);
+	struct iovec iov = {srv->busy, srv->busy_len};
+	lane_write_close(srv, fd, &iov, 1);
 }
 
 /* Answer one connection whose whole request is in buf[0..len) (peeked, not
@@ -1424,10 +1430,6 @@ static void lane_answer(struct itr_http_server *srv, int fd, const struct http_r
 		close(fd);
 		return;
 	}
-	if (route->offload && srv->nworkers) {
-		lane_offload(srv, fd, route, lr, peer, peer_len);
-		return;
-	}
 	struct itr_http_request req = {
 	    .method = "GET",
 	    .path = lr->path,
@@ -1437,6 +1439,10 @@ static void lane_answer(struct itr_http_server *srv, int fd, const struct http_r
 	    .peer_len = peer_len,
 	};
 	memcpy(&req.peer, peer, peer_len);
+	if (route->offload && srv->nworkers) {
+		lane_offload(srv, fd, route, &req);
+		return;
+	}
 	struct itr_http_response resp = {.status = 200, .content_type = "text/plain"};
 	route->handler(&req, &resp, route->arg);
 	lane_send(srv, fd, &resp);
@@ -1450,7 +1456,7 @@ static void *lane_main(void *arg)
 	size_t cap = srv->limits.max_query + 4096;
 	if (cap > 64 * 1024)
 		cap = 64 * 1024;
-	char *buf = malloc(cap + 1);
+	char *buf = malloc(cap);
 	if (!buf)
 		return NULL;
 	while (!atomic_load(&srv->lane_stop)) {
@@ -1486,12 +1492,15 @@ static void *lane_main(void *arg)
 	return NULL;
 }
 
-/* The lane's listening socket on sa (as libmicrohttpd would make it), or -1. */
-static int lane_listen(const struct sockaddr_storage *sa, bool dual_stack, char *err, size_t errlen)
+/* The lane's listening socket on sa (as libmicrohttpd would make it), or
+ * -1 with err saying what of what failed. */
+static int lane_listen(const struct sockaddr_storage *sa, bool dual_stack, const char *what,
+                       char *err, size_t errlen)
 {
 	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "http: socket: %s", strerror(errno));
+		snprintf(err, errlen, "http: cannot listen on %s: socket: %s", what,
+		         strerror(errno));
 		return -1;
 	}
 	int one = 1, v6only = dual_stack ? 0 : 1;
@@ -1504,7 +1513,7 @@ static int lane_listen(const struct sockaddr_storage *sa, bool dual_stack, char 
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s)) < 0 ||
 	    bind(fd, (const struct sockaddr *)sa, sa_len) < 0 || listen(fd, SOMAXCONN) < 0) {
-		snprintf(err, errlen, "http: %s", strerror(errno));
+		snprintf(err, errlen, "http: cannot listen on %s: %s", what, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1627,13 +1636,10 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 	char what[160];
 	snprintf(what, sizeof(what), "%s port %u", addr, port);
 	if (has_lane_routes(srv)) {
-		srv->lane_fd = lane_listen(&ss, (flags & MHD_USE_DUAL_STACK) != 0, err, errlen);
-		if (srv->lane_fd < 0) {
-			char why[128];
-			snprintf(why, sizeof(why), "%s", err);
-			snprintf(err, errlen, "http: cannot listen on %s: %s", what, why + 6);
+		srv->lane_fd =
+		    lane_listen(&ss, (flags & MHD_USE_DUAL_STACK) != 0, what, err, errlen);
+		if (srv->lane_fd < 0)
 			return -1;
-		}
 		struct sockaddr_storage bound;
 		socklen_t blen = sizeof(bound);
 		getsockname(srv->lane_fd, (struct sockaddr *)&bound, &blen);

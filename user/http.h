@@ -89,9 +89,9 @@ int itr_http_start_unix(struct itr_http_server *srv, const char *path, mode_t mo
 /* Run the handlers of path (every method) on the worker pool: for work
  * that grows with the request or waits on another server. Before start. */
 int itr_http_offload(struct itr_http_server *srv, const char *path);
-/* Let the fast lane answer GETs of path on a TCP listener (http.c): for
- * cheap handlers that answer with a plain body. An offloaded path stays
- * off the lane. Before start. */
+/* Let the fast lane answer closing GETs of path on a TCP listener
+ * (http.c): for handlers that answer with a plain body. An offloaded
+ * path's handler still runs on the worker pool. Before start. */
 int itr_http_lane(struct itr_http_server *srv, const char *path);
 
 struct itr_http_stats {

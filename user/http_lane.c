@@ -152,6 +152,8 @@ static const char *reason_of(int status)
 		return "Forbidden";
 	case 404:
 		return "Not Found";
+	case 408:
+		return "Request Timeout";
 	case 429:
 		return "Too Many Requests";
 	case 500:

@@ -28,7 +28,9 @@ struct itr_lane_request {
 bool itr_lane_parse(char *buf, size_t len, size_t max_target, struct itr_lane_request *out);
 
 /* The status line and headers of an answer of body_len bytes that closes
- * the connection; the length written (0 if cap is too small). */
+ * the connection (a 503 with Retry-After: 1), for the lane and for the
+ * fixed answers http.c writes straight to a socket; the length written (0
+ * if cap is too small). */
 size_t itr_lane_head(char *out, size_t cap, int status, const char *content_type, size_t body_len);
 
 #endif

@@ -517,7 +517,7 @@ int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *t
 	if (itr_tracker_active_backend(tr)->threads &&
 	    (itr_http_offload(srv, "/announce") < 0 || itr_http_offload(srv, "/scrape") < 0))
 		return -1;
-	/* The others answer at once: the fast lane may take a closing GET. */
+	/* Offloaded or not, the fast lane may take a closing GET. */
 	if (itr_http_lane(srv, "/announce") < 0 || itr_http_lane(srv, "/scrape") < 0)
 		return -1;
 	return 0;
