@@ -73,6 +73,18 @@ static void draw_lookup(struct draw *d)
 	d->map = map;
 }
 
+/* The PIDs of d's first n candidates in map: d's own when it looked them
+ * up in that map, else looked up into buf (DRAW_MAX entries). */
+static const struct itr_pid *const *draw_pids(const struct draw *d, const struct itr_netmap *map,
+                                              size_t n, const struct itr_pid **buf)
+{
+	if (map == d->map)
+		return d->pids;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr) : NULL;
+	return buf;
+}
+
 static struct draw *draw_ref(struct draw *d)
 {
 	if (d)
@@ -139,6 +151,14 @@ static struct cache_set *cache_set(struct itr_redis_store *st, const uint8_t *ih
 	return &st->cache[h % CACHE_SETS];
 }
 
+/* When an entry was last used (read or refreshed); 0: free. */
+static uint64_t entry_used_at(const struct cache_entry *e)
+{
+	if (!e->used)
+		return 0;
+	return e->at_ms > e->refreshed_ms ? e->at_ms : e->refreshed_ms;
+}
+
 /* ih's entry in its set (locked), or NULL; with make, the least recently
  * used entry is given to ih when it has none. */
 static struct cache_entry *cache_entry(struct cache_set *set, const uint8_t *ih, bool make)
@@ -148,9 +168,7 @@ static struct cache_entry *cache_entry(struct cache_set *set, const uint8_t *ih,
 		struct cache_entry *e = &set->way[w];
 		if (e->used && memcmp(e->ih, ih, ITR_INFO_HASH_LEN) == 0)
 			return e;
-		uint64_t e_at = e->at_ms > e->refreshed_ms ? e->at_ms : e->refreshed_ms;
-		uint64_t lru_at = lru->at_ms > lru->refreshed_ms ? lru->at_ms : lru->refreshed_ms;
-		if (!e->used || (lru->used && e_at < lru_at))
+		if (entry_used_at(e) < entry_used_at(lru))
 			lru = e;
 	}
 	if (!make)
@@ -402,15 +420,13 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 
 	/* expiry times are wall-clock seconds: every instance must agree */
 	long long now = j->now = (long long)time(NULL);
-	snprintf(j->now_text, sizeof(j->now_text), "%lld", now);
-	snprintf(j->excl_now, sizeof(j->excl_now), "(%lld", now);
-	snprintf(j->expiry, sizeof(j->expiry), "%lld", now + cfg->peer_expiry);
-	snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry + REFRESH_MS / 1000);
 	char *ks = j->ks, *kl = j->kl, *kd = j->kd, *member = j->member;
 	j->ih = ann->info_hash;
 	swarm_key(ks, ann->info_hash, 's');
-	swarm_key(kl, ann->info_hash, 'l');
-	swarm_key(kd, ann->info_hash, 'd');
+	memcpy(kl, ks, sizeof(j->ks)); /* the same key but its last letter */
+	memcpy(kd, ks, sizeof(j->ks));
+	kl[KEY_LEN - 1] = 'l';
+	kd[KEY_LEN - 1] = 'd';
 	size_t mlen = itr_redis_member_encode(&ann->peer, member);
 	bool seed = j->seed = ann->left == 0, stopped = ann->event == ITR_EVENT_STOPPED;
 	const char *mine = seed ? ks : kl, *other = seed ? kl : ks;
@@ -419,7 +435,6 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	if (size > CANDIDATES_MAX)
 		size = CANDIDATES_MAX;
 	j->size = size;
-	snprintf(j->count, sizeof(j->count), "%zu", size + 1); /* the marker may come too */
 
 	/* a fresh enough draw of this swarm, in the cache or being read by
 	 * an earlier announce of the batch: only the writes go out */
@@ -456,6 +471,20 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	 * time under load). A new swarm, or one gone for lack of announces,
 	 * has no fresh refresh on any instance, so its first announce sends
 	 * one. */
+	j->refresh = writes && refresh_claim(st, ann->info_hash, j->mono);
+	bool completed = writes && ann->event == ITR_EVENT_COMPLETED;
+	/* the numbers the commands carry, as text: only those this one sends */
+	if (writes && !stopped)
+		snprintf(j->expiry, sizeof(j->expiry), "%lld", now + cfg->peer_expiry);
+	if (completed || j->refresh)
+		snprintf(j->ttl, sizeof(j->ttl), "%u", cfg->peer_expiry + REFRESH_MS / 1000);
+	if (reads)
+		snprintf(j->now_text, sizeof(j->now_text), "%lld", now);
+	if (reads && size) /* the marker may come too */
+		snprintf(j->count, sizeof(j->count), "%zu", size + 1);
+	if (j->refresh)
+		snprintf(j->excl_now, sizeof(j->excl_now), "(%lld", now);
+
 	struct itr_rc_cmd *cmds = j->cmds;
 	size_t n = 0;
 	if (writes) {
@@ -464,7 +493,7 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 		else
 			cmd(&cmds[n++], 4, S("ZADD"), S(mine), S(j->expiry), member, mlen);
 		cmd(&cmds[n++], 3, S("ZREM"), S(other), member, mlen);
-		if (ann->event == ITR_EVENT_COMPLETED) {
+		if (completed) {
 			cmd(&cmds[n++], 2, S("INCR"), S(kd));
 			cmd(&cmds[n++], 3, S("EXPIRE"), S(kd), S(j->ttl));
 		}
@@ -483,7 +512,6 @@ static void job_prepare(struct itr_redis_store *st, struct announce_job *j,
 	}
 	/* the refresh: the markers, the TTLs, and the expired members out
 	 * (counts and draws skip them meanwhile) */
-	j->refresh = writes && refresh_claim(st, ann->info_hash, j->mono);
 	if (j->refresh) {
 		cmd(&cmds[n++], 4, S("ZADD"), S(ks), S("-1"), S(""));
 		cmd(&cmds[n++], 4, S("ZADD"), S(kl), S("-1"), S(""));
@@ -529,19 +557,16 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 {
 	const struct itr_announce *ann = &req->ann;
 	void **replies = j->replies;
-	if (sent < 0) {
+	const char *rerr = sent < 0 ? NULL : reply_error(replies, j->n);
+	if (sent < 0 || rerr) {
 		atomic_fetch_add(&st->failures, 1);
-		if (j->refresh)
+		if (j->refresh) /* the next announce sends it again */
 			refresh_release(st, j->ih);
-		snprintf(reply->failure, ITR_BACKEND_TEXT,
-		         "tracker store unavailable, try again later (%.160s)", err);
-		return;
-	}
-	const char *rerr = reply_error(replies, j->n);
-	if (rerr) {
-		atomic_fetch_add(&st->failures, 1);
-		if (j->refresh)
-			refresh_release(st, j->ih);
+		if (!rerr) { /* nothing came back */
+			snprintf(reply->failure, ITR_BACKEND_TEXT,
+			         "tracker store unavailable, try again later (%.160s)", err);
+			return;
+		}
 		snprintf(reply->failure, ITR_BACKEND_TEXT, "tracker store: %.200s", rerr);
 		itr_rc_replies_free(replies, j->n);
 		return;
@@ -579,14 +604,8 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 	struct itr_rank_policy policy = cfg->policy;
 	policy.gateway_salt = itr_rank_swarm_salt(ann->info_hash);
 	/* each candidate's PID: from the draw, unless the map changed since */
-	const struct itr_pid *looked_up[DRAW_MAX], *const *pids = d->pids;
-	if (map != d->map) {
-		for (size_t i = 0; i < nc; i++)
-			looked_up[i] =
-			    map ? itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr)
-			        : NULL;
-		pids = looked_up;
-	}
+	const struct itr_pid *looked_up[DRAW_MAX];
+	const struct itr_pid *const *pids = draw_pids(d, map, nc, looked_up);
 	const struct itr_pid *own =
 	    map ? itr_netmap_lookup(map, ann->peer.family, ann->peer.addr) : NULL;
 	if (cfg->price && map && own) {
@@ -712,12 +731,8 @@ static void redis_stats(void *impl, struct itr_backend_stats *out)
 static void emit_draw(const struct draw *d, const struct itr_netmap *map, itr_price_emit_fn emit,
                       void *ectx)
 {
-	const struct itr_pid *looked_up[DRAW_MAX], *const *pids = d->pids;
-	if (map != d->map) {
-		for (size_t i = 0; i < d->n; i++)
-			looked_up[i] = itr_netmap_lookup(map, d->peers[i].family, d->peers[i].addr);
-		pids = looked_up;
-	}
+	const struct itr_pid *looked_up[DRAW_MAX];
+	const struct itr_pid *const *pids = draw_pids(d, map, d->n, looked_up);
 	uint32_t ases[STATUS_ASES_MAX];
 	size_t nases = 0;
 	for (size_t i = 0; i < d->n && nases < STATUS_ASES_MAX; i++) {
