@@ -108,11 +108,17 @@ static int read_reply(int fd, struct reply *r)
 	return 0;
 }
 
+/* One request on an open connection and its reply: as read_reply. */
+static int exchange(int fd, const char *raw, struct reply *r)
+{
+	send_all(fd, raw, strlen(raw));
+	return read_reply(fd, r);
+}
+
 static int request(const char *ip, uint16_t port, const char *raw, struct reply *r)
 {
 	int fd = connect_to(ip, port);
-	send_all(fd, raw, strlen(raw));
-	int rc = read_reply(fd, r);
+	int rc = exchange(fd, raw, r);
 	close(fd);
 	return rc;
 }
@@ -764,23 +770,19 @@ static void test_keep_alive(void **state)
 	int fd = connect_to("127.0.0.1", itr_http_port(srv));
 	const char *one = "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n";
 	const char *two = "POST /echo?n=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
-	send_all(fd, one, strlen(one));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, one, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "query=n=1\n"));
 	assert_null(strcasestr(r.headers, "Connection: close"));
-	send_all(fd, two, strlen(two));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, two, &r), 0);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "query=n=2\n"));
 	assert_non_null(strstr(r.body, "body=abc\n"));
 	/* Errors the server answers itself keep the connection too. */
 	const char *three = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
-	send_all(fd, three, strlen(three));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, three, &r), 0);
 	assert_int_equal(r.status, 404);
-	send_all(fd, one, strlen(one));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, one, &r), 0);
 	assert_int_equal(r.status, 200);
 	close(fd);
 }
@@ -918,11 +920,9 @@ static void test_lane(void **state)
 	/* keep-alive: libmicrohttpd keeps the connection for the next one */
 	int fd = connect_to("127.0.0.1", port);
 	const char *ka = "GET /echo?n=1 HTTP/1.1\r\nHost: x\r\n\r\n";
-	send_all(fd, ka, strlen(ka));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, ka, &r), 0);
 	assert_int_equal(r.status, 200);
-	send_all(fd, ka, strlen(ka));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, ka, &r), 0);
 	assert_int_equal(r.status, 200);
 	close(fd);
 	/* over the target limit: libmicrohttpd's 414 */
@@ -934,8 +934,7 @@ static void test_lane(void **state)
 	/* the answer ends the connection: the FIN comes with it */
 	fd = connect_to("127.0.0.1", port);
 	const char *one = "GET /echo HTTP/1.0\r\n\r\n";
-	send_all(fd, one, strlen(one));
-	assert_int_equal(read_reply(fd, &r), 0);
+	assert_int_equal(exchange(fd, one, &r), 0);
 	char more;
 	assert_int_equal(recv(fd, &more, 1, 0), 0);
 	close(fd);

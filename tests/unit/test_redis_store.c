@@ -224,6 +224,63 @@ static void test_group_commit(void **state)
 	itr_rc_free(rc);
 }
 
+/* A store on the test node with the default tracker config and the price
+ * controller pc (NULL: none). */
+struct store_fixture {
+	struct itr_tracker *tr;
+	struct itr_redis_store *st;
+	const struct itr_announce_backend *be;
+	struct itr_rc *rc;
+};
+
+static void store_open(struct store_fixture *f, struct itr_price *pc)
+{
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.price = pc;
+	char err[256], url[64];
+	f->tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(f->tr);
+	snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%u", redis_port);
+	f->st = itr_redis_store_new(url, f->tr, err, sizeof(err));
+	if (!f->st)
+		fail_msg("store: %s", err);
+	f->be = itr_redis_store_backend(f->st);
+	f->rc = itr_redis_store_cluster(f->st);
+}
+
+static void store_close(struct store_fixture *f)
+{
+	itr_redis_store_free(f->st);
+	itr_tracker_free(f->tr);
+}
+
+static uint64_t commands_sent(struct itr_rc *rc)
+{
+	struct itr_rc_stats s;
+	itr_rc_stats(rc, &s);
+	return s.commands;
+}
+
+/* One announce, its peers into out (NULL: not kept); returns the commands
+ * it sent. */
+static uint64_t announce_one(struct store_fixture *f, const uint8_t ih[20],
+                             struct itr_peer_addr peer, uint64_t left, enum itr_event event,
+                             size_t want, struct itr_backend_reply *reply,
+                             struct itr_ranked_peer *out)
+{
+	struct itr_backend_request req = {.transport = ITR_TRANSPORT_UDP};
+	memcpy(req.ann.info_hash, ih, 20);
+	req.ann.peer = peer;
+	req.ann.left = left;
+	req.ann.event = event;
+	struct itr_ranked_peer kept[64];
+	uint64_t before = commands_sent(f->rc);
+	assert_int_equal(itr_backend_announce(f->be, &req, reply, out ? out : kept, want), 0);
+	assert_string_equal(reply->failure, "");
+	return commands_sent(f->rc) - before;
+}
+
 /* The price controller's per-AS policy on answers from the cluster: AS
  * 64500 holds one leecher (1 Mbit/s, a 4 Mbit/s uplink) and no seed, so it
  * cannot feed itself and is open while its link is under budget: a client
@@ -236,17 +293,8 @@ static size_t answer_in_open_as(bool with_price)
 	itr_price_config_default(&pcfg);
 	pcfg.publish_costs = false;
 	struct itr_price *pc = with_price ? itr_price_new(&pcfg) : NULL;
-	struct itr_tracker_config cfg;
-	itr_tracker_config_default(&cfg);
-	cfg.price = pc;
-	char err[256], url[64];
-	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
-	assert_non_null(tr);
-	snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%u", redis_port);
-	struct itr_redis_store *st = itr_redis_store_new(url, tr, err, sizeof(err));
-	if (!st)
-		fail_msg("store: %s", err);
-	const struct itr_announce_backend *be = itr_redis_store_backend(st);
+	struct store_fixture f;
+	store_open(&f, pc);
 
 	uint8_t ih[20] = {0x70, with_price};
 	struct itr_peer_addr joined[7] = {peer4(10, 10, 0, 10)};
@@ -254,18 +302,9 @@ static size_t answer_in_open_as(bool with_price)
 		joined[1 + i] = peer4(10, 12, 0, (uint8_t)(10 + i));
 	struct itr_backend_reply reply;
 	struct itr_ranked_peer out[64];
-	struct itr_backend_request req = {.transport = ITR_TRANSPORT_UDP};
-	memcpy(req.ann.info_hash, ih, 20);
-	req.ann.left = 1000;
-	req.ann.event = ITR_EVENT_STARTED;
-	for (size_t i = 0; i < 7; i++) {
-		req.ann.peer = joined[i];
-		assert_int_equal(itr_backend_announce(be, &req, &reply, out, 0), 0);
-		assert_string_equal(reply.failure, "");
-	}
-	req.ann.peer = peer4(10, 10, 0, 11);
-	assert_int_equal(itr_backend_announce(be, &req, &reply, out, 50), 0);
-	assert_string_equal(reply.failure, "");
+	for (size_t i = 0; i < 7; i++)
+		announce_one(&f, ih, joined[i], 1000, ITR_EVENT_STARTED, 0, &reply, NULL);
+	announce_one(&f, ih, peer4(10, 10, 0, 11), 1000, ITR_EVENT_STARTED, 50, &reply, out);
 	size_t n = reply.npeers;
 	/* its own AS's peer first */
 	assert_true(n >= 1);
@@ -294,8 +333,7 @@ static size_t answer_in_open_as(bool with_price)
 		assert_int_equal(seen, 2);
 		json_decref(status);
 	}
-	itr_redis_store_free(st);
-	itr_tracker_free(tr);
+	store_close(&f);
 	if (pc)
 		itr_price_free(pc);
 	itr_netmap_publish(NULL);
@@ -307,59 +345,6 @@ static void test_price_policy_on_cluster(void **state)
 	(void)state;
 	assert_int_equal(answer_in_open_as(true), 7);
 	assert_true(answer_in_open_as(false) <= 3);
-}
-
-/* A store on the test node with the default tracker config. */
-struct store_fixture {
-	struct itr_tracker *tr;
-	struct itr_redis_store *st;
-	const struct itr_announce_backend *be;
-	struct itr_rc *rc;
-};
-
-static void store_open(struct store_fixture *f)
-{
-	struct itr_tracker_config cfg;
-	itr_tracker_config_default(&cfg);
-	char err[256], url[64];
-	f->tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
-	assert_non_null(f->tr);
-	snprintf(url, sizeof(url), "redis-cluster://127.0.0.1:%u", redis_port);
-	f->st = itr_redis_store_new(url, f->tr, err, sizeof(err));
-	if (!f->st)
-		fail_msg("store: %s", err);
-	f->be = itr_redis_store_backend(f->st);
-	f->rc = itr_redis_store_cluster(f->st);
-}
-
-static void store_close(struct store_fixture *f)
-{
-	itr_redis_store_free(f->st);
-	itr_tracker_free(f->tr);
-}
-
-static uint64_t commands_sent(struct itr_rc *rc)
-{
-	struct itr_rc_stats s;
-	itr_rc_stats(rc, &s);
-	return s.commands;
-}
-
-/* One announce; returns the commands it sent. */
-static uint64_t announce_one(struct store_fixture *f, const uint8_t ih[20],
-                             struct itr_peer_addr peer, uint64_t left, enum itr_event event,
-                             size_t want, struct itr_backend_reply *reply)
-{
-	struct itr_backend_request req = {.transport = ITR_TRANSPORT_UDP};
-	memcpy(req.ann.info_hash, ih, 20);
-	req.ann.peer = peer;
-	req.ann.left = left;
-	req.ann.event = event;
-	struct itr_ranked_peer out[64];
-	uint64_t before = commands_sent(f->rc);
-	assert_int_equal(itr_backend_announce(f->be, &req, reply, out, want), 0);
-	assert_string_equal(reply->failure, "");
-	return commands_sent(f->rc) - before;
 }
 
 static long long key_ttl(const uint8_t ih[20], char kind)
@@ -385,22 +370,22 @@ static void test_reads_reused(void **state)
 {
 	(void)state;
 	struct store_fixture f;
-	store_open(&f);
+	store_open(&f, NULL);
 	struct itr_backend_reply reply;
 	/* two swarms in one cache set (its index comes from bytes 0-2) */
 	const uint8_t x[20] = {0x51, 0x52, 0x53, 1}, y[20] = {0x51, 0x52, 0x53, 2};
 	uint64_t start = mono_ms();
 	assert_int_equal(
-	    announce_one(&f, x, peer4(10, 0, 0, 1), 1000, ITR_EVENT_STARTED, 50, &reply),
+	    announce_one(&f, x, peer4(10, 0, 0, 1), 1000, ITR_EVENT_STARTED, 50, &reply, NULL),
 	    2 + 5 + 7);
 	assert_int_equal(
-	    announce_one(&f, y, peer4(10, 0, 0, 2), 1000, ITR_EVENT_STARTED, 50, &reply),
+	    announce_one(&f, y, peer4(10, 0, 0, 2), 1000, ITR_EVENT_STARTED, 50, &reply, NULL),
 	    2 + 5 + 7);
 	uint64_t x_again =
-	    announce_one(&f, x, peer4(10, 0, 0, 3), 1000, ITR_EVENT_STARTED, 50, &reply);
+	    announce_one(&f, x, peer4(10, 0, 0, 3), 1000, ITR_EVENT_STARTED, 50, &reply, NULL);
 	size_t x_peers = reply.npeers;
 	uint64_t y_again =
-	    announce_one(&f, y, peer4(10, 0, 0, 4), 1000, ITR_EVENT_STARTED, 50, &reply);
+	    announce_one(&f, y, peer4(10, 0, 0, 4), 1000, ITR_EVENT_STARTED, 50, &reply, NULL);
 	if (mono_ms() - start < 200) {
 		assert_int_equal(x_again, 2);
 		assert_int_equal(y_again, 2);
@@ -412,12 +397,13 @@ static void test_reads_reused(void **state)
 	/* a seed's draw (leechers only) serves the next seed, not a leecher */
 	const uint8_t z[20] = {0x61, 1};
 	start = mono_ms();
-	assert_int_equal(announce_one(&f, z, peer4(10, 0, 1, 1), 0, ITR_EVENT_STARTED, 50, &reply),
-	                 2 + 4 + 7);
+	assert_int_equal(
+	    announce_one(&f, z, peer4(10, 0, 1, 1), 0, ITR_EVENT_STARTED, 50, &reply, NULL),
+	    2 + 4 + 7);
 	uint64_t seed_again =
-	    announce_one(&f, z, peer4(10, 0, 1, 2), 0, ITR_EVENT_NONE, 50, &reply);
+	    announce_one(&f, z, peer4(10, 0, 1, 2), 0, ITR_EVENT_NONE, 50, &reply, NULL);
 	uint64_t leecher =
-	    announce_one(&f, z, peer4(10, 0, 1, 3), 1000, ITR_EVENT_NONE, 50, &reply);
+	    announce_one(&f, z, peer4(10, 0, 1, 3), 1000, ITR_EVENT_NONE, 50, &reply, NULL);
 	if (mono_ms() - start < 200) {
 		assert_int_equal(seed_again, 2);
 		assert_int_equal(leecher, 2 + 5);
@@ -432,10 +418,10 @@ static void test_batch_shares_read(void **state)
 {
 	(void)state;
 	struct store_fixture f;
-	store_open(&f);
+	store_open(&f, NULL);
 	const uint8_t ih[20] = {0x71, 7};
 	struct itr_backend_reply first;
-	announce_one(&f, ih, peer4(10, 0, 2, 1), 0, ITR_EVENT_STARTED, 0, &first);
+	announce_one(&f, ih, peer4(10, 0, 2, 1), 0, ITR_EVENT_STARTED, 0, &first, NULL);
 
 	struct itr_backend_request reqs[4];
 	struct itr_backend_reply replies[4];
@@ -469,26 +455,26 @@ static void test_keys_expire(void **state)
 {
 	(void)state;
 	struct store_fixture f;
-	store_open(&f);
+	store_open(&f, NULL);
 	struct itr_backend_reply reply;
 	const uint8_t ih[20] = {0x81, 8};
-	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STARTED, 50, &reply);
+	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STARTED, 50, &reply, NULL);
 	assert_true(key_ttl(ih, 'l') > 0);
 	assert_true(key_ttl(ih, 's') > 0);
 	assert_true(key_ttl(ih, 'd') == -2); /* no download yet */
 	assert_int_equal(reply.counts.incomplete, 1);
 	assert_int_equal(reply.counts.complete, 0);
 	assert_int_equal(reply.npeers, 0);
-	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STOPPED, 0, &reply);
+	announce_one(&f, ih, peer4(10, 0, 3, 1), 1000, ITR_EVENT_STOPPED, 0, &reply, NULL);
 	assert_true(key_ttl(ih, 'l') > 0); /* empty of peers, still there */
-	announce_one(&f, ih, peer4(10, 0, 3, 2), 0, ITR_EVENT_COMPLETED, 50, &reply);
+	announce_one(&f, ih, peer4(10, 0, 3, 2), 0, ITR_EVENT_COMPLETED, 50, &reply, NULL);
 	assert_true(key_ttl(ih, 'd') > 0);
 
 	/* a second store (another gateway): its reads see the marker as
 	 * nothing, its scrape too */
 	struct store_fixture g;
-	store_open(&g);
-	announce_one(&g, ih, peer4(10, 0, 3, 3), 1000, ITR_EVENT_STARTED, 50, &reply);
+	store_open(&g, NULL);
+	announce_one(&g, ih, peer4(10, 0, 3, 3), 1000, ITR_EVENT_STARTED, 50, &reply, NULL);
 	assert_int_equal(reply.counts.complete, 1);
 	assert_int_equal(reply.counts.incomplete, 1);
 	assert_int_equal(reply.counts.downloaded, 1);
