@@ -101,6 +101,33 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
 
 /* ---- price -> policy ---------------------------------------------------- */
 
+/* Whether an AS gets more of its pieces from outside than its lists would
+ * let it, so that while its link is at or under its budget the lists
+ * should be open: the per-list policy (gateways 0: every peer of the AS
+ * takes outside peers, in rank order, with no preference for the other
+ * ASes' gateways) and no cap. Two cases, both where the link could carry
+ * more than the AS can feed itself:
+ *   - no seed, and its peers cannot together upload what the link carries
+ *     (5isp-even-55 in docs/policy.md: ASes of 4 hosts, every one of them
+ *     1.2-1.6x slower than with opentracker while capped);
+ *   - seeds whose upload together falls short of the link, while the swarm
+ *     has seeds in other ASes too and the AS has leechers (O4: a 2 Mbit/s
+ *     seed in each of three ASes under a 12 Mbit/s link; capped, each AS
+ *     lived on its own seed and most leechers did not finish in 150 s).
+ * An AS holding the swarm's only seeds stays capped even so: its seeds'
+ * upload does most for the swarm through few gateways that pass pieces on
+ * at home (4isp-tr-8, seeder in an AS of 2: 0.76x capped, 0.98x open). */
+static bool starved(const struct itr_price_as_view *view, const struct itr_link *uplink)
+{
+	double host = (double)uplink->host_upload_bps, link = (double)uplink->capacity_bps;
+	if (!view->peers)
+		return false;
+	if (!view->seeds)
+		return (double)view->peers * host < link;
+	return view->swarm_seeds > view->seeds && view->peers > view->seeds &&
+	       (double)view->seeds * host < link;
+}
+
 void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
                          const struct itr_price_as_view *view, const struct itr_link *uplink,
                          double price, struct itr_rank_policy *out)
@@ -110,20 +137,7 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 	price = price > 1 ? 1 : price < -3 ? -3 : price;
 	bool behind = view->remaining > view->swarm_remaining + 0.10;
 	bool sized = uplink && uplink->host_upload_bps && uplink->capacity_bps;
-	/* An AS with no seed whose peers cannot together upload what its
-	 * link carries gets most of its pieces from outside whatever its
-	 * lists say, so short lists only slow its customers (5isp-even-55 in
-	 * docs/policy.md: ASes of 4 hosts, every one of them 1.2-1.6x slower
-	 * than with opentracker). While the link is under its budget such an
-	 * AS is open; once the link is over it, the caps below hold it. An AS
-	 * holding a seed stays capped: its seed's upload does most for the
-	 * swarm through few gateways that pass pieces on (4isp-tr-8, seeder
-	 * in an AS of 2: 0.76x with the caps, 0.98x open).
-	 * Open means the per-list policy (gateways 0: every peer of the AS
-	 * takes outside peers, in rank order, with no preference for the
-	 * other ASes' gateways) and no cap. */
-	if (sized && price <= 0 && view->peers && !view->seeds &&
-	    (double)view->peers * (double)uplink->host_upload_bps < (double)uplink->capacity_bps) {
+	if (sized && price <= 0 && starved(view, uplink)) {
 		if (!ov->gateways)
 			out->gateways = 0;
 		if (!ov->max_external)

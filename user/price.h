@@ -76,6 +76,7 @@ struct itr_price_as_view {
 	uint32_t seeds;         /* of which complete */
 	double remaining;       /* mean fraction left over the AS's peers, 0..1 */
 	double swarm_remaining; /* the same over every peer of the swarm */
+	uint32_t swarm_seeds;   /* complete peers of the swarm, every AS */
 };
 
 /* Which fields the operator fixed on the command line: those are used as
@@ -94,12 +95,14 @@ struct itr_price_overrides {
  *     seed, 1 when the AS is more than 10 points behind the swarm, 0.75
  *     otherwise;
  *   max_external = base->max_external, +1 when the AS has no seed, is
- *     behind and the price is below 0.25, -1 (not below 1) at price >= 0.75.
- * An AS too small to feed itself (no seed, and its peers' uploads together
- * below the link's capacity) on a link at or under its budget (price <= 0)
- * is open:
- * gateways 0 (every peer takes outside peers), max_external
- * ITR_RANK_UNCAPPED.
+ *     behind and the price is below 0.25, or still downloads at price
+ *     <= -0.5 (headroom); -1 (not below 1) at price >= 0.75.
+ * An AS that cannot feed itself, on a link at or under its budget (price
+ * <= 0), is open: gateways 0 (every peer takes outside peers),
+ * max_external ITR_RANK_UNCAPPED. It cannot feed itself when it has no
+ * seed and its peers' uploads together are below the link's capacity, or
+ * when it has leechers, other ASes hold seeds of the swarm too, and its own
+ * seeds' uploads together are below the link's capacity.
  * A field in ov keeps base's value. */
 void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
                          const struct itr_price_as_view *view, const struct itr_link *uplink,

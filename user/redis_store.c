@@ -363,6 +363,7 @@ static void view_of_draw(const struct itr_pid *const *pids, size_t nl, size_t ns
 	v->remaining = leechers + seeds > 0 ? leechers / (leechers + seeds) : 0;
 	uint64_t all = (uint64_t)counts->complete + counts->incomplete;
 	v->swarm_remaining = all ? (double)counts->incomplete / (double)all : 0;
+	v->swarm_seeds = counts->complete > v->seeds ? counts->complete : v->seeds;
 }
 
 void itr_redis_draw_view(const struct itr_pid *const *pids, size_t nl, size_t ns, bool seeds_drawn,

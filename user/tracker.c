@@ -526,6 +526,7 @@ static void view_of(const struct itr_swarm_tally *part, const struct itr_swarm_t
 	v->remaining = (double)part->left_units / ITR_SWARM_LEFT_UNITS / part->peers;
 	v->swarm_remaining =
 	    all->peers ? (double)all->left_units / ITR_SWARM_LEFT_UNITS / all->peers : 0;
+	v->swarm_seeds = all->seeders;
 }
 
 static size_t view_slot_of(const uint8_t *ih, uint32_t asn)
