@@ -110,22 +110,26 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
  *   - no seed, and its peers cannot together upload what the link carries
  *     (5isp-even-55 in docs/policy.md: ASes of 4 hosts, every one of them
  *     1.2-1.6x slower than with opentracker while capped);
- *   - seeds whose upload together falls short of the link, while the swarm
- *     has seeds in other ASes too and the AS has leechers (O4: a 2 Mbit/s
- *     seed in each of three ASes under a 12 Mbit/s link; capped, each AS
- *     lived on its own seed and most leechers did not finish in 150 s).
+ *   - seeds whose upload together falls short of the link's budget, while
+ *     the swarm has seeds in other ASes too and the AS has leechers: the
+ *     budget alone brings pieces in faster than the AS's own seeds make
+ *     them (O4 in docs/policy.md: a 2 Mbit/s seed in each of three ASes
+ *     under a 12 Mbit/s link with a 6 Mbit/s budget; capped, each AS lived
+ *     on its own seed and most leechers did not finish in 150 s). The
+ *     budget rather than the capacity, so that the rule stays out of the
+ *     way where one seed nearly fills the budget.
  * An AS holding the swarm's only seeds stays capped even so: its seeds'
  * upload does most for the swarm through few gateways that pass pieces on
  * at home (4isp-tr-8, seeder in an AS of 2: 0.76x capped, 0.98x open). */
 static bool starved(const struct itr_price_as_view *view, const struct itr_link *uplink)
 {
-	double host = (double)uplink->host_upload_bps, link = (double)uplink->capacity_bps;
+	double host = (double)uplink->host_upload_bps;
 	if (!view->peers)
 		return false;
 	if (!view->seeds)
-		return (double)view->peers * host < link;
+		return (double)view->peers * host < (double)uplink->capacity_bps;
 	return view->swarm_seeds > view->seeds && view->peers > view->seeds &&
-	       (double)view->seeds * host < link;
+	       (double)view->seeds * host < (double)uplink->budget_bps;
 }
 
 void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,

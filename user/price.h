@@ -102,7 +102,7 @@ struct itr_price_overrides {
  * max_external ITR_RANK_UNCAPPED. It cannot feed itself when it has no
  * seed and its peers' uploads together are below the link's capacity, or
  * when it has leechers, other ASes hold seeds of the swarm too, and its own
- * seeds' uploads together are below the link's capacity.
+ * seeds' uploads together are below the link's budget.
  * A field in ov keeps base's value. */
 void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
                          const struct itr_price_as_view *view, const struct itr_link *uplink,

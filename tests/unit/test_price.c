@@ -373,7 +373,7 @@ static void test_as_policy_small_as(void **state)
 	assert_int_equal(out.max_external, 5);
 }
 
-/* An AS whose seeds upload less than its link carries, in a swarm with
+/* An AS whose seeds upload less than its link's budget, in a swarm with
  * seeds elsewhere too, is open under its budget: its leechers can fetch
  * from the other ASes' seeds faster than from its own. The AS holding the
  * swarm's only seeds stays capped, and so does one whose seeds fill the
@@ -384,9 +384,9 @@ static void test_as_policy_seed_starved(void **state)
 	struct itr_rank_policy base, out;
 	itr_rank_policy_default(&base);
 	struct itr_price_overrides none = {false, false, false};
-	struct itr_link up = uplink_of_four_hosts(); /* 8 Mbit/s, hosts 2 */
+	struct itr_link up = uplink_of_four_hosts(); /* 8 Mbit/s, budget 4, hosts 2 */
 
-	/* 6 peers, 1 seed (2 of 8 Mbit/s), 3 seeds in the swarm */
+	/* 6 peers, 1 seed (2 of the budget's 4 Mbit/s), 3 seeds in the swarm */
 	struct itr_price_as_view slow_seed = {6, 1, 0.7, 0.7, 3};
 	const double open_prices[] = {0.0, -0.5, -1.0};
 	for (size_t i = 0; i < sizeof(open_prices) / sizeof(open_prices[0]); i++) {
@@ -403,8 +403,8 @@ static void test_as_policy_seed_starved(void **state)
 	itr_price_as_policy(&base, &none, &only_seed, &up, -1.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
-	/* four seeds fill the link (4 x 2 = 8 Mbit/s): capped */
-	struct itr_price_as_view fed = {10, 4, 0.5, 0.6, 6};
+	/* two seeds fill the budget (2 x 2 = 4 Mbit/s): capped */
+	struct itr_price_as_view fed = {10, 2, 0.5, 0.6, 6};
 	itr_price_as_policy(&base, &none, &fed, &up, -1.0, &out);
 	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
 	assert_int_not_equal(out.gateways, 0);
@@ -718,7 +718,7 @@ static void test_tracker_seed_starved_open(void **state)
 /* Swarm state from announces (the tracker's store tallies it; the
  * controller keeps none): an AS without a seed that is behind gets its
  * uplink's gateway count (capacity / host upload = 4); once a peer of it
- * completes, its one seed (1 of the link's 4 Mbit/s) cannot feed it while
+ * completes, its one seed (1 of the budget's 2 Mbit/s) cannot feed it while
  * AS b holds a seed too, so it is open; a stopped peer leaves; status counts peers and seeds
  * per AS; peers silent past the expiry are gone from the counts. */
 static void test_swarm_state(void **state)
