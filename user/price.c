@@ -197,6 +197,7 @@ struct pc_link {
 struct pc_as_status {
 	uint32_t asn;
 	uint64_t peers, seeds, swarms, gateways;
+	uint64_t open_swarms; /* swarms whose lists are open here (no outside cap) */
 	unsigned max_external_min, max_external_max;
 };
 
@@ -520,6 +521,8 @@ static void collect_one(void *ctx, uint32_t asn, const struct itr_price_as_view 
 	st->swarms++;
 	/* gateways 0 is the per-list policy: every peer is one */
 	st->gateways += pol.gateways && pol.gateways < v->peers ? pol.gateways : v->peers;
+	if (pol.max_external == ITR_RANK_UNCAPPED)
+		st->open_swarms++;
 	if (pol.max_external < st->max_external_min)
 		st->max_external_min = pol.max_external;
 	if (pol.max_external > st->max_external_max)
@@ -813,6 +816,7 @@ json_t *itr_price_status_json(struct itr_price *pc)
 		json_object_set_new(j, "peers", json_integer((json_int_t)a->peers));
 		json_object_set_new(j, "seeds", json_integer((json_int_t)a->seeds));
 		json_object_set_new(j, "gateways", json_integer((json_int_t)a->gateways));
+		json_object_set_new(j, "open_swarms", json_integer((json_int_t)a->open_swarms));
 		json_object_set_new(j, "max_external_min", json_integer(a->max_external_min));
 		json_object_set_new(j, "max_external_max", json_integer(a->max_external_max));
 		json_array_append_new(ases, j);
@@ -881,8 +885,11 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	    {"itracker_as_gateways", "Gateway peers of the AS over all swarms (external budget)."},
 	    {"itracker_as_max_external",
 	     "Largest outside-peer count per gateway in the AS (4294967295: no cap)."},
+	    {"itracker_as_open_swarms",
+	     "Swarms in which the AS's lists are open (no outside cap): it cannot feed itself "
+	     "and its link is at or under its budget."},
 	};
-	for (size_t m = 0; m < 4; m++) {
+	for (size_t m = 0; m < 5; m++) {
 		if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", as_metrics[m].name,
 		            as_metrics[m].help, as_metrics[m].name) < 0)
 			rc = -1;
@@ -891,7 +898,8 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 			uint64_t v = m == 0   ? a->peers
 			             : m == 1 ? a->seeds
 			             : m == 2 ? a->gateways
-			                      : a->max_external_max;
+			             : m == 3 ? a->max_external_max
+			                      : a->open_swarms;
 			if (fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
 			            (unsigned long long)v) < 0)
 				rc = -1;

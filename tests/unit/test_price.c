@@ -705,6 +705,17 @@ static void test_tracker_seed_starved_open(void **state)
 	policy_of(tr, ih, peer4(10, 10, 0, 20), &pol);
 	assert_int_equal(pol.max_external, ITR_RANK_UNCAPPED);
 	assert_int_equal(pol.gateways, 0);
+	/* operators see it: the AS is open in one swarm, b in none */
+	struct itr_netmap *m = parse(PRICE_MAP);
+	itr_price_tick_matrix(pc, m, 1, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *ases = json_object_get(st, "ases");
+	assert_int_equal(json_array_size(ases), 2);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(ases, 0), "open_swarms")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(ases, 1), "open_swarms")), 0);
+	json_decref(st);
 
 	announce_peer(tr, ih, peer4(10, 11, 0, 10), 0, 1000, ITR_EVENT_STOPPED);
 	policy_of(tr, ih, peer4(10, 10, 0, 20), &pol);
@@ -712,6 +723,7 @@ static void test_tracker_seed_starved_open(void **state)
 	assert_int_not_equal(pol.gateways, 0);
 	itr_tracker_free(tr);
 	itr_price_free(pc);
+	itr_netmap_unref(m);
 	itr_netmap_publish(NULL);
 }
 

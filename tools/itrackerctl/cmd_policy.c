@@ -123,8 +123,8 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	}
 	if (i == 0)
 		printf("(the network map declares no link)\n");
-	printf("\n%-10s %7s %8s %6s %9s %12s\n", "ASN", "SWARMS", "PEERS", "SEEDS", "GATEWAYS",
-	       "EXTERNAL/GW");
+	printf("\n%-10s %7s %8s %6s %9s %12s %6s\n", "ASN", "SWARMS", "PEERS", "SEEDS", "GATEWAYS",
+	       "EXTERNAL/GW", "OPEN");
 	json_t *a;
 	json_array_foreach(json_object_get(pol, "ases"), i, a)
 	{
@@ -135,8 +135,9 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 		else
 			snprintf(ext, sizeof(ext), "%s-%s", cap_text(lo, lo_text, sizeof(lo_text)),
 			         cap_text(hi, hi_text, sizeof(hi_text)));
-		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s\n", num(a, "asn"), num(a, "swarms"),
-		       num(a, "peers"), num(a, "seeds"), num(a, "gateways"), ext);
+		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s %6.0f\n", num(a, "asn"),
+		       num(a, "swarms"), num(a, "peers"), num(a, "seeds"), num(a, "gateways"), ext,
+		       num(a, "open_swarms"));
 	}
 	if (i == 0)
 		printf("(no peer announced yet)\n");
