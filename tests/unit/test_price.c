@@ -623,6 +623,22 @@ static struct itr_tracker *tracker_with(struct itr_price *pc)
 	return tr;
 }
 
+/* A tracker whose policy comes from a controller, on PRICE_MAP published
+ * as the current map; priced_tracker_free undoes all three. */
+static struct itr_tracker *priced_tracker(struct itr_price **pc)
+{
+	itr_netmap_publish(parse(PRICE_MAP));
+	*pc = new_controller();
+	return tracker_with(*pc);
+}
+
+static void priced_tracker_free(struct itr_tracker *tr, struct itr_price *pc)
+{
+	itr_tracker_free(tr);
+	itr_price_free(pc);
+	itr_netmap_publish(NULL);
+}
+
 static void announce_peer(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer_addr p,
                           uint64_t left, uint64_t downloaded, enum itr_event event)
 {
@@ -653,9 +669,8 @@ static void policy_of(struct itr_tracker *tr, const uint8_t *ih, struct itr_peer
 static void test_tracker_small_as_open(void **state)
 {
 	(void)state;
-	itr_netmap_publish(parse(PRICE_MAP));
-	struct itr_price *pc = new_controller();
-	struct itr_tracker *tr = tracker_with(pc);
+	struct itr_price *pc;
+	struct itr_tracker *tr = priced_tracker(&pc);
 	uint8_t ih[20] = {9};
 	announce_peer(tr, ih, peer4(10, 10, 0, 10), 1000, 0, ITR_EVENT_STARTED);
 	for (uint8_t i = 0; i < 6; i++)
@@ -680,9 +695,7 @@ static void test_tracker_small_as_open(void **state)
 	itr_rank_policy_default(&base);
 	policy_of(tr, ih, peer4(10, 12, 0, 20), &pol);
 	assert_int_equal(pol.max_external, base.max_external);
-	itr_tracker_free(tr);
-	itr_price_free(pc);
-	itr_netmap_publish(NULL);
+	priced_tracker_free(tr, pc);
 }
 
 /* The tracker's view carries the swarm's seeds: AS a (hosts of 1 Mbit/s
@@ -691,9 +704,8 @@ static void test_tracker_small_as_open(void **state)
 static void test_tracker_seed_starved_open(void **state)
 {
 	(void)state;
-	itr_netmap_publish(parse(PRICE_MAP));
-	struct itr_price *pc = new_controller();
-	struct itr_tracker *tr = tracker_with(pc);
+	struct itr_price *pc;
+	struct itr_tracker *tr = priced_tracker(&pc);
 	uint8_t ih[20] = {10};
 	announce_peer(tr, ih, peer4(10, 10, 0, 10), 0, 1000, ITR_EVENT_COMPLETED);
 	for (uint8_t i = 0; i < 5; i++)
@@ -721,10 +733,8 @@ static void test_tracker_seed_starved_open(void **state)
 	policy_of(tr, ih, peer4(10, 10, 0, 20), &pol);
 	assert_int_not_equal(pol.max_external, ITR_RANK_UNCAPPED);
 	assert_int_not_equal(pol.gateways, 0);
-	itr_tracker_free(tr);
-	itr_price_free(pc);
+	priced_tracker_free(tr, pc);
 	itr_netmap_unref(m);
-	itr_netmap_publish(NULL);
 }
 
 /* Swarm state from announces (the tracker's store tallies it; the
@@ -737,9 +747,8 @@ static void test_swarm_state(void **state)
 {
 	(void)state;
 	struct itr_netmap *m = parse(PRICE_MAP);
-	itr_netmap_publish(parse(PRICE_MAP));
-	struct itr_price *pc = new_controller();
-	struct itr_tracker *tr = tracker_with(pc);
+	struct itr_price *pc;
+	struct itr_tracker *tr = priced_tracker(&pc);
 	uint8_t ih[20] = {1, 2, 3};
 	tracker_now = 100;
 	uint32_t now = tracker_now;
@@ -795,10 +804,8 @@ static void test_swarm_state(void **state)
 	st = itr_price_status_json(pc);
 	assert_int_equal(json_array_size(json_object_get(st, "ases")), 0);
 	json_decref(st);
-	itr_tracker_free(tr);
-	itr_price_free(pc);
+	priced_tracker_free(tr, pc);
 	itr_netmap_unref(m);
-	itr_netmap_publish(NULL);
 }
 
 /* Many peers: every peer counted once, seeds and stops followed. */
@@ -806,9 +813,8 @@ static void test_swarm_growth(void **state)
 {
 	(void)state;
 	struct itr_netmap *m = parse(PRICE_MAP);
-	itr_netmap_publish(parse(PRICE_MAP));
-	struct itr_price *pc = new_controller();
-	struct itr_tracker *tr = tracker_with(pc);
+	struct itr_price *pc;
+	struct itr_tracker *tr = priced_tracker(&pc);
 	uint8_t ih[20] = {9};
 	tracker_now = 50;
 	for (int round = 0; round < 2; round++)
@@ -826,10 +832,8 @@ static void test_swarm_growth(void **state)
 	/* seeds: i % 3 == 0 among 1000..2999: 1002 .. 2997 */
 	assert_int_equal(json_integer_value(json_object_get(a, "seeds")), 666);
 	json_decref(st);
-	itr_tracker_free(tr);
-	itr_price_free(pc);
+	priced_tracker_free(tr, pc);
 	itr_netmap_unref(m);
-	itr_netmap_publish(NULL);
 }
 
 int main(void)
