@@ -1,15 +1,19 @@
 /* quota.c - per-source token buckets and swarm counts in a bounded,
  * set-associative table (see quota.h).
  *
- * An entry is 40 bytes; the default 65536 entries take 2.5 MiB of an
- * anonymous mapping, touched only as sources arrive. Buckets hold
- * milli-tokens so that rates below one per millisecond refill smoothly.
+ * An entry is 40 bytes, a set of 8 is 320; a page holds whole sets only
+ * (12 in 4 KiB, 256 bytes unused), so the default 65536 entries take
+ * 2.7 MiB of an anonymous mapping, touched only as sources arrive. Buckets
+ * hold milli-tokens so that rates below one per millisecond refill
+ * smoothly.
  *
- * The sweep gives empty pages back with madvise(MADV_DONTNEED) (they read
- * as zeros, i.e. free entries, afterwards). A page must not be written
- * while it is dropped, so the locks are striped by chunk: a chunk is the
- * least number of whole sets that is also whole pages (64 sets of 320
- * bytes = 5 pages of 4 KiB), and one lock covers every entry of a page.
+ * The sweep gives empty pages back with madvise(MADV_DONTNEED). A page
+ * that is not resident is never read: its sets are empty by definition.
+ * Reading it would fault it in again, and not every kernel maps such a
+ * read to the shared zero page (measured: on one 6.18 guest every read
+ * page counted in RSS again). Whole sets per page make that rule cheap:
+ * a set is in one page, known touched or not. A page must not be written
+ * while it is dropped, so one lock covers every set of a page.
  */
 #include "quota.h"
 
@@ -36,27 +40,17 @@ struct source {
 struct itr_quota {
 	struct itr_quota_config cfg;
 	size_t nsets;
-	struct source *slots; /* nsets * WAYS, in a mapping of map_bytes */
+	uint8_t *map; /* the sets, page by page, in a mapping of map_bytes */
 	size_t map_bytes;
-	size_t page;       /* bytes */
-	size_t chunk_sets; /* sets per lock chunk (whole pages) */
-	uint8_t *touched;  /* per page: written since it was last given back */
+	size_t page;          /* bytes */
+	size_t sets_per_page; /* whole sets only */
+	uint8_t *touched;     /* per page: written since it was last given back */
 	pthread_mutex_t locks[STRIPES];
 	uint8_t key[crypto_shorthash_KEYBYTES];
 	atomic_size_t used;
 	atomic_size_t resident_pages;
 	atomic_uint_fast64_t evicted;
 };
-
-static size_t gcd(size_t a, size_t b)
-{
-	while (b) {
-		size_t t = a % b;
-		a = b;
-		b = t;
-	}
-	return a;
-}
 
 struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 {
@@ -73,10 +67,14 @@ struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 	long page = sysconf(_SC_PAGESIZE);
 	q->page = page > 0 ? (size_t)page : 4096;
 	size_t set_bytes = WAYS * sizeof(struct source);
-	q->chunk_sets = q->page / gcd(q->page, set_bytes); /* lcm(page, set) / set */
-	size_t bytes = q->nsets * set_bytes;
-	q->map_bytes = (bytes + q->page - 1) / q->page * q->page;
-	q->touched = calloc(q->map_bytes / q->page, 1);
+	q->sets_per_page = q->page / set_bytes ? q->page / set_bytes : 1;
+	size_t pages = (q->nsets + q->sets_per_page - 1) / q->sets_per_page;
+	/* a set larger than a page (not with 4 KiB pages) spans whole pages */
+	size_t page_bytes =
+	    set_bytes > q->page ? (set_bytes + q->page - 1) / q->page * q->page : q->page;
+	q->map_bytes = pages * page_bytes;
+	q->page = page_bytes;
+	q->touched = calloc(pages, 1);
 	void *m =
 	    mmap(NULL, q->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED || !q->touched) {
@@ -86,7 +84,7 @@ struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 		free(q);
 		return NULL;
 	}
-	q->slots = m;
+	q->map = m;
 	/* pages are given back one by one: a huge page would keep its 2 MiB
 	 * for the one source left in it */
 	madvise(m, q->map_bytes, MADV_NOHUGEPAGE);
@@ -102,7 +100,7 @@ void itr_quota_free(struct itr_quota *q)
 		return;
 	for (int i = 0; i < STRIPES; i++)
 		pthread_mutex_destroy(&q->locks[i]);
-	munmap(q->slots, q->map_bytes);
+	munmap(q->map, q->map_bytes);
 	free(q->touched);
 	free(q);
 }
@@ -128,10 +126,24 @@ static bool same(const struct source *s, const struct itr_peer_addr *a)
 	return s->family == a->family && memcmp(s->addr, a->addr, addr_len(a->family)) == 0;
 }
 
-/* The entry of a in its (locked) set, or NULL. */
+static size_t page_of(const struct itr_quota *q, size_t set)
+{
+	return set / q->sets_per_page;
+}
+
+static struct source *ways_of(const struct itr_quota *q, size_t set)
+{
+	return (struct source *)(q->map + page_of(q, set) * q->page +
+	                         set % q->sets_per_page * WAYS * sizeof(struct source));
+}
+
+/* The entry of a in its (locked) set, or NULL; a set in a page given back
+ * is empty, and is not read. */
 static struct source *find(struct itr_quota *q, size_t set, const struct itr_peer_addr *a)
 {
-	struct source *ways = &q->slots[set * WAYS];
+	if (!q->touched[page_of(q, set)])
+		return NULL;
+	struct source *ways = ways_of(q, set);
 	for (int i = 0; i < WAYS; i++)
 		if (same(&ways[i], a))
 			return &ways[i];
@@ -147,7 +159,13 @@ static struct source *find_or_make(struct itr_quota *q, size_t set, const struct
 	struct source *s = find(q, set, a);
 	if (s)
 		return s;
-	struct source *ways = &q->slots[set * WAYS], *victim = NULL;
+	size_t page = page_of(q, set);
+	struct source *ways = ways_of(q, set), *victim = NULL;
+	if (!q->touched[page]) { /* every way free; written below, so resident */
+		q->touched[page] = 1;
+		atomic_fetch_add(&q->resident_pages, 1);
+		victim = &ways[0];
+	}
 	for (int i = 0; i < WAYS && !victim; i++)
 		if (!ways[i].family)
 			victim = &ways[i];
@@ -163,13 +181,6 @@ static struct source *find_or_make(struct itr_quota *q, size_t set, const struct
 		}
 		atomic_fetch_add(&q->evicted, 1);
 	}
-	size_t off = (size_t)((uint8_t *)victim - (uint8_t *)q->slots);
-	for (size_t p = off / q->page; p <= (off + sizeof(*victim) - 1) / q->page; p++) {
-		if (!q->touched[p]) {
-			q->touched[p] = 1;
-			atomic_fetch_add(&q->resident_pages, 1);
-		}
-	}
 	memset(victim, 0, sizeof(*victim));
 	victim->family = a->family;
 	memcpy(victim->addr, a->addr, addr_len(a->family));
@@ -180,7 +191,7 @@ static struct source *find_or_make(struct itr_quota *q, size_t set, const struct
 
 static pthread_mutex_t *lock_of(struct itr_quota *q, size_t set)
 {
-	return &q->locks[set / q->chunk_sets % STRIPES];
+	return &q->locks[page_of(q, set) % STRIPES];
 }
 
 bool itr_quota_take(struct itr_quota *q, const struct itr_peer_addr *src, uint64_t now_ms)
@@ -266,36 +277,32 @@ size_t itr_quota_sweep(struct itr_quota *q, uint64_t now_ms)
 	if (!q)
 		return 0;
 	size_t forgotten = 0;
-	for (size_t first = 0; first < q->nsets; first += q->chunk_sets) {
-		size_t end = first + q->chunk_sets < q->nsets ? first + q->chunk_sets : q->nsets;
+	for (size_t first = 0; first < q->nsets; first += q->sets_per_page) {
+		size_t page = page_of(q, first);
+		size_t end =
+		    first + q->sets_per_page < q->nsets ? first + q->sets_per_page : q->nsets;
 		pthread_mutex_lock(lock_of(q, first));
-		for (size_t i = first * WAYS; i < end * WAYS; i++) {
-			struct source *s = &q->slots[i];
-			if (s->family && idle(q, s, now_ms)) {
-				memset(s, 0, sizeof(*s));
-				atomic_fetch_sub(&q->used, 1);
-				forgotten++;
+		if (!q->touched[page]) { /* nothing in it, and not to be read */
+			pthread_mutex_unlock(lock_of(q, first));
+			continue;
+		}
+		bool empty = true;
+		for (size_t set = first; set < end; set++) {
+			struct source *ways = ways_of(q, set);
+			for (int w = 0; w < WAYS; w++) {
+				struct source *s = &ways[w];
+				if (s->family && idle(q, s, now_ms)) {
+					memset(s, 0, sizeof(*s));
+					atomic_fetch_sub(&q->used, 1);
+					forgotten++;
+				}
+				empty = empty && !s->family;
 			}
 		}
-		/* the chunk's pages that hold no source go back */
-		size_t lo = first * WAYS * sizeof(struct source);
-		size_t hi = end * WAYS * sizeof(struct source);
-		for (size_t p = lo / q->page; p * q->page < hi; p++) {
-			if (!q->touched[p])
-				continue;
-			size_t from = p * q->page / sizeof(struct source);
-			size_t to =
-			    ((p + 1) * q->page + sizeof(struct source) - 1) / sizeof(struct source);
-			if (to > end * WAYS)
-				to = end * WAYS;
-			bool empty = true;
-			for (size_t i = from; i < to && empty; i++)
-				empty = !q->slots[i].family;
-			if (empty && madvise((uint8_t *)q->slots + p * q->page, q->page,
-			                     MADV_DONTNEED) == 0) {
-				q->touched[p] = 0;
-				atomic_fetch_sub(&q->resident_pages, 1);
-			}
+		/* a page that holds no source goes back */
+		if (empty && madvise(q->map + page * q->page, q->page, MADV_DONTNEED) == 0) {
+			q->touched[page] = 0;
+			atomic_fetch_sub(&q->resident_pages, 1);
 		}
 		pthread_mutex_unlock(lock_of(q, first));
 	}
