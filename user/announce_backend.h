@@ -84,6 +84,10 @@ struct itr_announce_backend {
 	 * datagrams at a time (0: threads, one datagram at a time). Few, so
 	 * that datagrams queue up meanwhile and make the next batch. */
 	unsigned batch_threads;
+	/* With announce_many and threads: the HTTP workers that may run
+	 * announces at a time, each taking every announce queued meanwhile
+	 * as one batch (0: one announce per worker, on all threads). */
+	unsigned http_batch_runners;
 	/* Hashes one scrape may ask for (the front ends cut longer requests). */
 	size_t max_scrape;
 };

@@ -85,6 +85,10 @@ struct http_route {
 	void *arg;
 	bool offload; /* runs on the worker pool */
 	bool lane;    /* may be answered by the fast lane */
+	/* run in batches (itr_http_batch): by at most batch_runners workers
+	 * at a time; batch_running under jobs_lock */
+	itr_http_batch_handler batch;
+	unsigned batch_runners, batch_running;
 };
 
 struct http_conn;
@@ -171,7 +175,7 @@ struct http_request_state {
 	struct itr_http_response resp;
 	bool queued;                     /* handed to the pool (and suspended) */
 	atomic_bool job_done;            /* resp is ready */
-	struct http_request_state *next; /* in the job queue */
+	struct http_request_state *next; /* in the job queue, then in its worker's batch */
 	struct http_conn *conn;
 	/* a job from the fast lane: the worker answers on lane_fd and closes */
 	bool lane_job;
@@ -264,6 +268,8 @@ int itr_http_route(struct itr_http_server *srv, const char *method, const char *
 	r->arg = arg;
 	r->offload = false;
 	r->lane = false;
+	r->batch = NULL;
+	r->batch_runners = r->batch_running = 0;
 	srv->nroutes++;
 	return 0;
 }
@@ -293,6 +299,23 @@ int itr_http_offload(struct itr_http_server *srv, const char *path)
 int itr_http_lane(struct itr_http_server *srv, const char *path)
 {
 	return mark_routes(srv, path, true);
+}
+
+int itr_http_batch(struct itr_http_server *srv, const char *path, itr_http_batch_handler fn,
+                   unsigned runners)
+{
+	int n = 0;
+	if (srv->daemon || !path || !fn || !runners)
+		return -1;
+	for (size_t i = 0; i < srv->nroutes; i++)
+		if (strcmp(srv->routes[i].path, path) == 0) {
+			if (!srv->routes[i].offload)
+				return -1;
+			srv->routes[i].batch = fn;
+			srv->routes[i].batch_runners = runners;
+			n++;
+		}
+	return n ? 0 : -1;
 }
 
 void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
@@ -922,7 +945,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *conn, struct http_request
 
 struct http_worker {
 	struct itr_http_server *srv;
-	struct http_request_state *current; /* under jobs_lock */
+	struct http_request_state *current; /* under jobs_lock; a batch: linked by next */
 	pthread_t thread;
 };
 
@@ -946,17 +969,63 @@ static size_t jobs_from(const struct itr_http_server *srv, const struct sockaddr
 	for (const struct http_request_state *j = srv->jobs_head; j; j = j->next)
 		if (j->req.peer_len && itr_http_same_address(&j->req.peer, peer))
 			n++;
-	for (size_t i = 0; i < srv->nworkers; i++) {
-		const struct http_request_state *j = srv->workers[i].current;
-		if (j && j->req.peer_len && itr_http_same_address(&j->req.peer, peer))
-			n++;
-	}
+	for (size_t i = 0; i < srv->nworkers; i++)
+		for (const struct http_request_state *j = srv->workers[i].current; j; j = j->next)
+			if (j->req.peer_len && itr_http_same_address(&j->req.peer, peer))
+				n++;
 	return n;
 }
 
-/* Hand a suspended request to the pool; false if the pool is full (for
- * everyone, or for this client's share of it) or stopping. */
 static void conn_set_suspended(struct http_conn *c, bool suspended);
+
+/* Whether a worker may start the job now: a batch route's only while fewer
+ * than its runners run it. Under jobs_lock. */
+static bool job_startable(const struct http_request_state *st)
+{
+	const struct http_route *r = st->route;
+	return !r->batch || r->batch_running < r->batch_runners;
+}
+
+/* Take the first job a worker may start, out of the queue; for a batch
+ * route, with every other queued job of that route (up to
+ * ITR_HTTP_BATCH_MAX, in their order), linked by next. NULL if none. Under
+ * jobs_lock. */
+static struct http_request_state *jobs_take(struct itr_http_server *srv)
+{
+	struct http_request_state **at = &srv->jobs_head, *prev = NULL;
+	while (*at && !job_startable(*at)) {
+		prev = *at;
+		at = &(*at)->next;
+	}
+	struct http_request_state *first = *at;
+	if (!first)
+		return NULL;
+	const struct http_route *route = first->route;
+	struct http_request_state *last = NULL;
+	size_t n = 0;
+	while (*at && n < (route->batch ? ITR_HTTP_BATCH_MAX : 1)) {
+		struct http_request_state *j = *at;
+		if (j->route != route) {
+			prev = j;
+			at = &j->next;
+			continue;
+		}
+		*at = j->next; /* out of the queue */
+		if (last)
+			last->next = j;
+		last = j;
+		n++;
+	}
+	last->next = NULL;
+	srv->jobs_tail = prev ? prev : srv->jobs_head;
+	while (srv->jobs_tail && srv->jobs_tail->next)
+		srv->jobs_tail = srv->jobs_tail->next;
+	srv->jobs_queued -= n;
+	srv->jobs_running += n;
+	if (route->batch)
+		srv->routes[route - srv->routes].batch_running++;
+	return first;
+}
 
 /* Hand the request to the pool and suspend its connection (conn NULL: a
  * lane job, nothing to suspend), or (pool full, or this address's share of
@@ -989,7 +1058,11 @@ static bool job_submit(struct itr_http_server *srv, struct MHD_Connection *conn,
 			srv->jobs_head = st;
 		srv->jobs_tail = st;
 		srv->jobs_queued++;
-		pthread_cond_signal(&srv->jobs_wake);
+		/* a batch job that no worker may start now waits for a runner
+		 * to come back for it: waking an idle worker would be for
+		 * nothing (and cost a wake-up per request) */
+		if (job_startable(st))
+			pthread_cond_signal(&srv->jobs_wake);
 		ok = true;
 	}
 	pthread_mutex_unlock(&srv->jobs_lock);
@@ -1004,29 +1077,55 @@ static void job_finish(struct http_request_state *st)
 
 static void lane_job_finish(struct itr_http_server *srv, struct http_request_state *st);
 
+/* Run a taken job, or a batch of them, to their answers. */
+static void jobs_run(struct http_request_state *first)
+{
+	const struct http_route *route = first->route;
+	if (!route->batch) {
+		first->resp =
+		    (struct itr_http_response){.status = 200, .content_type = "text/plain"};
+		route->handler(&first->req, &first->resp, route->arg);
+		return;
+	}
+	const struct itr_http_request *reqs[ITR_HTTP_BATCH_MAX];
+	struct itr_http_response *resps[ITR_HTTP_BATCH_MAX];
+	size_t n = 0;
+	for (struct http_request_state *j = first; j; j = j->next) {
+		j->resp = (struct itr_http_response){.status = 200, .content_type = "text/plain"};
+		reqs[n] = &j->req;
+		resps[n++] = &j->resp;
+	}
+	route->batch(reqs, resps, n, route->arg);
+}
+
 static void *worker_main(void *arg)
 {
 	struct http_worker *w = arg;
 	struct itr_http_server *srv = w->srv;
 	pthread_mutex_lock(&srv->jobs_lock);
 	for (;;) {
-		while (!srv->jobs_head && !srv->stopping)
+		struct http_request_state *first = jobs_take(srv);
+		if (!first) {
+			if (srv->stopping && !srv->jobs_head) {
+				/* nothing left to answer: the workers that waited
+				 * for a batch runner see it too */
+				pthread_cond_broadcast(&srv->jobs_wake);
+				break;
+			}
 			pthread_cond_wait(&srv->jobs_wake, &srv->jobs_lock);
-		struct http_request_state *st = srv->jobs_head;
-		if (!st)
-			break; /* stopping, and nothing left to answer */
-		srv->jobs_head = st->next;
-		if (!srv->jobs_head)
-			srv->jobs_tail = NULL;
-		srv->jobs_queued--;
-		srv->jobs_running++;
-		w->current = st;
+			continue;
+		}
+		w->current = first;
 		pthread_mutex_unlock(&srv->jobs_lock);
-		st->resp = (struct itr_http_response){.status = 200, .content_type = "text/plain"};
-		st->route->handler(&st->req, &st->resp, st->route->arg);
+		jobs_run(first);
 		pthread_mutex_lock(&srv->jobs_lock);
 		w->current = NULL;
-		srv->jobs_running--;
+		size_t n = 0;
+		for (struct http_request_state *j = first; j; j = j->next)
+			n++;
+		srv->jobs_running -= n;
+		if (first->route->batch)
+			srv->routes[first->route - srv->routes].batch_running--;
 		pthread_mutex_unlock(&srv->jobs_lock);
 		/* A large request's parse trees and answers are freed into this
 		 * worker's malloc arena, which glibc keeps: give the pages back,
@@ -1034,13 +1133,18 @@ static void *worker_main(void *arg)
 		 * (measured: +11 MB RSS on 210 kB endpoint-cost requests). Only
 		 * then: a trim walks and locks every arena, the polling thread's
 		 * too, and a trim per small request delayed it. */
-		bool large =
-		    st->body_len >= TRIM_AFTER_BYTES || st->resp.body_len >= TRIM_AFTER_BYTES ||
-		    (st->resp.shared && itr_http_shared_len(st->resp.shared) >= TRIM_AFTER_BYTES);
-		if (st->lane_job)
-			lane_job_finish(srv, st);
-		else
-			job_finish(st);
+		bool large = false;
+		for (struct http_request_state *j = first, *next; j; j = next) {
+			next = j->next; /* a lane job is freed when finished */
+			large = large || j->body_len >= TRIM_AFTER_BYTES ||
+			        j->resp.body_len >= TRIM_AFTER_BYTES ||
+			        (j->resp.shared &&
+			         itr_http_shared_len(j->resp.shared) >= TRIM_AFTER_BYTES);
+			if (j->lane_job)
+				lane_job_finish(srv, j);
+			else
+				job_finish(j);
+		}
 		if (large)
 			malloc_trim(0);
 		pthread_mutex_lock(&srv->jobs_lock);

@@ -46,6 +46,12 @@ struct itr_http_response {
 
 typedef void (*itr_http_handler)(const struct itr_http_request *req, struct itr_http_response *resp,
                                  void *arg);
+/* A handler for n requests at once: resps[i] answers reqs[i]. */
+typedef void (*itr_http_batch_handler)(const struct itr_http_request *const *reqs,
+                                       struct itr_http_response *const *resps, size_t n, void *arg);
+
+/* The most requests one batch handler call gets. */
+#define ITR_HTTP_BATCH_MAX 32
 
 struct itr_http_limits {
 	size_t max_body;  /* bytes; larger bodies get 413 */
@@ -93,6 +99,14 @@ int itr_http_offload(struct itr_http_server *srv, const char *path);
  * (http.c): for handlers that answer with a plain body. An offloaded
  * path's handler still runs on the worker pool. Before start. */
 int itr_http_lane(struct itr_http_server *srv, const char *path);
+/* Run an offloaded path's requests (every method) in batches through fn
+ * (arg: the route's): at most `runners` workers run them at a time, each
+ * taking every queued request of the path, up to ITR_HTTP_BATCH_MAX. For
+ * work whose cost is mostly a round trip that many requests can share:
+ * while the runners wait, requests queue up and make the next batch.
+ * Before start; the path must be offloaded. */
+int itr_http_batch(struct itr_http_server *srv, const char *path, itr_http_batch_handler fn,
+                   unsigned runners);
 
 struct itr_http_stats {
 	uint64_t reaped_headers;     /* connections shut for the header deadline */

@@ -369,64 +369,54 @@ static void put_announce_reply(struct itr_benc *b, const struct itr_backend_repl
 	itr_benc_end(b);
 }
 
-static void handle_announce(const struct itr_http_request *req, struct itr_http_response *resp,
-                            void *arg)
+/* An announce's backend request from its HTTP request: NULL, or the
+ * reason it is refused (why holds a parse error's). */
+static const char *announce_request(struct itr_tracker *tr, const struct itr_http_request *req,
+                                    struct itr_announce_query *q, struct itr_backend_request *br,
+                                    char *why, size_t whylen)
 {
-	struct itr_tracker *tr = arg;
-	struct itr_announce_query q;
-	char why[160];
 	const char *query = req->query ? req->query : "";
-
-	if (itr_announce_query_parse(query, strlen(query), &q, why, sizeof(why)) < 0) {
-		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, why);
-		return;
-	}
-	struct itr_backend_request br = {
+	if (itr_announce_query_parse(query, strlen(query), q, why, whylen) < 0)
+		return why;
+	*br = (struct itr_backend_request){
 	    .ann =
 	        {
-	            .downloaded = q.downloaded,
-	            .left = q.left,
-	            .uploaded = q.uploaded,
-	            .event = q.event,
-	            .numwant = q.numwant,
+	            .downloaded = q->downloaded,
+	            .left = q->left,
+	            .uploaded = q->uploaded,
+	            .event = q->event,
+	            .numwant = q->numwant,
 	        },
-	    .key_text = q.has_key ? q.key : NULL,
-	    .has_key = q.has_key,
+	    .key_text = q->has_key ? q->key : NULL,
+	    .has_key = q->has_key,
 	    .transport = ITR_TRANSPORT_HTTP,
 	};
-	memcpy(br.ann.info_hash, q.info_hash, ITR_INFO_HASH_LEN);
-	memcpy(br.peer_id, q.peer_id, sizeof(br.peer_id));
-	const char *bad = client_address(tr, req, &q, &br.ann.peer);
-	if (!bad)
-		bad = itr_tracker_admit(tr, &br.ann.peer);
-	if (bad) {
-		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, bad);
-		return;
-	}
-	size_t cap = itr_tracker_get_config(tr)->max_numwant;
-	struct itr_ranked_peer stack_peers[STACK_PEERS];
-	struct itr_ranked_peer *peers =
-	    cap <= STACK_PEERS ? stack_peers : malloc(cap * sizeof(*peers));
-	struct itr_backend_reply reply;
-	if (!peers || itr_backend_announce(itr_tracker_active_backend(tr), &br, &reply, peers,
-	                                   itr_tracker_want(tr, &br.ann, cap)) < 0) {
-		if (peers != stack_peers)
-			free(peers);
+	memcpy(br->ann.info_hash, q->info_hash, ITR_INFO_HASH_LEN);
+	memcpy(br->peer_id, q->peer_id, sizeof(br->peer_id));
+	const char *bad = client_address(tr, req, q, &br->ann.peer);
+	return bad ? bad : itr_tracker_admit(tr, &br->ann.peer);
+}
+
+/* The answer to an announce from the backend's reply (rc: what announce
+ * returned). */
+static void announce_answer(struct itr_tracker *tr, struct itr_http_response *resp,
+                            const struct itr_announce_query *q,
+                            const struct itr_backend_request *br,
+                            const struct itr_backend_reply *reply,
+                            const struct itr_ranked_peer *peers, int rc)
+{
+	if (rc < 0) {
 		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR,
 		                       "tracker out of memory, try later");
 		return;
 	}
-	if (reply.failure[0]) {
-		if (peers != stack_peers)
-			free(peers);
-		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR, reply.failure);
+	if (reply->failure[0]) {
+		reply_announce_failure(tr, resp, ITR_OUTCOME_ERROR, reply->failure);
 		return;
 	}
 	struct itr_benc b;
 	itr_benc_init(&b);
-	put_announce_reply(&b, &reply, peers, q.compact, br.ann.peer.family == 6);
-	if (peers != stack_peers)
-		free(peers);
+	put_announce_reply(&b, reply, peers, q->compact, br->ann.peer.family == 6);
 	char *body;
 	size_t len;
 	if (itr_benc_finish(&b, &body, &len) < 0) {
@@ -436,6 +426,79 @@ static void handle_announce(const struct itr_http_request *req, struct itr_http_
 	}
 	itr_tracker_count_announce(tr, ITR_TRANSPORT_HTTP, ITR_OUTCOME_OK);
 	itr_http_set_body(resp, 200, "text/plain", body, len);
+}
+
+static void handle_announce(const struct itr_http_request *req, struct itr_http_response *resp,
+                            void *arg)
+{
+	struct itr_tracker *tr = arg;
+	struct itr_announce_query q;
+	struct itr_backend_request br;
+	char why[160];
+	const char *bad = announce_request(tr, req, &q, &br, why, sizeof(why));
+	if (bad) {
+		reply_announce_failure(tr, resp, ITR_OUTCOME_REJECTED, bad);
+		return;
+	}
+	size_t cap = itr_tracker_get_config(tr)->max_numwant;
+	struct itr_ranked_peer stack_peers[STACK_PEERS];
+	struct itr_ranked_peer *peers =
+	    cap <= STACK_PEERS ? stack_peers : malloc(cap * sizeof(*peers));
+	struct itr_backend_reply reply;
+	int rc = peers ? itr_backend_announce(itr_tracker_active_backend(tr), &br, &reply, peers,
+	                                      itr_tracker_want(tr, &br.ann, cap))
+	               : -1;
+	announce_answer(tr, resp, &q, &br, &reply, peers, rc);
+	if (peers != stack_peers)
+		free(peers);
+}
+
+/* A batch of announces (itr_http_batch): the refused ones answered at
+ * once, the others through the backend's announce_many together, so that
+ * a backend that waits on the network shares its round trips among them. */
+static void handle_announce_many(const struct itr_http_request *const *reqs,
+                                 struct itr_http_response *const *resps, size_t n, void *arg)
+{
+	struct itr_tracker *tr = arg;
+	struct batch {
+		struct itr_announce_query q[ITR_HTTP_BATCH_MAX];
+		struct itr_backend_request br[ITR_HTTP_BATCH_MAX];
+		struct itr_backend_reply reply[ITR_HTTP_BATCH_MAX];
+		struct itr_ranked_peer *peers[ITR_HTTP_BATCH_MAX];
+		size_t want[ITR_HTTP_BATCH_MAX];
+		size_t at[ITR_HTTP_BATCH_MAX]; /* the request each came in */
+	} *b = malloc(sizeof(*b));
+	size_t cap = itr_tracker_get_config(tr)->max_numwant;
+	struct itr_ranked_peer *peer_buf = malloc(n * cap * sizeof(*peer_buf));
+	if (!b || !peer_buf) { /* one at a time, on the stack */
+		free(b);
+		free(peer_buf);
+		for (size_t i = 0; i < n; i++)
+			handle_announce(reqs[i], resps[i], arg);
+		return;
+	}
+	size_t m = 0;
+	for (size_t i = 0; i < n && i < ITR_HTTP_BATCH_MAX; i++) {
+		char why[160];
+		const char *bad =
+		    announce_request(tr, reqs[i], &b->q[m], &b->br[m], why, sizeof(why));
+		if (bad) {
+			reply_announce_failure(tr, resps[i], ITR_OUTCOME_REJECTED, bad);
+			continue;
+		}
+		b->peers[m] = peer_buf + m * cap;
+		b->want[m] = itr_tracker_want(tr, &b->br[m].ann, cap);
+		b->at[m++] = i;
+	}
+	int rc =
+	    m ? itr_tracker_active_backend(tr)->ops->announce_many(
+	            itr_tracker_active_backend(tr)->impl, b->br, b->reply, b->peers, b->want, m)
+	      : 0;
+	for (size_t k = 0; k < m; k++)
+		announce_answer(tr, resps[b->at[k]], &b->q[k], &b->br[k], &b->reply[k], b->peers[k],
+		                rc);
+	free(peer_buf);
+	free(b);
 }
 
 static int compare_hash(const void *a, const void *b)
@@ -514,8 +577,14 @@ int itr_tracker_http_register(struct itr_http_server *srv, struct itr_tracker *t
 		return -1;
 	/* A backend that waits on an upstream tracker holds its thread: on the
 	 * worker pool, where it cannot hold up a local answer. */
-	if (itr_tracker_active_backend(tr)->threads &&
+	const struct itr_announce_backend *be = itr_tracker_active_backend(tr);
+	if (be->threads &&
 	    (itr_http_offload(srv, "/announce") < 0 || itr_http_offload(srv, "/scrape") < 0))
+		return -1;
+	/* A backend that overlaps a batch's round trips gets announces a batch
+	 * at a time. */
+	if (be->threads && be->ops->announce_many && be->http_batch_runners &&
+	    itr_http_batch(srv, "/announce", handle_announce_many, be->http_batch_runners) < 0)
 		return -1;
 	/* Offloaded or not, the fast lane may take a closing GET. */
 	if (itr_http_lane(srv, "/announce") < 0 || itr_http_lane(srv, "/scrape") < 0)

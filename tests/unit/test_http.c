@@ -3,13 +3,14 @@
  * IPv6 and dual stack, the query-string decoder, and what keeps one client
  * from stalling the others: the worker pool for offloaded routes and its
  * bounded queue, header and request deadlines, the per-address connection
- * limit, shared bodies, the Unix socket listener; and the fast lane, which
+ * limit, shared bodies, the Unix socket listener, batch routes; and the fast lane, which
  * answers a whole closing GET of its routes itself and hands every other
  * connection to libmicrohttpd untouched.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -999,6 +1000,111 @@ static void test_lane_listeners(void **state)
 	itr_http_free(srv);
 }
 
+/* ---- batches ------------------------------------------------------------- */
+
+/* What the batch handler saw, under batch_lock. */
+static pthread_mutex_t batch_lock = PTHREAD_MUTEX_INITIALIZER;
+static int batch_calls, batch_largest, batch_running, batch_most_running;
+
+static void batch_handler(const struct itr_http_request *const *reqs,
+                          struct itr_http_response *const *resps, size_t n, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&batch_lock);
+	batch_calls++;
+	if ((int)n > batch_largest)
+		batch_largest = (int)n;
+	if (++batch_running > batch_most_running)
+		batch_most_running = batch_running;
+	pthread_mutex_unlock(&batch_lock);
+	usleep(300 * 1000); /* a round trip the batch shares */
+	for (size_t i = 0; i < n; i++) {
+		char *body = NULL;
+		int len = asprintf(&body, "query=%s of %zu\n", reqs[i]->query, n);
+		assert_true(len > 0);
+		itr_http_set_body(resps[i], 200, "text/plain", body, (size_t)len);
+	}
+	pthread_mutex_lock(&batch_lock);
+	batch_running--;
+	pthread_mutex_unlock(&batch_lock);
+}
+
+/* A batch route's requests that queue while its one runner is busy are
+ * answered together in its next call, each with its own answer, whether
+ * the lane or libmicrohttpd read them; the route never has more runners
+ * than it was given, and another offloaded route does not wait for it. */
+static void test_batch(void **state)
+{
+	(void)state;
+	char err[256];
+	struct itr_http_limits lim = LIMITS;
+	lim.workers = 4;
+	lim.queue = 16;
+	lim.queue_per_address = 16;
+	struct itr_http_server *srv = itr_http_new(&lim);
+	assert_non_null(srv);
+	assert_int_equal(itr_http_route(srv, "GET", "/batch", echo_handler, "single"), 0);
+	assert_int_equal(itr_http_route(srv, "GET", "/slow", slow_handler, NULL), 0);
+	assert_int_equal(itr_http_batch(srv, "/batch", batch_handler, 1), -1); /* not offloaded */
+	assert_int_equal(itr_http_offload(srv, "/batch"), 0);
+	assert_int_equal(itr_http_offload(srv, "/slow"), 0);
+	assert_int_equal(itr_http_batch(srv, "/nope", batch_handler, 1), -1);
+	assert_int_equal(itr_http_batch(srv, "/batch", batch_handler, 0), -1);
+	assert_int_equal(itr_http_batch(srv, "/batch", batch_handler, 1), 0);
+	assert_int_equal(itr_http_lane(srv, "/batch"), 0);
+	assert_int_equal(itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)), 0);
+	uint16_t port = itr_http_port(srv);
+
+	int first = connect_to("127.0.0.1", port);
+	const char *first_req = "GET /batch?n=0 HTTP/1.0\r\n\r\n";
+	send_all(first, first_req, strlen(first_req));
+	usleep(100 * 1000); /* the runner has it */
+	enum { QUEUED = 6 };
+	int fds[QUEUED];
+	for (int i = 0; i < QUEUED; i++) {
+		char req[96];
+		/* half closing GETs (the lane's), half keep-alive (libmicrohttpd's) */
+		snprintf(req, sizeof(req), "GET /batch?n=%d HTTP/1.%d\r\nHost: x\r\n\r\n", i + 1,
+		         i % 2);
+		fds[i] = connect_to("127.0.0.1", port);
+		send_all(fds[i], req, strlen(req));
+	}
+	double t0 = mono_s();
+	struct reply r;
+	assert_int_equal(request("127.0.0.1", port, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+	                 0);
+	assert_int_equal(r.status, 200);
+	if (mono_s() - t0 > 0.7)
+		fail_msg("another offloaded route waited %.3f s for the batch runner",
+		         mono_s() - t0);
+	assert_int_equal(read_reply(first, &r), 0);
+	assert_string_equal(r.body, "query=n=0 of 1\n");
+	close(first);
+	for (int i = 0; i < QUEUED; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "query=n=%d of %d\n", i + 1, QUEUED);
+		assert_int_equal(read_reply(fds[i], &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_string_equal(r.body, want);
+		close(fds[i]);
+	}
+	pthread_mutex_lock(&batch_lock);
+	assert_int_equal(batch_calls, 2);
+	assert_int_equal(batch_largest, QUEUED);
+	assert_int_equal(batch_most_running, 1);
+	pthread_mutex_unlock(&batch_lock);
+	/* freed with a batch queued behind a busy runner: every worker ends */
+	first = connect_to("127.0.0.1", port);
+	send_all(first, first_req, strlen(first_req));
+	usleep(100 * 1000);
+	int last = connect_to("127.0.0.1", port);
+	send_all(last, first_req, strlen(first_req));
+	usleep(50 * 1000);
+	itr_http_free(srv);
+	close(first);
+	close(last);
+}
+
 /* ---- query strings ------------------------------------------------------ */
 
 static void test_query_get(void **state)
@@ -1039,6 +1145,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_v4, teardown),
 	    cmocka_unit_test(test_many_arguments),
 	    cmocka_unit_test(test_offload),
+	    cmocka_unit_test(test_batch),
 	    cmocka_unit_test(test_deadlines),
 	    cmocka_unit_test(test_per_address_limit),
 	    cmocka_unit_test(test_shared_body),

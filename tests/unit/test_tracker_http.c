@@ -1,8 +1,9 @@
 /* test_tracker_http.c - the announce and scrape query parsers (every
  * failure reason), then the real thing: the shared HTTP server on loopback
  * (IPv4 and ::1) answering /announce and /scrape over sockets, compact and
- * dictionary peers, peers6, failure bodies, and `ip` / X-Forwarded-For
- * honoured only from a trusted proxy.
+ * dictionary peers, peers6, failure bodies, `ip` / X-Forwarded-For
+ * honoured only from a trusted proxy, and announces in batches for a
+ * backend that overlaps round trips.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,8 @@
 #include "bencode.h"
 #include "http.h"
 #include "netmap.h"
+#include "announce_backend.h"
+#include "tracker.h"
 #include "tracker_http.h"
 
 /* 20 bytes with every awkward value: NUL, '&', '=', '%', '+', high bytes */
@@ -218,9 +221,8 @@ static void stop(struct fixture *f)
 	itr_tracker_free(f->tr);
 }
 
-/* One GET over a fresh connection; returns the body (malloc'ed). */
-static char *http_get(const struct fixture *f, const char *target, const char *headers,
-                      size_t *body_len)
+/* A GET sent over a fresh connection, its answer not read yet. */
+static int http_send(const struct fixture *f, const char *target, const char *headers)
 {
 	int fd = socket(f->family, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
@@ -245,6 +247,12 @@ static char *http_get(const struct fixture *f, const char *target, const char *h
 	                 "GET %s HTTP/1.1\r\nHost: tracker\r\nConnection: close\r\n%s\r\n", target,
 	                 headers ? headers : "");
 	assert_int_equal(write(fd, req, (size_t)n), n);
+	return fd;
+}
+
+/* The answer's body (malloc'ed), read to the end; fd closed. */
+static char *http_body(int fd, size_t *body_len)
+{
 	size_t cap = 65536, got = 0;
 	char *resp = malloc(cap);
 	ssize_t r;
@@ -262,6 +270,13 @@ static char *http_get(const struct fixture *f, const char *target, const char *h
 	out[*body_len] = '\0';
 	free(resp);
 	return out;
+}
+
+/* One GET over a fresh connection; returns the body (malloc'ed). */
+static char *http_get(const struct fixture *f, const char *target, const char *headers,
+                      size_t *body_len)
+{
+	return http_body(http_send(f, target, headers), body_len);
 }
 
 static struct itr_bval get_dict(const char *body, size_t len)
@@ -548,6 +563,124 @@ static void test_http_announce_v6(void **state)
 	stop(&f);
 }
 
+/* ---- announces in batches ------------------------------------------------ */
+
+/* A backend that overlaps round trips (as the Redis store): the local
+ * store's announces, a batch at a time, the first batch held up as a slow
+ * round trip would. */
+static struct itr_announce_backend *batch_inner;
+static size_t batch_sizes[8], batch_count;
+
+static int batch_announce(void *impl, const struct itr_backend_request *req,
+                          struct itr_backend_reply *reply, struct itr_ranked_peer *peers,
+                          size_t want)
+{
+	(void)impl;
+	return itr_backend_announce(batch_inner, req, reply, peers, want);
+}
+
+static int batch_announce_many(void *impl, const struct itr_backend_request *reqs,
+                               struct itr_backend_reply *replies, struct itr_ranked_peer **peers,
+                               const size_t *want, size_t n)
+{
+	if (batch_count < 8)
+		batch_sizes[batch_count] = n;
+	if (batch_count++ == 0)
+		usleep(300 * 1000);
+	for (size_t i = 0; i < n; i++)
+		batch_announce(impl, &reqs[i], &replies[i], peers[i], want[i]);
+	return 0;
+}
+
+static int batch_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
+                        struct itr_swarm_counts *counts, char *failure, size_t failurelen)
+{
+	(void)impl;
+	return itr_backend_scrape(batch_inner, hashes, n, counts, failure, failurelen);
+}
+
+static void batch_stats(void *impl, struct itr_backend_stats *st)
+{
+	(void)impl;
+	itr_backend_stats(batch_inner, st);
+}
+
+static const struct itr_announce_backend_ops batch_ops = {
+    .announce = batch_announce,
+    .announce_many = batch_announce_many,
+    .scrape = batch_scrape,
+    .stats = batch_stats,
+};
+
+/* Announces that queue while the one runner is busy reach the backend as
+ * one batch; each client gets its own answer, and a refused one its own
+ * failure without taking a place in the batch. */
+static void test_http_announce_batches(void **state)
+{
+	(void)state;
+	itr_netmap_publish(NULL);
+	struct itr_tracker_config cfg;
+	itr_tracker_config_default(&cfg);
+	cfg.loopback_peers = true;
+	char err[256];
+	struct fixture f = {.family = AF_INET};
+	f.tr = itr_tracker_new(&cfg, NULL, err, sizeof(err));
+	assert_non_null(f.tr);
+	batch_inner = itr_tracker_backend(f.tr);
+	struct itr_announce_backend be = {.ops = &batch_ops,
+	                                  .threads = 4,
+	                                  .batch_threads = 1,
+	                                  .http_batch_runners = 1,
+	                                  .max_scrape = 8};
+	itr_tracker_use_backend(f.tr, &be);
+	struct itr_http_limits limits = {.max_body = 4096,
+	                                 .max_query = 8192,
+	                                 .max_connections = 64,
+	                                 .connection_timeout_s = 10,
+	                                 .workers = 4,
+	                                 .queue_per_address = 8};
+	f.srv = itr_http_new(&limits);
+	assert_int_equal(itr_tracker_http_register(f.srv, f.tr), 0);
+	assert_int_equal(itr_http_start(f.srv, "127.0.0.1", 0, err, sizeof(err)), 0);
+	f.port = itr_http_port(f.srv);
+
+	int first = http_send(&f, announce_target(7001, "&event=started"), NULL);
+	usleep(100 * 1000); /* the runner holds it */
+	int second = http_send(&f, announce_target(7002, ""), NULL);
+	char bad[512];
+	snprintf(bad, sizeof(bad), "/announce?info_hash=%s&peer_id=" PEER_ID "&left=1", HASH_Q);
+	int refused = http_send(&f, bad, NULL);
+	int third = http_send(&f, announce_target(7003, "&compact=0"), NULL);
+	size_t len;
+	char *body = http_body(first, &len);
+	struct itr_bval d = get_dict(body, len);
+	assert_int_equal(get_int(&d, "incomplete"), 1);
+	free(body);
+	body = http_body(second, &len);
+	d = get_dict(body, len);
+	assert_int_equal(get_int(&d, "incomplete"), 2);
+	struct itr_bval peers = get_key(&d, "peers");
+	assert_int_equal(peers.type, ITR_BVAL_STR);
+	assert_memory_equal(peers.data, "\x7f\x00\x00\x01\x1b\x59", 6); /* 127.0.0.1:7001 */
+	free(body);
+	body = http_body(refused, &len);
+	d = get_dict(body, len);
+	struct itr_bval why = get_key(&d, "failure reason");
+	assert_int_equal(why.len, strlen("missing port"));
+	assert_memory_equal(why.data, "missing port", why.len);
+	free(body);
+	body = http_body(third, &len);
+	d = get_dict(body, len);
+	assert_int_equal(get_int(&d, "incomplete"), 3);
+	assert_int_equal(get_key(&d, "peers").type, ITR_BVAL_LIST); /* its own compact=0 */
+	free(body);
+	assert_int_equal(batch_count, 2);
+	assert_int_equal(batch_sizes[0], 1);
+	assert_int_equal(batch_sizes[1], 2);
+	itr_http_free(f.srv);
+	itr_tracker_free(f.tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +692,7 @@ int main(void)
 	    cmocka_unit_test(test_http_trust_model),
 	    cmocka_unit_test(test_http_loopback_refused),
 	    cmocka_unit_test(test_http_announce_v6),
+	    cmocka_unit_test(test_http_announce_batches),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
