@@ -468,16 +468,13 @@ static void handle_announce_many(const struct itr_http_request *const *reqs,
 		size_t want[ITR_HTTP_BATCH_MAX];
 		size_t at[ITR_HTTP_BATCH_MAX]; /* the request each came in */
 	} *b = malloc(sizeof(*b));
-	size_t cap = itr_tracker_get_config(tr)->max_numwant;
-	struct itr_ranked_peer *peer_buf = malloc(n * cap * sizeof(*peer_buf));
-	if (!b || !peer_buf) { /* one at a time, on the stack */
-		free(b);
-		free(peer_buf);
+	if (!b) { /* one at a time, on the stack */
 		for (size_t i = 0; i < n; i++)
 			handle_announce(reqs[i], resps[i], arg);
 		return;
 	}
-	size_t m = 0;
+	size_t cap = itr_tracker_get_config(tr)->max_numwant;
+	size_t m = 0, wanted = 0;
 	for (size_t i = 0; i < n && i < ITR_HTTP_BATCH_MAX; i++) {
 		char why[160];
 		const char *bad =
@@ -486,14 +483,19 @@ static void handle_announce_many(const struct itr_http_request *const *reqs,
 			reply_announce_failure(tr, resps[i], ITR_OUTCOME_REJECTED, bad);
 			continue;
 		}
-		b->peers[m] = peer_buf + m * cap;
 		b->want[m] = itr_tracker_want(tr, &b->br[m].ann, cap);
+		wanted += b->want[m];
 		b->at[m++] = i;
 	}
-	int rc =
-	    m ? itr_tracker_active_backend(tr)->ops->announce_many(
-	            itr_tracker_active_backend(tr)->impl, b->br, b->reply, b->peers, b->want, m)
-	      : 0;
+	/* room for what each asked for, not max_numwant each: a batch of
+	 * numwant 50 stays under malloc's mmap threshold */
+	struct itr_ranked_peer *peer_buf = malloc((wanted ? wanted : 1) * sizeof(*peer_buf));
+	for (size_t k = 0, at = 0; k < m; at += b->want[k++])
+		b->peers[k] = peer_buf ? peer_buf + at : NULL;
+	const struct itr_announce_backend *be = itr_tracker_active_backend(tr);
+	int rc = !peer_buf ? -1
+	         : m       ? be->ops->announce_many(be->impl, b->br, b->reply, b->peers, b->want, m)
+	                   : 0;
 	for (size_t k = 0; k < m; k++)
 		announce_answer(tr, resps[b->at[k]], &b->q[k], &b->br[k], &b->reply[k], b->peers[k],
 		                rc);
