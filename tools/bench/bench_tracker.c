@@ -330,8 +330,8 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
 			only = argv[++i];
 		else {
-			fprintf(stderr,
-			        "usage: bench_tracker [--quick] [--runs N] [--seconds S]\n");
+			fprintf(stderr, "usage: bench_tracker [--quick] [--runs N] [--seconds S] "
+			                "[--only TEXT]\n");
 			return 2;
 		}
 	}
