@@ -988,9 +988,9 @@ static bool job_startable(const struct http_request_state *st)
 
 /* Take the first job a worker may start, out of the queue; for a batch
  * route, with every other queued job of that route (up to
- * ITR_HTTP_BATCH_MAX, in their order), linked by next. NULL if none. Under
- * jobs_lock. */
-static struct http_request_state *jobs_take(struct itr_http_server *srv)
+ * ITR_HTTP_BATCH_MAX, in their order), linked by next; *taken: how many.
+ * NULL if none. Under jobs_lock. */
+static struct http_request_state *jobs_take(struct itr_http_server *srv, size_t *taken)
 {
 	struct http_request_state **at = &srv->jobs_head, *prev = NULL;
 	while (*at && !job_startable(*at)) {
@@ -1022,6 +1022,7 @@ static struct http_request_state *jobs_take(struct itr_http_server *srv)
 		srv->jobs_tail = srv->jobs_tail->next;
 	srv->jobs_queued -= n;
 	srv->jobs_running += n;
+	*taken = n;
 	if (route->batch)
 		srv->routes[route - srv->routes].batch_running++;
 	return first;
@@ -1104,7 +1105,8 @@ static void *worker_main(void *arg)
 	struct itr_http_server *srv = w->srv;
 	pthread_mutex_lock(&srv->jobs_lock);
 	for (;;) {
-		struct http_request_state *first = jobs_take(srv);
+		size_t n;
+		struct http_request_state *first = jobs_take(srv, &n);
 		if (!first) {
 			if (srv->stopping && !srv->jobs_head) {
 				/* nothing left to answer: the workers that waited
@@ -1120,9 +1122,6 @@ static void *worker_main(void *arg)
 		jobs_run(first);
 		pthread_mutex_lock(&srv->jobs_lock);
 		w->current = NULL;
-		size_t n = 0;
-		for (struct http_request_state *j = first; j; j = j->next)
-			n++;
 		srv->jobs_running -= n;
 		if (first->route->batch)
 			srv->routes[first->route - srv->routes].batch_running--;

@@ -67,13 +67,9 @@ struct itr_quota *itr_quota_new(const struct itr_quota_config *cfg)
 	long page = sysconf(_SC_PAGESIZE);
 	q->page = page > 0 ? (size_t)page : 4096;
 	size_t set_bytes = WAYS * sizeof(struct source);
-	q->sets_per_page = q->page / set_bytes ? q->page / set_bytes : 1;
+	q->sets_per_page = q->page / set_bytes; /* pages are 4 KiB or more */
 	size_t pages = (q->nsets + q->sets_per_page - 1) / q->sets_per_page;
-	/* a set larger than a page (not with 4 KiB pages) spans whole pages */
-	size_t page_bytes =
-	    set_bytes > q->page ? (set_bytes + q->page - 1) / q->page * q->page : q->page;
-	q->map_bytes = pages * page_bytes;
-	q->page = page_bytes;
+	q->map_bytes = pages * q->page;
 	q->touched = calloc(pages, 1);
 	void *m =
 	    mmap(NULL, q->map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -849,7 +849,7 @@ struct itr_redis_store *itr_redis_store_new(const char *url, struct itr_tracker 
 	st->backend = (struct itr_announce_backend){
 	    .ops = &redis_ops,
 	    .impl = st,
-	    .threads = 48, /* each announce waits for a round trip */
+	    .threads = 48, /* a scrape waits for its round trips */
 	    /* announce_many overlaps a batch's round trips; few workers, so
 	     * that batches are large and the masters see few round trips
 	     * (docs/benchmarks.md: 2 UDP workers beat 4 and 3, 1 HTTP runner
