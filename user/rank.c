@@ -634,7 +634,7 @@ static void compare_swap(uint64_t *a, size_t i, size_t j)
 /* Sort n distinct-or-equal words ascending: runs of four by a sorting
  * network, then bottom-up branch-free merges between a and spare (each n
  * long). Returns the buffer holding the result. */
-static uint64_t *sort_u64(uint64_t *a, uint64_t *spare, size_t n)
+static uint64_t *merge_sort_u64(uint64_t *a, uint64_t *spare, size_t n)
 {
 	size_t i = 0;
 	for (; i + 4 <= n; i += 4) {
@@ -661,6 +661,48 @@ static uint64_t *sort_u64(uint64_t *a, uint64_t *spare, size_t n)
 		spare = t;
 	}
 	return a;
+}
+
+/* Words whose top bits are uniform, as the BEP 40 priorities (CRC-32C
+ * values) make a bucket's packed words: one counting pass on the top bits
+ * leaves each word among fewer than two of its bucket on average, and an
+ * insertion sort finishes the nearly sorted result. The merges above are
+ * one long chain of dependent loads and compares (perf: two thirds of
+ * sort_bucket on buckets of 150); this is about n steps of each kind.
+ * Priorities are not secret, so peers chosen to collide could make the
+ * insertion sort quadratic: past 8 moves a word it gives up and merges.
+ * At most SORT_U64_MAX words. */
+#define SORT_U64_MAX 512
+static uint64_t *sort_u64(uint64_t *a, uint64_t *spare, size_t n)
+{
+	if (n < 24 || n > SORT_U64_MAX)
+		return merge_sort_u64(a, spare, n);
+	unsigned bits = 4;
+	while (bits < 9 && (1u << bits) < n)
+		bits++;
+	unsigned shift = 64 - bits;
+	uint16_t start[(1u << 9) + 1];
+	memset(start, 0, ((1u << bits) + 1) * sizeof(start[0]));
+	for (size_t i = 0; i < n; i++)
+		start[(a[i] >> shift) + 1]++;
+	for (size_t b = 1; b <= (1u << bits); b++)
+		start[b] = (uint16_t)(start[b] + start[b - 1]);
+	for (size_t i = 0; i < n; i++)
+		spare[start[a[i] >> shift]++] = a[i];
+	size_t moves = 0, budget = 8 * n;
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = spare[i];
+		size_t j = i;
+		while (j > 0 && spare[j - 1] > x) {
+			spare[j] = spare[j - 1];
+			j--;
+		}
+		spare[j] = x;
+		moves += i - j;
+		if (moves > budget)
+			return merge_sort_u64(a, spare, n); /* a is untouched */
+	}
+	return spare;
 }
 
 static uint64_t pct_of(unsigned pct, size_t n)

@@ -570,32 +570,77 @@ static int ref_cmp(const void *x, const void *y)
 	return (a->peer.port > b->peer.port) - (a->peer.port < b->peer.port);
 }
 
+static void assert_sorted_like_reference(const struct itr_peer_addr *client,
+                                         const struct itr_peer_addr *c, size_t n)
+{
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	struct itr_ranked_peer *out = calloc(n, sizeof(*out));
+	struct itr_ranked_peer *ref = calloc(n, sizeof(*ref));
+	for (size_t i = 0; i < n; i++) {
+		ref[i].peer = c[i];
+		ref[i].priority = itr_bep40_priority(client, &c[i]);
+	}
+	qsort(ref, n, sizeof(*ref), ref_cmp);
+	size_t k = itr_rank(NULL, &pol, client, c, n, n, out);
+	assert_int_equal(k, n);
+	for (size_t i = 0; i < k; i++)
+		assert_memory_equal(&out[i].peer, &ref[i].peer, sizeof(out[i].peer));
+	free(out);
+	free(ref);
+}
+
 static void test_rank_sort_matches_reference(void **state)
 {
 	(void)state;
-	struct itr_rank_policy pol;
-	itr_rank_policy_default(&pol);
 	struct itr_peer_addr client = v4(192, 0, 2, 1, 6881);
 	enum { N = 5000 };
 	struct itr_peer_addr *c = calloc(N, sizeof(*c));
-	struct itr_ranked_peer *out = calloc(N, sizeof(*out));
-	struct itr_ranked_peer *ref = calloc(N, sizeof(*ref));
 	srand(11);
-	for (int i = 0; i < N; i++) {
-		/* Few distinct addresses, many ports: lots of priority ties. */
-		c[i] = v4(10, (unsigned)rand() % 4, (unsigned)rand() % 8, (unsigned)rand() % 256,
-		          (uint16_t)(1 + i));
-		ref[i].peer = c[i];
-		ref[i].priority = itr_bep40_priority(&client, &c[i]);
+	/* Every sorting path: small buckets, the packed words' counting pass
+	 * (24 to 384), the radix passes beyond. Few distinct addresses, many
+	 * ports: lots of priority ties. */
+	static const size_t sizes[] = {2, 5, 23, 24, 50, 143, 316, 384, 385, N};
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		for (size_t i = 0; i < sizes[s]; i++)
+			c[i] = v4(10, (unsigned)rand() % 4, (unsigned)rand() % 8,
+			          (unsigned)rand() % 256, (uint16_t)(1 + i));
+		assert_sorted_like_reference(&client, c, sizes[s]);
 	}
-	qsort(ref, N, sizeof(*ref), ref_cmp);
-	size_t k = itr_rank(NULL, &pol, &client, c, N, N, out);
-	assert_int_equal(k, N);
-	for (size_t i = 0; i < k; i++)
-		assert_memory_equal(&out[i].peer, &ref[i].peer, sizeof(out[i].peer));
 	free(c);
-	free(out);
-	free(ref);
+}
+
+/* Peers chosen so that their priorities for this client share their top
+ * byte, handed in lowest priority first: the counting pass leaves them all
+ * in one bin in reverse order, so the insertion sort must give up and
+ * merge, and the order must not change for it. */
+static int by_priority_ascending(const void *x, const void *y)
+{
+	const struct itr_ranked_peer *a = x, *b = y;
+	return (a->priority > b->priority) - (a->priority < b->priority);
+}
+
+static void test_rank_colliding_priorities_match_reference(void **state)
+{
+	(void)state;
+	struct itr_peer_addr client = v4(192, 0, 2, 1, 6881);
+	enum { N = 300 };
+	struct itr_ranked_peer found[N];
+	size_t n = 0;
+	for (uint32_t i = 0; n < N && i < (1u << 24); i++) {
+		struct itr_peer_addr p = v4(10, i >> 16 & 0xff, i >> 8 & 0xff, i & 0xff, 6881);
+		uint32_t prio = itr_bep40_priority(&client, &p);
+		if (prio >> 24 == 0x5a) {
+			found[n].peer = p;
+			found[n++].priority = prio;
+		}
+	}
+	assert_int_equal(n, N);
+	qsort(found, N, sizeof(found[0]), by_priority_ascending);
+	struct itr_peer_addr c[N];
+	for (size_t i = 0; i < N; i++)
+		c[i] = found[i].peer;
+	assert_sorted_like_reference(&client, c, N);
 }
 
 static void test_rank_ipv6_candidates(void **state)
@@ -858,6 +903,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_known_pids, setup, teardown),
 	    cmocka_unit_test(test_rank_sort_matches_reference),
+	    cmocka_unit_test(test_rank_colliding_priorities_match_reference),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_one_address_many_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_candidates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_per_as, setup, teardown),
