@@ -563,9 +563,11 @@ static struct sort_item *group_by_cost(struct sort_item *a, struct sort_item *tm
 	uint64_t keys[COST_GROUPS_MAX];
 	size_t count[COST_GROUPS_MAX], order[COST_GROUPS_MAX], start[COST_GROUPS_MAX];
 	size_t nk = 0, last = 0;
+	bool ascending = true;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k = a[i].key;
 		if (nk == 0 || keys[last] != k) {
+			ascending = ascending && (nk == 0 || k > keys[last]);
 			size_t j = 0;
 			while (j < nk && keys[j] != k)
 				j++;
@@ -580,7 +582,7 @@ static struct sort_item *group_by_cost(struct sort_item *a, struct sort_item *tm
 		count[last]++;
 		a[i].group = (uint32_t)last;
 	}
-	if (nk <= 1)
+	if (nk <= 1 || ascending) /* a store hands its groups nearest first */
 		return a;
 	for (size_t j = 0; j < nk; j++) {
 		size_t r = j;
@@ -930,12 +932,12 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
                 const struct itr_peer_addr *client, const struct itr_peer_addr *cands, size_t n,
                 size_t want, struct itr_ranked_peer *out)
 {
-	return itr_rank_known(map, policy, client, cands, NULL, n, want, out);
+	return itr_rank_known(map, policy, client, cands, NULL, false, n, want, out);
 }
 
 size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy *policy,
                       const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
-                      const struct itr_pid *const *pids, size_t n, size_t want,
+                      const struct itr_pid *const *pids, bool distinct, size_t n, size_t want,
                       struct itr_ranked_peer *out)
 {
 	if (want == 0 || n == 0 || n >= UINT32_MAX / 4)
@@ -977,7 +979,8 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		bucket_sorted = (uint8_t *)(sc.seen + seen_slots);
 	}
 	sc.seen_mask = seen_slots - 1;
-	memset(sc.seen, 0, seen_slots * sizeof(uint32_t));
+	if (!distinct)
+		memset(sc.seen, 0, seen_slots * sizeof(uint32_t));
 
 	pthread_once(&crc32c_once, crc32c_init);
 	const struct itr_pid *cpid =
@@ -985,8 +988,14 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 	struct cost_cache cache;
 	memset(&cache, 0, sizeof(cache));
 
-	/* Unique candidates other than the client, keyed by cost. */
-	size_t m = 0;
+	/* Unique candidates other than the client, keyed by cost. A store
+	 * hands a PID's candidates together: its cost and side are the last
+	 * candidate's. */
+	size_t m = 0, externals = 0;
+	const struct itr_pid *last_pid = NULL;
+	uint32_t last_cost = 0;
+	uint8_t last_side = SIDE_EXTERNAL;
+	bool have_last = false;
 	for (size_t i = 0; i < n; i++) {
 		const struct itr_peer_addr *c = &cands[i];
 		struct cand_info *ci = &sc.info[i];
@@ -995,13 +1004,20 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		if (c->port == client->port && same_address(c, client))
 			continue;
 		sc.ties[i] = tie_key(c);
-		if (seen_before(&sc, cands, (uint32_t)i))
+		if (!distinct && seen_before(&sc, cands, (uint32_t)i))
 			continue;
 		ci->pid = !map ? NULL : pids ? pids[i] : itr_netmap_lookup(map, c->family, c->addr);
-		ci->cost = map ? cached_cost(&cache, map, cpid, ci->pid) : 0;
-		ci->side = SIDE_EXTERNAL;
-		if (cpid && ci->pid && ci->pid->asn == cpid->asn)
-			ci->side = ci->pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
+		if (!have_last || ci->pid != last_pid) {
+			last_pid = ci->pid;
+			last_cost = map ? cached_cost(&cache, map, cpid, ci->pid) : 0;
+			last_side = SIDE_EXTERNAL;
+			if (cpid && ci->pid && ci->pid->asn == cpid->asn)
+				last_side = ci->pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
+			have_last = true;
+		}
+		ci->cost = last_cost;
+		ci->side = last_side;
+		externals += last_side == SIDE_EXTERNAL;
 		/* Without a client PID every cost is the same constant: one
 		 * bucket, ordered by priority alone - plain BEP 40 order. */
 		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32;
@@ -1014,7 +1030,6 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		memcpy(sc.items, e, m * sizeof(*e));
 		e = sc.items;
 	}
-	size_t externals = 0;
 	for (size_t s = 0; s < m;) {
 		size_t t = s + 1;
 		while (t < m && e[t].key == e[s].key)
@@ -1023,8 +1038,6 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		bucket_sorted[s] = 0;
 		s = t;
 	}
-	for (size_t i = 0; i < m; i++)
-		externals += sc.info[e[i].idx].side == SIDE_EXTERNAL;
 	struct rank_walk w = {&sc, client, cands, e, m, bucket_end, bucket_sorted};
 
 	size_t list_len = want < m ? want : m;

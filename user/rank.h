@@ -4,6 +4,7 @@
 #ifndef ITR_RANK_H
 #define ITR_RANK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,10 +72,13 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 /* itr_rank with each candidate's PID already known: pids[i] must be what
  * itr_netmap_lookup(map, cands[i]) answers (NULL: none). The tracker's
  * store keeps every peer's PID, which saves a trie walk per candidate;
- * pids NULL: look them up (itr_rank). */
+ * pids NULL: look them up (itr_rank). distinct: the caller knows no two
+ * candidates are the same address and port (the memory store's records
+ * are keyed by them), so duplicates are not looked for; a duplicate
+ * handed in anyway may then be listed twice, nothing worse. */
 size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy *policy,
                       const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
-                      const struct itr_pid *const *pids, size_t n, size_t want,
+                      const struct itr_pid *const *pids, bool distinct, size_t n, size_t want,
                       struct itr_ranked_peer *out);
 
 /* Gateway score of a peer: CRC32-C of salt (4 bytes big-endian), address

@@ -615,7 +615,8 @@ static void job_finish(struct itr_redis_store *st, struct announce_job *j,
 		                    j->seed, &reply->counts, &view);
 		itr_price_policy_from_view(cfg->price, map, own->asn, &view, &policy);
 	}
-	reply->npeers = itr_rank_known(map, &policy, &ann->peer, d->peers, pids, nc, want, peers);
+	reply->npeers =
+	    itr_rank_known(map, &policy, &ann->peer, d->peers, pids, false, nc, want, peers);
 	itr_netmap_unref(map);
 }
 

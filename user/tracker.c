@@ -824,9 +824,10 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 				              : itr_netmap_lookup(idx->map, cands[i].family,
 				                                  cands[i].addr);
 		}
-		/* with no map published yet itr_rank falls back to BEP 40 order */
+		/* with no map published yet itr_rank falls back to BEP 40 order;
+		 * the store's records are one per address and port: distinct */
 		reply->npeers = itr_rank_known(idx->map, &policy, &ann->peer, cands,
-		                               known ? pids : NULL, (size_t)n, want, peers);
+		                               known ? pids : NULL, true, (size_t)n, want, peers);
 	}
 	if (cands != stack_cands)
 		free(cands);

@@ -541,18 +541,35 @@ static void test_rank_known_pids(void **state)
 	}
 	struct itr_ranked_peer a[50], b[50];
 	size_t ka = itr_rank(f->map, &pol, &client, c, N, 50, a);
-	size_t kb = itr_rank_known(f->map, &pol, &client, c, pids, N, 50, b);
-	assert_int_equal(ka, kb);
-	for (size_t i = 0; i < ka; i++) {
-		assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
-		assert_ptr_equal(a[i].pid, b[i].pid);
-		assert_int_equal(a[i].cost, b[i].cost);
+	/* the candidates are distinct: saying so changes nothing */
+	for (int distinct = 0; distinct < 2; distinct++) {
+		size_t kb = itr_rank_known(f->map, &pol, &client, c, pids, distinct, N, 50, b);
+		assert_int_equal(ka, kb);
+		for (size_t i = 0; i < ka; i++) {
+			assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
+			assert_ptr_equal(a[i].pid, b[i].pid);
+			assert_int_equal(a[i].cost, b[i].cost);
+		}
 	}
+	/* the same candidates grouped by PID, nearest first, as the store
+	 * hands them (costs already in order): the same list */
+	struct itr_peer_addr grouped[N];
+	const struct itr_pid *grouped_pids[N];
+	size_t g = 0;
+	for (int net = 0; net < 4; net++)
+		for (int i = net; i < N; i += 4) {
+			grouped[g] = c[i];
+			grouped_pids[g++] = pids[i];
+		}
+	size_t kg = itr_rank_known(f->map, &pol, &client, grouped, grouped_pids, true, N, 50, b);
+	assert_int_equal(ka, kg);
+	for (size_t i = 0; i < ka; i++)
+		assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
 	/* every candidate claimed to be in the client's PID: all cost the same */
 	const struct itr_pid *own = pid_of(f->map, &client);
 	for (int i = 0; i < N; i++)
 		pids[i] = own;
-	kb = itr_rank_known(f->map, &pol, &client, c, pids, N, 50, b);
+	size_t kb = itr_rank_known(f->map, &pol, &client, c, pids, false, N, 50, b);
 	for (size_t i = 0; i < kb; i++)
 		assert_ptr_equal(b[i].pid, own);
 }
