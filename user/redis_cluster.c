@@ -85,6 +85,7 @@ struct itr_rc {
 	atomic_uint nqueues;
 
 	atomic_uint_fast64_t commands, redirects, refreshes, failures, batches, batched;
+	atomic_uint_fast64_t read_batches, read_batched;
 };
 
 /* ---- key slots ------------------------------------------------------------ */
@@ -602,10 +603,13 @@ int itr_rc_write(struct itr_rc *rc, uint16_t slot, const struct itr_rc_cmd *cmds
 
 #define MANY_MAX 64
 
-void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
+/* itr_rc_write_many (replicated: a WAIT ends each master's pipeline, and
+ * an item left over goes alone through itr_rc_write) and itr_rc_read_many
+ * (no WAIT; alone through itr_rc_pipeline). */
+static void send_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n, bool replicated)
 {
 	for (; n > MANY_MAX; items += MANY_MAX, n -= MANY_MAX)
-		itr_rc_write_many(rc, items, MANY_MAX);
+		send_many(rc, items, MANY_MAX, replicated);
 	/* the masters concerned and this thread's connection to each */
 	struct node nodes[MAX_NODES];
 	struct conn *conns[MAX_NODES];
@@ -645,13 +649,18 @@ void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
 				                       items[i].cmds[c].argvlen);
 			nreq++;
 		}
-		if (nodes[k].replicas) {
+		if (replicated && nodes[k].replicas) {
 			redisAppendCommandArgv(conns[k]->ctx, 3, wait_argv, wait_len);
 			ncmd++;
 		}
 		atomic_fetch_add(&rc->commands, ncmd);
-		atomic_fetch_add(&rc->batches, 1);
-		atomic_fetch_add(&rc->batched, nreq);
+		if (replicated) {
+			atomic_fetch_add(&rc->batches, 1);
+			atomic_fetch_add(&rc->batched, nreq);
+		} else {
+			atomic_fetch_add(&rc->read_batches, 1);
+			atomic_fetch_add(&rc->read_batched, nreq);
+		}
 	}
 	bool moved = false;
 	const struct node *failed = NULL;
@@ -680,7 +689,7 @@ void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
 				it->result = 0;
 			}
 		}
-		if (!broken && nodes[k].replicas) {
+		if (!broken && replicated && nodes[k].replicas) {
 			void *ack = NULL;
 			broken = redisGetReply(conns[k]->ctx, &ack) != REDIS_OK;
 			if (ack)
@@ -700,11 +709,27 @@ void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
 		refresh(rc, true, NULL);
 	else if (failed)
 		refresh(rc, false, failed);
-	for (size_t i = 0; i < n; i++) /* whatever is left goes alone */
-		if (items[i].result > 0)
-			items[i].result =
-			    itr_rc_write(rc, items[i].slot, items[i].cmds, items[i].n,
-			                 items[i].replies, items[i].err, sizeof(items[i].err));
+	for (size_t i = 0; i < n; i++) { /* whatever is left goes alone */
+		struct itr_rc_item *it = &items[i];
+		if (it->result <= 0)
+			continue;
+		if (replicated)
+			it->result = itr_rc_write(rc, it->slot, it->cmds, it->n, it->replies,
+			                          it->err, sizeof(it->err));
+		else
+			it->result = itr_rc_pipeline(rc, it->slot, it->cmds, it->n, it->replies,
+			                             it->err, sizeof(it->err));
+	}
+}
+
+void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
+{
+	send_many(rc, items, n, true);
+}
+
+void itr_rc_read_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n)
+{
+	send_many(rc, items, n, false);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -790,6 +815,8 @@ void itr_rc_stats(struct itr_rc *rc, struct itr_rc_stats *out)
 	out->failures = atomic_load(&rc->failures);
 	out->batches = atomic_load(&rc->batches);
 	out->batched = atomic_load(&rc->batched);
+	out->read_batches = atomic_load(&rc->read_batches);
+	out->read_batched = atomic_load(&rc->read_batched);
 	pthread_rwlock_rdlock(&rc->lock);
 	out->nodes = rc->nnodes;
 	pthread_rwlock_unlock(&rc->lock);

@@ -88,11 +88,15 @@ struct itr_rc_item {
 	char err[160];
 };
 void itr_rc_write_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n);
+/* The same for reads: no WAIT, and an item left over is sent alone
+ * through itr_rc_pipeline. */
+void itr_rc_read_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n);
 
 struct itr_rc_stats {
 	uint64_t commands, redirects, refreshes, failures;
-	uint64_t batches, batched; /* itr_rc_write: round trips, requests in them */
-	unsigned nodes;            /* masters in the slot map */
+	uint64_t batches, batched;           /* itr_rc_write: round trips, requests in them */
+	uint64_t read_batches, read_batched; /* itr_rc_read_many: the same */
+	unsigned nodes;                      /* masters in the slot map */
 };
 void itr_rc_stats(struct itr_rc *rc, struct itr_rc_stats *out);
 

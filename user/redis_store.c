@@ -680,35 +680,65 @@ static int redis_announce_many(void *impl, const struct itr_backend_request *req
 	return 0;
 }
 
+/* Every hash's three reads at once: each master gets its share in one
+ * pipeline (itr_rc_read_many), so a scrape of many hashes costs a round
+ * trip per master, not per hash. */
+struct scrape_one {
+	char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1];
+	struct itr_rc_cmd cmds[3];
+	void *replies[3];
+};
+
 static int redis_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], size_t n,
                         struct itr_swarm_counts *counts, char *failure, size_t failurelen)
 {
 	struct itr_redis_store *st = impl;
 	atomic_fetch_add(&st->scrapes, 1);
+	if (n == 0)
+		return 0;
 	char now_text[24];
 	snprintf(now_text, sizeof(now_text), "%lld", (long long)time(NULL));
-	for (size_t i = 0; i < n; i++) {
-		char ks[KEY_LEN + 1], kl[KEY_LEN + 1], kd[KEY_LEN + 1], err[256];
-		swarm_key(ks, hashes[i], 's');
-		swarm_key(kl, hashes[i], 'l');
-		swarm_key(kd, hashes[i], 'd');
-		struct itr_rc_cmd cmds[3];
-		cmd(&cmds[0], 4, S("ZCOUNT"), S(ks), S(now_text), S("+inf"));
-		cmd(&cmds[1], 4, S("ZCOUNT"), S(kl), S(now_text), S("+inf"));
-		cmd(&cmds[2], 2, S("GET"), S(kd));
-		void *replies[3];
-		if (itr_rc_pipeline(st->rc, itr_rc_keyslot(ks, KEY_LEN), cmds, 3, replies, err,
-		                    sizeof(err)) < 0) {
-			atomic_fetch_add(&st->failures, 1);
-			snprintf(failure, failurelen, "tracker store unavailable, try again later");
-			return -1;
-		}
-		counts[i].complete = (uint32_t)reply_int(replies[0]);
-		counts[i].incomplete = (uint32_t)reply_int(replies[1]);
-		counts[i].downloaded = (uint32_t)reply_int(replies[2]);
-		itr_rc_replies_free(replies, 3);
+	struct scrape_one *one = malloc(n * sizeof(*one));
+	struct itr_rc_item *items = malloc(n * sizeof(*items));
+	if (!one || !items) {
+		free(one);
+		free(items);
+		atomic_fetch_add(&st->failures, 1);
+		snprintf(failure, failurelen, "tracker store unavailable, try again later");
+		return -1;
 	}
-	return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct scrape_one *o = &one[i];
+		swarm_key(o->ks, hashes[i], 's');
+		swarm_key(o->kl, hashes[i], 'l');
+		swarm_key(o->kd, hashes[i], 'd');
+		cmd(&o->cmds[0], 4, S("ZCOUNT"), S(o->ks), S(now_text), S("+inf"));
+		cmd(&o->cmds[1], 4, S("ZCOUNT"), S(o->kl), S(now_text), S("+inf"));
+		cmd(&o->cmds[2], 2, S("GET"), S(o->kd));
+		items[i] = (struct itr_rc_item){.slot = itr_rc_keyslot(o->ks, KEY_LEN),
+		                                .cmds = o->cmds,
+		                                .n = 3,
+		                                .replies = o->replies};
+	}
+	itr_rc_read_many(st->rc, items, n);
+	int result = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].result != 0) {
+			result = -1;
+			continue;
+		}
+		counts[i].complete = (uint32_t)reply_int(one[i].replies[0]);
+		counts[i].incomplete = (uint32_t)reply_int(one[i].replies[1]);
+		counts[i].downloaded = (uint32_t)reply_int(one[i].replies[2]);
+		itr_rc_replies_free(one[i].replies, 3);
+	}
+	free(one);
+	free(items);
+	if (result < 0) {
+		atomic_fetch_add(&st->failures, 1);
+		snprintf(failure, failurelen, "tracker store unavailable, try again later");
+	}
+	return result;
 }
 
 static void redis_stats(void *impl, struct itr_backend_stats *out)

@@ -491,6 +491,68 @@ static void test_keys_expire(void **state)
 	store_close(&f);
 }
 
+static double now_ms_f(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A scrape of many hashes reads them all in one round trip per master
+ * (one here), with each swarm's own counts, unknown swarms at zero. */
+static void test_scrape_many(void **state)
+{
+	(void)state;
+	struct store_fixture f;
+	store_open(&f, NULL);
+	enum { HASHES = 64 };
+	uint8_t hashes[HASHES][20];
+	for (int i = 0; i < HASHES; i++) {
+		memset(hashes[i], 0, 20);
+		hashes[i][0] = 0x91;
+		hashes[i][1] = (uint8_t)i;
+	}
+	struct itr_backend_reply reply;
+	/* swarm k (k = 0, 1, 2) gets k + 1 leechers and k seeds */
+	for (int k = 0; k < 3; k++) {
+		for (int p = 0; p <= k; p++)
+			announce_one(&f, hashes[k * 20], peer4(10, 9, (unsigned)k, (unsigned)p + 1),
+			             500, ITR_EVENT_STARTED, 0, &reply, NULL);
+		for (int p = 0; p < k; p++)
+			announce_one(&f, hashes[k * 20],
+			             peer4(10, 9, (unsigned)k, (unsigned)p + 100), 0,
+			             ITR_EVENT_COMPLETED, 0, &reply, NULL);
+	}
+	struct itr_swarm_counts counts[HASHES];
+	char failure[128] = "";
+	struct itr_rc_stats before, after;
+	itr_rc_stats(f.rc, &before);
+	double t0 = now_ms_f();
+	assert_int_equal(
+	    f.be->ops->scrape(f.be->impl, hashes, HASHES, counts, failure, sizeof(failure)), 0);
+	double many_ms = now_ms_f() - t0;
+	itr_rc_stats(f.rc, &after);
+	assert_int_equal(after.read_batches - before.read_batches, 1);
+	assert_int_equal(after.read_batched - before.read_batched, HASHES);
+	for (int i = 0; i < HASHES; i++) {
+		bool known = i % 20 == 0 && i / 20 < 3;
+		int k = i / 20;
+		assert_int_equal(counts[i].incomplete, known ? k + 1 : 0);
+		assert_int_equal(counts[i].complete, known ? k : 0);
+		assert_int_equal(counts[i].downloaded, known ? k : 0);
+	}
+	/* the same hashes one scrape each, as the store read them before */
+	t0 = now_ms_f();
+	for (int i = 0; i < HASHES; i++)
+		assert_int_equal(f.be->ops->scrape(f.be->impl, &hashes[i], 1, &counts[i], failure,
+		                                   sizeof(failure)),
+		                 0);
+	double one_by_one_ms = now_ms_f() - t0;
+	print_message("scrape of %d hashes: %.3f ms at once, %.3f ms one by one\n", HASHES, many_ms,
+	              one_by_one_ms);
+	store_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -502,7 +564,7 @@ int main(void)
 	const struct CMUnitTest on_node[] = {
 	    cmocka_unit_test(test_group_commit), cmocka_unit_test(test_price_policy_on_cluster),
 	    cmocka_unit_test(test_reads_reused), cmocka_unit_test(test_batch_shares_read),
-	    cmocka_unit_test(test_keys_expire),
+	    cmocka_unit_test(test_keys_expire),  cmocka_unit_test(test_scrape_many),
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);
 	return failed + cmocka_run_group_tests(on_node, start_redis, stop_redis);
