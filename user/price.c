@@ -110,9 +110,7 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
  *   - no seed, and its peers cannot together upload what the link carries
  *     (5isp-even-55 in docs/policy.md: ASes of 4 hosts, every one of them
  *     1.2-1.6x slower than with opentracker while capped);
- *   - seeds whose upload together falls short of the link's budget, at
- *     least one of them a seed from its first announce here (seeds that
- *     completed in the swarm alone do not count: view->grown_seeds), while
+ *   - seeds whose upload together falls short of the link's budget, while
  *     the swarm has seeds in other ASes too and the AS has leechers: the
  *     budget alone brings pieces in faster than the AS's own seeds make
  *     them (O4 in docs/policy.md: a 2 Mbit/s seed in each of three ASes
@@ -130,12 +128,6 @@ static bool starved(const struct itr_price_as_view *view, const struct itr_link 
 		return false;
 	if (!view->seeds)
 		return (double)view->peers * host < (double)uplink->capacity_bps;
-	/* seeds that completed here are the AS's own swarm catching up, and
-	 * are not what the second case is about: with only those the AS is
-	 * capped (5isp-even-55: open on its grown seeds, 1.06x against 0.97x
-	 * capped, in turn; docs/policy.md) */
-	if (view->grown_seeds >= view->seeds)
-		return false;
 	return view->swarm_seeds > view->seeds && view->peers > view->seeds &&
 	       (double)view->seeds * host < (double)uplink->budget_bps;
 }

@@ -77,7 +77,6 @@ struct itr_price_as_view {
 	double remaining;       /* mean fraction left over the AS's peers, 0..1 */
 	double swarm_remaining; /* the same over every peer of the swarm */
 	uint32_t swarm_seeds;   /* complete peers of the swarm, every AS */
-	uint32_t grown_seeds;   /* of seeds, those that were leechers here (0: unknown) */
 };
 
 /* Which fields the operator fixed on the command line: those are used as

@@ -32,8 +32,7 @@
 #include "byte_order.h"
 
 #define FLAG_SEEDER        0x01u
-#define LEFT_SHIFT         1 /* flags bits 1-7: a leecher's left fraction, ITR_SWARM_LEFT_UNITS */
-#define FLAG_GROWN         0x02u /* a seeder's bit 1: it completed in this swarm */
+#define LEFT_SHIFT         1 /* flags bits 1-7: left fraction, ITR_SWARM_LEFT_UNITS */
 #define DEFAULT_SHARDS     16
 #define MIN_TABLE          16
 #define MAX_EXPIRY_MINUTES 30000 /* well under the 65536-minute wrap */
@@ -136,8 +135,7 @@ static uint8_t *rec_flags(uint8_t *rec, int fam)
 
 static unsigned rec_left(const uint8_t *rec, int fam)
 {
-	uint8_t flags = rec[key_len[fam] + 2];
-	return flags & FLAG_SEEDER ? 0 : flags >> LEFT_SHIFT;
+	return rec[key_len[fam] + 2] >> LEFT_SHIFT;
 }
 
 /* The swarm's size estimate grows with the announce (as the price
@@ -156,13 +154,9 @@ static unsigned left_fraction(struct swarm *sw, const struct itr_swarm_announce 
 	return (unsigned)(f * ITR_SWARM_LEFT_UNITS + 0.5);
 }
 
-/* A seeder has nothing left; its bit 1 says whether it was a leecher
- * here before (grown), which the price controller's seed rule reads. */
-static uint8_t make_flags(bool seeder, unsigned left, bool grown)
+static uint8_t make_flags(bool seeder, unsigned left)
 {
-	if (seeder)
-		return (uint8_t)(FLAG_SEEDER | (grown ? FLAG_GROWN : 0));
-	return (uint8_t)(left << LEFT_SHIFT);
+	return (uint8_t)((seeder ? FLAG_SEEDER : 0) | left << LEFT_SHIFT);
 }
 
 static void make_key(int fam, uint16_t group, const struct itr_peer_addr *peer, uint8_t *key)
@@ -725,9 +719,7 @@ static void insert_record(struct swarm *sw, int fam, uint32_t at, const uint8_t 
 	memcpy(rec, key, key_len[fam]);
 	rec_set_seen(rec, fam, minute);
 	unsigned left = left_fraction(sw, ann);
-	/* a first announce that is a completed event finished here too (its
-	 * leecher record went with a restart or an expiry) */
-	*rec_flags(rec, fam) = make_flags(ann->seeder, left, ann->completed);
+	*rec_flags(rec, fam) = make_flags(ann->seeder, left);
 	sw->left_units += left;
 	if (ann->seeder)
 		sw->seeders++;
@@ -805,15 +797,14 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		uint8_t *rec = rec_at(sw->vec[fam], fam, (uint32_t)at);
 		uint8_t *flags = rec_flags(rec, fam);
 		bool was_seeder = *flags & FLAG_SEEDER;
-		bool grown = ann->completed || !was_seeder || (*flags & FLAG_GROWN);
 		rec_set_seen(rec, fam, minute_of(now));
 		if (ann->seeder && !was_seeder)
 			sw->seeders++;
 		else if (!ann->seeder && was_seeder)
 			sw->seeders--;
-		unsigned left = left_fraction(sw, ann); /* 0 for a seeder (left 0) */
+		unsigned left = left_fraction(sw, ann);
 		sw->left_units = sw->left_units - rec_left(rec, fam) + left;
-		*flags = make_flags(ann->seeder, left, grown);
+		*flags = make_flags(ann->seeder, left);
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
 	} else if ((status = admit(m, sh, h, ih, &sw, ann, fam, current, now)) !=
@@ -1161,9 +1152,7 @@ static void mem_destroy(struct itr_swarm_store *store)
 static void tally_add(struct itr_swarm_tally *t, const uint8_t *rec, int fam)
 {
 	t->peers++;
-	uint8_t flags = rec[key_len[fam] + 2];
-	t->seeders += flags & FLAG_SEEDER;
-	t->grown_seeders += (flags & (FLAG_SEEDER | FLAG_GROWN)) == (FLAG_SEEDER | FLAG_GROWN);
+	t->seeders += rec[key_len[fam] + 2] & FLAG_SEEDER;
 	t->left_units += rec_left(rec, fam);
 }
 

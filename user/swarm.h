@@ -98,7 +98,6 @@ struct itr_swarm_stats {
 struct itr_swarm_tally {
 	uint32_t peers;
 	uint32_t seeders;
-	uint32_t grown_seeders; /* of the seeders, those that completed here */
 	uint64_t left_units;
 };
 

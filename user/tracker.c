@@ -523,7 +523,6 @@ static void view_of(const struct itr_swarm_tally *part, const struct itr_swarm_t
 		return; /* the AS has no peer here: nothing is known */
 	v->peers = part->peers;
 	v->seeds = part->seeders;
-	v->grown_seeds = part->grown_seeders;
 	v->remaining = (double)part->left_units / ITR_SWARM_LEFT_UNITS / part->peers;
 	v->swarm_remaining =
 	    all->peers ? (double)all->left_units / ITR_SWARM_LEFT_UNITS / all->peers : 0;
@@ -649,7 +648,6 @@ static void walk_swarm(void *ctx, const struct itr_swarm_group_tally *groups, si
 		}
 		w->ases[i].t.peers += groups[k].tally.peers;
 		w->ases[i].t.seeders += groups[k].tally.seeders;
-		w->ases[i].t.grown_seeders += groups[k].tally.grown_seeders;
 		w->ases[i].t.left_units += groups[k].tally.left_units;
 	}
 	for (size_t i = 0; i < n; i++) {

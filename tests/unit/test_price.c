@@ -270,7 +270,7 @@ static void test_as_policy(void **state)
 
 	/* no seed, far behind, no price: every gateway the link can carry and
 	 * one more outside peer each */
-	struct itr_price_as_view behind = {16, 0, 0.9, 0.5, 1, 0};
+	struct itr_price_as_view behind = {16, 0, 0.9, 0.5, 1};
 	itr_price_as_policy(&base, &none, &behind, &up, 0.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
@@ -291,19 +291,19 @@ static void test_as_policy(void **state)
 	assert_int_equal(out.gateways, 8);
 	assert_int_equal(out.max_external, base.max_external + 1);
 	/* a local seed: half the gateways */
-	struct itr_price_as_view seeded = {16, 1, 0.5, 0.5, 1, 0};
+	struct itr_price_as_view seeded = {16, 1, 0.5, 0.5, 1};
 	itr_price_as_policy(&base, &none, &seeded, &up, 0.0, &out);
 	assert_int_equal(out.gateways, 2);
 	assert_int_equal(out.max_external, base.max_external);
 	itr_price_as_policy(&base, &none, &seeded, &up, -1.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
-	struct itr_price_as_view done = {16, 16, 0, 0, 16, 0};
+	struct itr_price_as_view done = {16, 16, 0, 0, 16};
 	itr_price_as_policy(&base, &none, &done, &up, -1.0, &out);
 	assert_int_equal(out.max_external, base.max_external); /* nothing left to fetch */
 	/* never more gateways than peers (over the budget: two peers with
 	 * 4 of the link's 8 Mbit/s would be open under it) */
-	struct itr_price_as_view two = {2, 0, 0.9, 0.5, 1, 0};
+	struct itr_price_as_view two = {2, 0, 0.9, 0.5, 1};
 	itr_price_as_policy(&base, &none, &two, &up, 0.1, &out);
 	assert_int_equal(out.gateways, 2);
 	/* no uplink declared: the configured count times need, at least 1 */
@@ -331,7 +331,7 @@ static void test_as_policy_small_as(void **state)
 	struct itr_price_overrides none = {false, false, false};
 	struct itr_link up = uplink_of_four_hosts();
 
-	struct itr_price_as_view three = {3, 0, 0.9, 0.5, 1, 0}; /* 6 of 8 Mbit/s */
+	struct itr_price_as_view three = {3, 0, 0.9, 0.5, 1}; /* 6 of 8 Mbit/s */
 	const double open_prices[] = {0.0, -0.5, -1.0};
 	for (size_t i = 0; i < sizeof(open_prices) / sizeof(open_prices[0]); i++) {
 		itr_price_as_policy(&base, &none, &three, &up, open_prices[i], &out);
@@ -347,12 +347,12 @@ static void test_as_policy_small_as(void **state)
 	assert_int_equal(out.gateways, 1);
 	assert_int_equal(out.max_external, base.max_external - 1);
 	/* a seed in the AS: capped, so that its upload goes to few gateways */
-	struct itr_price_as_view seeded = {3, 1, 0.5, 0.5, 1, 0};
+	struct itr_price_as_view seeded = {3, 1, 0.5, 0.5, 1};
 	itr_price_as_policy(&base, &none, &seeded, &up, -1.0, &out);
 	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
 	assert_int_not_equal(out.gateways, 0);
 	/* four peers fill the link: not small */
-	struct itr_price_as_view four = {4, 0, 0.9, 0.5, 1, 0};
+	struct itr_price_as_view four = {4, 0, 0.9, 0.5, 1};
 	itr_price_as_policy(&base, &none, &four, &up, 0.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
@@ -387,7 +387,7 @@ static void test_as_policy_seed_starved(void **state)
 	struct itr_link up = uplink_of_four_hosts(); /* 8 Mbit/s, budget 4, hosts 2 */
 
 	/* 6 peers, 1 seed (2 of the budget's 4 Mbit/s), 3 seeds in the swarm */
-	struct itr_price_as_view slow_seed = {6, 1, 0.7, 0.7, 3, 0};
+	struct itr_price_as_view slow_seed = {6, 1, 0.7, 0.7, 3};
 	const double open_prices[] = {0.0, -0.5, -1.0};
 	for (size_t i = 0; i < sizeof(open_prices) / sizeof(open_prices[0]); i++) {
 		itr_price_as_policy(&base, &none, &slow_seed, &up, open_prices[i], &out);
@@ -398,24 +398,18 @@ static void test_as_policy_seed_starved(void **state)
 	itr_price_as_policy(&base, &none, &slow_seed, &up, 0.1, &out);
 	assert_int_equal(out.gateways, 2);
 	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
-	/* the same seed grown at home (it was a leecher in the swarm): capped */
-	struct itr_price_as_view grown_seed = slow_seed;
-	grown_seed.grown_seeds = 1;
-	itr_price_as_policy(&base, &none, &grown_seed, &up, -1.0, &out);
-	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
-	assert_int_not_equal(out.gateways, 0);
 	/* the swarm's only seed: capped, its upload goes to few gateways */
-	struct itr_price_as_view only_seed = {6, 1, 0.7, 0.7, 1, 0};
+	struct itr_price_as_view only_seed = {6, 1, 0.7, 0.7, 1};
 	itr_price_as_policy(&base, &none, &only_seed, &up, -1.0, &out);
 	assert_int_equal(out.gateways, 4);
 	assert_int_equal(out.max_external, base.max_external + 1);
 	/* two seeds fill the budget (2 x 2 = 4 Mbit/s): capped */
-	struct itr_price_as_view fed = {10, 2, 0.5, 0.6, 6, 0};
+	struct itr_price_as_view fed = {10, 2, 0.5, 0.6, 6};
 	itr_price_as_policy(&base, &none, &fed, &up, -1.0, &out);
 	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
 	assert_int_not_equal(out.gateways, 0);
 	/* nothing left to fetch: capped */
-	struct itr_price_as_view all_seeds = {2, 2, 0, 0.5, 5, 0};
+	struct itr_price_as_view all_seeds = {2, 2, 0, 0.5, 5};
 	itr_price_as_policy(&base, &none, &all_seeds, &up, -1.0, &out);
 	assert_int_not_equal(out.max_external, ITR_RANK_UNCAPPED);
 	/* without the hosts' upload: never open */
@@ -706,32 +700,18 @@ static void test_tracker_small_as_open(void **state)
 
 /* The tracker's view carries the swarm's seeds: AS a (hosts of 1 Mbit/s
  * under a 4 Mbit/s link) with one seed and five leechers is open while AS
- * b holds a seed too, and capped once a's seed is the swarm's only one. A
- * seed that completed in the swarm does not open its AS. */
+ * b holds a seed too, and capped once a's seed is the swarm's only one. */
 static void test_tracker_seed_starved_open(void **state)
 {
 	(void)state;
 	struct itr_price *pc;
 	struct itr_tracker *tr = priced_tracker(&pc);
-	uint8_t grown_ih[20] = {11};
-	/* a's only seed announced its completion here: capped */
-	announce_peer(tr, grown_ih, peer4(10, 10, 0, 10), 0, 1000, ITR_EVENT_COMPLETED);
-	for (uint8_t i = 0; i < 5; i++)
-		announce_peer(tr, grown_ih, peer4(10, 10, 0, (uint8_t)(20 + i)), 1000, 0,
-		              ITR_EVENT_STARTED);
-	announce_peer(tr, grown_ih, peer4(10, 11, 0, 10), 0, 1000, ITR_EVENT_STARTED);
-	struct itr_rank_policy grown_pol;
-	policy_of(tr, grown_ih, peer4(10, 10, 0, 20), &grown_pol);
-	assert_int_not_equal(grown_pol.max_external, ITR_RANK_UNCAPPED);
-	assert_int_not_equal(grown_pol.gateways, 0);
-
-	/* a seed from its first announce: open */
 	uint8_t ih[20] = {10};
-	announce_peer(tr, ih, peer4(10, 10, 0, 10), 0, 1000, ITR_EVENT_STARTED);
+	announce_peer(tr, ih, peer4(10, 10, 0, 10), 0, 1000, ITR_EVENT_COMPLETED);
 	for (uint8_t i = 0; i < 5; i++)
 		announce_peer(tr, ih, peer4(10, 10, 0, (uint8_t)(20 + i)), 1000, 0,
 		              ITR_EVENT_STARTED);
-	announce_peer(tr, ih, peer4(10, 11, 0, 10), 0, 1000, ITR_EVENT_STARTED);
+	announce_peer(tr, ih, peer4(10, 11, 0, 10), 0, 1000, ITR_EVENT_COMPLETED);
 
 	struct itr_rank_policy pol;
 	policy_of(tr, ih, peer4(10, 10, 0, 20), &pol);
@@ -760,10 +740,9 @@ static void test_tracker_seed_starved_open(void **state)
 /* Swarm state from announces (the tracker's store tallies it; the
  * controller keeps none): an AS without a seed that is behind gets its
  * uplink's gateway count (capacity / host upload = 4); once a peer of it
- * completes, it has a seed grown at home, and half the gateways (a seed
- * that completed here does not open the AS, however slow); a stopped peer
- * leaves; status counts peers and seeds per AS; peers silent past the
- * expiry are gone from the counts. */
+ * completes, its one seed (1 of the budget's 2 Mbit/s) cannot feed it while
+ * AS b holds a seed too, so it is open; a stopped peer leaves; status counts peers and seeds
+ * per AS; peers silent past the expiry are gone from the counts. */
 static void test_swarm_state(void **state)
 {
 	(void)state;
@@ -790,8 +769,8 @@ static void test_swarm_state(void **state)
 	tracker_now = now + 2;
 	announce_peer(tr, ih, first, 0, 1000, ITR_EVENT_COMPLETED);
 	policy_of(tr, ih, peer4(10, 10, 0, 11), &pol);
-	assert_int_equal(pol.gateways, 2);
-	assert_int_not_equal(pol.max_external, ITR_RANK_UNCAPPED);
+	assert_int_equal(pol.gateways, 0);
+	assert_int_equal(pol.max_external, ITR_RANK_UNCAPPED);
 	tracker_now = now + 3;
 	announce_peer(tr, ih, first, 0, 1000, ITR_EVENT_STOPPED);
 

@@ -411,7 +411,6 @@ static void test_tallies(void **state)
 	assert_int_equal(itr_swarm_tally(s, ih_a, both, 2, &grouping, t0, &part, &all), 0);
 	assert_int_equal(part.peers, 4);
 	assert_int_equal(part.seeders, 1);
-	assert_int_equal(part.grown_seeders, 0); /* a seeder from the start */
 	assert_int_equal(all.seeders, 1);
 	/* a re-announce with a tenth left replaces its fraction */
 	announce_left(s, ih_a, v4(1, 1, 1), 100, 900, false, t0 + 1);
@@ -419,15 +418,6 @@ static void test_tallies(void **state)
 	/* completion: a seeder now, nothing left */
 	announce_left(s, ih_a, v4(1, 2, 1), 0, 1000, true, t0 + 2);
 	check_tally(s, 1, t0 + 2, 2, 1, 13, 4, 13 + 64);
-	/* it was a leecher here: a grown seeder, and stays one on its
-	 * re-announces; the seeder from the start is not */
-	announce_left(s, ih_a, v4(1, 2, 1), 0, 1000, false, t0 + 2);
-	uint16_t g1only = 1, g2only = 2;
-	assert_int_equal(itr_swarm_tally(s, ih_a, &g1only, 1, &grouping, t0 + 2, &part, &all), 0);
-	assert_int_equal(part.grown_seeders, 1);
-	assert_int_equal(itr_swarm_tally(s, ih_a, &g2only, 1, &grouping, t0 + 2, &part, &all), 0);
-	assert_int_equal(part.seeders, 1);
-	assert_int_equal(part.grown_seeders, 0);
 	/* stop */
 	struct itr_peer_addr gone = v4(1, 1, 1);
 	assert_int_equal(itr_swarm_remove(s, ih_a, &gone, 1, &grouping, t0 + 3, NULL), 0);
