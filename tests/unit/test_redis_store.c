@@ -184,11 +184,16 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-static uint64_t mono_ms(void)
+static double now_ms_f(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static uint64_t mono_ms(void)
+{
+	return (uint64_t)now_ms_f();
 }
 
 static void test_group_commit(void **state)
@@ -489,13 +494,6 @@ static void test_keys_expire(void **state)
 	assert_int_equal(counts.incomplete, 1);
 	store_close(&g);
 	store_close(&f);
-}
-
-static double now_ms_f(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* A scrape of many hashes reads them all in one round trip per master
