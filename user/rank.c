@@ -673,11 +673,11 @@ static uint64_t *merge_sort_u64(uint64_t *a, uint64_t *spare, size_t n)
  * sort_bucket on buckets of 150); this is about n steps of each kind.
  * Priorities are not secret, so peers chosen to collide could make the
  * insertion sort quadratic: past 8 moves a word it gives up and merges.
- * At most SORT_U64_MAX words. */
-#define SORT_U64_MAX 512
+ * Up to 512 bins of 16-bit counts: enough for PACKED_SORT_MAX words. */
+_Static_assert(PACKED_SORT_MAX <= 512, "sort_u64 counts in 16 bits, at most 512 bins");
 static uint64_t *sort_u64(uint64_t *a, uint64_t *spare, size_t n)
 {
-	if (n < 24 || n > SORT_U64_MAX)
+	if (n < 24)
 		return merge_sort_u64(a, spare, n);
 	unsigned bits = 4;
 	while (bits < 9 && (1u << bits) < n)

@@ -654,13 +654,8 @@ static void send_many(struct itr_rc *rc, struct itr_rc_item *items, size_t n, bo
 			ncmd++;
 		}
 		atomic_fetch_add(&rc->commands, ncmd);
-		if (replicated) {
-			atomic_fetch_add(&rc->batches, 1);
-			atomic_fetch_add(&rc->batched, nreq);
-		} else {
-			atomic_fetch_add(&rc->read_batches, 1);
-			atomic_fetch_add(&rc->read_batched, nreq);
-		}
+		atomic_fetch_add(replicated ? &rc->batches : &rc->read_batches, 1);
+		atomic_fetch_add(replicated ? &rc->batched : &rc->read_batched, nreq);
 	}
 	bool moved = false;
 	const struct node *failed = NULL;

@@ -698,15 +698,11 @@ static int redis_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], 
 		return 0;
 	char now_text[24];
 	snprintf(now_text, sizeof(now_text), "%lld", (long long)time(NULL));
-	struct scrape_one *one = malloc(n * sizeof(*one));
-	struct itr_rc_item *items = malloc(n * sizeof(*items));
-	if (!one || !items) {
-		free(one);
-		free(items);
-		atomic_fetch_add(&st->failures, 1);
-		snprintf(failure, failurelen, "tracker store unavailable, try again later");
-		return -1;
-	}
+	/* the items, then the commands and keys they point into */
+	struct itr_rc_item *items = malloc(n * (sizeof(*items) + sizeof(struct scrape_one)));
+	if (!items)
+		goto unavailable;
+	struct scrape_one *one = (struct scrape_one *)(items + n);
 	for (size_t i = 0; i < n; i++) {
 		struct scrape_one *o = &one[i];
 		swarm_key(o->ks, hashes[i], 's');
@@ -732,13 +728,13 @@ static int redis_scrape(void *impl, const uint8_t (*hashes)[ITR_INFO_HASH_LEN], 
 		counts[i].downloaded = (uint32_t)reply_int(one[i].replies[2]);
 		itr_rc_replies_free(one[i].replies, 3);
 	}
-	free(one);
 	free(items);
-	if (result < 0) {
-		atomic_fetch_add(&st->failures, 1);
-		snprintf(failure, failurelen, "tracker store unavailable, try again later");
-	}
-	return result;
+	if (result == 0)
+		return 0;
+unavailable:
+	atomic_fetch_add(&st->failures, 1);
+	snprintf(failure, failurelen, "tracker store unavailable, try again later");
+	return -1;
 }
 
 static void redis_stats(void *impl, struct itr_backend_stats *out)
