@@ -563,11 +563,9 @@ static struct sort_item *group_by_cost(struct sort_item *a, struct sort_item *tm
 	uint64_t keys[COST_GROUPS_MAX];
 	size_t count[COST_GROUPS_MAX], order[COST_GROUPS_MAX], start[COST_GROUPS_MAX];
 	size_t nk = 0, last = 0;
-	bool ascending = true;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k = a[i].key;
 		if (nk == 0 || keys[last] != k) {
-			ascending = ascending && (nk == 0 || k > keys[last]);
 			size_t j = 0;
 			while (j < nk && keys[j] != k)
 				j++;
@@ -582,7 +580,7 @@ static struct sort_item *group_by_cost(struct sort_item *a, struct sort_item *tm
 		count[last]++;
 		a[i].group = (uint32_t)last;
 	}
-	if (nk <= 1 || ascending) /* a store hands its groups nearest first */
+	if (nk <= 1)
 		return a;
 	for (size_t j = 0; j < nk; j++) {
 		size_t r = j;
@@ -894,6 +892,14 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 	if (w->bucket_sorted[s])
 		return;
 	struct sort_item *e = w->e;
+	const uint64_t *ties = w->sc->ties;
+	/* Both sorts below keep input order among equal priorities. A store
+	 * that hands candidates in address order (the memory store's records
+	 * are sorted so) gives a bucket whose input order is the tie order
+	 * already: then no run needs the tie pass. */
+	bool in_tie_order = true;
+	for (size_t i = s + 1; i < t && in_tie_order; i++)
+		in_tie_order = ties[e[i].idx] > ties[e[i - 1].idx];
 	if (t - s <= PACKED_SORT_MAX) {
 		/* One cost: the order is ~priority, then input index (what the
 		 * stable sort of items gave), both in one 64-bit word. */
@@ -917,12 +923,12 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 		if (res != e + s)
 			memcpy(e + s, res, (t - s) * sizeof(*e));
 	}
-	for (size_t a = s; a < t;) {
+	for (size_t a = s; a < t && !in_tie_order;) {
 		size_t b = a + 1;
 		while (b < t && e[b].key == e[a].key)
 			b++;
 		if (b - a > 1)
-			tie_sort(e + a, b - a, w->sc->ties, w->cands);
+			tie_sort(e + a, b - a, ties, w->cands);
 		a = b;
 	}
 	w->bucket_sorted[s] = 1;
@@ -990,8 +996,10 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 
 	/* Unique candidates other than the client, keyed by cost. A store
 	 * hands a PID's candidates together: its cost and side are the last
-	 * candidate's. */
-	size_t m = 0, externals = 0;
+	 * candidate's. The memory store hands its groups nearest first: then
+	 * the cost buckets are found here, and need no grouping pass. */
+	size_t m = 0, externals = 0, bucket_start = 0;
+	bool ascending = true;
 	const struct itr_pid *last_pid = NULL;
 	uint32_t last_cost = 0;
 	uint8_t last_side = SIDE_EXTERNAL;
@@ -1020,23 +1028,35 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		externals += last_side == SIDE_EXTERNAL;
 		/* Without a client PID every cost is the same constant: one
 		 * bucket, ordered by priority alone - plain BEP 40 order. */
-		sc.items[m].key = (uint64_t)(cpid ? ci->cost : 0) << 32;
+		uint64_t key = (uint64_t)(cpid ? ci->cost : 0) << 32;
+		if (m > 0 && key != sc.items[m - 1].key) {
+			ascending = ascending && key > sc.items[m - 1].key;
+			bucket_end[bucket_start] = m;
+			bucket_sorted[bucket_start] = 0;
+			bucket_start = m;
+		}
+		sc.items[m].key = key;
 		sc.items[m].idx = (uint32_t)i;
 		sc.items[m].group = 0;
 		m++;
 	}
-	struct sort_item *e = group_by_cost(sc.items, sc.tmp, m);
-	if (e != sc.items) {
-		memcpy(sc.items, e, m * sizeof(*e));
-		e = sc.items;
-	}
-	for (size_t s = 0; s < m;) {
-		size_t t = s + 1;
-		while (t < m && e[t].key == e[s].key)
-			t++;
-		bucket_end[s] = t;
-		bucket_sorted[s] = 0;
-		s = t;
+	bucket_end[bucket_start] = m;
+	bucket_sorted[bucket_start] = 0;
+	struct sort_item *e = sc.items;
+	if (!ascending) {
+		e = group_by_cost(sc.items, sc.tmp, m);
+		if (e != sc.items) {
+			memcpy(sc.items, e, m * sizeof(*e));
+			e = sc.items;
+		}
+		for (size_t s = 0; s < m;) {
+			size_t t = s + 1;
+			while (t < m && e[t].key == e[s].key)
+				t++;
+			bucket_end[s] = t;
+			bucket_sorted[s] = 0;
+			s = t;
+		}
 	}
 	struct rank_walk w = {&sc, client, cands, e, m, bucket_end, bucket_sorted};
 

@@ -607,6 +607,15 @@ static void assert_sorted_like_reference(const struct itr_peer_addr *client,
 	free(ref);
 }
 
+static int by_address_and_port(const void *x, const void *y)
+{
+	const struct itr_peer_addr *a = x, *b = y;
+	int c = memcmp(a->addr, b->addr, 4);
+	if (c)
+		return c;
+	return (a->port > b->port) - (a->port < b->port);
+}
+
 static void test_rank_sort_matches_reference(void **state)
 {
 	(void)state;
@@ -615,13 +624,18 @@ static void test_rank_sort_matches_reference(void **state)
 	struct itr_peer_addr *c = calloc(N, sizeof(*c));
 	srand(11);
 	/* Every sorting path: small buckets, the packed words' counting pass
-	 * (24 to 384), the radix passes beyond. Few distinct addresses, many
-	 * ports: lots of priority ties. */
+	 * (24 to 384), the radix passes beyond; candidates in random order and
+	 * in address order. Few distinct addresses, many ports: lots of
+	 * priority ties. */
 	static const size_t sizes[] = {2, 5, 23, 24, 50, 143, 316, 384, 385, N};
 	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 		for (size_t i = 0; i < sizes[s]; i++)
 			c[i] = v4(10, (unsigned)rand() % 4, (unsigned)rand() % 8,
 			          (unsigned)rand() % 256, (uint16_t)(1 + i));
+		assert_sorted_like_reference(&client, c, sizes[s]);
+		/* in address order, as the memory store hands a group: the
+		 * ties need no pass of their own, and must come out the same */
+		qsort(c, sizes[s], sizeof(*c), by_address_and_port);
 		assert_sorted_like_reference(&client, c, sizes[s]);
 	}
 	free(c);
