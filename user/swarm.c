@@ -898,10 +898,39 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Copy (out NULL: count) the records of [from, to) that a selection may
+ * list, at most quota; stop_at, if given, gets where the scan stopped.
+ * Returns how many. */
+static size_t copy_records(const struct peer_block *b, int fam, uint32_t from, uint32_t to,
+                           size_t quota, bool no_seeders, const uint8_t *client_key,
+                           struct itr_peer_addr *out, uint16_t *groups, uint32_t *stop_at)
+{
+	size_t got = 0;
+	uint32_t at = from;
+	for (; at < to && got < quota; at++) {
+		const uint8_t *rec = rec_at(b, fam, at);
+		if (no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
+			continue;
+		if (client_key && rec_key_equal(rec, fam, client_key))
+			continue;
+		if (out) {
+			if (groups)
+				groups[got] = rec_group(rec);
+			rec_to_peer(rec, fam, &out[got]);
+		}
+		got++;
+	}
+	if (stop_at)
+		*stop_at = at;
+	return got;
+}
+
 /* Take up to quota peers from records [begin, end), a window starting at a
- * seeded offset; scans a bounded number of records so that a seeder asking
- * a swarm of seeders costs O(quota), not O(swarm). client_key is the
- * client's address and port as records hold them (NULL: another family). */
+ * seeded offset and wrapping at end; scans a bounded number of records so
+ * that a seeder asking a swarm of seeders costs O(quota), not O(swarm).
+ * client_key is the client's address and port as records hold them (NULL:
+ * another family). The peers come out in record order (the wrapped part
+ * first): that is the ranking's tie order, which then needs no tie pass. */
 static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
                           size_t quota, uint64_t seed, bool no_seeders, const uint8_t *client_key,
                           struct itr_peer_addr *out, uint16_t *groups)
@@ -909,23 +938,26 @@ static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, u
 	uint32_t size = end - begin;
 	if (size == 0 || quota == 0)
 		return 0;
-	uint32_t offset = quota >= size ? 0 : (uint32_t)(mix64(seed) % size);
+	uint32_t start = begin + (quota >= size ? 0 : (uint32_t)(mix64(seed) % size));
 	size_t scan_limit = quota * 8 + 64;
-	size_t got = 0;
-	uint32_t at = begin + offset;
-	for (size_t k = 0; k < size && k < scan_limit && got < quota; k++) {
-		const uint8_t *rec = rec_at(b, fam, at);
-		if (++at == end)
-			at = begin;
-		if (no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
-			continue;
-		if (client_key && rec_key_equal(rec, fam, client_key))
-			continue;
-		if (groups)
-			groups[got] = rec_group(rec);
-		rec_to_peer(rec, fam, &out[got++]);
+	/* The window: [start, tail_end) and, if that ran out, [begin, head_end). */
+	uint32_t tail_to = start + (uint32_t)(end - start < scan_limit ? end - start : scan_limit);
+	if (start == begin)
+		return copy_records(b, fam, begin, tail_to, quota, no_seeders, client_key, out,
+		                    groups, NULL);
+	uint32_t tail_end, head_end = begin;
+	size_t tail = copy_records(b, fam, start, tail_to, quota, no_seeders, client_key, NULL,
+	                           NULL, &tail_end);
+	if (tail < quota && tail_end == end) {
+		size_t left = scan_limit - (end - start);
+		uint32_t head_to = begin + (uint32_t)(start - begin < left ? start - begin : left);
+		copy_records(b, fam, begin, head_to, quota - tail, no_seeders, client_key, NULL,
+		             NULL, &head_end);
 	}
-	return got;
+	size_t got = copy_records(b, fam, begin, head_end, quota - tail, no_seeders, client_key,
+	                          out, groups, NULL);
+	return got + copy_records(b, fam, start, tail_end, tail, no_seeders, client_key, out + got,
+	                          groups ? groups + got : NULL, NULL);
 }
 
 /* One group's records in a swarm's block, and what selection takes. */
@@ -1049,8 +1081,11 @@ static size_t mem_select(struct itr_swarm_store *store, const uint8_t *ih,
 		const struct group_span *sp = &spans[k];
 		uint64_t seed = sp->own ? req->seed ^ sp->group : mix64(req->seed) ^ sp->group;
 		size_t quota = sp->quota < req->max - got ? sp->quota : req->max - got;
+		/* the client's own record, if any, is in its group (any group
+		 * while the records' groups are not the request's) */
+		bool may_hold_client = same_family && (!current || sp->group == req->group);
 		got += take_window(b, fam, sp->begin, sp->end, quota, seed, req->no_seeders,
-		                   same_family ? client_key + 2 : NULL, out + got,
+		                   may_hold_client ? client_key + 2 : NULL, out + got,
 		                   req->groups ? req->groups + got : NULL);
 	}
 	for (size_t i = 0; req->groups && !current && i < got; i++)

@@ -1,6 +1,6 @@
 /* test_swarm.c - the in-memory peer store: add/refresh/remove, counts,
  * seeder flips, per-group selection (own group first, nearest groups next,
- * bounded by the budget, stable,
+ * bounded by the budget, stable, each group in address order,
  * no self, no seeders for seeders), families kept apart, expiry in whole
  * minutes, the torrent and peer limits (with their log line), regrouping
  * after a map change, table deletes, and concurrent announces.
@@ -249,6 +249,53 @@ static void test_select(void **state)
 	struct itr_swarm_select req = {.client = me, .max = 10};
 	assert_int_equal(itr_swarm_select(s, ih_b, &req, &grouping, 0, out), 0);
 	assert_int_equal(select_for(s, me, false, 0, 7, out), 0);
+	itr_swarm_destroy(s);
+}
+
+/* A group's part of a selection comes out in record (address) order, the
+ * ranking's tie order, also when its window wraps past the group's end; and
+ * it is still one window: the peers taken are consecutive records, the
+ * client and (for a seeder) the seeders passed over. */
+static void test_select_windows_in_address_order(void **state)
+{
+	(void)state;
+	struct itr_swarm_store *s = new_store(0, 0);
+	for (uint8_t h = 1; h <= 50; h++)
+		announce(s, ih_a, v4(2, h, 6881), h % 2 == 0, false, 0, NULL);
+	struct itr_peer_addr me = v4(2, 9, 6881), out[50];
+	for (int seeder = 0; seeder < 2; seeder++) {
+		size_t wrapped = 0;
+		for (uint64_t seed = 0; seed < 64; seed++) {
+			size_t n = select_for(s, me, seeder, 10, seed, out);
+			assert_int_equal(n, 10);
+			/* which of the group's records were passed over */
+			bool eligible[51] = {false}, taken[51] = {false};
+			for (unsigned h = 1; h <= 50; h++)
+				eligible[h] = h != 9 && !(seeder && h % 2 == 0);
+			for (size_t i = 0; i < n; i++) {
+				assert_true(eligible[out[i].addr[3]]);
+				taken[out[i].addr[3]] = true;
+				if (i > 0)
+					assert_true(out[i].addr[3] > out[i - 1].addr[3]);
+			}
+			/* one run of eligible records, circularly: exactly one
+			 * taken record follows one that is not */
+			size_t starts = 0;
+			for (unsigned h = 1; h <= 50; h++) {
+				if (!taken[h])
+					continue;
+				unsigned prev = h;
+				do
+					prev = prev == 1 ? 50 : prev - 1;
+				while (!eligible[prev]);
+				starts += !taken[prev];
+			}
+			assert_int_equal(starts, 1);
+			/* the group's first and last eligible record: it wrapped */
+			wrapped += taken[1] && taken[seeder ? 49 : 50];
+		}
+		assert_true(wrapped > 0); /* the wrapping path ran */
+	}
 	itr_swarm_destroy(s);
 }
 
@@ -810,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_add_refresh_remove),
 	    cmocka_unit_test(test_select_reports_groups),
 	    cmocka_unit_test(test_select),
+	    cmocka_unit_test(test_select_windows_in_address_order),
 	    cmocka_unit_test(test_select_cost_order),
 	    cmocka_unit_test(test_expiry_minutes),
 	    cmocka_unit_test(test_tallies),
