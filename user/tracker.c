@@ -816,13 +816,24 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		policy_for(tr, idx, ann, &policy);
 		if (known) {
 			/* group 0: no PID covers it (a tenth of the lookups
-			 * were for these) */
-			for (long i = 0; i < n; i++)
-				pids[i] = groups[i] == 0 ? NULL
-				          : groups[i] <= idx->n
-				              ? itr_netmap_pid_at(idx->map, groups[i] - 1u)
-				              : itr_netmap_lookup(idx->map, cands[i].family,
-				                                  cands[i].addr);
+			 * were for these). The store hands a group's
+			 * candidates together: one resolution per run. */
+			uint16_t run_group = ITR_SWARM_GROUP_UNKNOWN;
+			const struct itr_pid *run_pid = NULL;
+			for (long i = 0; i < n; i++) {
+				if (groups[i] > idx->n) {
+					pids[i] = itr_netmap_lookup(idx->map, cands[i].family,
+					                            cands[i].addr);
+					continue;
+				}
+				if (groups[i] != run_group) {
+					run_group = groups[i];
+					run_pid = run_group == 0
+					              ? NULL
+					              : itr_netmap_pid_at(idx->map, run_group - 1u);
+				}
+				pids[i] = run_pid;
+			}
 		}
 		/* with no map published yet itr_rank falls back to BEP 40 order;
 		 * the store's records are one per address and port: distinct */
