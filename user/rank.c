@@ -278,22 +278,28 @@ static bool same_address(const struct itr_peer_addr *a, const struct itr_peer_ad
 }
 
 /* IPv4 pairs, the common case, on integers: the same masks as
- * bep40_addresses, without the byte loops. */
-static uint32_t bep40_v4(const uint8_t *a, const uint8_t *b)
+ * bep40_addresses, without the byte loops. The 8 bytes to hash, in memory
+ * order as one little-endian word (x86 is little-endian). */
+static inline uint64_t bep40_v4_word(uint32_t x, uint32_t y)
 {
-	uint32_t x = itr_be32_get(a), y = itr_be32_get(b);
 	uint32_t diff = x ^ y;
 	uint32_t mask = diff < 0x100u ? 0xffffffffu : diff < 0x10000u ? 0xffffff55u : 0xffff5555u;
 	x &= mask;
 	y &= mask;
 	uint32_t lo = x < y ? x : y, hi = x < y ? y : x;
+	return (uint64_t)__builtin_bswap32(hi) << 32 | __builtin_bswap32(lo);
+}
+
+static uint32_t bep40_v4(const uint8_t *a, const uint8_t *b)
+{
+	uint64_t word = bep40_v4_word(itr_be32_get(a), itr_be32_get(b));
 #ifdef ITR_HAVE_X86_CRC
-	/* the 8 bytes in memory order, as one little-endian word */
 	if (crc32c_hw)
-		return ~crc32c_word(~0u,
-		                    (uint64_t)__builtin_bswap32(hi) << 32 | __builtin_bswap32(lo));
+		return ~crc32c_word(~0u, word);
 #endif
-	uint8_t buf[8] = {lo >> 24, lo >> 16, lo >> 8, lo, hi >> 24, hi >> 16, hi >> 8, hi};
+	uint8_t buf[8];
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)(word >> (8 * i));
 	return crc32c_ready(0, buf, sizeof(buf));
 }
 
@@ -886,6 +892,38 @@ struct rank_walk {
 	uint8_t *bucket_sorted;
 };
 
+/* packed[i] = ~priority << 32 | index for the items e[0, n): the words a
+ * bucket sorts. */
+static void pack_priorities(const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                            const struct sort_item *e, size_t n, uint64_t *packed)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint32_t prio = bep40_priority(client, &cands[e[i].idx]);
+		packed[i] = (uint64_t)(uint32_t)~prio << 32 | e[i].idx;
+	}
+}
+
+#ifdef ITR_HAVE_X86_CRC
+/* The same for an IPv4 client with the crc32 instruction, inline: a call
+ * to bep40_priority and one to crc32c_word per candidate cost as much as
+ * the hashing (perf: a tenth of the ranking at numwant 200). */
+__attribute__((target("sse4.2"))) static void
+pack_priorities_v4_hw(const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                      const struct sort_item *e, size_t n, uint64_t *packed)
+{
+	uint32_t x = itr_be32_get(client->addr);
+	for (size_t i = 0; i < n; i++) {
+		const struct itr_peer_addr *c = &cands[e[i].idx];
+		uint32_t y = itr_be32_get(c->addr), prio;
+		if (c->family == 4 && y != x)
+			prio = ~(uint32_t)__builtin_ia32_crc32di(~0u, bep40_v4_word(x, y));
+		else
+			prio = bep40_priority(client, c); /* same address, or IPv6 */
+		packed[i] = (uint64_t)(uint32_t)~prio << 32 | e[i].idx;
+	}
+}
+#endif
+
 static void sort_bucket(struct rank_walk *w, size_t s)
 {
 	size_t t = w->bucket_end[s];
@@ -905,10 +943,12 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 		 * stable sort of items gave), both in one 64-bit word. */
 		uint64_t *packed = (uint64_t *)(w->sc->tmp + s), *spare = packed + (t - s);
 		uint64_t cost = e[s].key & 0xffffffff00000000ull;
-		for (size_t i = s; i < t; i++) {
-			uint32_t prio = bep40_priority(w->client, &w->cands[e[i].idx]);
-			packed[i - s] = (uint64_t)(uint32_t)~prio << 32 | e[i].idx;
-		}
+#ifdef ITR_HAVE_X86_CRC
+		if (crc32c_hw && w->client->family == 4)
+			pack_priorities_v4_hw(w->client, w->cands, e + s, t - s, packed);
+		else
+#endif
+			pack_priorities(w->client, w->cands, e + s, t - s, packed);
 		const uint64_t *res = sort_u64(packed, spare, t - s);
 		for (size_t i = s; i < t; i++) {
 			e[i].key = cost | res[i - s] >> 32;
