@@ -101,8 +101,15 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
 
 /* ---- price -> policy ---------------------------------------------------- */
 
-/* Whether an AS gets more of its pieces from outside than its lists would
- * let it, so that while its link is at or under its budget the lists
+/* Why the price loop opens an AS's lists (starved, below). */
+enum open_reason {
+	OPEN_NOT,        /* capped: by the price, or the operator's fixed counts */
+	OPEN_NO_SEED,    /* no seed, and too few peers to fill the link */
+	OPEN_SLOW_SEEDS, /* its seeds upload less than the link's budget */
+};
+
+/* Whether (and why) an AS gets more of its pieces from outside than its
+ * lists would let it, so that while its link is at or under its budget the lists
  * should be open: the per-list policy (gateways 0: every peer of the AS
  * takes outside peers, in rank order, with no preference for the other
  * ASes' gateways) and no cap. Two cases, both where the link could carry
@@ -121,32 +128,39 @@ double itr_price_update(const struct itr_price_params *p, struct itr_price_link_
  * An AS holding the swarm's only seeds stays capped even so: its seeds'
  * upload does most for the swarm through few gateways that pass pieces on
  * at home (4isp-tr-8, seeder in an AS of 2: 0.76x capped, 0.98x open). */
-static bool starved(const struct itr_price_as_view *view, const struct itr_link *uplink)
+static enum open_reason starved(const struct itr_price_as_view *view, const struct itr_link *uplink)
 {
 	double host = (double)uplink->host_upload_bps;
 	if (!view->peers)
-		return false;
+		return OPEN_NOT;
 	if (!view->seeds)
-		return (double)view->peers * host < (double)uplink->capacity_bps;
+		return (double)view->peers * host < (double)uplink->capacity_bps ? OPEN_NO_SEED
+		                                                                 : OPEN_NOT;
 	return view->swarm_seeds > view->seeds && view->peers > view->seeds &&
-	       (double)view->seeds * host < (double)uplink->budget_bps;
+	               (double)view->seeds * host < (double)uplink->budget_bps
+	           ? OPEN_SLOW_SEEDS
+	           : OPEN_NOT;
 }
 
-void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
-                         const struct itr_price_as_view *view, const struct itr_link *uplink,
-                         double price, struct itr_rank_policy *out)
+/* itr_price_as_policy, saying whether the AS is open and why. */
+static enum open_reason as_policy(const struct itr_rank_policy *base,
+                                  const struct itr_price_overrides *ov,
+                                  const struct itr_price_as_view *view,
+                                  const struct itr_link *uplink, double price,
+                                  struct itr_rank_policy *out)
 {
 	*out = *base;
 	/* a price below 0 (headroom) widens the base policy, up to 4x */
 	price = price > 1 ? 1 : price < -3 ? -3 : price;
 	bool behind = view->remaining > view->swarm_remaining + 0.10;
 	bool sized = uplink && uplink->host_upload_bps && uplink->capacity_bps;
-	if (sized && price <= 0 && starved(view, uplink)) {
+	enum open_reason why = sized && price <= 0 ? starved(view, uplink) : OPEN_NOT;
+	if (why != OPEN_NOT) {
 		if (!ov->gateways)
 			out->gateways = 0;
 		if (!ov->max_external)
 			out->max_external = ITR_RANK_UNCAPPED;
-		return;
+		return ov->max_external ? OPEN_NOT : why; /* open: no outside cap */
 	}
 	if (!ov->gateways) {
 		double g = base->gateways ? base->gateways : 1;
@@ -169,6 +183,14 @@ void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_pr
 			m--;
 		out->max_external = m;
 	}
+	return OPEN_NOT;
+}
+
+void itr_price_as_policy(const struct itr_rank_policy *base, const struct itr_price_overrides *ov,
+                         const struct itr_price_as_view *view, const struct itr_link *uplink,
+                         double price, struct itr_rank_policy *out)
+{
+	as_policy(base, ov, view, uplink, price, out);
 }
 
 unsigned itr_price_cost_step(double price, unsigned cur_step)
@@ -198,6 +220,7 @@ struct pc_as_status {
 	uint32_t asn;
 	uint64_t peers, seeds, swarms, gateways;
 	uint64_t open_swarms; /* swarms whose lists are open here (no outside cap) */
+	uint64_t open_no_seed, open_slow_seeds; /* of those, opened by the price loop and why */
 	unsigned max_external_min, max_external_max;
 };
 
@@ -515,7 +538,8 @@ static void collect_one(void *ctx, uint32_t asn, const struct itr_price_as_view 
 	double price = uplink_price(c->pc, up);
 	pthread_mutex_unlock(&c->pc->lock);
 	struct itr_rank_policy pol;
-	itr_price_as_policy(&c->pc->cfg.policy, &c->pc->cfg.overrides, v, up, price, &pol);
+	enum open_reason why =
+	    as_policy(&c->pc->cfg.policy, &c->pc->cfg.overrides, v, up, price, &pol);
 	st->peers += v->peers;
 	st->seeds += v->seeds;
 	st->swarms++;
@@ -523,6 +547,8 @@ static void collect_one(void *ctx, uint32_t asn, const struct itr_price_as_view 
 	st->gateways += pol.gateways && pol.gateways < v->peers ? pol.gateways : v->peers;
 	if (pol.max_external == ITR_RANK_UNCAPPED)
 		st->open_swarms++;
+	st->open_no_seed += why == OPEN_NO_SEED;
+	st->open_slow_seeds += why == OPEN_SLOW_SEEDS;
 	if (pol.max_external < st->max_external_min)
 		st->max_external_min = pol.max_external;
 	if (pol.max_external > st->max_external_max)
@@ -817,6 +843,10 @@ json_t *itr_price_status_json(struct itr_price *pc)
 		json_object_set_new(j, "seeds", json_integer((json_int_t)a->seeds));
 		json_object_set_new(j, "gateways", json_integer((json_int_t)a->gateways));
 		json_object_set_new(j, "open_swarms", json_integer((json_int_t)a->open_swarms));
+		json_object_set_new(j, "open_no_seed_swarms",
+		                    json_integer((json_int_t)a->open_no_seed));
+		json_object_set_new(j, "open_slow_seeds_swarms",
+		                    json_integer((json_int_t)a->open_slow_seeds));
 		json_object_set_new(j, "max_external_min", json_integer(a->max_external_min));
 		json_object_set_new(j, "max_external_max", json_integer(a->max_external_max));
 		json_array_append_new(ases, j);
@@ -887,21 +917,32 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	     "Largest outside-peer count per gateway in the AS (4294967295: no cap)."},
 	    {"itracker_as_open_swarms",
 	     "Swarms in which the AS's lists are open (no outside cap): it cannot feed itself "
-	     "and its link is at or under its budget."},
+	     "and its link is at or under its budget, or its operator set no cap."},
+	    {"itracker_as_open_swarms_by_reason",
+	     "Swarms the price loop opened for the AS, by reason: no_seed (no seed, and its "
+	     "peers' upload is under the link's capacity) or slow_seeds (its seeds' upload is "
+	     "under the link's budget while other ASes hold seeds too)."},
 	};
-	for (size_t m = 0; m < 5; m++) {
+	enum { AS_METRICS = sizeof(as_metrics) / sizeof(as_metrics[0]) };
+	for (size_t m = 0; m < AS_METRICS; m++) {
 		if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", as_metrics[m].name,
 		            as_metrics[m].help, as_metrics[m].name) < 0)
 			rc = -1;
 		for (size_t i = 0; i < pc->nases; i++) {
 			const struct pc_as_status *a = &pc->ases[i];
-			uint64_t v = m == 0   ? a->peers
-			             : m == 1 ? a->seeds
-			             : m == 2 ? a->gateways
-			             : m == 3 ? a->max_external_max
-			                      : a->open_swarms;
-			if (fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
-			            (unsigned long long)v) < 0)
+			const uint64_t v[AS_METRICS - 1] = {a->peers, a->seeds, a->gateways,
+			                                    a->max_external_max, a->open_swarms};
+			int n =
+			    m < AS_METRICS - 1
+			        ? fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
+			                  (unsigned long long)v[m])
+			        : fprintf(out,
+			                  "%s{asn=\"%u\",reason=\"no_seed\"} %llu\n"
+			                  "%s{asn=\"%u\",reason=\"slow_seeds\"} %llu\n",
+			                  as_metrics[m].name, a->asn,
+			                  (unsigned long long)a->open_no_seed, as_metrics[m].name,
+			                  a->asn, (unsigned long long)a->open_slow_seeds);
+			if (n < 0)
 				rc = -1;
 		}
 	}

@@ -689,6 +689,16 @@ static void test_tracker_small_as_open(void **state)
 	policy_of(tr, ih, peer4(10, 10, 0, 11), &pol);
 	assert_int_equal(pol.max_external, ITR_RANK_UNCAPPED);
 	assert_int_equal(pol.gateways, 0);
+	/* operators see why: the AS has no seed and too few peers */
+	struct itr_netmap *m = parse(PRICE_MAP);
+	itr_price_tick_matrix(pc, m, 1, NULL, 0);
+	json_t *st = itr_price_status_json(pc);
+	json_t *as = json_array_get(json_object_get(st, "ases"), 0);
+	assert_int_equal(json_integer_value(json_object_get(as, "asn")), 64500);
+	assert_int_equal(json_integer_value(json_object_get(as, "open_no_seed_swarms")), 1);
+	assert_int_equal(json_integer_value(json_object_get(as, "open_slow_seeds_swarms")), 0);
+	json_decref(st);
+	itr_netmap_unref(m);
 
 	/* the other side, with no link declared, keeps the base cap */
 	struct itr_rank_policy base;
@@ -727,7 +737,23 @@ static void test_tracker_seed_starved_open(void **state)
 	    json_integer_value(json_object_get(json_array_get(ases, 0), "open_swarms")), 1);
 	assert_int_equal(
 	    json_integer_value(json_object_get(json_array_get(ases, 1), "open_swarms")), 0);
+	/* and why: its seeds are too slow, not that it has none */
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(ases, 0), "open_slow_seeds_swarms")),
+	    1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_array_get(ases, 0), "open_no_seed_swarms")), 0);
 	json_decref(st);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(itr_price_metrics(pc, f), 0);
+	fclose(f);
+	assert_non_null(strstr(
+	    buf, "itracker_as_open_swarms_by_reason{asn=\"64500\",reason=\"slow_seeds\"} 1\n"));
+	assert_non_null(
+	    strstr(buf, "itracker_as_open_swarms_by_reason{asn=\"64500\",reason=\"no_seed\"} 0\n"));
+	free(buf);
 
 	announce_peer(tr, ih, peer4(10, 11, 0, 10), 0, 1000, ITR_EVENT_STOPPED);
 	policy_of(tr, ih, peer4(10, 10, 0, 20), &pol);

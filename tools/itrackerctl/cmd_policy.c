@@ -37,6 +37,29 @@ static const char *cap_text(double cap, char *buf, size_t len)
 	return buf;
 }
 
+/* Why an AS's lists are open, per swarm count: "no-seed N", "slow-seeds N",
+ * "operator N" (an --max-external as large as no cap), or "-". */
+static void why_open_text(json_t *as, char *buf, size_t len)
+{
+	double no_seed = num(as, "open_no_seed_swarms"), slow = num(as, "open_slow_seeds_swarms");
+	double fixed = num(as, "open_swarms") - no_seed - slow;
+	size_t used = 0;
+	buf[0] = '\0';
+	const struct {
+		const char *name;
+		double n;
+	} parts[] = {{"no-seed", no_seed}, {"slow-seeds", slow}, {"operator", fixed}};
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (parts[i].n <= 0 || used >= len)
+			continue;
+		int w = snprintf(buf + used, len - used, "%s%s %.0f", used ? ", " : "",
+		                 parts[i].name, parts[i].n);
+		used += w > 0 ? (size_t)w : 0;
+	}
+	if (!used)
+		snprintf(buf, len, "-");
+}
+
 static const char *mbit(double bps, char *buf, size_t len)
 {
 	snprintf(buf, len, "%.2f", bps / 1e6);
@@ -123,8 +146,8 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 	}
 	if (i == 0)
 		printf("(the network map declares no link)\n");
-	printf("\n%-10s %7s %8s %6s %9s %12s %6s\n", "ASN", "SWARMS", "PEERS", "SEEDS", "GATEWAYS",
-	       "EXTERNAL/GW", "OPEN");
+	printf("\n%-10s %7s %8s %6s %9s %12s %6s %s\n", "ASN", "SWARMS", "PEERS", "SEEDS",
+	       "GATEWAYS", "EXTERNAL/GW", "OPEN", "WHY OPEN");
 	json_t *a;
 	json_array_foreach(json_object_get(pol, "ases"), i, a)
 	{
@@ -135,9 +158,11 @@ int ctl_cmd_policy(const struct ctl_global *g, int argc, char **argv)
 		else
 			snprintf(ext, sizeof(ext), "%s-%s", cap_text(lo, lo_text, sizeof(lo_text)),
 			         cap_text(hi, hi_text, sizeof(hi_text)));
-		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s %6.0f\n", num(a, "asn"),
+		char why[64];
+		why_open_text(a, why, sizeof(why));
+		printf("%-10.0f %7.0f %8.0f %6.0f %9.0f %12s %6.0f %s\n", num(a, "asn"),
 		       num(a, "swarms"), num(a, "peers"), num(a, "seeds"), num(a, "gateways"), ext,
-		       num(a, "open_swarms"));
+		       num(a, "open_swarms"), why);
 	}
 	if (i == 0)
 		printf("(no peer announced yet)\n");
