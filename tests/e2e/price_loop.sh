@@ -92,6 +92,9 @@ grep -Eq '^a-up +64500 +uplink +8\.00 +2\.00 +[0-9.]+ +[0-9]+% +0\.[5-9]' "$E2E_
 	e2e_fail "itrackerctl policy: no a-up row with capacity, budget, rate and price"
 grep -Eq '^64500 +1 +2 +1 +[1-9][0-9]* +[1-9]' "$E2E_TMP/policy.txt" ||
 	e2e_fail "itrackerctl policy: no AS 64500 row with 1 swarm, 2 peers, 1 seed, its gateways"
+# over its budget (price above 0) the AS is capped: open in no swarm, for no reason
+grep -Eq '^64500 +.* 0 -$' "$E2E_TMP/policy.txt" ||
+	e2e_fail "itrackerctl policy: AS 64500 not shown capped (OPEN 0, WHY OPEN -)"
 ip netns exec "$A" $CTL policy --json | /usr/bin/python3 -c 'import json,sys
 p = json.load(sys.stdin)
 assert p["mode"] == "dataplane" and p["links"][0]["name"] == "a-up", p' ||
@@ -104,6 +107,10 @@ for m in itracker_link_price itracker_link_rate_bits_per_second itracker_link_bu
 done
 grep -q '^itracker_as_peers{asn="64500"} 2$' "$E2E_TMP/metrics.txt" || e2e_fail "/metrics: itracker_as_peers"
 grep -q '^itracker_as_seeds{asn="64500"} 1$' "$E2E_TMP/metrics.txt" || e2e_fail "/metrics: itracker_as_seeds"
+for reason in no_seed slow_seeds; do
+	grep -q "^itracker_as_open_swarms_by_reason{asn=\"64500\",reason=\"$reason\"} 0$" \
+		"$E2E_TMP/metrics.txt" || e2e_fail "/metrics: itracker_as_open_swarms_by_reason $reason"
+done
 grep -E '^itracker_(link|as)_' "$E2E_TMP/metrics.txt"
 echo "ok itrackerctl policy (table, --json) and /metrics show the link"
 
