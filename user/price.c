@@ -917,34 +917,38 @@ int itr_price_metrics(struct itr_price *pc, FILE *out)
 	     "Largest outside-peer count per gateway in the AS (4294967295: no cap)."},
 	    {"itracker_as_open_swarms",
 	     "Swarms in which the AS's lists are open (no outside cap): it cannot feed itself "
-	     "and its link is at or under its budget, or its operator set no cap."},
+	     "and its link is at or under its budget."},
 	    {"itracker_as_open_swarms_by_reason",
 	     "Swarms the price loop opened for the AS, by reason: no_seed (no seed, and its "
 	     "peers' upload is under the link's capacity) or slow_seeds (its seeds' upload is "
 	     "under the link's budget while other ASes hold seeds too)."},
 	};
-	enum { AS_METRICS = sizeof(as_metrics) / sizeof(as_metrics[0]) };
-	for (size_t m = 0; m < AS_METRICS; m++) {
+	enum { AS_VALUES = sizeof(as_metrics) / sizeof(as_metrics[0]) - 1 }; /* last: by reason */
+	for (size_t m = 0; m < AS_VALUES; m++) {
 		if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", as_metrics[m].name,
 		            as_metrics[m].help, as_metrics[m].name) < 0)
 			rc = -1;
 		for (size_t i = 0; i < pc->nases; i++) {
 			const struct pc_as_status *a = &pc->ases[i];
-			const uint64_t v[AS_METRICS - 1] = {a->peers, a->seeds, a->gateways,
-			                                    a->max_external_max, a->open_swarms};
-			int n =
-			    m < AS_METRICS - 1
-			        ? fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
-			                  (unsigned long long)v[m])
-			        : fprintf(out,
-			                  "%s{asn=\"%u\",reason=\"no_seed\"} %llu\n"
-			                  "%s{asn=\"%u\",reason=\"slow_seeds\"} %llu\n",
-			                  as_metrics[m].name, a->asn,
-			                  (unsigned long long)a->open_no_seed, as_metrics[m].name,
-			                  a->asn, (unsigned long long)a->open_slow_seeds);
-			if (n < 0)
+			const uint64_t v[AS_VALUES] = {a->peers, a->seeds, a->gateways,
+			                               a->max_external_max, a->open_swarms};
+			if (fprintf(out, "%s{asn=\"%u\"} %llu\n", as_metrics[m].name, a->asn,
+			            (unsigned long long)v[m]) < 0)
 				rc = -1;
 		}
+	}
+	const char *by_reason = as_metrics[AS_VALUES].name;
+	if (fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n", by_reason, as_metrics[AS_VALUES].help,
+	            by_reason) < 0)
+		rc = -1;
+	for (size_t i = 0; i < pc->nases; i++) {
+		const struct pc_as_status *a = &pc->ases[i];
+		if (fprintf(out,
+		            "%s{asn=\"%u\",reason=\"no_seed\"} %llu\n"
+		            "%s{asn=\"%u\",reason=\"slow_seeds\"} %llu\n",
+		            by_reason, a->asn, (unsigned long long)a->open_no_seed, by_reason,
+		            a->asn, (unsigned long long)a->open_slow_seeds) < 0)
+			rc = -1;
 	}
 	pthread_mutex_unlock(&pc->lock);
 	return rc;

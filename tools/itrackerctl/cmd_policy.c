@@ -38,25 +38,17 @@ static const char *cap_text(double cap, char *buf, size_t len)
 }
 
 /* Why an AS's lists are open, per swarm count: "no-seed N", "slow-seeds N",
- * "operator N" (an --max-external as large as no cap), or "-". */
+ * both, or "-". */
 static void why_open_text(json_t *as, char *buf, size_t len)
 {
 	double no_seed = num(as, "open_no_seed_swarms"), slow = num(as, "open_slow_seeds_swarms");
-	double fixed = num(as, "open_swarms") - no_seed - slow;
-	size_t used = 0;
-	buf[0] = '\0';
-	const struct {
-		const char *name;
-		double n;
-	} parts[] = {{"no-seed", no_seed}, {"slow-seeds", slow}, {"operator", fixed}};
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		if (parts[i].n <= 0 || used >= len)
-			continue;
-		int w = snprintf(buf + used, len - used, "%s%s %.0f", used ? ", " : "",
-		                 parts[i].name, parts[i].n);
-		used += w > 0 ? (size_t)w : 0;
-	}
-	if (!used)
+	if (no_seed > 0 && slow > 0)
+		snprintf(buf, len, "no-seed %.0f, slow-seeds %.0f", no_seed, slow);
+	else if (no_seed > 0)
+		snprintf(buf, len, "no-seed %.0f", no_seed);
+	else if (slow > 0)
+		snprintf(buf, len, "slow-seeds %.0f", slow);
+	else
 		snprintf(buf, len, "-");
 }
 
