@@ -237,6 +237,7 @@ static int metrics_extra(void *arg, FILE *out)
 	    "once, by the limit they were over.\n"
 	    "# TYPE itracker_http_connections_refused_total counter\n"
 	    "itracker_http_connections_refused_total{limit=\"per_address\"} %llu\n"
+	    "itracker_http_connections_refused_total{limit=\"total\"} %llu\n"
 	    "# HELP itracker_http_worker_requests Requests on the HTTP worker pool now.\n"
 	    "# TYPE itracker_http_worker_requests gauge\n"
 	    "itracker_http_worker_requests{state=\"queued\"} %zu\n"
@@ -250,8 +251,9 @@ static int metrics_extra(void *arg, FILE *out)
 	    "itracker_http_lane_total{outcome=\"answered\"} %llu\n"
 	    "itracker_http_lane_total{outcome=\"handed\"} %llu\n",
 	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
-	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit, hs.jobs_queued,
-	    hs.jobs_running, hs.max_connections, (unsigned long long)hs.lane_answered,
+	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit,
+	    (unsigned long long)hs.over_total_limit, hs.jobs_queued, hs.jobs_running,
+	    hs.max_connections, (unsigned long long)hs.lane_answered,
 	    (unsigned long long)hs.lane_handed);
 	if (a->udp) {
 		struct itr_udp_stats us;

@@ -155,6 +155,14 @@ struct itr_http_server {
 	bool lane_running;
 	atomic_bool lane_stop;
 	atomic_uint_fast64_t stat_lane_answered, stat_lane_handed;
+	/* Connections the lane handed to MHD and MHD has not closed yet. The
+	 * lane refuses more than max_connections itself: libmicrohttpd 0.9.75
+	 * fed with MHD_add_connection past its own limit, under slowloris,
+	 * was seen to deadlock its polling thread on its own mutex (held by
+	 * that thread), after which none of its sockets was ever closed. */
+	bool lane_feeds;
+	atomic_uint mhd_open;
+	atomic_uint_fast64_t stat_over_total_limit;
 };
 
 /* Per-request state. It lives inside the per-connection state below, so it
@@ -327,6 +335,7 @@ void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
 	st->reaped_request = atomic_load(&srv->stat_reaped_request);
 	st->busy = atomic_load(&srv->stat_busy);
 	st->over_address_limit = atomic_load(&srv->stat_over_address_limit);
+	st->over_total_limit = atomic_load(&srv->stat_over_total_limit);
 	st->max_connections = srv->max_connections;
 	pthread_mutex_lock(&srv->jobs_lock);
 	st->jobs_queued = srv->jobs_queued;
@@ -725,6 +734,24 @@ static bool address_count_take(struct itr_http_server *srv, struct http_conn *c)
 	return true;
 }
 
+/* Whether peer's address holds its limit now. The lane asks before it
+ * hands a connection on, so that a flood from one address is answered
+ * there and never fills libmicrohttpd's connection table; the count itself
+ * is taken (and the limit enforced) when MHD starts the connection. */
+static bool address_at_limit(struct itr_http_server *srv, const struct sockaddr_storage *peer)
+{
+	uint8_t key[ADDR_KEY_LEN];
+	if (!srv->addr_counts || !addr_key_of(peer, key))
+		return false;
+	pthread_mutex_lock(&srv->conns_lock);
+	const struct addr_count *e = srv->addr_counts[addr_bucket(srv, key)];
+	while (e && memcmp(e->key, key, ADDR_KEY_LEN) != 0)
+		e = e->next;
+	bool full = e && e->count >= srv->limits.per_ip_connections;
+	pthread_mutex_unlock(&srv->conns_lock);
+	return full;
+}
+
 /* c closes: its address holds one connection less (under conns_lock). */
 static void address_count_drop(struct itr_http_server *srv, struct http_conn *c)
 {
@@ -796,6 +823,8 @@ static void connection_notify(void *cls, struct MHD_Connection *conn, void **soc
 			refuse_connection(srv, c);
 		return;
 	}
+	if (srv->lane_feeds)
+		atomic_fetch_sub_explicit(&srv->mhd_open, 1, memory_order_relaxed);
 	struct http_conn *c = *socket_context;
 	if (!c)
 		return;
@@ -1587,9 +1616,29 @@ static void *lane_main(void *arg)
 			lane_answer(srv, fd, route, &lr, &peer, peer_len, (size_t)n);
 			continue;
 		}
-		/* MHD closes it if it cannot take it (its connection limit) */
+		bool over_address = address_at_limit(srv, &peer);
+		if (over_address || (srv->max_connections &&
+		                     atomic_load_explicit(&srv->mhd_open, memory_order_relaxed) >=
+		                         srv->max_connections)) {
+			atomic_fetch_add_explicit(over_address ? &srv->stat_over_address_limit
+			                                       : &srv->stat_over_total_limit,
+			                          1, memory_order_relaxed);
+			/* what it sent is read first: closing on unread data
+			 * would reset the connection, answer and all */
+			if (n > 0)
+				(void)lane_take(fd, (size_t)n);
+			struct iovec iov = over_address
+			                       ? (struct iovec){srv->too_many, srv->too_many_len}
+			                       : (struct iovec){srv->busy, srv->busy_len};
+			lane_write_close(srv, fd, &iov, 1);
+			continue;
+		}
 		atomic_fetch_add_explicit(&srv->stat_lane_handed, 1, memory_order_relaxed);
-		(void)MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len);
+		atomic_fetch_add_explicit(&srv->mhd_open, 1, memory_order_relaxed);
+		/* on failure MHD has closed it, and told nobody */
+		if (MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len) !=
+		    MHD_YES)
+			atomic_fetch_sub_explicit(&srv->mhd_open, 1, memory_order_relaxed);
 	}
 	free(buf);
 	return NULL;
@@ -1751,6 +1800,7 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 		                                      : ((struct sockaddr_in *)&bound)->sin_port);
 		flags = (flags & ~(unsigned)(MHD_USE_DUAL_STACK | MHD_USE_IPv6)) |
 		        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+		srv->lane_feeds = true;
 		if (start_daemon(srv, flags, NULL, 0, -1, what, err, errlen) < 0) {
 			lane_stop(srv);
 			return -1;

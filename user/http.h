@@ -113,6 +113,7 @@ struct itr_http_stats {
 	uint64_t reaped_request;     /* ... for the request deadline */
 	uint64_t busy;               /* offloaded requests answered 503: pool full */
 	uint64_t over_address_limit; /* connections answered 503: per-address limit */
+	uint64_t over_total_limit;   /* ... the connection limit (the lane's) */
 	uint64_t lane_answered;      /* requests the fast lane answered */
 	uint64_t lane_handed;        /* connections it handed to libmicrohttpd */
 	size_t jobs_queued, jobs_running;

@@ -61,6 +61,8 @@ grep -Eq '^itracker_http_deadline_closed_total\{deadline="header"\} [1-9]' "$E2E
 grep -Eq '^itracker_http_busy_total [1-9]' "$E2E_TMP/metrics" || e2e_fail "no busy answer in /metrics"
 grep -Eq '^itracker_http_connections_refused_total\{limit="per_address"\} [1-9]' "$E2E_TMP/metrics" ||
 	e2e_fail "no connection over the per-address limit in /metrics"
+grep -Eq '^itracker_http_connections_refused_total\{limit="total"\} [0-9]+$' "$E2E_TMP/metrics" ||
+	e2e_fail "no count of connections over the connection limit in /metrics"
 # the admin API is on its socket (0600), not on the listener
 [[ $(stat -c %a "$E2E_TMP/admin.sock") == 600 ]] || e2e_fail "admin socket mode"
 code=$(ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:6969/v1/admin/reload)
