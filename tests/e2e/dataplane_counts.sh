@@ -7,7 +7,7 @@
 # Traffic: two real libtorrent transfers (IPv4 and IPv6, inter-AS), scripted
 # peer-wire exchanges covering the intra-pid, intra-loc, intra-as and
 # unknown classes, and a TCP exchange that is not BitTorrent.
-E2E=itrdp
+E2E=itrdp$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 

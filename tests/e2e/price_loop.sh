@@ -10,7 +10,7 @@
 # dynamic p-distance (an other-AS cost above the tier) under a new vtag, and
 # itrackerctl policy (table and --json) and /metrics must show the link.
 # When the traffic stops, the price must fall again.
-E2E=itrpl
+E2E=itrpl$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 

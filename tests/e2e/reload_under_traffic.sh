@@ -4,7 +4,7 @@
 # split and renumber the PIDs of the addresses in use) while BitTorrent
 # traffic flows. Every address involved has a PID in both maps, so not one
 # packet may be counted as "unknown", and every packet must be counted.
-E2E=itrrl
+E2E=itrrl$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 LIB=$ITRACKER_ROOT/tests/e2e/lib

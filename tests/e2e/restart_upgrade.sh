@@ -12,7 +12,7 @@
 # At the end the counters equal, slot by slot, what a capture of the whole
 # run says was sent: nothing lost, nothing counted twice, no packet
 # unclassified.
-E2E=itrru
+E2E=itrru$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 LIB=$ITRACKER_ROOT/tests/e2e/lib

@@ -11,7 +11,7 @@
 # routes merged in; a withdrawal (static protocol disabled on the
 # announcing BIRD) removes the prefix from the tries and the answers, and
 # the test prints how long that took.
-E2E=itrrt
+E2E=itrrt$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 

@@ -25,7 +25,7 @@
 #      one of ours (a --keep-attached run's) is taken over at start, and
 #      --purge removes it.
 # Prints the settle times (from the leecher's start and from the reload).
-E2E=itrsb
+E2E=itrsb$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 for tool in aria2c transmission-create iperf3 tc curl; do

@@ -6,7 +6,7 @@
 # must detach what was attached; a map larger than the kernel tries must be
 # named as such by `itrackerctl map check` and at start, write nothing into
 # the pinned tries, and leave the next start (with the example map) working.
-E2E=itrsf
+E2E=itrsf$$
 source "$(dirname "$0")/lib/netns.sh"
 e2e_require_root
 

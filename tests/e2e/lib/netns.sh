@@ -58,6 +58,13 @@ trap e2e_cleanup EXIT
 trap 'exit 130' INT TERM
 
 e2e_netns() { # name
+	# A run killed before its cleanup (a CI timeout, a reboot of the runner
+	# mid-test) leaves its namespace behind; names carry the run's PID, so
+	# one of the same name is such a leftover and never a live run's.
+	if [[ -e /run/netns/$1 ]]; then
+		ip netns pids "$1" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+		ip netns del "$1" 2>/dev/null || true
+	fi
 	ip netns add "$1"
 	E2E_NETNS+=("$1")
 	ip -n "$1" link set lo up
