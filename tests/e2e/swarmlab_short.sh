@@ -38,7 +38,8 @@ cleanup() {
 	fi
 	# Anything a lab killed without a chance to clean up left behind.
 	/usr/bin/python3 "$LAB" --cleanup 2>/dev/null
-	rm -f "$OUT" "$OUT.matrix.json" "$OUT.matrix.svg"
+	rm -f "$OUT" "$OUT.matrix.json" "$OUT.matrix.svg" "$OUT.merged.json" "$OUT.merged.svg" \
+		"$OUT.merged.txt"
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -109,6 +110,29 @@ sys.exit(1 if fail else 0)
 EOF
 ((rc == 0)) || {
 	echo "FAIL: swarmlab exit status $rc" >&2
+	exit 1
+}
+
+# --matrix-merge: the pass merged with itself is one summary of 2 runs a
+# configuration, with the same figures.
+/usr/bin/python3 "$LAB" --matrix-merge "$OUT.matrix.json" "$OUT.matrix.json" \
+	--matrix-out "$OUT.merged" >"$OUT.merged.txt"
+/usr/bin/python3 - "$OUT.matrix.json" "$OUT.merged.json" <<'EOF'
+import json, sys
+one, two = (json.load(open(p))["results"] for p in sys.argv[1:])
+assert [r["name"] for r in one] == [r["name"] for r in two], "merged configurations differ"
+for a, b in zip(one, two):
+    assert b["summary"]["runs"] == 2 * a["summary"]["runs"], "%s: runs not pooled" % a["name"]
+    assert len(b["rounds"]) == 2 * len(a["rounds"])
+    assert abs(a["summary"]["transit"]["median"] - b["summary"]["transit"]["median"]) < 1e-9
+print("matrix-merge: %d configurations, runs pooled" % len(two))
+EOF
+grep -q "every leecher completes" "$OUT.merged.txt" || {
+	echo "FAIL: --matrix-merge printed no targets" >&2
+	exit 1
+}
+[[ -s $OUT.merged.svg ]] || {
+	echo "FAIL: --matrix-merge wrote no picture" >&2
 	exit 1
 }
 echo "PASS swarmlab_short"
