@@ -707,6 +707,15 @@ static size_t addr_bucket(const struct itr_http_server *srv, const uint8_t key[A
 	return (size_t)(v % ADDR_BUCKETS);
 }
 
+/* key's entry in the per-address table, or NULL (under conns_lock). */
+static struct addr_count *address_count_find(struct itr_http_server *srv, const uint8_t *key)
+{
+	struct addr_count *e = srv->addr_counts[addr_bucket(srv, key)];
+	while (e && memcmp(e->key, key, ADDR_KEY_LEN) != 0)
+		e = e->next;
+	return e;
+}
+
 /* Count c against its address, under conns_lock: false when the address
  * already holds the limit (or there is no memory to count it), and c must
  * be refused. */
@@ -716,9 +725,7 @@ static bool address_count_take(struct itr_http_server *srv, struct http_conn *c)
 	if (!srv->addr_counts || !addr_key_of(&c->peer, key))
 		return true;
 	struct addr_count **head = &srv->addr_counts[addr_bucket(srv, key)];
-	struct addr_count *e = *head;
-	while (e && memcmp(e->key, key, ADDR_KEY_LEN) != 0)
-		e = e->next;
+	struct addr_count *e = address_count_find(srv, key);
 	if (!e) {
 		e = calloc(1, sizeof(*e));
 		if (!e)
@@ -744,9 +751,7 @@ static bool address_at_limit(struct itr_http_server *srv, const struct sockaddr_
 	if (!srv->addr_counts || !addr_key_of(peer, key))
 		return false;
 	pthread_mutex_lock(&srv->conns_lock);
-	const struct addr_count *e = srv->addr_counts[addr_bucket(srv, key)];
-	while (e && memcmp(e->key, key, ADDR_KEY_LEN) != 0)
-		e = e->next;
+	const struct addr_count *e = address_count_find(srv, key);
 	bool full = e && e->count >= srv->limits.per_ip_connections;
 	pthread_mutex_unlock(&srv->conns_lock);
 	return full;
