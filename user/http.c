@@ -1741,9 +1741,19 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 	    (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)connection_notify, srv};
 	opts[k++] =
 	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
-	if (srv->max_connections)
-		opts[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-		                                    (intptr_t)srv->max_connections, NULL};
+	if (srv->max_connections) {
+		/* With a thread pool MHD gives each polling thread limit / threads
+		 * and MHD_add_connection may queue a connection on a thread whose
+		 * share is full: 0.9.75 then wedged that thread (gdb: waiting on a
+		 * mutex it held), and with it every connection it had and the
+		 * shutdown. The lane keeps the total under max_connections, so a
+		 * limit of max_connections per thread is never reached. */
+		unsigned limit = srv->max_connections;
+		if ((flags & MHD_USE_NO_LISTEN_SOCKET) && srv->limits.threads > 1)
+			limit *= srv->limits.threads;
+		opts[k++] =
+		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL};
+	}
 	if (srv->limits.connection_timeout_s)
 		opts[k++] =
 		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,

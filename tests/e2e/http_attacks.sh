@@ -5,8 +5,9 @@
 # slowloris (1,100 sockets), more connections from one address than its
 # limit (each over it must get 503, not a silent close), 1,500-argument
 # GETs, 60 clients that never read a large cost map, constraint bombs,
-# 210 kB endpoint-cost requests, and
-# admin reloads forwarded by a proxy. During each, /v1/status from another
+# 210 kB endpoint-cost requests, admin reloads forwarded by a proxy, and
+# (on a thread pool) idle connections opened and closed at random, after
+# which the server must hold as many new ones as before. During each, /v1/status from another
 # address must keep answering with no failure and no stall (p99 under
 # ATTACK_P99_MS, default 1,000 ms: a test must not fail on a busy machine;
 # the 100 ms target is measured by `make bench`'s soak), RSS must stay within 2x
@@ -73,13 +74,36 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/admin.sock
 	-X POST http://x/v1/admin/reload)
 [[ $code == 403 ]] || e2e_fail "a forwarded admin reload on the socket answered $code"
 
+# A thread pool (--http-threads 2): idle connections opened and closed at
+# random for 5 s, then as many new ones must all be held. libmicrohttpd
+# splits its limit between its threads; a thread whose share was full
+# wedged (connections never closed, the rest refused, no shutdown) until
+# its limit was raised above the lane's total. Each daemon must be gone
+# before the next binds its port: on a busy machine a shutdown outlasted
+# the next one's start, which then failed to bind.
+kill "$PID"
+wait "$PID" 2>/dev/null || :
+ip netns exec "$NS" "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane --map "$E2E_TMP/big.netmap" \
+	--listen 127.0.0.1:6969 --udp off --admin-socket "$E2E_TMP/admin.sock" --http-threads 2 \
+	--max-connections 16 --per-ip-connections 0 2>>"$E2E_TMP/itrackerd.log" &
+PID=$!
+E2E_PIDS+=($PID)
+for _ in $(seq 100); do
+	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
+	sleep 0.1
+done
+run conn-churn --sockets 15 --nice 0
+kill "$PID"
+for _ in $(seq 50); do
+	kill -0 "$PID" 2>/dev/null || break
+	sleep 0.1
+done
+kill -0 "$PID" 2>/dev/null && e2e_fail "itrackerd with a thread pool did not stop within 5 s of SIGTERM"
+wait "$PID" 2>/dev/null || :
+
 # Proxy mode, the upstream accepts and never answers: 48 announces at once
 # (they held every worker and /v1/status timed out) get their answers when
 # the upstream times out, and /v1/status never waits for them.
-# The first daemon must be gone before the second binds its port: on a busy
-# machine its shutdown outlasted the second's start, which then failed to bind.
-kill "$PID"
-wait "$PID" 2>/dev/null || :
 ip netns exec "$NS" python3 -c '
 import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

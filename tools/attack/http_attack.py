@@ -10,6 +10,9 @@ ATTACK is one of:
   conn-limit       --sockets held connections from one address, and meanwhile
                    more requests from it: over the per-address limit each
                    must get 503 with Retry-After, not a silent close
+  conn-churn       idle connections opened and closed at random, up to
+                   --sockets at once; afterwards --sockets new idle ones
+                   must all be held (none refused: the server lost no room)
   many-args        GETs with --args '&'-separated query arguments
   slow-readers     GETs of the full cost map that never read the answer
   constraint-bomb  filtered cost map POSTs with --constraints constraints
@@ -25,8 +28,10 @@ attacker never touches the legitimate client). One JSON line goes to stdout:
 p50/p99/max latency of /v1/status, its failures, RSS at the start and at its
 highest, and the attack's answers by status ("none" = no answer). The exit
 status is 1 when a target is missed: p99 over --p99-ms, RSS over --rss-factor
-times the start, a failed /v1/status, or (for request attacks) a request
-without an answer or with a 2xx where an error is due.
+times the start, a failed /v1/status (a 503 counts as failed too, except
+under conn-churn, which fills the whole connection limit on purpose), or
+(for request attacks) a request without an answer or with a 2xx where an
+error is due.
 
 Loopback only, bounded in time (--seconds, at most 600) and in sockets
 (--sockets, at most 5000).
@@ -37,6 +42,7 @@ import multiprocessing
 import os
 import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -95,7 +101,7 @@ def probe(port, seconds, out):
     each. A process of its own: the attack's threads must not delay its
     clock (they share one interpreter lock)."""
     raw = b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    lat, failures = [], 0
+    lat, failures, busy = [], 0, 0
     try:
         os.setpriority(os.PRIO_PROCESS, 0, 0)  # not the attacker's --nice
     except OSError:
@@ -105,12 +111,14 @@ def probe(port, seconds, out):
         t0 = time.monotonic()
         st = request(port, "127.0.0.1", raw, 5.0)
         dt = (time.monotonic() - t0) * 1000
-        if st != 200:
+        if st == 503:
+            busy += 1
+        elif st != 200:
             failures += 1
             dt = max(dt, 5000.0)
         lat.append(dt)
         time.sleep(max(0.0, 0.02 - dt / 1000))
-    out.send((lat, failures))
+    out.send((lat, failures, busy))
 
 
 class Sampler(threading.Thread):
@@ -245,6 +253,53 @@ def conn_limit(a, stop, answers):
         s.close()
 
 
+def conn_churn(a, stop, answers):
+    """Rounds of idle connections from --source: open a few, close a
+    random share of what is held (at most --sockets at once). When the
+    attack ends every one is closed, and --sockets new idle connections
+    must then all be held open by the server: a 503 or a close means it
+    still counts connections that are gone (room lost for good)."""
+    import random
+    rng = random.Random(7)
+    held = []
+    rounds = 0
+    while not stop.is_set():
+        room = a.sockets - len(held)
+        if room > 0:
+            held += hold_open(a, stop, answers, rng.randint(1, room))
+        rng.shuffle(held)
+        k = rng.randint(0, len(held))
+        for s in held[:k]:
+            # abortive (RST): thousands of closes a second would otherwise
+            # run the source address out of ports in TIME_WAIT
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        held = held[k:]
+        rounds += 1
+    for s in held:
+        s.close()
+    answers["rounds"] = rounds
+    time.sleep(1.0)  # the server sees every close
+    after = hold_open(a, threading.Event(), answers, a.sockets)
+    time.sleep(0.5)
+    for s in after:
+        s.settimeout(0.2)
+        try:
+            data = s.recv(4096)
+            key = data.split(b" ", 2)[1].decode() if data.startswith(b"HTTP/1.") else "closed"
+        except socket.timeout:
+            key = "held"
+        except OSError:
+            key = "closed"
+        answers["after_" + key] = answers.get("after_" + key, 0) + 1
+        if key != "held":
+            answers["bad"] = answers.get("bad", 0) + 1
+        s.close()
+    missing = a.sockets - len(after)  # refused at connect
+    if missing:
+        answers["bad"] = answers.get("bad", 0) + missing
+
+
 def request_loop(a, stop, answers, make_request, good):
     """Send requests one after the other from --parallel threads."""
 
@@ -354,10 +409,16 @@ def announce_flood(a, stop, answers):
     request_loop(a, stop, answers, make, lambda st: st in (200, 503))
 
 
+# Attacks that fill the server's connection limit on purpose (no limit per
+# address in their test): there the legitimate client's 503s are the limit
+# at work, and only a request left without an answer is a failure.
+FILLS_THE_LIMIT = {"conn-churn"}
+
 ATTACKS = {
     "announce-flood": announce_flood,
     "slowloris": slowloris,
     "conn-limit": conn_limit,
+    "conn-churn": conn_churn,
     "many-args": many_args,
     "slow-readers": slow_readers,
     "constraint-bomb": constraint_bomb,
@@ -418,7 +479,7 @@ def main():
     recv, send = multiprocessing.Pipe(duplex=False)
     prober = multiprocessing.Process(target=probe, args=(a.port, a.seconds, send), daemon=True)
     prober.start()
-    lat, failures = recv.recv()
+    lat, failures, busy = recv.recv()
     prober.join(10)
     stop.set()
     attack.join(60)
@@ -431,6 +492,7 @@ def main():
         "status_p99_ms": pct(lat, 99),
         "status_max_ms": pct(lat, 100),
         "status_failures": failures,
+        "status_busy": busy,
         "rss_start_kb": base,
         "rss_peak_kb": sampler.peak,
         "answers": answers,
@@ -440,6 +502,8 @@ def main():
         problems.append("status p99 %s ms" % out["status_p99_ms"])
     if failures:
         problems.append("%d status failures" % failures)
+    if busy and a.attack not in FILLS_THE_LIMIT:
+        problems.append("%d status requests answered 503" % busy)
     if sampler.peak > a.rss_factor * base:
         problems.append("RSS %d kB > %.1f x %d kB" % (sampler.peak, a.rss_factor, base))
     if answers.get("crashed"):
