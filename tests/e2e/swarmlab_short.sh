@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # swarmlab_short.sh - the swarm lab's short matrix (swarmlab --matrix short):
 # two small configurations of ISPs in network namespaces, each one real
-# aria2c swarm run with opentracker and then with itrackerd as the tracker
-# (its price controller fed by the gateways' data planes). In both, every
+# aria2c swarm run with itrackerd and then with opentracker as the tracker
+# (--order reversed; itrackerd's price controller fed by the gateways' data
+# planes; the figures still list opentracker, the baseline, first). In both, every
 # leecher must complete with a file whose sha1 matches the original, in both
 # runs, and the bytes over the transit links must be fewer with itrackerd's
 # locality-ranked lists than with opentracker's random ones.
@@ -46,7 +47,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 /usr/bin/python3 "$LAB" --itrackerd "$ROOT/$BUILD/itrackerd" --matrix short --matrix-runs 1 \
-	--matrix-out "$OUT.matrix" >"$OUT" &
+	--order reversed --matrix-out "$OUT.matrix" >"$OUT" &
 LAB_PID=$!
 set +e
 wait "$LAB_PID"
@@ -70,6 +71,12 @@ for cfg in res["results"]:
         fail.append("%s: no run (%s)" % (cfg["name"], "; ".join(cfg["notes"])))
         continue
     runs = {r["run"]: r for r in cfg["rounds"][0]}
+    if [r["run"] for r in cfg["rounds"][0]][:1] != ["opentracker"]:
+        fail.append("%s: the baseline is not listed first" % cfg["name"])
+    for name, position in (("itrackerd", 0), ("opentracker", 1)):
+        if name in runs and runs[name].get("position") != position:
+            fail.append("%s: %s ran at position %s, not %d (--order reversed)"
+                        % (cfg["name"], name, runs[name].get("position"), position))
     for name in ("opentracker", "itrackerd"):
         r = runs.get(name)
         if r is None:
