@@ -40,6 +40,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import random
 import select
 import socket
 import struct
@@ -259,7 +260,6 @@ def conn_churn(a, stop, answers):
     attack ends every one is closed, and --sockets new idle connections
     must then all be held open by the server: a 503 or a close means it
     still counts connections that are gone (room lost for good)."""
-    import random
     rng = random.Random(7)
     held = []
     rounds = 0
