@@ -246,7 +246,8 @@ static int metrics_extra(void *arg, FILE *out)
 	    "# TYPE itracker_http_max_connections gauge\n"
 	    "itracker_http_max_connections %u\n"
 	    "# HELP itracker_http_lane_total Connections the fast lane took: answered itself "
-	    "(one closing GET of an announce or scrape), or handed to the general server.\n"
+	    "(one closing GET of an announce or scrape, or a 503 over a connection limit), or "
+	    "handed to the general server.\n"
 	    "# TYPE itracker_http_lane_total counter\n"
 	    "itracker_http_lane_total{outcome=\"answered\"} %llu\n"
 	    "itracker_http_lane_total{outcome=\"handed\"} %llu\n",

@@ -1742,15 +1742,19 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 	opts[k++] =
 	    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
 	if (srv->max_connections) {
-		/* With a thread pool MHD gives each polling thread limit / threads
-		 * and MHD_add_connection may queue a connection on a thread whose
-		 * share is full: 0.9.75 then wedged that thread (gdb: waiting on a
-		 * mutex it held), and with it every connection it had and the
-		 * shutdown. The lane keeps the total under max_connections, so a
-		 * limit of max_connections per thread is never reached. */
+		/* Fed by the lane, MHD must never reach its own limit; the lane
+		 * keeps the total under max_connections. With a thread pool MHD
+		 * gives each polling thread limit / threads, and
+		 * MHD_add_connection may queue a connection on a thread whose
+		 * share is full: 0.9.75 then wedged that thread (gdb: waiting on
+		 * a mutex it held), and with it every connection it had and the
+		 * shutdown; hence max_connections per thread. And MHD counts a
+		 * connection closed only after the close callback, where the lane
+		 * does: a connection handed in between found MHD at its limit and
+		 * was closed without an answer; hence the slack. */
 		unsigned limit = srv->max_connections;
-		if ((flags & MHD_USE_NO_LISTEN_SOCKET) && srv->limits.threads > 1)
-			limit *= srv->limits.threads;
+		if (flags & MHD_USE_NO_LISTEN_SOCKET)
+			limit = limit * (srv->limits.threads > 1 ? srv->limits.threads : 1) + 64;
 		opts[k++] =
 		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL};
 	}
