@@ -1746,8 +1746,8 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 		 * keeps the total under max_connections. With a thread pool MHD
 		 * gives each polling thread limit / threads, and
 		 * MHD_add_connection may queue a connection on a thread whose
-		 * share is full: 0.9.75 then wedged that thread (gdb: waiting on
-		 * a mutex it held), and with it every connection it had and the
+		 * share is full: 0.9.75 then wedged that thread (gdb: blocked on
+		 * a mutex for good), and with it every connection it had and the
 		 * shutdown; hence max_connections per thread. And MHD counts a
 		 * connection closed only after the close callback, where the lane
 		 * does: a connection handed in between found MHD at its limit and
