@@ -24,6 +24,12 @@ NS=${E2E}a
 e2e_netns "$NS"
 ip -n "$NS" link set lo up
 ATTACK=$ITRACKER_ROOT/tools/attack/http_attack.py
+wait_up() { # until the daemon on 127.0.0.1:6969 answers (10 s at most)
+	for _ in $(seq 100); do
+		ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && return
+		sleep 0.1
+	done
+}
 python3 "$ITRACKER_ROOT/tools/attack/gen_map.py" 1000 >"$E2E_TMP/big.netmap"
 
 ip netns exec "$NS" prlimit --nofile=1024:1024 "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane \
@@ -31,10 +37,7 @@ ip netns exec "$NS" prlimit --nofile=1024:1024 "$ITRACKER_ROOT/$BUILD/itrackerd"
 	--admin-socket "$E2E_TMP/admin.sock" --header-timeout 2 2>"$E2E_TMP/itrackerd.log" &
 PID=$!
 E2E_PIDS+=($PID)
-for _ in $(seq 100); do
-	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
-	sleep 0.1
-done
+wait_up
 grep -q "832 connections at most" "$E2E_TMP/itrackerd.log" ||
 	e2e_fail "the connection limit was not fitted under the file limit: $(cat "$E2E_TMP/itrackerd.log")"
 
@@ -95,10 +98,7 @@ for threads in 1 2; do
 		2>>"$E2E_TMP/itrackerd.log" &
 	PID=$!
 	E2E_PIDS+=($PID)
-	for _ in $(seq 100); do
-		ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
-		sleep 0.1
-	done
+	wait_up
 	run conn-churn --sockets 15 --nice 0
 	kill "$PID"
 	for _ in $(seq 50); do
@@ -129,10 +129,7 @@ ip netns exec "$NS" "$ITRACKER_ROOT/$BUILD/itrackerd" --no-dataplane --map "$E2E
 	--upstream http://127.0.0.1:7070/announce --upstream-timeout 1000 2>>"$E2E_TMP/itrackerd.log" &
 PID=$!
 E2E_PIDS+=($PID)
-for _ in $(seq 100); do
-	ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && break
-	sleep 0.1
-done
+wait_up
 kill -0 "$PID" 2>/dev/null || e2e_fail "the proxying itrackerd did not start: $(tail -5 "$E2E_TMP/itrackerd.log")"
 run announce-flood --parallel 48
 # with a token: none or a wrong one is refused, itrackerctl sends it
