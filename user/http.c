@@ -1697,6 +1697,10 @@ static void lane_stop(struct itr_http_server *srv)
 	srv->lane_fd = -1;
 }
 
+/* Places over the lane's limit in MHD's own: connections the lane counted
+ * closed that MHD still counts (start_daemon). */
+#define MHD_CLOSE_SLACK 64
+
 /* listen_fd >= 0: a bound, listening socket (a Unix one); else sa, or
  * with MHD_USE_NO_LISTEN_SOCKET in flags none (the lane feeds it). */
 static int start_daemon(struct itr_http_server *srv, unsigned flags, const struct sockaddr *sa,
@@ -1754,7 +1758,8 @@ static int start_daemon(struct itr_http_server *srv, unsigned flags, const struc
 		 * was closed without an answer; hence the slack. */
 		unsigned limit = srv->max_connections;
 		if (flags & MHD_USE_NO_LISTEN_SOCKET)
-			limit = limit * (srv->limits.threads > 1 ? srv->limits.threads : 1) + 64;
+			limit = limit * (srv->limits.threads > 1 ? srv->limits.threads : 1) +
+			        MHD_CLOSE_SLACK;
 		opts[k++] =
 		    (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL};
 	}

@@ -24,11 +24,8 @@ NS=${E2E}a
 e2e_netns "$NS"
 ip -n "$NS" link set lo up
 ATTACK=$ITRACKER_ROOT/tools/attack/http_attack.py
-wait_up() { # until the daemon on 127.0.0.1:6969 answers (10 s at most)
-	for _ in $(seq 100); do
-		ip netns exec "$NS" curl -fsS -o /dev/null http://127.0.0.1:6969/v1/status 2>/dev/null && return
-		sleep 0.1
-	done
+wait_up() { # until the daemon on 127.0.0.1:6969 answers (10 s at most; the checks after it fail)
+	e2e_wait_http_in "$NS" http://127.0.0.1:6969/v1/status || :
 }
 python3 "$ITRACKER_ROOT/tools/attack/gen_map.py" 1000 >"$E2E_TMP/big.netmap"
 

@@ -88,8 +88,7 @@ ip netns exec "$NS_A" setpriv --reuid=65534 --regid=65534 --clear-groups \
 	2>>"$E2E_TMP/itrackerd.log" &
 ITRD_PID=$!
 E2E_PIDS+=($ITRD_PID)
-e2e_wait_http_ns() { for _ in $(seq 100); do in_a curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-e2e_wait_http_ns http://127.0.0.1:6969/v1/status || e2e_fail "not up as nobody: $(cat "$E2E_TMP/itrackerd.log")"
+e2e_wait_http_in "$NS_A" http://127.0.0.1:6969/v1/status || e2e_fail "not up as nobody: $(cat "$E2E_TMP/itrackerd.log")"
 st=/proc/$ITRD_PID/status
 grep -E '^(Uid|Cap)' "$st"
 [[ $(awk '$1 == "CapEff:" {print $2}' "$st") == 0000000000001000 ]] ||

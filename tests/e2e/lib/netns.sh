@@ -108,9 +108,15 @@ e2e_bg() { # run a command in the background, remember it for cleanup
 }
 
 e2e_wait_http() { # url [seconds]
-	local url=$1 limit=${2:-10} i
+	e2e_wait_http_in "" "$@"
+}
+
+e2e_wait_http_in() { # netns ('': this one) url [seconds]
+	local ns=$1 url=$2 limit=${3:-10} i
+	local -a in_ns=()
+	[[ -n $ns ]] && in_ns=(ip netns exec "$ns")
 	for ((i = 0; i < limit * 10; i++)); do
-		if curl -fsS -o /dev/null "$url" 2>/dev/null; then
+		if "${in_ns[@]}" curl -fsS -o /dev/null "$url" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
