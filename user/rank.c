@@ -46,6 +46,21 @@
  * outside links end at few peers on both sides rather than at any peer a
  * gateway happens to rank first.
  *
+ * Rotated ties (policy->rotate_ties, the tracker's lists on the memory
+ * store). Inside a cost bucket the order above needs each candidate's
+ * BEP 40 priority and a sort: at numwant 200 in a swarm of 1,000 that was
+ * a third of an announce (in-process 5.4 us an announce with it, 3.6 us
+ * without; docs/benchmarks.md). The memory store hands each PID's
+ * candidates in one fixed order (address and port), so a bucket is
+ * listed in that order from the client's own starting point
+ * (itr_rank_tie_offset of the swarm's salt and the client), wrapping,
+ * and a bucket cut short is a window of it. That keeps what BEP 40 order
+ * gave the lists: clients of one PID start at different peers, a
+ * re-announce gets the same list, equal inputs give equal outputs; only
+ * the input's order now matters, which is why /v1/rank, ALTO, the proxy
+ * and the Redis store (candidates in the caller's or in no fixed order)
+ * keep BEP 40.
+ *
  * In itrackerd these are the base of the adaptive policy: the price
  * controller (price.c, docs/policy.md) sets gateways and max_external per
  * AS per swarm unless the operator fixed them.
@@ -339,6 +354,16 @@ uint32_t itr_rank_gateway_score(uint32_t salt, const struct itr_peer_addr *peer)
 	buf[4 + alen] = (uint8_t)(peer->port >> 8);
 	buf[5 + alen] = (uint8_t)peer->port;
 	return itr_crc32c(0, buf, 6 + alen);
+}
+
+uint32_t itr_rank_tie_offset(uint32_t salt, const struct itr_peer_addr *client)
+{
+	uint32_t x = itr_rank_gateway_score(salt, client);
+	x = (x >> 16) | (x << 16);
+	x = ((x & 0xff00ff00u) >> 8) | ((x & 0x00ff00ffu) << 8);
+	x = ((x & 0xf0f0f0f0u) >> 4) | ((x & 0x0f0f0f0fu) << 4);
+	x = ((x & 0xccccccccu) >> 2) | ((x & 0x33333333u) << 2);
+	return ((x & 0xaaaaaaaau) >> 1) | ((x & 0x55555555u) << 1);
 }
 
 uint32_t itr_rank_swarm_salt(const uint8_t info_hash[20])
@@ -890,6 +915,8 @@ struct rank_walk {
 	size_t m;
 	size_t *bucket_end; /* per item index: end of its bucket */
 	uint8_t *bucket_sorted;
+	bool rotate;        /* rotate_ties: buckets are rotated, not sorted */
+	uint32_t tie_start; /* itr_rank_tie_offset of the client */
 };
 
 /* packed[i] = ~priority << 32 | index for the items e[0, n): the words a
@@ -930,6 +957,21 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 	if (w->bucket_sorted[s])
 		return;
 	struct sort_item *e = w->e;
+	if (w->rotate) {
+		/* Input order from the client's own starting point. The low
+		 * half of a key is ~priority elsewhere: all ones here, so the
+		 * priority listed is 0 (not computed). */
+		size_t n = t - s, r = w->tie_start % n;
+		if (r) {
+			memcpy(w->sc->tmp, e + s, r * sizeof(*e));
+			memmove(e + s, e + s + r, (n - r) * sizeof(*e));
+			memcpy(e + s + (n - r), w->sc->tmp, r * sizeof(*e));
+		}
+		for (size_t i = s; i < t; i++)
+			e[i].key |= 0xffffffffu;
+		w->bucket_sorted[s] = 1;
+		return;
+	}
 	const uint64_t *ties = w->sc->ties;
 	/* Both sorts below keep input order among equal priorities. A store
 	 * that hands candidates in address order (the memory store's records
@@ -1051,7 +1093,8 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		ci->gateway = 0;
 		if (c->port == client->port && same_address(c, client))
 			continue;
-		sc.ties[i] = tie_key(c);
+		if (!distinct || !policy->rotate_ties) /* rotated ties need no tie keys */
+			sc.ties[i] = tie_key(c);
 		if (!distinct && seen_before(&sc, cands, (uint32_t)i))
 			continue;
 		ci->pid = !map ? NULL : pids ? pids[i] : itr_netmap_lookup(map, c->family, c->addr);
@@ -1098,7 +1141,16 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 			s = t;
 		}
 	}
-	struct rank_walk w = {&sc, client, cands, e, m, bucket_end, bucket_sorted};
+	struct rank_walk w = {.sc = &sc,
+	                      .client = client,
+	                      .cands = cands,
+	                      .e = e,
+	                      .m = m,
+	                      .bucket_end = bucket_end,
+	                      .bucket_sorted = bucket_sorted,
+	                      .rotate = policy->rotate_ties};
+	if (w.rotate)
+		w.tie_start = itr_rank_tie_offset(policy->gateway_salt, client);
 
 	size_t list_len = want < m ? want : m;
 	size_t taken = 0;

@@ -36,6 +36,14 @@ struct itr_rank_policy {
 	/* Mixed into the gateway score so each swarm has its own gateways (the
 	 * tracker sets it per announce with itr_rank_swarm_salt; 0 elsewhere). */
 	uint32_t gateway_salt;
+	/* Order among equal costs. false: BEP 40 priority descending, then
+	 * address and port (canonical: the same whatever order the candidates
+	 * come in). true: the candidates' own order, rotated by a point that
+	 * is a function of the client and gateway_salt (itr_rank_tie_offset),
+	 * so a tie is never hashed or sorted. For a store that hands each
+	 * PID's candidates in a fixed order (the tracker's own lists); see
+	 * rank.c for why and what it costs. */
+	bool rotate_ties;
 };
 
 /* The defaults (see rank.c for the measurements that chose them). */
@@ -45,15 +53,18 @@ struct itr_ranked_peer {
 	struct itr_peer_addr peer;
 	const struct itr_pid *pid; /* NULL if no PID covers it */
 	uint32_t cost;             /* p-distance from the client's PID */
-	uint32_t priority;         /* BEP 40 canonical priority with the client */
+	uint32_t priority;         /* BEP 40 canonical priority with the client
+	                            * (0 with rotate_ties: not computed) */
 };
 
 /* Rank n candidates for client; writes at most want entries to out (which
  * has room for want) and returns how many. Candidates equal to the client
  * (same address and port) and exact duplicates are left out.
  *
- * Order: cost ascending, BEP 40 priority descending, then address and port.
- * A client no PID covers (or map NULL) gets plain BEP 40 order, no policy.
+ * Order: cost ascending, BEP 40 priority descending, then address and port
+ * (with rotate_ties: cost ascending, then the candidates' order rotated).
+ * A client no PID covers (or map NULL) gets plain BEP 40 order (rotated
+ * input order), no policy.
  * Otherwise, over L = min(want, candidates): (1) the best
  * min(min_external, externals, L) peers from outside the client's AS are
  * reserved; (2) the rest are taken in order while their caps allow (at most
@@ -85,6 +96,11 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
  * (4 or 16 bytes) and port (2 bytes big-endian). The N peers of an AS with
  * the highest score (ties: address, port ascending) are its gateways. */
 uint32_t itr_rank_gateway_score(uint32_t salt, const struct itr_peer_addr *peer);
+/* Where a client's rotated ties start (rotate_ties): a bucket of n equal
+ * costs is listed from its candidate at itr_rank_tie_offset(salt, client)
+ * % n on, wrapping. The gateway score of the client under salt with its
+ * bits reversed, so that it does not follow the gateway order. */
+uint32_t itr_rank_tie_offset(uint32_t salt, const struct itr_peer_addr *client);
 /* The salt of one swarm: CRC32-C of its 20-byte info_hash. */
 uint32_t itr_rank_swarm_salt(const uint8_t info_hash[20]);
 

@@ -814,6 +814,10 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	if (n > 0) {
 		struct itr_rank_policy policy;
 		policy_for(tr, idx, ann, &policy);
+		/* The store hands each group's candidates in a fixed order
+		 * (record order: address and port): ties follow it from the
+		 * client's own starting point rather than BEP 40 (rank.c). */
+		policy.rotate_ties = true;
 		if (known) {
 			/* group 0: no PID covers it (a tenth of the lookups
 			 * were for these). The store hands a group's

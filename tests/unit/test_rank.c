@@ -295,6 +295,51 @@ static void test_rank_default_policy_locals_plus_budget(void **state)
 	assert_string_equal(out[12].pid->name, "b-core");
 }
 
+/* rotate_ties: equal costs in the candidates' own order from the client's
+ * tie offset on, wrapping; a bucket cut short takes a window of that
+ * order; nothing is hashed (priority 0); a client's list is stable and
+ * another client starts elsewhere. */
+static void test_rank_rotated_ties(void **state)
+{
+	struct fixture *f = *state;
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	pol.gateways = 0;
+	pol.min_list = 0;
+	pol.max_external = 3;
+	pol.rotate_ties = true;
+	pol.gateway_salt = 0x5eed;
+	struct itr_peer_addr c[20];
+	size_t n = 0;
+	for (int i = 0; i < 7; i++)
+		c[n++] = v4(10, 10, 1, 30 + i, 6881); /* own PID, cost 1: taken whole */
+	for (int i = 0; i < 9; i++)
+		c[n++] = v4(10, 30, 0, 60 - i, 6881); /* other AS, cost 100: 3 of 9 */
+	struct itr_ranked_peer out[20], again[20];
+	size_t starts[2];
+	for (int who = 0; who < 2; who++) {
+		struct itr_peer_addr client = v4(10, 10, 1, 5 + who, 6881);
+		size_t k = itr_rank(f->map, &pol, &client, c, n, 20, out);
+		assert_int_equal(k, 10);
+		size_t start = itr_rank_tie_offset(pol.gateway_salt, &client);
+		starts[who] = start % 7;
+		for (size_t i = 0; i < 7; i++) {
+			assert_int_equal(out[i].cost, 1);
+			assert_memory_equal(&out[i].peer, &c[(start + i) % 7], sizeof(c[0]));
+			assert_int_equal(out[i].priority, 0);
+		}
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(out[7 + i].cost, 100);
+			assert_memory_equal(&out[7 + i].peer, &c[7 + (start + i) % 9],
+			                    sizeof(c[0]));
+		}
+		assert_int_equal(itr_rank(f->map, &pol, &client, c, n, 20, again), k);
+		for (size_t i = 0; i < k; i++)
+			assert_memory_equal(&again[i].peer, &out[i].peer, sizeof(out[i].peer));
+	}
+	assert_int_not_equal(starts[0], starts[1]);
+}
+
 static void test_rank_lonely_peer_gets_usable_list(void **state)
 {
 	struct fixture *f = *state;
@@ -943,6 +988,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_budget_beyond_gateways, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_gateways_stable_and_salted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_rotated_ties, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
