@@ -63,8 +63,8 @@ struct itr_ranked_peer {
  *
  * Order: cost ascending, BEP 40 priority descending, then address and port
  * (with rotate_ties: cost ascending, then the candidates' order rotated).
- * A client no PID covers (or map NULL) gets plain BEP 40 order (rotated
- * input order), no policy.
+ * A client no PID covers (or map NULL) gets plain BEP 40 order (with
+ * rotate_ties: the input order rotated), no policy.
  * Otherwise, over L = min(want, candidates): (1) the best
  * min(min_external, externals, L) peers from outside the client's AS are
  * reserved; (2) the rest are taken in order while their caps allow (at most
@@ -98,8 +98,9 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 uint32_t itr_rank_gateway_score(uint32_t salt, const struct itr_peer_addr *peer);
 /* Where a client's rotated ties start (rotate_ties): a bucket of n equal
  * costs is listed from its candidate at itr_rank_tie_offset(salt, client)
- * % n on, wrapping. The gateway score of the client under salt with its
- * bits reversed, so that it does not follow the gateway order. */
+ * % n on, wrapping. The client's gateway score under salt with its bits
+ * reversed: any fixed function of the swarm and the client would do, and
+ * an independent checker can recompute this one from the spec above. */
 uint32_t itr_rank_tie_offset(uint32_t salt, const struct itr_peer_addr *client);
 /* The salt of one swarm: CRC32-C of its 20-byte info_hash. */
 uint32_t itr_rank_swarm_salt(const uint8_t info_hash[20]);

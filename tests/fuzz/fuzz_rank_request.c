@@ -3,7 +3,8 @@
  * accepts must rank (against the example network) without fault, with
  * every output a distinct input candidate in rank order. The fast path
  * (p4p_api.c) and the jansson parser must agree on every input: the same
- * request, or the same error.
+ * request, or the same error. The same checks hold for the tracker's
+ * rotated ties.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -79,6 +80,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (i > 0 &&
 		    (out[i - 1].cost > out[i].cost ||
 		     (out[i - 1].cost == out[i].cost && out[i - 1].priority < out[i].priority)))
+			abort();
+		if (out[i].peer.port == rr.client.port && out[i].peer.family == rr.client.family &&
+		    memcmp(out[i].peer.addr, rr.client.addr, 16) == 0)
+			abort();
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(&out[i].peer, &out[j].peer, sizeof(out[i].peer)) == 0)
+				abort();
+	}
+	/* The tracker's rotated ties (rank.c): each peer a distinct input
+	 * candidate other than the client, in cost order, with no priority
+	 * computed. */
+	pol.rotate_ties = true;
+	pol.gateway_salt = (uint32_t)size * 2654435761u;
+	size_t kr = itr_rank(map, &pol, &rr.client, rr.peers, rr.npeers, rr.numwant, out);
+	if (kr > rr.numwant || kr > rr.npeers)
+		abort();
+	for (size_t i = 0; i < kr; i++) {
+		if ((i > 0 && out[i - 1].cost > out[i].cost) || out[i].priority != 0)
 			abort();
 		if (out[i].peer.port == rr.client.port && out[i].peer.family == rr.client.family &&
 		    memcmp(out[i].peer.addr, rr.client.addr, 16) == 0)
