@@ -47,19 +47,24 @@
  * gateway happens to rank first.
  *
  * Rotated ties (policy->rotate_ties, the tracker's lists on the memory
- * store). Inside a cost bucket the order above needs each candidate's
- * BEP 40 priority and a sort: at numwant 200 in a swarm of 1,000 that was
- * a third of an announce (in-process 5.4 us an announce with it, 3.6 us
- * without; docs/benchmarks.md). The memory store hands each PID's
- * candidates in one fixed order (address and port), so a bucket is
- * listed in that order from the client's own starting point
- * (itr_rank_tie_offset of the swarm's salt and the client), wrapping,
- * and a bucket cut short is a window of it. That keeps what BEP 40 order
- * gave the lists: clients of one PID start at different peers, a
- * re-announce gets the same list, equal inputs give equal outputs; only
- * the input's order now matters, which is why /v1/rank, ALTO, the proxy
- * and the Redis store (candidates in the caller's or in no fixed order)
- * keep BEP 40.
+ * store), in buckets of more than ROTATE_MIN_BUCKET candidates. Inside a
+ * cost bucket the order above needs each candidate's BEP 40 priority and
+ * a sort: at numwant 200 in a swarm of 1,000 that was a third of an
+ * announce (in-process 5.4 us an announce with it, 3.6 us without;
+ * docs/benchmarks.md). The memory store hands each PID's candidates in
+ * one fixed order (address and port), so a large bucket is listed in that
+ * order from the client's own starting point (itr_rank_tie_offset of the
+ * swarm's salt and the client), wrapping, and a bucket cut short is a
+ * window of it: clients of one PID start at different peers, a
+ * re-announce gets the same list, equal inputs give equal outputs. What
+ * it gives up is BEP 40's symmetry: with it two peers rank each other
+ * alike, so their lists tend to name each other, which matters where
+ * connection limits bind. Rotated everywhere, two swarm-lab passes of the
+ * whole matrix (docs/policy.md, "Rotated ties in the lab") were slower
+ * in two configurations with small lists than all the runs before; the
+ * lab's buckets are all small, so small buckets keep BEP 40 order, which
+ * costs little there. /v1/rank, ALTO, the proxy and the Redis store
+ * (candidates in the caller's or in no fixed order) keep BEP 40.
  *
  * In itrackerd these are the base of the adaptive policy: the price
  * controller (price.c, docs/policy.md) sets gateways and max_external per
@@ -908,6 +913,10 @@ static size_t mark_external_gateways(struct rank_scratch *sc, const struct itr_p
  * bucket gets its BEP 40 priorities and its sort only when a pass reaches
  * it. A typical request (numwant 50 of 1,000) fills up inside the first
  * bucket or two, so most candidates are never hashed or sorted. */
+/* rotate_ties: buckets of more candidates than this are rotated; smaller
+ * ones keep BEP 40 order (rank.c, "Rotated ties"). */
+#define ROTATE_MIN_BUCKET 64
+
 struct rank_walk {
 	struct rank_scratch *sc;
 	const struct itr_peer_addr *client, *cands;
@@ -957,7 +966,7 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 	if (w->bucket_sorted[s])
 		return;
 	struct sort_item *e = w->e;
-	if (w->rotate) {
+	if (w->rotate && t - s > ROTATE_MIN_BUCKET) {
 		/* Input order from the client's own starting point. The low
 		 * half of a key is ~priority elsewhere: all ones here, so the
 		 * priority listed is 0 (not computed). */
@@ -1093,8 +1102,7 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		ci->gateway = 0;
 		if (c->port == client->port && same_address(c, client))
 			continue;
-		if (!distinct || !policy->rotate_ties) /* rotated ties need no tie keys */
-			sc.ties[i] = tie_key(c);
+		sc.ties[i] = tie_key(c);
 		if (!distinct && seen_before(&sc, cands, (uint32_t)i))
 			continue;
 		ci->pid = !map ? NULL : pids ? pids[i] : itr_netmap_lookup(map, c->family, c->addr);

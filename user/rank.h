@@ -38,11 +38,12 @@ struct itr_rank_policy {
 	uint32_t gateway_salt;
 	/* Order among equal costs. false: BEP 40 priority descending, then
 	 * address and port (canonical: the same whatever order the candidates
-	 * come in). true: the candidates' own order, rotated by a point that
-	 * is a function of the client and gateway_salt (itr_rank_tie_offset),
-	 * so a tie is never hashed or sorted. For a store that hands each
-	 * PID's candidates in a fixed order (the tracker's own lists); see
-	 * rank.c for why and what it costs. */
+	 * come in). true: the same in a bucket of up to 64 equal costs; in a
+	 * larger one the candidates' own order, rotated by a point that is a
+	 * function of the client and gateway_salt (itr_rank_tie_offset), so
+	 * it is never hashed or sorted. For a store that hands each PID's
+	 * candidates in a fixed order (the tracker's own lists); see rank.c
+	 * for why and what it costs. */
 	bool rotate_ties;
 };
 
@@ -54,7 +55,7 @@ struct itr_ranked_peer {
 	const struct itr_pid *pid; /* NULL if no PID covers it */
 	uint32_t cost;             /* p-distance from the client's PID */
 	uint32_t priority;         /* BEP 40 canonical priority with the client
-	                            * (0 with rotate_ties: not computed) */
+	                            * (0 in a rotated bucket: not computed) */
 };
 
 /* Rank n candidates for client; writes at most want entries to out (which
@@ -62,9 +63,9 @@ struct itr_ranked_peer {
  * (same address and port) and exact duplicates are left out.
  *
  * Order: cost ascending, BEP 40 priority descending, then address and port
- * (with rotate_ties: cost ascending, then the candidates' order rotated).
- * A client no PID covers (or map NULL) gets plain BEP 40 order (with
- * rotate_ties: the input order rotated), no policy.
+ * (with rotate_ties, a bucket of more than 64 equal costs: the candidates'
+ * order rotated). A client no PID covers (or map NULL) gets plain BEP 40
+ * order (the same exception), no policy.
  * Otherwise, over L = min(want, candidates): (1) the best
  * min(min_external, externals, L) peers from outside the client's AS are
  * reserved; (2) the rest are taken in order while their caps allow (at most

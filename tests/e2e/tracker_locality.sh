@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # tracker_locality.sh - the tracker's answers, checked against the ranking
 # rule documented in user/rank.c (re-implemented independently in
-# lib/announce_check.py from the map file, with the tracker's rotated
-# ties: the store's address order from the client's tie offset): a swarm over six
+# lib/announce_check.py from the map file and BEP 40): a swarm over six
 # PIDs of maps/example.netmap (one PID and one AS with a single peer) names
 # its peers with ip= from loopback (--trusted-proxy 127.0.0.1). Every
 # peer's list for numwant 5, 8 and 50 must be exactly the rule's list (own

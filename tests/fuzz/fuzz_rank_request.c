@@ -89,15 +89,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 	}
 	/* The tracker's rotated ties (rank.c): each peer a distinct input
-	 * candidate other than the client, in cost order, with no priority
-	 * computed. */
+	 * candidate other than the client, in cost order. */
 	pol.rotate_ties = true;
 	pol.gateway_salt = (uint32_t)size * 2654435761u;
 	size_t kr = itr_rank(map, &pol, &rr.client, rr.peers, rr.npeers, rr.numwant, out);
 	if (kr > rr.numwant || kr > rr.npeers)
 		abort();
 	for (size_t i = 0; i < kr; i++) {
-		if ((i > 0 && out[i - 1].cost > out[i].cost) || out[i].priority != 0)
+		if (i > 0 && out[i - 1].cost > out[i].cost)
 			abort();
 		if (out[i].peer.port == rr.client.port && out[i].peer.family == rr.client.family &&
 		    memcmp(out[i].peer.addr, rr.client.addr, 16) == 0)

@@ -295,10 +295,11 @@ static void test_rank_default_policy_locals_plus_budget(void **state)
 	assert_string_equal(out[12].pid->name, "b-core");
 }
 
-/* rotate_ties: equal costs in the candidates' own order from the client's
- * tie offset on, wrapping; a bucket cut short takes a window of that
- * order; nothing is hashed (priority 0); a client's list is stable and
- * another client starts elsewhere. */
+/* rotate_ties: a bucket of more than 64 equal costs comes in the
+ * candidates' own order from the client's tie offset on, wrapping, and a
+ * bucket cut short takes a window of that order, with no priority
+ * computed; a smaller bucket keeps BEP 40 order. A client's list is
+ * stable and another client starts elsewhere. */
 static void test_rank_rotated_ties(void **state)
 {
 	struct fixture *f = *state;
@@ -309,31 +310,41 @@ static void test_rank_rotated_ties(void **state)
 	pol.max_external = 3;
 	pol.rotate_ties = true;
 	pol.gateway_salt = 0x5eed;
-	struct itr_peer_addr c[20];
+	enum { OWN = 70, SAME_AS = 5, OTHER = 90 };
+	struct itr_peer_addr c[OWN + SAME_AS + OTHER];
 	size_t n = 0;
-	for (int i = 0; i < 7; i++)
-		c[n++] = v4(10, 10, 1, 30 + i, 6881); /* own PID, cost 1: taken whole */
-	for (int i = 0; i < 9; i++)
-		c[n++] = v4(10, 30, 0, 60 - i, 6881); /* other AS, cost 100: 3 of 9 */
-	struct itr_ranked_peer out[20], again[20];
+	for (int i = 0; i < OWN; i++)
+		c[n++] = v4(10, 10, 1, 30 + i, 6881); /* own PID, cost 1: rotated, whole */
+	for (int i = 0; i < SAME_AS; i++)
+		c[n++] = v4(10, 10, 3, 20 + i, 6881); /* same LOC, cost 5: BEP 40 */
+	for (int i = 0; i < OTHER; i++)
+		c[n++] = v4(10, 30, 0, 200 - i, 6881); /* other AS, cost 100: 3 of 90 */
+	struct itr_ranked_peer out[200], again[200];
 	size_t starts[2];
 	for (int who = 0; who < 2; who++) {
 		struct itr_peer_addr client = v4(10, 10, 1, 5 + who, 6881);
-		size_t k = itr_rank(f->map, &pol, &client, c, n, 20, out);
-		assert_int_equal(k, 10);
+		size_t k = itr_rank(f->map, &pol, &client, c, n, 200, out);
+		assert_int_equal(k, OWN + SAME_AS + 3);
 		size_t start = itr_rank_tie_offset(pol.gateway_salt, &client);
-		starts[who] = start % 7;
-		for (size_t i = 0; i < 7; i++) {
+		starts[who] = start % OWN;
+		for (size_t i = 0; i < OWN; i++) {
 			assert_int_equal(out[i].cost, 1);
-			assert_memory_equal(&out[i].peer, &c[(start + i) % 7], sizeof(c[0]));
+			assert_memory_equal(&out[i].peer, &c[(start + i) % OWN], sizeof(c[0]));
 			assert_int_equal(out[i].priority, 0);
 		}
-		for (size_t i = 0; i < 3; i++) {
-			assert_int_equal(out[7 + i].cost, 100);
-			assert_memory_equal(&out[7 + i].peer, &c[7 + (start + i) % 9],
-			                    sizeof(c[0]));
+		for (size_t i = OWN; i < OWN + SAME_AS; i++) {
+			assert_int_equal(out[i].cost, 5);
+			assert_int_equal(out[i].priority,
+			                 itr_bep40_priority(&client, &out[i].peer));
+			if (i > OWN)
+				assert_true(out[i - 1].priority >= out[i].priority);
 		}
-		assert_int_equal(itr_rank(f->map, &pol, &client, c, n, 20, again), k);
+		for (size_t i = 0; i < 3; i++) {
+			assert_int_equal(out[OWN + SAME_AS + i].cost, 100);
+			assert_memory_equal(&out[OWN + SAME_AS + i].peer,
+			                    &c[OWN + SAME_AS + (start + i) % OTHER], sizeof(c[0]));
+		}
+		assert_int_equal(itr_rank(f->map, &pol, &client, c, n, 200, again), k);
 		for (size_t i = 0; i < k; i++)
 			assert_memory_equal(&again[i].peer, &out[i].peer, sizeof(out[i].peer));
 	}

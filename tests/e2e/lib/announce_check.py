@@ -118,18 +118,9 @@ def is_gateway(m, policy, client, cands, salt):
     return sum(key(c) < key(client) for c in mates) < gateways
 
 
-def tie_offset(salt, client):
-    """rank.h itr_rank_tie_offset: the gateway score with its bits reversed."""
-    return int("{:032b}".format(gateway_score(salt, client))[::-1], 2)
-
-
-def rank(m, policy, client, cands, want, salt=0, rotated=False):
+def rank(m, policy, client, cands, want, salt=0):
     """user/rank.c's documented rule: order, then reserve, caps, top-up;
-    with gateways, only an AS's gateway peers get the external budget.
-    rotated: the tracker's own lists (rotate_ties), whose ties are the
-    memory store's order (the client's PID, then cost, then PID name, then
-    address and port: user/swarm.c mem_select, a swarm small enough to be
-    taken whole) from the client's tie_offset on, wrapping."""
+    with gateways, only an AS's gateway peers get the external budget."""
     pid_pct, as_pct, min_ext, max_ext, min_list = policy[:5]
     gateways = policy[5] if len(policy) > 5 else 0
     if not is_gateway(m, policy, client, cands, salt):
@@ -143,21 +134,8 @@ def rank(m, policy, client, cands, want, salt=0, rotated=False):
     if cp is None:
         order = sorted(cands, key=lambda c: (-bep40(client, c), addr_key(c)))
         return order[:want]
-
-    def cost(c):
-        return m.p_distance(cp, m.pid(c[0])) if m.pid(c[0]) else 1 << 31
-
-    if rotated:
-        stored = sorted(cands, key=lambda c: (m.pid(c[0]) != cp, cost(c), m.pid(c[0]) or "",
-                                              addr_key(c)))
-        stored.sort(key=cost)  # the ranking's buckets (a stable regrouping)
-        order, start = [], tie_offset(salt, client)
-        for k in sorted(set(map(cost, stored))):
-            bucket = [c for c in stored if cost(c) == k]
-            r = start % len(bucket)
-            order += bucket[r:] + bucket[:r]
-    else:
-        order = sorted(cands, key=lambda c: (cost(c), -bep40(client, c), addr_key(c)))
+    order = sorted(cands, key=lambda c: (m.p_distance(cp, m.pid(c[0])) if m.pid(c[0]) else 1 << 31,
+                                         -bep40(client, c), addr_key(c)))
     L = min(want, len(order))
 
     def internal(c):
@@ -266,7 +244,7 @@ def locality(url, mapfile, policy):
         for client in swarm:
             for want in (5, 8, 50):
                 got, _ = announce(url, client[0], client[1], want)
-                expect = rank(m, policy, client, swarm, want, salt, rotated=True)
+                expect = rank(m, policy, client, swarm, want, salt)
                 if got != expect:
                     raise SystemExit("FAIL: %s:%d numwant %d (PID %s)\n  got    %s\n  expect %s" % (
                         client[0], client[1], want, m.pid(client[0]), got, expect))
