@@ -61,7 +61,7 @@
  * alike, so their lists tend to name each other, which matters where
  * connection limits bind. Rotated everywhere, two swarm-lab passes of the
  * whole matrix (docs/policy.md, "Rotated ties in the lab") were slower
- * in two configurations with small lists than all the runs before; the
+ * in two configurations than nearly all the runs before; the
  * lab's buckets are all small, so small buckets keep BEP 40 order, which
  * costs little there. /v1/rank, ALTO, the proxy and the Redis store
  * (candidates in the caller's or in no fixed order) keep BEP 40.
