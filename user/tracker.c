@@ -815,8 +815,9 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		struct itr_rank_policy policy;
 		policy_for(tr, idx, ann, &policy);
 		/* The store hands each group's candidates in a fixed order
-		 * (record order: address and port): ties follow it from the
-		 * client's own starting point rather than BEP 40 (rank.c). */
+		 * (record order: address and port): in a bucket of more than
+		 * 64, ties follow it from the client's own starting point
+		 * instead of BEP 40 order (rank.c, "Rotated ties"). */
 		policy.rotate_ties = true;
 		if (known) {
 			/* group 0: no PID covers it (a tenth of the lookups

@@ -28,6 +28,31 @@ static const char MAP_TEXT[] = "tier same-pid 1\ntier same-loc 5\ntier same-as 1
 
 static struct itr_netmap *map;
 
+/* Rank rr under pol into out and check the list: no longer than asked
+ * or given, each peer a distinct input candidate other than the client, in
+ * cost order and, with priority_order, in BEP 40 priority order among
+ * equal costs. */
+static void rank_and_check(const struct itr_p4p_rank_request *rr, const struct itr_rank_policy *pol,
+                           struct itr_ranked_peer *out, bool priority_order)
+{
+	size_t k = itr_rank(map, pol, &rr->client, rr->peers, rr->npeers, rr->numwant, out);
+	if (k > rr->numwant || k > rr->npeers)
+		abort();
+	for (size_t i = 0; i < k; i++) {
+		if (i > 0 && (out[i - 1].cost > out[i].cost ||
+		              (priority_order && out[i - 1].cost == out[i].cost &&
+		               out[i - 1].priority < out[i].priority)))
+			abort();
+		if (out[i].peer.port == rr->client.port &&
+		    out[i].peer.family == rr->client.family &&
+		    memcmp(out[i].peer.addr, rr->client.addr, 16) == 0)
+			abort();
+		for (size_t j = 0; j < i; j++)
+			if (memcmp(&out[i].peer, &out[j].peer, sizeof(out[i].peer)) == 0)
+				abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct itr_p4p_api_config cfg;
@@ -73,38 +98,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Vary the policy with the input so the cap passes get exercised. */
 	pol.max_own_pid_pct = (unsigned)(size % 101);
 	pol.max_own_as_pct = (unsigned)((size / 3) % 101);
-	size_t k = itr_rank(map, &pol, &rr.client, rr.peers, rr.npeers, rr.numwant, out);
-	if (k > rr.numwant || k > rr.npeers)
-		abort();
-	for (size_t i = 0; i < k; i++) {
-		if (i > 0 &&
-		    (out[i - 1].cost > out[i].cost ||
-		     (out[i - 1].cost == out[i].cost && out[i - 1].priority < out[i].priority)))
-			abort();
-		if (out[i].peer.port == rr.client.port && out[i].peer.family == rr.client.family &&
-		    memcmp(out[i].peer.addr, rr.client.addr, 16) == 0)
-			abort();
-		for (size_t j = 0; j < i; j++)
-			if (memcmp(&out[i].peer, &out[j].peer, sizeof(out[i].peer)) == 0)
-				abort();
-	}
-	/* The tracker's rotated ties (rank.c): each peer a distinct input
-	 * candidate other than the client, in cost order. */
+	rank_and_check(&rr, &pol, out, true);
+	/* The tracker's rotated ties (rank.c): a large bucket is then not in
+	 * priority order, so only cost order is checked. */
 	pol.rotate_ties = true;
 	pol.gateway_salt = (uint32_t)size * 2654435761u;
-	size_t kr = itr_rank(map, &pol, &rr.client, rr.peers, rr.npeers, rr.numwant, out);
-	if (kr > rr.numwant || kr > rr.npeers)
-		abort();
-	for (size_t i = 0; i < kr; i++) {
-		if (i > 0 && out[i - 1].cost > out[i].cost)
-			abort();
-		if (out[i].peer.port == rr.client.port && out[i].peer.family == rr.client.family &&
-		    memcmp(out[i].peer.addr, rr.client.addr, 16) == 0)
-			abort();
-		for (size_t j = 0; j < i; j++)
-			if (memcmp(&out[i].peer, &out[j].peer, sizeof(out[i].peer)) == 0)
-				abort();
-	}
+	rank_and_check(&rr, &pol, out, false);
 	free(out);
 	itr_p4p_rank_request_free(&rr);
 	return 0;
