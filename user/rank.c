@@ -908,15 +908,15 @@ static size_t mark_external_gateways(struct rank_scratch *sc, const struct itr_p
 	return marked;
 }
 
-/* The rank order is produced lazily, one cost bucket at a time: items are
- * grouped by cost first (a radix pass or two, costs are small), and a
- * bucket gets its BEP 40 priorities and its sort only when a pass reaches
- * it. A typical request (numwant 50 of 1,000) fills up inside the first
- * bucket or two, so most candidates are never hashed or sorted. */
 /* rotate_ties: buckets of more candidates than this are rotated; smaller
- * ones keep BEP 40 order (rank.c, "Rotated ties"). */
+ * ones keep BEP 40 order ("Rotated ties" at the top of this file). */
 #define ROTATE_MIN_BUCKET 64
 
+/* The rank order is produced lazily, one cost bucket at a time: items are
+ * grouped by cost first (a radix pass or two, costs are small), and a
+ * bucket gets its BEP 40 priorities, tie keys and sort only when a pass
+ * reaches it. A typical request (numwant 50 of 1,000) fills up inside the
+ * first bucket or two, so most candidates are never hashed or sorted. */
 struct rank_walk {
 	struct rank_scratch *sc;
 	const struct itr_peer_addr *client, *cands;
@@ -924,7 +924,8 @@ struct rank_walk {
 	size_t m;
 	size_t *bucket_end; /* per item index: end of its bucket */
 	uint8_t *bucket_sorted;
-	bool rotate;        /* rotate_ties: buckets are rotated, not sorted */
+	bool rotate;        /* rotate_ties: large buckets are rotated, not sorted */
+	bool ties_ready;    /* sc->ties filled for every candidate (duplicate check) */
 	uint32_t tie_start; /* itr_rank_tie_offset of the client */
 };
 
@@ -981,7 +982,10 @@ static void sort_bucket(struct rank_walk *w, size_t s)
 		w->bucket_sorted[s] = 1;
 		return;
 	}
-	const uint64_t *ties = w->sc->ties;
+	uint64_t *ties = w->sc->ties;
+	if (!w->ties_ready)
+		for (size_t i = s; i < t; i++)
+			ties[e[i].idx] = tie_key(&w->cands[e[i].idx]);
 	/* Both sorts below keep input order among equal priorities. A store
 	 * that hands candidates in address order (the memory store's records
 	 * are sorted so) gives a bucket whose input order is the tie order
@@ -1102,9 +1106,13 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 		ci->gateway = 0;
 		if (c->port == client->port && same_address(c, client))
 			continue;
-		sc.ties[i] = tie_key(c);
-		if (!distinct && seen_before(&sc, cands, (uint32_t)i))
-			continue;
+		/* the duplicate check needs every tie key; else sort_bucket
+		 * makes them for the buckets it sorts */
+		if (!distinct) {
+			sc.ties[i] = tie_key(c);
+			if (seen_before(&sc, cands, (uint32_t)i))
+				continue;
+		}
 		ci->pid = !map ? NULL : pids ? pids[i] : itr_netmap_lookup(map, c->family, c->addr);
 		if (!have_last || ci->pid != last_pid) {
 			last_pid = ci->pid;
@@ -1156,7 +1164,8 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 	                      .m = m,
 	                      .bucket_end = bucket_end,
 	                      .bucket_sorted = bucket_sorted,
-	                      .rotate = policy->rotate_ties};
+	                      .rotate = policy->rotate_ties,
+	                      .ties_ready = !distinct};
 	if (w.rotate)
 		w.tie_start = itr_rank_tie_offset(policy->gateway_salt, client);
 
