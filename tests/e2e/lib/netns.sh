@@ -186,8 +186,13 @@ e2e_itrackerd() {
 }
 
 # tcpdump on va in namespace a; e2e_capture_stop checks nothing was dropped.
+# --immediate-mode: libpcap then hands each packet over as it arrives
+# (TPACKET_V2) instead of in blocks retired after a timeout (TPACKET_V3),
+# whose last block a stop loses: a straggler that arrived in the last
+# second before the stop (a FIN retransmitted after the peer had gone)
+# was counted as received and never captured (CI, 2026-12-02).
 e2e_capture_start() {
-	ip netns exec "$NS_A" tcpdump -B 65536 -i va -s 0 -U -w "$E2E_TMP/cap.pcap" 'tcp or udp' 2>"$E2E_TMP/tcpdump.err" &
+	ip netns exec "$NS_A" tcpdump --immediate-mode -B 65536 -i va -s 0 -U -w "$E2E_TMP/cap.pcap" 'tcp or udp' 2>"$E2E_TMP/tcpdump.err" &
 	CAPTURE_PID=$!
 	E2E_PIDS+=($CAPTURE_PID)
 	local i
@@ -225,9 +230,9 @@ e2e_wait_counters_still() { # pin root
 
 e2e_capture_stop() {
 	e2e_wait_counters_still "$E2E_PIN_ROOT"
-	# tcpdump hands packets over in blocks retired after 1 s; stopping
-	# earlier loses the last block (captured < received).
-	sleep 2
+	# immediate mode: what arrived is handed over at once; the pause is
+	# for tcpdump to write it
+	sleep 1
 	kill -INT "$CAPTURE_PID"
 	wait "$CAPTURE_PID" 2>/dev/null || true
 	local captured received
