@@ -930,7 +930,9 @@ static size_t copy_records(const struct peer_block *b, int fam, uint32_t from, u
  * that a seeder asking a swarm of seeders costs O(quota), not O(swarm).
  * client_key is the client's address and port as records hold them (NULL:
  * another family). The peers come out in record order (the wrapped part
- * first): that is the ranking's tie order, which then needs no tie pass. */
+ * first): that is the ranking's tie order, which then needs no tie pass.
+ * Each record is read once: the tail is copied out first, and only a window
+ * that wraps moves it behind the head (out holds quota entries). */
 static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, uint32_t end,
                           size_t quota, uint64_t seed, bool no_seeders, const uint8_t *client_key,
                           struct itr_peer_addr *out, uint16_t *groups)
@@ -940,24 +942,28 @@ static size_t take_window(const struct peer_block *b, int fam, uint32_t begin, u
 		return 0;
 	uint32_t start = begin + (quota >= size ? 0 : (uint32_t)(mix64(seed) % size));
 	size_t scan_limit = quota * 8 + 64;
-	/* The window: [start, tail_end) and, if that ran out, [begin, head_end). */
 	uint32_t tail_to = start + (uint32_t)(end - start < scan_limit ? end - start : scan_limit);
-	if (start == begin)
-		return copy_records(b, fam, begin, tail_to, quota, no_seeders, client_key, out,
-		                    groups, NULL);
-	uint32_t tail_end, head_end = begin;
-	size_t tail = copy_records(b, fam, start, tail_to, quota, no_seeders, client_key, NULL,
-	                           NULL, &tail_end);
-	if (tail < quota && tail_end == end) {
-		size_t left = scan_limit - (end - start);
-		uint32_t head_to = begin + (uint32_t)(start - begin < left ? start - begin : left);
-		copy_records(b, fam, begin, head_to, quota - tail, no_seeders, client_key, NULL,
-		             NULL, &head_end);
+	uint32_t tail_end;
+	size_t tail = copy_records(b, fam, start, tail_to, quota, no_seeders, client_key, out,
+	                           groups, &tail_end);
+	if (start == begin || tail == quota || tail_end != end)
+		return tail;
+	size_t left = scan_limit - (end - start);
+	uint32_t head_to = begin + (uint32_t)(start - begin < left ? start - begin : left);
+	/* park the tail at the end of out, copy the head in front of it, and
+	 * close the gap between them */
+	size_t park = quota - tail;
+	memmove(out + park, out, tail * sizeof(*out));
+	if (groups)
+		memmove(groups + park, groups, tail * sizeof(*groups));
+	size_t head =
+	    copy_records(b, fam, begin, head_to, park, no_seeders, client_key, out, groups, NULL);
+	if (head < park) {
+		memmove(out + head, out + park, tail * sizeof(*out));
+		if (groups)
+			memmove(groups + head, groups + park, tail * sizeof(*groups));
 	}
-	size_t got = copy_records(b, fam, begin, head_end, quota - tail, no_seeders, client_key,
-	                          out, groups, NULL);
-	return got + copy_records(b, fam, start, tail_end, tail, no_seeders, client_key, out + got,
-	                          groups ? groups + got : NULL, NULL);
+	return head + tail;
 }
 
 /* One group's records in a swarm's block, and what selection takes. */
