@@ -908,6 +908,131 @@ static size_t mark_external_gateways(struct rank_scratch *sc, const struct itr_p
 	return marked;
 }
 
+/* The first pass over the candidates, and what it leaves. */
+struct collect {
+	const struct itr_netmap *map;
+	const struct itr_peer_addr *client, *cands;
+	const struct itr_pid *const *pids;
+	const uint16_t *groups;
+	const struct itr_pid *cpid;
+	struct cost_cache *cache;
+	struct rank_scratch *sc;
+	size_t *bucket_end;
+	uint8_t *bucket_sorted;
+	size_t m, externals;
+	bool ascending; /* the buckets came nearest first: no grouping pass */
+};
+
+/* A PID no candidate has: the run before the first. */
+static const struct itr_pid no_run;
+
+/* Where collect_candidates takes each candidate's PID from. */
+enum pid_source {
+	PIDS_LOOKUP, /* the map's trie (none without a map) */
+	PIDS_GIVEN,  /* pids[i] */
+	PIDS_GROUPS, /* groups[i]: an index into the map's PIDs (itr_rank_grouped) */
+};
+
+/* A group no candidate has (groups are 16 bits). */
+#define NO_GROUP 0x10000u
+
+/* Unique candidates other than the client into sc->items, keyed by cost,
+ * and their facts into sc->info. A store hands a PID's candidates
+ * together, so cost, side and bucket are worked out once per run of one
+ * PID: the rest of the pass is a store or two per candidate (callgrind,
+ * numwant 200 into swarms of 1,000: this pass was three fifths of the
+ * ranking while it did all of it per candidate). The memory store hands
+ * its groups nearest first: then the cost buckets are found here, and
+ * need no grouping pass. Inlined with constant flags, so each caller's
+ * case gets its own copy without the tests. */
+static inline __attribute__((always_inline)) void
+collect_candidates(struct collect *x, size_t n, bool distinct, enum pid_source source)
+{
+	/* everything the loop reads, in locals: its stores into info (which
+	 * holds PID pointers) would otherwise make the compiler reload them */
+	struct rank_scratch *sc = x->sc;
+	struct sort_item *items = sc->items;
+	struct cand_info *info = sc->info;
+	const struct itr_peer_addr *client = x->client, *cands = x->cands;
+	const struct itr_pid *const *pids = x->pids;
+	const uint16_t *groups = x->groups;
+	size_t npids = source == PIDS_GROUPS ? itr_netmap_pid_count(x->map) : 0;
+	uint32_t run_group = NO_GROUP;
+	const struct itr_pid *cpid = x->cpid;
+	const struct itr_netmap *map = x->map;
+	uint16_t client_port = client->port;
+	size_t m = 0, externals = 0, bucket_start = 0, run_start = 0;
+	bool ascending = true;
+	const struct itr_pid *run_pid = &no_run; /* equal to no candidate's */
+	uint32_t run_cost = 0;
+	uint8_t run_side = SIDE_EXTERNAL;
+	uint64_t key = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct itr_peer_addr *c = &cands[i];
+		if (c->port == client_port && same_address(c, client))
+			continue;
+		/* the duplicate check needs every tie key; else sort_bucket
+		 * makes them for the buckets it sorts */
+		if (!distinct) {
+			sc->ties[i] = tie_key(c);
+			if (seen_before(sc, cands, (uint32_t)i))
+				continue;
+		}
+		const struct itr_pid *pid;
+		if (source == PIDS_GROUPS) {
+			uint32_t g = groups[i];
+			if (g == run_group) {
+				pid = run_pid;
+			} else {
+				pid = g == 0       ? NULL
+				      : g <= npids ? itr_netmap_pid_at(map, g - 1)
+				                   : itr_netmap_lookup(map, c->family, c->addr);
+				run_group = g <= npids ? g : NO_GROUP;
+			}
+		} else {
+			pid = source == PIDS_GIVEN ? pids[i]
+			      : map                ? itr_netmap_lookup(map, c->family, c->addr)
+			                           : NULL;
+		}
+		if (pid != run_pid) {
+			if (run_side == SIDE_EXTERNAL)
+				externals += m - run_start;
+			run_start = m;
+			run_pid = pid;
+			run_cost = map ? cached_cost(x->cache, map, cpid, pid) : 0;
+			run_side = SIDE_EXTERNAL;
+			if (cpid && pid && pid->asn == cpid->asn)
+				run_side = pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
+			/* Without a client PID every cost is the same constant:
+			 * one bucket, ordered by priority alone - plain BEP 40. */
+			key = (uint64_t)(cpid ? run_cost : 0) << 32;
+			if (m > 0 && key != items[m - 1].key) {
+				ascending = ascending && key > items[m - 1].key;
+				x->bucket_end[bucket_start] = m;
+				x->bucket_sorted[bucket_start] = 0;
+				bucket_start = m;
+			}
+		}
+		/* field by field: a compound literal also zeroes the padding,
+		 * and items' group (group_by_cost's scratch) needs no value */
+		info[i].pid = run_pid;
+		info[i].cost = run_cost;
+		info[i].side = run_side;
+		info[i].taken = 0;
+		info[i].gateway = 0;
+		items[m].key = key;
+		items[m].idx = (uint32_t)i;
+		m++;
+	}
+	if (run_side == SIDE_EXTERNAL)
+		externals += m - run_start;
+	x->bucket_end[bucket_start] = m;
+	x->bucket_sorted[bucket_start] = 0;
+	x->m = m;
+	x->externals = externals;
+	x->ascending = ascending;
+}
+
 /* rotate_ties: buckets of more candidates than this are rotated; smaller
  * ones keep BEP 40 order ("Rotated ties" at the top of this file). */
 #define ROTATE_MIN_BUCKET 64
@@ -1036,10 +1161,10 @@ size_t itr_rank(const struct itr_netmap *map, const struct itr_rank_policy *poli
 	return itr_rank_known(map, policy, client, cands, NULL, false, n, want, out);
 }
 
-size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy *policy,
-                      const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
-                      const struct itr_pid *const *pids, bool distinct, size_t n, size_t want,
-                      struct itr_ranked_peer *out)
+static size_t rank_with(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+                        const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                        const struct itr_pid *const *pids, const uint16_t *groups, bool distinct,
+                        size_t n, size_t want, struct itr_ranked_peer *out)
 {
 	if (want == 0 || n == 0 || n >= UINT32_MAX / 4)
 		return 0;
@@ -1089,58 +1214,26 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 	struct cost_cache cache;
 	memset(&cache, 0, sizeof(cache));
 
-	/* Unique candidates other than the client, keyed by cost. A store
-	 * hands a PID's candidates together: its cost and side are the last
-	 * candidate's. The memory store hands its groups nearest first: then
-	 * the cost buckets are found here, and need no grouping pass. */
-	size_t m = 0, externals = 0, bucket_start = 0;
-	bool ascending = true;
-	const struct itr_pid *last_pid = NULL;
-	uint32_t last_cost = 0;
-	uint8_t last_side = SIDE_EXTERNAL;
-	bool have_last = false;
-	for (size_t i = 0; i < n; i++) {
-		const struct itr_peer_addr *c = &cands[i];
-		struct cand_info *ci = &sc.info[i];
-		ci->taken = 0;
-		ci->gateway = 0;
-		if (c->port == client->port && same_address(c, client))
-			continue;
-		/* the duplicate check needs every tie key; else sort_bucket
-		 * makes them for the buckets it sorts */
-		if (!distinct) {
-			sc.ties[i] = tie_key(c);
-			if (seen_before(&sc, cands, (uint32_t)i))
-				continue;
-		}
-		ci->pid = !map ? NULL : pids ? pids[i] : itr_netmap_lookup(map, c->family, c->addr);
-		if (!have_last || ci->pid != last_pid) {
-			last_pid = ci->pid;
-			last_cost = map ? cached_cost(&cache, map, cpid, ci->pid) : 0;
-			last_side = SIDE_EXTERNAL;
-			if (cpid && ci->pid && ci->pid->asn == cpid->asn)
-				last_side = ci->pid == cpid ? SIDE_OWN_PID : SIDE_OWN_AS;
-			have_last = true;
-		}
-		ci->cost = last_cost;
-		ci->side = last_side;
-		externals += last_side == SIDE_EXTERNAL;
-		/* Without a client PID every cost is the same constant: one
-		 * bucket, ordered by priority alone - plain BEP 40 order. */
-		uint64_t key = (uint64_t)(cpid ? ci->cost : 0) << 32;
-		if (m > 0 && key != sc.items[m - 1].key) {
-			ascending = ascending && key > sc.items[m - 1].key;
-			bucket_end[bucket_start] = m;
-			bucket_sorted[bucket_start] = 0;
-			bucket_start = m;
-		}
-		sc.items[m].key = key;
-		sc.items[m].idx = (uint32_t)i;
-		sc.items[m].group = 0;
-		m++;
-	}
-	bucket_end[bucket_start] = m;
-	bucket_sorted[bucket_start] = 0;
+	struct collect col = {.map = map,
+	                      .client = client,
+	                      .cands = cands,
+	                      .pids = pids,
+	                      .groups = groups,
+	                      .cpid = cpid,
+	                      .cache = &cache,
+	                      .sc = &sc,
+	                      .bucket_end = bucket_end,
+	                      .bucket_sorted = bucket_sorted};
+	/* the tracker's call (its store's records are distinct, and their
+	 * groups known) gets a copy of the pass with the tests folded away */
+	if (distinct && groups && map)
+		collect_candidates(&col, n, true, PIDS_GROUPS);
+	else if (groups && map)
+		collect_candidates(&col, n, distinct, PIDS_GROUPS);
+	else
+		collect_candidates(&col, n, distinct, pids && map ? PIDS_GIVEN : PIDS_LOOKUP);
+	size_t m = col.m, externals = col.externals;
+	bool ascending = col.ascending;
 	struct sort_item *e = sc.items;
 	if (!ascending) {
 		e = group_by_cost(sc.items, sc.tmp, m);
@@ -1343,6 +1436,25 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
 	}
 	free(heap);
 	return k;
+}
+
+size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+                      const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                      const struct itr_pid *const *pids, bool distinct, size_t n, size_t want,
+                      struct itr_ranked_peer *out)
+{
+	return rank_with(map, policy, client, cands, pids, NULL, distinct, n, want, out);
+}
+
+size_t itr_rank_grouped(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+                        const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                        const uint16_t *groups, bool distinct, size_t n, size_t want,
+                        struct itr_ranked_peer *out)
+{
+	/* past 65535 PIDs a group no longer names one */
+	if (map && itr_netmap_pid_count(map) >= ITR_RANK_GROUPS_MAX)
+		groups = NULL;
+	return rank_with(map, policy, client, cands, NULL, groups, distinct, n, want, out);
 }
 
 /* ---- addresses -------------------------------------------------------- */

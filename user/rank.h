@@ -93,6 +93,19 @@ size_t itr_rank_known(const struct itr_netmap *map, const struct itr_rank_policy
                       const struct itr_pid *const *pids, bool distinct, size_t n, size_t want,
                       struct itr_ranked_peer *out);
 
+/* itr_rank_known with each candidate's PID given as its place in the map,
+ * as the memory store keeps it per record: groups[i] 0, no PID covers it;
+ * 1 to itr_netmap_pid_count(map), itr_netmap_pid_at(map, groups[i] - 1);
+ * larger, not known (looked up). A map of ITR_RANK_GROUPS_MAX PIDs or more
+ * has every candidate looked up. It spares the caller a pass that turns
+ * groups into pointers (callgrind, numwant 200: 3.7k of 50.8k instructions
+ * an announce). */
+#define ITR_RANK_GROUPS_MAX 0xffff
+size_t itr_rank_grouped(const struct itr_netmap *map, const struct itr_rank_policy *policy,
+                        const struct itr_peer_addr *client, const struct itr_peer_addr *cands,
+                        const uint16_t *groups, bool distinct, size_t n, size_t want,
+                        struct itr_ranked_peer *out);
+
 /* Gateway score of a peer: CRC32-C of salt (4 bytes big-endian), address
  * (4 or 16 bytes) and port (2 bytes big-endian). The N peers of an AS with
  * the highest score (ties: address, port ascending) are its gateways. */

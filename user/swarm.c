@@ -901,14 +901,17 @@ static uint64_t mix64(uint64_t x)
 /* Copy (out NULL: count) the records of [from, to) that a selection may
  * list, at most quota; stop_at, if given, gets where the scan stopped.
  * Returns how many. */
-static size_t copy_records(const struct peer_block *b, int fam, uint32_t from, uint32_t to,
-                           size_t quota, bool no_seeders, const uint8_t *client_key,
-                           struct itr_peer_addr *out, uint16_t *groups, uint32_t *stop_at)
+static inline __attribute__((always_inline)) size_t
+copy_records_of(const struct peer_block *b, int fam, uint32_t from, uint32_t to, size_t quota,
+                bool no_seeders, const uint8_t *client_key, struct itr_peer_addr *out,
+                uint16_t *groups, uint32_t *stop_at)
 {
 	size_t got = 0;
 	uint32_t at = from;
-	for (; at < to && got < quota; at++) {
-		const uint8_t *rec = rec_at(b, fam, at);
+	/* by pointer from a local base: the byte stores into out may alias
+	 * anything, so b->rec would be loaded again for every record */
+	const uint8_t *rec = rec_at(b, fam, from);
+	for (; at < to && got < quota; at++, rec += rec_size[fam]) {
 		if (no_seeders && (rec[key_len[fam] + 2] & FLAG_SEEDER))
 			continue;
 		if (client_key && rec_key_equal(rec, fam, client_key))
@@ -923,6 +926,21 @@ static size_t copy_records(const struct peer_block *b, int fam, uint32_t from, u
 	if (stop_at)
 		*stop_at = at;
 	return got;
+}
+
+/* The selection's case, an IPv4 swarm copied out with groups, gets a copy
+ * of the loop with the family's sizes and the output tests folded away
+ * (callgrind, numwant 200 into swarms of 1,000: 36 instructions a record
+ * before, a fifth of an announce). */
+static size_t copy_records(const struct peer_block *b, int fam, uint32_t from, uint32_t to,
+                           size_t quota, bool no_seeders, const uint8_t *client_key,
+                           struct itr_peer_addr *out, uint16_t *groups, uint32_t *stop_at)
+{
+	if (fam == FAM4 && out && groups)
+		return copy_records_of(b, FAM4, from, to, quota, no_seeders, client_key, out,
+		                       groups, stop_at);
+	return copy_records_of(b, fam, from, to, quota, no_seeders, client_key, out, groups,
+	                       stop_at);
 }
 
 /* Take up to quota peers from records [begin, end), a window starting at a

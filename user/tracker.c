@@ -804,8 +804,7 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	/* the store knows each candidate's PID (group g is PID index g - 1
 	 * while PIDs are fewer than 65535): no trie walk per candidate */
 	uint16_t groups[CANDIDATES_ON_STACK];
-	const struct itr_pid *pids[CANDIDATES_ON_STACK];
-	bool known = cands == stack_cands && idx->map && idx->n < 0xffff;
+	bool known = cands == stack_cands && idx->map && idx->n < ITR_RANK_GROUPS_MAX;
 	if (known) /* a store that does not fill them leaves "look it up" */
 		for (size_t i = 0; i < budget; i++)
 			groups[i] = ITR_SWARM_GROUP_UNKNOWN;
@@ -819,31 +818,13 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		 * 64, ties follow it from the client's own starting point
 		 * instead of BEP 40 order (rank.c, "Rotated ties"). */
 		policy.rotate_ties = true;
-		if (known) {
-			/* group 0: no PID covers it (a tenth of the lookups
-			 * were for these). The store hands a group's
-			 * candidates together: one resolution per run. */
-			uint16_t run_group = ITR_SWARM_GROUP_UNKNOWN;
-			const struct itr_pid *run_pid = NULL;
-			for (long i = 0; i < n; i++) {
-				if (groups[i] > idx->n) {
-					pids[i] = itr_netmap_lookup(idx->map, cands[i].family,
-					                            cands[i].addr);
-					continue;
-				}
-				if (groups[i] != run_group) {
-					run_group = groups[i];
-					run_pid = run_group == 0
-					              ? NULL
-					              : itr_netmap_pid_at(idx->map, run_group - 1u);
-				}
-				pids[i] = run_pid;
-			}
-		}
 		/* with no map published yet itr_rank falls back to BEP 40 order;
-		 * the store's records are one per address and port: distinct */
-		reply->npeers = itr_rank_known(idx->map, &policy, &ann->peer, cands,
-		                               known ? pids : NULL, true, (size_t)n, want, peers);
+		 * the store's records are one per address and port: distinct.
+		 * Group 0 is no PID (a tenth of the lookups were for these);
+		 * the ranking resolves a group once per run of it. */
+		reply->npeers =
+		    itr_rank_grouped(idx->map, &policy, &ann->peer, cands, known ? groups : NULL,
+		                     true, (size_t)n, want, peers);
 	}
 	if (cands != stack_cands)
 		free(cands);

@@ -630,6 +630,64 @@ static void test_rank_known_pids(void **state)
 		assert_ptr_equal(b[i].pid, own);
 }
 
+/* Groups (the memory store's per-record PID index) rank exactly like the
+ * PIDs they name: 0 is no PID, an unknown group is looked up, and a group
+ * is resolved once per run, so a run of one group broken by an unknown
+ * candidate, or by a group 0, still gets each candidate's own PID. */
+static void test_rank_grouped_matches_known(void **state)
+{
+	struct fixture *f = *state;
+	size_t npids = itr_netmap_pid_count(f->map);
+	struct itr_peer_addr client = v4(10, 10, 1, 5, 6881);
+	enum { N = 150 };
+	struct itr_peer_addr c[N];
+	const struct itr_pid *pids[N];
+	uint16_t groups[N];
+	for (int i = 0; i < N; i++) {
+		/* runs of five: own PID, another of its AS, another AS, no PID */
+		static const unsigned second[4] = {10, 10, 20, 99};
+		static const unsigned third[4] = {1, 2, 130, 5};
+		unsigned net = (unsigned)(i / 5) % 4;
+		c[i] = v4(10, second[net], third[net], (unsigned)(i + 1), (uint16_t)(6000 + i));
+		pids[i] = pid_of(f->map, &c[i]);
+		groups[i] = 0;
+		for (size_t j = 0; j < npids; j++)
+			if (itr_netmap_pid_at(f->map, j) == pids[i])
+				groups[i] = (uint16_t)(j + 1);
+		if (i % 10 == 4 || i % 10 == 5) /* unknown, across a run boundary */
+			groups[i] = ITR_RANK_GROUPS_MAX;
+	}
+	assert_int_equal(groups[16], 0); /* 10.99.5.x: no PID covers it */
+	struct itr_rank_policy pol;
+	itr_rank_policy_default(&pol);
+	for (int variant = 0; variant < 3; variant++) {
+		pol.rotate_ties = variant == 1;
+		pol.gateways = variant == 2 ? 0 : 1;
+		for (size_t want = 5; want <= N; want += 29) {
+			struct itr_ranked_peer a[N], b[N];
+			size_t ka =
+			    itr_rank_known(f->map, &pol, &client, c, pids, true, N, want, a);
+			size_t kb =
+			    itr_rank_grouped(f->map, &pol, &client, c, groups, true, N, want, b);
+			assert_int_equal(ka, kb);
+			for (size_t i = 0; i < ka; i++) {
+				assert_memory_equal(&a[i].peer, &b[i].peer, sizeof(a[i].peer));
+				assert_ptr_equal(a[i].pid, b[i].pid);
+				assert_int_equal(a[i].cost, b[i].cost);
+				assert_int_equal(a[i].priority, b[i].priority);
+			}
+		}
+	}
+	/* a group names the map's PID: one claimed wrong shows up */
+	for (int i = 0; i < N; i++)
+		groups[i] = 1;
+	struct itr_ranked_peer b[N];
+	size_t kb = itr_rank_grouped(f->map, &pol, &client, c, groups, true, N, N, b);
+	assert_int_equal(kb, N);
+	for (size_t i = 0; i < kb; i++)
+		assert_ptr_equal(b[i].pid, itr_netmap_pid_at(f->map, 0));
+}
+
 /* Large random inputs exercise the sort: with a PID-less client the output
  * must be exactly the candidates sorted by priority (then address). */
 static int ref_cmp(const void *x, const void *y)
@@ -989,6 +1047,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rank_deterministic_under_permutation, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rank_known_pids, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rank_grouped_matches_known, setup, teardown),
 	    cmocka_unit_test(test_rank_sort_matches_reference),
 	    cmocka_unit_test(test_rank_colliding_priorities_match_reference),
 	    cmocka_unit_test_setup_teardown(test_rank_ipv6_one_address_many_ports, setup, teardown),
