@@ -7,7 +7,9 @@
  * (taskset; itrackerd's --udp-workers follows the CPUs it may use); the
  * price controller off (--gateways and --max-external fixed); HTTP
  * with a connection per announce (swarms of 64 and 1,000, IPv4 and IPv6)
- * and with keep-alive. Every (shape, server) starts a fresh server,
+ * and with keep-alive; and 10,000 swarms of 64 loaded from 64 client
+ * addresses (127.0.0.1-64, each with its own peers and 8 announces in
+ * flight; itrackerd trusts 127.0.0.0/8 to name them). Every (shape, server) starts a fresh server,
  * announces every peer once (event=started: the swarms are full), then
  * measures re-announces for a fixed time with itr_loadgen. The load
  * generator runs on CPU 1 and the server on CPU 0 (one core) or on both
@@ -64,23 +66,29 @@ struct shape {
 	int cores;
 	bool quick;        /* part of --quick */
 	bool fixed_budget; /* itrackerd with the price controller off */
+	unsigned peers;    /* 0: peers_for's default */
+	unsigned sources;  /* > 1: client addresses (itr_loadgen --sources), 8 in flight each */
 };
 
 static const struct shape shapes[] = {
-    {"udp swarm 1", true, 1, 50, false, false, false, 1, false, false},
-    {"udp swarm 64", true, 64, 50, false, false, false, 1, true, false},
-    {"udp swarm 1000", true, 1000, 50, false, false, false, 1, true, false},
-    {"udp swarm 10000", true, 10000, 50, false, false, false, 1, false, false},
-    {"udp swarm 1000 numwant 200", true, 1000, 200, false, false, false, 1, false, false},
-    {"udp swarm 64 ipv6", true, 64, 50, true, false, false, 1, false, false},
-    {"udp swarm 64 outside PIDs", true, 64, 50, false, true, false, 1, false, false},
-    {"udp swarm 64 price controller off", true, 64, 50, false, false, false, 1, false, true},
-    {"udp swarm 64 2 cores", true, 64, 50, false, false, false, 2, true, false},
-    {"udp swarm 1000 2 cores", true, 1000, 50, false, false, false, 2, false, false},
-    {"http swarm 64 conn/announce", false, 64, 50, false, false, false, 1, true, false},
-    {"http swarm 1000 conn/announce", false, 1000, 50, false, false, false, 1, false, false},
-    {"http swarm 64 conn/announce ipv6", false, 64, 50, true, false, false, 1, false, false},
-    {"http swarm 64 keep-alive", false, 64, 50, false, false, true, 1, false, false},
+    {"udp swarm 1", true, 1, 50, false, false, false, 1, false, false, 0, 0},
+    {"udp swarm 64", true, 64, 50, false, false, false, 1, true, false, 0, 0},
+    {"udp swarm 1000", true, 1000, 50, false, false, false, 1, true, false, 0, 0},
+    {"udp swarm 10000", true, 10000, 50, false, false, false, 1, false, false, 0, 0},
+    {"udp swarm 1000 numwant 200", true, 1000, 200, false, false, false, 1, false, false, 0, 0},
+    {"udp swarm 64 ipv6", true, 64, 50, true, false, false, 1, false, false, 0, 0},
+    {"udp swarm 64 outside PIDs", true, 64, 50, false, true, false, 1, false, false, 0, 0},
+    {"udp swarm 64 price controller off", true, 64, 50, false, false, false, 1, false, true, 0, 0},
+    {"udp swarm 64 2 cores", true, 64, 50, false, false, false, 2, true, false, 0, 0},
+    {"udp swarm 1000 2 cores", true, 1000, 50, false, false, false, 2, false, false, 0, 0},
+    {"http swarm 64 conn/announce", false, 64, 50, false, false, false, 1, true, false, 0, 0},
+    {"http swarm 1000 conn/announce", false, 1000, 50, false, false, false, 1, false, false, 0, 0},
+    {"http swarm 64 conn/announce ipv6", false, 64, 50, true, false, false, 1, false, false, 0, 0},
+    {"http swarm 64 keep-alive", false, 64, 50, false, false, true, 1, false, false, 0, 0},
+    /* another shape than the rest: many swarms, and the load from many
+     * addresses, each with a few announces in flight (as through NATs) */
+    {"udp 10000 swarms of 64, 64 sources", true, 64, 50, false, false, false, 1, false, false,
+     640000, 64},
 };
 #define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
@@ -138,23 +146,32 @@ static int wait_port(int port, const char *proto)
 	return -1;
 }
 
-static unsigned peers_for(unsigned swarm)
+static unsigned peers_for(const struct shape *sh)
 {
-	return swarm >= 10000 ? 3 * swarm : 20000;
+	if (sh->peers)
+		return sh->peers;
+	return sh->swarm >= 10000 ? 3 * sh->swarm : 20000;
 }
 
 /* Run itr_loadgen; returns announces/s or -1; *n gets the announces. */
 static double loadgen(const struct shape *sh, int port, const char *extra, unsigned long long *n)
 {
-	unsigned peers = peers_for(sh->swarm);
-	char cmd[2048], out[512];
+	unsigned peers = peers_for(sh);
+	char cmd[2048], out[512], sockets[64] = "";
+	if (sh->sources > 1)
+		snprintf(sockets, sizeof(sockets), "--sockets %u --sources %u", sh->sources,
+		         sh->sources);
+	else if (sh->udp)
+		snprintf(sockets, sizeof(sockets), "--sockets 8");
 	snprintf(cmd, sizeof(cmd),
 	         "%s %s/itr_loadgen --mode %s --target %s:%d --peers %u --torrents %u "
-	         "--numwant %u --window %d %s %s %s %s",
+	         "--numwant %u --window %u %s %s %s %s",
 	         sh->cores == 1 ? "taskset -c 1" : "", build, sh->udp ? "udp" : "http",
 	         sh->v6 ? "[::1]" : "127.0.0.1", port, peers, peers / sh->swarm, sh->numwant,
-	         sh->udp ? 128 : 32, sh->udp ? "--sockets 8" : "",
-	         sh->keepalive ? "--keepalive" : "", sh->outside ? "--outside" : "",
+	         sh->sources > 1 ? 8 * sh->sources
+	         : sh->udp       ? 128
+	                         : 32,
+	         sockets, sh->keepalive ? "--keepalive" : "", sh->outside ? "--outside" : "",
 	         sh->v6 && !sh->udp ? "--v6-peers" : "");
 	snprintf(cmd + strlen(cmd), sizeof(cmd) - strlen(cmd), " %s", extra);
 	FILE *p = popen(cmd, "r");
@@ -197,7 +214,10 @@ static pid_t start_server(int which, const struct shape *sh, int port)
 		    "--listen %s:%d --udp %d --udp-bind %s --trusted-proxy %s --admin-socket off "
 		    "--accept-ip-param%s%s",
 		    cpus, build, sh->v6 ? "[::1]" : "127.0.0.1", port, port,
-		    sh->v6 ? "::1" : "127.0.0.1", sh->v6 ? "::1" : "127.0.0.1",
+		    sh->v6 ? "::1" : "127.0.0.1",
+		    sh->v6            ? "::1"
+		    : sh->sources > 1 ? "127.0.0.0/8"
+		                      : "127.0.0.1",
 		    /* BEP 15 over IPv6 has no IP field: every peer is ::1, one
 		     * source, which the per-source quotas would stop */
 		    sh->v6 && sh->udp
@@ -227,7 +247,7 @@ static int measure(int which, const struct shape *sh, double seconds, struct sam
 		return -1;
 	char extra[128];
 	unsigned long long n = 0;
-	snprintf(extra, sizeof(extra), "--count %u --seconds 60", peers_for(sh->swarm));
+	snprintf(extra, sizeof(extra), "--count %u --seconds 60", peers_for(sh));
 	double fill = loadgen(&real, port, extra, &n);
 	double cpu0 = bench_proc_cpu_seconds(pid);
 	snprintf(extra, sizeof(extra), "--seconds %.1f", seconds);
@@ -273,7 +293,7 @@ static struct stat3 stat_of(const double *v, int n)
  * process's fixed memory (code, threads, buffers) is left out. */
 static double rss_per_peer(int which)
 {
-	struct shape sh = {"rss", true, 64, 0, false, false, false, 1, false, false};
+	struct shape sh = {"rss", true, 64, 0, false, false, false, 1, false, false, 0, 0};
 	int port = base_port + 2 + which;
 	pid_t pid = start_server(which, &sh, port);
 	if (pid < 0)

@@ -13,13 +13,16 @@
  *
  *   itr_loadgen --mode udp|http --target HOST:PORT|[V6]:PORT [--torrents N]
  *               [--peers N] [--seconds S] [--count N] [--window N]
- *               [--numwant N] [--sockets N] [--keepalive] [--outside]
- *               [--v6-peers]
+ *               [--numwant N] [--sockets N] [--sources N] [--keepalive]
+ *               [--outside] [--v6-peers]
  *   itr_loadgen --hashes N      print the first N info_hashes in hex (for
  *                               a tracker's whitelist) and exit
  *
  * --sockets: UDP sockets (source ports), each with its own window, so a
- * server's SO_REUSEPORT workers all get load. --v6-peers: HTTP ip= names
+ * server's SO_REUSEPORT workers all get load. --sources N (UDP to an IPv4
+ * loopback target): socket k sends from 127.0.0.(1 + k % N), so the load
+ * comes from N client addresses, as from N NATs or proxies; the server
+ * must then trust them all to name their peers. --v6-peers: HTTP ip= names
  * IPv6 addresses (the example map's IPv6 prefixes).
  *
  * Prints one line: "mode M announces N seconds S rate R errors E lost L":
@@ -51,7 +54,7 @@ struct opts {
 	struct sockaddr_storage target;
 	socklen_t target_len;
 	char host[80]; /* as the Host header spells it */
-	unsigned torrents, peers, window, numwant, sockets;
+	unsigned torrents, peers, window, numwant, sockets, sources;
 	double seconds;
 	uint64_t count;
 };
@@ -124,7 +127,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: itr_loadgen --mode udp|http --target HOST:PORT|[V6]:PORT "
 	                "[--torrents N] [--peers N] [--seconds S] [--count N] [--window N] "
-	                "[--numwant N] [--sockets N] [--keepalive] [--outside] [--v6-peers]\n"
+	                "[--numwant N] [--sockets N] [--sources N] [--keepalive] [--outside] "
+	                "[--v6-peers]\n"
 	                "       itr_loadgen --hashes N\n");
 	exit(2);
 }
@@ -179,6 +183,7 @@ static void udp_announce(const struct opts *o, uint64_t seq, const uint8_t id[8]
 struct udp_sock {
 	int fd;
 	uint8_t id[8];
+	uint64_t sent, quota; /* --sources: this socket's own peers */
 	uint64_t inflight;
 	double last_progress;
 };
@@ -194,6 +199,14 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors, uint6
 		int fd = socket(o->target.ss_family, SOCK_DGRAM, 0);
 		int buf = 4 << 20;
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+		if (o->sources > 1) {
+			struct sockaddr_in from = {.sin_family = AF_INET};
+			from.sin_addr.s_addr = htonl(0x7f000001u + k % o->sources);
+			if (bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
+				perror("bind");
+				return -1;
+			}
+		}
 		if (connect(fd, (struct sockaddr *)&o->target, o->target_len) < 0) {
 			perror("connect");
 			return -1;
@@ -203,6 +216,8 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors, uint6
 			return -1;
 		}
 		socks[k].fd = fd;
+		socks[k].sent = 0;
+		socks[k].quota = o->count / ns + (k < o->count % ns);
 		socks[k].inflight = 0;
 		socks[k].last_progress = start;
 		pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -223,10 +238,19 @@ static int run_udp(const struct opts *o, uint64_t *done, uint64_t *errors, uint6
 		for (unsigned k = 0; k < ns; k++) {
 			struct udp_sock *u = &socks[k];
 			while (u->inflight < window && sent < o->count) {
-				udp_announce(o, sent, u->id, pkt);
+				/* with --sources a peer always announces from the
+				 * same address: socket k sends peers k, k + ns, ... */
+				uint64_t seq = sent;
+				if (o->sources > 1) {
+					if (u->sent >= u->quota)
+						break;
+					seq = k + (uint64_t)ns * u->sent;
+				}
+				udp_announce(o, seq, u->id, pkt);
 				if (send(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT) < 0)
 					break;
 				sent++;
+				u->sent++;
 				u->inflight++;
 			}
 			inflight += u->inflight;
@@ -468,11 +492,14 @@ int main(int argc, char **argv)
 	                 .count = UINT64_MAX};
 	const char *mode = NULL, *target = NULL;
 	static const struct option lo[] = {
-	    {"mode", 1, 0, 'm'},     {"target", 1, 0, 't'},    {"torrents", 1, 0, 'T'},
-	    {"peers", 1, 0, 'p'},    {"seconds", 1, 0, 's'},   {"count", 1, 0, 'c'},
-	    {"window", 1, 0, 'w'},   {"numwant", 1, 0, 'n'},   {"hashes", 1, 0, 'H'},
-	    {"sockets", 1, 0, 'S'},  {"keepalive", 0, 0, 'k'}, {"outside", 0, 0, 'o'},
-	    {"v6-peers", 0, 0, '6'}, {"help", 0, 0, 'h'},      {0, 0, 0, 0},
+	    {"mode", 1, 0, 'm'},      {"target", 1, 0, 't'},
+	    {"torrents", 1, 0, 'T'},  {"peers", 1, 0, 'p'},
+	    {"seconds", 1, 0, 's'},   {"count", 1, 0, 'c'},
+	    {"window", 1, 0, 'w'},    {"numwant", 1, 0, 'n'},
+	    {"hashes", 1, 0, 'H'},    {"sockets", 1, 0, 'S'},
+	    {"keepalive", 0, 0, 'k'}, {"outside", 0, 0, 'o'},
+	    {"v6-peers", 0, 0, '6'},  {"sources", 1, 0, 'a'},
+	    {"help", 0, 0, 'h'},      {0, 0, 0, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -503,6 +530,9 @@ int main(int argc, char **argv)
 			break;
 		case 'S':
 			o.sockets = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'a':
+			o.sources = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		case 'k':
 			o.keepalive = true;
@@ -555,6 +585,13 @@ int main(int argc, char **argv)
 		o.target_len = sizeof(*sin6);
 	} else {
 		fprintf(stderr, "itr_loadgen: target must be IPV4:PORT or [IPV6]:PORT\n");
+		return 2;
+	}
+	if (o.sources > 1 &&
+	    (!o.udp || sin->sin_family != AF_INET || (ntohl(sin->sin_addr.s_addr) >> 24) != 127 ||
+	     o.sources > 254 || o.peers % o.sockets)) {
+		fprintf(stderr, "itr_loadgen: --sources is for UDP to an IPv4 loopback target, at "
+		                "most 254, with --peers a multiple of --sockets\n");
 		return 2;
 	}
 	uint64_t done = 0, errors = 0, lost = 0;
