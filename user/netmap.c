@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,11 +256,19 @@ void itr_netmap_on_publish(void (*fn)(void *arg), void *arg)
 	pthread_mutex_unlock(&current_lock);
 }
 
+static atomic_uint_fast64_t publishes;
+
+uint64_t itr_netmap_publish_count(void)
+{
+	return atomic_load_explicit(&publishes, memory_order_acquire);
+}
+
 void itr_netmap_publish(struct itr_netmap *map)
 {
 	pthread_mutex_lock(&current_lock);
 	struct itr_netmap *old = current_map;
 	current_map = map;
+	atomic_fetch_add_explicit(&publishes, 1, memory_order_release);
 	if (publish_hook)
 		publish_hook(publish_hook_arg);
 	pthread_mutex_unlock(&current_lock);

@@ -210,6 +210,11 @@ size_t itr_netmap_explicit_cost_count(const struct itr_netmap *map);
  * caller's reference and drops the old map's. */
 struct itr_netmap *itr_netmap_current(void);
 void itr_netmap_publish(struct itr_netmap *map);
+/* How many publishes so far: a reader that cached something derived from
+ * the current map rechecks this (one load) instead of taking the map's
+ * lock. A count read before itr_netmap_current() belongs to that map or
+ * an older one. */
+uint64_t itr_netmap_publish_count(void);
 /* One watcher of publishes (the ALTO update streams): fn runs inside
  * publish, under the map lock, so it must only wake a thread of its own.
  * NULL removes it. */

@@ -13,6 +13,7 @@
  */
 #include "tracker.h"
 #include "clock.h"
+#include "epoch.h"
 
 #include "peer_policy.h"
 #include "price.h"
@@ -50,8 +51,9 @@ struct as_group {
 
 /* An immutable snapshot: one network map and its PID id -> group table. */
 struct group_index {
-	atomic_int refs;
-	struct itr_netmap *map; /* may be NULL: no map published yet */
+	struct itr_epoch_node retire; /* first: the node is the index */
+	uint64_t publishes;           /* itr_netmap_publish_count it was built for */
+	struct itr_netmap *map;       /* may be NULL: no map published yet */
 	uint32_t generation;
 	size_t n;
 	struct pid_group *ids;      /* sorted by id */
@@ -81,8 +83,8 @@ struct itr_tracker {
 	size_t nproxies;
 	uint8_t seed_key[crypto_shorthash_KEYBYTES];
 
-	pthread_mutex_t index_lock;
-	struct group_index *index;
+	pthread_mutex_t index_lock; /* held to replace the index, never to read it */
+	_Atomic(struct group_index *) index;
 	uint32_t next_generation;
 
 	atomic_uint_fast64_t announces;
@@ -348,10 +350,9 @@ int itr_peer_addr_from_sockaddr(const struct sockaddr *sa, struct itr_peer_addr 
 
 /* ---- PID groups ---------------------------------------------------------- */
 
-static void index_unref(struct group_index *idx)
+static void index_free(struct itr_epoch_node *node)
 {
-	if (!idx || atomic_fetch_sub(&idx->refs, 1) != 1)
-		return;
+	struct group_index *idx = (struct group_index *)node;
 	if (idx->map)
 		itr_netmap_unref(idx->map);
 	free(idx->ids);
@@ -379,7 +380,6 @@ static struct group_index *index_build(struct itr_netmap *map, uint32_t generati
 	struct group_index *idx = calloc(1, sizeof(*idx));
 	if (!idx)
 		return NULL;
-	atomic_init(&idx->refs, 1);
 	idx->map = map;
 	idx->generation = generation;
 	if (!map)
@@ -409,13 +409,14 @@ static struct group_index *index_build(struct itr_netmap *map, uint32_t generati
 	return idx;
 }
 
-/* The snapshot for the current map (a new reference), rebuilt on change. */
-static struct group_index *index_get(struct itr_tracker *tr)
+/* A new map was published since the index was built: build one for it
+ * (under the lock, once for all threads) and retire the old one. */
+static struct group_index *index_refresh(struct itr_tracker *tr, uint64_t publishes)
 {
-	struct itr_netmap *map = itr_netmap_current();
 	pthread_mutex_lock(&tr->index_lock);
-	struct group_index *idx = tr->index;
-	if (!idx || idx->map != map) {
+	struct group_index *idx = atomic_load(&tr->index);
+	if (!idx || idx->publishes != publishes) {
+		struct itr_netmap *map = itr_netmap_current();
 		/* A map that only re-prices links (price.h) has the same PIDs:
 		 * the groups stay valid, the swarms need no regrouping. */
 		bool same_pids =
@@ -423,18 +424,41 @@ static struct group_index *index_get(struct itr_tracker *tr)
 		struct group_index *fresh =
 		    index_build(map, same_pids ? idx->generation : ++tr->next_generation);
 		if (fresh) {
-			map = NULL; /* the index owns it now */
-			index_unref(tr->index);
-			tr->index = fresh;
+			fresh->publishes = publishes;
+			atomic_store(&tr->index, fresh);
+			if (idx)
+				itr_epoch_retire(&idx->retire, index_free);
+			idx = fresh;
+		} else if (map) {
+			itr_netmap_unref(map); /* out of memory: the old index serves */
 		}
-		idx = tr->index;
 	}
-	if (idx)
-		atomic_fetch_add(&idx->refs, 1);
 	pthread_mutex_unlock(&tr->index_lock);
-	if (map)
-		itr_netmap_unref(map);
 	return idx;
+}
+
+/* The index for the current map, borrowed until index_put: a read of
+ * two shared words that change only when a map is published, with no
+ * lock and no shared write (epoch.h). It took the tracker's lock, the
+ * map's lock and two shared reference counts per announce before, which
+ * made two threads announce slower than one (bench_scaling). NULL (no
+ * index could be built) needs no index_put. */
+static struct group_index *index_get(struct itr_tracker *tr)
+{
+	itr_epoch_enter();
+	uint64_t publishes = itr_netmap_publish_count();
+	struct group_index *idx = atomic_load_explicit(&tr->index, memory_order_acquire);
+	if (!idx || idx->publishes != publishes)
+		idx = index_refresh(tr, publishes);
+	if (!idx)
+		itr_epoch_exit();
+	return idx;
+}
+
+static void index_put(struct group_index *idx)
+{
+	if (idx)
+		itr_epoch_exit();
 }
 
 static uint16_t group_of(void *ctx, uint8_t family, const uint8_t *addr)
@@ -671,7 +695,7 @@ static void walk_swarms(void *ctx, itr_price_emit_fn emit, void *ectx)
 		                           &w);
 		free(w.ases);
 	}
-	index_unref(idx);
+	index_put(idx);
 }
 
 /* Store (or, on stopped, remove) the peer, then write up to max candidates
@@ -797,7 +821,7 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 		cands =
 		    budget <= CANDIDATES_ON_STACK ? stack_cands : malloc(budget * sizeof(*cands));
 		if (!cands) {
-			index_unref(idx);
+			index_put(idx);
 			return -1;
 		}
 	}
@@ -828,7 +852,7 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	}
 	if (cands != stack_cands)
 		free(cands);
-	index_unref(idx);
+	index_put(idx);
 	return n < 0 ? -1 : 0;
 }
 
@@ -839,7 +863,7 @@ void itr_tracker_policy(struct itr_tracker *tr, const struct itr_netmap *map,
 	struct group_index *idx = index_get(tr);
 	if (idx) {
 		policy_for(tr, idx, ann, policy);
-		index_unref(idx);
+		index_put(idx);
 	} else {
 		*policy = tr->cfg.policy;
 		policy->gateway_salt = itr_rank_swarm_salt(ann->info_hash);
@@ -862,7 +886,7 @@ long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_an
 	if (!idx)
 		return -1;
 	long n = store_and_select(tr, idx, ann, reply, cands, NULL, max);
-	index_unref(idx);
+	index_put(idx);
 	return n;
 }
 
@@ -1127,7 +1151,11 @@ void itr_tracker_free(struct itr_tracker *tr)
 	if (tr->own_store)
 		itr_swarm_destroy(tr->store);
 	itr_quota_free(tr->quota);
-	index_unref(tr->index);
+	struct group_index *idx = atomic_load(&tr->index);
+	if (idx) {
+		itr_epoch_retire(&idx->retire, index_free);
+		itr_epoch_reclaim();
+	}
 	pthread_mutex_destroy(&tr->index_lock);
 	for (int i = 0; i < VIEW_CACHE_STRIPES; i++)
 		pthread_mutex_destroy(&tr->view_locks[i]);
