@@ -85,9 +85,12 @@ void itr_epoch_enter(void)
 		return;
 	struct reader *r = self ? self : register_self();
 	if (r)
-		atomic_store(&r->epoch, atomic_load(&global_epoch)); /* seq_cst: a full barrier */
+		atomic_store_explicit(&r->epoch, atomic_load(&global_epoch), memory_order_relaxed);
 	else /* a reader that cannot say where it is holds everything */
 		atomic_fetch_add(&anonymous_readers, 1);
+	/* the record above before any load of a shared pointer (a store
+	 * followed by a load needs a full fence even on x86) */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 void itr_epoch_exit(void)
