@@ -455,7 +455,8 @@ int main(int argc, char **argv)
 			if (!done[t] || shapes[t].cores != 1 || !shapes[t].udp ||
 			    shapes[t].swarm != shapes[s].swarm ||
 			    shapes[t].numwant != shapes[s].numwant || shapes[t].v6 ||
-			    shapes[t].outside || shapes[t].fixed_budget)
+			    shapes[t].outside || shapes[t].fixed_budget || shapes[t].peers ||
+			    shapes[t].sources != shapes[s].sources)
 				continue;
 			printf(
 			    "itrackerd %s vs 1 core: %.2fx announces/s (the load generator shares "
