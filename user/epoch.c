@@ -17,8 +17,11 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+/* A line of its own: every section writes its slot twice, and two
+ * threads' slots from one malloc would share a line that then moves
+ * between their cores on every announce. */
 struct reader {
-	_Atomic uint64_t epoch; /* 0: outside any section */
+	_Alignas(64) _Atomic uint64_t epoch; /* 0: outside any section */
 	struct reader *prev, *next;
 };
 
@@ -63,9 +66,10 @@ static void make_exit_key(void)
 static struct reader *register_self(void)
 {
 	pthread_once(&exit_key_once, make_exit_key);
-	struct reader *r = calloc(1, sizeof(*r));
+	struct reader *r = aligned_alloc(_Alignof(struct reader), sizeof(struct reader));
 	if (!r)
 		return NULL;
+	*r = (struct reader){0};
 	pthread_mutex_lock(&registry_lock);
 	r->next = readers;
 	if (readers)
