@@ -17,7 +17,11 @@
  * host's SMT siblings, shared caches and its other guests set it); the
  * shared tracker's ratio divided by it is what the code loses.
  *
- *   bench_scaling [--runs N] [--seconds S]
+ *   bench_scaling [--runs N] [--seconds S] [--peers N]
+ *
+ * --peers sets the stored peers (20,000 by default): the working set, and
+ * with it how much of the machine's shared cache and memory the two
+ * threads compete for.
  * Needs two CPUs; run from the repository root (maps/example.netmap).
  */
 #include "benchjson.h"
@@ -31,9 +35,12 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_RUNS  15
-#define PEERS     20000
-#define MAX_WANT  200
+#define MAX_RUNS      15
+#define DEFAULT_PEERS 20000
+#define MAX_PEERS     1000000
+#define MAX_WANT      200
+static unsigned stored_peers = DEFAULT_PEERS;
+
 #define TIME_STEP 256 /* announces between clock reads */
 
 struct shape {
@@ -69,7 +76,7 @@ static void make_announce(const struct shape *sh, unsigned i, bool first, struct
 	ann->peer.addr[2] = (uint8_t)(pid < 3 ? bases[pid][2] : bases[pid][2] + (n / 250) % 64);
 	ann->peer.addr[3] = (uint8_t)(1 + n % 250);
 	ann->peer.port = (uint16_t)(1024 + i % 64000);
-	unsigned torrent = i % (PEERS / sh->swarm);
+	unsigned torrent = i % (stored_peers / sh->swarm);
 	memcpy(ann->info_hash, "bench_scaling_______", 20);
 	ann->info_hash[0] = (uint8_t)torrent;
 	ann->info_hash[1] = (uint8_t)(torrent >> 8);
@@ -103,7 +110,7 @@ static void *work(void *arg)
 	for (unsigned k = 0;; k++) {
 		if (k % TIME_STEP == 0 && now_s() >= until)
 			break;
-		unsigned i = (w->index + k * w->nthreads) % PEERS;
+		unsigned i = (w->index + k * w->nthreads) % stored_peers;
 		make_announce(w->sh, i, false, &ann);
 		if (itr_tracker_announce(w->tr, &ann, &reply, peers, MAX_WANT) < 0 ||
 		    reply.refused != ITR_REFUSED_NONE)
@@ -161,7 +168,7 @@ static struct itr_tracker *filled_tracker(const struct shape *sh)
 	struct itr_ranked_peer peers[MAX_WANT];
 	struct itr_announce ann;
 	struct itr_announce_reply reply;
-	for (unsigned i = 0; i < PEERS; i++) {
+	for (unsigned i = 0; i < stored_peers; i++) {
 		make_announce(sh, i, true, &ann);
 		itr_tracker_announce(tr, &ann, &reply, peers, MAX_WANT);
 	}
@@ -183,13 +190,19 @@ int main(int argc, char **argv)
 			runs = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc)
+			stored_peers = (unsigned)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: bench_scaling [--runs N] [--seconds S]\n");
+			fprintf(stderr,
+			        "usage: bench_scaling [--runs N] [--seconds S] [--peers N]\n");
 			return 2;
 		}
 	}
-	if (runs < 1 || runs > MAX_RUNS || seconds <= 0) {
-		fprintf(stderr, "bench_scaling: --runs 1..%d, --seconds > 0\n", MAX_RUNS);
+	if (runs < 1 || runs > MAX_RUNS || seconds <= 0 || stored_peers < 1000 ||
+	    stored_peers > MAX_PEERS) {
+		/* at least one swarm of the largest shape */
+		fprintf(stderr, "bench_scaling: --runs 1..%d, --seconds > 0, --peers 1000..%d\n",
+		        MAX_RUNS, MAX_PEERS);
 		return 2;
 	}
 	if (getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") == '1') {
@@ -214,7 +227,7 @@ int main(int argc, char **argv)
 
 	printf("itr_tracker_announce from 1 and 2 threads (CPUs 0, 1), %d run(s) of %.1f s, %u "
 	       "peers, the example map; \"apart\": 2 threads on 2 trackers that share nothing\n",
-	       runs, seconds, PEERS);
+	       runs, seconds, stored_peers);
 	printf("%-24s %26s %26s %20s %20s %20s\n", "shape", "1 thread /s min/med/max",
 	       "2 threads /s min/med/max", "2 / 1 min/med/max", "apart 2 / 1", "shared / apart");
 	for (size_t s = 0; s < NSHAPES; s++) {
@@ -259,8 +272,9 @@ int main(int argc, char **argv)
 		snprintf(name, sizeof(name), "announce path %s, 2 threads", sh->name);
 		benchjson_append(name, med_two, "announces/s", med_one);
 	}
-	printf("reproduce: BUILD=build build/bench/bench_scaling --runs %d --seconds %.1f\n", runs,
-	       seconds);
+	printf("reproduce: BUILD=build build/bench/bench_scaling --runs %d --seconds %.1f --peers "
+	       "%u\n",
+	       runs, seconds, stored_peers);
 	itr_netmap_publish(NULL);
 	return 0;
 }
