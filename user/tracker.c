@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,30 @@ struct view_slot {
 	struct itr_price_as_view view;
 };
 
+/* Counters every announce bumps, one set per stripe, each stripe on cache
+ * lines of its own; a thread counts in its own stripe and readers sum them.
+ * One shared counter was a locked add on a line that every worker wrote
+ * and pulled from the others, on every announce. */
+#define COUNT_STRIPES 16
+struct count_stripe {
+	_Alignas(64) atomic_uint_fast64_t announces;
+	atomic_uint_fast64_t scrapes;
+	atomic_uint_fast64_t rejected;
+	atomic_uint_fast64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
+	atomic_uint_fast64_t refused[ITR_REFUSED_MAX];
+};
+
+static atomic_uint next_count_stripe;
+static _Thread_local unsigned count_stripe_plus1; /* 0: not chosen yet */
+
+/* This thread's stripe: threads take them in turn as they first count. */
+static struct count_stripe *my_counts(struct itr_tracker *tr);
+
+static void count_one(atomic_uint_fast64_t *counter)
+{
+	atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
 struct itr_tracker {
 	struct itr_tracker_config cfg;
 	struct itr_swarm_store *store;
@@ -87,19 +112,36 @@ struct itr_tracker {
 	_Atomic(struct group_index *) index;
 	uint32_t next_generation;
 
-	atomic_uint_fast64_t announces;
-	atomic_uint_fast64_t scrapes;
-	atomic_uint_fast64_t rejected;
-	atomic_uint_fast64_t by_transport[ITR_TRANSPORT_MAX][ITR_OUTCOME_MAX];
 	struct itr_announce_backend backend; /* the local store's */
 	struct itr_announce_backend *active; /* what the front ends use */
-	atomic_uint_fast64_t refused[ITR_REFUSED_MAX];
+	struct count_stripe counts[COUNT_STRIPES];
 	struct itr_quota *quota;
 	struct view_slot *views; /* VIEW_CACHE_SLOTS, with a price controller */
 	pthread_mutex_t view_locks[VIEW_CACHE_STRIPES];
 
 	struct itr_periodic janitor;
 };
+
+static struct count_stripe *my_counts(struct itr_tracker *tr)
+{
+	if (!count_stripe_plus1)
+		count_stripe_plus1 =
+		    atomic_fetch_add_explicit(&next_count_stripe, 1, memory_order_relaxed) %
+		        COUNT_STRIPES +
+		    1;
+	return &tr->counts[count_stripe_plus1 - 1];
+}
+
+/* The sum over the stripes of the counter at offset `field`. */
+static uint64_t count_sum(const struct itr_tracker *tr, size_t field)
+{
+	uint64_t sum = 0;
+	for (int i = 0; i < COUNT_STRIPES; i++)
+		sum += atomic_load_explicit(
+		    (const atomic_uint_fast64_t *)((const char *)&tr->counts[i] + field),
+		    memory_order_relaxed);
+	return sum;
+}
 
 void itr_tracker_config_default(struct itr_tracker_config *cfg)
 {
@@ -283,7 +325,7 @@ const char *itr_tracker_refusal_text(const struct itr_announce_reply *reply)
 
 static void count_refused(struct itr_tracker *tr, enum itr_refusal r)
 {
-	atomic_fetch_add(&tr->refused[r], 1);
+	count_one(&my_counts(tr)->refused[r]);
 }
 
 const char *itr_tracker_peer_refusal(struct itr_tracker *tr, const struct itr_peer_addr *addr)
@@ -782,7 +824,7 @@ static void reply_start(struct itr_tracker *tr, struct itr_announce_reply *reply
 	memset(reply, 0, sizeof(*reply));
 	reply->interval = tr->cfg.interval;
 	reply->min_interval = tr->cfg.min_interval;
-	atomic_fetch_add(&tr->announces, 1);
+	count_one(&my_counts(tr)->announces);
 }
 
 size_t itr_tracker_want(const struct itr_tracker *tr, const struct itr_announce *ann, size_t cap)
@@ -893,7 +935,7 @@ long itr_tracker_announce_candidates(struct itr_tracker *tr, const struct itr_an
 int itr_tracker_scrape(struct itr_tracker *tr, const uint8_t info_hash[ITR_INFO_HASH_LEN],
                        struct itr_swarm_counts *counts)
 {
-	atomic_fetch_add(&tr->scrapes, 1);
+	count_one(&my_counts(tr)->scrapes);
 	return itr_swarm_scrape(tr->store, info_hash, itr_tracker_now(tr), counts);
 }
 
@@ -910,14 +952,15 @@ size_t itr_tracker_expire(struct itr_tracker *tr)
 void itr_tracker_stats(struct itr_tracker *tr, struct itr_tracker_stats *stats)
 {
 	itr_swarm_stats(tr->store, &stats->store);
-	stats->announces = atomic_load(&tr->announces);
-	stats->scrapes = atomic_load(&tr->scrapes);
-	stats->rejected = atomic_load(&tr->rejected);
+	stats->announces = count_sum(tr, offsetof(struct count_stripe, announces));
+	stats->scrapes = count_sum(tr, offsetof(struct count_stripe, scrapes));
+	stats->rejected = count_sum(tr, offsetof(struct count_stripe, rejected));
 	for (int t = 0; t < ITR_TRANSPORT_MAX; t++)
 		for (int o = 0; o < ITR_OUTCOME_MAX; o++)
-			stats->by_transport[t][o] = atomic_load(&tr->by_transport[t][o]);
+			stats->by_transport[t][o] =
+			    count_sum(tr, offsetof(struct count_stripe, by_transport[t][o]));
 	for (int r = 0; r < ITR_REFUSED_MAX; r++)
-		stats->refused[r] = atomic_load(&tr->refused[r]);
+		stats->refused[r] = count_sum(tr, offsetof(struct count_stripe, refused[r]));
 	struct itr_quota_stats qs;
 	itr_quota_stats(tr->quota, &qs);
 	stats->sources = qs.sources;
@@ -937,13 +980,13 @@ struct itr_quota *itr_tracker_quota(struct itr_tracker *tr)
 
 void itr_tracker_count_rejected(struct itr_tracker *tr)
 {
-	atomic_fetch_add(&tr->rejected, 1);
+	count_one(&my_counts(tr)->rejected);
 }
 
 void itr_tracker_count_announce(struct itr_tracker *tr, enum itr_transport transport,
                                 enum itr_outcome outcome)
 {
-	atomic_fetch_add_explicit(&tr->by_transport[transport][outcome], 1, memory_order_relaxed);
+	count_one(&my_counts(tr)->by_transport[transport][outcome]);
 }
 
 /* ---- the local store as an announce backend ------------------------------ */
@@ -984,8 +1027,8 @@ static void local_stats(void *impl, struct itr_backend_stats *st)
 	struct itr_tracker *tr = impl;
 	struct itr_swarm_stats ss;
 	itr_swarm_stats(tr->store, &ss);
-	st->announces = atomic_load(&tr->announces);
-	st->scrapes = atomic_load(&tr->scrapes);
+	st->announces = count_sum(tr, offsetof(struct count_stripe, announces));
+	st->scrapes = count_sum(tr, offsetof(struct count_stripe, scrapes));
 	st->failures = 0;
 	st->torrents = ss.torrents;
 	st->peers = ss.peers_v4 + ss.peers_v6;
@@ -1070,7 +1113,10 @@ struct itr_tracker *itr_tracker_new(const struct itr_tracker_config *cfg,
 		         cfg->min_interval, cfg->interval);
 		return NULL;
 	}
-	struct itr_tracker *tr = calloc(1, sizeof(*tr));
+	/* aligned: the counter stripes are a cache line each */
+	struct itr_tracker *tr = aligned_alloc(_Alignof(struct itr_tracker), sizeof(*tr));
+	if (tr)
+		memset(tr, 0, sizeof(*tr));
 	if (!tr) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "netmap.h"
@@ -742,6 +743,68 @@ static void test_idle_sources_forgotten(void **state)
 	itr_tracker_free(tr);
 }
 
+/* The counters are one stripe per thread, summed when read: more threads
+ * than stripes, each with its own announces and scrapes, add up exactly. */
+#define COUNTING_THREADS 20
+#define COUNTED_EACH     200
+
+struct counting {
+	struct itr_tracker *tr;
+	int index;
+};
+
+static void *count_from_thread(void *arg)
+{
+	struct counting *c = arg;
+	struct itr_ranked_peer out[4];
+	for (int i = 0; i < COUNTED_EACH; i++) {
+		struct itr_announce ann = {
+		    .peer = net_peer(10, 1, c->index + 1, (uint16_t)(1000 + i)), .left = 100};
+		memcpy(ann.info_hash, IH, 20);
+		struct itr_announce_reply reply;
+		if (itr_tracker_announce(c->tr, &ann, &reply, out, 4) != 0)
+			return "announce failed";
+		struct itr_swarm_counts counts;
+		itr_tracker_scrape(c->tr, IH, &counts);
+		itr_tracker_count_rejected(c->tr);
+	}
+	return NULL;
+}
+
+static void tweak_many_sources(struct itr_tracker_config *cfg)
+{
+	cfg->announce_rate = 0;
+	cfg->max_peers_per_source = 1000;
+}
+
+static void test_counters_from_many_threads(void **state)
+{
+	(void)state;
+	publish(MAP_TEXT);
+	struct itr_tracker *tr = new_tracker(tweak_many_sources);
+	pthread_t threads[COUNTING_THREADS];
+	struct counting args[COUNTING_THREADS];
+	for (int t = 0; t < COUNTING_THREADS; t++) {
+		args[t] = (struct counting){.tr = tr, .index = t};
+		assert_int_equal(pthread_create(&threads[t], NULL, count_from_thread, &args[t]), 0);
+	}
+	for (int t = 0; t < COUNTING_THREADS; t++) {
+		void *failed;
+		assert_int_equal(pthread_join(threads[t], &failed), 0);
+		assert_null(failed);
+	}
+	struct itr_tracker_stats st;
+	itr_tracker_stats(tr, &st);
+	assert_int_equal(st.announces, COUNTING_THREADS * COUNTED_EACH);
+	assert_int_equal(st.scrapes, COUNTING_THREADS * COUNTED_EACH);
+	assert_int_equal(st.rejected, COUNTING_THREADS * COUNTED_EACH);
+	struct itr_backend_stats bs;
+	itr_backend_stats(itr_tracker_backend(tr), &bs);
+	assert_int_equal(bs.announces, COUNTING_THREADS * COUNTED_EACH);
+	assert_int_equal(bs.peers, COUNTING_THREADS * COUNTED_EACH);
+	itr_tracker_free(tr);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -763,6 +826,7 @@ int main(void)
 	    cmocka_unit_test(test_flood_of_new_torrents),
 	    cmocka_unit_test(test_many_ports_one_address),
 	    cmocka_unit_test(test_announce_rate_per_source),
+	    cmocka_unit_test(test_counters_from_many_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
