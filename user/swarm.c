@@ -799,14 +799,22 @@ static enum itr_swarm_status mem_announce(struct itr_swarm_store *store, const u
 		uint8_t *rec = rec_at(sw->vec[fam], fam, (uint32_t)at);
 		uint8_t *flags = rec_flags(rec, fam);
 		bool was_seeder = *flags & FLAG_SEEDER;
-		rec_set_seen(rec, fam, minute_of(now));
+		/* Stores only where a value changes: a re-announce mostly
+		 * changes nothing, and a store of the same value still takes the
+		 * line from the other workers that read this swarm. */
+		uint16_t minute = minute_of(now);
+		if (rec_seen(rec, fam) != minute)
+			rec_set_seen(rec, fam, minute);
 		if (ann->seeder && !was_seeder)
 			sw->seeders++;
 		else if (!ann->seeder && was_seeder)
 			sw->seeders--;
-		unsigned left = left_fraction(sw, ann);
-		sw->left_units = sw->left_units - rec_left(rec, fam) + left;
-		*flags = make_flags(ann->seeder, left);
+		unsigned left = left_fraction(sw, ann), was_left = rec_left(rec, fam);
+		if (left != was_left)
+			sw->left_units = sw->left_units - was_left + left;
+		uint8_t new_flags = make_flags(ann->seeder, left);
+		if (*flags != new_flags)
+			*flags = new_flags;
 		if (ann->completed && !was_seeder)
 			sw->downloaded++;
 	} else if ((status = admit(m, sh, h, ih, &sw, ann, fam, current, now)) !=
