@@ -11,6 +11,11 @@
  * The kernel's UDP path is not in it: what it shows is whether the store
  * and the ranking serialise the workers (one lock, a shared cache line).
  *
+ * The map is the example map with an uplink declared per AS. One shape
+ * adds a price controller (ticked once after the fill), as itrackerd
+ * runs by default: every announce then also reads its AS's uplink price
+ * and the swarm's per-AS view.
+ *
  * The reference is the machine itself: two threads on two trackers that
  * share nothing (each filled alike, each thread on its own). What they
  * reach over one thread is the most two vCPUs give this code here (a
@@ -26,6 +31,7 @@
  */
 #include "benchjson.h"
 #include "netmap.h"
+#include "price.h"
 #include "tracker.h"
 
 #include <pthread.h>
@@ -46,13 +52,21 @@ static unsigned stored_peers = DEFAULT_PEERS;
 struct shape {
 	const char *name;
 	unsigned swarm, numwant;
+	bool price; /* with a price controller, as itrackerd runs by default */
 };
 
 static const struct shape shapes[] = {
-    {"swarm 64", 64, 50},
-    {"swarm 1000", 1000, 50},
-    {"swarm 1000 numwant 200", 1000, 200},
+    {"swarm 64", 64, 50, false},
+    {"swarm 1000", 1000, 50, false},
+    {"swarm 1000 numwant 200", 1000, 200, false},
+    {"swarm 1000 controller", 1000, 50, true},
 };
+
+/* Each AS's uplink, so that the controller's shape prices one per
+ * announce, as a gateway's map with links does. */
+static const char BENCH_LINKS[] = "link a-up asn 64500 uplink capacity 1gbit budget 50%\n"
+                                  "link b-up asn 64501 uplink capacity 1gbit budget 50%\n"
+                                  "link c-up asn 64502 uplink capacity 1gbit budget 50%\n";
 #define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
 static double now_s(void)
@@ -153,16 +167,31 @@ static double measure(struct itr_tracker *const *trackers, const struct shape *s
 	return (double)done / elapsed;
 }
 
-/* A tracker with every swarm of the shape full; NULL on failure. */
-static struct itr_tracker *filled_tracker(const struct shape *sh)
+/* A tracker with every swarm of the shape full, and for a shape with a
+ * price controller, the controller (*price) after one tick over them;
+ * NULL on failure. */
+static struct itr_tracker *filled_tracker(const struct shape *sh, const struct itr_netmap *map,
+                                          struct itr_price **price)
 {
 	struct itr_tracker_config cfg;
 	itr_tracker_config_default(&cfg);
 	cfg.announce_rate = 0; /* each peer announces many times a second */
+	*price = NULL;
+	if (sh->price) {
+		struct itr_price_config pcfg;
+		itr_price_config_default(&pcfg);
+		pcfg.publish_costs = false; /* the map stays the bench's own */
+		if (!(*price = itr_price_new(&pcfg))) {
+			fprintf(stderr, "bench_scaling: price controller: out of memory\n");
+			return NULL;
+		}
+		cfg.price = *price;
+	}
 	char e[256];
 	struct itr_tracker *tr = itr_tracker_new(&cfg, NULL, e, sizeof(e));
 	if (!tr) {
 		fprintf(stderr, "bench_scaling: %s\n", e);
+		itr_price_free(*price);
 		return NULL;
 	}
 	struct itr_ranked_peer peers[MAX_WANT];
@@ -172,6 +201,8 @@ static struct itr_tracker *filled_tracker(const struct shape *sh)
 		make_announce(sh, i, true, &ann);
 		itr_tracker_announce(tr, &ann, &reply, peers, MAX_WANT);
 	}
+	if (*price)
+		itr_price_tick(*price, map, now_s());
 	return tr;
 }
 
@@ -215,8 +246,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_scaling: needs CPUs 0 and 1\n");
 		return 1;
 	}
+	/* the example map with an uplink per AS */
+	char text[16384];
+	FILE *f = fopen("maps/example.netmap", "r");
+	size_t len = f ? fread(text, 1, sizeof(text) - sizeof(BENCH_LINKS), f) : 0;
+	if (!f || ferror(f) || !feof(f)) {
+		fprintf(stderr, "bench_scaling: maps/example.netmap: unreadable or too long\n");
+		return 1;
+	}
+	fclose(f);
+	memcpy(text + len, BENCH_LINKS, sizeof(BENCH_LINKS) - 1);
+	len += sizeof(BENCH_LINKS) - 1;
 	struct itr_netmap_error err;
-	struct itr_netmap *map = itr_netmap_load_file("maps/example.netmap", &err);
+	struct itr_netmap *map = itr_netmap_parse_text(text, len, "maps/example.netmap", &err);
 	if (!map) {
 		char buf[512];
 		itr_netmap_error_format(&err, buf, sizeof(buf));
@@ -226,7 +268,8 @@ int main(int argc, char **argv)
 	itr_netmap_publish(map);
 
 	printf("itr_tracker_announce from 1 and 2 threads (CPUs 0, 1), %d run(s) of %.1f s, %u "
-	       "peers, the example map; \"apart\": 2 threads on 2 trackers that share nothing\n",
+	       "peers, the example map with an uplink per AS; \"apart\": 2 threads on 2 trackers "
+	       "that share nothing\n",
 	       runs, seconds, stored_peers);
 	printf("%-24s %26s %26s %20s %20s %20s\n", "shape", "1 thread /s min/med/max",
 	       "2 threads /s min/med/max", "2 / 1 min/med/max", "apart 2 / 1", "shared / apart");
@@ -236,8 +279,9 @@ int main(int argc, char **argv)
 		    loss[MAX_RUNS];
 		for (int r = 0; r < runs; r++) {
 			struct itr_tracker *tr[2];
+			struct itr_price *price[2];
 			for (int k = 0; k < 2; k++)
-				if (!(tr[k] = filled_tracker(sh)))
+				if (!(tr[k] = filled_tracker(sh, map, &price[k])))
 					return 1;
 			struct itr_tracker *shared[2] = {tr[0], tr[0]};
 			/* the three loads in an order that turns every run */
@@ -249,8 +293,10 @@ int main(int argc, char **argv)
 				if (got[which] <= 0)
 					return 1;
 			}
-			itr_tracker_free(tr[0]);
-			itr_tracker_free(tr[1]);
+			for (int k = 0; k < 2; k++) {
+				itr_tracker_free(tr[k]);
+				itr_price_free(price[k]);
+			}
 			one[r] = got[0];
 			two[r] = got[1];
 			ratio[r] = got[1] / got[0];
