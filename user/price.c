@@ -19,11 +19,13 @@
  */
 #include "price.h"
 #include "clock.h"
+#include "epoch.h"
 
 #include "itracker_maps.h"
 #include "stats.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <math.h>
@@ -224,8 +226,22 @@ struct pc_as_status {
 	unsigned max_external_min, max_external_max;
 };
 
+/* Every link's price as the last tick left it, for the announce path:
+ * read in an epoch section, never under pc->lock, which every worker
+ * took on every announce (bench_scaling's controller shape). Replaced
+ * whole by the tick and freed once no reader can hold it. */
+struct price_snapshot {
+	struct itr_epoch_node node;
+	size_t n;
+	struct {
+		char name[ITR_NAME_MAX + 1];
+		double price;
+	} links[];
+};
+
 struct itr_price {
 	struct itr_price_config cfg;
+	_Atomic(struct price_snapshot *) prices; /* NULL: no link priced yet */
 	int owned_fds[16]; /* pinned matrices opened by itr_price_add_pinned_matrix */
 	size_t nowned;
 	/* where the tick reads every swarm's per-AS views; held while in use
@@ -287,6 +303,8 @@ void itr_price_free(struct itr_price *pc)
 	pthread_mutex_destroy(&pc->swarms_lock);
 	free(pc->links);
 	free(pc->ases);
+	/* no reader is left: the caller stopped every user of pc */
+	free(atomic_load(&pc->prices));
 	pthread_mutex_destroy(&pc->lock);
 	for (size_t i = 0; i < pc->nowned; i++)
 		close(pc->owned_fds[i]);
@@ -303,13 +321,51 @@ static struct pc_link *link_by_name(struct itr_price *pc, const char *name)
 	return NULL;
 }
 
-/* Price of asn's uplink (0: none declared or not measured). Under pc->lock. */
+/* Price of asn's uplink (0: none declared or not measured). */
 static double uplink_price(struct itr_price *pc, const struct itr_link *uplink)
 {
 	if (!uplink)
 		return 0;
-	const struct pc_link *l = link_by_name(pc, uplink->name);
-	return l ? l->st.price : 0;
+	double price = 0;
+	itr_epoch_enter();
+	const struct price_snapshot *snap = atomic_load_explicit(&pc->prices, memory_order_acquire);
+	for (size_t i = 0; snap && i < snap->n; i++)
+		if (strcmp(snap->links[i].name, uplink->name) == 0) {
+			price = snap->links[i].price;
+			break;
+		}
+	itr_epoch_exit();
+	return price;
+}
+
+static void free_snapshot(struct itr_epoch_node *node)
+{
+	free((char *)node - offsetof(struct price_snapshot, node));
+}
+
+/* The links' prices for uplink_price; under pc->lock. Out of memory: the
+ * readers keep the last prices until the next tick. */
+static void publish_prices(struct itr_price *pc)
+{
+	struct price_snapshot *old = atomic_load_explicit(&pc->prices, memory_order_relaxed);
+	bool same = old ? old->n == pc->nlinks : pc->nlinks == 0;
+	for (size_t i = 0; same && i < pc->nlinks; i++)
+		same = old->links[i].price == pc->links[i].st.price &&
+		       strcmp(old->links[i].name, pc->links[i].link.name) == 0;
+	if (same)
+		return;
+	struct price_snapshot *snap = malloc(sizeof(*snap) + pc->nlinks * sizeof(snap->links[0]));
+	if (!snap)
+		return;
+	snap->n = pc->nlinks;
+	for (size_t i = 0; i < pc->nlinks; i++) {
+		snprintf(snap->links[i].name, sizeof(snap->links[i].name), "%s",
+		         pc->links[i].link.name);
+		snap->links[i].price = pc->links[i].st.price;
+	}
+	atomic_store_explicit(&pc->prices, snap, memory_order_release);
+	if (old)
+		itr_epoch_retire(&old->node, free_snapshot);
 }
 
 void itr_price_policy_from_view(struct itr_price *pc, const struct itr_netmap *map, uint32_t asn,
@@ -317,9 +373,7 @@ void itr_price_policy_from_view(struct itr_price *pc, const struct itr_netmap *m
                                 struct itr_rank_policy *policy)
 {
 	const struct itr_link *uplink = map && asn ? itr_netmap_link_find(map, asn, 0) : NULL;
-	pthread_mutex_lock(&pc->lock);
 	double price = uplink_price(pc, uplink);
-	pthread_mutex_unlock(&pc->lock);
 	struct itr_price_as_view none = {0};
 	struct itr_rank_policy base = *policy;
 	itr_price_as_policy(&base, &pc->cfg.overrides, view ? view : &none, uplink, price, policy);
@@ -643,6 +697,7 @@ static void tick(struct itr_price *pc, const struct itr_netmap *map, double now,
 		}
 	}
 	free(rate);
+	publish_prices(pc);
 	pc->last_tick = now;
 	pc->ticked = true;
 	pthread_mutex_unlock(&pc->lock);

@@ -446,6 +446,21 @@ static struct itr_price *new_controller(void)
 	return pc;
 }
 
+/* What an announce's policy is built from (the prices the tick
+ * published, read without the controller's lock) is the link's price. */
+static void assert_policy_at_price(struct itr_price *pc, const struct itr_netmap *m, uint32_t asn,
+                                   double price)
+{
+	struct itr_rank_policy base, got, want;
+	itr_rank_policy_default(&base);
+	got = base;
+	itr_price_policy_from_view(pc, m, asn, NULL, &got);
+	struct itr_price_as_view none = {0};
+	struct itr_price_overrides ov = {0};
+	itr_price_as_policy(&base, &ov, &none, itr_netmap_link_find(m, asn, 0), price, &want);
+	assert_memory_equal(&got, &want, sizeof(got));
+}
+
 /* The running controller on matrices: a 10 Mbit/s flow from b into a is
  * a's uplink traffic; traffic between b and c (no link declared for either)
  * is priced nowhere; the price climbs. */
@@ -465,6 +480,19 @@ static void test_controller_matrix(void **state)
 	assert_true(fabs(rate - 10e6) < 0.5e6);
 	assert_true(itr_price_link_price(pc, "a-up") > 0.5);
 	assert_true(isnan(itr_price_link_price(pc, "b-up")));
+	assert_policy_at_price(pc, m, 64500, itr_price_link_price(pc, "a-up"));
+	{
+		/* a policy at price 0 differs, so the check above can tell */
+		struct itr_rank_policy base, at_zero, at_price;
+		itr_rank_policy_default(&base);
+		struct itr_price_as_view none = {0};
+		struct itr_price_overrides ov = {0};
+		const struct itr_link *up = itr_netmap_link_find(m, 64500, 0);
+		itr_price_as_policy(&base, &ov, &none, up, 0, &at_zero);
+		itr_price_as_policy(&base, &ov, &none, up, itr_price_link_price(pc, "a-up"),
+		                    &at_price);
+		assert_memory_not_equal(&at_zero, &at_price, sizeof(at_zero));
+	}
 	json_t *st = itr_price_status_json(pc);
 	assert_int_equal(json_array_size(json_object_get(st, "links")), 1);
 	json_decref(st);
@@ -506,9 +534,11 @@ static void test_link_missing_from_map(void **state)
 	}
 	assert_true(fabs(itr_price_link_rate(pc, "a-up") - 20e6) < 2e6);
 	assert_true(itr_price_link_price(pc, "a-up") > 0.3);
+	assert_policy_at_price(pc, with, 64500, itr_price_link_price(pc, "a-up"));
 	/* and leaves with the next */
 	itr_price_tick_matrix(pc, without, t + 2, &e, 1);
 	assert_true(isnan(itr_price_link_price(pc, "a-up")));
+	assert_policy_at_price(pc, without, 64500, 0);
 	/* a matrix that went back (map re-created) gives no sample */
 	itr_price_tick_matrix(pc, with, t + 4, &e, 1);
 	e.bytes = 0;
