@@ -892,6 +892,36 @@ static void test_swarm_growth(void **state)
 	itr_netmap_unref(m);
 }
 
+/* The per-AS view of a big swarm is cached for the second it was tallied
+ * in: a second query in that second gets the cached view (here still 300
+ * leechers, enough to feed the AS, though 299 left meanwhile), and the
+ * next second's query tallies again (1 leecher: too few, so the AS is
+ * open). */
+static void test_view_cached_for_its_second(void **state)
+{
+	(void)state;
+	struct itr_price *pc;
+	struct itr_tracker *tr = priced_tracker(&pc);
+	uint8_t ih[20] = {7};
+	tracker_now = 70;
+	for (int i = 1; i <= 300; i++)
+		announce_peer(tr, ih, peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i), 1000, 0,
+		              ITR_EVENT_STARTED);
+	struct itr_peer_addr client = peer4(10, 10, 9, 9);
+	struct itr_rank_policy first, cached, next;
+	policy_of(tr, ih, client, &first);
+	assert_int_not_equal(first.max_external, ITR_RANK_UNCAPPED);
+	for (int i = 2; i <= 300; i++)
+		announce_peer(tr, ih, peer4(10, 10, (uint8_t)(i >> 8), (uint8_t)i), 1000, 0,
+		              ITR_EVENT_STOPPED);
+	policy_of(tr, ih, client, &cached);
+	assert_memory_equal(&first, &cached, sizeof(first));
+	tracker_now = 71;
+	policy_of(tr, ih, client, &next);
+	assert_int_equal(next.max_external, ITR_RANK_UNCAPPED);
+	priced_tracker_free(tr, pc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -910,6 +940,7 @@ int main(void)
 	    cmocka_unit_test(test_link_missing_from_map),
 	    cmocka_unit_test(test_swarm_state),
 	    cmocka_unit_test(test_swarm_growth),
+	    cmocka_unit_test(test_view_cached_for_its_second),
 	    cmocka_unit_test(test_tracker_integration),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
