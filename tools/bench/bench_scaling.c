@@ -22,7 +22,7 @@
  * host's SMT siblings, shared caches and its other guests set it); the
  * shared tracker's ratio divided by it is what the code loses.
  *
- *   bench_scaling [--runs N] [--seconds S] [--peers N]
+ *   bench_scaling [--runs N] [--seconds S] [--peers N] [--only TEXT]
  *
  * --peers sets the stored peers (20,000 by default): the working set, and
  * with it how much of the machine's shared cache and memory the two
@@ -91,9 +91,15 @@ static void make_announce(const struct shape *sh, unsigned i, bool first, struct
 	ann->peer.addr[3] = (uint8_t)(1 + n % 250);
 	ann->peer.port = (uint16_t)(1024 + i % 64000);
 	unsigned torrent = i % (stored_peers / sh->swarm);
-	memcpy(ann->info_hash, "bench_scaling_______", 20);
-	ann->info_hash[0] = (uint8_t)torrent;
-	ann->info_hash[1] = (uint8_t)(torrent >> 8);
+	/* spread over every byte, as SHA-1 hashes are: the price view cache
+	 * picks its slot from bytes 4-11, and hashes that differed only in
+	 * their first two bytes all took one slot per AS */
+	uint64_t x = 0x9e3779b97f4a7c15ull * (torrent + 1);
+	for (int b = 0; b < 20; b++) {
+		x ^= x >> 29;
+		x *= 0xbf58476d1ce4e5b9ull;
+		ann->info_hash[b] = (uint8_t)(x >> 32);
+	}
 	ann->left = i % 4 == 0 ? 0 : 1000;
 	ann->event = first ? ITR_EVENT_STARTED : ITR_EVENT_NONE;
 	ann->numwant = sh->numwant;
@@ -216,16 +222,19 @@ int main(int argc, char **argv)
 {
 	int runs = 3;
 	double seconds = 2;
+	const char *only = NULL; /* shapes whose name holds it */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
 			seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+			only = argv[++i];
 		else if (strcmp(argv[i], "--peers") == 0 && i + 1 < argc)
 			stored_peers = (unsigned)strtoul(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr,
-			        "usage: bench_scaling [--runs N] [--seconds S] [--peers N]\n");
+			fprintf(stderr, "usage: bench_scaling [--runs N] [--seconds S] [--peers N] "
+			                "[--only TEXT]\n");
 			return 2;
 		}
 	}
@@ -275,6 +284,8 @@ int main(int argc, char **argv)
 	       "2 threads /s min/med/max", "2 / 1 min/med/max", "apart 2 / 1", "shared / apart");
 	for (size_t s = 0; s < NSHAPES; s++) {
 		const struct shape *sh = &shapes[s];
+		if (only && !strstr(sh->name, only))
+			continue;
 		double one[MAX_RUNS], two[MAX_RUNS], ratio[MAX_RUNS], apart[MAX_RUNS],
 		    loss[MAX_RUNS];
 		for (int r = 0; r < runs; r++) {
@@ -319,8 +330,9 @@ int main(int argc, char **argv)
 		benchjson_append(name, med_two, "announces/s", med_one);
 	}
 	printf("reproduce: BUILD=build build/bench/bench_scaling --runs %d --seconds %.1f --peers "
-	       "%u\n",
-	       runs, seconds, stored_peers);
+	       "%u%s%s%s\n",
+	       runs, seconds, stored_peers, only ? " --only '" : "", only ? only : "",
+	       only ? "'" : "");
 	itr_netmap_publish(NULL);
 	return 0;
 }
