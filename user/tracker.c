@@ -595,12 +595,19 @@ static void view_of(const struct itr_swarm_tally *part, const struct itr_swarm_t
 	v->swarm_seeds = all->seeders;
 }
 
-static size_t view_slot_of(const uint8_t *ih, uint32_t asn)
+/* Keyed, like the store's table: from the info_hash's bytes alone, a
+ * client could pick hashes that share a slot with a big swarm's view and
+ * keep evicting it, so that each of that swarm's announces re-counts its
+ * AS's records (O(swarm), where an announce is meant to be O(numwant)). */
+static size_t view_slot_of(const struct itr_tracker *tr, const uint8_t *ih, uint32_t asn)
 {
+	uint8_t msg[ITR_INFO_HASH_LEN + 4];
+	uint8_t out[crypto_shorthash_BYTES];
 	uint64_t h;
-	memcpy(&h, ih + 4, sizeof(h));
-	h ^= (uint64_t)asn * 0x9e3779b97f4a7c15ull;
-	h ^= h >> 29;
+	memcpy(msg, ih, ITR_INFO_HASH_LEN);
+	memcpy(msg + ITR_INFO_HASH_LEN, &asn, sizeof(asn));
+	crypto_shorthash(out, msg, sizeof(msg), tr->seed_key);
+	memcpy(&h, out, sizeof(h));
 	return (size_t)(h % VIEW_CACHE_SLOTS);
 }
 
@@ -610,7 +617,7 @@ static void swarm_view(struct itr_tracker *tr, const struct group_index *idx, co
                        uint32_t asn, struct itr_price_as_view *v)
 {
 	uint32_t now = itr_tracker_now(tr);
-	size_t slot = view_slot_of(ih, asn);
+	size_t slot = view_slot_of(tr, ih, asn);
 	struct view_slot *vs = tr->views ? &tr->views[slot] : NULL;
 	pthread_mutex_t *lock = &tr->view_locks[slot % VIEW_CACHE_STRIPES];
 	if (vs) {
