@@ -612,14 +612,22 @@ static size_t view_slot_of(const struct itr_tracker *tr, const uint8_t *ih, uint
 }
 
 /* AS asn's view of the swarm from the store's tally of its groups, or from
- * the cache when a tally of many records was taken this second. */
+ * the cache when a tally of many records was taken this second.
+ * swarm_peers: the swarm's size as the announce just counted it, or
+ * UINT64_MAX when not known. A swarm under VIEW_CACHE_MIN cannot give a
+ * view the cache keeps, and most swarms are small: for them the lookup
+ * (a keyed hash, a stripe lock, a slot's line) was all cost. */
 static void swarm_view(struct itr_tracker *tr, const struct group_index *idx, const uint8_t *ih,
-                       uint32_t asn, struct itr_price_as_view *v)
+                       uint32_t asn, uint64_t swarm_peers, struct itr_price_as_view *v)
 {
 	uint32_t now = itr_tracker_now(tr);
-	size_t slot = view_slot_of(tr, ih, asn);
-	struct view_slot *vs = tr->views ? &tr->views[slot] : NULL;
-	pthread_mutex_t *lock = &tr->view_locks[slot % VIEW_CACHE_STRIPES];
+	struct view_slot *vs = NULL;
+	pthread_mutex_t *lock = NULL;
+	if (tr->views && swarm_peers >= VIEW_CACHE_MIN) {
+		size_t slot = view_slot_of(tr, ih, asn);
+		vs = &tr->views[slot];
+		lock = &tr->view_locks[slot % VIEW_CACHE_STRIPES];
+	}
 	if (vs) {
 		pthread_mutex_lock(lock);
 		bool hit = vs->used && vs->at == now && vs->asn == asn &&
@@ -664,9 +672,11 @@ static void swarm_view(struct itr_tracker *tr, const struct group_index *idx, co
 }
 
 /* The configured policy with the swarm's gateway salt and, with a price
- * controller, the external budget of the client's AS in this swarm. */
+ * controller, the external budget of the client's AS in this swarm
+ * (swarm_peers as for swarm_view). */
 static void policy_for(struct itr_tracker *tr, const struct group_index *idx,
-                       const struct itr_announce *ann, struct itr_rank_policy *policy)
+                       const struct itr_announce *ann, uint64_t swarm_peers,
+                       struct itr_rank_policy *policy)
 {
 	*policy = tr->cfg.policy;
 	/* each swarm picks its own gateway peers per AS */
@@ -677,7 +687,7 @@ static void policy_for(struct itr_tracker *tr, const struct group_index *idx,
 	if (!pid)
 		return;
 	struct itr_price_as_view v;
-	swarm_view(tr, idx, ann->info_hash, pid->asn, &v);
+	swarm_view(tr, idx, ann->info_hash, pid->asn, swarm_peers, &v);
 	itr_price_policy_from_view(tr->cfg.price, idx->map, pid->asn, &v, policy);
 }
 
@@ -885,7 +895,8 @@ static int announce_ranked(struct itr_tracker *tr, const struct itr_announce *an
 	    store_and_select(tr, idx, ann, reply, cands, known ? groups : NULL, cands ? budget : 0);
 	if (n > 0) {
 		struct itr_rank_policy policy;
-		policy_for(tr, idx, ann, &policy);
+		policy_for(tr, idx, ann,
+		           (uint64_t)reply->counts.complete + reply->counts.incomplete, &policy);
 		/* The store hands each group's candidates in a fixed order
 		 * (record order: address and port): in a bucket of more than
 		 * 64, ties follow it from the client's own starting point
@@ -911,7 +922,7 @@ void itr_tracker_policy(struct itr_tracker *tr, const struct itr_netmap *map,
 	(void)map; /* the index holds the current map; the view must match its groups */
 	struct group_index *idx = index_get(tr);
 	if (idx) {
-		policy_for(tr, idx, ann, policy);
+		policy_for(tr, idx, ann, UINT64_MAX, policy);
 		index_put(idx);
 	} else {
 		*policy = tr->cfg.policy;

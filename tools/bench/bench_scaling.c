@@ -60,6 +60,7 @@ static const struct shape shapes[] = {
     {"swarm 1000", 1000, 50, false},
     {"swarm 1000 numwant 200", 1000, 200, false},
     {"swarm 1000 controller", 1000, 50, true},
+    {"swarm 64 controller", 64, 50, true}, /* most swarms: under the view cache's size */
 };
 
 /* Each AS's uplink, so that the controller's shape prices one per
