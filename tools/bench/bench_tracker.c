@@ -226,9 +226,14 @@ static pid_t start_server(int which, const struct shape *sh, int port)
 		    sh->fixed_budget ? " --gateways 1 --max-external 2" : itrd_extra);
 	pid_t pid = spawn(cmd, log);
 	if (wait_port(port, "t") < 0 || wait_port(port, "u") < 0) {
-		fprintf(stderr, "bench_tracker: %s did not start (see %s)\n", server_name[which],
-		        log);
 		stop(pid);
+		/* the log goes with the temporary directory: show its end */
+		fprintf(stderr, "bench_tracker: %s did not start; the end of its log:\n",
+		        server_name[which]);
+		char tail[600];
+		snprintf(tail, sizeof(tail), "tail -n 20 '%s' >&2", log);
+		if (system(tail) != 0)
+			fprintf(stderr, "bench_tracker: (no log at %s)\n", log);
 		return -1;
 	}
 	return pid;
