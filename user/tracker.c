@@ -527,19 +527,26 @@ static uint16_t group_of(void *ctx, uint8_t family, const uint8_t *addr)
 #define CANDIDATES_MIN      64
 #define CANDIDATES_ON_STACK 320 /* 200 + 100 + 16 and change: the default max_numwant */
 
+/* SipHash of msg under the tracker's random key: what a client sends
+ * cannot steer it. */
+static uint64_t keyed_hash(const struct itr_tracker *tr, const uint8_t *msg, size_t len)
+{
+	uint8_t out[crypto_shorthash_BYTES];
+	uint64_t h;
+	crypto_shorthash(out, msg, len, tr->seed_key);
+	memcpy(&h, out, sizeof(h));
+	return h;
+}
+
 static uint64_t client_seed(const struct itr_tracker *tr, const struct itr_announce *ann)
 {
 	uint8_t msg[ITR_INFO_HASH_LEN + 1 + 16 + 2];
-	uint8_t out[crypto_shorthash_BYTES];
-	uint64_t seed;
 	memcpy(msg, ann->info_hash, ITR_INFO_HASH_LEN);
 	msg[20] = ann->peer.family;
 	memcpy(msg + 21, ann->peer.addr, 16);
 	msg[37] = (uint8_t)(ann->peer.port >> 8);
 	msg[38] = (uint8_t)ann->peer.port;
-	crypto_shorthash(out, msg, sizeof(msg), tr->seed_key);
-	memcpy(&seed, out, sizeof(seed));
-	return seed;
+	return keyed_hash(tr, msg, sizeof(msg));
 }
 
 /* Bucket order for the store: p-distance from the client's PID to the
@@ -602,13 +609,9 @@ static void view_of(const struct itr_swarm_tally *part, const struct itr_swarm_t
 static size_t view_slot_of(const struct itr_tracker *tr, const uint8_t *ih, uint32_t asn)
 {
 	uint8_t msg[ITR_INFO_HASH_LEN + 4];
-	uint8_t out[crypto_shorthash_BYTES];
-	uint64_t h;
 	memcpy(msg, ih, ITR_INFO_HASH_LEN);
 	memcpy(msg + ITR_INFO_HASH_LEN, &asn, sizeof(asn));
-	crypto_shorthash(out, msg, sizeof(msg), tr->seed_key);
-	memcpy(&h, out, sizeof(h));
-	return (size_t)(h % VIEW_CACHE_SLOTS);
+	return (size_t)(keyed_hash(tr, msg, sizeof(msg)) % VIEW_CACHE_SLOTS);
 }
 
 /* AS asn's view of the swarm from the store's tally of its groups, or from

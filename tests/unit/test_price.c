@@ -446,18 +446,26 @@ static struct itr_price *new_controller(void)
 	return pc;
 }
 
+/* The default policy for an AS with no view, at a given uplink price. */
+static void policy_at(const struct itr_netmap *m, uint32_t asn, double price,
+                      struct itr_rank_policy *out)
+{
+	struct itr_rank_policy base;
+	itr_rank_policy_default(&base);
+	struct itr_price_as_view none = {0};
+	struct itr_price_overrides ov = {0};
+	itr_price_as_policy(&base, &ov, &none, itr_netmap_link_find(m, asn, 0), price, out);
+}
+
 /* What an announce's policy is built from (the prices the tick
  * published, read without the controller's lock) is the link's price. */
 static void assert_policy_at_price(struct itr_price *pc, const struct itr_netmap *m, uint32_t asn,
                                    double price)
 {
-	struct itr_rank_policy base, got, want;
-	itr_rank_policy_default(&base);
-	got = base;
+	struct itr_rank_policy got, want;
+	itr_rank_policy_default(&got);
 	itr_price_policy_from_view(pc, m, asn, NULL, &got);
-	struct itr_price_as_view none = {0};
-	struct itr_price_overrides ov = {0};
-	itr_price_as_policy(&base, &ov, &none, itr_netmap_link_find(m, asn, 0), price, &want);
+	policy_at(m, asn, price, &want);
 	assert_memory_equal(&got, &want, sizeof(got));
 }
 
@@ -481,18 +489,11 @@ static void test_controller_matrix(void **state)
 	assert_true(itr_price_link_price(pc, "a-up") > 0.5);
 	assert_true(isnan(itr_price_link_price(pc, "b-up")));
 	assert_policy_at_price(pc, m, 64500, itr_price_link_price(pc, "a-up"));
-	{
-		/* a policy at price 0 differs, so the check above can tell */
-		struct itr_rank_policy base, at_zero, at_price;
-		itr_rank_policy_default(&base);
-		struct itr_price_as_view none = {0};
-		struct itr_price_overrides ov = {0};
-		const struct itr_link *up = itr_netmap_link_find(m, 64500, 0);
-		itr_price_as_policy(&base, &ov, &none, up, 0, &at_zero);
-		itr_price_as_policy(&base, &ov, &none, up, itr_price_link_price(pc, "a-up"),
-		                    &at_price);
-		assert_memory_not_equal(&at_zero, &at_price, sizeof(at_zero));
-	}
+	/* a policy at price 0 differs, so the check above can tell */
+	struct itr_rank_policy at_zero, at_price;
+	policy_at(m, 64500, 0, &at_zero);
+	policy_at(m, 64500, itr_price_link_price(pc, "a-up"), &at_price);
+	assert_memory_not_equal(&at_zero, &at_price, sizeof(at_zero));
 	json_t *st = itr_price_status_json(pc);
 	assert_int_equal(json_array_size(json_object_get(st, "links")), 1);
 	json_decref(st);

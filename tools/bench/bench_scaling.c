@@ -92,9 +92,9 @@ static void make_announce(const struct shape *sh, unsigned i, bool first, struct
 	ann->peer.addr[3] = (uint8_t)(1 + n % 250);
 	ann->peer.port = (uint16_t)(1024 + i % 64000);
 	unsigned torrent = i % (stored_peers / sh->swarm);
-	/* spread over every byte, as SHA-1 hashes are: the price view cache
-	 * picks its slot from bytes 4-11, and hashes that differed only in
-	 * their first two bytes all took one slot per AS */
+	/* spread over every byte, as SHA-1 hashes are: hashes that differed
+	 * only in their first two bytes once all took one view cache slot
+	 * per AS (when the slot came from bytes 4-11) */
 	uint64_t x = 0x9e3779b97f4a7c15ull * (torrent + 1);
 	for (int b = 0; b < 20; b++) {
 		x ^= x >> 29;
