@@ -65,9 +65,7 @@ wait $T1 || e2e_fail "traffic 1 broke"
 wait $T2 || e2e_fail "traffic 2 broke"
 sleep 0.3
 e2e_quiesce "$NS_B" # the peer, so nothing is sent after the capture
-e2e_capture_stop
-
-bpftool -j map dump pinned "$E2E_PIN_ROOT/counters" >"$E2E_TMP/counters.json"
+e2e_capture_stop # and the counters, in counters.json
 /usr/bin/python3 - "$E2E_TMP/cap.pcap" "$E2E_TMP/counters.json" "$LIB" <<'PYEOF' || e2e_fail "counts wrong under reload"
 import sys
 sys.path.insert(0, sys.argv[3])
