@@ -58,6 +58,30 @@
 static char build[512], tmp[256];
 static int base_port;
 
+/* The servers' first port (they use four from it), outside the kernel's
+ * ephemeral range: a connection-per-announce load leaves a few of its own
+ * sockets in TIME_WAIT on ports of that range (the client closed first),
+ * and a server's bind to such a port fails even with SO_REUSEADDR. */
+static int pick_base_port(void)
+{
+	int low = 32768, high = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	if (f) {
+		if (fscanf(f, "%d %d", &low, &high) != 2)
+			low = 32768, high = 60999;
+		fclose(f);
+	}
+	if (low - 10000 > 64)
+		return 10000 + getpid() % (low - 10000 - 8);
+	if (65535 - high > 64)
+		return high + 1 + getpid() % (65535 - high - 8);
+	fprintf(stderr,
+	        "bench_tracker: the ephemeral range %d-%d leaves no ports outside it; "
+	        "a server may fail to start\n",
+	        low, high);
+	return 20000 + getpid() % 20000;
+}
+
 struct shape {
 	const char *name;
 	bool udp;
@@ -389,7 +413,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_tracker: %s/itr_loadgen missing\n", build);
 		return 1;
 	}
-	base_port = 20000 + getpid() % 20000;
+	base_port = pick_base_port();
 	char load[128];
 	load_average(load, sizeof(load));
 	printf("load average before: %s; %d run(s), %.1f s per measurement\n", load, runs, seconds);
