@@ -136,6 +136,8 @@ $(BENCH_BINS): $(BUILD)/bench_naive.bpf.o
 # h2o's event-loop library, measured against libmicrohttpd (bench_httplib.c)
 $(BUILD)/bench/bench_httplib: ALL_CFLAGS += -DH2O_USE_EPOLL=1
 $(BUILD)/bench/bench_httplib: LDLIBS += -lh2o-evloop -lssl -lcrypto
+# test_http drops handed connections as libmicrohttpd can (its own wrapper)
+$(BUILD)/tests/unit/test_http $(BUILD)/asan/tests/unit/test_http: LDLIBS += -Wl,--wrap=MHD_add_connection
 
 # libFuzzer: the library is compiled once with clang's coverage and
 # sanitizers (fuzzer-no-link), and each harness links against it.

@@ -250,12 +250,16 @@ static int metrics_extra(void *arg, FILE *out)
 	    "handed to the general server.\n"
 	    "# TYPE itracker_http_lane_total counter\n"
 	    "itracker_http_lane_total{outcome=\"answered\"} %llu\n"
-	    "itracker_http_lane_total{outcome=\"handed\"} %llu\n",
+	    "itracker_http_lane_total{outcome=\"handed\"} %llu\n"
+	    "# HELP itracker_http_lane_dropped_total Handed connections the general server "
+	    "dropped without a word (seen when their descriptor was handed again).\n"
+	    "# TYPE itracker_http_lane_dropped_total counter\n"
+	    "itracker_http_lane_dropped_total %llu\n",
 	    (unsigned long long)hs.reaped_headers, (unsigned long long)hs.reaped_request,
 	    (unsigned long long)hs.busy, (unsigned long long)hs.over_address_limit,
 	    (unsigned long long)hs.over_total_limit, hs.jobs_queued, hs.jobs_running,
 	    hs.max_connections, (unsigned long long)hs.lane_answered,
-	    (unsigned long long)hs.lane_handed);
+	    (unsigned long long)hs.lane_handed, (unsigned long long)hs.lane_dropped);
 	if (a->udp) {
 		struct itr_udp_stats us;
 		itr_udp_tracker_stats(a->udp, &us);

@@ -163,6 +163,17 @@ struct itr_http_server {
 	bool lane_feeds;
 	atomic_uint mhd_open;
 	atomic_uint_fast64_t stat_over_total_limit;
+	/* A bit per descriptor the lane handed to MHD that MHD has not yet
+	 * reported started. MHD_add_connection can say yes and MHD drop the
+	 * connection later without a word (its pool out of memory, its own
+	 * limit in the polling thread): no started, no closed, so mhd_open
+	 * would keep it for good, and enough such drops would make the lane
+	 * refuse everyone. The kernel reuses only a closed number, so a
+	 * descriptor handed while its bit is still set was such a drop: its
+	 * place in mhd_open goes to the new connection. */
+	_Atomic unsigned long *handed_bits;
+	size_t handed_fds; /* descriptors the bits cover; others are not tracked */
+	atomic_uint_fast64_t stat_lane_dropped;
 };
 
 /* Per-request state. It lives inside the per-connection state below, so it
@@ -331,6 +342,7 @@ void itr_http_get_stats(struct itr_http_server *srv, struct itr_http_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->lane_answered = atomic_load(&srv->stat_lane_answered);
 	st->lane_handed = atomic_load(&srv->stat_lane_handed);
+	st->lane_dropped = atomic_load(&srv->stat_lane_dropped);
 	st->reaped_headers = atomic_load(&srv->stat_reaped_headers);
 	st->reaped_request = atomic_load(&srv->stat_reaped_request);
 	st->busy = atomic_load(&srv->stat_busy);
@@ -792,20 +804,44 @@ static void refuse_connection(struct itr_http_server *srv, struct http_conn *c)
 		answer_and_end(c->fd, srv->too_many, srv->too_many_len);
 }
 
+#define HANDED_WORD_BITS (8 * sizeof(unsigned long))
+
+/* Marks fd handed; true if it already was (MHD dropped the last one). */
+static bool handed_mark(struct itr_http_server *srv, int fd)
+{
+	if (fd < 0 || (size_t)fd >= srv->handed_fds)
+		return false;
+	unsigned long bit = 1UL << ((size_t)fd % HANDED_WORD_BITS);
+	return atomic_fetch_or_explicit(&srv->handed_bits[(size_t)fd / HANDED_WORD_BITS], bit,
+	                                memory_order_relaxed) &
+	       bit;
+}
+
+static void handed_clear(struct itr_http_server *srv, int fd)
+{
+	if (fd < 0 || (size_t)fd >= srv->handed_fds)
+		return;
+	unsigned long bit = 1UL << ((size_t)fd % HANDED_WORD_BITS);
+	atomic_fetch_and_explicit(&srv->handed_bits[(size_t)fd / HANDED_WORD_BITS], ~bit,
+	                          memory_order_relaxed);
+}
+
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
 	struct itr_http_server *srv = cls;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci =
+		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		int fd = ci ? ci->connect_fd : -1;
+		handed_clear(srv, fd);
 		struct http_conn *c = calloc(1, sizeof(*c));
 		*socket_context = c; /* NULL: its requests are dropped */
 		if (!c)
 			return;
 		c->srv = srv;
 		c->req.conn = c;
-		const union MHD_ConnectionInfo *ci =
-		    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-		c->fd = ci ? ci->connect_fd : -1;
+		c->fd = fd;
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		if (ci && ci->client_addr) {
 			socklen_t len =
@@ -1639,11 +1675,16 @@ static void *lane_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add_explicit(&srv->stat_lane_handed, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&srv->mhd_open, 1, memory_order_relaxed);
+		if (handed_mark(srv, fd))
+			atomic_fetch_add_explicit(&srv->stat_lane_dropped, 1, memory_order_relaxed);
+		else
+			atomic_fetch_add_explicit(&srv->mhd_open, 1, memory_order_relaxed);
 		/* on failure MHD has closed it, and told nobody */
 		if (MHD_add_connection(srv->daemon, fd, (const struct sockaddr *)&peer, peer_len) !=
-		    MHD_YES)
+		    MHD_YES) {
+			handed_clear(srv, fd);
 			atomic_fetch_sub_explicit(&srv->mhd_open, 1, memory_order_relaxed);
+		}
 	}
 	free(buf);
 	return NULL;
@@ -1695,6 +1736,22 @@ static void lane_stop(struct itr_http_server *srv)
 	if (srv->lane_fd >= 0)
 		close(srv->lane_fd);
 	srv->lane_fd = -1;
+}
+
+/* A bit for every descriptor the process may open (the file limit, which
+ * fit_connection_limit has raised; at most 2^24 descriptors, 2 MiB). */
+static int handed_alloc(struct itr_http_server *srv)
+{
+	struct rlimit rl;
+	size_t fds = 1u << 24;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < fds)
+		fds = (size_t)rl.rlim_cur;
+	size_t words = (fds + HANDED_WORD_BITS - 1) / HANDED_WORD_BITS;
+	srv->handed_bits = calloc(words, sizeof(*srv->handed_bits));
+	if (!srv->handed_bits)
+		return -1;
+	srv->handed_fds = words * HANDED_WORD_BITS;
+	return 0;
 }
 
 /* Places over the lane's limit in MHD's own: connections the lane counted
@@ -1825,6 +1882,11 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 		flags = (flags & ~(unsigned)(MHD_USE_DUAL_STACK | MHD_USE_IPv6)) |
 		        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 		srv->lane_feeds = true;
+		if (handed_alloc(srv) < 0) {
+			snprintf(err, errlen, "http: out of memory");
+			lane_stop(srv);
+			return -1;
+		}
 		if (start_daemon(srv, flags, NULL, 0, -1, what, err, errlen) < 0) {
 			lane_stop(srv);
 			return -1;
@@ -1964,6 +2026,7 @@ void itr_http_free(struct itr_http_server *srv)
 			srv->attachments[i].release(srv->attachments[i].ptr);
 	free(srv->attachments);
 	free(srv->addr_counts); /* empty: every connection has closed */
+	free(srv->handed_bits);
 	pthread_mutex_destroy(&srv->conns_lock);
 	pthread_mutex_destroy(&srv->jobs_lock);
 	pthread_cond_destroy(&srv->jobs_wake);

@@ -116,6 +116,7 @@ struct itr_http_stats {
 	uint64_t over_total_limit;   /* ... the connection limit (the lane's) */
 	uint64_t lane_answered;      /* requests the fast lane answered */
 	uint64_t lane_handed;        /* connections it handed to libmicrohttpd */
+	uint64_t lane_dropped;       /* ... that libmicrohttpd dropped unannounced */
 	size_t jobs_queued, jobs_running;
 	unsigned max_connections; /* in force, after fitting the file limit */
 };

@@ -9,10 +9,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -942,6 +944,61 @@ static void test_lane(void **state)
 	itr_http_free(srv);
 }
 
+/* libmicrohttpd as it can be: a handed connection taken (MHD_YES) and then
+ * dropped without a word, no started, no closed (the Makefile links this
+ * file with --wrap=MHD_add_connection). */
+static atomic_int drops_left;
+enum MHD_Result __real_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
+                                          const struct sockaddr *addr, socklen_t addrlen);
+enum MHD_Result __wrap_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
+                                          const struct sockaddr *addr, socklen_t addrlen);
+enum MHD_Result __wrap_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
+                                          const struct sockaddr *addr, socklen_t addrlen)
+{
+	if (atomic_load(&drops_left) > 0) {
+		atomic_fetch_sub(&drops_left, 1);
+		close(fd);
+		return MHD_YES;
+	}
+	return __real_MHD_add_connection(daemon, fd, addr, addrlen);
+}
+
+/* Connections libmicrohttpd dropped unannounced keep no place under the
+ * lane's connection limit: with a limit of 2, three such drops and the
+ * next connection is still answered, not refused as busy. */
+static void test_lane_silent_drops(void **state)
+{
+	(void)state;
+	struct itr_http_limits limits = LIMITS;
+	limits.max_connections = 2;
+	char err[256];
+	struct itr_http_server *srv = itr_http_new(&limits);
+	assert_non_null(srv);
+	assert_int_equal(itr_http_route(srv, "GET", "/echo", echo_handler, "get"), 0);
+	assert_int_equal(itr_http_route(srv, "GET", "/other", echo_handler, "other"), 0);
+	assert_int_equal(itr_http_lane(srv, "/echo"), 0);
+	if (itr_http_start(srv, "127.0.0.1", 0, err, sizeof(err)) != 0)
+		fail_msg("start: %s", err);
+	uint16_t port = itr_http_port(srv);
+	struct reply r;
+	atomic_store(&drops_left, 3);
+	for (int i = 0; i < 3; i++) /* handed (not a lane route), then dropped */
+		assert_int_equal(request("127.0.0.1", port, "GET /other HTTP/1.0\r\n\r\n", &r), -1);
+	assert_int_equal(atomic_load(&drops_left), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(request("127.0.0.1", port, "GET /other HTTP/1.0\r\n\r\n", &r), 0);
+		assert_int_equal(r.status, 200);
+	}
+	struct itr_http_stats st;
+	itr_http_get_stats(srv, &st);
+	assert_int_equal(st.lane_handed, 6);
+	/* the kernel gave each connection the same descriptor: every hand
+	 * after the first drop found it still marked */
+	assert_int_equal(st.lane_dropped, 3);
+	assert_int_equal(st.over_total_limit, 0);
+	itr_http_free(srv);
+}
+
 /* The lane on "::" takes IPv4 and IPv6; an offloaded route's handler runs
  * on the worker pool; a taken port is the same error as without the lane. */
 static void test_lane_listeners(void **state)
@@ -1157,6 +1214,7 @@ int main(void)
 	    cmocka_unit_test(test_query_get),
 	    cmocka_unit_test(test_lane),
 	    cmocka_unit_test(test_lane_listeners),
+	    cmocka_unit_test(test_lane_silent_drops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
