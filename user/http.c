@@ -806,24 +806,29 @@ static void refuse_connection(struct itr_http_server *srv, struct http_conn *c)
 
 #define HANDED_WORD_BITS (8 * sizeof(unsigned long))
 
+/* fd's word in handed_bits and its bit there; NULL if fd is not tracked. */
+static _Atomic unsigned long *handed_word(struct itr_http_server *srv, int fd, unsigned long *bit)
+{
+	if (fd < 0 || (size_t)fd >= srv->handed_fds)
+		return NULL;
+	*bit = 1UL << ((size_t)fd % HANDED_WORD_BITS);
+	return &srv->handed_bits[(size_t)fd / HANDED_WORD_BITS];
+}
+
 /* Marks fd handed; true if it already was (MHD dropped the last one). */
 static bool handed_mark(struct itr_http_server *srv, int fd)
 {
-	if (fd < 0 || (size_t)fd >= srv->handed_fds)
-		return false;
-	unsigned long bit = 1UL << ((size_t)fd % HANDED_WORD_BITS);
-	return atomic_fetch_or_explicit(&srv->handed_bits[(size_t)fd / HANDED_WORD_BITS], bit,
-	                                memory_order_relaxed) &
-	       bit;
+	unsigned long bit;
+	_Atomic unsigned long *word = handed_word(srv, fd, &bit);
+	return word && (atomic_fetch_or_explicit(word, bit, memory_order_relaxed) & bit);
 }
 
 static void handed_clear(struct itr_http_server *srv, int fd)
 {
-	if (fd < 0 || (size_t)fd >= srv->handed_fds)
-		return;
-	unsigned long bit = 1UL << ((size_t)fd % HANDED_WORD_BITS);
-	atomic_fetch_and_explicit(&srv->handed_bits[(size_t)fd / HANDED_WORD_BITS], ~bit,
-	                          memory_order_relaxed);
+	unsigned long bit;
+	_Atomic unsigned long *word = handed_word(srv, fd, &bit);
+	if (word)
+		atomic_fetch_and_explicit(word, ~bit, memory_order_relaxed);
 }
 
 static void connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -1882,12 +1887,13 @@ int itr_http_start(struct itr_http_server *srv, const char *addr, uint16_t port,
 		flags = (flags & ~(unsigned)(MHD_USE_DUAL_STACK | MHD_USE_IPv6)) |
 		        MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 		srv->lane_feeds = true;
-		if (handed_alloc(srv) < 0) {
-			snprintf(err, errlen, "http: out of memory");
+		if (start_daemon(srv, flags, NULL, 0, -1, what, err, errlen) < 0) {
 			lane_stop(srv);
 			return -1;
 		}
-		if (start_daemon(srv, flags, NULL, 0, -1, what, err, errlen) < 0) {
+		/* after start_daemon, which raises the file limit the bits cover */
+		if (handed_alloc(srv) < 0) {
+			snprintf(err, errlen, "http: out of memory");
 			lane_stop(srv);
 			return -1;
 		}

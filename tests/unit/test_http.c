@@ -951,8 +951,6 @@ static atomic_int drops_left;
 enum MHD_Result __real_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
                                           const struct sockaddr *addr, socklen_t addrlen);
 enum MHD_Result __wrap_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
-                                          const struct sockaddr *addr, socklen_t addrlen);
-enum MHD_Result __wrap_MHD_add_connection(struct MHD_Daemon *daemon, MHD_socket fd,
                                           const struct sockaddr *addr, socklen_t addrlen)
 {
 	if (atomic_load(&drops_left) > 0) {

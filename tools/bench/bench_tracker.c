@@ -64,11 +64,11 @@ static int base_port;
  * and a server's bind to such a port fails even with SO_REUSEADDR. */
 static int pick_base_port(void)
 {
-	int low = 32768, high = 60999;
+	int low = 32768, high = 60999, lo, hi; /* the kernel's default */
 	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
 	if (f) {
-		if (fscanf(f, "%d %d", &low, &high) != 2)
-			low = 32768, high = 60999;
+		if (fscanf(f, "%d %d", &lo, &hi) == 2)
+			low = lo, high = hi;
 		fclose(f);
 	}
 	if (low - 10000 > 64)

@@ -231,12 +231,12 @@ e2e_wait_counters_still() { # pin root
 # How many packets tcpdump has written, once that equals how many its filter
 # received: SIGUSR1 makes it print both counts on one line and go on.
 e2e_capture_caught_up() {
-	local i j reports counts
+	local i j reports counts report='^tcpdump: .* packets dropped by kernel'
 	for i in $(seq 50); do
-		reports=$(grep -c '^tcpdump: .* packets dropped by kernel' "$E2E_TMP/tcpdump.err")
+		reports=$(grep -c "$report" "$E2E_TMP/tcpdump.err")
 		kill -USR1 "$CAPTURE_PID"
 		for j in $(seq 40); do
-			(($(grep -c '^tcpdump: .* packets dropped by kernel' "$E2E_TMP/tcpdump.err") > reports)) && break
+			(($(grep -c "$report" "$E2E_TMP/tcpdump.err") > reports)) && break
 			sleep 0.05
 		done
 		counts=($(sed -n 's/^tcpdump: \([0-9]*\) packets captured, \([0-9]*\) packets received by filter, .*/\1 \2/p' \
